@@ -1,0 +1,131 @@
+// Sound aggregation of per-sample gradient bounds into bounds on the descent
+// direction (paper section 6.4; Theorems 6, 8, 9; ARCHITECTURE.md section 3).
+//
+// Per parameter index, b = batch size, k = budget:
+//   removal:      dL = SEMin_{b-k}(gL) / (b-k),           dU = SEMax_{b-k}(gU) / (b-k)
+//   substitution: dL = (SEMin_{b-k}(gL) - k*gamma) / b,   dU = (SEMax_{b-k}(gU) + k*gamma) / b
+//   poisoning:    dL = (sum gL + SEMin_k(g~L - gL)) / b,  dU = (sum gU + SEMax_k(g~U - gU)) / b
+// where SEMax_m / SEMin_m is the sum of the m largest / smallest values, g the
+// per-sample bounds over the parameter box and g~ those that also cover the
+// perturbed inputs and labels. The nominal direction is sum g / b.
+//
+// Soundness claim (Theorems 6, 8, 9): if every per-sample gradient reachable
+// under the perturbation lies in its per-sample bounds (and, for substitution,
+// every gradient is clipped to [-gamma, gamma]), the mean gradient of every
+// perturbed batch lies in [dL, dU].
+//
+// Streaming: rows arrive in fragments; only min(m, b-m) extremes are kept per
+// parameter (memory O(min(k, b-k) * P), never O(b * P)). Determinism: the
+// batch is split into a fixed number of lanes (contiguous runs of rows); each
+// lane adds its fragments in row order, the plain sums are reduced over lanes
+// in lane order, and the kept extremes are summed sorted. So results depend
+// on the lane count, never on which thread ran a lane or when.
+//
+// Thread-safety: Add calls for distinct lanes may run concurrently; the
+// fragments of one lane must be added by one caller at a time, in row order;
+// Finish after all Adds.
+#ifndef AGT_CORE_AGGREGATE_AGGREGATE_H_
+#define AGT_CORE_AGGREGATE_AGGREGATE_H_
+
+#include <memory>
+#include <vector>
+
+#include "core/common/types.h"
+
+namespace agt {
+
+enum class Extreme { kLargest, kSmallest };
+
+// Streaming sum of the m largest (or smallest) of exactly `total_rows` values
+// per column. Keeps min(m, total_rows - m) extremes per column plus the total.
+class StreamingExtremeSum {
+ public:
+  StreamingExtremeSum(Index num_columns, int total_rows, int m, Extreme which);
+
+  // Adds each row of `rows` (one value per column). Rows beyond total_rows are
+  // a programmer error.
+  void AddRows(const Eigen::Ref<const Matrix>& rows);
+  // Adds one row given as a contiguous array of num_columns values.
+  void AddRow(const double* row);
+  // Folds another accumulator (same shape and m) into this one.
+  void Merge(const StreamingExtremeSum& other);
+  // The extreme sums per column. `total` is the plain column sum of all rows
+  // (supplied by the caller so that it can be reduced in a fixed order).
+  Vector Result(const Vector& total) const;
+  int rows_seen() const { return rows_seen_; }
+
+ private:
+  void Insert(Index column, double value);
+
+  Index num_columns_;
+  int total_rows_;
+  int m_;
+  Extreme which_;
+  int keep_;             // how many extremes are kept per column
+  bool keep_opposite_;   // true: keep total_rows - m of the other side
+  int rows_seen_ = 0;
+  // keep_ slots per column, column-major (column c: [c*keep_, (c+1)*keep_)).
+  std::vector<double> slots_;
+  // Per column: the kept value that the next candidate must beat, and its slot.
+  std::vector<double> threshold_;
+  std::vector<int> threshold_slot_;
+};
+
+// Per-sample gradient bounds of one fragment of a batch (rows = samples).
+// perturbed_* are needed by bounded poisoning only.
+struct FragmentBounds {
+  const Matrix* lower = nullptr;
+  const Matrix* upper = nullptr;
+  const Matrix* perturbed_lower = nullptr;
+  const Matrix* perturbed_upper = nullptr;
+};
+
+// Bounds on the descent direction of one batch.
+struct DescentBounds {
+  Vector lower;
+  Vector upper;
+};
+
+enum class AggregationKind { kRemoval, kSubstitution, kBoundedPoisoning };
+
+class Aggregator {
+ public:
+  // The lanes together receive exactly batch_size rows. gamma is the clipping
+  // bound (substitution only). Preconditions (programmer errors):
+  // 0 <= k < batch_size for removal/substitution, 0 <= k <= batch_size for
+  // poisoning.
+  Aggregator(AggregationKind kind, Index num_params, int batch_size, int k, double gamma,
+             int num_lanes);
+  ~Aggregator();
+  Aggregator(Aggregator&&) noexcept;
+  Aggregator& operator=(Aggregator&&) noexcept;
+
+  void Add(int lane, const FragmentBounds& bounds);
+  DescentBounds Finish();
+
+ private:
+  struct Lane;
+
+  AggregationKind kind_;
+  Index num_params_;
+  int batch_size_;
+  int k_;
+  double gamma_;
+  std::vector<std::unique_ptr<Lane>> lanes_;
+};
+
+// Plain mean of per-sample nominal gradients, reduced in lane order.
+class NominalAggregator {
+ public:
+  NominalAggregator(Index num_params, int batch_size, int num_lanes);
+  void Add(int lane, const Matrix& grads);
+  Vector Finish() const;  // sum / batch_size
+
+ private:
+  int batch_size_;
+  Matrix lane_sum_;  // num_lanes x num_params
+};
+
+}  // namespace agt
+
+#endif  // AGT_CORE_AGGREGATE_AGGREGATE_H_

@@ -1,0 +1,271 @@
+#include "core/bounds/ibp.h"
+
+#include <algorithm>
+#include <cassert>
+
+namespace agt {
+namespace {
+
+using ConstMatrixMap = Eigen::Map<const Matrix>;
+using RowVector = Eigen::Matrix<double, 1, Eigen::Dynamic>;
+
+bool IsPoint(const Matrix& radius) { return (radius.array() == 0.0).all(); }
+
+// dL/d(input of a ReLU) from dL/d(output), through [1{l>0}, 1{u>0}] with the
+// exact product rule (goldens README, semantics 4).
+void ReluBackwardBounds(const IntervalMatrix& pre, Matrix* dl, Matrix* du) {
+  for (Index i = 0; i < dl->rows(); ++i) {
+    for (Index j = 0; j < dl->cols(); ++j) {
+      if (pre.lower(i, j) > 0.0) continue;  // derivative 1 everywhere
+      if (!(pre.upper(i, j) > 0.0)) {      // derivative 0 everywhere
+        (*dl)(i, j) = 0.0;
+        (*du)(i, j) = 0.0;
+      } else {
+        (*dl)(i, j) = std::min((*dl)(i, j), 0.0);
+        (*du)(i, j) = std::max((*du)(i, j), 0.0);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+struct BoxedModel::Layer {
+  DenseSlice slice;
+  bool point = false;          // zero-width weights and bias
+  Matrix w_mid, w_rad, w_mid_abs;  // out x in
+  Matrix w_lower, w_upper;     // out x in (exact / Nguyen)
+  RowVector b_lower, b_upper;  // 1 x out
+};
+
+BoxedModel::BoxedModel(const ModelSpec& spec, const ParameterBox& box, MatMulMethod method)
+    : spec_(spec), method_(method), num_params_(spec.NumParameters()) {
+  assert(box.size() == num_params_);
+  for (const DenseSlice& s : spec.Layout()) {
+    Layer layer;
+    layer.slice = s;
+    const ConstMatrixMap wl(box.lower.data() + s.weight_offset, s.out, s.in);
+    const ConstMatrixMap wu(box.upper.data() + s.weight_offset, s.out, s.in);
+    layer.w_mid = (wu + wl) * 0.5;
+    layer.w_rad = (wu - wl) * 0.5;
+    layer.w_mid_abs = layer.w_mid.cwiseAbs();
+    if (method != MatMulMethod::kRump) {
+      layer.w_lower = wl;
+      layer.w_upper = wu;
+    }
+    layer.b_lower = box.lower.segment(s.bias_offset, s.out).transpose();
+    layer.b_upper = box.upper.segment(s.bias_offset, s.out).transpose();
+    layer.point = IsPoint(layer.w_rad) && layer.b_lower == layer.b_upper;
+    layers_.push_back(std::move(layer));
+  }
+}
+
+BoxedModel::~BoxedModel() = default;
+BoxedModel::BoxedModel(BoxedModel&&) noexcept = default;
+BoxedModel& BoxedModel::operator=(BoxedModel&&) noexcept = default;
+
+IntervalMatrix BoxedModel::ForwardBounds(const IntervalMatrix& input,
+                                         std::vector<IntervalMatrix>* activations) const {
+  if (activations) {
+    activations->clear();
+    activations->push_back(input);
+  }
+  IntervalMatrix z = input;
+  size_t dense = 0;
+  for (const LayerSpec& spec_layer : spec_.layers) {
+    if (spec_layer.kind == LayerKind::kRelu) {
+      z.lower = z.lower.cwiseMax(0.0);
+      z.upper = z.upper.cwiseMax(0.0);
+    } else {
+      const Layer& layer = layers_[dense++];
+      if (method_ == MatMulMethod::kRump) {
+        // Rump: mZ mW^T +- (|mZ| rW^T + rZ |mW|^T + rZ rW^T), eq. 21.
+        const Matrix mz = (z.upper + z.lower) * 0.5;
+        const Matrix rz = (z.upper - z.lower) * 0.5;
+        const bool z_point = IsPoint(rz);
+        Matrix mid = mz * layer.w_mid.transpose();
+        Matrix rad = Matrix::Zero(mid.rows(), mid.cols());
+        if (!layer.point) rad.noalias() += mz.cwiseAbs() * layer.w_rad.transpose();
+        if (!z_point) rad.noalias() += rz * layer.w_mid_abs.transpose();
+        if (!z_point && !layer.point) rad.noalias() += rz * layer.w_rad.transpose();
+        z.lower = mid - rad;
+        z.upper = mid + rad;
+      } else {
+        const IntervalMatrix wt(layer.w_lower.transpose(), layer.w_upper.transpose());
+        z = MatMul(z, wt, method_);
+      }
+      z.lower.rowwise() += layer.b_lower;
+      z.upper.rowwise() += layer.b_upper;
+    }
+    if (activations) activations->push_back(z);
+  }
+  return z;
+}
+
+void BoxedModel::PerSampleGradientBounds(const IntervalMatrix& input, const Vector& labels,
+                                         LossKind loss,
+                                         const LabelPerturbation& label_perturbation,
+                                         Matrix* lower, Matrix* upper) const {
+  const Index n = input.rows();
+  assert(lower->rows() >= n && lower->cols() == num_params_);
+  assert(upper->rows() >= n && upper->cols() == num_params_);
+  std::vector<IntervalMatrix> acts;
+  const IntervalMatrix logits = ForwardBounds(input, &acts);
+  const IntervalMatrix delta0 = LossGradientBounds(loss, logits, labels, label_perturbation);
+  Matrix dl = delta0.lower;
+  Matrix du = delta0.upper;
+
+  size_t dense = layers_.size();
+  for (size_t li = spec_.layers.size(); li-- > 0;) {
+    if (spec_.layers[li].kind == LayerKind::kRelu) {
+      ReluBackwardBounds(acts[li], &dl, &du);
+      continue;
+    }
+    const Layer& layer = layers_[--dense];
+    const DenseSlice& s = layer.slice;
+    const IntervalMatrix& zin = acts[li];  // the layer's input interval
+    // Bias gradient = delta; weight gradient = delta (x) z^T per sample, eq. 26.
+    lower->block(0, s.bias_offset, n, s.out) = dl;
+    upper->block(0, s.bias_offset, n, s.out) = du;
+    const Matrix md = (du + dl) * 0.5;
+    const Matrix rd = (du - dl) * 0.5;
+    const Matrix mz = (zin.upper + zin.lower) * 0.5;
+    const Matrix rz = (zin.upper - zin.lower) * 0.5;
+    const bool z_point = IsPoint(rz);
+    if (method_ == MatMulMethod::kNguyen) {
+      for (Index r = 0; r < n; ++r) {
+        const IntervalMatrix d(dl.row(r).transpose(), du.row(r).transpose());
+        const IntervalMatrix zr(zin.lower.row(r), zin.upper.row(r));
+        const IntervalMatrix g = MatMulNguyen(d, zr);
+        for (int o = 0; o < s.out; ++o) {
+          lower->row(r).segment(s.weight_offset + o * s.in, s.in) = g.lower.row(o);
+          upper->row(r).segment(s.weight_offset + o * s.in, s.in) = g.upper.row(o);
+        }
+      }
+    } else {
+      for (Index r = 0; r < n; ++r) {
+        const auto mzr = mz.row(r).array();
+        const auto rzr = rz.row(r).array();
+        const RowVector amz = mzr.abs();
+        double* lo_row = lower->row(r).data() + s.weight_offset;
+        double* hi_row = upper->row(r).data() + s.weight_offset;
+        for (int o = 0; o < s.out; ++o) {
+          Eigen::Map<RowVector> lo(lo_row + static_cast<Index>(o) * s.in, s.in);
+          Eigen::Map<RowVector> hi(hi_row + static_cast<Index>(o) * s.in, s.in);
+          if (method_ == MatMulMethod::kExact) {
+            const double a = dl(r, o), b = du(r, o);
+            const auto zl = zin.lower.row(r).array();
+            const auto zu = zin.upper.row(r).array();
+            lo = (a * zl).min(a * zu).min((b * zl).min(b * zu)).matrix();
+            hi = (a * zl).max(a * zu).max((b * zl).max(b * zu)).matrix();
+            continue;
+          }
+          const double m = md(r, o), rr = rd(r, o);
+          if (z_point) {
+            // |m| rZ vanishes exactly.
+            lo = (m * mzr - rr * amz.array()).matrix();
+            hi = (m * mzr + rr * amz.array()).matrix();
+          } else {
+            const double am = std::abs(m);
+            lo = (m * mzr - (am * rzr + rr * amz.array() + rr * rzr)).matrix();
+            hi = (m * mzr + (am * rzr + rr * amz.array() + rr * rzr)).matrix();
+          }
+        }
+      }
+    }
+    if (li == 0) break;
+    // delta <- delta (x) W, eq. 25.
+    if (method_ == MatMulMethod::kRump) {
+      Matrix mid = md * layer.w_mid;
+      Matrix rad = rd * layer.w_mid_abs;
+      if (!layer.point) {
+        rad.noalias() += md.cwiseAbs() * layer.w_rad;
+        rad.noalias() += rd * layer.w_rad;
+      }
+      dl = mid - rad;
+      du = mid + rad;
+    } else {
+      const IntervalMatrix next =
+          MatMul(IntervalMatrix(dl, du), IntervalMatrix(layer.w_lower, layer.w_upper), method_);
+      dl = next.lower;
+      du = next.upper;
+    }
+  }
+}
+
+Matrix Forward(const ModelSpec& spec, const Vector& theta, const Eigen::Ref<const Matrix>& x,
+               std::vector<Matrix>* activations) {
+  if (activations) {
+    activations->clear();
+    activations->push_back(x);
+  }
+  Matrix z = x;
+  const std::vector<DenseSlice> layout = spec.Layout();
+  size_t dense = 0;
+  for (const LayerSpec& l : spec.layers) {
+    if (l.kind == LayerKind::kRelu) {
+      z = z.cwiseMax(0.0);
+    } else {
+      const DenseSlice& s = layout[dense++];
+      const ConstMatrixMap w(theta.data() + s.weight_offset, s.out, s.in);
+      Matrix next = z * w.transpose();
+      next.rowwise() += theta.segment(s.bias_offset, s.out).transpose();
+      z = std::move(next);
+    }
+    if (activations) activations->push_back(z);
+  }
+  return z;
+}
+
+IntervalMatrix ForwardBounds(const ModelSpec& spec, const ParameterBox& box,
+                             const IntervalMatrix& input, MatMulMethod method,
+                             std::vector<IntervalMatrix>* activations) {
+  return BoxedModel(spec, box, method).ForwardBounds(input, activations);
+}
+
+void PerSampleGradients(const ModelSpec& spec, const Vector& theta,
+                        const Eigen::Ref<const Matrix>& x, const Vector& labels, LossKind loss,
+                        Matrix* grads, Vector* losses) {
+  const Index n = x.rows();
+  const Index p = spec.NumParameters();
+  if (grads->rows() < n || grads->cols() != p) grads->resize(n, p);
+  std::vector<Matrix> acts;
+  const Matrix logits = Forward(spec, theta, x, &acts);
+  if (losses) *losses = LossValues(loss, logits, labels);
+  Matrix delta = LossGradient(loss, logits, labels);
+  const std::vector<DenseSlice> layout = spec.Layout();
+  size_t dense = layout.size();
+  for (size_t li = spec.layers.size(); li-- > 0;) {
+    if (spec.layers[li].kind == LayerKind::kRelu) {
+      const Matrix& pre = acts[li];
+      delta = (pre.array() > 0.0).select(delta, 0.0);
+      continue;
+    }
+    const DenseSlice& s = layout[--dense];
+    const Matrix& zin = acts[li];
+    grads->block(0, s.bias_offset, n, s.out) = delta;
+    for (Index r = 0; r < n; ++r) {
+      double* row = grads->row(r).data() + s.weight_offset;
+      for (int o = 0; o < s.out; ++o) {
+        Eigen::Map<RowVector>(row + static_cast<Index>(o) * s.in, s.in) = delta(r, o) * zin.row(r);
+      }
+    }
+    if (li == 0) break;
+    const ConstMatrixMap w(theta.data() + s.weight_offset, s.out, s.in);
+    Matrix next = delta * w;
+    delta = std::move(next);
+  }
+}
+
+void PerSampleGradientBounds(const ModelSpec& spec, const ParameterBox& box,
+                             const IntervalMatrix& input, const Vector& labels, LossKind loss,
+                             const LabelPerturbation& label_perturbation, MatMulMethod method,
+                             Matrix* lower, Matrix* upper) {
+  const Index p = spec.NumParameters();
+  if (lower->rows() < input.rows() || lower->cols() != p) lower->resize(input.rows(), p);
+  if (upper->rows() < input.rows() || upper->cols() != p) upper->resize(input.rows(), p);
+  BoxedModel(spec, box, method).PerSampleGradientBounds(input, labels, loss, label_perturbation,
+                                                        lower, upper);
+}
+
+}  // namespace agt

@@ -1,0 +1,129 @@
+#include "core/certify/certify.h"
+
+#include <cmath>
+
+#include "core/bounds/ibp.h"
+
+namespace agt {
+namespace {
+
+// Arg-max with the first index winning ties.
+int ArgMax(const Eigen::Ref<const Eigen::Matrix<double, 1, Eigen::Dynamic>>& row) {
+  int best = 0;
+  for (Index j = 1; j < row.size(); ++j) {
+    if (row[j] > row[best]) best = static_cast<int>(j);
+  }
+  return best;
+}
+
+}  // namespace
+
+LogitBounds ComputeLogitBounds(const ModelSpec& spec, const Vector& nominal,
+                               const ParameterBox& box, const Eigen::Ref<const Matrix>& x,
+                               double test_epsilon, MatMulMethod method) {
+  LogitBounds out;
+  out.nominal = Forward(spec, nominal, x);
+  const Matrix xm = x;
+  const IntervalMatrix input =
+      test_epsilon > 0.0 ? IntervalMatrix::Ball(xm, test_epsilon) : IntervalMatrix::Point(xm);
+  out.bounds = ForwardBounds(spec, box, input, method);
+  return out;
+}
+
+std::vector<int> PredictClasses(const Matrix& logits) {
+  std::vector<int> out(logits.rows());
+  for (Index i = 0; i < logits.rows(); ++i) {
+    out[i] = logits.cols() == 1 ? (logits(i, 0) > 0.0 ? 1 : 0) : ArgMax(logits.row(i));
+  }
+  return out;
+}
+
+std::vector<bool> Stable(const IntervalMatrix& logits) {
+  std::vector<bool> out(logits.rows());
+  if (logits.cols() == 1) {
+    for (Index i = 0; i < logits.rows(); ++i) {
+      out[i] = (logits.lower(i, 0) > 0.0) == (logits.upper(i, 0) > 0.0);
+    }
+    return out;
+  }
+  const IntervalMatrix p = SoftmaxBounds(logits);
+  for (Index i = 0; i < logits.rows(); ++i) {
+    const int c = ArgMax(p.lower.row(i));
+    bool stable = true;
+    for (Index j = 0; j < logits.cols() && stable; ++j) {
+      if (j != c && !(p.lower(i, c) > p.upper(i, j))) stable = false;
+    }
+    out[i] = stable;
+  }
+  return out;
+}
+
+ClassificationCertificate CertifyClassification(const LogitBounds& logits, const Vector& labels) {
+  const Index n = logits.nominal.rows();
+  const Index c = logits.nominal.cols();
+  ClassificationCertificate cert;
+  cert.stable = Stable(logits.bounds);
+  cert.correct.assign(n, false);
+  const std::vector<int> nominal = PredictClasses(logits.nominal);
+  Index right = 0, worst = 0, best = 0, stable = 0;
+  for (Index i = 0; i < n; ++i) {
+    const int y = static_cast<int>(std::lround(labels[i]));
+    right += nominal[i] == y;
+    stable += cert.stable[i];
+    cert.correct[i] = cert.stable[i] && nominal[i] == y;
+    if (c == 1) {
+      // Worst case: the end of the interval furthest towards the other class.
+      worst += y == 1 ? logits.bounds.lower(i, 0) > 0.0 : !(logits.bounds.upper(i, 0) > 0.0);
+      best += y == 1 ? logits.bounds.upper(i, 0) > 0.0 : !(logits.bounds.lower(i, 0) > 0.0);
+    } else {
+      Eigen::Matrix<double, 1, Eigen::Dynamic> w = logits.bounds.upper.row(i);
+      w[y] = logits.bounds.lower(i, y);
+      worst += ArgMax(w) == y;
+      Eigen::Matrix<double, 1, Eigen::Dynamic> bst = logits.bounds.lower.row(i);
+      bst[y] = logits.bounds.upper(i, y);
+      best += ArgMax(bst) == y;
+    }
+  }
+  const double dn = n > 0 ? static_cast<double>(n) : 1.0;
+  cert.accuracy_nominal = right / dn;
+  cert.accuracy_worst = worst / dn;
+  cert.accuracy_best = best / dn;
+  cert.stable_fraction = stable / dn;
+  return cert;
+}
+
+RegressionCertificate CertifyRegression(const LogitBounds& logits, const Vector& targets) {
+  const Index n = logits.nominal.rows();
+  RegressionCertificate cert;
+  double nom = 0.0, worst = 0.0, best = 0.0;
+  for (Index i = 0; i < n; ++i) {
+    for (Index j = 0; j < logits.nominal.cols(); ++j) {
+      const double y = targets[i];
+      const double l = logits.bounds.lower(i, j), u = logits.bounds.upper(i, j);
+      const double e = logits.nominal(i, j) - y;
+      nom += e * e;
+      const double far = std::max(std::abs(l - y), std::abs(u - y));
+      worst += far * far;
+      const double near = (l <= y && y <= u) ? 0.0 : std::min(std::abs(l - y), std::abs(u - y));
+      best += near * near;
+    }
+  }
+  const double dn = n > 0 ? static_cast<double>(n) : 1.0;
+  cert.mse_nominal = nom / dn;
+  cert.mse_worst = worst / dn;
+  cert.mse_best = best / dn;
+  return cert;
+}
+
+std::vector<int> LargestStableBudget(const std::vector<std::vector<bool>>& stable_per_budget) {
+  if (stable_per_budget.empty()) return {};
+  std::vector<int> out(stable_per_budget[0].size(), -1);
+  for (size_t j = 0; j < stable_per_budget.size(); ++j) {
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (stable_per_budget[j][i]) out[i] = static_cast<int>(j);
+    }
+  }
+  return out;
+}
+
+}  // namespace agt

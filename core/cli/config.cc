@@ -1,0 +1,902 @@
+#include "core/cli/config.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/loss/loss.h"
+
+namespace agt::cli {
+
+using nlohmann::json;
+
+namespace {
+
+absl::Status Invalid(const std::string& path, std::string_view problem) {
+  return absl::InvalidArgumentError(path.empty() ? std::string(problem)
+                                                 : absl::StrCat(path, ": ", problem));
+}
+
+// Keeps the code of `status` and puts `prefix: ` in front of its message.
+absl::Status Prefixed(const absl::Status& status, std::string_view prefix) {
+  return absl::Status(status.code(), absl::StrCat(prefix, ": ", status.message()));
+}
+
+std::string TypeName(const json& value) {
+  if (value.is_number()) return "a number";
+  if (value.is_string()) return "a string";
+  if (value.is_boolean()) return "a boolean";
+  if (value.is_array()) return "an array";
+  if (value.is_object()) return "an object";
+  return "null";
+}
+
+std::string ResolvePath(const std::string& base_dir, const std::string& path) {
+  std::filesystem::path p(path);
+  if (p.is_absolute() || base_dir.empty()) return p.string();
+  return (std::filesystem::path(base_dir) / p).string();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// JSON files.
+
+absl::StatusOr<json> ReadJsonFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
+  }
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  try {
+    return json::parse(buffer.str());
+  } catch (const json::parse_error& e) {
+    // e.what() is "[json.exception.parse_error.101] parse error at line L, column C: ...".
+    std::string what = e.what();
+    const size_t bracket = what.find("] ");
+    if (bracket != std::string::npos) what = what.substr(bracket + 2);
+    return absl::InvalidArgumentError(absl::StrCat(path, ": invalid JSON: ", what));
+  }
+}
+
+absl::Status WriteJsonFile(const json& value, const std::string& path, int indent) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) {
+      return absl::PermissionDeniedError(
+          absl::StrCat(path, ": cannot write: ", std::strerror(errno)));
+    }
+    out << value.dump(indent, ' ', false, json::error_handler_t::replace) << "\n";
+    out.flush();
+    if (!out) return absl::DataLossError(absl::StrCat(path, ": write failed"));
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return absl::DataLossError(absl::StrCat(path, ": cannot rename: ", ec.message()));
+  return absl::OkStatus();
+}
+
+std::string JoinPath(std::string_view parent, std::string_view key) {
+  if (parent.empty()) return std::string(key);
+  return absl::StrCat(parent, ".", key);
+}
+
+std::string IndexPath(std::string_view parent, size_t index) {
+  return absl::StrCat(parent, "[", index, "]");
+}
+
+// ---------------------------------------------------------------------------
+// Value checks.
+
+absl::Status ExpectDouble(const json& value, const std::string& path, double* out) {
+  if (!value.is_number()) return Invalid(path, absl::StrCat("expected a number, got ", TypeName(value)));
+  const double v = value.get<double>();
+  if (!std::isfinite(v)) return Invalid(path, "must be finite");
+  *out = v;
+  return absl::OkStatus();
+}
+
+absl::Status ExpectInt(const json& value, const std::string& path, int* out) {
+  if (!value.is_number()) {
+    return Invalid(path, absl::StrCat("expected an integer, got ", TypeName(value)));
+  }
+  const double v = value.get<double>();
+  if (!std::isfinite(v) || v != std::floor(v)) {
+    return Invalid(path, absl::StrCat("expected an integer, got ", value.dump()));
+  }
+  if (v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max()) {
+    return Invalid(path, absl::StrCat("integer out of range, got ", value.dump()));
+  }
+  *out = static_cast<int>(v);
+  return absl::OkStatus();
+}
+
+absl::Status RangeError(const std::string& path, std::string_view requirement, double value) {
+  return Invalid(path, absl::StrCat("must be ", requirement, ", got ", value));
+}
+
+// ---------------------------------------------------------------------------
+// FieldReader.
+
+absl::StatusOr<FieldReader> FieldReader::Make(const json& value, std::string path) {
+  if (!value.is_object()) {
+    return Invalid(path.empty() ? std::string("top level") : path,
+                   absl::StrCat("expected an object, got ", TypeName(value)));
+  }
+  return FieldReader(&value, std::move(path));
+}
+
+bool FieldReader::Has(const std::string& key) { return Get(key) != nullptr; }
+
+const json* FieldReader::Get(const std::string& key) {
+  auto it = object_->find(key);
+  if (it == object_->end()) return nullptr;
+  read_.insert(key);
+  if (it->is_null()) return nullptr;
+  return &*it;
+}
+
+absl::Status FieldReader::ReadDouble(const std::string& key, double* out) {
+  const json* v = Get(key);
+  if (v == nullptr) return absl::OkStatus();
+  return ExpectDouble(*v, PathOf(key), out);
+}
+
+absl::Status FieldReader::ReadOptionalDouble(const std::string& key, std::optional<double>* out) {
+  const json* v = Get(key);
+  if (v == nullptr) return absl::OkStatus();
+  double d = 0.0;
+  if (absl::Status s = ExpectDouble(*v, PathOf(key), &d); !s.ok()) return s;
+  *out = d;
+  return absl::OkStatus();
+}
+
+absl::Status FieldReader::ReadInt(const std::string& key, int* out) {
+  const json* v = Get(key);
+  if (v == nullptr) return absl::OkStatus();
+  return ExpectInt(*v, PathOf(key), out);
+}
+
+absl::Status FieldReader::ReadUint64(const std::string& key, uint64_t* out) {
+  const json* v = Get(key);
+  if (v == nullptr) return absl::OkStatus();
+  if (v->is_number_unsigned()) {
+    *out = v->get<uint64_t>();
+    return absl::OkStatus();
+  }
+  if (v->is_number_integer() && v->get<int64_t>() >= 0) {
+    *out = static_cast<uint64_t>(v->get<int64_t>());
+    return absl::OkStatus();
+  }
+  return Invalid(PathOf(key), absl::StrCat("expected a non-negative integer, got ", v->dump()));
+}
+
+absl::Status FieldReader::ReadBool(const std::string& key, bool* out) {
+  const json* v = Get(key);
+  if (v == nullptr) return absl::OkStatus();
+  if (!v->is_boolean()) {
+    return Invalid(PathOf(key), absl::StrCat("expected true or false, got ", TypeName(*v)));
+  }
+  *out = v->get<bool>();
+  return absl::OkStatus();
+}
+
+absl::Status FieldReader::ReadString(const std::string& key, std::string* out) {
+  const json* v = Get(key);
+  if (v == nullptr) return absl::OkStatus();
+  if (!v->is_string()) {
+    return Invalid(PathOf(key), absl::StrCat("expected a string, got ", TypeName(*v)));
+  }
+  *out = v->get<std::string>();
+  return absl::OkStatus();
+}
+
+absl::Status FieldReader::RequireDouble(const std::string& key, double* out) {
+  if (!Has(key)) return Invalid(PathOf(key), "required (a number)");
+  return ReadDouble(key, out);
+}
+
+absl::Status FieldReader::RequireInt(const std::string& key, int* out) {
+  if (!Has(key)) return Invalid(PathOf(key), "required (an integer)");
+  return ReadInt(key, out);
+}
+
+absl::Status FieldReader::RequireString(const std::string& key, std::string* out) {
+  if (!Has(key)) return Invalid(PathOf(key), "required (a string)");
+  return ReadString(key, out);
+}
+
+std::vector<std::string> FieldReader::UnreadKeys() const {
+  std::vector<std::string> keys;
+  for (auto it = object_->begin(); it != object_->end(); ++it) {
+    if (read_.count(it.key()) == 0) keys.push_back(it.key());
+  }
+  return keys;
+}
+
+absl::Status FieldReader::CheckNoUnknownKeys(const std::vector<std::string>& known) const {
+  const std::vector<std::string> unread = UnreadKeys();
+  if (unread.empty()) return absl::OkStatus();
+  return Invalid(PathOf(unread.front()),
+                 absl::StrCat("unknown key (known keys: ", absl::StrJoin(known, ", "), ")"));
+}
+
+// ---------------------------------------------------------------------------
+// Models and parameters.
+
+json ModelSpecToJson(const ModelSpec& spec) {
+  json layers = json::array();
+  for (const LayerSpec& l : spec.layers) {
+    if (l.kind == LayerKind::kRelu) {
+      layers.push_back({{"type", "relu"}});
+    } else {
+      layers.push_back({{"type", "dense"}, {"in", l.in}, {"out", l.out}});
+    }
+  }
+  return layers;
+}
+
+absl::StatusOr<ModelSpec> ModelSpecFromJson(const json& layers, const std::string& path) {
+  if (!layers.is_array()) {
+    return Invalid(path, absl::StrCat("expected an array of layers, got ", TypeName(layers)));
+  }
+  ModelSpec spec;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const std::string lpath = IndexPath(path, i);
+    absl::StatusOr<FieldReader> r = FieldReader::Make(layers[i], lpath);
+    if (!r.ok()) return r.status();
+    std::string type;
+    if (absl::Status s = r->RequireString("type", &type); !s.ok()) return s;
+    if (type == "relu") {
+      if (absl::Status s = r->CheckNoUnknownKeys({"type"}); !s.ok()) return s;
+      spec.layers.push_back(LayerSpec::Relu());
+    } else if (type == "dense") {
+      LayerSpec l = LayerSpec::Dense(0, 0);
+      if (absl::Status s = r->RequireInt("in", &l.in); !s.ok()) return s;
+      if (absl::Status s = r->RequireInt("out", &l.out); !s.ok()) return s;
+      if (l.in <= 0) return RangeError(JoinPath(lpath, "in"), "> 0", l.in);
+      if (l.out <= 0) return RangeError(JoinPath(lpath, "out"), "> 0", l.out);
+      if (absl::Status s = r->CheckNoUnknownKeys({"type", "in", "out"}); !s.ok()) return s;
+      spec.layers.push_back(l);
+    } else {
+      return Invalid(JoinPath(lpath, "type"),
+                     absl::StrCat("unknown layer type \"", type, "\" (expected dense or relu)"));
+    }
+  }
+  if (absl::Status s = spec.Validate(); !s.ok()) return Invalid(path, s.message());
+  return spec;
+}
+
+json ParametersToJson(const ModelSpec& spec, const Vector& theta) {
+  json layers = json::array();
+  for (const DenseSlice& s : spec.Layout()) {
+    json weight = json::array();
+    for (int o = 0; o < s.out; ++o) {
+      json row = json::array();
+      for (int i = 0; i < s.in; ++i) {
+        row.push_back(theta[s.weight_offset + static_cast<Index>(o) * s.in + i]);
+      }
+      weight.push_back(std::move(row));
+    }
+    json bias = json::array();
+    for (int o = 0; o < s.out; ++o) bias.push_back(theta[s.bias_offset + o]);
+    layers.push_back({{"weight", std::move(weight)}, {"bias", std::move(bias)}});
+  }
+  return {{"layers", std::move(layers)}};
+}
+
+namespace {
+
+absl::Status ReadNumberArray(const json& value, const std::string& path, size_t expected,
+                             double* out) {
+  if (!value.is_array()) {
+    return Invalid(path, absl::StrCat("expected an array of ", expected, " numbers, got ",
+                                      TypeName(value)));
+  }
+  if (value.size() != expected) {
+    return Invalid(path,
+                   absl::StrCat("expected ", expected, " numbers, got ", value.size()));
+  }
+  for (size_t i = 0; i < expected; ++i) {
+    if (absl::Status s = ExpectDouble(value[i], IndexPath(path, i), &out[i]); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Vector> ParametersFromJson(const ModelSpec& spec, const json& value,
+                                          const std::string& path) {
+  absl::StatusOr<FieldReader> r = FieldReader::Make(value, path);
+  if (!r.ok()) return r.status();
+  const json* layers = r->Get("layers");
+  const std::string lpath = r->PathOf("layers");
+  if (layers == nullptr) return Invalid(lpath, "required (one entry per dense layer)");
+  if (absl::Status s = r->CheckNoUnknownKeys({"layers"}); !s.ok()) return s;
+  const std::vector<DenseSlice> layout = spec.Layout();
+  if (!layers->is_array() || layers->size() != layout.size()) {
+    return Invalid(lpath, absl::StrCat("expected an array of ", layout.size(),
+                                       " dense layers (model ", spec.Describe(), "), got ",
+                                       layers->is_array() ? std::to_string(layers->size())
+                                                          : TypeName(*layers)));
+  }
+  Vector theta(spec.NumParameters());
+  for (size_t k = 0; k < layout.size(); ++k) {
+    const DenseSlice& sl = layout[k];
+    const std::string kpath = IndexPath(lpath, k);
+    absl::StatusOr<FieldReader> lr = FieldReader::Make((*layers)[k], kpath);
+    if (!lr.ok()) return lr.status();
+    const json* weight = lr->Get("weight");
+    const json* bias = lr->Get("bias");
+    if (weight == nullptr) return Invalid(lr->PathOf("weight"), "required");
+    if (bias == nullptr) return Invalid(lr->PathOf("bias"), "required");
+    if (absl::Status s = lr->CheckNoUnknownKeys({"weight", "bias"}); !s.ok()) return s;
+    const std::string wpath = lr->PathOf("weight");
+    if (!weight->is_array() || weight->size() != static_cast<size_t>(sl.out)) {
+      return Invalid(wpath, absl::StrCat("expected ", sl.out, " rows of ", sl.in, " numbers"));
+    }
+    for (int o = 0; o < sl.out; ++o) {
+      if (absl::Status s = ReadNumberArray((*weight)[o], IndexPath(wpath, o), sl.in,
+                                           &theta[sl.weight_offset + static_cast<Index>(o) * sl.in]);
+          !s.ok()) {
+        return s;
+      }
+    }
+    if (absl::Status s = ReadNumberArray(*bias, lr->PathOf("bias"), sl.out, &theta[sl.bias_offset]);
+        !s.ok()) {
+      return s;
+    }
+  }
+  return theta;
+}
+
+absl::StatusOr<MatMulMethod> ParseMatMulMethod(const std::string& name) {
+  if (name == "rump") return MatMulMethod::kRump;
+  if (name == "exact") return MatMulMethod::kExact;
+  if (name == "nguyen") return MatMulMethod::kNguyen;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown interval matmul \"", name, "\" (expected rump, exact or nguyen)"));
+}
+
+std::string MatMulMethodName(MatMulMethod method) {
+  switch (method) {
+    case MatMulMethod::kRump: return "rump";
+    case MatMulMethod::kExact: return "exact";
+    case MatMulMethod::kNguyen: return "nguyen";
+  }
+  return "unknown";
+}
+
+int ClassesForLoss(LossKind loss, int output_dim) {
+  switch (loss) {
+    case LossKind::kMse: return 0;
+    case LossKind::kBinaryCrossEntropy:
+    case LossKind::kHinge: return 2;
+    case LossKind::kCrossEntropy: return output_dim;
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------------------
+// The training config.
+
+namespace {
+
+const std::vector<std::string> kTopKeys = {
+    "name",     "description",  "dataset", "polynomial_degree", "model",
+    "loss",     "batch_size",   "epochs",  "optimizer",         "clip_gamma",
+    "perturbation", "budgets",  "seed",    "init",              "bound",
+    "fragment_size"};
+
+absl::Status ParseGenerator(const json& value, const std::string& path, GeneratorConfig* g) {
+  absl::StatusOr<FieldReader> r = FieldReader::Make(value, path);
+  if (!r.ok()) return r.status();
+  if (absl::Status s = r->RequireString("type", &g->type); !s.ok()) return s;
+  if (absl::Status s = r->RequireInt("n", &g->n); !s.ok()) return s;
+  if (g->n < 2) return RangeError(r->PathOf("n"), ">= 2", g->n);
+  if (absl::Status s = r->ReadUint64("seed", &g->seed); !s.ok()) return s;
+  if (g->type == "moons") {
+    if (absl::Status s = r->ReadDouble("noise", &g->noise); !s.ok()) return s;
+    if (g->noise < 0) return RangeError(r->PathOf("noise"), ">= 0", g->noise);
+    return r->CheckNoUnknownKeys({"type", "n", "seed", "noise"});
+  }
+  if (g->type == "blobs") {
+    if (absl::Status s = r->ReadInt("dim", &g->dim); !s.ok()) return s;
+    if (absl::Status s = r->ReadInt("classes", &g->classes); !s.ok()) return s;
+    if (absl::Status s = r->ReadDouble("stddev", &g->stddev); !s.ok()) return s;
+    if (absl::Status s = r->ReadDouble("center_box", &g->center_box); !s.ok()) return s;
+    if (g->dim < 1) return RangeError(r->PathOf("dim"), ">= 1", g->dim);
+    if (g->classes < 2) return RangeError(r->PathOf("classes"), ">= 2", g->classes);
+    if (g->stddev < 0) return RangeError(r->PathOf("stddev"), ">= 0", g->stddev);
+    if (g->center_box <= 0) return RangeError(r->PathOf("center_box"), "> 0", g->center_box);
+    return r->CheckNoUnknownKeys({"type", "n", "seed", "dim", "classes", "stddev", "center_box"});
+  }
+  return Invalid(r->PathOf("type"),
+                 absl::StrCat("unknown generator \"", g->type, "\" (expected moons or blobs)"));
+}
+
+absl::Status ParseDataset(const json& value, const std::string& base_dir, DatasetConfig* d) {
+  absl::StatusOr<FieldReader> r = FieldReader::Make(value, "dataset");
+  if (!r.ok()) return r.status();
+  const json* generator = r->Get("generator");
+  if (absl::Status s = r->ReadString("csv", &d->csv); !s.ok()) return s;
+  if (d->csv.empty() == (generator == nullptr)) {
+    return Invalid("dataset", "give exactly one of \"csv\" (a file) or \"generator\"");
+  }
+  if (!d->csv.empty()) d->csv = ResolvePath(base_dir, d->csv);
+  if (generator != nullptr) {
+    d->generator.emplace();
+    if (absl::Status s = ParseGenerator(*generator, "dataset.generator", &*d->generator); !s.ok()) {
+      return s;
+    }
+  }
+  if (absl::Status s = r->ReadInt("num_classes", &d->num_classes); !s.ok()) return s;
+  if (r->Has("num_classes") && d->num_classes < 0) {
+    return RangeError(r->PathOf("num_classes"), ">= 0", d->num_classes);
+  }
+  if (r->Has("num_classes") && d->num_classes == 1) {
+    return Invalid(r->PathOf("num_classes"), "must be 0 (regression) or >= 2, got 1");
+  }
+  if (absl::Status s = r->ReadString("test_csv", &d->test_csv); !s.ok()) return s;
+  if (absl::Status s = r->ReadDouble("test_fraction", &d->test_fraction); !s.ok()) return s;
+  if (absl::Status s = r->ReadUint64("split_seed", &d->split_seed); !s.ok()) return s;
+  if (d->test_fraction < 0 || d->test_fraction >= 1) {
+    return RangeError(r->PathOf("test_fraction"), "in [0, 1)", d->test_fraction);
+  }
+  if (!d->test_csv.empty() && d->test_fraction > 0) {
+    return Invalid("dataset", "give at most one of \"test_csv\" and \"test_fraction\"");
+  }
+  if (!d->test_csv.empty()) d->test_csv = ResolvePath(base_dir, d->test_csv);
+  return r->CheckNoUnknownKeys(
+      {"csv", "generator", "num_classes", "test_csv", "test_fraction", "split_seed"});
+}
+
+absl::Status ParseModel(const json& value, ModelConfig* m) {
+  absl::StatusOr<FieldReader> r = FieldReader::Make(value, "model");
+  if (!r.ok()) return r.status();
+  const json* layers = r->Get("layers");
+  const json* hidden = r->Get("hidden");
+  if ((layers == nullptr) == (hidden == nullptr)) {
+    return Invalid("model", "give exactly one of \"layers\" or \"hidden\"");
+  }
+  if (layers != nullptr) {
+    absl::StatusOr<ModelSpec> spec = ModelSpecFromJson(*layers, "model.layers");
+    if (!spec.ok()) return spec.status();
+    m->layers = *std::move(spec);
+  } else {
+    if (!hidden->is_array()) {
+      return Invalid("model.hidden", absl::StrCat("expected an array of widths, got ",
+                                                  TypeName(*hidden)));
+    }
+    for (size_t i = 0; i < hidden->size(); ++i) {
+      int w = 0;
+      const std::string p = IndexPath("model.hidden", i);
+      if (absl::Status s = ExpectInt((*hidden)[i], p, &w); !s.ok()) return s;
+      if (w <= 0) return RangeError(p, "> 0", w);
+      m->hidden.push_back(w);
+    }
+  }
+  return r->CheckNoUnknownKeys({"layers", "hidden"});
+}
+
+absl::Status ParseOptimizer(const json& value, OptimizerConfig* o) {
+  absl::StatusOr<FieldReader> r = FieldReader::Make(value, "optimizer");
+  if (!r.ok()) return r.status();
+  if (absl::Status s = r->RequireDouble("learning_rate", &o->learning_rate); !s.ok()) return s;
+  if (absl::Status s = r->ReadDouble("lr_decay", &o->lr_decay); !s.ok()) return s;
+  if (absl::Status s = r->ReadDouble("lr_min", &o->lr_min); !s.ok()) return s;
+  if (absl::Status s = r->ReadDouble("l1", &o->l1); !s.ok()) return s;
+  if (absl::Status s = r->ReadDouble("l2", &o->l2); !s.ok()) return s;
+  if (absl::Status s = r->ReadDouble("momentum", &o->momentum); !s.ok()) return s;
+  if (absl::Status s = r->ReadDouble("dampening", &o->dampening); !s.ok()) return s;
+  if (absl::Status s = r->ReadBool("nesterov", &o->nesterov); !s.ok()) return s;
+  if (absl::Status s = r->CheckNoUnknownKeys({"learning_rate", "lr_decay", "lr_min", "l1", "l2",
+                                              "momentum", "dampening", "nesterov"});
+      !s.ok()) {
+    return s;
+  }
+  if (o->learning_rate <= 0) return RangeError("optimizer.learning_rate", "> 0", o->learning_rate);
+  if (o->lr_decay < 0) return RangeError("optimizer.lr_decay", ">= 0", o->lr_decay);
+  if (o->lr_min < 0) return RangeError("optimizer.lr_min", ">= 0", o->lr_min);
+  if (o->l1 < 0) return RangeError("optimizer.l1", ">= 0", o->l1);
+  if (o->l2 < 0) return RangeError("optimizer.l2", ">= 0", o->l2);
+  if (o->momentum < 0 || o->momentum >= 1) {
+    return RangeError("optimizer.momentum", "in [0, 1)", o->momentum);
+  }
+  if (o->dampening < 0 || o->dampening > 1) {
+    return RangeError("optimizer.dampening", "in [0, 1]", o->dampening);
+  }
+  o->momentum_enabled = o->momentum > 0;
+  if (!o->momentum_enabled && (o->dampening > 0 || o->nesterov)) {
+    return Invalid("optimizer", "dampening and nesterov need momentum > 0");
+  }
+  if (o->nesterov && o->dampening != 0) {
+    return Invalid("optimizer.nesterov", "needs dampening 0");
+  }
+  if (o->l1 > 0 && o->momentum_enabled) {
+    return Invalid("optimizer.l1", "is supported with plain SGD only (momentum must be 0)");
+  }
+  if (o->l2 > 0 && o->learning_rate * o->l2 >= 1) {
+    return Invalid("optimizer.l2", absl::StrCat("learning_rate * l2 must be < 1 for sound bounds, got ",
+                                                o->learning_rate * o->l2));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParsePerturbation(const json& value, LossKind loss, PerturbationModel* p) {
+  absl::StatusOr<FieldReader> r = FieldReader::Make(value, "perturbation");
+  if (!r.ok()) return r.status();
+  std::string kind;
+  if (absl::Status s = r->RequireString("kind", &kind); !s.ok()) return s;
+  if (kind == "removal") {
+    p->kind = PerturbationKind::kRemoval;
+  } else if (kind == "substitution") {
+    p->kind = PerturbationKind::kSubstitution;
+  } else if (kind == "poisoning") {
+    p->kind = PerturbationKind::kBoundedPoisoning;
+  } else {
+    return Invalid(r->PathOf("kind"), absl::StrCat("unknown kind \"", kind,
+                                                   "\" (expected removal, substitution or "
+                                                   "poisoning)"));
+  }
+  if (p->kind != PerturbationKind::kBoundedPoisoning) {
+    for (const char* key : {"epsilon", "labels", "paired"}) {
+      if (r->Has(key)) return Invalid(r->PathOf(key), "only for kind \"poisoning\"");
+    }
+    return r->CheckNoUnknownKeys({"kind"});
+  }
+  if (absl::Status s = r->ReadDouble("epsilon", &p->epsilon); !s.ok()) return s;
+  if (p->epsilon < 0) return RangeError(r->PathOf("epsilon"), ">= 0", p->epsilon);
+  if (absl::Status s = r->ReadBool("paired", &p->paired); !s.ok()) return s;
+  if (const json* labels = r->Get("labels"); labels != nullptr) {
+    absl::StatusOr<FieldReader> lr = FieldReader::Make(*labels, "perturbation.labels");
+    if (!lr.ok()) return lr.status();
+    bool flip = false;
+    if (absl::Status s = lr->ReadBool("flip", &flip); !s.ok()) return s;
+    const bool has_target = lr->Has("target_class");
+    const bool has_nu = lr->Has("nu");
+    if (IsClassification(loss)) {
+      if (has_nu) return Invalid(lr->PathOf("nu"), "only for the mse loss (use flip)");
+      if (has_target) {
+        if (absl::Status s = lr->ReadInt("target_class", &p->label.target_class); !s.ok()) {
+          return s;
+        }
+        if (p->label.target_class < 0) {
+          return RangeError(lr->PathOf("target_class"), ">= 0", p->label.target_class);
+        }
+        if (lr->Has("flip") && !flip) {
+          return Invalid(lr->PathOf("target_class"), "needs flip true (or flip left out)");
+        }
+        flip = true;
+      }
+      p->label.enabled = flip;
+    } else {
+      if (lr->Has("flip") || has_target) {
+        return Invalid(lr->PathOf(lr->Has("flip") ? "flip" : "target_class"),
+                       "only for classification losses (use nu for mse)");
+      }
+      if (!has_nu) return Invalid(lr->PathOf("nu"), "required for the mse loss");
+      if (absl::Status s = lr->ReadDouble("nu", &p->label.nu); !s.ok()) return s;
+      if (p->label.nu < 0) return RangeError(lr->PathOf("nu"), ">= 0", p->label.nu);
+      p->label.enabled = true;
+    }
+    if (absl::Status s = lr->CheckNoUnknownKeys({"flip", "target_class", "nu"}); !s.ok()) return s;
+  }
+  if (p->epsilon == 0 && !p->label.enabled) {
+    return Invalid("perturbation",
+                   "kind \"poisoning\" needs epsilon > 0 or a label perturbation (labels)");
+  }
+  return r->CheckNoUnknownKeys({"kind", "epsilon", "labels", "paired"});
+}
+
+absl::Status ParseBudgets(const json& value, const TrainConfig& train, std::vector<Budget>* out) {
+  const std::string path = "budgets";
+  if (!value.is_array() || value.empty()) {
+    return Invalid(path, "expected a non-empty array of budgets, e.g. [1, 2, 5]");
+  }
+  const PerturbationModel& p = train.perturbation;
+  const bool poisoning = p.kind == PerturbationKind::kBoundedPoisoning;
+  for (size_t i = 0; i < value.size(); ++i) {
+    const std::string bpath = IndexPath(path, i);
+    Budget b;
+    if (value[i].is_object()) {
+      if (!poisoning) {
+        return Invalid(bpath, "a {features, labels} budget is only for kind \"poisoning\"; "
+                              "give a number");
+      }
+      absl::StatusOr<FieldReader> r = FieldReader::Make(value[i], bpath);
+      if (!r.ok()) return r.status();
+      if (absl::Status s = r->ReadInt("features", &b.n); !s.ok()) return s;
+      if (absl::Status s = r->ReadInt("labels", &b.label_n); !s.ok()) return s;
+      if (absl::Status s = r->CheckNoUnknownKeys({"features", "labels"}); !s.ok()) return s;
+      if (b.n < 0) return RangeError(r->PathOf("features"), ">= 0", b.n);
+      if (b.label_n < 0) return RangeError(r->PathOf("labels"), ">= 0", b.label_n);
+      if (b.n > 0 && p.epsilon == 0) {
+        return Invalid(r->PathOf("features"), "needs perturbation.epsilon > 0");
+      }
+      if (b.label_n > 0 && !p.label.enabled) {
+        return Invalid(r->PathOf("labels"), "needs perturbation.labels");
+      }
+    } else {
+      int n = 0;
+      if (absl::Status s = ExpectInt(value[i], bpath, &n); !s.ok()) return s;
+      if (n < 0) return RangeError(bpath, ">= 0", n);
+      if (poisoning) {
+        b.n = p.epsilon > 0 ? n : 0;
+        b.label_n = p.label.enabled ? n : 0;
+      } else {
+        b.n = n;
+      }
+    }
+    const int k = poisoning ? (p.paired ? std::max(b.n, b.label_n) : b.n + b.label_n) : b.n;
+    if (!poisoning && k >= train.batch_size) {
+      return Invalid(bpath, absl::StrCat(k, " must be < batch_size ", train.batch_size,
+                                         " (a batch must keep at least one row)"));
+    }
+    if (poisoning && k > train.batch_size) {
+      return Invalid(bpath, absl::StrCat("poisons ", k, " rows per batch, more than batch_size ",
+                                         train.batch_size));
+    }
+    out->push_back(b);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseBound(const json& value, MatMulMethod* method) {
+  absl::StatusOr<FieldReader> r = FieldReader::Make(value, "bound");
+  if (!r.ok()) return r.status();
+  std::string name = "rump";
+  if (absl::Status s = r->ReadString("matmul", &name); !s.ok()) return s;
+  absl::StatusOr<MatMulMethod> m = ParseMatMulMethod(name);
+  if (!m.ok()) return Invalid(r->PathOf("matmul"), m.status().message());
+  *method = *m;
+  return r->CheckNoUnknownKeys({"matmul"});
+}
+
+}  // namespace
+
+absl::StatusOr<RunConfig> ParseRunConfig(const json& value, const std::string& base_dir) {
+  RunConfig c;
+  c.json = value;
+  absl::StatusOr<FieldReader> r = FieldReader::Make(value, "");
+  if (!r.ok()) return r.status();
+  // Unknown keys first: a typo at the top level is the most likely mistake.
+  for (const std::string& key : r->UnreadKeys()) {
+    if (std::find(kTopKeys.begin(), kTopKeys.end(), key) == kTopKeys.end()) {
+      return Invalid(key, absl::StrCat("unknown key (known keys: ", absl::StrJoin(kTopKeys, ", "),
+                                       ")"));
+    }
+  }
+  std::string ignored;
+  if (absl::Status s = r->ReadString("name", &ignored); !s.ok()) return s;
+  if (absl::Status s = r->ReadString("description", &ignored); !s.ok()) return s;
+
+  std::string loss_name;
+  if (absl::Status s = r->RequireString("loss", &loss_name); !s.ok()) return s;
+  absl::StatusOr<LossKind> loss = ParseLossKind(loss_name);
+  if (!loss.ok()) return Invalid("loss", loss.status().message());
+  c.train.loss = *loss;
+
+  const json* dataset = r->Get("dataset");
+  if (dataset == nullptr) return Invalid("dataset", "required (a csv file or a generator)");
+  if (absl::Status s = ParseDataset(*dataset, base_dir, &c.dataset); !s.ok()) return s;
+
+  if (absl::Status s = r->ReadInt("polynomial_degree", &c.polynomial_degree); !s.ok()) return s;
+  if (c.polynomial_degree < 1 || c.polynomial_degree > 10) {
+    return RangeError("polynomial_degree", "in [1, 10]", c.polynomial_degree);
+  }
+
+  const json* model = r->Get("model");
+  if (model == nullptr) return Invalid("model", "required ({\"layers\": [...]} or {\"hidden\": [...]})");
+  if (absl::Status s = ParseModel(*model, &c.model); !s.ok()) return s;
+
+  if (absl::Status s = r->RequireInt("batch_size", &c.train.batch_size); !s.ok()) return s;
+  if (c.train.batch_size < 1) return RangeError("batch_size", ">= 1", c.train.batch_size);
+  c.train.epochs = 1;
+  if (absl::Status s = r->ReadInt("epochs", &c.train.epochs); !s.ok()) return s;
+  if (c.train.epochs < 1) return RangeError("epochs", ">= 1", c.train.epochs);
+
+  const json* optimizer = r->Get("optimizer");
+  if (optimizer == nullptr) return Invalid("optimizer", "required ({\"learning_rate\": ...})");
+  if (absl::Status s = ParseOptimizer(*optimizer, &c.train.optimizer); !s.ok()) return s;
+
+  if (absl::Status s = r->ReadOptionalDouble("clip_gamma", &c.train.clip_gamma); !s.ok()) return s;
+  if (c.train.clip_gamma.has_value() && *c.train.clip_gamma <= 0) {
+    return RangeError("clip_gamma", "> 0 (or null for no clipping)", *c.train.clip_gamma);
+  }
+
+  const json* perturbation = r->Get("perturbation");
+  if (perturbation == nullptr) {
+    return Invalid("perturbation", "required ({\"kind\": \"removal\" | \"substitution\" | "
+                                   "\"poisoning\", ...})");
+  }
+  if (absl::Status s = ParsePerturbation(*perturbation, c.train.loss, &c.train.perturbation);
+      !s.ok()) {
+    return s;
+  }
+  if (c.train.perturbation.kind == PerturbationKind::kSubstitution &&
+      !c.train.clip_gamma.has_value()) {
+    return Invalid("clip_gamma", "required by perturbation kind \"substitution\" (Theorem 8 "
+                                 "bounds a replaced row's gradient by gamma)");
+  }
+
+  const json* budgets = r->Get("budgets");
+  if (budgets == nullptr) return Invalid("budgets", "required, e.g. [1, 2, 5]");
+  if (absl::Status s = ParseBudgets(*budgets, c.train, &c.train.budgets); !s.ok()) return s;
+
+  if (absl::Status s = r->ReadUint64("seed", &c.seed); !s.ok()) return s;
+  if (absl::Status s = r->ReadString("init", &c.init_path); !s.ok()) return s;
+  if (!c.init_path.empty()) c.init_path = ResolvePath(base_dir, c.init_path);
+  if (const json* bound = r->Get("bound"); bound != nullptr) {
+    if (absl::Status s = ParseBound(*bound, &c.train.matmul); !s.ok()) return s;
+  }
+  if (absl::Status s = r->ReadInt("fragment_size", &c.train.fragment_size); !s.ok()) return s;
+  if (c.train.fragment_size < 0) return RangeError("fragment_size", ">= 0", c.train.fragment_size);
+  if (absl::Status s = r->CheckNoUnknownKeys(kTopKeys); !s.ok()) return s;
+  return c;
+}
+
+absl::StatusOr<RunConfig> LoadRunConfig(const std::string& path) {
+  absl::StatusOr<json> value = ReadJsonFile(path);
+  if (!value.ok()) return value.status();
+  const std::string base_dir = std::filesystem::path(path).parent_path().string();
+  absl::StatusOr<RunConfig> config = ParseRunConfig(*value, base_dir);
+  if (!config.ok()) return Prefixed(config.status(), path);
+  config->source = path;
+  return config;
+}
+
+// ---------------------------------------------------------------------------
+// Preparing a run: data, model, initial parameters.
+
+namespace {
+
+absl::StatusOr<Dataset> LoadTrainData(const RunConfig& c, int num_classes) {
+  if (c.dataset.generator.has_value()) {
+    const GeneratorConfig& g = *c.dataset.generator;
+    Dataset d = g.type == "moons"
+                    ? MakeMoons(g.n, g.noise, g.seed)
+                    : MakeBlobs(g.n, g.dim, g.classes, g.stddev, g.center_box, g.seed);
+    if (c.train.loss == LossKind::kMse) {
+      d.num_classes = 0;
+    } else if (num_classes > 0 && d.num_classes != num_classes) {
+      return Invalid("dataset.generator", absl::StrCat("makes ", d.num_classes, " classes but ",
+                                                       LossKindName(c.train.loss), " with this "
+                                                       "model needs ", num_classes));
+    }
+    return d;
+  }
+  CsvOptions options;
+  options.num_classes = num_classes;
+  absl::StatusOr<Dataset> d = ReadCsv(c.dataset.csv, options);
+  if (!d.ok()) return Prefixed(d.status(), "dataset.csv");
+  return d;
+}
+
+}  // namespace
+
+absl::StatusOr<PreparedRun> PrepareRun(const RunConfig& c) {
+  const std::string& src = c.source.empty() ? std::string("config") : c.source;
+  auto fail = [&](const absl::Status& s) { return Prefixed(s, src); };
+  const LossKind loss = c.train.loss;
+
+  // How many classes the labels must have: -1 = infer from the data.
+  int classes = -1;
+  if (loss == LossKind::kCrossEntropy) {
+    if (c.dataset.num_classes >= 2) {
+      classes = c.dataset.num_classes;
+    } else if (c.model.layers.has_value()) {
+      classes = c.model.layers->OutputDim();
+    }
+    if (c.dataset.num_classes == 0) {
+      return fail(Invalid("dataset.num_classes", "cross_entropy needs >= 2 classes, got 0"));
+    }
+  } else {
+    classes = ClassesForLoss(loss, 1);
+    if (c.dataset.num_classes >= 0 && c.dataset.num_classes != classes) {
+      return fail(Invalid("dataset.num_classes",
+                          absl::StrCat(LossKindName(loss), " needs ", classes, ", got ",
+                                       c.dataset.num_classes)));
+    }
+  }
+
+  PreparedRun run;
+  absl::StatusOr<Dataset> train = LoadTrainData(c, classes);
+  if (!train.ok()) return fail(train.status());
+  run.train_data = *std::move(train);
+  if (loss == LossKind::kCrossEntropy && run.train_data.num_classes < 2) {
+    return fail(Invalid("dataset", "cross_entropy needs class labels 0..C-1; the labels are not "
+                                   "integers (set dataset.num_classes to check them)"));
+  }
+  if (absl::Status s = run.train_data.Validate(); !s.ok()) return fail(Prefixed(s, "dataset"));
+  const int num_classes = run.train_data.num_classes;
+
+  if (!c.dataset.test_csv.empty()) {
+    CsvOptions options;
+    options.num_classes = num_classes;
+    absl::StatusOr<Dataset> test = ReadCsv(c.dataset.test_csv, options);
+    if (!test.ok()) return fail(Prefixed(test.status(), "dataset.test_csv"));
+    if (test->dim() != run.train_data.dim()) {
+      return fail(Invalid("dataset.test_csv", absl::StrCat("has ", test->dim(),
+                                                           " features, the training data ",
+                                                           run.train_data.dim())));
+    }
+    run.test_data = *std::move(test);
+  } else if (c.dataset.test_fraction > 0) {
+    Split split = TrainTestSplit(run.train_data, c.dataset.test_fraction, c.dataset.split_seed);
+    run.train_data = std::move(split.train);
+    if (split.test.size() > 0) run.test_data = std::move(split.test);
+  }
+
+  run.raw_dim = static_cast<int>(run.train_data.dim());
+  if (c.polynomial_degree > 1) {
+    run.train_data.x = PolynomialFeatures(run.train_data.x, c.polynomial_degree);
+    if (run.test_data.has_value()) {
+      run.test_data->x = PolynomialFeatures(run.test_data->x, c.polynomial_degree);
+    }
+  }
+  const int dim = static_cast<int>(run.train_data.dim());
+
+  // The model.
+  const int outputs = loss == LossKind::kCrossEntropy ? num_classes : 1;
+  TrainConfig& t = run.train;
+  t = c.train;
+  if (c.model.layers.has_value()) {
+    t.model = *c.model.layers;
+    if (t.model.InputDim() != dim) {
+      return fail(Invalid("model.layers[0].in",
+                          absl::StrCat(t.model.InputDim(), " does not match the ", dim,
+                                       " input features (", run.raw_dim,
+                                       " columns, polynomial_degree ", c.polynomial_degree, ")")));
+    }
+    if (t.model.OutputDim() != outputs) {
+      return fail(Invalid("model.layers",
+                          absl::StrCat("the last dense layer has out=", t.model.OutputDim(), "; ",
+                                       LossKindName(loss), " with ", num_classes,
+                                       " classes needs ", outputs)));
+    }
+  } else {
+    std::vector<int> widths = {dim};
+    widths.insert(widths.end(), c.model.hidden.begin(), c.model.hidden.end());
+    widths.push_back(outputs);
+    t.model = ModelSpec::Mlp(widths);
+  }
+
+  const LabelPerturbation& label = t.perturbation.label;
+  if (label.enabled && label.target_class >= num_classes && IsClassification(loss)) {
+    return fail(Invalid("perturbation.labels.target_class",
+                        absl::StrCat("must be < the ", num_classes, " classes, got ",
+                                     label.target_class)));
+  }
+  if (t.batch_size > run.train_data.size()) {
+    return fail(Invalid("batch_size", absl::StrCat(t.batch_size, " exceeds the ",
+                                                   run.train_data.size(), " training rows")));
+  }
+
+  if (!c.init_path.empty()) {
+    absl::StatusOr<json> init = ReadJsonFile(c.init_path);
+    if (!init.ok()) return fail(Prefixed(init.status(), "init"));
+    absl::StatusOr<Vector> theta = ParametersFromJson(t.model, *init, "");
+    if (!theta.ok()) return fail(Prefixed(theta.status(), absl::StrCat("init (", c.init_path, ")")));
+    run.init = *std::move(theta);
+  } else {
+    run.init = InitParameters(t.model, c.seed);
+  }
+
+  if (absl::Status s = t.Validate(dim, num_classes, run.train_data.size()); !s.ok()) {
+    return fail(s);
+  }
+  return run;
+}
+
+}  // namespace agt::cli

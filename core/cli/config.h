@@ -1,0 +1,178 @@
+// The training config of `agt train` (schema documented in core/cli/CONFIG.md)
+// and the JSON reading it is built on.
+//
+// Reading is strict: every key of an object must be known (a typo is an error,
+// never silently ignored), every number must have the right type and range,
+// and every error message names the JSON field path and the problem, e.g.
+// "optimizer.learning_rate: must be > 0, got -1". Loading from a file prefixes
+// messages with the file name.
+//
+// Errors are InvalidArgument (bad content) or NotFound (missing file); both
+// mean "the user's input is wrong" and map to exit code 2 in the tool.
+#ifndef AGT_CORE_CLI_CONFIG_H_
+#define AGT_CORE_CLI_CONFIG_H_
+
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/common/types.h"
+#include "core/data/dataset.h"
+#include "core/model/model.h"
+#include "core/train/train.h"
+
+namespace agt::cli {
+
+// Parses a whole file as JSON. NotFound if it cannot be opened; a syntax error
+// is InvalidArgument naming the file, line and column.
+absl::StatusOr<nlohmann::json> ReadJsonFile(const std::string& path);
+// Writes `value` (pretty-printed when indent >= 0) atomically enough for a CLI:
+// to a temporary file next to `path`, then renamed.
+absl::Status WriteJsonFile(const nlohmann::json& value, const std::string& path, int indent = 1);
+
+// Joins a field path: JoinPath("optimizer", "lr") = "optimizer.lr",
+// JoinPath("", "lr") = "lr".
+std::string JoinPath(std::string_view parent, std::string_view key);
+// "budgets" + 2 = "budgets[2]".
+std::string IndexPath(std::string_view parent, size_t index);
+
+// Reads the fields of one JSON object and remembers which keys were read, so
+// that unknown keys can be reported. A null value counts as absent. Optional
+// readers leave *out unchanged when the key is absent; Require* readers fail.
+// The object must outlive the reader.
+class FieldReader {
+ public:
+  // Fails unless `value` is an object.
+  static absl::StatusOr<FieldReader> Make(const nlohmann::json& value, std::string path);
+
+  const std::string& path() const { return path_; }
+  std::string PathOf(std::string_view key) const { return JoinPath(path_, key); }
+  // True iff the key is present and not null. Marks it read.
+  bool Has(const std::string& key);
+  // The value (marks it read), or nullptr when absent or null.
+  const nlohmann::json* Get(const std::string& key);
+
+  absl::Status ReadDouble(const std::string& key, double* out);
+  absl::Status ReadOptionalDouble(const std::string& key, std::optional<double>* out);
+  absl::Status ReadInt(const std::string& key, int* out);
+  absl::Status ReadUint64(const std::string& key, uint64_t* out);
+  absl::Status ReadBool(const std::string& key, bool* out);
+  absl::Status ReadString(const std::string& key, std::string* out);
+  absl::Status RequireDouble(const std::string& key, double* out);
+  absl::Status RequireInt(const std::string& key, int* out);
+  absl::Status RequireString(const std::string& key, std::string* out);
+
+  // Keys present but never read, in the object's order.
+  std::vector<std::string> UnreadKeys() const;
+  // InvalidArgument naming the first unread key, e.g.
+  // "optimizer.learnig_rate: unknown key (known keys: learning_rate, ...)".
+  absl::Status CheckNoUnknownKeys(const std::vector<std::string>& known) const;
+
+ private:
+  FieldReader(const nlohmann::json* object, std::string path)
+      : object_(object), path_(std::move(path)) {}
+
+  const nlohmann::json* object_;
+  std::string path_;
+  std::set<std::string> read_;
+};
+
+// Value checks on JSON values, with the field path in the message.
+absl::Status ExpectDouble(const nlohmann::json& value, const std::string& path, double* out);
+absl::Status ExpectInt(const nlohmann::json& value, const std::string& path, int* out);
+// "<path>: must be > 0, got -1" style range errors.
+absl::Status RangeError(const std::string& path, std::string_view requirement, double value);
+
+// Where the training rows come from: a CSV file or a generator.
+struct GeneratorConfig {
+  std::string type;  // "moons" or "blobs"
+  int n = 0;
+  double noise = 0.1;        // moons: Gaussian noise stddev
+  int dim = 2;               // blobs
+  int classes = 3;           // blobs
+  double stddev = 1.0;       // blobs
+  double center_box = 10.0;  // blobs
+  uint64_t seed = 0;
+};
+
+struct DatasetConfig {
+  std::string csv;  // resolved path (relative paths are taken from the config's folder)
+  std::optional<GeneratorConfig> generator;
+  // Classes of the labels; -1 = from the loss (binary losses: 2, mse: 0) or,
+  // for cross_entropy, from the model's output width or else the labels.
+  int num_classes = -1;
+  std::string test_csv;        // resolved path, or empty
+  double test_fraction = 0.0;  // used when test_csv is empty
+  uint64_t split_seed = 0;
+};
+
+// The model: explicit layers, or hidden widths of a ReLU MLP whose input and
+// output widths come from the data and the loss.
+struct ModelConfig {
+  std::optional<ModelSpec> layers;
+  std::vector<int> hidden;
+};
+
+// A parsed `agt train` config. Paths are resolved; data-dependent checks
+// (widths, classes, batch size against rows) happen in PrepareRun.
+struct RunConfig {
+  std::string source;  // the file name used in messages
+  nlohmann::json json;  // the config as read
+  DatasetConfig dataset;
+  int polynomial_degree = 1;
+  ModelConfig model;
+  // Everything but `model` (and `threads`, a command-line option).
+  TrainConfig train;
+  uint64_t seed = 0;
+  std::string init_path;  // resolved, or empty: InitParameters(model, seed)
+};
+
+// Parses a config object; relative paths are resolved against base_dir.
+// Messages name the field path but not the file.
+absl::StatusOr<RunConfig> ParseRunConfig(const nlohmann::json& json, const std::string& base_dir);
+// Reads and parses a config file; messages start with the file name.
+absl::StatusOr<RunConfig> LoadRunConfig(const std::string& path);
+
+// A config with its data loaded, features expanded and model resolved: ready
+// to hand to Trainer::Create.
+struct PreparedRun {
+  TrainConfig train;  // complete, validated against the data
+  Dataset train_data;
+  std::optional<Dataset> test_data;
+  Vector init;
+  int raw_dim = 0;  // features before the polynomial expansion
+};
+
+// Loads the data, applies the polynomial expansion, resolves the model and
+// the initial parameters, and validates everything against the data.
+// Messages start with config.source and name the field.
+absl::StatusOr<PreparedRun> PrepareRun(const RunConfig& config);
+
+// Model layers to and from the JSON layout [{"type": "dense", "in": I,
+// "out": O}, {"type": "relu"}, ...] of case.json and of the config.
+nlohmann::json ModelSpecToJson(const ModelSpec& spec);
+absl::StatusOr<ModelSpec> ModelSpecFromJson(const nlohmann::json& layers, const std::string& path);
+
+// Flat parameters to and from the goldens' init.json layout
+// {"layers": [{"weight": [[...] x out], "bias": [... out]}, ...]}.
+nlohmann::json ParametersToJson(const ModelSpec& spec, const Vector& theta);
+absl::StatusOr<Vector> ParametersFromJson(const ModelSpec& spec, const nlohmann::json& value,
+                                          const std::string& path);
+
+absl::StatusOr<MatMulMethod> ParseMatMulMethod(const std::string& name);
+std::string MatMulMethodName(MatMulMethod method);
+
+// The number of classes a loss implies for a model with `output_dim` outputs:
+// 0 for mse, 2 for binary losses, output_dim for cross_entropy.
+int ClassesForLoss(LossKind loss, int output_dim);
+
+}  // namespace agt::cli
+
+#endif  // AGT_CORE_CLI_CONFIG_H_

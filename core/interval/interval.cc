@@ -1,0 +1,103 @@
+#include "core/interval/interval.h"
+
+#include <algorithm>
+
+namespace agt {
+namespace {
+
+// Rump (1999): A*B in mA*mB +- (|mA| rB + rA |mB| + rA rB). Terms whose
+// radius factor is exactly zero are skipped; they would add exact zeros.
+IntervalMatrix MatMulRump(const IntervalMatrix& a, const IntervalMatrix& b) {
+  const Matrix ma = a.Mid();
+  const Matrix ra = a.Rad();
+  const Matrix mb = b.Mid();
+  const Matrix rb = b.Rad();
+  Matrix mid = ma * mb;
+  Matrix rad = Matrix::Zero(mid.rows(), mid.cols());
+  const bool a_point = (ra.array() == 0.0).all();
+  const bool b_point = (rb.array() == 0.0).all();
+  if (!b_point) rad.noalias() += ma.cwiseAbs() * rb;
+  if (!a_point) rad.noalias() += ra * mb.cwiseAbs();
+  if (!a_point && !b_point) rad.noalias() += ra * rb;
+  return {mid - rad, mid + rad};
+}
+
+// Tightest interval product: each term's exact range, summed.
+IntervalMatrix MatMulExact(const IntervalMatrix& a, const IntervalMatrix& b) {
+  const Index m = a.rows(), k = a.cols(), n = b.cols();
+  Matrix lo = Matrix::Zero(m, n), hi = Matrix::Zero(m, n);
+  for (Index i = 0; i < m; ++i) {
+    for (Index p = 0; p < k; ++p) {
+      const double al = a.lower(i, p), au = a.upper(i, p);
+      for (Index j = 0; j < n; ++j) {
+        const double bl = b.lower(p, j), bu = b.upper(p, j);
+        const double p1 = al * bl, p2 = al * bu, p3 = au * bl, p4 = au * bu;
+        lo(i, j) += std::min(std::min(p1, p2), std::min(p3, p4));
+        hi(i, j) += std::max(std::max(p1, p2), std::max(p3, p4));
+      }
+    }
+  }
+  return {std::move(lo), std::move(hi)};
+}
+
+}  // namespace
+
+IntervalMatrix IntervalMatrix::Ball(const Matrix& center, double radius) {
+  return {center.array() - radius, center.array() + radius};
+}
+
+bool IntervalMatrix::IsValid() const {
+  return lower.rows() == upper.rows() && lower.cols() == upper.cols() &&
+         (lower.array() <= upper.array()).all();
+}
+
+bool IntervalMatrix::Contains(const Matrix& m, double tol) const {
+  return m.rows() == rows() && m.cols() == cols() &&
+         (m.array() >= lower.array() - tol).all() && (m.array() <= upper.array() + tol).all();
+}
+
+IntervalMatrix Add(const IntervalMatrix& a, const IntervalMatrix& b) {
+  return {a.lower + b.lower, a.upper + b.upper};
+}
+
+IntervalMatrix Sub(const IntervalMatrix& a, const IntervalMatrix& b) {
+  return {a.lower - b.upper, a.upper - b.lower};
+}
+
+IntervalMatrix Scale(const IntervalMatrix& a, double s) {
+  if (s >= 0) return {a.lower * s, a.upper * s};
+  return {a.upper * s, a.lower * s};
+}
+
+IntervalMatrix MatMul(const IntervalMatrix& a, const IntervalMatrix& b, MatMulMethod method) {
+  switch (method) {
+    case MatMulMethod::kRump:
+      return MatMulRump(a, b);
+    case MatMulMethod::kExact:
+      return MatMulExact(a, b);
+    case MatMulMethod::kNguyen:
+      return MatMulNguyen(a, b);
+  }
+  return MatMulRump(a, b);
+}
+
+IntervalMatrix ElementwiseProduct(const IntervalMatrix& a, const IntervalMatrix& b) {
+  const auto p1 = a.lower.array() * b.lower.array();
+  const auto p2 = a.lower.array() * b.upper.array();
+  const auto p3 = a.upper.array() * b.lower.array();
+  const auto p4 = a.upper.array() * b.upper.array();
+  Matrix lo = p1.min(p2).min(p3.min(p4));
+  Matrix hi = p1.max(p2).max(p3.max(p4));
+  return {std::move(lo), std::move(hi)};
+}
+
+IntervalMatrix Relu(const IntervalMatrix& a) {
+  return {a.lower.cwiseMax(0.0), a.upper.cwiseMax(0.0)};
+}
+
+IntervalMatrix Heaviside(const IntervalMatrix& a) {
+  return {(a.lower.array() > 0.0).cast<double>().matrix(),
+          (a.upper.array() > 0.0).cast<double>().matrix()};
+}
+
+}  // namespace agt

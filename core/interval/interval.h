@@ -1,0 +1,67 @@
+// Interval matrices [lower, upper] over Eigen, with sound elementary operations.
+//
+// Soundness claim: for every operation f below and every point matrices
+// A in [A], B in [B], f(A, B) lies in the returned interval, up to the
+// floating-point rounding of the bound computation itself (a few ulps; the
+// FP-sound mode of ARCHITECTURE.md section 7 will remove that caveat).
+// All functions are pure and thread-compatible.
+#ifndef AGT_CORE_INTERVAL_INTERVAL_H_
+#define AGT_CORE_INTERVAL_INTERVAL_H_
+
+#include "core/common/types.h"
+
+namespace agt {
+
+// How an interval matrix product is enclosed (goldens README, semantics 1).
+enum class MatMulMethod {
+  // Rump's midpoint-radius product: mA*mB +- (|mA|rB + rA|mB| + rA rB).
+  // Exact when one factor is a point, up to 1.5x wider otherwise; four GEMMs.
+  kRump,
+  // The tightest interval product: per term min/max of the four endpoint
+  // products, then summed. Slow (no BLAS) but tightest.
+  kExact,
+  // Nguyen's split of each factor into a zero-centred and a sign-definite
+  // part; tighter than Rump in many cases, a few GEMMs.
+  kNguyen,
+};
+
+// An interval matrix. Invariant (checked by IsValid): lower <= upper elementwise.
+struct IntervalMatrix {
+  Matrix lower;
+  Matrix upper;
+
+  IntervalMatrix() = default;
+  IntervalMatrix(Matrix l, Matrix u) : lower(std::move(l)), upper(std::move(u)) {}
+  // The zero-width interval [m, m].
+  static IntervalMatrix Point(const Matrix& m) { return {m, m}; }
+  // [c - radius, c + radius].
+  static IntervalMatrix Ball(const Matrix& center, double radius);
+
+  Index rows() const { return lower.rows(); }
+  Index cols() const { return lower.cols(); }
+  Matrix Mid() const { return (lower + upper) * 0.5; }
+  Matrix Rad() const { return (upper - lower) * 0.5; }
+  bool IsValid() const;
+  // True iff every entry of m lies in [lower - tol, upper + tol].
+  bool Contains(const Matrix& m, double tol = 0.0) const;
+};
+
+IntervalMatrix Add(const IntervalMatrix& a, const IntervalMatrix& b);
+IntervalMatrix Sub(const IntervalMatrix& a, const IntervalMatrix& b);
+IntervalMatrix Scale(const IntervalMatrix& a, double s);
+// Encloses {A B : A in a, B in b}; a is m x k, b is k x n.
+IntervalMatrix MatMul(const IntervalMatrix& a, const IntervalMatrix& b,
+                      MatMulMethod method = MatMulMethod::kRump);
+// Nguyen's method on its own (what MatMul(.., kNguyen) calls); nguyen.cc.
+IntervalMatrix MatMulNguyen(const IntervalMatrix& a, const IntervalMatrix& b);
+
+// Elementwise product, exact (min/max of the four endpoint products).
+IntervalMatrix ElementwiseProduct(const IntervalMatrix& a, const IntervalMatrix& b);
+// ReLU applied to both ends (monotone, so exact).
+IntervalMatrix Relu(const IntervalMatrix& a);
+// Heaviside (ReLU derivative) on both ends: [1{l > 0}, 1{u > 0}], strict >.
+IntervalMatrix Heaviside(const IntervalMatrix& a);
+
+}  // namespace agt
+
+#endif  // AGT_CORE_INTERVAL_INTERVAL_H_

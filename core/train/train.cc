@@ -1,0 +1,476 @@
+#include "core/train/train.h"
+
+#include <algorithm>
+#include <cmath>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "core/aggregate/aggregate.h"
+#include "core/bounds/ibp.h"
+
+namespace agt {
+namespace {
+
+// The batch is split into this many lanes (see aggregate.h); it fixes the
+// summation order, so results never depend on the thread count.
+constexpr int kLanes = 4;
+
+absl::Status Invalid(const std::string& msg) { return absl::InvalidArgumentError(msg); }
+
+void L1Step(double s, Vector* theta) {
+  for (Index i = 0; i < theta->size(); ++i) {
+    const double v = (*theta)[i];
+    (*theta)[i] = v - s * static_cast<double>((v > 0) - (v < 0));
+  }
+}
+
+}  // namespace
+
+double OptimizerConfig::LearningRate(int64_t step) const {
+  return std::max(learning_rate / (1.0 + lr_decay * static_cast<double>(step)), lr_min);
+}
+
+absl::Status OptimizerConfig::Validate() const {
+  if (!(learning_rate > 0.0) || !std::isfinite(learning_rate)) {
+    return Invalid(absl::StrCat("optimizer.learning_rate must be > 0, got ", learning_rate));
+  }
+  if (!(lr_decay >= 0.0) || !std::isfinite(lr_decay)) {
+    return Invalid(absl::StrCat("optimizer.lr_decay must be >= 0, got ", lr_decay));
+  }
+  if (!(lr_min >= 0.0) || !std::isfinite(lr_min)) {
+    return Invalid(absl::StrCat("optimizer.lr_min must be >= 0, got ", lr_min));
+  }
+  if (!(l1 >= 0.0) || !std::isfinite(l1)) {
+    return Invalid(absl::StrCat("optimizer.l1 must be >= 0, got ", l1));
+  }
+  if (!(l2 >= 0.0) || !std::isfinite(l2)) {
+    return Invalid(absl::StrCat("optimizer.l2 must be >= 0, got ", l2));
+  }
+  // The bounded L2 step is monotone in theta (hence sound) only while lr * l2 < 1.
+  const double max_lr = std::max(learning_rate, lr_min);
+  if (max_lr * l2 >= 1.0) {
+    return Invalid(absl::StrCat("optimizer.l2 ", l2, " times the learning rate ", max_lr,
+                                " must be < 1 for sound bounds"));
+  }
+  if (momentum_enabled) {
+    if (!(momentum >= 0.0 && momentum < 1.0)) {
+      return Invalid(absl::StrCat("optimizer.momentum must be in [0, 1), got ", momentum));
+    }
+    if (!(dampening >= 0.0 && dampening <= 1.0)) {
+      return Invalid(absl::StrCat("optimizer.dampening must be in [0, 1], got ", dampening));
+    }
+    if (l1 > 0.0) return Invalid("optimizer.l1 is supported with plain SGD only, not momentum");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<PerturbationKind> ParsePerturbationKind(const std::string& name) {
+  if (name == "removal" || name == "unlearning") return PerturbationKind::kRemoval;
+  if (name == "substitution" || name == "privacy") return PerturbationKind::kSubstitution;
+  if (name == "poisoning" || name == "bounded_poisoning") {
+    return PerturbationKind::kBoundedPoisoning;
+  }
+  return Invalid(absl::StrCat("unknown perturbation kind \"", name,
+                              "\" (expected removal, substitution or poisoning)"));
+}
+
+std::string PerturbationKindName(PerturbationKind kind) {
+  switch (kind) {
+    case PerturbationKind::kRemoval: return "removal";
+    case PerturbationKind::kSubstitution: return "substitution";
+    case PerturbationKind::kBoundedPoisoning: return "poisoning";
+  }
+  return "unknown";
+}
+
+int Budget::EffectiveK(const PerturbationModel& perturbation) const {
+  if (perturbation.kind != PerturbationKind::kBoundedPoisoning) return n;
+  return perturbation.paired ? std::max(n, label_n) : n + label_n;
+}
+
+std::string Budget::Describe(const PerturbationModel& perturbation) const {
+  if (perturbation.kind != PerturbationKind::kBoundedPoisoning) return absl::StrCat("n=", n);
+  return absl::StrCat("n=", n, ",labels=", label_n, perturbation.paired ? ",paired" : "");
+}
+
+absl::Status TrainConfig::Validate(Index data_dim, int num_classes, Index num_rows) const {
+  if (absl::Status s = model.Validate(); !s.ok()) {
+    return Invalid(absl::StrCat("model: ", s.message()));
+  }
+  if (model.InputDim() != data_dim) {
+    return Invalid(absl::StrCat("model input width ", model.InputDim(),
+                                " does not match the dataset's ", data_dim, " features"));
+  }
+  const int out = model.OutputDim();
+  switch (loss) {
+    case LossKind::kMse:
+      if (out != 1) return Invalid(absl::StrCat("loss mse needs 1 output, the model has ", out));
+      break;
+    case LossKind::kBinaryCrossEntropy:
+    case LossKind::kHinge:
+      if (out != 1) {
+        return Invalid(absl::StrCat("loss ", LossKindName(loss),
+                                    " needs 1 output (one logit), the model has ", out));
+      }
+      if (num_classes != 2) {
+        return Invalid(absl::StrCat("loss ", LossKindName(loss),
+                                    " needs binary labels 0/1, the dataset has ",
+                                    num_classes == 0 ? std::string("real-valued targets")
+                                                     : absl::StrCat(num_classes, " classes")));
+      }
+      break;
+    case LossKind::kCrossEntropy:
+      if (num_classes < 2 || out != num_classes) {
+        return Invalid(absl::StrCat("loss cross_entropy needs one output per class: the model has ",
+                                    out, " outputs, the dataset ", num_classes, " classes"));
+      }
+      break;
+  }
+  if (batch_size < 1) return Invalid(absl::StrCat("batch_size must be >= 1, got ", batch_size));
+  if (batch_size > num_rows) {
+    return Invalid(absl::StrCat("batch_size ", batch_size, " exceeds the dataset's ", num_rows,
+                                " rows"));
+  }
+  if (epochs < 1) return Invalid(absl::StrCat("epochs must be >= 1, got ", epochs));
+  if (absl::Status s = optimizer.Validate(); !s.ok()) return s;
+  if (clip_gamma.has_value() && !(*clip_gamma > 0.0 && std::isfinite(*clip_gamma))) {
+    return Invalid(absl::StrCat("clip_gamma must be > 0, got ", *clip_gamma));
+  }
+  const PerturbationModel& p = perturbation;
+  if (p.kind == PerturbationKind::kSubstitution && !clip_gamma.has_value()) {
+    return Invalid("substitution (privacy) needs clip_gamma: its bound assumes clipped gradients");
+  }
+  if (!(p.epsilon >= 0.0) || !std::isfinite(p.epsilon)) {
+    return Invalid(absl::StrCat("perturbation.epsilon must be >= 0, got ", p.epsilon));
+  }
+  if (p.label.enabled) {
+    if (loss == LossKind::kMse && !(p.label.nu >= 0.0 && std::isfinite(p.label.nu))) {
+      return Invalid(absl::StrCat("perturbation.labels.nu must be >= 0, got ", p.label.nu));
+    }
+    if (IsClassification(loss) && p.label.target_class >= 0) {
+      const int classes = loss == LossKind::kCrossEntropy ? num_classes : 2;
+      if (p.label.target_class >= classes) {
+        return Invalid(absl::StrCat("perturbation.labels.target_class ", p.label.target_class,
+                                    " is not a class (0..", classes - 1, ")"));
+      }
+    }
+  }
+  if (p.kind != PerturbationKind::kBoundedPoisoning && (p.epsilon > 0.0 || p.label.enabled)) {
+    return Invalid(absl::StrCat("perturbation.epsilon and perturbation.labels apply to poisoning "
+                                "only, not ", PerturbationKindName(p.kind)));
+  }
+  if (budgets.empty()) return Invalid("budgets: at least one budget is needed");
+  for (size_t i = 0; i < budgets.size(); ++i) {
+    const Budget& b = budgets[i];
+    if (b.n < 0 || b.label_n < 0) {
+      return Invalid(absl::StrCat("budgets[", i, "] must be >= 0, got ", b.Describe(p)));
+    }
+    if (p.kind != PerturbationKind::kBoundedPoisoning) {
+      if (b.label_n != 0) {
+        return Invalid(absl::StrCat("budgets[", i, "]: label budgets apply to poisoning only"));
+      }
+      if (b.n >= batch_size) {
+        return Invalid(absl::StrCat("batch_size ", batch_size, " must exceed the ",
+                                    PerturbationKindName(p.kind), " budget ", b.n,
+                                    " (budgets[", i, "])"));
+      }
+    } else {
+      if (b.label_n > 0 && !p.label.enabled) {
+        return Invalid(absl::StrCat("budgets[", i, "] poisons ", b.label_n,
+                                    " labels but perturbation.labels is not set"));
+      }
+      if (b.EffectiveK(p) > batch_size) {
+        return Invalid(absl::StrCat("budgets[", i, "]: ", b.EffectiveK(p),
+                                    " poisoned rows per batch exceed batch_size ", batch_size));
+      }
+    }
+  }
+  if (fragment_size < 0) {
+    return Invalid(absl::StrCat("fragment_size must be >= 0, got ", fragment_size));
+  }
+  if (threads < 0) return Invalid(absl::StrCat("threads must be >= 0, got ", threads));
+  return absl::OkStatus();
+}
+
+void ClampInPlace(Matrix* m, double gamma) { *m = m->cwiseMax(-gamma).cwiseMin(gamma); }
+
+void ApplyNominalUpdate(const OptimizerConfig& opt, int64_t step, const Vector& direction,
+                        Vector* theta, Vector* velocity) {
+  const double lr = opt.LearningRate(step);
+  Vector g = direction;
+  if (opt.l2 > 0.0) g += opt.l2 * *theta;
+  if (opt.l1 > 0.0) L1Step(lr * opt.l1, theta);
+  if (opt.momentum_enabled) {
+    if (velocity->size() == 0) {
+      *velocity = g;
+    } else {
+      *velocity = opt.momentum * *velocity + (1.0 - opt.dampening) * g;
+    }
+    if (opt.nesterov) {
+      g += opt.momentum * *velocity;
+    } else {
+      g = *velocity;
+    }
+  }
+  *theta -= lr * g;
+}
+
+void ApplyBoxUpdate(const OptimizerConfig& opt, int64_t step, const Vector& direction_lower,
+                    const Vector& direction_upper, ParameterBox* box, Vector* velocity_lower,
+                    Vector* velocity_upper) {
+  const double lr = opt.LearningRate(step);
+  // g_lo bounds the direction that moves the upper end, g_hi the lower end:
+  // theta - lr (g + l2 theta) is increasing in theta while lr * l2 < 1.
+  Vector g_lo = direction_lower;
+  Vector g_hi = direction_upper;
+  if (opt.l2 > 0.0) {
+    g_lo += opt.l2 * box->upper;
+    g_hi += opt.l2 * box->lower;
+  }
+  if (opt.l1 > 0.0) {
+    // theta - s sign(theta) over [l, u]; across zero the image is
+    // [min(l + s, -s), max(u - s, s)].
+    const double s = lr * opt.l1;
+    for (Index i = 0; i < box->size(); ++i) {
+      const double l = box->lower[i], u = box->upper[i];
+      if (l <= 0.0 && u >= 0.0) {
+        box->lower[i] = std::min(l + s, -s);
+        box->upper[i] = std::max(u - s, s);
+      } else {
+        box->lower[i] = l - s * static_cast<double>((l > 0) - (l < 0));
+        box->upper[i] = u - s * static_cast<double>((u > 0) - (u < 0));
+      }
+    }
+  }
+  if (opt.momentum_enabled) {
+    // The reference's rule: momentum on each bound separately (not established as sound).
+    if (velocity_lower->size() == 0) {
+      *velocity_lower = g_lo;
+      *velocity_upper = g_hi;
+    } else {
+      *velocity_lower = opt.momentum * *velocity_lower + (1.0 - opt.dampening) * g_lo;
+      *velocity_upper = opt.momentum * *velocity_upper + (1.0 - opt.dampening) * g_hi;
+    }
+    if (opt.nesterov) {
+      g_lo += opt.momentum * *velocity_lower;
+      g_hi += opt.momentum * *velocity_upper;
+    } else {
+      g_lo = *velocity_lower;
+      g_hi = *velocity_upper;
+    }
+  }
+  box->lower -= lr * g_hi;
+  box->upper -= lr * g_lo;
+}
+
+// Per-thread scratch, reused across fragments and steps (no allocation in the
+// steady state).
+struct Trainer::Impl {
+  struct Scratch {
+    Matrix lower, upper, perturbed_lower, perturbed_upper, nominal;
+    Vector losses;
+  };
+  int threads = 1;
+  int fragment = 1;
+  std::vector<Scratch> scratch;
+};
+
+Trainer::Trainer(const TrainConfig& config, const Dataset& data)
+    : config_(config), data_(data), impl_(std::make_unique<Impl>()) {}
+
+Trainer::~Trainer() = default;
+
+absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& config,
+                                                          const Dataset& data,
+                                                          const Vector& init) {
+  if (absl::Status s = data.Validate(); !s.ok()) return s;
+  if (absl::Status s = config.Validate(data.dim(), data.num_classes, data.size()); !s.ok()) {
+    return s;
+  }
+  if (init.size() != config.model.NumParameters()) {
+    return Invalid(absl::StrCat("initial parameters have ", init.size(), " values, the model ",
+                                config.model.NumParameters()));
+  }
+  if (!init.allFinite()) return Invalid("initial parameters contain NaN or Inf");
+  std::unique_ptr<Trainer> t(new Trainer(config, data));
+  t->batches_per_epoch_ = data.size() / config.batch_size;
+  t->dropped_rows_ = data.size() % config.batch_size;
+  t->total_steps_ = t->batches_per_epoch_ * config.epochs;
+  t->state_.nominal = init;
+  for (size_t i = 0; i < config.budgets.size(); ++i) {
+    t->state_.boxes.push_back(ParameterBox::Point(init));
+  }
+  t->state_.velocity_lower.resize(config.budgets.size());
+  t->state_.velocity_upper.resize(config.budgets.size());
+
+  const Index p = config.model.NumParameters();
+  Impl& impl = *t->impl_;
+  const int lane_rows = (config.batch_size + kLanes - 1) / kLanes;
+  impl.fragment = config.fragment_size > 0
+                      ? config.fragment_size
+                      : static_cast<int>(std::clamp<Index>((Index{1} << 19) / std::max<Index>(p, 1),
+                                                           8, 512));
+  impl.fragment = std::min(impl.fragment, lane_rows);
+  const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  impl.threads = std::min(config.threads > 0 ? config.threads : hw, kLanes);
+  // Small steps are not worth a thread hand-off.
+  if (p * config.batch_size < 200000) impl.threads = 1;
+  impl.scratch.resize(impl.threads);
+  return t;
+}
+
+absl::Status Trainer::Restore(const TrainState& state) {
+  const Index p = config_.model.NumParameters();
+  if (state.step < 0 || state.step > total_steps_) {
+    return Invalid(absl::StrCat("checkpoint step ", state.step, " is outside 0..", total_steps_));
+  }
+  if (state.nominal.size() != p || state.boxes.size() != config_.budgets.size()) {
+    return Invalid("checkpoint does not match the model or the budget set");
+  }
+  for (const ParameterBox& b : state.boxes) {
+    if (b.lower.size() != p || b.upper.size() != p) {
+      return Invalid("checkpoint box does not match the model");
+    }
+  }
+  state_ = state;
+  state_.velocity_lower.resize(config_.budgets.size());
+  state_.velocity_upper.resize(config_.budgets.size());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ProgressEvent> Trainer::Step() {
+  if (done()) return absl::FailedPreconditionError("training is already complete");
+  const TrainConfig& cfg = config_;
+  const int64_t t = state_.step;
+  const int b = cfg.batch_size;
+  const Index first_row = (t % batches_per_epoch_) * b;
+  const Index p = cfg.model.NumParameters();
+  const size_t nb = cfg.budgets.size();
+  const bool poisoning = cfg.perturbation.kind == PerturbationKind::kBoundedPoisoning;
+  const AggregationKind kind = cfg.perturbation.kind == PerturbationKind::kRemoval
+                                   ? AggregationKind::kRemoval
+                               : cfg.perturbation.kind == PerturbationKind::kSubstitution
+                                   ? AggregationKind::kSubstitution
+                                   : AggregationKind::kBoundedPoisoning;
+  const double gamma = cfg.clip_gamma.value_or(0.0);
+
+  std::vector<BoxedModel> boxed;
+  boxed.reserve(nb);
+  std::vector<Aggregator> aggs;
+  aggs.reserve(nb);
+  for (size_t j = 0; j < nb; ++j) {
+    boxed.emplace_back(cfg.model, state_.boxes[j], cfg.matmul);
+    aggs.emplace_back(kind, p, b, cfg.budgets[j].EffectiveK(cfg.perturbation), gamma, kLanes);
+  }
+  NominalAggregator nominal_agg(p, b, kLanes);
+  std::vector<double> lane_loss(kLanes, 0.0);
+  LabelPerturbation no_label;
+
+  // Lane l holds rows [lane_begin(l), lane_begin(l + 1)) of the batch.
+  auto lane_begin = [&](int l) { return static_cast<Index>(l) * b / kLanes; };
+  // Task (j, l): budget j (j == nb: the nominal pass) on lane l.
+  auto run_task = [&](size_t j, int l, Impl::Scratch& sc) {
+    const Index begin = lane_begin(l), end = lane_begin(l + 1);
+    for (Index r0 = begin; r0 < end; r0 += impl_->fragment) {
+      const Index rows = std::min<Index>(impl_->fragment, end - r0);
+      const auto x = data_.x.middleRows(first_row + r0, rows);
+      const Vector y = data_.y.segment(first_row + r0, rows);
+      if (j == nb) {
+        sc.nominal.resize(rows, p);
+        PerSampleGradients(cfg.model, state_.nominal, x, y, cfg.loss, &sc.nominal, &sc.losses);
+        if (cfg.clip_gamma) ClampInPlace(&sc.nominal, gamma);
+        nominal_agg.Add(l, sc.nominal);
+        lane_loss[l] += sc.losses.sum();
+        continue;
+      }
+      sc.lower.resize(rows, p);
+      sc.upper.resize(rows, p);
+      boxed[j].PerSampleGradientBounds(IntervalMatrix::Point(x), y, cfg.loss, no_label, &sc.lower,
+                                       &sc.upper);
+      if (cfg.clip_gamma) {
+        ClampInPlace(&sc.lower, gamma);
+        ClampInPlace(&sc.upper, gamma);
+      }
+      FragmentBounds fb{&sc.lower, &sc.upper, nullptr, nullptr};
+      if (poisoning) {
+        sc.perturbed_lower.resize(rows, p);
+        sc.perturbed_upper.resize(rows, p);
+        boxed[j].PerSampleGradientBounds(IntervalMatrix::Ball(x, cfg.perturbation.epsilon), y,
+                                         cfg.loss, cfg.perturbation.label, &sc.perturbed_lower,
+                                         &sc.perturbed_upper);
+        if (cfg.clip_gamma) {
+          ClampInPlace(&sc.perturbed_lower, gamma);
+          ClampInPlace(&sc.perturbed_upper, gamma);
+        }
+        fb.perturbed_lower = &sc.perturbed_lower;
+        fb.perturbed_upper = &sc.perturbed_upper;
+      }
+      aggs[j].Add(l, fb);
+    }
+  };
+
+  const size_t num_tasks = (nb + 1) * kLanes;
+  if (impl_->threads <= 1) {
+    for (size_t task = 0; task < num_tasks; ++task) {
+      run_task(task / kLanes, static_cast<int>(task % kLanes), impl_->scratch[0]);
+    }
+  } else {
+    std::atomic<size_t> next{0};
+    auto worker = [&](int w) {
+      for (size_t task; (task = next.fetch_add(1)) < num_tasks;) {
+        run_task(task / kLanes, static_cast<int>(task % kLanes), impl_->scratch[w]);
+      }
+    };
+    std::vector<std::thread> pool;
+    for (int w = 1; w < impl_->threads; ++w) pool.emplace_back(worker, w);
+    worker(0);
+    for (std::thread& th : pool) th.join();
+  }
+
+  const Vector direction = nominal_agg.Finish();
+  ProgressEvent ev;
+  for (size_t j = 0; j < nb; ++j) {
+    const DescentBounds d = aggs[j].Finish();
+    ApplyBoxUpdate(cfg.optimizer, t, d.lower, d.upper, &state_.boxes[j],
+                   &state_.velocity_lower[j], &state_.velocity_upper[j]);
+    ev.total_width.push_back(state_.boxes[j].TotalWidth());
+  }
+  ApplyNominalUpdate(cfg.optimizer, t, direction, &state_.nominal, &state_.velocity_nominal);
+  state_.step = t + 1;
+
+  double loss_sum = 0.0;
+  for (double v : lane_loss) loss_sum += v;
+  ev.iteration = state_.step;
+  ev.total_iterations = total_steps_;
+  ev.epoch = static_cast<int>(t / batches_per_epoch_);
+  ev.nominal_loss = loss_sum / b;
+  ev.learning_rate = cfg.optimizer.LearningRate(t);
+  return ev;
+}
+
+absl::StatusOr<TrainResult> Trainer::Run(const TrainCallbacks& callbacks) {
+  while (!done()) {
+    if (callbacks.cancel && callbacks.cancel->load()) {
+      return absl::CancelledError(absl::StrCat("training cancelled after step ", state_.step));
+    }
+    absl::StatusOr<ProgressEvent> ev = Step();
+    if (!ev.ok()) return ev.status();
+    if (callbacks.progress) callbacks.progress(*ev);
+  }
+  TrainResult r;
+  r.state = state_;
+  r.iterations = state_.step;
+  r.batches_per_epoch = batches_per_epoch_;
+  r.dropped_rows_per_epoch = dropped_rows_;
+  return r;
+}
+
+absl::StatusOr<TrainResult> Train(const TrainConfig& config, const Dataset& data,
+                                  const Vector& init, const TrainCallbacks& callbacks) {
+  absl::StatusOr<std::unique_ptr<Trainer>> t = Trainer::Create(config, data, init);
+  if (!t.ok()) return t.status();
+  return (*t)->Run(callbacks);
+}
+
+}  // namespace agt

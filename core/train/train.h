@@ -1,0 +1,192 @@
+// The AGT training loop (paper Algorithm 1, ARCHITECTURE.md section 3): one
+// nominal SGD trajectory and, for every budget in the set, a parameter box
+// that contains every parameter vector reachable by training on a dataset
+// perturbed within that budget.
+//
+// Assumptions under which the boxes are sound (paper section 5.2): fixed data
+// order, fixed initialisation, fixed hyper-parameters; budgets count per batch
+// (a dataset-wide claim holds for up to n perturbed points in total). Momentum
+// on bounds follows the reference's rule and is not established as sound.
+//
+// Determinism: results depend only on the config, the data and the initial
+// parameters, not on the number of threads.
+#ifndef AGT_CORE_TRAIN_TRAIN_H_
+#define AGT_CORE_TRAIN_TRAIN_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/common/types.h"
+#include "core/data/dataset.h"
+#include "core/interval/interval.h"
+#include "core/loss/loss.h"
+#include "core/model/model.h"
+
+namespace agt {
+
+struct OptimizerConfig {
+  double learning_rate = 0.1;  // alpha
+  double lr_decay = 0.0;       // eta: lr_t = max(alpha / (1 + eta t), lr_min)
+  double lr_min = 0.0;
+  double l1 = 0.0;             // SGD only; applied before the gradient step
+  double l2 = 0.0;             // adds l2 * theta to the gradient
+  bool momentum_enabled = false;  // SGDM (reference rule on bounds)
+  double momentum = 0.0;
+  double dampening = 0.0;
+  bool nesterov = false;
+
+  double LearningRate(int64_t step) const;
+  absl::Status Validate() const;
+};
+
+enum class PerturbationKind {
+  kRemoval,           // up to n rows per batch removed (unlearning), Theorem 6
+  kSubstitution,      // up to n rows per batch replaced (privacy), Theorem 8; needs clipping
+  kBoundedPoisoning,  // up to n rows per batch with features/labels moved, Theorem 9
+};
+
+absl::StatusOr<PerturbationKind> ParsePerturbationKind(const std::string& name);
+std::string PerturbationKindName(PerturbationKind kind);
+
+struct PerturbationModel {
+  PerturbationKind kind = PerturbationKind::kRemoval;
+  // Bounded poisoning: l-infinity radius of feature changes, and what label
+  // changes are allowed. The perturbed per-sample bounds cover both at once.
+  double epsilon = 0.0;
+  LabelPerturbation label;
+  // True: the feature and label budgets hit the same rows (k = max), false:
+  // different rows (k = sum).
+  bool paired = false;
+};
+
+// One budget of the set. Removal/substitution use `n`; bounded poisoning uses
+// `n` feature-poisoned rows and `label_n` label-poisoned rows per batch.
+struct Budget {
+  int n = 0;
+  int label_n = 0;
+
+  // The number of rows per batch the aggregation must allow for.
+  int EffectiveK(const PerturbationModel& perturbation) const;
+  std::string Describe(const PerturbationModel& perturbation) const;
+};
+
+struct TrainConfig {
+  ModelSpec model;
+  LossKind loss = LossKind::kBinaryCrossEntropy;
+  int batch_size = 100;
+  int epochs = 1;
+  OptimizerConfig optimizer;
+  // Clamp every per-sample gradient (nominal and bounds) to [-gamma, gamma].
+  std::optional<double> clip_gamma;
+  PerturbationModel perturbation;
+  std::vector<Budget> budgets;
+  MatMulMethod matmul = MatMulMethod::kRump;
+  // Rows per fragment of a batch (memory/speed only); 0 = automatic.
+  int fragment_size = 0;
+  // Worker threads; 0 = hardware concurrency. Does not change results.
+  int threads = 0;
+
+  // Checks every field and its consistency with a dataset of `data_dim`
+  // features, `num_classes` classes and `num_rows` rows; messages name the
+  // field, the value and the limit.
+  absl::Status Validate(Index data_dim, int num_classes, Index num_rows) const;
+};
+
+struct ProgressEvent {
+  int64_t iteration = 0;        // steps done so far (1-based after a step)
+  int64_t total_iterations = 0;
+  int epoch = 0;                // 0-based epoch of the last step
+  double nominal_loss = 0.0;    // mean loss of the last batch at the nominal parameters
+  double learning_rate = 0.0;
+  std::vector<double> total_width;  // per budget: sum of upper - lower
+};
+
+// Everything needed to continue training exactly where it stopped.
+struct TrainState {
+  int64_t step = 0;
+  Vector nominal;
+  std::vector<ParameterBox> boxes;  // one per budget
+  // SGDM velocities (empty until the first step with momentum).
+  Vector velocity_nominal;
+  std::vector<Vector> velocity_lower;
+  std::vector<Vector> velocity_upper;
+};
+
+struct TrainResult {
+  TrainState state;
+  int64_t iterations = 0;
+  int64_t batches_per_epoch = 0;
+  int64_t dropped_rows_per_epoch = 0;  // the incomplete last batch
+};
+
+struct TrainCallbacks {
+  // Called after every step.
+  std::function<void(const ProgressEvent&)> progress;
+  // Polled before every step; training stops with CancelledError when set.
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+// Runs AGT. Owns nothing it is given; the dataset must outlive the call.
+class Trainer {
+ public:
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(const TrainConfig& config,
+                                                          const Dataset& data,
+                                                          const Vector& init);
+  ~Trainer();
+
+  int64_t total_steps() const { return total_steps_; }
+  int64_t batches_per_epoch() const { return batches_per_epoch_; }
+  int64_t dropped_rows_per_epoch() const { return dropped_rows_; }
+  bool done() const { return state_.step >= total_steps_; }
+  const TrainState& state() const { return state_; }
+  const TrainConfig& config() const { return config_; }
+  // Replaces the state (e.g. from a checkpoint); shapes are checked.
+  absl::Status Restore(const TrainState& state);
+
+  // One AGT iteration on the next batch; returns its progress event.
+  absl::StatusOr<ProgressEvent> Step();
+  // Steps until done or cancelled.
+  absl::StatusOr<TrainResult> Run(const TrainCallbacks& callbacks = {});
+
+ private:
+  Trainer(const TrainConfig& config, const Dataset& data);
+  struct Impl;
+
+  TrainConfig config_;
+  const Dataset& data_;
+  int64_t batches_per_epoch_ = 0;
+  int64_t dropped_rows_ = 0;
+  int64_t total_steps_ = 0;
+  TrainState state_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Convenience: create and run.
+absl::StatusOr<TrainResult> Train(const TrainConfig& config, const Dataset& data,
+                                  const Vector& init, const TrainCallbacks& callbacks = {});
+
+// The optimizer update of one step (goldens README, semantics 7), exposed for
+// tests. The nominal update applies L1 (before the gradient step), L2,
+// momentum and the step's learning rate; the box update does the same on
+// [lower, upper] with the descent bounds, so that a zero-width box with equal
+// bounds moves exactly as the nominal parameters. Velocities start empty and
+// are created on first use.
+void ApplyNominalUpdate(const OptimizerConfig& opt, int64_t step, const Vector& direction,
+                        Vector* theta, Vector* velocity);
+void ApplyBoxUpdate(const OptimizerConfig& opt, int64_t step, const Vector& direction_lower,
+                    const Vector& direction_upper, ParameterBox* box, Vector* velocity_lower,
+                    Vector* velocity_upper);
+
+// Clamps every entry to [-gamma, gamma] in place.
+void ClampInPlace(Matrix* m, double gamma);
+
+}  // namespace agt
+
+#endif  // AGT_CORE_TRAIN_TRAIN_H_
