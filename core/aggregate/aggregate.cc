@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <limits>
 
 namespace agt {
 
@@ -12,9 +13,9 @@ StreamingExtremeSum::StreamingExtremeSum(Index num_columns, int total_rows, int 
   // whichever is fewer; the latter's sum is subtracted from the total.
   keep_opposite_ = m > total_rows - m;
   keep_ = keep_opposite_ ? total_rows - m : m;
-  slots_.assign(static_cast<size_t>(keep_) * num_columns_, 0.0);
-  threshold_.assign(num_columns_, 0.0);
-  threshold_slot_.assign(num_columns_, 0);
+  const double empty = -std::numeric_limits<double>::infinity();
+  slots_.assign(static_cast<size_t>(keep_) * num_columns_, empty);
+  threshold_.assign(num_columns_, keep_ > 0 ? empty : std::numeric_limits<double>::infinity());
 }
 
 // Values are stored multiplied by `sign`, so the accumulator always keeps the
@@ -25,47 +26,76 @@ inline double StoredSign(Extreme which, bool opposite) {
   return keep_largest ? 1.0 : -1.0;
 }
 
-inline void FindMin(const double* slots, int keep, double* value, int* slot) {
-  int best = 0;
-  for (int s = 1; s < keep; ++s) {
-    if (slots[s] < slots[best]) best = s;
-  }
-  *value = slots[best];
-  *slot = best;
-}
 }  // namespace
+
+template <bool kNegate>
+void StreamingExtremeSum::AddSpanImpl(Index column_offset, Index len, const double* values) {
+  const double* thr = threshold_.data() + column_offset;
+  // Most candidates lose against the threshold: test 8 at a time without
+  // branches (vectorisable), and only then look at the winners one by one.
+  Index c = 0;
+  for (; c + 8 <= len; c += 8) {
+    bool any = false;
+    for (int u = 0; u < 8; ++u) {
+      const double v = kNegate ? -values[c + u] : values[c + u];
+      any |= v > thr[c + u];
+    }
+    if (!any) continue;
+    for (int u = 0; u < 8; ++u) {
+      const double v = kNegate ? -values[c + u] : values[c + u];
+      if (v > thr[c + u]) Insert(column_offset + c + u, v);
+    }
+  }
+  for (; c < len; ++c) {
+    const double v = kNegate ? -values[c] : values[c];
+    if (v > thr[c]) Insert(column_offset + c, v);
+  }
+}
+
+void StreamingExtremeSum::AddSpan(Index column_offset, Index len, const double* values) {
+  if (keep_ == 0) return;
+  if (StoredSign(which_, keep_opposite_) > 0) {
+    AddSpanImpl<false>(column_offset, len, values);
+  } else {
+    AddSpanImpl<true>(column_offset, len, values);
+  }
+}
+
+void StreamingExtremeSum::Reset() {
+  rows_seen_ = 0;
+  std::fill(slots_.begin(), slots_.end(), -std::numeric_limits<double>::infinity());
+  std::fill(threshold_.begin(), threshold_.end(),
+            keep_ > 0 ? -std::numeric_limits<double>::infinity()
+                      : std::numeric_limits<double>::infinity());
+}
 
 void StreamingExtremeSum::AddRow(const double* row) {
   assert(rows_seen_ < total_rows_);
-  const double sign = StoredSign(which_, keep_opposite_);
-  if (keep_ == 0) {
-    ++rows_seen_;
-    return;
-  }
-  if (rows_seen_ < keep_) {
-    for (Index c = 0; c < num_columns_; ++c) {
-      slots_[c * keep_ + rows_seen_] = sign * row[c];
-    }
-    ++rows_seen_;
-    if (rows_seen_ == keep_) {
-      for (Index c = 0; c < num_columns_; ++c) {
-        FindMin(&slots_[c * keep_], keep_, &threshold_[c], &threshold_slot_[c]);
-      }
-    }
-    return;
-  }
   ++rows_seen_;
-  double* thr = threshold_.data();
-  for (Index c = 0; c < num_columns_; ++c) {
-    const double v = sign * row[c];
-    if (v > thr[c]) Insert(c, v);
-  }
+  AddSpan(0, num_columns_, row);
+}
+
+void StreamingExtremeSum::AddBlock(Index column_offset, Index len, Index rows,
+                                   const double* block, Index ld) {
+  assert(column_offset + len <= num_columns_);
+  for (Index r = 0; r < rows; ++r) AddSpan(column_offset, len, block + r * ld);
 }
 
 void StreamingExtremeSum::Insert(Index column, double value) {
-  double* slots = &slots_[column * keep_];
-  slots[threshold_slot_[column]] = value;
-  FindMin(slots, keep_, &threshold_[column], &threshold_slot_[column]);
+  // The kept values of a column form a min-heap: the root is the threshold.
+  double* heap = &slots_[column * keep_];
+  int i = 0;
+  for (;;) {
+    const int l = 2 * i + 1;
+    if (l >= keep_) break;
+    const int r = l + 1;
+    const int m = (r < keep_ && heap[r] < heap[l]) ? r : l;
+    if (!(heap[m] < value)) break;
+    heap[i] = heap[m];
+    i = m;
+  }
+  heap[i] = value;
+  threshold_[column] = heap[0];
 }
 
 void StreamingExtremeSum::AddRows(const Eigen::Ref<const Matrix>& rows) {
@@ -76,25 +106,21 @@ void StreamingExtremeSum::AddRows(const Eigen::Ref<const Matrix>& rows) {
 void StreamingExtremeSum::Merge(const StreamingExtremeSum& other) {
   assert(other.num_columns_ == num_columns_ && other.keep_ == keep_ &&
          other.keep_opposite_ == keep_opposite_ && other.which_ == which_);
-  const int mine = std::min(rows_seen_, keep_);
-  const int theirs = std::min(other.rows_seen_, keep_);
   rows_seen_ += other.rows_seen_;
-  assert(rows_seen_ <= total_rows_);
-  if (keep_ == 0 || theirs == 0) return;
-  const int kept = std::min(keep_, mine + theirs);
-  std::vector<double> buf(mine + theirs);
+  if (keep_ == 0) return;
+  std::vector<double> buf(2 * keep_);
   for (Index c = 0; c < num_columns_; ++c) {
     double* slots = &slots_[c * keep_];
-    std::copy(slots, slots + mine, buf.begin());
-    std::copy(&other.slots_[c * keep_], &other.slots_[c * keep_] + theirs, buf.begin() + mine);
-    std::partial_sort(buf.begin(), buf.begin() + kept, buf.end(), std::greater<double>());
-    std::copy(buf.begin(), buf.begin() + kept, slots);
-    if (kept == keep_) FindMin(slots, keep_, &threshold_[c], &threshold_slot_[c]);
+    std::copy(slots, slots + keep_, buf.begin());
+    std::copy(&other.slots_[c * keep_], &other.slots_[c * keep_] + keep_, buf.begin() + keep_);
+    std::partial_sort(buf.begin(), buf.begin() + keep_, buf.end(), std::greater<double>());
+    // Ascending order is a valid min-heap.
+    std::reverse_copy(buf.begin(), buf.begin() + keep_, slots);
+    threshold_[c] = slots[0];
   }
 }
 
 Vector StreamingExtremeSum::Result(const Vector& total) const {
-  assert(rows_seen_ == total_rows_);
   const double sign = StoredSign(which_, keep_opposite_);
   Vector out(num_columns_);
   std::vector<double> buf(keep_);
@@ -139,31 +165,64 @@ Aggregator::Aggregator(AggregationKind kind, Index num_params, int batch_size, i
   }
 }
 
+void Aggregator::Reset() {
+  for (auto& lane : lanes_) {
+    lane->bound_sum_lower.setZero();
+    lane->bound_sum_upper.setZero();
+    lane->value_sum_low.setZero();
+    lane->value_sum_high.setZero();
+    lane->low.Reset();
+    lane->high.Reset();
+  }
+}
+
 Aggregator::~Aggregator() = default;
 Aggregator::Aggregator(Aggregator&&) noexcept = default;
 Aggregator& Aggregator::operator=(Aggregator&&) noexcept = default;
 
-void Aggregator::Add(int lane_index, const FragmentBounds& bounds) {
-  Lane& lane = *lanes_[lane_index];
+namespace {
+// sum[c] += rows of the block, one row after another (the fixed order that
+// makes a zero-width box match the nominal trajectory bit for bit).
+void AddRowsTo(Index len, Index rows, const double* block, Index ld, double* sum) {
+  for (Index r = 0; r < rows; ++r) {
+    const double* row = block + r * ld;
+    for (Index c = 0; c < len; ++c) sum[c] += row[c];
+  }
+}
+}  // namespace
+
+void Aggregator::Add(int lane, const FragmentBounds& bounds) {
   const Matrix& lo = *bounds.lower;
-  const Matrix& hi = *bounds.upper;
-  lane.bound_sum_lower += lo.colwise().sum().transpose();
-  lane.bound_sum_upper += hi.colwise().sum().transpose();
+  const bool poisoning = kind_ == AggregationKind::kBoundedPoisoning;
+  AddBlock(lane, 0, num_params_, lo.rows(), num_params_, lo.data(), bounds.upper->data(),
+           poisoning ? bounds.perturbed_lower->data() : nullptr,
+           poisoning ? bounds.perturbed_upper->data() : nullptr);
+}
+
+void Aggregator::AddBlock(int lane_index, Index offset, Index len, Index rows, Index ld,
+                          const double* lower, const double* upper,
+                          const double* perturbed_lower, const double* perturbed_upper) {
+  Lane& lane = *lanes_[lane_index];
+  AddRowsTo(len, rows, lower, ld, lane.bound_sum_lower.data() + offset);
+  AddRowsTo(len, rows, upper, ld, lane.bound_sum_upper.data() + offset);
   if (kind_ != AggregationKind::kBoundedPoisoning) {
-    lane.value_sum_low += lo.colwise().sum().transpose();
-    lane.value_sum_high += hi.colwise().sum().transpose();
-    lane.low.AddRows(lo);
-    lane.high.AddRows(hi);
+    lane.low.AddBlock(offset, len, rows, lower, ld);
+    lane.high.AddBlock(offset, len, rows, upper, ld);
     return;
   }
   // Theorem 9: the extra effect of a poisoned row is bounded by the
   // difference between its perturbed and unperturbed bounds.
-  lane.diff = *bounds.perturbed_lower - lo;
-  lane.value_sum_low += lane.diff.colwise().sum().transpose();
-  lane.low.AddRows(lane.diff);
-  lane.diff = *bounds.perturbed_upper - hi;
-  lane.value_sum_high += lane.diff.colwise().sum().transpose();
-  lane.high.AddRows(lane.diff);
+  lane.diff.resize(rows, len);
+  for (Index r = 0; r < rows; ++r) {
+    for (Index c = 0; c < len; ++c) lane.diff(r, c) = perturbed_lower[r * ld + c] - lower[r * ld + c];
+  }
+  AddRowsTo(len, rows, lane.diff.data(), len, lane.value_sum_low.data() + offset);
+  lane.low.AddBlock(offset, len, rows, lane.diff.data(), len);
+  for (Index r = 0; r < rows; ++r) {
+    for (Index c = 0; c < len; ++c) lane.diff(r, c) = perturbed_upper[r * ld + c] - upper[r * ld + c];
+  }
+  AddRowsTo(len, rows, lane.diff.data(), len, lane.value_sum_high.data() + offset);
+  lane.high.AddBlock(offset, len, rows, lane.diff.data(), len);
 }
 
 DescentBounds Aggregator::Finish() {
@@ -177,8 +236,9 @@ DescentBounds Aggregator::Finish() {
     first.low.Merge(other.low);
     first.high.Merge(other.high);
   }
-  const Vector low = first.low.Result(first.value_sum_low);
-  const Vector high = first.high.Result(first.value_sum_high);
+  const bool poisoning = kind_ == AggregationKind::kBoundedPoisoning;
+  const Vector low = first.low.Result(poisoning ? first.value_sum_low : first.bound_sum_lower);
+  const Vector high = first.high.Result(poisoning ? first.value_sum_high : first.bound_sum_upper);
   const double b = batch_size_;
   DescentBounds out;
   switch (kind_) {
@@ -202,8 +262,15 @@ NominalAggregator::NominalAggregator(Index num_params, int batch_size, int num_l
     : batch_size_(batch_size), lane_sum_(Matrix::Zero(num_lanes, num_params)) {}
 
 void NominalAggregator::Add(int lane, const Matrix& grads) {
-  lane_sum_.row(lane) += grads.colwise().sum();
+  AddBlock(lane, 0, grads.cols(), grads.rows(), grads.cols(), grads.data());
 }
+
+void NominalAggregator::AddBlock(int lane, Index offset, Index len, Index rows, Index ld,
+                                 const double* grads) {
+  AddRowsTo(len, rows, grads, ld, lane_sum_.row(lane).data() + offset);
+}
+
+void NominalAggregator::Reset() { lane_sum_.setZero(); }
 
 Vector NominalAggregator::Finish() const {
   Vector total = lane_sum_.row(0).transpose();

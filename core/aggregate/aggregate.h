@@ -47,15 +47,24 @@ class StreamingExtremeSum {
   void AddRows(const Eigen::Ref<const Matrix>& rows);
   // Adds one row given as a contiguous array of num_columns values.
   void AddRow(const double* row);
+  // Adds `rows` rows of columns [column_offset, column_offset + len), row r
+  // at block + r * ld. Every column must in the end have seen total_rows rows;
+  // rows_seen() counts only full-width rows (AddRow/AddRows).
+  void AddBlock(Index column_offset, Index len, Index rows, const double* block, Index ld);
   // Folds another accumulator (same shape and m) into this one.
   void Merge(const StreamingExtremeSum& other);
   // The extreme sums per column. `total` is the plain column sum of all rows
   // (supplied by the caller so that it can be reduced in a fixed order).
   Vector Result(const Vector& total) const;
   int rows_seen() const { return rows_seen_; }
+  // Forgets every row (keeps the memory), ready for the next batch.
+  void Reset();
 
  private:
   void Insert(Index column, double value);
+  void AddSpan(Index column_offset, Index len, const double* values);
+  template <bool kNegate>
+  void AddSpanImpl(Index column_offset, Index len, const double* values);
 
   Index num_columns_;
   int total_rows_;
@@ -64,11 +73,12 @@ class StreamingExtremeSum {
   int keep_;             // how many extremes are kept per column
   bool keep_opposite_;   // true: keep total_rows - m of the other side
   int rows_seen_ = 0;
-  // keep_ slots per column, column-major (column c: [c*keep_, (c+1)*keep_)).
+  // keep_ slots per column, column-major (column c: [c*keep_, (c+1)*keep_)),
+  // each column's slots a min-heap.
+  // Slots start at -infinity, so every column fills as values arrive.
   std::vector<double> slots_;
-  // Per column: the kept value that the next candidate must beat, and its slot.
+  // Per column: the kept value that the next candidate must beat (the heap's root).
   std::vector<double> threshold_;
-  std::vector<int> threshold_slot_;
 };
 
 // Per-sample gradient bounds of one fragment of a batch (rows = samples).
@@ -101,7 +111,15 @@ class Aggregator {
   Aggregator& operator=(Aggregator&&) noexcept;
 
   void Add(int lane, const FragmentBounds& bounds);
+  // The same for parameters [offset, offset + len) of `rows` rows: blocks are
+  // row-major with row stride ld (perturbed_* for poisoning only). The hot
+  // path calls this per weight row so that everything stays in cache.
+  void AddBlock(int lane, Index offset, Index len, Index rows, Index ld, const double* lower,
+                const double* upper, const double* perturbed_lower,
+                const double* perturbed_upper);
   DescentBounds Finish();
+  // Forgets every row (keeps the memory), ready for the next batch.
+  void Reset();
 
  private:
   struct Lane;
@@ -119,7 +137,9 @@ class NominalAggregator {
  public:
   NominalAggregator(Index num_params, int batch_size, int num_lanes);
   void Add(int lane, const Matrix& grads);
+  void AddBlock(int lane, Index offset, Index len, Index rows, Index ld, const double* grads);
   Vector Finish() const;  // sum / batch_size
+  void Reset();
 
  private:
   int batch_size_;

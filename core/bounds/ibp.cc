@@ -102,19 +102,69 @@ IntervalMatrix BoxedModel::ForwardBounds(const IntervalMatrix& input,
   return z;
 }
 
-void BoxedModel::PerSampleGradientBounds(const IntervalMatrix& input, const Vector& labels,
-                                         LossKind loss,
-                                         const LabelPerturbation& label_perturbation,
-                                         Matrix* lower, Matrix* upper) const {
-  const Index n = input.rows();
-  assert(lower->rows() >= n && lower->cols() == num_params_);
-  assert(upper->rows() >= n && upper->cols() == num_params_);
+void DenseFactors::Prepare() {
+  d_mid = (d_upper + d_lower) * 0.5;
+  d_rad = (d_upper - d_lower) * 0.5;
+  z_mid = (z_upper + z_lower) * 0.5;
+  z_rad = (z_upper - z_lower) * 0.5;
+  z_mid_abs = z_mid.cwiseAbs();
+  z_point = IsPoint(z_rad);
+}
+
+void ExpandWeightRow(const DenseFactors& f, int o, MatMulMethod method, double* lower,
+                     double* upper, Index ld) {
+  const Index rows = f.d_lower.rows();
+  const Index in = f.z_lower.cols();
+  for (Index r = 0; r < rows; ++r) {
+    Eigen::Map<RowVector> lo(lower + r * ld, in);
+    Eigen::Map<RowVector> hi(upper + r * ld, in);
+    switch (method) {
+      case MatMulMethod::kExact: {
+        const double a = f.d_lower(r, o), b = f.d_upper(r, o);
+        const auto zl = f.z_lower.row(r).array();
+        const auto zu = f.z_upper.row(r).array();
+        lo = (a * zl).min(a * zu).min((b * zl).min(b * zu)).matrix();
+        hi = (a * zl).max(a * zu).max((b * zl).max(b * zu)).matrix();
+        break;
+      }
+      case MatMulMethod::kNguyen: {
+        const Matrix dl = Matrix::Constant(1, 1, f.d_lower(r, o));
+        const Matrix du = Matrix::Constant(1, 1, f.d_upper(r, o));
+        const IntervalMatrix g = MatMulNguyen(IntervalMatrix(dl, du),
+                                              IntervalMatrix(f.z_lower.row(r), f.z_upper.row(r)));
+        lo = g.lower;
+        hi = g.upper;
+        break;
+      }
+      case MatMulMethod::kRump: {
+        const double m = f.d_mid(r, o), rr = f.d_rad(r, o);
+        const auto mz = f.z_mid.row(r).array();
+        const auto amz = f.z_mid_abs.row(r).array();
+        if (f.z_point) {
+          // |m| rZ vanishes exactly.
+          lo = (m * mz - rr * amz).matrix();
+          hi = (m * mz + rr * amz).matrix();
+        } else {
+          const auto rz = f.z_rad.row(r).array();
+          const double am = std::abs(m);
+          lo = (m * mz - (am * rz + rr * amz + rr * rz)).matrix();
+          hi = (m * mz + (am * rz + rr * amz + rr * rz)).matrix();
+        }
+        break;
+      }
+    }
+  }
+}
+
+void BoxedModel::GradientFactors(const IntervalMatrix& input, const Vector& labels,
+                                 LossKind loss, const LabelPerturbation& label_perturbation,
+                                 std::vector<DenseFactors>* factors) const {
   std::vector<IntervalMatrix> acts;
   const IntervalMatrix logits = ForwardBounds(input, &acts);
   const IntervalMatrix delta0 = LossGradientBounds(loss, logits, labels, label_perturbation);
   Matrix dl = delta0.lower;
   Matrix du = delta0.upper;
-
+  factors->resize(layers_.size());
   size_t dense = layers_.size();
   for (size_t li = spec_.layers.size(); li-- > 0;) {
     if (spec_.layers[li].kind == LayerKind::kRelu) {
@@ -122,65 +172,20 @@ void BoxedModel::PerSampleGradientBounds(const IntervalMatrix& input, const Vect
       continue;
     }
     const Layer& layer = layers_[--dense];
-    const DenseSlice& s = layer.slice;
-    const IntervalMatrix& zin = acts[li];  // the layer's input interval
-    // Bias gradient = delta; weight gradient = delta (x) z^T per sample, eq. 26.
-    lower->block(0, s.bias_offset, n, s.out) = dl;
-    upper->block(0, s.bias_offset, n, s.out) = du;
-    const Matrix md = (du + dl) * 0.5;
-    const Matrix rd = (du - dl) * 0.5;
-    const Matrix mz = (zin.upper + zin.lower) * 0.5;
-    const Matrix rz = (zin.upper - zin.lower) * 0.5;
-    const bool z_point = IsPoint(rz);
-    if (method_ == MatMulMethod::kNguyen) {
-      for (Index r = 0; r < n; ++r) {
-        const IntervalMatrix d(dl.row(r).transpose(), du.row(r).transpose());
-        const IntervalMatrix zr(zin.lower.row(r), zin.upper.row(r));
-        const IntervalMatrix g = MatMulNguyen(d, zr);
-        for (int o = 0; o < s.out; ++o) {
-          lower->row(r).segment(s.weight_offset + o * s.in, s.in) = g.lower.row(o);
-          upper->row(r).segment(s.weight_offset + o * s.in, s.in) = g.upper.row(o);
-        }
-      }
-    } else {
-      for (Index r = 0; r < n; ++r) {
-        const auto mzr = mz.row(r).array();
-        const auto rzr = rz.row(r).array();
-        const RowVector amz = mzr.abs();
-        double* lo_row = lower->row(r).data() + s.weight_offset;
-        double* hi_row = upper->row(r).data() + s.weight_offset;
-        for (int o = 0; o < s.out; ++o) {
-          Eigen::Map<RowVector> lo(lo_row + static_cast<Index>(o) * s.in, s.in);
-          Eigen::Map<RowVector> hi(hi_row + static_cast<Index>(o) * s.in, s.in);
-          if (method_ == MatMulMethod::kExact) {
-            const double a = dl(r, o), b = du(r, o);
-            const auto zl = zin.lower.row(r).array();
-            const auto zu = zin.upper.row(r).array();
-            lo = (a * zl).min(a * zu).min((b * zl).min(b * zu)).matrix();
-            hi = (a * zl).max(a * zu).max((b * zl).max(b * zu)).matrix();
-            continue;
-          }
-          const double m = md(r, o), rr = rd(r, o);
-          if (z_point) {
-            // |m| rZ vanishes exactly.
-            lo = (m * mzr - rr * amz.array()).matrix();
-            hi = (m * mzr + rr * amz.array()).matrix();
-          } else {
-            const double am = std::abs(m);
-            lo = (m * mzr - (am * rzr + rr * amz.array() + rr * rzr)).matrix();
-            hi = (m * mzr + (am * rzr + rr * amz.array() + rr * rzr)).matrix();
-          }
-        }
-      }
-    }
+    DenseFactors& f = (*factors)[dense];
+    f.d_lower = dl;
+    f.d_upper = du;
+    f.z_lower = acts[li].lower;
+    f.z_upper = acts[li].upper;
+    f.Prepare();
     if (li == 0) break;
     // delta <- delta (x) W, eq. 25.
     if (method_ == MatMulMethod::kRump) {
-      Matrix mid = md * layer.w_mid;
-      Matrix rad = rd * layer.w_mid_abs;
+      Matrix mid = f.d_mid * layer.w_mid;
+      Matrix rad = f.d_rad * layer.w_mid_abs;
       if (!layer.point) {
-        rad.noalias() += md.cwiseAbs() * layer.w_rad;
-        rad.noalias() += rd * layer.w_rad;
+        rad.noalias() += f.d_mid.cwiseAbs() * layer.w_rad;
+        rad.noalias() += f.d_rad * layer.w_rad;
       }
       dl = mid - rad;
       du = mid + rad;
@@ -190,6 +195,56 @@ void BoxedModel::PerSampleGradientBounds(const IntervalMatrix& input, const Vect
       dl = next.lower;
       du = next.upper;
     }
+  }
+}
+
+void BoxedModel::PerSampleGradientBounds(const IntervalMatrix& input, const Vector& labels,
+                                         LossKind loss,
+                                         const LabelPerturbation& label_perturbation,
+                                         Matrix* lower, Matrix* upper) const {
+  const Index n = input.rows();
+  assert(lower->rows() >= n && lower->cols() == num_params_);
+  assert(upper->rows() >= n && upper->cols() == num_params_);
+  std::vector<DenseFactors> factors;
+  GradientFactors(input, labels, loss, label_perturbation, &factors);
+  for (size_t k = 0; k < layers_.size(); ++k) {
+    const DenseSlice& s = layers_[k].slice;
+    const DenseFactors& f = factors[k];
+    lower->block(0, s.bias_offset, n, s.out) = f.d_lower;
+    upper->block(0, s.bias_offset, n, s.out) = f.d_upper;
+    for (int o = 0; o < s.out; ++o) {
+      const Index off = s.weight_offset + static_cast<Index>(o) * s.in;
+      ExpandWeightRow(f, o, method_, lower->data() + off, upper->data() + off, num_params_);
+    }
+  }
+}
+
+void NominalGradientFactors(const ModelSpec& spec, const Vector& theta,
+                            const Eigen::Ref<const Matrix>& x, const Vector& labels,
+                            LossKind loss, std::vector<DenseFactors>* factors, Vector* losses) {
+  std::vector<Matrix> acts;
+  const Matrix logits = Forward(spec, theta, x, &acts);
+  if (losses) *losses = LossValues(loss, logits, labels);
+  Matrix delta = LossGradient(loss, logits, labels);
+  const std::vector<DenseSlice> layout = spec.Layout();
+  factors->resize(layout.size());
+  size_t dense = layout.size();
+  for (size_t li = spec.layers.size(); li-- > 0;) {
+    if (spec.layers[li].kind == LayerKind::kRelu) {
+      delta = (acts[li].array() > 0.0).select(delta, 0.0);
+      continue;
+    }
+    const DenseSlice& s = layout[--dense];
+    DenseFactors& f = (*factors)[dense];
+    f.d_lower = delta;
+    f.d_upper = delta;
+    f.z_lower = acts[li];
+    f.z_upper = acts[li];
+    f.Prepare();
+    if (li == 0) break;
+    const ConstMatrixMap w(theta.data() + s.weight_offset, s.out, s.in);
+    Matrix next = delta * w;
+    delta = std::move(next);
   }
 }
 
@@ -229,31 +284,20 @@ void PerSampleGradients(const ModelSpec& spec, const Vector& theta,
   const Index n = x.rows();
   const Index p = spec.NumParameters();
   if (grads->rows() < n || grads->cols() != p) grads->resize(n, p);
-  std::vector<Matrix> acts;
-  const Matrix logits = Forward(spec, theta, x, &acts);
-  if (losses) *losses = LossValues(loss, logits, labels);
-  Matrix delta = LossGradient(loss, logits, labels);
+  std::vector<DenseFactors> factors;
+  NominalGradientFactors(spec, theta, x, labels, loss, &factors, losses);
   const std::vector<DenseSlice> layout = spec.Layout();
-  size_t dense = layout.size();
-  for (size_t li = spec.layers.size(); li-- > 0;) {
-    if (spec.layers[li].kind == LayerKind::kRelu) {
-      const Matrix& pre = acts[li];
-      delta = (pre.array() > 0.0).select(delta, 0.0);
-      continue;
-    }
-    const DenseSlice& s = layout[--dense];
-    const Matrix& zin = acts[li];
-    grads->block(0, s.bias_offset, n, s.out) = delta;
+  for (size_t k = 0; k < layout.size(); ++k) {
+    const DenseSlice& s = layout[k];
+    const DenseFactors& f = factors[k];
+    grads->block(0, s.bias_offset, n, s.out) = f.d_mid;
     for (Index r = 0; r < n; ++r) {
       double* row = grads->row(r).data() + s.weight_offset;
       for (int o = 0; o < s.out; ++o) {
-        Eigen::Map<RowVector>(row + static_cast<Index>(o) * s.in, s.in) = delta(r, o) * zin.row(r);
+        Eigen::Map<RowVector>(row + static_cast<Index>(o) * s.in, s.in) =
+            f.d_mid(r, o) * f.z_mid.row(r);
       }
     }
-    if (li == 0) break;
-    const ConstMatrixMap w(theta.data() + s.weight_offset, s.out, s.in);
-    Matrix next = delta * w;
-    delta = std::move(next);
   }
 }
 

@@ -54,6 +54,33 @@ void PerSampleGradientBounds(const ModelSpec& spec, const ParameterBox& box,
                              LossKind loss, const LabelPerturbation& label_perturbation,
                              MatMulMethod method, Matrix* lower, Matrix* upper);
 
+// The factors of one fragment's per-sample gradients for one dense layer:
+// the loss gradient w.r.t. the layer's output (delta, R x out) and the layer's
+// input (z, R x in), as intervals (lower == upper for nominal factors). The
+// bias gradient of row r is delta_r; the weight gradient is the outer product
+// delta_r z_r^T, which ExpandWeightRow materialises one weight row at a time
+// so that the hot loop stays in cache (see train.cc).
+struct DenseFactors {
+  Matrix d_lower, d_upper;  // R x out
+  Matrix z_lower, z_upper;  // R x in
+  // Derived by Prepare(): midpoints and radii.
+  Matrix d_mid, d_rad, z_mid, z_rad, z_mid_abs;
+  bool z_point = false;
+  void Prepare();
+};
+
+// Writes the per-sample bounds of weight row o (parameters W(o, 0..in-1)) for
+// all R rows of `f` into lower/upper (R x in, row stride ld), using the outer
+// product rule of `method` (Rump: m m' +- (|m| r' + r |m'| + r r')).
+void ExpandWeightRow(const DenseFactors& f, int o, MatMulMethod method, double* lower,
+                     double* upper, Index ld);
+
+// Nominal factors (point intervals) of a fragment; per-row losses if asked.
+void NominalGradientFactors(const ModelSpec& spec, const Vector& theta,
+                            const Eigen::Ref<const Matrix>& x, const Vector& labels,
+                            LossKind loss, std::vector<DenseFactors>* factors,
+                            Vector* losses = nullptr);
+
 // A model with parameters in a box, prepared once for repeated bounding of
 // fragments (what one training step does for every budget). Holds copies of
 // what it needs; const methods are thread-safe.
@@ -74,6 +101,11 @@ class BoxedModel {
   void PerSampleGradientBounds(const IntervalMatrix& input, const Vector& labels, LossKind loss,
                                const LabelPerturbation& label_perturbation, Matrix* lower,
                                Matrix* upper) const;
+  // The same bounds in factored form, one entry per dense layer (in layer order).
+  void GradientFactors(const IntervalMatrix& input, const Vector& labels, LossKind loss,
+                       const LabelPerturbation& label_perturbation,
+                       std::vector<DenseFactors>* factors) const;
+  MatMulMethod method() const { return method_; }
 
  private:
   struct Layer;

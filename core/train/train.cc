@@ -14,7 +14,7 @@ namespace {
 
 // The batch is split into this many lanes (see aggregate.h); it fixes the
 // summation order, so results never depend on the thread count.
-constexpr int kLanes = 4;
+constexpr int kLanes = 2;
 
 absl::Status Invalid(const std::string& msg) { return absl::InvalidArgumentError(msg); }
 
@@ -268,12 +268,15 @@ void ApplyBoxUpdate(const OptimizerConfig& opt, int64_t step, const Vector& dire
 // steady state).
 struct Trainer::Impl {
   struct Scratch {
-    Matrix lower, upper, perturbed_lower, perturbed_upper, nominal;
+    Matrix lower, upper, perturbed_lower, perturbed_upper;
+    std::vector<DenseFactors> factors, perturbed_factors;
     Vector losses;
   };
   int threads = 1;
   int fragment = 1;
   std::vector<Scratch> scratch;
+  std::vector<Aggregator> aggregators;  // one per budget
+  std::optional<NominalAggregator> nominal_aggregator;
 };
 
 Trainer::Trainer(const TrainConfig& config, const Dataset& data)
@@ -304,13 +307,12 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& conf
   t->state_.velocity_lower.resize(config.budgets.size());
   t->state_.velocity_upper.resize(config.budgets.size());
 
-  const Index p = config.model.NumParameters();
   Impl& impl = *t->impl_;
+  const Index p = config.model.NumParameters();
   const int lane_rows = (config.batch_size + kLanes - 1) / kLanes;
   impl.fragment = config.fragment_size > 0
                       ? config.fragment_size
-                      : static_cast<int>(std::clamp<Index>((Index{1} << 19) / std::max<Index>(p, 1),
-                                                           8, 512));
+                      : 64;
   impl.fragment = std::min(impl.fragment, lane_rows);
   const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   impl.threads = std::min(config.threads > 0 ? config.threads : hw, kLanes);
@@ -357,19 +359,34 @@ absl::StatusOr<ProgressEvent> Trainer::Step() {
 
   std::vector<BoxedModel> boxed;
   boxed.reserve(nb);
-  std::vector<Aggregator> aggs;
-  aggs.reserve(nb);
+  // Aggregators persist across steps (their memory is large: reallocating
+  // it every step costs page faults).
+  std::vector<Aggregator>& aggs = impl_->aggregators;
+  if (aggs.empty()) {
+    aggs.reserve(nb);
+    for (size_t j = 0; j < nb; ++j) {
+      aggs.emplace_back(kind, p, b, cfg.budgets[j].EffectiveK(cfg.perturbation), gamma, kLanes);
+    }
+  }
   for (size_t j = 0; j < nb; ++j) {
     boxed.emplace_back(cfg.model, state_.boxes[j], cfg.matmul);
-    aggs.emplace_back(kind, p, b, cfg.budgets[j].EffectiveK(cfg.perturbation), gamma, kLanes);
+    aggs[j].Reset();
   }
-  NominalAggregator nominal_agg(p, b, kLanes);
+  if (!impl_->nominal_aggregator) impl_->nominal_aggregator.emplace(p, b, kLanes);
+  NominalAggregator& nominal_agg = *impl_->nominal_aggregator;
+  nominal_agg.Reset();
   std::vector<double> lane_loss(kLanes, 0.0);
   LabelPerturbation no_label;
 
   // Lane l holds rows [lane_begin(l), lane_begin(l + 1)) of the batch.
   auto lane_begin = [&](int l) { return static_cast<Index>(l) * b / kLanes; };
-  // Task (j, l): budget j (j == nb: the nominal pass) on lane l.
+  const std::vector<DenseSlice> layout = cfg.model.Layout();
+  auto clamp_block = [&](Matrix* m) {
+    if (cfg.clip_gamma) ClampInPlace(m, gamma);
+  };
+  // Task (j, l): budget j (j == nb: the nominal pass) on lane l. Per-sample
+  // bounds are materialised one weight row (R x in) at a time and folded into
+  // the aggregator straight away, so the hot loop stays in cache.
   auto run_task = [&](size_t j, int l, Impl::Scratch& sc) {
     const Index begin = lane_begin(l), end = lane_begin(l + 1);
     for (Index r0 = begin; r0 < end; r0 += impl_->fragment) {
@@ -377,36 +394,70 @@ absl::StatusOr<ProgressEvent> Trainer::Step() {
       const auto x = data_.x.middleRows(first_row + r0, rows);
       const Vector y = data_.y.segment(first_row + r0, rows);
       if (j == nb) {
-        sc.nominal.resize(rows, p);
-        PerSampleGradients(cfg.model, state_.nominal, x, y, cfg.loss, &sc.nominal, &sc.losses);
-        if (cfg.clip_gamma) ClampInPlace(&sc.nominal, gamma);
-        nominal_agg.Add(l, sc.nominal);
+        NominalGradientFactors(cfg.model, state_.nominal, x, y, cfg.loss, &sc.factors,
+                               &sc.losses);
         lane_loss[l] += sc.losses.sum();
+        for (size_t k = 0; k < layout.size(); ++k) {
+          const DenseSlice& sl = layout[k];
+          const DenseFactors& f = sc.factors[k];
+          sc.lower = f.d_mid;
+          clamp_block(&sc.lower);
+          nominal_agg.AddBlock(l, sl.bias_offset, sl.out, rows, sl.out, sc.lower.data());
+          sc.lower.resize(rows, sl.in);
+          for (int o = 0; o < sl.out; ++o) {
+            for (Index r = 0; r < rows; ++r) sc.lower.row(r) = f.d_mid(r, o) * f.z_mid.row(r);
+            clamp_block(&sc.lower);
+            nominal_agg.AddBlock(l, sl.weight_offset + static_cast<Index>(o) * sl.in, sl.in, rows,
+                                 sl.in, sc.lower.data());
+          }
+        }
         continue;
       }
-      sc.lower.resize(rows, p);
-      sc.upper.resize(rows, p);
-      boxed[j].PerSampleGradientBounds(IntervalMatrix::Point(x), y, cfg.loss, no_label, &sc.lower,
-                                       &sc.upper);
-      if (cfg.clip_gamma) {
-        ClampInPlace(&sc.lower, gamma);
-        ClampInPlace(&sc.upper, gamma);
-      }
-      FragmentBounds fb{&sc.lower, &sc.upper, nullptr, nullptr};
+      const BoxedModel& bm = boxed[j];
+      bm.GradientFactors(IntervalMatrix::Point(x), y, cfg.loss, no_label, &sc.factors);
       if (poisoning) {
-        sc.perturbed_lower.resize(rows, p);
-        sc.perturbed_upper.resize(rows, p);
-        boxed[j].PerSampleGradientBounds(IntervalMatrix::Ball(x, cfg.perturbation.epsilon), y,
-                                         cfg.loss, cfg.perturbation.label, &sc.perturbed_lower,
-                                         &sc.perturbed_upper);
-        if (cfg.clip_gamma) {
-          ClampInPlace(&sc.perturbed_lower, gamma);
-          ClampInPlace(&sc.perturbed_upper, gamma);
-        }
-        fb.perturbed_lower = &sc.perturbed_lower;
-        fb.perturbed_upper = &sc.perturbed_upper;
+        bm.GradientFactors(IntervalMatrix::Ball(x, cfg.perturbation.epsilon), y, cfg.loss,
+                           cfg.perturbation.label, &sc.perturbed_factors);
       }
-      aggs[j].Add(l, fb);
+      for (size_t k = 0; k < layout.size(); ++k) {
+        const DenseSlice& sl = layout[k];
+        const DenseFactors& f = sc.factors[k];
+        // Bias gradient = delta.
+        sc.lower = f.d_lower;
+        sc.upper = f.d_upper;
+        clamp_block(&sc.lower);
+        clamp_block(&sc.upper);
+        if (poisoning) {
+          sc.perturbed_lower = sc.perturbed_factors[k].d_lower;
+          sc.perturbed_upper = sc.perturbed_factors[k].d_upper;
+          clamp_block(&sc.perturbed_lower);
+          clamp_block(&sc.perturbed_upper);
+        }
+        aggs[j].AddBlock(l, sl.bias_offset, sl.out, rows, sl.out, sc.lower.data(),
+                         sc.upper.data(), poisoning ? sc.perturbed_lower.data() : nullptr,
+                         poisoning ? sc.perturbed_upper.data() : nullptr);
+        sc.lower.resize(rows, sl.in);
+        sc.upper.resize(rows, sl.in);
+        if (poisoning) {
+          sc.perturbed_lower.resize(rows, sl.in);
+          sc.perturbed_upper.resize(rows, sl.in);
+        }
+        for (int o = 0; o < sl.out; ++o) {
+          ExpandWeightRow(f, o, cfg.matmul, sc.lower.data(), sc.upper.data(), sl.in);
+          clamp_block(&sc.lower);
+          clamp_block(&sc.upper);
+          if (poisoning) {
+            ExpandWeightRow(sc.perturbed_factors[k], o, cfg.matmul, sc.perturbed_lower.data(),
+                            sc.perturbed_upper.data(), sl.in);
+            clamp_block(&sc.perturbed_lower);
+            clamp_block(&sc.perturbed_upper);
+          }
+          aggs[j].AddBlock(l, sl.weight_offset + static_cast<Index>(o) * sl.in, sl.in, rows,
+                           sl.in, sc.lower.data(), sc.upper.data(),
+                           poisoning ? sc.perturbed_lower.data() : nullptr,
+                           poisoning ? sc.perturbed_upper.data() : nullptr);
+        }
+      }
     }
   };
 
