@@ -150,7 +150,6 @@ struct Aggregator::Lane {
   Vector value_sum_high;
   StreamingExtremeSum low;
   StreamingExtremeSum high;
-  Matrix diff;  // poisoning scratch
 };
 
 Aggregator::Aggregator(AggregationKind kind, Index num_params, int batch_size, int k,
@@ -212,17 +211,19 @@ void Aggregator::AddBlock(int lane_index, Index offset, Index len, Index rows, I
   }
   // Theorem 9: the extra effect of a poisoned row is bounded by the
   // difference between its perturbed and unperturbed bounds.
-  lane.diff.resize(rows, len);
+  // Scratch per thread: AddBlock calls on disjoint columns may run concurrently.
+  thread_local Matrix diff;
+  diff.resize(rows, len);
   for (Index r = 0; r < rows; ++r) {
-    for (Index c = 0; c < len; ++c) lane.diff(r, c) = perturbed_lower[r * ld + c] - lower[r * ld + c];
+    for (Index c = 0; c < len; ++c) diff(r, c) = perturbed_lower[r * ld + c] - lower[r * ld + c];
   }
-  AddRowsTo(len, rows, lane.diff.data(), len, lane.value_sum_low.data() + offset);
-  lane.low.AddBlock(offset, len, rows, lane.diff.data(), len);
+  AddRowsTo(len, rows, diff.data(), len, lane.value_sum_low.data() + offset);
+  lane.low.AddBlock(offset, len, rows, diff.data(), len);
   for (Index r = 0; r < rows; ++r) {
-    for (Index c = 0; c < len; ++c) lane.diff(r, c) = perturbed_upper[r * ld + c] - upper[r * ld + c];
+    for (Index c = 0; c < len; ++c) diff(r, c) = perturbed_upper[r * ld + c] - upper[r * ld + c];
   }
-  AddRowsTo(len, rows, lane.diff.data(), len, lane.value_sum_high.data() + offset);
-  lane.high.AddBlock(offset, len, rows, lane.diff.data(), len);
+  AddRowsTo(len, rows, diff.data(), len, lane.value_sum_high.data() + offset);
+  lane.high.AddBlock(offset, len, rows, diff.data(), len);
 }
 
 DescentBounds Aggregator::Finish() {

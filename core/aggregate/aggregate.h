@@ -21,9 +21,9 @@
 // in lane order, and the kept extremes are summed sorted. So results depend
 // on the lane count, never on which thread ran a lane or when.
 //
-// Thread-safety: Add calls for distinct lanes may run concurrently; the
-// fragments of one lane must be added by one caller at a time, in row order;
-// Finish after all Adds.
+// Thread-safety: Add/AddBlock calls for distinct lanes, or for disjoint
+// parameter ranges, may run concurrently; the rows of one lane must reach
+// each parameter in row order; Finish after all Adds.
 #ifndef AGT_CORE_AGGREGATE_AGGREGATE_H_
 #define AGT_CORE_AGGREGATE_AGGREGATE_H_
 

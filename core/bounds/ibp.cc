@@ -10,6 +10,12 @@ using ConstMatrixMap = Eigen::Map<const Matrix>;
 using RowVector = Eigen::Matrix<double, 1, Eigen::Dynamic>;
 
 bool IsPoint(const Matrix& radius) { return (radius.array() == 0.0).all(); }
+// True when every radius is within a relative 1e-9 of the largest, as for
+// an l-infinity ball [x - eps, x + eps] after rounding; callers then use the
+// largest radius, which over-approximates every one of them (soundly).
+bool IsNearlyUniform(const Matrix& radius) {
+  return radius.size() > 0 && radius.minCoeff() >= radius.maxCoeff() * (1.0 - 1e-9);
+}
 
 // dL/d(input of a ReLU) from dL/d(output), through [1{l>0}, 1{u>0}] with the
 // exact product rule (goldens README, semantics 4).
@@ -86,8 +92,17 @@ IntervalMatrix BoxedModel::ForwardBounds(const IntervalMatrix& input,
         Matrix mid = mz * layer.w_mid.transpose();
         Matrix rad = Matrix::Zero(mid.rows(), mid.cols());
         if (!layer.point) rad.noalias() += mz.cwiseAbs() * layer.w_rad.transpose();
-        if (!z_point) rad.noalias() += rz * layer.w_mid_abs.transpose();
-        if (!z_point && !layer.point) rad.noalias() += rz * layer.w_rad.transpose();
+        if (!z_point && IsNearlyUniform(rz)) {
+          // An l-infinity ball: rZ <= c everywhere, so rZ (|mW| + rW)^T is at
+          // most c times the row sums: one vector instead of two GEMMs.
+          const double c = rz.maxCoeff();
+          RowVector sums = layer.w_mid_abs.rowwise().sum().transpose();
+          if (!layer.point) sums += layer.w_rad.rowwise().sum().transpose();
+          rad.rowwise() += c * sums;
+        } else if (!z_point) {
+          rad.noalias() += rz * layer.w_mid_abs.transpose();
+          if (!layer.point) rad.noalias() += rz * layer.w_rad.transpose();
+        }
         z.lower = mid - rad;
         z.upper = mid + rad;
       } else {
@@ -111,13 +126,22 @@ void DenseFactors::Prepare() {
   z_point = IsPoint(z_rad);
 }
 
-void ExpandWeightRow(const DenseFactors& f, int o, MatMulMethod method, double* lower,
-                     double* upper, Index ld) {
-  const Index rows = f.d_lower.rows();
+void ExpandNominalWeightRow(const DenseFactors& f, int o, Index row_begin, Index rows,
+                            double* grads, Index ld) {
+  const Index in = f.z_mid.cols();
+  for (Index i = 0; i < rows; ++i) {
+    const Index r = row_begin + i;
+    Eigen::Map<RowVector>(grads + i * ld, in) = f.d_mid(r, o) * f.z_mid.row(r);
+  }
+}
+
+void ExpandWeightRow(const DenseFactors& f, int o, Index row_begin, Index rows,
+                     MatMulMethod method, double* lower, double* upper, Index ld) {
   const Index in = f.z_lower.cols();
-  for (Index r = 0; r < rows; ++r) {
-    Eigen::Map<RowVector> lo(lower + r * ld, in);
-    Eigen::Map<RowVector> hi(upper + r * ld, in);
+  for (Index i = 0; i < rows; ++i) {
+    const Index r = row_begin + i;
+    Eigen::Map<RowVector> lo(lower + i * ld, in);
+    Eigen::Map<RowVector> hi(upper + i * ld, in);
     switch (method) {
       case MatMulMethod::kExact: {
         const double a = f.d_lower(r, o), b = f.d_upper(r, o);
@@ -214,7 +238,8 @@ void BoxedModel::PerSampleGradientBounds(const IntervalMatrix& input, const Vect
     upper->block(0, s.bias_offset, n, s.out) = f.d_upper;
     for (int o = 0; o < s.out; ++o) {
       const Index off = s.weight_offset + static_cast<Index>(o) * s.in;
-      ExpandWeightRow(f, o, method_, lower->data() + off, upper->data() + off, num_params_);
+      ExpandWeightRow(f, o, 0, n, method_, lower->data() + off, upper->data() + off,
+                      num_params_);
     }
   }
 }
@@ -291,12 +316,8 @@ void PerSampleGradients(const ModelSpec& spec, const Vector& theta,
     const DenseSlice& s = layout[k];
     const DenseFactors& f = factors[k];
     grads->block(0, s.bias_offset, n, s.out) = f.d_mid;
-    for (Index r = 0; r < n; ++r) {
-      double* row = grads->row(r).data() + s.weight_offset;
-      for (int o = 0; o < s.out; ++o) {
-        Eigen::Map<RowVector>(row + static_cast<Index>(o) * s.in, s.in) =
-            f.d_mid(r, o) * f.z_mid.row(r);
-      }
+    for (int o = 0; o < s.out; ++o) {
+      ExpandNominalWeightRow(f, o, 0, n, grads->data() + s.weight_offset + o * s.in, p);
     }
   }
 }

@@ -70,10 +70,15 @@ struct DenseFactors {
 };
 
 // Writes the per-sample bounds of weight row o (parameters W(o, 0..in-1)) for
-// all R rows of `f` into lower/upper (R x in, row stride ld), using the outer
-// product rule of `method` (Rump: m m' +- (|m| r' + r |m'| + r r')).
-void ExpandWeightRow(const DenseFactors& f, int o, MatMulMethod method, double* lower,
-                     double* upper, Index ld);
+// rows [row_begin, row_begin + rows) of `f` into lower/upper (rows x in, row
+// stride ld), using the outer product rule of `method` (Rump:
+// m m' +- (|m| r' + r |m'| + r r')).
+void ExpandWeightRow(const DenseFactors& f, int o, Index row_begin, Index rows,
+                     MatMulMethod method, double* lower, double* upper, Index ld);
+// The nominal version: grads = delta_ro * z_r (exactly what ExpandWeightRow
+// gives for point factors).
+void ExpandNominalWeightRow(const DenseFactors& f, int o, Index row_begin, Index rows,
+                            double* grads, Index ld);
 
 // Nominal factors (point intervals) of a fragment; per-row losses if asked.
 void NominalGradientFactors(const ModelSpec& spec, const Vector& theta,

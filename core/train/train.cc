@@ -12,10 +12,6 @@
 namespace agt {
 namespace {
 
-// The batch is split into this many lanes (see aggregate.h); it fixes the
-// summation order, so results never depend on the thread count.
-constexpr int kLanes = 2;
-
 absl::Status Invalid(const std::string& msg) { return absl::InvalidArgumentError(msg); }
 
 void L1Step(double s, Vector* theta) {
@@ -267,17 +263,40 @@ void ApplyBoxUpdate(const OptimizerConfig& opt, int64_t step, const Vector& dire
 // Per-thread scratch, reused across fragments and steps (no allocation in the
 // steady state).
 struct Trainer::Impl {
+  // Per-thread buffers for the expanded blocks (rows x in).
   struct Scratch {
     Matrix lower, upper, perturbed_lower, perturbed_upper;
-    std::vector<DenseFactors> factors, perturbed_factors;
-    Vector losses;
   };
   int threads = 1;
-  int fragment = 1;
+  int block_rows = 1;  // rows per expanded block (cache size only)
   std::vector<Scratch> scratch;
   std::vector<Aggregator> aggregators;  // one per budget
   std::optional<NominalAggregator> nominal_aggregator;
+  // Factored per-sample gradients of the current batch (phase 1 of a step).
+  std::vector<DenseFactors> nominal_factors;
+  std::vector<std::vector<DenseFactors>> factors;            // per budget
+  std::vector<std::vector<DenseFactors>> perturbed_factors;  // per budget (poisoning)
+  Vector losses;
 };
+
+// Runs fn(task, thread) for task in [0, num_tasks) on up to `threads`
+// threads; which thread runs which task does not affect results.
+template <typename Fn>
+void ParallelFor(size_t num_tasks, int threads, Fn&& fn) {
+  threads = static_cast<int>(std::min<size_t>(threads, num_tasks));
+  if (threads <= 1) {
+    for (size_t task = 0; task < num_tasks; ++task) fn(task, 0);
+    return;
+  }
+  std::atomic<size_t> next{0};
+  auto worker = [&](int w) {
+    for (size_t task; (task = next.fetch_add(1)) < num_tasks;) fn(task, w);
+  };
+  std::vector<std::thread> pool;
+  for (int w = 1; w < threads; ++w) pool.emplace_back(worker, w);
+  worker(0);
+  for (std::thread& th : pool) th.join();
+}
 
 Trainer::Trainer(const TrainConfig& config, const Dataset& data)
     : config_(config), data_(data), impl_(std::make_unique<Impl>()) {}
@@ -309,13 +328,14 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& conf
 
   Impl& impl = *t->impl_;
   const Index p = config.model.NumParameters();
-  const int lane_rows = (config.batch_size + kLanes - 1) / kLanes;
-  impl.fragment = config.fragment_size > 0
-                      ? config.fragment_size
-                      : 64;
-  impl.fragment = std::min(impl.fragment, lane_rows);
+  Index max_in = 1;
+  for (const DenseSlice& sl : config.model.Layout()) max_in = std::max<Index>(max_in, sl.in);
+  // Four blocks of block_rows x in doubles should sit in the L2 cache.
+  impl.block_rows = config.fragment_size > 0
+                        ? config.fragment_size
+                        : static_cast<int>(std::clamp<Index>(16384 / max_in, 16, 512));
   const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  impl.threads = std::min(config.threads > 0 ? config.threads : hw, kLanes);
+  impl.threads = config.threads > 0 ? config.threads : hw;
   // Small steps are not worth a thread hand-off.
   if (p * config.batch_size < 200000) impl.threads = 1;
   impl.scratch.resize(impl.threads);
@@ -344,158 +364,176 @@ absl::Status Trainer::Restore(const TrainState& state) {
 absl::StatusOr<ProgressEvent> Trainer::Step() {
   if (done()) return absl::FailedPreconditionError("training is already complete");
   const TrainConfig& cfg = config_;
+  Impl& impl = *impl_;
   const int64_t t = state_.step;
   const int b = cfg.batch_size;
   const Index first_row = (t % batches_per_epoch_) * b;
   const Index p = cfg.model.NumParameters();
   const size_t nb = cfg.budgets.size();
   const bool poisoning = cfg.perturbation.kind == PerturbationKind::kBoundedPoisoning;
-  const AggregationKind kind = cfg.perturbation.kind == PerturbationKind::kRemoval
-                                   ? AggregationKind::kRemoval
-                               : cfg.perturbation.kind == PerturbationKind::kSubstitution
-                                   ? AggregationKind::kSubstitution
-                                   : AggregationKind::kBoundedPoisoning;
   const double gamma = cfg.clip_gamma.value_or(0.0);
+  const std::vector<DenseSlice> layout = cfg.model.Layout();
+  const auto x = data_.x.middleRows(first_row, b);
+  const Vector y = data_.y.segment(first_row, b);
 
+  // Aggregators persist across steps (their memory is large: reallocating it
+  // every step costs page faults). The trainer uses one lane: threads split
+  // the parameters, not the rows, so every column sums its rows in order.
+  if (impl.aggregators.empty()) {
+    const AggregationKind kind = cfg.perturbation.kind == PerturbationKind::kRemoval
+                                     ? AggregationKind::kRemoval
+                                 : cfg.perturbation.kind == PerturbationKind::kSubstitution
+                                     ? AggregationKind::kSubstitution
+                                     : AggregationKind::kBoundedPoisoning;
+    impl.aggregators.reserve(nb);
+    for (size_t j = 0; j < nb; ++j) {
+      impl.aggregators.emplace_back(kind, p, b, cfg.budgets[j].EffectiveK(cfg.perturbation),
+                                    gamma, /*num_lanes=*/1);
+    }
+    impl.nominal_aggregator.emplace(p, b, /*num_lanes=*/1);
+    impl.factors.resize(nb);
+    impl.perturbed_factors.resize(nb);
+  }
   std::vector<BoxedModel> boxed;
   boxed.reserve(nb);
-  // Aggregators persist across steps (their memory is large: reallocating
-  // it every step costs page faults).
-  std::vector<Aggregator>& aggs = impl_->aggregators;
-  if (aggs.empty()) {
-    aggs.reserve(nb);
-    for (size_t j = 0; j < nb; ++j) {
-      aggs.emplace_back(kind, p, b, cfg.budgets[j].EffectiveK(cfg.perturbation), gamma, kLanes);
-    }
-  }
   for (size_t j = 0; j < nb; ++j) {
     boxed.emplace_back(cfg.model, state_.boxes[j], cfg.matmul);
-    aggs[j].Reset();
+    impl.aggregators[j].Reset();
   }
-  if (!impl_->nominal_aggregator) impl_->nominal_aggregator.emplace(p, b, kLanes);
-  NominalAggregator& nominal_agg = *impl_->nominal_aggregator;
-  nominal_agg.Reset();
-  std::vector<double> lane_loss(kLanes, 0.0);
-  LabelPerturbation no_label;
+  impl.nominal_aggregator->Reset();
 
-  // Lane l holds rows [lane_begin(l), lane_begin(l + 1)) of the batch.
-  auto lane_begin = [&](int l) { return static_cast<Index>(l) * b / kLanes; };
-  const std::vector<DenseSlice> layout = cfg.model.Layout();
-  auto clamp_block = [&](Matrix* m) {
+  // Phase 1: factored per-sample gradients (forward and backward passes on the
+  // whole batch): the nominal pass, and per budget the box-only pass and, for
+  // poisoning, the pass over perturbed inputs and labels.
+  const size_t passes_per_budget = poisoning ? 2 : 1;
+  const LabelPerturbation no_label;
+  ParallelFor(1 + nb * passes_per_budget, impl.threads, [&](size_t task, int) {
+    if (task == 0) {
+      NominalGradientFactors(cfg.model, state_.nominal, x, y, cfg.loss, &impl.nominal_factors,
+                             &impl.losses);
+      return;
+    }
+    const size_t j = (task - 1) / passes_per_budget;
+    if ((task - 1) % passes_per_budget == 0) {
+      boxed[j].GradientFactors(IntervalMatrix::Point(x), y, cfg.loss, no_label, &impl.factors[j]);
+    } else {
+      boxed[j].GradientFactors(IntervalMatrix::Ball(x, cfg.perturbation.epsilon), y, cfg.loss,
+                               cfg.perturbation.label, &impl.perturbed_factors[j]);
+    }
+  });
+
+  // Phase 2: expand the factors into per-sample bounds one block (rows x a
+  // few weight rows) at a time and fold each block into its aggregator while
+  // it is in cache. Tasks own disjoint parameter ranges.
+  struct Task {
+    size_t stream;  // budget index, or nb for the nominal gradients
+    size_t layer;
+    int o_begin, o_end;  // weight rows; o_begin == -1: the bias
+  };
+  std::vector<Task> tasks;
+  for (size_t stream = 0; stream <= nb; ++stream) {
+    for (size_t k = 0; k < layout.size(); ++k) {
+      const DenseSlice& sl = layout[k];
+      tasks.push_back({stream, k, -1, -1});
+      const int chunk = std::max(1, static_cast<int>(16384 / sl.in));
+      for (int o = 0; o < sl.out; o += chunk) {
+        tasks.push_back({stream, k, o, std::min(sl.out, o + chunk)});
+      }
+    }
+  }
+  impl.scratch.resize(impl.threads);
+  const Index block_rows = impl.block_rows;
+  auto clamp = [&](Matrix* m) {
     if (cfg.clip_gamma) ClampInPlace(m, gamma);
   };
-  // Task (j, l): budget j (j == nb: the nominal pass) on lane l. Per-sample
-  // bounds are materialised one weight row (R x in) at a time and folded into
-  // the aggregator straight away, so the hot loop stays in cache.
-  auto run_task = [&](size_t j, int l, Impl::Scratch& sc) {
-    const Index begin = lane_begin(l), end = lane_begin(l + 1);
-    for (Index r0 = begin; r0 < end; r0 += impl_->fragment) {
-      const Index rows = std::min<Index>(impl_->fragment, end - r0);
-      const auto x = data_.x.middleRows(first_row + r0, rows);
-      const Vector y = data_.y.segment(first_row + r0, rows);
-      if (j == nb) {
-        NominalGradientFactors(cfg.model, state_.nominal, x, y, cfg.loss, &sc.factors,
-                               &sc.losses);
-        lane_loss[l] += sc.losses.sum();
-        for (size_t k = 0; k < layout.size(); ++k) {
-          const DenseSlice& sl = layout[k];
-          const DenseFactors& f = sc.factors[k];
-          sc.lower = f.d_mid;
-          clamp_block(&sc.lower);
-          nominal_agg.AddBlock(l, sl.bias_offset, sl.out, rows, sl.out, sc.lower.data());
-          sc.lower.resize(rows, sl.in);
-          for (int o = 0; o < sl.out; ++o) {
-            for (Index r = 0; r < rows; ++r) sc.lower.row(r) = f.d_mid(r, o) * f.z_mid.row(r);
-            clamp_block(&sc.lower);
-            nominal_agg.AddBlock(l, sl.weight_offset + static_cast<Index>(o) * sl.in, sl.in, rows,
-                                 sl.in, sc.lower.data());
+  ParallelFor(tasks.size(), impl.threads, [&](size_t ti, int w) {
+    const Task& task = tasks[ti];
+    Impl::Scratch& sc = impl.scratch[w];
+    const DenseSlice& sl = layout[task.layer];
+    const bool nominal = task.stream == nb;
+    const bool bias = task.o_begin < 0;
+    const Index width = bias ? sl.out : sl.in;
+    const DenseFactors& f =
+        nominal ? impl.nominal_factors[task.layer] : impl.factors[task.stream][task.layer];
+    const DenseFactors* pf =
+        !nominal && poisoning ? &impl.perturbed_factors[task.stream][task.layer] : nullptr;
+    for (Index r0 = 0; r0 < b; r0 += block_rows) {
+      const Index rows = std::min<Index>(block_rows, b - r0);
+      sc.lower.resize(rows, width);
+      if (!nominal) sc.upper.resize(rows, width);
+      if (pf) {
+        sc.perturbed_lower.resize(rows, width);
+        sc.perturbed_upper.resize(rows, width);
+      }
+      const int o_begin = bias ? 0 : task.o_begin;
+      const int o_end = bias ? 1 : task.o_end;
+      for (int o = o_begin; o < o_end; ++o) {
+        const Index offset =
+            bias ? sl.bias_offset : sl.weight_offset + static_cast<Index>(o) * sl.in;
+        if (nominal) {
+          if (bias) {
+            sc.lower = f.d_mid.middleRows(r0, rows);
+          } else {
+            ExpandNominalWeightRow(f, o, r0, rows, sc.lower.data(), width);
+          }
+          clamp(&sc.lower);
+          impl.nominal_aggregator->AddBlock(0, offset, width, rows, width, sc.lower.data());
+          continue;
+        }
+        if (bias) {
+          sc.lower = f.d_lower.middleRows(r0, rows);
+          sc.upper = f.d_upper.middleRows(r0, rows);
+          if (pf) {
+            sc.perturbed_lower = pf->d_lower.middleRows(r0, rows);
+            sc.perturbed_upper = pf->d_upper.middleRows(r0, rows);
+          }
+        } else {
+          ExpandWeightRow(f, o, r0, rows, cfg.matmul, sc.lower.data(), sc.upper.data(), width);
+          if (pf) {
+            ExpandWeightRow(*pf, o, r0, rows, cfg.matmul, sc.perturbed_lower.data(),
+                            sc.perturbed_upper.data(), width);
           }
         }
-        continue;
-      }
-      const BoxedModel& bm = boxed[j];
-      bm.GradientFactors(IntervalMatrix::Point(x), y, cfg.loss, no_label, &sc.factors);
-      if (poisoning) {
-        bm.GradientFactors(IntervalMatrix::Ball(x, cfg.perturbation.epsilon), y, cfg.loss,
-                           cfg.perturbation.label, &sc.perturbed_factors);
-      }
-      for (size_t k = 0; k < layout.size(); ++k) {
-        const DenseSlice& sl = layout[k];
-        const DenseFactors& f = sc.factors[k];
-        // Bias gradient = delta.
-        sc.lower = f.d_lower;
-        sc.upper = f.d_upper;
-        clamp_block(&sc.lower);
-        clamp_block(&sc.upper);
-        if (poisoning) {
-          sc.perturbed_lower = sc.perturbed_factors[k].d_lower;
-          sc.perturbed_upper = sc.perturbed_factors[k].d_upper;
-          clamp_block(&sc.perturbed_lower);
-          clamp_block(&sc.perturbed_upper);
+        clamp(&sc.lower);
+        clamp(&sc.upper);
+        if (pf) {
+          clamp(&sc.perturbed_lower);
+          clamp(&sc.perturbed_upper);
         }
-        aggs[j].AddBlock(l, sl.bias_offset, sl.out, rows, sl.out, sc.lower.data(),
-                         sc.upper.data(), poisoning ? sc.perturbed_lower.data() : nullptr,
-                         poisoning ? sc.perturbed_upper.data() : nullptr);
-        sc.lower.resize(rows, sl.in);
-        sc.upper.resize(rows, sl.in);
-        if (poisoning) {
-          sc.perturbed_lower.resize(rows, sl.in);
-          sc.perturbed_upper.resize(rows, sl.in);
-        }
-        for (int o = 0; o < sl.out; ++o) {
-          ExpandWeightRow(f, o, cfg.matmul, sc.lower.data(), sc.upper.data(), sl.in);
-          clamp_block(&sc.lower);
-          clamp_block(&sc.upper);
-          if (poisoning) {
-            ExpandWeightRow(sc.perturbed_factors[k], o, cfg.matmul, sc.perturbed_lower.data(),
-                            sc.perturbed_upper.data(), sl.in);
-            clamp_block(&sc.perturbed_lower);
-            clamp_block(&sc.perturbed_upper);
-          }
-          aggs[j].AddBlock(l, sl.weight_offset + static_cast<Index>(o) * sl.in, sl.in, rows,
-                           sl.in, sc.lower.data(), sc.upper.data(),
-                           poisoning ? sc.perturbed_lower.data() : nullptr,
-                           poisoning ? sc.perturbed_upper.data() : nullptr);
-        }
+        impl.aggregators[task.stream].AddBlock(0, offset, width, rows, width, sc.lower.data(),
+                                               sc.upper.data(),
+                                               pf ? sc.perturbed_lower.data() : nullptr,
+                                               pf ? sc.perturbed_upper.data() : nullptr);
       }
     }
-  };
+  });
 
-  const size_t num_tasks = (nb + 1) * kLanes;
-  if (impl_->threads <= 1) {
-    for (size_t task = 0; task < num_tasks; ++task) {
-      run_task(task / kLanes, static_cast<int>(task % kLanes), impl_->scratch[0]);
-    }
-  } else {
-    std::atomic<size_t> next{0};
-    auto worker = [&](int w) {
-      for (size_t task; (task = next.fetch_add(1)) < num_tasks;) {
-        run_task(task / kLanes, static_cast<int>(task % kLanes), impl_->scratch[w]);
-      }
-    };
-    std::vector<std::thread> pool;
-    for (int w = 1; w < impl_->threads; ++w) pool.emplace_back(worker, w);
-    worker(0);
-    for (std::thread& th : pool) th.join();
-  }
-
-  const Vector direction = nominal_agg.Finish();
+  const Vector direction = impl.nominal_aggregator->Finish();
   ProgressEvent ev;
   for (size_t j = 0; j < nb; ++j) {
-    const DescentBounds d = aggs[j].Finish();
+    const DescentBounds d = impl.aggregators[j].Finish();
     ApplyBoxUpdate(cfg.optimizer, t, d.lower, d.upper, &state_.boxes[j],
                    &state_.velocity_lower[j], &state_.velocity_upper[j]);
+    if (!state_.boxes[j].lower.allFinite() || !state_.boxes[j].upper.allFinite()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the bounds for budget ", cfg.budgets[j].Describe(cfg.perturbation),
+          " became non-finite at step ", t + 1,
+          ": training diverged; lower the learning rate or the budget"));
+    }
     ev.total_width.push_back(state_.boxes[j].TotalWidth());
   }
   ApplyNominalUpdate(cfg.optimizer, t, direction, &state_.nominal, &state_.velocity_nominal);
+  if (!state_.nominal.allFinite()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the nominal parameters became non-finite at step ", t + 1,
+        ": training diverged; lower the learning rate"));
+  }
   state_.step = t + 1;
 
-  double loss_sum = 0.0;
-  for (double v : lane_loss) loss_sum += v;
   ev.iteration = state_.step;
   ev.total_iterations = total_steps_;
   ev.epoch = static_cast<int>(t / batches_per_epoch_);
-  ev.nominal_loss = loss_sum / b;
+  ev.nominal_loss = impl.losses.sum() / b;
   ev.learning_rate = cfg.optimizer.LearningRate(t);
   return ev;
 }
