@@ -42,7 +42,9 @@ std::vector<bool> Stable(const IntervalMatrix& logits) {
   std::vector<bool> out(logits.rows());
   if (logits.cols() == 1) {
     for (Index i = 0; i < logits.rows(); ++i) {
-      out[i] = (logits.lower(i, 0) > 0.0) == (logits.upper(i, 0) > 0.0);
+      const double l = logits.lower(i, 0), u = logits.upper(i, 0);
+      // NaN bounds certify nothing.
+      out[i] = !std::isnan(l) && !std::isnan(u) && (l > 0.0) == (u > 0.0);
     }
     return out;
   }

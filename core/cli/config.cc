@@ -20,13 +20,13 @@ using nlohmann::json;
 
 namespace {
 
-absl::Status Invalid(const std::string& path, std::string_view problem) {
+absl::Status Invalid(const std::string& path, absl::string_view problem) {
   return absl::InvalidArgumentError(path.empty() ? std::string(problem)
                                                  : absl::StrCat(path, ": ", problem));
 }
 
 // Keeps the code of `status` and puts `prefix: ` in front of its message.
-absl::Status Prefixed(const absl::Status& status, std::string_view prefix) {
+absl::Status Prefixed(const absl::Status& status, absl::string_view prefix) {
   return absl::Status(status.code(), absl::StrCat(prefix, ": ", status.message()));
 }
 
@@ -86,12 +86,12 @@ absl::Status WriteJsonFile(const json& value, const std::string& path, int inden
   return absl::OkStatus();
 }
 
-std::string JoinPath(std::string_view parent, std::string_view key) {
+std::string JoinPath(absl::string_view parent, absl::string_view key) {
   if (parent.empty()) return std::string(key);
   return absl::StrCat(parent, ".", key);
 }
 
-std::string IndexPath(std::string_view parent, size_t index) {
+std::string IndexPath(absl::string_view parent, size_t index) {
   return absl::StrCat(parent, "[", index, "]");
 }
 
@@ -99,7 +99,8 @@ std::string IndexPath(std::string_view parent, size_t index) {
 // Value checks.
 
 absl::Status ExpectDouble(const json& value, const std::string& path, double* out) {
-  if (!value.is_number()) return Invalid(path, absl::StrCat("expected a number, got ", TypeName(value)));
+  if (!value.is_number())
+    return Invalid(path, absl::StrCat("expected a number, got ", TypeName(value)));
   const double v = value.get<double>();
   if (!std::isfinite(v)) return Invalid(path, "must be finite");
   *out = v;
@@ -121,7 +122,7 @@ absl::Status ExpectInt(const json& value, const std::string& path, int* out) {
   return absl::OkStatus();
 }
 
-absl::Status RangeError(const std::string& path, std::string_view requirement, double value) {
+absl::Status RangeError(const std::string& path, absl::string_view requirement, double value) {
   return Invalid(path, absl::StrCat("must be ", requirement, ", got ", value));
 }
 
@@ -234,6 +235,28 @@ absl::Status FieldReader::CheckNoUnknownKeys(const std::vector<std::string>& kno
 // ---------------------------------------------------------------------------
 // Models and parameters.
 
+json JsonNumber(double value) {
+  if (std::isfinite(value)) return value;
+  if (std::isnan(value)) return "nan";
+  return value > 0 ? "inf" : "-inf";
+}
+
+absl::Status NumberFromJson(const json& value, const std::string& path, double* out) {
+  if (value.is_number()) {
+    *out = value.get<double>();
+    return absl::OkStatus();
+  }
+  if (value.is_string()) {
+    const std::string& s = value.get_ref<const std::string&>();
+    if (s == "inf" || s == "-inf" || s == "nan") {
+      *out = s == "nan" ? std::numeric_limits<double>::quiet_NaN()
+                        : (s == "inf" ? 1.0 : -1.0) * std::numeric_limits<double>::infinity();
+      return absl::OkStatus();
+    }
+  }
+  return Invalid(path, absl::StrCat("expected a number, got ", TypeName(value)));
+}
+
 json ModelSpecToJson(const ModelSpec& spec) {
   json layers = json::array();
   for (const LayerSpec& l : spec.layers) {
@@ -284,12 +307,12 @@ json ParametersToJson(const ModelSpec& spec, const Vector& theta) {
     for (int o = 0; o < s.out; ++o) {
       json row = json::array();
       for (int i = 0; i < s.in; ++i) {
-        row.push_back(theta[s.weight_offset + static_cast<Index>(o) * s.in + i]);
+        row.push_back(JsonNumber(theta[s.weight_offset + static_cast<Index>(o) * s.in + i]));
       }
       weight.push_back(std::move(row));
     }
     json bias = json::array();
-    for (int o = 0; o < s.out; ++o) bias.push_back(theta[s.bias_offset + o]);
+    for (int o = 0; o < s.out; ++o) bias.push_back(JsonNumber(theta[s.bias_offset + o]));
     layers.push_back({{"weight", std::move(weight)}, {"bias", std::move(bias)}});
   }
   return {{"layers", std::move(layers)}};
@@ -300,15 +323,14 @@ namespace {
 absl::Status ReadNumberArray(const json& value, const std::string& path, size_t expected,
                              double* out) {
   if (!value.is_array()) {
-    return Invalid(path, absl::StrCat("expected an array of ", expected, " numbers, got ",
-                                      TypeName(value)));
+    return Invalid(
+        path, absl::StrCat("expected an array of ", expected, " numbers, got ", TypeName(value)));
   }
   if (value.size() != expected) {
-    return Invalid(path,
-                   absl::StrCat("expected ", expected, " numbers, got ", value.size()));
+    return Invalid(path, absl::StrCat("expected ", expected, " numbers, got ", value.size()));
   }
   for (size_t i = 0; i < expected; ++i) {
-    if (absl::Status s = ExpectDouble(value[i], IndexPath(path, i), &out[i]); !s.ok()) return s;
+    if (absl::Status s = NumberFromJson(value[i], IndexPath(path, i), &out[i]); !s.ok()) return s;
   }
   return absl::OkStatus();
 }
@@ -346,8 +368,9 @@ absl::StatusOr<Vector> ParametersFromJson(const ModelSpec& spec, const json& val
       return Invalid(wpath, absl::StrCat("expected ", sl.out, " rows of ", sl.in, " numbers"));
     }
     for (int o = 0; o < sl.out; ++o) {
-      if (absl::Status s = ReadNumberArray((*weight)[o], IndexPath(wpath, o), sl.in,
-                                           &theta[sl.weight_offset + static_cast<Index>(o) * sl.in]);
+      if (absl::Status s =
+              ReadNumberArray((*weight)[o], IndexPath(wpath, o), sl.in,
+                              &theta[sl.weight_offset + static_cast<Index>(o) * sl.in]);
           !s.ok()) {
         return s;
       }
@@ -370,19 +393,25 @@ absl::StatusOr<MatMulMethod> ParseMatMulMethod(const std::string& name) {
 
 std::string MatMulMethodName(MatMulMethod method) {
   switch (method) {
-    case MatMulMethod::kRump: return "rump";
-    case MatMulMethod::kExact: return "exact";
-    case MatMulMethod::kNguyen: return "nguyen";
+    case MatMulMethod::kRump:
+      return "rump";
+    case MatMulMethod::kExact:
+      return "exact";
+    case MatMulMethod::kNguyen:
+      return "nguyen";
   }
   return "unknown";
 }
 
 int ClassesForLoss(LossKind loss, int output_dim) {
   switch (loss) {
-    case LossKind::kMse: return 0;
+    case LossKind::kMse:
+      return 0;
     case LossKind::kBinaryCrossEntropy:
-    case LossKind::kHinge: return 2;
-    case LossKind::kCrossEntropy: return output_dim;
+    case LossKind::kHinge:
+      return 2;
+    case LossKind::kCrossEntropy:
+      return output_dim;
   }
   return 0;
 }
@@ -393,10 +422,9 @@ int ClassesForLoss(LossKind loss, int output_dim) {
 namespace {
 
 const std::vector<std::string> kTopKeys = {
-    "name",     "description",  "dataset", "polynomial_degree", "model",
-    "loss",     "batch_size",   "epochs",  "optimizer",         "clip_gamma",
-    "perturbation", "budgets",  "seed",    "init",              "bound",
-    "fragment_size"};
+    "name",       "description", "dataset",   "polynomial_degree", "model",        "loss",
+    "batch_size", "epochs",      "optimizer", "clip_gamma",        "perturbation", "budgets",
+    "seed",       "init",        "bound",     "fragment_size"};
 
 absl::Status ParseGenerator(const json& value, const std::string& path, GeneratorConfig* g) {
   absl::StatusOr<FieldReader> r = FieldReader::Make(value, path);
@@ -475,8 +503,8 @@ absl::Status ParseModel(const json& value, ModelConfig* m) {
     m->layers = *std::move(spec);
   } else {
     if (!hidden->is_array()) {
-      return Invalid("model.hidden", absl::StrCat("expected an array of widths, got ",
-                                                  TypeName(*hidden)));
+      return Invalid("model.hidden",
+                     absl::StrCat("expected an array of widths, got ", TypeName(*hidden)));
     }
     for (size_t i = 0; i < hidden->size(); ++i) {
       int w = 0;
@@ -500,8 +528,8 @@ absl::Status ParseOptimizer(const json& value, OptimizerConfig* o) {
   if (absl::Status s = r->ReadDouble("momentum", &o->momentum); !s.ok()) return s;
   if (absl::Status s = r->ReadDouble("dampening", &o->dampening); !s.ok()) return s;
   if (absl::Status s = r->ReadBool("nesterov", &o->nesterov); !s.ok()) return s;
-  if (absl::Status s = r->CheckNoUnknownKeys({"learning_rate", "lr_decay", "lr_min", "l1", "l2",
-                                              "momentum", "dampening", "nesterov"});
+  if (absl::Status s = r->CheckNoUnknownKeys(
+          {"learning_rate", "lr_decay", "lr_min", "l1", "l2", "momentum", "dampening", "nesterov"});
       !s.ok()) {
     return s;
   }
@@ -527,8 +555,9 @@ absl::Status ParseOptimizer(const json& value, OptimizerConfig* o) {
     return Invalid("optimizer.l1", "is supported with plain SGD only (momentum must be 0)");
   }
   if (o->l2 > 0 && o->learning_rate * o->l2 >= 1) {
-    return Invalid("optimizer.l2", absl::StrCat("learning_rate * l2 must be < 1 for sound bounds, got ",
-                                                o->learning_rate * o->l2));
+    return Invalid("optimizer.l2",
+                   absl::StrCat("learning_rate * l2 must be < 1 for sound bounds, got ",
+                                o->learning_rate * o->l2));
   }
   return absl::OkStatus();
 }
@@ -611,8 +640,9 @@ absl::Status ParseBudgets(const json& value, const TrainConfig& train, std::vect
     Budget b;
     if (value[i].is_object()) {
       if (!poisoning) {
-        return Invalid(bpath, "a {features, labels} budget is only for kind \"poisoning\"; "
-                              "give a number");
+        return Invalid(bpath,
+                       "a {features, labels} budget is only for kind \"poisoning\"; "
+                       "give a number");
       }
       absl::StatusOr<FieldReader> r = FieldReader::Make(value[i], bpath);
       if (!r.ok()) return r.status();
@@ -673,8 +703,8 @@ absl::StatusOr<RunConfig> ParseRunConfig(const json& value, const std::string& b
   // Unknown keys first: a typo at the top level is the most likely mistake.
   for (const std::string& key : r->UnreadKeys()) {
     if (std::find(kTopKeys.begin(), kTopKeys.end(), key) == kTopKeys.end()) {
-      return Invalid(key, absl::StrCat("unknown key (known keys: ", absl::StrJoin(kTopKeys, ", "),
-                                       ")"));
+      return Invalid(key,
+                     absl::StrCat("unknown key (known keys: ", absl::StrJoin(kTopKeys, ", "), ")"));
     }
   }
   std::string ignored;
@@ -697,7 +727,8 @@ absl::StatusOr<RunConfig> ParseRunConfig(const json& value, const std::string& b
   }
 
   const json* model = r->Get("model");
-  if (model == nullptr) return Invalid("model", "required ({\"layers\": [...]} or {\"hidden\": [...]})");
+  if (model == nullptr)
+    return Invalid("model", "required ({\"layers\": [...]} or {\"hidden\": [...]})");
   if (absl::Status s = ParseModel(*model, &c.model); !s.ok()) return s;
 
   if (absl::Status s = r->RequireInt("batch_size", &c.train.batch_size); !s.ok()) return s;
@@ -717,8 +748,9 @@ absl::StatusOr<RunConfig> ParseRunConfig(const json& value, const std::string& b
 
   const json* perturbation = r->Get("perturbation");
   if (perturbation == nullptr) {
-    return Invalid("perturbation", "required ({\"kind\": \"removal\" | \"substitution\" | "
-                                   "\"poisoning\", ...})");
+    return Invalid("perturbation",
+                   "required ({\"kind\": \"removal\" | \"substitution\" | "
+                   "\"poisoning\", ...})");
   }
   if (absl::Status s = ParsePerturbation(*perturbation, c.train.loss, &c.train.perturbation);
       !s.ok()) {
@@ -726,8 +758,9 @@ absl::StatusOr<RunConfig> ParseRunConfig(const json& value, const std::string& b
   }
   if (c.train.perturbation.kind == PerturbationKind::kSubstitution &&
       !c.train.clip_gamma.has_value()) {
-    return Invalid("clip_gamma", "required by perturbation kind \"substitution\" (Theorem 8 "
-                                 "bounds a replaced row's gradient by gamma)");
+    return Invalid("clip_gamma",
+                   "required by perturbation kind \"substitution\" (Theorem 8 "
+                   "bounds a replaced row's gradient by gamma)");
   }
 
   const json* budgets = r->Get("budgets");
@@ -771,8 +804,10 @@ absl::StatusOr<Dataset> LoadTrainData(const RunConfig& c, int num_classes) {
       d.num_classes = 0;
     } else if (num_classes > 0 && d.num_classes != num_classes) {
       return Invalid("dataset.generator", absl::StrCat("makes ", d.num_classes, " classes but ",
-                                                       LossKindName(c.train.loss), " with this "
-                                                       "model needs ", num_classes));
+                                                       LossKindName(c.train.loss),
+                                                       " with this "
+                                                       "model needs ",
+                                                       num_classes));
     }
     return d;
   }
@@ -804,9 +839,9 @@ absl::StatusOr<PreparedRun> PrepareRun(const RunConfig& c) {
   } else {
     classes = ClassesForLoss(loss, 1);
     if (c.dataset.num_classes >= 0 && c.dataset.num_classes != classes) {
-      return fail(Invalid("dataset.num_classes",
-                          absl::StrCat(LossKindName(loss), " needs ", classes, ", got ",
-                                       c.dataset.num_classes)));
+      return fail(Invalid(
+          "dataset.num_classes",
+          absl::StrCat(LossKindName(loss), " needs ", classes, ", got ", c.dataset.num_classes)));
     }
   }
 
@@ -815,8 +850,9 @@ absl::StatusOr<PreparedRun> PrepareRun(const RunConfig& c) {
   if (!train.ok()) return fail(train.status());
   run.train_data = *std::move(train);
   if (loss == LossKind::kCrossEntropy && run.train_data.num_classes < 2) {
-    return fail(Invalid("dataset", "cross_entropy needs class labels 0..C-1; the labels are not "
-                                   "integers (set dataset.num_classes to check them)"));
+    return fail(Invalid("dataset",
+                        "cross_entropy needs class labels 0..C-1; the labels are not "
+                        "integers (set dataset.num_classes to check them)"));
   }
   if (absl::Status s = run.train_data.Validate(); !s.ok()) return fail(Prefixed(s, "dataset"));
   const int num_classes = run.train_data.num_classes;
@@ -827,9 +863,9 @@ absl::StatusOr<PreparedRun> PrepareRun(const RunConfig& c) {
     absl::StatusOr<Dataset> test = ReadCsv(c.dataset.test_csv, options);
     if (!test.ok()) return fail(Prefixed(test.status(), "dataset.test_csv"));
     if (test->dim() != run.train_data.dim()) {
-      return fail(Invalid("dataset.test_csv", absl::StrCat("has ", test->dim(),
-                                                           " features, the training data ",
-                                                           run.train_data.dim())));
+      return fail(Invalid("dataset.test_csv",
+                          absl::StrCat("has ", test->dim(), " features, the training data ",
+                                       run.train_data.dim())));
     }
     run.test_data = *std::move(test);
   } else if (c.dataset.test_fraction > 0) {
@@ -854,16 +890,16 @@ absl::StatusOr<PreparedRun> PrepareRun(const RunConfig& c) {
   if (c.model.layers.has_value()) {
     t.model = *c.model.layers;
     if (t.model.InputDim() != dim) {
-      return fail(Invalid("model.layers[0].in",
-                          absl::StrCat(t.model.InputDim(), " does not match the ", dim,
-                                       " input features (", run.raw_dim,
-                                       " columns, polynomial_degree ", c.polynomial_degree, ")")));
+      return fail(Invalid(
+          "model.layers[0].in",
+          absl::StrCat(t.model.InputDim(), " does not match the ", dim, " input features (",
+                       run.raw_dim, " columns, polynomial_degree ", c.polynomial_degree, ")")));
     }
     if (t.model.OutputDim() != outputs) {
-      return fail(Invalid("model.layers",
-                          absl::StrCat("the last dense layer has out=", t.model.OutputDim(), "; ",
-                                       LossKindName(loss), " with ", num_classes,
-                                       " classes needs ", outputs)));
+      return fail(Invalid(
+          "model.layers",
+          absl::StrCat("the last dense layer has out=", t.model.OutputDim(), "; ",
+                       LossKindName(loss), " with ", num_classes, " classes needs ", outputs)));
     }
   } else {
     std::vector<int> widths = {dim};
@@ -874,9 +910,9 @@ absl::StatusOr<PreparedRun> PrepareRun(const RunConfig& c) {
 
   const LabelPerturbation& label = t.perturbation.label;
   if (label.enabled && label.target_class >= num_classes && IsClassification(loss)) {
-    return fail(Invalid("perturbation.labels.target_class",
-                        absl::StrCat("must be < the ", num_classes, " classes, got ",
-                                     label.target_class)));
+    return fail(
+        Invalid("perturbation.labels.target_class",
+                absl::StrCat("must be < the ", num_classes, " classes, got ", label.target_class)));
   }
   if (t.batch_size > run.train_data.size()) {
     return fail(Invalid("batch_size", absl::StrCat(t.batch_size, " exceeds the ",
@@ -887,7 +923,8 @@ absl::StatusOr<PreparedRun> PrepareRun(const RunConfig& c) {
     absl::StatusOr<json> init = ReadJsonFile(c.init_path);
     if (!init.ok()) return fail(Prefixed(init.status(), "init"));
     absl::StatusOr<Vector> theta = ParametersFromJson(t.model, *init, "");
-    if (!theta.ok()) return fail(Prefixed(theta.status(), absl::StrCat("init (", c.init_path, ")")));
+    if (!theta.ok())
+      return fail(Prefixed(theta.status(), absl::StrCat("init (", c.init_path, ")")));
     run.init = *std::move(theta);
   } else {
     run.init = InitParameters(t.model, c.seed);

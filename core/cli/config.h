@@ -13,16 +13,15 @@
 #define AGT_CORE_CLI_CONFIG_H_
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
-#include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/common/types.h"
 #include "core/data/dataset.h"
 #include "core/model/model.h"
@@ -39,9 +38,9 @@ absl::Status WriteJsonFile(const nlohmann::json& value, const std::string& path,
 
 // Joins a field path: JoinPath("optimizer", "lr") = "optimizer.lr",
 // JoinPath("", "lr") = "lr".
-std::string JoinPath(std::string_view parent, std::string_view key);
+std::string JoinPath(absl::string_view parent, absl::string_view key);
 // "budgets" + 2 = "budgets[2]".
-std::string IndexPath(std::string_view parent, size_t index);
+std::string IndexPath(absl::string_view parent, size_t index);
 
 // Reads the fields of one JSON object and remembers which keys were read, so
 // that unknown keys can be reported. A null value counts as absent. Optional
@@ -53,7 +52,7 @@ class FieldReader {
   static absl::StatusOr<FieldReader> Make(const nlohmann::json& value, std::string path);
 
   const std::string& path() const { return path_; }
-  std::string PathOf(std::string_view key) const { return JoinPath(path_, key); }
+  std::string PathOf(absl::string_view key) const { return JoinPath(path_, key); }
   // True iff the key is present and not null. Marks it read.
   bool Has(const std::string& key);
   // The value (marks it read), or nullptr when absent or null.
@@ -88,7 +87,7 @@ class FieldReader {
 absl::Status ExpectDouble(const nlohmann::json& value, const std::string& path, double* out);
 absl::Status ExpectInt(const nlohmann::json& value, const std::string& path, int* out);
 // "<path>: must be > 0, got -1" style range errors.
-absl::Status RangeError(const std::string& path, std::string_view requirement, double value);
+absl::Status RangeError(const std::string& path, absl::string_view requirement, double value);
 
 // Where the training rows come from: a CSV file or a generator.
 struct GeneratorConfig {
@@ -123,7 +122,7 @@ struct ModelConfig {
 // A parsed `agt train` config. Paths are resolved; data-dependent checks
 // (widths, classes, batch size against rows) happen in PrepareRun.
 struct RunConfig {
-  std::string source;  // the file name used in messages
+  std::string source;   // the file name used in messages
   nlohmann::json json;  // the config as read
   DatasetConfig dataset;
   int polynomial_degree = 1;
@@ -155,13 +154,20 @@ struct PreparedRun {
 // Messages start with config.source and name the field.
 absl::StatusOr<PreparedRun> PrepareRun(const RunConfig& config);
 
+// A double as JSON: a number when finite, else the string "inf", "-inf" or
+// "nan" (JSON has no such numbers; bounds of a diverged training can be
+// infinite). NumberFromJson reads both forms.
+nlohmann::json JsonNumber(double value);
+absl::Status NumberFromJson(const nlohmann::json& value, const std::string& path, double* out);
+
 // Model layers to and from the JSON layout [{"type": "dense", "in": I,
 // "out": O}, {"type": "relu"}, ...] of case.json and of the config.
 nlohmann::json ModelSpecToJson(const ModelSpec& spec);
 absl::StatusOr<ModelSpec> ModelSpecFromJson(const nlohmann::json& layers, const std::string& path);
 
 // Flat parameters to and from the goldens' init.json layout
-// {"layers": [{"weight": [[...] x out], "bias": [... out]}, ...]}.
+// {"layers": [{"weight": [[...] x out], "bias": [... out]}, ...]}; values
+// written with JsonNumber.
 nlohmann::json ParametersToJson(const ModelSpec& spec, const Vector& theta);
 absl::StatusOr<Vector> ParametersFromJson(const ModelSpec& spec, const nlohmann::json& value,
                                           const std::string& path);

@@ -25,15 +25,17 @@ namespace {
 
 // Keys of case.json and of its runs that this runner understands (or knows to
 // be descriptive only).
+// clang-format off
 const std::set<std::string> kKnownKeys = {
-    "name",          "description",   "model",        "loss",          "batch_size",
-    "n_epochs",      "learning_rate", "lr_decay",     "lr_min",        "l1_reg",
-    "l2_reg",        "clip_gamma",    "clip_method",  "fragsize",      "optimizer",
-    "optimizer_kwargs", "bound_model", "n_train",     "n_test",        "runs",
-    "trace_runs",    "mode",          "k_unlearn",    "k_private",     "k_poison",
-    "label_k_poison", "epsilon",      "label_epsilon", "paired_poison", "poison_target_idx"};
+    "name", "description", "n_train", "n_test", "runs", "trace_runs",
+    "model", "loss", "batch_size", "n_epochs",
+    "learning_rate", "lr_decay", "lr_min", "l1_reg", "l2_reg", "optimizer", "optimizer_kwargs",
+    "clip_gamma", "clip_method", "fragsize", "bound_model",
+    "mode", "k_unlearn", "k_private", "k_poison", "label_k_poison", "epsilon", "label_epsilon",
+    "paired_poison", "poison_target_idx"};
+// clang-format on
 
-absl::Status RunError(const std::string& run, const std::string& key, std::string_view problem) {
+absl::Status RunError(const std::string& run, const std::string& key, absl::string_view problem) {
   return absl::InvalidArgumentError(
       absl::StrCat("case.json: run ", run, ": ", key.empty() ? "" : key + ": ", problem));
 }
@@ -52,7 +54,8 @@ absl::StatusOr<GoldenRun> ResolveGoldenRun(const json& case_json, size_t index,
   }
   const json& run = (*runs_it)[index];
   if (!run.is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat("case.json: runs[", index, "]: expected an object"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("case.json: runs[", index, "]: expected an object"));
   }
   // The run's keys override the case's keys.
   json merged = case_json;
@@ -142,8 +145,8 @@ absl::StatusOr<GoldenRun> ResolveGoldenRun(const json& case_json, size_t index,
     if (absl::Status s = br->ReadString("type", &type); !s.ok()) return fail(s);
     if (absl::Status s = br->ReadString("interval_matmul", &matmul); !s.ok()) return fail(s);
     if (type != "interval") {
-      return absl::UnimplementedError(absl::StrCat(
-          "case.json: run ", name, ": bound_model.type \"", type, "\" is not supported (interval)"));
+      return absl::UnimplementedError(absl::StrCat("case.json: run ", name, ": bound_model.type \"",
+                                                   type, "\" is not supported (interval)"));
     }
     absl::StatusOr<MatMulMethod> mm = ParseMatMulMethod(matmul);
     if (!mm.ok()) return RunError(name, "bound_model.interval_matmul", mm.status().message());
@@ -258,8 +261,9 @@ absl::StatusOr<json> RunGoldenCase(const std::string& dir, const GoldenOptions& 
                                           " but the CSV has ", rows, " rows"));
         }
       }
-      cached = data_cache.emplace(run->num_classes, std::make_pair(*std::move(train),
-                                                                   *std::move(test))).first;
+      cached =
+          data_cache.emplace(run->num_classes, std::make_pair(*std::move(train), *std::move(test)))
+              .first;
     }
     const Dataset& train = cached->second.first;
     const Dataset& test = cached->second.second;
@@ -305,8 +309,8 @@ absl::StatusOr<json> RunGoldenCase(const std::string& dir, const GoldenOptions& 
     }
     if (options.trace) out["trace"] = std::move(trace);
     if (options.log) {
-      options.log(absl::StrFormat("%s: %d steps, total width %.6g, %.2fs", run->name,
-                                  state.step, box.TotalWidth(), seconds));
+      options.log(absl::StrFormat("%s: %d steps, total width %.6g, %.2fs", run->name, state.step,
+                                  box.TotalWidth(), seconds));
     }
     result["runs"][run->name] = std::move(out);
   }
@@ -455,10 +459,11 @@ void CompareCertificate(const std::string& label, const json& got, const json& w
     if (!want.contains(key)) continue;
     const Diff d = CompareNumbers(got.value(key, json()), want[key], tol);
     rc->max_rel_logits = std::max(rc->max_rel_logits, d.max_rel);
-    if (!d.same_shape) Fail(rc, absl::StrCat(label, ".", key, ": shape differs"));
+    if (!d.same_shape)
+      Fail(rc, absl::StrCat(label, ".", key, ": shape differs"));
     else if (!d.within) {
-      Fail(rc, absl::StrFormat("%s.%s: max rel diff %.3g, max abs diff %.3g", label, key,
-                               d.max_rel, d.max_abs));
+      Fail(rc, absl::StrFormat("%s.%s: max rel diff %.3g, max abs diff %.3g", label, key, d.max_rel,
+                               d.max_abs));
     }
   }
   for (const char* key : {"mse_nominal", "mse_worst", "mse_best"}) {
@@ -520,7 +525,8 @@ GoldenReport CompareGolden(const json& result, const json& expected, const json*
       if (!want.contains(key)) continue;
       const Diff d = CompareNumbers(got.value(key, json()), want[key], tol);
       rc.max_rel_parameters = std::max(rc.max_rel_parameters, d.max_rel);
-      if (!d.same_shape) Fail(&rc, absl::StrCat(key, ": shape differs"));
+      if (!d.same_shape)
+        Fail(&rc, absl::StrCat(key, ": shape differs"));
       else if (!d.within) {
         Fail(&rc, absl::StrFormat("%s: max rel diff %.3g, max abs diff %.3g", key, d.max_rel,
                                   d.max_abs));
@@ -557,9 +563,8 @@ GoldenReport CompareGolden(const json& result, const json& expected, const json*
 }
 
 std::string GoldenReport::Format() const {
-  std::string out = absl::StrFormat("%-4s %-36s %9s %9s %9s %9s %9s %7s %s\n", "", "run",
-                                    "params", "widths", "logits", "mse", "accuracy", "stable",
-                                    "trace");
+  std::string out = absl::StrFormat("%-4s %-36s %9s %9s %9s %9s %9s %7s %s\n", "", "run", "params",
+                                    "widths", "logits", "mse", "accuracy", "stable", "trace");
   std::vector<std::string> failures;
   for (const RunComparison& r : runs) {
     std::string trace = "-";
@@ -570,13 +575,13 @@ std::string GoldenReport::Format() const {
     std::string stable = absl::StrCat(r.stable_mismatches);
     if (r.ambiguous_rows > 0) absl::StrAppend(&stable, " (", r.ambiguous_rows, "?)");
     absl::StrAppendFormat(&out, "%-4s %-36s %9.2g %9.2g %9.2g %9.2g %9.2g %7s %s\n",
-                          r.pass ? "PASS" : "FAIL", r.name, r.max_rel_parameters,
-                          r.max_rel_widths, r.max_rel_logits, r.max_rel_mse, r.max_accuracy_diff,
-                          stable, trace);
+                          r.pass ? "PASS" : "FAIL", r.name, r.max_rel_parameters, r.max_rel_widths,
+                          r.max_rel_logits, r.max_rel_mse, r.max_accuracy_diff, stable, trace);
     failures.insert(failures.end(), r.failures.begin(), r.failures.end());
   }
-  absl::StrAppend(&out, "columns: max relative differences; accuracy: max absolute difference; "
-                        "stable: flags that differ (ambiguous rows)\n");
+  absl::StrAppend(&out,
+                  "columns: max relative differences; accuracy: max absolute difference; "
+                  "stable: flags that differ (ambiguous rows)\n");
   for (const std::string& f : failures) absl::StrAppend(&out, "  ", f, "\n");
   absl::StrAppend(&out, pass ? "PASS\n" : "FAIL\n");
   return out;

@@ -21,10 +21,9 @@
 #define AGT_CORE_CLI_GOLDEN_H_
 
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
 #include "core/train/train.h"

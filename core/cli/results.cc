@@ -1,6 +1,7 @@
 #include "core/cli/results.h"
 
 #include <algorithm>
+#include <limits>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
@@ -12,7 +13,7 @@ using nlohmann::json;
 
 namespace {
 
-absl::Status Invalid(const std::string& path, std::string_view problem) {
+absl::Status Invalid(const std::string& path, absl::string_view problem) {
   return absl::InvalidArgumentError(absl::StrCat(path, ": ", problem));
 }
 
@@ -28,16 +29,26 @@ json MatrixToJson(const Matrix& m) {
   json out = json::array();
   for (Index i = 0; i < m.rows(); ++i) {
     json row = json::array();
-    for (Index j = 0; j < m.cols(); ++j) row.push_back(m(i, j));
+    for (Index j = 0; j < m.cols(); ++j) row.push_back(JsonNumber(m(i, j)));
     out.push_back(std::move(row));
   }
   return out;
 }
 
+LogitBounds LogitBoundsWidened(const ModelSpec& spec, const Vector& nominal,
+                               const ParameterBox& box, const Eigen::Ref<const Matrix>& x,
+                               double test_epsilon, MatMulMethod matmul) {
+  LogitBounds logits = ComputeLogitBounds(spec, nominal, box, x, test_epsilon, matmul);
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  logits.bounds.lower = logits.bounds.lower.unaryExpr([](double v) { return v != v ? -kInf : v; });
+  logits.bounds.upper = logits.bounds.upper.unaryExpr([](double v) { return v != v ? kInf : v; });
+  return logits;
+}
+
 json CertificateJson(const ModelSpec& spec, LossKind loss, const Vector& nominal,
                      const ParameterBox& box, const Dataset& data, MatMulMethod matmul,
                      double test_epsilon, bool rows) {
-  const LogitBounds logits = ComputeLogitBounds(spec, nominal, box, data.x, test_epsilon, matmul);
+  const LogitBounds logits = LogitBoundsWidened(spec, nominal, box, data.x, test_epsilon, matmul);
   json out = json::object();
   if (test_epsilon > 0) out["epsilon"] = test_epsilon;
   if (IsClassification(loss)) {
@@ -49,9 +60,9 @@ json CertificateJson(const ModelSpec& spec, LossKind loss, const Vector& nominal
     if (rows) out["stable"] = BoolArray(c.stable);
   } else {
     const RegressionCertificate r = CertifyRegression(logits, data.y);
-    out["mse_nominal"] = r.mse_nominal;
-    out["mse_worst"] = r.mse_worst;
-    out["mse_best"] = r.mse_best;
+    out["mse_nominal"] = JsonNumber(r.mse_nominal);
+    out["mse_worst"] = JsonNumber(r.mse_worst);
+    out["mse_best"] = JsonNumber(r.mse_best);
   }
   if (rows) {
     out["logits_nominal"] = MatrixToJson(logits.nominal);
@@ -70,7 +81,8 @@ std::string BudgetLabel(const Budget& budget, const PerturbationModel& perturbat
 }
 
 json BudgetToJson(const Budget& budget, const PerturbationModel& perturbation) {
-  json out = {{"n", budget.n}, {"label", BudgetLabel(budget, perturbation)},
+  json out = {{"n", budget.n},
+              {"label", BudgetLabel(budget, perturbation)},
               {"k", budget.EffectiveK(perturbation)}};
   if (perturbation.kind == PerturbationKind::kBoundedPoisoning) out["label_n"] = budget.label_n;
   return out;
@@ -81,9 +93,8 @@ json PerturbationToJson(const PerturbationModel& p) {
   if (p.kind == PerturbationKind::kBoundedPoisoning) {
     out["epsilon"] = p.epsilon;
     out["paired"] = p.paired;
-    out["labels"] = {{"enabled", p.label.enabled},
-                     {"target_class", p.label.target_class},
-                     {"nu", p.label.nu}};
+    out["labels"] = {
+        {"enabled", p.label.enabled}, {"target_class", p.label.target_class}, {"nu", p.label.nu}};
   }
   return out;
 }
@@ -134,8 +145,9 @@ json MakeResultsJson(const ResultsInput& in) {
   for (size_t j = 0; j < t.budgets.size(); ++j) {
     const ParameterBox& box = r.state.boxes[j];
     json b = BudgetToJson(t.budgets[j], t.perturbation);
-    b["total_width"] = box.TotalWidth();
-    b["max_width"] = box.MaxWidth();
+    b["total_width"] = JsonNumber(box.TotalWidth());
+    b["max_width"] = JsonNumber(box.MaxWidth());
+    b["finite"] = box.lower.allFinite() && box.upper.allFinite();
     b["lower"] = ParametersToJson(t.model, box.lower);
     b["upper"] = ParametersToJson(t.model, box.upper);
     if (in.test != nullptr) {
@@ -211,9 +223,9 @@ absl::StatusOr<TrainedModel> TrainedModelFromJson(const json& results) {
   if (!spec.ok()) return spec.status();
   m.spec = *std::move(spec);
   if (PolynomialFeatureCount(m.input_dim, m.polynomial_degree) != m.spec.InputDim()) {
-    return Invalid("model.layers", absl::StrCat("input width ", m.spec.InputDim(),
-                                                " does not match input_dim ", m.input_dim,
-                                                " expanded to degree ", m.polynomial_degree));
+    return Invalid("model.layers",
+                   absl::StrCat("input width ", m.spec.InputDim(), " does not match input_dim ",
+                                m.input_dim, " expanded to degree ", m.polynomial_degree));
   }
   std::string matmul = "rump";
   if (absl::Status s = r->ReadString("matmul", &matmul); !s.ok()) return s;
@@ -255,7 +267,7 @@ absl::StatusOr<TrainedModel> TrainedModelFromJson(const json& results) {
     box.lower = *std::move(lo);
     box.upper = *std::move(hi);
     if (!(box.lower.array() <= box.upper.array()).all()) {
-      return Invalid(path, "lower exceeds upper somewhere: not a valid parameter box");
+      return Invalid(path, "lower exceeds upper (or is NaN) somewhere: not a valid parameter box");
     }
     m.budgets.push_back(b);
     m.boxes.push_back(std::move(box));

@@ -13,11 +13,10 @@
 #ifndef AGT_CORE_CLI_RESULTS_H_
 #define AGT_CORE_CLI_RESULTS_H_
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
 #include "core/certify/certify.h"
@@ -45,6 +44,13 @@ struct TrainedModel {
   std::vector<ParameterBox> boxes;  // one per budget
 };
 
+// ComputeLogitBounds with NaN bounds (from infinite parameter bounds of a
+// diverged training: inf - inf) widened to [-inf, +inf], so that such rows
+// are never reported stable.
+LogitBounds LogitBoundsWidened(const ModelSpec& spec, const Vector& nominal,
+                               const ParameterBox& box, const Eigen::Ref<const Matrix>& x,
+                               double test_epsilon, MatMulMethod matmul);
+
 // Certificates of one parameter box on one labelled set. `rows` adds the
 // per-row arrays (stable flags, nominal / lower / upper logits).
 // Classification: accuracy_nominal, accuracy_worst, accuracy_best,
@@ -56,7 +62,7 @@ nlohmann::json CertificateJson(const ModelSpec& spec, LossKind loss, const Vecto
                                const ParameterBox& box, const Dataset& data, MatMulMethod matmul,
                                double test_epsilon, bool rows);
 
-// Matrix to nested JSON arrays (row-major), and back with shape checks.
+// Matrix to nested JSON arrays (row-major), values written with JsonNumber.
 nlohmann::json MatrixToJson(const Matrix& m);
 
 // Describes a budget for people: "n=5", "features=2 labels=1".

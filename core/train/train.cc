@@ -417,8 +417,13 @@ absl::StatusOr<ProgressEvent> Trainer::Step() {
     if ((task - 1) % passes_per_budget == 0) {
       boxed[j].GradientFactors(IntervalMatrix::Point(x), y, cfg.loss, no_label, &impl.factors[j]);
     } else {
+      // Labels move only for budgets that poison labels; epsilon applies to
+      // every row even with no feature budget, as in the reference (sound,
+      // and golden-compatible).
+      LabelPerturbation label = cfg.perturbation.label;
+      label.enabled = label.enabled && cfg.budgets[j].label_n > 0;
       boxed[j].GradientFactors(IntervalMatrix::Ball(x, cfg.perturbation.epsilon), y, cfg.loss,
-                               cfg.perturbation.label, &impl.perturbed_factors[j]);
+                               label, &impl.perturbed_factors[j]);
     }
   });
 
