@@ -83,7 +83,7 @@ void StreamingExtremeSum::AddBlock(Index column_offset, Index len, Index rows,
 
 void StreamingExtremeSum::Insert(Index column, double value) {
   // The kept values of a column form a min-heap: the root is the threshold.
-  double* heap = &slots_[column * keep_];
+  double* heap = slots_.data() + column * keep_;
   int i = 0;
   for (;;) {
     const int l = 2 * i + 1;
@@ -110,9 +110,10 @@ void StreamingExtremeSum::Merge(const StreamingExtremeSum& other) {
   if (keep_ == 0) return;
   std::vector<double> buf(2 * keep_);
   for (Index c = 0; c < num_columns_; ++c) {
-    double* slots = &slots_[c * keep_];
+    double* slots = slots_.data() + c * keep_;
+    const double* theirs = other.slots_.data() + c * keep_;
     std::copy(slots, slots + keep_, buf.begin());
-    std::copy(&other.slots_[c * keep_], &other.slots_[c * keep_] + keep_, buf.begin() + keep_);
+    std::copy(theirs, theirs + keep_, buf.begin() + keep_);
     std::partial_sort(buf.begin(), buf.begin() + keep_, buf.end(), std::greater<double>());
     // Ascending order is a valid min-heap.
     std::reverse_copy(buf.begin(), buf.begin() + keep_, slots);
@@ -125,7 +126,8 @@ Vector StreamingExtremeSum::Result(const Vector& total) const {
   Vector out(num_columns_);
   std::vector<double> buf(keep_);
   for (Index c = 0; c < num_columns_; ++c) {
-    std::copy(&slots_[c * keep_], &slots_[c * keep_] + keep_, buf.begin());
+    const double* slots = slots_.data() + c * keep_;
+    std::copy(slots, slots + keep_, buf.begin());
     std::sort(buf.begin(), buf.end());  // a fixed summation order
     double kept = 0.0;
     for (double v : buf) kept += v;

@@ -68,8 +68,8 @@ struct EditableBatch {
 struct AttackContext {
   const agt::TrainConfig* config = nullptr;
   const Threat* threat = nullptr;
-  int64_t step = 0;         // 0-based over all epochs
-  int64_t batch_index = 0;  // 0-based within the epoch
+  int64_t step = 0;               // 0-based over all epochs
+  int64_t batch_index = 0;        // 0-based within the epoch
   const Vector* theta = nullptr;  // parameters before this step
   const Matrix* x = nullptr;      // the unperturbed batch
   const Vector* y = nullptr;
@@ -79,8 +79,8 @@ using Adversary = std::function<void(const AttackContext&, EditableBatch*)>;
 
 // Per-sample gradients exactly as a training step uses them (clamped when the
 // config clips).
-inline Matrix StepGradients(const agt::TrainConfig& config, const Vector& theta,
-                            const Matrix& x, const Vector& y, Vector* losses = nullptr) {
+inline Matrix StepGradients(const agt::TrainConfig& config, const Vector& theta, const Matrix& x,
+                            const Vector& y, Vector* losses = nullptr) {
   Matrix grads;
   agt::PerSampleGradients(config.model, theta, x, y, config.loss, &grads, losses);
   if (config.clip_gamma.has_value()) agt::ClampInPlace(&grads, *config.clip_gamma);
@@ -144,8 +144,8 @@ inline std::string ThreatViolation(const Threat& threat, const Matrix& x, const 
                  " moved outside the epsilon ball";
         }
       }
-      if (label_differs && !IsAllowedLabelChange(threat.model.label, threat.num_classes, y(i),
-                                                 batch.y(i))) {
+      if (label_differs &&
+          !IsAllowedLabelChange(threat.model.label, threat.num_classes, y(i), batch.y(i))) {
         return "row " + std::to_string(i) + " label change not allowed";
       }
     }
@@ -153,21 +153,25 @@ inline std::string ThreatViolation(const Threat& threat, const Matrix& x, const 
   switch (threat.model.kind) {
     case agt::PerturbationKind::kRemoval:
       if (changed > 0) return "removal may not edit rows";
-      if (dropped > n) return std::to_string(dropped) + " rows dropped, budget " +
-                              std::to_string(n);
+      if (dropped > n) {
+        return std::to_string(dropped) + " rows dropped, budget " + std::to_string(n);
+      }
       return "";
     case agt::PerturbationKind::kSubstitution:
       if (dropped > 0) return "substitution may not drop rows";
-      if (changed > n) return std::to_string(changed) + " rows substituted, budget " +
-                              std::to_string(n);
+      if (changed > n) {
+        return std::to_string(changed) + " rows substituted, budget " + std::to_string(n);
+      }
       return "";
     case agt::PerturbationKind::kBoundedPoisoning: {
       if (dropped > 0) return "poisoning may not drop rows";
       const int label_n = threat.budget.label_n;
-      if (feature_rows > n) return std::to_string(feature_rows) + " feature rows, budget " +
-                                   std::to_string(n);
-      if (label_rows > label_n) return std::to_string(label_rows) + " label rows, budget " +
-                                       std::to_string(label_n);
+      if (feature_rows > n) {
+        return std::to_string(feature_rows) + " feature rows, budget " + std::to_string(n);
+      }
+      if (label_rows > label_n) {
+        return std::to_string(label_rows) + " label rows, budget " + std::to_string(label_n);
+      }
       if (threat.model.paired && touched_rows > std::max(n, label_n)) {
         return std::to_string(touched_rows) + " rows touched with paired budgets";
       }
@@ -223,14 +227,12 @@ inline PerturbedTraining TrainPerturbed(const agt::TrainConfig& config, const ag
       kept_y(static_cast<Index>(r)) = batch.y(kept[r]);
     }
     const Matrix grads = StepGradients(config, theta, kept_x, kept_y);
-    const Vector direction =
-        grads.colwise().sum().transpose() / static_cast<double>(kept.size());
+    const Vector direction = grads.colwise().sum().transpose() / static_cast<double>(kept.size());
     agt::ApplyNominalUpdate(config.optimizer, t, direction, &theta, &velocity);
     out.after_step.push_back(theta);
   }
   return out;
 }
-
 
 // The trainer's own trajectory: the nominal parameters and every budget's box
 // after each step (Trainer::Step, so intermediate boxes can be checked too).
