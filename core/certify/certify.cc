@@ -1,6 +1,8 @@
 #include "core/certify/certify.h"
 
+#include <cassert>
 #include <cmath>
+#include <limits>
 
 #include "core/bounds/ibp.h"
 
@@ -20,13 +22,38 @@ int ArgMax(const Eigen::Ref<const Eigen::Matrix<double, 1, Eigen::Dynamic>>& row
 
 LogitBounds ComputeLogitBounds(const ModelSpec& spec, const Vector& nominal,
                                const ParameterBox& box, const Eigen::Ref<const Matrix>& x,
-                               double test_epsilon, MatMulMethod method) {
+                               double test_epsilon, MatMulMethod method, bool margins) {
   LogitBounds out;
   out.nominal = Forward(spec, nominal, x);
   const Matrix xm = x;
   const IntervalMatrix input =
       test_epsilon > 0.0 ? IntervalMatrix::Ball(xm, test_epsilon) : IntervalMatrix::Point(xm);
-  out.bounds = ForwardBounds(spec, box, input, method);
+  std::vector<IntervalMatrix> acts;
+  out.bounds = ForwardBounds(spec, box, input, method, &acts);
+  const Index c = out.nominal.cols();
+  if (!margins || c < 2) return out;
+  // The last dense layer's interval input, and its weight/bias intervals.
+  const DenseSlice last = spec.Layout().back();
+  const IntervalMatrix& h = acts[last.layer];
+  const Eigen::Map<const Matrix> wl(box.lower.data() + last.weight_offset, last.out, last.in);
+  const Eigen::Map<const Matrix> wu(box.upper.data() + last.weight_offset, last.out, last.in);
+  const std::vector<int> predicted = PredictClasses(out.nominal);
+  out.margin_lower = Matrix::Constant(out.nominal.rows(), c,
+                                      std::numeric_limits<double>::infinity());
+  for (Index i = 0; i < out.nominal.rows(); ++i) {
+    const int p = predicted[i];
+    for (Index j = 0; j < c; ++j) {
+      if (j == p) continue;
+      // Exact interval dot product of [W_p - W_j] with h_i, plus [b_p - b_j].
+      double lo = box.lower[last.bias_offset + p] - box.upper[last.bias_offset + j];
+      for (Index k = 0; k < last.in; ++k) {
+        const double dl = wl(p, k) - wu(j, k), du = wu(p, k) - wl(j, k);
+        const double hl = h.lower(i, k), hu = h.upper(i, k);
+        lo += std::min(std::min(dl * hl, dl * hu), std::min(du * hl, du * hu));
+      }
+      out.margin_lower(i, j) = lo;
+    }
+  }
   return out;
 }
 
@@ -60,11 +87,24 @@ std::vector<bool> Stable(const IntervalMatrix& logits) {
   return out;
 }
 
-ClassificationCertificate CertifyClassification(const LogitBounds& logits, const Vector& labels) {
+std::vector<bool> Stable(const LogitBounds& logits, StabilityRule rule) {
+  if (rule == StabilityRule::kSoftmax || logits.nominal.cols() == 1) return Stable(logits.bounds);
+  assert(logits.margin_lower.rows() == logits.nominal.rows());
+  std::vector<bool> out(logits.nominal.rows());
+  for (Index i = 0; i < logits.nominal.rows(); ++i) {
+    // NaN compares false: never certified.
+    out[i] = (logits.margin_lower.row(i).array() > 0.0).all();
+  }
+  return out;
+}
+
+ClassificationCertificate CertifyClassification(const LogitBounds& logits, const Vector& labels,
+                                                StabilityRule rule) {
   const Index n = logits.nominal.rows();
   const Index c = logits.nominal.cols();
   ClassificationCertificate cert;
-  cert.stable = Stable(logits.bounds);
+  cert.stable = Stable(logits, rule);
+  const bool margin = rule == StabilityRule::kMargin && c > 1;
   cert.correct.assign(n, false);
   const std::vector<int> nominal = PredictClasses(logits.nominal);
   Index right = 0, worst = 0, best = 0, stable = 0;
@@ -80,7 +120,8 @@ ClassificationCertificate CertifyClassification(const LogitBounds& logits, const
     } else {
       Eigen::Matrix<double, 1, Eigen::Dynamic> w = logits.bounds.upper.row(i);
       w[y] = logits.bounds.lower(i, y);
-      worst += ArgMax(w) == y;
+      // The margin certificate of the label also proves worst-case correctness.
+      worst += ArgMax(w) == y || (margin && cert.correct[i]);
       Eigen::Matrix<double, 1, Eigen::Dynamic> bst = logits.bounds.lower.row(i);
       bst[y] = logits.bounds.upper(i, y);
       best += ArgMax(bst) == y;

@@ -25,12 +25,29 @@ namespace agt {
 struct LogitBounds {
   Matrix nominal;        // N x C, at the nominal parameters and the unperturbed input
   IntervalMatrix bounds; // N x C, over the box and the input interval
+  // Multi-class, when asked for: N x C sound lower bounds on the margin
+  // z_c - z_j between the nominal prediction c and every class j (+inf at
+  // j = c). Empty otherwise.
+  Matrix margin_lower;
 };
 
+// How stability is decided for multi-class models.
+enum class StabilityRule {
+  // The reference's rule on softmax bounds (eq. 63): golden-compatible.
+  kSoftmax,
+  // Every margin z_c - z_j of the nominal prediction c has a positive lower
+  // bound, where the margin is bounded through the last dense layer as one
+  // interval dot product (W_c - W_j) . h + (b_c - b_j), h the interval input
+  // of that layer. Sound, and never looser than kSoftmax (which implies
+  // l_c > u_j); needs LogitBounds::margin_lower.
+  kMargin,
+};
+
+// With margins = true (multi-class only), also fills margin_lower.
 LogitBounds ComputeLogitBounds(const ModelSpec& spec, const Vector& nominal,
                                const ParameterBox& box, const Eigen::Ref<const Matrix>& x,
                                double test_epsilon = 0.0,
-                               MatMulMethod method = MatMulMethod::kRump);
+                               MatMulMethod method = MatMulMethod::kRump, bool margins = false);
 
 // Predicted class per row from logits: binary (one column) = 1 iff logit > 0;
 // multi-class = arg-max, first index on ties.
@@ -41,6 +58,9 @@ std::vector<int> PredictClasses(const Matrix& logits);
 // bound has a lower bound strictly above every other class's softmax upper
 // bound (eq. 63).
 std::vector<bool> Stable(const IntervalMatrix& logits);
+// Stability under `rule`; kMargin needs logits.margin_lower (binary models
+// have one logit, where both rules coincide).
+std::vector<bool> Stable(const LogitBounds& logits, StabilityRule rule);
 
 struct ClassificationCertificate {
   double accuracy_nominal = 0.0;
@@ -51,7 +71,10 @@ struct ClassificationCertificate {
   std::vector<bool> correct;     // stable and nominal prediction == label
 };
 
-ClassificationCertificate CertifyClassification(const LogitBounds& logits, const Vector& labels);
+// Under kMargin a row counts as worst-case correct iff it is stable and its
+// nominal prediction is the label (the margin certificate of the label).
+ClassificationCertificate CertifyClassification(const LogitBounds& logits, const Vector& labels,
+                                                StabilityRule rule = StabilityRule::kSoftmax);
 
 struct RegressionCertificate {
   double mse_nominal = 0.0;

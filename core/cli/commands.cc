@@ -77,7 +77,7 @@ stderr unless --quiet. Exit codes: 0 success, 1 training or writing failed,
 )";
 
 constexpr char kCertifyHelp[] =
-    R"(usage: agt certify RESULTS.json DATA.csv [--epsilon E] [--points] [--json]
+    R"(usage: agt certify RESULTS.json DATA.csv [--epsilon E] [--stability RULE] [--points] [--json]
 
 Certifies every row of DATA.csv (features, label last; the same polynomial
 expansion as training is applied) with each parameter box of RESULTS.json
@@ -90,6 +90,11 @@ options:
   --epsilon E   also let every input move within an l-infinity ball of radius E
                 (backdoor certificate; in the model's input space, after the
                 polynomial expansion); default 0
+  --stability RULE
+                multi-class stability rule: margin (default; every margin
+                z_c - z_j of the nominal class c has a positive lower bound
+                through the last layer: sound and never looser) or softmax
+                (the reference implementation's rule on softmax bounds)
   --points      also list, per row, the label, the nominal prediction, the
                 logit bounds per budget and the largest budget at which the
                 row is stable
@@ -418,7 +423,8 @@ json RowJson(const Matrix& m, Index i) {
 
 int RunCertify(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   const std::string cmd = "certify";
-  absl::StatusOr<ParsedArgs> parsed = ParseArgs(args, {"--epsilon"}, {"--json", "--points"});
+  absl::StatusOr<ParsedArgs> parsed =
+      ParseArgs(args, {"--epsilon", "--stability"}, {"--json", "--points"});
   if (!parsed.ok()) return UsageError(err, cmd, parsed.status().message());
   if (parsed->help) {
     out << kCertifyHelp;
@@ -432,6 +438,16 @@ int RunCertify(const std::vector<std::string>& args, std::ostream& out, std::ost
     if (!absl::SimpleAtod(it->second, &epsilon) || !std::isfinite(epsilon) || epsilon < 0) {
       return UsageError(err, cmd,
                         absl::StrCat("--epsilon: must be a number >= 0, got \"", it->second, "\""));
+    }
+  }
+  StabilityRule rule = StabilityRule::kMargin;
+  if (auto it = parsed->values.find("--stability"); it != parsed->values.end()) {
+    if (it->second == "softmax") {
+      rule = StabilityRule::kSoftmax;
+    } else if (it->second != "margin") {
+      return UsageError(err, cmd,
+                        absl::StrCat("--stability: expected margin or softmax, got \"", it->second,
+                                     "\""));
     }
   }
   const bool as_json = parsed->flags.count("--json") > 0;
@@ -457,10 +473,10 @@ int RunCertify(const std::vector<std::string>& args, std::ostream& out, std::ost
   const size_t nb = model->budgets.size();
   std::vector<BudgetCertificate> certs(nb);
   for (size_t j = 0; j < nb; ++j) {
-    certs[j].logits =
-        LogitBoundsWidened(model->spec, model->nominal, model->boxes[j], x, epsilon, model->matmul);
+    certs[j].logits = LogitBoundsWidened(model->spec, model->nominal, model->boxes[j], x, epsilon,
+                                         model->matmul, rule == StabilityRule::kMargin);
     if (classification) {
-      certs[j].classification = CertifyClassification(certs[j].logits, data->y);
+      certs[j].classification = CertifyClassification(certs[j].logits, data->y, rule);
     } else {
       certs[j].regression = CertifyRegression(certs[j].logits, data->y);
     }

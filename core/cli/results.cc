@@ -37,22 +37,29 @@ json MatrixToJson(const Matrix& m) {
 
 LogitBounds LogitBoundsWidened(const ModelSpec& spec, const Vector& nominal,
                                const ParameterBox& box, const Eigen::Ref<const Matrix>& x,
-                               double test_epsilon, MatMulMethod matmul) {
-  LogitBounds logits = ComputeLogitBounds(spec, nominal, box, x, test_epsilon, matmul);
+                               double test_epsilon, MatMulMethod matmul, bool margins) {
+  LogitBounds logits = ComputeLogitBounds(spec, nominal, box, x, test_epsilon, matmul, margins);
   constexpr double kInf = std::numeric_limits<double>::infinity();
   logits.bounds.lower = logits.bounds.lower.unaryExpr([](double v) { return v != v ? -kInf : v; });
   logits.bounds.upper = logits.bounds.upper.unaryExpr([](double v) { return v != v ? kInf : v; });
   return logits;
 }
 
+std::string StabilityRuleName(StabilityRule rule) {
+  return rule == StabilityRule::kMargin ? "margin" : "softmax";
+}
+
 json CertificateJson(const ModelSpec& spec, LossKind loss, const Vector& nominal,
                      const ParameterBox& box, const Dataset& data, MatMulMethod matmul,
-                     double test_epsilon, bool rows) {
-  const LogitBounds logits = LogitBoundsWidened(spec, nominal, box, data.x, test_epsilon, matmul);
+                     double test_epsilon, bool rows, StabilityRule rule) {
+  const bool multi_class = spec.OutputDim() > 1;
+  const LogitBounds logits = LogitBoundsWidened(spec, nominal, box, data.x, test_epsilon, matmul,
+                                                multi_class && rule == StabilityRule::kMargin);
   json out = json::object();
   if (test_epsilon > 0) out["epsilon"] = test_epsilon;
   if (IsClassification(loss)) {
-    const ClassificationCertificate c = CertifyClassification(logits, data.y);
+    if (multi_class) out["stability_rule"] = StabilityRuleName(rule);
+    const ClassificationCertificate c = CertifyClassification(logits, data.y, rule);
     out["accuracy_nominal"] = c.accuracy_nominal;
     out["accuracy_worst"] = c.accuracy_worst;
     out["accuracy_best"] = c.accuracy_best;
@@ -152,11 +159,12 @@ json MakeResultsJson(const ResultsInput& in) {
     b["upper"] = ParametersToJson(t.model, box.upper);
     if (in.test != nullptr) {
       b["test"] = CertificateJson(t.model, t.loss, r.state.nominal, box, *in.test, t.matmul, 0.0,
-                                  /*rows=*/false);
+                                  /*rows=*/false, StabilityRule::kMargin);
       if (t.perturbation.kind == PerturbationKind::kBoundedPoisoning &&
           t.perturbation.epsilon > 0) {
         b["test_backdoor"] = CertificateJson(t.model, t.loss, r.state.nominal, box, *in.test,
-                                             t.matmul, t.perturbation.epsilon, /*rows=*/false);
+                                             t.matmul, t.perturbation.epsilon, /*rows=*/false,
+                                             StabilityRule::kMargin);
       }
     }
     budgets.push_back(std::move(b));

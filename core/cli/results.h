@@ -47,9 +47,10 @@ struct TrainedModel {
 // ComputeLogitBounds with NaN bounds (from infinite parameter bounds of a
 // diverged training: inf - inf) widened to [-inf, +inf], so that such rows
 // are never reported stable.
+// With margins (multi-class), also the margin bounds StabilityRule::kMargin needs.
 LogitBounds LogitBoundsWidened(const ModelSpec& spec, const Vector& nominal,
                                const ParameterBox& box, const Eigen::Ref<const Matrix>& x,
-                               double test_epsilon, MatMulMethod matmul);
+                               double test_epsilon, MatMulMethod matmul, bool margins = false);
 
 // Certificates of one parameter box on one labelled set. `rows` adds the
 // per-row arrays (stable flags, nominal / lower / upper logits).
@@ -58,9 +59,16 @@ LogitBounds LogitBoundsWidened(const ModelSpec& spec, const Vector& nominal,
 // Regression: mse_nominal, mse_worst, mse_best [, logits_*].
 // test_epsilon > 0 also lets every input move within that l-infinity radius
 // (backdoor certificates; the radius is in the model's input space).
+// `rule` decides multi-class stability (kSoftmax: the reference's rule, for
+// golden comparisons; kMargin: tighter and sound); a multi-class result says
+// which rule made it in "stability_rule".
 nlohmann::json CertificateJson(const ModelSpec& spec, LossKind loss, const Vector& nominal,
                                const ParameterBox& box, const Dataset& data, MatMulMethod matmul,
-                               double test_epsilon, bool rows);
+                               double test_epsilon, bool rows,
+                               StabilityRule rule = StabilityRule::kSoftmax);
+
+// "softmax" / "margin".
+std::string StabilityRuleName(StabilityRule rule);
 
 // Matrix to nested JSON arrays (row-major), values written with JsonNumber.
 nlohmann::json MatrixToJson(const Matrix& m);
