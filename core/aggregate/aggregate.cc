@@ -28,15 +28,18 @@ inline double StoredSign(Extreme which, bool opposite) {
 
 }  // namespace
 
-template <bool kNegate>
-void StreamingExtremeSum::AddSpanImpl(Index column_offset, Index len, const double* values) {
+template <bool kNegate, bool kSum>
+void StreamingExtremeSum::AddSpanImpl(Index column_offset, Index len, const double* values,
+                                      double* sum) {
   const double* thr = threshold_.data() + column_offset;
   // Most candidates lose against the threshold: test 8 at a time without
   // branches (vectorisable), and only then look at the winners one by one.
+  // The optional plain sum rides along in the same pass.
   Index c = 0;
   for (; c + 8 <= len; c += 8) {
     bool any = false;
     for (int u = 0; u < 8; ++u) {
+      if constexpr (kSum) sum[c + u] += values[c + u];
       const double v = kNegate ? -values[c + u] : values[c + u];
       any |= v > thr[c + u];
     }
@@ -47,17 +50,27 @@ void StreamingExtremeSum::AddSpanImpl(Index column_offset, Index len, const doub
     }
   }
   for (; c < len; ++c) {
+    if constexpr (kSum) sum[c] += values[c];
     const double v = kNegate ? -values[c] : values[c];
     if (v > thr[c]) Insert(column_offset + c, v);
   }
 }
 
-void StreamingExtremeSum::AddSpan(Index column_offset, Index len, const double* values) {
-  if (keep_ == 0) return;
-  if (StoredSign(which_, keep_opposite_) > 0) {
-    AddSpanImpl<false>(column_offset, len, values);
+void StreamingExtremeSum::AddSpan(Index column_offset, Index len, const double* values,
+                                  double* sum) {
+  if (keep_ == 0) {
+    if (sum) {
+      for (Index c = 0; c < len; ++c) sum[c] += values[c];
+    }
+    return;
+  }
+  const bool negate = StoredSign(which_, keep_opposite_) < 0;
+  if (sum) {
+    negate ? AddSpanImpl<true, true>(column_offset, len, values, sum)
+           : AddSpanImpl<false, true>(column_offset, len, values, sum);
   } else {
-    AddSpanImpl<true>(column_offset, len, values);
+    negate ? AddSpanImpl<true, false>(column_offset, len, values, nullptr)
+           : AddSpanImpl<false, false>(column_offset, len, values, nullptr);
   }
 }
 
@@ -72,13 +85,13 @@ void StreamingExtremeSum::Reset() {
 void StreamingExtremeSum::AddRow(const double* row) {
   assert(rows_seen_ < total_rows_);
   ++rows_seen_;
-  AddSpan(0, num_columns_, row);
+  AddSpan(0, num_columns_, row, nullptr);
 }
 
 void StreamingExtremeSum::AddBlock(Index column_offset, Index len, Index rows,
-                                   const double* block, Index ld) {
+                                   const double* block, Index ld, double* sum) {
   assert(column_offset + len <= num_columns_);
-  for (Index r = 0; r < rows; ++r) AddSpan(column_offset, len, block + r * ld);
+  for (Index r = 0; r < rows; ++r) AddSpan(column_offset, len, block + r * ld, sum);
 }
 
 void StreamingExtremeSum::Insert(Index column, double value) {
@@ -204,28 +217,35 @@ void Aggregator::AddBlock(int lane_index, Index offset, Index len, Index rows, I
                           const double* lower, const double* upper,
                           const double* perturbed_lower, const double* perturbed_upper) {
   Lane& lane = *lanes_[lane_index];
-  AddRowsTo(len, rows, lower, ld, lane.bound_sum_lower.data() + offset);
-  AddRowsTo(len, rows, upper, ld, lane.bound_sum_upper.data() + offset);
   if (kind_ != AggregationKind::kBoundedPoisoning) {
-    lane.low.AddBlock(offset, len, rows, lower, ld);
-    lane.high.AddBlock(offset, len, rows, upper, ld);
+    // The plain sums are taken in the same pass as the extremes.
+    lane.low.AddBlock(offset, len, rows, lower, ld, lane.bound_sum_lower.data() + offset);
+    lane.high.AddBlock(offset, len, rows, upper, ld, lane.bound_sum_upper.data() + offset);
     return;
   }
   // Theorem 9: the extra effect of a poisoned row is bounded by the
-  // difference between its perturbed and unperturbed bounds.
-  // Scratch per thread: AddBlock calls on disjoint columns may run concurrently.
-  thread_local Matrix diff;
-  diff.resize(rows, len);
+  // difference between its perturbed and unperturbed bounds. Scratch per
+  // thread: AddBlock calls on disjoint columns may run concurrently.
+  thread_local std::vector<double> diff;
+  diff.resize(len);
+  double* sum_lower = lane.bound_sum_lower.data() + offset;
+  double* sum_upper = lane.bound_sum_upper.data() + offset;
   for (Index r = 0; r < rows; ++r) {
-    for (Index c = 0; c < len; ++c) diff(r, c) = perturbed_lower[r * ld + c] - lower[r * ld + c];
+    const double* lo = lower + r * ld;
+    const double* plo = perturbed_lower + r * ld;
+    for (Index c = 0; c < len; ++c) {
+      sum_lower[c] += lo[c];
+      diff[c] = plo[c] - lo[c];
+    }
+    lane.low.AddSpan(offset, len, diff.data(), lane.value_sum_low.data() + offset);
+    const double* hi = upper + r * ld;
+    const double* phi = perturbed_upper + r * ld;
+    for (Index c = 0; c < len; ++c) {
+      sum_upper[c] += hi[c];
+      diff[c] = phi[c] - hi[c];
+    }
+    lane.high.AddSpan(offset, len, diff.data(), lane.value_sum_high.data() + offset);
   }
-  AddRowsTo(len, rows, diff.data(), len, lane.value_sum_low.data() + offset);
-  lane.low.AddBlock(offset, len, rows, diff.data(), len);
-  for (Index r = 0; r < rows; ++r) {
-    for (Index c = 0; c < len; ++c) diff(r, c) = perturbed_upper[r * ld + c] - upper[r * ld + c];
-  }
-  AddRowsTo(len, rows, diff.data(), len, lane.value_sum_high.data() + offset);
-  lane.high.AddBlock(offset, len, rows, diff.data(), len);
 }
 
 DescentBounds Aggregator::Finish() {

@@ -50,7 +50,12 @@ class StreamingExtremeSum {
   // Adds `rows` rows of columns [column_offset, column_offset + len), row r
   // at block + r * ld. Every column must in the end have seen total_rows rows;
   // rows_seen() counts only full-width rows (AddRow/AddRows).
-  void AddBlock(Index column_offset, Index len, Index rows, const double* block, Index ld);
+  // If sum is non-null, sum[c - column_offset] also accumulates the plain
+  // column sums, row after row, in the same pass.
+  void AddBlock(Index column_offset, Index len, Index rows, const double* block, Index ld,
+                double* sum = nullptr);
+  // One row of columns [column_offset, column_offset + len); sum as above.
+  void AddSpan(Index column_offset, Index len, const double* values, double* sum);
   // Folds another accumulator (same shape and m) into this one.
   void Merge(const StreamingExtremeSum& other);
   // The extreme sums per column. `total` is the plain column sum of all rows
@@ -62,9 +67,8 @@ class StreamingExtremeSum {
 
  private:
   void Insert(Index column, double value);
-  void AddSpan(Index column_offset, Index len, const double* values);
-  template <bool kNegate>
-  void AddSpanImpl(Index column_offset, Index len, const double* values);
+  template <bool kNegate, bool kSum>
+  void AddSpanImpl(Index column_offset, Index len, const double* values, double* sum);
 
   Index num_columns_;
   int total_rows_;
