@@ -228,23 +228,20 @@ void Aggregator::AddBlock(int lane_index, Index offset, Index len, Index rows, I
   // thread: AddBlock calls on disjoint columns may run concurrently.
   thread_local std::vector<double> diff;
   diff.resize(len);
-  double* sum_lower = lane.bound_sum_lower.data() + offset;
-  double* sum_upper = lane.bound_sum_upper.data() + offset;
+  // One side: sum the bounds, and feed (perturbed - bound) to the extremes.
+  auto add_side = [&](const double* bound, const double* perturbed, double* bound_sum,
+                      double* value_sum, StreamingExtremeSum* extremes) {
+    for (Index c = 0; c < len; ++c) {
+      bound_sum[c] += bound[c];
+      diff[c] = perturbed[c] - bound[c];
+    }
+    extremes->AddSpan(offset, len, diff.data(), value_sum);
+  };
   for (Index r = 0; r < rows; ++r) {
-    const double* lo = lower + r * ld;
-    const double* plo = perturbed_lower + r * ld;
-    for (Index c = 0; c < len; ++c) {
-      sum_lower[c] += lo[c];
-      diff[c] = plo[c] - lo[c];
-    }
-    lane.low.AddSpan(offset, len, diff.data(), lane.value_sum_low.data() + offset);
-    const double* hi = upper + r * ld;
-    const double* phi = perturbed_upper + r * ld;
-    for (Index c = 0; c < len; ++c) {
-      sum_upper[c] += hi[c];
-      diff[c] = phi[c] - hi[c];
-    }
-    lane.high.AddSpan(offset, len, diff.data(), lane.value_sum_high.data() + offset);
+    add_side(lower + r * ld, perturbed_lower + r * ld, lane.bound_sum_lower.data() + offset,
+             lane.value_sum_low.data() + offset, &lane.low);
+    add_side(upper + r * ld, perturbed_upper + r * ld, lane.bound_sum_upper.data() + offset,
+             lane.value_sum_high.data() + offset, &lane.high);
   }
 }
 
