@@ -7,6 +7,8 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libeigen3-dev libabsl-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  libsqlite3-dev sqlite3 libssl-dev
 )
 
 missing=()

@@ -1,0 +1,181 @@
+// The server's persistent store: one SQLite file in WAL mode holding datasets,
+// jobs (with checkpoints) and trained models, every record scoped to a tenant.
+//
+// Contract: every state change is one transaction (a crash leaves either the
+// old or the new state, never a mix); schema migrations run on Open by
+// PRAGMA user_version; tensors are stored as versioned little-endian blobs
+// with shape and checksum (store/blob.h) and verified on read (a corrupt blob
+// is DataLossError, never silently wrong numbers). Lookups by id are scoped to
+// a tenant: another tenant's id is NotFound, exactly like an unknown id.
+//
+// Thread-safety: all methods may be called concurrently (one connection
+// behind a mutex; SQLite busy timeout for other processes).
+#ifndef AGT_SERVER_STORE_STORE_H_
+#define AGT_SERVER_STORE_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/data/dataset.h"
+#include "core/model/model.h"
+#include "core/train/train.h"
+
+namespace agt::server {
+
+// Job states as stored (the same numbers as agt.v1.JobState).
+enum class JobState : int {
+  kQueued = 1,
+  kRunning = 2,
+  kSucceeded = 3,
+  kFailed = 4,
+  kCancelled = 5,
+};
+bool IsFinal(JobState state);
+
+struct DatasetRecord {
+  std::string id;
+  std::string tenant;
+  std::string name;
+  int64_t num_rows = 0;
+  int num_features = 0;
+  int num_classes = 0;
+  std::string checksum;  // SHA-256 hex of the stored blobs
+  int64_t size_bytes = 0;
+  int64_t created_ms = 0;  // Unix epoch milliseconds
+};
+
+struct JobProgressRecord {
+  int64_t iteration = 0;
+  int64_t total_iterations = 0;
+  int epoch = 0;
+  double nominal_loss = 0.0;
+  std::vector<double> total_width;
+  double eta_seconds = 0.0;
+};
+
+struct JobRecord {
+  std::string id;
+  std::string tenant;
+  std::string dataset_id;
+  std::string name;
+  // The serialized agt.v1.TrainingJobSpec as submitted.
+  std::string spec;
+  JobState state = JobState::kQueued;
+  JobProgressRecord progress;
+  std::string error;
+  std::string model_id;
+  int64_t dropped_rows_per_epoch = 0;
+  bool cancel_requested = false;
+  int64_t created_ms = 0;
+  int64_t started_ms = 0;
+  int64_t finished_ms = 0;
+};
+
+struct BoxRecord {
+  agt::Budget budget;
+  agt::ParameterBox box;
+  double total_width = 0.0;
+  double max_width = 0.0;
+};
+
+struct ModelRecord {
+  std::string id;
+  std::string tenant;
+  std::string job_id;
+  std::string dataset_id;
+  std::string name;
+  std::string spec;  // the job's serialized agt.v1.TrainingJobSpec
+  agt::ModelSpec architecture;
+  int polynomial_degree = 1;
+  int input_features = 0;  // raw features, before expansion
+  int num_classes = 0;
+  agt::Vector nominal;
+  std::vector<BoxRecord> boxes;  // in the job's budget order
+  int64_t created_ms = 0;
+};
+
+// A page of a listing: records in creation order, and the token to pass for
+// the next page (empty on the last page).
+template <typename T>
+struct Page {
+  std::vector<T> items;
+  std::string next_page_token;
+};
+
+class Store {
+ public:
+  // Opens (creating if needed) the SQLite file at `path`, enables WAL, and
+  // migrates the schema to the current version. A file written by a newer
+  // server (higher user_version) is FailedPrecondition.
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path);
+  ~Store();
+
+  // The current schema version (PRAGMA user_version after Open).
+  static int SchemaVersion();
+
+  // ---- datasets
+  // Stores a new dataset; record.id, created_ms, checksum and size_bytes are
+  // filled in by the store and returned.
+  absl::StatusOr<DatasetRecord> InsertDataset(DatasetRecord record, const agt::Dataset& data);
+  absl::StatusOr<DatasetRecord> GetDataset(const std::string& tenant, const std::string& id);
+  absl::StatusOr<agt::Dataset> LoadDatasetData(const std::string& tenant, const std::string& id);
+  absl::StatusOr<Page<DatasetRecord>> ListDatasets(const std::string& tenant, int page_size,
+                                                   const std::string& page_token);
+  // FailedPrecondition while a QUEUED or RUNNING job uses the dataset.
+  absl::Status DeleteDataset(const std::string& tenant, const std::string& id);
+
+  // ---- jobs
+  // Stores a new QUEUED job; id and created_ms are filled in and returned.
+  absl::StatusOr<JobRecord> InsertJob(JobRecord record);
+  absl::StatusOr<JobRecord> GetJob(const std::string& tenant, const std::string& id);
+  // state == nullopt: all states.
+  absl::StatusOr<Page<JobRecord>> ListJobs(const std::string& tenant,
+                                           std::optional<JobState> state, int page_size,
+                                           const std::string& page_token);
+  // Atomically moves the oldest QUEUED job (any tenant) to RUNNING, setting
+  // started_ms, and returns it; nullopt when none is queued.
+  absl::StatusOr<std::optional<JobRecord>> ClaimNextQueuedJob();
+  // Progress of a RUNNING job (not a state change of its own).
+  absl::Status UpdateJobProgress(const std::string& job_id, const JobProgressRecord& progress,
+                                 int64_t dropped_rows_per_epoch);
+  // Saves a checkpoint (replacing the previous one) and the progress in one
+  // transaction.
+  absl::Status SaveCheckpoint(const std::string& job_id, const agt::TrainState& state,
+                              const JobProgressRecord& progress);
+  // The last checkpoint of a job, if any.
+  absl::StatusOr<std::optional<agt::TrainState>> LoadCheckpoint(const std::string& job_id);
+  // In one transaction: stores the model (id and created_ms filled in), marks
+  // the job SUCCEEDED with its model_id and final progress, drops the
+  // checkpoint. Returns the model id.
+  absl::StatusOr<std::string> CompleteJob(const std::string& job_id, ModelRecord model,
+                                          const JobProgressRecord& progress);
+  absl::Status FailJob(const std::string& job_id, const std::string& error);
+  // QUEUED: becomes CANCELLED at once. RUNNING: cancel_requested is set (the
+  // worker stops before its next step and calls MarkCancelled). Final states:
+  // FailedPrecondition. Returns the job after the change.
+  absl::StatusOr<JobRecord> RequestCancel(const std::string& tenant, const std::string& id);
+  absl::Status MarkCancelled(const std::string& job_id);
+  absl::StatusOr<bool> IsCancelRequested(const std::string& job_id);
+  // At startup: every RUNNING job (its worker died with the last process)
+  // goes back to QUEUED, keeping its checkpoint. Returns how many.
+  absl::StatusOr<int> RequeueRunningJobs();
+
+  // ---- models
+  absl::StatusOr<ModelRecord> GetModel(const std::string& tenant, const std::string& id);
+  absl::StatusOr<Page<ModelRecord>> ListModels(const std::string& tenant, int page_size,
+                                               const std::string& page_token);
+
+ private:
+  struct Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace agt::server
+
+#endif  // AGT_SERVER_STORE_STORE_H_
