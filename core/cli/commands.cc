@@ -44,6 +44,7 @@ commands:
                          certificates for every row of a CSV, per budget
   golden CASE_DIR        run a golden case (case.json, train.csv, ...) and compare
                          it with its expected.json
+  generate moons|blobs   write a built-in dataset (half-moons, Gaussian blobs) as CSV
 
 options:
   -h, --help             this help; `agt <command> --help` for a command's help
@@ -102,6 +103,29 @@ options:
   -h, --help    this help
 
 Exit codes: 0 success, 1 failure, 2 bad arguments, results or data.
+)";
+
+constexpr char kGenerateHelp[] =
+    R"(usage: agt generate moons|blobs --out FILE.csv [--n N] [--seed S] [options]
+
+Writes a built-in dataset as CSV (header x0..x{d-1},y; values printed so that
+they read back bit for bit), the same rows `agt train` gets from a
+"generator" config entry:
+  moons   two interleaving half circles, labels 0/1 (2 features)
+  blobs   isotropic Gaussian blobs, labels 0..classes-1
+
+options:
+  --out FILE.csv     where to write (required)
+  --n N              rows (default 1000)
+  --seed S           generator seed (default 0)
+  --noise X          moons: Gaussian noise stddev (default 0.1)
+  --dim D            blobs: features (default 2)
+  --classes C        blobs: classes (default 3)
+  --stddev X         blobs: cluster stddev (default 1.0)
+  --center-box X     blobs: centres drawn in [-X, X] (default 10)
+  -h, --help         this help
+
+Exit codes: 0 success, 1 the file could not be written, 2 bad arguments.
 )";
 
 constexpr char kGoldenHelp[] =
@@ -672,6 +696,66 @@ int RunGolden(const std::vector<std::string>& args, std::ostream& out, std::ostr
 }
 
 // ---------------------------------------------------------------------------
+// generate
+
+int RunGenerate(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  const std::string cmd = "generate";
+  absl::StatusOr<ParsedArgs> parsed =
+      ParseArgs(args, {"--out", "--n", "--seed", "--noise", "--dim", "--classes", "--stddev",
+                       "--center-box"},
+                {});
+  if (!parsed.ok()) return UsageError(err, cmd, parsed.status().message());
+  if (parsed->help) {
+    out << kGenerateHelp;
+    return kExitOk;
+  }
+  if (parsed->positional.size() != 1) return UsageError(err, cmd, "expected moons or blobs");
+  const std::string kind = parsed->positional[0];
+  if (kind != "moons" && kind != "blobs") {
+    return UsageError(err, cmd, absl::StrCat("unknown dataset \"", kind,
+                                             "\" (expected moons or blobs)"));
+  }
+  auto out_it = parsed->values.find("--out");
+  if (out_it == parsed->values.end()) return UsageError(err, cmd, "--out FILE.csv is required");
+  // Reads an option as a number within [lo, hi], or its default.
+  std::string problem;
+  auto number = [&](const std::string& name, double def, double lo, double hi) {
+    auto it = parsed->values.find(name);
+    if (it == parsed->values.end()) return def;
+    double v = 0;
+    if (!absl::SimpleAtod(it->second, &v) || !(v >= lo && v <= hi)) {
+      if (problem.empty()) {
+        problem = absl::StrCat(name, ": must be a number in [", lo, ", ", hi, "], got \"",
+                               it->second, "\"");
+      }
+      return def;
+    }
+    return v;
+  };
+  const int n = static_cast<int>(number("--n", 1000, 2, 1e8));
+  const uint64_t seed = static_cast<uint64_t>(number("--seed", 0, 0, 1e15));
+  Dataset data;
+  if (kind == "moons") {
+    const double noise = number("--noise", 0.1, 0, 1e6);
+    if (problem.empty()) data = MakeMoons(n, noise, seed);
+  } else {
+    const int dim = static_cast<int>(number("--dim", 2, 1, 1e5));
+    const int classes = static_cast<int>(number("--classes", 3, 2, 1e4));
+    const double stddev = number("--stddev", 1.0, 0, 1e6);
+    const double box = number("--center-box", 10.0, 0, 1e6);
+    if (problem.empty()) data = MakeBlobs(n, dim, classes, stddev, box, seed);
+  }
+  if (!problem.empty()) return UsageError(err, cmd, problem);
+  if (absl::Status s = WriteCsv(data, out_it->second); !s.ok()) {
+    err << "agt generate: " << s.message() << "\n";
+    return kExitFailure;
+  }
+  out << "wrote " << data.size() << " rows of " << kind << " (" << data.dim() << " features, "
+      << data.num_classes << " classes) to " << out_it->second << "\n";
+  return kExitOk;
+}
+
+// ---------------------------------------------------------------------------
 
 int RunAgt(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   if (args.empty()) {
@@ -698,7 +782,9 @@ int RunAgt(const std::vector<std::string>& args, std::ostream& out, std::ostream
   if (command == "train") return RunTrain(rest, out, err);
   if (command == "certify") return RunCertify(rest, out, err);
   if (command == "golden") return RunGolden(rest, out, err);
-  err << "agt: unknown command \"" << command << "\" (expected train, certify or golden; see "
+  if (command == "generate") return RunGenerate(rest, out, err);
+  err << "agt: unknown command \"" << command
+      << "\" (expected train, certify, golden or generate; see "
       << "agt --help)\n";
   return kExitUsage;
 }

@@ -25,6 +25,7 @@ int RunAgt(const std::vector<std::string>& args, std::ostream& out, std::ostream
 int RunTrain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int RunCertify(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int RunGolden(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int RunGenerate(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace agt::cli
 

@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "core/data/dataset.h"
+
 namespace {
 
 using nlohmann::json;
@@ -329,3 +331,48 @@ TEST_F(AgtCliTest, GoldenRunsACaseAndFailsOnAWrongExpectation) {
 }
 
 }  // namespace
+
+namespace agt {
+namespace {
+
+class AgtGenerateTest : public AgtCliTest {};
+
+TEST_F(AgtGenerateTest, WritesExactlyTheGeneratorsRows) {
+  const fs::path csv = dir_ / "moons.csv";
+  const AgtRun r = Agt("generate moons --n 301 --noise 0.2 --seed 9 --out " + Quote(csv));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  absl::StatusOr<Dataset> read = ReadCsv(csv.string());
+  ASSERT_TRUE(read.ok()) << read.status();
+  const Dataset expected = MakeMoons(301, 0.2, 9);
+  EXPECT_EQ(read->num_classes, 2);
+  EXPECT_EQ(read->x, expected.x);
+  EXPECT_EQ(read->y, expected.y);
+
+  const fs::path blobs = dir_ / "blobs.csv";
+  const AgtRun b = Agt("generate blobs --n 90 --dim 3 --classes 4 --seed 2 --out " + Quote(blobs));
+  ASSERT_EQ(b.exit_code, 0) << b.output;
+  absl::StatusOr<Dataset> read_blobs = ReadCsv(blobs.string());
+  ASSERT_TRUE(read_blobs.ok()) << read_blobs.status();
+  const Dataset expected_blobs = MakeBlobs(90, 3, 4, 1.0, 10.0, 2);
+  EXPECT_EQ(read_blobs->x, expected_blobs.x);
+  EXPECT_EQ(read_blobs->num_classes, 4);
+}
+
+TEST_F(AgtGenerateTest, BadArgumentsAreUsageErrorsNamingTheProblem) {
+  const AgtRun no_out = Agt("generate moons --n 10");
+  EXPECT_EQ(no_out.exit_code, 2);
+  EXPECT_NE(no_out.output.find("--out"), std::string::npos) << no_out.output;
+  const AgtRun bad_kind = Agt("generate spirals --out " + Quote(dir_ / "x.csv"));
+  EXPECT_EQ(bad_kind.exit_code, 2);
+  EXPECT_NE(bad_kind.output.find("spirals"), std::string::npos) << bad_kind.output;
+  const AgtRun bad_n = Agt("generate moons --n -5 --out " + Quote(dir_ / "x.csv"));
+  EXPECT_EQ(bad_n.exit_code, 2);
+  EXPECT_NE(bad_n.output.find("--n"), std::string::npos) << bad_n.output;
+  EXPECT_FALSE(fs::exists(dir_ / "x.csv"));
+  const AgtRun help = Agt("generate --help");
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.output.find("--center-box"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace agt
