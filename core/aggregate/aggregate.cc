@@ -229,19 +229,25 @@ void Aggregator::AddBlock(int lane_index, Index offset, Index len, Index rows, I
   thread_local std::vector<double> diff;
   diff.resize(len);
   // One side: sum the bounds, and feed (perturbed - bound) to the extremes.
+  // In exact arithmetic the perturbed bounds enclose the unperturbed ones
+  // (interval products are inclusion-isotone), so the lower differences are
+  // <= 0 and the upper ones >= 0; rounding can leave ulp-sized values of the
+  // wrong sign, which would make SEMax_k smaller than the effect of poisoning
+  // fewer than k rows. Clamping them at 0 keeps the bound sound.
   auto add_side = [&](const double* bound, const double* perturbed, double* bound_sum,
-                      double* value_sum, StreamingExtremeSum* extremes) {
+                      double* value_sum, StreamingExtremeSum* extremes, bool upper_side) {
     for (Index c = 0; c < len; ++c) {
       bound_sum[c] += bound[c];
-      diff[c] = perturbed[c] - bound[c];
+      const double d = perturbed[c] - bound[c];
+      diff[c] = upper_side ? std::max(d, 0.0) : std::min(d, 0.0);
     }
     extremes->AddSpan(offset, len, diff.data(), value_sum);
   };
   for (Index r = 0; r < rows; ++r) {
     add_side(lower + r * ld, perturbed_lower + r * ld, lane.bound_sum_lower.data() + offset,
-             lane.value_sum_low.data() + offset, &lane.low);
+             lane.value_sum_low.data() + offset, &lane.low, false);
     add_side(upper + r * ld, perturbed_upper + r * ld, lane.bound_sum_upper.data() + offset,
-             lane.value_sum_high.data() + offset, &lane.high);
+             lane.value_sum_high.data() + offset, &lane.high, true);
   }
 }
 

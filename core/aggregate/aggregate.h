@@ -7,7 +7,10 @@
 //   poisoning:    dL = (sum gL + SEMin_k(g~L - gL)) / b,  dU = (sum gU + SEMax_k(g~U - gU)) / b
 // where SEMax_m / SEMin_m is the sum of the m largest / smallest values, g the
 // per-sample bounds over the parameter box and g~ those that also cover the
-// perturbed inputs and labels. The nominal direction is sum g / b.
+// perturbed inputs and labels. The nominal direction is sum g / b. For
+// poisoning the differences are clamped to <= 0 (lower) and >= 0 (upper): a
+// no-op in exact arithmetic (g~ encloses g), a guard against rounding that
+// keeps the bound valid when fewer than k rows are poisoned.
 //
 // Soundness claim (Theorems 6, 8, 9): if every per-sample gradient reachable
 // under the perturbation lies in its per-sample bounds (and, for substitution,
