@@ -38,8 +38,8 @@ LogitBounds ComputeLogitBounds(const ModelSpec& spec, const Vector& nominal,
   const Eigen::Map<const Matrix> wl(box.lower.data() + last.weight_offset, last.out, last.in);
   const Eigen::Map<const Matrix> wu(box.upper.data() + last.weight_offset, last.out, last.in);
   const std::vector<int> predicted = PredictClasses(out.nominal);
-  out.margin_lower = Matrix::Constant(out.nominal.rows(), c,
-                                      std::numeric_limits<double>::infinity());
+  out.margin_lower =
+      Matrix::Constant(out.nominal.rows(), c, std::numeric_limits<double>::infinity());
   for (Index i = 0; i < out.nominal.rows(); ++i) {
     const int p = predicted[i];
     for (Index j = 0; j < c; ++j) {
@@ -113,7 +113,12 @@ ClassificationCertificate CertifyClassification(const LogitBounds& logits, const
     right += nominal[i] == y;
     stable += cert.stable[i];
     cert.correct[i] = cert.stable[i] && nominal[i] == y;
-    if (c == 1) {
+    const bool nan_bounds =
+        logits.bounds.lower.row(i).hasNaN() || logits.bounds.upper.row(i).hasNaN();
+    if (nan_bounds) {
+      // NaN bounds certify nothing: wrong in the worst case, right in the best.
+      ++best;
+    } else if (c == 1) {
       // Worst case: the end of the interval furthest towards the other class.
       worst += y == 1 ? logits.bounds.lower(i, 0) > 0.0 : !(logits.bounds.upper(i, 0) > 0.0);
       best += y == 1 ? logits.bounds.upper(i, 0) > 0.0 : !(logits.bounds.lower(i, 0) > 0.0);
@@ -145,6 +150,11 @@ RegressionCertificate CertifyRegression(const LogitBounds& logits, const Vector&
       const double l = logits.bounds.lower(i, j), u = logits.bounds.upper(i, j);
       const double e = logits.nominal(i, j) - y;
       nom += e * e;
+      if (std::isnan(l) || std::isnan(u)) {
+        // NaN bounds certify nothing: unbounded worst case, best case 0.
+        worst = std::numeric_limits<double>::infinity();
+        continue;
+      }
       const double far = std::max(std::abs(l - y), std::abs(u - y));
       worst += far * far;
       const double near = (l <= y && y <= u) ? 0.0 : std::min(std::abs(l - y), std::abs(u - y));
