@@ -30,8 +30,8 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
 }
 
 // A standard SGD step: batched backprop, mean gradient, update.
-void PlainSgdStep(const ModelSpec& spec, LossKind loss, const Matrix& x, const Vector& y,
-                  double lr, Vector* theta) {
+void PlainSgdStep(const ModelSpec& spec, LossKind loss, const Matrix& x, const Vector& y, double lr,
+                  Vector* theta) {
   std::vector<Matrix> acts;
   const Matrix logits = Forward(spec, *theta, x, &acts);
   Matrix delta = LossGradient(loss, logits, y) / static_cast<double>(x.rows());
@@ -85,8 +85,8 @@ void RunModel(const std::string& title, const ModelSpec& spec, LossKind loss, in
               const Dataset& data, int repeats, int threads) {
   std::printf("\n%s, batch %d, %ld parameters\n", title.c_str(), batch,
               static_cast<long>(spec.NumParameters()));
-  std::printf("%-28s %12s %12s %12s %10s %10s %14s\n", "perturbation", "plain [s]",
-              "per-sample", "certified", "cert/plain", "cert/p-s", "cert samples/s");
+  std::printf("%-28s %12s %12s %12s %10s %10s %14s\n", "perturbation", "plain [s]", "per-sample",
+              "certified", "cert/plain", "cert/p-s", "cert samples/s");
   const Vector init = InitParameters(spec, 1);
   const Matrix x = data.x.topRows(batch);
   const Vector y = data.y.head(batch);
@@ -177,8 +177,9 @@ int main(int argc, char** argv) {
     } else if (!std::strcmp(argv[i], "--quick")) {
       quick = true;
     } else {
-      std::printf("usage: agt_bench [--repeats N] [--threads N] [--quick]\n"
-                  "Times plain SGD, per-sample SGD and certified AGT steps (best of N).\n");
+      std::printf(
+          "usage: agt_bench [--repeats N] [--threads N] [--quick]\n"
+          "Times plain SGD, per-sample SGD and certified AGT steps (best of N).\n");
       return std::strcmp(argv[i], "--help") == 0 ? 0 : 2;
     }
   }
@@ -189,8 +190,8 @@ int main(int argc, char** argv) {
                 agt::RandomRegression(2000, 11, 1), repeats, threads);
   if (!quick) {
     agt::RunModel("784-128-10 ReLU MLP, cross-entropy", ModelSpec::Mlp({784, 128, 10}),
-                  agt::LossKind::kCrossEntropy, 1000,
-                  agt::RandomClassification(2000, 784, 10, 2), repeats, threads);
+                  agt::LossKind::kCrossEntropy, 1000, agt::RandomClassification(2000, 784, 10, 2),
+                  repeats, threads);
   }
   return 0;
 }

@@ -88,8 +88,8 @@ void StreamingExtremeSum::AddRow(const double* row) {
   AddSpan(0, num_columns_, row, nullptr);
 }
 
-void StreamingExtremeSum::AddBlock(Index column_offset, Index len, Index rows,
-                                   const double* block, Index ld, double* sum) {
+void StreamingExtremeSum::AddBlock(Index column_offset, Index len, Index rows, const double* block,
+                                   Index ld, double* sum) {
   assert(column_offset + len <= num_columns_);
   for (Index r = 0; r < rows; ++r) AddSpan(column_offset, len, block + r * ld, sum);
 }
@@ -161,21 +161,21 @@ struct Aggregator::Lane {
 
   Vector bound_sum_lower;  // sum of per-sample lower bounds
   Vector bound_sum_upper;
-  Vector value_sum_low;    // sum of the values fed to `low` (differences for poisoning)
+  Vector value_sum_low;  // sum of the values fed to `low` (differences for poisoning)
   Vector value_sum_high;
   StreamingExtremeSum low;
   StreamingExtremeSum high;
 };
 
-Aggregator::Aggregator(AggregationKind kind, Index num_params, int batch_size, int k,
-                       double gamma, int num_lanes)
+Aggregator::Aggregator(AggregationKind kind, Index num_params, int batch_size, int k, double gamma,
+                       int num_lanes)
     : kind_(kind), num_params_(num_params), batch_size_(batch_size), k_(k), gamma_(gamma) {
   assert(num_lanes >= 1);
   const int m = kind == AggregationKind::kBoundedPoisoning ? k : batch_size - k;
   lanes_.reserve(num_lanes);
   for (int i = 0; i < num_lanes; ++i) {
-    lanes_.push_back(std::make_unique<Lane>(num_params, batch_size, m, Extreme::kSmallest,
-                                            Extreme::kLargest));
+    lanes_.push_back(
+        std::make_unique<Lane>(num_params, batch_size, m, Extreme::kSmallest, Extreme::kLargest));
   }
 }
 
@@ -214,8 +214,8 @@ void Aggregator::Add(int lane, const FragmentBounds& bounds) {
 }
 
 void Aggregator::AddBlock(int lane_index, Index offset, Index len, Index rows, Index ld,
-                          const double* lower, const double* upper,
-                          const double* perturbed_lower, const double* perturbed_upper) {
+                          const double* lower, const double* upper, const double* perturbed_lower,
+                          const double* perturbed_upper) {
   Lane& lane = *lanes_[lane_index];
   if (kind_ != AggregationKind::kBoundedPoisoning) {
     // The plain sums are taken in the same pass as the extremes.

@@ -77,8 +77,8 @@ class StreamingExtremeSum {
   int total_rows_;
   int m_;
   Extreme which_;
-  int keep_;             // how many extremes are kept per column
-  bool keep_opposite_;   // true: keep total_rows - m of the other side
+  int keep_;            // how many extremes are kept per column
+  bool keep_opposite_;  // true: keep total_rows - m of the other side
   int rows_seen_ = 0;
   // keep_ slots per column, column-major (column c: [c*keep_, (c+1)*keep_)),
   // each column's slots a min-heap.
@@ -122,8 +122,7 @@ class Aggregator {
   // row-major with row stride ld (perturbed_* for poisoning only). The hot
   // path calls this per weight row so that everything stays in cache.
   void AddBlock(int lane, Index offset, Index len, Index rows, Index ld, const double* lower,
-                const double* upper, const double* perturbed_lower,
-                const double* perturbed_upper);
+                const double* upper, const double* perturbed_lower, const double* perturbed_upper);
   DescentBounds Finish();
   // Forgets every row (keeps the memory), ready for the next batch.
   void Reset();

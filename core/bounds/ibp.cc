@@ -23,7 +23,7 @@ void ReluBackwardBounds(const IntervalMatrix& pre, Matrix* dl, Matrix* du) {
   for (Index i = 0; i < dl->rows(); ++i) {
     for (Index j = 0; j < dl->cols(); ++j) {
       if (pre.lower(i, j) > 0.0) continue;  // derivative 1 everywhere
-      if (!(pre.upper(i, j) > 0.0)) {      // derivative 0 everywhere
+      if (!(pre.upper(i, j) > 0.0)) {       // derivative 0 everywhere
         (*dl)(i, j) = 0.0;
         (*du)(i, j) = 0.0;
       } else {
@@ -38,10 +38,10 @@ void ReluBackwardBounds(const IntervalMatrix& pre, Matrix* dl, Matrix* du) {
 
 struct BoxedModel::Layer {
   DenseSlice slice;
-  bool point = false;          // zero-width weights and bias
+  bool point = false;              // zero-width weights and bias
   Matrix w_mid, w_rad, w_mid_abs;  // out x in
-  Matrix w_lower, w_upper;     // out x in (exact / Nguyen)
-  RowVector b_lower, b_upper;  // 1 x out
+  Matrix w_lower, w_upper;         // out x in (exact / Nguyen)
+  RowVector b_lower, b_upper;      // 1 x out
 };
 
 BoxedModel::BoxedModel(const ModelSpec& spec, const ParameterBox& box, MatMulMethod method)
@@ -135,8 +135,8 @@ void ExpandNominalWeightRow(const DenseFactors& f, int o, Index row_begin, Index
   }
 }
 
-void ExpandWeightRow(const DenseFactors& f, int o, Index row_begin, Index rows,
-                     MatMulMethod method, double* lower, double* upper, Index ld) {
+void ExpandWeightRow(const DenseFactors& f, int o, Index row_begin, Index rows, MatMulMethod method,
+                     double* lower, double* upper, Index ld) {
   const Index in = f.z_lower.cols();
   for (Index i = 0; i < rows; ++i) {
     const Index r = row_begin + i;
@@ -180,8 +180,8 @@ void ExpandWeightRow(const DenseFactors& f, int o, Index row_begin, Index rows,
   }
 }
 
-void BoxedModel::GradientFactors(const IntervalMatrix& input, const Vector& labels,
-                                 LossKind loss, const LabelPerturbation& label_perturbation,
+void BoxedModel::GradientFactors(const IntervalMatrix& input, const Vector& labels, LossKind loss,
+                                 const LabelPerturbation& label_perturbation,
                                  std::vector<DenseFactors>* factors) const {
   std::vector<IntervalMatrix> acts;
   const IntervalMatrix logits = ForwardBounds(input, &acts);
@@ -223,8 +223,7 @@ void BoxedModel::GradientFactors(const IntervalMatrix& input, const Vector& labe
 }
 
 void BoxedModel::PerSampleGradientBounds(const IntervalMatrix& input, const Vector& labels,
-                                         LossKind loss,
-                                         const LabelPerturbation& label_perturbation,
+                                         LossKind loss, const LabelPerturbation& label_perturbation,
                                          Matrix* lower, Matrix* upper) const {
   const Index n = input.rows();
   assert(lower->rows() >= n && lower->cols() == num_params_);
@@ -238,15 +237,14 @@ void BoxedModel::PerSampleGradientBounds(const IntervalMatrix& input, const Vect
     upper->block(0, s.bias_offset, n, s.out) = f.d_upper;
     for (int o = 0; o < s.out; ++o) {
       const Index off = s.weight_offset + static_cast<Index>(o) * s.in;
-      ExpandWeightRow(f, o, 0, n, method_, lower->data() + off, upper->data() + off,
-                      num_params_);
+      ExpandWeightRow(f, o, 0, n, method_, lower->data() + off, upper->data() + off, num_params_);
     }
   }
 }
 
 void NominalGradientFactors(const ModelSpec& spec, const Vector& theta,
-                            const Eigen::Ref<const Matrix>& x, const Vector& labels,
-                            LossKind loss, std::vector<DenseFactors>* factors, Vector* losses) {
+                            const Eigen::Ref<const Matrix>& x, const Vector& labels, LossKind loss,
+                            std::vector<DenseFactors>* factors, Vector* losses) {
   std::vector<Matrix> acts;
   const Matrix logits = Forward(spec, theta, x, &acts);
   if (losses) *losses = LossValues(loss, logits, labels);
@@ -329,8 +327,8 @@ void PerSampleGradientBounds(const ModelSpec& spec, const ParameterBox& box,
   const Index p = spec.NumParameters();
   if (lower->rows() < input.rows() || lower->cols() != p) lower->resize(input.rows(), p);
   if (upper->rows() < input.rows() || upper->cols() != p) upper->resize(input.rows(), p);
-  BoxedModel(spec, box, method).PerSampleGradientBounds(input, labels, loss, label_perturbation,
-                                                        lower, upper);
+  BoxedModel(spec, box, method)
+      .PerSampleGradientBounds(input, labels, loss, label_perturbation, lower, upper);
 }
 
 }  // namespace agt

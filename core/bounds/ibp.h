@@ -30,8 +30,7 @@ namespace agt {
 
 // Nominal forward pass; returns the logits (N x OutputDim). If activations is
 // non-null it receives the input and the output of every layer (layers + 1).
-Matrix Forward(const ModelSpec& spec, const Vector& theta,
-               const Eigen::Ref<const Matrix>& x,
+Matrix Forward(const ModelSpec& spec, const Vector& theta, const Eigen::Ref<const Matrix>& x,
                std::vector<Matrix>* activations = nullptr);
 
 // Forward IBP: sound logit bounds for theta in box and inputs in `input`. If
@@ -44,15 +43,15 @@ IntervalMatrix ForwardBounds(const ModelSpec& spec, const ParameterBox& box,
 // Per-sample nominal gradients (N x P). If losses is non-null it receives the
 // per-row loss values.
 void PerSampleGradients(const ModelSpec& spec, const Vector& theta,
-                        const Eigen::Ref<const Matrix>& x, const Vector& labels,
-                        LossKind loss, Matrix* grads, Vector* losses = nullptr);
+                        const Eigen::Ref<const Matrix>& x, const Vector& labels, LossKind loss,
+                        Matrix* grads, Vector* losses = nullptr);
 
 // Per-sample gradient bounds (each N x P) over the box, the input interval
 // and the label perturbation.
 void PerSampleGradientBounds(const ModelSpec& spec, const ParameterBox& box,
-                             const IntervalMatrix& input, const Vector& labels,
-                             LossKind loss, const LabelPerturbation& label_perturbation,
-                             MatMulMethod method, Matrix* lower, Matrix* upper);
+                             const IntervalMatrix& input, const Vector& labels, LossKind loss,
+                             const LabelPerturbation& label_perturbation, MatMulMethod method,
+                             Matrix* lower, Matrix* upper);
 
 // The factors of one fragment's per-sample gradients for one dense layer:
 // the loss gradient w.r.t. the layer's output (delta, R x out) and the layer's
@@ -73,8 +72,8 @@ struct DenseFactors {
 // rows [row_begin, row_begin + rows) of `f` into lower/upper (rows x in, row
 // stride ld), using the outer product rule of `method` (Rump:
 // m m' +- (|m| r' + r |m'| + r r')).
-void ExpandWeightRow(const DenseFactors& f, int o, Index row_begin, Index rows,
-                     MatMulMethod method, double* lower, double* upper, Index ld);
+void ExpandWeightRow(const DenseFactors& f, int o, Index row_begin, Index rows, MatMulMethod method,
+                     double* lower, double* upper, Index ld);
 // The nominal version: grads = delta_ro * z_r (exactly what ExpandWeightRow
 // gives for point factors).
 void ExpandNominalWeightRow(const DenseFactors& f, int o, Index row_begin, Index rows,
@@ -82,9 +81,8 @@ void ExpandNominalWeightRow(const DenseFactors& f, int o, Index row_begin, Index
 
 // Nominal factors (point intervals) of a fragment; per-row losses if asked.
 void NominalGradientFactors(const ModelSpec& spec, const Vector& theta,
-                            const Eigen::Ref<const Matrix>& x, const Vector& labels,
-                            LossKind loss, std::vector<DenseFactors>* factors,
-                            Vector* losses = nullptr);
+                            const Eigen::Ref<const Matrix>& x, const Vector& labels, LossKind loss,
+                            std::vector<DenseFactors>* factors, Vector* losses = nullptr);
 
 // A model with parameters in a box, prepared once for repeated bounding of
 // fragments (what one training step does for every budget). Holds copies of

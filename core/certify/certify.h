@@ -23,8 +23,8 @@
 namespace agt {
 
 struct LogitBounds {
-  Matrix nominal;        // N x C, at the nominal parameters and the unperturbed input
-  IntervalMatrix bounds; // N x C, over the box and the input interval
+  Matrix nominal;         // N x C, at the nominal parameters and the unperturbed input
+  IntervalMatrix bounds;  // N x C, over the box and the input interval
   // Multi-class, when asked for: N x C sound lower bounds on the margin
   // z_c - z_j between the nominal prediction c and every class j (+inf at
   // j = c). Empty otherwise.
@@ -46,8 +46,8 @@ enum class StabilityRule {
 // With margins = true (multi-class only), also fills margin_lower.
 LogitBounds ComputeLogitBounds(const ModelSpec& spec, const Vector& nominal,
                                const ParameterBox& box, const Eigen::Ref<const Matrix>& x,
-                               double test_epsilon = 0.0,
-                               MatMulMethod method = MatMulMethod::kRump, bool margins = false);
+                               double test_epsilon = 0.0, MatMulMethod method = MatMulMethod::kRump,
+                               bool margins = false);
 
 // Predicted class per row from logits: binary (one column) = 1 iff logit > 0;
 // multi-class = arg-max, first index on ties.
@@ -64,11 +64,11 @@ std::vector<bool> Stable(const LogitBounds& logits, StabilityRule rule);
 
 struct ClassificationCertificate {
   double accuracy_nominal = 0.0;
-  double accuracy_worst = 0.0;   // certified accuracy
+  double accuracy_worst = 0.0;  // certified accuracy
   double accuracy_best = 0.0;
   double stable_fraction = 0.0;
   std::vector<bool> stable;
-  std::vector<bool> correct;     // stable and nominal prediction == label
+  std::vector<bool> correct;  // stable and nominal prediction == label
 };
 
 // Under kMargin a row counts as worst-case correct iff it is stable and its

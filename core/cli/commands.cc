@@ -469,9 +469,9 @@ int RunCertify(const std::vector<std::string>& args, std::ostream& out, std::ost
     if (it->second == "softmax") {
       rule = StabilityRule::kSoftmax;
     } else if (it->second != "margin") {
-      return UsageError(err, cmd,
-                        absl::StrCat("--stability: expected margin or softmax, got \"", it->second,
-                                     "\""));
+      return UsageError(
+          err, cmd,
+          absl::StrCat("--stability: expected margin or softmax, got \"", it->second, "\""));
     }
   }
   const bool as_json = parsed->flags.count("--json") > 0;
@@ -700,10 +700,9 @@ int RunGolden(const std::vector<std::string>& args, std::ostream& out, std::ostr
 
 int RunGenerate(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   const std::string cmd = "generate";
-  absl::StatusOr<ParsedArgs> parsed =
-      ParseArgs(args, {"--out", "--n", "--seed", "--noise", "--dim", "--classes", "--stddev",
-                       "--center-box"},
-                {});
+  absl::StatusOr<ParsedArgs> parsed = ParseArgs(
+      args, {"--out", "--n", "--seed", "--noise", "--dim", "--classes", "--stddev", "--center-box"},
+      {});
   if (!parsed.ok()) return UsageError(err, cmd, parsed.status().message());
   if (parsed->help) {
     out << kGenerateHelp;
@@ -712,8 +711,8 @@ int RunGenerate(const std::vector<std::string>& args, std::ostream& out, std::os
   if (parsed->positional.size() != 1) return UsageError(err, cmd, "expected moons or blobs");
   const std::string kind = parsed->positional[0];
   if (kind != "moons" && kind != "blobs") {
-    return UsageError(err, cmd, absl::StrCat("unknown dataset \"", kind,
-                                             "\" (expected moons or blobs)"));
+    return UsageError(err, cmd,
+                      absl::StrCat("unknown dataset \"", kind, "\" (expected moons or blobs)"));
   }
   auto out_it = parsed->values.find("--out");
   if (out_it == parsed->values.end()) return UsageError(err, cmd, "--out FILE.csv is required");

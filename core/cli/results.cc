@@ -162,9 +162,9 @@ json MakeResultsJson(const ResultsInput& in) {
                                   /*rows=*/false, StabilityRule::kMargin);
       if (t.perturbation.kind == PerturbationKind::kBoundedPoisoning &&
           t.perturbation.epsilon > 0) {
-        b["test_backdoor"] = CertificateJson(t.model, t.loss, r.state.nominal, box, *in.test,
-                                             t.matmul, t.perturbation.epsilon, /*rows=*/false,
-                                             StabilityRule::kMargin);
+        b["test_backdoor"] =
+            CertificateJson(t.model, t.loss, r.state.nominal, box, *in.test, t.matmul,
+                            t.perturbation.epsilon, /*rows=*/false, StabilityRule::kMargin);
       }
     }
     budgets.push_back(std::move(b));

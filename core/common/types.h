@@ -9,9 +9,8 @@
 #ifndef AGT_CORE_COMMON_TYPES_H_
 #define AGT_CORE_COMMON_TYPES_H_
 
-#include <cstdint>
-
 #include <Eigen/Core>
+#include <cstdint>
 
 namespace agt {
 

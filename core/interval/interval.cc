@@ -52,8 +52,8 @@ bool IntervalMatrix::IsValid() const {
 }
 
 bool IntervalMatrix::Contains(const Matrix& m, double tol) const {
-  return m.rows() == rows() && m.cols() == cols() &&
-         (m.array() >= lower.array() - tol).all() && (m.array() <= upper.array() + tol).all();
+  return m.rows() == rows() && m.cols() == cols() && (m.array() >= lower.array() - tol).all() &&
+         (m.array() <= upper.array() + tol).all();
 }
 
 IntervalMatrix Add(const IntervalMatrix& a, const IntervalMatrix& b) {

@@ -45,10 +45,14 @@ absl::StatusOr<LossKind> ParseLossKind(const std::string& name) {
 
 std::string LossKindName(LossKind kind) {
   switch (kind) {
-    case LossKind::kMse: return "mse";
-    case LossKind::kBinaryCrossEntropy: return "binary_cross_entropy";
-    case LossKind::kCrossEntropy: return "cross_entropy";
-    case LossKind::kHinge: return "hinge";
+    case LossKind::kMse:
+      return "mse";
+    case LossKind::kBinaryCrossEntropy:
+      return "binary_cross_entropy";
+    case LossKind::kCrossEntropy:
+      return "cross_entropy";
+    case LossKind::kHinge:
+      return "hinge";
   }
   return "unknown";
 }
@@ -137,8 +141,8 @@ Matrix LossGradient(LossKind kind, const Matrix& logits, const Vector& labels) {
   return g;
 }
 
-IntervalMatrix LossGradientBounds(LossKind kind, const IntervalMatrix& logits,
-                                  const Vector& labels, const LabelPerturbation& perturbation) {
+IntervalMatrix LossGradientBounds(LossKind kind, const IntervalMatrix& logits, const Vector& labels,
+                                  const LabelPerturbation& perturbation) {
   const Index n = logits.rows(), c = logits.cols();
   Matrix lo(n, c), hi(n, c);
   switch (kind) {

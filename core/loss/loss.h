@@ -46,8 +46,7 @@ Vector LossValues(LossKind kind, const Matrix& logits, const Vector& labels);
 Matrix LossGradient(LossKind kind, const Matrix& logits, const Vector& labels);
 // Sound bounds on the gradient for logits in [logits] and labels as allowed.
 // Semantics match the reference (goldens README, semantics 3).
-IntervalMatrix LossGradientBounds(LossKind kind, const IntervalMatrix& logits,
-                                  const Vector& labels,
+IntervalMatrix LossGradientBounds(LossKind kind, const IntervalMatrix& logits, const Vector& labels,
                                   const LabelPerturbation& perturbation);
 // Softmax bounds of eq. 63: p_j^L at z_j = l_j, z_m = u_m; p_j^U the reverse.
 IntervalMatrix SoftmaxBounds(const IntervalMatrix& logits);

@@ -26,13 +26,12 @@ absl::Status ModelSpec::Validate() const {
       continue;
     }
     if (l.in <= 0 || l.out <= 0) {
-      return absl::InvalidArgumentError(absl::StrCat("layer ", i, ": dense widths must be positive, got in=",
-                                                     l.in, " out=", l.out));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "layer ", i, ": dense widths must be positive, got in=", l.in, " out=", l.out));
     }
     if (prev_out >= 0 && l.in != prev_out) {
-      return absl::InvalidArgumentError(absl::StrCat("layer ", i, ": in=", l.in,
-                                                     " does not match the previous dense layer's out=",
-                                                     prev_out));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "layer ", i, ": in=", l.in, " does not match the previous dense layer's out=", prev_out));
     }
     prev_out = l.out;
   }

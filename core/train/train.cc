@@ -73,9 +73,12 @@ absl::StatusOr<PerturbationKind> ParsePerturbationKind(const std::string& name) 
 
 std::string PerturbationKindName(PerturbationKind kind) {
   switch (kind) {
-    case PerturbationKind::kRemoval: return "removal";
-    case PerturbationKind::kSubstitution: return "substitution";
-    case PerturbationKind::kBoundedPoisoning: return "poisoning";
+    case PerturbationKind::kRemoval:
+      return "removal";
+    case PerturbationKind::kSubstitution:
+      return "substitution";
+    case PerturbationKind::kBoundedPoisoning:
+      return "poisoning";
   }
   return "unknown";
 }
@@ -125,8 +128,8 @@ absl::Status TrainConfig::Validate(Index data_dim, int num_classes, Index num_ro
   }
   if (batch_size < 1) return Invalid(absl::StrCat("batch_size must be >= 1, got ", batch_size));
   if (batch_size > num_rows) {
-    return Invalid(absl::StrCat("batch_size ", batch_size, " exceeds the dataset's ", num_rows,
-                                " rows"));
+    return Invalid(
+        absl::StrCat("batch_size ", batch_size, " exceeds the dataset's ", num_rows, " rows"));
   }
   if (epochs < 1) return Invalid(absl::StrCat("epochs must be >= 1, got ", epochs));
   if (absl::Status s = optimizer.Validate(); !s.ok()) return s;
@@ -153,8 +156,10 @@ absl::Status TrainConfig::Validate(Index data_dim, int num_classes, Index num_ro
     }
   }
   if (p.kind != PerturbationKind::kBoundedPoisoning && (p.epsilon > 0.0 || p.label.enabled)) {
-    return Invalid(absl::StrCat("perturbation.epsilon and perturbation.labels apply to poisoning "
-                                "only, not ", PerturbationKindName(p.kind)));
+    return Invalid(
+        absl::StrCat("perturbation.epsilon and perturbation.labels apply to poisoning "
+                     "only, not ",
+                     PerturbationKindName(p.kind)));
   }
   if (budgets.empty()) return Invalid("budgets: at least one budget is needed");
   for (size_t i = 0; i < budgets.size(); ++i) {
@@ -168,8 +173,8 @@ absl::Status TrainConfig::Validate(Index data_dim, int num_classes, Index num_ro
       }
       if (b.n >= batch_size) {
         return Invalid(absl::StrCat("batch_size ", batch_size, " must exceed the ",
-                                    PerturbationKindName(p.kind), " budget ", b.n,
-                                    " (budgets[", i, "])"));
+                                    PerturbationKindName(p.kind), " budget ", b.n, " (budgets[", i,
+                                    "])"));
       }
     } else {
       if (b.label_n > 0 && !p.label.enabled) {
@@ -304,8 +309,7 @@ Trainer::Trainer(const TrainConfig& config, const Dataset& data)
 Trainer::~Trainer() = default;
 
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& config,
-                                                          const Dataset& data,
-                                                          const Vector& init) {
+                                                         const Dataset& data, const Vector& init) {
   if (absl::Status s = data.Validate(); !s.ok()) return s;
   if (absl::Status s = config.Validate(data.dim(), data.num_classes, data.size()); !s.ok()) {
     return s;
@@ -387,8 +391,8 @@ absl::StatusOr<ProgressEvent> Trainer::Step() {
                                      : AggregationKind::kBoundedPoisoning;
     impl.aggregators.reserve(nb);
     for (size_t j = 0; j < nb; ++j) {
-      impl.aggregators.emplace_back(kind, p, b, cfg.budgets[j].EffectiveK(cfg.perturbation),
-                                    gamma, /*num_lanes=*/1);
+      impl.aggregators.emplace_back(kind, p, b, cfg.budgets[j].EffectiveK(cfg.perturbation), gamma,
+                                    /*num_lanes=*/1);
     }
     impl.nominal_aggregator.emplace(p, b, /*num_lanes=*/1);
     impl.factors.resize(nb);
@@ -505,10 +509,9 @@ absl::StatusOr<ProgressEvent> Trainer::Step() {
           clamp(&sc.perturbed_lower);
           clamp(&sc.perturbed_upper);
         }
-        impl.aggregators[task.stream].AddBlock(0, offset, width, rows, width, sc.lower.data(),
-                                               sc.upper.data(),
-                                               pf ? sc.perturbed_lower.data() : nullptr,
-                                               pf ? sc.perturbed_upper.data() : nullptr);
+        impl.aggregators[task.stream].AddBlock(
+            0, offset, width, rows, width, sc.lower.data(), sc.upper.data(),
+            pf ? sc.perturbed_lower.data() : nullptr, pf ? sc.perturbed_upper.data() : nullptr);
       }
     }
   });
@@ -517,21 +520,21 @@ absl::StatusOr<ProgressEvent> Trainer::Step() {
   ProgressEvent ev;
   for (size_t j = 0; j < nb; ++j) {
     const DescentBounds d = impl.aggregators[j].Finish();
-    ApplyBoxUpdate(cfg.optimizer, t, d.lower, d.upper, &state_.boxes[j],
-                   &state_.velocity_lower[j], &state_.velocity_upper[j]);
+    ApplyBoxUpdate(cfg.optimizer, t, d.lower, d.upper, &state_.boxes[j], &state_.velocity_lower[j],
+                   &state_.velocity_upper[j]);
     if (!state_.boxes[j].lower.allFinite() || !state_.boxes[j].upper.allFinite()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "the bounds for budget ", cfg.budgets[j].Describe(cfg.perturbation),
-          " became non-finite at step ", t + 1,
-          ": training diverged; lower the learning rate or the budget"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("the bounds for budget ", cfg.budgets[j].Describe(cfg.perturbation),
+                       " became non-finite at step ", t + 1,
+                       ": training diverged; lower the learning rate or the budget"));
     }
     ev.total_width.push_back(state_.boxes[j].TotalWidth());
   }
   ApplyNominalUpdate(cfg.optimizer, t, direction, &state_.nominal, &state_.velocity_nominal);
   if (!state_.nominal.allFinite()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the nominal parameters became non-finite at step ", t + 1,
-        ": training diverged; lower the learning rate"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("the nominal parameters became non-finite at step ", t + 1,
+                     ": training diverged; lower the learning rate"));
   }
   state_.step = t + 1;
 

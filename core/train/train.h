@@ -35,8 +35,8 @@ struct OptimizerConfig {
   double learning_rate = 0.1;  // alpha
   double lr_decay = 0.0;       // eta: lr_t = max(alpha / (1 + eta t), lr_min)
   double lr_min = 0.0;
-  double l1 = 0.0;             // SGD only; applied before the gradient step
-  double l2 = 0.0;             // adds l2 * theta to the gradient
+  double l1 = 0.0;                // SGD only; applied before the gradient step
+  double l2 = 0.0;                // adds l2 * theta to the gradient
   bool momentum_enabled = false;  // SGDM (reference rule on bounds)
   double momentum = 0.0;
   double dampening = 0.0;
@@ -100,10 +100,10 @@ struct TrainConfig {
 };
 
 struct ProgressEvent {
-  int64_t iteration = 0;        // steps done so far (1-based after a step)
+  int64_t iteration = 0;  // steps done so far (1-based after a step)
   int64_t total_iterations = 0;
-  int epoch = 0;                // 0-based epoch of the last step
-  double nominal_loss = 0.0;    // mean loss of the last batch at the nominal parameters
+  int epoch = 0;              // 0-based epoch of the last step
+  double nominal_loss = 0.0;  // mean loss of the last batch at the nominal parameters
   double learning_rate = 0.0;
   std::vector<double> total_width;  // per budget: sum of upper - lower
 };
@@ -137,8 +137,7 @@ struct TrainCallbacks {
 class Trainer {
  public:
   static absl::StatusOr<std::unique_ptr<Trainer>> Create(const TrainConfig& config,
-                                                          const Dataset& data,
-                                                          const Vector& init);
+                                                         const Dataset& data, const Vector& init);
   ~Trainer();
 
   int64_t total_steps() const { return total_steps_; }

@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -36,6 +37,8 @@ enum class JobState : int {
   kCancelled = 5,
 };
 bool IsFinal(JobState state);
+// "QUEUED", "RUNNING", ... (for messages).
+std::string_view JobStateName(JobState state);
 
 struct DatasetRecord {
   std::string id;
@@ -101,6 +104,13 @@ struct ModelRecord {
 
 // A page of a listing: records in creation order, and the token to pass for
 // the next page (empty on the last page).
+//
+// Listings take page_size 0 as kDefaultPageSize and cap it at kMaxPageSize; a
+// negative page_size, or a page_token that is not the next_page_token of the
+// same kind of listing, is InvalidArgument. Tokens stay valid across restarts
+// and across insertions/deletions (a page never repeats a record).
+inline constexpr int kDefaultPageSize = 50;
+inline constexpr int kMaxPageSize = 1000;
 template <typename T>
 struct Page {
   std::vector<T> items;

@@ -3,9 +3,9 @@
 // it never certifies less than the softmax rule, and everything it certifies
 // holds for models really retrained on perturbed data and for parameters
 // sampled from the box.
-#include <iostream>
-
 #include <gtest/gtest.h>
+
+#include <iostream>
 
 #include "core/certify/certify.h"
 #include "core/common/rng.h"
@@ -63,8 +63,8 @@ void CheckRule(PerturbationModel perturbation, std::vector<Budget> budgets, uint
   int softmax_total = 0, margin_total = 0;
   for (size_t j = 0; j < budgets.size(); ++j) {
     const ParameterBox& box = trained->state.boxes[j];
-    const LogitBounds lb = ComputeLogitBounds(s.config.model, trained->state.nominal, box,
-                                              s.test.x, 0.0, MatMulMethod::kRump, true);
+    const LogitBounds lb = ComputeLogitBounds(s.config.model, trained->state.nominal, box, s.test.x,
+                                              0.0, MatMulMethod::kRump, true);
     const std::vector<bool> soft = Stable(lb, StabilityRule::kSoftmax);
     const std::vector<bool> margin = Stable(lb, StabilityRule::kMargin);
     const std::vector<int> nominal = PredictClasses(lb.nominal);
@@ -79,8 +79,8 @@ void CheckRule(PerturbationModel perturbation, std::vector<Budget> budgets, uint
       const agt_test::PerturbedTraining pt = agt_test::TrainPerturbed(
           s.config, s.train, s.init, threat, RandomAdversary(perturbation, seed * 100 + run));
       ASSERT_TRUE(pt.violation.empty()) << pt.violation;
-      const std::vector<int> pred = PredictClasses(Forward(s.config.model, pt.after_step.back(),
-                                                           s.test.x));
+      const std::vector<int> pred =
+          PredictClasses(Forward(s.config.model, pt.after_step.back(), s.test.x));
       for (size_t i = 0; i < margin.size(); ++i) {
         if (margin[i]) EXPECT_EQ(pred[i], nominal[i]) << "row " << i << " run " << run;
       }
@@ -128,9 +128,9 @@ TEST(MarginRuleTest, CertifiesStrictlyMoreThanSoftmaxRuleOnTrainedModels) {
     const Problem s = MultiClass(p, {{1, 0}}, seed);
     auto trained = Train(s.config, s.train, s.init);
     ASSERT_TRUE(trained.ok());
-    const LogitBounds lb = ComputeLogitBounds(s.config.model, trained->state.nominal,
-                                              trained->state.boxes[0], s.test.x, 0.0,
-                                              MatMulMethod::kRump, true);
+    const LogitBounds lb =
+        ComputeLogitBounds(s.config.model, trained->state.nominal, trained->state.boxes[0],
+                           s.test.x, 0.0, MatMulMethod::kRump, true);
     const ClassificationCertificate soft =
         CertifyClassification(lb, s.test.y, StabilityRule::kSoftmax);
     const ClassificationCertificate margin =
@@ -161,9 +161,8 @@ TEST(MarginRuleTest, BinaryModelsGetTheSameAnswerFromBothRules) {
   c.budgets = {{2, 0}};
   auto r = Train(c, d, InitParameters(c.model, 1));
   ASSERT_TRUE(r.ok());
-  const LogitBounds lb =
-      ComputeLogitBounds(c.model, r->state.nominal, r->state.boxes[0], d.x, 0.0,
-                         MatMulMethod::kRump, true);
+  const LogitBounds lb = ComputeLogitBounds(c.model, r->state.nominal, r->state.boxes[0], d.x, 0.0,
+                                            MatMulMethod::kRump, true);
   EXPECT_EQ(lb.margin_lower.size(), 0);
   EXPECT_EQ(Stable(lb, StabilityRule::kMargin), Stable(lb, StabilityRule::kSoftmax));
 }

@@ -4,9 +4,9 @@
 // messages that name the problem.
 #include "core/train/train.h"
 
-#include <atomic>
-
 #include <gtest/gtest.h>
+
+#include <atomic>
 
 #include "core/data/dataset.h"
 
@@ -166,12 +166,18 @@ struct BadConfig {
 TEST(TrainTest, InvalidConfigsAreRejectedWithMessagesThatNameTheProblem) {
   const Dataset data = Moons(100, 6);
   const std::vector<BadConfig> cases = {
-      {"budget >= batch", [](TrainConfig* c) { c->budgets = {{40, 0}}; },
+      {"budget >= batch",
+       [](TrainConfig* c) {
+         c->budgets = {{40, 0}};
+       },
        "batch_size 40 must exceed the removal budget 40"},
       {"negative lr", [](TrainConfig* c) { c->optimizer.learning_rate = -1; },
        "optimizer.learning_rate"},
       {"batch too large", [](TrainConfig* c) { c->batch_size = 101; }, "exceeds the dataset"},
-      {"wrong input width", [](TrainConfig* c) { c->model = ModelSpec::Mlp({3, 1}); },
+      {"wrong input width",
+       [](TrainConfig* c) {
+         c->model = ModelSpec::Mlp({3, 1});
+       },
        "does not match the dataset's 9 features"},
       {"substitution without clip",
        [](TrainConfig* c) { c->perturbation.kind = PerturbationKind::kSubstitution; },
@@ -204,8 +210,7 @@ TEST(TrainTest, NonFiniteInitialParametersAreRejected) {
   TrainConfig cfg = MlpConfig(PerturbationKind::kRemoval);
   Vector init = InitParameters(cfg.model, 1);
   init[3] = std::numeric_limits<double>::quiet_NaN();
-  EXPECT_EQ(Trainer::Create(cfg, data, init).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Trainer::Create(cfg, data, init).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
