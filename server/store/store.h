@@ -10,6 +10,14 @@
 //
 // Thread-safety: all methods may be called concurrently (one connection
 // behind a mutex; SQLite busy timeout for other processes).
+//
+// State machine of a job: QUEUED -> RUNNING -> SUCCEEDED | FAILED | CANCELLED,
+// plus QUEUED -> CANCELLED and RUNNING -> QUEUED (RequeueRunningJobs). Any other
+// move is FailedPrecondition naming the job and both states; nothing changes.
+// Methods that take a bare job_id (claim, progress, checkpoint, complete,
+// fail, cancel) are for the job runner and are not tenant-scoped; every method
+// that takes a tenant is. Errors from SQLite keep SQLite's message (BUSY ->
+// Unavailable, CORRUPT -> DataLoss, FULL -> ResourceExhausted, else Internal).
 #ifndef AGT_SERVER_STORE_STORE_H_
 #define AGT_SERVER_STORE_STORE_H_
 
@@ -121,7 +129,8 @@ class Store {
  public:
   // Opens (creating if needed) the SQLite file at `path`, enables WAL, and
   // migrates the schema to the current version. A file written by a newer
-  // server (higher user_version) is FailedPrecondition.
+  // server (higher user_version) is FailedPrecondition and is left untouched,
+  // as is an SQLite file of another application (tables but no version).
   static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path);
   ~Store();
 
@@ -130,52 +139,71 @@ class Store {
 
   // ---- datasets
   // Stores a new dataset; record.id, created_ms, checksum and size_bytes are
-  // filled in by the store and returned.
+  // filled in by the store and returned, and num_rows, num_features and
+  // num_classes are taken from `data`. InvalidArgument if data.y does not have
+  // one label per row. The doubles are stored bit for bit; the store does not
+  // judge their values (the caller validates).
   absl::StatusOr<DatasetRecord> InsertDataset(DatasetRecord record, const agt::Dataset& data);
   absl::StatusOr<DatasetRecord> GetDataset(const std::string& tenant, const std::string& id);
+  // DataLoss if a blob or the dataset checksum does not verify.
   absl::StatusOr<agt::Dataset> LoadDatasetData(const std::string& tenant, const std::string& id);
   absl::StatusOr<Page<DatasetRecord>> ListDatasets(const std::string& tenant, int page_size,
                                                    const std::string& page_token);
-  // FailedPrecondition while a QUEUED or RUNNING job uses the dataset.
+  // FailedPrecondition while a QUEUED or RUNNING job uses the dataset. Jobs
+  // and models made from it keep its id.
   absl::Status DeleteDataset(const std::string& tenant, const std::string& id);
 
   // ---- jobs
-  // Stores a new QUEUED job; id and created_ms are filled in and returned.
+  // Stores a new QUEUED job; id and created_ms are filled in and returned
+  // (state, error, model_id, cancel_requested, started/finished are reset).
+  // NotFound unless record.dataset_id is a dataset of record.tenant, checked in
+  // the same transaction as the insert (so DeleteDataset cannot race it).
   absl::StatusOr<JobRecord> InsertJob(JobRecord record);
   absl::StatusOr<JobRecord> GetJob(const std::string& tenant, const std::string& id);
   // state == nullopt: all states.
-  absl::StatusOr<Page<JobRecord>> ListJobs(const std::string& tenant,
-                                           std::optional<JobState> state, int page_size,
-                                           const std::string& page_token);
+  absl::StatusOr<Page<JobRecord>> ListJobs(const std::string& tenant, std::optional<JobState> state,
+                                           int page_size, const std::string& page_token);
   // Atomically moves the oldest QUEUED job (any tenant) to RUNNING, setting
-  // started_ms, and returns it; nullopt when none is queued.
+  // started_ms, and returns it; nullopt when none is queued. Oldest = first
+  // inserted, so a requeued job keeps its place. Two callers, in this process
+  // or in another one on the same file, never get the same job.
   absl::StatusOr<std::optional<JobRecord>> ClaimNextQueuedJob();
   // Progress of a RUNNING job (not a state change of its own).
+  // FailedPrecondition unless the job is RUNNING; NotFound for unknown ids.
   absl::Status UpdateJobProgress(const std::string& job_id, const JobProgressRecord& progress,
                                  int64_t dropped_rows_per_epoch);
   // Saves a checkpoint (replacing the previous one) and the progress in one
-  // transaction.
+  // transaction. FailedPrecondition unless the job is RUNNING.
   absl::Status SaveCheckpoint(const std::string& job_id, const agt::TrainState& state,
                               const JobProgressRecord& progress);
-  // The last checkpoint of a job, if any.
+  // The last checkpoint of a job, if any. NotFound for an unknown job,
+  // DataLoss if the stored state does not verify.
   absl::StatusOr<std::optional<agt::TrainState>> LoadCheckpoint(const std::string& job_id);
   // In one transaction: stores the model (id and created_ms filled in), marks
   // the job SUCCEEDED with its model_id and final progress, drops the
-  // checkpoint. Returns the model id.
+  // checkpoint. Returns the model id. The job must be RUNNING. model.tenant,
+  // job_id and dataset_id are taken from the job when empty (InvalidArgument
+  // when set and different), an empty model.spec from the job's spec; every
+  // box must have as many bounds as model.nominal (InvalidArgument).
   absl::StatusOr<std::string> CompleteJob(const std::string& job_id, ModelRecord model,
                                           const JobProgressRecord& progress);
+  // RUNNING -> FAILED with `error`; the checkpoint is dropped.
   absl::Status FailJob(const std::string& job_id, const std::string& error);
   // QUEUED: becomes CANCELLED at once. RUNNING: cancel_requested is set (the
   // worker stops before its next step and calls MarkCancelled). Final states:
-  // FailedPrecondition. Returns the job after the change.
+  // FailedPrecondition. Returns the job after the change (cancel_requested
+  // is true in both cases).
   absl::StatusOr<JobRecord> RequestCancel(const std::string& tenant, const std::string& id);
+  // RUNNING (or QUEUED) -> CANCELLED; the checkpoint is dropped.
   absl::Status MarkCancelled(const std::string& job_id);
+  // NotFound for an unknown job.
   absl::StatusOr<bool> IsCancelRequested(const std::string& job_id);
   // At startup: every RUNNING job (its worker died with the last process)
   // goes back to QUEUED, keeping its checkpoint. Returns how many.
   absl::StatusOr<int> RequeueRunningJobs();
 
   // ---- models
+  // With its boxes, in budget order. DataLoss if a blob does not verify.
   absl::StatusOr<ModelRecord> GetModel(const std::string& tenant, const std::string& id);
   absl::StatusOr<Page<ModelRecord>> ListModels(const std::string& tenant, int page_size,
                                                const std::string& page_token);

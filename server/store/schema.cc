@@ -1,0 +1,204 @@
+#include "server/store/schema.h"
+
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+
+namespace agt::server {
+namespace {
+
+struct Migration {
+  int version;  // user_version after this step
+  const char* sql;
+};
+
+// Conventions of the schema:
+// - `seq INTEGER PRIMARY KEY AUTOINCREMENT` is the creation order (never
+//   reused, so page tokens stay valid across deletions); `id` is the public id.
+// - Tensors are blobs from store/blob.h (versioned, with shape and checksum).
+// - Scalar doubles are declared without a type (BLOB affinity), so SQLite keeps
+//   the 8-byte double as given; REAL affinity would store -0.0 as integer 0.
+//   NaN is stored as NULL (SQLite's rule) and reads back as NaN.
+// - Jobs refer to datasets by id without a foreign key: a finished job keeps
+//   the id of a dataset that may since have been deleted. DeleteDataset checks
+//   for QUEUED/RUNNING jobs itself.
+constexpr Migration kMigrations[] = {
+    {1, R"sql(
+CREATE TABLE datasets (
+  seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+  id           TEXT NOT NULL UNIQUE,
+  tenant       TEXT NOT NULL,
+  name         TEXT NOT NULL,
+  num_rows     INTEGER NOT NULL CHECK (num_rows >= 0),
+  num_features INTEGER NOT NULL CHECK (num_features >= 0),
+  num_classes  INTEGER NOT NULL CHECK (num_classes >= 0),
+  checksum     TEXT NOT NULL,
+  size_bytes   INTEGER NOT NULL,
+  created_ms   INTEGER NOT NULL,
+  features     BLOB NOT NULL,
+  labels       BLOB NOT NULL
+);
+CREATE INDEX datasets_by_tenant ON datasets (tenant, seq);
+
+CREATE TABLE jobs (
+  seq                    INTEGER PRIMARY KEY AUTOINCREMENT,
+  id                     TEXT NOT NULL UNIQUE,
+  tenant                 TEXT NOT NULL,
+  dataset_id             TEXT NOT NULL,
+  name                   TEXT NOT NULL,
+  spec                   BLOB NOT NULL,
+  state                  INTEGER NOT NULL CHECK (state BETWEEN 1 AND 5),
+  iteration              INTEGER NOT NULL,
+  total_iterations       INTEGER NOT NULL,
+  epoch                  INTEGER NOT NULL,
+  nominal_loss,
+  total_width            BLOB NOT NULL,
+  eta_seconds,
+  error                  TEXT NOT NULL,
+  model_id               TEXT NOT NULL,
+  dropped_rows_per_epoch INTEGER NOT NULL,
+  cancel_requested       INTEGER NOT NULL CHECK (cancel_requested IN (0, 1)),
+  created_ms             INTEGER NOT NULL,
+  started_ms             INTEGER NOT NULL,
+  finished_ms            INTEGER NOT NULL
+);
+CREATE INDEX jobs_by_tenant ON jobs (tenant, seq);
+CREATE INDEX jobs_by_tenant_state ON jobs (tenant, state, seq);
+CREATE INDEX jobs_queue ON jobs (state, seq);
+CREATE INDEX jobs_by_dataset ON jobs (dataset_id, state);
+
+CREATE TABLE checkpoints (
+  job_id   TEXT PRIMARY KEY REFERENCES jobs (id),
+  step     INTEGER NOT NULL,
+  state    BLOB NOT NULL,
+  saved_ms INTEGER NOT NULL
+);
+
+CREATE TABLE models (
+  seq               INTEGER PRIMARY KEY AUTOINCREMENT,
+  id                TEXT NOT NULL UNIQUE,
+  tenant            TEXT NOT NULL,
+  job_id            TEXT NOT NULL UNIQUE REFERENCES jobs (id),
+  dataset_id        TEXT NOT NULL,
+  name              TEXT NOT NULL,
+  spec              BLOB NOT NULL,
+  architecture      BLOB NOT NULL,
+  polynomial_degree INTEGER NOT NULL,
+  input_features    INTEGER NOT NULL,
+  num_classes       INTEGER NOT NULL,
+  nominal           BLOB NOT NULL,
+  created_ms        INTEGER NOT NULL
+);
+CREATE INDEX models_by_tenant ON models (tenant, seq);
+
+CREATE TABLE model_boxes (
+  model_id       TEXT NOT NULL REFERENCES models (id) ON DELETE CASCADE,
+  position       INTEGER NOT NULL CHECK (position >= 0),
+  budget_n       INTEGER NOT NULL,
+  budget_label_n INTEGER NOT NULL,
+  lower          BLOB NOT NULL,
+  upper          BLOB NOT NULL,
+  total_width,
+  max_width,
+  PRIMARY KEY (model_id, position)
+) WITHOUT ROWID;
+)sql"},
+};
+
+absl::StatusOr<std::string> QueryText(SqliteDb& db, const std::string& sql) {
+  absl::StatusOr<Statement> st = db.Prepare(sql);
+  if (!st.ok()) return st.status();
+  absl::StatusOr<bool> row = st->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return absl::InternalError(absl::StrCat("sqlite: \"", sql, "\" returned no row"));
+  return st->ColumnText(0);
+}
+
+absl::Status CheckVersion(int64_t version, const std::string& path) {
+  if (version > LatestSchemaVersion()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "database \"", path, "\" has schema version ", version, ", newer than the version ",
+        LatestSchemaVersion(), " this server knows; use a newer agt-server"));
+  }
+  return absl::OkStatus();
+}
+
+// Refuses files written by a newer server or by another application, before
+// anything is changed in them.
+absl::Status CheckCompatible(SqliteDb& db, const std::string& path) {
+  absl::StatusOr<int64_t> version = db.QueryInt64("PRAGMA user_version");
+  if (!version.ok()) return version.status();
+  if (absl::Status s = CheckVersion(*version, path); !s.ok()) return s;
+  absl::StatusOr<int64_t> app = db.QueryInt64("PRAGMA application_id");
+  if (!app.ok()) return app.status();
+  if (*app != 0 && *app != kApplicationId) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "database \"", path, "\" belongs to another application (application_id ", *app, ")"));
+  }
+  if (*version == 0) {
+    absl::StatusOr<int64_t> objects = db.QueryInt64("SELECT count(*) FROM sqlite_schema");
+    if (!objects.ok()) return objects.status();
+    if (*objects != 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("database \"", path, "\" has ", *objects,
+                       " schema objects but no agt-server schema version; refusing to modify it"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int LatestSchemaVersion() { return std::end(kMigrations)[-1].version; }
+
+absl::Status ConfigureConnection(SqliteDb& db, const std::string& path) {
+  // First, so that everything after it waits for other processes' locks.
+  if (absl::Status s = db.Exec("PRAGMA busy_timeout = 5000"); !s.ok()) return s;
+  if (absl::Status s = CheckCompatible(db, path); !s.ok()) return s;
+  absl::StatusOr<std::string> mode = QueryText(db, "PRAGMA journal_mode = WAL");
+  if (!mode.ok()) return mode.status();
+  // An in-memory database (":memory:") reports "memory"; files must be WAL.
+  if (absl::AsciiStrToLower(*mode) != "wal" && path != ":memory:") {
+    return absl::FailedPreconditionError(
+        absl::StrCat("database \"", path, "\" cannot use WAL mode (journal_mode is ", *mode, ")"));
+  }
+  if (absl::Status s = db.Exec("PRAGMA foreign_keys = ON"); !s.ok()) return s;
+  // FULL: a committed transaction survives power loss, not only a crash.
+  return db.Exec("PRAGMA synchronous = FULL");
+}
+
+absl::Status MigrateSchema(SqliteDb& db, const std::string& path) {
+  for (const Migration& step : kMigrations) {
+    absl::StatusOr<Transaction> txn = Transaction::Begin(db, Transaction::Mode::kWrite);
+    if (!txn.ok()) return txn.status();
+    // Re-read under the write lock: another process may have migrated.
+    absl::StatusOr<int64_t> version = db.QueryInt64("PRAGMA user_version");
+    if (!version.ok()) return version.status();
+    if (absl::Status s = CheckVersion(*version, path); !s.ok()) return s;
+    if (*version >= step.version) continue;  // rolled back (nothing written)
+    if (*version != step.version - 1) {
+      return absl::InternalError(absl::StrCat("database \"", path, "\" is at schema version ",
+                                              *version, "; no migration leads to ",
+                                              step.version - 1));
+    }
+    if (absl::Status s = db.Exec(step.sql); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("migration to schema version ", step.version,
+                                                 " failed: ", s.message()));
+    }
+    if (absl::Status s = db.Exec(absl::StrCat("PRAGMA user_version = ", step.version)); !s.ok()) {
+      return s;
+    }
+    if (*version == 0) {
+      if (absl::Status s = db.Exec(absl::StrCat("PRAGMA application_id = ", kApplicationId));
+          !s.ok()) {
+        return s;
+      }
+    }
+    if (absl::Status s = txn->Commit(); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace agt::server

@@ -1,0 +1,892 @@
+#include "server/store/store.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "server/store/blob.h"
+#include "server/store/ids.h"
+#include "server/store/schema.h"
+#include "server/store/sqlite.h"
+
+// Early returns on error, local to this file (Abseil of Debian 12 has no public
+// equivalent).
+#define STORE_CONCAT_INNER(a, b) a##b
+#define STORE_CONCAT(a, b) STORE_CONCAT_INNER(a, b)
+#define STORE_RETURN_IF_ERROR(expr)           \
+  do {                                        \
+    if (absl::Status s_ = (expr); !s_.ok()) { \
+      return s_;                              \
+    }                                         \
+  } while (0)
+#define STORE_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
+  auto tmp = (expr);                                \
+  if (!tmp.ok()) return tmp.status();               \
+  lhs = *std::move(tmp)
+#define STORE_ASSIGN_OR_RETURN(lhs, expr) \
+  STORE_ASSIGN_OR_RETURN_IMPL(STORE_CONCAT(status_or_, __LINE__), lhs, expr)
+
+namespace agt::server {
+
+bool IsFinal(JobState state) {
+  return state == JobState::kSucceeded || state == JobState::kFailed ||
+         state == JobState::kCancelled;
+}
+
+std::string_view JobStateName(JobState state) {
+  switch (state) {
+    case JobState::kQueued:
+      return "QUEUED";
+    case JobState::kRunning:
+      return "RUNNING";
+    case JobState::kSucceeded:
+      return "SUCCEEDED";
+    case JobState::kFailed:
+      return "FAILED";
+    case JobState::kCancelled:
+      return "CANCELLED";
+  }
+  return "UNKNOWN";
+}
+
+namespace {
+
+using Mode = Transaction::Mode;
+
+// JobStateName as the string_view type absl::StrCat takes (Debian's Abseil
+// has its own string_view).
+absl::string_view StateName(JobState state) {
+  const std::string_view name = JobStateName(state);
+  return absl::string_view(name.data(), name.size());
+}
+
+// Ids in messages come from clients: quote, escape and shorten them.
+std::string Quoted(absl::string_view id) {
+  constexpr size_t kMaxShown = 80;
+  std::string shown = absl::CHexEscape(id.substr(0, kMaxShown));
+  if (id.size() > kMaxShown) shown += "...";
+  return shown;
+}
+
+// The same message for an unknown id and another tenant's id, so that the
+// answer says nothing about which ids exist.
+absl::Status NotFound(absl::string_view kind, absl::string_view id) {
+  return absl::NotFoundError(absl::StrCat(kind, " ", Quoted(id), " not found"));
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+absl::StatusOr<int> NormalizePageSize(int page_size) {
+  if (page_size < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "page_size ", page_size, " must be >= 0 (0 = the default ", kDefaultPageSize, ")"));
+  }
+  if (page_size == 0) return kDefaultPageSize;
+  return std::min(page_size, kMaxPageSize);
+}
+
+bool IsLegalTransition(JobState from, JobState to) {
+  switch (from) {
+    case JobState::kQueued:
+      return to == JobState::kRunning || to == JobState::kCancelled;
+    case JobState::kRunning:
+      return to == JobState::kQueued || IsFinal(to);
+    default:
+      return false;
+  }
+}
+
+absl::Status CheckTransition(const JobRecord& job, JobState to) {
+  if (IsLegalTransition(job.state, to)) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat("job ", job.id, " cannot go from ",
+                                                    StateName(job.state), " to ", StateName(to)));
+}
+
+absl::Status RequireRunning(const JobRecord& job, absl::string_view action) {
+  if (job.state == JobState::kRunning) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat("job ", job.id, " is ", StateName(job.state),
+                                                    "; ", action, " needs it RUNNING"));
+}
+
+// Adds which record a decoding error is about.
+absl::Status InRecord(const absl::Status& status, absl::string_view what) {
+  return absl::Status(status.code(), absl::StrCat(what, ": ", status.message()));
+}
+
+// ---- datasets
+
+constexpr char kDatasetColumns[] =
+    "seq, id, tenant, name, num_rows, num_features, num_classes, checksum, size_bytes, "
+    "created_ms";
+
+DatasetRecord ReadDataset(const Statement& st, int64_t* seq) {
+  *seq = st.ColumnInt64(0);
+  DatasetRecord r;
+  r.id = st.ColumnText(1);
+  r.tenant = st.ColumnText(2);
+  r.name = st.ColumnText(3);
+  r.num_rows = st.ColumnInt64(4);
+  r.num_features = static_cast<int>(st.ColumnInt64(5));
+  r.num_classes = static_cast<int>(st.ColumnInt64(6));
+  r.checksum = st.ColumnText(7);
+  r.size_bytes = st.ColumnInt64(8);
+  r.created_ms = st.ColumnInt64(9);
+  return r;
+}
+
+// ---- jobs
+
+constexpr char kJobColumns[] =
+    "seq, id, tenant, dataset_id, name, spec, state, iteration, total_iterations, epoch, "
+    "nominal_loss, total_width, eta_seconds, error, model_id, dropped_rows_per_epoch, "
+    "cancel_requested, created_ms, started_ms, finished_ms";
+
+absl::StatusOr<JobRecord> ReadJob(const Statement& st, int64_t* seq) {
+  *seq = st.ColumnInt64(0);
+  JobRecord j;
+  j.id = st.ColumnText(1);
+  j.tenant = st.ColumnText(2);
+  j.dataset_id = st.ColumnText(3);
+  j.name = st.ColumnText(4);
+  j.spec = std::string(st.ColumnBlob(5));
+  const int64_t state = st.ColumnInt64(6);
+  if (state < static_cast<int>(JobState::kQueued) ||
+      state > static_cast<int>(JobState::kCancelled)) {
+    return absl::DataLossError(
+        absl::StrCat("job ", j.id, ": stored state ", state, " is not a job state"));
+  }
+  j.state = static_cast<JobState>(state);
+  j.progress.iteration = st.ColumnInt64(7);
+  j.progress.total_iterations = st.ColumnInt64(8);
+  j.progress.epoch = static_cast<int>(st.ColumnInt64(9));
+  j.progress.nominal_loss = st.ColumnDouble(10);
+  absl::StatusOr<std::vector<double>> width = DecodeDoubles(st.ColumnBlob(11));
+  if (!width.ok()) return InRecord(width.status(), absl::StrCat("job ", j.id, " total_width"));
+  j.progress.total_width = *std::move(width);
+  j.progress.eta_seconds = st.ColumnDouble(12);
+  j.error = st.ColumnText(13);
+  j.model_id = st.ColumnText(14);
+  j.dropped_rows_per_epoch = st.ColumnInt64(15);
+  j.cancel_requested = st.ColumnInt64(16) != 0;
+  j.created_ms = st.ColumnInt64(17);
+  j.started_ms = st.ColumnInt64(18);
+  j.finished_ms = st.ColumnInt64(19);
+  return j;
+}
+
+// Binds the progress columns at parameters 1..6.
+void BindProgress(Statement& st, const JobProgressRecord& p) {
+  st.BindInt64(1, p.iteration)
+      .BindInt64(2, p.total_iterations)
+      .BindInt64(3, p.epoch)
+      .BindDouble(4, p.nominal_loss)
+      .BindBlob(5, EncodeDoubles(p.total_width))
+      .BindDouble(6, p.eta_seconds);
+}
+
+constexpr char kSetProgress[] =
+    "iteration = ?1, total_iterations = ?2, epoch = ?3, nominal_loss = ?4, total_width = ?5, "
+    "eta_seconds = ?6";
+
+// ---- models
+
+constexpr char kModelColumns[] =
+    "seq, id, tenant, job_id, dataset_id, name, spec, architecture, polynomial_degree, "
+    "input_features, num_classes, nominal, created_ms";
+
+absl::StatusOr<ModelRecord> ReadModel(const Statement& st, int64_t* seq) {
+  *seq = st.ColumnInt64(0);
+  ModelRecord m;
+  m.id = st.ColumnText(1);
+  m.tenant = st.ColumnText(2);
+  m.job_id = st.ColumnText(3);
+  m.dataset_id = st.ColumnText(4);
+  m.name = st.ColumnText(5);
+  m.spec = std::string(st.ColumnBlob(6));
+  absl::StatusOr<ModelSpec> arch = DecodeModelSpec(st.ColumnBlob(7));
+  if (!arch.ok()) return InRecord(arch.status(), absl::StrCat("model ", m.id, " architecture"));
+  m.architecture = *std::move(arch);
+  m.polynomial_degree = static_cast<int>(st.ColumnInt64(8));
+  m.input_features = static_cast<int>(st.ColumnInt64(9));
+  m.num_classes = static_cast<int>(st.ColumnInt64(10));
+  absl::StatusOr<Vector> nominal = DecodeVector(st.ColumnBlob(11));
+  if (!nominal.ok()) return InRecord(nominal.status(), absl::StrCat("model ", m.id, " nominal"));
+  m.nominal = *std::move(nominal);
+  m.created_ms = st.ColumnInt64(12);
+  return m;
+}
+
+absl::Status CheckModelShapes(const ModelRecord& m) {
+  for (size_t i = 0; i < m.boxes.size(); ++i) {
+    const ParameterBox& box = m.boxes[i].box;
+    if (box.lower.size() != m.nominal.size() || box.upper.size() != m.nominal.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model box ", i, " has ", box.lower.size(), " lower and ", box.upper.size(),
+                       " upper bounds; the nominal parameters have ", m.nominal.size()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Fills a model field from the job, or checks that the caller's value agrees.
+absl::Status FillFromJob(std::string* field, const std::string& from_job, absl::string_view name,
+                         const JobRecord& job) {
+  if (field->empty()) {
+    *field = from_job;
+    return absl::OkStatus();
+  }
+  if (*field != from_job) {
+    return absl::InvalidArgumentError(absl::StrCat("model ", name, " \"", Quoted(*field),
+                                                   "\" differs from job ", job.id, "'s \"",
+                                                   Quoted(from_job), "\""));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+struct Store::Impl {
+  std::mutex mu;
+  std::unique_ptr<SqliteDb> db;
+
+  // ---- helpers; the caller holds mu.
+
+  // The job, scoped to `tenant` unless it is null.
+  absl::StatusOr<JobRecord> LoadJob(const std::string& id, const std::string* tenant) {
+    const std::string sql = absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE id = ?1",
+                                         tenant != nullptr ? " AND tenant = ?2" : "");
+    STORE_ASSIGN_OR_RETURN(Statement st, db->Prepare(sql));
+    st.BindText(1, id);
+    if (tenant != nullptr) st.BindText(2, *tenant);
+    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+    if (!row) return NotFound("job", id);
+    int64_t seq = 0;
+    return ReadJob(st, &seq);
+  }
+
+  absl::Status SetJobState(const JobRecord& job, JobState to, int64_t finished_ms) {
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db->Prepare("UPDATE jobs SET state = ?1, finished_ms = ?2 WHERE id = ?3 AND state = ?4"));
+    st.BindInt64(1, static_cast<int>(to))
+        .BindInt64(2, finished_ms)
+        .BindText(3, job.id)
+        .BindInt64(4, static_cast<int>(job.state));
+    STORE_RETURN_IF_ERROR(st.Run());
+    if (db->Changes() != 1) {
+      return absl::InternalError(absl::StrCat("job ", job.id, " changed state concurrently"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status DeleteCheckpoint(const std::string& job_id) {
+    STORE_ASSIGN_OR_RETURN(Statement st, db->Prepare("DELETE FROM checkpoints WHERE job_id = ?1"));
+    st.BindText(1, job_id);
+    return st.Run();
+  }
+
+  absl::Status WriteProgress(const std::string& job_id, const JobProgressRecord& progress) {
+    STORE_ASSIGN_OR_RETURN(Statement st, db->Prepare(absl::StrCat("UPDATE jobs SET ", kSetProgress,
+                                                                  " WHERE id = ?7")));
+    BindProgress(st, progress);
+    st.BindText(7, job_id);
+    return st.Run();
+  }
+
+  absl::Status LoadBoxes(ModelRecord* m) {
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db->Prepare("SELECT position, budget_n, budget_label_n, lower, upper, total_width, "
+                    "max_width FROM model_boxes WHERE model_id = ?1 ORDER BY position"));
+    st.BindText(1, m->id);
+    m->boxes.clear();
+    while (true) {
+      STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+      if (!row) break;
+      const int64_t position = st.ColumnInt64(0);
+      const std::string what = absl::StrCat("model ", m->id, " box ", position);
+      if (position != static_cast<int64_t>(m->boxes.size())) {
+        return absl::DataLossError(absl::StrCat(what, ": expected box ", m->boxes.size()));
+      }
+      BoxRecord b;
+      b.budget.n = static_cast<int>(st.ColumnInt64(1));
+      b.budget.label_n = static_cast<int>(st.ColumnInt64(2));
+      absl::StatusOr<Vector> lower = DecodeVector(st.ColumnBlob(3));
+      if (!lower.ok()) return InRecord(lower.status(), absl::StrCat(what, " lower"));
+      absl::StatusOr<Vector> upper = DecodeVector(st.ColumnBlob(4));
+      if (!upper.ok()) return InRecord(upper.status(), absl::StrCat(what, " upper"));
+      b.box.lower = *std::move(lower);
+      b.box.upper = *std::move(upper);
+      b.total_width = st.ColumnDouble(5);
+      b.max_width = st.ColumnDouble(6);
+      m->boxes.push_back(std::move(b));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status InsertModel(const ModelRecord& m) {
+    {
+      STORE_ASSIGN_OR_RETURN(
+          Statement st,
+          db->Prepare("INSERT INTO models (id, tenant, job_id, dataset_id, name, spec, "
+                      "architecture, polynomial_degree, input_features, num_classes, nominal, "
+                      "created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"));
+      st.BindText(1, m.id)
+          .BindText(2, m.tenant)
+          .BindText(3, m.job_id)
+          .BindText(4, m.dataset_id)
+          .BindText(5, m.name)
+          .BindBlob(6, m.spec)
+          .BindBlob(7, EncodeModelSpec(m.architecture))
+          .BindInt64(8, m.polynomial_degree)
+          .BindInt64(9, m.input_features)
+          .BindInt64(10, m.num_classes)
+          .BindBlob(11, EncodeVector(m.nominal))
+          .BindInt64(12, m.created_ms);
+      STORE_RETURN_IF_ERROR(st.Run());
+    }
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db->Prepare("INSERT INTO model_boxes (model_id, position, budget_n, budget_label_n, "
+                    "lower, upper, total_width, max_width) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
+    for (size_t i = 0; i < m.boxes.size(); ++i) {
+      const BoxRecord& b = m.boxes[i];
+      st.BindText(1, m.id)
+          .BindInt64(2, static_cast<int64_t>(i))
+          .BindInt64(3, b.budget.n)
+          .BindInt64(4, b.budget.label_n)
+          .BindBlob(5, EncodeVector(b.box.lower))
+          .BindBlob(6, EncodeVector(b.box.upper))
+          .BindDouble(7, b.total_width)
+          .BindDouble(8, b.max_width);
+      STORE_RETURN_IF_ERROR(st.Run());
+      st.Reset();
+    }
+    return absl::OkStatus();
+  }
+};
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Store::~Store() = default;
+
+int Store::SchemaVersion() { return LatestSchemaVersion(); }
+
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
+  auto impl = std::make_unique<Impl>();
+  STORE_ASSIGN_OR_RETURN(impl->db, SqliteDb::Open(path));
+  STORE_RETURN_IF_ERROR(ConfigureConnection(*impl->db, path));
+  STORE_RETURN_IF_ERROR(MigrateSchema(*impl->db, path));
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+// ---- datasets
+
+absl::StatusOr<DatasetRecord> Store::InsertDataset(DatasetRecord record, const agt::Dataset& data) {
+  if (data.y.size() != data.x.rows()) {
+    return absl::InvalidArgumentError(absl::StrCat("dataset has ", data.x.rows(),
+                                                   " feature rows but ", data.y.size(), " labels"));
+  }
+  if (data.num_classes < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dataset num_classes ", data.num_classes, " must be >= 0"));
+  }
+  // Encoding and hashing happen outside the lock: they are the expensive part.
+  const std::string features = EncodeMatrix(data.x);
+  const std::string labels = EncodeVector(data.y);
+  STORE_ASSIGN_OR_RETURN(record.id, NewRandomId(kDatasetIdPrefix));
+  record.num_rows = data.size();
+  record.num_features = static_cast<int>(data.dim());
+  record.num_classes = data.num_classes;
+  record.checksum = Sha256HexOfParts({features, labels});
+  record.size_bytes = static_cast<int64_t>(features.size() + labels.size());
+  record.created_ms = NowMs();
+
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqliteDb& db = *impl_->db;
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
+  {
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db.Prepare("INSERT INTO datasets (id, tenant, name, num_rows, num_features, num_classes, "
+                   "checksum, size_bytes, created_ms, features, labels) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"));
+    st.BindText(1, record.id)
+        .BindText(2, record.tenant)
+        .BindText(3, record.name)
+        .BindInt64(4, record.num_rows)
+        .BindInt64(5, record.num_features)
+        .BindInt64(6, record.num_classes)
+        .BindText(7, record.checksum)
+        .BindInt64(8, record.size_bytes)
+        .BindInt64(9, record.created_ms)
+        .BindBlob(10, features)
+        .BindBlob(11, labels);
+    STORE_RETURN_IF_ERROR(st.Run());
+  }
+  STORE_RETURN_IF_ERROR(txn.Commit());
+  return record;
+}
+
+absl::StatusOr<DatasetRecord> Store::GetDataset(const std::string& tenant, const std::string& id) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  STORE_ASSIGN_OR_RETURN(Statement st, impl_->db->Prepare(absl::StrCat(
+                                           "SELECT ", kDatasetColumns,
+                                           " FROM datasets WHERE id = ?1 AND tenant = ?2")));
+  st.BindText(1, id).BindText(2, tenant);
+  STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+  if (!row) return NotFound("dataset", id);
+  int64_t seq = 0;
+  return ReadDataset(st, &seq);
+}
+
+absl::StatusOr<agt::Dataset> Store::LoadDatasetData(const std::string& tenant,
+                                                    const std::string& id) {
+  std::string features;
+  std::string labels;
+  std::string checksum;
+  int64_t num_rows = 0;
+  int64_t num_features = 0;
+  int num_classes = 0;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        impl_->db->Prepare("SELECT features, labels, checksum, num_rows, num_features, "
+                           "num_classes FROM datasets WHERE id = ?1 AND tenant = ?2"));
+    st.BindText(1, id).BindText(2, tenant);
+    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+    if (!row) return NotFound("dataset", id);
+    features = std::string(st.ColumnBlob(0));
+    labels = std::string(st.ColumnBlob(1));
+    checksum = st.ColumnText(2);
+    num_rows = st.ColumnInt64(3);
+    num_features = st.ColumnInt64(4);
+    num_classes = static_cast<int>(st.ColumnInt64(5));
+  }
+  // Verification and decoding outside the lock.
+  const std::string what = absl::StrCat("dataset ", id);
+  if (Sha256HexOfParts({features, labels}) != checksum) {
+    return absl::DataLossError(
+        absl::StrCat(what, ": stored blobs do not match the dataset checksum ", checksum));
+  }
+  agt::Dataset data;
+  absl::StatusOr<Matrix> x = DecodeMatrix(features);
+  if (!x.ok()) return InRecord(x.status(), absl::StrCat(what, " features"));
+  absl::StatusOr<Vector> y = DecodeVector(labels);
+  if (!y.ok()) return InRecord(y.status(), absl::StrCat(what, " labels"));
+  if (x->rows() != num_rows || x->cols() != num_features || y->size() != num_rows) {
+    return absl::DataLossError(absl::StrCat(
+        what, ": shape/size mismatch: blobs hold ", x->rows(), "x", x->cols(), " features and ",
+        y->size(), " labels; the record says ", num_rows, "x", num_features));
+  }
+  data.x = *std::move(x);
+  data.y = *std::move(y);
+  data.num_classes = num_classes;
+  return data;
+}
+
+absl::StatusOr<Page<DatasetRecord>> Store::ListDatasets(const std::string& tenant, int page_size,
+                                                        const std::string& page_token) {
+  STORE_ASSIGN_OR_RETURN(const int limit, NormalizePageSize(page_size));
+  STORE_ASSIGN_OR_RETURN(const int64_t after, DecodePageToken(PageKind::kDatasets, page_token));
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  STORE_ASSIGN_OR_RETURN(
+      Statement st, impl_->db->Prepare(absl::StrCat("SELECT ", kDatasetColumns,
+                                                    " FROM datasets WHERE tenant = ?1 AND seq > ?2 "
+                                                    "ORDER BY seq LIMIT ?3")));
+  st.BindText(1, tenant).BindInt64(2, after).BindInt64(3, limit + 1);
+  Page<DatasetRecord> page;
+  int64_t last_seq = 0;
+  while (true) {
+    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+    if (!row) break;
+    if (static_cast<int>(page.items.size()) == limit) {
+      page.next_page_token = EncodePageToken(PageKind::kDatasets, last_seq);
+      break;
+    }
+    page.items.push_back(ReadDataset(st, &last_seq));
+  }
+  return page;
+}
+
+absl::Status Store::DeleteDataset(const std::string& tenant, const std::string& id) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqliteDb& db = *impl_->db;
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
+  {
+    STORE_ASSIGN_OR_RETURN(Statement st,
+                           db.Prepare("SELECT 1 FROM datasets WHERE id = ?1 AND tenant = ?2"));
+    st.BindText(1, id).BindText(2, tenant);
+    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+    if (!row) return NotFound("dataset", id);
+  }
+  {
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db.Prepare("SELECT id, state FROM jobs WHERE dataset_id = ?1 AND state IN (?2, ?3) "
+                   "ORDER BY seq LIMIT 1"));
+    st.BindText(1, id)
+        .BindInt64(2, static_cast<int>(JobState::kQueued))
+        .BindInt64(3, static_cast<int>(JobState::kRunning));
+    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+    if (row) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "dataset ", id, " is in use by ", StateName(static_cast<JobState>(st.ColumnInt64(1))),
+          " job ", st.ColumnText(0), "; cancel the job or wait for it to finish"));
+    }
+  }
+  {
+    STORE_ASSIGN_OR_RETURN(Statement st, db.Prepare("DELETE FROM datasets WHERE id = ?1"));
+    st.BindText(1, id);
+    STORE_RETURN_IF_ERROR(st.Run());
+  }
+  return txn.Commit();
+}
+
+// ---- jobs
+
+absl::StatusOr<JobRecord> Store::InsertJob(JobRecord record) {
+  STORE_ASSIGN_OR_RETURN(record.id, NewRandomId(kJobIdPrefix));
+  record.state = JobState::kQueued;
+  record.created_ms = NowMs();
+  record.started_ms = 0;
+  record.finished_ms = 0;
+  record.model_id.clear();
+  record.error.clear();
+  record.cancel_requested = false;
+
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqliteDb& db = *impl_->db;
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
+  {
+    // In the same transaction as the insert, so a concurrent DeleteDataset
+    // either sees this job or has already removed the dataset.
+    STORE_ASSIGN_OR_RETURN(Statement st,
+                           db.Prepare("SELECT 1 FROM datasets WHERE id = ?1 AND tenant = ?2"));
+    st.BindText(1, record.dataset_id).BindText(2, record.tenant);
+    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+    if (!row) return NotFound("dataset", record.dataset_id);
+  }
+  {
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db.Prepare("INSERT INTO jobs (iteration, total_iterations, epoch, nominal_loss, "
+                   "total_width, eta_seconds, id, tenant, dataset_id, name, spec, state, "
+                   "dropped_rows_per_epoch, created_ms, error, model_id, cancel_requested, "
+                   "started_ms, finished_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+                   "?11, ?12, ?13, ?14, '', '', 0, 0, 0)"));
+    BindProgress(st, record.progress);
+    st.BindText(7, record.id)
+        .BindText(8, record.tenant)
+        .BindText(9, record.dataset_id)
+        .BindText(10, record.name)
+        .BindBlob(11, record.spec)
+        .BindInt64(12, static_cast<int>(JobState::kQueued))
+        .BindInt64(13, record.dropped_rows_per_epoch)
+        .BindInt64(14, record.created_ms);
+    STORE_RETURN_IF_ERROR(st.Run());
+  }
+  STORE_RETURN_IF_ERROR(txn.Commit());
+  return record;
+}
+
+absl::StatusOr<JobRecord> Store::GetJob(const std::string& tenant, const std::string& id) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->LoadJob(id, &tenant);
+}
+
+absl::StatusOr<Page<JobRecord>> Store::ListJobs(const std::string& tenant,
+                                                std::optional<JobState> state, int page_size,
+                                                const std::string& page_token) {
+  STORE_ASSIGN_OR_RETURN(const int limit, NormalizePageSize(page_size));
+  STORE_ASSIGN_OR_RETURN(const int64_t after, DecodePageToken(PageKind::kJobs, page_token));
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  STORE_ASSIGN_OR_RETURN(
+      Statement st, impl_->db->Prepare(absl::StrCat(
+                        "SELECT ", kJobColumns, " FROM jobs WHERE tenant = ?1 AND seq > ?2",
+                        state.has_value() ? " AND state = ?4" : "", " ORDER BY seq LIMIT ?3")));
+  st.BindText(1, tenant).BindInt64(2, after).BindInt64(3, limit + 1);
+  if (state.has_value()) st.BindInt64(4, static_cast<int>(*state));
+  Page<JobRecord> page;
+  int64_t last_seq = 0;
+  while (true) {
+    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+    if (!row) break;
+    if (static_cast<int>(page.items.size()) == limit) {
+      page.next_page_token = EncodePageToken(PageKind::kJobs, last_seq);
+      break;
+    }
+    STORE_ASSIGN_OR_RETURN(JobRecord job, ReadJob(st, &last_seq));
+    page.items.push_back(std::move(job));
+  }
+  return page;
+}
+
+absl::StatusOr<std::optional<JobRecord>> Store::ClaimNextQueuedJob() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqliteDb& db = *impl_->db;
+  // BEGIN IMMEDIATE holds the write lock from the SELECT to the COMMIT, so a
+  // second process (another connection) cannot claim the same row.
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
+  std::string id;
+  {
+    STORE_ASSIGN_OR_RETURN(Statement st,
+                           db.Prepare("SELECT id FROM jobs WHERE state = ?1 ORDER BY seq LIMIT 1"));
+    st.BindInt64(1, static_cast<int>(JobState::kQueued));
+    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+    if (!row) return std::optional<JobRecord>();
+    id = st.ColumnText(0);
+  }
+  {
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db.Prepare("UPDATE jobs SET state = ?1, started_ms = ?2 WHERE id = ?3 AND state = ?4"));
+    st.BindInt64(1, static_cast<int>(JobState::kRunning))
+        .BindInt64(2, NowMs())
+        .BindText(3, id)
+        .BindInt64(4, static_cast<int>(JobState::kQueued));
+    STORE_RETURN_IF_ERROR(st.Run());
+    if (db.Changes() != 1) {
+      return absl::InternalError(absl::StrCat("job ", id, " changed state during its claim"));
+    }
+  }
+  STORE_ASSIGN_OR_RETURN(JobRecord job, impl_->LoadJob(id, nullptr));
+  STORE_RETURN_IF_ERROR(txn.Commit());
+  return std::optional<JobRecord>(std::move(job));
+}
+
+absl::Status Store::UpdateJobProgress(const std::string& job_id, const JobProgressRecord& progress,
+                                      int64_t dropped_rows_per_epoch) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqliteDb& db = *impl_->db;
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
+  STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(job_id, nullptr));
+  STORE_RETURN_IF_ERROR(RequireRunning(job, "recording progress"));
+  STORE_RETURN_IF_ERROR(impl_->WriteProgress(job_id, progress));
+  {
+    STORE_ASSIGN_OR_RETURN(Statement st,
+                           db.Prepare("UPDATE jobs SET dropped_rows_per_epoch = ?1 WHERE id = ?2"));
+    st.BindInt64(1, dropped_rows_per_epoch).BindText(2, job_id);
+    STORE_RETURN_IF_ERROR(st.Run());
+  }
+  return txn.Commit();
+}
+
+absl::Status Store::SaveCheckpoint(const std::string& job_id, const agt::TrainState& state,
+                                   const JobProgressRecord& progress) {
+  const std::string blob = EncodeTrainState(state);
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqliteDb& db = *impl_->db;
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
+  STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(job_id, nullptr));
+  STORE_RETURN_IF_ERROR(RequireRunning(job, "saving a checkpoint"));
+  {
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db.Prepare("INSERT INTO checkpoints (job_id, step, state, saved_ms) "
+                   "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (job_id) DO UPDATE SET "
+                   "step = excluded.step, state = excluded.state, saved_ms = excluded.saved_ms"));
+    st.BindText(1, job_id).BindInt64(2, state.step).BindBlob(3, blob).BindInt64(4, NowMs());
+    STORE_RETURN_IF_ERROR(st.Run());
+  }
+  STORE_RETURN_IF_ERROR(impl_->WriteProgress(job_id, progress));
+  return txn.Commit();
+}
+
+absl::StatusOr<std::optional<agt::TrainState>> Store::LoadCheckpoint(const std::string& job_id) {
+  std::string blob;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    SqliteDb& db = *impl_->db;
+    STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kRead));
+    STORE_RETURN_IF_ERROR(impl_->LoadJob(job_id, nullptr).status());
+    STORE_ASSIGN_OR_RETURN(Statement st,
+                           db.Prepare("SELECT state FROM checkpoints WHERE job_id = ?1"));
+    st.BindText(1, job_id);
+    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+    if (!row) return std::optional<agt::TrainState>();
+    blob = std::string(st.ColumnBlob(0));
+  }
+  absl::StatusOr<agt::TrainState> state = DecodeTrainState(blob);
+  if (!state.ok()) return InRecord(state.status(), absl::StrCat("checkpoint of job ", job_id));
+  return std::optional<agt::TrainState>(*std::move(state));
+}
+
+absl::StatusOr<std::string> Store::CompleteJob(const std::string& job_id, ModelRecord model,
+                                               const JobProgressRecord& progress) {
+  STORE_RETURN_IF_ERROR(CheckModelShapes(model));
+  STORE_ASSIGN_OR_RETURN(model.id, NewRandomId(kModelIdPrefix));
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqliteDb& db = *impl_->db;
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
+  STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(job_id, nullptr));
+  STORE_RETURN_IF_ERROR(CheckTransition(job, JobState::kSucceeded));
+  STORE_RETURN_IF_ERROR(FillFromJob(&model.tenant, job.tenant, "tenant", job));
+  STORE_RETURN_IF_ERROR(FillFromJob(&model.job_id, job.id, "job_id", job));
+  STORE_RETURN_IF_ERROR(FillFromJob(&model.dataset_id, job.dataset_id, "dataset_id", job));
+  if (model.spec.empty()) model.spec = job.spec;
+  const int64_t now = NowMs();
+  model.created_ms = now;
+  STORE_RETURN_IF_ERROR(impl_->InsertModel(model));
+  STORE_RETURN_IF_ERROR(impl_->SetJobState(job, JobState::kSucceeded, now));
+  STORE_RETURN_IF_ERROR(impl_->WriteProgress(job_id, progress));
+  {
+    STORE_ASSIGN_OR_RETURN(Statement st, db.Prepare("UPDATE jobs SET model_id = ?1 WHERE id = ?2"));
+    st.BindText(1, model.id).BindText(2, job_id);
+    STORE_RETURN_IF_ERROR(st.Run());
+  }
+  STORE_RETURN_IF_ERROR(impl_->DeleteCheckpoint(job_id));
+  STORE_RETURN_IF_ERROR(txn.Commit());
+  return model.id;
+}
+
+absl::Status Store::FailJob(const std::string& job_id, const std::string& error) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqliteDb& db = *impl_->db;
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
+  STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(job_id, nullptr));
+  STORE_RETURN_IF_ERROR(CheckTransition(job, JobState::kFailed));
+  STORE_RETURN_IF_ERROR(impl_->SetJobState(job, JobState::kFailed, NowMs()));
+  {
+    STORE_ASSIGN_OR_RETURN(Statement st, db.Prepare("UPDATE jobs SET error = ?1 WHERE id = ?2"));
+    st.BindText(1, error).BindText(2, job_id);
+    STORE_RETURN_IF_ERROR(st.Run());
+  }
+  STORE_RETURN_IF_ERROR(impl_->DeleteCheckpoint(job_id));
+  return txn.Commit();
+}
+
+absl::StatusOr<JobRecord> Store::RequestCancel(const std::string& tenant, const std::string& id) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqliteDb& db = *impl_->db;
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
+  STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(id, &tenant));
+  if (IsFinal(job.state)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", job.id, " is already ", StateName(job.state),
+                     "; only QUEUED or RUNNING jobs can be cancelled"));
+  }
+  if (job.state == JobState::kQueued) {
+    STORE_RETURN_IF_ERROR(impl_->SetJobState(job, JobState::kCancelled, NowMs()));
+    STORE_RETURN_IF_ERROR(impl_->DeleteCheckpoint(job.id));
+  }
+  {
+    STORE_ASSIGN_OR_RETURN(Statement st,
+                           db.Prepare("UPDATE jobs SET cancel_requested = 1 WHERE id = ?1"));
+    st.BindText(1, job.id);
+    STORE_RETURN_IF_ERROR(st.Run());
+  }
+  STORE_ASSIGN_OR_RETURN(JobRecord after, impl_->LoadJob(id, &tenant));
+  STORE_RETURN_IF_ERROR(txn.Commit());
+  return after;
+}
+
+absl::Status Store::MarkCancelled(const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqliteDb& db = *impl_->db;
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
+  STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(job_id, nullptr));
+  STORE_RETURN_IF_ERROR(CheckTransition(job, JobState::kCancelled));
+  STORE_RETURN_IF_ERROR(impl_->SetJobState(job, JobState::kCancelled, NowMs()));
+  STORE_RETURN_IF_ERROR(impl_->DeleteCheckpoint(job_id));
+  return txn.Commit();
+}
+
+absl::StatusOr<bool> Store::IsCancelRequested(const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  STORE_ASSIGN_OR_RETURN(Statement st,
+                         impl_->db->Prepare("SELECT cancel_requested FROM jobs WHERE id = ?1"));
+  st.BindText(1, job_id);
+  STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+  if (!row) return NotFound("job", job_id);
+  return st.ColumnInt64(0) != 0;
+}
+
+absl::StatusOr<int> Store::RequeueRunningJobs() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqliteDb& db = *impl_->db;
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
+  int64_t count = 0;
+  {
+    STORE_ASSIGN_OR_RETURN(Statement st, db.Prepare("UPDATE jobs SET state = ?1 WHERE state = ?2"));
+    st.BindInt64(1, static_cast<int>(JobState::kQueued))
+        .BindInt64(2, static_cast<int>(JobState::kRunning));
+    STORE_RETURN_IF_ERROR(st.Run());
+    count = db.Changes();
+  }
+  STORE_RETURN_IF_ERROR(txn.Commit());
+  return static_cast<int>(count);
+}
+
+// ---- models
+
+absl::StatusOr<ModelRecord> Store::GetModel(const std::string& tenant, const std::string& id) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqliteDb& db = *impl_->db;
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kRead));
+  ModelRecord model;
+  {
+    STORE_ASSIGN_OR_RETURN(Statement st,
+                           db.Prepare(absl::StrCat("SELECT ", kModelColumns,
+                                                   " FROM models WHERE id = ?1 AND tenant = ?2")));
+    st.BindText(1, id).BindText(2, tenant);
+    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+    if (!row) return NotFound("model", id);
+    int64_t seq = 0;
+    STORE_ASSIGN_OR_RETURN(model, ReadModel(st, &seq));
+  }
+  STORE_RETURN_IF_ERROR(impl_->LoadBoxes(&model));
+  STORE_RETURN_IF_ERROR(txn.Commit());
+  return model;
+}
+
+absl::StatusOr<Page<ModelRecord>> Store::ListModels(const std::string& tenant, int page_size,
+                                                    const std::string& page_token) {
+  STORE_ASSIGN_OR_RETURN(const int limit, NormalizePageSize(page_size));
+  STORE_ASSIGN_OR_RETURN(const int64_t after, DecodePageToken(PageKind::kModels, page_token));
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqliteDb& db = *impl_->db;
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kRead));
+  Page<ModelRecord> page;
+  {
+    STORE_ASSIGN_OR_RETURN(Statement st,
+                           db.Prepare(absl::StrCat("SELECT ", kModelColumns,
+                                                   " FROM models WHERE tenant = ?1 AND seq > ?2 "
+                                                   "ORDER BY seq LIMIT ?3")));
+    st.BindText(1, tenant).BindInt64(2, after).BindInt64(3, limit + 1);
+    int64_t last_seq = 0;
+    while (true) {
+      STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+      if (!row) break;
+      if (static_cast<int>(page.items.size()) == limit) {
+        page.next_page_token = EncodePageToken(PageKind::kModels, last_seq);
+        break;
+      }
+      STORE_ASSIGN_OR_RETURN(ModelRecord model, ReadModel(st, &last_seq));
+      page.items.push_back(std::move(model));
+    }
+  }
+  for (ModelRecord& model : page.items) STORE_RETURN_IF_ERROR(impl_->LoadBoxes(&model));
+  STORE_RETURN_IF_ERROR(txn.Commit());
+  return page;
+}
+
+}  // namespace agt::server
+
+#undef STORE_ASSIGN_OR_RETURN
+#undef STORE_ASSIGN_OR_RETURN_IMPL
+#undef STORE_RETURN_IF_ERROR
+#undef STORE_CONCAT
+#undef STORE_CONCAT_INNER

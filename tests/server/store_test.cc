@@ -1,0 +1,1125 @@
+// The SQLite store (server/store/store.h) on real files in a fresh temporary
+// directory per test: exact round trips, persistence across reopen, schema
+// versioning, tenant isolation, pagination, the job state machine, atomicity
+// of CompleteJob, concurrent claims, and corruption detection. A second raw
+// sqlite3 connection plays the part of the disk (or another process).
+#include "server/store/store.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "server/store/blob.h"
+
+namespace agt::server {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+uint64_t Bits(double x) { return std::bit_cast<uint64_t>(x); }
+
+void ExpectSameBits(const Vector& a, const Vector& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (Index i = 0; i < a.size(); ++i) EXPECT_EQ(Bits(a[i]), Bits(b[i])) << "index " << i;
+}
+
+// A second connection to the same file, outside the Store.
+class RawDb {
+ public:
+  explicit RawDb(const std::string& path) {
+    EXPECT_EQ(sqlite3_open(path.c_str(), &db_), SQLITE_OK);
+    sqlite3_busy_timeout(db_, 5000);
+  }
+  ~RawDb() { sqlite3_close(db_); }
+
+  void Exec(const std::string& sql) {
+    char* error = nullptr;
+    ASSERT_EQ(sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK)
+        << sql << ": " << (error ? error : "");
+    sqlite3_free(error);
+  }
+  int64_t Int(const std::string& sql) {
+    sqlite3_stmt* st = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr), SQLITE_OK) << sql;
+    EXPECT_EQ(sqlite3_step(st), SQLITE_ROW) << sql;
+    const int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+  }
+  std::string Text(const std::string& sql) {
+    sqlite3_stmt* st = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr), SQLITE_OK) << sql;
+    EXPECT_EQ(sqlite3_step(st), SQLITE_ROW) << sql;
+    const void* p = sqlite3_column_blob(st, 0);
+    std::string v(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(st, 0)));
+    sqlite3_finalize(st);
+    return v;
+  }
+  // Flips one bit of a blob column in one row, as a bad disk sector would.
+  void FlipByte(const std::string& table, const std::string& column, const std::string& where,
+                size_t offset_from_end) {
+    std::string blob = Text(absl::StrCat("SELECT ", column, " FROM ", table, " WHERE ", where));
+    ASSERT_GT(blob.size(), offset_from_end);
+    blob[blob.size() - 1 - offset_from_end] ^= 0x10;
+    sqlite3_stmt* st = nullptr;
+    const std::string sql = absl::StrCat("UPDATE ", table, " SET ", column, " = ? WHERE ", where);
+    ASSERT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr), SQLITE_OK) << sql;
+    sqlite3_bind_blob(st, 1, blob.data(), static_cast<int>(blob.size()), SQLITE_TRANSIENT);
+    EXPECT_EQ(sqlite3_step(st), SQLITE_DONE) << sql;
+    EXPECT_EQ(sqlite3_changes(db_), 1) << sql;
+    sqlite3_finalize(st);
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+agt::Dataset MakeData(int rows, int dim, int classes, double offset = 0.0) {
+  agt::Dataset d;
+  d.x = Matrix(rows, dim);
+  d.y = Vector(rows);
+  for (int r = 0; r < rows; ++r) {
+    for (int c = 0; c < dim; ++c) d.x(r, c) = offset + r * 0.25 - c * 1.5;
+    d.y[r] = classes > 0 ? r % classes : r * 0.5;
+  }
+  d.num_classes = classes;
+  return d;
+}
+
+// A parameter box whose bounds include values a lossy store would change.
+ParameterBox AwkwardBox(Index size, double scale) {
+  ParameterBox box{Vector::Constant(size, -scale), Vector::Constant(size, scale)};
+  box.lower[0] = -kInf;
+  box.upper[size - 1] = kInf;
+  box.lower[1] = -0.0;
+  box.upper[1] = std::numeric_limits<double>::denorm_min();
+  return box;
+}
+
+agt::TrainState MakeState(int64_t step, Index params, int budgets) {
+  agt::TrainState s;
+  s.step = step;
+  s.nominal = Vector::LinSpaced(params, -1.0, 1.0) * static_cast<double>(step);
+  for (int b = 0; b < budgets; ++b) s.boxes.push_back(AwkwardBox(params, 1.0 + b + step));
+  s.velocity_nominal = Vector::Constant(params, -0.0);
+  s.velocity_lower.assign(budgets, Vector::Constant(params, 1e-310));
+  s.velocity_upper.assign(budgets, Vector::Constant(params, -2.5));
+  return s;
+}
+
+JobProgressRecord MakeProgress(int64_t iteration) {
+  JobProgressRecord p;
+  p.iteration = iteration;
+  p.total_iterations = 100;
+  p.epoch = static_cast<int>(iteration / 10);
+  p.nominal_loss = 0.5 / (1 + iteration);
+  p.total_width = {0.1 * iteration, -0.0, kInf};
+  p.eta_seconds = 12.5;
+  return p;
+}
+
+ModelRecord MakeModel(Index params, int budgets) {
+  ModelRecord m;
+  m.name = "mlp";
+  m.architecture = ModelSpec::Mlp({2, 3, 1});
+  m.polynomial_degree = 2;
+  m.input_features = 2;
+  m.num_classes = 2;
+  m.nominal = Vector::LinSpaced(params, -3.0, 3.0);
+  m.nominal[0] = -0.0;
+  for (int b = 0; b < budgets; ++b) {
+    BoxRecord box;
+    box.budget = {b + 1, 2 * b};
+    box.box = AwkwardBox(params, 0.5 * (b + 1));
+    box.total_width = b == 0 ? kInf : 1.25 * b;
+    box.max_width = -0.0;
+    m.boxes.push_back(box);
+  }
+  return m;
+}
+
+void ExpectStatus(const absl::Status& status, absl::StatusCode code,
+                  const std::vector<std::string>& needles = {}) {
+  EXPECT_EQ(status.code(), code) << status;
+  for (const std::string& needle : needles) {
+    EXPECT_TRUE(absl::StrContains(status.message(), needle))
+        << "message \"" << status.message() << "\" lacks \"" << needle << "\"";
+  }
+}
+
+bool IsLowerHex(const std::string& s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+class StoreTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    const testing::TestInfo* info = testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::path(testing::TempDir()) /
+           absl::StrCat("agt_store_", info->test_suite_name(), "_", info->name(), "_", ::getpid());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    path_ = (dir_ / "agt.db").string();
+    Reopen();
+  }
+  void TearDown() override {
+    store_.reset();
+    fs::remove_all(dir_);
+  }
+
+  void Reopen() {
+    store_.reset();
+    absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(path_);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+  }
+
+  DatasetRecord AddDataset(const std::string& tenant, const std::string& name = "d",
+                           const agt::Dataset& data = MakeData(6, 2, 2)) {
+    DatasetRecord r;
+    r.tenant = tenant;
+    r.name = name;
+    absl::StatusOr<DatasetRecord> stored = store_->InsertDataset(r, data);
+    EXPECT_TRUE(stored.ok()) << stored.status();
+    return stored.ok() ? *stored : DatasetRecord();
+  }
+
+  JobRecord AddJob(const std::string& tenant, const std::string& dataset_id,
+                   const std::string& name = "job") {
+    JobRecord j;
+    j.tenant = tenant;
+    j.dataset_id = dataset_id;
+    j.name = name;
+    j.spec = std::string("spec\0bytes", 10) + name;
+    absl::StatusOr<JobRecord> stored = store_->InsertJob(j);
+    EXPECT_TRUE(stored.ok()) << stored.status();
+    return stored.ok() ? *stored : JobRecord();
+  }
+
+  JobState StateOf(const JobRecord& job) {
+    absl::StatusOr<JobRecord> now = store_->GetJob(job.tenant, job.id);
+    EXPECT_TRUE(now.ok()) << now.status();
+    return now.ok() ? now->state : JobState::kQueued;
+  }
+
+  // Claims the next job and checks it is `expected`.
+  void ClaimExpecting(const JobRecord& expected) {
+    absl::StatusOr<std::optional<JobRecord>> claimed = store_->ClaimNextQueuedJob();
+    ASSERT_TRUE(claimed.ok()) << claimed.status();
+    ASSERT_TRUE(claimed->has_value());
+    EXPECT_EQ((*claimed)->id, expected.id);
+  }
+
+  // A SUCCEEDED job with its model; returns the model id.
+  std::string AddModel(const std::string& tenant, const std::string& dataset_id) {
+    const JobRecord job = AddJob(tenant, dataset_id);
+    ClaimExpecting(job);
+    absl::StatusOr<std::string> id = store_->CompleteJob(job.id, MakeModel(13, 3), MakeProgress(9));
+    EXPECT_TRUE(id.ok()) << id.status();
+    return id.ok() ? *id : "";
+  }
+
+  fs::path dir_;
+  std::string path_;
+  std::unique_ptr<Store> store_;
+};
+
+// ---- schema
+
+TEST_F(StoreTest, OpenCreatesAWalFileAtTheCurrentSchemaVersion) {
+  EXPECT_GE(Store::SchemaVersion(), 1);
+  RawDb raw(path_);
+  EXPECT_EQ(raw.Int("PRAGMA user_version"), Store::SchemaVersion());
+  EXPECT_EQ(raw.Text("PRAGMA journal_mode"), "wal");
+  for (const char* table : {"datasets", "jobs", "checkpoints", "models", "model_boxes"}) {
+    EXPECT_EQ(raw.Int(absl::StrCat("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
+                                   "name = '",
+                                   table, "'")),
+              1)
+        << table;
+  }
+  EXPECT_GE(raw.Int("SELECT count(*) FROM sqlite_schema WHERE type = 'index'"), 5);
+}
+
+TEST_F(StoreTest, ReopeningMigratesNothingTwice) {
+  const DatasetRecord d = AddDataset("t");
+  for (int i = 0; i < 3; ++i) Reopen();
+  RawDb raw(path_);
+  EXPECT_EQ(raw.Int("PRAGMA user_version"), Store::SchemaVersion());
+  EXPECT_EQ(raw.Int("SELECT count(*) FROM datasets"), 1);
+  EXPECT_TRUE(store_->GetDataset("t", d.id).ok());
+}
+
+TEST_F(StoreTest, ConcurrentFirstOpensOfOneFileBothSucceed) {
+  store_.reset();
+  const std::string fresh = (dir_ / "fresh.db").string();
+  std::vector<absl::Status> results(4);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] { results[i] = Store::Open(fresh).status(); });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const absl::Status& s : results) EXPECT_TRUE(s.ok()) << s;
+  RawDb raw(fresh);
+  EXPECT_EQ(raw.Int("PRAGMA user_version"), Store::SchemaVersion());
+}
+
+TEST_F(StoreTest, AFileFromANewerServerIsRefusedAndLeftAlone) {
+  store_.reset();
+  const int newer = Store::SchemaVersion() + 1;
+  {
+    RawDb raw(path_);
+    raw.Exec(absl::StrCat("PRAGMA user_version = ", newer));
+  }
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(path_);
+  ExpectStatus(store.status(), absl::StatusCode::kFailedPrecondition,
+               {absl::StrCat("version ", newer), absl::StrCat(Store::SchemaVersion())});
+  RawDb raw(path_);
+  EXPECT_EQ(raw.Int("PRAGMA user_version"), newer);
+}
+
+TEST_F(StoreTest, AnotherApplicationsDatabaseIsRefused) {
+  const std::string other = (dir_ / "other.db").string();
+  {
+    RawDb raw(other);
+    raw.Exec("CREATE TABLE accounts (id INTEGER PRIMARY KEY, name TEXT)");
+  }
+  ExpectStatus(Store::Open(other).status(), absl::StatusCode::kFailedPrecondition, {"other.db"});
+  RawDb raw(other);
+  EXPECT_EQ(raw.Int("SELECT count(*) FROM sqlite_schema"), 1) << "file was modified";
+}
+
+TEST_F(StoreTest, AFileThatIsNotSqliteIsAnError) {
+  const std::string junk = (dir_ / "junk.db").string();
+  {
+    std::ofstream out(junk);
+    out << std::string(4096, 'x');
+  }
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(junk);
+  EXPECT_FALSE(store.ok());
+  EXPECT_TRUE(absl::StrContains(store.status().message(), "sqlite")) << store.status();
+}
+
+// ---- datasets
+
+TEST_F(StoreTest, DatasetRoundTripIsBitExact) {
+  agt::Dataset data = MakeData(5, 3, 3);
+  data.x(0, 0) = -0.0;
+  data.x(1, 1) = std::numeric_limits<double>::denorm_min();
+  data.x(2, 2) = 0.1;
+  data.x(4, 0) = -1e308;
+  DatasetRecord in;
+  in.tenant = "acme";
+  in.name = "iris-ish";
+  in.num_rows = 999;  // filled in by the store from the data
+  absl::StatusOr<DatasetRecord> rec = store_->InsertDataset(in, data);
+  ASSERT_TRUE(rec.ok()) << rec.status();
+  EXPECT_TRUE(absl::StartsWith(rec->id, "ds-")) << rec->id;
+  EXPECT_EQ(rec->id.size(), 23u);
+  EXPECT_TRUE(IsLowerHex(rec->id.substr(3))) << rec->id;
+  EXPECT_EQ(rec->num_rows, 5);
+  EXPECT_EQ(rec->num_features, 3);
+  EXPECT_EQ(rec->num_classes, 3);
+  EXPECT_GT(rec->created_ms, 1600000000000);
+  EXPECT_EQ(rec->checksum.size(), 64u);
+  EXPECT_TRUE(IsLowerHex(rec->checksum));
+
+  absl::StatusOr<DatasetRecord> got = store_->GetDataset("acme", rec->id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->name, "iris-ish");
+  EXPECT_EQ(got->tenant, "acme");
+  EXPECT_EQ(got->checksum, rec->checksum);
+  EXPECT_EQ(got->size_bytes, rec->size_bytes);
+  EXPECT_EQ(got->created_ms, rec->created_ms);
+
+  absl::StatusOr<agt::Dataset> back = store_->LoadDatasetData("acme", rec->id);
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->x.rows(), 5);
+  ASSERT_EQ(back->x.cols(), 3);
+  EXPECT_EQ(back->num_classes, 3);
+  for (Index i = 0; i < data.x.size(); ++i)
+    EXPECT_EQ(Bits(back->x.data()[i]), Bits(data.x.data()[i]));
+  ExpectSameBits(back->y, data.y);
+
+  // The checksum and size describe the stored blobs.
+  RawDb raw(path_);
+  const std::string where = absl::StrCat("WHERE id = '", rec->id, "'");
+  const std::string features = raw.Text("SELECT features FROM datasets " + where);
+  const std::string labels = raw.Text("SELECT labels FROM datasets " + where);
+  EXPECT_EQ(rec->checksum, Sha256Hex(features + labels));
+  EXPECT_EQ(rec->size_bytes, static_cast<int64_t>(features.size() + labels.size()));
+}
+
+TEST_F(StoreTest, EmptyAndRegressionDatasetsRoundTrip) {
+  const DatasetRecord empty = AddDataset("t", "empty", MakeData(0, 4, 2));
+  absl::StatusOr<agt::Dataset> e = store_->LoadDatasetData("t", empty.id);
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->x.rows(), 0);
+  EXPECT_EQ(e->x.cols(), 4);
+  const DatasetRecord reg = AddDataset("t", "reg", MakeData(3, 1, 0));
+  absl::StatusOr<agt::Dataset> r = store_->LoadDatasetData("t", reg.id);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->num_classes, 0);
+  EXPECT_EQ(r->y[2], 1.0);
+}
+
+TEST_F(StoreTest, InconsistentDatasetIsRefused) {
+  agt::Dataset data = MakeData(4, 2, 2);
+  data.y.resize(3);
+  ExpectStatus(store_->InsertDataset(DatasetRecord{}, data).status(),
+               absl::StatusCode::kInvalidArgument, {"4", "3"});
+}
+
+TEST_F(StoreTest, DeleteDatasetIsBlockedByQueuedAndRunningJobs) {
+  const DatasetRecord d = AddDataset("t");
+  const JobRecord queued = AddJob("t", d.id);
+  ExpectStatus(store_->DeleteDataset("t", d.id), absl::StatusCode::kFailedPrecondition,
+               {d.id, queued.id, "QUEUED"});
+  ClaimExpecting(queued);
+  ExpectStatus(store_->DeleteDataset("t", d.id), absl::StatusCode::kFailedPrecondition,
+               {d.id, queued.id, "RUNNING"});
+  EXPECT_TRUE(store_->GetDataset("t", d.id).ok());
+
+  ASSERT_TRUE(store_->FailJob(queued.id, "boom").ok());
+  EXPECT_TRUE(store_->DeleteDataset("t", d.id).ok());
+  ExpectStatus(store_->GetDataset("t", d.id).status(), absl::StatusCode::kNotFound);
+  ExpectStatus(store_->LoadDatasetData("t", d.id).status(), absl::StatusCode::kNotFound);
+  ExpectStatus(store_->DeleteDataset("t", d.id), absl::StatusCode::kNotFound);
+  // The finished job keeps the id of its (now deleted) dataset.
+  absl::StatusOr<JobRecord> job = store_->GetJob("t", queued.id);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->dataset_id, d.id);
+  // A new job cannot use it.
+  JobRecord again;
+  again.tenant = "t";
+  again.dataset_id = d.id;
+  ExpectStatus(store_->InsertJob(again).status(), absl::StatusCode::kNotFound, {d.id});
+}
+
+TEST_F(StoreTest, DeleteDatasetIsAllowedAfterSuccessAndCancel) {
+  const DatasetRecord d = AddDataset("t");
+  const std::string model_id = AddModel("t", d.id);
+  const JobRecord cancelled = AddJob("t", d.id);
+  ASSERT_TRUE(store_->RequestCancel("t", cancelled.id).ok());
+  EXPECT_TRUE(store_->DeleteDataset("t", d.id).ok());
+  // The model outlives its dataset.
+  EXPECT_TRUE(store_->GetModel("t", model_id).ok());
+}
+
+// ---- tenants
+
+TEST_F(StoreTest, AnotherTenantsRecordsAreNotFoundExactlyLikeUnknownIds) {
+  const DatasetRecord d = AddDataset("alpha");
+  const std::string model_id = AddModel("alpha", d.id);
+  const JobRecord job = AddJob("alpha", d.id);
+  const std::string unknown_ds = "ds-00000000000000000000";
+  const std::string unknown_job = "job-00000000000000000000";
+  const std::string unknown_mdl = "mdl-00000000000000000000";
+
+  // Same code and the same message shape for "exists elsewhere" and "never existed".
+  auto expect_not_found = [](const absl::Status& s, const std::string& kind,
+                             const std::string& id) {
+    EXPECT_EQ(s.code(), absl::StatusCode::kNotFound) << s;
+    EXPECT_EQ(s.message(), absl::StrCat(kind, " ", id, " not found"));
+  };
+  for (const auto& [id, unknown] : {std::pair{d.id, unknown_ds}}) {
+    expect_not_found(store_->GetDataset("beta", id).status(), "dataset", id);
+    expect_not_found(store_->GetDataset("beta", unknown).status(), "dataset", unknown);
+    expect_not_found(store_->LoadDatasetData("beta", id).status(), "dataset", id);
+    expect_not_found(store_->LoadDatasetData("beta", unknown).status(), "dataset", unknown);
+    expect_not_found(store_->DeleteDataset("beta", id), "dataset", id);
+    expect_not_found(store_->DeleteDataset("beta", unknown), "dataset", unknown);
+  }
+  expect_not_found(store_->GetJob("beta", job.id).status(), "job", job.id);
+  expect_not_found(store_->GetJob("beta", unknown_job).status(), "job", unknown_job);
+  expect_not_found(store_->RequestCancel("beta", job.id).status(), "job", job.id);
+  expect_not_found(store_->RequestCancel("beta", unknown_job).status(), "job", unknown_job);
+  expect_not_found(store_->GetModel("beta", model_id).status(), "model", model_id);
+  expect_not_found(store_->GetModel("beta", unknown_mdl).status(), "model", unknown_mdl);
+
+  // A job of beta cannot train on alpha's dataset.
+  JobRecord steal;
+  steal.tenant = "beta";
+  steal.dataset_id = d.id;
+  expect_not_found(store_->InsertJob(steal).status(), "dataset", d.id);
+
+  // Listings show nothing of alpha's.
+  absl::StatusOr<Page<DatasetRecord>> ds = store_->ListDatasets("beta", 0, "");
+  absl::StatusOr<Page<JobRecord>> jobs = store_->ListJobs("beta", std::nullopt, 0, "");
+  absl::StatusOr<Page<ModelRecord>> models = store_->ListModels("beta", 0, "");
+  ASSERT_TRUE(ds.ok() && jobs.ok() && models.ok());
+  EXPECT_TRUE(ds->items.empty());
+  EXPECT_TRUE(jobs->items.empty());
+  EXPECT_TRUE(models->items.empty());
+
+  // And alpha still has everything (beta's attempts changed nothing).
+  EXPECT_TRUE(store_->GetDataset("alpha", d.id).ok());
+  EXPECT_EQ(StateOf(job), JobState::kQueued);
+  EXPECT_TRUE(store_->GetModel("alpha", model_id).ok());
+}
+
+TEST_F(StoreTest, ListingsOfATenantSeeOnlyItsOwnRecords) {
+  std::map<std::string, std::set<std::string>> mine;
+  for (int i = 0; i < 6; ++i) {
+    const std::string tenant = i % 2 == 0 ? "even" : "odd";
+    mine[tenant].insert(AddDataset(tenant).id);
+  }
+  for (const auto& [tenant, ids] : mine) {
+    absl::StatusOr<Page<DatasetRecord>> page = store_->ListDatasets(tenant, 0, "");
+    ASSERT_TRUE(page.ok());
+    std::set<std::string> listed;
+    for (const DatasetRecord& r : page->items) {
+      EXPECT_EQ(r.tenant, tenant);
+      listed.insert(r.id);
+    }
+    EXPECT_EQ(listed, ids);
+  }
+}
+
+// ---- pagination
+
+TEST_F(StoreTest, DatasetPagesAreInCreationOrderAndComplete) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 7; ++i) ids.push_back(AddDataset("t", absl::StrCat("d", i)).id);
+  AddDataset("other");
+  std::vector<std::string> listed;
+  std::string token;
+  std::vector<size_t> sizes;
+  for (int guard = 0; guard < 10; ++guard) {
+    absl::StatusOr<Page<DatasetRecord>> page = store_->ListDatasets("t", 3, token);
+    ASSERT_TRUE(page.ok()) << page.status();
+    sizes.push_back(page->items.size());
+    for (const DatasetRecord& r : page->items) listed.push_back(r.id);
+    token = page->next_page_token;
+    if (token.empty()) break;
+  }
+  EXPECT_EQ(sizes, (std::vector<size_t>{3, 3, 1}));
+  EXPECT_EQ(listed, ids);
+}
+
+TEST_F(StoreTest, AnExactMultipleOfThePageSizeEndsWithoutAnEmptyPage) {
+  for (int i = 0; i < 4; ++i) AddDataset("t");
+  absl::StatusOr<Page<DatasetRecord>> first = store_->ListDatasets("t", 2, "");
+  ASSERT_TRUE(first.ok());
+  ASSERT_FALSE(first->next_page_token.empty());
+  absl::StatusOr<Page<DatasetRecord>> second = store_->ListDatasets("t", 2, first->next_page_token);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->items.size(), 2u);
+  EXPECT_TRUE(second->next_page_token.empty());
+}
+
+TEST_F(StoreTest, PageTokensSurviveDeletionsInsertionsAndRestarts) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 6; ++i) ids.push_back(AddDataset("t").id);
+  absl::StatusOr<Page<DatasetRecord>> first = store_->ListDatasets("t", 2, "");
+  ASSERT_TRUE(first.ok());
+  // The last record of the first page disappears and a new one arrives.
+  ASSERT_TRUE(store_->DeleteDataset("t", ids[1]).ok());
+  ASSERT_TRUE(store_->DeleteDataset("t", ids[2]).ok());
+  const std::string late = AddDataset("t").id;
+  Reopen();
+  std::vector<std::string> rest;
+  std::string token = first->next_page_token;
+  for (int guard = 0; guard < 10 && !token.empty(); ++guard) {
+    absl::StatusOr<Page<DatasetRecord>> page = store_->ListDatasets("t", 2, token);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const DatasetRecord& r : page->items) rest.push_back(r.id);
+    token = page->next_page_token;
+  }
+  EXPECT_EQ(rest, (std::vector<std::string>{ids[3], ids[4], ids[5], late}));
+}
+
+TEST_F(StoreTest, JobPagesFilterByState) {
+  const DatasetRecord d = AddDataset("t");
+  std::vector<JobRecord> jobs;
+  for (int i = 0; i < 5; ++i) jobs.push_back(AddJob("t", d.id, absl::StrCat("j", i)));
+  ClaimExpecting(jobs[0]);
+  ClaimExpecting(jobs[1]);
+  ASSERT_TRUE(store_->RequestCancel("t", jobs[3].id).ok());
+
+  auto list_all = [&](std::optional<JobState> state) {
+    std::vector<std::string> ids;
+    std::string token;
+    for (int guard = 0; guard < 10; ++guard) {
+      absl::StatusOr<Page<JobRecord>> page = store_->ListJobs("t", state, 1, token);
+      EXPECT_TRUE(page.ok()) << page.status();
+      if (!page.ok()) break;
+      EXPECT_LE(page->items.size(), 1u);
+      for (const JobRecord& j : page->items) {
+        if (state.has_value()) {
+          EXPECT_EQ(j.state, *state);
+        }
+        ids.push_back(j.id);
+      }
+      token = page->next_page_token;
+      if (token.empty()) break;
+    }
+    return ids;
+  };
+  EXPECT_EQ(list_all(std::nullopt),
+            (std::vector<std::string>{jobs[0].id, jobs[1].id, jobs[2].id, jobs[3].id, jobs[4].id}));
+  EXPECT_EQ(list_all(JobState::kRunning), (std::vector<std::string>{jobs[0].id, jobs[1].id}));
+  EXPECT_EQ(list_all(JobState::kQueued), (std::vector<std::string>{jobs[2].id, jobs[4].id}));
+  EXPECT_EQ(list_all(JobState::kCancelled), (std::vector<std::string>{jobs[3].id}));
+  EXPECT_TRUE(list_all(JobState::kSucceeded).empty());
+}
+
+TEST_F(StoreTest, ModelPagesCarryTheirBoxes) {
+  const DatasetRecord d = AddDataset("t");
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) ids.push_back(AddModel("t", d.id));
+  absl::StatusOr<Page<ModelRecord>> first = store_->ListModels("t", 2, "");
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_EQ(first->items.size(), 2u);
+  absl::StatusOr<Page<ModelRecord>> second = store_->ListModels("t", 2, first->next_page_token);
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_EQ(second->items.size(), 1u);
+  EXPECT_TRUE(second->next_page_token.empty());
+  EXPECT_EQ(first->items[0].id, ids[0]);
+  EXPECT_EQ(first->items[1].id, ids[1]);
+  EXPECT_EQ(second->items[0].id, ids[2]);
+  for (const ModelRecord& m : first->items) EXPECT_EQ(m.boxes.size(), 3u);
+}
+
+TEST_F(StoreTest, BadPageArgumentsAreInvalidArgument) {
+  const DatasetRecord d = AddDataset("t");
+  AddDataset("t");
+  AddJob("t", d.id);
+  AddJob("t", d.id);
+  absl::StatusOr<Page<DatasetRecord>> ds = store_->ListDatasets("t", 1, "");
+  absl::StatusOr<Page<JobRecord>> jobs = store_->ListJobs("t", std::nullopt, 1, "");
+  ASSERT_TRUE(ds.ok() && jobs.ok());
+  ASSERT_FALSE(ds->next_page_token.empty());
+  ASSERT_FALSE(jobs->next_page_token.empty());
+
+  for (const std::string& token : {std::string("garbage"), std::string("!!"),
+                                   ds->next_page_token + "x", std::string(1000, 'A')}) {
+    ExpectStatus(store_->ListDatasets("t", 1, token).status(), absl::StatusCode::kInvalidArgument,
+                 {"page_token"});
+    ExpectStatus(store_->ListJobs("t", std::nullopt, 1, token).status(),
+                 absl::StatusCode::kInvalidArgument, {"page_token"});
+    ExpectStatus(store_->ListModels("t", 1, token).status(), absl::StatusCode::kInvalidArgument,
+                 {"page_token"});
+  }
+  // A token is only good for the listing that issued it.
+  ExpectStatus(store_->ListJobs("t", std::nullopt, 1, ds->next_page_token).status(),
+               absl::StatusCode::kInvalidArgument, {"page_token"});
+  ExpectStatus(store_->ListModels("t", 1, jobs->next_page_token).status(),
+               absl::StatusCode::kInvalidArgument, {"page_token"});
+  ExpectStatus(store_->ListDatasets("t", -1, "").status(), absl::StatusCode::kInvalidArgument,
+               {"page_size", "-1"});
+}
+
+TEST_F(StoreTest, PageSizeZeroIsTheDefaultAndLargeSizesAreCapped) {
+  RawDb raw(path_);
+  // Bulk-insert cheap rows directly: more than both limits.
+  const int rows = kMaxPageSize + 5;
+  raw.Exec("BEGIN");
+  for (int i = 0; i < rows; ++i) {
+    raw.Exec(
+        absl::StrCat("INSERT INTO datasets (id, tenant, name, num_rows, num_features, "
+                     "num_classes, checksum, size_bytes, created_ms, features, labels) "
+                     "VALUES ('ds-bulk",
+                     i, "', 't', 'n', 0, 0, 0, '', 0, 0, x'00', x'00')"));
+  }
+  raw.Exec("COMMIT");
+  absl::StatusOr<Page<DatasetRecord>> def = store_->ListDatasets("t", 0, "");
+  ASSERT_TRUE(def.ok()) << def.status();
+  EXPECT_EQ(def->items.size(), static_cast<size_t>(kDefaultPageSize));
+  EXPECT_FALSE(def->next_page_token.empty());
+  absl::StatusOr<Page<DatasetRecord>> big = store_->ListDatasets("t", 1 << 30, "");
+  ASSERT_TRUE(big.ok()) << big.status();
+  EXPECT_EQ(big->items.size(), static_cast<size_t>(kMaxPageSize));
+  EXPECT_FALSE(big->next_page_token.empty());
+}
+
+// ---- jobs
+
+TEST_F(StoreTest, TheFullJobLifecycle) {
+  const DatasetRecord d = AddDataset("t");
+  JobRecord in;
+  in.tenant = "t";
+  in.dataset_id = d.id;
+  in.name = "first";
+  in.spec = std::string("\x08\x01\0\xff", 4);
+  in.state = JobState::kSucceeded;  // ignored: new jobs are QUEUED
+  in.model_id = "mdl-forged";       // ignored
+  absl::StatusOr<JobRecord> job = store_->InsertJob(in);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_TRUE(absl::StartsWith(job->id, "job-")) << job->id;
+  EXPECT_EQ(job->id.size(), 24u);
+  EXPECT_TRUE(IsLowerHex(job->id.substr(4)));
+  EXPECT_EQ(job->state, JobState::kQueued);
+  EXPECT_TRUE(job->model_id.empty());
+  EXPECT_GT(job->created_ms, 0);
+  EXPECT_EQ(job->started_ms, 0);
+
+  absl::StatusOr<JobRecord> stored = store_->GetJob("t", job->id);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(stored->spec, in.spec);
+  EXPECT_EQ(stored->name, "first");
+  EXPECT_EQ(stored->state, JobState::kQueued);
+
+  absl::StatusOr<std::optional<JobRecord>> claimed = store_->ClaimNextQueuedJob();
+  ASSERT_TRUE(claimed.ok() && claimed->has_value());
+  EXPECT_EQ((*claimed)->id, job->id);
+  EXPECT_EQ((*claimed)->state, JobState::kRunning);
+  EXPECT_GE((*claimed)->started_ms, job->created_ms);
+  EXPECT_EQ((*claimed)->spec, in.spec);
+
+  ASSERT_TRUE(store_->UpdateJobProgress(job->id, MakeProgress(3), 7).ok());
+  absl::StatusOr<JobRecord> running = store_->GetJob("t", job->id);
+  ASSERT_TRUE(running.ok());
+  EXPECT_EQ(running->progress.iteration, 3);
+  EXPECT_EQ(running->progress.total_iterations, 100);
+  EXPECT_EQ(running->dropped_rows_per_epoch, 7);
+  ASSERT_EQ(running->progress.total_width.size(), 3u);
+  EXPECT_EQ(Bits(running->progress.total_width[1]), Bits(-0.0));
+  EXPECT_EQ(running->progress.total_width[2], kInf);
+
+  ASSERT_TRUE(store_->SaveCheckpoint(job->id, MakeState(5, 13, 3), MakeProgress(5)).ok());
+  JobProgressRecord final_progress = MakeProgress(100);
+  absl::StatusOr<std::string> model_id =
+      store_->CompleteJob(job->id, MakeModel(13, 3), final_progress);
+  ASSERT_TRUE(model_id.ok()) << model_id.status();
+  EXPECT_TRUE(absl::StartsWith(*model_id, "mdl-"));
+  EXPECT_EQ(model_id->size(), 24u);
+
+  absl::StatusOr<JobRecord> done = store_->GetJob("t", job->id);
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->state, JobState::kSucceeded);
+  EXPECT_EQ(done->model_id, *model_id);
+  EXPECT_EQ(done->progress.iteration, 100);
+  EXPECT_EQ(done->dropped_rows_per_epoch, 7);
+  EXPECT_GE(done->finished_ms, done->started_ms);
+  absl::StatusOr<std::optional<agt::TrainState>> cp = store_->LoadCheckpoint(job->id);
+  ASSERT_TRUE(cp.ok()) << cp.status();
+  EXPECT_FALSE(cp->has_value()) << "checkpoint kept after success";
+
+  absl::StatusOr<std::optional<JobRecord>> none = store_->ClaimNextQueuedJob();
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+}
+
+TEST_F(StoreTest, ProgressScalarsKeepSignInfinityAndNan) {
+  const DatasetRecord d = AddDataset("t");
+  const JobRecord job = AddJob("t", d.id);
+  ClaimExpecting(job);
+  JobProgressRecord p = MakeProgress(1);
+  p.nominal_loss = std::numeric_limits<double>::quiet_NaN();
+  p.eta_seconds = -0.0;
+  ASSERT_TRUE(store_->UpdateJobProgress(job.id, p, 0).ok());
+  absl::StatusOr<JobRecord> got = store_->GetJob("t", job.id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_TRUE(std::isnan(got->progress.nominal_loss));
+  EXPECT_EQ(Bits(got->progress.eta_seconds), Bits(-0.0));
+  p.nominal_loss = kInf;
+  p.eta_seconds = std::numeric_limits<double>::denorm_min();
+  ASSERT_TRUE(store_->UpdateJobProgress(job.id, p, 0).ok());
+  got = store_->GetJob("t", job.id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->progress.nominal_loss, kInf);
+  EXPECT_EQ(Bits(got->progress.eta_seconds), Bits(std::numeric_limits<double>::denorm_min()));
+}
+
+TEST_F(StoreTest, ClaimsAreOldestFirstAcrossTenantsAndUnknownDatasetsAreRefused) {
+  const DatasetRecord dt = AddDataset("t");
+  const DatasetRecord du = AddDataset("u");
+  JobRecord orphan;
+  orphan.tenant = "t";
+  orphan.dataset_id = "ds-nope";
+  ExpectStatus(store_->InsertJob(orphan).status(), absl::StatusCode::kNotFound, {"ds-nope"});
+  std::vector<JobRecord> jobs;
+  for (int i = 0; i < 6; ++i) jobs.push_back(i % 2 ? AddJob("u", du.id) : AddJob("t", dt.id));
+  for (const JobRecord& j : jobs) ClaimExpecting(j);
+  absl::StatusOr<std::optional<JobRecord>> none = store_->ClaimNextQueuedJob();
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+}
+
+TEST_F(StoreTest, IllegalTransitionsNameTheJobAndBothStates) {
+  const DatasetRecord d = AddDataset("t");
+  const JobRecord job = AddJob("t", d.id);
+  // QUEUED: only RUNNING (claim) and CANCELLED are reachable.
+  ExpectStatus(store_->CompleteJob(job.id, MakeModel(13, 1), MakeProgress(1)).status(),
+               absl::StatusCode::kFailedPrecondition, {job.id, "QUEUED", "SUCCEEDED"});
+  ExpectStatus(store_->FailJob(job.id, "x"), absl::StatusCode::kFailedPrecondition,
+               {job.id, "QUEUED", "FAILED"});
+  ExpectStatus(store_->UpdateJobProgress(job.id, MakeProgress(1), 0),
+               absl::StatusCode::kFailedPrecondition, {job.id, "QUEUED", "RUNNING"});
+  ExpectStatus(store_->SaveCheckpoint(job.id, MakeState(1, 13, 1), MakeProgress(1)),
+               absl::StatusCode::kFailedPrecondition, {job.id, "QUEUED", "RUNNING"});
+  EXPECT_EQ(StateOf(job), JobState::kQueued);
+
+  ClaimExpecting(job);
+  ASSERT_TRUE(store_->FailJob(job.id, "diverged at step 3").ok());
+  absl::StatusOr<JobRecord> failed = store_->GetJob("t", job.id);
+  ASSERT_TRUE(failed.ok());
+  EXPECT_EQ(failed->state, JobState::kFailed);
+  EXPECT_EQ(failed->error, "diverged at step 3");
+  EXPECT_GT(failed->finished_ms, 0);
+
+  // FAILED is final: nothing moves it.
+  ExpectStatus(store_->CompleteJob(job.id, MakeModel(13, 1), MakeProgress(1)).status(),
+               absl::StatusCode::kFailedPrecondition, {job.id, "FAILED", "SUCCEEDED"});
+  ExpectStatus(store_->MarkCancelled(job.id), absl::StatusCode::kFailedPrecondition,
+               {job.id, "FAILED", "CANCELLED"});
+  ExpectStatus(store_->FailJob(job.id, "again"), absl::StatusCode::kFailedPrecondition,
+               {job.id, "FAILED"});
+  ExpectStatus(store_->RequestCancel("t", job.id).status(), absl::StatusCode::kFailedPrecondition,
+               {job.id, "FAILED"});
+  ExpectStatus(store_->UpdateJobProgress(job.id, MakeProgress(1), 0),
+               absl::StatusCode::kFailedPrecondition, {job.id, "FAILED"});
+  ExpectStatus(store_->SaveCheckpoint(job.id, MakeState(1, 13, 1), MakeProgress(1)),
+               absl::StatusCode::kFailedPrecondition, {job.id, "FAILED"});
+  failed = store_->GetJob("t", job.id);
+  ASSERT_TRUE(failed.ok());
+  EXPECT_EQ(failed->state, JobState::kFailed);
+  EXPECT_EQ(failed->error, "diverged at step 3");
+
+  // RequeueRunningJobs leaves final jobs alone.
+  absl::StatusOr<int> requeued = store_->RequeueRunningJobs();
+  ASSERT_TRUE(requeued.ok());
+  EXPECT_EQ(*requeued, 0);
+  EXPECT_EQ(StateOf(job), JobState::kFailed);
+}
+
+TEST_F(StoreTest, WorkerCallsOnUnknownJobsAreNotFound) {
+  const std::string id = "job-11111111111111111111";
+  ExpectStatus(store_->UpdateJobProgress(id, MakeProgress(1), 0), absl::StatusCode::kNotFound,
+               {id});
+  ExpectStatus(store_->SaveCheckpoint(id, MakeState(1, 3, 1), MakeProgress(1)),
+               absl::StatusCode::kNotFound, {id});
+  ExpectStatus(store_->LoadCheckpoint(id).status(), absl::StatusCode::kNotFound, {id});
+  ExpectStatus(store_->CompleteJob(id, MakeModel(13, 1), MakeProgress(1)).status(),
+               absl::StatusCode::kNotFound, {id});
+  ExpectStatus(store_->FailJob(id, "x"), absl::StatusCode::kNotFound, {id});
+  ExpectStatus(store_->MarkCancelled(id), absl::StatusCode::kNotFound, {id});
+  ExpectStatus(store_->IsCancelRequested(id).status(), absl::StatusCode::kNotFound, {id});
+}
+
+TEST_F(StoreTest, CancellingAQueuedJobIsImmediate) {
+  const DatasetRecord d = AddDataset("t");
+  const JobRecord job = AddJob("t", d.id);
+  absl::StatusOr<JobRecord> after = store_->RequestCancel("t", job.id);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->state, JobState::kCancelled);
+  EXPECT_TRUE(after->cancel_requested);
+  EXPECT_GT(after->finished_ms, 0);
+  absl::StatusOr<std::optional<JobRecord>> claimed = store_->ClaimNextQueuedJob();
+  ASSERT_TRUE(claimed.ok());
+  EXPECT_FALSE(claimed->has_value()) << "a cancelled job was claimed";
+  ExpectStatus(store_->RequestCancel("t", job.id).status(), absl::StatusCode::kFailedPrecondition,
+               {job.id, "CANCELLED"});
+}
+
+TEST_F(StoreTest, CancellingARunningJobIsARequestTheWorkerCompletes) {
+  const DatasetRecord d = AddDataset("t");
+  const JobRecord job = AddJob("t", d.id);
+  ClaimExpecting(job);
+  ASSERT_TRUE(store_->SaveCheckpoint(job.id, MakeState(2, 13, 2), MakeProgress(2)).ok());
+  absl::StatusOr<bool> requested = store_->IsCancelRequested(job.id);
+  ASSERT_TRUE(requested.ok());
+  EXPECT_FALSE(*requested);
+
+  absl::StatusOr<JobRecord> after = store_->RequestCancel("t", job.id);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->state, JobState::kRunning);
+  EXPECT_TRUE(after->cancel_requested);
+  // Asking twice is harmless.
+  after = store_->RequestCancel("t", job.id);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->state, JobState::kRunning);
+  requested = store_->IsCancelRequested(job.id);
+  ASSERT_TRUE(requested.ok());
+  EXPECT_TRUE(*requested);
+
+  ASSERT_TRUE(store_->MarkCancelled(job.id).ok());
+  EXPECT_EQ(StateOf(job), JobState::kCancelled);
+  absl::StatusOr<std::optional<agt::TrainState>> cp = store_->LoadCheckpoint(job.id);
+  ASSERT_TRUE(cp.ok());
+  EXPECT_FALSE(cp->has_value()) << "a cancelled job keeps no checkpoint";
+  ExpectStatus(store_->MarkCancelled(job.id), absl::StatusCode::kFailedPrecondition,
+               {job.id, "CANCELLED"});
+  ExpectStatus(store_->SaveCheckpoint(job.id, MakeState(3, 13, 2), MakeProgress(3)),
+               absl::StatusCode::kFailedPrecondition, {job.id, "CANCELLED"});
+}
+
+TEST_F(StoreTest, CheckpointsReplaceEachOtherAndRoundTripExactly) {
+  const DatasetRecord d = AddDataset("t");
+  const JobRecord job = AddJob("t", d.id);
+  ClaimExpecting(job);
+  absl::StatusOr<std::optional<agt::TrainState>> none = store_->LoadCheckpoint(job.id);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+
+  ASSERT_TRUE(store_->SaveCheckpoint(job.id, MakeState(3, 13, 3), MakeProgress(3)).ok());
+  const agt::TrainState latest = MakeState(5, 13, 3);
+  ASSERT_TRUE(store_->SaveCheckpoint(job.id, latest, MakeProgress(5)).ok());
+  RawDb raw(path_);
+  EXPECT_EQ(raw.Int("SELECT count(*) FROM checkpoints"), 1);
+
+  Reopen();
+  absl::StatusOr<std::optional<agt::TrainState>> cp = store_->LoadCheckpoint(job.id);
+  ASSERT_TRUE(cp.ok()) << cp.status();
+  ASSERT_TRUE(cp->has_value());
+  const agt::TrainState& got = **cp;
+  EXPECT_EQ(got.step, 5);
+  ExpectSameBits(got.nominal, latest.nominal);
+  ASSERT_EQ(got.boxes.size(), 3u);
+  for (size_t b = 0; b < 3; ++b) {
+    ExpectSameBits(got.boxes[b].lower, latest.boxes[b].lower);
+    ExpectSameBits(got.boxes[b].upper, latest.boxes[b].upper);
+    ExpectSameBits(got.velocity_lower[b], latest.velocity_lower[b]);
+    ExpectSameBits(got.velocity_upper[b], latest.velocity_upper[b]);
+  }
+  ExpectSameBits(got.velocity_nominal, latest.velocity_nominal);
+  // The progress was saved with the checkpoint.
+  absl::StatusOr<JobRecord> stored = store_->GetJob("t", job.id);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->progress.iteration, 5);
+}
+
+TEST_F(StoreTest, RequeueSendsRunningJobsBackWithTheirCheckpoints) {
+  const DatasetRecord d = AddDataset("t");
+  const JobRecord a = AddJob("t", d.id, "a");
+  const JobRecord b = AddJob("t", d.id, "b");
+  const JobRecord c = AddJob("t", d.id, "c");
+  ClaimExpecting(a);
+  ClaimExpecting(b);
+  ASSERT_TRUE(store_->SaveCheckpoint(a.id, MakeState(4, 13, 2), MakeProgress(4)).ok());
+
+  Reopen();  // the "crash": a new process over the same file
+  absl::StatusOr<int> requeued = store_->RequeueRunningJobs();
+  ASSERT_TRUE(requeued.ok()) << requeued.status();
+  EXPECT_EQ(*requeued, 2);
+  EXPECT_EQ(StateOf(a), JobState::kQueued);
+  EXPECT_EQ(StateOf(b), JobState::kQueued);
+  EXPECT_EQ(StateOf(c), JobState::kQueued);
+  absl::StatusOr<std::optional<agt::TrainState>> cp = store_->LoadCheckpoint(a.id);
+  ASSERT_TRUE(cp.ok() && cp->has_value());
+  EXPECT_EQ((*cp)->step, 4);
+  // The interrupted jobs keep their place at the head of the queue.
+  ClaimExpecting(a);
+  ClaimExpecting(b);
+  ClaimExpecting(c);
+  requeued = store_->RequeueRunningJobs();
+  ASSERT_TRUE(requeued.ok());
+  EXPECT_EQ(*requeued, 3);
+}
+
+// ---- models and CompleteJob
+
+TEST_F(StoreTest, ModelRoundTripIsBitExact) {
+  const DatasetRecord d = AddDataset("t");
+  const JobRecord job = AddJob("t", d.id);
+  ClaimExpecting(job);
+  const ModelRecord in = MakeModel(13, 4);
+  absl::StatusOr<std::string> id = store_->CompleteJob(job.id, in, MakeProgress(10));
+  ASSERT_TRUE(id.ok()) << id.status();
+  Reopen();
+  absl::StatusOr<ModelRecord> m = store_->GetModel("t", *id);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->id, *id);
+  EXPECT_EQ(m->tenant, "t");
+  EXPECT_EQ(m->job_id, job.id);
+  EXPECT_EQ(m->dataset_id, d.id);
+  EXPECT_EQ(m->name, "mlp");
+  EXPECT_EQ(m->spec, job.spec) << "an empty spec is taken from the job";
+  EXPECT_EQ(m->architecture.Describe(), in.architecture.Describe());
+  EXPECT_EQ(m->polynomial_degree, 2);
+  EXPECT_EQ(m->input_features, 2);
+  EXPECT_EQ(m->num_classes, 2);
+  EXPECT_GT(m->created_ms, 0);
+  ExpectSameBits(m->nominal, in.nominal);
+  ASSERT_EQ(m->boxes.size(), 4u);
+  for (size_t b = 0; b < 4; ++b) {
+    EXPECT_EQ(m->boxes[b].budget.n, in.boxes[b].budget.n);
+    EXPECT_EQ(m->boxes[b].budget.label_n, in.boxes[b].budget.label_n);
+    ExpectSameBits(m->boxes[b].box.lower, in.boxes[b].box.lower);
+    ExpectSameBits(m->boxes[b].box.upper, in.boxes[b].box.upper);
+    EXPECT_EQ(Bits(m->boxes[b].total_width), Bits(in.boxes[b].total_width)) << b;
+    EXPECT_EQ(Bits(m->boxes[b].max_width), Bits(-0.0)) << b;
+  }
+}
+
+TEST_F(StoreTest, CompleteJobIsAllOrNothing) {
+  const DatasetRecord d = AddDataset("t");
+  const JobRecord job = AddJob("t", d.id);
+  ClaimExpecting(job);
+  ASSERT_TRUE(store_->SaveCheckpoint(job.id, MakeState(7, 13, 2), MakeProgress(7)).ok());
+
+  // Make the last write of the transaction (the job's state) fail, after the
+  // model and its boxes were inserted.
+  RawDb raw(path_);
+  raw.Exec(
+      "CREATE TRIGGER injected_failure BEFORE UPDATE OF state ON jobs WHEN NEW.state = 3 "
+      "BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
+  absl::StatusOr<std::string> failed =
+      store_->CompleteJob(job.id, MakeModel(13, 2), MakeProgress(99));
+  ExpectStatus(failed.status(), absl::StatusCode::kInternal, {"injected failure"});
+  EXPECT_EQ(raw.Int("SELECT count(*) FROM models"), 0);
+  EXPECT_EQ(raw.Int("SELECT count(*) FROM model_boxes"), 0);
+  EXPECT_EQ(raw.Int("SELECT count(*) FROM checkpoints"), 1);
+  absl::StatusOr<JobRecord> still = store_->GetJob("t", job.id);
+  ASSERT_TRUE(still.ok());
+  EXPECT_EQ(still->state, JobState::kRunning);
+  EXPECT_EQ(still->progress.iteration, 7);
+  EXPECT_TRUE(still->model_id.empty());
+
+  // Inconsistent models are refused before anything is written.
+  ModelRecord bad = MakeModel(13, 2);
+  bad.boxes[1].box.upper.resize(12);
+  ExpectStatus(store_->CompleteJob(job.id, bad, MakeProgress(99)).status(),
+               absl::StatusCode::kInvalidArgument, {"box 1", "12", "13"});
+  ModelRecord foreign = MakeModel(13, 2);
+  foreign.tenant = "someone-else";
+  ExpectStatus(store_->CompleteJob(job.id, foreign, MakeProgress(99)).status(),
+               absl::StatusCode::kInvalidArgument, {"tenant", job.id});
+
+  // With the obstacle gone the same call succeeds, and everything lands together.
+  raw.Exec("DROP TRIGGER injected_failure");
+  absl::StatusOr<std::string> ok = store_->CompleteJob(job.id, MakeModel(13, 2), MakeProgress(99));
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(raw.Int("SELECT count(*) FROM models"), 1);
+  EXPECT_EQ(raw.Int("SELECT count(*) FROM model_boxes"), 2);
+  EXPECT_EQ(raw.Int("SELECT count(*) FROM checkpoints"), 0);
+  absl::StatusOr<JobRecord> done = store_->GetJob("t", job.id);
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->state, JobState::kSucceeded);
+  EXPECT_EQ(done->model_id, *ok);
+  EXPECT_EQ(done->progress.iteration, 99);
+}
+
+TEST_F(StoreTest, ReopenKeepsEveryRecord) {
+  const DatasetRecord d = AddDataset("t", "keep", MakeData(9, 3, 2));
+  const std::string model_id = AddModel("t", d.id);
+  const JobRecord queued = AddJob("t", d.id, "queued");
+  Reopen();
+  absl::StatusOr<DatasetRecord> got_d = store_->GetDataset("t", d.id);
+  ASSERT_TRUE(got_d.ok()) << got_d.status();
+  EXPECT_EQ(got_d->checksum, d.checksum);
+  absl::StatusOr<agt::Dataset> data = store_->LoadDatasetData("t", d.id);
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_EQ(data->x.rows(), 9);
+  absl::StatusOr<ModelRecord> model = store_->GetModel("t", model_id);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(model->boxes.size(), 3u);
+  absl::StatusOr<JobRecord> job = store_->GetJob("t", queued.id);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->state, JobState::kQueued);
+  EXPECT_EQ(job->name, "queued");
+  absl::StatusOr<Page<JobRecord>> jobs = store_->ListJobs("t", std::nullopt, 0, "");
+  ASSERT_TRUE(jobs.ok());
+  EXPECT_EQ(jobs->items.size(), 2u);
+}
+
+// ---- concurrency
+
+TEST_F(StoreTest, ConcurrentClaimsNeverHandOutAJobTwice) {
+  constexpr int kJobs = 48;
+  constexpr int kThreads = 8;
+  const DatasetRecord d = AddDataset("t");
+  std::set<std::string> all;
+  for (int i = 0; i < kJobs; ++i) all.insert(AddJob("t", d.id).id);
+  // Two stores over the same file: threads share a connection within a store
+  // and contend through SQLite's locks across the two.
+  absl::StatusOr<std::unique_ptr<Store>> second = Store::Open(path_);
+  ASSERT_TRUE(second.ok()) << second.status();
+  std::mutex mu;
+  std::vector<std::string> claimed;
+  std::vector<absl::Status> errors;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    Store* store = t % 2 == 0 ? store_.get() : second->get();
+    threads.emplace_back([&, store] {
+      for (int guard = 0; guard < 2 * kJobs; ++guard) {
+        absl::StatusOr<std::optional<JobRecord>> job = store->ClaimNextQueuedJob();
+        std::lock_guard<std::mutex> lock(mu);
+        if (!job.ok()) {
+          errors.push_back(job.status());
+          continue;
+        }
+        if (!job->has_value()) return;
+        claimed.push_back((*job)->id);
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const absl::Status& s : errors) ADD_FAILURE() << s;
+  std::multiset<std::string> counted(claimed.begin(), claimed.end());
+  for (const std::string& id : all) EXPECT_EQ(counted.count(id), 1u) << id;
+  EXPECT_EQ(claimed.size(), static_cast<size_t>(kJobs));
+  absl::StatusOr<Page<JobRecord>> running = store_->ListJobs("t", JobState::kRunning, 0, "");
+  ASSERT_TRUE(running.ok());
+  EXPECT_EQ(running->items.size(), static_cast<size_t>(kJobs));
+}
+
+// ---- corruption
+
+TEST_F(StoreTest, CorruptedBlobsAreDataLossNotWrongNumbers) {
+  const DatasetRecord d = AddDataset("t");
+  const std::string model_id = AddModel("t", d.id);
+  const JobRecord job = AddJob("t", d.id);
+  ClaimExpecting(job);
+  ASSERT_TRUE(store_->SaveCheckpoint(job.id, MakeState(2, 13, 2), MakeProgress(2)).ok());
+  RawDb raw(path_);
+
+  raw.FlipByte("datasets", "features", absl::StrCat("id = '", d.id, "'"), 40);
+  ExpectStatus(store_->LoadDatasetData("t", d.id).status(), absl::StatusCode::kDataLoss, {d.id});
+  EXPECT_TRUE(store_->GetDataset("t", d.id).ok()) << "metadata stays readable";
+
+  raw.FlipByte("checkpoints", "state", absl::StrCat("job_id = '", job.id, "'"), 50);
+  ExpectStatus(store_->LoadCheckpoint(job.id).status(), absl::StatusCode::kDataLoss,
+               {job.id, "checksum mismatch"});
+
+  raw.FlipByte("model_boxes", "upper", absl::StrCat("model_id = '", model_id, "' AND position = 2"),
+               33);
+  ExpectStatus(store_->GetModel("t", model_id).status(), absl::StatusCode::kDataLoss,
+               {model_id, "box 2"});
+  ExpectStatus(store_->ListModels("t", 0, "").status(), absl::StatusCode::kDataLoss, {model_id});
+
+  raw.FlipByte("jobs", "total_width", absl::StrCat("id = '", job.id, "'"), 0);
+  ExpectStatus(store_->GetJob("t", job.id).status(), absl::StatusCode::kDataLoss, {job.id});
+
+  // The server keeps working for everything else.
+  const DatasetRecord fresh = AddDataset("t");
+  EXPECT_TRUE(store_->LoadDatasetData("t", fresh.id).ok());
+}
+
+TEST_F(StoreTest, BlobsThatDisagreeWithTheirRecordAreDataLoss) {
+  const DatasetRecord d = AddDataset("t", "d", MakeData(6, 2, 2));
+  const DatasetRecord other = AddDataset("t", "o", MakeData(5, 2, 2, 1.0));
+  RawDb raw(path_);
+  // A well-formed blob of another dataset: every blob checksum is fine, the
+  // dataset checksum is not.
+  raw.Exec(absl::StrCat("UPDATE datasets SET labels = (SELECT labels FROM datasets WHERE id = '",
+                        other.id, "') WHERE id = '", d.id, "'"));
+  ExpectStatus(store_->LoadDatasetData("t", d.id).status(), absl::StatusCode::kDataLoss,
+               {d.id, "checksum"});
+}
+
+}  // namespace
+}  // namespace agt::server
