@@ -1,0 +1,497 @@
+#include "server/domain/job_spec.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "core/data/dataset.h"
+#include "server/domain/model_convert.h"
+
+namespace agt::server {
+namespace {
+
+absl::Status Invalid(absl::string_view field, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
+}
+
+std::string Indexed(absl::string_view field, int i) { return absl::StrCat(field, "[", i, "]"); }
+
+// "must be > 0, got -1" style checks for doubles (NaN and Inf fail).
+absl::Status CheckPositive(absl::string_view field, double v) {
+  if (v > 0.0 && std::isfinite(v)) return absl::OkStatus();
+  return Invalid(field, absl::StrCat("must be > 0, got ", v));
+}
+
+absl::Status CheckNonNegative(absl::string_view field, double v) {
+  if (v >= 0.0 && std::isfinite(v)) return absl::OkStatus();
+  return Invalid(field, absl::StrCat("must be a finite number >= 0, got ", v));
+}
+
+int EffectiveDegree(const agt::v1::TrainingJobSpec& spec) {
+  return spec.polynomial_degree() == 0 ? 1 : spec.polynomial_degree();
+}
+
+std::string LossName(agt::v1::Loss loss) { return agt::v1::Loss_Name(loss); }
+std::string KindName(agt::v1::PerturbationKind kind) {
+  return agt::v1::PerturbationKind_Name(kind);
+}
+
+bool IsClassificationLoss(agt::v1::Loss loss) {
+  return loss == agt::v1::LOSS_BINARY_CROSS_ENTROPY || loss == agt::v1::LOSS_CROSS_ENTROPY ||
+         loss == agt::v1::LOSS_HINGE;
+}
+
+// Model input width after expanding `features` to degree `degree`, or -1 when
+// it exceeds kMaxInputWidth (computed without overflow).
+int64_t ExpandedWidth(int64_t features, int degree) {
+  // C(features + degree, degree) - 1, built up term by term.
+  int64_t binomial = 1;
+  for (int k = 1; k <= degree; ++k) {
+    binomial = binomial * (features + k) / k;
+    if (binomial - 1 > kMaxInputWidth) return -1;
+  }
+  return binomial - 1;
+}
+
+absl::Status ValidateName(const agt::v1::TrainingJobSpec& spec) {
+  if (static_cast<int64_t>(spec.name().size()) > kMaxJobNameLength) {
+    return Invalid("spec.name", absl::StrCat(spec.name().size(), " characters exceed the limit ",
+                                             kMaxJobNameLength));
+  }
+  if (spec.dataset_id().empty()) return Invalid("spec.dataset_id", "is required");
+  const int degree = spec.polynomial_degree();
+  if (degree < 0 || degree > kMaxPolynomialDegree) {
+    return Invalid("spec.polynomial_degree",
+                   absl::StrCat(degree, " must be in [1, ", kMaxPolynomialDegree, "]"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateHiddenWidths(const agt::v1::TrainingJobSpec& spec) {
+  if (spec.hidden_widths_size() > kMaxDenseLayers - 1) {
+    return Invalid("spec.hidden_widths",
+                   absl::StrCat(spec.hidden_widths_size(), " hidden layers exceed the limit ",
+                                kMaxDenseLayers - 1));
+  }
+  for (int i = 0; i < spec.hidden_widths_size(); ++i) {
+    const int w = spec.hidden_widths(i);
+    if (w < 1 || w > kMaxLayerWidth) {
+      return Invalid(Indexed("spec.hidden_widths", i),
+                     absl::StrCat(w, " must be in [1, ", kMaxLayerWidth, "]"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateArchitecture(const agt::v1::ModelArchitecture& arch) {
+  const std::string field = "spec.architecture.layers";
+  if (arch.layers_size() == 0) return Invalid(field, "at least one dense layer is required");
+  if (arch.layers_size() > kMaxArchitectureLayers) {
+    return Invalid(field, absl::StrCat(arch.layers_size(), " layers exceed the limit ",
+                                       kMaxArchitectureLayers));
+  }
+  int dense = 0;
+  for (int i = 0; i < arch.layers_size(); ++i) {
+    const agt::v1::Layer& layer = arch.layers(i);
+    if (layer.kind_case() == agt::v1::Layer::KIND_NOT_SET) {
+      return Invalid(Indexed(field, i), "set dense or relu");
+    }
+    if (layer.kind_case() != agt::v1::Layer::kDense) continue;
+    const int in_limit = dense == 0 ? kMaxInputWidth : kMaxLayerWidth;
+    if (layer.dense().in() < 1 || layer.dense().in() > in_limit) {
+      return Invalid(absl::StrCat(Indexed(field, i), ".dense.in"),
+                     absl::StrCat(layer.dense().in(), " must be in [1, ", in_limit, "]"));
+    }
+    if (layer.dense().out() < 1 || layer.dense().out() > kMaxLayerWidth) {
+      return Invalid(absl::StrCat(Indexed(field, i), ".dense.out"),
+                     absl::StrCat(layer.dense().out(), " must be in [1, ", kMaxLayerWidth, "]"));
+    }
+    ++dense;
+  }
+  if (dense > kMaxDenseLayers) {
+    return Invalid(field, absl::StrCat(dense, " dense layers exceed the limit ", kMaxDenseLayers));
+  }
+  absl::StatusOr<agt::ModelSpec> model = ArchitectureFromProto(arch, "spec.architecture");
+  if (!model.ok()) return model.status();
+  if (model->NumParameters() > kMaxParameters) {
+    return Invalid("spec.architecture",
+                   absl::StrCat("the model has ", model->NumParameters(),
+                                " parameters, above the limit ", kMaxParameters));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateModelShape(const agt::v1::TrainingJobSpec& spec) {
+  const bool has_arch = spec.has_architecture();
+  const bool has_hidden = spec.hidden_widths_size() > 0;
+  if (has_arch && has_hidden) {
+    return Invalid("spec.architecture", "give either architecture or hidden_widths, not both");
+  }
+  if (!has_arch && !has_hidden) {
+    return Invalid("spec.architecture",
+                   "one of architecture or hidden_widths is required (for a linear model give "
+                   "an architecture with one dense layer)");
+  }
+  return has_arch ? ValidateArchitecture(spec.architecture()) : ValidateHiddenWidths(spec);
+}
+
+absl::Status ValidateOptimizer(const agt::v1::Optimizer& o) {
+  if (absl::Status s = CheckPositive("spec.optimizer.learning_rate", o.learning_rate()); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckNonNegative("spec.optimizer.lr_decay", o.lr_decay()); !s.ok()) return s;
+  if (absl::Status s = CheckNonNegative("spec.optimizer.lr_min", o.lr_min()); !s.ok()) return s;
+  if (absl::Status s = CheckNonNegative("spec.optimizer.l1", o.l1()); !s.ok()) return s;
+  if (absl::Status s = CheckNonNegative("spec.optimizer.l2", o.l2()); !s.ok()) return s;
+  const double max_lr = std::max(o.learning_rate(), o.lr_min());
+  if (max_lr * o.l2() >= 1.0) {
+    return Invalid("spec.optimizer.l2",
+                   absl::StrCat(o.l2(), " times the largest learning rate ", max_lr,
+                                " must be < 1 (the bounded L2 step is sound only then)"));
+  }
+  if (!(o.momentum() >= 0.0 && o.momentum() < 1.0)) {
+    return Invalid("spec.optimizer.momentum",
+                   absl::StrCat("must be in [0, 1), got ", o.momentum()));
+  }
+  if (!(o.dampening() >= 0.0 && o.dampening() <= 1.0)) {
+    return Invalid("spec.optimizer.dampening",
+                   absl::StrCat("must be in [0, 1], got ", o.dampening()));
+  }
+  if (o.momentum() == 0.0 && o.dampening() > 0.0) {
+    return Invalid("spec.optimizer.dampening", absl::StrCat(o.dampening(), " needs momentum > 0"));
+  }
+  if (o.momentum() == 0.0 && o.nesterov()) {
+    return Invalid("spec.optimizer.nesterov", "needs momentum > 0");
+  }
+  if (o.momentum() > 0.0 && o.l1() > 0.0) {
+    return Invalid("spec.optimizer.l1",
+                   absl::StrCat(o.l1(), " is supported with plain SGD only (momentum must be 0)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateLabelPerturbation(const agt::v1::TrainingJobSpec& spec) {
+  const agt::v1::LabelPerturbation& labels = spec.perturbation().labels();
+  const std::string field = "spec.perturbation.labels";
+  const bool classification = IsClassificationLoss(spec.loss());
+  switch (labels.kind_case()) {
+    case agt::v1::LabelPerturbation::KIND_NOT_SET:
+      return Invalid(field, "set one of flip, target_class or nu (or omit labels)");
+    case agt::v1::LabelPerturbation::kNu:
+      if (absl::Status s = CheckNonNegative(field + ".nu", labels.nu()); !s.ok()) return s;
+      if (spec.loss() != agt::v1::LOSS_MSE) {
+        return Invalid(field + ".nu", absl::StrCat("applies to LOSS_MSE only, the loss is ",
+                                                   LossName(spec.loss())));
+      }
+      return absl::OkStatus();
+    default:
+      break;
+  }
+  const bool flip = labels.kind_case() == agt::v1::LabelPerturbation::kFlip;
+  const std::string sub = field + (flip ? ".flip" : ".target_class");
+  if (!classification) {
+    return Invalid(sub, absl::StrCat("applies to classification losses, the loss is ",
+                                     LossName(spec.loss()), " (use nu for regression)"));
+  }
+  if (flip) {
+    if (!labels.flip())
+      return Invalid(sub, "must be true (omit labels to leave labels unpoisoned)");
+    return absl::OkStatus();
+  }
+  if (labels.target_class() < 0) {
+    return Invalid(sub, absl::StrCat(labels.target_class(), " must be >= 0"));
+  }
+  if (spec.loss() != agt::v1::LOSS_CROSS_ENTROPY && labels.target_class() > 1) {
+    return Invalid(sub, absl::StrCat(labels.target_class(), " is not a class of ",
+                                     LossName(spec.loss()), " (0..1)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidatePerturbation(const agt::v1::TrainingJobSpec& spec) {
+  const agt::v1::Perturbation& p = spec.perturbation();
+  absl::StatusOr<agt::PerturbationKind> kind =
+      PerturbationKindFromProto(p.kind(), "spec.perturbation.kind");
+  if (!kind.ok()) return kind.status();
+  if (absl::Status s = CheckNonNegative("spec.perturbation.epsilon", p.epsilon()); !s.ok()) {
+    return s;
+  }
+  if (*kind != agt::PerturbationKind::kBoundedPoisoning) {
+    const std::string only = absl::StrCat(
+        "applies to PERTURBATION_KIND_POISONING only, the kind is ", KindName(p.kind()));
+    if (p.epsilon() > 0.0) return Invalid("spec.perturbation.epsilon", only);
+    if (p.has_labels()) return Invalid("spec.perturbation.labels", only);
+    if (p.paired()) return Invalid("spec.perturbation.paired", only);
+  } else {
+    if (p.epsilon() == 0.0 && !p.has_labels()) {
+      return Invalid("spec.perturbation",
+                     "PERTURBATION_KIND_POISONING needs epsilon > 0 or labels");
+    }
+    if (p.has_labels()) {
+      if (absl::Status s = ValidateLabelPerturbation(spec); !s.ok()) return s;
+    }
+  }
+  if (*kind == agt::PerturbationKind::kSubstitution && spec.clip_gamma() == 0.0) {
+    return Invalid("spec.clip_gamma",
+                   "PERTURBATION_KIND_SUBSTITUTION needs clip_gamma > 0 (its bound assumes "
+                   "clipped gradients), got 0");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateBudgets(const agt::v1::TrainingJobSpec& spec) {
+  if (spec.budgets_size() == 0) return Invalid("spec.budgets", "at least one budget is required");
+  if (spec.budgets_size() > kMaxBudgets) {
+    return Invalid("spec.budgets",
+                   absl::StrCat(spec.budgets_size(), " budgets exceed the limit ", kMaxBudgets));
+  }
+  const agt::v1::Perturbation& p = spec.perturbation();
+  const bool poisoning = p.kind() == agt::v1::PERTURBATION_KIND_POISONING;
+  const int batch = spec.batch_size();
+  for (int i = 0; i < spec.budgets_size(); ++i) {
+    const agt::v1::Budget& b = spec.budgets(i);
+    const std::string field = Indexed("spec.budgets", i);
+    if (b.n() < 0) return Invalid(field + ".n", absl::StrCat(b.n(), " must be >= 0"));
+    if (b.n() >= batch) {
+      return Invalid(field + ".n", absl::StrCat(b.n(), " must be < batch_size ", batch));
+    }
+    if (b.label_n() < 0) {
+      return Invalid(field + ".label_n", absl::StrCat(b.label_n(), " must be >= 0"));
+    }
+    if (!poisoning && b.label_n() != 0) {
+      return Invalid(field + ".label_n",
+                     absl::StrCat("applies to PERTURBATION_KIND_POISONING only, the kind is ",
+                                  KindName(p.kind())));
+    }
+    if (b.label_n() >= batch) {
+      return Invalid(field + ".label_n",
+                     absl::StrCat(b.label_n(), " must be < batch_size ", batch));
+    }
+    if (b.label_n() > 0 && !p.has_labels()) {
+      return Invalid(field + ".label_n",
+                     absl::StrCat(b.label_n(), " needs spec.perturbation.labels"));
+    }
+    if (poisoning) {
+      const int k = p.paired() ? std::max(b.n(), b.label_n()) : b.n() + b.label_n();
+      if (k > batch) {
+        return Invalid(field, absl::StrCat("n ", b.n(), " + label_n ", b.label_n(), " = ", k,
+                                           " poisoned rows per batch exceed batch_size ", batch));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateTraining(const agt::v1::TrainingJobSpec& spec) {
+  if (absl::StatusOr<agt::LossKind> loss = LossFromProto(spec.loss(), "spec.loss"); !loss.ok()) {
+    return loss.status();
+  }
+  if (spec.batch_size() < 1) {
+    return Invalid("spec.batch_size", absl::StrCat(spec.batch_size(), " must be >= 1"));
+  }
+  if (spec.epochs() < 1 || spec.epochs() > kMaxEpochs) {
+    return Invalid("spec.epochs", absl::StrCat(spec.epochs(), " must be in [1, ", kMaxEpochs, "]"));
+  }
+  if (absl::Status s = ValidateOptimizer(spec.optimizer()); !s.ok()) return s;
+  if (absl::Status s = CheckNonNegative("spec.clip_gamma", spec.clip_gamma()); !s.ok()) return s;
+  if (absl::StatusOr<agt::MatMulMethod> m =
+          BoundMethodFromProto(spec.bound_method(), "spec.bound_method");
+      !m.ok()) {
+    return m.status();
+  }
+  return absl::OkStatus();
+}
+
+// The dataset-dependent part: classes, widths, sizes; builds the ModelSpec.
+absl::StatusOr<agt::ModelSpec> ResolveModel(const agt::v1::TrainingJobSpec& spec,
+                                            const DatasetRecord& dataset, int64_t input_width,
+                                            int outputs) {
+  agt::ModelSpec model;
+  const std::string why_in =
+      absl::StrCat("the model input width ", input_width, " (", dataset.num_features,
+                   " dataset features at "
+                   "polynomial_degree ",
+                   EffectiveDegree(spec), ")");
+  if (spec.has_architecture()) {
+    absl::StatusOr<agt::ModelSpec> m =
+        ArchitectureFromProto(spec.architecture(), "spec.architecture");
+    if (!m.ok()) return m.status();
+    model = *std::move(m);
+    if (model.InputDim() != input_width) {
+      return Invalid("spec.architecture.layers[0].dense.in",
+                     absl::StrCat(model.InputDim(), " must equal ", why_in));
+    }
+    if (model.OutputDim() != outputs) {
+      int last = spec.architecture().layers_size() - 1;
+      return Invalid(absl::StrCat("spec.architecture.layers[", last, "].dense.out"),
+                     absl::StrCat(model.OutputDim(), " must equal ", outputs, ", ",
+                                  spec.loss() == agt::v1::LOSS_CROSS_ENTROPY
+                                      ? "one output per class of the dataset"
+                                      : absl::StrCat("the outputs of ", LossName(spec.loss()))));
+    }
+  } else {
+    std::vector<int> widths = {static_cast<int>(input_width)};
+    widths.insert(widths.end(), spec.hidden_widths().begin(), spec.hidden_widths().end());
+    widths.push_back(outputs);
+    model = agt::ModelSpec::Mlp(widths);
+  }
+  if (model.NumParameters() > kMaxParameters) {
+    return Invalid(spec.has_architecture() ? "spec.architecture" : "spec.hidden_widths",
+                   absl::StrCat("the model has ", model.NumParameters(), " parameters (", why_in,
+                                "), above the limit ", kMaxParameters));
+  }
+  return model;
+}
+
+// Loss against the dataset's labels; returns the model's classes.
+absl::StatusOr<int> ResolveClasses(const agt::v1::TrainingJobSpec& spec,
+                                   const DatasetRecord& dataset) {
+  const std::string has = dataset.num_classes == 0 ? std::string("real-valued targets")
+                                                   : absl::StrCat(dataset.num_classes, " classes");
+  switch (spec.loss()) {
+    case agt::v1::LOSS_MSE:
+      return 0;
+    case agt::v1::LOSS_BINARY_CROSS_ENTROPY:
+    case agt::v1::LOSS_HINGE:
+      if (dataset.num_classes != 2) {
+        return Invalid("spec.loss",
+                       absl::StrCat(LossName(spec.loss()), " needs binary labels 0/1, dataset ",
+                                    dataset.id, " has ", has));
+      }
+      return 2;
+    case agt::v1::LOSS_CROSS_ENTROPY:
+      if (dataset.num_classes < 2) {
+        return Invalid("spec.loss", absl::StrCat("LOSS_CROSS_ENTROPY needs class labels "
+                                                 "0..C-1, dataset ",
+                                                 dataset.id, " has ", has));
+      }
+      if (dataset.num_classes > kMaxLayerWidth) {
+        return Invalid("spec.loss",
+                       absl::StrCat("dataset ", dataset.id, " has ", dataset.num_classes,
+                                    " classes, above the output limit ", kMaxLayerWidth));
+      }
+      return dataset.num_classes;
+    default:
+      return LossFromProto(spec.loss(), "spec.loss").status();
+  }
+}
+
+agt::PerturbationModel MapPerturbation(const agt::v1::Perturbation& p) {
+  agt::PerturbationModel out;
+  out.kind = *PerturbationKindFromProto(p.kind(), "spec.perturbation.kind");
+  out.epsilon = p.epsilon();
+  out.paired = p.paired();
+  if (p.has_labels()) {
+    out.label.enabled = true;
+    switch (p.labels().kind_case()) {
+      case agt::v1::LabelPerturbation::kTargetClass:
+        out.label.target_class = p.labels().target_class();
+        break;
+      case agt::v1::LabelPerturbation::kNu:
+        out.label.nu = p.labels().nu();
+        break;
+      default:
+        break;
+    }
+  }
+  return out;
+}
+
+agt::OptimizerConfig MapOptimizer(const agt::v1::Optimizer& o) {
+  agt::OptimizerConfig out;
+  out.learning_rate = o.learning_rate();
+  out.lr_decay = o.lr_decay();
+  out.lr_min = o.lr_min();
+  out.l1 = o.l1();
+  out.l2 = o.l2();
+  out.momentum_enabled = o.momentum() > 0.0;
+  out.momentum = o.momentum();
+  out.dampening = o.dampening();
+  out.nesterov = o.nesterov();
+  return out;
+}
+
+}  // namespace
+
+absl::Status ValidateJobSpecShape(const agt::v1::TrainingJobSpec& spec) {
+  if (absl::Status s = ValidateName(spec); !s.ok()) return s;
+  if (absl::Status s = ValidateModelShape(spec); !s.ok()) return s;
+  if (absl::Status s = ValidateTraining(spec); !s.ok()) return s;
+  if (absl::Status s = ValidatePerturbation(spec); !s.ok()) return s;
+  return ValidateBudgets(spec);
+}
+
+absl::StatusOr<ResolvedJob> ResolveJobSpec(const agt::v1::TrainingJobSpec& spec,
+                                           const DatasetRecord& dataset) {
+  if (absl::Status s = ValidateJobSpecShape(spec); !s.ok()) return s;
+  if (spec.dataset_id() != dataset.id) {
+    return Invalid("spec.dataset_id",
+                   absl::StrCat("\"", spec.dataset_id(), "\" does not match the dataset \"",
+                                dataset.id, "\""));
+  }
+  if (dataset.num_rows < 1 || dataset.num_features < 1) {
+    return Invalid("spec.dataset_id",
+                   absl::StrCat("dataset ", dataset.id, " has ", dataset.num_rows, " rows and ",
+                                dataset.num_features,
+                                " features; training needs at least one "
+                                "of each"));
+  }
+  absl::StatusOr<int> classes = ResolveClasses(spec, dataset);
+  if (!classes.ok()) return classes.status();
+  const agt::v1::Perturbation& p = spec.perturbation();
+  if (p.has_labels() && p.labels().kind_case() == agt::v1::LabelPerturbation::kTargetClass &&
+      spec.loss() == agt::v1::LOSS_CROSS_ENTROPY && p.labels().target_class() >= *classes) {
+    return Invalid("spec.perturbation.labels.target_class",
+                   absl::StrCat(p.labels().target_class(), " is not a class of dataset ",
+                                dataset.id, " (0..", *classes - 1, ")"));
+  }
+
+  const int degree = EffectiveDegree(spec);
+  const int64_t input_width = ExpandedWidth(dataset.num_features, degree);
+  if (input_width < 0) {
+    return Invalid("spec.polynomial_degree",
+                   absl::StrCat(degree, " expands the dataset's ", dataset.num_features,
+                                " features beyond the input width limit ", kMaxInputWidth));
+  }
+  const int outputs = spec.loss() == agt::v1::LOSS_CROSS_ENTROPY ? *classes : 1;
+  absl::StatusOr<agt::ModelSpec> model = ResolveModel(spec, dataset, input_width, outputs);
+  if (!model.ok()) return model.status();
+
+  if (spec.batch_size() > dataset.num_rows) {
+    return Invalid("spec.batch_size",
+                   absl::StrCat(spec.batch_size(), " exceeds the ", dataset.num_rows,
+                                " rows of dataset ", dataset.id));
+  }
+  const int64_t steps = (dataset.num_rows / spec.batch_size()) * spec.epochs();
+  if (steps > kMaxTotalSteps) {
+    return Invalid(
+        "spec.epochs",
+        absl::StrCat(spec.epochs(), " epochs of ", dataset.num_rows / spec.batch_size(),
+                     " batches are ", steps, " steps, above the limit ", kMaxTotalSteps));
+  }
+
+  ResolvedJob job;
+  job.polynomial_degree = degree;
+  job.input_features = dataset.num_features;
+  job.num_classes = *classes;
+  job.momentum_caveat = spec.optimizer().momentum() > 0.0;
+  agt::TrainConfig& c = job.config;
+  c.model = *std::move(model);
+  c.loss = *LossFromProto(spec.loss(), "spec.loss");
+  c.batch_size = spec.batch_size();
+  c.epochs = spec.epochs();
+  c.optimizer = MapOptimizer(spec.optimizer());
+  if (spec.clip_gamma() > 0.0) c.clip_gamma = spec.clip_gamma();
+  c.perturbation = MapPerturbation(p);
+  for (const agt::v1::Budget& b : spec.budgets()) c.budgets.push_back({b.n(), b.label_n()});
+  c.matmul = *BoundMethodFromProto(spec.bound_method(), "spec.bound_method");
+  if (absl::Status s = c.Validate(input_width, dataset.num_classes, dataset.num_rows); !s.ok()) {
+    return Invalid("spec", s.message());
+  }
+  return job;
+}
+
+}  // namespace agt::server

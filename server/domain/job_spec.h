@@ -1,0 +1,75 @@
+// Training job specifications: validation of an agt.v1.TrainingJobSpec as it
+// arrives over the API, and its translation into the core's TrainConfig.
+//
+// Contract: every field is checked before anything reaches the core. An
+// invalid spec gives InvalidArgument whose message starts with the field path
+// ("spec.budgets[2].n: ...") and names the value and the limit, e.g.
+// "spec.budgets[2].n: 100 must be < batch_size 100" or
+// "spec.optimizer.learning_rate: must be > 0, got -1". A spec accepted by
+// ResolveJobSpec is accepted by TrainConfig::Validate and Trainer::Create for
+// the dataset it was resolved against.
+//
+// Proto3 defaults: polynomial_degree 0 means 1 (no expansion); bound_method
+// UNSPECIFIED means INTERVAL_RUMP; clip_gamma 0 means no clipping. Unknown
+// enum numbers (from newer clients) and UNSPECIFIED loss / perturbation kind
+// are errors.
+//
+// Thread-safety: pure functions.
+#ifndef AGT_SERVER_DOMAIN_JOB_SPEC_H_
+#define AGT_SERVER_DOMAIN_JOB_SPEC_H_
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "agt/v1/training.pb.h"
+#include "core/train/train.h"
+#include "server/store/store.h"
+
+namespace agt::server {
+
+// Limits on what one job may ask for (the server's resources, not maths).
+inline constexpr int kMaxPolynomialDegree = 6;
+inline constexpr int kMaxDenseLayers = 16;         // dense layers in the model
+inline constexpr int kMaxArchitectureLayers = 32;  // dense + ReLU entries
+inline constexpr int kMaxLayerWidth = 4096;        // every dense in/out except the input width
+inline constexpr int kMaxInputWidth = 1 << 20;     // model input width after expansion
+inline constexpr int64_t kMaxParameters = 5'000'000;
+inline constexpr int kMaxEpochs = 10'000;
+inline constexpr int kMaxBudgets = 64;
+inline constexpr int64_t kMaxTotalSteps = 100'000'000;  // epochs x batches per epoch
+inline constexpr int kMaxJobNameLength = 256;
+
+// A spec resolved against its dataset: the core's config plus what the
+// server stores next to the trained model.
+struct ResolvedJob {
+  agt::TrainConfig config;  // threads/fragment_size left at 0 (automatic)
+  int polynomial_degree = 1;
+  int input_features = 0;  // raw features per row, before polynomial expansion
+  // Classes of the model's predictions: 0 = regression (MSE), 2 = binary
+  // (binary cross-entropy, hinge), C = cross-entropy over C classes.
+  int num_classes = 0;
+  // True when the spec uses momentum (optimizer.momentum > 0), whose bounds
+  // follow the reference's rule and are not established as sound.
+  bool momentum_caveat = false;
+};
+
+// Checks everything that needs no dataset: name, dataset_id present, degree,
+// architecture XOR hidden_widths and their widths/counts, loss, batch size,
+// epochs, optimizer, clipping, perturbation and its kind-specific fields,
+// budgets (1..64 entries, n and label_n in [0, batch_size)), bound method.
+absl::Status ValidateJobSpecShape(const agt::v1::TrainingJobSpec& spec);
+
+// ValidateJobSpecShape, then the checks against the dataset (spec.dataset_id
+// must equal dataset.id; input width after polynomial expansion; loss vs the
+// dataset's num_classes; label perturbation vs classes; batch_size <=
+// dataset.num_rows; total steps; parameter count), then the mapping onto
+// agt::TrainConfig and TrainConfig::Validate (with dataset.num_rows).
+// Builds an MLP from hidden_widths as input -> hidden... -> outputs with ReLU
+// between dense layers, outputs = num_classes for cross-entropy, else 1.
+absl::StatusOr<ResolvedJob> ResolveJobSpec(const agt::v1::TrainingJobSpec& spec,
+                                           const DatasetRecord& dataset);
+
+}  // namespace agt::server
+
+#endif  // AGT_SERVER_DOMAIN_JOB_SPEC_H_

@@ -1,0 +1,414 @@
+#include "server/domain/model_convert.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace agt::server {
+namespace {
+
+absl::Status Invalid(absl::string_view field, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
+}
+
+absl::Status UnknownEnum(absl::string_view field, int value, absl::string_view expected) {
+  if (value == 0) return Invalid(field, absl::StrCat("must be set (", expected, ")"));
+  return Invalid(field, absl::StrCat("unknown value ", value, " (expected ", expected, ")"));
+}
+
+// Sets the field (through its mutable accessor) only for a set time, so that
+// an unset time stays an absent field.
+template <typename MutableField>
+void SetTimestamp(int64_t unix_ms, MutableField mutable_field) {
+  if (unix_ms == 0) return;
+  *mutable_field() = MillisToTimestamp(unix_ms);
+}
+
+absl::StatusOr<agt::v1::TrainingJobSpec> ParseSpec(const std::string& bytes,
+                                                   absl::string_view owner) {
+  agt::v1::TrainingJobSpec spec;
+  if (!spec.ParseFromString(bytes)) {
+    return absl::DataLossError(absl::StrCat(owner, ": the stored job spec does not parse"));
+  }
+  return spec;
+}
+
+}  // namespace
+
+agt::v1::ModelArchitecture ArchitectureToProto(const agt::ModelSpec& spec) {
+  agt::v1::ModelArchitecture out;
+  for (const agt::LayerSpec& l : spec.layers) {
+    agt::v1::Layer* layer = out.add_layers();
+    if (l.kind == agt::LayerKind::kDense) {
+      layer->mutable_dense()->set_in(l.in);
+      layer->mutable_dense()->set_out(l.out);
+    } else {
+      layer->mutable_relu();
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<agt::ModelSpec> ArchitectureFromProto(const agt::v1::ModelArchitecture& arch,
+                                                     absl::string_view field) {
+  agt::ModelSpec spec;
+  for (int i = 0; i < arch.layers_size(); ++i) {
+    const agt::v1::Layer& layer = arch.layers(i);
+    switch (layer.kind_case()) {
+      case agt::v1::Layer::kDense:
+        spec.layers.push_back(agt::LayerSpec::Dense(layer.dense().in(), layer.dense().out()));
+        break;
+      case agt::v1::Layer::kRelu:
+        spec.layers.push_back(agt::LayerSpec::Relu());
+        break;
+      default:
+        return Invalid(absl::StrCat(field, ".layers[", i, "]"), "set dense or relu");
+    }
+  }
+  if (absl::Status s = spec.Validate(); !s.ok()) return Invalid(field, s.message());
+  return spec;
+}
+
+agt::v1::Parameters ParametersToProto(const agt::ModelSpec& spec, const agt::Vector& flat) {
+  if (flat.size() != spec.NumParameters()) {
+    std::abort();  // programmer error: the contract requires matching sizes
+  }
+  agt::v1::Parameters out;
+  for (const agt::DenseSlice& s : spec.Layout()) {
+    agt::v1::DenseParameters* layer = out.add_layers();
+    agt::v1::Matrix* w = layer->mutable_weight();
+    w->set_rows(s.out);
+    w->set_cols(s.in);
+    const agt::Index nw = static_cast<agt::Index>(s.in) * s.out;
+    w->mutable_values()->Reserve(static_cast<int>(nw));
+    for (agt::Index k = 0; k < nw; ++k) w->add_values(flat[s.weight_offset + k]);
+    layer->mutable_bias()->Reserve(s.out);
+    for (int k = 0; k < s.out; ++k) layer->add_bias(flat[s.bias_offset + k]);
+  }
+  return out;
+}
+
+absl::StatusOr<agt::Vector> ParametersFromProto(const agt::ModelSpec& spec,
+                                                const agt::v1::Parameters& params,
+                                                absl::string_view field) {
+  const std::vector<agt::DenseSlice> layout = spec.Layout();
+  if (params.layers_size() != static_cast<int>(layout.size())) {
+    return Invalid(absl::StrCat(field, ".layers"),
+                   absl::StrCat(params.layers_size(), " entries, the model has ", layout.size(),
+                                " dense layers"));
+  }
+  agt::Vector flat(spec.NumParameters());
+  for (size_t i = 0; i < layout.size(); ++i) {
+    const agt::DenseSlice& s = layout[i];
+    const agt::v1::DenseParameters& layer = params.layers(static_cast<int>(i));
+    const std::string path = absl::StrCat(field, ".layers[", i, "]");
+    const agt::v1::Matrix& w = layer.weight();
+    if (w.rows() != s.out || w.cols() != s.in) {
+      return Invalid(absl::StrCat(path, ".weight"),
+                     absl::StrCat("shape ", w.rows(), "x", w.cols(), " must be ", s.out, "x", s.in,
+                                  " (out x in)"));
+    }
+    const agt::Index nw = static_cast<agt::Index>(s.in) * s.out;
+    if (w.values_size() != nw) {
+      return Invalid(absl::StrCat(path, ".weight.values"),
+                     absl::StrCat(w.values_size(), " values, expected ", nw));
+    }
+    if (layer.bias_size() != s.out) {
+      return Invalid(absl::StrCat(path, ".bias"),
+                     absl::StrCat(layer.bias_size(), " values, expected ", s.out));
+    }
+    for (agt::Index k = 0; k < nw; ++k) {
+      const double v = w.values(static_cast<int>(k));
+      if (!std::isfinite(v)) {
+        return Invalid(absl::StrCat(path, ".weight.values[", k, "]"),
+                       absl::StrCat("must be finite, got ", v));
+      }
+      flat[s.weight_offset + k] = v;
+    }
+    for (int k = 0; k < s.out; ++k) {
+      const double v = layer.bias(k);
+      if (!std::isfinite(v)) {
+        return Invalid(absl::StrCat(path, ".bias[", k, "]"),
+                       absl::StrCat("must be finite, got ", v));
+      }
+      flat[s.bias_offset + k] = v;
+    }
+  }
+  return flat;
+}
+
+agt::v1::Loss LossToProto(agt::LossKind loss) {
+  switch (loss) {
+    case agt::LossKind::kMse:
+      return agt::v1::LOSS_MSE;
+    case agt::LossKind::kBinaryCrossEntropy:
+      return agt::v1::LOSS_BINARY_CROSS_ENTROPY;
+    case agt::LossKind::kCrossEntropy:
+      return agt::v1::LOSS_CROSS_ENTROPY;
+    case agt::LossKind::kHinge:
+      return agt::v1::LOSS_HINGE;
+  }
+  return agt::v1::LOSS_UNSPECIFIED;
+}
+
+absl::StatusOr<agt::LossKind> LossFromProto(agt::v1::Loss loss, absl::string_view field) {
+  switch (loss) {
+    case agt::v1::LOSS_MSE:
+      return agt::LossKind::kMse;
+    case agt::v1::LOSS_BINARY_CROSS_ENTROPY:
+      return agt::LossKind::kBinaryCrossEntropy;
+    case agt::v1::LOSS_CROSS_ENTROPY:
+      return agt::LossKind::kCrossEntropy;
+    case agt::v1::LOSS_HINGE:
+      return agt::LossKind::kHinge;
+    default:
+      return UnknownEnum(field, static_cast<int>(loss),
+                         "LOSS_MSE, LOSS_BINARY_CROSS_ENTROPY, LOSS_CROSS_ENTROPY or LOSS_HINGE");
+  }
+}
+
+agt::v1::PerturbationKind PerturbationKindToProto(agt::PerturbationKind kind) {
+  switch (kind) {
+    case agt::PerturbationKind::kRemoval:
+      return agt::v1::PERTURBATION_KIND_REMOVAL;
+    case agt::PerturbationKind::kSubstitution:
+      return agt::v1::PERTURBATION_KIND_SUBSTITUTION;
+    case agt::PerturbationKind::kBoundedPoisoning:
+      return agt::v1::PERTURBATION_KIND_POISONING;
+  }
+  return agt::v1::PERTURBATION_KIND_UNSPECIFIED;
+}
+
+absl::StatusOr<agt::PerturbationKind> PerturbationKindFromProto(agt::v1::PerturbationKind kind,
+                                                                absl::string_view field) {
+  switch (kind) {
+    case agt::v1::PERTURBATION_KIND_REMOVAL:
+      return agt::PerturbationKind::kRemoval;
+    case agt::v1::PERTURBATION_KIND_SUBSTITUTION:
+      return agt::PerturbationKind::kSubstitution;
+    case agt::v1::PERTURBATION_KIND_POISONING:
+      return agt::PerturbationKind::kBoundedPoisoning;
+    default:
+      return UnknownEnum(field, static_cast<int>(kind),
+                         "PERTURBATION_KIND_REMOVAL, PERTURBATION_KIND_SUBSTITUTION or "
+                         "PERTURBATION_KIND_POISONING");
+  }
+}
+
+agt::v1::BoundMethod BoundMethodToProto(agt::MatMulMethod method) {
+  switch (method) {
+    case agt::MatMulMethod::kRump:
+      return agt::v1::BOUND_METHOD_INTERVAL_RUMP;
+    case agt::MatMulMethod::kExact:
+      return agt::v1::BOUND_METHOD_INTERVAL_EXACT;
+    case agt::MatMulMethod::kNguyen:
+      return agt::v1::BOUND_METHOD_INTERVAL_NGUYEN;
+  }
+  return agt::v1::BOUND_METHOD_UNSPECIFIED;
+}
+
+absl::StatusOr<agt::MatMulMethod> BoundMethodFromProto(agt::v1::BoundMethod method,
+                                                       absl::string_view field) {
+  switch (method) {
+    case agt::v1::BOUND_METHOD_UNSPECIFIED:
+    case agt::v1::BOUND_METHOD_INTERVAL_RUMP:
+      return agt::MatMulMethod::kRump;
+    case agt::v1::BOUND_METHOD_INTERVAL_EXACT:
+      return agt::MatMulMethod::kExact;
+    case agt::v1::BOUND_METHOD_INTERVAL_NGUYEN:
+      return agt::MatMulMethod::kNguyen;
+    default:
+      return UnknownEnum(field, static_cast<int>(method),
+                         "BOUND_METHOD_INTERVAL_RUMP, BOUND_METHOD_INTERVAL_EXACT or "
+                         "BOUND_METHOD_INTERVAL_NGUYEN");
+  }
+}
+
+agt::v1::StabilityRule StabilityRuleToProto(agt::StabilityRule rule) {
+  switch (rule) {
+    case agt::StabilityRule::kMargin:
+      return agt::v1::STABILITY_RULE_MARGIN;
+    case agt::StabilityRule::kSoftmax:
+      return agt::v1::STABILITY_RULE_SOFTMAX;
+  }
+  return agt::v1::STABILITY_RULE_UNSPECIFIED;
+}
+
+absl::StatusOr<agt::StabilityRule> StabilityRuleFromProto(agt::v1::StabilityRule rule,
+                                                          absl::string_view field) {
+  switch (rule) {
+    case agt::v1::STABILITY_RULE_UNSPECIFIED:
+    case agt::v1::STABILITY_RULE_MARGIN:
+      return agt::StabilityRule::kMargin;
+    case agt::v1::STABILITY_RULE_SOFTMAX:
+      return agt::StabilityRule::kSoftmax;
+    default:
+      return UnknownEnum(field, static_cast<int>(rule),
+                         "STABILITY_RULE_MARGIN or STABILITY_RULE_SOFTMAX");
+  }
+}
+
+agt::v1::JobState JobStateToProto(JobState state) {
+  switch (state) {
+    case JobState::kQueued:
+      return agt::v1::JOB_STATE_QUEUED;
+    case JobState::kRunning:
+      return agt::v1::JOB_STATE_RUNNING;
+    case JobState::kSucceeded:
+      return agt::v1::JOB_STATE_SUCCEEDED;
+    case JobState::kFailed:
+      return agt::v1::JOB_STATE_FAILED;
+    case JobState::kCancelled:
+      return agt::v1::JOB_STATE_CANCELLED;
+  }
+  return agt::v1::JOB_STATE_UNSPECIFIED;
+}
+
+absl::StatusOr<JobState> JobStateFromProto(agt::v1::JobState state, absl::string_view field) {
+  switch (state) {
+    case agt::v1::JOB_STATE_QUEUED:
+      return JobState::kQueued;
+    case agt::v1::JOB_STATE_RUNNING:
+      return JobState::kRunning;
+    case agt::v1::JOB_STATE_SUCCEEDED:
+      return JobState::kSucceeded;
+    case agt::v1::JOB_STATE_FAILED:
+      return JobState::kFailed;
+    case agt::v1::JOB_STATE_CANCELLED:
+      return JobState::kCancelled;
+    default:
+      return UnknownEnum(field, static_cast<int>(state),
+                         "JOB_STATE_QUEUED, JOB_STATE_RUNNING, JOB_STATE_SUCCEEDED, "
+                         "JOB_STATE_FAILED or JOB_STATE_CANCELLED");
+  }
+}
+
+google::protobuf::Timestamp MillisToTimestamp(int64_t unix_ms) {
+  google::protobuf::Timestamp ts;
+  int64_t seconds = unix_ms / 1000;
+  int64_t millis = unix_ms % 1000;
+  if (millis < 0) {  // floor division for times before 1970
+    millis += 1000;
+    seconds -= 1;
+  }
+  ts.set_seconds(seconds);
+  ts.set_nanos(static_cast<int32_t>(millis * 1'000'000));
+  return ts;
+}
+
+agt::v1::Budget BudgetToProto(const agt::Budget& budget) {
+  agt::v1::Budget out;
+  out.set_n(budget.n);
+  out.set_label_n(budget.label_n);
+  return out;
+}
+
+agt::v1::JobProgress ProgressToProto(const JobProgressRecord& progress) {
+  agt::v1::JobProgress out;
+  out.set_iteration(progress.iteration);
+  out.set_total_iterations(progress.total_iterations);
+  out.set_epoch(progress.epoch);
+  out.set_nominal_loss(progress.nominal_loss);
+  for (double w : progress.total_width) out.add_total_width(w);
+  out.set_eta_seconds(progress.eta_seconds);
+  return out;
+}
+
+agt::v1::Dataset DatasetToProto(const DatasetRecord& record) {
+  agt::v1::Dataset out;
+  out.set_id(record.id);
+  out.set_name(record.name);
+  out.set_num_rows(record.num_rows);
+  out.set_num_features(record.num_features);
+  out.set_num_classes(record.num_classes);
+  out.set_checksum(record.checksum);
+  out.set_size_bytes(record.size_bytes);
+  SetTimestamp(record.created_ms, [&] { return out.mutable_created(); });
+  return out;
+}
+
+absl::StatusOr<agt::v1::Job> JobToProto(const JobRecord& record) {
+  absl::StatusOr<agt::v1::TrainingJobSpec> spec =
+      ParseSpec(record.spec, absl::StrCat("job ", record.id));
+  if (!spec.ok()) return spec.status();
+  agt::v1::Job out;
+  out.set_id(record.id);
+  *out.mutable_spec() = *std::move(spec);
+  out.set_state(JobStateToProto(record.state));
+  *out.mutable_progress() = ProgressToProto(record.progress);
+  out.set_error(record.error);
+  out.set_model_id(record.model_id);
+  out.set_dropped_rows_per_epoch(record.dropped_rows_per_epoch);
+  SetTimestamp(record.created_ms, [&] { return out.mutable_created(); });
+  SetTimestamp(record.started_ms, [&] { return out.mutable_started(); });
+  SetTimestamp(record.finished_ms, [&] { return out.mutable_finished(); });
+  return out;
+}
+
+agt::v1::JobEvent JobEventFromRecord(const JobRecord& record) {
+  agt::v1::JobEvent out;
+  out.set_state(JobStateToProto(record.state));
+  *out.mutable_progress() = ProgressToProto(record.progress);
+  out.set_error(record.error);
+  out.set_model_id(record.model_id);
+  return out;
+}
+
+absl::StatusOr<agt::v1::Model> ModelToProto(const ModelRecord& record) {
+  absl::StatusOr<agt::v1::TrainingJobSpec> spec =
+      ParseSpec(record.spec, absl::StrCat("model ", record.id));
+  if (!spec.ok()) return spec.status();
+  agt::v1::Model out;
+  out.set_id(record.id);
+  out.set_job_id(record.job_id);
+  out.set_dataset_id(record.dataset_id);
+  out.set_name(record.name);
+  *out.mutable_architecture() = ArchitectureToProto(record.architecture);
+  out.set_polynomial_degree(record.polynomial_degree);
+  out.set_input_features(record.input_features);
+  out.set_loss(spec->loss());
+  out.set_num_classes(record.num_classes);
+  *out.mutable_perturbation() = spec->perturbation();
+  for (const BoxRecord& box : record.boxes) {
+    agt::v1::BudgetSummary* summary = out.add_budgets();
+    *summary->mutable_budget() = BudgetToProto(box.budget);
+    summary->set_total_width(box.total_width);
+    summary->set_max_width(box.max_width);
+  }
+  if (record.nominal.size() == record.architecture.NumParameters()) {
+    *out.mutable_nominal() = ParametersToProto(record.architecture, record.nominal);
+  } else {
+    return absl::DataLossError(absl::StrCat("model ", record.id, ": ", record.nominal.size(),
+                                            " stored parameters, the architecture has ",
+                                            record.architecture.NumParameters()));
+  }
+  out.set_momentum_caveat(spec->optimizer().momentum() > 0.0);
+  SetTimestamp(record.created_ms, [&] { return out.mutable_created(); });
+  return out;
+}
+
+absl::StatusOr<agt::v1::ExportModelResponse> ExportModelToProto(const ModelRecord& record) {
+  absl::StatusOr<agt::v1::Model> model = ModelToProto(record);
+  if (!model.ok()) return model.status();
+  agt::v1::ExportModelResponse out;
+  *out.mutable_model() = *std::move(model);
+  const agt::Index p = record.architecture.NumParameters();
+  for (size_t j = 0; j < record.boxes.size(); ++j) {
+    const BoxRecord& box = record.boxes[j];
+    if (box.box.lower.size() != p || box.box.upper.size() != p) {
+      return absl::DataLossError(
+          absl::StrCat("model ", record.id, ": box ", j, " does not match the architecture"));
+    }
+    agt::v1::BudgetBox* b = out.add_boxes();
+    *b->mutable_budget() = BudgetToProto(box.budget);
+    *b->mutable_lower() = ParametersToProto(record.architecture, box.box.lower);
+    *b->mutable_upper() = ParametersToProto(record.architecture, box.box.upper);
+  }
+  return out;
+}
+
+}  // namespace agt::server

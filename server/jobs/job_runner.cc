@@ -1,0 +1,451 @@
+#include "server/jobs/job_runner.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "agt/v1/training.pb.h"
+#include "core/data/dataset.h"
+#include "core/model/model.h"
+#include "core/train/train.h"
+#include "server/domain/job_spec.h"
+
+namespace agt::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+void LogError(const std::string& what) {
+  std::fprintf(stderr, "agt-server: jobs: %s\n", what.c_str());
+}
+
+int StateRank(JobState s) {
+  switch (s) {
+    case JobState::kQueued:
+      return 0;
+    case JobState::kRunning:
+      return 1;
+    default:
+      return 2;
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- JobWatch
+
+bool JobWatch::Before(const JobRecord& a, const JobRecord& b) {
+  if (StateRank(a.state) != StateRank(b.state)) return StateRank(a.state) < StateRank(b.state);
+  return a.progress.iteration < b.progress.iteration;
+}
+
+void JobWatch::Push(const JobRecord& snapshot) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_ || final_seen_) return;
+    if (IsFinal(snapshot.state)) {
+      final_ = snapshot;
+      final_seen_ = true;
+    } else {
+      if (last_.has_value() && Before(snapshot, *last_)) return;
+      pending_ = snapshot;
+    }
+    last_ = snapshot;
+  }
+  cv_.notify_all();
+}
+
+bool JobWatch::Next(JobRecord* out, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_for(lock, timeout,
+               [&] { return closed_ || pending_.has_value() || final_.has_value(); });
+  if (closed_) return false;
+  if (pending_.has_value()) {
+    *out = *std::move(pending_);
+    pending_.reset();
+    return true;
+  }
+  if (final_.has_value()) {
+    *out = *std::move(final_);
+    final_.reset();
+    closed_ = true;  // the final state was delivered: the stream ends
+    return true;
+  }
+  return false;
+}
+
+bool JobWatch::Finished() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return closed_;
+}
+
+void JobWatch::Close() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    pending_.reset();
+    final_.reset();
+  }
+  cv_.notify_all();
+}
+
+// ---------------------------------------------------------------- JobRunner
+
+struct JobRunner::RunningJob {
+  std::atomic<bool> cancel{false};
+};
+
+JobRunner::JobRunner(Store* store, JobRunnerOptions options) : store_(store), options_(options) {}
+
+JobRunner::~JobRunner() { Stop(); }
+
+absl::Status JobRunner::Start() {
+  if (options_.workers < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("workers: ", options_.workers, " must be >= 1"));
+  }
+  if (!(options_.checkpoint_every_seconds > 0.0)) {
+    return absl::InvalidArgumentError(absl::StrCat("checkpoint_every_seconds: must be > 0, got ",
+                                                   options_.checkpoint_every_seconds));
+  }
+  if (options_.checkpoint_every_steps < 0 || options_.threads_per_job < 0) {
+    return absl::InvalidArgumentError("checkpoint_every_steps and threads_per_job must be >= 0");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (started_ || stopped_) {
+    return absl::FailedPreconditionError("the job runner was already started");
+  }
+  absl::StatusOr<int> requeued = store_->RequeueRunningJobs();
+  if (!requeued.ok()) return requeued.status();
+  started_ = true;
+  for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  return absl::OkStatus();
+}
+
+void JobRunner::Stop() {
+  std::vector<std::thread> workers;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_) return;
+    stopped_ = true;
+    stopping_.store(true, std::memory_order_release);
+    workers.swap(workers_);
+  }
+  wake_cv_.notify_all();
+  for (std::thread& t : workers) t.join();
+  // Workers left their jobs RUNNING with a fresh checkpoint; put them back.
+  if (!workers.empty()) {
+    if (absl::StatusOr<int> n = store_->RequeueRunningJobs(); !n.ok()) {
+      LogError(absl::StrCat("requeue at stop: ", n.status().ToString()));
+    }
+  }
+  // After the workers' last publications: end every stream.
+  std::map<std::string, std::vector<std::weak_ptr<JobWatch>>> watchers;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    watchers.swap(watchers_);
+  }
+  for (auto& [id, list] : watchers) {
+    for (std::weak_ptr<JobWatch>& w : list) {
+      if (std::shared_ptr<JobWatch> watch = w.lock()) watch->Close();
+    }
+  }
+}
+
+void JobRunner::Wake() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++wake_generation_;
+  }
+  wake_cv_.notify_one();
+}
+
+int JobRunner::running_jobs() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int>(running_.size());
+}
+
+absl::StatusOr<JobRecord> JobRunner::Cancel(const std::string& tenant, const std::string& job_id) {
+  absl::StatusOr<JobRecord> job = store_->RequestCancel(tenant, job_id);
+  if (!job.ok()) return job;
+  if (IsFinal(job->state)) {
+    Publish(*job);  // a queued job was cancelled at once
+  } else {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = running_.find(job_id); it != running_.end()) {
+      it->second->cancel.store(true, std::memory_order_release);
+    }
+    // Not registered yet: the worker reads cancel_requested from the store
+    // right after registering, so the request is not missed.
+  }
+  return job;
+}
+
+absl::StatusOr<std::shared_ptr<JobWatch>> JobRunner::Watch(const std::string& tenant,
+                                                           const std::string& job_id) {
+  auto watch = std::make_shared<JobWatch>();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_) {
+      return absl::UnavailableError("the job runner is stopping");
+    }
+    // Subscribe before reading the current state, so a final change between
+    // the read and the subscription cannot be missed.
+    std::vector<std::weak_ptr<JobWatch>>& list = watchers_[job_id];
+    std::erase_if(list, [](const std::weak_ptr<JobWatch>& w) { return w.expired(); });
+    list.push_back(watch);
+  }
+  absl::StatusOr<JobRecord> job = store_->GetJob(tenant, job_id);
+  if (!job.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = watchers_.find(job_id); it != watchers_.end()) {
+      std::erase_if(it->second, [&](const std::weak_ptr<JobWatch>& w) {
+        return w.expired() || w.lock() == watch;
+      });
+      if (it->second.empty()) watchers_.erase(it);
+    }
+    return job.status();
+  }
+  watch->Push(*job);
+  if (IsFinal(job->state)) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = watchers_.find(job_id); it != watchers_.end()) {
+      std::erase_if(it->second, [&](const std::weak_ptr<JobWatch>& w) {
+        return w.expired() || w.lock() == watch;
+      });
+      if (it->second.empty()) watchers_.erase(it);
+    }
+  }
+  return watch;
+}
+
+void JobRunner::Publish(const JobRecord& snapshot) {
+  std::vector<std::shared_ptr<JobWatch>> targets;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = watchers_.find(snapshot.id);
+    if (it == watchers_.end()) return;
+    for (const std::weak_ptr<JobWatch>& w : it->second) {
+      if (std::shared_ptr<JobWatch> watch = w.lock(); watch && !watch->Finished()) {
+        targets.push_back(std::move(watch));
+      }
+    }
+    if (IsFinal(snapshot.state) || targets.empty()) {
+      watchers_.erase(it);
+    } else if (targets.size() != it->second.size()) {
+      it->second.assign(targets.begin(), targets.end());
+    }
+  }
+  for (const std::shared_ptr<JobWatch>& watch : targets) watch->Push(snapshot);
+}
+
+void JobRunner::PublishFromStore(const JobRecord& job) {
+  absl::StatusOr<JobRecord> now = store_->GetJob(job.tenant, job.id);
+  if (now.ok()) {
+    Publish(*now);
+  } else {
+    LogError(absl::StrCat("job ", job.id, ": reading it back: ", now.status().ToString()));
+  }
+}
+
+void JobRunner::WorkerLoop() {
+  const auto idle = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(std::max(0.001, options_.idle_poll_seconds)));
+  while (!stopping()) {
+    int64_t generation;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      generation = wake_generation_;
+    }
+    absl::StatusOr<std::optional<JobRecord>> claimed = store_->ClaimNextQueuedJob();
+    if (claimed.ok() && claimed->has_value()) {
+      RunJob(**std::move(claimed));
+      continue;
+    }
+    if (!claimed.ok()) LogError(absl::StrCat("claim: ", claimed.status().ToString()));
+    std::unique_lock<std::mutex> lock(mu_);
+    wake_cv_.wait_for(lock, idle, [&] { return stopping() || wake_generation_ != generation; });
+  }
+}
+
+void JobRunner::RunJob(JobRecord job) {
+  auto running = std::make_shared<RunningJob>();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    running_[job.id] = running;
+  }
+  struct Unregister {
+    JobRunner* runner;
+    const std::string& id;
+    ~Unregister() {
+      std::lock_guard<std::mutex> lock(runner->mu_);
+      runner->running_.erase(id);
+    }
+  } unregister{this, job.id};
+
+  auto fail = [&](const std::string& why) {
+    if (absl::Status s = store_->FailJob(job.id, why); !s.ok()) {
+      LogError(absl::StrCat("job ", job.id, ": FailJob: ", s.ToString(), " (cause: ", why, ")"));
+    }
+    PublishFromStore(job);
+  };
+  auto cancel = [&] {
+    if (absl::Status s = store_->MarkCancelled(job.id); !s.ok()) {
+      LogError(absl::StrCat("job ", job.id, ": MarkCancelled: ", s.ToString()));
+    }
+    PublishFromStore(job);
+  };
+
+  Publish(job);
+  // A cancel request that came before this worker registered the job.
+  if (absl::StatusOr<bool> c = store_->IsCancelRequested(job.id); c.ok() && *c) {
+    return cancel();
+  }
+
+  agt::v1::TrainingJobSpec spec;
+  if (!spec.ParseFromString(job.spec)) return fail("the stored job spec does not parse");
+  absl::StatusOr<DatasetRecord> dataset = store_->GetDataset(job.tenant, job.dataset_id);
+  if (!dataset.ok()) {
+    return fail(absl::StrCat("dataset ", job.dataset_id, ": ", dataset.status().message()));
+  }
+  absl::StatusOr<ResolvedJob> resolved = ResolveJobSpec(spec, *dataset);
+  if (!resolved.ok()) return fail(absl::StrCat("invalid spec: ", resolved.status().message()));
+  absl::StatusOr<agt::Dataset> data = store_->LoadDatasetData(job.tenant, job.dataset_id);
+  if (!data.ok()) {
+    return fail(absl::StrCat("dataset ", job.dataset_id, ": ", data.status().message()));
+  }
+  if (resolved->polynomial_degree > 1) {
+    data->x = agt::PolynomialFeatures(data->x, resolved->polynomial_degree);
+  }
+  agt::TrainConfig config = resolved->config;
+  config.threads = options_.threads_per_job;
+  const agt::Vector init = agt::InitParameters(config.model, spec.seed());
+  absl::StatusOr<std::unique_ptr<agt::Trainer>> created = agt::Trainer::Create(config, *data, init);
+  if (!created.ok()) return fail(absl::StrCat("training setup: ", created.status().message()));
+  agt::Trainer& trainer = **created;
+
+  absl::StatusOr<std::optional<agt::TrainState>> checkpoint = store_->LoadCheckpoint(job.id);
+  if (!checkpoint.ok()) {
+    return fail(absl::StrCat("loading the checkpoint: ", checkpoint.status().message()));
+  }
+  if (checkpoint->has_value()) {
+    if (absl::Status s = trainer.Restore(**checkpoint); !s.ok()) {
+      return fail(absl::StrCat("restoring the checkpoint: ", s.message()));
+    }
+  }
+
+  // Progress reflects the state the trainer is in (fresh or restored).
+  JobProgressRecord& progress = job.progress;
+  progress.iteration = trainer.state().step;
+  progress.total_iterations = trainer.total_steps();
+  progress.epoch = progress.iteration > 0
+                       ? static_cast<int>((progress.iteration - 1) / trainer.batches_per_epoch())
+                       : 0;
+  progress.eta_seconds = 0.0;
+  progress.total_width.clear();
+  for (const agt::ParameterBox& b : trainer.state().boxes) {
+    progress.total_width.push_back(b.TotalWidth());
+  }
+  job.dropped_rows_per_epoch = trainer.dropped_rows_per_epoch();
+  job.state = JobState::kRunning;
+  if (absl::Status s = store_->UpdateJobProgress(job.id, progress, job.dropped_rows_per_epoch);
+      !s.ok()) {
+    LogError(absl::StrCat("job ", job.id, ": progress: ", s.ToString()));
+  }
+  Publish(job);
+
+  const Clock::time_point session_start = Clock::now();
+  const int64_t session_first_step = trainer.state().step;
+  Clock::time_point last_checkpoint = session_start;
+  Clock::time_point last_progress = session_start;
+  int64_t last_checkpoint_step = trainer.state().step;
+
+  auto save_checkpoint = [&]() -> absl::Status {
+    absl::Status s = store_->SaveCheckpoint(job.id, trainer.state(), progress);
+    last_checkpoint = Clock::now();
+    last_progress = last_checkpoint;
+    last_checkpoint_step = trainer.state().step;
+    return s;
+  };
+
+  while (!trainer.done()) {
+    if (running->cancel.load(std::memory_order_acquire)) return cancel();
+    if (stopping()) {
+      // Graceful stop: keep the work done so far; Stop() requeues the job.
+      if (trainer.state().step > last_checkpoint_step) {
+        if (absl::Status s = save_checkpoint(); !s.ok()) {
+          LogError(absl::StrCat("job ", job.id, ": checkpoint at stop: ", s.ToString()));
+        }
+      }
+      return;
+    }
+    absl::StatusOr<agt::ProgressEvent> ev = trainer.Step();
+    if (!ev.ok()) {
+      return fail(absl::StrCat("training failed at iteration ", trainer.state().step + 1, ": ",
+                               ev.status().message()));
+    }
+    progress.iteration = ev->iteration;
+    progress.total_iterations = ev->total_iterations;
+    progress.epoch = ev->epoch;
+    progress.nominal_loss = ev->nominal_loss;
+    progress.total_width = ev->total_width;
+    const double elapsed = SecondsSince(session_start);
+    const int64_t done_here = ev->iteration - session_first_step;
+    progress.eta_seconds =
+        done_here > 0 ? elapsed / done_here * (ev->total_iterations - ev->iteration) : 0.0;
+    Publish(job);
+
+    if (trainer.done()) break;
+    const bool by_time = SecondsSince(last_checkpoint) >= options_.checkpoint_every_seconds;
+    const bool by_steps = options_.checkpoint_every_steps > 0 &&
+                          ev->iteration - last_checkpoint_step >= options_.checkpoint_every_steps;
+    if (by_time || by_steps) {
+      if (absl::Status s = save_checkpoint(); !s.ok()) {
+        return fail(absl::StrCat("saving a checkpoint: ", s.message()));
+      }
+    } else if (SecondsSince(last_progress) >= options_.progress_every_seconds) {
+      last_progress = Clock::now();
+      if (absl::Status s = store_->UpdateJobProgress(job.id, progress, job.dropped_rows_per_epoch);
+          !s.ok()) {
+        LogError(absl::StrCat("job ", job.id, ": progress: ", s.ToString()));
+      }
+      // Fallback for cancel requests that bypassed this runner.
+      if (absl::StatusOr<bool> c = store_->IsCancelRequested(job.id); c.ok() && *c) {
+        return cancel();
+      }
+    }
+  }
+
+  const agt::TrainState& state = trainer.state();
+  ModelRecord model;
+  model.tenant = job.tenant;
+  model.job_id = job.id;
+  model.dataset_id = job.dataset_id;
+  model.name = spec.name().empty() ? job.name : spec.name();
+  model.spec = job.spec;
+  model.architecture = config.model;
+  model.polynomial_degree = resolved->polynomial_degree;
+  model.input_features = resolved->input_features;
+  model.num_classes = resolved->num_classes;
+  model.nominal = state.nominal;
+  for (size_t j = 0; j < config.budgets.size(); ++j) {
+    BoxRecord box;
+    box.budget = config.budgets[j];
+    box.box = state.boxes[j];
+    box.total_width = state.boxes[j].TotalWidth();
+    box.max_width = state.boxes[j].MaxWidth();
+    model.boxes.push_back(std::move(box));
+  }
+  progress.eta_seconds = 0.0;
+  absl::StatusOr<std::string> model_id = store_->CompleteJob(job.id, std::move(model), progress);
+  if (!model_id.ok()) {
+    return fail(absl::StrCat("storing the model: ", model_id.status().message()));
+  }
+  PublishFromStore(job);
+}
+
+}  // namespace agt::server

@@ -1,0 +1,166 @@
+// The job runner: a pool of worker threads that takes QUEUED jobs from the
+// store, trains them with the core (AGT, Algorithm 1), checkpoints them
+// periodically, and stores the trained model; plus cancellation and progress
+// watching.
+//
+// Persistence contract: the store is the only source of truth. A job's state
+// changes only through Store transactions (claim, progress, checkpoint,
+// complete / fail / cancel), so a crash at any point leaves a consistent row;
+// Start() sends RUNNING rows left by a dead process back to the queue and
+// workers resume them from their last checkpoint. Because the core's Trainer
+// is deterministic and Restore continues exactly, a resumed job ends with
+// bounds bit-identical to an uninterrupted run.
+//
+// Failure: any error while running a job (stored spec or dataset unreadable,
+// spec invalid, bounds diverged, store errors) marks it FAILED with a message
+// naming the cause; the worker goes on with the next job.
+//
+// Thread-safety: all public methods may be called from any thread.
+#ifndef AGT_SERVER_JOBS_JOB_RUNNER_H_
+#define AGT_SERVER_JOBS_JOB_RUNNER_H_
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "server/store/store.h"
+
+namespace agt::server {
+
+struct JobRunnerOptions {
+  // Worker threads, i.e. jobs trained at the same time (>= 1).
+  int workers = 1;
+  // Save a checkpoint at least this often (seconds of training, > 0) ...
+  double checkpoint_every_seconds = 2.0;
+  // ... and, when > 0, also every this many steps.
+  int64_t checkpoint_every_steps = 0;
+  // Threads inside one job's trainer (TrainConfig::threads; 0 = hardware
+  // concurrency). Results do not depend on it.
+  int threads_per_job = 0;
+  // Progress is written to the store at most this often (it is always written
+  // with checkpoints and at the end); watchers get every step.
+  double progress_every_seconds = 0.2;
+  // How often an idle worker polls the queue when nobody calls Wake().
+  double idle_poll_seconds = 1.0;
+};
+
+// A stream of snapshots of one job for one watcher. The first snapshot is
+// the job's state when Watch was called (or a newer one). The queue is
+// bounded: while the watcher is slow only the latest progress snapshot is
+// kept, and the final state (SUCCEEDED, FAILED, CANCELLED) is always
+// delivered, after which nothing more is. Non-final snapshots never go
+// backwards (state, then iteration, never decrease).
+class JobWatch {
+ public:
+  JobWatch() = default;
+  JobWatch(const JobWatch&) = delete;
+  JobWatch& operator=(const JobWatch&) = delete;
+
+  // Waits up to `timeout` for the next snapshot. Returns true and fills *out
+  // when one arrives. Returns false on timeout (Finished() is false: call
+  // again) or when the stream has ended (Finished() is true: the final state
+  // was delivered, Close() was called, or the runner stopped).
+  bool Next(JobRecord* out, std::chrono::milliseconds timeout);
+  // True once Next will never return a snapshot again.
+  bool Finished() const;
+  // Ends the stream (e.g. the client went away); wakes a waiting Next.
+  void Close();
+
+  // For the runner: offers a snapshot (dropped if it would go backwards or
+  // after the final state).
+  void Push(const JobRecord& snapshot);
+
+ private:
+  static bool Before(const JobRecord& a, const JobRecord& b);
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<JobRecord> pending_;  // latest non-final snapshot not yet delivered
+  std::optional<JobRecord> final_;    // the final snapshot, not yet delivered
+  std::optional<JobRecord> last_;     // the last snapshot accepted
+  bool final_seen_ = false;           // a final snapshot was accepted
+  bool closed_ = false;               // Close() or everything delivered
+};
+
+class JobRunner {
+ public:
+  // `store` is not owned and must outlive the runner.
+  JobRunner(Store* store, JobRunnerOptions options);
+  // Calls Stop().
+  ~JobRunner();
+  JobRunner(const JobRunner&) = delete;
+  JobRunner& operator=(const JobRunner&) = delete;
+
+  // Store::RequeueRunningJobs (jobs of a previous process go back to the
+  // queue, keeping their checkpoints), then starts the workers. Fails
+  // (InvalidArgument) on bad options, (FailedPrecondition) if called twice,
+  // or with the store's error.
+  absl::Status Start();
+
+  // Graceful stop: every running job stops at its current step boundary,
+  // saves a checkpoint there and goes back to QUEUED; workers are joined and
+  // every watch is closed. Nothing is lost: a later runner on the same store
+  // resumes the jobs. Idempotent; safe before Start().
+  void Stop();
+
+  // A job was queued: wakes an idle worker at once (otherwise workers poll
+  // every idle_poll_seconds).
+  void Wake();
+
+  // Cancels a job of `tenant`: a QUEUED job becomes CANCELLED at once; a
+  // RUNNING job is flagged (in the store and in memory) and its worker stops
+  // before its next step and marks it CANCELLED. Returns the job after the
+  // request (a RUNNING job is returned RUNNING with cancel_requested set).
+  // NotFound for an unknown or foreign id, FailedPrecondition for a job in a
+  // final state (the store's errors).
+  absl::StatusOr<JobRecord> Cancel(const std::string& tenant, const std::string& job_id);
+
+  // Watches a job of `tenant` (NotFound for an unknown or foreign id). The
+  // watch gets the current state first, then every progress step (latest
+  // only while slow), then the final state. The runner keeps only a weak
+  // reference: dropping the watch (or Close()) unsubscribes.
+  absl::StatusOr<std::shared_ptr<JobWatch>> Watch(const std::string& tenant,
+                                                  const std::string& job_id);
+
+  // Jobs being trained right now (for tests and diagnostics).
+  int running_jobs() const;
+
+ private:
+  struct RunningJob;
+
+  void WorkerLoop();
+  void RunJob(JobRecord job);
+  // Publishes a snapshot to the job's watchers; a final snapshot also
+  // removes them.
+  void Publish(const JobRecord& snapshot);
+  // Reads the job from the store and publishes it (after a final change).
+  void PublishFromStore(const JobRecord& job);
+  bool stopping() const { return stopping_.load(std::memory_order_acquire); }
+
+  Store* const store_;
+  const JobRunnerOptions options_;
+
+  std::atomic<bool> stopping_{false};
+  mutable std::mutex mu_;  // guards everything below
+  std::condition_variable wake_cv_;
+  bool started_ = false;
+  bool stopped_ = false;
+  int64_t wake_generation_ = 0;
+  std::vector<std::thread> workers_;
+  std::map<std::string, std::shared_ptr<RunningJob>> running_;            // by job id
+  std::map<std::string, std::vector<std::weak_ptr<JobWatch>>> watchers_;  // by job id
+};
+
+}  // namespace agt::server
+
+#endif  // AGT_SERVER_JOBS_JOB_RUNNER_H_
