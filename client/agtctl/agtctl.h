@@ -1,0 +1,85 @@
+// agtctl: the command-line client of the AGT certification service.
+//
+// RunAgtctl parses the arguments (global flags, a command, its flags and
+// positionals), talks to the server through agt::client::Client, writes
+// results to `out` (tables, or JSON with --json, or bare ids with --quiet)
+// and progress and errors to `err`, and returns the exit code documented in
+// client/lib/exit_codes.h and in `agtctl --help`.
+//
+// Each command lives in one *_commands.cc file and is described by one
+// Command entry (usage, flags, positional count, handler); help at every
+// level is generated from those entries.
+#ifndef AGT_CLIENT_AGTCTL_AGTCTL_H_
+#define AGT_CLIENT_AGTCTL_AGTCTL_H_
+
+#include <functional>
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "client/lib/client.h"
+#include "client/lib/flags.h"
+
+namespace agt::client {
+
+// What a command handler gets: its parsed arguments, the streams, the global
+// output switches and a lazily created client.
+class CommandContext {
+ public:
+  CommandContext(ParsedArgs args, ClientOptions options, std::ostream& out, std::ostream& err,
+                 bool stderr_is_tty);
+
+  const ParsedArgs& args() const { return args_; }
+  const std::vector<std::string>& positionals() const { return args_.positionals(); }
+  std::ostream& out() { return out_; }
+  std::ostream& err() { return err_; }
+  bool json() const { return args_.Has("json"); }
+  bool quiet() const { return args_.Has("quiet"); }
+  bool stderr_is_tty() const { return stderr_is_tty_; }
+
+  // The client (created on first use); an error when the options are bad.
+  absl::StatusOr<const Client*> client();
+
+  // Prints "agtctl: <message>" to err and returns the exit code for `status`.
+  int Fail(const absl::Status& status);
+  // The same with exit code kExitUsage whatever the code (local input errors).
+  int FailUsage(const absl::Status& status);
+
+ private:
+  ParsedArgs args_;
+  ClientOptions options_;
+  std::ostream& out_;
+  std::ostream& err_;
+  bool stderr_is_tty_;
+  std::unique_ptr<Client> client_;
+};
+
+struct Command {
+  std::vector<std::string> path;  // {"dataset", "upload"}
+  std::string args_usage;         // "FILE [--name NAME] ..."
+  std::string summary;            // one line
+  std::string details;            // more lines for `--help`; may be empty
+  std::vector<FlagSpec> flags;    // besides the global flags
+  int min_positionals = 0;
+  int max_positionals = 0;
+  std::function<int(CommandContext&)> run;
+};
+
+// The commands, by area (each defined in its *_commands.cc).
+std::vector<Command> DatasetCommands();
+std::vector<Command> JobCommands();
+std::vector<Command> ModelCommands();
+std::vector<Command> CertifyCommands();
+
+// Reads an environment variable (nullopt when unset); injectable for tests.
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+
+int RunAgtctl(const std::vector<std::string>& args, const EnvLookup& env, std::ostream& out,
+              std::ostream& err, bool stderr_is_tty);
+
+}  // namespace agt::client
+
+#endif  // AGT_CLIENT_AGTCTL_AGTCTL_H_

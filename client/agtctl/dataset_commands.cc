@@ -1,0 +1,178 @@
+// agtctl dataset upload | list | get | rm.
+#include <filesystem>
+#include <ostream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "client/agtctl/agtctl.h"
+#include "client/agtctl/output.h"
+#include "client/lib/exit_codes.h"
+#include "client/lib/format.h"
+
+namespace agt::client {
+namespace {
+
+// Pages are fetched until the server says there are no more; bounded so a
+// misbehaving server cannot keep us looping.
+constexpr int kListPageSize = 500;
+constexpr int kMaxListPages = 1000;
+
+absl::StatusOr<agt::v1::DatasetFormat> ResolveFormat(const ParsedArgs& args,
+                                                     const std::string& path) {
+  std::string format = absl::AsciiStrToLower(args.GetOr("format", ""));
+  if (format.empty()) {
+    std::string lower = absl::AsciiStrToLower(path);
+    format = absl::EndsWith(lower, ".f64") || absl::EndsWith(lower, ".bin") ||
+                     absl::EndsWith(lower, ".raw")
+                 ? "float64"
+                 : "csv";
+  }
+  if (format == "csv") return agt::v1::DATASET_FORMAT_CSV;
+  if (format == "float64" || format == "f64") return agt::v1::DATASET_FORMAT_FLOAT64;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--format '", args.GetOr("format", ""), "' is not csv or float64"));
+}
+
+int Upload(CommandContext& ctx) {
+  const std::string& path = ctx.positionals()[0];
+  agt::v1::DatasetMetadata metadata;
+  absl::StatusOr<agt::v1::DatasetFormat> format = ResolveFormat(ctx.args(), path);
+  if (!format.ok()) return ctx.FailUsage(format.status());
+  metadata.set_format(*format);
+  metadata.set_name(ctx.args().GetOr("name", std::filesystem::path(path).stem().string()));
+  std::string classes = ctx.args().GetOr("classes", "auto");
+  if (classes == "auto") {
+    metadata.set_num_classes(-1);
+  } else {
+    absl::StatusOr<int64_t> c = ParseInt("--classes", classes, 0, 1 << 20);
+    if (!c.ok()) return ctx.FailUsage(c.status());
+    metadata.set_num_classes(static_cast<int>(*c));
+  }
+  if (std::optional<std::string> features = ctx.args().Get("features")) {
+    absl::StatusOr<int64_t> k = ParseInt("--features", *features, 1, 1 << 24);
+    if (!k.ok()) return ctx.FailUsage(k.status());
+    metadata.set_num_features(static_cast<int>(*k));
+  } else if (*format == agt::v1::DATASET_FORMAT_FLOAT64) {
+    return ctx.FailUsage(absl::InvalidArgumentError(
+        "--features K is required with --format float64 (each row is K features and a label)"));
+  }
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return ctx.FailUsage(absl::NotFoundError(absl::StrCat("cannot read dataset file ", path)));
+  }
+  absl::StatusOr<const Client*> client = ctx.client();
+  if (!client.ok()) return ctx.FailUsage(client.status());
+  absl::StatusOr<agt::v1::UploadDatasetResponse> response =
+      (*client)->UploadDatasetFile(metadata, path);
+  if (!response.ok()) return ctx.Fail(response.status());
+  if (ctx.json()) {
+    ctx.out() << ToJson(*response);
+  } else if (ctx.quiet()) {
+    ctx.out() << response->dataset().id() << "\n";
+  } else {
+    PrintKeyValues(ctx.out(), DatasetKeyValues(response->dataset()));
+  }
+  return kExitOk;
+}
+
+int List(CommandContext& ctx) {
+  absl::StatusOr<const Client*> client = ctx.client();
+  if (!client.ok()) return ctx.FailUsage(client.status());
+  agt::v1::ListDatasetsResponse all;
+  agt::v1::ListDatasetsRequest request;
+  request.set_page_size(kListPageSize);
+  for (int page = 0; page < kMaxListPages; ++page) {
+    absl::StatusOr<agt::v1::ListDatasetsResponse> response = (*client)->ListDatasets(request);
+    if (!response.ok()) return ctx.Fail(response.status());
+    for (auto& d : *response->mutable_datasets()) *all.add_datasets() = std::move(d);
+    if (response->next_page_token().empty()) break;
+    request.set_page_token(response->next_page_token());
+  }
+  if (ctx.json()) {
+    ctx.out() << ToJson(all);
+    return kExitOk;
+  }
+  if (ctx.quiet()) {
+    for (const auto& d : all.datasets()) ctx.out() << d.id() << "\n";
+    return kExitOk;
+  }
+  Table table({"ID", "NAME", "ROWS", "FEATURES", "CLASSES", "SIZE", "CREATED"});
+  for (const auto& d : all.datasets()) {
+    table.AddRow({d.id(), d.name(), absl::StrCat(d.num_rows()), absl::StrCat(d.num_features()),
+                  absl::StrCat(d.num_classes()), FormatBytes(d.size_bytes()),
+                  FormatTimestamp(d.created())});
+  }
+  ctx.out() << table.Render();
+  return kExitOk;
+}
+
+int Get(CommandContext& ctx) {
+  absl::StatusOr<const Client*> client = ctx.client();
+  if (!client.ok()) return ctx.FailUsage(client.status());
+  agt::v1::GetDatasetRequest request;
+  request.set_dataset_id(ctx.positionals()[0]);
+  absl::StatusOr<agt::v1::GetDatasetResponse> response = (*client)->GetDataset(request);
+  if (!response.ok()) return ctx.Fail(response.status());
+  if (ctx.json()) {
+    ctx.out() << ToJson(*response);
+  } else if (ctx.quiet()) {
+    ctx.out() << response->dataset().id() << "\n";
+  } else {
+    PrintKeyValues(ctx.out(), DatasetKeyValues(response->dataset()));
+  }
+  return kExitOk;
+}
+
+int Remove(CommandContext& ctx) {
+  absl::StatusOr<const Client*> client = ctx.client();
+  if (!client.ok()) return ctx.FailUsage(client.status());
+  agt::v1::DeleteDatasetRequest request;
+  request.set_dataset_id(ctx.positionals()[0]);
+  absl::StatusOr<agt::v1::DeleteDatasetResponse> response = (*client)->DeleteDataset(request);
+  if (!response.ok()) return ctx.Fail(response.status());
+  if (ctx.json()) {
+    ctx.out() << ToJson(*response);
+  } else if (!ctx.quiet()) {
+    ctx.out() << "deleted dataset " << request.dataset_id() << "\n";
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+std::vector<Command> DatasetCommands() {
+  std::vector<Command> commands;
+  commands.push_back(
+      Command{{"dataset", "upload"},
+              "FILE [--name NAME] [--format csv|float64] [--features K] [--classes C|auto]",
+              "upload a dataset (CSV, or raw little-endian float64 rows)",
+              "CSV: an optional header row, then one example per line, features then the label.\n"
+              "float64: rows of K features followed by the label, little-endian, no header\n"
+              "(--features K is required). The format follows the file's extension (.f64, .bin,\n"
+              ".raw = float64) unless --format says otherwise. --classes: 0 = regression targets,\n"
+              "2 = binary 0/1, C = classes 0..C-1, auto (default) = inferred from the labels.\n"
+              "The file is streamed in 1 MiB chunks under one --timeout (raise it for large\n"
+      "files on slow links). Prints the stored dataset (with --quiet: its id).\n",
+              {{"name", true, 0, "NAME", "name for people (default: the file's name)"},
+               {"format", true, 0, "FORMAT", "csv or float64 (default: from the extension)"},
+               {"features", true, 0, "K", "float64 only: features per row"},
+               {"classes", true, 0, "C", "0, 2, C or auto (default auto)"}},
+              1,
+              1,
+              Upload});
+  commands.push_back(Command{{"dataset", "list"}, "", "list your datasets", "", {}, 0, 0, List});
+  commands.push_back(
+      Command{{"dataset", "get"}, "DATASET_ID", "show one dataset", "", {}, 1, 1, Get});
+  commands.push_back(Command{{"dataset", "rm"},
+                             "DATASET_ID",
+                             "delete a dataset (models trained on it stay)",
+                             "Fails while a queued or running job uses the dataset.\n",
+                             {},
+                             1,
+                             1,
+                             Remove});
+  return commands;
+}
+
+}  // namespace agt::client

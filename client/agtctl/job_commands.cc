@@ -1,0 +1,388 @@
+// agtctl train, and agtctl jobs list | get | cancel | watch.
+#include <chrono>
+#include <ostream>
+#include <thread>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "client/agtctl/agtctl.h"
+#include "client/agtctl/output.h"
+#include "client/lib/exit_codes.h"
+#include "client/lib/format.h"
+#include "client/lib/inputs.h"
+#include "google/protobuf/descriptor.h"
+
+namespace agt::client {
+namespace {
+
+constexpr int kListPageSize = 500;
+constexpr int kMaxListPages = 1000;
+// A watch broken by a server restart is resumed for up to this long.
+constexpr auto kWatchReconnectFor = std::chrono::seconds(60);
+
+// Enum value by name: case-insensitive, with or without the enum's prefix;
+// `aliases` map short names first.
+template <typename Enum>
+absl::StatusOr<Enum> ParseEnum(const char* flag, const std::string& text,
+                               const google::protobuf::EnumDescriptor* descriptor,
+                               const std::string& prefix,
+                               const std::vector<std::pair<std::string, std::string>>& aliases) {
+  std::string name = absl::AsciiStrToLower(text);
+  for (const auto& [alias, full] : aliases) {
+    if (name == alias) name = full;
+  }
+  name = absl::AsciiStrToUpper(name);
+  absl::StrReplaceAll({{"-", "_"}}, &name);
+  if (!absl::StartsWith(name, prefix)) name = prefix + name;
+  const google::protobuf::EnumValueDescriptor* value = descriptor->FindValueByName(name);
+  if (value == nullptr || value->number() == 0) {
+    std::vector<std::string> choices;
+    for (int i = 1; i < descriptor->value_count(); ++i) {
+      choices.push_back(absl::AsciiStrToLower(descriptor->value(i)->name().substr(prefix.size())));
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, " '", text, "' is not one of ", absl::StrJoin(choices, ", ")));
+  }
+  return static_cast<Enum>(value->number());
+}
+
+// Applies the flag overrides of `agtctl train` to `spec`.
+absl::Status ApplyOverrides(const ParsedArgs& args, agt::v1::TrainingJobSpec& spec) {
+  if (auto v = args.Get("dataset")) spec.set_dataset_id(*v);
+  if (auto v = args.Get("name")) spec.set_name(*v);
+  if (auto v = args.Get("epochs")) {
+    absl::StatusOr<int64_t> n = ParseInt("--epochs", *v, 1, 1 << 30);
+    if (!n.ok()) return n.status();
+    spec.set_epochs(static_cast<int>(*n));
+  }
+  if (auto v = args.Get("batch-size")) {
+    absl::StatusOr<int64_t> n = ParseInt("--batch-size", *v, 1, 1 << 30);
+    if (!n.ok()) return n.status();
+    spec.set_batch_size(static_cast<int>(*n));
+  }
+  if (auto v = args.Get("seed")) {
+    absl::StatusOr<uint64_t> n = ParseUint64("--seed", *v);
+    if (!n.ok()) return n.status();
+    spec.set_seed(*n);
+  }
+  if (auto v = args.Get("degree")) {
+    absl::StatusOr<int64_t> n = ParseInt("--degree", *v, 1, 16);
+    if (!n.ok()) return n.status();
+    spec.set_polynomial_degree(static_cast<int>(*n));
+  }
+  if (auto v = args.Get("hidden")) {
+    // The flag replaces the file's model, whichever form it had.
+    spec.clear_hidden_widths();
+    spec.clear_architecture();
+    if (!v->empty() && *v != "none") {
+      absl::StatusOr<std::vector<int64_t>> widths = ParseIntList("--hidden", *v, 1, 1 << 20);
+      if (!widths.ok()) return widths.status();
+      for (int64_t w : *widths) spec.add_hidden_widths(static_cast<int>(w));
+    }
+  }
+  if (auto v = args.Get("budgets")) {
+    absl::StatusOr<std::vector<int64_t>> budgets = ParseIntList("--budgets", *v, 0, 1 << 30);
+    if (!budgets.ok()) return budgets.status();
+    spec.clear_budgets();
+    for (int64_t n : *budgets) spec.add_budgets()->set_n(static_cast<int>(n));
+  }
+  if (auto v = args.Get("learning-rate")) {
+    absl::StatusOr<double> a = ParseDouble("--learning-rate", *v, 0, 1e12);
+    if (!a.ok()) return a.status();
+    spec.mutable_optimizer()->set_learning_rate(*a);
+  }
+  if (auto v = args.Get("lr-decay")) {
+    absl::StatusOr<double> eta = ParseDouble("--lr-decay", *v, 0, 1e12);
+    if (!eta.ok()) return eta.status();
+    spec.mutable_optimizer()->set_lr_decay(*eta);
+  }
+  if (auto v = args.Get("clip")) {
+    absl::StatusOr<double> gamma = ParseDouble("--clip", *v, 0, 1e300);
+    if (!gamma.ok()) return gamma.status();
+    spec.set_clip_gamma(*gamma);
+  }
+  if (auto v = args.Get("loss")) {
+    absl::StatusOr<agt::v1::Loss> loss =
+        ParseEnum<agt::v1::Loss>("--loss", *v, agt::v1::Loss_descriptor(), "LOSS_",
+                                 {{"bce", "binary_cross_entropy"}, {"ce", "cross_entropy"}});
+    if (!loss.ok()) return loss.status();
+    spec.set_loss(*loss);
+  }
+  if (auto v = args.Get("perturbation")) {
+    absl::StatusOr<agt::v1::PerturbationKind> kind = ParseEnum<agt::v1::PerturbationKind>(
+        "--perturbation", *v, agt::v1::PerturbationKind_descriptor(), "PERTURBATION_KIND_", {});
+    if (!kind.ok()) return kind.status();
+    spec.mutable_perturbation()->set_kind(*kind);
+  }
+  if (auto v = args.Get("epsilon")) {
+    absl::StatusOr<double> eps = ParseDouble("--epsilon", *v, 0, 1e300);
+    if (!eps.ok()) return eps.status();
+    spec.mutable_perturbation()->set_epsilon(*eps);
+  }
+  if (auto v = args.Get("bound-method")) {
+    absl::StatusOr<agt::v1::BoundMethod> method = ParseEnum<agt::v1::BoundMethod>(
+        "--bound-method", *v, agt::v1::BoundMethod_descriptor(), "BOUND_METHOD_",
+        {{"rump", "interval_rump"}, {"exact", "interval_exact"}, {"nguyen", "interval_nguyen"}});
+    if (!method.ok()) return method.status();
+    spec.set_bound_method(*method);
+  }
+  return absl::OkStatus();
+}
+
+bool Succeeded(const agt::v1::Job& job) { return job.state() == agt::v1::JOB_STATE_SUCCEEDED; }
+
+bool IsFinalState(agt::v1::JobState state) {
+  return state == agt::v1::JOB_STATE_SUCCEEDED || state == agt::v1::JOB_STATE_FAILED ||
+         state == agt::v1::JOB_STATE_CANCELLED;
+}
+
+// Watches `job_id` until it ends, showing progress on stderr unless quiet;
+// then fetches the final job. Resumes a watch broken by a server restart.
+absl::StatusOr<agt::v1::Job> WaitForJob(CommandContext& ctx, const Client& client,
+                                        const agt::v1::Job& job) {
+  ProgressDisplay display(ctx.err(), ctx.stderr_is_tty(), job.id(),
+                          BudgetLabels(job.spec().budgets()), job.spec().epochs());
+  agt::v1::WatchJobRequest request;
+  request.set_job_id(job.id());
+  const auto give_up = std::chrono::steady_clock::now() + kWatchReconnectFor;
+  absl::StatusOr<agt::v1::JobEvent> last;
+  for (;;) {
+    last = client.WatchJob(request, [&](const agt::v1::JobEvent& event) {
+      if (!ctx.quiet()) display.Update(event);
+      return true;
+    });
+    // A stream that ended before a final state (server restart: UNAVAILABLE,
+    // or a server that closed it early) is resumed; the job lives on the server.
+    const bool interrupted =
+        last.ok() ? !IsFinalState(last->state()) : absl::IsUnavailable(last.status());
+    if (!interrupted || std::chrono::steady_clock::now() >= give_up) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  if (last.ok() && !IsFinalState(last->state())) {
+    display.Finish();
+    return absl::UnavailableError(absl::StrCat("lost the watch of job ", job.id(),
+                                               " before it ended; it may still be running"));
+  }
+  display.Finish();
+  if (!last.ok()) return last.status();
+  agt::v1::GetJobRequest get;
+  get.set_job_id(job.id());
+  absl::StatusOr<agt::v1::GetJobResponse> final_job = client.GetJob(get);
+  if (!final_job.ok()) return final_job.status();
+  return final_job->job();
+}
+
+// Prints a finished job (as the active output mode says) and returns the exit code.
+int ReportFinal(CommandContext& ctx, const agt::v1::Job& job) {
+  if (ctx.json()) {
+    agt::v1::GetJobResponse response;
+    *response.mutable_job() = job;
+    ctx.out() << ToJson(response);
+  } else if (ctx.quiet()) {
+    if (Succeeded(job)) ctx.out() << job.model_id() << "\n";
+  } else {
+    PrintKeyValues(ctx.out(), JobKeyValues(job));
+  }
+  if (Succeeded(job)) return kExitOk;
+  ctx.err() << "agtctl: job " << job.id() << " ended " << JobStateName(job.state())
+            << (job.error().empty() ? "" : ": ") << job.error() << "\n";
+  return kExitJobNotSucceeded;
+}
+
+int Train(CommandContext& ctx) {
+  agt::v1::TrainingJobSpec spec;
+  if (!ctx.positionals().empty()) {
+    absl::StatusOr<agt::v1::TrainingJobSpec> from_file = ReadTrainingJobSpec(ctx.positionals()[0]);
+    if (!from_file.ok()) return ctx.FailUsage(from_file.status());
+    spec = *std::move(from_file);
+  }
+  if (absl::Status status = ApplyOverrides(ctx.args(), spec); !status.ok()) {
+    return ctx.FailUsage(status);
+  }
+  if (spec.dataset_id().empty()) {
+    return ctx.FailUsage(absl::InvalidArgumentError(
+        "no dataset: set dataset_id in the job file or pass --dataset DATASET_ID"));
+  }
+  absl::StatusOr<const Client*> client = ctx.client();
+  if (!client.ok()) return ctx.FailUsage(client.status());
+  agt::v1::SubmitTrainingJobRequest request;
+  *request.mutable_spec() = spec;
+  absl::StatusOr<agt::v1::SubmitTrainingJobResponse> submitted =
+      (*client)->SubmitTrainingJob(request);
+  if (!submitted.ok()) return ctx.Fail(submitted.status());
+  const agt::v1::Job& job = submitted->job();
+  if (!ctx.args().Has("wait")) {
+    if (ctx.json()) {
+      ctx.out() << ToJson(*submitted);
+    } else if (ctx.quiet()) {
+      ctx.out() << job.id() << "\n";
+    } else {
+      ctx.out() << "submitted job " << job.id() << " (" << JobStateName(job.state())
+                << "); follow it with: agtctl jobs watch " << job.id() << "\n";
+    }
+    return kExitOk;
+  }
+  if (!ctx.quiet()) ctx.err() << "submitted job " << job.id() << "\n";
+  absl::StatusOr<agt::v1::Job> final_job = WaitForJob(ctx, **client, job);
+  if (!final_job.ok()) return ctx.Fail(final_job.status());
+  return ReportFinal(ctx, *final_job);
+}
+
+int ListJobs(CommandContext& ctx) {
+  agt::v1::ListJobsRequest request;
+  request.set_page_size(kListPageSize);
+  if (auto state = ctx.args().Get("state")) {
+    absl::StatusOr<agt::v1::JobState> parsed = ParseJobState(*state);
+    if (!parsed.ok()) return ctx.FailUsage(parsed.status());
+    request.set_state(*parsed);
+  }
+  absl::StatusOr<const Client*> client = ctx.client();
+  if (!client.ok()) return ctx.FailUsage(client.status());
+  agt::v1::ListJobsResponse all;
+  for (int page = 0; page < kMaxListPages; ++page) {
+    absl::StatusOr<agt::v1::ListJobsResponse> response = (*client)->ListJobs(request);
+    if (!response.ok()) return ctx.Fail(response.status());
+    for (auto& j : *response->mutable_jobs()) *all.add_jobs() = std::move(j);
+    if (response->next_page_token().empty()) break;
+    request.set_page_token(response->next_page_token());
+  }
+  if (ctx.json()) {
+    ctx.out() << ToJson(all);
+    return kExitOk;
+  }
+  if (ctx.quiet()) {
+    for (const auto& j : all.jobs()) ctx.out() << j.id() << "\n";
+    return kExitOk;
+  }
+  Table table({"ID", "NAME", "STATE", "PROGRESS", "DATASET", "MODEL", "CREATED"});
+  for (const auto& j : all.jobs()) {
+    table.AddRow({j.id(), j.spec().name(), JobStateName(j.state()),
+                  absl::StrCat(j.progress().iteration(), "/", j.progress().total_iterations()),
+                  j.spec().dataset_id(), j.model_id().empty() ? "-" : j.model_id(),
+                  FormatTimestamp(j.created())});
+  }
+  ctx.out() << table.Render();
+  return kExitOk;
+}
+
+absl::StatusOr<agt::v1::Job> FetchJob(const Client& client, const std::string& id) {
+  agt::v1::GetJobRequest request;
+  request.set_job_id(id);
+  absl::StatusOr<agt::v1::GetJobResponse> response = client.GetJob(request);
+  if (!response.ok()) return response.status();
+  return response->job();
+}
+
+int GetJob(CommandContext& ctx) {
+  absl::StatusOr<const Client*> client = ctx.client();
+  if (!client.ok()) return ctx.FailUsage(client.status());
+  absl::StatusOr<agt::v1::Job> job = FetchJob(**client, ctx.positionals()[0]);
+  if (!job.ok()) return ctx.Fail(job.status());
+  if (ctx.json()) {
+    agt::v1::GetJobResponse response;
+    *response.mutable_job() = *job;
+    ctx.out() << ToJson(response);
+  } else if (ctx.quiet()) {
+    ctx.out() << job->id() << "\n";
+  } else {
+    PrintKeyValues(ctx.out(), JobKeyValues(*job));
+  }
+  return kExitOk;
+}
+
+int CancelJob(CommandContext& ctx) {
+  absl::StatusOr<const Client*> client = ctx.client();
+  if (!client.ok()) return ctx.FailUsage(client.status());
+  agt::v1::CancelJobRequest request;
+  request.set_job_id(ctx.positionals()[0]);
+  absl::StatusOr<agt::v1::CancelJobResponse> response = (*client)->CancelJob(request);
+  if (!response.ok()) return ctx.Fail(response.status());
+  if (ctx.json()) {
+    ctx.out() << ToJson(*response);
+  } else if (ctx.quiet()) {
+    ctx.out() << response->job().id() << "\n";
+  } else {
+    ctx.out() << "job " << response->job().id() << ": " << JobStateName(response->job().state())
+              << "\n";
+  }
+  return kExitOk;
+}
+
+int WatchJob(CommandContext& ctx) {
+  absl::StatusOr<const Client*> client = ctx.client();
+  if (!client.ok()) return ctx.FailUsage(client.status());
+  absl::StatusOr<agt::v1::Job> job = FetchJob(**client, ctx.positionals()[0]);
+  if (!job.ok()) return ctx.Fail(job.status());
+  absl::StatusOr<agt::v1::Job> final_job = WaitForJob(ctx, **client, *job);
+  if (!final_job.ok()) return ctx.Fail(final_job.status());
+  return ReportFinal(ctx, *final_job);
+}
+
+}  // namespace
+
+std::vector<Command> JobCommands() {
+  std::vector<Command> commands;
+  commands.push_back(Command{
+      {"train"},
+      "[JOB.json] [--dataset ID] [overrides...] [--wait]",
+      "submit a certified training job (and with --wait, follow it to the end)",
+      "JOB.json is the proto3 JSON form of agt.v1.TrainingJobSpec (see\n"
+      "proto/agt/v1/training.proto); unknown fields are errors. Flags override its fields,\n"
+      "or build the whole spec without a file. Example:\n"
+      "  {\"name\": \"moons\", \"dataset_id\": \"ds-...\", \"polynomial_degree\": 3,\n"
+      "   \"loss\": \"LOSS_BINARY_CROSS_ENTROPY\", \"batch_size\": 1000, \"epochs\": 4,\n"
+      "   \"optimizer\": {\"learning_rate\": 2.0, \"lr_decay\": 0.5},\n"
+      "   \"perturbation\": {\"kind\": \"PERTURBATION_KIND_REMOVAL\"},\n"
+      "   \"budgets\": [{\"n\": 1}, {\"n\": 2}, {\"n\": 5}], \"seed\": 0}\n"
+      "Without --wait prints the job id. With --wait shows a progress bar on stderr\n"
+      "(iteration, ETA, loss, bound width per budget), then the final job; exits 5 when\n"
+      "the job ends FAILED or CANCELLED. With --wait --quiet prints only the model id.\n"
+      "Ctrl-C stops watching only: the job keeps running on the server (jobs watch ID\n"
+      "picks it up again; jobs cancel ID stops it).\n",
+      {{"wait", false, 0, "", "follow the job until it ends"},
+       {"dataset", true, 0, "ID", "dataset_id"},
+       {"name", true, 0, "NAME", "name"},
+       {"degree", true, 0, "D", "polynomial_degree (1 = raw features)"},
+       {"hidden", true, 0, "W1,W2", "hidden_widths of a ReLU MLP ('none' = linear)"},
+       {"loss", true, 0, "LOSS", "mse | bce | ce | hinge"},
+       {"batch-size", true, 0, "B", "batch_size"},
+       {"epochs", true, 0, "E", "epochs"},
+       {"learning-rate", true, 0, "A", "optimizer.learning_rate"},
+       {"lr-decay", true, 0, "ETA", "optimizer.lr_decay"},
+       {"clip", true, 0, "GAMMA", "clip_gamma (per-sample gradient clamp)"},
+       {"perturbation", true, 0, "KIND", "removal | substitution | poisoning"},
+       {"epsilon", true, 0, "E", "perturbation.epsilon (poisoning feature radius)"},
+       {"budgets", true, 0, "N1,N2", "budgets (rows per batch), e.g. 1,2,5,10"},
+       {"seed", true, 0, "S", "seed"},
+       {"bound-method", true, 0, "M", "rump | exact | nguyen"}},
+      0,
+      1,
+      Train});
+  commands.push_back(Command{{"jobs", "list"},
+                             "[--state STATE]",
+                             "list your training jobs",
+                             "",
+                             {{"state", true, 0, "STATE",
+                               "only jobs in this state (queued, running, succeeded, failed, "
+                               "cancelled)"}},
+                             0,
+                             0,
+                             ListJobs});
+  commands.push_back(Command{{"jobs", "get"}, "JOB_ID", "show one job", "", {}, 1, 1, GetJob});
+  commands.push_back(Command{
+      {"jobs", "cancel"}, "JOB_ID", "cancel a queued or running job", "", {}, 1, 1, CancelJob});
+  commands.push_back(Command{{"jobs", "watch"},
+                             "JOB_ID",
+                             "follow a job's progress until it ends (exit 5 unless it succeeds)",
+                             "",
+                             {},
+                             1,
+                             1,
+                             WatchJob});
+  return commands;
+}
+
+}  // namespace agt::client

@@ -1,0 +1,168 @@
+// agtctl model list | get | export.
+#include <fstream>
+#include <ostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "client/agtctl/agtctl.h"
+#include "client/agtctl/output.h"
+#include "client/lib/exit_codes.h"
+#include "client/lib/format.h"
+
+namespace agt::client {
+namespace {
+
+constexpr int kListPageSize = 500;
+constexpr int kMaxListPages = 1000;
+
+std::string DescribePerturbation(const agt::v1::Perturbation& p) {
+  std::string out = PerturbationName(p.kind());
+  if (p.kind() == agt::v1::PERTURBATION_KIND_POISONING) {
+    absl::StrAppend(&out, ", epsilon ", FormatNumber(p.epsilon()));
+    if (p.has_labels()) {
+      const agt::v1::LabelPerturbation& l = p.labels();
+      if (l.has_flip()) absl::StrAppend(&out, ", label flips");
+      if (l.has_target_class()) absl::StrAppend(&out, ", labels to class ", l.target_class());
+      if (l.has_nu()) absl::StrAppend(&out, ", targets moved by ", FormatNumber(l.nu()));
+    }
+    if (p.paired()) absl::StrAppend(&out, ", paired");
+  }
+  return out;
+}
+
+void PrintModel(std::ostream& out, const agt::v1::Model& model) {
+  KeyValues rows = {
+      {"id", model.id()},
+      {"name", model.name()},
+      {"job", model.job_id()},
+      {"dataset", model.dataset_id()},
+      {"architecture", DescribeArchitecture(model.architecture())},
+      {"polynomial degree", absl::StrCat(std::max(model.polynomial_degree(), 1))},
+      {"input features", absl::StrCat(model.input_features())},
+      {"loss", LossName(model.loss())},
+      {"classes", absl::StrCat(model.num_classes())},
+      {"perturbation", DescribePerturbation(model.perturbation())},
+      {"created", FormatTimestamp(model.created())},
+  };
+  if (model.momentum_caveat()) {
+    rows.push_back({"caveat",
+                    "trained with momentum: bounds follow the reference's rule, "
+                    "soundness not established"});
+  }
+  PrintKeyValues(out, rows);
+  out << "\n";
+  Table table({"BUDGET", "TOTAL WIDTH", "MAX WIDTH"});
+  for (const agt::v1::BudgetSummary& b : model.budgets()) {
+    table.AddRow(
+        {BudgetLabel(b.budget()), FormatNumber(b.total_width()), FormatNumber(b.max_width())});
+  }
+  out << table.Render();
+}
+
+int ListModels(CommandContext& ctx) {
+  absl::StatusOr<const Client*> client = ctx.client();
+  if (!client.ok()) return ctx.FailUsage(client.status());
+  agt::v1::ListModelsRequest request;
+  request.set_page_size(kListPageSize);
+  agt::v1::ListModelsResponse all;
+  for (int page = 0; page < kMaxListPages; ++page) {
+    absl::StatusOr<agt::v1::ListModelsResponse> response = (*client)->ListModels(request);
+    if (!response.ok()) return ctx.Fail(response.status());
+    for (auto& m : *response->mutable_models()) *all.add_models() = std::move(m);
+    if (response->next_page_token().empty()) break;
+    request.set_page_token(response->next_page_token());
+  }
+  if (ctx.json()) {
+    ctx.out() << ToJson(all);
+    return kExitOk;
+  }
+  if (ctx.quiet()) {
+    for (const auto& m : all.models()) ctx.out() << m.id() << "\n";
+    return kExitOk;
+  }
+  Table table({"ID", "NAME", "JOB", "DATASET", "PERTURBATION", "BUDGETS", "CREATED"});
+  for (const auto& m : all.models()) {
+    std::vector<std::string> budgets;
+    for (const auto& b : m.budgets()) budgets.push_back(absl::StrCat(b.budget().n()));
+    table.AddRow({m.id(), m.name(), m.job_id(), m.dataset_id(),
+                  PerturbationName(m.perturbation().kind()), absl::StrJoin(budgets, ","),
+                  FormatTimestamp(m.created())});
+  }
+  ctx.out() << table.Render();
+  return kExitOk;
+}
+
+int GetModel(CommandContext& ctx) {
+  absl::StatusOr<const Client*> client = ctx.client();
+  if (!client.ok()) return ctx.FailUsage(client.status());
+  agt::v1::GetModelRequest request;
+  request.set_model_id(ctx.positionals()[0]);
+  absl::StatusOr<agt::v1::GetModelResponse> response = (*client)->GetModel(request);
+  if (!response.ok()) return ctx.Fail(response.status());
+  if (ctx.json()) {
+    ctx.out() << ToJson(*response);
+  } else if (ctx.quiet()) {
+    ctx.out() << response->model().id() << "\n";
+  } else {
+    PrintModel(ctx.out(), response->model());
+  }
+  return kExitOk;
+}
+
+int ExportModel(CommandContext& ctx) {
+  absl::StatusOr<const Client*> client = ctx.client();
+  if (!client.ok()) return ctx.FailUsage(client.status());
+  agt::v1::ExportModelRequest request;
+  request.set_model_id(ctx.positionals()[0]);
+  absl::StatusOr<agt::v1::ExportModelResponse> response = (*client)->ExportModel(request);
+  if (!response.ok()) return ctx.Fail(response.status());
+  std::string json = ToJson(*response);
+  std::optional<std::string> path = ctx.args().Get("out");
+  if (!path || *path == "-") {
+    ctx.out() << json;
+    return kExitOk;
+  }
+  std::ofstream file(*path, std::ios::binary | std::ios::trunc);
+  file << json;
+  file.close();
+  if (!file) {
+    return ctx.FailUsage(absl::InvalidArgumentError(absl::StrCat("cannot write ", *path)));
+  }
+  if (ctx.quiet()) {
+    ctx.out() << response->model().id() << "\n";
+  } else if (!ctx.json()) {
+    ctx.out() << "wrote model " << response->model().id() << " (" << response->boxes_size()
+              << " budget boxes, " << FormatBytes(static_cast<int64_t>(json.size())) << ") to "
+              << *path << "\n";
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+std::vector<Command> ModelCommands() {
+  std::vector<Command> commands;
+  commands.push_back(
+      Command{{"model", "list"}, "", "list your trained models", "", {}, 0, 0, ListModels});
+  commands.push_back(Command{{"model", "get"},
+                             "MODEL_ID",
+                             "show a model and the bound widths of its budgets",
+                             "With --json: the whole agt.v1.GetModelResponse, nominal "
+                             "parameters included.\n",
+                             {},
+                             1,
+                             1,
+                             GetModel});
+  commands.push_back(
+      Command{{"model", "export"},
+              "MODEL_ID [--out FILE]",
+              "export a model: nominal parameters and every budget's parameter box, as JSON",
+              "Writes the proto3 JSON of agt.v1.ExportModelResponse to FILE (or stdout).\n",
+              {{"out", true, 0, "FILE", "write to FILE instead of stdout"}},
+              1,
+              1,
+              ExportModel});
+  return commands;
+}
+
+}  // namespace agt::client

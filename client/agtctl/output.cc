@@ -1,0 +1,121 @@
+#include "client/agtctl/output.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "client/lib/format.h"
+
+namespace agt::client {
+
+void PrintKeyValues(std::ostream& out, const KeyValues& rows) {
+  size_t width = 0;
+  for (const auto& [key, value] : rows) width = std::max(width, key.size());
+  for (const auto& [key, value] : rows) {
+    out << key << ":" << std::string(width - key.size() + 2, ' ') << value << "\n";
+  }
+}
+
+KeyValues DatasetKeyValues(const agt::v1::Dataset& dataset) {
+  std::string classes =
+      dataset.num_classes() == 0 ? "0 (regression)" : absl::StrCat(dataset.num_classes());
+  return {
+      {"id", dataset.id()},
+      {"name", dataset.name()},
+      {"rows", absl::StrCat(dataset.num_rows())},
+      {"features", absl::StrCat(dataset.num_features())},
+      {"classes", classes},
+      {"size", FormatBytes(dataset.size_bytes())},
+      {"sha256", dataset.checksum()},
+      {"created", FormatTimestamp(dataset.created())},
+  };
+}
+
+std::vector<std::string> BudgetLabels(
+    const google::protobuf::RepeatedPtrField<agt::v1::Budget>& budgets) {
+  std::vector<std::string> labels;
+  for (const agt::v1::Budget& b : budgets) labels.push_back(BudgetLabel(b));
+  return labels;
+}
+
+KeyValues JobKeyValues(const agt::v1::Job& job) {
+  const agt::v1::TrainingJobSpec& spec = job.spec();
+  std::vector<int> hidden(spec.hidden_widths().begin(), spec.hidden_widths().end());
+  KeyValues rows = {
+      {"id", job.id()},
+      {"name", spec.name().empty() ? "-" : spec.name()},
+      {"state", JobStateName(job.state())},
+      {"dataset", spec.dataset_id()},
+      {"model", DescribeArchitecture(spec.architecture(), hidden)},
+      {"polynomial degree", absl::StrCat(std::max(spec.polynomial_degree(), 1))},
+      {"loss", LossName(spec.loss())},
+      {"perturbation", PerturbationName(spec.perturbation().kind())},
+      {"budgets", absl::StrJoin(BudgetLabels(spec.budgets()), " ")},
+      {"batch size", absl::StrCat(spec.batch_size())},
+      {"epochs", absl::StrCat(spec.epochs())},
+      {"seed", absl::StrCat(spec.seed())},
+      {"progress",
+       FormatProgressLine(job.progress(), BudgetLabels(spec.budgets()), 0, spec.epochs())},
+  };
+  if (job.dropped_rows_per_epoch() > 0) {
+    rows.push_back({"dropped rows/epoch", absl::StrCat(job.dropped_rows_per_epoch())});
+  }
+  if (!job.error().empty()) rows.push_back({"error", job.error()});
+  if (!job.model_id().empty()) rows.push_back({"trained model", job.model_id()});
+  rows.push_back({"created", FormatTimestamp(job.created())});
+  rows.push_back({"started", FormatTimestamp(job.started())});
+  rows.push_back({"finished", FormatTimestamp(job.finished())});
+  return rows;
+}
+
+ProgressDisplay::ProgressDisplay(std::ostream& err, bool tty, std::string job_id,
+                                 std::vector<std::string> budget_labels, int epochs,
+                                 std::chrono::seconds log_interval)
+    : err_(err),
+      tty_(tty),
+      job_id_(std::move(job_id)),
+      budget_labels_(std::move(budget_labels)),
+      epochs_(epochs),
+      log_interval_(log_interval) {}
+
+void ProgressDisplay::Update(const agt::v1::JobEvent& event) {
+  const auto now = std::chrono::steady_clock::now();
+  const bool state_changed = event.state() != last_state_;
+  last_state_ = event.state();
+  if (state_changed && event.state() == agt::v1::JOB_STATE_QUEUED) {
+    if (line_open_) err_ << "\n";
+    line_open_ = false;
+    err_ << "job " << job_id_ << " queued\n";
+  }
+  if (state_changed && event.state() == agt::v1::JOB_STATE_RUNNING && !tty_) {
+    err_ << "job " << job_id_ << " running\n";
+  }
+  // FAILED and CANCELLED keep the last progress shown; the caller reports them.
+  if (event.state() != agt::v1::JOB_STATE_RUNNING &&
+      event.state() != agt::v1::JOB_STATE_SUCCEEDED) {
+    return;
+  }
+  const agt::v1::JobProgress& progress = event.progress();
+  if (tty_) {
+    err_ << "\r\033[K" << FormatProgressLine(progress, budget_labels_, 24, epochs_) << std::flush;
+    line_open_ = true;
+    return;
+  }
+  const bool final_step =
+      progress.total_iterations() > 0 && progress.iteration() >= progress.total_iterations();
+  // Iteration 0 (no step yet) says nothing the "running" line did not.
+  const bool advanced = progress.iteration() > 0 && progress.iteration() != last_logged_iteration_;
+  if (advanced && (last_logged_iteration_ < 0 || final_step || now - last_log_ >= log_interval_)) {
+    err_ << FormatProgressLine(progress, budget_labels_, 24, epochs_) << "\n";
+    last_logged_iteration_ = progress.iteration();
+    last_log_ = now;
+  }
+}
+
+void ProgressDisplay::Finish() {
+  if (line_open_) err_ << "\n";
+  line_open_ = false;
+  err_.flush();
+}
+
+}  // namespace agt::client

@@ -1,0 +1,55 @@
+// Output helpers shared by agtctl's commands: key/value blocks, the live
+// progress display of a training job, and record summaries.
+#ifndef AGT_CLIENT_AGTCTL_OUTPUT_H_
+#define AGT_CLIENT_AGTCTL_OUTPUT_H_
+
+#include <chrono>
+#include <ostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "agt/v1/datasets.pb.h"
+#include "agt/v1/models.pb.h"
+#include "agt/v1/training.pb.h"
+
+namespace agt::client {
+
+using KeyValues = std::vector<std::pair<std::string, std::string>>;
+
+// "key:   value" lines with the values aligned.
+void PrintKeyValues(std::ostream& out, const KeyValues& rows);
+
+KeyValues DatasetKeyValues(const agt::v1::Dataset& dataset);
+KeyValues JobKeyValues(const agt::v1::Job& job);
+std::vector<std::string> BudgetLabels(
+    const google::protobuf::RepeatedPtrField<agt::v1::Budget>& budgets);
+
+// Shows a job's progress on a terminal: on a TTY one line redrawn in place;
+// otherwise (logs, pipes) a line whenever the state changes and at most one
+// progress line every `log_interval`. Not thread-safe.
+class ProgressDisplay {
+ public:
+  ProgressDisplay(std::ostream& err, bool tty, std::string job_id,
+                  std::vector<std::string> budget_labels, int epochs,
+                  std::chrono::seconds log_interval = std::chrono::seconds(2));
+  void Update(const agt::v1::JobEvent& event);
+  // Ends the redrawn line (TTY) so later output starts on a fresh line.
+  void Finish();
+
+ private:
+  std::ostream& err_;
+  bool tty_;
+  std::string job_id_;
+  std::vector<std::string> budget_labels_;
+  int epochs_;
+  std::chrono::seconds log_interval_;
+  agt::v1::JobState last_state_ = agt::v1::JOB_STATE_UNSPECIFIED;
+  int64_t last_logged_iteration_ = -1;
+  std::chrono::steady_clock::time_point last_log_{};
+  bool line_open_ = false;
+};
+
+}  // namespace agt::client
+
+#endif  // AGT_CLIENT_AGTCTL_OUTPUT_H_

@@ -1,0 +1,432 @@
+// agtctl against the real agt-server: a fresh SQLite file in a temp dir, the
+// server on 127.0.0.1 port 0, every step through the agtctl binary as a user
+// would run it: upload -> train --wait -> model -> certify, exit codes of
+// unknown ids and rejected requests, --json output, cancellation, tokens and
+// tenants, and a clean SIGTERM shutdown.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "tests/client/process.h"
+
+namespace agt::client {
+namespace {
+
+#if defined(AGT_SERVER_BINARY) && defined(AGTCTL_BINARY)
+
+using testing::BackgroundProcess;
+using testing::CommandResult;
+using testing::RunCommand;
+
+#define EXPECT_EXIT_CODE(result, code) \
+  EXPECT_EQ((result).exit_code, code) << "stdout:\n" << (result).out << "stderr:\n" << (result).err
+
+// Two noisy interleaved half-moons (the paper's toy problem), deterministic.
+std::string MoonsCsv(int n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> angle(0, M_PI);
+  std::normal_distribution<double> noise(0, 0.1);
+  std::string csv = "x0,x1,y\n";
+  for (int i = 0; i < n; ++i) {
+    const int label = i % 2;
+    const double t = angle(rng);
+    double x0 = label == 0 ? std::cos(t) : 1 - std::cos(t);
+    double x1 = label == 0 ? std::sin(t) : 0.5 - std::sin(t);
+    absl::StrAppend(&csv, x0 + noise(rng), ",", x1 + noise(rng), ",", label, "\n");
+  }
+  return csv;
+}
+
+// A linear model on cubic features, removal budgets 1, 2, 5, 10 (the
+// README's main job on a smaller dataset).
+constexpr char kJob[] = R"({
+  "name": "moons-e2e",
+  "polynomial_degree": 3,
+  "architecture": {"layers": [{"dense": {"in": 9, "out": 1}}]},
+  "loss": "LOSS_BINARY_CROSS_ENTROPY",
+  "batch_size": 200,
+  "epochs": 3,
+  "optimizer": {"learning_rate": 2.0, "lr_decay": 0.5},
+  "perturbation": {"kind": "PERTURBATION_KIND_REMOVAL"},
+  "budgets": [{"n": 1}, {"n": 2}, {"n": 5}, {"n": 10}],
+  "seed": 0
+})";
+
+class AgtctlE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           absl::StrCat("agtctl_e2e_", getpid(), "_",
+                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override {
+    server_.Stop(std::chrono::seconds(10));
+    std::filesystem::remove_all(dir_);
+  }
+
+  // Starts agt-server on a fresh database; extra flags (e.g. --tokens) appended.
+  // `listen` defaults to a free loopback port.
+  void StartServer(std::vector<std::string> extra = {}, const std::string& listen = "127.0.0.1:0") {
+    std::vector<std::string> argv = {AGT_SERVER_BINARY, "--listen", listen, "--db",
+                                     (dir_ / "agt.db").string()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    target_ = server_.StartAndWaitFor(argv, "listening on ", std::chrono::seconds(30),
+                                      (dir_ / "server.err").string());
+    ASSERT_FALSE(target_.empty()) << "agt-server did not start; stderr:\n"
+                                  << ReadText(dir_ / "server.err");
+  }
+
+  CommandResult Ctl(std::vector<std::string> args, const std::string& token = "") {
+    std::vector<std::string> argv = {AGTCTL_BINARY, "--server", target_, "--timeout", "60"};
+    if (!token.empty()) {
+      argv.push_back("--token");
+      argv.push_back(token);
+    }
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv, {}, std::chrono::seconds(120));
+  }
+
+  std::string Write(const std::string& name, const std::string& text) {
+    std::ofstream out(dir_ / name, std::ios::binary);
+    out << text;
+    return (dir_ / name).string();
+  }
+
+  static std::string ReadText(const std::filesystem::path& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+
+  static std::string Line(const std::string& out) {
+    return std::string(absl::StripTrailingAsciiWhitespace(out));
+  }
+
+  std::filesystem::path dir_;
+  BackgroundProcess server_;
+  std::string target_;
+};
+
+TEST_F(AgtctlE2eTest, UploadTrainWatchCertify) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  EXPECT_EXIT_CODE(Ctl({"health"}), 0);
+
+  const std::string data = Write("moons.csv", MoonsCsv(1200, 7));
+  CommandResult upload = Ctl({"dataset", "upload", data, "--name", "moons", "-q"});
+  ASSERT_EQ(upload.exit_code, 0) << upload.err;
+  const std::string dataset = Line(upload.out);
+  ASSERT_TRUE(absl::StartsWith(dataset, "ds-")) << upload.out;
+  CommandResult shown = Ctl({"dataset", "get", dataset});
+  EXPECT_EXIT_CODE(shown, 0);
+  EXPECT_TRUE(absl::StrContains(shown.out, "1200")) << shown.out;
+
+  const std::string job = Write("job.json", kJob);
+  CommandResult train = Ctl({"train", job, "--dataset", dataset, "--wait"});
+  ASSERT_EQ(train.exit_code, 0) << train.out << train.err;
+  EXPECT_TRUE(absl::StrContains(train.out, "SUCCEEDED")) << train.out;
+  EXPECT_TRUE(absl::StrContains(train.err, "100%")) << train.err;
+  EXPECT_TRUE(absl::StrContains(train.err, "width n=1 ")) << train.err;
+
+  CommandResult models = Ctl({"model", "list", "-q"});
+  ASSERT_EQ(models.exit_code, 0) << models.err;
+  const std::string model = Line(models.out);
+  ASSERT_TRUE(!model.empty() && !absl::StrContains(model, "\n")) << models.out;
+
+  CommandResult get = Ctl({"model", "get", model});
+  EXPECT_EXIT_CODE(get, 0);
+  EXPECT_TRUE(absl::StrContains(get.out, "n=10")) << get.out;
+  EXPECT_TRUE(absl::StrContains(get.out, "dense 9->1")) << get.out;
+
+  const std::string queries = Write("q.csv", "x0,x1,y\n-0.9,0.3,0\n0,1,0\n1.5,-0.35,1\n2,0.4,1\n");
+  CommandResult table = Ctl({"certify", model, queries, "--labels"});
+  EXPECT_EXIT_CODE(table, 0);
+  EXPECT_TRUE(absl::StrContains(table.out, "LARGEST STABLE")) << table.out;
+  EXPECT_TRUE(absl::StrContains(table.out, "CORRECT")) << table.out;
+
+  CommandResult json = Ctl({"certify", model, queries, "--labels", "--json"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  nlohmann::json doc = nlohmann::json::parse(json.out);
+  ASSERT_EQ(doc["points"].size(), 4u);
+  ASSERT_EQ(doc["budgets"].size(), 4u);
+  for (const auto& point : doc["points"]) {
+    ASSERT_EQ(point["stable"].size(), 4u);
+    ASSERT_EQ(point["correct"].size(), 4u);
+    // Stability is monotone in the budget: boxes nest.
+    for (int b = 1; b < 4; ++b) {
+      if (point["stable"][b].get<bool>()) {
+        EXPECT_TRUE(point["stable"][b - 1].get<bool>());
+      }
+    }
+    // largest_stable_n agrees with the stable flags.
+    int largest = -1;
+    for (int b = 0; b < 4; ++b) {
+      if (point["stable"][b].get<bool>()) largest = b;
+    }
+    if (largest < 0) {
+      EXPECT_TRUE(point["largest_stable_n"].is_null());
+    } else {
+      EXPECT_EQ(point["largest_stable_n"], doc["budgets"][largest]["n"]);
+    }
+  }
+  // The far-from-boundary points of a well-trained model are stable at n=1.
+  EXPECT_TRUE(doc["points"][1]["stable"][0].get<bool>()) << json.out;
+
+  CommandResult whole = Ctl({"certify", model, "--dataset", dataset});
+  EXPECT_EXIT_CODE(whole, 0);
+  EXPECT_TRUE(absl::StrContains(whole.out, "1200 rows")) << whole.out;
+
+  const std::string exported = (dir_ / "model.json").string();
+  EXPECT_EXIT_CODE(Ctl({"model", "export", model, "--out", exported}), 0);
+  std::ifstream in(exported);
+  nlohmann::json model_json = nlohmann::json::parse(in);
+  EXPECT_EQ(model_json["boxes"].size(), 4u);
+  EXPECT_EQ(model_json["model"]["id"], model);
+
+  CommandResult jobs = Ctl({"jobs", "list", "--json"});
+  ASSERT_EQ(jobs.exit_code, 0);
+  nlohmann::json jobs_doc = nlohmann::json::parse(jobs.out);
+  ASSERT_EQ(jobs_doc["jobs"].size(), 1u);
+  EXPECT_EQ(jobs_doc["jobs"][0]["state"], "JOB_STATE_SUCCEEDED");
+  EXPECT_EQ(jobs_doc["jobs"][0]["model_id"], model);
+}
+
+TEST_F(AgtctlE2eTest, UnknownIdsExitThreeAndRejectedRequestsExitTwo) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  const std::string queries = Write("q.csv", "1,2\n");
+  for (std::vector<std::string> args : {std::vector<std::string>{"dataset", "get", "ds-000000"},
+                                        {"dataset", "rm", "ds-000000"},
+                                        {"jobs", "get", "job-000000"},
+                                        {"jobs", "cancel", "job-000000"},
+                                        {"jobs", "watch", "job-000000"},
+                                        {"model", "get", "mdl-000000"},
+                                        {"model", "export", "mdl-000000"},
+                                        {"certify", "mdl-000000", queries}}) {
+    CommandResult result = Ctl(args);
+    EXPECT_EXIT_CODE(result, 3) << absl::StrJoin(args, " ");
+    EXPECT_FALSE(result.err.empty());
+  }
+  const std::string data = Write("moons.csv", MoonsCsv(300, 1));
+  const std::string dataset = Line(Ctl({"dataset", "upload", data, "-q"}).out);
+  ASSERT_FALSE(dataset.empty());
+  const std::string job = Write("job.json", kJob);
+  // Budget 200 is not below the batch size 200.
+  CommandResult budget = Ctl({"train", job, "--dataset", dataset, "--budgets", "1,200"});
+  EXPECT_EXIT_CODE(budget, 2);
+  EXPECT_TRUE(absl::StrContains(budget.err, "200")) << budget.err;
+  // A ragged CSV is refused by the server, naming the line.
+  const std::string ragged = Write("ragged.csv", "x0,x1,y\n1,2,0\n3,1\n");
+  CommandResult bad_upload = Ctl({"dataset", "upload", ragged});
+  EXPECT_EXIT_CODE(bad_upload, 2);
+  EXPECT_TRUE(absl::StrContains(bad_upload.err, "3")) << bad_upload.err;
+  // Job referencing an unknown dataset.
+  CommandResult no_dataset = Ctl({"train", job, "--dataset", "ds-000000"});
+  EXPECT_TRUE(no_dataset.exit_code == 3 || no_dataset.exit_code == 2) << no_dataset.err;
+  // The server is still serving.
+  EXPECT_EXIT_CODE(Ctl({"health"}), 0);
+}
+
+TEST_F(AgtctlE2eTest, JsonOutputOfEveryReadCommandParses) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  const std::string data = Write("moons.csv", MoonsCsv(400, 2));
+  CommandResult upload = Ctl({"--json", "dataset", "upload", data});
+  ASSERT_EQ(upload.exit_code, 0) << upload.err;
+  const std::string dataset = nlohmann::json::parse(upload.out)["dataset"]["id"];
+  CommandResult train = Ctl({"--json", "train", Write("job.json", kJob), "--dataset", dataset,
+                             "--wait", "--budgets", "1,2"});
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  nlohmann::json job = nlohmann::json::parse(train.out)["job"];
+  const std::string job_id = job["id"];
+  const std::string model = job["model_id"];
+  for (std::vector<std::string> args : {std::vector<std::string>{"dataset", "list"},
+                                        {"dataset", "get", dataset},
+                                        {"jobs", "list"},
+                                        {"jobs", "get", job_id},
+                                        {"jobs", "watch", job_id},
+                                        {"model", "list"},
+                                        {"model", "get", model},
+                                        {"certify", model, "--dataset", dataset},
+                                        {"health"}}) {
+    args.push_back("--json");
+    CommandResult result = Ctl(args);
+    EXPECT_EXIT_CODE(result, 0) << absl::StrJoin(args, " ");
+    EXPECT_TRUE(nlohmann::json::accept(result.out)) << absl::StrJoin(args, " ") << "\n"
+                                                    << result.out;
+  }
+}
+
+TEST_F(AgtctlE2eTest, CancelledJobMakesWatchExitFive) {
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--workers", "1"}));
+  const std::string data = Write("moons.csv", MoonsCsv(2000, 3));
+  const std::string dataset = Line(Ctl({"dataset", "upload", data, "-q"}).out);
+  ASSERT_FALSE(dataset.empty());
+  // Long enough not to finish before the cancel arrives (200000 steps), and
+  // too gentle to diverge first: a linear model, a small learning rate.
+  const std::string spec = Write("long.json", R"({
+    "architecture": {"layers": [{"dense": {"in": 2, "out": 1}}]},
+    "loss": "LOSS_BINARY_CROSS_ENTROPY", "batch_size": 100, "epochs": 10000,
+    "optimizer": {"learning_rate": 0.001},
+    "perturbation": {"kind": "PERTURBATION_KIND_REMOVAL"}, "budgets": [{"n": 1}]})");
+  CommandResult submit = Ctl({"train", spec, "--dataset", dataset, "-q"});
+  ASSERT_EQ(submit.exit_code, 0) << submit.err;
+  const std::string job = Line(submit.out);
+  CommandResult cancel = Ctl({"jobs", "cancel", job});
+  EXPECT_EXIT_CODE(cancel, 0);
+  CommandResult watch = Ctl({"jobs", "watch", job});
+  EXPECT_EXIT_CODE(watch, 5);
+  EXPECT_TRUE(absl::StrContains(watch.out, "CANCELLED")) << watch.out;
+  EXPECT_TRUE(absl::StrContains(watch.err, "ended CANCELLED")) << watch.err;
+}
+
+TEST_F(AgtctlE2eTest, WatchRidesThroughAServerRestart) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  const std::string address = target_;
+  const std::string data = Write("moons.csv", MoonsCsv(2000, 5));
+  const std::string dataset = Line(Ctl({"dataset", "upload", data, "-q"}).out);
+  ASSERT_FALSE(dataset.empty());
+  // 200000 steps of a linear model: seconds in a release build, so the
+  // restart lands mid-job; the job is cancelled once it has resumed, which
+  // keeps the test short in slow (sanitizer) builds too.
+  const std::string spec = Write("job.json", R"({
+    "architecture": {"layers": [{"dense": {"in": 2, "out": 1}}]},
+    "loss": "LOSS_BINARY_CROSS_ENTROPY", "batch_size": 100, "epochs": 10000,
+    "optimizer": {"learning_rate": 0.001},
+    "perturbation": {"kind": "PERTURBATION_KIND_REMOVAL"}, "budgets": [{"n": 1}]})");
+  CommandResult submit = Ctl({"train", spec, "--dataset", dataset, "-q"});
+  ASSERT_EQ(submit.exit_code, 0) << submit.err;
+  const std::string job = Line(submit.out);
+  std::future<CommandResult> watch = std::async(std::launch::async, [&] {
+    return RunCommand({AGTCTL_BINARY, "--server", address, "jobs", "watch", job}, {},
+                      std::chrono::seconds(300));
+  });
+  // (state, iteration) of the job, from agtctl's JSON.
+  auto progress = [&]() -> std::pair<std::string, int64_t> {
+    CommandResult get = Ctl({"jobs", "get", job, "--json"});
+    if (get.exit_code != 0) return {"", -1};
+    nlohmann::json j = nlohmann::json::parse(get.out)["job"];
+    return {j["state"], std::stoll(j["progress"]["iteration"].get<std::string>())};
+  };
+  auto wait_until = [&](const std::function<bool(const std::pair<std::string, int64_t>&)>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (done(progress())) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  };
+  ASSERT_TRUE(wait_until([](const auto& p) { return p.second > 0; }));
+  ASSERT_EQ(server_.Stop(std::chrono::seconds(30)), 0);  // SIGTERM: the job checkpoints
+  // The same port again, the same database: the job resumes from its checkpoint.
+  ASSERT_NO_FATAL_FAILURE(StartServer({}, address));
+  const int64_t at_restart = progress().second;
+  ASSERT_GE(at_restart, 0);
+  ASSERT_TRUE(wait_until(
+      [&](const auto& p) { return p.second > at_restart || p.first == "JOB_STATE_SUCCEEDED"; }));
+  CommandResult cancel = Ctl({"jobs", "cancel", job});
+  CommandResult watched = watch.get();
+  // The watch outlived the old server and saw the job end on the new one:
+  // cancelled (or, on a very fast machine, finished first).
+  if (watched.exit_code == 0) {
+    EXPECT_TRUE(absl::StrContains(watched.out, "SUCCEEDED")) << watched.out;
+  } else {
+    EXPECT_EXIT_CODE(watched, 5);
+    EXPECT_TRUE(absl::StrContains(watched.err, "ended CANCELLED")) << watched.err;
+  }
+}
+
+TEST_F(AgtctlE2eTest, TokensRolesAndTenants) {
+  // Tokens file lines come from the server's own hash-token command.
+  std::string tokens;
+  for (auto [token, role, tenant] :
+       {std::tuple<std::string, std::string, std::string>{"tok-alice", "trainer", "acme"},
+        {"tok-query", "querier", "acme"},
+        {"tok-bob", "trainer", "globex"}}) {
+    CommandResult line =
+        RunCommand({AGT_SERVER_BINARY, "hash-token", "--role", role, "--tenant", tenant}, {},
+                   std::chrono::seconds(10), token);
+    ASSERT_EQ(line.exit_code, 0) << line.err;
+    tokens += line.out;
+  }
+  const std::string tokens_file = Write("tokens.txt", tokens);
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--tokens", tokens_file}));
+
+  EXPECT_EXIT_CODE(Ctl({"health"}), 0);  // no token needed
+  EXPECT_EXIT_CODE(Ctl({"dataset", "list"}), 4);
+  EXPECT_EXIT_CODE(Ctl({"dataset", "list"}, "tok-wrong"), 4);
+
+  const std::string data = Write("moons.csv", MoonsCsv(300, 4));
+  CommandResult upload = Ctl({"dataset", "upload", data, "-q"}, "tok-alice");
+  ASSERT_EQ(upload.exit_code, 0) << upload.err;
+  const std::string dataset = Line(upload.out);
+  EXPECT_EXIT_CODE(Ctl({"dataset", "get", dataset}, "tok-alice"), 0);
+  EXPECT_EXIT_CODE(Ctl({"dataset", "get", dataset}, "tok-query"), 0);  // same tenant, read
+  EXPECT_EXIT_CODE(Ctl({"dataset", "upload", data}, "tok-query"), 4);  // querier cannot write
+  // Another tenant cannot tell the dataset exists.
+  CommandResult other = Ctl({"dataset", "get", dataset}, "tok-bob");
+  EXPECT_EXIT_CODE(other, 3);
+  CommandResult listed = Ctl({"dataset", "list", "-q"}, "tok-bob");
+  EXPECT_EXIT_CODE(listed, 0);
+  EXPECT_EQ(listed.out, "");
+  // Token from the environment.
+  CommandResult from_env = RunCommand({AGTCTL_BINARY, "--server", target_, "dataset", "list", "-q"},
+                                      {{"AGT_TOKEN", "tok-alice"}}, std::chrono::seconds(60));
+  EXPECT_EXIT_CODE(from_env, 0);
+  EXPECT_EQ(Line(from_env.out), dataset);
+}
+
+TEST_F(AgtctlE2eTest, TlsWithACaFile) {
+  if (access("/usr/bin/openssl", X_OK) != 0) {
+    GTEST_SKIP() << "no /usr/bin/openssl to make a test certificate";
+  }
+  const std::string cert = (dir_ / "cert.pem").string();
+  const std::string key = (dir_ / "key.pem").string();
+  CommandResult made =
+      RunCommand({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                  key, "-out", cert, "-days", "1", "-subj", "/CN=localhost", "-addext",
+                  "subjectAltName=DNS:localhost,IP:127.0.0.1"},
+                 {}, std::chrono::seconds(60));
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--tls-cert", cert, "--tls-key", key}));
+  EXPECT_EXIT_CODE(Ctl({"--tls-ca", cert, "health"}), 0);
+  EXPECT_EXIT_CODE(Ctl({"--tls-ca", cert, "dataset", "list"}), 0);
+  // The CA from the environment.
+  CommandResult from_env = RunCommand({AGTCTL_BINARY, "--server", target_, "health"},
+                                      {{"AGT_TLS_CA", cert}}, std::chrono::seconds(30));
+  EXPECT_EXIT_CODE(from_env, 0);
+  // Plaintext to a TLS server, and TLS without the right CA, both fail.
+  EXPECT_EXIT_CODE(Ctl({"--timeout", "3", "health"}), 1);
+  CommandResult untrusted = Ctl({"--tls", "--timeout", "3", "health"});
+  EXPECT_EXIT_CODE(untrusted, 1);
+  EXPECT_TRUE(absl::StrContains(untrusted.err, "TLS: check --tls-ca")) << untrusted.err;
+}
+
+TEST_F(AgtctlE2eTest, ServerStopsCleanlyOnSigterm) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  EXPECT_EXIT_CODE(Ctl({"health"}), 0);
+  EXPECT_EQ(server_.Stop(std::chrono::seconds(20)), 0);
+  CommandResult after =
+      RunCommand({AGTCTL_BINARY, "--server", target_, "--timeout", "3", "health"});
+  EXPECT_EXIT_CODE(after, 1);
+}
+
+#else
+TEST(AgtctlE2eTest, SkippedWithoutServer) {
+  GTEST_SKIP() << "agt-server (AGT_SERVER_BINARY) or agtctl (AGTCTL_BINARY) is not built in this "
+                  "tree; the end-to-end tests need both";
+}
+#endif
+
+}  // namespace
+}  // namespace agt::client
