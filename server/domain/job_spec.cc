@@ -130,11 +130,7 @@ absl::Status ValidateModelShape(const agt::v1::TrainingJobSpec& spec) {
   if (has_arch && has_hidden) {
     return Invalid("spec.architecture", "give either architecture or hidden_widths, not both");
   }
-  if (!has_arch && !has_hidden) {
-    return Invalid("spec.architecture",
-                   "one of architecture or hidden_widths is required (for a linear model give "
-                   "an architecture with one dense layer)");
-  }
+  // Neither: a linear model (one dense layer sized by the data and the loss).
   return has_arch ? ValidateArchitecture(spec.architecture()) : ValidateHiddenWidths(spec);
 }
 

@@ -118,6 +118,18 @@ TEST(ResolveJobSpec, DefaultsForProto3ZeroValues) {
   EXPECT_FALSE(r->config.clip_gamma.has_value());
 }
 
+TEST(ResolveJobSpec, NeitherArchitectureNorHiddenWidthsIsALinearModel) {
+  agt::v1::TrainingJobSpec s = ValidSpec();
+  s.set_dataset_id("ds-blobs");
+  s.set_loss(agt::v1::LOSS_CROSS_ENTROPY);
+  s.set_polynomial_degree(2);
+  s.clear_hidden_widths();
+  absl::StatusOr<ResolvedJob> r = ResolveJobSpec(s, Blobs());
+  ASSERT_TRUE(r.ok()) << r.status();
+  // 4 raw features expand to 4 + 10 monomials of degree <= 2.
+  EXPECT_EQ(r->config.model.Describe(), agt::ModelSpec::Mlp({14, 3}).Describe());
+}
+
 TEST(ResolveJobSpec, CrossEntropyGetsOneOutputPerClass) {
   agt::v1::TrainingJobSpec s = ValidSpec();
   s.set_dataset_id("ds-blobs");
@@ -308,9 +320,6 @@ std::vector<BadCase> BadCases() {
   c.push_back({"both architecture and hidden",
                [](S* s) { AddDense(s, 2, 1); },
                {"spec.architecture: give either architecture or hidden_widths, not both"}});
-  c.push_back({"neither architecture nor hidden",
-               [](S* s) { s->clear_hidden_widths(); },
-               {"spec.architecture: one of architecture or hidden_widths is required"}});
   c.push_back({"hidden width zero",
                [](S* s) { s->add_hidden_widths(0); },
                {"spec.hidden_widths[1]: 0 must be in [1, 4096]"}});
