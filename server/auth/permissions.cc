@@ -1,0 +1,62 @@
+#include "server/auth/permissions.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace agt::server {
+
+std::string ActionName(Action action) {
+  switch (action) {
+    case Action::kRead:
+      return "read";
+    case Action::kCertify:
+      return "certify";
+    case Action::kWrite:
+      return "write";
+  }
+  return "unknown";
+}
+
+const std::vector<RpcPermission>& RpcPermissionTable() {
+  static const auto* const table = new std::vector<RpcPermission>{
+      {"/agt.v1.DatasetService/UploadDataset", Action::kWrite},
+      {"/agt.v1.DatasetService/ListDatasets", Action::kRead},
+      {"/agt.v1.DatasetService/GetDataset", Action::kRead},
+      {"/agt.v1.DatasetService/DeleteDataset", Action::kWrite},
+      {"/agt.v1.TrainingService/SubmitTrainingJob", Action::kWrite},
+      {"/agt.v1.TrainingService/GetJob", Action::kRead},
+      {"/agt.v1.TrainingService/ListJobs", Action::kRead},
+      {"/agt.v1.TrainingService/CancelJob", Action::kWrite},
+      {"/agt.v1.TrainingService/WatchJob", Action::kRead},
+      {"/agt.v1.ModelService/GetModel", Action::kRead},
+      {"/agt.v1.ModelService/ListModels", Action::kRead},
+      {"/agt.v1.ModelService/ExportModel", Action::kRead},
+      {"/agt.v1.ModelService/CertifyPredictions", Action::kCertify},
+      {"/agt.v1.ModelService/CertifyDataset", Action::kCertify},
+  };
+  return *table;
+}
+
+bool RoleMayPerform(Role role, Action action) {
+  switch (role) {
+    case Role::kAdmin:
+    case Role::kTrainer:
+      return true;
+    case Role::kQuerier:
+      return action == Action::kRead || action == Action::kCertify;
+  }
+  return false;
+}
+
+absl::Status Authorize(const Principal& principal, absl::string_view method) {
+  for (const RpcPermission& row : RpcPermissionTable()) {
+    if (method != row.method) continue;
+    if (RoleMayPerform(principal.role, row.action)) return absl::OkStatus();
+    return absl::PermissionDeniedError(absl::StrCat("role ", RoleName(principal.role),
+                                                    " may not call ", method, " (needs ",
+                                                    ActionName(row.action), " rights)"));
+  }
+  return absl::PermissionDeniedError(
+      absl::StrCat("method ", method, " has no permission entry and is denied"));
+}
+
+}  // namespace agt::server

@@ -1,0 +1,245 @@
+// agt-server: the AGT certification service. See kUsage below (and
+// server/service/server.h for the startup and shutdown order).
+#include <pthread.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <iterator>
+#include <map>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "server/auth/tokens.h"
+#include "server/service/server.h"
+
+namespace {
+
+constexpr char kUsage[] = R"(agt-server: the AGT certification service (gRPC API agt.v1).
+
+Usage:
+  agt-server --listen HOST:PORT --db FILE [options]
+  agt-server hash-token [--role ROLE] [--tenant TENANT] [--label TEXT] < token
+  agt-server --help
+
+Serving:
+  --listen HOST:PORT     Address to listen on: 127.0.0.1:50051, [::1]:50051,
+                         0.0.0.0:50051. Port 0 picks a free port. Once ready the
+                         server prints exactly one line "listening on HOST:PORT"
+                         (with the real port) on stdout.
+  --db FILE              SQLite database (created if missing; WAL mode). Holds
+                         datasets, jobs, checkpoints and models; nothing is kept
+                         only in memory.
+  --workers N            Jobs trained at the same time (1..64, default 1).
+  --threads-per-job N    Threads inside one job (default 0 = all cores); results
+                         do not depend on it.
+  --checkpoint-seconds S Checkpoint running jobs at least every S seconds
+                         (default 2).
+  --checkpoint-steps N   Also checkpoint every N steps (default 0 = by time only).
+  --max-dataset-mib N    Largest dataset upload in MiB (default 256). Requests
+                         over 64 MiB and upload chunks over 1 MiB are refused too.
+  --tokens FILE          Bearer tokens (see below). Without it the server runs in
+                         local single-user mode: every caller is the admin of
+                         tenant "local", and only loopback addresses (127.0.0.0/8,
+                         ::1, localhost) may be listened on.
+  --tls-cert FILE        PEM certificate chain; with --tls-key, serve TLS.
+  --tls-key FILE         PEM private key.
+
+Tokens file: one token per line,
+    <sha256-hex-of-token> <role> <tenant> [label]
+  role admin | trainer | querier: admin and trainer may do everything in their
+  tenant (upload/delete datasets, submit/cancel jobs, read, certify); querier
+  may read and certify only. tenant: 1..64 of [A-Za-z0-9_.-]. Blank lines and
+  '#' comments are ignored. Only hashes are stored; clients send
+  "authorization: Bearer <token>". A token never sees another tenant's data.
+  Build lines with:  printf %s "$TOKEN" | agt-server hash-token --role trainer --tenant acme
+
+hash-token: reads one token from stdin (surrounding whitespace ignored) and
+  prints its tokens-file line, role defaulting to trainer and tenant to
+  "default".
+
+Standard gRPC health checking (grpc.health.v1.Health) and server reflection
+are served without credentials. SIGTERM or SIGINT shuts down cleanly: streams
+end, running jobs checkpoint and stay queued, exit status 0; they resume on the
+next start. Exit status 2: bad flags, unreadable files, database errors, or a
+non-loopback address without --tokens.
+)";
+
+constexpr auto kShutdownGrace = std::chrono::seconds(5);
+
+int UsageError(const std::string& message) {
+  std::cerr << "agt-server: " << message << "\n(agt-server --help for usage)\n";
+  return 2;
+}
+
+// Splits "--name=value" / "--name value" flags; every flag takes a value.
+absl::Status ParseFlags(const std::vector<std::string>& args, const std::vector<std::string>& known,
+                        std::map<std::string, std::string>* values) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string arg = args[i];
+    if (arg.rfind("--", 0) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", arg, "'"));
+    }
+    std::string value;
+    const size_t eq = arg.find('=');
+    const bool inline_value = eq != std::string::npos;
+    if (inline_value) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+    }
+    bool is_known = false;
+    for (const std::string& name : known) is_known = is_known || arg == "--" + name;
+    if (!is_known) return absl::InvalidArgumentError(absl::StrCat("unknown flag '", arg, "'"));
+    if (!inline_value) {
+      if (i + 1 >= args.size()) {
+        return absl::InvalidArgumentError(absl::StrCat(arg, ": missing value"));
+      }
+      value = args[++i];
+    }
+    if (values->count(arg.substr(2)) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(arg, ": given twice"));
+    }
+    (*values)[arg.substr(2)] = value;
+  }
+  return absl::OkStatus();
+}
+
+template <typename T>
+absl::Status ParseNumber(const std::map<std::string, std::string>& values, const std::string& name,
+                         T* out) {
+  auto it = values.find(name);
+  if (it == values.end()) return absl::OkStatus();
+  bool ok = false;
+  if constexpr (std::is_same_v<T, double>) {
+    ok = absl::SimpleAtod(it->second, out);
+  } else {
+    ok = absl::SimpleAtoi(it->second, out);
+  }
+  if (!ok) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, ": '", it->second, "' is not a number"));
+  }
+  return absl::OkStatus();
+}
+
+int HashToken(const std::vector<std::string>& args) {
+  std::map<std::string, std::string> flags;
+  if (absl::Status s = ParseFlags(args, {"role", "tenant", "label"}, &flags); !s.ok()) {
+    return UsageError(std::string(s.message()));
+  }
+  const std::string role_name = flags.count("role") ? flags["role"] : "trainer";
+  const std::string tenant = flags.count("tenant") ? flags["tenant"] : "default";
+  absl::StatusOr<agt::server::Role> role = agt::server::ParseRole(role_name);
+  if (!role.ok()) return UsageError(absl::StrCat("--role: ", role.status().message()));
+  if (!agt::server::IsValidTenant(tenant)) {
+    return UsageError(
+        absl::StrCat("--tenant: '", tenant, "' must be 1..64 characters of [A-Za-z0-9_.-]"));
+  }
+  const std::string input(std::istreambuf_iterator<char>(std::cin), {});
+  const std::string token(absl::StripAsciiWhitespace(input));
+  if (token.empty()) return UsageError("hash-token: no token on stdin");
+  for (char c : token) {
+    if (absl::ascii_isspace(static_cast<unsigned char>(c))) {
+      return UsageError("hash-token: the token must not contain whitespace");
+    }
+  }
+  std::cout << agt::server::HashToHex(agt::server::HashToken(token)) << " " << role_name << " "
+            << tenant;
+  if (flags.count("label")) std::cout << " " << flags["label"];
+  std::cout << std::endl;
+  return 0;
+}
+
+int Serve(const std::vector<std::string>& args) {
+  std::map<std::string, std::string> flags;
+  const std::vector<std::string> known = {"listen",
+                                          "db",
+                                          "workers",
+                                          "threads-per-job",
+                                          "checkpoint-seconds",
+                                          "checkpoint-steps",
+                                          "max-dataset-mib",
+                                          "tokens",
+                                          "tls-cert",
+                                          "tls-key"};
+  if (absl::Status s = ParseFlags(args, known, &flags); !s.ok()) {
+    return UsageError(std::string(s.message()));
+  }
+  if (!flags.count("listen")) return UsageError("--listen HOST:PORT is required");
+  if (!flags.count("db")) return UsageError("--db FILE is required");
+  agt::server::ServerOptions options;
+  options.listen = flags["listen"];
+  options.db_path = flags["db"];
+  options.tokens_path = flags.count("tokens") ? flags["tokens"] : "";
+  options.tls_cert_path = flags.count("tls-cert") ? flags["tls-cert"] : "";
+  options.tls_key_path = flags.count("tls-key") ? flags["tls-key"] : "";
+  int64_t max_dataset_mib = 256;
+  for (absl::Status s :
+       {ParseNumber(flags, "workers", &options.workers),
+        ParseNumber(flags, "threads-per-job", &options.threads_per_job),
+        ParseNumber(flags, "checkpoint-seconds", &options.checkpoint_every_seconds),
+        ParseNumber(flags, "checkpoint-steps", &options.checkpoint_every_steps),
+        ParseNumber(flags, "max-dataset-mib", &max_dataset_mib)}) {
+    if (!s.ok()) return UsageError(std::string(s.message()));
+  }
+  constexpr int64_t kMaxDatasetMib = 64 * 1024;
+  if (max_dataset_mib < 1 || max_dataset_mib > kMaxDatasetMib) {
+    return UsageError(
+        absl::StrCat("--max-dataset-mib: ", max_dataset_mib, " must be 1..", kMaxDatasetMib));
+  }
+  options.max_dataset_bytes = max_dataset_mib << 20;
+
+  // Block the shutdown signals before any thread starts, so every thread
+  // inherits the mask and only sigwait below receives them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  absl::StatusOr<std::unique_ptr<agt::server::AgtServer>> server =
+      agt::server::AgtServer::Start(options);
+  if (!server.ok()) {
+    std::cerr << "agt-server: " << server.status().message() << "\n";
+    return 2;
+  }
+  if ((*server)->local_mode()) {
+    std::cerr << "agt-server: local single-user mode (no --tokens): every caller is the admin "
+                 "of tenant \"local\"\n";
+  }
+  std::cout << "listening on " << (*server)->address() << std::endl;
+
+  int received = 0;
+  sigwait(&signals, &received);
+  std::cerr << "agt-server: " << (received == SIGTERM ? "SIGTERM" : "SIGINT")
+            << ": shutting down (running jobs are checkpointed and stay queued)\n";
+  (*server)->Shutdown(kShutdownGrace);
+  server->reset();
+  std::cerr << "agt-server: stopped\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  const bool help_command = !args.empty() && args[0] == "help";
+  for (const std::string& arg : args) {
+    if (arg == "--help" || arg == "-h" || help_command) {
+      std::cout << kUsage;
+      return 0;
+    }
+  }
+  if (!args.empty() && args[0] == "hash-token") {
+    return HashToken(std::vector<std::string>(args.begin() + 1, args.end()));
+  }
+  return Serve(args);
+}

@@ -1,0 +1,114 @@
+#include "server/service/model_service.h"
+
+#include <utility>
+
+#include "server/domain/model_convert.h"
+#include "server/service/request_checks.h"
+#include "server/service/status_mapping.h"
+
+namespace agt::server {
+namespace {
+
+constexpr char kGet[] = "/agt.v1.ModelService/GetModel";
+constexpr char kList[] = "/agt.v1.ModelService/ListModels";
+constexpr char kExport[] = "/agt.v1.ModelService/ExportModel";
+constexpr char kCertifyPredictions[] = "/agt.v1.ModelService/CertifyPredictions";
+constexpr char kCertifyDataset[] = "/agt.v1.ModelService/CertifyDataset";
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const ModelRecord>> ModelServiceImpl::LoadModel(
+    const Principal& caller, const std::string& model_id) {
+  if (absl::Status s = CheckId(model_id, "model_id"); !s.ok()) return s;
+  return cache_->Get(store_, caller.tenant, model_id);
+}
+
+grpc::Status ModelServiceImpl::GetModel(grpc::ServerContext* context,
+                                        const agt::v1::GetModelRequest* request,
+                                        agt::v1::GetModelResponse* response) {
+  absl::StatusOr<Principal> caller = auth_->Check(*context, kGet);
+  if (!caller.ok()) return ToGrpcStatus(caller.status(), kGet);
+  absl::StatusOr<std::shared_ptr<const ModelRecord>> model =
+      LoadModel(*caller, request->model_id());
+  if (!model.ok()) return ToGrpcStatus(model.status(), kGet);
+  absl::StatusOr<agt::v1::Model> proto = ModelToProto(**model);
+  if (!proto.ok()) return ToGrpcStatus(proto.status(), kGet);
+  *response->mutable_model() = *std::move(proto);
+  return grpc::Status::OK;
+}
+
+grpc::Status ModelServiceImpl::ListModels(grpc::ServerContext* context,
+                                          const agt::v1::ListModelsRequest* request,
+                                          agt::v1::ListModelsResponse* response) {
+  absl::StatusOr<Principal> caller = auth_->Check(*context, kList);
+  if (!caller.ok()) return ToGrpcStatus(caller.status(), kList);
+  absl::StatusOr<int> page_size = ResolvePageSize(request->page_size(), "page_size");
+  if (!page_size.ok()) return ToGrpcStatus(page_size.status(), kList);
+  if (absl::Status s = CheckPageToken(request->page_token(), "page_token"); !s.ok()) {
+    return ToGrpcStatus(s, kList);
+  }
+  absl::StatusOr<Page<ModelRecord>> page =
+      store_->ListModels(caller->tenant, *page_size, request->page_token());
+  if (!page.ok()) return ToGrpcStatus(page.status(), kList);
+  for (const ModelRecord& record : page->items) {
+    absl::StatusOr<agt::v1::Model> model = ModelToProto(record);
+    if (!model.ok()) return ToGrpcStatus(model.status(), kList);
+    *response->add_models() = *std::move(model);
+  }
+  response->set_next_page_token(page->next_page_token);
+  return grpc::Status::OK;
+}
+
+grpc::Status ModelServiceImpl::ExportModel(grpc::ServerContext* context,
+                                           const agt::v1::ExportModelRequest* request,
+                                           agt::v1::ExportModelResponse* response) {
+  absl::StatusOr<Principal> caller = auth_->Check(*context, kExport);
+  if (!caller.ok()) return ToGrpcStatus(caller.status(), kExport);
+  absl::StatusOr<std::shared_ptr<const ModelRecord>> model =
+      LoadModel(*caller, request->model_id());
+  if (!model.ok()) return ToGrpcStatus(model.status(), kExport);
+  absl::StatusOr<agt::v1::ExportModelResponse> exported = ExportModelToProto(**model);
+  if (!exported.ok()) return ToGrpcStatus(exported.status(), kExport);
+  *response = *std::move(exported);
+  return grpc::Status::OK;
+}
+
+grpc::Status ModelServiceImpl::CertifyPredictions(grpc::ServerContext* context,
+                                                  const agt::v1::CertifyPredictionsRequest* request,
+                                                  agt::v1::CertifyPredictionsResponse* response) {
+  absl::StatusOr<Principal> caller = auth_->Check(*context, kCertifyPredictions);
+  if (!caller.ok()) return ToGrpcStatus(caller.status(), kCertifyPredictions);
+  absl::StatusOr<std::shared_ptr<const ModelRecord>> model =
+      LoadModel(*caller, request->model_id());
+  if (!model.ok()) return ToGrpcStatus(model.status(), kCertifyPredictions);
+  absl::StatusOr<agt::v1::CertifyPredictionsResponse> certified =
+      agt::server::CertifyPredictions(**model, *request);
+  if (!certified.ok()) return ToGrpcStatus(certified.status(), kCertifyPredictions);
+  *response = *std::move(certified);
+  return grpc::Status::OK;
+}
+
+grpc::Status ModelServiceImpl::CertifyDataset(grpc::ServerContext* context,
+                                              const agt::v1::CertifyDatasetRequest* request,
+                                              agt::v1::CertifyDatasetResponse* response) {
+  absl::StatusOr<Principal> caller = auth_->Check(*context, kCertifyDataset);
+  if (!caller.ok()) return ToGrpcStatus(caller.status(), kCertifyDataset);
+  absl::StatusOr<agt::v1::CertifyDatasetResponse> certified =
+      CertifyStoredDataset(*caller, *request);
+  if (!certified.ok()) return ToGrpcStatus(certified.status(), kCertifyDataset);
+  *response = *std::move(certified);
+  return grpc::Status::OK;
+}
+
+absl::StatusOr<agt::v1::CertifyDatasetResponse> ModelServiceImpl::CertifyStoredDataset(
+    const Principal& caller, const agt::v1::CertifyDatasetRequest& request) {
+  absl::StatusOr<std::shared_ptr<const ModelRecord>> model = LoadModel(caller, request.model_id());
+  if (!model.ok()) return model.status();
+  if (absl::Status s = CheckId(request.dataset_id(), "dataset_id"); !s.ok()) return s;
+  absl::StatusOr<agt::Dataset> data = store_->LoadDatasetData(caller.tenant, request.dataset_id());
+  if (!data.ok()) return data.status();
+  return agt::server::CertifyDataset(**model, *data, request.test_epsilon(),
+                                     request.stability_rule());
+}
+
+}  // namespace agt::server

@@ -1,0 +1,53 @@
+// agt.v1.ModelService: trained models of the caller's tenant and
+// certificates from their stored parameter boxes. A thin adapter:
+// authenticate and authorize (CallAuth), validate ids, read models through a
+// ModelCache (stored models never change, so repeated certify calls skip
+// SQLite), and call the domain certifier (domain/certifier.h), which
+// validates inputs against the model and does the maths.
+//
+// Ownership: the store, cache and auth must outlive the service.
+// Thread-safety: gRPC calls the methods concurrently; the cache is
+// thread-safe and the service holds no other mutable state.
+#ifndef AGT_SERVER_SERVICE_MODEL_SERVICE_H_
+#define AGT_SERVER_SERVICE_MODEL_SERVICE_H_
+
+#include "agt/v1/models.grpc.pb.h"
+#include "server/domain/certifier.h"
+#include "server/service/call_auth.h"
+#include "server/store/store.h"
+
+namespace agt::server {
+
+class ModelServiceImpl final : public agt::v1::ModelService::Service {
+ public:
+  ModelServiceImpl(Store* store, ModelCache* cache, const CallAuth* auth)
+      : store_(store), cache_(cache), auth_(auth) {}
+
+  grpc::Status GetModel(grpc::ServerContext* context, const agt::v1::GetModelRequest* request,
+                        agt::v1::GetModelResponse* response) override;
+  grpc::Status ListModels(grpc::ServerContext* context, const agt::v1::ListModelsRequest* request,
+                          agt::v1::ListModelsResponse* response) override;
+  grpc::Status ExportModel(grpc::ServerContext* context, const agt::v1::ExportModelRequest* request,
+                           agt::v1::ExportModelResponse* response) override;
+  grpc::Status CertifyPredictions(grpc::ServerContext* context,
+                                  const agt::v1::CertifyPredictionsRequest* request,
+                                  agt::v1::CertifyPredictionsResponse* response) override;
+  grpc::Status CertifyDataset(grpc::ServerContext* context,
+                              const agt::v1::CertifyDatasetRequest* request,
+                              agt::v1::CertifyDatasetResponse* response) override;
+
+ private:
+  // The caller's model `model_id` (validated, then from the cache).
+  absl::StatusOr<std::shared_ptr<const ModelRecord>> LoadModel(const Principal& caller,
+                                                               const std::string& model_id);
+  absl::StatusOr<agt::v1::CertifyDatasetResponse> CertifyStoredDataset(
+      const Principal& caller, const agt::v1::CertifyDatasetRequest& request);
+
+  Store* const store_;
+  ModelCache* const cache_;
+  const CallAuth* const auth_;
+};
+
+}  // namespace agt::server
+
+#endif  // AGT_SERVER_SERVICE_MODEL_SERVICE_H_

@@ -1,0 +1,41 @@
+#include "server/service/request_checks.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace agt::server {
+
+absl::Status CheckId(absl::string_view id, absl::string_view field) {
+  if (id.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": required"));
+  if (id.size() > kMaxIdLength) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": ", id.size(), " characters exceed the limit of ", kMaxIdLength));
+  }
+  for (size_t i = 0; i < id.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(id[i]);
+    if (c <= 0x20 || c >= 0x7f) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ": character ", i + 1, " is not printable ASCII (ids look like 'ds-3f2a9c')"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> ResolvePageSize(int requested, absl::string_view field) {
+  if (requested < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": ", requested, " must be >= 0 (0 = default ", kApiDefaultPageSize,
+                     ", at most ", kMaxPageSize, ")"));
+  }
+  if (requested == 0) return kApiDefaultPageSize;
+  return requested > kMaxPageSize ? kMaxPageSize : requested;
+}
+
+absl::Status CheckPageToken(absl::string_view token, absl::string_view field) {
+  if (token.size() > kMaxPageTokenLength) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": ", token.size(), " bytes exceed the limit of ", kMaxPageTokenLength));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace agt::server

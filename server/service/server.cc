@@ -1,0 +1,166 @@
+#include "server/service/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/auth/listen_address.h"
+#include "server/auth/tls_files.h"
+
+namespace agt::server {
+namespace {
+
+constexpr int kMaxWorkers = 64;
+
+absl::Status CheckOptions(const ServerOptions& options) {
+  if (options.db_path.empty()) return absl::InvalidArgumentError("--db: required");
+  if (options.workers < 1 || options.workers > kMaxWorkers) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--workers: ", options.workers, " must be 1..", kMaxWorkers));
+  }
+  if (options.threads_per_job < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--threads-per-job: ", options.threads_per_job, " must be >= 0"));
+  }
+  if (!(options.checkpoint_every_seconds > 0) || !std::isfinite(options.checkpoint_every_seconds)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--checkpoint-seconds: ", options.checkpoint_every_seconds,
+                     " must be a finite number > 0"));
+  }
+  if (options.checkpoint_every_steps < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--checkpoint-steps: ", options.checkpoint_every_steps, " must be >= 0"));
+  }
+  if (options.max_dataset_bytes < 1) {
+    return absl::InvalidArgumentError("--max-dataset-mib: must be at least 1");
+  }
+  if (options.tls_cert_path.empty() != options.tls_key_path.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key must be given together");
+  }
+  if (options.model_cache_size < 1) {
+    return absl::InvalidArgumentError("model cache size must be at least 1");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const ServerOptions& options) {
+  if (options.tls_cert_path.empty()) return grpc::InsecureServerCredentials();
+  absl::StatusOr<TlsFiles> files = LoadTlsFiles(options.tls_cert_path, options.tls_key_path);
+  if (!files.ok()) return files.status();
+  grpc::SslServerCredentialsOptions ssl;
+  ssl.pem_key_cert_pairs.push_back({files->private_key_pem, files->cert_chain_pem});
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions& options) {
+  if (absl::Status s = CheckOptions(options); !s.ok()) return s;
+  absl::StatusOr<ListenAddress> listen = ParseListenAddress(options.listen);
+  if (!listen.ok()) return listen.status();
+
+  TokenTable tokens = TokenTable::Local();
+  if (!options.tokens_path.empty()) {
+    absl::StatusOr<TokenTable> loaded = TokenTable::Load(options.tokens_path);
+    if (!loaded.ok()) return loaded.status();
+    tokens = *std::move(loaded);
+  }
+  if (absl::Status s = CheckListenAllowed(*listen, tokens.local_mode()); !s.ok()) return s;
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = Credentials(options);
+  if (!credentials.ok()) return credentials.status();
+
+  std::unique_ptr<AgtServer> server(new AgtServer(std::move(tokens)));
+  absl::StatusOr<std::unique_ptr<DatabaseLock>> lock = DatabaseLock::Acquire(options.db_path);
+  if (!lock.ok()) {
+    return absl::Status(lock.status().code(), absl::StrCat("--db: ", lock.status().message()));
+  }
+  server->db_lock_ = *std::move(lock);
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(options.db_path);
+  if (!store.ok()) {
+    return absl::Status(store.status().code(),
+                        absl::StrCat("--db '", options.db_path, "': ", store.status().message()));
+  }
+  server->store_ = *std::move(store);
+
+  JobRunnerOptions runner_options;
+  runner_options.workers = options.workers;
+  runner_options.threads_per_job = options.threads_per_job;
+  runner_options.checkpoint_every_seconds = options.checkpoint_every_seconds;
+  runner_options.checkpoint_every_steps = options.checkpoint_every_steps;
+  server->runner_ = std::make_unique<JobRunner>(server->store_.get(), runner_options);
+  if (absl::Status s = server->runner_->Start(); !s.ok()) return s;
+
+  server->cache_ = std::make_unique<ModelCache>(options.model_cache_size);
+  UploadLimits limits;
+  limits.max_total_bytes = options.max_dataset_bytes;
+  server->datasets_ =
+      std::make_unique<DatasetServiceImpl>(server->store_.get(), &server->auth_, limits);
+  server->training_ = std::make_unique<TrainingServiceImpl>(server->store_.get(),
+                                                            server->runner_.get(), &server->auth_);
+  server->models_ = std::make_unique<ModelServiceImpl>(server->store_.get(), server->cache_.get(),
+                                                       &server->auth_);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int bound_port = 0;
+  builder.AddListeningPort(listen->ToString(), *credentials, &bound_port);
+  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  // gRPC allows SO_REUSEPORT by default: a second server on the same port
+  // would then share the traffic (with another database) instead of failing.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.RegisterService(server->datasets_.get());
+  builder.RegisterService(server->training_.get());
+  builder.RegisterService(server->models_.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(server->calls_.Factory());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || bound_port == 0) {
+    server->server_.reset();
+    server->runner_->Stop();
+    return absl::UnavailableError(absl::StrCat("--listen: cannot bind ", listen->ToString(),
+                                               " (address in use or not on this machine?)"));
+  }
+  if (grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService()) {
+    // "" (the whole server) is SERVING by default; name each service too.
+    for (const char* name : {agt::v1::DatasetService::service_full_name(),
+                             agt::v1::TrainingService::service_full_name(),
+                             agt::v1::ModelService::service_full_name()}) {
+      health->SetServingStatus(name, true);
+    }
+  }
+  server->port_ = bound_port;
+  server->address_ = listen->WithPort(bound_port);
+  return server;
+}
+
+AgtServer::~AgtServer() { Shutdown(std::chrono::milliseconds(1000)); }
+
+void AgtServer::Shutdown(std::chrono::milliseconds grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (server_ != nullptr) {
+    if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
+      health->Shutdown();
+    }
+    training_->BeginShutdown();
+    // Calls in flight get `grace` to finish (watch streams end at once);
+    // then gRPC stops without waiting for idle client connections
+    // (call_tracker.h).
+    calls_.WaitIdle(std::chrono::steady_clock::now() + grace);
+    server_->Shutdown(std::chrono::system_clock::now());
+    server_->Wait();
+  }
+  if (runner_ != nullptr) runner_->Stop();
+  server_.reset();
+  runner_.reset();
+  store_.reset();
+}
+
+}  // namespace agt::server

@@ -1,0 +1,104 @@
+// The assembled agt-server: store, job runner, token table, the three
+// agt.v1 services, gRPC health checking and server reflection, behind one
+// listening port. main.cc parses flags into ServerOptions and drives Start
+// and Shutdown; tests can embed it the same way.
+//
+// Startup order: tokens (and the loopback rule of local mode), TLS files,
+// the database lock (one server per database, database_lock.h), store
+// (migrations), job runner (RUNNING jobs of a dead process go back to
+// the queue), then the gRPC server binds. Any failure undoes what was
+// started and returns an error naming the flag or file.
+//
+// Shutdown order: health goes NOT_SERVING and WatchJob streams end
+// (UNAVAILABLE); calls in flight get up to `grace` to finish, then the gRPC
+// server stops (cancelling what is left); the runner stops (running jobs
+// checkpoint at their step boundary and stay QUEUED); the store closes.
+// Nothing a restart needs is lost.
+//
+// Limits: requests larger than max_message_bytes get RESOURCE_EXHAUSTED from
+// gRPC before any handler runs; uploads are limited by max_dataset_bytes
+// (dataset_upload.h).
+//
+// Thread-safety: Start and Shutdown from one thread; the accessors anywhere.
+#ifndef AGT_SERVER_SERVICE_SERVER_H_
+#define AGT_SERVER_SERVICE_SERVER_H_
+
+#include <grpcpp/server.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "server/auth/tokens.h"
+#include "server/domain/certifier.h"
+#include "server/jobs/job_runner.h"
+#include "server/service/call_auth.h"
+#include "server/service/call_tracker.h"
+#include "server/service/database_lock.h"
+#include "server/service/dataset_service.h"
+#include "server/service/model_service.h"
+#include "server/service/training_service.h"
+#include "server/store/store.h"
+
+namespace agt::server {
+
+struct ServerOptions {
+  std::string listen;   // HOST:PORT (auth/listen_address.h); port 0 = any free port
+  std::string db_path;  // SQLite file, created if missing
+  // Empty: local single-user mode (loopback only).
+  std::string tokens_path;
+  // Both or neither: PEM certificate chain and private key for TLS.
+  std::string tls_cert_path;
+  std::string tls_key_path;
+  int workers = 1;          // jobs trained at once, 1..64
+  int threads_per_job = 0;  // 0 = hardware concurrency
+  double checkpoint_every_seconds = 2.0;
+  int64_t checkpoint_every_steps = 0;  // 0 = by time only
+  int64_t max_dataset_bytes = int64_t{256} << 20;
+  int max_message_bytes = 64 << 20;
+  size_t model_cache_size = 32;
+};
+
+class AgtServer {
+ public:
+  // InvalidArgument for bad options, NotFound for unreadable files,
+  // FailedPrecondition for a non-loopback address without tokens,
+  // Unavailable when the address cannot be bound, or the store's error.
+  static absl::StatusOr<std::unique_ptr<AgtServer>> Start(const ServerOptions& options);
+  // Shuts down (with a short grace period) if Shutdown was not called.
+  ~AgtServer();
+  AgtServer(const AgtServer&) = delete;
+  AgtServer& operator=(const AgtServer&) = delete;
+
+  // The bound address with the real port, e.g. "127.0.0.1:43117".
+  const std::string& address() const { return address_; }
+  int port() const { return port_; }
+  bool local_mode() const { return tokens_.local_mode(); }
+
+  // See the shutdown order above. Idempotent.
+  void Shutdown(std::chrono::milliseconds grace);
+
+ private:
+  explicit AgtServer(TokenTable tokens) : tokens_(std::move(tokens)), auth_(&tokens_) {}
+
+  TokenTable tokens_;
+  CallAuth auth_;
+  CallTracker calls_;                      // outlives server_ (declared before it)
+  std::unique_ptr<DatabaseLock> db_lock_;  // released after the store closes
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<JobRunner> runner_;
+  std::unique_ptr<ModelCache> cache_;
+  std::unique_ptr<DatasetServiceImpl> datasets_;
+  std::unique_ptr<TrainingServiceImpl> training_;
+  std::unique_ptr<ModelServiceImpl> models_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string address_;
+  int port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace agt::server
+
+#endif  // AGT_SERVER_SERVICE_SERVER_H_

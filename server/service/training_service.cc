@@ -1,0 +1,157 @@
+#include "server/service/training_service.h"
+
+#include <optional>
+#include <utility>
+
+#include "server/domain/job_spec.h"
+#include "server/domain/model_convert.h"
+#include "server/service/request_checks.h"
+#include "server/service/status_mapping.h"
+
+namespace agt::server {
+namespace {
+
+constexpr char kSubmit[] = "/agt.v1.TrainingService/SubmitTrainingJob";
+constexpr char kGet[] = "/agt.v1.TrainingService/GetJob";
+constexpr char kList[] = "/agt.v1.TrainingService/ListJobs";
+constexpr char kCancel[] = "/agt.v1.TrainingService/CancelJob";
+constexpr char kWatch[] = "/agt.v1.TrainingService/WatchJob";
+
+}  // namespace
+
+grpc::Status TrainingServiceImpl::SubmitTrainingJob(
+    grpc::ServerContext* context, const agt::v1::SubmitTrainingJobRequest* request,
+    agt::v1::SubmitTrainingJobResponse* response) {
+  absl::StatusOr<Principal> caller = auth_->Check(*context, kSubmit);
+  if (!caller.ok()) return ToGrpcStatus(caller.status(), kSubmit);
+  absl::StatusOr<agt::v1::Job> job = Submit(*caller, *request);
+  if (!job.ok()) return ToGrpcStatus(job.status(), kSubmit);
+  *response->mutable_job() = *std::move(job);
+  return grpc::Status::OK;
+}
+
+absl::StatusOr<agt::v1::Job> TrainingServiceImpl::Submit(
+    const Principal& caller, const agt::v1::SubmitTrainingJobRequest& request) {
+  if (!request.has_spec()) return absl::InvalidArgumentError("spec: required");
+  const agt::v1::TrainingJobSpec& spec = request.spec();
+  if (absl::Status s = CheckId(spec.dataset_id(), "spec.dataset_id"); !s.ok()) return s;
+  // Shape first: a malformed spec is reported even when its dataset is unknown.
+  if (absl::Status s = ValidateJobSpecShape(spec); !s.ok()) return s;
+  absl::StatusOr<DatasetRecord> dataset = store_->GetDataset(caller.tenant, spec.dataset_id());
+  if (!dataset.ok()) return dataset.status();
+  if (absl::StatusOr<ResolvedJob> resolved = ResolveJobSpec(spec, *dataset); !resolved.ok()) {
+    return resolved.status();
+  }
+  JobRecord record;
+  record.tenant = caller.tenant;
+  record.dataset_id = spec.dataset_id();
+  record.name = spec.name();
+  record.spec = spec.SerializeAsString();
+  absl::StatusOr<JobRecord> stored = store_->InsertJob(std::move(record));
+  if (!stored.ok()) return stored.status();
+  runner_->Wake();
+  return JobToProto(*stored);
+}
+
+grpc::Status TrainingServiceImpl::GetJob(grpc::ServerContext* context,
+                                         const agt::v1::GetJobRequest* request,
+                                         agt::v1::GetJobResponse* response) {
+  absl::StatusOr<Principal> caller = auth_->Check(*context, kGet);
+  if (!caller.ok()) return ToGrpcStatus(caller.status(), kGet);
+  if (absl::Status s = CheckId(request->job_id(), "job_id"); !s.ok()) {
+    return ToGrpcStatus(s, kGet);
+  }
+  absl::StatusOr<JobRecord> record = store_->GetJob(caller->tenant, request->job_id());
+  if (!record.ok()) return ToGrpcStatus(record.status(), kGet);
+  absl::StatusOr<agt::v1::Job> job = JobToProto(*record);
+  if (!job.ok()) return ToGrpcStatus(job.status(), kGet);
+  *response->mutable_job() = *std::move(job);
+  return grpc::Status::OK;
+}
+
+grpc::Status TrainingServiceImpl::ListJobs(grpc::ServerContext* context,
+                                           const agt::v1::ListJobsRequest* request,
+                                           agt::v1::ListJobsResponse* response) {
+  absl::StatusOr<Principal> caller = auth_->Check(*context, kList);
+  if (!caller.ok()) return ToGrpcStatus(caller.status(), kList);
+  absl::StatusOr<int> page_size = ResolvePageSize(request->page_size(), "page_size");
+  if (!page_size.ok()) return ToGrpcStatus(page_size.status(), kList);
+  if (absl::Status s = CheckPageToken(request->page_token(), "page_token"); !s.ok()) {
+    return ToGrpcStatus(s, kList);
+  }
+  std::optional<JobState> state;
+  if (request->state() != agt::v1::JOB_STATE_UNSPECIFIED) {
+    absl::StatusOr<JobState> parsed = JobStateFromProto(request->state(), "state");
+    if (!parsed.ok()) return ToGrpcStatus(parsed.status(), kList);
+    state = *parsed;
+  }
+  absl::StatusOr<Page<JobRecord>> page =
+      store_->ListJobs(caller->tenant, state, *page_size, request->page_token());
+  if (!page.ok()) return ToGrpcStatus(page.status(), kList);
+  for (const JobRecord& record : page->items) {
+    absl::StatusOr<agt::v1::Job> job = JobToProto(record);
+    if (!job.ok()) return ToGrpcStatus(job.status(), kList);
+    *response->add_jobs() = *std::move(job);
+  }
+  response->set_next_page_token(page->next_page_token);
+  return grpc::Status::OK;
+}
+
+grpc::Status TrainingServiceImpl::CancelJob(grpc::ServerContext* context,
+                                            const agt::v1::CancelJobRequest* request,
+                                            agt::v1::CancelJobResponse* response) {
+  absl::StatusOr<Principal> caller = auth_->Check(*context, kCancel);
+  if (!caller.ok()) return ToGrpcStatus(caller.status(), kCancel);
+  if (absl::Status s = CheckId(request->job_id(), "job_id"); !s.ok()) {
+    return ToGrpcStatus(s, kCancel);
+  }
+  absl::StatusOr<JobRecord> record = runner_->Cancel(caller->tenant, request->job_id());
+  if (!record.ok()) return ToGrpcStatus(record.status(), kCancel);
+  absl::StatusOr<agt::v1::Job> job = JobToProto(*record);
+  if (!job.ok()) return ToGrpcStatus(job.status(), kCancel);
+  *response->mutable_job() = *std::move(job);
+  return grpc::Status::OK;
+}
+
+grpc::Status TrainingServiceImpl::WatchJob(grpc::ServerContext* context,
+                                           const agt::v1::WatchJobRequest* request,
+                                           grpc::ServerWriter<agt::v1::JobEvent>* writer) {
+  absl::StatusOr<Principal> caller = auth_->Check(*context, kWatch);
+  if (!caller.ok()) return ToGrpcStatus(caller.status(), kWatch);
+  if (absl::Status s = CheckId(request->job_id(), "job_id"); !s.ok()) {
+    return ToGrpcStatus(s, kWatch);
+  }
+  return ToGrpcStatus(Watch(*caller, request->job_id(), context, writer), kWatch);
+}
+
+absl::Status TrainingServiceImpl::Watch(const Principal& caller, const std::string& job_id,
+                                        grpc::ServerContext* context,
+                                        grpc::ServerWriter<agt::v1::JobEvent>* writer) {
+  if (shutting_down()) return absl::UnavailableError("the server is shutting down");
+  absl::StatusOr<std::shared_ptr<JobWatch>> watch = runner_->Watch(caller.tenant, job_id);
+  if (!watch.ok()) return watch.status();
+  JobRecord snapshot;
+  while (true) {
+    if (context->IsCancelled()) {
+      (*watch)->Close();
+      return absl::CancelledError("the client cancelled the watch");
+    }
+    if (shutting_down()) {
+      (*watch)->Close();
+      return absl::UnavailableError(
+          "the server is shutting down; the job is kept and resumes after restart");
+    }
+    if ((*watch)->Next(&snapshot, kWatchPoll)) {
+      if (!writer->Write(JobEventFromRecord(snapshot))) {
+        (*watch)->Close();
+        return absl::CancelledError("the client went away");
+      }
+      if (IsFinal(snapshot.state)) return absl::OkStatus();
+    } else if ((*watch)->Finished()) {
+      return absl::UnavailableError(
+          "the job runner stopped (server shutting down); the job resumes after restart");
+    }
+  }
+}
+
+}  // namespace agt::server

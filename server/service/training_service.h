@@ -1,0 +1,66 @@
+// agt.v1.TrainingService: submit, get, list, cancel and watch training jobs
+// of the caller's tenant. A thin adapter: authenticate and authorize
+// (CallAuth), validate (domain/job_spec.h resolves the spec against its
+// dataset before anything is queued), then the Store and the JobRunner.
+//
+// WatchJob streams JobEvents from a JobWatch until the job reaches a final
+// state (then OK). It ends early with CANCELLED when the client goes away
+// and with UNAVAILABLE when the server shuts down (BeginShutdown, or the
+// runner stopping), so a shutdown never waits on a watcher.
+//
+// Ownership: the store, runner and auth must outlive the service.
+// Thread-safety: gRPC calls the methods concurrently; BeginShutdown may be
+// called from any thread.
+#ifndef AGT_SERVER_SERVICE_TRAINING_SERVICE_H_
+#define AGT_SERVER_SERVICE_TRAINING_SERVICE_H_
+
+#include <atomic>
+#include <chrono>
+
+#include "agt/v1/training.grpc.pb.h"
+#include "server/jobs/job_runner.h"
+#include "server/service/call_auth.h"
+#include "server/store/store.h"
+
+namespace agt::server {
+
+class TrainingServiceImpl final : public agt::v1::TrainingService::Service {
+ public:
+  TrainingServiceImpl(Store* store, JobRunner* runner, const CallAuth* auth)
+      : store_(store), runner_(runner), auth_(auth) {}
+
+  grpc::Status SubmitTrainingJob(grpc::ServerContext* context,
+                                 const agt::v1::SubmitTrainingJobRequest* request,
+                                 agt::v1::SubmitTrainingJobResponse* response) override;
+  grpc::Status GetJob(grpc::ServerContext* context, const agt::v1::GetJobRequest* request,
+                      agt::v1::GetJobResponse* response) override;
+  grpc::Status ListJobs(grpc::ServerContext* context, const agt::v1::ListJobsRequest* request,
+                        agt::v1::ListJobsResponse* response) override;
+  grpc::Status CancelJob(grpc::ServerContext* context, const agt::v1::CancelJobRequest* request,
+                         agt::v1::CancelJobResponse* response) override;
+  grpc::Status WatchJob(grpc::ServerContext* context, const agt::v1::WatchJobRequest* request,
+                        grpc::ServerWriter<agt::v1::JobEvent>* writer) override;
+
+  // Ends every WatchJob stream (UNAVAILABLE) within one poll interval and
+  // refuses new ones.
+  void BeginShutdown() { shutting_down_.store(true, std::memory_order_release); }
+
+  // How often a watch loop checks for a cancelled client or a shutdown.
+  static constexpr std::chrono::milliseconds kWatchPoll{100};
+
+ private:
+  absl::StatusOr<agt::v1::Job> Submit(const Principal& caller,
+                                      const agt::v1::SubmitTrainingJobRequest& request);
+  absl::Status Watch(const Principal& caller, const std::string& job_id,
+                     grpc::ServerContext* context, grpc::ServerWriter<agt::v1::JobEvent>* writer);
+  bool shutting_down() const { return shutting_down_.load(std::memory_order_acquire); }
+
+  Store* const store_;
+  JobRunner* const runner_;
+  const CallAuth* const auth_;
+  std::atomic<bool> shutting_down_{false};
+};
+
+}  // namespace agt::server
+
+#endif  // AGT_SERVER_SERVICE_TRAINING_SERVICE_H_
