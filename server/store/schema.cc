@@ -1,5 +1,8 @@
 #include "server/store/schema.h"
 
+#include <chrono>
+#include <thread>
+
 #include <cstdint>
 #include <string>
 
@@ -128,6 +131,10 @@ absl::Status CheckVersion(int64_t version, const std::string& path) {
 // Refuses files written by a newer server or by another application, before
 // anything is changed in them.
 absl::Status CheckCompatible(SqliteDb& db, const std::string& path) {
+  // One read snapshot: another process may be migrating the same fresh file,
+  // and its version and tables must be seen together or not at all.
+  absl::StatusOr<Transaction> snapshot = Transaction::Begin(db, Transaction::Mode::kRead);
+  if (!snapshot.ok()) return snapshot.status();
   absl::StatusOr<int64_t> version = db.QueryInt64("PRAGMA user_version");
   if (!version.ok()) return version.status();
   if (absl::Status s = CheckVersion(*version, path); !s.ok()) return s;
@@ -146,7 +153,7 @@ absl::Status CheckCompatible(SqliteDb& db, const std::string& path) {
                        " schema objects but no agt-server schema version; refusing to modify it"));
     }
   }
-  return absl::OkStatus();
+  return snapshot->Commit();
 }
 
 }  // namespace
@@ -157,7 +164,16 @@ absl::Status ConfigureConnection(SqliteDb& db, const std::string& path) {
   // First, so that everything after it waits for other processes' locks.
   if (absl::Status s = db.Exec("PRAGMA busy_timeout = 5000"); !s.ok()) return s;
   if (absl::Status s = CheckCompatible(db, path); !s.ok()) return s;
+  // Switching to WAL needs an exclusive lock, and SQLite may answer BUSY
+  // without waiting (its deadlock avoidance) while another process opens the
+  // same fresh file: retry for up to the busy timeout.
   absl::StatusOr<std::string> mode = QueryText(db, "PRAGMA journal_mode = WAL");
+  for (int attempt = 0; !mode.ok() && mode.status().code() == absl::StatusCode::kUnavailable &&
+                        attempt < 500;
+       ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    mode = QueryText(db, "PRAGMA journal_mode = WAL");
+  }
   if (!mode.ok()) return mode.status();
   // An in-memory database (":memory:") reports "memory"; files must be WAL.
   if (absl::AsciiStrToLower(*mode) != "wal" && path != ":memory:") {
