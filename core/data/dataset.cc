@@ -140,18 +140,6 @@ absl::Status CheckClassLabel(double label, int num_classes, absl::string_view fi
   return absl::OkStatus();
 }
 
-// Integral labels in [0, kMaxInferredClass] are classes 0..max (at least two);
-// anything else is regression.
-int InferNumClasses(const Vector& y) {
-  double max_label = 0.0;
-  for (Index i = 0; i < y.size(); ++i) {
-    const double label = y[i];
-    if (label != std::floor(label) || label < 0 || label > kMaxInferredClass) return 0;
-    max_label = std::max(max_label, label);
-  }
-  return std::max(2, static_cast<int>(max_label) + 1);
-}
-
 // A uniformly random permutation of 0..n-1 (Fisher-Yates, from the last slot).
 std::vector<Index> Permutation(Index n, Rng& rng) {
   std::vector<Index> order(n);
@@ -172,6 +160,18 @@ absl::Status ErrnoStatus(int err, absl::string_view action, const std::string& p
 }
 
 }  // namespace
+
+// Integral labels in [0, kMaxInferredClass] are classes 0..max (at least two);
+// anything else is regression.
+int InferNumClasses(const Vector& y) {
+  double max_label = 0.0;
+  for (Index i = 0; i < y.size(); ++i) {
+    const double label = y[i];
+    if (label != std::floor(label) || label < 0 || label > kMaxInferredClass) return 0;
+    max_label = std::max(max_label, label);
+  }
+  return std::max(2, static_cast<int>(max_label) + 1);
+}
 
 absl::Status Dataset::Validate() const {
   if (y.size() != x.rows()) {

@@ -46,6 +46,10 @@ struct CsvOptions {
   int num_classes = -1;
 };
 
+// The label rule of CsvOptions{num_classes = -1}: integral labels in
+// [0, 999] are classes 0..max (at least two), anything else regression (0).
+int InferNumClasses(const Vector& y);
+
 absl::StatusOr<Dataset> ReadCsv(const std::string& path, const CsvOptions& options = {});
 absl::StatusOr<Dataset> ParseCsv(const std::string& text, const CsvOptions& options = {});
 // Writes a header x0..x{d-1},y and rows with round-trip precision (%.17g).

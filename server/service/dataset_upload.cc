@@ -10,8 +10,6 @@
 namespace agt::server {
 namespace {
 
-constexpr double kMaxInferredClass = 999.0;
-
 // UTF-8 code points (protobuf has already checked the encoding).
 int64_t CountCodePoints(absl::string_view s) {
   return std::count_if(s.begin(), s.end(),
@@ -24,17 +22,6 @@ double ReadLittleEndianDouble(const char* p) {
   double value;
   std::memcpy(&value, &bits, sizeof value);
   return value;
-}
-
-// The CSV reader's rule (core/data/dataset.cc), applied to raw labels.
-int InferNumClasses(const agt::Vector& y) {
-  double max_label = 0.0;
-  for (agt::Index i = 0; i < y.size(); ++i) {
-    const double label = y[i];
-    if (label != std::floor(label) || label < 0 || label > kMaxInferredClass) return 0;
-    max_label = std::max(max_label, label);
-  }
-  return std::max(2, static_cast<int>(max_label) + 1);
 }
 
 }  // namespace
@@ -154,7 +141,7 @@ absl::StatusOr<agt::Dataset> DatasetUpload::DecodeFloat64() const {
     }
   }
   const int classes = metadata_.num_classes();
-  data.num_classes = classes >= 0 ? classes : InferNumClasses(data.y);
+  data.num_classes = classes >= 0 ? classes : agt::InferNumClasses(data.y);
   if (absl::Status valid = data.Validate(); !valid.ok()) {
     // Validate counts rows from 0; say so rather than renumber its message.
     return absl::InvalidArgumentError(
