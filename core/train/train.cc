@@ -273,7 +273,7 @@ struct Trainer::Impl {
     Matrix lower, upper, perturbed_lower, perturbed_upper;
   };
   int threads = 1;
-  int block_rows = 1;  // rows per expanded block (cache size only)
+  int block_rows = 0;  // rows per expanded block (cache size only); 0 = automatic
   std::vector<Scratch> scratch;
   std::vector<Aggregator> aggregators;  // one per budget
   std::optional<NominalAggregator> nominal_aggregator;
@@ -332,12 +332,8 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& conf
 
   Impl& impl = *t->impl_;
   const Index p = config.model.NumParameters();
-  Index max_in = 1;
-  for (const DenseSlice& sl : config.model.Layout()) max_in = std::max<Index>(max_in, sl.in);
-  // Four blocks of block_rows x in doubles should sit in the L2 cache.
-  impl.block_rows = config.fragment_size > 0
-                        ? config.fragment_size
-                        : static_cast<int>(std::clamp<Index>(16384 / max_in, 16, 512));
+  // 0: chosen per block so that it fits the cache (see Step).
+  impl.block_rows = config.fragment_size;
   const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   impl.threads = config.threads > 0 ? config.threads : hw;
   // Small steps are not worth a thread hand-off.
@@ -451,7 +447,6 @@ absl::StatusOr<ProgressEvent> Trainer::Step() {
     }
   }
   impl.scratch.resize(impl.threads);
-  const Index block_rows = impl.block_rows;
   auto clamp = [&](Matrix* m) {
     if (cfg.clip_gamma) ClampInPlace(m, gamma);
   };
@@ -461,29 +456,39 @@ absl::StatusOr<ProgressEvent> Trainer::Step() {
     const DenseSlice& sl = layout[task.layer];
     const bool nominal = task.stream == nb;
     const bool bias = task.o_begin < 0;
-    const Index width = bias ? sl.out : sl.in;
     const DenseFactors& f =
         nominal ? impl.nominal_factors[task.layer] : impl.factors[task.stream][task.layer];
     const DenseFactors* pf =
         !nominal && poisoning ? &impl.perturbed_factors[task.stream][task.layer] : nullptr;
-    for (Index r0 = 0; r0 < b; r0 += block_rows) {
-      const Index rows = std::min<Index>(block_rows, b - r0);
-      sc.lower.resize(rows, width);
-      if (!nominal) sc.upper.resize(rows, width);
-      if (pf) {
-        sc.perturbed_lower.resize(rows, width);
-        sc.perturbed_upper.resize(rows, width);
-      }
-      const int o_begin = bias ? 0 : task.o_begin;
-      const int o_end = bias ? 1 : task.o_end;
-      for (int o = o_begin; o < o_end; ++o) {
-        const Index offset =
-            bias ? sl.bias_offset : sl.weight_offset + static_cast<Index>(o) * sl.in;
+    // Weight rows are contiguous in the flat layout: expand a group of them
+    // side by side, so each aggregator call covers at least ~512 parameters
+    // (narrow layers would otherwise pay per-call overhead for a few columns).
+    const int o_first = bias ? 0 : task.o_begin;
+    const int o_last = bias ? 1 : task.o_end;
+    const int group = bias ? 1 : std::max(1, static_cast<int>(512 / sl.in));
+    for (int o0 = o_first; o0 < o_last; o0 += group) {
+      const int o1 = std::min(o_last, o0 + group);
+      const Index width = bias ? sl.out : static_cast<Index>(o1 - o0) * sl.in;
+      const Index offset =
+          bias ? sl.bias_offset : sl.weight_offset + static_cast<Index>(o0) * sl.in;
+      // Four blocks of rows x width doubles should sit in the L2 cache.
+      const Index block_rows =
+          impl.block_rows > 0 ? impl.block_rows : std::clamp<Index>(16384 / width, 16, 512);
+      for (Index r0 = 0; r0 < b; r0 += block_rows) {
+        const Index rows = std::min<Index>(block_rows, b - r0);
+        sc.lower.resize(rows, width);
+        if (!nominal) sc.upper.resize(rows, width);
+        if (pf) {
+          sc.perturbed_lower.resize(rows, width);
+          sc.perturbed_upper.resize(rows, width);
+        }
         if (nominal) {
           if (bias) {
             sc.lower = f.d_mid.middleRows(r0, rows);
           } else {
-            ExpandNominalWeightRow(f, o, r0, rows, sc.lower.data(), width);
+            for (int o = o0; o < o1; ++o) {
+              ExpandNominalWeightRow(f, o, r0, rows, sc.lower.data() + (o - o0) * sl.in, width);
+            }
           }
           clamp(&sc.lower);
           impl.nominal_aggregator->AddBlock(0, offset, width, rows, width, sc.lower.data());
@@ -497,10 +502,14 @@ absl::StatusOr<ProgressEvent> Trainer::Step() {
             sc.perturbed_upper = pf->d_upper.middleRows(r0, rows);
           }
         } else {
-          ExpandWeightRow(f, o, r0, rows, cfg.matmul, sc.lower.data(), sc.upper.data(), width);
-          if (pf) {
-            ExpandWeightRow(*pf, o, r0, rows, cfg.matmul, sc.perturbed_lower.data(),
-                            sc.perturbed_upper.data(), width);
+          for (int o = o0; o < o1; ++o) {
+            const Index col = static_cast<Index>(o - o0) * sl.in;
+            ExpandWeightRow(f, o, r0, rows, cfg.matmul, sc.lower.data() + col,
+                            sc.upper.data() + col, width);
+            if (pf) {
+              ExpandWeightRow(*pf, o, r0, rows, cfg.matmul, sc.perturbed_lower.data() + col,
+                              sc.perturbed_upper.data() + col, width);
+            }
           }
         }
         clamp(&sc.lower);
