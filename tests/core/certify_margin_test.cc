@@ -82,7 +82,9 @@ void CheckRule(PerturbationModel perturbation, std::vector<Budget> budgets, uint
       const std::vector<int> pred =
           PredictClasses(Forward(s.config.model, pt.after_step.back(), s.test.x));
       for (size_t i = 0; i < margin.size(); ++i) {
-        if (margin[i]) EXPECT_EQ(pred[i], nominal[i]) << "row " << i << " run " << run;
+        if (margin[i]) {
+          EXPECT_EQ(pred[i], nominal[i]) << "row " << i << " run " << run;
+        }
       }
     }
     // And for parameters sampled from the box (uniformly and at its corners).
@@ -95,7 +97,9 @@ void CheckRule(PerturbationModel perturbation, std::vector<Budget> budgets, uint
       }
       const std::vector<int> pred = PredictClasses(Forward(s.config.model, theta, s.test.x));
       for (size_t i = 0; i < margin.size(); ++i) {
-        if (margin[i]) EXPECT_EQ(pred[i], nominal[i]) << "row " << i << " draw " << draw;
+        if (margin[i]) {
+          EXPECT_EQ(pred[i], nominal[i]) << "row " << i << " draw " << draw;
+        }
       }
     }
   }
