@@ -466,16 +466,19 @@ absl::StatusOr<ProgressEvent> Trainer::Step() {
     const int o_first = bias ? 0 : task.o_begin;
     const int o_last = bias ? 1 : task.o_end;
     const int group = bias ? 1 : std::max(1, static_cast<int>(512 / sl.in));
-    for (int o0 = o_first; o0 < o_last; o0 += group) {
-      const int o1 = std::min(o_last, o0 + group);
-      const Index width = bias ? sl.out : static_cast<Index>(o1 - o0) * sl.in;
-      const Index offset =
-          bias ? sl.bias_offset : sl.weight_offset + static_cast<Index>(o0) * sl.in;
-      // Four blocks of rows x width doubles should sit in the L2 cache.
-      const Index block_rows =
-          impl.block_rows > 0 ? impl.block_rows : std::clamp<Index>(16384 / width, 16, 512);
-      for (Index r0 = 0; r0 < b; r0 += block_rows) {
-        const Index rows = std::min<Index>(block_rows, b - r0);
+    const Index full_width = bias ? sl.out : static_cast<Index>(group) * sl.in;
+    // Four blocks of rows x width doubles should sit in the L2 cache. Rows
+    // are the outer loop, so a block of inputs z is reused by every weight row
+    // of the task while it is in cache.
+    const Index block_rows =
+        impl.block_rows > 0 ? impl.block_rows : std::clamp<Index>(16384 / full_width, 16, 512);
+    for (Index r0 = 0; r0 < b; r0 += block_rows) {
+      const Index rows = std::min<Index>(block_rows, b - r0);
+      for (int o0 = o_first; o0 < o_last; o0 += group) {
+        const int o1 = std::min(o_last, o0 + group);
+        const Index width = bias ? sl.out : static_cast<Index>(o1 - o0) * sl.in;
+        const Index offset =
+            bias ? sl.bias_offset : sl.weight_offset + static_cast<Index>(o0) * sl.in;
         sc.lower.resize(rows, width);
         if (!nominal) sc.upper.resize(rows, width);
         if (pf) {
