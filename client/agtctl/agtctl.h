@@ -73,6 +73,7 @@ std::vector<Command> DatasetCommands();
 std::vector<Command> JobCommands();
 std::vector<Command> ModelCommands();
 std::vector<Command> CertifyCommands();
+std::vector<Command> UnlearnCommands();
 
 // Reads an environment variable (nullopt when unset); injectable for tests.
 using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;

@@ -130,7 +130,8 @@ Client::Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel)
       channel_(std::move(channel)),
       datasets_(agt::v1::DatasetService::NewStub(channel_)),
       training_(agt::v1::TrainingService::NewStub(channel_)),
-      models_(agt::v1::ModelService::NewStub(channel_)) {}
+      models_(agt::v1::ModelService::NewStub(channel_)),
+      unlearning_(agt::v1::UnlearningService::NewStub(channel_)) {}
 
 Client::~Client() = default;
 
@@ -347,6 +348,33 @@ absl::StatusOr<agt::v1::CertifyDatasetResponse> Client::CertifyDataset(
     grpc::ClientContext context;
     Prepare(context, options_.deadline);
     return models_->CertifyDataset(&context, request, response);
+  });
+}
+
+absl::StatusOr<agt::v1::RequestDeletionResponse> Client::RequestDeletion(
+    const agt::v1::RequestDeletionRequest& request) const {
+  return Unary<agt::v1::RequestDeletionResponse>([&](auto* response) {
+    grpc::ClientContext context;
+    Prepare(context, options_.deadline);
+    return unlearning_->RequestDeletion(&context, request, response);
+  });
+}
+
+absl::StatusOr<agt::v1::GetUnlearningStatusResponse> Client::GetUnlearningStatus(
+    const agt::v1::GetUnlearningStatusRequest& request) const {
+  return Unary<agt::v1::GetUnlearningStatusResponse>([&](auto* response) {
+    grpc::ClientContext context;
+    Prepare(context, options_.deadline);
+    return unlearning_->GetUnlearningStatus(&context, request, response);
+  });
+}
+
+absl::StatusOr<agt::v1::CheckUnlearningResponse> Client::CheckUnlearning(
+    const agt::v1::CheckUnlearningRequest& request) const {
+  return Unary<agt::v1::CheckUnlearningResponse>([&](auto* response) {
+    grpc::ClientContext context;
+    Prepare(context, options_.deadline);
+    return unlearning_->CheckUnlearning(&context, request, response);
   });
 }
 

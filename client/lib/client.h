@@ -30,6 +30,7 @@
 #include "agt/v1/datasets.grpc.pb.h"
 #include "agt/v1/models.grpc.pb.h"
 #include "agt/v1/training.grpc.pb.h"
+#include "agt/v1/unlearning.grpc.pb.h"
 
 namespace grpc {
 class Channel;
@@ -128,6 +129,14 @@ class Client {
   absl::StatusOr<agt::v1::CertifyDatasetResponse> CertifyDataset(
       const agt::v1::CertifyDatasetRequest& request) const;
 
+  // --- UnlearningService ---
+  absl::StatusOr<agt::v1::RequestDeletionResponse> RequestDeletion(
+      const agt::v1::RequestDeletionRequest& request) const;
+  absl::StatusOr<agt::v1::GetUnlearningStatusResponse> GetUnlearningStatus(
+      const agt::v1::GetUnlearningStatusRequest& request) const;
+  absl::StatusOr<agt::v1::CheckUnlearningResponse> CheckUnlearning(
+      const agt::v1::CheckUnlearningRequest& request) const;
+
   // --- grpc.health.v1.Health/Check --- (`service` "" = the whole server).
   // Health checks carry no token (the server serves them without one).
   absl::StatusOr<HealthStatus> CheckHealth(const std::string& service = "") const;
@@ -148,6 +157,7 @@ class Client {
   std::unique_ptr<agt::v1::DatasetService::Stub> datasets_;
   std::unique_ptr<agt::v1::TrainingService::Stub> training_;
   std::unique_ptr<agt::v1::ModelService::Stub> models_;
+  std::unique_ptr<agt::v1::UnlearningService::Stub> unlearning_;
 };
 
 }  // namespace agt::client

@@ -32,6 +32,9 @@ const std::vector<RpcPermission>& RpcPermissionTable() {
       {"/agt.v1.ModelService/ExportModel", Action::kRead},
       {"/agt.v1.ModelService/CertifyPredictions", Action::kCertify},
       {"/agt.v1.ModelService/CertifyDataset", Action::kCertify},
+      {"/agt.v1.UnlearningService/RequestDeletion", Action::kWrite},
+      {"/agt.v1.UnlearningService/GetUnlearningStatus", Action::kRead},
+      {"/agt.v1.UnlearningService/CheckUnlearning", Action::kCertify},
   };
   return *table;
 }

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "server/domain/model_convert.h"
+#include "server/domain/unlearning.h"
 #include "server/service/request_checks.h"
 #include "server/service/status_mapping.h"
 
@@ -84,6 +85,9 @@ grpc::Status ModelServiceImpl::CertifyPredictions(grpc::ServerContext* context,
   absl::StatusOr<agt::v1::CertifyPredictionsResponse> certified =
       agt::server::CertifyPredictions(**model, *request);
   if (!certified.ok()) return ToGrpcStatus(certified.status(), kCertifyPredictions);
+  if (absl::Status s = AddDeletionCertificates(*caller, **model, &*certified); !s.ok()) {
+    return ToGrpcStatus(s, kCertifyPredictions);
+  }
   *response = *std::move(certified);
   return grpc::Status::OK;
 }
@@ -98,6 +102,16 @@ grpc::Status ModelServiceImpl::CertifyDataset(grpc::ServerContext* context,
   if (!certified.ok()) return ToGrpcStatus(certified.status(), kCertifyDataset);
   *response = *std::move(certified);
   return grpc::Status::OK;
+}
+
+absl::Status ModelServiceImpl::AddDeletionCertificates(
+    const Principal& caller, const ModelRecord& model,
+    agt::v1::CertifyPredictionsResponse* response) {
+  // Only removal (classification) models have a deletion ledger.
+  if (!RemovalBudgets(model).ok()) return absl::OkStatus();
+  absl::StatusOr<int64_t> d = store_->CountAcceptedDeletions(caller.tenant, model.id);
+  if (!d.ok()) return d.status();
+  return AddUnlearningCertificates(model, *d, response);
 }
 
 absl::StatusOr<agt::v1::CertifyDatasetResponse> ModelServiceImpl::CertifyStoredDataset(

@@ -3,7 +3,10 @@
 // authenticate and authorize (CallAuth), validate ids, read models through a
 // ModelCache (stored models never change, so repeated certify calls skip
 // SQLite), and call the domain certifier (domain/certifier.h), which
-// validates inputs against the model and does the maths.
+// validates inputs against the model and does the maths. For models trained
+// under removal budgets, CertifyPredictions also says per point whether it is
+// certified unchanged by the deletions in the model's ledger (the ledger is
+// read from the store on every call; it changes, the model does not).
 //
 // Ownership: the store, cache and auth must outlive the service.
 // Thread-safety: gRPC calls the methods concurrently; the cache is
@@ -40,6 +43,10 @@ class ModelServiceImpl final : public agt::v1::ModelService::Service {
   // The caller's model `model_id` (validated, then from the cache).
   absl::StatusOr<std::shared_ptr<const ModelRecord>> LoadModel(const Principal& caller,
                                                                const std::string& model_id);
+  // Removal models: per point, certified unchanged by the accepted deletions
+  // (domain/unlearning.h); other models are left as they are.
+  absl::Status AddDeletionCertificates(const Principal& caller, const ModelRecord& model,
+                                       agt::v1::CertifyPredictionsResponse* response);
   absl::StatusOr<agt::v1::CertifyDatasetResponse> CertifyStoredDataset(
       const Principal& caller, const agt::v1::CertifyDatasetRequest& request);
 

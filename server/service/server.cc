@@ -104,6 +104,8 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
                                                             server->runner_.get(), &server->auth_);
   server->models_ = std::make_unique<ModelServiceImpl>(server->store_.get(), server->cache_.get(),
                                                        &server->auth_);
+  server->unlearning_ = std::make_unique<UnlearningServiceImpl>(
+      server->store_.get(), server->cache_.get(), server->runner_.get(), &server->auth_);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -117,6 +119,7 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
   builder.RegisterService(server->datasets_.get());
   builder.RegisterService(server->training_.get());
   builder.RegisterService(server->models_.get());
+  builder.RegisterService(server->unlearning_.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(server->calls_.Factory());
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
@@ -129,9 +132,10 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
   }
   if (grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService()) {
     // "" (the whole server) is SERVING by default; name each service too.
-    for (const char* name : {agt::v1::DatasetService::service_full_name(),
-                             agt::v1::TrainingService::service_full_name(),
-                             agt::v1::ModelService::service_full_name()}) {
+    for (const char* name :
+         {agt::v1::DatasetService::service_full_name(),
+          agt::v1::TrainingService::service_full_name(), agt::v1::ModelService::service_full_name(),
+          agt::v1::UnlearningService::service_full_name()}) {
       health->SetServingStatus(name, true);
     }
   }

@@ -1,4 +1,4 @@
-// The assembled agt-server: store, job runner, token table, the three
+// The assembled agt-server: store, job runner, token table, the four
 // agt.v1 services, gRPC health checking and server reflection, behind one
 // listening port. main.cc parses flags into ServerOptions and drives Start
 // and Shutdown; tests can embed it the same way.
@@ -40,6 +40,7 @@
 #include "server/service/dataset_service.h"
 #include "server/service/model_service.h"
 #include "server/service/training_service.h"
+#include "server/service/unlearning_service.h"
 #include "server/store/store.h"
 
 namespace agt::server {
@@ -93,6 +94,7 @@ class AgtServer {
   std::unique_ptr<DatasetServiceImpl> datasets_;
   std::unique_ptr<TrainingServiceImpl> training_;
   std::unique_ptr<ModelServiceImpl> models_;
+  std::unique_ptr<UnlearningServiceImpl> unlearning_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
   int port_ = 0;

@@ -108,6 +108,28 @@ CREATE TABLE model_boxes (
   PRIMARY KEY (model_id, position)
 ) WITHOUT ROWID;
 )sql"},
+    // Unlearning (paper section 10.1): the deletion ledger of a model (one row
+    // per distinct training row requested; accepted = counted in d) and the
+    // retraining job enqueued once d would pass the largest budget.
+    {2, R"sql(
+CREATE TABLE deletions (
+  model_id     TEXT NOT NULL REFERENCES models (id),
+  tenant       TEXT NOT NULL,
+  row_id       INTEGER NOT NULL CHECK (row_id >= 0),
+  requested_by TEXT NOT NULL,
+  requested_ms INTEGER NOT NULL,
+  accepted     INTEGER NOT NULL CHECK (accepted IN (0, 1)),
+  PRIMARY KEY (model_id, row_id)
+) WITHOUT ROWID;
+
+CREATE TABLE retrainings (
+  model_id     TEXT PRIMARY KEY REFERENCES models (id),
+  tenant       TEXT NOT NULL,
+  job_id       TEXT NOT NULL,
+  dataset_id   TEXT NOT NULL,
+  requested_ms INTEGER NOT NULL
+);
+)sql"},
 };
 
 absl::StatusOr<std::string> QueryText(SqliteDb& db, const std::string& sql) {

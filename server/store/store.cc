@@ -335,6 +335,34 @@ struct Store::Impl {
     return absl::OkStatus();
   }
 
+  absl::Status RequireModel(const std::string& tenant, const std::string& model_id) {
+    STORE_ASSIGN_OR_RETURN(Statement st,
+                           db->Prepare("SELECT 1 FROM models WHERE id = ?1 AND tenant = ?2"));
+    st.BindText(1, model_id).BindText(2, tenant);
+    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+    if (!row) return NotFound("model", model_id);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::vector<DeletionRecord>> LoadDeletions(const std::string& model_id) {
+    STORE_ASSIGN_OR_RETURN(Statement st,
+                           db->Prepare("SELECT row_id, requested_by, requested_ms, accepted "
+                                       "FROM deletions WHERE model_id = ?1 ORDER BY row_id"));
+    st.BindText(1, model_id);
+    std::vector<DeletionRecord> out;
+    while (true) {
+      STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+      if (!row) break;
+      DeletionRecord r;
+      r.row_id = st.ColumnInt64(0);
+      r.requested_by = st.ColumnText(1);
+      r.requested_ms = st.ColumnInt64(2);
+      r.accepted = st.ColumnInt64(3) != 0;
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
   absl::Status InsertModel(const ModelRecord& m) {
     {
       STORE_ASSIGN_OR_RETURN(
@@ -881,6 +909,126 @@ absl::StatusOr<Page<ModelRecord>> Store::ListModels(const std::string& tenant, i
   for (ModelRecord& model : page.items) STORE_RETURN_IF_ERROR(impl_->LoadBoxes(&model));
   STORE_RETURN_IF_ERROR(txn.Commit());
   return page;
+}
+
+// ---- unlearning
+
+absl::StatusOr<agt::DeletionDecision> Store::AppendDeletions(const std::string& tenant,
+                                                             const std::string& model_id,
+                                                             const std::vector<int>& budgets_sorted,
+                                                             int64_t num_training_rows,
+                                                             const std::vector<int64_t>& row_ids,
+                                                             const std::string& requested_by) {
+  const int64_t now = NowMs();
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqliteDb& db = *impl_->db;
+  // One write transaction from the read of the ledger to the insert: another
+  // process cannot slip a deletion in between (BEGIN IMMEDIATE).
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
+  STORE_RETURN_IF_ERROR(impl_->RequireModel(tenant, model_id));
+  STORE_ASSIGN_OR_RETURN(const std::vector<DeletionRecord> ledger, impl_->LoadDeletions(model_id));
+  std::vector<int64_t> accepted;
+  for (const DeletionRecord& r : ledger) {
+    if (r.accepted) accepted.push_back(r.row_id);
+  }
+  STORE_ASSIGN_OR_RETURN(agt::DeletionDecision decision,
+                         agt::DecideDeletion(budgets_sorted, num_training_rows, accepted, row_ids));
+  // A refused row (recorded past max N) becomes accepted when a later, smaller
+  // request fits; a refused request never downgrades an accepted row (those
+  // are not in new_rows).
+  STORE_ASSIGN_OR_RETURN(
+      Statement st,
+      db.Prepare("INSERT INTO deletions (model_id, tenant, row_id, requested_by, requested_ms, "
+                 "accepted) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (model_id, row_id) DO "
+                 "UPDATE SET accepted = max(accepted, excluded.accepted)"));
+  for (int64_t row : decision.new_rows) {
+    st.BindText(1, model_id)
+        .BindText(2, tenant)
+        .BindInt64(3, row)
+        .BindText(4, requested_by)
+        .BindInt64(5, now)
+        .BindInt64(6, decision.accepted ? 1 : 0);
+    STORE_RETURN_IF_ERROR(st.Run());
+    st.Reset();
+  }
+  STORE_RETURN_IF_ERROR(txn.Commit());
+  return decision;
+}
+
+absl::StatusOr<std::vector<DeletionRecord>> Store::ListDeletions(const std::string& tenant,
+                                                                 const std::string& model_id) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*impl_->db, Mode::kRead));
+  STORE_RETURN_IF_ERROR(impl_->RequireModel(tenant, model_id));
+  STORE_ASSIGN_OR_RETURN(std::vector<DeletionRecord> ledger, impl_->LoadDeletions(model_id));
+  STORE_RETURN_IF_ERROR(txn.Commit());
+  return ledger;
+}
+
+absl::StatusOr<int64_t> Store::CountAcceptedDeletions(const std::string& tenant,
+                                                      const std::string& model_id) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqliteDb& db = *impl_->db;
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kRead));
+  STORE_RETURN_IF_ERROR(impl_->RequireModel(tenant, model_id));
+  int64_t count = 0;
+  {
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db.Prepare("SELECT count(*) FROM deletions WHERE model_id = ?1 AND accepted = 1"));
+    st.BindText(1, model_id);
+    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+    if (row) count = st.ColumnInt64(0);
+  }
+  STORE_RETURN_IF_ERROR(txn.Commit());
+  return count;
+}
+
+absl::Status Store::RecordRetraining(const std::string& tenant, const RetrainingRecord& record) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqliteDb& db = *impl_->db;
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
+  STORE_RETURN_IF_ERROR(impl_->RequireModel(tenant, record.model_id));
+  STORE_RETURN_IF_ERROR(impl_->LoadJob(record.job_id, &tenant).status());
+  {
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db.Prepare("INSERT OR REPLACE INTO retrainings (model_id, tenant, job_id, dataset_id, "
+                   "requested_ms) VALUES (?1, ?2, ?3, ?4, ?5)"));
+    st.BindText(1, record.model_id)
+        .BindText(2, tenant)
+        .BindText(3, record.job_id)
+        .BindText(4, record.dataset_id)
+        .BindInt64(5, record.requested_ms != 0 ? record.requested_ms : NowMs());
+    STORE_RETURN_IF_ERROR(st.Run());
+  }
+  return txn.Commit();
+}
+
+absl::StatusOr<std::optional<RetrainingRecord>> Store::GetRetraining(const std::string& tenant,
+                                                                     const std::string& model_id) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqliteDb& db = *impl_->db;
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kRead));
+  STORE_RETURN_IF_ERROR(impl_->RequireModel(tenant, model_id));
+  std::optional<RetrainingRecord> out;
+  {
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db.Prepare("SELECT job_id, dataset_id, requested_ms FROM retrainings WHERE model_id = ?1"));
+    st.BindText(1, model_id);
+    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+    if (row) {
+      RetrainingRecord r;
+      r.model_id = model_id;
+      r.job_id = st.ColumnText(0);
+      r.dataset_id = st.ColumnText(1);
+      r.requested_ms = st.ColumnInt64(2);
+      out = std::move(r);
+    }
+  }
+  STORE_RETURN_IF_ERROR(txn.Commit());
+  return out;
 }
 
 }  // namespace agt::server

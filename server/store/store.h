@@ -33,6 +33,7 @@
 #include "core/data/dataset.h"
 #include "core/model/model.h"
 #include "core/train/train.h"
+#include "core/unlearn/unlearn.h"
 
 namespace agt::server {
 
@@ -108,6 +109,24 @@ struct ModelRecord {
   agt::Vector nominal;
   std::vector<BoxRecord> boxes;  // in the job's budget order
   int64_t created_ms = 0;
+};
+
+// One training row in a model's deletion ledger (paper section 10.1).
+struct DeletionRecord {
+  int64_t row_id = 0;
+  std::string requested_by;  // the token's label, or the tenant in local mode
+  int64_t requested_ms = 0;
+  // Counted in d. False: the request came past max N (retraining required);
+  // the row is still excluded from a retraining.
+  bool accepted = false;
+};
+
+// The retraining of a model whose deletions went past max N.
+struct RetrainingRecord {
+  std::string model_id;
+  std::string job_id;
+  std::string dataset_id;  // the derived dataset without the deleted rows
+  int64_t requested_ms = 0;
 };
 
 // A page of a listing: records in creation order, and the token to pass for
@@ -207,6 +226,35 @@ class Store {
   absl::StatusOr<ModelRecord> GetModel(const std::string& tenant, const std::string& id);
   absl::StatusOr<Page<ModelRecord>> ListModels(const std::string& tenant, int page_size,
                                                const std::string& page_token);
+
+  // ---- unlearning (deletion ledger)
+  // Decides and records a deletion request for `row_ids` of model `model_id`
+  // in one write transaction: reads the accepted rows, decides with
+  // agt::DecideDeletion (budgets_sorted: the model's distinct removal budgets,
+  // ascending; num_training_rows: rows of its training dataset), and inserts
+  // the new rows, accepted iff the decision is. Concurrent calls (threads or
+  // processes) are serialised, so a row is never counted twice or lost.
+  // Rows already in the ledger are left as they are. NotFound for an unknown
+  // or foreign model; DecideDeletion's errors (InvalidArgument naming an
+  // unknown row id) leave the ledger unchanged.
+  absl::StatusOr<agt::DeletionDecision> AppendDeletions(const std::string& tenant,
+                                                        const std::string& model_id,
+                                                        const std::vector<int>& budgets_sorted,
+                                                        int64_t num_training_rows,
+                                                        const std::vector<int64_t>& row_ids,
+                                                        const std::string& requested_by);
+  // The model's ledger in row order. NotFound for an unknown or foreign model.
+  absl::StatusOr<std::vector<DeletionRecord>> ListDeletions(const std::string& tenant,
+                                                            const std::string& model_id);
+  // d: the number of accepted rows. NotFound as ListDeletions.
+  absl::StatusOr<int64_t> CountAcceptedDeletions(const std::string& tenant,
+                                                 const std::string& model_id);
+  // Records (replacing any earlier one) the retraining job of a model.
+  // NotFound unless the model and the job belong to `tenant`.
+  absl::Status RecordRetraining(const std::string& tenant, const RetrainingRecord& record);
+  // The model's retraining, if any. NotFound for an unknown or foreign model.
+  absl::StatusOr<std::optional<RetrainingRecord>> GetRetraining(const std::string& tenant,
+                                                                const std::string& model_id);
 
  private:
   struct Impl;

@@ -12,6 +12,7 @@
 #include "agt/v1/datasets.pb.h"
 #include "agt/v1/models.pb.h"
 #include "agt/v1/training.pb.h"
+#include "agt/v1/unlearning.pb.h"
 #include "google/protobuf/descriptor.h"
 #include "server/auth/listen_address.h"
 #include "server/auth/permissions.h"
@@ -186,10 +187,11 @@ TEST(PermissionsTest, TheTableCoversExactlyTheRpcsOfTheProtos) {
   (void)agt::v1::UploadDatasetRequest::descriptor();
   (void)agt::v1::SubmitTrainingJobRequest::descriptor();
   (void)agt::v1::GetModelRequest::descriptor();
+  (void)agt::v1::RequestDeletionRequest::descriptor();
   std::set<std::string> from_protos;
   const auto* pool = google::protobuf::DescriptorPool::generated_pool();
-  for (const char* service :
-       {"agt.v1.DatasetService", "agt.v1.TrainingService", "agt.v1.ModelService"}) {
+  for (const char* service : {"agt.v1.DatasetService", "agt.v1.TrainingService",
+                              "agt.v1.ModelService", "agt.v1.UnlearningService"}) {
     const google::protobuf::ServiceDescriptor* descriptor = pool->FindServiceByName(service);
     ASSERT_NE(descriptor, nullptr) << service;
     for (int i = 0; i < descriptor->method_count(); ++i) {

@@ -1,0 +1,203 @@
+// agtctl unlearn request|status|check: deletion requests against a model
+// trained under removal budgets, its unlearning status, and which
+// predictions are certified unchanged by the accepted deletions.
+#include <cstdint>
+#include <limits>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "client/agtctl/agtctl.h"
+#include "client/agtctl/output.h"
+#include "client/lib/exit_codes.h"
+#include "client/lib/format.h"
+#include "client/lib/inputs.h"
+#include "nlohmann/json.hpp"
+
+namespace agt::client {
+namespace {
+
+// Row ids separated by commas or white space; `what` names the source.
+absl::Status AppendRowIds(absl::string_view what, absl::string_view text,
+                          std::vector<int64_t>* out) {
+  for (absl::string_view part :
+       absl::StrSplit(text, absl::ByAnyChar(", \t\r\n"), absl::SkipWhitespace())) {
+    absl::StatusOr<int64_t> id = ParseInt(what, part, 0, std::numeric_limits<int64_t>::max());
+    if (!id.ok()) return id.status();
+    out->push_back(*id);
+  }
+  return absl::OkStatus();
+}
+
+std::string StateName(agt::v1::UnlearningState state) {
+  switch (state) {
+    case agt::v1::UNLEARNING_STATE_ACTIVE:
+      return "ACTIVE";
+    case agt::v1::UNLEARNING_STATE_RETRAINING_REQUIRED:
+      return "RETRAINING_REQUIRED";
+    case agt::v1::UNLEARNING_STATE_SUPERSEDED:
+      return "SUPERSEDED";
+    default:
+      return "UNSPECIFIED";
+  }
+}
+
+int Request(CommandContext& ctx) {
+  agt::v1::RequestDeletionRequest request;
+  request.set_model_id(ctx.positionals()[0]);
+  request.set_retrain_if_needed(ctx.args().Has("retrain"));
+  std::vector<int64_t> rows;
+  for (size_t i = 1; i < ctx.positionals().size(); ++i) {
+    if (absl::Status s = AppendRowIds("ROW_IDS", ctx.positionals()[i], &rows); !s.ok()) {
+      return ctx.FailUsage(s);
+    }
+  }
+  if (auto path = ctx.args().Get("ids-file")) {
+    absl::StatusOr<std::string> text = ReadFile(std::string(*path));
+    if (!text.ok()) return ctx.FailUsage(text.status());
+    if (absl::Status s = AppendRowIds(*path, *text, &rows); !s.ok()) return ctx.FailUsage(s);
+  }
+  if (rows.empty()) {
+    return ctx.FailUsage(absl::InvalidArgumentError("give at least one row id (or --ids-file)"));
+  }
+  request.mutable_row_ids()->Add(rows.begin(), rows.end());
+  absl::StatusOr<const Client*> client = ctx.client();
+  if (!client.ok()) return ctx.FailUsage(client.status());
+  absl::StatusOr<agt::v1::RequestDeletionResponse> response = (*client)->RequestDeletion(request);
+  if (!response.ok()) return ctx.Fail(response.status());
+  if (ctx.json()) {
+    ctx.out() << ToJson(*response);
+  } else if (ctx.quiet()) {
+    ctx.out() << response->deletions() << "\n";
+  } else {
+    PrintKeyValues(
+        ctx.out(),
+        {{"accepted", response->accepted() ? "yes" : "no"},
+         {"deletions", absl::StrCat(response->deletions(), " of max ", response->max_budget())},
+         {"newly accepted", absl::StrCat(response->newly_accepted())},
+         {"duplicates", absl::StrCat(response->duplicates())},
+         {"retraining", response->retraining_required() ? "required" : "not needed"},
+         {"retraining job",
+          response->retraining_job_id().empty() ? "-" : response->retraining_job_id()},
+         {"message", response->message()}});
+  }
+  return kExitOk;
+}
+
+int Status(CommandContext& ctx) {
+  agt::v1::GetUnlearningStatusRequest request;
+  request.set_model_id(ctx.positionals()[0]);
+  absl::StatusOr<const Client*> client = ctx.client();
+  if (!client.ok()) return ctx.FailUsage(client.status());
+  absl::StatusOr<agt::v1::GetUnlearningStatusResponse> response =
+      (*client)->GetUnlearningStatus(request);
+  if (!response.ok()) return ctx.Fail(response.status());
+  if (ctx.json()) {
+    ctx.out() << ToJson(*response);
+    return kExitOk;
+  }
+  if (ctx.quiet()) {
+    ctx.out() << StateName(response->state()) << "\n";
+    return kExitOk;
+  }
+  KeyValues rows = {
+      {"state", StateName(response->state())},
+      {"deletions", absl::StrCat(response->deletions(), " of max ", response->max_budget())},
+      {"audit certified", response->has_audit()
+                              ? absl::StrCat(FormatNumber(response->audit_certified_fraction()),
+                                             " of ", response->audit_rows(), " training rows")
+                              : std::string("no audit set (training dataset deleted)")}};
+  if (!response->retraining_job_id().empty()) {
+    rows.push_back({"retraining job", response->retraining_job_id()});
+  }
+  if (!response->successor_model_id().empty()) {
+    rows.push_back({"successor model", response->successor_model_id()});
+  }
+  PrintKeyValues(ctx.out(), rows);
+  return kExitOk;
+}
+
+int Check(CommandContext& ctx) {
+  absl::StatusOr<InputRows> rows = ReadInputsCsv(ctx.positionals()[1], false);
+  if (!rows.ok()) return ctx.FailUsage(rows.status());
+  agt::v1::CheckUnlearningRequest request;
+  request.set_model_id(ctx.positionals()[0]);
+  *request.mutable_inputs() = rows->inputs;
+  absl::StatusOr<const Client*> client = ctx.client();
+  if (!client.ok()) return ctx.FailUsage(client.status());
+  absl::StatusOr<agt::v1::CheckUnlearningResponse> response = (*client)->CheckUnlearning(request);
+  if (!response.ok()) return ctx.Fail(response.status());
+  if (ctx.json()) {
+    ctx.out() << ToJson(*response);
+    return kExitOk;
+  }
+  if (ctx.quiet()) {
+    for (const auto& p : response->points()) {
+      ctx.out() << (p.certified_unchanged() ? "certified" : "uncertified") << "\n";
+    }
+    return kExitOk;
+  }
+  Table table({"ROW", "PRED", "UNCHANGED", "LARGEST STABLE n"});
+  int certified = 0;
+  for (int i = 0; i < response->points_size(); ++i) {
+    const agt::v1::UnlearningCheck& p = response->points(i);
+    certified += p.certified_unchanged();
+    table.AddRow({absl::StrCat(i), absl::StrCat(p.predicted_class()),
+                  p.certified_unchanged() ? "certified" : "-",
+                  p.largest_stable_budget() >= 0 ? absl::StrCat(p.largest_stable_budget())
+                                                 : std::string("none")});
+  }
+  ctx.out() << table.Render() << "\n"
+            << certified << "/" << response->points_size()
+            << " predictions certified unchanged by d = " << response->deletions()
+            << " deletions (max N " << response->max_budget() << ")\n";
+  if (!response->guarantee().empty()) ctx.out() << "\n" << WrapText(response->guarantee(), 100);
+  return kExitOk;
+}
+
+}  // namespace
+
+std::vector<Command> UnlearnCommands() {
+  std::vector<Command> commands;
+  commands.push_back(
+      Command{{"unlearn", "request"},
+              "MODEL_ID [ROW_IDS...] [--ids-file FILE] [--retrain]",
+              "request deletion of training rows from a model trained under removal budgets",
+              "ROW_IDS: 0-based training row indices, separated by spaces or commas; --ids-file\n"
+              "adds ids from a file (commas or white space). Accepted while the distinct deleted\n"
+              "rows d stay within the largest removal budget N; past it the answer is 'retraining\n"
+              "required' and, with --retrain, a retraining job without the rows is enqueued.\n"
+              "With --quiet: d.\n",
+              {{"ids-file", true, 0, "FILE", "read more row ids from FILE"},
+               {"retrain", false, 0, "", "past max N, enqueue a retraining job without the rows"}},
+              1,
+              1 << 20,
+              Request});
+  commands.push_back(
+      Command{{"unlearn", "status"},
+              "MODEL_ID",
+              "show a model's deletions, state and the audit fraction still certified",
+              "State: ACTIVE, RETRAINING_REQUIRED, or SUPERSEDED (a retraining succeeded; the\n"
+              "successor model is shown). The audit fraction certifies up to 1000 rows of the\n"
+              "training dataset. With --quiet: the state.\n",
+              {},
+              1,
+              1,
+              Status});
+  commands.push_back(
+      Command{{"unlearn", "check"},
+              "MODEL_ID INPUTS.csv",
+              "which predictions are certified unchanged by the accepted deletions",
+              "INPUTS.csv: one point per row (raw features), an optional header. A prediction is\n"
+              "certified unchanged iff it is stable at some trained removal budget n >= d.\n"
+              "With --quiet: 'certified' or 'uncertified' per point.\n",
+              {},
+              2,
+              2,
+              Check});
+  return commands;
+}
+
+}  // namespace agt::client

@@ -1,0 +1,68 @@
+// agt.v1.UnlearningService: deletion requests against models trained under
+// removal budgets, their status, and per-input unlearning certificates
+// (paper section 10.1). A thin adapter: authenticate and authorize
+// (CallAuth), validate the request, then the store's deletion ledger
+// (Store::AppendDeletions decides and records atomically), the domain
+// (domain/unlearning.h) and, past max N, a retraining job on the dataset
+// without the requested rows.
+//
+// Errors: unknown or foreign model -> NOT_FOUND; a model not trained under
+// removal -> FAILED_PRECONDITION; empty or too many row ids, or an unknown
+// row id (named) -> INVALID_ARGUMENT.
+//
+// Ownership: the store, cache, runner and auth must outlive the service.
+// Thread-safety: gRPC calls the methods concurrently; enqueuing a retraining
+// is serialised so one model gets at most one live retraining job.
+#ifndef AGT_SERVER_SERVICE_UNLEARNING_SERVICE_H_
+#define AGT_SERVER_SERVICE_UNLEARNING_SERVICE_H_
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "agt/v1/unlearning.grpc.pb.h"
+#include "server/domain/certifier.h"
+#include "server/jobs/job_runner.h"
+#include "server/service/call_auth.h"
+#include "server/store/store.h"
+
+namespace agt::server {
+
+class UnlearningServiceImpl final : public agt::v1::UnlearningService::Service {
+ public:
+  UnlearningServiceImpl(Store* store, ModelCache* cache, JobRunner* runner, const CallAuth* auth)
+      : store_(store), cache_(cache), runner_(runner), auth_(auth) {}
+
+  grpc::Status RequestDeletion(grpc::ServerContext* context,
+                               const agt::v1::RequestDeletionRequest* request,
+                               agt::v1::RequestDeletionResponse* response) override;
+  grpc::Status GetUnlearningStatus(grpc::ServerContext* context,
+                                   const agt::v1::GetUnlearningStatusRequest* request,
+                                   agt::v1::GetUnlearningStatusResponse* response) override;
+  grpc::Status CheckUnlearning(grpc::ServerContext* context,
+                               const agt::v1::CheckUnlearningRequest* request,
+                               agt::v1::CheckUnlearningResponse* response) override;
+
+ private:
+  absl::StatusOr<std::shared_ptr<const ModelRecord>> LoadModel(const Principal& caller,
+                                                               const std::string& model_id);
+  absl::StatusOr<agt::v1::RequestDeletionResponse> Delete(
+      const Principal& caller, const agt::v1::RequestDeletionRequest& request);
+  absl::StatusOr<agt::v1::GetUnlearningStatusResponse> LoadStatus(const Principal& caller,
+                                                                  const std::string& model_id);
+  absl::StatusOr<agt::v1::CheckUnlearningResponse> Check(
+      const Principal& caller, const agt::v1::CheckUnlearningRequest& request);
+  // The id of the model's live (not failed or cancelled) retraining job,
+  // enqueuing one on its dataset without every ledger row if there is none.
+  absl::StatusOr<std::string> EnsureRetraining(const Principal& caller, const ModelRecord& model);
+
+  Store* const store_;
+  ModelCache* const cache_;
+  JobRunner* const runner_;
+  const CallAuth* const auth_;
+  std::mutex retrain_mu_;
+};
+
+}  // namespace agt::server
+
+#endif  // AGT_SERVER_SERVICE_UNLEARNING_SERVICE_H_

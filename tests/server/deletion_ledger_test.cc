@@ -1,0 +1,263 @@
+// The store's deletion ledger (Store::AppendDeletions and friends): accepted
+// up to max N then refused, refused rows stay recorded, bad ids change
+// nothing, the ledger survives a reopen, and concurrent requests never
+// double-count or lose a row nor push d past max N.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "server/store/store.h"
+
+namespace agt::server {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kRows = 200;
+
+agt::Dataset MakeData(int rows) {
+  agt::Dataset d;
+  d.x = Matrix(rows, 2);
+  d.y = Vector(rows);
+  for (int r = 0; r < rows; ++r) {
+    d.x(r, 0) = r * 0.5;
+    d.x(r, 1) = -r * 0.25;
+    d.y[r] = r % 2;
+  }
+  d.num_classes = 2;
+  return d;
+}
+
+ModelRecord MakeModel() {
+  ModelRecord m;
+  m.name = "linear";
+  m.architecture = ModelSpec::Mlp({2, 1});
+  m.input_features = 2;
+  m.num_classes = 2;
+  m.nominal = Vector::Zero(3);
+  for (int n : {1, 2, 5}) {
+    BoxRecord box;
+    box.budget = {n, 0};
+    box.box.lower = Vector::Constant(3, -1.0);
+    box.box.upper = Vector::Constant(3, 1.0);
+    m.boxes.push_back(box);
+  }
+  return m;
+}
+
+class DeletionLedgerTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    const testing::TestInfo* info = testing::UnitTest::GetInstance()->current_test_info();
+    dir_ =
+        fs::path(testing::TempDir()) / absl::StrCat("agt_ledger_", info->name(), "_", ::getpid());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    path_ = (dir_ / "agt.db").string();
+    Reopen();
+    DatasetRecord d;
+    d.tenant = "t";
+    d.name = "data";
+    absl::StatusOr<DatasetRecord> dataset = store_->InsertDataset(d, MakeData(kRows));
+    ASSERT_TRUE(dataset.ok()) << dataset.status();
+    JobRecord j;
+    j.tenant = "t";
+    j.dataset_id = dataset->id;
+    j.name = "job";
+    j.spec = "spec";
+    absl::StatusOr<JobRecord> job = store_->InsertJob(j);
+    ASSERT_TRUE(job.ok()) << job.status();
+    job_id_ = job->id;
+    ASSERT_TRUE(store_->ClaimNextQueuedJob().ok());
+    absl::StatusOr<std::string> model = store_->CompleteJob(job->id, MakeModel(), {});
+    ASSERT_TRUE(model.ok()) << model.status();
+    model_id_ = *model;
+  }
+  void TearDown() override {
+    store_.reset();
+    fs::remove_all(dir_);
+  }
+  void Reopen() {
+    store_.reset();
+    absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(path_);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+  }
+  absl::StatusOr<agt::DeletionDecision> Delete(const std::vector<int64_t>& rows,
+                                               const std::vector<int>& budgets = {1, 2, 5}) {
+    return store_->AppendDeletions("t", model_id_, budgets, kRows, rows, "alice");
+  }
+  int64_t D() {
+    absl::StatusOr<int64_t> d = store_->CountAcceptedDeletions("t", model_id_);
+    EXPECT_TRUE(d.ok()) << d.status();
+    return d.ok() ? *d : -1;
+  }
+
+  fs::path dir_;
+  std::string path_;
+  std::unique_ptr<Store> store_;
+  std::string model_id_;
+  std::string job_id_;
+};
+
+TEST_F(DeletionLedgerTest, SchemaVersionTwoHasTheLedger) { EXPECT_GE(Store::SchemaVersion(), 2); }
+
+TEST_F(DeletionLedgerTest, AVersionOneDatabaseMigratesAndKeepsItsModels) {
+  store_.reset();
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw,
+                         "DROP TABLE deletions; DROP TABLE retrainings; PRAGMA user_version = 1;",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(raw);
+  Reopen();
+  absl::StatusOr<agt::DeletionDecision> d = Delete({1});
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_TRUE(d->accepted);
+  EXPECT_EQ(D(), 1);
+}
+
+TEST_F(DeletionLedgerTest, AcceptsUpToMaxNThenReportsRetrainingRequired) {
+  absl::StatusOr<agt::DeletionDecision> first = Delete({3, 3, 7});
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE(first->accepted);
+  EXPECT_EQ(first->d_after, 2);
+  EXPECT_EQ(first->duplicate_count, 1);
+  absl::StatusOr<agt::DeletionDecision> second = Delete({7, 8, 9, 10});
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_TRUE(second->accepted);
+  EXPECT_EQ(second->d_after, 5);
+  EXPECT_EQ(second->duplicate_count, 1);
+  absl::StatusOr<agt::DeletionDecision> third = Delete({11});
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_FALSE(third->accepted);
+  EXPECT_TRUE(third->retraining_required());
+  EXPECT_EQ(D(), 5);
+  absl::StatusOr<std::vector<DeletionRecord>> ledger = store_->ListDeletions("t", model_id_);
+  ASSERT_TRUE(ledger.ok()) << ledger.status();
+  ASSERT_EQ(ledger->size(), 6u);
+  EXPECT_EQ(ledger->back().row_id, 11);
+  EXPECT_FALSE(ledger->back().accepted);
+  EXPECT_EQ(ledger->front().requested_by, "alice");
+  EXPECT_GT(ledger->front().requested_ms, 0);
+}
+
+TEST_F(DeletionLedgerTest, ARefusedRowIsAcceptedByALaterRequestThatFits) {
+  ASSERT_TRUE(Delete({0, 1}, {3}).ok());
+  absl::StatusOr<agt::DeletionDecision> refused = Delete({2, 3}, {3});
+  ASSERT_TRUE(refused.ok());
+  EXPECT_FALSE(refused->accepted);
+  absl::StatusOr<agt::DeletionDecision> fits = Delete({3}, {3});
+  ASSERT_TRUE(fits.ok());
+  EXPECT_TRUE(fits->accepted);
+  EXPECT_EQ(D(), 3);
+  absl::StatusOr<std::vector<DeletionRecord>> ledger = store_->ListDeletions("t", model_id_);
+  ASSERT_TRUE(ledger.ok());
+  ASSERT_EQ(ledger->size(), 4u);
+  EXPECT_FALSE((*ledger)[2].accepted);  // row 2
+  EXPECT_TRUE((*ledger)[3].accepted);   // row 3
+}
+
+TEST_F(DeletionLedgerTest, AnUnknownRowIsInvalidArgumentAndChangesNothing) {
+  ASSERT_TRUE(Delete({4}).ok());
+  absl::StatusOr<agt::DeletionDecision> bad = Delete({5, kRows});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(bad.status().message(), absl::StrCat(kRows)))
+      << bad.status().message();
+  EXPECT_EQ(Delete({-1}).status().code(), absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<std::vector<DeletionRecord>> ledger = store_->ListDeletions("t", model_id_);
+  ASSERT_TRUE(ledger.ok());
+  EXPECT_EQ(ledger->size(), 1u);
+}
+
+TEST_F(DeletionLedgerTest, AnotherTenantsModelIsNotFound) {
+  EXPECT_EQ(store_->AppendDeletions("u", model_id_, {1}, kRows, {1}, "x").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->ListDeletions("u", model_id_).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->CountAcceptedDeletions("t", "mdl-unknown").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetRetraining("u", model_id_).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(DeletionLedgerTest, TheLedgerAndTheRetrainingSurviveAReopen) {
+  ASSERT_TRUE(Delete({1, 2}).ok());
+  ASSERT_TRUE(Delete({3, 4, 5, 6}).ok());  // refused: 2 + 4 > 5
+  RetrainingRecord r;
+  r.model_id = model_id_;
+  r.job_id = job_id_;
+  r.dataset_id = "ds-derived";
+  ASSERT_TRUE(store_->RecordRetraining("t", r).ok());
+  Reopen();
+  EXPECT_EQ(D(), 2);
+  absl::StatusOr<std::vector<DeletionRecord>> ledger = store_->ListDeletions("t", model_id_);
+  ASSERT_TRUE(ledger.ok());
+  EXPECT_EQ(ledger->size(), 6u);
+  absl::StatusOr<std::optional<RetrainingRecord>> back = store_->GetRetraining("t", model_id_);
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_TRUE(back->has_value());
+  EXPECT_EQ((*back)->job_id, job_id_);
+  EXPECT_EQ((*back)->dataset_id, "ds-derived");
+  EXPECT_EQ(store_->RecordRetraining("u", r).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(DeletionLedgerTest, ConcurrentOverlappingRequestsCountEveryDistinctRowOnce) {
+  constexpr int kThreads = 8;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  std::set<int64_t> distinct;
+  std::vector<std::vector<int64_t>> requests(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    for (int64_t r = t * 10; r < t * 10 + 25; ++r) requests[t].push_back(r);
+    distinct.insert(requests[t].begin(), requests[t].end());
+  }
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int64_t r : requests[t]) {
+        if (!Delete({r}, {1000}).ok()) ++failures;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(D(), static_cast<int64_t>(distinct.size()));
+}
+
+TEST_F(DeletionLedgerTest, ConcurrentRequestsNeverAcceptPastMaxN) {
+  constexpr int kThreads = 8;
+  constexpr int kMaxN = 20;
+  std::atomic<int64_t> newly_accepted{0};
+  std::atomic<int64_t> largest_d{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int64_t r = t * 3; r < t * 3 + 12; ++r) {
+        absl::StatusOr<agt::DeletionDecision> d = Delete({r, r + 1}, {kMaxN});
+        if (!d.ok()) continue;
+        if (d->accepted) {
+          newly_accepted += static_cast<int64_t>(d->new_rows.size());
+          int64_t seen = largest_d.load();
+          while (d->d_after > seen && !largest_d.compare_exchange_weak(seen, d->d_after)) {
+          }
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_LE(largest_d.load(), kMaxN);
+  EXPECT_EQ(D(), newly_accepted.load());
+  EXPECT_LE(D(), kMaxN);
+}
+
+}  // namespace
+}  // namespace agt::server

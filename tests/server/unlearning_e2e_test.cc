@@ -1,0 +1,330 @@
+// agt.v1.UnlearningService end to end against the real agt-server: deletions
+// accepted up to max N then "retraining required", a retraining job that
+// completes and supersedes the model, CheckUnlearning and CertifyPredictions
+// agreeing with the core's rule (stable at some n >= d), the ledger across a
+// restart, concurrent requests over RPC, and bad inputs of every RPC.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "agt/v1/unlearning.grpc.pb.h"
+#include "tests/server/e2e_util.h"
+
+namespace agt::e2e {
+namespace {
+
+constexpr char kTrainer[] = "trainer-token";
+constexpr char kQuerier[] = "querier-token";
+constexpr char kOther[] = "other-tenant-token";
+constexpr int kRows = 100;
+
+class UnlearningE2eTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::make_unique<TempDir>();
+    WriteFile(dir_->File("tokens"), absl::StrCat(TokenLine(kTrainer, "trainer", "acme"),
+                                                 TokenLine(kQuerier, "querier", "acme"),
+                                                 TokenLine(kOther, "admin", "beta")));
+    StartServer();
+    dataset_ = UploadMoons(*client_, kRows, 3, kTrainer);
+    model_id_ = Train(MoonsSpec(dataset_.id(), 2));
+  }
+
+  void StartServer() {
+    server_ = std::make_unique<ServerProcess>();
+    ASSERT_TRUE(server_->Start(ServerArgs(dir_->File("u.db"), {"--tokens", dir_->File("tokens")}),
+                               dir_->File("server.err")))
+        << ReadFileText(dir_->File("server.err"));
+    client_ = std::make_unique<Client>(server_->address());
+    unlearning_ = agt::v1::UnlearningService::NewStub(client_->channel);
+  }
+
+  std::string Train(const agt::v1::TrainingJobSpec& spec) {
+    agt::v1::Job job;
+    const grpc::Status status = Submit(*client_, spec, &job, kTrainer);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    const agt::v1::Job done = WaitForFinal(*client_, job.id(), kTrainer);
+    EXPECT_EQ(done.state(), agt::v1::JOB_STATE_SUCCEEDED) << done.error();
+    return done.model_id();
+  }
+
+  grpc::Status Delete(const std::vector<int64_t>& rows, agt::v1::RequestDeletionResponse* out,
+                      bool retrain = false, const std::string& token = kTrainer,
+                      const std::string& model = "") {
+    agt::v1::RequestDeletionRequest request;
+    request.set_model_id(model.empty() ? model_id_ : model);
+    request.mutable_row_ids()->Add(rows.begin(), rows.end());
+    request.set_retrain_if_needed(retrain);
+    return unlearning_->RequestDeletion(Ctx(token).get(), request, out);
+  }
+
+  grpc::Status Status(agt::v1::GetUnlearningStatusResponse* out,
+                      const std::string& token = kTrainer, const std::string& model = "") {
+    agt::v1::GetUnlearningStatusRequest request;
+    request.set_model_id(model.empty() ? model_id_ : model);
+    return unlearning_->GetUnlearningStatus(Ctx(token).get(), request, out);
+  }
+
+  // The first `rows` training points of the moons set, as inputs.
+  agt::v1::Matrix Inputs(int rows) {
+    const agt::Dataset data = agt::MakeMoons(kRows, 0.1, 3);
+    agt::v1::Matrix m;
+    m.set_rows(rows);
+    m.set_cols(2);
+    for (int i = 0; i < rows; ++i) {
+      m.add_values(data.x(i, 0));
+      m.add_values(data.x(i, 1));
+    }
+    return m;
+  }
+
+  // CheckUnlearning and CertifyPredictions on the same inputs agree with each
+  // other and with the rule "d == 0 or stable at some trained n >= d".
+  void ExpectChecksAgreeWithTheCore(int64_t d) {
+    agt::v1::CheckUnlearningRequest check;
+    check.set_model_id(model_id_);
+    *check.mutable_inputs() = Inputs(40);
+    agt::v1::CheckUnlearningResponse checked;
+    grpc::Status s = unlearning_->CheckUnlearning(Ctx(kQuerier).get(), check, &checked);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(checked.deletions(), d);
+    EXPECT_EQ(checked.max_budget(), 5);
+    agt::v1::CertifyPredictionsRequest certify;
+    certify.set_model_id(model_id_);
+    *certify.mutable_inputs() = check.inputs();
+    agt::v1::CertifyPredictionsResponse certified;
+    s = client_->models->CertifyPredictions(Ctx(kQuerier).get(), certify, &certified);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    ASSERT_EQ(checked.points_size(), certified.points_size());
+    const std::vector<int> budgets = {1, 2, 5};  // MoonsSpec's order
+    for (int i = 0; i < checked.points_size(); ++i) {
+      const agt::v1::PointCertificate& p = certified.points(i);
+      bool expected = d == 0;
+      int largest = -1;
+      for (int j = 0; j < p.stable_size(); ++j) {
+        if (!p.stable(j)) continue;
+        if (budgets[j] >= d) expected = true;
+        largest = std::max(largest, budgets[j]);
+      }
+      EXPECT_EQ(checked.points(i).certified_unchanged(), expected) << "point " << i;
+      EXPECT_EQ(checked.points(i).largest_stable_budget(), largest) << "point " << i;
+      EXPECT_EQ(checked.points(i).predicted_class(), p.predicted_class());
+      ASSERT_TRUE(p.has_certified_unchanged());
+      EXPECT_EQ(p.certified_unchanged(), expected) << "point " << i;
+      EXPECT_EQ(p.deletions(), d);
+    }
+  }
+
+  std::unique_ptr<TempDir> dir_;
+  std::unique_ptr<ServerProcess> server_;
+  std::unique_ptr<Client> client_;
+  std::unique_ptr<agt::v1::UnlearningService::Stub> unlearning_;
+  agt::v1::Dataset dataset_;
+  std::string model_id_;
+};
+
+TEST_F(UnlearningE2eTest, AcceptsUpToMaxNThenRetrainsWithoutTheRows) {
+  agt::v1::GetUnlearningStatusResponse status;
+  ASSERT_TRUE(Status(&status, kQuerier).ok());
+  EXPECT_EQ(status.state(), agt::v1::UNLEARNING_STATE_ACTIVE);
+  EXPECT_EQ(status.deletions(), 0);
+  EXPECT_EQ(status.max_budget(), 5);
+  EXPECT_TRUE(status.has_audit());
+  EXPECT_EQ(status.audit_rows(), kRows);
+  EXPECT_DOUBLE_EQ(status.audit_certified_fraction(), 1.0);  // d = 0: the served model
+  ExpectChecksAgreeWithTheCore(0);
+
+  agt::v1::RequestDeletionResponse r;
+  ASSERT_TRUE(Delete({3, 3, 7}, &r).ok());
+  EXPECT_TRUE(r.accepted());
+  EXPECT_EQ(r.deletions(), 2);
+  EXPECT_EQ(r.newly_accepted(), 2);
+  EXPECT_EQ(r.duplicates(), 1);
+  EXPECT_FALSE(r.retraining_required());
+  ExpectChecksAgreeWithTheCore(2);
+
+  r.Clear();
+  ASSERT_TRUE(Delete({10, 11, 12, 13}, &r).ok());  // 2 + 4 > 5
+  EXPECT_FALSE(r.accepted());
+  EXPECT_TRUE(r.retraining_required());
+  EXPECT_EQ(r.deletions(), 2);
+  EXPECT_TRUE(r.retraining_job_id().empty());
+  EXPECT_TRUE(absl::StrContains(r.message(), "retraining required")) << r.message();
+  ASSERT_TRUE(Status(&status).ok());
+  EXPECT_EQ(status.state(), agt::v1::UNLEARNING_STATE_RETRAINING_REQUIRED);
+
+  r.Clear();
+  ASSERT_TRUE(Delete({10, 11, 12}, &r).ok());  // exactly max N
+  EXPECT_TRUE(r.accepted());
+  EXPECT_EQ(r.deletions(), 5);
+  ExpectChecksAgreeWithTheCore(5);
+
+  r.Clear();
+  ASSERT_TRUE(Delete({20}, &r, /*retrain=*/true).ok());
+  EXPECT_TRUE(r.retraining_required());
+  ASSERT_FALSE(r.retraining_job_id().empty());
+  agt::v1::RequestDeletionResponse again;
+  ASSERT_TRUE(Delete({21}, &again, /*retrain=*/true).ok());
+  EXPECT_EQ(again.retraining_job_id(), r.retraining_job_id()) << "one live retraining per model";
+
+  const agt::v1::Job job = WaitForFinal(*client_, r.retraining_job_id(), kTrainer);
+  ASSERT_EQ(job.state(), agt::v1::JOB_STATE_SUCCEEDED) << job.error();
+  agt::v1::GetDatasetRequest get;
+  get.set_dataset_id(job.spec().dataset_id());
+  agt::v1::GetDatasetResponse derived;
+  ASSERT_TRUE(client_->datasets->GetDataset(Ctx(kTrainer).get(), get, &derived).ok());
+  // Every requested row is gone: 3, 7, 10, 11, 12, 13, 20 (21 came after the
+  // job was enqueued; deletions for a superseded model belong on its successor).
+  EXPECT_EQ(derived.dataset().num_rows(), kRows - 7);
+
+  ASSERT_TRUE(Status(&status).ok());
+  EXPECT_EQ(status.state(), agt::v1::UNLEARNING_STATE_SUPERSEDED);
+  EXPECT_EQ(status.successor_model_id(), job.model_id());
+  EXPECT_EQ(status.retraining_job_id(), r.retraining_job_id());
+  EXPECT_EQ(status.deletions(), 5);
+  EXPECT_LE(status.audit_certified_fraction(), 1.0);
+
+  // The successor serves with an empty ledger of its own.
+  agt::v1::GetUnlearningStatusResponse successor;
+  ASSERT_TRUE(Status(&successor, kQuerier, job.model_id()).ok());
+  EXPECT_EQ(successor.state(), agt::v1::UNLEARNING_STATE_ACTIVE);
+  EXPECT_EQ(successor.deletions(), 0);
+}
+
+TEST_F(UnlearningE2eTest, TheLedgerSurvivesARestart) {
+  agt::v1::RequestDeletionResponse r;
+  ASSERT_TRUE(Delete({1, 2, 3}, &r).ok());
+  ASSERT_TRUE(Delete({4, 5, 6}, &r).ok());  // refused, recorded
+  EXPECT_EQ(server_->Signal(SIGTERM), 0);
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  agt::v1::GetUnlearningStatusResponse status;
+  ASSERT_TRUE(Status(&status).ok());
+  EXPECT_EQ(status.deletions(), 3);
+  EXPECT_EQ(status.state(), agt::v1::UNLEARNING_STATE_RETRAINING_REQUIRED);
+  r.Clear();
+  ASSERT_TRUE(Delete({1, 2, 3, 7}, &r).ok());
+  EXPECT_TRUE(r.accepted());
+  EXPECT_EQ(r.deletions(), 4);
+  EXPECT_EQ(r.duplicates(), 3);
+}
+
+TEST_F(UnlearningE2eTest, ConcurrentRequestsNeverDoubleCountOrPassMaxN) {
+  constexpr int kThreads = 8;
+  std::atomic<int64_t> newly{0};
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int64_t row = t; row < t + 4; ++row) {
+        agt::v1::RequestDeletionResponse r;
+        if (!Delete({row}, &r).ok()) {
+          ++errors;
+          continue;
+        }
+        if (r.accepted()) newly += r.newly_accepted();
+        if (r.deletions() > 5) ++errors;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(errors.load(), 0);
+  agt::v1::GetUnlearningStatusResponse status;
+  ASSERT_TRUE(Status(&status).ok());
+  EXPECT_EQ(status.deletions(), newly.load());
+  EXPECT_EQ(status.deletions(), 5);  // 11 distinct rows requested one at a time
+}
+
+TEST_F(UnlearningE2eTest, ARetrainingThatCannotRunIsRefusedAndLeavesNoDataset) {
+  std::vector<int64_t> most;
+  for (int64_t row = 0; row < 85; ++row) most.push_back(row);  // 15 rows < batch size 20
+  agt::v1::RequestDeletionResponse r;
+  const grpc::Status s = Delete(most, &r, /*retrain=*/true);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "batch_size")) << s.error_message();
+  agt::v1::ListDatasetsResponse datasets;
+  ASSERT_TRUE(client_->datasets
+                  ->ListDatasets(Ctx(kTrainer).get(), agt::v1::ListDatasetsRequest(), &datasets)
+                  .ok());
+  EXPECT_EQ(datasets.datasets_size(), 1);
+  agt::v1::GetUnlearningStatusResponse status;
+  ASSERT_TRUE(Status(&status).ok());
+  EXPECT_EQ(status.state(), agt::v1::UNLEARNING_STATE_RETRAINING_REQUIRED);
+  EXPECT_EQ(status.deletions(), 0);
+}
+
+TEST_F(UnlearningE2eTest, BadInputsGetTheRightStatus) {
+  agt::v1::RequestDeletionResponse r;
+  EXPECT_EQ(Delete({}, &r).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  grpc::Status s = Delete({5, kRows}, &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StrContains(s.error_message(), absl::StrCat(kRows))) << s.error_message();
+  EXPECT_EQ(Delete({-3}, &r).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Delete(std::vector<int64_t>(100'001, 1), &r).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Delete({1}, &r, false, kTrainer, "mdl-unknown").error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Delete({1}, &r, false, kOther).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Delete({1}, &r, false, kQuerier).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Delete({1}, &r, false, "").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  {
+    agt::v1::RequestDeletionRequest request;  // no model id
+    request.add_row_ids(1);
+    EXPECT_EQ(unlearning_->RequestDeletion(Ctx(kTrainer).get(), request, &r).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+
+  agt::v1::GetUnlearningStatusResponse status;
+  EXPECT_EQ(Status(&status, kQuerier, "mdl-unknown").error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Status(&status, kOther).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Status(&status, kQuerier, "bad id").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  agt::v1::CheckUnlearningRequest check;
+  check.set_model_id(model_id_);
+  agt::v1::CheckUnlearningResponse checked;
+  EXPECT_EQ(unlearning_->CheckUnlearning(Ctx(kQuerier).get(), check, &checked).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);  // no inputs
+  check.mutable_inputs()->set_rows(1);
+  check.mutable_inputs()->set_cols(3);
+  check.mutable_inputs()->add_values(1);
+  check.mutable_inputs()->add_values(2);
+  check.mutable_inputs()->add_values(3);
+  s = unlearning_->CheckUnlearning(Ctx(kQuerier).get(), check, &checked);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "inputs")) << s.error_message();
+  check.set_model_id("mdl-unknown");
+  EXPECT_EQ(unlearning_->CheckUnlearning(Ctx(kQuerier).get(), check, &checked).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+
+  // A model trained under substitution cannot be gated.
+  agt::v1::TrainingJobSpec spec = MoonsSpec(dataset_.id(), 1);
+  spec.mutable_perturbation()->set_kind(agt::v1::PERTURBATION_KIND_SUBSTITUTION);
+  spec.set_clip_gamma(1.0);
+  const std::string substitution = Train(spec);
+  s = Delete({1}, &r, false, kTrainer, substitution);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "PERTURBATION_KIND_REMOVAL"))
+      << s.error_message();
+  EXPECT_EQ(Status(&status, kQuerier, substitution).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  check.set_model_id(substitution);
+  *check.mutable_inputs() = Inputs(2);
+  EXPECT_EQ(unlearning_->CheckUnlearning(Ctx(kQuerier).get(), check, &checked).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  // Its CertifyPredictions answers carry no unlearning fields.
+  agt::v1::CertifyPredictionsRequest certify;
+  certify.set_model_id(substitution);
+  *certify.mutable_inputs() = Inputs(2);
+  agt::v1::CertifyPredictionsResponse certified;
+  ASSERT_TRUE(client_->models->CertifyPredictions(Ctx(kQuerier).get(), certify, &certified).ok());
+  EXPECT_FALSE(certified.points(0).has_certified_unchanged());
+}
+
+}  // namespace
+}  // namespace agt::e2e
