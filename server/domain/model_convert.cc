@@ -343,6 +343,7 @@ absl::StatusOr<agt::v1::Job> JobToProto(const JobRecord& record) {
   out.set_error(record.error);
   out.set_model_id(record.model_id);
   out.set_dropped_rows_per_epoch(record.dropped_rows_per_epoch);
+  out.set_cancel_requested(record.cancel_requested && !IsFinal(record.state));
   SetTimestamp(record.created_ms, [&] { return out.mutable_created(); });
   SetTimestamp(record.started_ms, [&] { return out.mutable_started(); });
   SetTimestamp(record.finished_ms, [&] { return out.mutable_finished(); });

@@ -136,7 +136,7 @@ struct RetrainingRecord {
 // negative page_size, or a page_token that is not the next_page_token of the
 // same kind of listing, is InvalidArgument. Tokens stay valid across restarts
 // and across insertions/deletions (a page never repeats a record).
-inline constexpr int kDefaultPageSize = 50;
+inline constexpr int kDefaultPageSize = 100;  // as documented in the protos
 inline constexpr int kMaxPageSize = 1000;
 template <typename T>
 struct Page {

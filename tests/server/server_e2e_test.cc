@@ -246,10 +246,22 @@ TEST_F(ServerE2eTest, CancelStopsAQueuedJobAtOnce) {
   // The running one stops before its next step.
   cancel.set_job_id(first.id());
   ASSERT_TRUE(client_->training->CancelJob(Ctx().get(), cancel, &cancelled).ok());
+  if (cancelled.job().state() == agt::v1::JOB_STATE_RUNNING) {
+    // Still running until its next step: the response says a cancel is pending.
+    EXPECT_TRUE(cancelled.job().cancel_requested());
+  } else {
+    EXPECT_EQ(cancelled.job().state(), agt::v1::JOB_STATE_CANCELLED);
+  }
   std::vector<agt::v1::JobEvent> events;
   ASSERT_TRUE(WatchAll(*client_, first.id(), &events).ok());
   ASSERT_FALSE(events.empty());
   EXPECT_EQ(events.back().state(), agt::v1::JOB_STATE_CANCELLED);
+  agt::v1::GetJobRequest get;
+  get.set_job_id(first.id());
+  agt::v1::GetJobResponse got;
+  ASSERT_TRUE(client_->training->GetJob(Ctx().get(), get, &got).ok());
+  EXPECT_EQ(got.job().state(), agt::v1::JOB_STATE_CANCELLED);
+  EXPECT_FALSE(got.job().cancel_requested());
   // A dataset whose jobs are all final can be deleted.
   agt::v1::DeleteDatasetRequest del;
   del.set_dataset_id(dataset.id());
