@@ -5,8 +5,12 @@
 # certified against the removal of up to n = 1, 2, 5, 10, 20 rows per batch
 # (examples/moons_unlearning.json, done offline by `agt train`), follows it with
 # a live progress bar, prints the model, per-point certificates for
-# examples/moons_queries.csv and certified accuracy on held-out rows, then
-# stops the server with SIGTERM.
+# examples/moons_queries.csv and certified accuracy on held-out rows, sends
+# deletion requests and checks which predictions stay certified unchanged,
+# then trains a blobs network under substitution budgets and releases
+# differentially private labels (smooth sensitivity vs the Laplace baseline,
+# scored on held-out rows, against a privacy budget of 220), then stops the
+# server with SIGTERM.
 #
 # Needs a build (the README's command builds first): BUILD_DIR (default
 # build/) with core/cli/agt, server/agt-server and client/agtctl.
@@ -51,7 +55,7 @@ trap cleanup EXIT
 section() { printf '\n== %s\n' "$*"; }
 
 section "agt-server on an embedded SQLite file ($work/agt.db)"
-"$server" --listen 127.0.0.1:0 --db "$work/agt.db" >"$work/server.out" 2>"$work/server.log" &
+"$server" --listen 127.0.0.1:0 --db "$work/agt.db" --privacy-budget 220 >"$work/server.out" 2>"$work/server.log" &
 server_pid=$!
 address=""
 for _ in $(seq 1 300); do
@@ -113,6 +117,64 @@ section "certificates for examples/moons_queries.csv"
 
 section "certified accuracy on the 530 held-out rows"
 "$agtctl" certify "$model" --dataset "$test_set"
+
+section "unlearning: deletion requests against $model (paper section 10.1)"
+cut -d, -f1,2 "$root/examples/moons_queries.csv" >"$work/moons_queries_x.csv"
+"$agtctl" unlearn request "$model" 17 42 1234
+"$agtctl" unlearn check "$model" "$work/moons_queries_x.csv"
+"$agtctl" unlearn status "$model"
+
+section "private prediction: blobs, 6-128-1 network, substitution budgets (paper section 10.2)"
+# As in the paper's Fig. 13 (left): 3000 blobs in 6 dimensions, 2400 to train
+# in one full batch, clamp clipping; certified against the substitution of up
+# to n = 5, 10, 20, 40 rows.
+"$agt" generate blobs --n 3000 --dim 6 --classes 2 --stddev 1.0 --center-box 2 --seed 7 \
+  --out "$work/blobs.csv"
+head -n 2401 "$work/blobs.csv" >"$work/blobs_train.csv"
+{ head -n 1 "$work/blobs.csv"; tail -n +2402 "$work/blobs.csv"; } >"$work/blobs_test.csv"
+blobs_set="$("$agtctl" dataset upload "$work/blobs_train.csv" --name blobs-train -q)"
+cat >"$work/blobs_private.job.json" <<'EOF'
+{
+  "name": "blobs, 6-128-1, substitution (private prediction)",
+  "hidden_widths": [128],
+  "loss": "LOSS_BINARY_CROSS_ENTROPY",
+  "batch_size": 2400,
+  "epochs": 4,
+  "optimizer": {"learning_rate": 1.0, "lr_decay": 0.6},
+  "clip_gamma": 0.06,
+  "perturbation": {"kind": "PERTURBATION_KIND_SUBSTITUTION"},
+  "budgets": [{"n": 5}, {"n": 10}, {"n": 20}, {"n": 40}],
+  "seed": 0
+}
+EOF
+"$agtctl" train "$work/blobs_private.job.json" --dataset "$blobs_set" --wait \
+  | tee "$work/train_private.out"
+private_model="$(sed -n 's/^trained model: *//p' "$work/train_private.out")"
+if [ -z "$private_model" ]; then
+  echo "main-job: the private-prediction job produced no model" >&2
+  exit 1
+fi
+# Features only (the held-out labels are kept to score the releases below).
+head -n 11 "$work/blobs_test.csv" | cut -d, -f1-6 >"$work/blobs_queries.csv"
+"$agtctl" predict "$private_model" "$work/blobs_queries.csv" --private --epsilon 1
+
+section "private labels vs true labels on 100 held-out rows, epsilon 1 per label"
+{ head -n 1 "$work/blobs_test.csv"; sed -n '12,111p' "$work/blobs_test.csv"; } \
+  | cut -d, -f1-6 >"$work/blobs_scored.csv"
+sed -n '12,111p' "$work/blobs_test.csv" | cut -d, -f7 >"$work/blobs_scored_labels.txt"
+for mechanism in smooth laplace; do
+  "$agtctl" predict "$private_model" "$work/blobs_scored.csv" --private --epsilon 1 \
+    --mechanism "$mechanism" -q >"$work/released_$mechanism.txt"
+  correct="$(paste -d' ' "$work/released_$mechanism.txt" "$work/blobs_scored_labels.txt" \
+    | awk '$1 == $2 { c++ } END { print c + 0 }')"
+  printf '%-8s %3d/100 released labels correct\n' "$mechanism" "$correct"
+done
+"$agtctl" budget "$private_model"
+echo "(a request past the budget is refused and spends nothing:)"
+if "$agtctl" predict "$private_model" "$work/blobs_scored.csv" --private --epsilon 1; then
+  echo "main-job: a request past the privacy budget was served" >&2
+  exit 1
+fi
 
 section "stopping agt-server (SIGTERM)"
 if stop_server; then

@@ -136,8 +136,15 @@ struct AccuracyPoint {
 };
 
 inline const char* MechanismName(PrivacyMechanism mechanism) {
-  return mechanism == PrivacyMechanism::kSmoothSensitivityCauchy ? "smooth_sensitivity"
-                                                                 : "global_sensitivity";
+  switch (mechanism) {
+    case PrivacyMechanism::kSmoothSensitivityCauchy:
+      return "smooth_sensitivity";
+    case PrivacyMechanism::kGlobalSensitivityLaplace:
+      return "global_sensitivity";
+    case PrivacyMechanism::kReportNoisyArgmaxLaplace:
+      return "report_noisy_argmax";
+  }
+  return "unknown";
 }
 
 // count values log-spaced from lo to hi inclusive. Precondition: 0 < lo <= hi,

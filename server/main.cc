@@ -51,12 +51,22 @@ Serving:
                          ::1, localhost) may be listened on.
   --tls-cert FILE        PEM certificate chain; with --tls-key, serve TLS.
   --tls-key FILE         PEM private key.
+  --privacy-budget E     Total epsilon each client may spend on one model's
+                         private predictions (default 10). Spent epsilon is kept
+                         in the database; changing E applies to what remains.
+
+Private prediction (agt.v1.PrivacyService): every label released with epsilon
+  is epsilon-DP (delta = 0); a client's epsilons on one model add up and a
+  request that would pass --privacy-budget is refused (RESOURCE_EXHAUSTED) and
+  spends nothing. A client is a token's label (its tenant when it has none).
 
 Tokens file: one token per line,
     <sha256-hex-of-token> <role> <tenant> [label]
-  role admin | trainer | querier: admin and trainer may do everything in their
-  tenant (upload/delete datasets, submit/cancel jobs, read, certify); querier
-  may read and certify only. tenant: 1..64 of [A-Za-z0-9_.-]. Blank lines and
+  role admin | trainer | querier | private-querier: admin and trainer may do
+  everything in their tenant (upload/delete datasets, submit/cancel jobs, read,
+  certify, private predictions); querier may read, certify and ask for private
+  predictions; private-querier may only ask for private predictions and its
+  budget (it never sees parameters, certificates or n*). tenant: 1..64 of [A-Za-z0-9_.-]. Blank lines and
   '#' comments are ignored. Only hashes are stored; clients send
   "authorization: Bearer <token>". A token never sees another tenant's data.
   Build lines with:  printf %s "$TOKEN" | agt-server hash-token --role trainer --tenant acme
@@ -168,7 +178,8 @@ int Serve(const std::vector<std::string>& args) {
                                           "max-dataset-mib",
                                           "tokens",
                                           "tls-cert",
-                                          "tls-key"};
+                                          "tls-key",
+                                          "privacy-budget"};
   if (absl::Status s = ParseFlags(args, known, &flags); !s.ok()) {
     return UsageError(std::string(s.message()));
   }
@@ -186,7 +197,8 @@ int Serve(const std::vector<std::string>& args) {
         ParseNumber(flags, "threads-per-job", &options.threads_per_job),
         ParseNumber(flags, "checkpoint-seconds", &options.checkpoint_every_seconds),
         ParseNumber(flags, "checkpoint-steps", &options.checkpoint_every_steps),
-        ParseNumber(flags, "max-dataset-mib", &max_dataset_mib)}) {
+        ParseNumber(flags, "max-dataset-mib", &max_dataset_mib),
+        ParseNumber(flags, "privacy-budget", &options.privacy_budget)}) {
     if (!s.ok()) return UsageError(std::string(s.message()));
   }
   constexpr int64_t kMaxDatasetMib = 64 * 1024;

@@ -37,8 +37,8 @@ std::vector<FlagSpec> GlobalFlags() {
 
 std::vector<Command> AllCommands() {
   std::vector<Command> all;
-  for (auto* group :
-       {&DatasetCommands, &JobCommands, &ModelCommands, &CertifyCommands, &UnlearnCommands}) {
+  for (auto* group : {&DatasetCommands, &JobCommands, &ModelCommands, &CertifyCommands,
+                      &UnlearnCommands, &PrivacyCommands}) {
     std::vector<Command> commands = (*group)();
     for (Command& c : commands) all.push_back(std::move(c));
   }
@@ -51,7 +51,7 @@ constexpr char kExitCodeHelp[] =
     "Exit codes:\n"
     "  0  success\n"
     "  1  server or runtime error (server unreachable, deadline exceeded, internal error,\n"
-    "     failed precondition)\n"
+    "     failed precondition, privacy budget exhausted)\n"
     "  2  usage error: bad flags or arguments, unreadable or invalid input file, or a\n"
     "     request the server rejected as invalid\n"
     "  3  not found: unknown dataset, job or model id\n"

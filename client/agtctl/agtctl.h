@@ -74,6 +74,7 @@ std::vector<Command> JobCommands();
 std::vector<Command> ModelCommands();
 std::vector<Command> CertifyCommands();
 std::vector<Command> UnlearnCommands();
+std::vector<Command> PrivacyCommands();
 
 // Reads an environment variable (nullopt when unset); injectable for tests.
 using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;

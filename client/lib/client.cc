@@ -131,7 +131,8 @@ Client::Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel)
       datasets_(agt::v1::DatasetService::NewStub(channel_)),
       training_(agt::v1::TrainingService::NewStub(channel_)),
       models_(agt::v1::ModelService::NewStub(channel_)),
-      unlearning_(agt::v1::UnlearningService::NewStub(channel_)) {}
+      unlearning_(agt::v1::UnlearningService::NewStub(channel_)),
+      privacy_(agt::v1::PrivacyService::NewStub(channel_)) {}
 
 Client::~Client() = default;
 
@@ -375,6 +376,24 @@ absl::StatusOr<agt::v1::CheckUnlearningResponse> Client::CheckUnlearning(
     grpc::ClientContext context;
     Prepare(context, options_.deadline);
     return unlearning_->CheckUnlearning(&context, request, response);
+  });
+}
+
+absl::StatusOr<agt::v1::PrivatePredictResponse> Client::PrivatePredict(
+    const agt::v1::PrivatePredictRequest& request) const {
+  return Unary<agt::v1::PrivatePredictResponse>([&](auto* response) {
+    grpc::ClientContext context;
+    Prepare(context, options_.deadline);
+    return privacy_->PrivatePredict(&context, request, response);
+  });
+}
+
+absl::StatusOr<agt::v1::GetPrivacyBudgetResponse> Client::GetPrivacyBudget(
+    const agt::v1::GetPrivacyBudgetRequest& request) const {
+  return Unary<agt::v1::GetPrivacyBudgetResponse>([&](auto* response) {
+    grpc::ClientContext context;
+    Prepare(context, options_.deadline);
+    return privacy_->GetPrivacyBudget(&context, request, response);
   });
 }
 

@@ -29,6 +29,7 @@
 #include "absl/time/time.h"
 #include "agt/v1/datasets.grpc.pb.h"
 #include "agt/v1/models.grpc.pb.h"
+#include "agt/v1/privacy.grpc.pb.h"
 #include "agt/v1/training.grpc.pb.h"
 #include "agt/v1/unlearning.grpc.pb.h"
 
@@ -137,6 +138,12 @@ class Client {
   absl::StatusOr<agt::v1::CheckUnlearningResponse> CheckUnlearning(
       const agt::v1::CheckUnlearningRequest& request) const;
 
+  // --- PrivacyService ---
+  absl::StatusOr<agt::v1::PrivatePredictResponse> PrivatePredict(
+      const agt::v1::PrivatePredictRequest& request) const;
+  absl::StatusOr<agt::v1::GetPrivacyBudgetResponse> GetPrivacyBudget(
+      const agt::v1::GetPrivacyBudgetRequest& request) const;
+
   // --- grpc.health.v1.Health/Check --- (`service` "" = the whole server).
   // Health checks carry no token (the server serves them without one).
   absl::StatusOr<HealthStatus> CheckHealth(const std::string& service = "") const;
@@ -158,6 +165,7 @@ class Client {
   std::unique_ptr<agt::v1::TrainingService::Stub> training_;
   std::unique_ptr<agt::v1::ModelService::Stub> models_;
   std::unique_ptr<agt::v1::UnlearningService::Stub> unlearning_;
+  std::unique_ptr<agt::v1::PrivacyService::Stub> privacy_;
 };
 
 }  // namespace agt::client

@@ -2,7 +2,8 @@
 //
 //   0  success
 //   1  server or runtime error (unreachable server, deadline, internal error,
-//      failed precondition such as deleting a dataset a job still uses)
+//      failed precondition such as deleting a dataset a job still uses,
+//      RESOURCE_EXHAUSTED such as a private prediction past the privacy budget)
 //   2  usage error: bad flags or arguments, an unreadable or invalid input
 //      file, or a request the server rejected as INVALID_ARGUMENT or
 //      OUT_OF_RANGE

@@ -1,6 +1,7 @@
 #include "core/privacy/privacy.h"
 
 #include <cmath>
+#include <limits>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -86,6 +87,40 @@ absl::StatusOr<PrivateRelease> GlobalSensitivityRelease(double f, double epsilon
   out.n_star = 0;
   out.epsilon = epsilon;
   out.label = f + noise.Laplace(out.noise_scale) > 0.5 ? 1 : 0;
+  return out;
+}
+
+absl::StatusOr<PrivateRelease> ReportNoisyArgmaxRelease(int predicted_class, int num_classes,
+                                                        double epsilon, UniformSource& noise) {
+  if (num_classes < 2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("num_classes ", num_classes, " must be at least 2"));
+  }
+  if (predicted_class < 0 || predicted_class >= num_classes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("predicted_class ", predicted_class, " must lie in [0, ", num_classes, ")"));
+  }
+  if (absl::Status s = CheckEpsilon(epsilon); !s.ok()) return s;
+  PrivateRelease out;
+  out.mechanism = PrivacyMechanism::kReportNoisyArgmaxLaplace;
+  out.sensitivity = 1.0;            // l-infinity, of a one-hot vector
+  out.noise_scale = 2.0 / epsilon;  // +inf for epsilon below about 1e-308
+  out.n_star = 0;
+  out.epsilon = epsilon;
+  // The arg-max of e_c + Laplace(2 / epsilon) noise is the arg-max of the
+  // same scores times epsilon / 2 > 0, i.e. of (epsilon / 2) e_c plus
+  // Laplace(1) noise: the same release, with nothing that can overflow.
+  // Every class draws its noise, the winner included, so the number and
+  // order of draws never depend on the data.
+  const double lead = 0.5 * epsilon;
+  double best = -std::numeric_limits<double>::infinity();
+  for (int k = 0; k < num_classes; ++k) {
+    const double score = (k == predicted_class ? lead : 0.0) + noise.Laplace(1.0);
+    if (score > best) {  // strict: a tie keeps the lower index
+      best = score;
+      out.label = k;
+    }
+  }
   return out;
 }
 

@@ -1,5 +1,7 @@
 // Differentially private prediction for binary classifiers (paper section
-// 10.2; ARCHITECTURE.md section 3, "Private prediction").
+// 10.2; ARCHITECTURE.md section 3, "Private prediction"), and a
+// global-sensitivity mechanism for multi-class classifiers
+// (ReportNoisyArgmaxRelease).
 //
 // f(x) in eq. 56-58 is the classifier's prediction, the hard label in {0, 1}:
 // Theorem 11 bounds the smooth sensitivity (eq. 54) through stability of that
@@ -41,15 +43,22 @@ absl::StatusOr<std::vector<int>> NStar(const std::vector<int>& budgets_sorted,
 enum class PrivacyMechanism {
   kSmoothSensitivityCauchy,   // eq. 58-59 with SS bounded by Theorem 11
   kGlobalSensitivityLaplace,  // eq. 58 with Lap(1/epsilon)
+  // Multi-class, global sensitivity: the arg-max of the one-hot prediction
+  // plus Lap(2/epsilon) per class (ReportNoisyArgmaxRelease).
+  kReportNoisyArgmaxLaplace,
 };
 
 // One released prediction and the guarantee it was released under.
 struct PrivateRelease {
-  int label = 0;  // R(x) = 1[f(x) + z > 1/2], eq. 58
+  // Binary: R(x) = 1[f(x) + z > 1/2], eq. 58. Report-noisy-argmax: the
+  // released class index in [0, num_classes).
+  int label = 0;
   PrivacyMechanism mechanism = PrivacyMechanism::kSmoothSensitivityCauchy;
-  double noise_scale = 0.0;  // Cauchy: 6 SS / epsilon; Laplace: 1 / epsilon
+  // Cauchy: 6 SS / epsilon; Laplace: 1 / epsilon; report-noisy-argmax:
+  // 2 / epsilon per class.
+  double noise_scale = 0.0;
   double sensitivity = 1.0;  // the SS bound used (1, global, for Laplace)
-  int n_star = 0;            // 0 for the Laplace baseline
+  int n_star = 0;            // 0 for the Laplace mechanisms
   double epsilon = 0.0;
 };
 
@@ -65,6 +74,33 @@ absl::StatusOr<PrivateRelease> SmoothSensitivityRelease(double f_label, int n_st
 // epsilon is not positive and finite; then nothing is drawn.
 absl::StatusOr<PrivateRelease> GlobalSensitivityRelease(double f, double epsilon,
                                                         UniformSource& noise);
+
+// Multi-class global-sensitivity release (report noisy max): f(x) is the
+// one-hot vector of the nominal predicted class among K = num_classes >= 2;
+// each of its K coordinates gets independent Laplace(2 / epsilon) noise and
+// the index of the largest noisy coordinate is released (ties, which have
+// probability 0, go to the lowest index).
+//
+// Why this is epsilon-DP (delta = 0) for one query: replacing one training
+// row can change the predicted class from a to b, which moves coordinate a
+// down by 1 and coordinate b up by 1, so every coordinate changes by at most
+// 1 (l-infinity sensitivity 1) but not all in the same direction. Fix the
+// noise of every class other than j: class j wins iff its noise exceeds a
+// threshold set by its own score and the largest competing noisy score, and
+// each of those two moves by at most 1, so the threshold moves by at most 2.
+// A Laplace(2 / epsilon) density changes by at most a factor e^epsilon under
+// a shift of 2, hence so does P(release = j) (Dwork & Roth, The Algorithmic
+// Foundations of Differential Privacy, section 3.3, report noisy max for
+// scores that need not move together). Laplace(1 / epsilon) noise, enough
+// for scores that all move the same way, is not enough here once K >= 3.
+//
+// noise_scale = 2 / epsilon (+inf if that overflows, which the computation
+// never needs), sensitivity = 1, n_star = 0. Draws exactly K uniforms per
+// call, in class order 0..K-1. InvalidArgument if num_classes < 2,
+// predicted_class is outside [0, num_classes), or epsilon is not positive and
+// finite; then nothing is drawn.
+absl::StatusOr<PrivateRelease> ReportNoisyArgmaxRelease(int predicted_class, int num_classes,
+                                                        double epsilon, UniformSource& noise);
 
 }  // namespace agt
 

@@ -12,6 +12,8 @@ std::string ActionName(Action action) {
       return "certify";
     case Action::kWrite:
       return "write";
+    case Action::kPrivatePredict:
+      return "private-prediction";
   }
   return "unknown";
 }
@@ -35,6 +37,8 @@ const std::vector<RpcPermission>& RpcPermissionTable() {
       {"/agt.v1.UnlearningService/RequestDeletion", Action::kWrite},
       {"/agt.v1.UnlearningService/GetUnlearningStatus", Action::kRead},
       {"/agt.v1.UnlearningService/CheckUnlearning", Action::kCertify},
+      {"/agt.v1.PrivacyService/PrivatePredict", Action::kPrivatePredict},
+      {"/agt.v1.PrivacyService/GetPrivacyBudget", Action::kPrivatePredict},
   };
   return *table;
 }
@@ -45,7 +49,9 @@ bool RoleMayPerform(Role role, Action action) {
     case Role::kTrainer:
       return true;
     case Role::kQuerier:
-      return action == Action::kRead || action == Action::kCertify;
+      return action != Action::kWrite;
+    case Role::kPrivateQuerier:
+      return action == Action::kPrivatePredict;
   }
   return false;
 }

@@ -1,14 +1,20 @@
 // Which role may call which RPC: a table with one row per RPC of the public
-// API, and the role rules over three kinds of action.
+// API, and the role rules over four kinds of action.
 //
 //   read     Get/List/Watch/Export: see the tenant's datasets, jobs, models.
 //   certify  CertifyPredictions/CertifyDataset: compute certificates.
 //   write    Upload/Delete datasets, Submit/Cancel jobs: change the tenant's
 //            data or spend its compute.
+//   private-prediction  PrivatePredict/GetPrivacyBudget: differentially
+//            private labels, spending the caller's privacy budget.
 //
-//   admin    read, certify, write (everything within its own tenant).
-//   trainer  read, certify, write.
-//   querier  read, certify.
+//   admin            read, certify, write, private-prediction (everything
+//                    within its own tenant).
+//   trainer          read, certify, write, private-prediction.
+//   querier          read, certify, private-prediction.
+//   private-querier  private-prediction only: it sees nothing but private
+//                    labels and its own budget, so the epsilon-DP guarantee
+//                    is the whole of what it learns about the training data.
 //
 // Admin and trainer have the same rights over today's RPCs; admin is the role
 // future operator RPCs (tenant and token management) will require. Methods
@@ -32,7 +38,7 @@
 
 namespace agt::server {
 
-enum class Action { kRead, kCertify, kWrite };
+enum class Action { kRead, kCertify, kWrite, kPrivatePredict };
 
 std::string ActionName(Action action);
 

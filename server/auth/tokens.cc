@@ -50,6 +50,10 @@ std::vector<absl::string_view> Fields(absl::string_view line) {
 
 }  // namespace
 
+std::string ClientName(const Principal& principal) {
+  return principal.label.empty() ? principal.tenant : principal.label;
+}
+
 std::string RoleName(Role role) {
   switch (role) {
     case Role::kAdmin:
@@ -58,16 +62,18 @@ std::string RoleName(Role role) {
       return "trainer";
     case Role::kQuerier:
       return "querier";
+    case Role::kPrivateQuerier:
+      return "private-querier";
   }
   return "unknown";
 }
 
 absl::StatusOr<Role> ParseRole(absl::string_view name) {
-  for (Role role : {Role::kAdmin, Role::kTrainer, Role::kQuerier}) {
+  for (Role role : {Role::kAdmin, Role::kTrainer, Role::kQuerier, Role::kPrivateQuerier}) {
     if (name == RoleName(role)) return role;
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown role '", name, "' (expected admin, trainer or querier)"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown role '", name, "' (expected admin, trainer, querier or private-querier)"));
 }
 
 bool IsValidTenant(absl::string_view tenant) {

@@ -7,7 +7,8 @@
 // - sha256-hex: the SHA-256 of the token's bytes as 64 hex digits (case
 //   ignored). The plaintext token is never stored; `agt-server hash-token`
 //   prints a line for a token read from stdin.
-// - role: admin | trainer | querier (see permissions.h for what each may do).
+// - role: admin | trainer | querier | private-querier (see permissions.h for
+//   what each may do).
 // - tenant: 1..64 characters of [A-Za-z0-9_.-]; a token sees only its
 //   tenant's datasets, jobs and models.
 // - label: optional free text for people (the rest of the line), e.g. who
@@ -41,9 +42,9 @@
 
 namespace agt::server {
 
-enum class Role { kAdmin, kTrainer, kQuerier };
+enum class Role { kAdmin, kTrainer, kQuerier, kPrivateQuerier };
 
-// "admin", "trainer", "querier".
+// "admin", "trainer", "querier", "private-querier".
 std::string RoleName(Role role);
 // Exact, lower-case names; InvalidArgument naming the value otherwise.
 absl::StatusOr<Role> ParseRole(absl::string_view name);
@@ -60,6 +61,10 @@ struct Principal {
   Role role = Role::kQuerier;
   std::string label;  // from the tokens file; empty in local mode
 };
+
+// The name ledgers record a caller under (deletion requests, privacy
+// budgets): the token's label, or its tenant when the label is empty.
+std::string ClientName(const Principal& principal);
 
 using TokenHash = std::array<uint8_t, 32>;
 

@@ -156,6 +156,38 @@ absl::Status ValidatePredictionRequest(const ModelRecord& model,
 
 }  // namespace
 
+std::vector<int> DistinctBudgets(const ModelRecord& model) {
+  std::vector<int> budgets;
+  for (const BoxRecord& box : model.boxes) budgets.push_back(box.budget.n);
+  std::sort(budgets.begin(), budgets.end());
+  budgets.erase(std::unique(budgets.begin(), budgets.end()), budgets.end());
+  return budgets;
+}
+
+std::vector<std::vector<bool>> StablePerDistinctBudget(
+    const ModelRecord& model, const std::vector<int>& budgets,
+    const agt::v1::CertifyPredictionsResponse& certified) {
+  // Per box, its position in the ascending distinct budget list.
+  std::vector<int> slots;
+  for (const BoxRecord& box : model.boxes) {
+    slots.push_back(static_cast<int>(
+        std::lower_bound(budgets.begin(), budgets.end(), box.budget.n) - budgets.begin()));
+  }
+  const int points = certified.points_size();
+  std::vector<std::vector<bool>> stable(budgets.size(), std::vector<bool>(points, false));
+  for (int i = 0; i < points; ++i) {
+    const agt::v1::PointCertificate& p = certified.points(i);
+    for (int j = 0; j < p.stable_size() && j < static_cast<int>(slots.size()); ++j) {
+      const int slot = slots[j];
+      if (p.stable(j) && slot < static_cast<int>(budgets.size()) &&
+          budgets[slot] == model.boxes[j].budget.n) {
+        stable[slot][i] = true;
+      }
+    }
+  }
+  return stable;
+}
+
 std::string GuaranteeText(const ModelRecord& model, double test_epsilon) {
   agt::v1::TrainingJobSpec spec;
   const bool parsed = spec.ParseFromString(model.spec);

@@ -29,6 +29,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "agt/v1/models.pb.h"
@@ -64,6 +65,16 @@ absl::StatusOr<agt::v1::CertifyDatasetResponse> CertifyDataset(const ModelRecord
                                                                const agt::Dataset& data,
                                                                double test_epsilon,
                                                                agt::v1::StabilityRule rule);
+
+// The model's distinct budgets n (Budget.n of its boxes), ascending.
+std::vector<int> DistinctBudgets(const ModelRecord& model);
+
+// Per distinct budget (`budgets` from DistinctBudgets) and per point of a
+// CertifyPredictions response of the model (its `stable` in the model's box
+// order): stable at n iff stable in some box of that n.
+std::vector<std::vector<bool>> StablePerDistinctBudget(
+    const ModelRecord& model, const std::vector<int>& budgets,
+    const agt::v1::CertifyPredictionsResponse& certified);
 
 // The assumptions under which the model's certificates hold, in words: fixed
 // data order, initialisation and hyper-parameters; budgets per batch; the

@@ -12,30 +12,6 @@
 namespace agt::server {
 namespace {
 
-// Per model box, its position in the ascending distinct budget list.
-std::vector<int> BudgetSlots(const ModelRecord& model, const std::vector<int>& budgets) {
-  std::vector<int> slots;
-  for (const BoxRecord& box : model.boxes) {
-    slots.push_back(static_cast<int>(
-        std::lower_bound(budgets.begin(), budgets.end(), box.budget.n) - budgets.begin()));
-  }
-  return slots;
-}
-
-// Stability per distinct budget: stable at n if stable in any box of that n.
-std::vector<std::vector<bool>> StablePerBudget(const agt::v1::CertifyPredictionsResponse& certified,
-                                               const std::vector<int>& slots, size_t num_budgets) {
-  const int points = certified.points_size();
-  std::vector<std::vector<bool>> stable(num_budgets, std::vector<bool>(points, false));
-  for (int i = 0; i < points; ++i) {
-    const agt::v1::PointCertificate& p = certified.points(i);
-    for (int j = 0; j < p.stable_size() && j < static_cast<int>(slots.size()); ++j) {
-      if (p.stable(j)) stable[slots[j]][i] = true;
-    }
-  }
-  return stable;
-}
-
 int LargestStable(const std::vector<int>& budgets, const std::vector<std::vector<bool>>& stable,
                   int point) {
   for (int j = static_cast<int>(budgets.size()) - 1; j >= 0; --j) {
@@ -61,11 +37,7 @@ absl::StatusOr<std::vector<int>> RemovalBudgets(const ModelRecord& model) {
     return absl::FailedPreconditionError(absl::StrCat(
         "model ", model.id, " is a regression model; unlearning certificates need classes"));
   }
-  std::vector<int> budgets;
-  for (const BoxRecord& box : model.boxes) budgets.push_back(box.budget.n);
-  std::sort(budgets.begin(), budgets.end());
-  budgets.erase(std::unique(budgets.begin(), budgets.end()), budgets.end());
-  return budgets;
+  return DistinctBudgets(model);
 }
 
 absl::StatusOr<agt::v1::CheckUnlearningResponse> CheckUnlearning(const ModelRecord& model,
@@ -79,7 +51,7 @@ absl::StatusOr<agt::v1::CheckUnlearningResponse> CheckUnlearning(const ModelReco
       CertifyPredictions(model, request);
   if (!certified.ok()) return certified.status();
   const std::vector<std::vector<bool>> stable =
-      StablePerBudget(*certified, BudgetSlots(model, *budgets), budgets->size());
+      StablePerDistinctBudget(model, *budgets, *certified);
   absl::StatusOr<std::vector<bool>> unchanged = agt::CertifiedUnchanged(*budgets, stable, d);
   if (!unchanged.ok()) return unchanged.status();
 
@@ -103,8 +75,7 @@ absl::Status AddUnlearningCertificates(const ModelRecord& model, int64_t d,
                                        agt::v1::CertifyPredictionsResponse* response) {
   absl::StatusOr<std::vector<int>> budgets = RemovalBudgets(model);
   if (!budgets.ok()) return budgets.status();
-  const std::vector<std::vector<bool>> stable =
-      StablePerBudget(*response, BudgetSlots(model, *budgets), budgets->size());
+  const std::vector<std::vector<bool>> stable = StablePerDistinctBudget(model, *budgets, *response);
   absl::StatusOr<std::vector<bool>> unchanged = agt::CertifiedUnchanged(*budgets, stable, d);
   if (!unchanged.ok()) return unchanged.status();
   for (int i = 0; i < response->points_size(); ++i) {

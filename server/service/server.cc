@@ -42,6 +42,10 @@ absl::Status CheckOptions(const ServerOptions& options) {
   if (options.tls_cert_path.empty() != options.tls_key_path.empty()) {
     return absl::InvalidArgumentError("--tls-cert and --tls-key must be given together");
   }
+  if (!(options.privacy_budget >= 0) || !std::isfinite(options.privacy_budget)) {
+    return absl::InvalidArgumentError(absl::StrCat("--privacy-budget: ", options.privacy_budget,
+                                                   " must be a finite epsilon >= 0"));
+  }
   if (options.model_cache_size < 1) {
     return absl::InvalidArgumentError("model cache size must be at least 1");
   }
@@ -106,6 +110,10 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
                                                        &server->auth_);
   server->unlearning_ = std::make_unique<UnlearningServiceImpl>(
       server->store_.get(), server->cache_.get(), server->runner_.get(), &server->auth_);
+  absl::StatusOr<std::unique_ptr<PrivacyServiceImpl>> privacy = PrivacyServiceImpl::Create(
+      server->store_.get(), server->cache_.get(), &server->auth_, options.privacy_budget);
+  if (!privacy.ok()) return privacy.status();
+  server->privacy_ = *std::move(privacy);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -120,6 +128,7 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
   builder.RegisterService(server->training_.get());
   builder.RegisterService(server->models_.get());
   builder.RegisterService(server->unlearning_.get());
+  builder.RegisterService(server->privacy_.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(server->calls_.Factory());
   builder.experimental().SetInterceptorCreators(std::move(interceptors));

@@ -1,4 +1,4 @@
-// The assembled agt-server: store, job runner, token table, the four
+// The assembled agt-server: store, job runner, token table, the five
 // agt.v1 services, gRPC health checking and server reflection, behind one
 // listening port. main.cc parses flags into ServerOptions and drives Start
 // and Shutdown; tests can embed it the same way.
@@ -39,6 +39,7 @@
 #include "server/service/database_lock.h"
 #include "server/service/dataset_service.h"
 #include "server/service/model_service.h"
+#include "server/service/privacy_service.h"
 #include "server/service/training_service.h"
 #include "server/service/unlearning_service.h"
 #include "server/store/store.h"
@@ -60,6 +61,8 @@ struct ServerOptions {
   int64_t max_dataset_bytes = int64_t{256} << 20;
   int max_message_bytes = 64 << 20;
   size_t model_cache_size = 32;
+  // Total epsilon per (client, model) for private predictions; finite, >= 0.
+  double privacy_budget = 10.0;
 };
 
 class AgtServer {
@@ -95,6 +98,7 @@ class AgtServer {
   std::unique_ptr<TrainingServiceImpl> training_;
   std::unique_ptr<ModelServiceImpl> models_;
   std::unique_ptr<UnlearningServiceImpl> unlearning_;
+  std::unique_ptr<PrivacyServiceImpl> privacy_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
   int port_ = 0;

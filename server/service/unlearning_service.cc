@@ -17,10 +17,6 @@ constexpr char kRequest[] = "/agt.v1.UnlearningService/RequestDeletion";
 constexpr char kStatus[] = "/agt.v1.UnlearningService/GetUnlearningStatus";
 constexpr char kCheck[] = "/agt.v1.UnlearningService/CheckUnlearning";
 
-std::string Requester(const Principal& caller) {
-  return caller.label.empty() ? caller.tenant : caller.label;
-}
-
 std::string DecisionMessage(const agt::DeletionDecision& d, const std::string& job_id) {
   if (d.accepted) {
     return absl::StrCat("accepted ", d.new_rows.size(), " new row(s); ", d.d_after, " of at most ",
@@ -99,7 +95,7 @@ absl::StatusOr<agt::v1::RequestDeletionResponse> UnlearningServiceImpl::Delete(
   if (!dataset.ok()) return dataset.status();
   const std::vector<int64_t> rows(request.row_ids().begin(), request.row_ids().end());
   absl::StatusOr<agt::DeletionDecision> decision = store_->AppendDeletions(
-      caller.tenant, (*model)->id, *budgets, dataset->num_rows, rows, Requester(caller));
+      caller.tenant, (*model)->id, *budgets, dataset->num_rows, rows, ClientName(caller));
   if (!decision.ok()) return decision.status();
 
   std::string job_id;

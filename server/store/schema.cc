@@ -1,10 +1,9 @@
 #include "server/store/schema.h"
 
 #include <chrono>
-#include <thread>
-
 #include <cstdint>
 #include <string>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -130,6 +129,20 @@ CREATE TABLE retrainings (
   requested_ms INTEGER NOT NULL
 );
 )sql"},
+    // Private prediction (paper section 10.2): epsilon spent per (model,
+    // client) under sequential composition. The total is the server's
+    // configuration, not stored, so an operator can change it.
+    {3, R"sql(
+CREATE TABLE privacy_budgets (
+  model_id   TEXT NOT NULL REFERENCES models (id),
+  client     TEXT NOT NULL,
+  tenant     TEXT NOT NULL,
+  spent      NOT NULL CHECK (spent >= 0),
+  releases   INTEGER NOT NULL CHECK (releases >= 0),
+  updated_ms INTEGER NOT NULL,
+  PRIMARY KEY (model_id, client)
+) WITHOUT ROWID;
+)sql"},
 };
 
 absl::StatusOr<std::string> QueryText(SqliteDb& db, const std::string& sql) {
@@ -190,8 +203,8 @@ absl::Status ConfigureConnection(SqliteDb& db, const std::string& path) {
   // without waiting (its deadlock avoidance) while another process opens the
   // same fresh file: retry for up to the busy timeout.
   absl::StatusOr<std::string> mode = QueryText(db, "PRAGMA journal_mode = WAL");
-  for (int attempt = 0; !mode.ok() && mode.status().code() == absl::StatusCode::kUnavailable &&
-                        attempt < 500;
+  for (int attempt = 0;
+       !mode.ok() && mode.status().code() == absl::StatusCode::kUnavailable && attempt < 500;
        ++attempt) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     mode = QueryText(db, "PRAGMA journal_mode = WAL");

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "core/privacy/budget.h"
 #include "server/store/blob.h"
 #include "server/store/ids.h"
 #include "server/store/schema.h"
@@ -361,6 +362,24 @@ struct Store::Impl {
       out.push_back(std::move(r));
     }
     return out;
+  }
+
+  // The spend row of (model, client); zeros when there is none.
+  absl::StatusOr<PrivacySpendRecord> LoadPrivacySpend(const std::string& model_id,
+                                                      const std::string& client) {
+    STORE_ASSIGN_OR_RETURN(Statement st,
+                           db->Prepare("SELECT spent, releases, updated_ms FROM privacy_budgets "
+                                       "WHERE model_id = ?1 AND client = ?2"));
+    st.BindText(1, model_id).BindText(2, client);
+    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+    PrivacySpendRecord r;
+    r.client = client;
+    if (row) {
+      r.spent_epsilon = st.ColumnDouble(0);
+      r.releases = st.ColumnInt64(1);
+      r.updated_ms = st.ColumnInt64(2);
+    }
+    return r;
   }
 
   absl::Status InsertModel(const ModelRecord& m) {
@@ -1029,6 +1048,71 @@ absl::StatusOr<std::optional<RetrainingRecord>> Store::GetRetraining(const std::
   }
   STORE_RETURN_IF_ERROR(txn.Commit());
   return out;
+}
+
+absl::StatusOr<PrivacySpendRecord> Store::SpendPrivacyBudget(const std::string& tenant,
+                                                             const std::string& model_id,
+                                                             const std::string& client,
+                                                             double total_epsilon, double epsilon,
+                                                             int64_t releases) {
+  if (releases < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("releases ", releases, " must be >= 1"));
+  }
+  const int64_t now = NowMs();
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqliteDb& db = *impl_->db;
+  // BEGIN IMMEDIATE: the read of `spent` and the write of the new sum are one
+  // step for every connection to the file.
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
+  STORE_RETURN_IF_ERROR(impl_->RequireModel(tenant, model_id));
+  STORE_ASSIGN_OR_RETURN(PrivacySpendRecord record, impl_->LoadPrivacySpend(model_id, client));
+  STORE_ASSIGN_OR_RETURN(
+      agt::PrivacyBudget budget,
+      agt::PrivacyBudget::Create(total_epsilon, std::min(record.spent_epsilon, total_epsilon)));
+  if (record.spent_epsilon > total_epsilon) {
+    // The total was lowered below what was spent: nothing is left.
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "privacy budget of client \"", client, "\" for model ", model_id, " is used up: spent ",
+        record.spent_epsilon, " of a total of ", total_epsilon, "; this request needs ", epsilon));
+  }
+  if (absl::Status s = budget.Spend(epsilon); !s.ok()) {
+    if (!absl::IsResourceExhausted(s)) return s;
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "privacy budget of client \"", client, "\" for model ", model_id,
+        " exceeded: this request needs epsilon ", epsilon, " but only ", budget.remaining(), " of ",
+        total_epsilon, " remains (spent ", record.spent_epsilon, "); nothing was spent"));
+  }
+  record.spent_epsilon = budget.spent();
+  record.releases += releases;
+  record.updated_ms = now;
+  {
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db.Prepare("INSERT INTO privacy_budgets (model_id, client, tenant, spent, releases, "
+                   "updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (model_id, client) "
+                   "DO UPDATE SET spent = excluded.spent, releases = excluded.releases, "
+                   "updated_ms = excluded.updated_ms"));
+    st.BindText(1, model_id)
+        .BindText(2, client)
+        .BindText(3, tenant)
+        .BindDouble(4, record.spent_epsilon)
+        .BindInt64(5, record.releases)
+        .BindInt64(6, record.updated_ms);
+    STORE_RETURN_IF_ERROR(st.Run());
+  }
+  STORE_RETURN_IF_ERROR(txn.Commit());
+  return record;
+}
+
+absl::StatusOr<PrivacySpendRecord> Store::GetPrivacySpend(const std::string& tenant,
+                                                          const std::string& model_id,
+                                                          const std::string& client) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*impl_->db, Mode::kRead));
+  STORE_RETURN_IF_ERROR(impl_->RequireModel(tenant, model_id));
+  STORE_ASSIGN_OR_RETURN(PrivacySpendRecord record, impl_->LoadPrivacySpend(model_id, client));
+  STORE_RETURN_IF_ERROR(txn.Commit());
+  return record;
 }
 
 }  // namespace agt::server

@@ -129,6 +129,14 @@ struct RetrainingRecord {
   int64_t requested_ms = 0;
 };
 
+// What one client has spent on one model's private predictions.
+struct PrivacySpendRecord {
+  std::string client;
+  double spent_epsilon = 0.0;
+  int64_t releases = 0;
+  int64_t updated_ms = 0;  // 0 when nothing was ever spent
+};
+
 // A page of a listing: records in creation order, and the token to pass for
 // the next page (empty on the last page).
 //
@@ -255,6 +263,27 @@ class Store {
   // The model's retraining, if any. NotFound for an unknown or foreign model.
   absl::StatusOr<std::optional<RetrainingRecord>> GetRetraining(const std::string& tenant,
                                                                 const std::string& model_id);
+
+  // ---- private prediction (privacy budget ledger)
+  // Spends `epsilon` for `releases` labels from `client`'s budget for model
+  // `model_id`, in one write transaction: reads what was spent, checks with
+  // agt::PrivacyBudget against `total_epsilon` (the configured total) and
+  // writes the new sum. Concurrent calls (threads or processes) are
+  // serialised, so the total is never passed. ResourceExhausted, naming
+  // spent, requested and total, when it would be, and nothing changes;
+  // InvalidArgument for an epsilon that is not finite and > 0, a bad total
+  // or releases < 1; NotFound for an unknown or foreign model. Returns the
+  // record after the spend.
+  absl::StatusOr<PrivacySpendRecord> SpendPrivacyBudget(const std::string& tenant,
+                                                        const std::string& model_id,
+                                                        const std::string& client,
+                                                        double total_epsilon, double epsilon,
+                                                        int64_t releases);
+  // What `client` has spent on the model (zeros if nothing yet). NotFound
+  // for an unknown or foreign model.
+  absl::StatusOr<PrivacySpendRecord> GetPrivacySpend(const std::string& tenant,
+                                                     const std::string& model_id,
+                                                     const std::string& client);
 
  private:
   struct Impl;

@@ -8,9 +8,11 @@
 #include <set>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agt/v1/datasets.pb.h"
 #include "agt/v1/models.pb.h"
+#include "agt/v1/privacy.pb.h"
 #include "agt/v1/training.pb.h"
 #include "agt/v1/unlearning.pb.h"
 #include "google/protobuf/descriptor.h"
@@ -142,11 +144,12 @@ TEST(TokenTableTest, LocalModeMakesEveryCallerTheLocalAdmin) {
 }
 
 TEST(RoleTest, NamesRoundTripAndUnknownNamesFail) {
-  for (Role role : {Role::kAdmin, Role::kTrainer, Role::kQuerier}) {
+  for (Role role : {Role::kAdmin, Role::kTrainer, Role::kQuerier, Role::kPrivateQuerier}) {
     absl::StatusOr<Role> parsed = ParseRole(RoleName(role));
     ASSERT_TRUE(parsed.ok());
     EXPECT_EQ(*parsed, role);
   }
+  EXPECT_EQ(RoleName(Role::kPrivateQuerier), "private-querier");
   EXPECT_FALSE(ParseRole("Admin").ok());
   EXPECT_FALSE(ParseRole("").ok());
 }
@@ -166,6 +169,33 @@ TEST(PermissionsTest, QuerierReadsAndCertifiesButNeverWrites) {
   }
 }
 
+TEST(PermissionsTest, QuerierMayAskForPrivatePredictions) {
+  const Principal querier{"acme", Role::kQuerier, ""};
+  EXPECT_TRUE(Authorize(querier, "/agt.v1.PrivacyService/PrivatePredict").ok());
+  EXPECT_TRUE(Authorize(querier, "/agt.v1.PrivacyService/GetPrivacyBudget").ok());
+}
+
+TEST(PermissionsTest, PrivateQuerierMayCallOnlyThePrivacyService) {
+  const Principal p{"acme", Role::kPrivateQuerier, "app"};
+  int allowed = 0;
+  for (const RpcPermission& row : RpcPermissionTable()) {
+    const absl::Status status = Authorize(p, row.method);
+    const bool privacy = absl::StartsWith(row.method, "/agt.v1.PrivacyService/");
+    EXPECT_EQ(status.ok(), privacy) << row.method;
+    if (!status.ok()) {
+      EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied);
+      EXPECT_NE(status.message().find("private-querier"), std::string::npos) << status.message();
+    }
+    allowed += status.ok();
+  }
+  EXPECT_EQ(allowed, 2);
+}
+
+TEST(PermissionsTest, ClientNameIsTheLabelOrTheTenant) {
+  EXPECT_EQ(ClientName({"acme", Role::kQuerier, "app one"}), "app one");
+  EXPECT_EQ(ClientName({"acme", Role::kQuerier, ""}), "acme");
+}
+
 TEST(PermissionsTest, AdminAndTrainerMayCallEveryRpc) {
   for (Role role : {Role::kAdmin, Role::kTrainer}) {
     const Principal p{"acme", role, ""};
@@ -176,7 +206,7 @@ TEST(PermissionsTest, AdminAndTrainerMayCallEveryRpc) {
 }
 
 TEST(PermissionsTest, UnknownMethodsAreDeniedToEveryRole) {
-  for (Role role : {Role::kAdmin, Role::kTrainer, Role::kQuerier}) {
+  for (Role role : {Role::kAdmin, Role::kTrainer, Role::kQuerier, Role::kPrivateQuerier}) {
     absl::Status status = Authorize({"acme", role, ""}, "/agt.v1.ModelService/DropAll");
     EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied);
   }
@@ -188,10 +218,12 @@ TEST(PermissionsTest, TheTableCoversExactlyTheRpcsOfTheProtos) {
   (void)agt::v1::SubmitTrainingJobRequest::descriptor();
   (void)agt::v1::GetModelRequest::descriptor();
   (void)agt::v1::RequestDeletionRequest::descriptor();
+  (void)agt::v1::PrivatePredictRequest::descriptor();
   std::set<std::string> from_protos;
   const auto* pool = google::protobuf::DescriptorPool::generated_pool();
-  for (const char* service : {"agt.v1.DatasetService", "agt.v1.TrainingService",
-                              "agt.v1.ModelService", "agt.v1.UnlearningService"}) {
+  for (const char* service :
+       {"agt.v1.DatasetService", "agt.v1.TrainingService", "agt.v1.ModelService",
+        "agt.v1.UnlearningService", "agt.v1.PrivacyService"}) {
     const google::protobuf::ServiceDescriptor* descriptor = pool->FindServiceByName(service);
     ASSERT_NE(descriptor, nullptr) << service;
     for (int i = 0; i < descriptor->method_count(); ++i) {

@@ -1,12 +1,16 @@
-// The store's deletion ledger (Store::AppendDeletions and friends): accepted
-// up to max N then refused, refused rows stay recorded, bad ids change
-// nothing, the ledger survives a reopen, and concurrent requests never
-// double-count or lose a row nor push d past max N.
+// The store's ledgers. Deletions (Store::AppendDeletions and friends):
+// accepted up to max N then refused, refused rows stay recorded, bad ids
+// change nothing, the ledger survives a reopen, and concurrent requests never
+// double-count or lose a row nor push d past max N. Privacy budgets
+// (Store::SpendPrivacyBudget): all or nothing up to the total, per client and
+// model, across a reopen and a migration, and never overspent by concurrent
+// spenders on two connections to the file.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <filesystem>
 #include <memory>
 #include <set>
@@ -110,14 +114,17 @@ class DeletionLedgerTest : public testing::Test {
   std::string job_id_;
 };
 
-TEST_F(DeletionLedgerTest, SchemaVersionTwoHasTheLedger) { EXPECT_GE(Store::SchemaVersion(), 2); }
+TEST_F(DeletionLedgerTest, SchemaVersionThreeHasBothLedgers) {
+  EXPECT_GE(Store::SchemaVersion(), 3);
+}
 
 TEST_F(DeletionLedgerTest, AVersionOneDatabaseMigratesAndKeepsItsModels) {
   store_.reset();
   sqlite3* raw = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &raw), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(raw,
-                         "DROP TABLE deletions; DROP TABLE retrainings; PRAGMA user_version = 1;",
+                         "DROP TABLE privacy_budgets; DROP TABLE deletions; DROP TABLE "
+                         "retrainings; PRAGMA user_version = 1;",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(raw);
@@ -257,6 +264,120 @@ TEST_F(DeletionLedgerTest, ConcurrentRequestsNeverAcceptPastMaxN) {
   EXPECT_LE(largest_d.load(), kMaxN);
   EXPECT_EQ(D(), newly_accepted.load());
   EXPECT_LE(D(), kMaxN);
+}
+
+// ---- privacy budgets
+
+TEST_F(DeletionLedgerTest, PrivacySpendsAreAllOrNothingUpToTheTotal) {
+  absl::StatusOr<PrivacySpendRecord> r = store_->GetPrivacySpend("t", model_id_, "app");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->spent_epsilon, 0.0);
+  EXPECT_EQ(r->releases, 0);
+  r = store_->SpendPrivacyBudget("t", model_id_, "app", 1.0, 0.75, 3);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->spent_epsilon, 0.75);
+  EXPECT_EQ(r->releases, 3);
+  EXPECT_GT(r->updated_ms, 0);
+  r = store_->SpendPrivacyBudget("t", model_id_, "app", 1.0, 0.5, 2);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
+  for (const char* part : {"app", "0.5", "0.25", "nothing was spent"}) {
+    EXPECT_TRUE(absl::StrContains(r.status().message(), part)) << r.status();
+  }
+  r = store_->GetPrivacySpend("t", model_id_, "app");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->spent_epsilon, 0.75);
+  EXPECT_EQ(r->releases, 3);
+  r = store_->SpendPrivacyBudget("t", model_id_, "app", 1.0, 0.25, 1);  // exactly the total
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->spent_epsilon, 1.0);
+  // Other clients and a zero total.
+  EXPECT_TRUE(store_->SpendPrivacyBudget("t", model_id_, "other", 1.0, 1.0, 1).ok());
+  EXPECT_EQ(store_->SpendPrivacyBudget("t", model_id_, "third", 0.0, 1e-9, 1).status().code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
+TEST_F(DeletionLedgerTest, BadPrivacySpendsChangeNothing) {
+  for (double epsilon : {0.0, -1.0, std::nan(""), HUGE_VAL}) {
+    EXPECT_EQ(store_->SpendPrivacyBudget("t", model_id_, "app", 10.0, epsilon, 1).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << epsilon;
+  }
+  for (double total : {-1.0, std::nan(""), HUGE_VAL}) {
+    EXPECT_EQ(store_->SpendPrivacyBudget("t", model_id_, "app", total, 0.1, 1).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << total;
+  }
+  EXPECT_EQ(store_->SpendPrivacyBudget("t", model_id_, "app", 10.0, 0.1, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->SpendPrivacyBudget("u", model_id_, "app", 10.0, 0.1, 1).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetPrivacySpend("u", model_id_, "app").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->SpendPrivacyBudget("t", "mdl-unknown", "app", 10.0, 0.1, 1).status().code(),
+            absl::StatusCode::kNotFound);
+  absl::StatusOr<PrivacySpendRecord> r = store_->GetPrivacySpend("t", model_id_, "app");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->spent_epsilon, 0.0);
+  EXPECT_EQ(r->updated_ms, 0);
+}
+
+TEST_F(DeletionLedgerTest, PrivacySpendsSurviveAReopenAndTheMigrationFromVersionTwo) {
+  ASSERT_TRUE(store_->SpendPrivacyBudget("t", model_id_, "app", 5.0, 1.5, 4).ok());
+  Reopen();
+  absl::StatusOr<PrivacySpendRecord> r = store_->GetPrivacySpend("t", model_id_, "app");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->spent_epsilon, 1.5);
+  EXPECT_EQ(r->releases, 4);
+  // A version-2 file (before private prediction) gains an empty ledger and
+  // keeps its deletions.
+  ASSERT_TRUE(Delete({4}).ok());
+  store_.reset();
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw, "DROP TABLE privacy_budgets; PRAGMA user_version = 2;", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(raw);
+  Reopen();
+  EXPECT_EQ(D(), 1);
+  r = store_->GetPrivacySpend("t", model_id_, "app");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->spent_epsilon, 0.0);
+  EXPECT_TRUE(store_->SpendPrivacyBudget("t", model_id_, "app", 5.0, 1.0, 1).ok());
+}
+
+TEST_F(DeletionLedgerTest, ConcurrentSpendersOnTwoConnectionsNeverOverspend) {
+  // A second Store on the same file is a second SQLite connection, as
+  // another process would have.
+  absl::StatusOr<std::unique_ptr<Store>> second = Store::Open(path_);
+  ASSERT_TRUE(second.ok()) << second.status();
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 40;
+  std::atomic<int> granted{0};
+  std::atomic<int> unexpected{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    Store* store = t % 2 == 0 ? store_.get() : second->get();
+    threads.emplace_back([&, store] {
+      for (int i = 0; i < kPerThread; ++i) {
+        absl::StatusOr<PrivacySpendRecord> r =
+            store->SpendPrivacyBudget("t", model_id_, "app", 2.0, 0.0625, 1);
+        if (r.ok()) {
+          ++granted;
+          if (r->spent_epsilon > 2.0) ++unexpected;
+        } else if (!absl::IsResourceExhausted(r.status())) {
+          ++unexpected;
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(unexpected.load(), 0);
+  EXPECT_EQ(granted.load(), 32);  // 32 x 1/16 = 2, exactly
+  absl::StatusOr<PrivacySpendRecord> r = store_->GetPrivacySpend("t", model_id_, "app");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->spent_epsilon, 2.0);
+  EXPECT_EQ(r->releases, 32);
 }
 
 }  // namespace

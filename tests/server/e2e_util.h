@@ -429,9 +429,9 @@ inline bool BitIdentical(const std::vector<double>& a, const std::vector<double>
 
 // A tokens-file line for `token`.
 inline std::string TokenLine(const std::string& token, const std::string& role,
-                             const std::string& tenant) {
+                             const std::string& tenant, const std::string& label = "") {
   return absl::StrCat(agt::server::HashToHex(agt::server::HashToken(token)), " ", role, " ", tenant,
-                      "\n");
+                      label.empty() ? "" : " ", label, "\n");
 }
 
 // Standard arguments: loopback port 0, the db, one worker, two threads.
