@@ -22,6 +22,12 @@
 //   plus Laplace(2 / epsilon) per class.
 // Regression models are refused for every mechanism.
 //
+// The smooth-sensitivity guarantee is the paper's (Theorem 11 with eq.
+// 58-59), with n* certified by AGT on the actual training set. Caveat, as in
+// the paper: n* is computed on that dataset only, so how exp(-beta n*) moves
+// between neighbouring datasets (the smoothness the Cauchy mechanism of
+// Nissim et al. asks of an upper bound) is assumed rather than certified.
+//
 // Thread-safety: pure functions; the UniformSource passed to the release
 // must not be used concurrently (the service guards it).
 #ifndef AGT_SERVER_DOMAIN_PRIVATE_PREDICTION_H_
