@@ -6,6 +6,9 @@
 //   - CertifyPredictions throughput with batches of 1000 points, from one
 //     client and from 8 concurrent clients (points/s);
 //   - single-point call latency (p50, p99, mean);
+//   - PrivatePredict (report-noisy-argmax) on the same batches and single
+//     points, as a ratio to CertifyPredictions: each call also commits its
+//     budget spend to SQLite (synchronous = FULL);
 // and, as the baseline measured in the same run, the same certificates
 // computed in-process without gRPC (server/domain/certifier.h), so the
 // printed ratios are the cost of the RPC layer.
@@ -79,7 +82,8 @@ int main(int argc, char** argv) {
           "usage: agt_load_bench [--calls N] [--batches N]\n"
           "Measures CertifyPredictions throughput (batches of 1000 points) and single-point\n"
           "latency over loopback against an in-process agt-server, with the in-process\n"
-          "certifier as the baseline.\n");
+          "certifier as the baseline; then PrivatePredict on the same inputs, as a ratio to\n"
+          "CertifyPredictions.\n");
       return std::strcmp(argv[i], "--help") == 0 ? 0 : 2;
     }
   }
@@ -90,6 +94,7 @@ int main(int argc, char** argv) {
   agt::server::ServerOptions options;
   options.listen = "127.0.0.1:0";
   options.db_path = (dir / "agt.db").string();
+  options.privacy_budget = 1e12;  // the benchmark measures speed, not the budget
   auto server = agt::server::AgtServer::Start(options);
   if (!server.ok()) Die(server.status().ToString());
   agt::client::ClientOptions copts;
@@ -195,18 +200,50 @@ int main(int argc, char** argv) {
   for (double v : latency_ms) mean += v;
   mean /= latency_ms.size();
 
+  // PrivatePredict on the same batches (report-noisy-argmax: the model has
+  // 10 classes): the release adds a durable budget spend (one synchronous
+  // SQLite commit per call) and the noise to a nominal forward pass.
+  agt::v1::PrivatePredictRequest private_batch;
+  private_batch.set_model_id(model_id);
+  *private_batch.mutable_inputs() = batch_request.inputs();
+  private_batch.set_epsilon(1e-3);
+  private_batch.set_mechanism(agt::v1::PRIVACY_MECHANISM_REPORT_NOISY_ARGMAX);
+  t0 = Clock::now();
+  for (int b = 0; b < batches; ++b) {
+    auto r = (*client)->PrivatePredict(private_batch);
+    if (!r.ok() || r->labels_size() != 1000) Die("batch private predict failed");
+  }
+  const double private_batch_s = Since(t0) / batches;
+  agt::v1::PrivatePredictRequest private_single = private_batch;
+  *private_single.mutable_inputs() = single_request.inputs();
+  std::vector<double> private_ms;
+  const int private_calls = std::max(10, calls / 4);
+  for (int i = 0; i < private_calls; ++i) {
+    const auto s = Clock::now();
+    if (!(*client)->PrivatePredict(private_single).ok()) Die("single private predict failed");
+    private_ms.push_back(Since(s) * 1e3);
+  }
+
   std::printf("AGT service load benchmark (loopback, in-process agt-server, %u hardware threads)\n",
               std::thread::hardware_concurrency());
   std::printf("model 64-32-10 ReLU MLP, 6 removal budgets {1,2,5,10,20,50}\n\n");
   std::printf("CertifyPredictions, batches of 1000 points:\n");
   std::printf("  in-process certifier (baseline)  %8.2f ms/batch  %10.0f points/s\n",
               in_process * 1e3, 1000 / in_process);
-  std::printf("  over gRPC, 1 client              %8.2f ms/batch  %10.0f points/s  (%.2fx baseline)\n",
-              one_client * 1e3, 1000 / one_client, one_client / in_process);
+  std::printf(
+      "  over gRPC, 1 client              %8.2f ms/batch  %10.0f points/s  (%.2fx baseline)\n",
+      one_client * 1e3, 1000 / one_client, one_client / in_process);
   std::printf("  over gRPC, %d clients                               %10.0f points/s\n", kClients,
               concurrent_points);
   std::printf("single-point calls (%d): p50 %.3f ms  p99 %.3f ms  mean %.3f ms\n", calls,
               Percentile(latency_ms, 0.5), Percentile(latency_ms, 0.99), mean);
+  std::printf("\nPrivatePredict (report-noisy-argmax, durable budget spend per call):\n");
+  std::printf(
+      "  batches of 1000 points           %8.2f ms/batch  %10.0f points/s  (%.2fx certify)\n",
+      private_batch_s * 1e3, 1000 / private_batch_s, private_batch_s / one_client);
+  std::printf("  single-point calls (%d): p50 %.3f ms  p99 %.3f ms  (%.2fx certify p50)\n",
+              private_calls, Percentile(private_ms, 0.5), Percentile(private_ms, 0.99),
+              Percentile(private_ms, 0.5) / Percentile(latency_ms, 0.5));
   (*server)->Shutdown(std::chrono::milliseconds(2000));
   server->reset();
   std::filesystem::remove_all(dir);

@@ -124,8 +124,21 @@ absl::StatusOr<PreparedRelease> PreparePrivatePrediction(const ModelRecord& mode
 
   agt::v1::CertifyPredictionsRequest request;
   *request.mutable_inputs() = inputs;
+  const bool smooth = *mechanism == agt::v1::PRIVACY_MECHANISM_SMOOTH_SENSITIVITY;
+  // The global mechanisms need the nominal predictions only: certify against
+  // no box (the same validation and forward pass, without the box passes).
+  ModelRecord nominal_only;
+  if (!smooth) {
+    nominal_only.id = model.id;
+    nominal_only.spec = model.spec;
+    nominal_only.architecture = model.architecture;
+    nominal_only.polynomial_degree = model.polynomial_degree;
+    nominal_only.input_features = model.input_features;
+    nominal_only.num_classes = model.num_classes;
+    nominal_only.nominal = model.nominal;
+  }
   absl::StatusOr<agt::v1::CertifyPredictionsResponse> certified =
-      CertifyPredictions(model, request);
+      CertifyPredictions(smooth ? model : nominal_only, request);
   if (!certified.ok()) return certified.status();
 
   PreparedRelease out;
@@ -136,7 +149,7 @@ absl::StatusOr<PreparedRelease> PreparePrivatePrediction(const ModelRecord& mode
   for (const agt::v1::PointCertificate& p : certified->points()) {
     out.predicted.push_back(p.predicted_class());
   }
-  if (out.mechanism == agt::v1::PRIVACY_MECHANISM_SMOOTH_SENSITIVITY) {
+  if (smooth) {
     const std::vector<int> budgets = DistinctBudgets(model);
     absl::StatusOr<std::vector<int>> n_star =
         agt::NStar(budgets, StablePerDistinctBudget(model, budgets, *certified));
@@ -205,7 +218,9 @@ std::string PrivacyGuaranteeText(const ModelRecord& model, const PreparedRelease
                     : "n* depends on the training data and is withheld. ",
         "The bound holds if the substitution boxes are sound: ", GuaranteeText(model, 0.0),
         " Substitution budgets count rows per batch; the neighbouring datasets of the guarantee "
-        "differ in one row.");
+        "differ in one row. As in the paper, n* is certified on the training set itself: that "
+        "exp(-epsilon n* / 6) changes smoothly between neighbouring datasets is assumed, not "
+        "certified.");
   } else {
     absl::StrAppend(&text,
                     " The mechanism uses no certificate: its sensitivity is the global bound 1 "
