@@ -19,6 +19,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "tests/client/agtctl_fixture.h"
 #include "tests/client/process.h"
 
 namespace agt::client {
@@ -29,9 +30,6 @@ namespace {
 using testing::BackgroundProcess;
 using testing::CommandResult;
 using testing::RunCommand;
-
-#define EXPECT_EXIT_CODE(result, code) \
-  EXPECT_EQ((result).exit_code, code) << "stdout:\n" << (result).out << "stderr:\n" << (result).err
 
 // Two noisy interleaved half-moons (the paper's toy problem), deterministic.
 std::string MoonsCsv(int n, uint32_t seed) {
@@ -64,61 +62,7 @@ constexpr char kJob[] = R"({
   "seed": 0
 })";
 
-class AgtctlE2eTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           absl::StrCat("agtctl_e2e_", getpid(), "_",
-                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override {
-    server_.Stop(std::chrono::seconds(10));
-    std::filesystem::remove_all(dir_);
-  }
-
-  // Starts agt-server on a fresh database; extra flags (e.g. --tokens) appended.
-  // `listen` defaults to a free loopback port.
-  void StartServer(std::vector<std::string> extra = {}, const std::string& listen = "127.0.0.1:0") {
-    std::vector<std::string> argv = {AGT_SERVER_BINARY, "--listen", listen, "--db",
-                                     (dir_ / "agt.db").string()};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    target_ = server_.StartAndWaitFor(argv, "listening on ", std::chrono::seconds(30),
-                                      (dir_ / "server.err").string());
-    ASSERT_FALSE(target_.empty()) << "agt-server did not start; stderr:\n"
-                                  << ReadText(dir_ / "server.err");
-  }
-
-  CommandResult Ctl(std::vector<std::string> args, const std::string& token = "") {
-    std::vector<std::string> argv = {AGTCTL_BINARY, "--server", target_, "--timeout", "60"};
-    if (!token.empty()) {
-      argv.push_back("--token");
-      argv.push_back(token);
-    }
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv, {}, std::chrono::seconds(120));
-  }
-
-  std::string Write(const std::string& name, const std::string& text) {
-    std::ofstream out(dir_ / name, std::ios::binary);
-    out << text;
-    return (dir_ / name).string();
-  }
-
-  static std::string ReadText(const std::filesystem::path& path) {
-    std::ifstream in(path);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
-
-  static std::string Line(const std::string& out) {
-    return std::string(absl::StripTrailingAsciiWhitespace(out));
-  }
-
-  std::filesystem::path dir_;
-  BackgroundProcess server_;
-  std::string target_;
-};
+class AgtctlE2eTest : public testing::AgtctlServerTest {};
 
 TEST_F(AgtctlE2eTest, UploadTrainWatchCertify) {
   ASSERT_NO_FATAL_FAILURE(StartServer());

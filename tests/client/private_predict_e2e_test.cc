@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "tests/client/agtctl_fixture.h"
 #include "tests/client/process.h"
 
 namespace agt::client {
@@ -28,9 +29,6 @@ namespace {
 using testing::BackgroundProcess;
 using testing::CommandResult;
 using testing::RunCommand;
-
-#define EXPECT_EXIT_CODE(result, code) \
-  EXPECT_EQ((result).exit_code, code) << "stdout:\n" << (result).out << "stderr:\n" << (result).err
 
 constexpr int kExitError = 1;  // RESOURCE_EXHAUSTED, FAILED_PRECONDITION
 constexpr int kExitUsage = 2;
@@ -101,68 +99,9 @@ constexpr char kThreeClassJob[] = R"({
 constexpr char kQueries[] = "x0,x1\n-2,-2\n2,2\n-2.1,-1.9\n1.9,2.1\n";
 constexpr int kQueryRows = 4;
 
-class PrivatePredictE2eTest : public ::testing::Test {
+class PrivatePredictE2eTest : public testing::AgtctlServerTest {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           absl::StrCat("agtctl_private_", getpid(), "_",
-                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override {
-    server_.Stop(std::chrono::seconds(10));
-    std::filesystem::remove_all(dir_);
-  }
-
-  // Starts agt-server on a fresh database; `extra` flags appended.
-  void StartServer(std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv = {AGT_SERVER_BINARY, "--listen", "127.0.0.1:0", "--db",
-                                     (dir_ / "agt.db").string()};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    target_ = server_.StartAndWaitFor(argv, "listening on ", std::chrono::seconds(30),
-                                      (dir_ / "server.err").string());
-    ASSERT_FALSE(target_.empty()) << "agt-server did not start";
-  }
-
-  CommandResult Ctl(std::vector<std::string> args, const std::string& token = "") {
-    std::vector<std::string> argv = {AGTCTL_BINARY, "--server", target_, "--timeout", "60"};
-    if (!token.empty()) {
-      argv.push_back("--token");
-      argv.push_back(token);
-    }
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv, {}, std::chrono::seconds(120));
-  }
-
-  std::string Write(const std::string& name, const std::string& text) {
-    std::ofstream out(dir_ / name, std::ios::binary);
-    out << text;
-    return (dir_ / name).string();
-  }
-
-  static std::string Line(const std::string& out) {
-    return std::string(absl::StripTrailingAsciiWhitespace(out));
-  }
-
-  // Uploads `csv` and trains `job` on it; returns the model id.
-  std::string TrainModel(const std::string& name, const std::string& csv, const std::string& job,
-                         const std::string& token = "") {
-    CommandResult upload =
-        Ctl({"dataset", "upload", Write(name + ".csv", csv), "--name", name, "-q"}, token);
-    EXPECT_EQ(upload.exit_code, 0) << upload.err;
-    CommandResult train =
-        Ctl({"train", Write(name + ".json", job), "--dataset", Line(upload.out), "--wait", "-q"},
-            token);
-    EXPECT_EQ(train.exit_code, 0) << train.out << train.err;
-    return Line(train.out);  // the model id once the job succeeded
-  }
-
   std::string Queries() { return Write("queries.csv", kQueries); }
-
-  std::filesystem::path dir_;
-  BackgroundProcess server_;
-  std::string target_;
 };
 
 TEST_F(PrivatePredictE2eTest, SmoothSensitivityReleasesLabelsAndSpendsRowsTimesEpsilon) {

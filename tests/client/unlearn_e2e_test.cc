@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "tests/client/agtctl_fixture.h"
 #include "tests/client/process.h"
 
 namespace agt::client {
@@ -23,9 +24,6 @@ namespace {
 using testing::BackgroundProcess;
 using testing::CommandResult;
 using testing::RunCommand;
-
-#define EXPECT_EXIT_CODE(result, code) \
-  EXPECT_EQ((result).exit_code, code) << "stdout:\n" << (result).out << "stderr:\n" << (result).err
 
 // 60 points of two separated blobs, label last.
 std::string BlobsCsv() {
@@ -50,57 +48,15 @@ constexpr char kJob[] = R"({
   "seed": 1
 })";
 
-class UnlearnE2eTest : public ::testing::Test {
+class UnlearnE2eTest : public testing::AgtctlServerTest {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           absl::StrCat("agtctl_unlearn_", getpid(), "_",
-                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    std::vector<std::string> argv = {AGT_SERVER_BINARY, "--listen", "127.0.0.1:0", "--db",
-                                     (dir_ / "agt.db").string()};
-    target_ = server_.StartAndWaitFor(argv, "listening on ", std::chrono::seconds(30),
-                                      (dir_ / "server.err").string());
-    ASSERT_FALSE(target_.empty()) << "agt-server did not start";
-  }
-  void TearDown() override {
-    server_.Stop(std::chrono::seconds(10));
-    std::filesystem::remove_all(dir_);
+    AgtctlServerTest::SetUp();
+    ASSERT_NO_FATAL_FAILURE(StartServer());
   }
 
-  CommandResult Ctl(std::vector<std::string> args) {
-    std::vector<std::string> argv = {AGTCTL_BINARY, "--server", target_, "--timeout", "60"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv, {}, std::chrono::seconds(120));
-  }
-
-  std::string Write(const std::string& name, const std::string& text) {
-    std::ofstream out(dir_ / name, std::ios::binary);
-    out << text;
-    return (dir_ / name).string();
-  }
-
-  static std::string Line(const std::string& out) {
-    return std::string(absl::StripTrailingAsciiWhitespace(out));
-  }
-
-  // Uploads the blobs and trains; returns the model id.
-  std::string TrainModel() {
-    CommandResult upload =
-        Ctl({"dataset", "upload", Write("blobs.csv", BlobsCsv()), "--name", "blobs", "-q"});
-    EXPECT_EQ(upload.exit_code, 0) << upload.err;
-    CommandResult train =
-        Ctl({"train", Write("job.json", kJob), "--dataset", Line(upload.out), "--wait", "-q"});
-    EXPECT_EQ(train.exit_code, 0) << train.out << train.err;
-    CommandResult models = Ctl({"model", "list", "-q"});
-    EXPECT_EQ(models.exit_code, 0) << models.err;
-    return Line(models.out);
-  }
-
-  std::filesystem::path dir_;
-  BackgroundProcess server_;
-  std::string target_;
+  // Uploads the blobs and trains kJob; returns the model id.
+  std::string TrainModel() { return AgtctlServerTest::TrainModel("blobs", BlobsCsv(), kJob); }
 };
 
 TEST_F(UnlearnE2eTest, RequestStatusCheckAndRetrain) {
