@@ -123,6 +123,7 @@ cut -d, -f1,2 "$root/examples/moons_queries.csv" >"$work/moons_queries_x.csv"
 "$agtctl" unlearn request "$model" 17 42 1234
 "$agtctl" unlearn check "$model" "$work/moons_queries_x.csv"
 "$agtctl" unlearn status "$model"
+"$agtctl" unlearn ledger "$model"
 
 section "private prediction: blobs, 6-128-1 network, substitution budgets (paper section 10.2)"
 # As in the paper's Fig. 13 (left): 3000 blobs in 6 dimensions, 2400 to train

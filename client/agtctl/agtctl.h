@@ -57,6 +57,11 @@ class CommandContext {
   std::unique_ptr<Client> client_;
 };
 
+// Listings fetch every page: this many records per call, at most this many
+// calls (a bound against a server that never ends a listing).
+inline constexpr int kListPageSize = 500;
+inline constexpr int kMaxListPages = 1000;
+
 struct Command {
   std::vector<std::string> path;  // {"dataset", "upload"}
   std::string args_usage;         // "FILE [--name NAME] ..."

@@ -13,11 +13,6 @@
 namespace agt::client {
 namespace {
 
-// Pages are fetched until the server says there are no more; bounded so a
-// misbehaving server cannot keep us looping.
-constexpr int kListPageSize = 500;
-constexpr int kMaxListPages = 1000;
-
 absl::StatusOr<agt::v1::DatasetFormat> ResolveFormat(const ParsedArgs& args,
                                                      const std::string& path) {
   std::string format = absl::AsciiStrToLower(args.GetOr("format", ""));
@@ -153,7 +148,7 @@ std::vector<Command> DatasetCommands() {
               ".raw = float64) unless --format says otherwise. --classes: 0 = regression targets,\n"
               "2 = binary 0/1, C = classes 0..C-1, auto (default) = inferred from the labels.\n"
               "The file is streamed in 1 MiB chunks under one --timeout (raise it for large\n"
-      "files on slow links). Prints the stored dataset (with --quiet: its id).\n",
+              "files on slow links). Prints the stored dataset (with --quiet: its id).\n",
               {{"name", true, 0, "NAME", "name for people (default: the file's name)"},
                {"format", true, 0, "FORMAT", "csv or float64 (default: from the extension)"},
                {"features", true, 0, "K", "float64 only: features per row"},

@@ -18,8 +18,6 @@
 namespace agt::client {
 namespace {
 
-constexpr int kListPageSize = 500;
-constexpr int kMaxListPages = 1000;
 // A watch broken by a server restart is resumed for up to this long.
 constexpr auto kWatchReconnectFor = std::chrono::seconds(60);
 

@@ -12,9 +12,6 @@
 namespace agt::client {
 namespace {
 
-constexpr int kListPageSize = 500;
-constexpr int kMaxListPages = 1000;
-
 std::string DescribePerturbation(const agt::v1::Perturbation& p) {
   std::string out = PerturbationName(p.kind());
   if (p.kind() == agt::v1::PERTURBATION_KIND_POISONING) {

@@ -157,6 +157,40 @@ int Check(CommandContext& ctx) {
   return kExitOk;
 }
 
+int Ledger(CommandContext& ctx) {
+  absl::StatusOr<const Client*> client = ctx.client();
+  if (!client.ok()) return ctx.FailUsage(client.status());
+  agt::v1::ListDeletionsRequest request;
+  request.set_model_id(ctx.positionals()[0]);
+  request.set_page_size(kListPageSize);
+  agt::v1::ListDeletionsResponse all;
+  for (int page = 0; page < kMaxListPages; ++page) {
+    absl::StatusOr<agt::v1::ListDeletionsResponse> response = (*client)->ListDeletions(request);
+    if (!response.ok()) return ctx.Fail(response.status());
+    for (auto& d : *response->mutable_deletions()) *all.add_deletions() = std::move(d);
+    if (response->next_page_token().empty()) break;
+    request.set_page_token(response->next_page_token());
+  }
+  if (ctx.json()) {
+    ctx.out() << ToJson(all);
+    return kExitOk;
+  }
+  if (ctx.quiet()) {
+    for (const auto& d : all.deletions()) ctx.out() << d.row_id() << "\n";
+    return kExitOk;
+  }
+  Table table({"ROW", "ACCEPTED", "REQUESTED BY", "REQUESTED"});
+  int64_t accepted = 0;
+  for (const auto& d : all.deletions()) {
+    accepted += d.accepted();
+    table.AddRow({absl::StrCat(d.row_id()), d.accepted() ? "yes" : "no (past max N)",
+                  d.requested_by(), FormatTimestamp(d.requested())});
+  }
+  ctx.out() << table.Render() << "\n"
+            << all.deletions_size() << " row(s) in the ledger, " << accepted << " accepted (d)\n";
+  return kExitOk;
+}
+
 }  // namespace
 
 std::vector<Command> UnlearnCommands() {
@@ -197,6 +231,17 @@ std::vector<Command> UnlearnCommands() {
               2,
               2,
               Check});
+  commands.push_back(
+      Command{{"unlearn", "ledger"},
+              "MODEL_ID",
+              "list a model's deletion ledger: rows, who requested them, when, accepted or not",
+              "One line per distinct training row ever requested, in row order. Accepted rows\n"
+              "count in d; rows requested past max N are recorded as not accepted (retraining\n"
+              "required) and are left out of a retraining too. With --quiet: the row ids.\n",
+              {},
+              1,
+              1,
+              Ledger});
   return commands;
 }
 

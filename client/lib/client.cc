@@ -379,6 +379,15 @@ absl::StatusOr<agt::v1::CheckUnlearningResponse> Client::CheckUnlearning(
   });
 }
 
+absl::StatusOr<agt::v1::ListDeletionsResponse> Client::ListDeletions(
+    const agt::v1::ListDeletionsRequest& request) const {
+  return Unary<agt::v1::ListDeletionsResponse>([&](auto* response) {
+    grpc::ClientContext context;
+    Prepare(context, options_.deadline);
+    return unlearning_->ListDeletions(&context, request, response);
+  });
+}
+
 absl::StatusOr<agt::v1::PrivatePredictResponse> Client::PrivatePredict(
     const agt::v1::PrivatePredictRequest& request) const {
   return Unary<agt::v1::PrivatePredictResponse>([&](auto* response) {

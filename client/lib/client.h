@@ -137,6 +137,8 @@ class Client {
       const agt::v1::GetUnlearningStatusRequest& request) const;
   absl::StatusOr<agt::v1::CheckUnlearningResponse> CheckUnlearning(
       const agt::v1::CheckUnlearningRequest& request) const;
+  absl::StatusOr<agt::v1::ListDeletionsResponse> ListDeletions(
+      const agt::v1::ListDeletionsRequest& request) const;
 
   // --- PrivacyService ---
   absl::StatusOr<agt::v1::PrivatePredictResponse> PrivatePredict(

@@ -37,6 +37,7 @@ const std::vector<RpcPermission>& RpcPermissionTable() {
       {"/agt.v1.UnlearningService/RequestDeletion", Action::kWrite},
       {"/agt.v1.UnlearningService/GetUnlearningStatus", Action::kRead},
       {"/agt.v1.UnlearningService/CheckUnlearning", Action::kCertify},
+      {"/agt.v1.UnlearningService/ListDeletions", Action::kRead},
       {"/agt.v1.PrivacyService/PrivatePredict", Action::kPrivatePredict},
       {"/agt.v1.PrivacyService/GetPrivacyBudget", Action::kPrivatePredict},
   };

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "agt/v1/training.pb.h"
 #include "server/domain/job_spec.h"
+#include "server/domain/model_convert.h"
 #include "server/domain/unlearning.h"
 #include "server/service/request_checks.h"
 #include "server/service/status_mapping.h"
@@ -16,6 +17,7 @@ namespace {
 constexpr char kRequest[] = "/agt.v1.UnlearningService/RequestDeletion";
 constexpr char kStatus[] = "/agt.v1.UnlearningService/GetUnlearningStatus";
 constexpr char kCheck[] = "/agt.v1.UnlearningService/CheckUnlearning";
+constexpr char kLedger[] = "/agt.v1.UnlearningService/ListDeletions";
 
 std::string DecisionMessage(const agt::DeletionDecision& d, const std::string& job_id) {
   if (d.accepted) {
@@ -69,6 +71,38 @@ grpc::Status UnlearningServiceImpl::CheckUnlearning(grpc::ServerContext* context
   if (!checked.ok()) return ToGrpcStatus(checked.status(), kCheck);
   *response = *std::move(checked);
   return grpc::Status::OK;
+}
+
+grpc::Status UnlearningServiceImpl::ListDeletions(grpc::ServerContext* context,
+                                                  const agt::v1::ListDeletionsRequest* request,
+                                                  agt::v1::ListDeletionsResponse* response) {
+  absl::StatusOr<Principal> caller = auth_->Check(*context, kLedger);
+  if (!caller.ok()) return ToGrpcStatus(caller.status(), kLedger);
+  absl::StatusOr<agt::v1::ListDeletionsResponse> page = Ledger(*caller, *request);
+  if (!page.ok()) return ToGrpcStatus(page.status(), kLedger);
+  *response = *std::move(page);
+  return grpc::Status::OK;
+}
+
+absl::StatusOr<agt::v1::ListDeletionsResponse> UnlearningServiceImpl::Ledger(
+    const Principal& caller, const agt::v1::ListDeletionsRequest& request) {
+  if (absl::Status s = CheckId(request.model_id(), "model_id"); !s.ok()) return s;
+  absl::StatusOr<int> page_size = ResolvePageSize(request.page_size(), "page_size");
+  if (!page_size.ok()) return page_size.status();
+  if (absl::Status s = CheckPageToken(request.page_token(), "page_token"); !s.ok()) return s;
+  absl::StatusOr<Page<DeletionRecord>> page =
+      store_->ListDeletionPage(caller.tenant, request.model_id(), *page_size, request.page_token());
+  if (!page.ok()) return page.status();
+  agt::v1::ListDeletionsResponse response;
+  for (const DeletionRecord& r : page->items) {
+    agt::v1::Deletion* d = response.add_deletions();
+    d->set_row_id(r.row_id);
+    d->set_requested_by(r.requested_by);
+    *d->mutable_requested() = MillisToTimestamp(r.requested_ms);
+    d->set_accepted(r.accepted);
+  }
+  response.set_next_page_token(page->next_page_token);
+  return response;
 }
 
 absl::StatusOr<agt::v1::RequestDeletionResponse> UnlearningServiceImpl::Delete(

@@ -42,6 +42,9 @@ class UnlearningServiceImpl final : public agt::v1::UnlearningService::Service {
   grpc::Status CheckUnlearning(grpc::ServerContext* context,
                                const agt::v1::CheckUnlearningRequest* request,
                                agt::v1::CheckUnlearningResponse* response) override;
+  grpc::Status ListDeletions(grpc::ServerContext* context,
+                             const agt::v1::ListDeletionsRequest* request,
+                             agt::v1::ListDeletionsResponse* response) override;
 
  private:
   absl::StatusOr<std::shared_ptr<const ModelRecord>> LoadModel(const Principal& caller,
@@ -52,6 +55,8 @@ class UnlearningServiceImpl final : public agt::v1::UnlearningService::Service {
                                                                   const std::string& model_id);
   absl::StatusOr<agt::v1::CheckUnlearningResponse> Check(
       const Principal& caller, const agt::v1::CheckUnlearningRequest& request);
+  absl::StatusOr<agt::v1::ListDeletionsResponse> Ledger(
+      const Principal& caller, const agt::v1::ListDeletionsRequest& request);
   // The id of the model's live (not failed or cancelled) retraining job,
   // enqueuing one on its dataset without every ledger row if there is none.
   absl::StatusOr<std::string> EnsureRetraining(const Principal& caller, const ModelRecord& model);

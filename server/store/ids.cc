@@ -25,6 +25,8 @@ absl::string_view KindName(PageKind kind) {
       return "jobs";
     case PageKind::kModels:
       return "models";
+    case PageKind::kDeletions:
+      return "deletions";
   }
   return "unknown";
 }

@@ -32,7 +32,7 @@ absl::StatusOr<std::string> NewRandomId(absl::string_view prefix);
 absl::Status OsRandomBytes(void* out, size_t size);
 
 // The listings a token can belong to.
-enum class PageKind : char { kDatasets = 'd', kJobs = 'j', kModels = 'm' };
+enum class PageKind : char { kDatasets = 'd', kJobs = 'j', kModels = 'm', kDeletions = 'x' };
 
 // A token for "continue after position `after`" in a listing of `kind`.
 std::string EncodePageToken(PageKind kind, int64_t after);

@@ -345,11 +345,16 @@ struct Store::Impl {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<std::vector<DeletionRecord>> LoadDeletions(const std::string& model_id) {
-    STORE_ASSIGN_OR_RETURN(Statement st,
-                           db->Prepare("SELECT row_id, requested_by, requested_ms, accepted "
-                                       "FROM deletions WHERE model_id = ?1 ORDER BY row_id"));
-    st.BindText(1, model_id);
+  // The ledger rows with row_id >= first_row in row order, at most `limit`
+  // (< 0: all).
+  absl::StatusOr<std::vector<DeletionRecord>> LoadDeletions(const std::string& model_id,
+                                                            int64_t first_row = 0,
+                                                            int64_t limit = -1) {
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db->Prepare("SELECT row_id, requested_by, requested_ms, accepted FROM deletions WHERE "
+                    "model_id = ?1 AND row_id >= ?2 ORDER BY row_id LIMIT ?3"));
+    st.BindText(1, model_id).BindInt64(2, first_row).BindInt64(3, limit);
     std::vector<DeletionRecord> out;
     while (true) {
       STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
@@ -982,6 +987,29 @@ absl::StatusOr<std::vector<DeletionRecord>> Store::ListDeletions(const std::stri
   STORE_ASSIGN_OR_RETURN(std::vector<DeletionRecord> ledger, impl_->LoadDeletions(model_id));
   STORE_RETURN_IF_ERROR(txn.Commit());
   return ledger;
+}
+
+absl::StatusOr<Page<DeletionRecord>> Store::ListDeletionPage(const std::string& tenant,
+                                                             const std::string& model_id,
+                                                             int page_size,
+                                                             const std::string& page_token) {
+  STORE_ASSIGN_OR_RETURN(const int limit, NormalizePageSize(page_size));
+  STORE_ASSIGN_OR_RETURN(const int64_t first_row,
+                         DecodePageToken(PageKind::kDeletions, page_token));
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*impl_->db, Mode::kRead));
+  STORE_RETURN_IF_ERROR(impl_->RequireModel(tenant, model_id));
+  // One row more than the page tells whether another page follows.
+  STORE_ASSIGN_OR_RETURN(std::vector<DeletionRecord> rows,
+                         impl_->LoadDeletions(model_id, first_row, int64_t{limit} + 1));
+  STORE_RETURN_IF_ERROR(txn.Commit());
+  Page<DeletionRecord> page;
+  if (static_cast<int64_t>(rows.size()) > limit) {
+    page.next_page_token = EncodePageToken(PageKind::kDeletions, rows[limit].row_id);
+    rows.resize(limit);
+  }
+  page.items = std::move(rows);
+  return page;
 }
 
 absl::StatusOr<int64_t> Store::CountAcceptedDeletions(const std::string& tenant,

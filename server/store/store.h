@@ -254,6 +254,12 @@ class Store {
   // The model's ledger in row order. NotFound for an unknown or foreign model.
   absl::StatusOr<std::vector<DeletionRecord>> ListDeletions(const std::string& tenant,
                                                             const std::string& model_id);
+  // One page of the model's ledger in row order (page_size and page_token as
+  // for the other listings; the token holds the next row id). NotFound as
+  // ListDeletions.
+  absl::StatusOr<Page<DeletionRecord>> ListDeletionPage(const std::string& tenant,
+                                                        const std::string& model_id, int page_size,
+                                                        const std::string& page_token);
   // d: the number of accepted rows. NotFound as ListDeletions.
   absl::StatusOr<int64_t> CountAcceptedDeletions(const std::string& tenant,
                                                  const std::string& model_id);

@@ -99,6 +99,21 @@ TEST_F(UnlearnE2eTest, RequestStatusCheckAndRetrain) {
   EXPECT_TRUE(absl::StartsWith(std::string(superseded["successor_model_id"]), "mdl-"));
   CommandResult quiet = Ctl({"-q", "unlearn", "status", model});
   EXPECT_EQ(Line(quiet.out), "SUPERSEDED");
+
+  CommandResult ledger = Ctl({"unlearn", "ledger", model});
+  EXPECT_EXIT_CODE(ledger, 0);
+  EXPECT_TRUE(absl::StrContains(ledger.out, "6 row(s) in the ledger, 3 accepted (d)"))
+      << ledger.out;
+  EXPECT_TRUE(absl::StrContains(ledger.out, "past max N")) << ledger.out;
+  EXPECT_TRUE(absl::StrContains(ledger.out, "local")) << ledger.out;  // who: local mode
+  CommandResult ledger_ids = Ctl({"-q", "unlearn", "ledger", model});
+  EXPECT_EQ(ledger_ids.out, "4\n5\n6\n7\n8\n9\n");
+  CommandResult ledger_json = Ctl({"--json", "unlearn", "ledger", model});
+  EXPECT_EXIT_CODE(ledger_json, 0);
+  const nlohmann::json listed = nlohmann::json::parse(ledger_json.out);
+  ASSERT_EQ(listed["deletions"].size(), 6u);
+  EXPECT_EQ(listed["deletions"][0]["accepted"], true);
+  EXPECT_EQ(listed["deletions"][5]["accepted"], false);  // row 9, past max N
 }
 
 TEST_F(UnlearnE2eTest, ErrorsAndHelp) {
@@ -108,6 +123,8 @@ TEST_F(UnlearnE2eTest, ErrorsAndHelp) {
   EXPECT_EXIT_CODE(Ctl({"unlearn", "request", "mdl-x"}), 2);       // no row ids
   EXPECT_EXIT_CODE(Ctl({"unlearn", "request", "mdl-x", "a"}), 2);  // not a number
   EXPECT_EXIT_CODE(Ctl({"unlearn", "status", "mdl-unknown"}), 3);  // not found
+  EXPECT_EXIT_CODE(Ctl({"unlearn", "ledger", "mdl-unknown"}), 3);
+  EXPECT_EXIT_CODE(Ctl({"unlearn", "ledger"}), 2);
   EXPECT_EXIT_CODE(Ctl({"unlearn", "check", "mdl-x", (dir_ / "missing.csv").string()}), 2);
   const std::string model = TrainModel();
   CommandResult bad_row = Ctl({"unlearn", "request", model, "999"});

@@ -197,6 +197,53 @@ TEST_F(DeletionLedgerTest, AnotherTenantsModelIsNotFound) {
   EXPECT_EQ(store_->GetRetraining("u", model_id_).status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(DeletionLedgerTest, TheLedgerPagesInRowOrderWithoutRepeatsOrGaps) {
+  ASSERT_TRUE(Delete({9, 0, 4, 150, 3, 2, 1, 8, 7, 6, 5, 199}, {10}).ok());  // 12 > 10: refused
+  ASSERT_TRUE(Delete({0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {10}).ok());            // now fits: accepted
+  std::vector<int64_t> rows;
+  std::vector<bool> accepted;
+  std::string token;
+  int pages = 0;
+  do {
+    absl::StatusOr<Page<DeletionRecord>> page = store_->ListDeletionPage("t", model_id_, 5, token);
+    ASSERT_TRUE(page.ok()) << page.status();
+    EXPECT_LE(page->items.size(), 5u);
+    for (const DeletionRecord& r : page->items) {
+      rows.push_back(r.row_id);
+      accepted.push_back(r.accepted);
+      EXPECT_EQ(r.requested_by, "alice");
+    }
+    token = page->next_page_token;
+    ++pages;
+  } while (!token.empty() && pages < 10);
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(rows, (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 150, 199}));
+  for (size_t i = 0; i < rows.size(); ++i) EXPECT_EQ(accepted[i], rows[i] < 10) << rows[i];
+  // Default page size takes everything here; a token of another listing, a
+  // foreign tenant and an unknown model are refused.
+  absl::StatusOr<Page<DeletionRecord>> all = store_->ListDeletionPage("t", model_id_, 0, "");
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->items.size(), 12u);
+  EXPECT_TRUE(all->next_page_token.empty());
+  DatasetRecord d;
+  d.tenant = "t";
+  d.name = "another";
+  ASSERT_TRUE(store_->InsertDataset(d, MakeData(3)).ok());
+  EXPECT_EQ(store_->ListDeletionPage("t", model_id_, 5, "bogus").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<Page<DatasetRecord>> datasets = store_->ListDatasets("t", 1, "");
+  ASSERT_TRUE(datasets.ok());
+  ASSERT_FALSE(datasets->next_page_token.empty());
+  EXPECT_EQ(store_->ListDeletionPage("t", model_id_, 5, datasets->next_page_token).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->ListDeletionPage("t", model_id_, -1, "").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->ListDeletionPage("u", model_id_, 5, "").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->ListDeletionPage("t", "mdl-unknown", 5, "").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
 TEST_F(DeletionLedgerTest, TheLedgerAndTheRetrainingSurviveAReopen) {
   ASSERT_TRUE(Delete({1, 2}).ok());
   ASSERT_TRUE(Delete({3, 4, 5, 6}).ok());  // refused: 2 + 4 > 5

@@ -213,6 +213,30 @@ TEST_F(UnlearningE2eTest, TheLedgerSurvivesARestart) {
   EXPECT_TRUE(r.accepted());
   EXPECT_EQ(r.deletions(), 4);
   EXPECT_EQ(r.duplicates(), 3);
+
+  // The ledger over RPC, two rows a page: who asked, when, accepted or not.
+  std::vector<agt::v1::Deletion> rows;
+  agt::v1::ListDeletionsRequest list;
+  list.set_model_id(model_id_);
+  list.set_page_size(2);
+  for (int page = 0; page < 10; ++page) {
+    agt::v1::ListDeletionsResponse response;
+    grpc::Status s = unlearning_->ListDeletions(Ctx(kQuerier).get(), list, &response);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_LE(response.deletions_size(), 2);
+    rows.insert(rows.end(), response.deletions().begin(), response.deletions().end());
+    if (response.next_page_token().empty()) break;
+    list.set_page_token(response.next_page_token());
+  }
+  ASSERT_EQ(rows.size(), 7u);  // 1..7
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const agt::v1::Deletion& d = rows[i];
+    EXPECT_EQ(d.row_id(), static_cast<int64_t>(i) + 1);
+    // 4, 5, 6 came past max N (refused); 1, 2, 3, 7 count in d.
+    EXPECT_EQ(d.accepted(), d.row_id() < 4 || d.row_id() == 7) << d.row_id();
+    EXPECT_EQ(d.requested_by(), "acme");  // tokens without a label: the tenant
+    EXPECT_GT(d.requested().seconds(), 1'600'000'000);
+  }
 }
 
 TEST_F(UnlearningE2eTest, ConcurrentRequestsNeverDoubleCountOrPassMaxN) {
@@ -278,6 +302,25 @@ TEST_F(UnlearningE2eTest, BadInputsGetTheRightStatus) {
     request.add_row_ids(1);
     EXPECT_EQ(unlearning_->RequestDeletion(Ctx(kTrainer).get(), request, &r).error_code(),
               grpc::StatusCode::INVALID_ARGUMENT);
+  }
+
+  {
+    agt::v1::ListDeletionsRequest list;
+    agt::v1::ListDeletionsResponse listed;
+    auto code = [&](const std::string& token) {
+      return unlearning_->ListDeletions(Ctx(token).get(), list, &listed).error_code();
+    };
+    EXPECT_EQ(code(kQuerier), grpc::StatusCode::INVALID_ARGUMENT);  // no model id
+    list.set_model_id("mdl-unknown");
+    EXPECT_EQ(code(kQuerier), grpc::StatusCode::NOT_FOUND);
+    list.set_model_id(model_id_);
+    EXPECT_EQ(code(kOther), grpc::StatusCode::NOT_FOUND);
+    EXPECT_EQ(code(""), grpc::StatusCode::UNAUTHENTICATED);
+    list.set_page_size(-1);
+    EXPECT_EQ(code(kQuerier), grpc::StatusCode::INVALID_ARGUMENT);
+    list.set_page_size(0);
+    list.set_page_token("not-a-token");
+    EXPECT_EQ(code(kQuerier), grpc::StatusCode::INVALID_ARGUMENT);
   }
 
   agt::v1::GetUnlearningStatusResponse status;
