@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "client/lib/client.h"
 #include "client/lib/flags.h"
 
@@ -61,6 +62,23 @@ class CommandContext {
 // calls (a bound against a server that never ends a listing).
 inline constexpr int kListPageSize = 500;
 inline constexpr int kMaxListPages = 1000;
+
+// Every page of a listing as one response: `call(request)` fetches a page
+// (absl::StatusOr<Response>); the pages' records are appended in order.
+template <typename Response, typename Request, typename Call>
+absl::StatusOr<Response> ListAllPages(Request request, const Call& call) {
+  request.set_page_size(kListPageSize);
+  Response all;
+  for (int page = 0; page < kMaxListPages; ++page) {
+    absl::StatusOr<Response> response = call(request);
+    if (!response.ok()) return response.status();
+    all.MergeFrom(*response);
+    if (response->next_page_token().empty()) break;
+    request.set_page_token(response->next_page_token());
+  }
+  all.clear_next_page_token();
+  return all;
+}
 
 struct Command {
   std::vector<std::string> path;  // {"dataset", "upload"}

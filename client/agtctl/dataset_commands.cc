@@ -74,16 +74,12 @@ int Upload(CommandContext& ctx) {
 int List(CommandContext& ctx) {
   absl::StatusOr<const Client*> client = ctx.client();
   if (!client.ok()) return ctx.FailUsage(client.status());
-  agt::v1::ListDatasetsResponse all;
-  agt::v1::ListDatasetsRequest request;
-  request.set_page_size(kListPageSize);
-  for (int page = 0; page < kMaxListPages; ++page) {
-    absl::StatusOr<agt::v1::ListDatasetsResponse> response = (*client)->ListDatasets(request);
-    if (!response.ok()) return ctx.Fail(response.status());
-    for (auto& d : *response->mutable_datasets()) *all.add_datasets() = std::move(d);
-    if (response->next_page_token().empty()) break;
-    request.set_page_token(response->next_page_token());
-  }
+  absl::StatusOr<agt::v1::ListDatasetsResponse> listed =
+      ListAllPages<agt::v1::ListDatasetsResponse>(
+          agt::v1::ListDatasetsRequest(),
+          [&](const agt::v1::ListDatasetsRequest& r) { return (*client)->ListDatasets(r); });
+  if (!listed.ok()) return ctx.Fail(listed.status());
+  const agt::v1::ListDatasetsResponse& all = *listed;
   if (ctx.json()) {
     ctx.out() << ToJson(all);
     return kExitOk;

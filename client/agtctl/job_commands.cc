@@ -231,7 +231,6 @@ int Train(CommandContext& ctx) {
 
 int ListJobs(CommandContext& ctx) {
   agt::v1::ListJobsRequest request;
-  request.set_page_size(kListPageSize);
   if (auto state = ctx.args().Get("state")) {
     absl::StatusOr<agt::v1::JobState> parsed = ParseJobState(*state);
     if (!parsed.ok()) return ctx.FailUsage(parsed.status());
@@ -239,14 +238,10 @@ int ListJobs(CommandContext& ctx) {
   }
   absl::StatusOr<const Client*> client = ctx.client();
   if (!client.ok()) return ctx.FailUsage(client.status());
-  agt::v1::ListJobsResponse all;
-  for (int page = 0; page < kMaxListPages; ++page) {
-    absl::StatusOr<agt::v1::ListJobsResponse> response = (*client)->ListJobs(request);
-    if (!response.ok()) return ctx.Fail(response.status());
-    for (auto& j : *response->mutable_jobs()) *all.add_jobs() = std::move(j);
-    if (response->next_page_token().empty()) break;
-    request.set_page_token(response->next_page_token());
-  }
+  absl::StatusOr<agt::v1::ListJobsResponse> listed = ListAllPages<agt::v1::ListJobsResponse>(
+      request, [&](const agt::v1::ListJobsRequest& r) { return (*client)->ListJobs(r); });
+  if (!listed.ok()) return ctx.Fail(listed.status());
+  const agt::v1::ListJobsResponse& all = *listed;
   if (ctx.json()) {
     ctx.out() << ToJson(all);
     return kExitOk;

@@ -59,16 +59,11 @@ void PrintModel(std::ostream& out, const agt::v1::Model& model) {
 int ListModels(CommandContext& ctx) {
   absl::StatusOr<const Client*> client = ctx.client();
   if (!client.ok()) return ctx.FailUsage(client.status());
-  agt::v1::ListModelsRequest request;
-  request.set_page_size(kListPageSize);
-  agt::v1::ListModelsResponse all;
-  for (int page = 0; page < kMaxListPages; ++page) {
-    absl::StatusOr<agt::v1::ListModelsResponse> response = (*client)->ListModels(request);
-    if (!response.ok()) return ctx.Fail(response.status());
-    for (auto& m : *response->mutable_models()) *all.add_models() = std::move(m);
-    if (response->next_page_token().empty()) break;
-    request.set_page_token(response->next_page_token());
-  }
+  absl::StatusOr<agt::v1::ListModelsResponse> listed = ListAllPages<agt::v1::ListModelsResponse>(
+      agt::v1::ListModelsRequest(),
+      [&](const agt::v1::ListModelsRequest& r) { return (*client)->ListModels(r); });
+  if (!listed.ok()) return ctx.Fail(listed.status());
+  const agt::v1::ListModelsResponse& all = *listed;
   if (ctx.json()) {
     ctx.out() << ToJson(all);
     return kExitOk;

@@ -162,15 +162,12 @@ int Ledger(CommandContext& ctx) {
   if (!client.ok()) return ctx.FailUsage(client.status());
   agt::v1::ListDeletionsRequest request;
   request.set_model_id(ctx.positionals()[0]);
-  request.set_page_size(kListPageSize);
-  agt::v1::ListDeletionsResponse all;
-  for (int page = 0; page < kMaxListPages; ++page) {
-    absl::StatusOr<agt::v1::ListDeletionsResponse> response = (*client)->ListDeletions(request);
-    if (!response.ok()) return ctx.Fail(response.status());
-    for (auto& d : *response->mutable_deletions()) *all.add_deletions() = std::move(d);
-    if (response->next_page_token().empty()) break;
-    request.set_page_token(response->next_page_token());
-  }
+  absl::StatusOr<agt::v1::ListDeletionsResponse> listed =
+      ListAllPages<agt::v1::ListDeletionsResponse>(
+          request,
+          [&](const agt::v1::ListDeletionsRequest& r) { return (*client)->ListDeletions(r); });
+  if (!listed.ok()) return ctx.Fail(listed.status());
+  const agt::v1::ListDeletionsResponse& all = *listed;
   if (ctx.json()) {
     ctx.out() << ToJson(all);
     return kExitOk;
