@@ -1,7 +1,9 @@
 #include "server/jobs/job_runner.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -16,12 +18,38 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Tries at a job's final write (model, failure, cancellation) while the
+// database is busy.
+constexpr int kBusyAttempts = 5;
+
 double SecondsSince(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
 void LogError(const std::string& what) {
   std::fprintf(stderr, "agt-server: jobs: %s\n", what.c_str());
+}
+
+const absl::Status& StatusOf(const absl::Status& s) { return s; }
+template <typename T>
+const absl::Status& StatusOf(const absl::StatusOr<T>& s) {
+  return s.status();
+}
+
+// Runs a job's final store write again while the database is busy (another
+// process holding its write lock; each try already waits out SQLite's busy
+// timeout), so that a finished job is not lost to it, nor left RUNNING.
+template <typename Write>
+auto RetryWhileBusy(const std::string& what, const Write& write) {
+  auto result = write();
+  for (int attempt = 1; attempt < kBusyAttempts && absl::IsUnavailable(StatusOf(result));
+       ++attempt) {
+    LogError(
+        absl::StrCat(what, ", attempt ", attempt, ": ", StatusOf(result).ToString(), "; retrying"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200 * attempt));
+    result = write();
+  }
+  return result;
 }
 
 int StateRank(JobState s) {
@@ -288,13 +316,17 @@ void JobRunner::RunJob(JobRecord job) {
   } unregister{this, job.id};
 
   auto fail = [&](const std::string& why) {
-    if (absl::Status s = store_->FailJob(job.id, why); !s.ok()) {
+    if (absl::Status s = RetryWhileBusy(absl::StrCat("job ", job.id, ": FailJob"),
+                                        [&] { return store_->FailJob(job.id, why); });
+        !s.ok()) {
       LogError(absl::StrCat("job ", job.id, ": FailJob: ", s.ToString(), " (cause: ", why, ")"));
     }
     PublishFromStore(job);
   };
   auto cancel = [&] {
-    if (absl::Status s = store_->MarkCancelled(job.id); !s.ok()) {
+    if (absl::Status s = RetryWhileBusy(absl::StrCat("job ", job.id, ": MarkCancelled"),
+                                        [&] { return store_->MarkCancelled(job.id); });
+        !s.ok()) {
       LogError(absl::StrCat("job ", job.id, ": MarkCancelled: ", s.ToString()));
     }
     PublishFromStore(job);
@@ -404,8 +436,13 @@ void JobRunner::RunJob(JobRecord job) {
     const bool by_steps = options_.checkpoint_every_steps > 0 &&
                           ev->iteration - last_checkpoint_step >= options_.checkpoint_every_steps;
     if (by_time || by_steps) {
+      // A checkpoint only bounds the work a crash can lose: when one cannot
+      // be written (another process holding the file, a full disk), training
+      // goes on from memory and the next interval tries again.
       if (absl::Status s = save_checkpoint(); !s.ok()) {
-        return fail(absl::StrCat("saving a checkpoint: ", s.message()));
+        LogError(absl::StrCat(
+            "job ", job.id, ": checkpoint at iteration ", ev->iteration,
+            " not saved (training goes on; retried at the next interval): ", s.ToString()));
       }
     } else if (SecondsSince(last_progress) >= options_.progress_every_seconds) {
       last_progress = Clock::now();
@@ -441,7 +478,9 @@ void JobRunner::RunJob(JobRecord job) {
     model.boxes.push_back(std::move(box));
   }
   progress.eta_seconds = 0.0;
-  absl::StatusOr<std::string> model_id = store_->CompleteJob(job.id, std::move(model), progress);
+  absl::StatusOr<std::string> model_id =
+      RetryWhileBusy(absl::StrCat("job ", job.id, ": storing the model"),
+                     [&] { return store_->CompleteJob(job.id, model, progress); });
   if (!model_id.ok()) {
     return fail(absl::StrCat("storing the model: ", model_id.status().message()));
   }

@@ -12,8 +12,11 @@
 // bounds bit-identical to an uninterrupted run.
 //
 // Failure: any error while running a job (stored spec or dataset unreadable,
-// spec invalid, bounds diverged, store errors) marks it FAILED with a message
-// naming the cause; the worker goes on with the next job.
+// spec invalid, bounds diverged, the model cannot be stored) marks it FAILED
+// with a message naming the cause; the worker goes on with the next job. A
+// periodic checkpoint that cannot be written is logged and retried at the
+// next interval (training goes on), and storing the model is retried while
+// the database is busy (another process holding its write lock).
 //
 // Thread-safety: all public methods may be called from any thread.
 #ifndef AGT_SERVER_JOBS_JOB_RUNNER_H_

@@ -4,6 +4,7 @@
 // checkpoints, fail with a cause, and stream progress to watchers.
 #include "server/jobs/job_runner.h"
 
+#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <algorithm>
@@ -279,6 +280,11 @@ TEST_F(JobRunnerTest, CancelsARunningJobBeforeItsNextStep) {
   while ((*watch)->Next(&snap, milliseconds(500))) final_seen = snap.state == JobState::kCancelled;
   EXPECT_TRUE(final_seen);
   EXPECT_FALSE(store_->LoadCheckpoint(job.id)->has_value());
+  // The worker unregisters the job just after publishing its final state.
+  const auto end = std::chrono::steady_clock::now() + kDeadline;
+  while (runner.running_jobs() != 0 && std::chrono::steady_clock::now() < end) {
+    std::this_thread::sleep_for(milliseconds(1));
+  }
   EXPECT_EQ(runner.running_jobs(), 0);
 }
 
@@ -307,6 +313,30 @@ TEST_F(JobRunnerTest, StopMidJobThenANewRunnerResumesBitIdentically) {
   JobRunner resumed(store_.get(), {});
   ASSERT_TRUE(resumed.Start().ok());
   resumed.Wake();
+  ExpectModel(WaitFinal(job.id), TrainDirect(spec).state);
+}
+
+// Another connection holds the file's write lock (BEGIN IMMEDIATE) for longer
+// than SQLite's busy timeout while a job checkpoints every step: the
+// checkpoints that time out are skipped, training goes on, and the job still
+// ends with the model of an uninterrupted run.
+TEST_F(JobRunnerTest, ABusyDatabaseSkipsCheckpointsWithoutFailingTheJob) {
+  const agt::v1::TrainingJobSpec spec = Spec(20);  // 200 steps
+  const JobRecord job = Submit(spec);
+  JobRunner runner(store_.get(), {.checkpoint_every_seconds = 60, .checkpoint_every_steps = 1});
+  ASSERT_TRUE(runner.Start().ok());
+  runner.Wake();
+  WaitForIteration(&runner, job.id, 2);
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ + "/agt.db").c_str(), &other), SQLITE_OK);
+  sqlite3_busy_timeout(other, 5000);  // the runner writes every step
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  std::this_thread::sleep_for(std::chrono::milliseconds(6500));     // > the 5 s busy timeout
+  absl::StatusOr<JobRecord> during = store_->GetJob("t1", job.id);  // readers are not blocked
+  ASSERT_TRUE(during.ok()) << during.status();
+  EXPECT_EQ(during->state, JobState::kRunning);
+  ASSERT_EQ(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(other);
   ExpectModel(WaitFinal(job.id), TrainDirect(spec).state);
 }
 
