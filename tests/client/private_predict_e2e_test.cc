@@ -258,7 +258,9 @@ TEST_F(PrivatePredictE2eTest, PrivateQuerierSeesNStarWithheldAndNothingElse) {
   CommandResult json =
       Ctl({"--json", "predict", model, queries, "--private", "--epsilon", "0.5"}, "tok-private");
   EXPECT_EXIT_CODE(json, 0);
-  for (const nlohmann::json& label : nlohmann::json::parse(json.out)["labels"]) {
+  const nlohmann::json withheld = nlohmann::json::parse(json.out);
+  ASSERT_EQ(withheld["labels"].size(), static_cast<size_t>(kQueryRows)) << json.out;
+  for (const nlohmann::json& label : withheld["labels"]) {
     EXPECT_EQ(label["n_star"], -1) << label.dump();
     EXPECT_EQ(label["noise_scale"].get<double>(), -1.0) << label.dump();
   }
