@@ -411,6 +411,18 @@ inline agt::v1::Job WaitForFinal(Client& client, const std::string& job_id,
   return response.job();
 }
 
+// Submits `spec` and waits for the job; returns its model id (empty, with a
+// test failure, when the job does not succeed).
+inline std::string TrainModel(Client& client, const agt::v1::TrainingJobSpec& spec,
+                              const std::string& token = "") {
+  agt::v1::Job job;
+  const grpc::Status status = Submit(client, spec, &job, token);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  const agt::v1::Job done = WaitForFinal(client, job.id(), token);
+  EXPECT_EQ(done.state(), agt::v1::JOB_STATE_SUCCEEDED) << done.error();
+  return done.model_id();
+}
+
 // Every double of a Parameters message, in order.
 inline std::vector<double> Flatten(const agt::v1::Parameters& params) {
   std::vector<double> values;

@@ -69,12 +69,7 @@ class PrivacyE2eTest : public testing::Test {
   }
 
   std::string Train(const agt::v1::TrainingJobSpec& spec) {
-    agt::v1::Job job;
-    const grpc::Status status = Submit(*client_, spec, &job, kTrainer);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    const agt::v1::Job done = WaitForFinal(*client_, job.id(), kTrainer);
-    EXPECT_EQ(done.state(), agt::v1::JOB_STATE_SUCCEEDED) << done.error();
-    return done.model_id();
+    return TrainModel(*client_, spec, kTrainer);
   }
 
   // The first `rows` points of the training set, optionally the same point
