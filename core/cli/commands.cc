@@ -498,7 +498,7 @@ int RunCertify(const std::vector<std::string>& args, std::ostream& out, std::ost
   std::vector<BudgetCertificate> certs(nb);
   for (size_t j = 0; j < nb; ++j) {
     certs[j].logits = LogitBoundsWidened(model->spec, model->nominal, model->boxes[j], x, epsilon,
-                                         model->matmul, rule == StabilityRule::kMargin);
+                                         model->bounds.interval.product, rule == StabilityRule::kMargin);
     if (classification) {
       certs[j].classification = CertifyClassification(certs[j].logits, data->y, rule);
     } else {

@@ -383,26 +383,6 @@ absl::StatusOr<Vector> ParametersFromJson(const ModelSpec& spec, const json& val
   return theta;
 }
 
-absl::StatusOr<MatMulMethod> ParseMatMulMethod(const std::string& name) {
-  if (name == "rump") return MatMulMethod::kRump;
-  if (name == "exact") return MatMulMethod::kExact;
-  if (name == "nguyen") return MatMulMethod::kNguyen;
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown interval matmul \"", name, "\" (expected rump, exact or nguyen)"));
-}
-
-std::string MatMulMethodName(MatMulMethod method) {
-  switch (method) {
-    case MatMulMethod::kRump:
-      return "rump";
-    case MatMulMethod::kExact:
-      return "exact";
-    case MatMulMethod::kNguyen:
-      return "nguyen";
-  }
-  return "unknown";
-}
-
 int ClassesForLoss(LossKind loss, int output_dim) {
   switch (loss) {
     case LossKind::kMse:
@@ -771,7 +751,7 @@ absl::StatusOr<RunConfig> ParseRunConfig(const json& value, const std::string& b
   if (absl::Status s = r->ReadString("init", &c.init_path); !s.ok()) return s;
   if (!c.init_path.empty()) c.init_path = ResolvePath(base_dir, c.init_path);
   if (const json* bound = r->Get("bound"); bound != nullptr) {
-    if (absl::Status s = ParseBound(*bound, &c.train.matmul); !s.ok()) return s;
+    if (absl::Status s = ParseBound(*bound, &c.train.bounds.interval.product); !s.ok()) return s;
   }
   if (absl::Status s = r->ReadInt("fragment_size", &c.train.fragment_size); !s.ok()) return s;
   if (c.train.fragment_size < 0) return RangeError("fragment_size", ">= 0", c.train.fragment_size);

@@ -172,8 +172,6 @@ nlohmann::json ParametersToJson(const ModelSpec& spec, const Vector& theta);
 absl::StatusOr<Vector> ParametersFromJson(const ModelSpec& spec, const nlohmann::json& value,
                                           const std::string& path);
 
-absl::StatusOr<MatMulMethod> ParseMatMulMethod(const std::string& name);
-std::string MatMulMethodName(MatMulMethod method);
 
 // The number of classes a loss implies for a model with `output_dim` outputs:
 // 0 for mse, 2 for binary losses, output_dim for cross_entropy.

@@ -150,7 +150,7 @@ absl::StatusOr<GoldenRun> ResolveGoldenRun(const json& case_json, size_t index,
     }
     absl::StatusOr<MatMulMethod> mm = ParseMatMulMethod(matmul);
     if (!mm.ok()) return RunError(name, "bound_model.interval_matmul", mm.status().message());
-    c.matmul = *mm;
+    c.bounds.interval.product = *mm;
   }
 
   std::string mode;
@@ -300,11 +300,11 @@ absl::StatusOr<json> RunGoldenCase(const std::string& dir, const GoldenOptions& 
     out["steps"] = state.step;
     out["seconds"] = seconds;
     out["test"] = CertificateJson(config.model, config.loss, state.nominal, box, test,
-                                  config.matmul, 0.0, /*rows=*/true);
+                                  config.bounds.interval.product, 0.0, /*rows=*/true);
     if (config.perturbation.kind == PerturbationKind::kBoundedPoisoning &&
         config.perturbation.epsilon > 0) {
       out["test_backdoor"] = CertificateJson(config.model, config.loss, state.nominal, box, test,
-                                             config.matmul, config.perturbation.epsilon,
+                                             config.bounds.interval.product, config.perturbation.epsilon,
                                              /*rows=*/true);
     }
     if (options.trace) out["trace"] = std::move(trace);

@@ -136,7 +136,7 @@ json MakeResultsJson(const ResultsInput& in) {
   out["model"] = {{"layers", ModelSpecToJson(t.model)},
                   {"describe", t.model.Describe()},
                   {"num_parameters", t.model.NumParameters()}};
-  out["matmul"] = MatMulMethodName(t.matmul);
+  out["matmul"] = MatMulMethodName(t.bounds.interval.product);
   out["clip_gamma"] = t.clip_gamma.has_value() ? json(*t.clip_gamma) : json(nullptr);
   out["perturbation"] = PerturbationToJson(t.perturbation);
   out["training"] = {{"steps", r.iterations},
@@ -158,12 +158,12 @@ json MakeResultsJson(const ResultsInput& in) {
     b["lower"] = ParametersToJson(t.model, box.lower);
     b["upper"] = ParametersToJson(t.model, box.upper);
     if (in.test != nullptr) {
-      b["test"] = CertificateJson(t.model, t.loss, r.state.nominal, box, *in.test, t.matmul, 0.0,
+      b["test"] = CertificateJson(t.model, t.loss, r.state.nominal, box, *in.test, t.bounds.interval.product, 0.0,
                                   /*rows=*/false, StabilityRule::kMargin);
       if (t.perturbation.kind == PerturbationKind::kBoundedPoisoning &&
           t.perturbation.epsilon > 0) {
         b["test_backdoor"] =
-            CertificateJson(t.model, t.loss, r.state.nominal, box, *in.test, t.matmul,
+            CertificateJson(t.model, t.loss, r.state.nominal, box, *in.test, t.bounds.interval.product,
                             t.perturbation.epsilon, /*rows=*/false, StabilityRule::kMargin);
       }
     }
@@ -239,7 +239,7 @@ absl::StatusOr<TrainedModel> TrainedModelFromJson(const json& results) {
   if (absl::Status s = r->ReadString("matmul", &matmul); !s.ok()) return s;
   absl::StatusOr<MatMulMethod> mm = ParseMatMulMethod(matmul);
   if (!mm.ok()) return Invalid("matmul", mm.status().message());
-  m.matmul = *mm;
+  m.bounds.interval.product = *mm;
   const json* perturbation = r->Get("perturbation");
   if (perturbation == nullptr) return Invalid("perturbation", "required");
   absl::StatusOr<PerturbationModel> p = PerturbationFromJson(*perturbation);

@@ -22,6 +22,7 @@
 #include "core/certify/certify.h"
 #include "core/data/dataset.h"
 #include "core/loss/loss.h"
+#include "core/bounds/bound_method.h"
 #include "core/model/model.h"
 #include "core/train/train.h"
 
@@ -37,7 +38,7 @@ struct TrainedModel {
   int num_classes = 2;        // 0 = regression
   int input_dim = 0;          // CSV feature columns before expansion
   int polynomial_degree = 1;  // applied to CSV features before the model
-  MatMulMethod matmul = MatMulMethod::kRump;
+  BoundOptions bounds;
   PerturbationModel perturbation;
   std::vector<Budget> budgets;
   Vector nominal;

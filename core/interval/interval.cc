@@ -1,5 +1,7 @@
 #include "core/interval/interval.h"
 
+#include "absl/strings/str_cat.h"
+
 #include <algorithm>
 
 namespace agt {
@@ -41,6 +43,34 @@ IntervalMatrix MatMulExact(const IntervalMatrix& a, const IntervalMatrix& b) {
 }
 
 }  // namespace
+
+absl::StatusOr<MatMulMethod> ParseMatMulMethod(const std::string& name) {
+  if (name == "rump") return MatMulMethod::kRump;
+  if (name == "exact") return MatMulMethod::kExact;
+  if (name == "nguyen") return MatMulMethod::kNguyen;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown interval matmul \"", name, "\" (expected rump, exact or nguyen)"));
+}
+
+std::string MatMulMethodName(MatMulMethod method) {
+  switch (method) {
+    case MatMulMethod::kRump:
+      return "rump";
+    case MatMulMethod::kExact:
+      return "exact";
+    case MatMulMethod::kNguyen:
+      return "nguyen";
+  }
+  return "unknown";
+}
+
+std::string RoundingModeName(RoundingMode mode) {
+  switch (mode) {
+    case RoundingMode::kNearest:
+      return "nearest";
+  }
+  return "unknown";
+}
 
 IntervalMatrix IntervalMatrix::Ball(const Matrix& center, double radius) {
   return {center.array() - radius, center.array() + radius};

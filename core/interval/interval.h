@@ -8,6 +8,9 @@
 #ifndef AGT_CORE_INTERVAL_INTERVAL_H_
 #define AGT_CORE_INTERVAL_INTERVAL_H_
 
+#include <string>
+
+#include "absl/status/statusor.h"
 #include "core/common/types.h"
 
 namespace agt {
@@ -24,6 +27,26 @@ enum class MatMulMethod {
   // part; tighter than Rump in many cases, a few GEMMs.
   kNguyen,
 };
+
+// How the bound computation rounds. Every interval primitive takes it, so
+// that a floating-point-sound mode (lower bounds rounded down, upper bounds
+// up, ARCHITECTURE.md section 7) plugs in without touching callers.
+enum class RoundingMode {
+  // Round to nearest (the hardware default): bounds are exact up to a few
+  // ulps of rounding in the bound computation itself. Golden-compatible.
+  kNearest,
+};
+
+// The arithmetic options shared by every interval operation of the core.
+struct IntervalOptions {
+  MatMulMethod product = MatMulMethod::kRump;
+  RoundingMode rounding = RoundingMode::kNearest;
+};
+
+// "rump", "exact", "nguyen".
+absl::StatusOr<MatMulMethod> ParseMatMulMethod(const std::string& name);
+std::string MatMulMethodName(MatMulMethod method);
+std::string RoundingModeName(RoundingMode mode);
 
 // An interval matrix. Invariant (checked by IsValid): lower <= upper elementwise.
 struct IntervalMatrix {

@@ -483,7 +483,7 @@ absl::StatusOr<ResolvedJob> ResolveJobSpec(const agt::v1::TrainingJobSpec& spec,
   if (spec.clip_gamma() > 0.0) c.clip_gamma = spec.clip_gamma();
   c.perturbation = MapPerturbation(p);
   for (const agt::v1::Budget& b : spec.budgets()) c.budgets.push_back({b.n(), b.label_n()});
-  c.matmul = *BoundMethodFromProto(spec.bound_method(), "spec.bound_method");
+  c.bounds.interval.product = *BoundMethodFromProto(spec.bound_method(), "spec.bound_method");
   if (absl::Status s = c.Validate(input_width, dataset.num_classes, dataset.num_rows); !s.ok()) {
     return Invalid("spec", s.message());
   }

@@ -57,7 +57,7 @@ TEST(ParseRunConfigTest, MapsFieldsAndDefaults) {
   EXPECT_DOUBLE_EQ(c->train.optimizer.lr_decay, 0.1);
   EXPECT_TRUE(c->train.optimizer.momentum_enabled);
   EXPECT_TRUE(c->train.optimizer.nesterov);
-  EXPECT_EQ(c->train.matmul, MatMulMethod::kExact);
+  EXPECT_EQ(c->train.bounds.interval.product, MatMulMethod::kExact);
   EXPECT_EQ(c->train.fragment_size, 16);
   EXPECT_EQ(c->seed, 7u);
   ASSERT_EQ(c->train.budgets.size(), 2u);

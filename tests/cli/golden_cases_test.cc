@@ -200,7 +200,7 @@ TEST(ResolveGoldenRunTest, RunKeysOverrideCaseKeysAndDefaultsApply) {
   EXPECT_TRUE(c.optimizer.momentum_enabled);
   EXPECT_DOUBLE_EQ(c.optimizer.momentum, 0.9);
   EXPECT_TRUE(c.optimizer.nesterov);
-  EXPECT_EQ(c.matmul, MatMulMethod::kExact);
+  EXPECT_EQ(c.bounds.interval.product, MatMulMethod::kExact);
   EXPECT_EQ(c.fragment_size, 7);
   ASSERT_TRUE(c.clip_gamma.has_value());
   EXPECT_DOUBLE_EQ(*c.clip_gamma, 0.5);
@@ -218,7 +218,7 @@ TEST(ResolveGoldenRunTest, RunKeysOverrideCaseKeysAndDefaultsApply) {
   EXPECT_EQ(u->config.perturbation.kind, PerturbationKind::kRemoval);
   EXPECT_EQ(u->config.budgets[0].n, 5);
   EXPECT_FALSE(u->config.clip_gamma.has_value());  // null in the run overrides the case
-  EXPECT_EQ(u->config.matmul, MatMulMethod::kRump);
+  EXPECT_EQ(u->config.bounds.interval.product, MatMulMethod::kRump);
   EXPECT_FALSE(u->config.optimizer.momentum_enabled);
 
   absl::StatusOr<GoldenRun> q = ResolveGoldenRun(case_json, 2, &warnings);

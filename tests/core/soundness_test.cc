@@ -608,7 +608,7 @@ TEST(RemovalSoundness, RemovalBoundsContainEveryRetrainingWithStrongL1AcrossZero
 TEST(RemovalSoundness, RemovalBoundsContainEveryRetrainingWithNguyenMatMul_MlpCe) {
   Campaign c = RemovalCampaign("mlp-ce-nguyen", ModelSpec::Mlp({2, 8, 8, 3}),
                                LossKind::kCrossEntropy, Blobs(2), 30, 2, 0.05);
-  c.config.matmul = agt::MatMulMethod::kNguyen;
+  c.config.bounds.interval.product = agt::MatMulMethod::kNguyen;
   RunCampaign(c);
 }
 
@@ -717,7 +717,7 @@ TEST(PoisoningSoundness, FeaturePoisoningBoundsContainEveryRetrainingWithExactMa
   Campaign c = PoisoningCampaign("features/mlp-bce-exact", ModelSpec::Mlp({2, 8, 8, 1}),
                                  LossKind::kBinaryCrossEntropy, Moons(1), 20, 2, 0.1);
   FeaturesOnly(&c, 0.05);
-  c.config.matmul = agt::MatMulMethod::kExact;
+  c.config.bounds.interval.product = agt::MatMulMethod::kExact;
   RunCampaign(c);
 }
 

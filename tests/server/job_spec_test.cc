@@ -94,7 +94,7 @@ TEST(ResolveJobSpec, MapsAValidSpecOntoTheCoreConfig) {
   ASSERT_EQ(c.budgets.size(), 2u);
   EXPECT_EQ(c.budgets[0].n, 1);
   EXPECT_EQ(c.budgets[1].n, 5);
-  EXPECT_EQ(c.matmul, agt::MatMulMethod::kNguyen);
+  EXPECT_EQ(c.bounds.interval.product, agt::MatMulMethod::kNguyen);
   EXPECT_EQ(c.threads, 0);
 
   // The core accepts it on data of that shape.
@@ -114,7 +114,7 @@ TEST(ResolveJobSpec, DefaultsForProto3ZeroValues) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->polynomial_degree, 1);
   EXPECT_EQ(r->config.model.InputDim(), 2);
-  EXPECT_EQ(r->config.matmul, agt::MatMulMethod::kRump);
+  EXPECT_EQ(r->config.bounds.interval.product, agt::MatMulMethod::kRump);
   EXPECT_FALSE(r->config.clip_gamma.has_value());
 }
 
