@@ -1,6 +1,8 @@
 // Interval bound propagation (IBP) through a model whose parameters lie in a
 // box: forward bounds (paper eq. 21) and per-sample gradient bounds by the
-// interval backward pass (eq. 25-26), plus the nominal (point) passes.
+// interval backward pass (eq. 25-26), plus the nominal (point) passes. The
+// per-layer rules live in the operator units (core/layers/); this file runs
+// them in sequence.
 //
 // Soundness claim: for every theta in the box, every input row in the input
 // interval and every label the perturbation allows, the per-sample gradient of
@@ -8,114 +10,112 @@
 // layout of model/model.h), up to floating-point rounding of the bound
 // computation (see interval/interval.h).
 //
-// Semantics follow the reference (goldens README, semantics 2-4): dense layers
-// use the chosen interval matmul, ReLU acts on both ends, the weight gradient
-// is the interval outer product of delta with the layer's input interval, and
-// ReLU's derivative enters through the exact product with [1{l>0}, 1{u>0}].
+// Frozen prefix: the free functions below take raw inputs and pass them (or
+// their interval) through the model's frozen layers first, with point
+// parameters, by the same operators (the reference's `transform`).
+// BoxedModel and NominalGradientFactors take *features*, the values entering
+// the trained layers (FrozenFeatures / FrozenFeatureBounds of the raw
+// inputs; the raw inputs themselves when there is no frozen prefix), so that a
+// training step transforms a batch once for all budgets.
 //
-// Functions here are pure; they allocate per call (per fragment, not per row).
-// BoxedModel prepares a box once (midpoints, radii) for many fragments.
+// Activations (the reference's "intermediates") start with the features and
+// then hold the value after every trained layer (layers + 1 entries).
 #ifndef AGT_CORE_BOUNDS_IBP_H_
 #define AGT_CORE_BOUNDS_IBP_H_
 
 #include <memory>
 #include <vector>
 
+#include "core/bounds/bound_method.h"
 #include "core/common/types.h"
 #include "core/interval/interval.h"
+#include "core/layers/dense.h"
+#include "core/layers/layer.h"
 #include "core/loss/loss.h"
 #include "core/model/model.h"
 
 namespace agt {
 
-// Nominal forward pass; returns the logits (N x OutputDim). If activations is
-// non-null it receives the input and the output of every layer (layers + 1).
+using FactorList = std::vector<std::unique_ptr<GradientFactors>>;
+
+// The features of raw inputs x: x through the frozen prefix (x itself if
+// there is none).
+Matrix FrozenFeatures(const ModelSpec& spec, const Eigen::Ref<const Matrix>& x);
+// Sound bounds on the features of every input in `input` (IBP through the
+// frozen layers with point parameters).
+IntervalMatrix FrozenFeatureBounds(const ModelSpec& spec, const IntervalMatrix& input,
+                                   const IntervalOptions& options = {});
+
+// Nominal forward pass; returns the logits (N x OutputDim).
 Matrix Forward(const ModelSpec& spec, const Vector& theta, const Eigen::Ref<const Matrix>& x,
                std::vector<Matrix>* activations = nullptr);
 
-// Forward IBP: sound logit bounds for theta in box and inputs in `input`. If
-// activations is non-null it receives the input interval and the interval
-// after every layer (the reference's "intermediates").
+// Forward IBP: sound logit bounds for theta in box and raw inputs in `input`.
 IntervalMatrix ForwardBounds(const ModelSpec& spec, const ParameterBox& box,
                              const IntervalMatrix& input, MatMulMethod method,
                              std::vector<IntervalMatrix>* activations = nullptr);
+IntervalMatrix ForwardBounds(const ModelSpec& spec, const ParameterBox& box,
+                             const IntervalMatrix& input, const BoundOptions& options,
+                             std::vector<IntervalMatrix>* activations = nullptr);
 
-// Per-sample nominal gradients (N x P). If losses is non-null it receives the
-// per-row loss values.
+// Per-sample nominal gradients (N x P) of raw inputs. If losses is non-null it
+// receives the per-row loss values.
 void PerSampleGradients(const ModelSpec& spec, const Vector& theta,
                         const Eigen::Ref<const Matrix>& x, const Vector& labels, LossKind loss,
                         Matrix* grads, Vector* losses = nullptr);
 
-// Per-sample gradient bounds (each N x P) over the box, the input interval
-// and the label perturbation.
+// Per-sample gradient bounds (each N x P) over the box, the raw input
+// interval and the label perturbation.
 void PerSampleGradientBounds(const ModelSpec& spec, const ParameterBox& box,
                              const IntervalMatrix& input, const Vector& labels, LossKind loss,
                              const LabelPerturbation& label_perturbation, MatMulMethod method,
                              Matrix* lower, Matrix* upper);
 
-// The factors of one fragment's per-sample gradients for one dense layer:
-// the loss gradient w.r.t. the layer's output (delta, R x out) and the layer's
-// input (z, R x in), as intervals (lower == upper for nominal factors). The
-// bias gradient of row r is delta_r; the weight gradient is the outer product
-// delta_r z_r^T, which ExpandWeightRow materialises one weight row at a time
-// so that the hot loop stays in cache (see train.cc).
-struct DenseFactors {
-  Matrix d_lower, d_upper;  // R x out
-  Matrix z_lower, z_upper;  // R x in
-  // Derived by Prepare(): midpoints and radii.
-  Matrix d_mid, d_rad, z_mid, z_rad, z_mid_abs;
-  bool z_point = false;
-  void Prepare();
-};
-
-// Writes the per-sample bounds of weight row o (parameters W(o, 0..in-1)) for
-// rows [row_begin, row_begin + rows) of `f` into lower/upper (rows x in, row
-// stride ld), using the outer product rule of `method` (Rump:
-// m m' +- (|m| r' + r |m'| + r r')).
-void ExpandWeightRow(const DenseFactors& f, int o, Index row_begin, Index rows, MatMulMethod method,
-                     double* lower, double* upper, Index ld);
-// The nominal version: grads = delta_ro * z_r (exactly what ExpandWeightRow
-// gives for point factors).
-void ExpandNominalWeightRow(const DenseFactors& f, int o, Index row_begin, Index rows,
-                            double* grads, Index ld);
-
-// Nominal factors (point intervals) of a fragment; per-row losses if asked.
+// Nominal factors (point) of a fragment of features, one per trained layer
+// with parameters (Layout() order); per-row losses if asked.
 void NominalGradientFactors(const ModelSpec& spec, const Vector& theta,
-                            const Eigen::Ref<const Matrix>& x, const Vector& labels, LossKind loss,
-                            std::vector<DenseFactors>* factors, Vector* losses = nullptr);
+                            const Eigen::Ref<const Matrix>& features, const Vector& labels,
+                            LossKind loss, FactorList* factors, Vector* losses = nullptr);
+
+// Expands factors (one per layer with parameters, Layout() order) into rows
+// [0, n) of full per-sample matrices (n x P); upper may be null for nominal
+// factors.
+void ExpandFactors(const ModelSpec& spec, const FactorList& factors, Index n, Matrix* lower,
+                   Matrix* upper);
 
 // A model with parameters in a box, prepared once for repeated bounding of
-// fragments (what one training step does for every budget). Holds copies of
-// what it needs; const methods are thread-safe.
+// fragments of features (what one training step does for every budget).
+// Holds what it needs; const methods are thread-safe.
 class BoxedModel {
  public:
-  BoxedModel(const ModelSpec& spec, const ParameterBox& box, MatMulMethod method);
+  BoxedModel(const ModelSpec& spec, const ParameterBox& box, const BoundOptions& options);
+  BoxedModel(const ModelSpec& spec, const ParameterBox& box, MatMulMethod method)
+      : BoxedModel(spec, box, BoundOptions{BoundMethod::kIbp, IntervalOptions{method}}) {}
   ~BoxedModel();
   BoxedModel(BoxedModel&&) noexcept;
   BoxedModel& operator=(BoxedModel&&) noexcept;
 
   const ModelSpec& spec() const { return spec_; }
-  Index num_params() const { return num_params_; }
+  Index num_params() const { return network_.num_params(); }
+  const BoundOptions& options() const { return options_; }
+  MatMulMethod method() const { return options_.interval.product; }
 
-  IntervalMatrix ForwardBounds(const IntervalMatrix& input,
+  IntervalMatrix ForwardBounds(const IntervalMatrix& features,
                                std::vector<IntervalMatrix>* activations = nullptr) const;
   // Writes rows [0, N) of lower/upper (which must be at least N x P; extra
   // rows are left alone, so callers can reuse buffers).
-  void PerSampleGradientBounds(const IntervalMatrix& input, const Vector& labels, LossKind loss,
+  void PerSampleGradientBounds(const IntervalMatrix& features, const Vector& labels, LossKind loss,
                                const LabelPerturbation& label_perturbation, Matrix* lower,
                                Matrix* upper) const;
-  // The same bounds in factored form, one entry per dense layer (in layer order).
-  void GradientFactors(const IntervalMatrix& input, const Vector& labels, LossKind loss,
-                       const LabelPerturbation& label_perturbation,
-                       std::vector<DenseFactors>* factors) const;
-  MatMulMethod method() const { return method_; }
+  // The same bounds in factored form, one entry per layer with parameters.
+  void GradientFactors(const IntervalMatrix& features, const Vector& labels, LossKind loss,
+                       const LabelPerturbation& label_perturbation, FactorList* factors) const;
 
  private:
-  struct Layer;
   ModelSpec spec_;
-  MatMulMethod method_;
-  Index num_params_;
-  std::vector<Layer> layers_;  // one per dense layer
+  BoundOptions options_;
+  Network network_;
+  std::vector<std::unique_ptr<BoxedLayer>> layers_;  // one per trained layer
 };
 
 }  // namespace agt

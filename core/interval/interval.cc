@@ -1,28 +1,13 @@
 #include "core/interval/interval.h"
 
+#include "core/interval/rump.h"
+
 #include "absl/strings/str_cat.h"
 
 #include <algorithm>
 
 namespace agt {
 namespace {
-
-// Rump (1999): A*B in mA*mB +- (|mA| rB + rA |mB| + rA rB). Terms whose
-// radius factor is exactly zero are skipped; they would add exact zeros.
-IntervalMatrix MatMulRump(const IntervalMatrix& a, const IntervalMatrix& b) {
-  const Matrix ma = a.Mid();
-  const Matrix ra = a.Rad();
-  const Matrix mb = b.Mid();
-  const Matrix rb = b.Rad();
-  Matrix mid = ma * mb;
-  Matrix rad = Matrix::Zero(mid.rows(), mid.cols());
-  const bool a_point = (ra.array() == 0.0).all();
-  const bool b_point = (rb.array() == 0.0).all();
-  if (!b_point) rad.noalias() += ma.cwiseAbs() * rb;
-  if (!a_point) rad.noalias() += ra * mb.cwiseAbs();
-  if (!a_point && !b_point) rad.noalias() += ra * rb;
-  return {mid - rad, mid + rad};
-}
 
 // Tightest interval product: each term's exact range, summed.
 IntervalMatrix MatMulExact(const IntervalMatrix& a, const IntervalMatrix& b) {
@@ -102,13 +87,13 @@ IntervalMatrix Scale(const IntervalMatrix& a, double s) {
 IntervalMatrix MatMul(const IntervalMatrix& a, const IntervalMatrix& b, MatMulMethod method) {
   switch (method) {
     case MatMulMethod::kRump:
-      return MatMulRump(a, b);
+      return RumpMatMul(MidRad(a), MidRad(b), RoundingMode::kNearest);
     case MatMulMethod::kExact:
       return MatMulExact(a, b);
     case MatMulMethod::kNguyen:
       return MatMulNguyen(a, b);
   }
-  return MatMulRump(a, b);
+  return RumpMatMul(MidRad(a), MidRad(b), RoundingMode::kNearest);
 }
 
 IntervalMatrix ElementwiseProduct(const IntervalMatrix& a, const IntervalMatrix& b) {

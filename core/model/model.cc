@@ -7,38 +7,90 @@
 #include "core/common/rng.h"
 
 namespace agt {
+namespace {
+
+absl::Status Invalid(const std::string& msg) { return absl::InvalidArgumentError(msg); }
+
+std::string DescribeLayer(const LayerSpec& l) {
+  switch (l.kind) {
+    case LayerKind::kDense:
+      return absl::StrCat("dense ", l.in, "->", l.out);
+    case LayerKind::kConv2d: {
+      const Conv2dParams& c = l.conv;
+      std::string s = absl::StrCat("conv2d ", c.out_channels, "@", c.kernel_h, "x", c.kernel_w);
+      if (c.stride_h != 1 || c.stride_w != 1) absl::StrAppend(&s, " stride ", c.stride_h);
+      if (c.pad_h != 0 || c.pad_w != 0) absl::StrAppend(&s, " pad ", c.pad_h);
+      return s;
+    }
+    default:
+      return LayerKindName(l.kind);
+  }
+}
+
+std::string DescribeLayers(const std::vector<LayerSpec>& layers) {
+  std::vector<std::string> parts;
+  for (const LayerSpec& l : layers) parts.push_back(DescribeLayer(l));
+  return absl::StrJoin(parts, ", ");
+}
+
+}  // namespace
+
+Shape ModelSpec::InputShape() const {
+  if (!input_shape.empty()) return input_shape;
+  const std::vector<LayerSpec>& first = frozen.empty() ? layers : frozen.layers;
+  if (!first.empty() && first.front().kind == LayerKind::kDense) {
+    return Shape::Flat(first.front().in);
+  }
+  return Shape{};
+}
 
 absl::Status ModelSpec::Validate() const {
-  if (layers.empty()) return absl::InvalidArgumentError("model has no layers");
-  if (layers.front().kind != LayerKind::kDense) {
-    return absl::InvalidArgumentError("model must start with a dense layer");
+  if (layers.empty()) return Invalid("model has no layers");
+  const LayerKind first = layers.front().kind;
+  if (first != LayerKind::kDense && first != LayerKind::kConv2d) {
+    return Invalid("model must start with a dense or conv2d layer (a layer with parameters)");
+  }
+  const Shape input = InputShape();
+  if (input.empty()) {
+    return Invalid("model needs an input_shape: its first layer is not dense");
+  }
+  for (int d : input_shape.dims) {
+    if (d <= 0) return Invalid(absl::StrCat("input_shape ", input.ToString(), " must be positive"));
+  }
+  if (!input.is_flat() && !input.is_image()) {
+    return Invalid(absl::StrCat("input_shape ", input.ToString(), " must be [D] or [C, H, W]"));
+  }
+  Shape features = input;
+  if (!frozen.empty()) {
+    absl::StatusOr<Network> net = Network::Build(frozen.layers, input);
+    if (!net.ok()) return Invalid(absl::StrCat("frozen ", net.status().message()));
+    if (frozen.parameters.size() != net->num_params()) {
+      return Invalid(absl::StrCat("frozen layers have ", net->num_params(),
+                                  " parameters, got ", frozen.parameters.size()));
+    }
+    if (!frozen.parameters.allFinite()) return Invalid("frozen parameters contain NaN or Inf");
+    features = net->output_shape();
   }
   if (layers.back().kind != LayerKind::kDense) {
-    return absl::InvalidArgumentError("model must end with a dense layer (the logits)");
+    return Invalid("model must end with a dense layer (the logits)");
   }
-  int prev_out = -1;
-  for (size_t i = 0; i < layers.size(); ++i) {
-    const LayerSpec& l = layers[i];
-    if (l.kind == LayerKind::kRelu) {
-      if (layers[i - 1].kind == LayerKind::kRelu) {
-        return absl::InvalidArgumentError(absl::StrCat("layer ", i, ": two relu layers in a row"));
-      }
-      continue;
+  for (size_t i = 1; i < layers.size(); ++i) {
+    if (layers[i].kind == LayerKind::kRelu && layers[i - 1].kind == LayerKind::kRelu) {
+      return Invalid(absl::StrCat("layer ", i, ": two relu layers in a row"));
     }
-    if (l.in <= 0 || l.out <= 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "layer ", i, ": dense widths must be positive, got in=", l.in, " out=", l.out));
-    }
-    if (prev_out >= 0 && l.in != prev_out) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "layer ", i, ": in=", l.in, " does not match the previous dense layer's out=", prev_out));
-    }
-    prev_out = l.out;
   }
+  absl::StatusOr<Network> net = Network::Build(layers, features);
+  if (!net.ok()) return net.status();
   return absl::OkStatus();
 }
 
-int ModelSpec::InputDim() const { return layers.empty() ? 0 : layers.front().in; }
+int ModelSpec::InputDim() const { return static_cast<int>(InputShape().size()); }
+
+Shape ModelSpec::FeatureShape() const {
+  if (frozen.empty()) return InputShape();
+  absl::StatusOr<Network> net = Network::Build(frozen.layers, InputShape());
+  return net.ok() ? net->output_shape() : Shape{};
+}
 
 int ModelSpec::OutputDim() const {
   for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
@@ -47,41 +99,67 @@ int ModelSpec::OutputDim() const {
   return 0;
 }
 
-std::vector<DenseSlice> ModelSpec::Layout() const {
-  std::vector<DenseSlice> out;
-  Index offset = 0;
-  for (size_t i = 0; i < layers.size(); ++i) {
-    if (layers[i].kind != LayerKind::kDense) continue;
-    DenseSlice s;
+Network ModelSpec::TrainedNetwork() const {
+  absl::StatusOr<Network> net = Network::Build(layers, FeatureShape());
+  return net.ok() ? *std::move(net) : Network();
+}
+
+Network ModelSpec::FrozenNetwork() const {
+  absl::StatusOr<Network> net = Network::Build(frozen.layers, InputShape());
+  return net.ok() ? *std::move(net) : Network();
+}
+
+std::vector<ParamSlice> ModelSpec::Layout() const {
+  std::vector<ParamSlice> out;
+  const Network net = TrainedNetwork();
+  for (size_t i = 0; i < net.size(); ++i) {
+    const Layer& l = net.layer(i);
+    if (!l.has_params()) continue;
+    ParamSlice s;
     s.layer = static_cast<int>(i);
-    s.in = layers[i].in;
-    s.out = layers[i].out;
-    s.weight_offset = offset;
-    s.bias_offset = offset + static_cast<Index>(s.in) * s.out;
-    offset += s.size();
+    s.in = l.weight_cols();
+    s.out = l.weight_rows();
+    s.kind = l.spec().kind;
+    s.weight_offset = net.param_offset(i);
+    s.bias_offset = s.weight_offset + static_cast<Index>(s.in) * s.out;
     out.push_back(s);
   }
   return out;
 }
 
-Index ModelSpec::NumParameters() const {
-  Index total = 0;
-  for (const DenseSlice& s : Layout()) total += s.size();
-  return total;
+Index ModelSpec::NumParameters() const { return TrainedNetwork().num_params(); }
+
+bool ModelSpec::HasConvolutions() const {
+  for (const std::vector<LayerSpec>* v : {&frozen.layers, &layers}) {
+    for (const LayerSpec& l : *v) {
+      if (l.kind == LayerKind::kConv2d) return true;
+    }
+  }
+  return false;
 }
 
 std::string ModelSpec::Describe() const {
-  std::vector<int> widths;
-  bool relu = false;
+  bool dense_only = frozen.empty() && (input_shape.empty() || input_shape.is_flat());
   for (const LayerSpec& l : layers) {
-    if (l.kind == LayerKind::kRelu) {
-      relu = true;
-      continue;
-    }
-    if (widths.empty()) widths.push_back(l.in);
-    widths.push_back(l.out);
+    dense_only = dense_only && (l.kind == LayerKind::kDense || l.kind == LayerKind::kRelu);
   }
-  return absl::StrCat(absl::StrJoin(widths, "-"), relu ? " (ReLU)" : " (linear)");
+  if (dense_only) {
+    std::vector<int> widths;
+    bool relu = false;
+    for (const LayerSpec& l : layers) {
+      if (l.kind == LayerKind::kRelu) {
+        relu = true;
+        continue;
+      }
+      if (widths.empty()) widths.push_back(l.in);
+      widths.push_back(l.out);
+    }
+    return absl::StrCat(absl::StrJoin(widths, "-"), relu ? " (ReLU)" : " (linear)");
+  }
+  std::string s = InputShape().ToString();
+  if (!frozen.empty()) absl::StrAppend(&s, " frozen(", DescribeLayers(frozen.layers), ")");
+  absl::StrAppend(&s, " ", DescribeLayers(layers));
+  return s;
 }
 
 ModelSpec ModelSpec::Mlp(const std::vector<int>& widths) {
@@ -95,10 +173,10 @@ ModelSpec ModelSpec::Mlp(const std::vector<int>& widths) {
 
 Vector InitParameters(const ModelSpec& spec, uint64_t seed) {
   Rng rng(seed);
-  Vector theta(spec.NumParameters());
-  for (const DenseSlice& s : spec.Layout()) {
-    const double bound = 1.0 / std::sqrt(static_cast<double>(s.in));
-    for (Index j = 0; j < s.size(); ++j) theta[s.weight_offset + j] = rng.Uniform(-bound, bound);
+  const Network net = spec.TrainedNetwork();
+  Vector theta(net.num_params());
+  for (size_t i = 0; i < net.size(); ++i) {
+    net.layer(i).Initialize(&rng, theta.data() + net.param_offset(i));
   }
   return theta;
 }

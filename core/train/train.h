@@ -28,7 +28,9 @@
 #include "core/interval/interval.h"
 #include "core/loss/loss.h"
 #include "core/model/model.h"
+#include "core/backend/backend.h"
 #include "core/train/config.h"
+#include "core/train/update.h"
 
 namespace agt {
 
@@ -39,17 +41,6 @@ struct ProgressEvent {
   double nominal_loss = 0.0;  // mean loss of the last batch at the nominal parameters
   double learning_rate = 0.0;
   std::vector<double> total_width;  // per budget: sum of upper - lower
-};
-
-// Everything needed to continue training exactly where it stopped.
-struct TrainState {
-  int64_t step = 0;
-  Vector nominal;
-  std::vector<ParameterBox> boxes;  // one per budget
-  // SGDM velocities (empty until the first step with momentum).
-  Vector velocity_nominal;
-  std::vector<Vector> velocity_lower;
-  std::vector<Vector> velocity_upper;
 };
 
 struct TrainResult {
@@ -88,8 +79,7 @@ class Trainer {
   absl::StatusOr<TrainResult> Run(const TrainCallbacks& callbacks = {});
 
  private:
-  Trainer(const TrainConfig& config, const Dataset& data);
-  struct Impl;
+  Trainer(const TrainConfig& config, const Dataset& data, std::unique_ptr<ComputeBackend> backend);
 
   TrainConfig config_;
   const Dataset& data_;
@@ -97,27 +87,12 @@ class Trainer {
   int64_t dropped_rows_ = 0;
   int64_t total_steps_ = 0;
   TrainState state_;
-  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<ComputeBackend> backend_;
 };
 
 // Convenience: create and run.
 absl::StatusOr<TrainResult> Train(const TrainConfig& config, const Dataset& data,
                                   const Vector& init, const TrainCallbacks& callbacks = {});
-
-// The optimizer update of one step (goldens README, semantics 7), exposed for
-// tests. The nominal update applies L1 (before the gradient step), L2,
-// momentum and the step's learning rate; the box update does the same on
-// [lower, upper] with the descent bounds, so that a zero-width box with equal
-// bounds moves exactly as the nominal parameters. Velocities start empty and
-// are created on first use.
-void ApplyNominalUpdate(const OptimizerConfig& opt, int64_t step, const Vector& direction,
-                        Vector* theta, Vector* velocity);
-void ApplyBoxUpdate(const OptimizerConfig& opt, int64_t step, const Vector& direction_lower,
-                    const Vector& direction_upper, ParameterBox* box, Vector* velocity_lower,
-                    Vector* velocity_upper);
-
-// Clamps every entry to [-gamma, gamma] in place.
-void ClampInPlace(Matrix* m, double gamma);
 
 }  // namespace agt
 

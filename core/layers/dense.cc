@@ -1,0 +1,179 @@
+#include "core/layers/dense.h"
+
+#include <algorithm>
+
+#include "core/interval/rump.h"
+
+namespace agt {
+namespace {
+
+using RowVector = Eigen::Matrix<double, 1, Eigen::Dynamic>;
+
+class BoxedDense : public BoxedLayer {
+ public:
+  BoxedDense(const LayerSpec& spec, const double* lower, const double* upper,
+             const IntervalOptions& options)
+      : options_(options) {
+    const ConstMatrixMap wl(lower, spec.out, spec.in), wu(upper, spec.out, spec.in);
+    const Index nw = static_cast<Index>(spec.in) * spec.out;
+    b_lower_ = Eigen::Map<const RowVector>(lower + nw, spec.out);
+    b_upper_ = Eigen::Map<const RowVector>(upper + nw, spec.out);
+    if (options.product == MatMulMethod::kRump) {
+      w_ = MidRad(wl, wu);
+      wt_ = MidRad(wl.transpose(), wu.transpose());
+    } else {
+      w_lower_ = wl;
+      w_upper_ = wu;
+    }
+  }
+
+  IntervalMatrix Forward(const IntervalMatrix& x) const override {
+    IntervalMatrix z = options_.product == MatMulMethod::kRump
+                           ? RumpMatMul(MidRad(x), wt_, options_.rounding)
+                           : MatMul(x, IntervalMatrix(w_lower_.transpose(), w_upper_.transpose()),
+                                    options_.product);
+    z.lower.rowwise() += b_lower_;
+    z.upper.rowwise() += b_upper_;
+    return z;
+  }
+
+  IntervalMatrix Backward(const IntervalMatrix& /*x*/, const IntervalMatrix& dy) const override {
+    // delta <- delta [W], eq. 25.
+    if (options_.product == MatMulMethod::kRump) {
+      return RumpMatMul(MidRad(dy), w_, options_.rounding);
+    }
+    return MatMul(dy, IntervalMatrix(w_lower_, w_upper_), options_.product);
+  }
+
+  std::unique_ptr<GradientFactors> Factors(const IntervalMatrix& x,
+                                           const IntervalMatrix& dy) const override {
+    auto f = std::make_unique<DenseFactors>();
+    f->d_lower = dy.lower;
+    f->d_upper = dy.upper;
+    f->z_lower = x.lower;
+    f->z_upper = x.upper;
+    f->method = options_.product;
+    f->Prepare();
+    return f;
+  }
+
+ private:
+  IntervalOptions options_;
+  MidRad w_, wt_;              // Rump: W (out x in) and W^T
+  Matrix w_lower_, w_upper_;   // exact / Nguyen
+  RowVector b_lower_, b_upper_;
+};
+
+}  // namespace
+
+void DenseFactors::Prepare() {
+  d_mid = (d_upper + d_lower) * 0.5;
+  d_rad = (d_upper - d_lower) * 0.5;
+  z_mid = (z_upper + z_lower) * 0.5;
+  z_rad = (z_upper - z_lower) * 0.5;
+  z_mid_abs = z_mid.cwiseAbs();
+  z_point = (z_rad.array() == 0.0).all();
+}
+
+void ExpandNominalWeightRow(const DenseFactors& f, int o, Index row_begin, Index rows,
+                            double* grads, Index ld) {
+  const Index in = f.z_mid.cols();
+  for (Index i = 0; i < rows; ++i) {
+    const Index r = row_begin + i;
+    Eigen::Map<RowVector>(grads + i * ld, in) = f.d_mid(r, o) * f.z_mid.row(r);
+  }
+}
+
+void ExpandWeightRow(const DenseFactors& f, int o, Index row_begin, Index rows, MatMulMethod method,
+                     double* lower, double* upper, Index ld) {
+  const Index in = f.z_lower.cols();
+  for (Index i = 0; i < rows; ++i) {
+    const Index r = row_begin + i;
+    Eigen::Map<RowVector> lo(lower + i * ld, in);
+    Eigen::Map<RowVector> hi(upper + i * ld, in);
+    switch (method) {
+      case MatMulMethod::kExact: {
+        const double a = f.d_lower(r, o), b = f.d_upper(r, o);
+        const auto zl = f.z_lower.row(r).array();
+        const auto zu = f.z_upper.row(r).array();
+        lo = (a * zl).min(a * zu).min((b * zl).min(b * zu)).matrix();
+        hi = (a * zl).max(a * zu).max((b * zl).max(b * zu)).matrix();
+        break;
+      }
+      case MatMulMethod::kNguyen: {
+        const Matrix dl = Matrix::Constant(1, 1, f.d_lower(r, o));
+        const Matrix du = Matrix::Constant(1, 1, f.d_upper(r, o));
+        const IntervalMatrix g = MatMulNguyen(IntervalMatrix(dl, du),
+                                              IntervalMatrix(f.z_lower.row(r), f.z_upper.row(r)));
+        lo = g.lower;
+        hi = g.upper;
+        break;
+      }
+      case MatMulMethod::kRump:
+        RumpScaleRow(f.d_mid(r, o), f.d_rad(r, o), f.z_mid.row(r).data(),
+                     f.z_mid_abs.row(r).data(), f.z_point ? nullptr : f.z_rad.row(r).data(), in,
+                     lo.data(), hi.data());
+        break;
+    }
+  }
+}
+
+void DenseFactors::ExpandWeightRows(int o0, int o1, Index r0, Index rows, double* lower,
+                                    double* upper, Index ld) const {
+  const Index in = z_mid.cols();
+  for (int o = o0; o < o1; ++o) {
+    const Index col = static_cast<Index>(o - o0) * in;
+    if (nominal) {
+      ExpandNominalWeightRow(*this, o, r0, rows, lower + col, ld);
+    } else {
+      ExpandWeightRow(*this, o, r0, rows, method, lower + col, upper + col, ld);
+    }
+  }
+}
+
+void DenseFactors::ExpandBias(Index r0, Index rows, double* lower, double* upper,
+                              Index ld) const {
+  const Index out = d_mid.cols();
+  for (Index i = 0; i < rows; ++i) {
+    if (nominal) {
+      Eigen::Map<RowVector>(lower + i * ld, out) = d_mid.row(r0 + i);
+    } else {
+      Eigen::Map<RowVector>(lower + i * ld, out) = d_lower.row(r0 + i);
+      Eigen::Map<RowVector>(upper + i * ld, out) = d_upper.row(r0 + i);
+    }
+  }
+}
+
+DenseLayer::DenseLayer(const LayerSpec& spec, const Shape& input)
+    : Layer(spec, input, Shape::Flat(spec.out)) {}
+
+Matrix DenseLayer::Forward(const double* params, const Matrix& x) const {
+  const ConstMatrixMap w(params, spec().out, spec().in);
+  Matrix y = x * w.transpose();
+  y.rowwise() += Eigen::Map<const RowVector>(params + w.size(), spec().out);
+  return y;
+}
+
+Matrix DenseLayer::Backward(const double* params, const Matrix& /*x*/, const Matrix& dy) const {
+  const ConstMatrixMap w(params, spec().out, spec().in);
+  return dy * w;
+}
+
+std::unique_ptr<GradientFactors> DenseLayer::NominalFactors(const Matrix& x,
+                                                            const Matrix& dy) const {
+  auto f = std::make_unique<DenseFactors>();
+  f->d_lower = dy;
+  f->d_upper = dy;
+  f->z_lower = x;
+  f->z_upper = x;
+  f->nominal = true;
+  f->Prepare();
+  return f;
+}
+
+std::unique_ptr<BoxedLayer> DenseLayer::Bind(const double* lower, const double* upper,
+                                             const IntervalOptions& options) const {
+  return std::make_unique<BoxedDense>(spec(), lower, upper, options);
+}
+
+}  // namespace agt
