@@ -257,68 +257,106 @@ absl::Status NumberFromJson(const json& value, const std::string& path, double* 
   return Invalid(path, absl::StrCat("expected a number, got ", TypeName(value)));
 }
 
-json ModelSpecToJson(const ModelSpec& spec) {
-  json layers = json::array();
-  for (const LayerSpec& l : spec.layers) {
-    if (l.kind == LayerKind::kRelu) {
-      layers.push_back({{"type", "relu"}});
-    } else {
-      layers.push_back({{"type", "dense"}, {"in", l.in}, {"out", l.out}});
-    }
+namespace {
+
+// A [a, b] pair or a single integer (meaning [a, a]), as torch accepts.
+absl::Status ReadPair(FieldReader* r, const std::string& key, int* a, int* b) {
+  const json* v = r->Get(key);
+  if (v == nullptr) return absl::OkStatus();
+  const std::string path = r->PathOf(key);
+  if (v->is_number_integer()) {
+    if (absl::Status s = ExpectInt(*v, path, a); !s.ok()) return s;
+    *b = *a;
+    return absl::OkStatus();
   }
-  return layers;
+  if (!v->is_array() || v->size() != 2) {
+    return Invalid(path, absl::StrCat("expected an integer or a pair [h, w], got ", v->dump()));
+  }
+  if (absl::Status s = ExpectInt((*v)[0], IndexPath(path, 0), a); !s.ok()) return s;
+  return ExpectInt((*v)[1], IndexPath(path, 1), b);
 }
 
-absl::StatusOr<ModelSpec> ModelSpecFromJson(const json& layers, const std::string& path) {
-  if (!layers.is_array()) {
-    return Invalid(path, absl::StrCat("expected an array of layers, got ", TypeName(layers)));
+absl::StatusOr<LayerSpec> LayerFromJson(const json& value, const std::string& lpath) {
+  absl::StatusOr<FieldReader> r = FieldReader::Make(value, lpath);
+  if (!r.ok()) return r.status();
+  std::string type;
+  if (absl::Status s = r->RequireString("type", &type); !s.ok()) return s;
+  const LayerType* t = FindLayerType(type);
+  if (t == nullptr) {
+    return Invalid(JoinPath(lpath, "type"), absl::StrCat("unknown layer type \"", type,
+                                                         "\" (expected ", KnownLayerTypes(), ")"));
   }
-  ModelSpec spec;
-  for (size_t i = 0; i < layers.size(); ++i) {
-    const std::string lpath = IndexPath(path, i);
-    absl::StatusOr<FieldReader> r = FieldReader::Make(layers[i], lpath);
-    if (!r.ok()) return r.status();
-    std::string type;
-    if (absl::Status s = r->RequireString("type", &type); !s.ok()) return s;
-    if (type == "relu") {
+  LayerSpec l;
+  l.kind = t->kind;
+  switch (t->kind) {
+    case LayerKind::kRelu:
+    case LayerKind::kFlatten:
       if (absl::Status s = r->CheckNoUnknownKeys({"type"}); !s.ok()) return s;
-      spec.layers.push_back(LayerSpec::Relu());
-    } else if (type == "dense") {
-      LayerSpec l = LayerSpec::Dense(0, 0);
+      break;
+    case LayerKind::kDense:
       if (absl::Status s = r->RequireInt("in", &l.in); !s.ok()) return s;
       if (absl::Status s = r->RequireInt("out", &l.out); !s.ok()) return s;
       if (l.in <= 0) return RangeError(JoinPath(lpath, "in"), "> 0", l.in);
       if (l.out <= 0) return RangeError(JoinPath(lpath, "out"), "> 0", l.out);
       if (absl::Status s = r->CheckNoUnknownKeys({"type", "in", "out"}); !s.ok()) return s;
-      spec.layers.push_back(l);
-    } else {
-      return Invalid(JoinPath(lpath, "type"),
-                     absl::StrCat("unknown layer type \"", type, "\" (expected dense or relu)"));
-    }
-  }
-  if (absl::Status s = spec.Validate(); !s.ok()) return Invalid(path, s.message());
-  return spec;
-}
-
-json ParametersToJson(const ModelSpec& spec, const Vector& theta) {
-  json layers = json::array();
-  for (const DenseSlice& s : spec.Layout()) {
-    json weight = json::array();
-    for (int o = 0; o < s.out; ++o) {
-      json row = json::array();
-      for (int i = 0; i < s.in; ++i) {
-        row.push_back(JsonNumber(theta[s.weight_offset + static_cast<Index>(o) * s.in + i]));
+      break;
+    case LayerKind::kConv2d: {
+      Conv2dParams& c = l.conv;
+      if (absl::Status s = r->RequireInt("in_channels", &c.in_channels); !s.ok()) return s;
+      if (absl::Status s = r->RequireInt("out_channels", &c.out_channels); !s.ok()) return s;
+      if (!r->Has("kernel_size")) return Invalid(r->PathOf("kernel_size"), "required");
+      if (absl::Status s = ReadPair(&*r, "kernel_size", &c.kernel_h, &c.kernel_w); !s.ok()) {
+        return s;
       }
-      weight.push_back(std::move(row));
+      if (absl::Status s = ReadPair(&*r, "stride", &c.stride_h, &c.stride_w); !s.ok()) return s;
+      if (absl::Status s = ReadPair(&*r, "padding", &c.pad_h, &c.pad_w); !s.ok()) return s;
+      int dilation_h = 1, dilation_w = 1;
+      if (absl::Status s = ReadPair(&*r, "dilation", &dilation_h, &dilation_w); !s.ok()) return s;
+      if (dilation_h != 1 || dilation_w != 1) {
+        return Invalid(r->PathOf("dilation"), "only dilation 1 is supported");
+      }
+      if (absl::Status s = r->CheckNoUnknownKeys({"type", "in_channels", "out_channels",
+                                                  "kernel_size", "stride", "padding", "dilation"});
+          !s.ok()) {
+        return s;
+      }
+      break;
     }
-    json bias = json::array();
-    for (int o = 0; o < s.out; ++o) bias.push_back(JsonNumber(theta[s.bias_offset + o]));
-    layers.push_back({{"weight", std::move(weight)}, {"bias", std::move(bias)}});
   }
-  return {{"layers", std::move(layers)}};
+  return l;
 }
 
-namespace {
+json LayerToJson(const LayerSpec& l) {
+  switch (l.kind) {
+    case LayerKind::kDense:
+      return {{"type", "dense"}, {"in", l.in}, {"out", l.out}};
+    case LayerKind::kConv2d: {
+      const Conv2dParams& c = l.conv;
+      return {{"type", "conv2d"},
+              {"in_channels", c.in_channels},
+              {"out_channels", c.out_channels},
+              {"kernel_size", {c.kernel_h, c.kernel_w}},
+              {"stride", {c.stride_h, c.stride_w}},
+              {"padding", {c.pad_h, c.pad_w}}};
+    }
+    default:
+      return {{"type", LayerKindName(l.kind)}};
+  }
+}
+
+// Appends the numbers of a nested array (any depth) in row-major order.
+absl::Status FlattenNumbers(const json& value, const std::string& path, std::vector<double>* out) {
+  if (!value.is_array()) {
+    double v = 0;
+    if (absl::Status s = NumberFromJson(value, path, &v); !s.ok()) return s;
+    out->push_back(v);
+    return absl::OkStatus();
+  }
+  for (size_t i = 0; i < value.size(); ++i) {
+    if (absl::Status s = FlattenNumbers(value[i], IndexPath(path, i), out); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
 
 absl::Status ReadNumberArray(const json& value, const std::string& path, size_t expected,
                              double* out) {
@@ -326,37 +364,181 @@ absl::Status ReadNumberArray(const json& value, const std::string& path, size_t 
     return Invalid(
         path, absl::StrCat("expected an array of ", expected, " numbers, got ", TypeName(value)));
   }
-  if (value.size() != expected) {
-    return Invalid(path, absl::StrCat("expected ", expected, " numbers, got ", value.size()));
+  std::vector<double> values;
+  if (absl::Status s = FlattenNumbers(value, path, &values); !s.ok()) return s;
+  if (values.size() != expected) {
+    return Invalid(path, absl::StrCat("expected ", expected, " numbers, got ", values.size()));
   }
-  for (size_t i = 0; i < expected; ++i) {
-    if (absl::Status s = NumberFromJson(value[i], IndexPath(path, i), &out[i]); !s.ok()) return s;
-  }
+  std::copy(values.begin(), values.end(), out);
   return absl::OkStatus();
+}
+
+// One weight row (output unit or channel o) in its natural shape: a list of
+// `in` numbers for dense, C x kh x kw nested lists for conv2d.
+json WeightRowToJson(const Layer& layer, const double* row) {
+  json out = json::array();
+  if (layer.spec().kind != LayerKind::kConv2d) {
+    for (int i = 0; i < layer.weight_cols(); ++i) out.push_back(JsonNumber(row[i]));
+    return out;
+  }
+  const Conv2dParams& c = layer.spec().conv;
+  for (int ch = 0; ch < c.in_channels; ++ch) {
+    json plane = json::array();
+    for (int a = 0; a < c.kernel_h; ++a) {
+      json line = json::array();
+      for (int b = 0; b < c.kernel_w; ++b) {
+        line.push_back(JsonNumber(row[(ch * c.kernel_h + a) * c.kernel_w + b]));
+      }
+      plane.push_back(std::move(line));
+    }
+    out.push_back(std::move(plane));
+  }
+  return out;
 }
 
 }  // namespace
 
-absl::StatusOr<Vector> ParametersFromJson(const ModelSpec& spec, const json& value,
-                                          const std::string& path) {
+absl::StatusOr<std::vector<LayerSpec>> LayersFromJson(const json& layers, const std::string& path) {
+  if (!layers.is_array()) {
+    return Invalid(path, absl::StrCat("expected an array of layers, got ", TypeName(layers)));
+  }
+  std::vector<LayerSpec> out;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    absl::StatusOr<LayerSpec> l = LayerFromJson(layers[i], IndexPath(path, i));
+    if (!l.ok()) return l.status();
+    out.push_back(*l);
+  }
+  return out;
+}
+
+json LayersToJson(const std::vector<LayerSpec>& layers) {
+  json out = json::array();
+  for (const LayerSpec& l : layers) out.push_back(LayerToJson(l));
+  return out;
+}
+
+absl::StatusOr<Shape> ShapeFromJson(const json& value, const std::string& path) {
+  if (!value.is_array() || (value.size() != 1 && value.size() != 3)) {
+    return Invalid(path, absl::StrCat("expected [D] or [C, H, W], got ", value.dump()));
+  }
+  Shape shape;
+  for (size_t i = 0; i < value.size(); ++i) {
+    int d = 0;
+    if (absl::Status s = ExpectInt(value[i], IndexPath(path, i), &d); !s.ok()) return s;
+    if (d <= 0) return RangeError(IndexPath(path, i), "> 0", d);
+    shape.dims.push_back(d);
+  }
+  return shape;
+}
+
+json ModelSpecToJson(const ModelSpec& spec) { return LayersToJson(spec.layers); }
+
+absl::StatusOr<ModelSpec> ModelSpecFromJson(const json& layers, const std::string& path) {
+  absl::StatusOr<std::vector<LayerSpec>> l = LayersFromJson(layers, path);
+  if (!l.ok()) return l.status();
+  ModelSpec spec;
+  spec.layers = *std::move(l);
+  if (absl::Status s = spec.Validate(); !s.ok()) return Invalid(path, s.message());
+  return spec;
+}
+
+json ModelToJson(const ModelSpec& spec) {
+  json out = {{"layers", LayersToJson(spec.layers)}};
+  if (!spec.input_shape.empty()) out["input_shape"] = spec.input_shape.dims;
+  if (!spec.frozen.empty()) {
+    out["frozen"] = LayersToJson(spec.frozen.layers);
+    out["frozen_parameters"] =
+        NetworkParametersToJson(spec.FrozenNetwork(), spec.frozen.parameters);
+  }
+  return out;
+}
+
+absl::Status ReadModelShapeAndFrozen(FieldReader* r, ModelSpec* spec) {
+  if (const json* shape = r->Get("input_shape"); shape != nullptr) {
+    absl::StatusOr<Shape> s = ShapeFromJson(*shape, r->PathOf("input_shape"));
+    if (!s.ok()) return s.status();
+    spec->input_shape = *s;
+  }
+  if (const json* frozen = r->Get("frozen"); frozen != nullptr) {
+    absl::StatusOr<std::vector<LayerSpec>> l = LayersFromJson(*frozen, r->PathOf("frozen"));
+    if (!l.ok()) return l.status();
+    spec->frozen.layers = *std::move(l);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadFrozenParameters(const json& list, const std::string& path, ModelSpec* spec) {
+  absl::StatusOr<Network> net = Network::Build(spec->frozen.layers, spec->InputShape());
+  if (!net.ok()) return Invalid(path, absl::StrCat("frozen ", net.status().message()));
+  absl::StatusOr<Vector> p = NetworkParametersFromJson(*net, list, path);
+  if (!p.ok()) return p.status();
+  spec->frozen.parameters = *std::move(p);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ModelSpec> ModelFromJson(const json& value, const std::string& path) {
   absl::StatusOr<FieldReader> r = FieldReader::Make(value, path);
   if (!r.ok()) return r.status();
+  ModelSpec spec;
   const json* layers = r->Get("layers");
-  const std::string lpath = r->PathOf("layers");
-  if (layers == nullptr) return Invalid(lpath, "required (one entry per dense layer)");
-  if (absl::Status s = r->CheckNoUnknownKeys({"layers"}); !s.ok()) return s;
-  const std::vector<DenseSlice> layout = spec.Layout();
-  if (!layers->is_array() || layers->size() != layout.size()) {
-    return Invalid(lpath, absl::StrCat("expected an array of ", layout.size(),
-                                       " dense layers (model ", spec.Describe(), "), got ",
-                                       layers->is_array() ? std::to_string(layers->size())
-                                                          : TypeName(*layers)));
+  if (layers == nullptr) return Invalid(r->PathOf("layers"), "required");
+  absl::StatusOr<std::vector<LayerSpec>> l = LayersFromJson(*layers, r->PathOf("layers"));
+  if (!l.ok()) return l.status();
+  spec.layers = *std::move(l);
+  if (absl::Status s = ReadModelShapeAndFrozen(&*r, &spec); !s.ok()) return s;
+  if (!spec.frozen.empty()) {
+    const json* params = r->Get("frozen_parameters");
+    if (params == nullptr) return Invalid(r->PathOf("frozen_parameters"), "required");
+    if (absl::Status s = ReadFrozenParameters(*params, r->PathOf("frozen_parameters"), &spec);
+        !s.ok()) {
+      return s;
+    }
   }
-  Vector theta(spec.NumParameters());
-  for (size_t k = 0; k < layout.size(); ++k) {
-    const DenseSlice& sl = layout[k];
+  if (absl::Status s = r->CheckNoUnknownKeys(
+          {"layers", "input_shape", "frozen", "frozen_parameters", "describe", "num_parameters"});
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = spec.Validate(); !s.ok()) return Invalid(path, s.message());
+  return spec;
+}
+
+json NetworkParametersToJson(const Network& net, const Vector& theta) {
+  json layers = json::array();
+  for (size_t i = 0; i < net.size(); ++i) {
+    const Layer& l = net.layer(i);
+    if (!l.has_params()) continue;
+    const double* p = theta.data() + net.param_offset(i);
+    json weight = json::array();
+    for (int o = 0; o < l.weight_rows(); ++o) {
+      weight.push_back(WeightRowToJson(l, p + static_cast<Index>(o) * l.weight_cols()));
+    }
+    json bias = json::array();
+    const Index nw = static_cast<Index>(l.weight_rows()) * l.weight_cols();
+    for (int o = 0; o < l.weight_rows(); ++o) bias.push_back(JsonNumber(p[nw + o]));
+    layers.push_back({{"weight", std::move(weight)}, {"bias", std::move(bias)}});
+  }
+  return layers;
+}
+
+absl::StatusOr<Vector> NetworkParametersFromJson(const Network& net, const json& layers,
+                                                 const std::string& lpath) {
+  std::vector<size_t> with_params;
+  for (size_t i = 0; i < net.size(); ++i) {
+    if (net.layer(i).has_params()) with_params.push_back(i);
+  }
+  if (!layers.is_array() || layers.size() != with_params.size()) {
+    return Invalid(lpath, absl::StrCat("expected an array of ", with_params.size(),
+                                       " layers with parameters, got ",
+                                       layers.is_array() ? std::to_string(layers.size())
+                                                         : TypeName(layers)));
+  }
+  Vector theta(net.num_params());
+  for (size_t k = 0; k < with_params.size(); ++k) {
+    const Layer& l = net.layer(with_params[k]);
+    const Index off = net.param_offset(with_params[k]);
     const std::string kpath = IndexPath(lpath, k);
-    absl::StatusOr<FieldReader> lr = FieldReader::Make((*layers)[k], kpath);
+    absl::StatusOr<FieldReader> lr = FieldReader::Make(layers[k], kpath);
     if (!lr.ok()) return lr.status();
     const json* weight = lr->Get("weight");
     const json* bias = lr->Get("bias");
@@ -364,21 +546,44 @@ absl::StatusOr<Vector> ParametersFromJson(const ModelSpec& spec, const json& val
     if (bias == nullptr) return Invalid(lr->PathOf("bias"), "required");
     if (absl::Status s = lr->CheckNoUnknownKeys({"weight", "bias"}); !s.ok()) return s;
     const std::string wpath = lr->PathOf("weight");
-    if (!weight->is_array() || weight->size() != static_cast<size_t>(sl.out)) {
-      return Invalid(wpath, absl::StrCat("expected ", sl.out, " rows of ", sl.in, " numbers"));
+    const int rows = l.weight_rows(), cols = l.weight_cols();
+    if (!weight->is_array() || weight->size() != static_cast<size_t>(rows)) {
+      return Invalid(wpath, absl::StrCat("expected ", rows, " rows of ", cols, " numbers"));
     }
-    for (int o = 0; o < sl.out; ++o) {
-      if (absl::Status s =
-              ReadNumberArray((*weight)[o], IndexPath(wpath, o), sl.in,
-                              &theta[sl.weight_offset + static_cast<Index>(o) * sl.in]);
+    for (int o = 0; o < rows; ++o) {
+      if (absl::Status s = ReadNumberArray((*weight)[o], IndexPath(wpath, o), cols,
+                                           &theta[off + static_cast<Index>(o) * cols]);
           !s.ok()) {
         return s;
       }
     }
-    if (absl::Status s = ReadNumberArray(*bias, lr->PathOf("bias"), sl.out, &theta[sl.bias_offset]);
+    if (absl::Status s = ReadNumberArray(*bias, lr->PathOf("bias"), rows,
+                                         &theta[off + static_cast<Index>(rows) * cols]);
         !s.ok()) {
       return s;
     }
+  }
+  return theta;
+}
+
+json ParametersToJson(const ModelSpec& spec, const Vector& theta) {
+  return {{"layers", NetworkParametersToJson(spec.TrainedNetwork(), theta)}};
+}
+
+absl::StatusOr<Vector> ParametersFromJson(const ModelSpec& spec, const json& value,
+                                          const std::string& path) {
+  absl::StatusOr<FieldReader> r = FieldReader::Make(value, path);
+  if (!r.ok()) return r.status();
+  const json* layers = r->Get("layers");
+  const std::string lpath = r->PathOf("layers");
+  if (layers == nullptr) return Invalid(lpath, "required (one entry per layer with parameters)");
+  r->Get("frozen");  // the frozen prefix's parameters (ReadFrozenParameters)
+  if (absl::Status s = r->CheckNoUnknownKeys({"layers", "frozen"}); !s.ok()) return s;
+  absl::StatusOr<Vector> theta = NetworkParametersFromJson(spec.TrainedNetwork(), *layers, lpath);
+  if (!theta.ok() && layers->is_array() && layers->size() != spec.Layout().size()) {
+    return Invalid(lpath, absl::StrCat("expected an array of ", spec.Layout().size(),
+                                       " layers with parameters (model ", spec.Describe(),
+                                       "), got ", layers->size()));
   }
   return theta;
 }
@@ -513,33 +718,10 @@ absl::Status ParseOptimizer(const json& value, OptimizerConfig* o) {
       !s.ok()) {
     return s;
   }
-  if (o->learning_rate <= 0) return RangeError("optimizer.learning_rate", "> 0", o->learning_rate);
-  if (o->lr_decay < 0) return RangeError("optimizer.lr_decay", ">= 0", o->lr_decay);
-  if (o->lr_min < 0) return RangeError("optimizer.lr_min", ">= 0", o->lr_min);
-  if (o->l1 < 0) return RangeError("optimizer.l1", ">= 0", o->l1);
-  if (o->l2 < 0) return RangeError("optimizer.l2", ">= 0", o->l2);
-  if (o->momentum < 0 || o->momentum >= 1) {
-    return RangeError("optimizer.momentum", "in [0, 1)", o->momentum);
-  }
-  if (o->dampening < 0 || o->dampening > 1) {
-    return RangeError("optimizer.dampening", "in [0, 1]", o->dampening);
-  }
+  // The rules themselves are the core's (OptimizerConfig::Validate), shared
+  // with the server; its messages already name "optimizer.<key>".
   o->momentum_enabled = o->momentum > 0;
-  if (!o->momentum_enabled && (o->dampening > 0 || o->nesterov)) {
-    return Invalid("optimizer", "dampening and nesterov need momentum > 0");
-  }
-  if (o->nesterov && o->dampening != 0) {
-    return Invalid("optimizer.nesterov", "needs dampening 0");
-  }
-  if (o->l1 > 0 && o->momentum_enabled) {
-    return Invalid("optimizer.l1", "is supported with plain SGD only (momentum must be 0)");
-  }
-  if (o->l2 > 0 && o->learning_rate * o->l2 >= 1) {
-    return Invalid("optimizer.l2",
-                   absl::StrCat("learning_rate * l2 must be < 1 for sound bounds, got ",
-                                o->learning_rate * o->l2));
-  }
-  return absl::OkStatus();
+  return o->Validate();
 }
 
 absl::Status ParsePerturbation(const json& value, LossKind loss, PerturbationModel* p) {

@@ -169,6 +169,31 @@ absl::StatusOr<ModelSpec> ModelSpecFromJson(const nlohmann::json& layers, const 
 // {"layers": [{"weight": [[...] x out], "bias": [... out]}, ...]}; values
 // written with JsonNumber.
 nlohmann::json ParametersToJson(const ModelSpec& spec, const Vector& theta);
+// The same for any network: the list of {"weight", "bias"} of its layers with
+// parameters; conv2d weights nested O x C x kh x kw (torch's shape), which
+// the reader also accepts flat per output channel.
+nlohmann::json NetworkParametersToJson(const Network& net, const Vector& theta);
+absl::StatusOr<Vector> NetworkParametersFromJson(const Network& net, const nlohmann::json& layers,
+                                                 const std::string& path);
+
+// Layers of any registered type (layers/registry.h) to and from case.json's
+// layout: {"type": "dense", "in", "out"}, {"type": "conv2d", "in_channels",
+// "out_channels", "kernel_size", "stride" (default 1), "padding" (default
+// 0)}, {"type": "relu"}, {"type": "flatten"}.
+absl::StatusOr<std::vector<LayerSpec>> LayersFromJson(const nlohmann::json& layers,
+                                                      const std::string& path);
+nlohmann::json LayersToJson(const std::vector<LayerSpec>& layers);
+// [D] or [C, H, W].
+absl::StatusOr<Shape> ShapeFromJson(const nlohmann::json& value, const std::string& path);
+// Reads the optional "input_shape" and "frozen" (layers) keys of an object.
+absl::Status ReadModelShapeAndFrozen(FieldReader* reader, ModelSpec* spec);
+// Reads the frozen prefix's parameters (init.json layout list) into spec.
+absl::Status ReadFrozenParameters(const nlohmann::json& list, const std::string& path,
+                                  ModelSpec* spec);
+// A whole model as one object: {"layers", "input_shape"?, "frozen"?,
+// "frozen_parameters"?} (what results files store), validated.
+nlohmann::json ModelToJson(const ModelSpec& spec);
+absl::StatusOr<ModelSpec> ModelFromJson(const nlohmann::json& value, const std::string& path);
 absl::StatusOr<Vector> ParametersFromJson(const ModelSpec& spec, const nlohmann::json& value,
                                           const std::string& path);
 

@@ -32,7 +32,7 @@ const std::set<std::string> kKnownKeys = {
     "learning_rate", "lr_decay", "lr_min", "l1_reg", "l2_reg", "optimizer", "optimizer_kwargs",
     "clip_gamma", "clip_method", "fragsize", "bound_model",
     "mode", "k_unlearn", "k_private", "k_poison", "label_k_poison", "epsilon", "label_epsilon",
-    "paired_poison", "poison_target_idx"};
+    "paired_poison", "poison_target_idx", "input_shape", "frozen"};
 // clang-format on
 
 absl::Status RunError(const std::string& run, const std::string& key, absl::string_view problem) {
@@ -43,7 +43,8 @@ absl::Status RunError(const std::string& run, const std::string& key, absl::stri
 }  // namespace
 
 absl::StatusOr<GoldenRun> ResolveGoldenRun(const json& case_json, size_t index,
-                                           std::vector<std::string>* warnings) {
+                                           std::vector<std::string>* warnings,
+                                           const json* init_json) {
   if (!case_json.is_object()) return absl::InvalidArgumentError("case.json: expected an object");
   const auto runs_it = case_json.find("runs");
   if (runs_it == case_json.end() || !runs_it->is_array()) {
@@ -82,9 +83,25 @@ absl::StatusOr<GoldenRun> ResolveGoldenRun(const json& case_json, size_t index,
 
   const json* model = r->Get("model");
   if (model == nullptr) return RunError(name, "model", "required");
-  absl::StatusOr<ModelSpec> spec = ModelSpecFromJson(*model, "model");
-  if (!spec.ok()) return fail(spec.status());
-  c.model = *std::move(spec);
+  absl::StatusOr<std::vector<LayerSpec>> layers = LayersFromJson(*model, "model");
+  if (!layers.ok()) return fail(layers.status());
+  c.model.layers = *std::move(layers);
+  if (absl::Status s = ReadModelShapeAndFrozen(&*r, &c.model); !s.ok()) return fail(s);
+  if (!c.model.frozen.empty() && init_json != nullptr) {
+    const auto frozen = init_json->find("frozen");
+    if (frozen == init_json->end()) {
+      return absl::InvalidArgumentError(
+          "init.json: frozen: required (the parameters of the case's frozen layers)");
+    }
+    if (absl::Status s = ReadFrozenParameters(*frozen, "init.json: frozen", &c.model); !s.ok()) {
+      return s;
+    }
+  }
+  if (c.model.frozen.empty() || init_json != nullptr) {
+    if (absl::Status s = c.model.Validate(); !s.ok()) {
+      return RunError(name, "model", s.message());
+    }
+  }
 
   std::string loss = "binary_cross_entropy";
   if (absl::Status s = r->RequireString("loss", &loss); !s.ok()) return fail(s);
@@ -240,7 +257,7 @@ absl::StatusOr<json> RunGoldenCase(const std::string& dir, const GoldenOptions& 
   bool found = options.run.empty();
   result["runs"] = json::object();
   for (size_t i = 0; i < num_runs; ++i) {
-    absl::StatusOr<GoldenRun> run = ResolveGoldenRun(*case_json, i, &warnings);
+    absl::StatusOr<GoldenRun> run = ResolveGoldenRun(*case_json, i, &warnings, &*init_json);
     if (!run.ok()) return run.status();
     if (!options.run.empty() && run->name != options.run) continue;
     found = true;

@@ -52,8 +52,12 @@ struct GoldenRun {
 
 // Resolves run `index` of a parsed case.json. Errors name the run and key.
 // Warnings (unknown keys, n_train mismatches) are appended to `warnings`.
+// A case with a frozen prefix (`frozen`) takes its fixed parameters from
+// init.json's "frozen" list: pass the parsed init.json; without it the model
+// of such a case is returned unvalidated, with no frozen parameters.
 absl::StatusOr<GoldenRun> ResolveGoldenRun(const nlohmann::json& case_json, size_t index,
-                                           std::vector<std::string>* warnings);
+                                           std::vector<std::string>* warnings,
+                                           const nlohmann::json* init_json = nullptr);
 
 // Runs the case in `dir`. The result has the layout of expected.json:
 // {"case": NAME, "warnings": [...], "runs": {NAME: {nominal, lower, upper,

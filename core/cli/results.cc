@@ -133,9 +133,9 @@ json MakeResultsJson(const ResultsInput& in) {
   out["num_classes"] = in.num_classes;
   out["input_dim"] = in.input_dim;
   out["polynomial_degree"] = in.polynomial_degree;
-  out["model"] = {{"layers", ModelSpecToJson(t.model)},
-                  {"describe", t.model.Describe()},
-                  {"num_parameters", t.model.NumParameters()}};
+  out["model"] = ModelToJson(t.model);
+  out["model"]["describe"] = t.model.Describe();
+  out["model"]["num_parameters"] = t.model.NumParameters();
   out["matmul"] = MatMulMethodName(t.bounds.interval.product);
   out["clip_gamma"] = t.clip_gamma.has_value() ? json(*t.clip_gamma) : json(nullptr);
   out["perturbation"] = PerturbationToJson(t.perturbation);
@@ -227,7 +227,7 @@ absl::StatusOr<TrainedModel> TrainedModelFromJson(const json& results) {
   if (model == nullptr || !model->is_object() || !model->contains("layers")) {
     return Invalid("model.layers", "required");
   }
-  absl::StatusOr<ModelSpec> spec = ModelSpecFromJson(model->at("layers"), "model.layers");
+  absl::StatusOr<ModelSpec> spec = ModelFromJson(*model, "model");
   if (!spec.ok()) return spec.status();
   m.spec = *std::move(spec);
   if (PolynomialFeatureCount(m.input_dim, m.polynomial_degree) != m.spec.InputDim()) {
