@@ -494,6 +494,8 @@ absl::StatusOr<ModelSpec> ModelFromJson(const json& value, const std::string& pa
       return s;
     }
   }
+  r->Get("describe");        // descriptive only
+  r->Get("num_parameters");  // descriptive only
   if (absl::Status s = r->CheckNoUnknownKeys(
           {"layers", "input_shape", "frozen", "frozen_parameters", "describe", "num_parameters"});
       !s.ok()) {
@@ -682,10 +684,23 @@ absl::Status ParseModel(const json& value, ModelConfig* m) {
   if ((layers == nullptr) == (hidden == nullptr)) {
     return Invalid("model", "give exactly one of \"layers\" or \"hidden\"");
   }
+  if (absl::Status s = ReadModelShapeAndFrozen(&*r, &m->base); !s.ok()) return s;
+  if (absl::Status s = r->ReadString("frozen_parameters", &m->frozen_parameters_path); !s.ok()) {
+    return s;
+  }
+  if (!m->frozen_parameters_path.empty() && m->base.frozen.empty()) {
+    return Invalid("model.frozen_parameters", "given without frozen layers (model.frozen)");
+  }
   if (layers != nullptr) {
-    absl::StatusOr<ModelSpec> spec = ModelSpecFromJson(*layers, "model.layers");
-    if (!spec.ok()) return spec.status();
-    m->layers = *std::move(spec);
+    absl::StatusOr<std::vector<LayerSpec>> l = LayersFromJson(*layers, "model.layers");
+    if (!l.ok()) return l.status();
+    ModelSpec spec = m->base;
+    spec.layers = *std::move(l);
+    // With a frozen prefix the check waits for its parameters (PrepareRun).
+    if (spec.frozen.empty()) {
+      if (absl::Status s = spec.Validate(); !s.ok()) return Invalid("model.layers", s.message());
+    }
+    m->layers = std::move(spec);
   } else {
     if (!hidden->is_array()) {
       return Invalid("model.hidden",
@@ -699,7 +714,7 @@ absl::Status ParseModel(const json& value, ModelConfig* m) {
       m->hidden.push_back(w);
     }
   }
-  return r->CheckNoUnknownKeys({"layers", "hidden"});
+  return r->CheckNoUnknownKeys({"layers", "hidden", "input_shape", "frozen", "frozen_parameters"});
 }
 
 absl::Status ParseOptimizer(const json& value, OptimizerConfig* o) {
@@ -892,6 +907,9 @@ absl::StatusOr<RunConfig> ParseRunConfig(const json& value, const std::string& b
   if (model == nullptr)
     return Invalid("model", "required ({\"layers\": [...]} or {\"hidden\": [...]})");
   if (absl::Status s = ParseModel(*model, &c.model); !s.ok()) return s;
+  if (!c.model.frozen_parameters_path.empty()) {
+    c.model.frozen_parameters_path = ResolvePath(base_dir, c.model.frozen_parameters_path);
+  }
 
   if (absl::Status s = r->RequireInt("batch_size", &c.train.batch_size); !s.ok()) return s;
   if (c.train.batch_size < 1) return RangeError("batch_size", ">= 1", c.train.batch_size);
@@ -1049,25 +1067,69 @@ absl::StatusOr<PreparedRun> PrepareRun(const RunConfig& c) {
   const int outputs = loss == LossKind::kCrossEntropy ? num_classes : 1;
   TrainConfig& t = run.train;
   t = c.train;
+  std::optional<json> init_json;
+  if (!c.init_path.empty()) {
+    absl::StatusOr<json> init = ReadJsonFile(c.init_path);
+    if (!init.ok()) return fail(Prefixed(init.status(), "init"));
+    init_json = *std::move(init);
+  }
+  ModelSpec base = c.model.base;
+  if (!base.frozen.empty()) {
+    // The frozen prefix's fixed parameters: model.frozen_parameters, else
+    // the init file's "frozen" list.
+    std::string source = c.model.frozen_parameters_path;
+    std::optional<json> file;
+    if (!source.empty()) {
+      absl::StatusOr<json> f = ReadJsonFile(source);
+      if (!f.ok()) return fail(Prefixed(f.status(), "model.frozen_parameters"));
+      file = *std::move(f);
+    } else if (init_json.has_value()) {
+      source = c.init_path;
+      file = init_json;
+    }
+    if (!file.has_value() || !file->is_object() || !file->contains("frozen")) {
+      return fail(Invalid("model.frozen_parameters",
+                          "required with model.frozen: a file whose \"frozen\" list holds the "
+                          "frozen layers' parameters (or an init file with that list)"));
+    }
+    if (absl::Status s =
+            ReadFrozenParameters((*file)["frozen"], absl::StrCat(source, ": frozen"), &base);
+        !s.ok()) {
+      return fail(s);
+    }
+  }
   if (c.model.layers.has_value()) {
     t.model = *c.model.layers;
-    if (t.model.InputDim() != dim) {
-      return fail(Invalid(
-          "model.layers[0].in",
-          absl::StrCat(t.model.InputDim(), " does not match the ", dim, " input features (",
-                       run.raw_dim, " columns, polynomial_degree ", c.polynomial_degree, ")")));
-    }
-    if (t.model.OutputDim() != outputs) {
-      return fail(Invalid(
-          "model.layers",
-          absl::StrCat("the last dense layer has out=", t.model.OutputDim(), "; ",
-                       LossKindName(loss), " with ", num_classes, " classes needs ", outputs)));
-    }
+    t.model.frozen = base.frozen;
+    if (absl::Status s = t.model.Validate(); !s.ok()) return fail(Invalid("model", s.message()));
   } else {
-    std::vector<int> widths = {dim};
+    if (absl::Status s = base.Validate(); !s.ok() && !base.frozen.empty()) {
+      // Only the prefix is checked here; the MLP is built on its output.
+      const Shape in = base.InputShape();
+      absl::StatusOr<Network> net = Network::Build(base.frozen.layers, in);
+      if (!net.ok()) return fail(Invalid("model.frozen", net.status().message()));
+    }
+    const int features =
+        base.frozen.empty() ? dim : static_cast<int>(base.FeatureShape().size());
+    std::vector<int> widths = {features};
     widths.insert(widths.end(), c.model.hidden.begin(), c.model.hidden.end());
     widths.push_back(outputs);
     t.model = ModelSpec::Mlp(widths);
+    t.model.input_shape = base.input_shape;
+    t.model.frozen = base.frozen;
+    if (absl::Status s = t.model.Validate(); !s.ok()) return fail(Invalid("model", s.message()));
+  }
+  if (t.model.InputDim() != dim) {
+    return fail(Invalid(
+        t.model.input_shape.empty() ? "model.layers[0].in" : "model.input_shape",
+        absl::StrCat(t.model.InputDim(), " does not match the ", dim, " input features (",
+                     run.raw_dim, " columns, polynomial_degree ", c.polynomial_degree, ")")));
+  }
+  if (t.model.OutputDim() != outputs) {
+    return fail(Invalid(
+        "model.layers",
+        absl::StrCat("the last dense layer has out=", t.model.OutputDim(), "; ",
+                     LossKindName(loss), " with ", num_classes, " classes needs ", outputs)));
   }
 
   const LabelPerturbation& label = t.perturbation.label;
@@ -1081,10 +1143,8 @@ absl::StatusOr<PreparedRun> PrepareRun(const RunConfig& c) {
                                                    run.train_data.size(), " training rows")));
   }
 
-  if (!c.init_path.empty()) {
-    absl::StatusOr<json> init = ReadJsonFile(c.init_path);
-    if (!init.ok()) return fail(Prefixed(init.status(), "init"));
-    absl::StatusOr<Vector> theta = ParametersFromJson(t.model, *init, "");
+  if (init_json.has_value()) {
+    absl::StatusOr<Vector> theta = ParametersFromJson(t.model, *init_json, "");
     if (!theta.ok())
       return fail(Prefixed(theta.status(), absl::StrCat("init (", c.init_path, ")")));
     run.init = *std::move(theta);

@@ -117,6 +117,9 @@ struct DatasetConfig {
 struct ModelConfig {
   std::optional<ModelSpec> layers;
   std::vector<int> hidden;
+  // input_shape and frozen layers (without their parameters), for either form.
+  ModelSpec base;
+  std::string frozen_parameters_path;  // resolved, or empty
 };
 
 // A parsed `agt train` config. Paths are resolved; data-dependent checks

@@ -16,11 +16,11 @@ class ConvFactors : public GradientFactors {
   ConvFactors(const IntervalMatrix& patches, const IntervalMatrix& delta, int positions,
               bool nominal, const IntervalOptions& options)
       : positions_(positions), nominal_(nominal), options_(options) {
-    if (options.product == MatMulMethod::kRump || nominal) {
+    if (options.conv_product == MatMulMethod::kRump || nominal) {
       d_ = MidRad(delta);
       z_ = MidRad(patches);
     }
-    if (!nominal && options.product != MatMulMethod::kRump) {
+    if (!nominal && options.conv_product != MatMulMethod::kRump) {
       d_lower_ = delta.lower;
       d_upper_ = delta.upper;
       z_lower_ = patches.lower;
@@ -34,7 +34,7 @@ class ConvFactors : public GradientFactors {
                         Index ld) const override {
     const Index p = positions_;
     const Index channels = d_sum_lower_.cols();
-    const Index k = nominal_ || options_.product == MatMulMethod::kRump ? z_.cols()
+    const Index k = nominal_ || options_.conv_product == MatMulMethod::kRump ? z_.cols()
                                                                          : z_lower_.cols();
     const Index width = static_cast<Index>(o1 - o0);
     thread_local Matrix scratch;
@@ -47,7 +47,7 @@ class ConvFactors : public GradientFactors {
             ConstMatrixMap(z_.mid.data() + r * p * k, p, k);
         continue;
       }
-      switch (options_.product) {
+      switch (options_.conv_product) {
         case MatMulMethod::kRump:
           RumpMatMul(d_.Block(d_off, width, p), z_.Block(r * p * k, p, k), lower + i * ld,
                      upper + i * ld, &scratch, options_.rounding);
@@ -58,7 +58,7 @@ class ConvFactors : public GradientFactors {
                                  ConstMatrixMap(d_upper_.data() + d_off, width, p));
           const IntervalMatrix b(ConstMatrixMap(z_lower_.data() + r * p * k, p, k),
                                  ConstMatrixMap(z_upper_.data() + r * p * k, p, k));
-          const IntervalMatrix g = MatMul(a, b, options_.product);
+          const IntervalMatrix g = MatMul(a, b, options_.conv_product);
           MatrixMap(lower + i * ld, width, k) = g.lower;
           MatrixMap(upper + i * ld, width, k) = g.upper;
           break;
@@ -106,7 +106,7 @@ class BoxedConv2d : public BoxedLayer {
     const ConstMatrixMap wl(lower, o, k), wu(upper, o, k);
     b_lower_ = Eigen::Map<const RowVector>(lower + wl.size(), o);
     b_upper_ = Eigen::Map<const RowVector>(upper + wl.size(), o);
-    if (options.product == MatMulMethod::kRump) {
+    if (options.conv_product == MatMulMethod::kRump) {
       w_ = MidRad(wl, wu);
       wt_ = MidRad(wl.transpose(), wu.transpose());
     } else {
@@ -118,10 +118,10 @@ class BoxedConv2d : public BoxedLayer {
   IntervalMatrix Forward(const IntervalMatrix& x) const override {
     const IntervalMatrix patches(layer_.Im2Col(x.lower), layer_.Im2Col(x.upper));
     IntervalMatrix y =
-        options_.product == MatMulMethod::kRump
+        options_.conv_product == MatMulMethod::kRump
             ? RumpMatMul(MidRad(patches), wt_, options_.rounding)
             : MatMul(patches, IntervalMatrix(w_lower_.transpose(), w_upper_.transpose()),
-                     options_.product);
+                     options_.conv_product);
     y.lower.rowwise() += b_lower_;
     y.upper.rowwise() += b_upper_;
     return IntervalMatrix(layer_.PositionsToChannels(y.lower, x.rows()),
@@ -131,9 +131,9 @@ class BoxedConv2d : public BoxedLayer {
   IntervalMatrix Backward(const IntervalMatrix& x, const IntervalMatrix& dy) const override {
     const IntervalMatrix d(layer_.ChannelsToPositions(dy.lower),
                            layer_.ChannelsToPositions(dy.upper));
-    const IntervalMatrix dp = options_.product == MatMulMethod::kRump
+    const IntervalMatrix dp = options_.conv_product == MatMulMethod::kRump
                                   ? RumpMatMul(MidRad(d), w_, options_.rounding)
-                                  : MatMul(d, IntervalMatrix(w_lower_, w_upper_), options_.product);
+                                  : MatMul(d, IntervalMatrix(w_lower_, w_upper_), options_.conv_product);
     return IntervalMatrix(layer_.Col2Im(dp.lower, x.rows()), layer_.Col2Im(dp.upper, x.rows()));
   }
 

@@ -11,7 +11,8 @@
 // conv), and the per-sample weight gradient of sample r is the product of its
 // delta (O x P) with its patches (P x C kh kw): the factored form that keeps
 // the hot loop a small GEMM per sample. The bias gradient sums delta over the
-// P positions.
+// P positions. The product is IntervalOptions::conv_product (Rump by
+// default, as in the reference).
 #ifndef AGT_CORE_LAYERS_CONV2D_H_
 #define AGT_CORE_LAYERS_CONV2D_H_
 

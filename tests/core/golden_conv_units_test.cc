@@ -30,6 +30,7 @@
 // divergence explains them; they compare (and fail on any other mismatch)
 // once conv2d binds by Rump in the golden-compatible setting.
 
+#include <cstdio>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -381,47 +382,7 @@ ReferenceBounds LoadReferenceBounds(const json& e) {
   return r;
 }
 
-bool AllNear(const Matrix& a, const Matrix& b, double rel = kRel, double abs = kAbs) {
-  if (a.rows() != b.rows() || a.cols() != b.cols()) return false;
-  for (Index i = 0; i < a.size(); ++i) {
-    if (!Near(a(i), b(i), rel, abs)) return false;
-  }
-  return true;
-}
 
-// The known divergence of the core from the reference for the exact and
-// Nguyen products: the reference binds conv layers by Rump's product whatever
-// its interval_matmul (forward, transposed-conv backward and weight gradient
-// alike), while core/layers/conv2d.cc binds them by the requested product.
-// Returns a skip message when the core's logits / gradients `got` differ from
-// the reference but equal MixedIbp(method, conv = method), i.e. when exactly
-// this divergence explains the mismatch; an empty string otherwise (then the
-// comparison runs and any mismatch fails).
-std::string KnownConvProductMismatch(const ConvCase& cc, const NamedMethod& m,
-                                     const ReferenceBounds& ref, const Matrix& got_lower,
-                                     const Matrix& got_upper, const char* what) {
-  if (m.method == MatMulMethod::kRump) return "";
-  if (AllNear(got_lower, ref.grads_l) && AllNear(got_upper, ref.grads_u)) return "";
-  const MixedBounds named = MixedIbp(cc.spec, cc.box, IntervalMatrix::Ball(cc.x, cc.eps),
-                                     cc.labels, m.method, m.method);
-  if (!AllNear(got_lower, named.lower, 1e-12, 1e-14) ||
-      !AllNear(got_upper, named.upper, 1e-12, 1e-14)) {
-    return "";
-  }
-  const IntervalMatrix& logits = named.activations.back();
-  return absl::StrCat(
-      "KNOWN MISMATCH ", cc.name, " ", m.key, " ", what,
-      ": the reference binds conv2d layers by Rump's product whatever interval_matmul is "
-      "(forward, backward and weight gradient); core/layers/conv2d.cc binds them by ",
-      MatMulMethodName(m.method), ". Max error vs reference ",
-      std::max(MaxError(got_lower, ref.grads_l), MaxError(got_upper, ref.grads_u)),
-      " (relative to 1 + |ref|); the core is tighter: logit width ",
-      (logits.upper - logits.lower).sum(), " vs reference ",
-      (ref.logits_u - ref.logits_l).sum(), ", gradient width ",
-      (named.upper - named.lower).sum(), " vs reference ", (ref.grads_u - ref.grads_l).sum(),
-      ". Binding conv2d by Rump in the golden-compatible setting makes it match "
-      "(ReferenceSemanticsMatchWithConvByRump).");
-}
 
 // ---------------------------------------------------------------------------
 // Per case.
@@ -549,6 +510,8 @@ class ConvPassesProductGolden
 // everything else (dense layers) by the entry's product. Matches for every
 // entry, intermediates, logits and per-sample gradients alike.
 TEST_P(ConvPassesProductGolden, ReferenceSemanticsMatchWithConvByRump) {
+  // The core's default (IntervalOptions::conv_product = kRump) is this
+  // semantics; the tests below check the core itself against the reference.
   const MixedBounds b =
       MixedIbp(cc_.spec, cc_.box, input_, cc_.labels, m_.method, MatMulMethod::kRump);
   ASSERT_EQ(b.activations.size(), ref_.inter_l.size());
@@ -567,25 +530,6 @@ TEST_P(ConvPassesProductGolden, ReferenceSemanticsMatchWithConvByRump) {
 TEST_P(ConvPassesProductGolden, ForwardBoundsAndIntermediatesMatchReference) {
   std::vector<IntervalMatrix> acts;
   const IntervalMatrix logits = ForwardBounds(cc_.spec, cc_.box, input_, m_.method, &acts);
-  if (m_.method != MatMulMethod::kRump &&
-      !(AllNear(logits.lower, ref_.logits_l) && AllNear(logits.upper, ref_.logits_u))) {
-    // The forward pass alone: the same divergence if it equals the
-    // conv-by-the-named-product computation.
-    const MixedBounds named =
-        MixedIbp(cc_.spec, cc_.box, input_, cc_.labels, m_.method, m_.method);
-    if (AllNear(logits.lower, named.activations.back().lower, 1e-12, 1e-14) &&
-        AllNear(logits.upper, named.activations.back().upper, 1e-12, 1e-14)) {
-      GTEST_SKIP() << "KNOWN MISMATCH " << key_
-                   << " forward: the reference binds conv2d layers by Rump's product whatever "
-                      "interval_matmul is; core/layers/conv2d.cc binds them by "
-                   << MatMulMethodName(m_.method) << ". Max logit error "
-                   << std::max(MaxError(logits.lower, ref_.logits_l),
-                               MaxError(logits.upper, ref_.logits_u))
-                   << "; logit width " << (logits.upper - logits.lower).sum() << " vs reference "
-                   << (ref_.logits_u - ref_.logits_l).sum()
-                   << ". See ReferenceSemanticsMatchWithConvByRump.";
-    }
-  }
   ExpectNear(logits.lower, ref_.logits_l, key_ + " logits lower");
   ExpectNear(logits.upper, ref_.logits_u, key_ + " logits upper");
   ASSERT_EQ(acts.size(), ref_.inter_l.size()) << key_ << " intermediates";
@@ -601,9 +545,6 @@ TEST_P(ConvPassesProductGolden, PerSampleGradientBoundsMatchReference) {
   Matrix lower, upper;
   PerSampleGradientBounds(cc_.spec, cc_.box, input_, cc_.labels, LossKind::kCrossEntropy,
                           LabelPerturbation{}, m_.method, &lower, &upper);
-  const std::string known =
-      KnownConvProductMismatch(cc_, m_, ref_, lower, upper, "per-sample gradients");
-  if (!known.empty()) GTEST_SKIP() << known;
   ExpectNear(lower, ref_.grads_l, key_ + " grads lower");
   ExpectNear(upper, ref_.grads_u, key_ + " grads upper");
 }
@@ -624,9 +565,6 @@ TEST_P(ConvPassesProductGolden, BoxedModelMatchesReference) {
                                 LabelPerturbation{}, &lower, &upper);
   EXPECT_TRUE((lower.bottomRows(2).array() == kSentinel).all()) << key_;
   EXPECT_TRUE((upper.bottomRows(2).array() == kSentinel).all()) << key_;
-  const std::string known = KnownConvProductMismatch(cc_, m_, ref_, lower.topRows(n),
-                                                     upper.topRows(n), "BoxedModel gradients");
-  if (!known.empty()) GTEST_SKIP() << known;
   const IntervalMatrix logits = model.ForwardBounds(features);
   ExpectNear(logits.lower, ref_.logits_l, key_ + " logits lower");
   ExpectNear(logits.upper, ref_.logits_u, key_ + " logits upper");
@@ -651,6 +589,34 @@ TEST_P(ConvPassesProductGolden, IbpBoundsEncloseSampledNetworksAndInputs) {
     Matrix grads;
     PerSampleGradients(cc_.spec, theta, x, cc_.labels, LossKind::kCrossEntropy, &grads);
     ExpectInside(grads, lower, upper, key_ + " gradients", 1e-12);
+  }
+}
+
+// Beyond the reference: IntervalOptions::conv_product applies the named
+// product to the conv layers too. Still sound (sampled networks and inputs
+// stay inside), and tighter than the reference's conv-by-Rump: never wider
+// elementwise for the exact product (the tightest interval product, and
+// every later layer is inclusion-monotone), narrower in total for both.
+TEST_P(ConvPassesProductGolden, ConvProductOptionIsSoundAndTighterThanTheReference) {
+  if (m_.method == MatMulMethod::kRump) GTEST_SKIP() << "rump is the default conv product";
+  BoundOptions options;
+  options.interval.product = m_.method;
+  options.interval.conv_product = m_.method;
+  const IntervalMatrix logits = ForwardBounds(cc_.spec, cc_.box, input_, options);
+  const double width = (logits.upper - logits.lower).sum();
+  const double ref_width = (ref_.logits_u - ref_.logits_l).sum();
+  EXPECT_LT(width, ref_width) << key_;
+  if (m_.method == MatMulMethod::kExact) {
+    EXPECT_TRUE((logits.lower.array() >= ref_.logits_l.array() - 1e-12).all()) << key_;
+    EXPECT_TRUE((logits.upper.array() <= ref_.logits_u.array() + 1e-12).all()) << key_;
+  }
+  std::printf("[conv product] %s: logit width %.6g vs reference (conv by rump) %.6g: %.1f%% tighter\n",
+              key_.c_str(), width, ref_width, 100.0 * (1.0 - width / ref_width));
+  Rng rng(23);
+  for (int s = 0; s < 200; ++s) {
+    const Vector theta = SampleInside(cc_.box.lower, cc_.box.upper, &rng);
+    const Matrix x = SampleInside(input_.lower, input_.upper, &rng);
+    ExpectInside(Forward(cc_.spec, theta, x), logits.lower, logits.upper, key_ + " logits", 1e-12);
   }
 }
 

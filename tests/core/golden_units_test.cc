@@ -181,12 +181,13 @@ void ExpectInside(const Matrix& value, const Matrix& lower, const Matrix& upper,
 }
 
 // ---------------------------------------------------------------------------
-// Every unit file is checked below; a new file must get its checks too.
+// Every unit file is checked below (conv_passes.json in
+// golden_conv_units_test.cc); a new file must get its checks too.
 
 TEST(GoldenUnits, EveryUnitFileHasChecksAndADescription) {
   const std::set<std::string> checked = {
       "aggregation.json", "certificates.json", "clipping.json", "interval_arithmetic.json",
-      "losses.json",      "optimizers.json",   "passes.json"};
+      "losses.json",      "optimizers.json",   "passes.json", "conv_passes.json"};
   ASSERT_TRUE(std::filesystem::is_directory(UnitsDir()))
       << UnitsDir() << " is not a directory (is AGT_TEST_DATA_DIR right?)";
   std::set<std::string> found;
