@@ -859,15 +859,29 @@ absl::Status ParseBudgets(const json& value, const TrainConfig& train, std::vect
   return absl::OkStatus();
 }
 
-absl::Status ParseBound(const json& value, MatMulMethod* method) {
+absl::Status ParseBound(const json& value, BoundOptions* options) {
   absl::StatusOr<FieldReader> r = FieldReader::Make(value, "bound");
   if (!r.ok()) return r.status();
-  std::string name = "rump";
-  if (absl::Status s = r->ReadString("matmul", &name); !s.ok()) return s;
-  absl::StatusOr<MatMulMethod> m = ParseMatMulMethod(name);
+  std::string method = "ibp", product = "rump", conv = "rump", rounding = "nearest";
+  if (absl::Status s = r->ReadString("method", &method); !s.ok()) return s;
+  if (absl::Status s = r->ReadString("matmul", &product); !s.ok()) return s;
+  if (absl::Status s = r->ReadString("conv_matmul", &conv); !s.ok()) return s;
+  if (absl::Status s = r->ReadString("rounding", &rounding); !s.ok()) return s;
+  absl::StatusOr<BoundMethod> bm = ParseBoundMethod(method);
+  if (!bm.ok()) return Invalid(r->PathOf("method"), bm.status().message());
+  absl::StatusOr<MatMulMethod> m = ParseMatMulMethod(product);
   if (!m.ok()) return Invalid(r->PathOf("matmul"), m.status().message());
-  *method = *m;
-  return r->CheckNoUnknownKeys({"matmul"});
+  absl::StatusOr<MatMulMethod> cm = ParseMatMulMethod(conv);
+  if (!cm.ok()) return Invalid(r->PathOf("conv_matmul"), cm.status().message());
+  if (rounding != "nearest") {
+    return Invalid(r->PathOf("rounding"),
+                   absl::StrCat("unknown rounding mode \"", rounding, "\" (expected nearest)"));
+  }
+  options->method = *bm;
+  options->interval.product = *m;
+  options->interval.conv_product = *cm;
+  options->interval.rounding = RoundingMode::kNearest;
+  return r->CheckNoUnknownKeys({"method", "matmul", "conv_matmul", "rounding"});
 }
 
 }  // namespace
@@ -951,7 +965,7 @@ absl::StatusOr<RunConfig> ParseRunConfig(const json& value, const std::string& b
   if (absl::Status s = r->ReadString("init", &c.init_path); !s.ok()) return s;
   if (!c.init_path.empty()) c.init_path = ResolvePath(base_dir, c.init_path);
   if (const json* bound = r->Get("bound"); bound != nullptr) {
-    if (absl::Status s = ParseBound(*bound, &c.train.bounds.interval.product); !s.ok()) return s;
+    if (absl::Status s = ParseBound(*bound, &c.train.bounds); !s.ok()) return s;
   }
   if (absl::Status s = r->ReadInt("fragment_size", &c.train.fragment_size); !s.ok()) return s;
   if (c.train.fragment_size < 0) return RangeError("fragment_size", ">= 0", c.train.fragment_size);

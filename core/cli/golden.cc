@@ -168,6 +168,8 @@ absl::StatusOr<GoldenRun> ResolveGoldenRun(const json& case_json, size_t index,
     absl::StatusOr<MatMulMethod> mm = ParseMatMulMethod(matmul);
     if (!mm.ok()) return RunError(name, "bound_model.interval_matmul", mm.status().message());
     c.bounds.interval.product = *mm;
+    // The reference bounds conv layers by Rump whatever interval_matmul says
+    // (IntervalOptions::conv_product keeps its default).
   }
 
   std::string mode;

@@ -137,6 +137,9 @@ json MakeResultsJson(const ResultsInput& in) {
   out["model"]["describe"] = t.model.Describe();
   out["model"]["num_parameters"] = t.model.NumParameters();
   out["matmul"] = MatMulMethodName(t.bounds.interval.product);
+  out["conv_matmul"] = MatMulMethodName(t.bounds.interval.conv_product);
+  out["bound_method"] = BoundMethodName(t.bounds.method);
+  out["rounding"] = RoundingModeName(t.bounds.interval.rounding);
   out["clip_gamma"] = t.clip_gamma.has_value() ? json(*t.clip_gamma) : json(nullptr);
   out["perturbation"] = PerturbationToJson(t.perturbation);
   out["training"] = {{"steps", r.iterations},
@@ -240,6 +243,13 @@ absl::StatusOr<TrainedModel> TrainedModelFromJson(const json& results) {
   absl::StatusOr<MatMulMethod> mm = ParseMatMulMethod(matmul);
   if (!mm.ok()) return Invalid("matmul", mm.status().message());
   m.bounds.interval.product = *mm;
+  std::string conv = "rump";
+  if (absl::Status s = r->ReadString("conv_matmul", &conv); !s.ok()) return s;
+  absl::StatusOr<MatMulMethod> cm = ParseMatMulMethod(conv);
+  if (!cm.ok()) return Invalid("conv_matmul", cm.status().message());
+  m.bounds.interval.conv_product = *cm;
+  r->Get("bound_method");  // "ibp", the only method
+  r->Get("rounding");      // "nearest", the only mode
   const json* perturbation = r->Get("perturbation");
   if (perturbation == nullptr) return Invalid("perturbation", "required");
   absl::StatusOr<PerturbationModel> p = PerturbationFromJson(*perturbation);

@@ -375,4 +375,75 @@ TEST_F(AgtGenerateTest, BadArgumentsAreUsageErrorsNamingTheProblem) {
 }
 
 }  // namespace
+// A frozen conv feature extractor (its parameters from a file) under a trained
+// dense head, on 1x5x5 images in CSV rows: agt train writes the frozen prefix
+// into the results, and agt certify reads it back and reproduces the
+// certificates train computed.
+TEST_F(AgtCliTest, FrozenConvExtractorTrainsAndCertifies) {
+  std::string train = "", test = "";
+  for (int i = 0; i < 120; ++i) {
+    const int y = i % 2;
+    std::string row;
+    for (int p = 0; p < 25; ++p) {
+      // Class 1 is bright on the left half, class 0 on the right half.
+      const int col = p % 5;
+      const double jitter = ((i * 31 + p * 7) % 13) / 13.0 * 0.2;
+      const double v = ((col < 2) == (y == 1) ? 0.8 : 0.1) + jitter;
+      row += std::to_string(v) + ",";
+    }
+    (i < 100 ? train : test) += row + std::to_string(y) + "\n";
+  }
+  WriteFile(dir_ / "train.csv", train);
+  WriteFile(dir_ / "test.csv", test);
+  // A fixed 2-channel 3x3 extractor: a left-edge and a right-edge detector.
+  json extractor = json::parse(R"({"frozen": [{"weight": [
+      [[[1, 0, -1], [1, 0, -1], [1, 0, -1]]],
+      [[[-1, 0, 1], [-1, 0, 1], [-1, 0, 1]]]], "bias": [0, 0]}]})");
+  WriteFile(dir_ / "extractor.json", extractor.dump());
+  json c = BaseConfig();
+  c["dataset"] = {{"csv", "train.csv"}, {"test_csv", "test.csv"}};
+  c["polynomial_degree"] = 1;
+  c["model"] = json::parse(R"({
+      "input_shape": [1, 5, 5],
+      "frozen": [{"type": "conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3},
+                 {"type": "relu"}, {"type": "flatten"}],
+      "frozen_parameters": "extractor.json",
+      "hidden": [4]})");
+  c["batch_size"] = 20;
+  c["epochs"] = 2;
+  c["optimizer"] = {{"learning_rate", 0.1}};
+  c["perturbation"] = {{"kind", "poisoning"}, {"epsilon", 0.01}};
+  c["budgets"] = {0, 1};
+  const fs::path config = WriteConfig(c);
+  const fs::path results = dir_ / "results.json";
+  const AgtRun trained =
+      Agt("train " + Quote(config) + " --out " + Quote(results) + " --threads 1 --quiet");
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  const json r = ReadJson(results);
+  ASSERT_TRUE(r["model"].contains("frozen")) << r["model"].dump();
+  EXPECT_EQ(r["model"]["input_shape"], json::parse("[1, 5, 5]"));
+  EXPECT_EQ(r["model"]["frozen_parameters"][0]["weight"][1][0][2][2], 1.0);
+  // Trained layers: 18 -> 4 -> 1 (the extractor's 2 x 3 x 3 outputs).
+  EXPECT_EQ(r["nominal"]["layers"][0]["weight"][0].size(), 18u);
+  EXPECT_EQ(r["model"]["num_parameters"], 18 * 4 + 4 + 4 + 1);
+  // Budget 0 with epsilon: the box is not a point (every row's features may
+  // move), budget 1 is at least as wide.
+  EXPECT_GE(r["budgets"][1]["total_width"].get<double>(),
+            r["budgets"][0]["total_width"].get<double>());
+
+  const AgtRun as_json = Agt("certify " + Quote(results) + " " + Quote(dir_ / "test.csv") +
+                             " --json");
+  ASSERT_EQ(as_json.exit_code, 0) << as_json.output;
+  const json cert = json::parse(as_json.output);
+  for (size_t j = 0; j < 2; ++j) {
+    EXPECT_DOUBLE_EQ(cert["budgets"][j]["accuracy_worst"].get<double>(),
+                     r["budgets"][j]["test"]["accuracy_worst"].get<double>());
+  }
+  EXPECT_GT(r["budgets"][0]["test"]["accuracy_nominal"].get<double>(), 0.9) << r.dump();
+
+  // Without the parameters of the frozen layers the config is refused.
+  c["model"].erase("frozen_parameters");
+  ExpectConfigError(c, {"model.frozen_parameters", "required"});
+}
+
 }  // namespace agt
