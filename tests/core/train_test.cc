@@ -8,6 +8,7 @@
 
 #include <atomic>
 
+#include "core/common/rng.h"
 #include "core/data/dataset.h"
 
 namespace agt {
@@ -81,6 +82,108 @@ TEST(TrainTest, ResultsDoNotDependOnThreadCountOrFragmentSize) {
   EXPECT_EQ(frag->state.nominal, one->state.nominal);
   EXPECT_EQ(frag->state.boxes[0].lower, one->state.boxes[0].lower);
   EXPECT_EQ(frag->state.boxes[0].upper, one->state.boxes[0].upper);
+}
+
+// A small CNN on random 1x8x8 "images" with 10 classes: conv with padding,
+// conv with stride 2, flatten, dense (the goldens' digits_cnn shape).
+ModelSpec SmallCnn() {
+  ModelSpec m;
+  m.input_shape = Shape::Image(1, 8, 8);
+  m.layers = {LayerSpec::Conv2d({1, 4, 3, 3, 1, 1, 1, 1}), LayerSpec::Relu(),
+              LayerSpec::Conv2d({4, 6, 3, 3, 2, 2, 0, 0}), LayerSpec::Relu(),
+              LayerSpec::Flatten(), LayerSpec::Dense(54, 10)};
+  return m;
+}
+
+Dataset RandomImages(int n, int classes, uint64_t seed) {
+  Rng rng(seed);
+  Dataset d;
+  d.x.resize(n, 64);
+  d.y.resize(n);
+  for (int i = 0; i < n; ++i) {
+    d.y[i] = static_cast<double>(i % classes);
+    for (int j = 0; j < 64; ++j) d.x(i, j) = rng.Uniform(0.0, 1.0) + 0.05 * (i % classes);
+  }
+  d.num_classes = classes;
+  return d;
+}
+
+TEST(TrainTest, ConvResultsDoNotDependOnThreadCountOrFragmentSize) {
+  const Dataset data = RandomImages(600, 10, 4);
+  for (PerturbationKind kind : {PerturbationKind::kRemoval, PerturbationKind::kBoundedPoisoning}) {
+    TrainConfig cfg;
+    cfg.model = SmallCnn();
+    cfg.loss = LossKind::kCrossEntropy;
+    cfg.batch_size = 300;  // 812 parameters x 300 rows: the threaded path
+    cfg.epochs = 2;
+    cfg.optimizer.learning_rate = 0.05;
+    cfg.perturbation.kind = kind;
+    if (kind == PerturbationKind::kBoundedPoisoning) cfg.perturbation.epsilon = 0.01;
+    cfg.budgets = {{2, 0}};
+    const Vector init = InitParameters(cfg.model, 5);
+    cfg.threads = 1;
+    auto one = Train(cfg, data, init);
+    ASSERT_TRUE(one.ok()) << one.status();
+    for (int threads : {2, 3}) {
+      cfg.threads = threads;
+      auto many = Train(cfg, data, init);
+      ASSERT_TRUE(many.ok()) << many.status();
+      EXPECT_EQ(one->state.nominal, many->state.nominal) << threads;
+      EXPECT_EQ(one->state.boxes[0].lower, many->state.boxes[0].lower) << threads;
+      EXPECT_EQ(one->state.boxes[0].upper, many->state.boxes[0].upper) << threads;
+    }
+    cfg.fragment_size = 7;
+    auto frag = Train(cfg, data, init);
+    ASSERT_TRUE(frag.ok());
+    EXPECT_EQ(frag->state.boxes[0].lower, one->state.boxes[0].lower);
+    EXPECT_EQ(frag->state.boxes[0].upper, one->state.boxes[0].upper);
+    EXPECT_GT(one->state.boxes[0].TotalWidth(), 0.0);
+  }
+}
+
+TEST(TrainTest, ConvAndFrozenZeroBudgetBoxesAreExactlyTheNominalTrajectory) {
+  const Dataset data = RandomImages(120, 3, 6);
+  ModelSpec frozen_model;
+  frozen_model.input_shape = Shape::Image(1, 8, 8);
+  frozen_model.frozen.layers = {LayerSpec::Conv2d({1, 2, 3, 3, 1, 1, 0, 0}), LayerSpec::Relu(),
+                                LayerSpec::Flatten()};
+  {
+    ModelSpec prefix;
+    prefix.layers = {LayerSpec::Conv2d({1, 2, 3, 3, 1, 1, 0, 0}), LayerSpec::Flatten(),
+                     LayerSpec::Dense(72, 1)};
+    prefix.input_shape = frozen_model.input_shape;
+    frozen_model.frozen.parameters = InitParameters(prefix, 9).head(20);
+  }
+  frozen_model.layers = {LayerSpec::Dense(72, 8), LayerSpec::Relu(), LayerSpec::Dense(8, 3)};
+  ModelSpec cnn = SmallCnn();
+  cnn.layers.back() = LayerSpec::Dense(54, 3);
+  for (const ModelSpec& model : {cnn, frozen_model}) {
+    ASSERT_TRUE(model.Validate().ok()) << model.Validate();
+    for (PerturbationKind kind : {PerturbationKind::kRemoval, PerturbationKind::kSubstitution,
+                                  PerturbationKind::kBoundedPoisoning}) {
+      TrainConfig cfg;
+      cfg.model = model;
+      cfg.loss = LossKind::kCrossEntropy;
+      cfg.batch_size = 40;
+      cfg.epochs = 2;
+      cfg.optimizer.learning_rate = 0.1;
+      cfg.perturbation.kind = kind;
+      if (kind == PerturbationKind::kSubstitution) cfg.clip_gamma = 1.0;
+      // Through the frozen prefix too, the epsilon-box widens the bounds.
+      if (kind == PerturbationKind::kBoundedPoisoning) cfg.perturbation.epsilon = 0.01;
+      cfg.budgets = {{0, 0}, {2, 0}};
+      auto trainer = Trainer::Create(cfg, data, InitParameters(model, 2));
+      ASSERT_TRUE(trainer.ok()) << trainer.status();
+      while (!(*trainer)->done()) {
+        ASSERT_TRUE((*trainer)->Step().ok());
+        const TrainState& s = (*trainer)->state();
+        EXPECT_EQ(s.boxes[0].lower, s.nominal) << model.Describe() << " step " << s.step;
+        EXPECT_EQ(s.boxes[0].upper, s.nominal) << model.Describe() << " step " << s.step;
+        EXPECT_TRUE(s.boxes[1].Contains(s.nominal));
+        EXPECT_GT(s.boxes[1].TotalWidth(), 0.0);
+      }
+    }
+  }
 }
 
 TEST(TrainTest, ResumingFromACheckpointGivesTheUninterruptedResult) {

@@ -1,0 +1,50 @@
+// The CPU backend's persistent pool: every task runs exactly once per loop,
+// worker ids stay in range, and one pool serves many loops (the threads are
+// created once, not per step).
+#include "core/backend/thread_pool.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <vector>
+
+namespace agt {
+namespace {
+
+TEST(ThreadPoolTest, EveryTaskRunsExactlyOnceInEveryLoop) {
+  for (int threads : {1, 2, 4}) {
+    ThreadPool pool(threads);
+    EXPECT_EQ(pool.size(), threads);
+    for (size_t n : {0u, 1u, 2u, 7u, 1000u}) {
+      for (int loop = 0; loop < 20; ++loop) {
+        std::vector<std::atomic<int>> runs(n);
+        std::atomic<bool> bad_worker{false};
+        pool.ParallelFor(n, [&](size_t task, int worker) {
+          runs[task].fetch_add(1);
+          if (worker < 0 || worker >= pool.size()) bad_worker = true;
+        });
+        for (size_t t = 0; t < n; ++t) ASSERT_EQ(runs[t].load(), 1) << threads << " " << n;
+        EXPECT_FALSE(bad_worker.load());
+      }
+    }
+  }
+}
+
+TEST(ThreadPoolTest, TasksRunConcurrentlyOnSeveralWorkers) {
+  ThreadPool pool(2);
+  std::atomic<int> inside{0}, most{0};
+  pool.ParallelFor(2, [&](size_t, int) {
+    const int now = inside.fetch_add(1) + 1;
+    int seen = most.load();
+    while (now > seen && !most.compare_exchange_weak(seen, now)) {
+    }
+    // Wait (bounded) for the other task to arrive.
+    for (int spin = 0; spin < 100000000 && inside.load() < 2; ++spin) {
+    }
+    inside.fetch_sub(1);
+  });
+  EXPECT_EQ(most.load(), 2);
+}
+
+}  // namespace
+}  // namespace agt
