@@ -57,6 +57,19 @@ absl::Status CheckAny(const LayerSpec&, const Shape& input) {
   return absl::OkStatus();
 }
 
+std::string DescribeDense(const LayerSpec& l) { return absl::StrCat("dense ", l.in, "->", l.out); }
+
+std::string DescribeConv2d(const LayerSpec& l) {
+  const Conv2dParams& c = l.conv;
+  std::string s = absl::StrCat("conv2d ", c.out_channels, "@", c.kernel_h, "x", c.kernel_w);
+  if (c.stride_h != 1 || c.stride_w != 1) absl::StrAppend(&s, " stride ", c.stride_h, "x", c.stride_w);
+  if (c.pad_h != 0 || c.pad_w != 0) absl::StrAppend(&s, " pad ", c.pad_h, "x", c.pad_w);
+  return s;
+}
+
+std::string DescribeRelu(const LayerSpec&) { return "relu"; }
+std::string DescribeFlatten(const LayerSpec&) { return "flatten"; }
+
 template <typename L>
 std::unique_ptr<Layer> Make(const LayerSpec& spec, const Shape& input) {
   return std::make_unique<L>(spec, input);
@@ -64,10 +77,10 @@ std::unique_ptr<Layer> Make(const LayerSpec& spec, const Shape& input) {
 
 // The registrations: one entry per layer type.
 const LayerType kLayerTypes[] = {
-    {LayerKind::kDense, "dense", CheckDense, Make<DenseLayer>},
-    {LayerKind::kConv2d, "conv2d", CheckConv2d, Make<Conv2dLayer>},
-    {LayerKind::kRelu, "relu", CheckAny, Make<ReluLayer>},
-    {LayerKind::kFlatten, "flatten", CheckAny, Make<FlattenLayer>},
+    {LayerKind::kDense, "dense", CheckDense, Make<DenseLayer>, DescribeDense},
+    {LayerKind::kConv2d, "conv2d", CheckConv2d, Make<Conv2dLayer>, DescribeConv2d},
+    {LayerKind::kRelu, "relu", CheckAny, Make<ReluLayer>, DescribeRelu},
+    {LayerKind::kFlatten, "flatten", CheckAny, Make<FlattenLayer>, DescribeFlatten},
 };
 
 }  // namespace
@@ -93,6 +106,8 @@ std::string KnownLayerTypes() {
 }
 
 std::string LayerKindName(LayerKind kind) { return LayerTypeOf(kind).name; }
+
+std::string DescribeLayer(const LayerSpec& spec) { return LayerTypeOf(spec.kind).describe(spec); }
 
 absl::StatusOr<std::unique_ptr<Layer>> MakeLayer(const LayerSpec& spec, const Shape& input) {
   const LayerType& t = LayerTypeOf(spec.kind);

@@ -22,6 +22,8 @@ struct LayerType {
   absl::Status (*check)(const LayerSpec& spec, const Shape& input);
   // Precondition: check passed.
   std::unique_ptr<Layer> (*make)(const LayerSpec& spec, const Shape& input);
+  // For people: "dense 784->128", "conv2d 16@3x3 stride 2".
+  std::string (*describe)(const LayerSpec& spec);
 };
 
 const LayerType& LayerTypeOf(LayerKind kind);
@@ -30,6 +32,7 @@ const LayerType* FindLayerType(const std::string& name);
 // "dense, conv2d, relu, flatten".
 std::string KnownLayerTypes();
 std::string LayerKindName(LayerKind kind);
+std::string DescribeLayer(const LayerSpec& spec);
 
 // Checks and builds one operator.
 absl::StatusOr<std::unique_ptr<Layer>> MakeLayer(const LayerSpec& spec, const Shape& input);

@@ -11,22 +11,6 @@ namespace {
 
 absl::Status Invalid(const std::string& msg) { return absl::InvalidArgumentError(msg); }
 
-std::string DescribeLayer(const LayerSpec& l) {
-  switch (l.kind) {
-    case LayerKind::kDense:
-      return absl::StrCat("dense ", l.in, "->", l.out);
-    case LayerKind::kConv2d: {
-      const Conv2dParams& c = l.conv;
-      std::string s = absl::StrCat("conv2d ", c.out_channels, "@", c.kernel_h, "x", c.kernel_w);
-      if (c.stride_h != 1 || c.stride_w != 1) absl::StrAppend(&s, " stride ", c.stride_h);
-      if (c.pad_h != 0 || c.pad_w != 0) absl::StrAppend(&s, " pad ", c.pad_h);
-      return s;
-    }
-    default:
-      return LayerKindName(l.kind);
-  }
-}
-
 std::string DescribeLayers(const std::vector<LayerSpec>& layers) {
   std::vector<std::string> parts;
   for (const LayerSpec& l : layers) parts.push_back(DescribeLayer(l));
