@@ -22,6 +22,7 @@ IntervalMatrix FrozenFeatureBounds(const ModelSpec& spec, const IntervalMatrix& 
   for (size_t i = 0; i < net.size(); ++i) {
     const double* p = spec.frozen.parameters.data() + net.param_offset(i);
     z = net.layer(i).Bind(p, p, options)->Forward(z);
+    WidenNaNsToInfinity(&z);
   }
   return z;
 }
@@ -49,6 +50,8 @@ IntervalMatrix BoxedModel::ForwardBounds(const IntervalMatrix& features,
   IntervalMatrix z = features;
   for (const std::unique_ptr<BoxedLayer>& layer : layers_) {
     z = layer->Forward(z);
+    // Overflow (huge boxes) must widen the bound, not turn it into NaN.
+    WidenNaNsToInfinity(&z);
     if (activations) activations->push_back(z);
   }
   return z;

@@ -18,6 +18,10 @@
 // inputs; the raw inputs themselves when there is no frozen prefix), so that a
 // training step transforms a batch once for all budgets.
 //
+// Overflow: a bound computation that overflows (boxes of 1e150 and more)
+// yields infinite bounds, never NaN: every layer's output interval has its NaN
+// ends widened to -inf / +inf (interval/interval.h, WidenNaNsToInfinity).
+//
 // Activations (the reference's "intermediates") start with the features and
 // then hold the value after every trained layer (layers + 1 entries).
 #ifndef AGT_CORE_BOUNDS_IBP_H_

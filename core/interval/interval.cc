@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 
 #include <algorithm>
+#include <limits>
 
 namespace agt {
 namespace {
@@ -55,6 +56,13 @@ std::string RoundingModeName(RoundingMode mode) {
       return "nearest";
   }
   return "unknown";
+}
+
+void WidenNaNsToInfinity(IntervalMatrix* m) {
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  if (!m->lower.array().isNaN().any() && !m->upper.array().isNaN().any()) return;
+  m->lower = m->lower.array().isNaN().select(-kInf, m->lower);
+  m->upper = m->upper.array().isNaN().select(kInf, m->upper);
 }
 
 IntervalMatrix IntervalMatrix::Ball(const Matrix& center, double radius) {

@@ -84,6 +84,11 @@ IntervalMatrix MatMul(const IntervalMatrix& a, const IntervalMatrix& b,
 // Nguyen's method on its own (what MatMul(.., kNguyen) calls); nguyen.cc.
 IntervalMatrix MatMulNguyen(const IntervalMatrix& a, const IntervalMatrix& b);
 
+// Replaces NaN bounds (what an overflowed bound computation gives, e.g.
+// inf - inf in Rump's midpoint) by -inf (lower) / +inf (upper): the widest
+// interval, which encloses every value, so later layers stay sound.
+void WidenNaNsToInfinity(IntervalMatrix* m);
+
 // Elementwise product, exact (min/max of the four endpoint products).
 IntervalMatrix ElementwiseProduct(const IntervalMatrix& a, const IntervalMatrix& b);
 // ReLU applied to both ends (monotone, so exact).
