@@ -12,7 +12,7 @@ class FlattenLayer : public Layer {
  public:
   FlattenLayer(const LayerSpec& spec, const Shape& input)
       : Layer(spec, input, Shape::Flat(static_cast<int>(input.size()))) {}
-  Matrix Forward(const double* params, const Matrix& x) const override { return x; }
+  Matrix Forward(const double*, const Matrix& x) const override { return x; }
   Matrix Backward(const double*, const Matrix&, const Matrix& dy) const override { return dy; }
   std::unique_ptr<BoxedLayer> Bind(const double* lower, const double* upper,
                                    const IntervalOptions& options) const override;

@@ -19,7 +19,8 @@ Trainer::Trainer(const TrainConfig& config, const Dataset& data,
 Trainer::~Trainer() = default;
 
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& config,
-                                                         const Dataset& data, const Vector& init) {
+                                                         const Dataset& data, const Vector& init,
+                                                         std::unique_ptr<ComputeBackend> backend) {
   if (absl::Status s = data.Validate(); !s.ok()) return s;
   if (absl::Status s = config.Validate(data.dim(), data.num_classes, data.size()); !s.ok()) {
     return s;
@@ -29,7 +30,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& conf
                                 config.model.NumParameters()));
   }
   if (!init.allFinite()) return Invalid("initial parameters contain NaN or Inf");
-  std::unique_ptr<ComputeBackend> backend = MakeCpuBackend(config.threads);
+  if (backend == nullptr) backend = MakeCpuBackend(config.threads);
   std::unique_ptr<Trainer> t(new Trainer(config, data, std::move(backend)));
   if (absl::Status s = t->backend_->Prepare(t->config_); !s.ok()) return s;
   t->batches_per_epoch_ = data.size() / config.batch_size;

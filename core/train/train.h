@@ -60,8 +60,11 @@ struct TrainCallbacks {
 // Runs AGT. Owns nothing it is given; the dataset must outlive the call.
 class Trainer {
  public:
-  static absl::StatusOr<std::unique_ptr<Trainer>> Create(const TrainConfig& config,
-                                                         const Dataset& data, const Vector& init);
+  // The step's heavy work runs on `backend` (backend/backend.h); null means
+  // the CPU backend with config.threads threads.
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(
+      const TrainConfig& config, const Dataset& data, const Vector& init,
+      std::unique_ptr<ComputeBackend> backend = nullptr);
   ~Trainer();
 
   int64_t total_steps() const { return total_steps_; }

@@ -186,6 +186,55 @@ TEST(TrainTest, ConvAndFrozenZeroBudgetBoxesAreExactlyTheNominalTrajectory) {
   }
 }
 
+// A backend that forwards to the CPU backend and counts the calls: the
+// training loop reaches the hardware only through the interface, three calls
+// per step, in Algorithm 1's order.
+class CountingBackend : public ComputeBackend {
+ public:
+  explicit CountingBackend(std::string* log) : inner_(MakeCpuBackend(1)), log_(log) {}
+  std::string name() const override { return "counting"; }
+  absl::Status Prepare(const TrainConfig& config) override {
+    *log_ += "P";
+    return inner_->Prepare(config);
+  }
+  void ComputeFactors(const Eigen::Ref<const Matrix>& x, const Vector& y, const Vector& nominal,
+                      const std::vector<ParameterBox>& boxes) override {
+    *log_ += "F";
+    inner_->ComputeFactors(x, y, nominal, boxes);
+  }
+  void Aggregate(StepDirections* out) override {
+    *log_ += "A";
+    inner_->Aggregate(out);
+  }
+  void UpdateParameters(const OptimizerConfig& opt, int64_t step, const StepDirections& d,
+                        TrainState* state) override {
+    *log_ += "U";
+    inner_->UpdateParameters(opt, step, d, state);
+  }
+
+ private:
+  std::unique_ptr<ComputeBackend> inner_;
+  std::string* log_;
+};
+
+TEST(TrainTest, TheLoopRunsOnTheBackendItIsGiven) {
+  const Dataset data = Moons(200, 1);
+  const TrainConfig cfg = MlpConfig(PerturbationKind::kBoundedPoisoning);
+  const Vector init = InitParameters(cfg.model, 7);
+  std::string log;
+  auto trainer = Trainer::Create(cfg, data, init, std::make_unique<CountingBackend>(&log));
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  auto counted = (*trainer)->Run();
+  ASSERT_TRUE(counted.ok());
+  std::string expected = "P";
+  for (int64_t t = 0; t < counted->iterations; ++t) expected += "FAU";
+  EXPECT_EQ(log, expected);
+  auto plain = Train(cfg, data, init);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->state.boxes[1].lower, counted->state.boxes[1].lower);
+  EXPECT_EQ(plain->state.boxes[1].upper, counted->state.boxes[1].upper);
+}
+
 TEST(TrainTest, ResumingFromACheckpointGivesTheUninterruptedResult) {
   const Dataset data = Moons(200, 3);
   TrainConfig cfg = MlpConfig(PerturbationKind::kBoundedPoisoning);
