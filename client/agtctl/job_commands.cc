@@ -1,6 +1,8 @@
 // agtctl train, and agtctl jobs list | get | cancel | watch.
 #include <chrono>
+#include <optional>
 #include <ostream>
+#include <string>
 #include <thread>
 
 #include "absl/strings/ascii.h"
@@ -45,6 +47,55 @@ absl::StatusOr<Enum> ParseEnum(const char* flag, const std::string& text,
         absl::StrCat(flag, " '", text, "' is not one of ", absl::StrJoin(choices, ", ")));
   }
   return static_cast<Enum>(value->number());
+}
+
+// The product a legacy --bound-method name stands for ("interval_exact",
+// "exact", ...), or nullopt for "ibp"; InvalidArgument for anything else.
+absl::StatusOr<std::optional<agt::v1::IntervalProduct>> ParseBoundMethodFlag(
+    const std::string& text) {
+  std::string name = absl::AsciiStrToLower(text);
+  absl::StrReplaceAll({{"-", "_"}}, &name);
+  if (absl::StartsWith(name, "bound_method_")) name = name.substr(13);
+  if (name == "ibp") return std::nullopt;
+  if (absl::StartsWith(name, "interval_")) name = name.substr(9);
+  if (name == "rump") return agt::v1::INTERVAL_PRODUCT_RUMP;
+  if (name == "exact") return agt::v1::INTERVAL_PRODUCT_EXACT;
+  if (name == "nguyen") return agt::v1::INTERVAL_PRODUCT_NGUYEN;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--bound-method '", text,
+                   "' is not one of ibp (deprecated: interval_rump, interval_exact, "
+                   "interval_nguyen; use --interval-product)"));
+}
+
+// --bound-method and --interval-product. A legacy bound method (from the spec
+// file or the flag) is sent in the current form, IBP plus its product; a
+// product that contradicts it is an error here rather than at the server.
+absl::Status ApplyBoundOverrides(const ParsedArgs& args, agt::v1::TrainingJobSpec& spec) {
+  const int file_method = static_cast<int>(spec.bound_method());
+  if ((file_method == 2 || file_method == 3) &&
+      spec.interval_product() == agt::v1::INTERVAL_PRODUCT_UNSPECIFIED) {
+    spec.set_bound_method(agt::v1::BOUND_METHOD_IBP);
+    spec.set_interval_product(static_cast<agt::v1::IntervalProduct>(file_method));
+  }
+  std::optional<agt::v1::IntervalProduct> legacy;
+  if (auto v = args.Get("bound-method")) {
+    absl::StatusOr<std::optional<agt::v1::IntervalProduct>> parsed = ParseBoundMethodFlag(*v);
+    if (!parsed.ok()) return parsed.status();
+    legacy = *parsed;
+    spec.set_bound_method(agt::v1::BOUND_METHOD_IBP);
+    if (legacy.has_value()) spec.set_interval_product(*legacy);
+  }
+  if (auto v = args.Get("interval-product")) {
+    absl::StatusOr<agt::v1::IntervalProduct> product = ParseEnum<agt::v1::IntervalProduct>(
+        "--interval-product", *v, agt::v1::IntervalProduct_descriptor(), "INTERVAL_PRODUCT_", {});
+    if (!product.ok()) return product.status();
+    if (legacy.has_value() && *legacy != *product) {
+      return absl::InvalidArgumentError(absl::StrCat("--bound-method ", *args.Get("bound-method"),
+                                                     " conflicts with --interval-product ", *v));
+    }
+    spec.set_interval_product(*product);
+  }
+  return absl::OkStatus();
 }
 
 // Applies the flag overrides of `agtctl train` to `spec`.
@@ -120,14 +171,7 @@ absl::Status ApplyOverrides(const ParsedArgs& args, agt::v1::TrainingJobSpec& sp
     if (!eps.ok()) return eps.status();
     spec.mutable_perturbation()->set_epsilon(*eps);
   }
-  if (auto v = args.Get("bound-method")) {
-    absl::StatusOr<agt::v1::BoundMethod> method = ParseEnum<agt::v1::BoundMethod>(
-        "--bound-method", *v, agt::v1::BoundMethod_descriptor(), "BOUND_METHOD_",
-        {{"rump", "interval_rump"}, {"exact", "interval_exact"}, {"nguyen", "interval_nguyen"}});
-    if (!method.ok()) return method.status();
-    spec.set_bound_method(*method);
-  }
-  return absl::OkStatus();
+  return ApplyBoundOverrides(args, spec);
 }
 
 bool Succeeded(const agt::v1::Job& job) { return job.state() == agt::v1::JOB_STATE_SUCCEEDED; }
@@ -350,7 +394,10 @@ std::vector<Command> JobCommands() {
        {"epsilon", true, 0, "E", "perturbation.epsilon (poisoning feature radius)"},
        {"budgets", true, 0, "N1,N2", "budgets (rows per batch), e.g. 1,2,5,10"},
        {"seed", true, 0, "S", "seed"},
-       {"bound-method", true, 0, "M", "rump | exact | nguyen"}},
+       {"bound-method", true, 0, "M",
+        "ibp (interval bound propagation; interval_rump, interval_exact, interval_nguyen are "
+        "deprecated aliases of ibp with that product)"},
+       {"interval-product", true, 0, "P", "rump | exact | nguyen (interval matrix products)"}},
       0,
       1,
       Train});

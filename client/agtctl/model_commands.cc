@@ -39,6 +39,7 @@ void PrintModel(std::ostream& out, const agt::v1::Model& model) {
       {"loss", LossName(model.loss())},
       {"classes", absl::StrCat(model.num_classes())},
       {"perturbation", DescribePerturbation(model.perturbation())},
+      {"bounds", DescribeBounds(model.bound_method(), model.interval_product(), model.rounding())},
       {"created", FormatTimestamp(model.created())},
   };
   if (model.momentum_caveat()) {

@@ -131,6 +131,31 @@ std::string BoundMethodName(agt::v1::BoundMethod method) {
   return absl::AsciiStrToLower(StripPrefix(agt::v1::BoundMethod_Name(method), "BOUND_METHOD_"));
 }
 
+std::string IntervalProductName(agt::v1::IntervalProduct product) {
+  return absl::AsciiStrToLower(
+      StripPrefix(agt::v1::IntervalProduct_Name(product), "INTERVAL_PRODUCT_"));
+}
+
+std::string RoundingModeName(agt::v1::RoundingMode mode) {
+  return absl::AsciiStrToLower(StripPrefix(agt::v1::RoundingMode_Name(mode), "ROUNDING_MODE_"));
+}
+
+std::string DescribeBounds(agt::v1::BoundMethod method, agt::v1::IntervalProduct product,
+                           agt::v1::RoundingMode rounding) {
+  // Legacy bound methods 2 and 3 are IBP with the exact / Nguyen product.
+  const int legacy = static_cast<int>(method);
+  if ((legacy == 2 || legacy == 3) && product == agt::v1::INTERVAL_PRODUCT_UNSPECIFIED) {
+    product = static_cast<agt::v1::IntervalProduct>(legacy);
+  }
+  if (legacy == 2 || legacy == 3 || method == agt::v1::BOUND_METHOD_UNSPECIFIED) {
+    method = agt::v1::BOUND_METHOD_IBP;
+  }
+  if (product == agt::v1::INTERVAL_PRODUCT_UNSPECIFIED) product = agt::v1::INTERVAL_PRODUCT_RUMP;
+  if (rounding == agt::v1::ROUNDING_MODE_UNSPECIFIED) rounding = agt::v1::ROUNDING_MODE_NEAREST;
+  return absl::StrCat(BoundMethodName(method), ", interval product ", IntervalProductName(product),
+                      ", rounding ", RoundingModeName(rounding));
+}
+
 std::string BudgetLabel(const agt::v1::Budget& budget) {
   if (budget.label_n() > 0) return absl::StrCat("n=", budget.n(), ",label_n=", budget.label_n());
   return absl::StrCat("n=", budget.n());

@@ -57,7 +57,15 @@ std::string JobStateName(agt::v1::JobState state);
 absl::StatusOr<agt::v1::JobState> ParseJobState(const std::string& text);
 std::string LossName(agt::v1::Loss loss);
 std::string PerturbationName(agt::v1::PerturbationKind kind);
+// The enum names without prefix, lower case: "ibp", "interval_exact" (a legacy
+// value), "rump", "nearest".
 std::string BoundMethodName(agt::v1::BoundMethod method);
+std::string IntervalProductName(agt::v1::IntervalProduct product);
+std::string RoundingModeName(agt::v1::RoundingMode mode);
+// How bounds are computed, defaults and legacy bound methods resolved as the
+// server does: "ibp, interval product exact, rounding nearest".
+std::string DescribeBounds(agt::v1::BoundMethod method, agt::v1::IntervalProduct product,
+                           agt::v1::RoundingMode rounding);
 // "n=5"; poisoning with a label budget: "n=5,label_n=2".
 std::string BudgetLabel(const agt::v1::Budget& budget);
 // "dense 10->16, relu, dense 16->1"; hidden widths when no layers are given.

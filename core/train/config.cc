@@ -2,13 +2,90 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 namespace agt {
 namespace {
 
-absl::Status Invalid(const std::string& msg) { return absl::InvalidArgumentError(msg); }
+// "FIELD: PROBLEM", the form of every message of this file (config.h).
+absl::Status Invalid(absl::string_view field, absl::string_view problem) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", problem));
+}
+
+absl::Status CheckNonNegative(absl::string_view field, double v) {
+  if (v >= 0.0 && std::isfinite(v)) return absl::OkStatus();
+  return Invalid(field, absl::StrCat("must be a finite number >= 0, got ", v));
+}
+
+std::string OnlyForPoisoning(PerturbationKind kind) {
+  return absl::StrCat("applies to poisoning only, the kind is ", PerturbationKindName(kind));
+}
+
+absl::Status ValidatePerturbation(const TrainConfig& c) {
+  const PerturbationModel& p = c.perturbation;
+  if (absl::Status s = CheckNonNegative("perturbation.epsilon", p.epsilon); !s.ok()) return s;
+  if (p.kind != PerturbationKind::kBoundedPoisoning) {
+    if (p.epsilon > 0.0) return Invalid("perturbation.epsilon", OnlyForPoisoning(p.kind));
+    if (p.label.enabled) return Invalid("perturbation.labels", OnlyForPoisoning(p.kind));
+    if (p.paired) return Invalid("perturbation.paired", OnlyForPoisoning(p.kind));
+  }
+  if (p.label.enabled) {
+    if (c.loss == LossKind::kMse) {
+      if (absl::Status s = CheckNonNegative("perturbation.labels.nu", p.label.nu); !s.ok()) {
+        return s;
+      }
+    } else if (c.loss != LossKind::kCrossEntropy && p.label.target_class > 1) {
+      // Cross-entropy's classes come with the data (Validate).
+      return Invalid("perturbation.labels.target_class",
+                     absl::StrCat(p.label.target_class, " is not a class of ", LossKindName(c.loss),
+                                  " (0..1)"));
+    }
+  }
+  if (p.kind == PerturbationKind::kSubstitution && !c.clip_gamma.has_value()) {
+    return Invalid("clip_gamma",
+                   "substitution (privacy) needs clip_gamma > 0: its bound assumes clipped "
+                   "gradients (Theorem 8)");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateBudgets(const TrainConfig& c) {
+  const PerturbationModel& p = c.perturbation;
+  if (c.budgets.empty()) return Invalid("budgets", "at least one budget is required");
+  for (size_t i = 0; i < c.budgets.size(); ++i) {
+    const Budget& b = c.budgets[i];
+    const std::string field = absl::StrCat("budgets[", i, "]");
+    if (b.n < 0) return Invalid(field + ".n", absl::StrCat(b.n, " must be >= 0"));
+    if (b.label_n < 0) return Invalid(field + ".label_n", absl::StrCat(b.label_n, " must be >= 0"));
+    if (p.kind != PerturbationKind::kBoundedPoisoning) {
+      if (b.label_n != 0) return Invalid(field + ".label_n", OnlyForPoisoning(p.kind));
+      // Removal and substitution must leave at least one row of the batch.
+      if (b.n >= c.batch_size) {
+        return Invalid(field + ".n", absl::StrCat("batch_size ", c.batch_size, " must exceed the ",
+                                                  PerturbationKindName(p.kind), " budget ", b.n));
+      }
+      continue;
+    }
+    if (b.label_n > 0 && !p.label.enabled) {
+      return Invalid(
+          field + ".label_n",
+          absl::StrCat(b.label_n, " poisoned labels but perturbation.labels is not set"));
+    }
+    // Poisoning may hit every row of the batch (k = batch_size).
+    if (b.EffectiveK(p) > c.batch_size) {
+      const std::string k = p.paired ? absl::StrCat("max(n ", b.n, ", label_n ", b.label_n, ")")
+                                     : absl::StrCat("n ", b.n, " + label_n ", b.label_n);
+      return Invalid(field,
+                     absl::StrCat(k, " = ", b.EffectiveK(p),
+                                  " poisoned rows per batch exceed batch_size ", c.batch_size));
+    }
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace
 
@@ -18,34 +95,39 @@ double OptimizerConfig::LearningRate(int64_t step) const {
 
 absl::Status OptimizerConfig::Validate() const {
   if (!(learning_rate > 0.0) || !std::isfinite(learning_rate)) {
-    return Invalid(absl::StrCat("optimizer.learning_rate must be > 0, got ", learning_rate));
+    return Invalid("optimizer.learning_rate", absl::StrCat("must be > 0, got ", learning_rate));
   }
-  if (!(lr_decay >= 0.0) || !std::isfinite(lr_decay)) {
-    return Invalid(absl::StrCat("optimizer.lr_decay must be >= 0, got ", lr_decay));
+  for (const auto& [field, value] : {std::pair<const char*, double>{"optimizer.lr_decay", lr_decay},
+                                     {"optimizer.lr_min", lr_min},
+                                     {"optimizer.l1", l1},
+                                     {"optimizer.l2", l2}}) {
+    if (absl::Status s = CheckNonNegative(field, value); !s.ok()) return s;
   }
-  if (!(lr_min >= 0.0) || !std::isfinite(lr_min)) {
-    return Invalid(absl::StrCat("optimizer.lr_min must be >= 0, got ", lr_min));
-  }
-  if (!(l1 >= 0.0) || !std::isfinite(l1)) {
-    return Invalid(absl::StrCat("optimizer.l1 must be >= 0, got ", l1));
-  }
-  if (!(l2 >= 0.0) || !std::isfinite(l2)) {
-    return Invalid(absl::StrCat("optimizer.l2 must be >= 0, got ", l2));
-  }
-  // The bounded L2 step is monotone in theta (hence sound) only while lr * l2 < 1.
+  // The bounded L2 step theta - lr * l2 * theta is monotone in theta (hence
+  // sound) only while lr * l2 < 1, for every lr the schedule reaches.
   const double max_lr = std::max(learning_rate, lr_min);
   if (max_lr * l2 >= 1.0) {
-    return Invalid(absl::StrCat("optimizer.l2 ", l2, " times the learning rate ", max_lr,
-                                " must be < 1 for sound bounds"));
+    return Invalid("optimizer.l2",
+                   absl::StrCat(l2, " times the largest learning rate ", max_lr,
+                                " must be < 1 (the bounded L2 step is sound only then)"));
   }
-  if (momentum_enabled) {
-    if (!(momentum >= 0.0 && momentum < 1.0)) {
-      return Invalid(absl::StrCat("optimizer.momentum must be in [0, 1), got ", momentum));
-    }
-    if (!(dampening >= 0.0 && dampening <= 1.0)) {
-      return Invalid(absl::StrCat("optimizer.dampening must be in [0, 1], got ", dampening));
-    }
-    if (l1 > 0.0) return Invalid("optimizer.l1 is supported with plain SGD only, not momentum");
+  if (!(momentum >= 0.0 && momentum < 1.0)) {
+    return Invalid("optimizer.momentum", absl::StrCat("must be in [0, 1), got ", momentum));
+  }
+  if (!(dampening >= 0.0 && dampening <= 1.0)) {
+    return Invalid("optimizer.dampening", absl::StrCat("must be in [0, 1], got ", dampening));
+  }
+  const bool with_momentum = momentum_enabled && momentum > 0.0;
+  if (dampening > 0.0 && !with_momentum) {
+    return Invalid("optimizer.dampening", absl::StrCat(dampening, " needs momentum > 0"));
+  }
+  if (nesterov && !with_momentum) return Invalid("optimizer.nesterov", "needs momentum > 0");
+  if (nesterov && dampening != 0.0) {
+    return Invalid("optimizer.nesterov", absl::StrCat("needs dampening 0, got ", dampening));
+  }
+  if (momentum_enabled && l1 > 0.0) {
+    return Invalid("optimizer.l1",
+                   absl::StrCat(l1, " is supported with plain SGD only (momentum must be 0)"));
   }
   return absl::OkStatus();
 }
@@ -56,8 +138,8 @@ absl::StatusOr<PerturbationKind> ParsePerturbationKind(const std::string& name) 
   if (name == "poisoning" || name == "bounded_poisoning") {
     return PerturbationKind::kBoundedPoisoning;
   }
-  return Invalid(absl::StrCat("unknown perturbation kind \"", name,
-                              "\" (expected removal, substitution or poisoning)"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown perturbation kind \"", name, "\" (expected removal, substitution or poisoning)"));
 }
 
 std::string PerturbationKindName(PerturbationKind kind) {
@@ -82,104 +164,68 @@ std::string Budget::Describe(const PerturbationModel& perturbation) const {
   return absl::StrCat("n=", n, ",labels=", label_n, perturbation.paired ? ",paired" : "");
 }
 
-absl::Status TrainConfig::Validate(Index data_dim, int num_classes, Index num_rows) const {
-  if (absl::Status s = model.Validate(); !s.ok()) {
-    return Invalid(absl::StrCat("model: ", s.message()));
+absl::Status TrainConfig::ValidateTraining() const {
+  if (batch_size < 1) return Invalid("batch_size", absl::StrCat(batch_size, " must be >= 1"));
+  if (epochs < 1) return Invalid("epochs", absl::StrCat(epochs, " must be >= 1"));
+  if (absl::Status s = optimizer.Validate(); !s.ok()) return s;
+  if (clip_gamma.has_value() && !(*clip_gamma > 0.0 && std::isfinite(*clip_gamma))) {
+    return Invalid("clip_gamma", absl::StrCat("must be > 0, got ", *clip_gamma));
   }
+  if (absl::Status s = ValidatePerturbation(*this); !s.ok()) return s;
+  if (absl::Status s = ValidateBudgets(*this); !s.ok()) return s;
+  if (fragment_size < 0) {
+    return Invalid("fragment_size", absl::StrCat(fragment_size, " must be >= 0"));
+  }
+  if (threads < 0) return Invalid("threads", absl::StrCat(threads, " must be >= 0"));
+  return absl::OkStatus();
+}
+
+absl::Status TrainConfig::Validate(Index data_dim, int num_classes, Index num_rows) const {
+  if (absl::Status s = model.Validate(); !s.ok()) return Invalid("model", s.message());
   if (model.InputDim() != data_dim) {
-    return Invalid(absl::StrCat("model input width ", model.InputDim(),
-                                " does not match the dataset's ", data_dim, " features"));
+    return Invalid("model", absl::StrCat("input width ", model.InputDim(),
+                                         " does not match the dataset's ", data_dim, " features"));
   }
   const int out = model.OutputDim();
   switch (loss) {
     case LossKind::kMse:
-      if (out != 1) return Invalid(absl::StrCat("loss mse needs 1 output, the model has ", out));
+      if (out != 1) {
+        return Invalid("loss", absl::StrCat("mse needs 1 output, the model has ", out));
+      }
       break;
     case LossKind::kBinaryCrossEntropy:
     case LossKind::kHinge:
       if (out != 1) {
-        return Invalid(absl::StrCat("loss ", LossKindName(loss),
-                                    " needs 1 output (one logit), the model has ", out));
+        return Invalid("loss", absl::StrCat(LossKindName(loss),
+                                            " needs 1 output (one logit), the model has ", out));
       }
       if (num_classes != 2) {
-        return Invalid(absl::StrCat("loss ", LossKindName(loss),
-                                    " needs binary labels 0/1, the dataset has ",
-                                    num_classes == 0 ? std::string("real-valued targets")
-                                                     : absl::StrCat(num_classes, " classes")));
+        return Invalid(
+            "loss", absl::StrCat(LossKindName(loss), " needs binary labels 0/1, the dataset has ",
+                                 num_classes == 0 ? std::string("real-valued targets")
+                                                  : absl::StrCat(num_classes, " classes")));
       }
       break;
     case LossKind::kCrossEntropy:
       if (num_classes < 2 || out != num_classes) {
-        return Invalid(absl::StrCat("loss cross_entropy needs one output per class: the model has ",
+        return Invalid("loss",
+                       absl::StrCat("cross_entropy needs one output per class: the model "
+                                    "has ",
                                     out, " outputs, the dataset ", num_classes, " classes"));
       }
       break;
   }
-  if (batch_size < 1) return Invalid(absl::StrCat("batch_size must be >= 1, got ", batch_size));
   if (batch_size > num_rows) {
-    return Invalid(
-        absl::StrCat("batch_size ", batch_size, " exceeds the dataset's ", num_rows, " rows"));
+    return Invalid("batch_size",
+                   absl::StrCat(batch_size, " exceeds the dataset's ", num_rows, " rows"));
   }
-  if (epochs < 1) return Invalid(absl::StrCat("epochs must be >= 1, got ", epochs));
-  if (absl::Status s = optimizer.Validate(); !s.ok()) return s;
-  if (clip_gamma.has_value() && !(*clip_gamma > 0.0 && std::isfinite(*clip_gamma))) {
-    return Invalid(absl::StrCat("clip_gamma must be > 0, got ", *clip_gamma));
+  if (absl::Status s = ValidateTraining(); !s.ok()) return s;
+  const LabelPerturbation& label = perturbation.label;
+  if (label.enabled && loss == LossKind::kCrossEntropy && label.target_class >= num_classes) {
+    return Invalid("perturbation.labels.target_class",
+                   absl::StrCat(label.target_class, " is not a class of the dataset's ",
+                                num_classes, " classes (0..", num_classes - 1, ")"));
   }
-  const PerturbationModel& p = perturbation;
-  if (p.kind == PerturbationKind::kSubstitution && !clip_gamma.has_value()) {
-    return Invalid("substitution (privacy) needs clip_gamma: its bound assumes clipped gradients");
-  }
-  if (!(p.epsilon >= 0.0) || !std::isfinite(p.epsilon)) {
-    return Invalid(absl::StrCat("perturbation.epsilon must be >= 0, got ", p.epsilon));
-  }
-  if (p.label.enabled) {
-    if (loss == LossKind::kMse && !(p.label.nu >= 0.0 && std::isfinite(p.label.nu))) {
-      return Invalid(absl::StrCat("perturbation.labels.nu must be >= 0, got ", p.label.nu));
-    }
-    if (IsClassification(loss) && p.label.target_class >= 0) {
-      const int classes = loss == LossKind::kCrossEntropy ? num_classes : 2;
-      if (p.label.target_class >= classes) {
-        return Invalid(absl::StrCat("perturbation.labels.target_class ", p.label.target_class,
-                                    " is not a class (0..", classes - 1, ")"));
-      }
-    }
-  }
-  if (p.kind != PerturbationKind::kBoundedPoisoning && (p.epsilon > 0.0 || p.label.enabled)) {
-    return Invalid(
-        absl::StrCat("perturbation.epsilon and perturbation.labels apply to poisoning "
-                     "only, not ",
-                     PerturbationKindName(p.kind)));
-  }
-  if (budgets.empty()) return Invalid("budgets: at least one budget is needed");
-  for (size_t i = 0; i < budgets.size(); ++i) {
-    const Budget& b = budgets[i];
-    if (b.n < 0 || b.label_n < 0) {
-      return Invalid(absl::StrCat("budgets[", i, "] must be >= 0, got ", b.Describe(p)));
-    }
-    if (p.kind != PerturbationKind::kBoundedPoisoning) {
-      if (b.label_n != 0) {
-        return Invalid(absl::StrCat("budgets[", i, "]: label budgets apply to poisoning only"));
-      }
-      if (b.n >= batch_size) {
-        return Invalid(absl::StrCat("batch_size ", batch_size, " must exceed the ",
-                                    PerturbationKindName(p.kind), " budget ", b.n, " (budgets[", i,
-                                    "])"));
-      }
-    } else {
-      if (b.label_n > 0 && !p.label.enabled) {
-        return Invalid(absl::StrCat("budgets[", i, "] poisons ", b.label_n,
-                                    " labels but perturbation.labels is not set"));
-      }
-      if (b.EffectiveK(p) > batch_size) {
-        return Invalid(absl::StrCat("budgets[", i, "]: ", b.EffectiveK(p),
-                                    " poisoned rows per batch exceed batch_size ", batch_size));
-      }
-    }
-  }
-  if (fragment_size < 0) {
-    return Invalid(absl::StrCat("fragment_size must be >= 0, got ", fragment_size));
-  }
-  if (threads < 0) return Invalid(absl::StrCat("threads must be >= 0, got ", threads));
   return absl::OkStatus();
 }
 

@@ -32,6 +32,12 @@ struct OptimizerConfig {
   bool nesterov = false;
 
   double LearningRate(int64_t step) const;
+  // The optimizer's rules: learning_rate > 0; lr_decay, lr_min, l1, l2 >= 0
+  // and finite; l2 * max(learning_rate, lr_min) < 1 (the bounded L2 step is
+  // monotone, hence sound, only then); momentum in [0, 1), dampening in
+  // [0, 1]; dampening > 0 and nesterov need momentum > 0, nesterov needs
+  // dampening 0 (the rules of PyTorch's SGD, which the reference uses); l1
+  // only with plain SGD. Messages as TrainConfig::Validate's.
   absl::Status Validate() const;
 };
 
@@ -83,9 +89,21 @@ struct TrainConfig {
   // Worker threads; 0 = hardware concurrency. Does not change results.
   int threads = 0;
 
-  // Checks every field and its consistency with a dataset of `data_dim`
-  // features, `num_classes` classes and `num_rows` rows; messages name the
-  // field, the value and the limit.
+  // The rules that need neither the model nor the data: batch_size, epochs,
+  // the optimizer, clip_gamma, the perturbation model (against the loss) and
+  // the budgets (against the batch size and the perturbation). For a front
+  // end that checks a configuration before it knows the dataset (the server,
+  // on submission); Validate runs it too.
+  absl::Status ValidateTraining() const;
+
+  // ValidateTraining, plus the model and its consistency with a dataset of
+  // `data_dim` features, `num_classes` classes and `num_rows` rows.
+  //
+  // Every error is InvalidArgument "FIELD: PROBLEM", where FIELD is the path of
+  // the offending field spelled as in the `agt` config and the API
+  // ("optimizer.l2", "budgets[2].n", "perturbation.labels.target_class") and
+  // PROBLEM names the value and the limit; a front end whose fields sit under
+  // a root (the API's "spec.") puts it in front.
   absl::Status Validate(Index data_dim, int num_classes, Index num_rows) const;
 };
 

@@ -49,10 +49,10 @@ absl::StatusOr<ModelView> View(const ModelRecord& model) {
     v.perturbation.kind = *k;
   }
   v.perturbation.paired = v.spec.perturbation().paired();
-  if (absl::StatusOr<agt::MatMulMethod> m =
-          BoundMethodFromProto(v.spec.bound_method(), "spec.bound_method");
-      m.ok()) {
-    v.method = *m;
+  // Stored specs were accepted at submission (legacy bound_method values
+  // included); the model is certified with the product it was trained with.
+  if (absl::StatusOr<agt::BoundOptions> b = BoundOptionsFromProto(v.spec); b.ok()) {
+    v.method = b->interval.product;
   }
   const agt::Index p = model.architecture.NumParameters();
   if (model.nominal.size() != p) {

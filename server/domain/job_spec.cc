@@ -19,12 +19,6 @@ absl::Status Invalid(absl::string_view field, absl::string_view what) {
 
 std::string Indexed(absl::string_view field, int i) { return absl::StrCat(field, "[", i, "]"); }
 
-// "must be > 0, got -1" style checks for doubles (NaN and Inf fail).
-absl::Status CheckPositive(absl::string_view field, double v) {
-  if (v > 0.0 && std::isfinite(v)) return absl::OkStatus();
-  return Invalid(field, absl::StrCat("must be > 0, got ", v));
-}
-
 absl::Status CheckNonNegative(absl::string_view field, double v) {
   if (v >= 0.0 && std::isfinite(v)) return absl::OkStatus();
   return Invalid(field, absl::StrCat("must be a finite number >= 0, got ", v));
@@ -35,10 +29,6 @@ int EffectiveDegree(const agt::v1::TrainingJobSpec& spec) {
 }
 
 std::string LossName(agt::v1::Loss loss) { return agt::v1::Loss_Name(loss); }
-std::string KindName(agt::v1::PerturbationKind kind) {
-  return agt::v1::PerturbationKind_Name(kind);
-}
-
 bool IsClassificationLoss(agt::v1::Loss loss) {
   return loss == agt::v1::LOSS_BINARY_CROSS_ENTROPY || loss == agt::v1::LOSS_CROSS_ENTROPY ||
          loss == agt::v1::LOSS_HINGE;
@@ -134,41 +124,6 @@ absl::Status ValidateModelShape(const agt::v1::TrainingJobSpec& spec) {
   return has_arch ? ValidateArchitecture(spec.architecture()) : ValidateHiddenWidths(spec);
 }
 
-absl::Status ValidateOptimizer(const agt::v1::Optimizer& o) {
-  if (absl::Status s = CheckPositive("spec.optimizer.learning_rate", o.learning_rate()); !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = CheckNonNegative("spec.optimizer.lr_decay", o.lr_decay()); !s.ok()) return s;
-  if (absl::Status s = CheckNonNegative("spec.optimizer.lr_min", o.lr_min()); !s.ok()) return s;
-  if (absl::Status s = CheckNonNegative("spec.optimizer.l1", o.l1()); !s.ok()) return s;
-  if (absl::Status s = CheckNonNegative("spec.optimizer.l2", o.l2()); !s.ok()) return s;
-  const double max_lr = std::max(o.learning_rate(), o.lr_min());
-  if (max_lr * o.l2() >= 1.0) {
-    return Invalid("spec.optimizer.l2",
-                   absl::StrCat(o.l2(), " times the largest learning rate ", max_lr,
-                                " must be < 1 (the bounded L2 step is sound only then)"));
-  }
-  if (!(o.momentum() >= 0.0 && o.momentum() < 1.0)) {
-    return Invalid("spec.optimizer.momentum",
-                   absl::StrCat("must be in [0, 1), got ", o.momentum()));
-  }
-  if (!(o.dampening() >= 0.0 && o.dampening() <= 1.0)) {
-    return Invalid("spec.optimizer.dampening",
-                   absl::StrCat("must be in [0, 1], got ", o.dampening()));
-  }
-  if (o.momentum() == 0.0 && o.dampening() > 0.0) {
-    return Invalid("spec.optimizer.dampening", absl::StrCat(o.dampening(), " needs momentum > 0"));
-  }
-  if (o.momentum() == 0.0 && o.nesterov()) {
-    return Invalid("spec.optimizer.nesterov", "needs momentum > 0");
-  }
-  if (o.momentum() > 0.0 && o.l1() > 0.0) {
-    return Invalid("spec.optimizer.l1",
-                   absl::StrCat(o.l1(), " is supported with plain SGD only (momentum must be 0)"));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status ValidateLabelPerturbation(const agt::v1::TrainingJobSpec& spec) {
   const agt::v1::LabelPerturbation& labels = spec.perturbation().labels();
   const std::string field = "spec.perturbation.labels";
@@ -177,7 +132,6 @@ absl::Status ValidateLabelPerturbation(const agt::v1::TrainingJobSpec& spec) {
     case agt::v1::LabelPerturbation::KIND_NOT_SET:
       return Invalid(field, "set one of flip, target_class or nu (or omit labels)");
     case agt::v1::LabelPerturbation::kNu:
-      if (absl::Status s = CheckNonNegative(field + ".nu", labels.nu()); !s.ok()) return s;
       if (spec.loss() != agt::v1::LOSS_MSE) {
         return Invalid(field + ".nu", absl::StrCat("applies to LOSS_MSE only, the loss is ",
                                                    LossName(spec.loss())));
@@ -197,86 +151,32 @@ absl::Status ValidateLabelPerturbation(const agt::v1::TrainingJobSpec& spec) {
       return Invalid(sub, "must be true (omit labels to leave labels unpoisoned)");
     return absl::OkStatus();
   }
+  // The core reads -1 as "any class"; here a class is always explicit.
   if (labels.target_class() < 0) {
     return Invalid(sub, absl::StrCat(labels.target_class(), " must be >= 0"));
-  }
-  if (spec.loss() != agt::v1::LOSS_CROSS_ENTROPY && labels.target_class() > 1) {
-    return Invalid(sub, absl::StrCat(labels.target_class(), " is not a class of ",
-                                     LossName(spec.loss()), " (0..1)"));
   }
   return absl::OkStatus();
 }
 
+// What the proto's form needs beyond the core's rules: a known kind, one
+// label kind set per oneof and legal for the loss; and a poisoning job must
+// poison something (the core allows the degenerate case, the API does not).
 absl::Status ValidatePerturbation(const agt::v1::TrainingJobSpec& spec) {
   const agt::v1::Perturbation& p = spec.perturbation();
   absl::StatusOr<agt::PerturbationKind> kind =
       PerturbationKindFromProto(p.kind(), "spec.perturbation.kind");
   if (!kind.ok()) return kind.status();
-  if (absl::Status s = CheckNonNegative("spec.perturbation.epsilon", p.epsilon()); !s.ok()) {
-    return s;
+  if (*kind != agt::PerturbationKind::kBoundedPoisoning) return absl::OkStatus();
+  if (p.epsilon() == 0.0 && !p.has_labels()) {
+    return Invalid("spec.perturbation", "PERTURBATION_KIND_POISONING needs epsilon > 0 or labels");
   }
-  if (*kind != agt::PerturbationKind::kBoundedPoisoning) {
-    const std::string only = absl::StrCat(
-        "applies to PERTURBATION_KIND_POISONING only, the kind is ", KindName(p.kind()));
-    if (p.epsilon() > 0.0) return Invalid("spec.perturbation.epsilon", only);
-    if (p.has_labels()) return Invalid("spec.perturbation.labels", only);
-    if (p.paired()) return Invalid("spec.perturbation.paired", only);
-  } else {
-    if (p.epsilon() == 0.0 && !p.has_labels()) {
-      return Invalid("spec.perturbation",
-                     "PERTURBATION_KIND_POISONING needs epsilon > 0 or labels");
-    }
-    if (p.has_labels()) {
-      if (absl::Status s = ValidateLabelPerturbation(spec); !s.ok()) return s;
-    }
-  }
-  if (*kind == agt::PerturbationKind::kSubstitution && spec.clip_gamma() == 0.0) {
-    return Invalid("spec.clip_gamma",
-                   "PERTURBATION_KIND_SUBSTITUTION needs clip_gamma > 0 (its bound assumes "
-                   "clipped gradients), got 0");
-  }
-  return absl::OkStatus();
+  return p.has_labels() ? ValidateLabelPerturbation(spec) : absl::OkStatus();
 }
 
-absl::Status ValidateBudgets(const agt::v1::TrainingJobSpec& spec) {
-  if (spec.budgets_size() == 0) return Invalid("spec.budgets", "at least one budget is required");
+absl::Status ValidateBudgetCount(const agt::v1::TrainingJobSpec& spec) {
   if (spec.budgets_size() > kMaxBudgets) {
     return Invalid("spec.budgets",
                    absl::StrCat(spec.budgets_size(), " budgets exceed the limit ", kMaxBudgets));
-  }
-  const agt::v1::Perturbation& p = spec.perturbation();
-  const bool poisoning = p.kind() == agt::v1::PERTURBATION_KIND_POISONING;
-  const int batch = spec.batch_size();
-  for (int i = 0; i < spec.budgets_size(); ++i) {
-    const agt::v1::Budget& b = spec.budgets(i);
-    const std::string field = Indexed("spec.budgets", i);
-    if (b.n() < 0) return Invalid(field + ".n", absl::StrCat(b.n(), " must be >= 0"));
-    if (b.n() >= batch) {
-      return Invalid(field + ".n", absl::StrCat(b.n(), " must be < batch_size ", batch));
-    }
-    if (b.label_n() < 0) {
-      return Invalid(field + ".label_n", absl::StrCat(b.label_n(), " must be >= 0"));
-    }
-    if (!poisoning && b.label_n() != 0) {
-      return Invalid(field + ".label_n",
-                     absl::StrCat("applies to PERTURBATION_KIND_POISONING only, the kind is ",
-                                  KindName(p.kind())));
-    }
-    if (b.label_n() >= batch) {
-      return Invalid(field + ".label_n",
-                     absl::StrCat(b.label_n(), " must be < batch_size ", batch));
-    }
-    if (b.label_n() > 0 && !p.has_labels()) {
-      return Invalid(field + ".label_n",
-                     absl::StrCat(b.label_n(), " needs spec.perturbation.labels"));
-    }
-    if (poisoning) {
-      const int k = p.paired() ? std::max(b.n(), b.label_n()) : b.n() + b.label_n();
-      if (k > batch) {
-        return Invalid(field, absl::StrCat("n ", b.n(), " + label_n ", b.label_n(), " = ", k,
-                                           " poisoned rows per batch exceed batch_size ", batch));
-      }
-    }
   }
   return absl::OkStatus();
 }
@@ -285,20 +185,12 @@ absl::Status ValidateTraining(const agt::v1::TrainingJobSpec& spec) {
   if (absl::StatusOr<agt::LossKind> loss = LossFromProto(spec.loss(), "spec.loss"); !loss.ok()) {
     return loss.status();
   }
-  if (spec.batch_size() < 1) {
-    return Invalid("spec.batch_size", absl::StrCat(spec.batch_size(), " must be >= 1"));
-  }
   if (spec.epochs() < 1 || spec.epochs() > kMaxEpochs) {
     return Invalid("spec.epochs", absl::StrCat(spec.epochs(), " must be in [1, ", kMaxEpochs, "]"));
   }
-  if (absl::Status s = ValidateOptimizer(spec.optimizer()); !s.ok()) return s;
+  // 0 means no clipping here; the core sees an absent clip_gamma.
   if (absl::Status s = CheckNonNegative("spec.clip_gamma", spec.clip_gamma()); !s.ok()) return s;
-  if (absl::StatusOr<agt::MatMulMethod> m =
-          BoundMethodFromProto(spec.bound_method(), "spec.bound_method");
-      !m.ok()) {
-    return m.status();
-  }
-  return absl::OkStatus();
+  return BoundOptionsFromProto(spec).status();
 }
 
 // The dataset-dependent part: classes, widths, sizes; builds the ModelSpec.
@@ -410,6 +302,28 @@ agt::OptimizerConfig MapOptimizer(const agt::v1::Optimizer& o) {
   return out;
 }
 
+// The spec as the core's TrainConfig, all but the model. Preconditions: the
+// enum fields were checked (ValidateTraining, ValidatePerturbation).
+agt::TrainConfig MapTraining(const agt::v1::TrainingJobSpec& spec) {
+  agt::TrainConfig c;
+  c.loss = *LossFromProto(spec.loss(), "spec.loss");
+  c.batch_size = spec.batch_size();
+  c.epochs = spec.epochs();
+  c.optimizer = MapOptimizer(spec.optimizer());
+  if (spec.clip_gamma() > 0.0) c.clip_gamma = spec.clip_gamma();
+  c.perturbation = MapPerturbation(spec.perturbation());
+  for (const agt::v1::Budget& b : spec.budgets()) c.budgets.push_back({b.n(), b.label_n()});
+  c.bounds = *BoundOptionsFromProto(spec);
+  return c;
+}
+
+// The core's messages name its fields ("optimizer.l2: ..."), which are the
+// spec's fields under "spec.".
+absl::Status InSpec(const absl::Status& core) {
+  if (core.ok()) return core;
+  return absl::Status(core.code(), absl::StrCat("spec.", core.message()));
+}
+
 }  // namespace
 
 absl::Status ValidateJobSpecShape(const agt::v1::TrainingJobSpec& spec) {
@@ -417,7 +331,9 @@ absl::Status ValidateJobSpecShape(const agt::v1::TrainingJobSpec& spec) {
   if (absl::Status s = ValidateModelShape(spec); !s.ok()) return s;
   if (absl::Status s = ValidateTraining(spec); !s.ok()) return s;
   if (absl::Status s = ValidatePerturbation(spec); !s.ok()) return s;
-  return ValidateBudgets(spec);
+  if (absl::Status s = ValidateBudgetCount(spec); !s.ok()) return s;
+  // Every rule of the training configuration itself is the core's.
+  return InSpec(MapTraining(spec).ValidateTraining());
 }
 
 absl::StatusOr<ResolvedJob> ResolveJobSpec(const agt::v1::TrainingJobSpec& spec,
@@ -437,13 +353,6 @@ absl::StatusOr<ResolvedJob> ResolveJobSpec(const agt::v1::TrainingJobSpec& spec,
   }
   absl::StatusOr<int> classes = ResolveClasses(spec, dataset);
   if (!classes.ok()) return classes.status();
-  const agt::v1::Perturbation& p = spec.perturbation();
-  if (p.has_labels() && p.labels().kind_case() == agt::v1::LabelPerturbation::kTargetClass &&
-      spec.loss() == agt::v1::LOSS_CROSS_ENTROPY && p.labels().target_class() >= *classes) {
-    return Invalid("spec.perturbation.labels.target_class",
-                   absl::StrCat(p.labels().target_class(), " is not a class of dataset ",
-                                dataset.id, " (0..", *classes - 1, ")"));
-  }
 
   const int degree = EffectiveDegree(spec);
   const int64_t input_width = ExpandedWidth(dataset.num_features, degree);
@@ -474,18 +383,12 @@ absl::StatusOr<ResolvedJob> ResolveJobSpec(const agt::v1::TrainingJobSpec& spec,
   job.input_features = dataset.num_features;
   job.num_classes = *classes;
   job.momentum_caveat = spec.optimizer().momentum() > 0.0;
-  agt::TrainConfig& c = job.config;
-  c.model = *std::move(model);
-  c.loss = *LossFromProto(spec.loss(), "spec.loss");
-  c.batch_size = spec.batch_size();
-  c.epochs = spec.epochs();
-  c.optimizer = MapOptimizer(spec.optimizer());
-  if (spec.clip_gamma() > 0.0) c.clip_gamma = spec.clip_gamma();
-  c.perturbation = MapPerturbation(p);
-  for (const agt::v1::Budget& b : spec.budgets()) c.budgets.push_back({b.n(), b.label_n()});
-  c.bounds.interval.product = *BoundMethodFromProto(spec.bound_method(), "spec.bound_method");
-  if (absl::Status s = c.Validate(input_width, dataset.num_classes, dataset.num_rows); !s.ok()) {
-    return Invalid("spec", s.message());
+  job.config = MapTraining(spec);
+  job.config.model = *std::move(model);
+  if (absl::Status s =
+          InSpec(job.config.Validate(input_width, dataset.num_classes, dataset.num_rows));
+      !s.ok()) {
+    return s;
   }
   return job;
 }

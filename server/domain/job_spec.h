@@ -4,15 +4,23 @@
 // Contract: every field is checked before anything reaches the core. An
 // invalid spec gives InvalidArgument whose message starts with the field path
 // ("spec.budgets[2].n: ...") and names the value and the limit, e.g.
-// "spec.budgets[2].n: 100 must be < batch_size 100" or
-// "spec.optimizer.learning_rate: must be > 0, got -1". A spec accepted by
-// ResolveJobSpec is accepted by TrainConfig::Validate and Trainer::Create for
-// the dataset it was resolved against.
+// "spec.optimizer.learning_rate: must be > 0, got -1". The rules of the
+// training configuration itself (optimizer, clipping, perturbation, budgets
+// against the batch size, the model against the data) are the core's
+// (TrainConfig::ValidateTraining / Validate, core/train/config.h), the same
+// that the `agt` tool applies; their messages name the core's field, which is
+// the spec's field under "spec.". Checked here are only what the proto form
+// and the server add: required fields and enum values, the label oneof, the
+// server's limits (kMax* below), and the dataset the spec refers to. A spec
+// accepted by ResolveJobSpec is accepted by Trainer::Create for the dataset
+// it was resolved against.
 //
-// Proto3 defaults: polynomial_degree 0 means 1 (no expansion); bound_method
-// UNSPECIFIED means INTERVAL_RUMP; clip_gamma 0 means no clipping. Unknown
-// enum numbers (from newer clients) and UNSPECIFIED loss / perturbation kind
-// are errors.
+// Proto3 defaults: polynomial_degree 0 means 1 (no expansion); bound_method,
+// interval_product and rounding UNSPECIFIED mean IBP, Rump and round to
+// nearest (the legacy bound_method values INTERVAL_EXACT / INTERVAL_NGUYEN
+// mean IBP with that product, see BoundOptionsFromProto); clip_gamma 0 means
+// no clipping. Unknown enum numbers (from newer clients) and UNSPECIFIED
+// loss / perturbation kind are errors.
 //
 // Thread-safety: pure functions.
 #ifndef AGT_SERVER_DOMAIN_JOB_SPEC_H_
@@ -55,16 +63,18 @@ struct ResolvedJob {
 };
 
 // Checks everything that needs no dataset: name, dataset_id present, degree,
-// architecture XOR hidden_widths and their widths/counts, loss, batch size,
-// epochs, optimizer, clipping, perturbation and its kind-specific fields,
-// budgets (1..64 entries, n and label_n in [0, batch_size)), bound method.
+// architecture XOR hidden_widths and their widths/counts, loss, epochs (at
+// most kMaxEpochs), bound options, the perturbation's kind and label oneof,
+// at most kMaxBudgets budgets, then TrainConfig::ValidateTraining on the
+// mapped spec (batch size, optimizer, clipping, perturbation, budgets).
 absl::Status ValidateJobSpecShape(const agt::v1::TrainingJobSpec& spec);
 
 // ValidateJobSpecShape, then the checks against the dataset (spec.dataset_id
 // must equal dataset.id; input width after polynomial expansion; loss vs the
-// dataset's num_classes; label perturbation vs classes; batch_size <=
-// dataset.num_rows; total steps; parameter count), then the mapping onto
-// agt::TrainConfig and TrainConfig::Validate (with dataset.num_rows).
+// dataset's num_classes; batch_size <= dataset.num_rows; total steps;
+// parameter count), then the mapping onto agt::TrainConfig and
+// TrainConfig::Validate (the label target class against the dataset's
+// classes among its rules).
 // Builds an MLP from hidden_widths as input -> hidden... -> outputs with ReLU
 // between dense layers, outputs = num_classes for cross-entropy, else 1.
 absl::StatusOr<ResolvedJob> ResolveJobSpec(const agt::v1::TrainingJobSpec& spec,

@@ -2,11 +2,13 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "server/store/blob.h"
 
 namespace agt::server {
 namespace {
@@ -39,7 +41,8 @@ absl::StatusOr<agt::v1::TrainingJobSpec> ParseSpec(const std::string& bytes,
 
 }  // namespace
 
-agt::v1::ModelArchitecture ArchitectureToProto(const agt::ModelSpec& spec) {
+absl::StatusOr<agt::v1::ModelArchitecture> ArchitectureToProto(const agt::ModelSpec& spec) {
+  if (absl::Status s = CheckServedModelSpec(spec); !s.ok()) return s;
   agt::v1::ModelArchitecture out;
   for (const agt::LayerSpec& l : spec.layers) {
     agt::v1::Layer* layer = out.add_layers();
@@ -199,33 +202,114 @@ absl::StatusOr<agt::PerturbationKind> PerturbationKindFromProto(agt::v1::Perturb
   }
 }
 
-agt::v1::BoundMethod BoundMethodToProto(agt::MatMulMethod method) {
+agt::v1::BoundMethod BoundMethodToProto(agt::BoundMethod method) {
   switch (method) {
-    case agt::MatMulMethod::kRump:
-      return agt::v1::BOUND_METHOD_INTERVAL_RUMP;
-    case agt::MatMulMethod::kExact:
-      return agt::v1::BOUND_METHOD_INTERVAL_EXACT;
-    case agt::MatMulMethod::kNguyen:
-      return agt::v1::BOUND_METHOD_INTERVAL_NGUYEN;
+    case agt::BoundMethod::kIbp:
+      return agt::v1::BOUND_METHOD_IBP;
   }
   return agt::v1::BOUND_METHOD_UNSPECIFIED;
 }
 
-absl::StatusOr<agt::MatMulMethod> BoundMethodFromProto(agt::v1::BoundMethod method,
-                                                       absl::string_view field) {
-  switch (method) {
-    case agt::v1::BOUND_METHOD_UNSPECIFIED:
-    case agt::v1::BOUND_METHOD_INTERVAL_RUMP:
+agt::v1::IntervalProduct IntervalProductToProto(agt::MatMulMethod product) {
+  switch (product) {
+    case agt::MatMulMethod::kRump:
+      return agt::v1::INTERVAL_PRODUCT_RUMP;
+    case agt::MatMulMethod::kExact:
+      return agt::v1::INTERVAL_PRODUCT_EXACT;
+    case agt::MatMulMethod::kNguyen:
+      return agt::v1::INTERVAL_PRODUCT_NGUYEN;
+  }
+  return agt::v1::INTERVAL_PRODUCT_UNSPECIFIED;
+}
+
+absl::StatusOr<agt::MatMulMethod> IntervalProductFromProto(agt::v1::IntervalProduct product,
+                                                           absl::string_view field) {
+  switch (product) {
+    case agt::v1::INTERVAL_PRODUCT_UNSPECIFIED:
+    case agt::v1::INTERVAL_PRODUCT_RUMP:
       return agt::MatMulMethod::kRump;
-    case agt::v1::BOUND_METHOD_INTERVAL_EXACT:
+    case agt::v1::INTERVAL_PRODUCT_EXACT:
       return agt::MatMulMethod::kExact;
-    case agt::v1::BOUND_METHOD_INTERVAL_NGUYEN:
+    case agt::v1::INTERVAL_PRODUCT_NGUYEN:
       return agt::MatMulMethod::kNguyen;
     default:
-      return UnknownEnum(field, static_cast<int>(method),
-                         "BOUND_METHOD_INTERVAL_RUMP, BOUND_METHOD_INTERVAL_EXACT or "
-                         "BOUND_METHOD_INTERVAL_NGUYEN");
+      return UnknownEnum(field, static_cast<int>(product),
+                         "INTERVAL_PRODUCT_RUMP, INTERVAL_PRODUCT_EXACT or "
+                         "INTERVAL_PRODUCT_NGUYEN");
   }
+}
+
+agt::v1::RoundingMode RoundingModeToProto(agt::RoundingMode mode) {
+  switch (mode) {
+    case agt::RoundingMode::kNearest:
+      return agt::v1::ROUNDING_MODE_NEAREST;
+  }
+  return agt::v1::ROUNDING_MODE_UNSPECIFIED;
+}
+
+absl::StatusOr<agt::RoundingMode> RoundingModeFromProto(agt::v1::RoundingMode mode,
+                                                        absl::string_view field) {
+  switch (mode) {
+    case agt::v1::ROUNDING_MODE_UNSPECIFIED:
+    case agt::v1::ROUNDING_MODE_NEAREST:
+      return agt::RoundingMode::kNearest;
+    default:
+      return UnknownEnum(field, static_cast<int>(mode), "ROUNDING_MODE_NEAREST");
+  }
+}
+
+namespace {
+
+// The product a legacy bound_method value stands for, if it is one.
+std::optional<agt::v1::IntervalProduct> LegacyProduct(agt::v1::BoundMethod method) {
+  switch (static_cast<int>(method)) {
+    case 2:  // BOUND_METHOD_INTERVAL_EXACT
+      return agt::v1::INTERVAL_PRODUCT_EXACT;
+    case 3:  // BOUND_METHOD_INTERVAL_NGUYEN
+      return agt::v1::INTERVAL_PRODUCT_NGUYEN;
+    default:
+      return std::nullopt;
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<agt::BoundOptions> BoundOptionsFromProto(const agt::v1::TrainingJobSpec& spec,
+                                                        absl::string_view root) {
+  const std::string method_field = absl::StrCat(root, ".bound_method");
+  const std::string product_field = absl::StrCat(root, ".interval_product");
+  agt::v1::IntervalProduct product = spec.interval_product();
+  if (std::optional<agt::v1::IntervalProduct> legacy = LegacyProduct(spec.bound_method())) {
+    if (product != agt::v1::INTERVAL_PRODUCT_UNSPECIFIED && product != *legacy) {
+      return Invalid(method_field,
+                     absl::StrCat(agt::v1::BoundMethod_Name(spec.bound_method()),
+                                  " (deprecated: BOUND_METHOD_IBP with ",
+                                  agt::v1::IntervalProduct_Name(*legacy), ") conflicts with ",
+                                  product_field, " ", agt::v1::IntervalProduct_Name(product),
+                                  "; set bound_method BOUND_METHOD_IBP"));
+    }
+    product = *legacy;
+  } else if (spec.bound_method() != agt::v1::BOUND_METHOD_UNSPECIFIED &&
+             spec.bound_method() != agt::v1::BOUND_METHOD_IBP) {
+    return UnknownEnum(method_field, static_cast<int>(spec.bound_method()), "BOUND_METHOD_IBP");
+  }
+  agt::BoundOptions out;
+  out.method = agt::BoundMethod::kIbp;
+  absl::StatusOr<agt::MatMulMethod> m = IntervalProductFromProto(product, product_field);
+  if (!m.ok()) return m.status();
+  out.interval.product = *m;
+  absl::StatusOr<agt::RoundingMode> r =
+      RoundingModeFromProto(spec.rounding(), absl::StrCat(root, ".rounding"));
+  if (!r.ok()) return r.status();
+  out.interval.rounding = *r;
+  return out;
+}
+
+void UpgradeLegacyBoundMethod(agt::v1::TrainingJobSpec* spec) {
+  std::optional<agt::v1::IntervalProduct> legacy = LegacyProduct(spec->bound_method());
+  if (!legacy.has_value()) return;
+  spec->set_bound_method(agt::v1::BOUND_METHOD_IBP);
+  spec->set_interval_product(*legacy);
 }
 
 agt::v1::StabilityRule StabilityRuleToProto(agt::StabilityRule rule) {
@@ -368,7 +452,10 @@ absl::StatusOr<agt::v1::Model> ModelToProto(const ModelRecord& record) {
   out.set_job_id(record.job_id);
   out.set_dataset_id(record.dataset_id);
   out.set_name(record.name);
-  *out.mutable_architecture() = ArchitectureToProto(record.architecture);
+  absl::StatusOr<agt::v1::ModelArchitecture> architecture =
+      ArchitectureToProto(record.architecture);
+  if (!architecture.ok()) return architecture.status();
+  *out.mutable_architecture() = *std::move(architecture);
   out.set_polynomial_degree(record.polynomial_degree);
   out.set_input_features(record.input_features);
   out.set_loss(spec->loss());
@@ -389,6 +476,14 @@ absl::StatusOr<agt::v1::Model> ModelToProto(const ModelRecord& record) {
   }
   out.set_momentum_caveat(spec->optimizer().momentum() > 0.0);
   SetTimestamp(record.created_ms, [&] { return out.mutable_created(); });
+  absl::StatusOr<agt::BoundOptions> bounds = BoundOptionsFromProto(*spec);
+  if (!bounds.ok()) {
+    return absl::DataLossError(
+        absl::StrCat("model ", record.id, ": the stored job spec: ", bounds.status().message()));
+  }
+  out.set_bound_method(BoundMethodToProto(bounds->method));
+  out.set_interval_product(IntervalProductToProto(bounds->interval.product));
+  out.set_rounding(RoundingModeToProto(bounds->interval.rounding));
   return out;
 }
 

@@ -21,6 +21,7 @@
 #include "agt/v1/datasets.pb.h"
 #include "agt/v1/models.pb.h"
 #include "agt/v1/training.pb.h"
+#include "core/bounds/bound_method.h"
 #include "core/certify/certify.h"
 #include "core/interval/interval.h"
 #include "core/loss/loss.h"
@@ -32,7 +33,10 @@
 namespace agt::server {
 
 // ---- architectures and parameters
-agt::v1::ModelArchitecture ArchitectureToProto(const agt::ModelSpec& spec);
+// Dense and ReLU layers only: what CheckServedModelSpec (store/blob.h) refuses
+// (conv2d, flatten, image inputs, a frozen prefix) is Unimplemented, never
+// mis-encoded.
+absl::StatusOr<agt::v1::ModelArchitecture> ArchitectureToProto(const agt::ModelSpec& spec);
 // Maps layer by layer (a layer with no kind set is an error naming
 // `field`.layers[i]) and runs ModelSpec::Validate.
 absl::StatusOr<agt::ModelSpec> ArchitectureFromProto(const agt::v1::ModelArchitecture& arch,
@@ -55,10 +59,26 @@ agt::v1::PerturbationKind PerturbationKindToProto(agt::PerturbationKind kind);
 absl::StatusOr<agt::PerturbationKind> PerturbationKindFromProto(agt::v1::PerturbationKind kind,
                                                                 absl::string_view field);
 
-// UNSPECIFIED maps to kRump (the documented default).
-agt::v1::BoundMethod BoundMethodToProto(agt::MatMulMethod method);
-absl::StatusOr<agt::MatMulMethod> BoundMethodFromProto(agt::v1::BoundMethod method,
-                                                       absl::string_view field);
+// Bound options. UNSPECIFIED maps to the documented defaults (IBP, Rump,
+// round to nearest); *ToProto always give explicit values.
+agt::v1::BoundMethod BoundMethodToProto(agt::BoundMethod method);
+agt::v1::IntervalProduct IntervalProductToProto(agt::MatMulMethod product);
+absl::StatusOr<agt::MatMulMethod> IntervalProductFromProto(agt::v1::IntervalProduct product,
+                                                           absl::string_view field);
+agt::v1::RoundingMode RoundingModeToProto(agt::RoundingMode mode);
+absl::StatusOr<agt::RoundingMode> RoundingModeFromProto(agt::v1::RoundingMode mode,
+                                                        absl::string_view field);
+// A spec's bound_method, interval_product and rounding as the core's
+// BoundOptions. The legacy bound_method values INTERVAL_EXACT / INTERVAL_NGUYEN
+// (from before interval_product) mean IBP with that product; with a different
+// explicit interval_product they are InvalidArgument naming both fields.
+// Fields are named `root`.bound_method etc.
+absl::StatusOr<agt::BoundOptions> BoundOptionsFromProto(const agt::v1::TrainingJobSpec& spec,
+                                                        absl::string_view root = "spec");
+// Rewrites a legacy bound_method value into the current form (BOUND_METHOD_IBP
+// plus interval_product), leaving every other spec unchanged. Precondition:
+// BoundOptionsFromProto(*spec) is ok.
+void UpgradeLegacyBoundMethod(agt::v1::TrainingJobSpec* spec);
 
 // UNSPECIFIED maps to kMargin (the documented default).
 agt::v1::StabilityRule StabilityRuleToProto(agt::StabilityRule rule);

@@ -46,7 +46,11 @@ absl::StatusOr<agt::v1::Job> TrainingServiceImpl::Submit(
   record.tenant = caller.tenant;
   record.dataset_id = spec.dataset_id();
   record.name = spec.name();
-  record.spec = spec.SerializeAsString();
+  // Stored in the current form: a legacy bound_method becomes IBP plus its
+  // interval_product (what the schema-4 migration does to older rows).
+  agt::v1::TrainingJobSpec stored_spec = spec;
+  UpgradeLegacyBoundMethod(&stored_spec);
+  record.spec = stored_spec.SerializeAsString();
   absl::StatusOr<JobRecord> stored = store_->InsertJob(std::move(record));
   if (!stored.ok()) return stored.status();
   runner_->Wake();

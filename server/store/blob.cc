@@ -423,7 +423,27 @@ absl::StatusOr<agt::TrainState> DecodeTrainState(absl::string_view blob) {
   return state;
 }
 
-std::string EncodeModelSpec(const agt::ModelSpec& spec) {
+absl::Status CheckServedModelSpec(const agt::ModelSpec& spec) {
+  for (size_t i = 0; i < spec.layers.size(); ++i) {
+    const LayerKind kind = spec.layers[i].kind;
+    if (kind != LayerKind::kDense && kind != LayerKind::kRelu) {
+      return absl::UnimplementedError(absl::StrCat("layers[", i, "]: ", agt::LayerKindName(kind),
+                                                   " layers are not served yet (dense and relu "
+                                                   "only)"));
+    }
+  }
+  if (!spec.frozen.empty()) {
+    return absl::UnimplementedError("frozen: frozen feature extractors are not served yet");
+  }
+  if (!spec.input_shape.empty() && !spec.input_shape.is_flat()) {
+    return absl::UnimplementedError(absl::StrCat("input_shape: ", spec.input_shape.ToString(),
+                                                 " inputs are not served yet (flat only)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> EncodeModelSpec(const agt::ModelSpec& spec) {
+  if (absl::Status s = CheckServedModelSpec(spec); !s.ok()) return s;
   BlobWriter w(kModelSpecMagic);
   w.PutU32(static_cast<uint32_t>(spec.layers.size()));
   for (const LayerSpec& layer : spec.layers) {

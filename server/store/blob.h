@@ -71,9 +71,17 @@ absl::StatusOr<std::vector<double>> DecodeDoubles(absl::string_view blob);
 std::string EncodeTrainState(const agt::TrainState& state);
 absl::StatusOr<agt::TrainState> DecodeTrainState(absl::string_view blob);
 
+// The models the server stores and serves today: dense and ReLU layers on a
+// flat input, no frozen prefix. Anything else (conv2d, flatten, image-shaped
+// inputs, frozen feature extractors: the core's, not the API's yet) is
+// Unimplemented, e.g. "layers[0]: conv2d layers are not served yet".
+absl::Status CheckServedModelSpec(const agt::ModelSpec& spec);
+
 // agt::ModelSpec: the layer list (kind, in, out) inside one "AGTM" blob. The
-// decoder checks the encoding only, not ModelSpec::Validate.
-std::string EncodeModelSpec(const agt::ModelSpec& spec);
+// encoder refuses what CheckServedModelSpec refuses (the format has no room
+// for it) rather than mis-encode it; the decoder checks the encoding only,
+// not ModelSpec::Validate.
+absl::StatusOr<std::string> EncodeModelSpec(const agt::ModelSpec& spec);
 absl::StatusOr<agt::ModelSpec> DecodeModelSpec(absl::string_view blob);
 
 // SHA-256 of `data`: 32 raw bytes, or 64 lowercase hex characters.

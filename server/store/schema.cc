@@ -4,17 +4,64 @@
 #include <cstdint>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "agt/v1/training.pb.h"
 
 namespace agt::server {
 namespace {
 
 struct Migration {
   int version;  // user_version after this step
-  const char* sql;
+  const char* sql;  // may be empty
+  // A data rewrite that SQL cannot express, run after `sql` in the same
+  // transaction; nullptr if none.
+  absl::Status (*rewrite)(SqliteDb& db) = nullptr;
 };
+
+// Schema 4 (issue 14, bound methods split from interval products): a stored
+// agt.v1.TrainingJobSpec whose bound_method is one of the legacy values 2
+// (INTERVAL_EXACT) or 3 (INTERVAL_NGUYEN) becomes BOUND_METHOD_IBP (1) with
+// interval_product EXACT (2) / NGUYEN (3). The numbers are written out so that
+// this step means the same however the proto evolves. A spec that does not
+// parse is left as it is (reading it is DataLoss, as before).
+absl::Status UpgradeLegacyBoundMethods(SqliteDb& db, const std::string& table) {
+  std::vector<std::pair<int64_t, std::string>> rewritten;
+  {
+    absl::StatusOr<Statement> select = db.Prepare(absl::StrCat("SELECT seq, spec FROM ", table));
+    if (!select.ok()) return select.status();
+    for (;;) {
+      absl::StatusOr<bool> row = select->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      agt::v1::TrainingJobSpec spec;
+      if (!spec.ParseFromString(std::string(select->ColumnBlob(1)))) continue;
+      const int legacy = static_cast<int>(spec.bound_method());
+      if (legacy != 2 && legacy != 3) continue;
+      if (spec.interval_product() != agt::v1::INTERVAL_PRODUCT_UNSPECIFIED) continue;
+      spec.set_bound_method(agt::v1::BOUND_METHOD_IBP);
+      spec.set_interval_product(static_cast<agt::v1::IntervalProduct>(legacy));
+      rewritten.emplace_back(select->ColumnInt64(0), spec.SerializeAsString());
+    }
+  }
+  for (const auto& [seq, spec] : rewritten) {
+    absl::StatusOr<Statement> update =
+        db.Prepare(absl::StrCat("UPDATE ", table, " SET spec = ? WHERE seq = ?"));
+    if (!update.ok()) return update.status();
+    if (absl::Status s = update->BindBlob(1, spec).BindInt64(2, seq).Run(); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status UpgradeStoredSpecs(SqliteDb& db) {
+  for (const char* table : {"jobs", "models"}) {
+    if (absl::Status s = UpgradeLegacyBoundMethods(db, table); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
 
 // Conventions of the schema:
 // - `seq INTEGER PRIMARY KEY AUTOINCREMENT` is the creation order (never
@@ -143,6 +190,9 @@ CREATE TABLE privacy_budgets (
   PRIMARY KEY (model_id, client)
 ) WITHOUT ROWID;
 )sql"},
+    // Bound options (BoundMethod, IntervalProduct, RoundingMode): stored job
+    // and model specs in the new form; no table changes.
+    {4, "", &UpgradeStoredSpecs},
 };
 
 absl::StatusOr<std::string> QueryText(SqliteDb& db, const std::string& sql) {
@@ -234,9 +284,11 @@ absl::Status MigrateSchema(SqliteDb& db, const std::string& path) {
                                               *version, "; no migration leads to ",
                                               step.version - 1));
     }
-    if (absl::Status s = db.Exec(step.sql); !s.ok()) {
-      return absl::Status(s.code(), absl::StrCat("migration to schema version ", step.version,
-                                                 " failed: ", s.message()));
+    absl::Status applied = *step.sql != '\0' ? db.Exec(step.sql) : absl::OkStatus();
+    if (applied.ok() && step.rewrite != nullptr) applied = step.rewrite(db);
+    if (!applied.ok()) {
+      return absl::Status(applied.code(), absl::StrCat("migration to schema version ", step.version,
+                                                       " failed: ", applied.message()));
     }
     if (absl::Status s = db.Exec(absl::StrCat("PRAGMA user_version = ", step.version)); !s.ok()) {
       return s;

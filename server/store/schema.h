@@ -6,7 +6,10 @@
 // that also re-reads the version, so two processes opening the same new file
 // at once apply every step exactly once, and a failed step leaves the file at
 // the version before it. A file whose version is newer than the newest step
-// is refused (FailedPrecondition) and left untouched.
+// is refused (FailedPrecondition) and left untouched. A step is SQL, a data
+// rewrite, or both: version 4 rewrites stored job specs with a legacy
+// bound_method into the current form (agt.v1.BoundMethod), the store's one
+// use of the proto.
 //
 // Internal to server/store. Thread-safety: as SqliteDb (none).
 #ifndef AGT_SERVER_STORE_SCHEMA_H_

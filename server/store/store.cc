@@ -388,6 +388,7 @@ struct Store::Impl {
   }
 
   absl::Status InsertModel(const ModelRecord& m) {
+    STORE_ASSIGN_OR_RETURN(const std::string architecture, EncodeModelSpec(m.architecture));
     {
       STORE_ASSIGN_OR_RETURN(
           Statement st,
@@ -400,7 +401,7 @@ struct Store::Impl {
           .BindText(4, m.dataset_id)
           .BindText(5, m.name)
           .BindBlob(6, m.spec)
-          .BindBlob(7, EncodeModelSpec(m.architecture))
+          .BindBlob(7, architecture)
           .BindInt64(8, m.polynomial_degree)
           .BindInt64(9, m.input_features)
           .BindInt64(10, m.num_classes)

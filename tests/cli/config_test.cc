@@ -318,3 +318,92 @@ TEST(CertificateJsonTest, InfiniteBoundsCertifyNothing) {
 
 }  // namespace
 }  // namespace agt::cli
+
+// ---- one validation: the core's cases (tests/core/train_config_cases.h) as
+// `agt` configs get the core's verdict and, where JSON can say the value,
+// its very message.
+
+#include "tests/core/train_config_cases.h"
+
+namespace agt::cli {
+namespace {
+
+json OptimizerJson(const OptimizerConfig& o) {
+  return {{"learning_rate", o.learning_rate},
+          {"lr_decay", o.lr_decay},
+          {"lr_min", o.lr_min},
+          {"l1", o.l1},
+          {"l2", o.l2},
+          {"momentum", o.momentum},
+          {"dampening", o.dampening},
+          {"nesterov", o.nesterov}};
+}
+
+// The perturbation, clipping and budgets of `c` in the config's form.
+void SetTraining(const TrainConfig& c, json* j) {
+  const PerturbationModel& p = c.perturbation;
+  json perturbation = {{"kind", PerturbationKindName(p.kind)}};
+  if (p.epsilon != 0.0) perturbation["epsilon"] = p.epsilon;
+  if (p.paired) perturbation["paired"] = true;
+  if (p.label.enabled) {
+    perturbation["labels"] = p.label.target_class >= 0
+                                 ? json{{"target_class", p.label.target_class}}
+                                 : json{{"flip", true}};
+  }
+  (*j)["perturbation"] = perturbation;
+  if (c.clip_gamma.has_value()) (*j)["clip_gamma"] = *c.clip_gamma;
+  json budgets = json::array();
+  for (const Budget& b : c.budgets) {
+    if (p.kind == PerturbationKind::kBoundedPoisoning) {
+      budgets.push_back({{"features", b.n}, {"labels", b.label_n}});
+    } else {
+      budgets.push_back(b.n);
+    }
+  }
+  (*j)["budgets"] = budgets;
+}
+
+// Parsing and preparing (which runs TrainConfig::Validate on the data).
+absl::Status Verdict(const json& config) {
+  absl::StatusOr<RunConfig> c = ParseRunConfig(config, "");
+  if (!c.ok()) return c.status();
+  return PrepareRun(*c).status();
+}
+
+TEST(OneValidationTest, OptimizerCasesGetTheCoresVerdictAndMessage) {
+  for (const auto& c : train_config_cases::OptimizerCases()) {
+    SCOPED_TRACE(c.name);
+    json j = Base();
+    j["optimizer"] = OptimizerJson(c.optimizer);
+    const absl::Status core = c.optimizer.Validate();
+    if (train_config_cases::AllFinite(c.optimizer)) {
+      EXPECT_EQ(ErrorOf(j), core.ok() ? "" : std::string(core.message()));
+    } else {
+      // JSON has no nan or inf: the reader refuses them, naming the field.
+      EXPECT_EQ(ErrorOf(j).rfind(c.rejected_field + ": ", 0), 0u) << ErrorOf(j);
+    }
+    EXPECT_EQ(Verdict(j).ok(), c.rejected_field.empty()) << Verdict(j);
+  }
+}
+
+TEST(OneValidationTest, TrainingCasesGetTheCoresVerdict) {
+  for (const auto& c : train_config_cases::TrainingCases()) {
+    SCOPED_TRACE(c.name);
+    TrainConfig config = train_config_cases::BaseConfig();
+    c.change(&config);
+    json j = Base();
+    SetTraining(config, &j);
+    const absl::Status verdict = Verdict(j);
+    ASSERT_EQ(verdict.ok(), c.rejected_field.empty()) << verdict;
+    if (verdict.ok()) continue;
+    // The config's own words for budgets differ ("budgets[0].labels"); the
+    // field it names is the same up to its last part.
+    const size_t bracket = c.rejected_field.find(']');
+    const std::string root = c.rejected_field.substr(
+        0, c.rejected_field.find('.', bracket == std::string::npos ? 0 : bracket));
+    EXPECT_NE(std::string(verdict.message()).find(root), std::string::npos) << verdict;
+  }
+}
+
+}  // namespace
+}  // namespace agt::cli

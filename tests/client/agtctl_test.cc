@@ -284,6 +284,61 @@ TEST_F(AgtctlTest, TrainFromFileWithOverridesAndWait) {
   EXPECT_EQ(no_wait.out, "job-1\n");
 }
 
+TEST_F(AgtctlTest, TrainSendsBoundOptionsInTheCurrentForm) {
+  struct Case {
+    std::vector<std::string> flags;
+    agt::v1::IntervalProduct product;
+    agt::v1::BoundMethod method = agt::v1::BOUND_METHOD_IBP;
+  };
+  const std::vector<Case> cases = {
+      // No --bound-method: left UNSPECIFIED, which is IBP.
+      {{"--interval-product", "nguyen"},
+       agt::v1::INTERVAL_PRODUCT_NGUYEN,
+       agt::v1::BOUND_METHOD_UNSPECIFIED},
+      {{"--bound-method", "ibp", "--interval-product", "EXACT"}, agt::v1::INTERVAL_PRODUCT_EXACT},
+      // Deprecated aliases of the old enum: IBP with that product.
+      {{"--bound-method", "interval_exact"}, agt::v1::INTERVAL_PRODUCT_EXACT},
+      {{"--bound-method", "nguyen"}, agt::v1::INTERVAL_PRODUCT_NGUYEN},
+      {{"--bound-method", "interval_rump", "--interval-product", "rump"},
+       agt::v1::INTERVAL_PRODUCT_RUMP},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> args = {"train", "--dataset", "ds-1", "-q"};
+    args.insert(args.end(), c.flags.begin(), c.flags.end());
+    CommandResult result = Run(args);
+    EXPECT_EXIT_CODE(result, 0) << absl::StrJoin(c.flags, " ");
+    std::lock_guard<std::mutex> lock(server_.state.mu);
+    EXPECT_EQ(server_.state.submitted.bound_method(), c.method) << absl::StrJoin(c.flags, " ");
+    EXPECT_EQ(server_.state.submitted.interval_product(), c.product) << absl::StrJoin(c.flags, " ");
+  }
+  // A legacy value in a spec file is sent in the current form too.
+  const std::string job = WriteFile("legacy.json", R"({"dataset_id": "ds-1",
+      "bound_method": "BOUND_METHOD_INTERVAL_NGUYEN"})");
+  EXPECT_EXIT_CODE(Run({"train", job, "-q"}), 0);
+  {
+    std::lock_guard<std::mutex> lock(server_.state.mu);
+    EXPECT_EQ(server_.state.submitted.bound_method(), agt::v1::BOUND_METHOD_IBP);
+    EXPECT_EQ(server_.state.submitted.interval_product(), agt::v1::INTERVAL_PRODUCT_NGUYEN);
+  }
+  CommandResult conflict = Run({"train", "--dataset", "ds-1", "--bound-method", "interval_exact",
+                                "--interval-product", "nguyen"});
+  EXPECT_EXIT_CODE(conflict, 2);
+  EXPECT_TRUE(absl::StrContains(conflict.err,
+                                "--bound-method interval_exact conflicts with "
+                                "--interval-product nguyen"))
+      << conflict.err;
+  CommandResult unknown = Run({"train", "--dataset", "ds-1", "--bound-method", "crown"});
+  EXPECT_EXIT_CODE(unknown, 2);
+  EXPECT_TRUE(absl::StrContains(unknown.err, "--bound-method 'crown' is not one of ibp"))
+      << unknown.err;
+  CommandResult bad_product = Run({"train", "--dataset", "ds-1", "--interval-product", "fast"});
+  EXPECT_EXIT_CODE(bad_product, 2);
+  EXPECT_TRUE(absl::StrContains(bad_product.err,
+                                "--interval-product 'fast' is not one of rump, "
+                                "exact, nguyen"))
+      << bad_product.err;
+}
+
 TEST_F(AgtctlTest, FailedJobExitsFiveWithTheReason) {
   CommandResult result = Run({"train", "--dataset", "ds-1", "--name", "fail", "--wait"});
   EXPECT_EXIT_CODE(result, 5);
@@ -297,6 +352,8 @@ TEST_F(AgtctlTest, JobsGetCancelWatch) {
   EXPECT_EXIT_CODE(get, 0);
   EXPECT_TRUE(absl::StrContains(get.out, "state:")) << get.out;
   EXPECT_TRUE(absl::StrContains(get.out, "budgets:"));
+  EXPECT_TRUE(absl::StrContains(get.out, "bounds:")) << get.out;
+  EXPECT_TRUE(absl::StrContains(get.out, "ibp, interval product")) << get.out;
   CommandResult cancel = Run({"jobs", "cancel", "job-1"});
   EXPECT_EXIT_CODE(cancel, 0);
   EXPECT_EQ(cancel.out, "job job-1: CANCELLED\n");
@@ -311,6 +368,7 @@ TEST_F(AgtctlTest, ModelGetAndExport) {
   EXPECT_TRUE(absl::StrContains(get.out, "dense 2->1")) << get.out;
   EXPECT_TRUE(absl::StrContains(get.out, "BUDGET")) << get.out;
   EXPECT_TRUE(absl::StrContains(get.out, "n=5"));
+  EXPECT_TRUE(absl::StrContains(get.out, "bounds:")) << get.out;
   const std::string path = (dir_ / "model.json").string();
   CommandResult exported = Run({"model", "export", "m-1", "--out", path});
   EXPECT_EXIT_CODE(exported, 0);

@@ -77,6 +77,22 @@ TEST(ClientNames, EnumsWithoutPrefixes) {
   EXPECT_FALSE(ParseJobState("done").ok());
 }
 
+TEST(ClientNames, BoundsNameTheMethodAndTheProductWithDefaultsAndLegacyResolved) {
+  EXPECT_EQ(BoundMethodName(agt::v1::BOUND_METHOD_IBP), "ibp");
+  EXPECT_EQ(IntervalProductName(agt::v1::INTERVAL_PRODUCT_NGUYEN), "nguyen");
+  EXPECT_EQ(RoundingModeName(agt::v1::ROUNDING_MODE_NEAREST), "nearest");
+  EXPECT_EQ(DescribeBounds(agt::v1::BOUND_METHOD_UNSPECIFIED, agt::v1::INTERVAL_PRODUCT_UNSPECIFIED,
+                           agt::v1::ROUNDING_MODE_UNSPECIFIED),
+            "ibp, interval product rump, rounding nearest");
+  EXPECT_EQ(DescribeBounds(agt::v1::BOUND_METHOD_IBP, agt::v1::INTERVAL_PRODUCT_EXACT,
+                           agt::v1::ROUNDING_MODE_NEAREST),
+            "ibp, interval product exact, rounding nearest");
+  EXPECT_EQ(
+      DescribeBounds(agt::v1::BOUND_METHOD_INTERVAL_NGUYEN, agt::v1::INTERVAL_PRODUCT_UNSPECIFIED,
+                     agt::v1::ROUNDING_MODE_UNSPECIFIED),
+      "ibp, interval product nguyen, rounding nearest");
+}
+
 TEST(ClientNames, BudgetsAndArchitectures) {
   agt::v1::Budget b;
   b.set_n(5);

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "core/certify/certify.h"
@@ -438,7 +439,7 @@ TEST(GuaranteeText, StatesTheAssumptions) {
 TEST(ModelConvert, ArchitectureAndParametersRoundTripBitExactly) {
   const Trained t = MultiClassModel();
   const ModelRecord& m = t.model;
-  absl::StatusOr<agt::ModelSpec> spec = ArchitectureFromProto(ArchitectureToProto(m.architecture));
+  absl::StatusOr<agt::ModelSpec> spec = ArchitectureFromProto(*ArchitectureToProto(m.architecture));
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_EQ(spec->Describe(), m.architecture.Describe());
   EXPECT_EQ(spec->NumParameters(), m.architecture.NumParameters());
@@ -485,7 +486,7 @@ TEST(ModelConvert, ParametersFromProtoRefusesMismatches) {
   arch.Clear();
   arch.add_layers()->mutable_relu();
   EXPECT_THAT(std::string(ArchitectureFromProto(arch).status().message()),
-              HasSubstr("architecture: model must start with a dense layer"));
+              HasSubstr("architecture: model must start with a dense"));
 }
 
 TEST(ModelConvert, EnumsRoundTripAndUnknownValuesAreErrors) {
@@ -498,8 +499,11 @@ TEST(ModelConvert, EnumsRoundTripAndUnknownValuesAreErrors) {
     EXPECT_EQ(*PerturbationKindFromProto(PerturbationKindToProto(k), "kind"), k);
   }
   for (auto m : {agt::MatMulMethod::kRump, agt::MatMulMethod::kExact, agt::MatMulMethod::kNguyen}) {
-    EXPECT_EQ(*BoundMethodFromProto(BoundMethodToProto(m), "m"), m);
+    EXPECT_EQ(*IntervalProductFromProto(IntervalProductToProto(m), "m"), m);
   }
+  EXPECT_EQ(BoundMethodToProto(agt::BoundMethod::kIbp), agt::v1::BOUND_METHOD_IBP);
+  EXPECT_EQ(*RoundingModeFromProto(RoundingModeToProto(agt::RoundingMode::kNearest), "r"),
+            agt::RoundingMode::kNearest);
   for (auto r : {agt::StabilityRule::kMargin, agt::StabilityRule::kSoftmax}) {
     EXPECT_EQ(*StabilityRuleFromProto(StabilityRuleToProto(r), "r"), r);
   }
@@ -508,8 +512,10 @@ TEST(ModelConvert, EnumsRoundTripAndUnknownValuesAreErrors) {
     EXPECT_EQ(*JobStateFromProto(JobStateToProto(s), "state"), s);
     EXPECT_EQ(static_cast<int>(JobStateToProto(s)), static_cast<int>(s));
   }
-  EXPECT_EQ(*BoundMethodFromProto(agt::v1::BOUND_METHOD_UNSPECIFIED, "m"),
+  EXPECT_EQ(*IntervalProductFromProto(agt::v1::INTERVAL_PRODUCT_UNSPECIFIED, "m"),
             agt::MatMulMethod::kRump);
+  EXPECT_EQ(*RoundingModeFromProto(agt::v1::ROUNDING_MODE_UNSPECIFIED, "r"),
+            agt::RoundingMode::kNearest);
   EXPECT_EQ(*StabilityRuleFromProto(agt::v1::STABILITY_RULE_UNSPECIFIED, "r"),
             agt::StabilityRule::kMargin);
   EXPECT_THAT(std::string(LossFromProto(agt::v1::LOSS_UNSPECIFIED, "x.loss").status().message()),
@@ -612,6 +618,47 @@ TEST(ModelConvert, ModelSummaryAndExportCarryEveryBox) {
   }
   EXPECT_TRUE(RegressionModel().model.spec.size() > 0);
   EXPECT_TRUE(ModelToProto(RegressionModel().model)->momentum_caveat());
+}
+
+TEST(ModelConvert, ConvolutionalModelsAreNotServedYet) {
+  agt::Conv2dParams conv;
+  conv.in_channels = 1;
+  conv.out_channels = 2;
+  conv.kernel_h = conv.kernel_w = 3;
+  agt::ModelSpec spec;
+  spec.input_shape = agt::Shape::Image(1, 4, 4);
+  spec.layers = {agt::LayerSpec::Conv2d(conv), agt::LayerSpec::Relu(), agt::LayerSpec::Flatten(),
+                 agt::LayerSpec::Dense(8, 1)};
+  ASSERT_TRUE(spec.Validate().ok()) << spec.Validate();
+  absl::StatusOr<agt::v1::ModelArchitecture> arch = ArchitectureToProto(spec);
+  EXPECT_EQ(arch.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(std::string(arch.status().message()), HasSubstr("conv2d layers are not served yet"));
+  Trained t = BinaryModel();
+  t.model.architecture = spec;
+  EXPECT_EQ(ModelToProto(t.model).status().code(), absl::StatusCode::kUnimplemented);
+}
+
+TEST(ModelConvert, ModelsNameTheirBoundOptionsExplicitly) {
+  Trained t = BinaryModel();
+  agt::v1::TrainingJobSpec spec;
+  ASSERT_TRUE(spec.ParseFromString(t.model.spec));
+  // Defaults read as their values; a legacy bound method as IBP + product.
+  for (auto [method, product, want] :
+       {std::tuple{agt::v1::BOUND_METHOD_UNSPECIFIED, agt::v1::INTERVAL_PRODUCT_UNSPECIFIED,
+                   agt::v1::INTERVAL_PRODUCT_RUMP},
+        std::tuple{agt::v1::BOUND_METHOD_IBP, agt::v1::INTERVAL_PRODUCT_NGUYEN,
+                   agt::v1::INTERVAL_PRODUCT_NGUYEN},
+        std::tuple{agt::v1::BOUND_METHOD_INTERVAL_EXACT, agt::v1::INTERVAL_PRODUCT_UNSPECIFIED,
+                   agt::v1::INTERVAL_PRODUCT_EXACT}}) {
+    spec.set_bound_method(method);
+    spec.set_interval_product(product);
+    t.model.spec = spec.SerializeAsString();
+    absl::StatusOr<agt::v1::Model> m = ModelToProto(t.model);
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ(m->bound_method(), agt::v1::BOUND_METHOD_IBP);
+    EXPECT_EQ(m->interval_product(), want);
+    EXPECT_EQ(m->rounding(), agt::v1::ROUNDING_MODE_NEAREST);
+  }
 }
 
 // ---- model cache over a real store

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/data/dataset.h"
@@ -12,6 +13,8 @@
 #include "core/train/train.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/domain/model_convert.h"
+#include "tests/core/train_config_cases.h"
 
 namespace agt::server {
 namespace {
@@ -222,13 +225,13 @@ std::vector<BadCase> BadCases() {
   std::vector<BadCase> c;
   c.push_back({"budget n equals batch",
                [](S* s) { s->mutable_budgets(1)->set_n(20); },
-               {"spec.budgets[1].n: 20 must be < batch_size 20"}});
+               {"spec.budgets[1].n: batch_size 20 must exceed the removal budget 20"}});
   c.push_back({"budget n = 100 with batch 100",
                [](S* s) {
                  s->set_batch_size(100);
                  s->add_budgets()->set_n(100);
                },
-               {"spec.budgets[2].n: 100 must be < batch_size 100"}});
+               {"spec.budgets[2].n: batch_size 100 must exceed the removal budget 100"}});
   c.push_back({"negative budget",
                [](S* s) { s->mutable_budgets(0)->set_n(-1); },
                {"spec.budgets[0].n: -1 must be >= 0"}});
@@ -242,14 +245,14 @@ std::vector<BadCase> BadCases() {
                {"spec.budgets: 65 budgets exceed the limit 64"}});
   c.push_back({"label_n for removal",
                [](S* s) { s->mutable_budgets(0)->set_label_n(1); },
-               {"spec.budgets[0].label_n", "POISONING only", "PERTURBATION_KIND_REMOVAL"}});
+               {"spec.budgets[0].label_n: applies to poisoning only, the kind is removal"}});
   c.push_back({"label_n without labels",
                [](S* s) {
                  s->mutable_perturbation()->set_kind(agt::v1::PERTURBATION_KIND_POISONING);
                  s->mutable_perturbation()->set_epsilon(0.1);
                  s->mutable_budgets(0)->set_label_n(2);
                },
-               {"spec.budgets[0].label_n: 2 needs spec.perturbation.labels"}});
+               {"spec.budgets[0].label_n: 2 poisoned labels but perturbation.labels is not set"}});
   c.push_back({"poisoned rows exceed batch",
                [](S* s) {
                  s->mutable_perturbation()->set_kind(agt::v1::PERTURBATION_KIND_POISONING);
@@ -411,16 +414,16 @@ std::vector<BadCase> BadCases() {
   c.push_back(
       {"substitution without clipping",
        [](S* s) { s->mutable_perturbation()->set_kind(agt::v1::PERTURBATION_KIND_SUBSTITUTION); },
-       {"spec.clip_gamma: PERTURBATION_KIND_SUBSTITUTION needs clip_gamma > 0"}});
+       {"spec.clip_gamma: substitution (privacy) needs clip_gamma > 0"}});
   c.push_back({"epsilon for removal",
                [](S* s) { s->mutable_perturbation()->set_epsilon(0.1); },
-               {"spec.perturbation.epsilon: applies to PERTURBATION_KIND_POISONING only"}});
+               {"spec.perturbation.epsilon: applies to poisoning only, the kind is removal"}});
   c.push_back({"labels for removal",
                [](S* s) { s->mutable_perturbation()->mutable_labels()->set_flip(true); },
-               {"spec.perturbation.labels: applies to PERTURBATION_KIND_POISONING only"}});
+               {"spec.perturbation.labels: applies to poisoning only, the kind is removal"}});
   c.push_back({"paired for removal",
                [](S* s) { s->mutable_perturbation()->set_paired(true); },
-               {"spec.perturbation.paired: applies to PERTURBATION_KIND_POISONING only"}});
+               {"spec.perturbation.paired: applies to poisoning only, the kind is removal"}});
   c.push_back(
       {"poisoning with nothing",
        [](S* s) { s->mutable_perturbation()->set_kind(agt::v1::PERTURBATION_KIND_POISONING); },
@@ -462,7 +465,7 @@ std::vector<BadCase> BadCases() {
                  s->mutable_perturbation()->mutable_labels()->set_target_class(2);
                },
                {"spec.perturbation.labels.target_class: 2 is not a class of "
-                "LOSS_BINARY_CROSS_ENTROPY (0..1)"}});
+                "binary_cross_entropy (0..1)"}});
   c.push_back({"negative target class",
                [](S* s) {
                  s->mutable_perturbation()->set_kind(agt::v1::PERTURBATION_KIND_POISONING);
@@ -478,8 +481,8 @@ std::vector<BadCase> BadCases() {
     s->mutable_perturbation()->mutable_labels()->set_target_class(3);
   };
   target.message_parts = {
-      "spec.perturbation.labels.target_class: 3 is not a class of dataset "
-      "ds-blobs (0..2)"};
+      "spec.perturbation.labels.target_class: 3 is not a class of the dataset's 3 classes "
+      "(0..2)"};
   target.dataset = Blobs();
   c.push_back(target);
   BadCase flip_reg;
@@ -582,7 +585,7 @@ TEST(ValidateJobSpecShape, AcceptsTheValidSpecAndRefusesShapeErrorsWithoutADatas
   absl::Status st = ValidateJobSpecShape(s);
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(st.message()),
-              HasSubstr("spec.budgets[0].n: 20 must be < batch_size 20"));
+              HasSubstr("spec.budgets[0].n: batch_size 20 must exceed the removal budget 20"));
   // Dataset-dependent problems are not its business: batch above any rows.
   s = ValidSpec();
   s.set_batch_size(1000000);
@@ -611,6 +614,147 @@ TEST(ValidateJobSpecShape, TooManyDenseLayersInAnArchitecture) {
   st = ValidateJobSpecShape(s);
   EXPECT_THAT(std::string(st.message()),
               HasSubstr("spec.architecture.layers: 37 layers exceed the limit 32"));
+}
+
+// ---- one validation: the core's cases (tests/core/train_config_cases.h) as
+// job specs get the core's verdict and message, under "spec.".
+
+void SetOptimizer(const agt::OptimizerConfig& o, agt::v1::TrainingJobSpec* s) {
+  agt::v1::Optimizer* p = s->mutable_optimizer();
+  p->set_learning_rate(o.learning_rate);
+  p->set_lr_decay(o.lr_decay);
+  p->set_lr_min(o.lr_min);
+  p->set_l1(o.l1);
+  p->set_l2(o.l2);
+  p->set_momentum(o.momentum);
+  p->set_dampening(o.dampening);
+  p->set_nesterov(o.nesterov);
+}
+
+// The perturbation, clipping and budgets of `c` in the spec's form.
+void SetTraining(const agt::TrainConfig& c, agt::v1::TrainingJobSpec* s) {
+  agt::v1::Perturbation* p = s->mutable_perturbation();
+  p->set_kind(PerturbationKindToProto(c.perturbation.kind));
+  p->set_epsilon(c.perturbation.epsilon);
+  p->set_paired(c.perturbation.paired);
+  if (c.perturbation.label.enabled) {
+    if (c.perturbation.label.target_class >= 0) {
+      p->mutable_labels()->set_target_class(c.perturbation.label.target_class);
+    } else {
+      p->mutable_labels()->set_flip(true);
+    }
+  }
+  s->set_clip_gamma(c.clip_gamma.value_or(0.0));
+  s->clear_budgets();
+  for (const agt::Budget& b : c.budgets) *s->add_budgets() = BudgetToProto(b);
+}
+
+void ExpectSameAsTheCore(const absl::Status& core, const absl::StatusOr<ResolvedJob>& server) {
+  ASSERT_EQ(server.ok(), core.ok()) << "core: " << core << ", server: " << server.status();
+  if (core.ok()) return;
+  EXPECT_EQ(server.status().code(), core.code());
+  EXPECT_EQ(server.status().message(), "spec." + std::string(core.message()));
+}
+
+TEST(OneValidation, OptimizerCasesGetTheCoresVerdictAndMessage) {
+  for (const auto& c : agt::train_config_cases::OptimizerCases()) {
+    SCOPED_TRACE(c.name);
+    agt::v1::TrainingJobSpec s = ValidSpec();
+    SetOptimizer(c.optimizer, &s);
+    ExpectSameAsTheCore(c.optimizer.Validate(), ResolveJobSpec(s, Moons()));
+    // Submission's dataset-free check says the same.
+    EXPECT_EQ(ValidateJobSpecShape(s).ok(), c.rejected_field.empty());
+  }
+}
+
+TEST(OneValidation, TrainingCasesGetTheCoresVerdictAndMessage) {
+  for (const auto& c : agt::train_config_cases::TrainingCases()) {
+    SCOPED_TRACE(c.name);
+    agt::TrainConfig config = agt::train_config_cases::BaseConfig();
+    c.change(&config);
+    agt::v1::TrainingJobSpec s = ValidSpec();
+    SetTraining(config, &s);
+    ExpectSameAsTheCore(config.ValidateTraining(), ResolveJobSpec(s, Moons()));
+  }
+}
+
+// ---- bound options
+
+TEST(BoundOptions, TheNewFieldsMapOntoTheCore) {
+  agt::v1::TrainingJobSpec s = ValidSpec();
+  s.set_bound_method(agt::v1::BOUND_METHOD_IBP);
+  s.set_interval_product(agt::v1::INTERVAL_PRODUCT_EXACT);
+  s.set_rounding(agt::v1::ROUNDING_MODE_NEAREST);
+  absl::StatusOr<ResolvedJob> r = ResolveJobSpec(s, Moons());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->config.bounds.method, agt::BoundMethod::kIbp);
+  EXPECT_EQ(r->config.bounds.interval.product, agt::MatMulMethod::kExact);
+  EXPECT_EQ(r->config.bounds.interval.rounding, agt::RoundingMode::kNearest);
+}
+
+TEST(BoundOptions, LegacyBoundMethodsMeanIbpWithTheirProduct) {
+  for (auto [legacy, product, core] :
+       {std::tuple{agt::v1::BOUND_METHOD_INTERVAL_RUMP, agt::v1::INTERVAL_PRODUCT_RUMP,
+                   agt::MatMulMethod::kRump},
+        std::tuple{agt::v1::BOUND_METHOD_INTERVAL_EXACT, agt::v1::INTERVAL_PRODUCT_EXACT,
+                   agt::MatMulMethod::kExact},
+        std::tuple{agt::v1::BOUND_METHOD_INTERVAL_NGUYEN, agt::v1::INTERVAL_PRODUCT_NGUYEN,
+                   agt::MatMulMethod::kNguyen}}) {
+    SCOPED_TRACE(agt::v1::BoundMethod_Name(legacy));
+    agt::v1::TrainingJobSpec s = ValidSpec();
+    s.set_bound_method(legacy);
+    // Alone, and with the same product spelled out: the same options.
+    for (agt::v1::IntervalProduct given : {agt::v1::INTERVAL_PRODUCT_UNSPECIFIED, product}) {
+      s.set_interval_product(given);
+      absl::StatusOr<agt::BoundOptions> b = BoundOptionsFromProto(s);
+      ASSERT_TRUE(b.ok()) << b.status();
+      EXPECT_EQ(b->method, agt::BoundMethod::kIbp);
+      EXPECT_EQ(b->interval.product, core);
+    }
+    // Upgraded to the current form, the spec means the same.
+    s.set_interval_product(agt::v1::INTERVAL_PRODUCT_UNSPECIFIED);
+    UpgradeLegacyBoundMethod(&s);
+    EXPECT_EQ(s.bound_method(), agt::v1::BOUND_METHOD_IBP);
+    EXPECT_EQ(*IntervalProductFromProto(s.interval_product(), "p"), core);
+  }
+}
+
+TEST(BoundOptions, ALegacyBoundMethodThatContradictsTheProductNamesBoth) {
+  agt::v1::TrainingJobSpec s = ValidSpec();
+  s.set_bound_method(agt::v1::BOUND_METHOD_INTERVAL_EXACT);
+  s.set_interval_product(agt::v1::INTERVAL_PRODUCT_NGUYEN);
+  absl::StatusOr<ResolvedJob> r = ResolveJobSpec(s, Moons());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(r.status().message()),
+              HasSubstr("spec.bound_method: BOUND_METHOD_INTERVAL_EXACT"));
+  EXPECT_THAT(std::string(r.status().message()),
+              HasSubstr("conflicts with spec.interval_product INTERVAL_PRODUCT_NGUYEN"));
+  s.set_interval_product(agt::v1::INTERVAL_PRODUCT_RUMP);
+  EXPECT_FALSE(ValidateJobSpecShape(s).ok());
+}
+
+TEST(BoundOptions, UnknownValuesAreRefused) {
+  agt::v1::TrainingJobSpec s = ValidSpec();
+  s.set_interval_product(static_cast<agt::v1::IntervalProduct>(9));
+  EXPECT_THAT(std::string(ValidateJobSpecShape(s).message()),
+              HasSubstr("spec.interval_product: unknown value 9"));
+  s = ValidSpec();
+  s.set_rounding(static_cast<agt::v1::RoundingMode>(5));
+  EXPECT_THAT(std::string(ValidateJobSpecShape(s).message()),
+              HasSubstr("spec.rounding: unknown value 5"));
+}
+
+TEST(BoundOptions, UpgradeLeavesCurrentSpecsAlone) {
+  agt::v1::TrainingJobSpec s = ValidSpec();
+  agt::v1::TrainingJobSpec before = s;
+  UpgradeLegacyBoundMethod(&s);
+  EXPECT_EQ(s.SerializeAsString(), before.SerializeAsString());
+  s.set_bound_method(agt::v1::BOUND_METHOD_IBP);
+  s.set_interval_product(agt::v1::INTERVAL_PRODUCT_NGUYEN);
+  before = s;
+  UpgradeLegacyBoundMethod(&s);
+  EXPECT_EQ(s.SerializeAsString(), before.SerializeAsString());
 }
 
 }  // namespace

@@ -229,6 +229,35 @@ TEST_F(ServerE2eTest, Float64UploadMatchesTheCsvUploadOfTheSameRows) {
   EXPECT_NE(page1.datasets(0).id(), page2.datasets(0).id());
 }
 
+TEST_F(ServerE2eTest, ALegacyBoundMethodIsStoredAndServedInTheCurrentForm) {
+  const agt::v1::Dataset dataset = UploadMoons(*client_, 100, 5);
+  agt::v1::TrainingJobSpec spec = MoonsSpec(dataset.id(), 1);
+  // An old client's spec: the product in bound_method (3 = INTERVAL_NGUYEN).
+  spec.set_bound_method(agt::v1::BOUND_METHOD_INTERVAL_NGUYEN);
+  spec.set_interval_product(agt::v1::INTERVAL_PRODUCT_EXACT);
+  agt::v1::Job job;
+  grpc::Status status = Submit(*client_, spec, &job);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("spec.bound_method"), std::string::npos);
+  EXPECT_NE(status.error_message().find("spec.interval_product"), std::string::npos)
+      << status.error_message();
+
+  spec.clear_interval_product();
+  status = Submit(*client_, spec, &job);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(job.spec().bound_method(), agt::v1::BOUND_METHOD_IBP);
+  EXPECT_EQ(job.spec().interval_product(), agt::v1::INTERVAL_PRODUCT_NGUYEN);
+  const agt::v1::Job done = WaitForFinal(*client_, job.id());
+  ASSERT_EQ(done.state(), agt::v1::JOB_STATE_SUCCEEDED) << done.error();
+  agt::v1::GetModelRequest get;
+  get.set_model_id(done.model_id());
+  agt::v1::GetModelResponse model;
+  ASSERT_TRUE(client_->models->GetModel(Ctx().get(), get, &model).ok());
+  EXPECT_EQ(model.model().bound_method(), agt::v1::BOUND_METHOD_IBP);
+  EXPECT_EQ(model.model().interval_product(), agt::v1::INTERVAL_PRODUCT_NGUYEN);
+  EXPECT_EQ(model.model().rounding(), agt::v1::ROUNDING_MODE_NEAREST);
+}
+
 TEST_F(ServerE2eTest, CancelStopsAQueuedJobAtOnce) {
   const agt::v1::Dataset dataset = UploadMoons(*client_, 400, 2);
   // One worker: the second job waits behind the first (a long one).

@@ -303,6 +303,11 @@ TEST_F(ValidationE2eTest, SubmitErrorsNameTheSpecField) {
   spec = MoonsSpec(*dataset_id_, 1);
   spec.set_name(std::string(300, 'j'));
   EXPECT_STATUS(Submit(*client_, spec, nullptr), kInvalid, "spec.name");
+  spec = MoonsSpec(*dataset_id_, 1);
+  spec.set_bound_method(agt::v1::BOUND_METHOD_INTERVAL_EXACT);
+  spec.set_interval_product(agt::v1::INTERVAL_PRODUCT_NGUYEN);
+  EXPECT_STATUS(Submit(*client_, spec, nullptr), kInvalid,
+                "conflicts with spec.interval_product INTERVAL_PRODUCT_NGUYEN");
   // None of them was queued.
   agt::v1::ListJobsRequest list;
   list.set_state(agt::v1::JOB_STATE_QUEUED);
