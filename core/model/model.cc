@@ -30,9 +30,11 @@ Shape ModelSpec::InputShape() const {
 
 absl::Status ModelSpec::Validate() const {
   if (layers.empty()) return Invalid("model has no layers");
-  const LayerKind first = layers.front().kind;
-  if (first != LayerKind::kDense && first != LayerKind::kConv2d) {
-    return Invalid("model must start with a dense or conv2d layer (a layer with parameters)");
+  // The first trained layer must have parameters (the features get no
+  // gradient); only layers without parameters can be told by their spec alone.
+  if (layers.front().kind == LayerKind::kRelu || layers.front().kind == LayerKind::kFlatten) {
+    return Invalid("model must start with a layer with parameters (dense or conv2d), not " +
+                   LayerKindName(layers.front().kind));
   }
   const Shape input = InputShape();
   if (input.empty()) {
@@ -112,15 +114,6 @@ std::vector<ParamSlice> ModelSpec::Layout() const {
 }
 
 Index ModelSpec::NumParameters() const { return TrainedNetwork().num_params(); }
-
-bool ModelSpec::HasConvolutions() const {
-  for (const std::vector<LayerSpec>* v : {&frozen.layers, &layers}) {
-    for (const LayerSpec& l : *v) {
-      if (l.kind == LayerKind::kConv2d) return true;
-    }
-  }
-  return false;
-}
 
 std::string ModelSpec::Describe() const {
   bool dense_only = frozen.empty() && (input_shape.empty() || input_shape.is_flat());

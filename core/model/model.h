@@ -75,7 +75,6 @@ struct ModelSpec {
   // Human-readable, e.g. "784-128-10 (ReLU)", or for other models the layers
   // in order: "[1, 8, 8] frozen(conv2d 6@3x3, relu, flatten) dense 216->16, relu, dense 16->10".
   std::string Describe() const;
-  bool HasConvolutions() const;
 
   // An MLP with ReLU between dense layers: widths {784, 128, 10}.
   static ModelSpec Mlp(const std::vector<int>& widths);

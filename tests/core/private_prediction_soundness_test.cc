@@ -102,7 +102,7 @@ struct Problem {
   uint64_t init_seed = 7;
 };
 
-ModelSpec Linear(int in) { return ModelSpec{{agt::LayerSpec::Dense(in, 1)}}; }
+ModelSpec Linear(int in) { return agt::ModelSpec::Mlp({in, 1}); }
 
 TrainConfig SubstitutionConfig(const ModelSpec& model, LossKind loss, int batch_size, int epochs,
                                double learning_rate, double gamma) {

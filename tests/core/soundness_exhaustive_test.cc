@@ -40,7 +40,7 @@ Dataset CubicMoons(int n, uint64_t seed) {
 
 TrainConfig HingeSvmConfig(int batch_size, int epochs) {
   TrainConfig config;
-  config.model = agt::ModelSpec{{agt::LayerSpec::Dense(9, 1)}};
+  config.model = agt::ModelSpec::Mlp({9, 1});
   config.loss = LossKind::kHinge;
   config.batch_size = batch_size;
   config.epochs = epochs;
@@ -204,7 +204,7 @@ TEST(ExhaustiveSoundness, FeaturePoisoningBoundsContainEveryCornerOfEverySingleR
   const Dataset data = agt::MakeMoons(64, 0.1, 9);
   const Dataset test = agt::MakeMoons(64, 0.1, 10);
   TrainConfig config;
-  config.model = agt::ModelSpec{{agt::LayerSpec::Dense(2, 1)}};
+  config.model = agt::ModelSpec::Mlp({2, 1});
   config.loss = LossKind::kBinaryCrossEntropy;
   config.batch_size = 64;
   config.epochs = 8;

@@ -115,7 +115,7 @@ TrainConfig Config(const ModelSpec& model, LossKind loss, int batch_size, int ep
   return config;
 }
 
-ModelSpec Linear(int in, int out) { return ModelSpec{{agt::LayerSpec::Dense(in, out)}}; }
+ModelSpec Linear(int in, int out) { return agt::ModelSpec::Mlp({in, out}); }
 
 // ---------------------------------------------------------------------------
 // Adversary building blocks for removal and poisoning (more, and the
