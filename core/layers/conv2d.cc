@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/interval/rump.h"
+#include "core/layers/weight_box.h"
 
 namespace agt {
 namespace {
@@ -101,39 +102,23 @@ class BoxedConv2d : public BoxedLayer {
  public:
   BoxedConv2d(const Conv2dLayer& layer, const double* lower, const double* upper,
               const IntervalOptions& options)
-      : layer_(layer), options_(options) {
-    const int o = layer.weight_rows(), k = layer.weight_cols();
-    const ConstMatrixMap wl(lower, o, k), wu(upper, o, k);
-    b_lower_ = Eigen::Map<const RowVector>(lower + wl.size(), o);
-    b_upper_ = Eigen::Map<const RowVector>(upper + wl.size(), o);
-    if (options.conv_product == MatMulMethod::kRump) {
-      w_ = MidRad(wl, wu);
-      wt_ = MidRad(wl.transpose(), wu.transpose());
-    } else {
-      w_lower_ = wl;
-      w_upper_ = wu;
-    }
-  }
+      : layer_(layer),
+        options_(options),
+        w_(lower, upper, layer.weight_rows(), layer.weight_cols(), options.conv_product,
+           options.rounding) {}
 
+  // The patches times [W]^T plus [b], one row per position.
   IntervalMatrix Forward(const IntervalMatrix& x) const override {
-    const IntervalMatrix patches(layer_.Im2Col(x.lower), layer_.Im2Col(x.upper));
-    IntervalMatrix y =
-        options_.conv_product == MatMulMethod::kRump
-            ? RumpMatMul(MidRad(patches), wt_, options_.rounding)
-            : MatMul(patches, IntervalMatrix(w_lower_.transpose(), w_upper_.transpose()),
-                     options_.conv_product);
-    y.lower.rowwise() += b_lower_;
-    y.upper.rowwise() += b_upper_;
+    const IntervalMatrix y =
+        w_.Apply(IntervalMatrix(layer_.Im2Col(x.lower), layer_.Im2Col(x.upper)));
     return IntervalMatrix(layer_.PositionsToChannels(y.lower, x.rows()),
                           layer_.PositionsToChannels(y.upper, x.rows()));
   }
 
+  // The transposed conv: [delta] [W] per position, scattered onto the input.
   IntervalMatrix Backward(const IntervalMatrix& x, const IntervalMatrix& dy) const override {
-    const IntervalMatrix d(layer_.ChannelsToPositions(dy.lower),
-                           layer_.ChannelsToPositions(dy.upper));
-    const IntervalMatrix dp = options_.conv_product == MatMulMethod::kRump
-                                  ? RumpMatMul(MidRad(d), w_, options_.rounding)
-                                  : MatMul(d, IntervalMatrix(w_lower_, w_upper_), options_.conv_product);
+    const IntervalMatrix dp = w_.Backward(
+        IntervalMatrix(layer_.ChannelsToPositions(dy.lower), layer_.ChannelsToPositions(dy.upper)));
     return IntervalMatrix(layer_.Col2Im(dp.lower, x.rows()), layer_.Col2Im(dp.upper, x.rows()));
   }
 
@@ -147,9 +132,7 @@ class BoxedConv2d : public BoxedLayer {
  private:
   const Conv2dLayer& layer_;
   IntervalOptions options_;
-  MidRad w_, wt_;
-  Matrix w_lower_, w_upper_;
-  RowVector b_lower_, b_upper_;
+  WeightBox w_;
 };
 
 }  // namespace

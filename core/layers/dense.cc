@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/interval/rump.h"
+#include "core/layers/weight_box.h"
 
 namespace agt {
 namespace {
@@ -13,36 +14,15 @@ class BoxedDense : public BoxedLayer {
  public:
   BoxedDense(const LayerSpec& spec, const double* lower, const double* upper,
              const IntervalOptions& options)
-      : options_(options) {
-    const ConstMatrixMap wl(lower, spec.out, spec.in), wu(upper, spec.out, spec.in);
-    const Index nw = static_cast<Index>(spec.in) * spec.out;
-    b_lower_ = Eigen::Map<const RowVector>(lower + nw, spec.out);
-    b_upper_ = Eigen::Map<const RowVector>(upper + nw, spec.out);
-    if (options.product == MatMulMethod::kRump) {
-      w_ = MidRad(wl, wu);
-      wt_ = MidRad(wl.transpose(), wu.transpose());
-    } else {
-      w_lower_ = wl;
-      w_upper_ = wu;
-    }
-  }
+      : options_(options),
+        w_(lower, upper, spec.out, spec.in, options.product, options.rounding) {}
 
-  IntervalMatrix Forward(const IntervalMatrix& x) const override {
-    IntervalMatrix z = options_.product == MatMulMethod::kRump
-                           ? RumpMatMul(MidRad(x), wt_, options_.rounding)
-                           : MatMul(x, IntervalMatrix(w_lower_.transpose(), w_upper_.transpose()),
-                                    options_.product);
-    z.lower.rowwise() += b_lower_;
-    z.upper.rowwise() += b_upper_;
-    return z;
-  }
+  // [x] [W]^T + [b], eq. 21.
+  IntervalMatrix Forward(const IntervalMatrix& x) const override { return w_.Apply(x); }
 
+  // delta <- delta [W], eq. 25.
   IntervalMatrix Backward(const IntervalMatrix& /*x*/, const IntervalMatrix& dy) const override {
-    // delta <- delta [W], eq. 25.
-    if (options_.product == MatMulMethod::kRump) {
-      return RumpMatMul(MidRad(dy), w_, options_.rounding);
-    }
-    return MatMul(dy, IntervalMatrix(w_lower_, w_upper_), options_.product);
+    return w_.Backward(dy);
   }
 
   std::unique_ptr<GradientFactors> Factors(const IntervalMatrix& x,
@@ -59,9 +39,7 @@ class BoxedDense : public BoxedLayer {
 
  private:
   IntervalOptions options_;
-  MidRad w_, wt_;              // Rump: W (out x in) and W^T
-  Matrix w_lower_, w_upper_;   // exact / Nguyen
-  RowVector b_lower_, b_upper_;
+  WeightBox w_;
 };
 
 }  // namespace

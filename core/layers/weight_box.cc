@@ -1,0 +1,36 @@
+#include "core/layers/weight_box.h"
+
+namespace agt {
+
+WeightBox::WeightBox(const double* lower, const double* upper, int rows, int cols,
+                     MatMulMethod product, RoundingMode rounding)
+    : product_(product), rounding_(rounding) {
+  const ConstMatrixMap wl(lower, rows, cols), wu(upper, rows, cols);
+  using RowVector = Eigen::Matrix<double, 1, Eigen::Dynamic>;
+  b_lower_ = Eigen::Map<const RowVector>(lower + wl.size(), rows);
+  b_upper_ = Eigen::Map<const RowVector>(upper + wl.size(), rows);
+  if (product == MatMulMethod::kRump) {
+    w_ = MidRad(wl, wu);
+    wt_ = MidRad(wl.transpose(), wu.transpose());
+  } else {
+    w_lower_ = wl;
+    w_upper_ = wu;
+  }
+}
+
+IntervalMatrix WeightBox::Apply(const IntervalMatrix& x) const {
+  IntervalMatrix z =
+      product_ == MatMulMethod::kRump
+          ? RumpMatMul(MidRad(x), wt_, rounding_)
+          : MatMul(x, IntervalMatrix(w_lower_.transpose(), w_upper_.transpose()), product_);
+  z.lower.rowwise() += b_lower_;
+  z.upper.rowwise() += b_upper_;
+  return z;
+}
+
+IntervalMatrix WeightBox::Backward(const IntervalMatrix& d) const {
+  if (product_ == MatMulMethod::kRump) return RumpMatMul(MidRad(d), w_, rounding_);
+  return MatMul(d, IntervalMatrix(w_lower_, w_upper_), product_);
+}
+
+}  // namespace agt
