@@ -79,32 +79,34 @@ bool IntervalMatrix::Contains(const Matrix& m, double tol) const {
          (m.array() <= upper.array() + tol).all();
 }
 
-IntervalMatrix Add(const IntervalMatrix& a, const IntervalMatrix& b) {
+IntervalMatrix Add(const IntervalMatrix& a, const IntervalMatrix& b, RoundingMode) {
   return {a.lower + b.lower, a.upper + b.upper};
 }
 
-IntervalMatrix Sub(const IntervalMatrix& a, const IntervalMatrix& b) {
+IntervalMatrix Sub(const IntervalMatrix& a, const IntervalMatrix& b, RoundingMode) {
   return {a.lower - b.upper, a.upper - b.lower};
 }
 
-IntervalMatrix Scale(const IntervalMatrix& a, double s) {
+IntervalMatrix Scale(const IntervalMatrix& a, double s, RoundingMode) {
   if (s >= 0) return {a.lower * s, a.upper * s};
   return {a.upper * s, a.lower * s};
 }
 
-IntervalMatrix MatMul(const IntervalMatrix& a, const IntervalMatrix& b, MatMulMethod method) {
+IntervalMatrix MatMul(const IntervalMatrix& a, const IntervalMatrix& b, MatMulMethod method,
+                      RoundingMode rounding) {
   switch (method) {
     case MatMulMethod::kRump:
-      return RumpMatMul(MidRad(a), MidRad(b), RoundingMode::kNearest);
+      return RumpMatMul(MidRad(a), MidRad(b), rounding);
     case MatMulMethod::kExact:
       return MatMulExact(a, b);
     case MatMulMethod::kNguyen:
-      return MatMulNguyen(a, b);
+      return MatMulNguyen(a, b, rounding);
   }
-  return RumpMatMul(MidRad(a), MidRad(b), RoundingMode::kNearest);
+  return RumpMatMul(MidRad(a), MidRad(b), rounding);
 }
 
-IntervalMatrix ElementwiseProduct(const IntervalMatrix& a, const IntervalMatrix& b) {
+IntervalMatrix ElementwiseProduct(const IntervalMatrix& a, const IntervalMatrix& b,
+                                  RoundingMode) {
   const auto p1 = a.lower.array() * b.lower.array();
   const auto p2 = a.lower.array() * b.upper.array();
   const auto p3 = a.upper.array() * b.lower.array();

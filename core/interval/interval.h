@@ -75,22 +75,31 @@ struct IntervalMatrix {
   bool Contains(const Matrix& m, double tol = 0.0) const;
 };
 
-IntervalMatrix Add(const IntervalMatrix& a, const IntervalMatrix& b);
-IntervalMatrix Sub(const IntervalMatrix& a, const IntervalMatrix& b);
-IntervalMatrix Scale(const IntervalMatrix& a, double s);
+IntervalMatrix Add(const IntervalMatrix& a, const IntervalMatrix& b,
+                   RoundingMode rounding = RoundingMode::kNearest);
+IntervalMatrix Sub(const IntervalMatrix& a, const IntervalMatrix& b,
+                   RoundingMode rounding = RoundingMode::kNearest);
+IntervalMatrix Scale(const IntervalMatrix& a, double s,
+                     RoundingMode rounding = RoundingMode::kNearest);
 // Encloses {A B : A in a, B in b}; a is m x k, b is k x n.
 IntervalMatrix MatMul(const IntervalMatrix& a, const IntervalMatrix& b,
-                      MatMulMethod method = MatMulMethod::kRump);
+                      MatMulMethod method = MatMulMethod::kRump,
+                      RoundingMode rounding = RoundingMode::kNearest);
 // Nguyen's method on its own (what MatMul(.., kNguyen) calls); nguyen.cc.
-IntervalMatrix MatMulNguyen(const IntervalMatrix& a, const IntervalMatrix& b);
+IntervalMatrix MatMulNguyen(const IntervalMatrix& a, const IntervalMatrix& b,
+                            RoundingMode rounding = RoundingMode::kNearest);
 
 // Replaces NaN bounds (what an overflowed bound computation gives, e.g.
 // inf - inf in Rump's midpoint) by -inf (lower) / +inf (upper): the widest
 // interval, which encloses every value, so later layers stay sound.
 void WidenNaNsToInfinity(IntervalMatrix* m);
 
+// Every primitive that rounds takes the core-wide RoundingMode (only
+// kNearest today); ReLU, Heaviside and the NaN widening do not round.
+
 // Elementwise product, exact (min/max of the four endpoint products).
-IntervalMatrix ElementwiseProduct(const IntervalMatrix& a, const IntervalMatrix& b);
+IntervalMatrix ElementwiseProduct(const IntervalMatrix& a, const IntervalMatrix& b,
+                                  RoundingMode rounding = RoundingMode::kNearest);
 // ReLU applied to both ends (monotone, so exact).
 IntervalMatrix Relu(const IntervalMatrix& a);
 // Heaviside (ReLU derivative) on both ends: [1{l > 0}, 1{u > 0}], strict >.

@@ -65,7 +65,7 @@ SplitA SplitLeftFactor(const IntervalMatrix& a) {
 
 }  // namespace
 
-IntervalMatrix MatMulNguyen(const IntervalMatrix& a, const IntervalMatrix& b) {
+IntervalMatrix MatMulNguyen(const IntervalMatrix& a, const IntervalMatrix& b, RoundingMode) {
   const SplitA s = SplitLeftFactor(a);
 
   // B's magnitude and its positive / negative parts, B = B+ + B-.

@@ -70,7 +70,9 @@ IntervalMatrix RumpMatMul(const MidRad& a, const MidRad& b, RoundingMode roundin
 // the factored gradients: [m +- r] * [mz +- rz] for n values, where amz =
 // |mz| and rz may be null (a point row).
 inline void RumpScaleRow(double m, double r, const double* mz, const double* amz,
-                         const double* rz, Index n, double* lower, double* upper) {
+                         const double* rz, Index n, double* lower, double* upper,
+                         RoundingMode /*rounding: kNearest is the only mode*/ =
+                             RoundingMode::kNearest) {
   using Row = Eigen::Map<const Eigen::Array<double, 1, Eigen::Dynamic>>;
   using RowOut = Eigen::Map<Eigen::Array<double, 1, Eigen::Dynamic>>;
   const Row vm(mz, n), va(amz, n);

@@ -59,7 +59,7 @@ class ConvFactors : public GradientFactors {
                                  ConstMatrixMap(d_upper_.data() + d_off, width, p));
           const IntervalMatrix b(ConstMatrixMap(z_lower_.data() + r * p * k, p, k),
                                  ConstMatrixMap(z_upper_.data() + r * p * k, p, k));
-          const IntervalMatrix g = MatMul(a, b, options_.conv_product);
+          const IntervalMatrix g = MatMul(a, b, options_.conv_product, options_.rounding);
           MatrixMap(lower + i * ld, width, k) = g.lower;
           MatrixMap(upper + i * ld, width, k) = g.upper;
           break;

@@ -33,6 +33,7 @@ class BoxedDense : public BoxedLayer {
     f->z_lower = x.lower;
     f->z_upper = x.upper;
     f->method = options_.product;
+    f->rounding = options_.rounding;
     f->Prepare();
     return f;
   }
@@ -81,8 +82,9 @@ void ExpandWeightRow(const DenseFactors& f, int o, Index row_begin, Index rows, 
       case MatMulMethod::kNguyen: {
         const Matrix dl = Matrix::Constant(1, 1, f.d_lower(r, o));
         const Matrix du = Matrix::Constant(1, 1, f.d_upper(r, o));
-        const IntervalMatrix g = MatMulNguyen(IntervalMatrix(dl, du),
-                                              IntervalMatrix(f.z_lower.row(r), f.z_upper.row(r)));
+        const IntervalMatrix g =
+            MatMulNguyen(IntervalMatrix(dl, du), IntervalMatrix(f.z_lower.row(r), f.z_upper.row(r)),
+                         f.rounding);
         lo = g.lower;
         hi = g.upper;
         break;
@@ -90,7 +92,7 @@ void ExpandWeightRow(const DenseFactors& f, int o, Index row_begin, Index rows, 
       case MatMulMethod::kRump:
         RumpScaleRow(f.d_mid(r, o), f.d_rad(r, o), f.z_mid.row(r).data(),
                      f.z_mid_abs.row(r).data(), f.z_point ? nullptr : f.z_rad.row(r).data(), in,
-                     lo.data(), hi.data());
+                     lo.data(), hi.data(), f.rounding);
         break;
     }
   }

@@ -26,6 +26,7 @@ struct DenseFactors : GradientFactors {
   bool z_point = false;
   bool nominal = false;  // point factors: ExpandWeightRows writes the gradient
   MatMulMethod method = MatMulMethod::kRump;
+  RoundingMode rounding = RoundingMode::kNearest;
   void Prepare();
 
   void ExpandWeightRows(int o0, int o1, Index r0, Index rows, double* lower, double* upper,

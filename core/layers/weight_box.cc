@@ -22,7 +22,8 @@ IntervalMatrix WeightBox::Apply(const IntervalMatrix& x) const {
   IntervalMatrix z =
       product_ == MatMulMethod::kRump
           ? RumpMatMul(MidRad(x), wt_, rounding_)
-          : MatMul(x, IntervalMatrix(w_lower_.transpose(), w_upper_.transpose()), product_);
+          : MatMul(x, IntervalMatrix(w_lower_.transpose(), w_upper_.transpose()), product_,
+                   rounding_);
   z.lower.rowwise() += b_lower_;
   z.upper.rowwise() += b_upper_;
   return z;
@@ -30,7 +31,7 @@ IntervalMatrix WeightBox::Apply(const IntervalMatrix& x) const {
 
 IntervalMatrix WeightBox::Backward(const IntervalMatrix& d) const {
   if (product_ == MatMulMethod::kRump) return RumpMatMul(MidRad(d), w_, rounding_);
-  return MatMul(d, IntervalMatrix(w_lower_, w_upper_), product_);
+  return MatMul(d, IntervalMatrix(w_lower_, w_upper_), product_, rounding_);
 }
 
 }  // namespace agt

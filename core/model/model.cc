@@ -33,7 +33,7 @@ absl::Status ModelSpec::Validate() const {
   // The first trained layer must have parameters (the features get no
   // gradient); only layers without parameters can be told by their spec alone.
   if (layers.front().kind == LayerKind::kRelu || layers.front().kind == LayerKind::kFlatten) {
-    return Invalid("model must start with a layer with parameters (dense or conv2d), not " +
+    return Invalid("model must start with a dense or conv2d layer (a layer with parameters), not " +
                    LayerKindName(layers.front().kind));
   }
   const Shape input = InputShape();
