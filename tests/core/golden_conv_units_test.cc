@@ -54,143 +54,15 @@
 #include "core/layers/registry.h"
 #include "core/loss/loss.h"
 #include "core/model/model.h"
+#include "tests/core/golden_json.h"
 
 namespace agt {
 namespace {
 
-using json = nlohmann::json;
-
-constexpr double kRel = 1e-9;
-constexpr double kAbs = 1e-12;
+using namespace golden_json;  // NOLINT(build/namespaces): the shared loaders and comparisons
 
 // ---------------------------------------------------------------------------
-// Loading and converting the JSON file.
-
-std::filesystem::path UnitsDir() {
-  return std::filesystem::path(AGT_TEST_DATA_DIR) / "goldens" / "units";
-}
-
-::testing::AssertionResult LoadUnit(const std::string& name, json* out) {
-  const std::filesystem::path path = UnitsDir() / name;
-  std::ifstream in(path);
-  if (!in) return ::testing::AssertionFailure() << "cannot open " << path;
-  try {
-    *out = json::parse(in);
-  } catch (const json::exception& e) {
-    return ::testing::AssertionFailure() << path << ": " << e.what();
-  }
-  return ::testing::AssertionSuccess();
-}
-
-void FlattenInto(const json& j, std::vector<double>* out) {
-  if (j.is_array()) {
-    for (const json& e : j) FlattenInto(e, out);
-    return;
-  }
-  out->push_back(j.get<double>());
-}
-
-Vector ToVector(const json& j) {
-  std::vector<double> v;
-  FlattenInto(j, &v);
-  return Eigen::Map<const Vector>(v.data(), static_cast<Index>(v.size()));
-}
-
-// A list of per-sample tensors [T_1, ..., T_m], each with a leading sample
-// index of the same size N, as the N x P matrix whose row i concatenates the
-// flattened (row-major, i.e. C-major for N x C x H x W) T_1[i], ..., T_m[i].
-// With one tensor it is that tensor as N x features; with [W1, b1, ...] it is
-// the flat parameter layout of model/model.h (a conv weight O x C x kh x kw
-// flattened row-major is the core's O x (C kh kw)).
-Matrix PerSampleRows(const json& tensors) {
-  const size_t n = tensors.at(0).size();
-  std::vector<std::vector<double>> rows(n);
-  for (const json& t : tensors) {
-    EXPECT_EQ(t.size(), n) << "per-sample tensors disagree on the sample count";
-    for (size_t i = 0; i < n && i < t.size(); ++i) FlattenInto(t.at(i), &rows[i]);
-  }
-  const Index cols = n == 0 ? 0 : static_cast<Index>(rows[0].size());
-  Matrix m(static_cast<Index>(n), cols);
-  for (size_t i = 0; i < n; ++i) {
-    EXPECT_EQ(static_cast<Index>(rows[i].size()), cols);
-    for (Index c = 0; c < cols && c < static_cast<Index>(rows[i].size()); ++c) {
-      m(static_cast<Index>(i), c) = rows[i][c];
-    }
-  }
-  return m;
-}
-
-// One tensor N x (anything) as N x features.
-Matrix Rows(const json& tensor) { return PerSampleRows(json::array({tensor})); }
-
-// ---------------------------------------------------------------------------
-// Comparisons.
-
-bool Near(double actual, double expected, double rel, double abs) {
-  return std::abs(actual - expected) <= abs + rel * std::abs(expected);
-}
-
-// The largest |actual - expected| / (1 + |expected|), for messages.
-template <typename A, typename B>
-double MaxError(const Eigen::MatrixBase<A>& actual, const Eigen::MatrixBase<B>& expected) {
-  if (actual.rows() != expected.rows() || actual.cols() != expected.cols()) return INFINITY;
-  double worst = 0.0;
-  for (Index r = 0; r < expected.rows(); ++r) {
-    for (Index c = 0; c < expected.cols(); ++c) {
-      worst = std::max(worst, std::abs(actual(r, c) - expected(r, c)) /
-                                  (1.0 + std::abs(expected(r, c))));
-    }
-  }
-  return worst;
-}
-
-template <typename A, typename B>
-bool ExpectNear(const Eigen::MatrixBase<A>& actual, const Eigen::MatrixBase<B>& expected,
-                const std::string& what, double rel = kRel, double abs = kAbs) {
-  if (actual.rows() != expected.rows() || actual.cols() != expected.cols()) {
-    ADD_FAILURE() << what << ": shape " << actual.rows() << " x " << actual.cols() << ", reference "
-                  << expected.rows() << " x " << expected.cols();
-    return false;
-  }
-  int misses = 0;
-  for (Index r = 0; r < expected.rows(); ++r) {
-    for (Index c = 0; c < expected.cols(); ++c) {
-      if (Near(actual(r, c), expected(r, c), rel, abs)) continue;
-      if (++misses <= 5) {
-        ADD_FAILURE() << what << "(" << r << ", " << c << "): got " << actual(r, c)
-                      << ", reference " << expected(r, c) << ", difference "
-                      << actual(r, c) - expected(r, c);
-      }
-    }
-  }
-  if (misses > 0) {
-    ADD_FAILURE() << what << ": " << misses << " entries differ in all, max error "
-                  << MaxError(actual, expected) << " (relative to 1 + |reference|)";
-  }
-  return misses == 0;
-}
-
-// Expects lower - tol <= value <= upper + tol entrywise, reporting the worst miss.
-void ExpectInside(const Matrix& value, const Matrix& lower, const Matrix& upper,
-                  const std::string& what, double tol) {
-  ASSERT_EQ(value.rows(), lower.rows()) << what;
-  ASSERT_EQ(value.cols(), lower.cols()) << what;
-  double worst = 0.0;
-  Index worst_r = 0, worst_c = 0;
-  for (Index r = 0; r < value.rows(); ++r) {
-    for (Index c = 0; c < value.cols(); ++c) {
-      const double excess = std::max(lower(r, c) - value(r, c), value(r, c) - upper(r, c));
-      if (excess > worst) {
-        worst = excess;
-        worst_r = r;
-        worst_c = c;
-      }
-    }
-  }
-  EXPECT_LE(worst, tol) << what << ": (" << worst_r << ", " << worst_c << ") value "
-                        << value(worst_r, worst_c) << " outside [" << lower(worst_r, worst_c)
-                        << ", " << upper(worst_r, worst_c) << "]";
-}
+// Sampling.
 
 Matrix SampleInside(const Matrix& lower, const Matrix& upper, Rng* rng) {
   Matrix m(lower.rows(), lower.cols());
@@ -207,14 +79,8 @@ Vector SampleInside(const Vector& lower, const Vector& upper, Rng* rng) {
 // ---------------------------------------------------------------------------
 // The cases.
 
-struct ConvCase {
+struct ConvCase : PassesCase {
   std::string name;
-  ModelSpec spec;
-  Vector init;
-  ParameterBox box;
-  Matrix x;
-  double eps = 0.0;
-  Vector labels;
 };
 
 std::vector<int> Pair(const json& j) { return j.get<std::vector<int>>(); }
@@ -250,16 +116,6 @@ std::vector<int> Pair(const json& j) { return j.get<std::vector<int>>(); }
     }
   }
   return ::testing::AssertionSuccess();
-}
-
-// [{"weight": [...], "bias": [...]}, ...] in the flat layout.
-Vector ParametersFromList(const json& layers) {
-  std::vector<double> v;
-  for (const json& layer : layers) {
-    FlattenInto(layer.at("weight"), &v);
-    FlattenInto(layer.at("bias"), &v);
-  }
-  return Eigen::Map<const Vector>(v.data(), static_cast<Index>(v.size()));
 }
 
 ::testing::AssertionResult LoadCase(const std::string& name, json* d, ConvCase* cc) {
@@ -353,14 +209,6 @@ MixedBounds MixedIbp(const ModelSpec& spec, const ParameterBox& box, const Inter
   ExpandFactors(spec, factors, n, &out.lower, &out.upper);
   return out;
 }
-
-struct NamedMethod {
-  const char* key;
-  MatMulMethod method;
-};
-constexpr NamedMethod kIbpEntries[] = {{"ibp_rump", MatMulMethod::kRump},
-                                       {"ibp_exact", MatMulMethod::kExact},
-                                       {"ibp_nguyen", MatMulMethod::kNguyen}};
 
 const char* const kCases[] = {"cnn", "frozen"};
 

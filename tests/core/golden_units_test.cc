@@ -30,155 +30,15 @@
 #include "core/loss/loss.h"
 #include "core/model/model.h"
 #include "core/train/train.h"
+#include "tests/core/golden_json.h"
 
 namespace agt {
 namespace {
 
-using json = nlohmann::json;
+using namespace golden_json;  // NOLINT(build/namespaces): the shared loaders and comparisons
 
-constexpr double kRel = 1e-9;
-constexpr double kAbs = 1e-12;
 // The reference rounds accuracies to float32.
 constexpr double kAccuracyTol = 1e-7;
-
-// ---------------------------------------------------------------------------
-// Loading and converting the JSON files.
-
-std::filesystem::path UnitsDir() {
-  return std::filesystem::path(AGT_TEST_DATA_DIR) / "goldens" / "units";
-}
-
-// Loads units/<name>; an unreadable or unparsable file is a test failure.
-::testing::AssertionResult LoadUnit(const std::string& name, json* out) {
-  const std::filesystem::path path = UnitsDir() / name;
-  std::ifstream in(path);
-  if (!in) return ::testing::AssertionFailure() << "cannot open " << path;
-  try {
-    *out = json::parse(in);
-  } catch (const json::exception& e) {
-    return ::testing::AssertionFailure() << path << ": " << e.what();
-  }
-  return ::testing::AssertionSuccess();
-}
-
-void FlattenInto(const json& j, std::vector<double>* out) {
-  if (j.is_array()) {
-    for (const json& e : j) FlattenInto(e, out);
-    return;
-  }
-  out->push_back(j.get<double>());
-}
-
-// Any nesting of arrays, flattened row-major.
-Vector ToVector(const json& j) {
-  std::vector<double> v;
-  FlattenInto(j, &v);
-  return Eigen::Map<const Vector>(v.data(), static_cast<Index>(v.size()));
-}
-
-// A 2-d array [rows][cols].
-Matrix ToMatrix(const json& j) {
-  const Index rows = static_cast<Index>(j.size());
-  const Index cols = rows == 0 ? 0 : static_cast<Index>(j.at(0).size());
-  Matrix m(rows, cols);
-  for (Index r = 0; r < rows; ++r) {
-    for (Index c = 0; c < cols; ++c) m(r, c) = j.at(r).at(c).get<double>();
-  }
-  return m;
-}
-
-// A 2-d array as one matrix, or a 3-d array as its 2-d slices along the
-// leading (batch) index.
-std::vector<Matrix> ToMatrixBatch(const json& j) {
-  if (j.at(0).at(0).is_array()) {
-    std::vector<Matrix> slices;
-    for (const json& s : j) slices.push_back(ToMatrix(s));
-    return slices;
-  }
-  return {ToMatrix(j)};
-}
-
-// A list of per-sample tensors [T_1, ..., T_m], each with a leading sample
-// index of the same size N, as the N x P matrix whose row i concatenates the
-// flattened T_1[i], ..., T_m[i]: the flat parameter layout of model/model.h
-// when the tensors are [W1, b1, W2, b2, ...].
-Matrix PerSampleRows(const json& tensors) {
-  const size_t n = tensors.at(0).size();
-  std::vector<std::vector<double>> rows(n);
-  for (const json& t : tensors) {
-    EXPECT_EQ(t.size(), n) << "per-sample tensors disagree on the sample count";
-    for (size_t i = 0; i < n && i < t.size(); ++i) FlattenInto(t.at(i), &rows[i]);
-  }
-  const Index cols = n == 0 ? 0 : static_cast<Index>(rows[0].size());
-  Matrix m(static_cast<Index>(n), cols);
-  for (size_t i = 0; i < n; ++i) {
-    EXPECT_EQ(static_cast<Index>(rows[i].size()), cols);
-    for (Index c = 0; c < cols && c < static_cast<Index>(rows[i].size()); ++c) {
-      m(static_cast<Index>(i), c) = rows[i][c];
-    }
-  }
-  return m;
-}
-
-// ---------------------------------------------------------------------------
-// Comparisons.
-
-bool Near(double actual, double expected, double rel, double abs) {
-  return std::abs(actual - expected) <= abs + rel * std::abs(expected);
-}
-
-// Expects |actual - expected| <= abs + rel |expected| for every entry and
-// reports the first few entries that miss. Returns whether all matched.
-template <typename A, typename B>
-bool ExpectNear(const Eigen::MatrixBase<A>& actual, const Eigen::MatrixBase<B>& expected,
-                const std::string& what, double rel = kRel, double abs = kAbs) {
-  if (actual.rows() != expected.rows() || actual.cols() != expected.cols()) {
-    ADD_FAILURE() << what << ": shape " << actual.rows() << " x " << actual.cols() << ", reference "
-                  << expected.rows() << " x " << expected.cols();
-    return false;
-  }
-  int misses = 0;
-  for (Index r = 0; r < expected.rows(); ++r) {
-    for (Index c = 0; c < expected.cols(); ++c) {
-      if (Near(actual(r, c), expected(r, c), rel, abs)) continue;
-      if (++misses <= 5) {
-        ADD_FAILURE() << what << "(" << r << ", " << c << "): got " << actual(r, c)
-                      << ", reference " << expected(r, c) << ", difference "
-                      << actual(r, c) - expected(r, c);
-      }
-    }
-  }
-  if (misses > 5) ADD_FAILURE() << what << ": " << misses << " entries differ in all";
-  return misses == 0;
-}
-
-void ExpectNear(double actual, double expected, const std::string& what, double rel = kRel,
-                double abs = kAbs) {
-  EXPECT_TRUE(Near(actual, expected, rel, abs)) << what << ": got " << actual << ", reference "
-                                                << expected << ", difference " << actual - expected;
-}
-
-// Expects lower - tol <= value <= upper + tol entrywise, reporting the worst miss.
-void ExpectInside(const Matrix& value, const Matrix& lower, const Matrix& upper,
-                  const std::string& what, double tol) {
-  ASSERT_EQ(value.rows(), lower.rows()) << what;
-  ASSERT_EQ(value.cols(), lower.cols()) << what;
-  double worst = 0.0;
-  Index worst_r = 0, worst_c = 0;
-  for (Index r = 0; r < value.rows(); ++r) {
-    for (Index c = 0; c < value.cols(); ++c) {
-      const double excess = std::max(lower(r, c) - value(r, c), value(r, c) - upper(r, c));
-      if (excess > worst) {
-        worst = excess;
-        worst_r = r;
-        worst_c = c;
-      }
-    }
-  }
-  EXPECT_LE(worst, tol) << what << ": (" << worst_r << ", " << worst_c << ") value "
-                        << value(worst_r, worst_c) << " outside [" << lower(worst_r, worst_c)
-                        << ", " << upper(worst_r, worst_c) << "]";
-}
 
 // ---------------------------------------------------------------------------
 // Every unit file is checked below (conv_passes.json in
@@ -206,10 +66,6 @@ TEST(GoldenUnits, EveryUnitFileHasChecksAndADescription) {
 // ---------------------------------------------------------------------------
 // interval_arithmetic.json
 
-struct NamedMethod {
-  const char* key;
-  MatMulMethod method;
-};
 constexpr NamedMethod kMatMulMethods[] = {{"rump", MatMulMethod::kRump},
                                           {"exact", MatMulMethod::kExact},
                                           {"nguyen", MatMulMethod::kNguyen}};
@@ -393,15 +249,6 @@ TEST(LossesGolden, MseValueBoundsMatchRegressionCertificate) {
 // ---------------------------------------------------------------------------
 // passes.json
 
-struct PassesCase {
-  ModelSpec spec;
-  Vector init;
-  ParameterBox box;
-  Matrix x;
-  double eps = 0.0;
-  Vector labels;
-};
-
 ModelSpec SpecFromJson(const json& layers) {
   ModelSpec spec;
   for (const json& l : layers) {
@@ -416,14 +263,7 @@ ModelSpec SpecFromJson(const json& layers) {
 }
 
 // {"layers": [{"weight": [[..]], "bias": [..]}, ..]} in the flat layout.
-Vector ParametersFromJson(const json& p) {
-  std::vector<double> v;
-  for (const json& layer : p.at("layers")) {
-    FlattenInto(layer.at("weight"), &v);
-    FlattenInto(layer.at("bias"), &v);
-  }
-  return Eigen::Map<const Vector>(v.data(), static_cast<Index>(v.size()));
-}
+Vector ParametersFromJson(const json& p) { return ParametersFromList(p.at("layers")); }
 
 ::testing::AssertionResult LoadPasses(json* d, PassesCase* pc) {
   ::testing::AssertionResult loaded = LoadUnit("passes.json", d);
@@ -443,11 +283,10 @@ Vector ParametersFromJson(const json& p) {
   return ::testing::AssertionSuccess();
 }
 
-// The ibp_* entries: their intermediates start at [x - eps, x + eps], so the
-// reference used the eps-ball input (checked below through inter_l[0]).
-constexpr NamedMethod kIbpEntries[] = {{"ibp_rump", MatMulMethod::kRump},
-                                       {"ibp_exact", MatMulMethod::kExact},
-                                       {"ibp_nguyen", MatMulMethod::kNguyen}};
+// The ibp_* entries (kIbpEntries): their intermediates start at
+// [x - eps, x + eps], so the reference used the eps-ball input (checked below
+// through inter_l[0]).
+//
 // The crown_* and alpha_crown_* entries are not compared: CROWN is not
 // implemented in the core yet. When it is, compare against crown_*_fixed (the
 // corrected computation), never crown_* (the reference's unsound ReLU offset).

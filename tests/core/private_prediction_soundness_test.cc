@@ -44,6 +44,7 @@
 #include "core/train/train.h"
 #include "tests/core/adversaries.h"
 #include "tests/core/perturbed_sgd.h"
+#include "tests/core/soundness_harness.h"
 
 namespace agt_test {
 namespace {
@@ -106,16 +107,10 @@ ModelSpec Linear(int in) { return agt::ModelSpec::Mlp({in, 1}); }
 
 TrainConfig SubstitutionConfig(const ModelSpec& model, LossKind loss, int batch_size, int epochs,
                                double learning_rate, double gamma) {
-  TrainConfig config;
-  config.model = model;
-  config.loss = loss;
-  config.batch_size = batch_size;
-  config.epochs = epochs;
-  config.optimizer.learning_rate = learning_rate;
+  TrainConfig config = Config(model, loss, batch_size, epochs, learning_rate);
   config.clip_gamma = gamma;
   config.perturbation.kind = agt::PerturbationKind::kSubstitution;
   for (int n = 0; n <= kMaxBudget; ++n) config.budgets.push_back(agt::Budget{n, 0});
-  config.threads = 1;
   return config;
 }
 

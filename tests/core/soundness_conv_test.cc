@@ -1,9 +1,10 @@
 // Property tests that try to break the certified parameter boxes of
 // convolutional models and of models fine-tuned on a frozen feature extractor
 // (issue 14; paper section 5.2, eq. 13; Theorems 6, 8, 9), as
-// soundness_test.cc does for dense models: for every perturbation model a
-// perturbed-SGD harness (perturbed_sgd.h) retrains for real, with online
-// adversaries that change every batch within the budget, and every step's
+// soundness_test.cc does for dense models (and with its campaign harness,
+// soundness_harness.h): for every perturbation model a perturbed-SGD harness
+// (perturbed_sgd.h) retrains for real, with online adversaries
+// (adversaries.h) that change every batch within the budget, and every step's
 // parameters, and the final model's test logits (and, multi-class, its logit
 // margins), must lie in the trainer's box of that budget and of every larger
 // budget of the same training. The budget-0 box must be the nominal
@@ -29,9 +30,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <functional>
 #include <map>
-#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -47,6 +46,7 @@
 #include "core/train/train.h"
 #include "tests/core/adversaries.h"
 #include "tests/core/perturbed_sgd.h"
+#include "tests/core/soundness_harness.h"
 
 namespace agt_test {
 namespace {
@@ -98,11 +98,6 @@ class TallyReporter : public ::testing::Environment {
 // ---------------------------------------------------------------------------
 // Data: small images with one bar, training rows first, test rows after.
 
-struct Data {
-  Dataset train;
-  Dataset test;
-};
-
 // n images of shape [channels, h, w], channel-major then row-major (the
 // layout of layer_spec.h). Classification: class 0 a horizontal bar, 1 a
 // vertical bar, 2 a diagonal one, at a random position; the second channel
@@ -147,14 +142,20 @@ LayerSpec Conv(int in_c, int out_c, int kh, int kw, int sh, int sw, int ph, int 
   return LayerSpec::Conv2d(Conv2dParams{in_c, out_c, kh, kw, sh, sw, ph, pw});
 }
 
+// `layers`, all trained, on images of shape [channels, h, w].
+ModelSpec ImageModel(int channels, int h, int w, std::vector<LayerSpec> layers) {
+  ModelSpec m;
+  m.input_shape = Shape::Image(channels, h, w);
+  m.layers = std::move(layers);
+  return m;
+}
+
 // [1, 6, 6] -> conv 4@3x3 stride 2 pad 1 -> [4, 3, 3] -> relu -> flatten ->
 // dense 36->6 -> relu -> dense 6->out.
 ModelSpec ConvNet(int out) {
-  ModelSpec m;
-  m.input_shape = Shape::Image(1, 6, 6);
-  m.layers = {Conv(1, 4, 3, 3, 2, 2, 1, 1), LayerSpec::Relu(), LayerSpec::Flatten(),
-              LayerSpec::Dense(36, 6),      LayerSpec::Relu(), LayerSpec::Dense(6, out)};
-  return m;
+  return ImageModel(1, 6, 6,
+                    {Conv(1, 4, 3, 3, 2, 2, 1, 1), LayerSpec::Relu(), LayerSpec::Flatten(),
+                     LayerSpec::Dense(36, 6), LayerSpec::Relu(), LayerSpec::Dense(6, out)});
 }
 
 // Two trained convolutions, the second with a 2x3 kernel, strides (2, 1),
@@ -162,12 +163,9 @@ ModelSpec ConvNet(int out) {
 // [2, 5, 5] -> conv 3@3x3 pad 1 -> [3, 5, 5] -> relu -> conv 4@2x3 -> [4, 2, 5]
 // -> relu -> flatten -> dense 40->out.
 ModelSpec TwoConvNet(int out) {
-  ModelSpec m;
-  m.input_shape = Shape::Image(2, 5, 5);
-  m.layers = {Conv(2, 3, 3, 3, 1, 1, 1, 1), LayerSpec::Relu(),
-              Conv(3, 4, 2, 3, 2, 1, 0, 1), LayerSpec::Relu(),
-              LayerSpec::Flatten(),         LayerSpec::Dense(40, out)};
-  return m;
+  return ImageModel(2, 5, 5,
+                    {Conv(2, 3, 3, 3, 1, 1, 1, 1), LayerSpec::Relu(), Conv(3, 4, 2, 3, 2, 1, 0, 1),
+                     LayerSpec::Relu(), LayerSpec::Flatten(), LayerSpec::Dense(40, out)});
 }
 
 // Three trained convolutions, the second with stride 3 > kernel 2 (inputs no
@@ -176,13 +174,10 @@ ModelSpec TwoConvNet(int out) {
 // relu -> conv 3@2x2 stride 3 -> [3, 2, 2] -> relu -> conv 2@1x1 -> [2, 2, 2]
 // -> flatten -> dense 8->out.
 ModelSpec DeepConvNet(int out) {
-  ModelSpec m;
-  m.input_shape = Shape::Image(1, 6, 6);
-  m.layers = {Conv(1, 2, 3, 3, 1, 1, 1, 1), LayerSpec::Relu(),
-              Conv(2, 3, 2, 2, 3, 3, 0, 0), LayerSpec::Relu(),
-              Conv(3, 2, 1, 1, 1, 1, 0, 0), LayerSpec::Flatten(),
-              LayerSpec::Dense(8, out)};
-  return m;
+  return ImageModel(1, 6, 6,
+                    {Conv(1, 2, 3, 3, 1, 1, 1, 1), LayerSpec::Relu(), Conv(2, 3, 2, 2, 3, 3, 0, 0),
+                     LayerSpec::Relu(), Conv(3, 2, 1, 1, 1, 1, 0, 0), LayerSpec::Flatten(),
+                     LayerSpec::Dense(8, out)});
 }
 
 // Frozen parameters: the default initialisation of the frozen layers, scaled
@@ -235,405 +230,11 @@ ModelSpec FrozenDeep(int out) {
   return m;
 }
 
-TrainConfig Config(const ModelSpec& model, LossKind loss, int batch_size, int epochs,
-                   double learning_rate) {
-  TrainConfig config;
-  config.model = model;
-  config.loss = loss;
-  config.batch_size = batch_size;
-  config.epochs = epochs;
-  config.optimizer.learning_rate = learning_rate;
-  config.threads = 1;
-  return config;
-}
-
 // ---------------------------------------------------------------------------
-// Adversary building blocks for removal and poisoning (the substitution
-// adversaries come from adversaries.h). Those of soundness_test.cc, which keeps
-// them file-local, on raw image inputs.
-
-Vector RowLosses(const AttackContext& c, const Matrix& x, const Vector& y) {
-  return agt::LossValues(c.config->loss, agt::Forward(c.config->model, *c.theta, x), y);
-}
-
-// Central finite-difference gradient of a per-row function w.r.t. each row's
-// raw inputs (N x d); only its signs are used. Independent of the core's
-// backward pass, so a wrong backward pass cannot blunt the attack.
-Matrix InputGradient(const std::function<Vector(const Matrix&)>& f, const Matrix& x) {
-  Matrix grad(x.rows(), x.cols());
-  for (Index j = 0; j < x.cols(); ++j) {
-    Matrix plus = x;
-    Matrix minus = x;
-    const double h = 1e-6;
-    plus.col(j).array() += h;
-    minus.col(j).array() -= h;
-    grad.col(j) = (f(plus) - f(minus)) / (2.0 * h);
-  }
-  return grad;
-}
-
-Matrix Signs(const Matrix& m) {
-  return m.unaryExpr([](double v) { return v < 0.0 ? -1.0 : 1.0; });
-}
-
-Matrix Corner(const Matrix& x, const Matrix& signs, double epsilon) { return x + epsilon * signs; }
-
-// The labels a poisoned row may take (classification: other classes or the
-// target; regression: the two ends y -+ nu). Empty if labels are fixed.
-std::vector<double> LabelOptions(const Threat& threat, double y) {
-  std::vector<double> options;
-  const agt::LabelPerturbation& label = threat.model.label;
-  if (!label.enabled) return options;
-  if (threat.num_classes == 0) {
-    options = {y - label.nu, y + label.nu};
-  } else {
-    for (int c = 0; c < threat.num_classes; ++c) {
-      if (c != y && IsAllowedLabelChange(label, threat.num_classes, y, c)) options.push_back(c);
-    }
-  }
-  return options;
-}
-
-double RandomLabelChange(agt::Rng& rng, const Threat& threat, double y) {
-  if (threat.num_classes == 0) {
-    // Mostly the ends of [y - nu, y + nu], sometimes inside.
-    const double u = rng.Uniform() < 0.6 ? (rng.Uniform() < 0.5 ? -1.0 : 1.0) : rng.Uniform(-1, 1);
-    return y + threat.model.label.nu * u;
-  }
-  const std::vector<double> options = LabelOptions(threat, y);
-  if (options.empty()) return y;
-  return options[rng.UniformInt(options.size())];
-}
-
-// Removal: up to n rows of each batch dropped, chosen anew every step.
-
-Adversary RandomRemoval(uint64_t seed) {
-  auto rng = std::make_shared<agt::Rng>(seed);
-  return [rng](const AttackContext& c, EditableBatch* batch) {
-    const int m = RandomCount(*rng, c.threat->budget.n);
-    for (Index i : RandomRows(*rng, batch->x.rows(), m)) batch->keep[i] = false;
-  };
-}
-
-// Drops the rows of largest loss, or of smallest loss, chosen per step.
-Adversary LossRemoval(uint64_t seed) {
-  auto rng = std::make_shared<agt::Rng>(seed);
-  return [rng](const AttackContext& c, EditableBatch* batch) {
-    Vector score = RowLosses(c, *c.x, *c.y);
-    if (rng->Uniform() < 0.5) score = -score;
-    for (Index i : TopRows(score, c.threat->budget.n)) batch->keep[i] = false;
-  };
-}
-
-// Drops the m <= n rows that minimise dir * (mean target gradient of the rest).
-Adversary GreedyRemoval(uint64_t seed, bool fixed_target) {
-  auto chooser = std::make_shared<TargetChooser>(seed, fixed_target);
-  return [chooser](const AttackContext& c, EditableBatch* batch) {
-    const Target target = chooser->Next(c.theta->size());
-    const Vector score = TargetScore(c, target, *c.x, *c.y);
-    const std::vector<Index> order = TopRows(score, static_cast<int>(score.size()));
-    const Index b = score.size();
-    double rest = score.sum();
-    double best_mean = rest / static_cast<double>(b);
-    int best_m = 0;
-    for (int m = 1; m <= c.threat->budget.n; ++m) {
-      rest -= score(order[m - 1]);
-      const double mean = rest / static_cast<double>(b - m);
-      if (mean < best_mean) {
-        best_mean = mean;
-        best_m = m;
-      }
-    }
-    for (int m = 0; m < best_m; ++m) batch->keep[order[m]] = false;
-  };
-}
-
-// Bounded poisoning: features of up to n rows within the l-infinity ball,
-// labels of up to label_n rows as the model allows; paired: the same rows.
-
-// Picks feature rows and label rows in order of decreasing score; a row with
-// a non-positive score is never picked when positive_only.
-void ChoosePoisonRows(const Threat& threat, const Vector& feature_score, const Vector& label_score,
-                      bool positive_only, std::vector<Index>* feature_rows,
-                      std::vector<Index>* label_rows) {
-  const int n = threat.model.epsilon > 0.0 ? threat.budget.n : 0;
-  const int label_n = threat.model.label.enabled ? threat.budget.label_n : 0;
-  auto keep = [&](const std::vector<Index>& rows, const Vector& score, int m) {
-    std::vector<Index> out;
-    for (Index i : rows) {
-      if (static_cast<int>(out.size()) == m) break;
-      if (!positive_only || score(i) > 0.0) out.push_back(i);
-    }
-    return out;
-  };
-  if (threat.model.paired) {
-    const Vector combined = feature_score + label_score;
-    const std::vector<Index> rows = TopRows(combined, std::max(n, label_n));
-    *feature_rows = keep(rows, combined, n);
-    *label_rows = keep(rows, combined, label_n);
-  } else {
-    *feature_rows = keep(TopRows(feature_score, n), feature_score, n);
-    *label_rows = keep(TopRows(label_score, label_n), label_score, label_n);
-  }
-}
-
-// Random rows, random corners of the ball or interior points, random allowed
-// labels.
-Adversary RandomPoisoning(uint64_t seed) {
-  auto rng = std::make_shared<agt::Rng>(seed);
-  return [rng](const AttackContext& c, EditableBatch* batch) {
-    const Index b = c.x->rows();
-    Vector feature_score(b);
-    Vector label_score(b);
-    for (Index i = 0; i < b; ++i) {
-      feature_score(i) = rng->Uniform();
-      label_score(i) = rng->Uniform();
-    }
-    Threat limited = *c.threat;
-    limited.budget.n = RandomCount(*rng, c.threat->budget.n);
-    limited.budget.label_n = RandomCount(*rng, c.threat->budget.label_n);
-    std::vector<Index> feature_rows;
-    std::vector<Index> label_rows;
-    ChoosePoisonRows(limited, feature_score, label_score, false, &feature_rows, &label_rows);
-    const double eps = c.threat->model.epsilon;
-    const bool corners = rng->Uniform() < 0.6;
-    for (Index i : feature_rows) {
-      for (Index j = 0; j < c.x->cols(); ++j) {
-        const double u = corners ? (rng->Uniform() < 0.5 ? -1.0 : 1.0) : rng->Uniform(-1, 1);
-        batch->x(i, j) = (*c.x)(i, j) + eps * u;
-      }
-    }
-    for (Index i : label_rows) batch->y(i) = RandomLabelChange(*rng, *c.threat, (*c.y)(i));
-  };
-}
-
-// Gradient-sign corners on random rows (FGSM): every step, random rows move to
-// the corner along the sign of the loss's input gradient at the current
-// parameters (or, on some steps, against it); labels change at random.
-Adversary GradientSignPoisoning(uint64_t seed) {
-  auto rng = std::make_shared<agt::Rng>(seed);
-  return [rng](const AttackContext& c, EditableBatch* batch) {
-    const Index b = c.x->rows();
-    Vector score(b);
-    for (Index i = 0; i < b; ++i) score(i) = rng->Uniform();
-    std::vector<Index> feature_rows;
-    std::vector<Index> label_rows;
-    ChoosePoisonRows(*c.threat, score, score, false, &feature_rows, &label_rows);
-    const double sign = rng->Uniform() < 0.75 ? 1.0 : -1.0;
-    const Matrix grad = InputGradient([&](const Matrix& x) { return RowLosses(c, x, *c.y); }, *c.x);
-    const Matrix corner = Corner(*c.x, sign * Signs(grad), c.threat->model.epsilon);
-    for (Index i : feature_rows) batch->x.row(i) = corner.row(i);
-    for (Index i : label_rows) batch->y(i) = RandomLabelChange(*rng, *c.threat, (*c.y)(i));
-  };
-}
-
-// Loss ascent: the rows of largest loss (or, on other steps, smallest loss)
-// move to the corner along the sign of the loss's input gradient and take the
-// allowed label of largest loss there.
-Adversary LossAscentPoisoning(uint64_t seed) {
-  auto rng = std::make_shared<agt::Rng>(seed);
-  return [rng](const AttackContext& c, EditableBatch* batch) {
-    Vector score = RowLosses(c, *c.x, *c.y);
-    if (rng->Uniform() < 0.4) score = -score;
-    std::vector<Index> feature_rows;
-    std::vector<Index> label_rows;
-    ChoosePoisonRows(*c.threat, score, score, false, &feature_rows, &label_rows);
-    const Matrix grad = InputGradient([&](const Matrix& x) { return RowLosses(c, x, *c.y); }, *c.x);
-    const Matrix ascent = Corner(*c.x, Signs(grad), c.threat->model.epsilon);
-    for (Index i : feature_rows) batch->x.row(i) = ascent.row(i);
-    for (Index i : label_rows) {
-      double best_label = (*c.y)(i);
-      double best_loss = -1.0;
-      for (double label : LabelOptions(*c.threat, (*c.y)(i))) {
-        const Matrix row = batch->x.row(i);
-        const Vector loss = RowLosses(c, row, Vector::Constant(1, label));
-        if (loss(0) > best_loss) {
-          best_loss = loss(0);
-          best_label = label;
-        }
-      }
-      batch->y(i) = best_label;
-    }
-  };
-}
-
-// Greedy on one parameter: per row the corner (along the sign of the target
-// gradient's input derivative, or its opposite) and the allowed label that
-// lower dir * (target gradient) the most, applied to the rows that gain most.
-Adversary GreedyPoisoning(uint64_t seed, bool fixed_target) {
-  auto chooser = std::make_shared<TargetChooser>(seed, fixed_target);
-  return [chooser](const AttackContext& c, EditableBatch* batch) {
-    const Target target = chooser->Next(c.theta->size());
-    const Threat& threat = *c.threat;
-    const Matrix& x = *c.x;
-    const Vector& y = *c.y;
-    const Index b = x.rows();
-    const Vector base = TargetScore(c, target, x, y);
-    Matrix best_x = x;
-    Vector feature_gain = Vector::Zero(b);
-    if (threat.model.epsilon > 0.0 && threat.budget.n > 0) {
-      const Matrix grad =
-          InputGradient([&](const Matrix& z) { return TargetScore(c, target, z, y); }, x);
-      const Matrix down = Corner(x, -Signs(grad), threat.model.epsilon);
-      const Matrix up = Corner(x, Signs(grad), threat.model.epsilon);
-      const Vector down_score = TargetScore(c, target, down, y);
-      const Vector up_score = TargetScore(c, target, up, y);
-      for (Index i = 0; i < b; ++i) {
-        const bool use_down = down_score(i) <= up_score(i);
-        const double gain = base(i) - std::min(down_score(i), up_score(i));
-        if (gain <= 0.0) continue;
-        best_x.row(i) = use_down ? down.row(i) : up.row(i);
-        feature_gain(i) = gain;
-      }
-    }
-    Vector label_gain = Vector::Zero(b);
-    Vector both_gain = feature_gain;
-    Vector best_label = y;
-    Vector best_both_label = y;
-    if (threat.model.label.enabled && threat.budget.label_n > 0) {
-      const int options = threat.num_classes == 0 ? 2 : threat.num_classes;
-      for (int k = 0; k < options; ++k) {
-        Vector labels = y;
-        for (Index i = 0; i < b; ++i) {
-          const std::vector<double> allowed = LabelOptions(threat, y(i));
-          if (threat.num_classes == 0) {
-            labels(i) = allowed[static_cast<size_t>(k)];
-          } else if (std::find(allowed.begin(), allowed.end(), k) != allowed.end()) {
-            labels(i) = k;
-          }
-        }
-        const Vector alone = base - TargetScore(c, target, x, labels);
-        const Vector both = base - TargetScore(c, target, best_x, labels);
-        for (Index i = 0; i < b; ++i) {
-          if (alone(i) > label_gain(i)) {
-            label_gain(i) = alone(i);
-            best_label(i) = labels(i);
-          }
-          if (both(i) > both_gain(i)) {
-            both_gain(i) = both(i);
-            best_both_label(i) = labels(i);
-          }
-        }
-      }
-    }
-    std::vector<Index> feature_rows;
-    std::vector<Index> label_rows;
-    if (threat.model.paired) {
-      ChoosePoisonRows(threat, both_gain, Vector::Zero(b), true, &feature_rows, &label_rows);
-    } else {
-      ChoosePoisonRows(threat, feature_gain, label_gain, true, &feature_rows, &label_rows);
-    }
-    for (Index i : feature_rows) batch->x.row(i) = best_x.row(i);
-    for (Index i : label_rows) {
-      const bool with_features =
-          std::find(feature_rows.begin(), feature_rows.end(), i) != feature_rows.end();
-      batch->y(i) = with_features ? best_both_label(i) : best_label(i);
-    }
-  };
-}
-
-std::vector<AdversarySpec> AdversariesFor(PerturbationKind kind) {
-  switch (kind) {
-    case PerturbationKind::kRemoval:
-      return {
-          {"random", RandomRemoval},
-          {"loss", LossRemoval},
-          {"greedy-fixed", [](uint64_t s) { return GreedyRemoval(s, true); }},
-          {"greedy-varying", [](uint64_t s) { return GreedyRemoval(s, false); }},
-          {"mixed",
-           [](uint64_t s) {
-             return Mixed(s,
-                          {RandomRemoval(s + 1), LossRemoval(s + 2), GreedyRemoval(s + 3, false)});
-           }},
-      };
-    case PerturbationKind::kSubstitution:
-      return {
-          {"random", RandomSubstitution},
-          {"extreme", ExtremeSubstitution},
-          {"greedy-fixed", [](uint64_t s) { return GreedySubstitution(s, true); }},
-          {"greedy-varying", [](uint64_t s) { return GreedySubstitution(s, false); }},
-          {"mixed",
-           [](uint64_t s) {
-             return Mixed(s, {RandomSubstitution(s + 1), ExtremeSubstitution(s + 2),
-                              GreedySubstitution(s + 3, false)});
-           }},
-      };
-    case PerturbationKind::kBoundedPoisoning:
-      return {
-          {"random", RandomPoisoning},
-          {"gradient-sign", GradientSignPoisoning},
-          {"loss-ascent", LossAscentPoisoning},
-          {"greedy-fixed", [](uint64_t s) { return GreedyPoisoning(s, true); }},
-          {"greedy-varying", [](uint64_t s) { return GreedyPoisoning(s, false); }},
-          {"mixed",
-           [](uint64_t s) {
-             return Mixed(s, {RandomPoisoning(s + 1), GradientSignPoisoning(s + 2),
-                              LossAscentPoisoning(s + 3), GreedyPoisoning(s + 4, false)});
-           }},
-      };
-  }
-  return {};
-}
-
-// ---------------------------------------------------------------------------
-// The campaign: one certified training, many perturbed retrainings.
-
-struct Campaign {
-  std::string group;  // for the tallies: "removal", "features", ...
-  std::string name;   // model and loss
-  TrainConfig config;
-  Data data;
-  uint64_t init_seed = 7;
-  int seeds = 3;  // perturbed runs per (budget, adversary)
-  // A negative control where set: some attack must get at least this far
-  // towards the edge of the final box of the first non-zero budget (see
-  // Reach), i.e. escape that box shrunk towards the nominal parameters to
-  // this fraction of its extent, so the adversaries have teeth against this
-  // model and the campaign would notice a box too tight by that much.
-  double min_reach = 0.0;
-};
-
-std::string Describe(const Campaign& c, const Budget& budget) {
-  return c.group + "/" + c.name + " [" + c.config.model.Describe() + ", " +
-         agt::LossKindName(c.config.loss) + ", budget " + budget.Describe(c.config.perturbation) +
-         "]";
-}
-
-// How far one run got towards the box edge, as a fraction of the box's extent
-// on that side of the nominal parameters (1 = on the edge).
-double Reach(const agt::ParameterBox& box, const Vector& nominal, const Vector& theta) {
-  double reach = 0.0;
-  for (Index i = 0; i < theta.size(); ++i) {
-    const double d = theta(i) - nominal(i);
-    const double room = d > 0.0 ? box.upper(i) - nominal(i) : nominal(i) - box.lower(i);
-    if (room > 0.0) reach = std::max(reach, std::fabs(d) / room);
-  }
-  return reach;
-}
-
-bool IsZero(const Budget& b) { return b.n == 0 && b.label_n == 0; }
-
-// Empty iff every margin z_p - z_j (p the nominal prediction) of the logits
-// is at least its certified lower bound, up to Tolerance.
-std::string BelowMargin(const agt::LogitBounds& bounds, const Matrix& logits) {
-  if (bounds.margin_lower.size() == 0) return "";
-  const std::vector<int> predicted = agt::PredictClasses(bounds.nominal);
-  for (Index i = 0; i < logits.rows(); ++i) {
-    const int p = predicted[i];
-    for (Index j = 0; j < logits.cols(); ++j) {
-      if (j == p) continue;
-      const double margin = logits(i, p) - logits(i, j);
-      if (!(margin >= bounds.margin_lower(i, j) - Tolerance(margin))) {
-        char text[256];
-        std::snprintf(text, sizeof(text), "row %ld margin z_%d - z_%ld = %.17g below bound %.17g",
-                      static_cast<long>(i), p, static_cast<long>(j), margin,
-                      bounds.margin_lower(i, j));
-        return text;
-      }
-    }
-  }
-  return "";
-}
+// The campaign (soundness_harness.h): one certified training, many perturbed
+// retrainings, by the adversaries of adversaries.h with the gradient-sign
+// poisoner; the final test logits bound by the campaign's interval product,
+// multi-class margins too.
 
 // Every step, the box of a zero budget is the nominal parameters, up to
 // 1e-12 relative; its logit bounds are the nominal logits.
@@ -669,157 +270,86 @@ void ExpectZeroBudgetBoxesAreTheNominalTrajectory(const Campaign& c,
 }
 
 void RunCampaign(const Campaign& c) {
-  SCOPED_TRACE(c.group + "/" + c.name);
-  ASSERT_EQ(c.data.train.dim(), c.config.model.InputDim()) << "test data and model disagree";
-  const Vector init = agt::InitParameters(c.config.model, c.init_seed);
-  const CertifiedTrajectory cert = RunCertifiedTraining(c.config, c.data.train, init);
-  ASSERT_TRUE(cert.error.empty()) << cert.error;
-  ASSERT_FALSE(cert.nominal.empty());
-  const size_t steps = cert.nominal.size();
-  const std::vector<Budget>& budgets = c.config.budgets;
-
-  // Plain SGD must be the trainer's nominal trajectory, or nothing below means
-  // anything.
-  const Threat none = MakeThreat(c.config, Budget{}, c.data.train.num_classes);
-  const PerturbedTraining plain = TrainPerturbed(c.config, c.data.train, init, none, nullptr);
-  ASSERT_EQ(plain.after_step.size(), steps) << "harness and trainer disagree on the step count";
-  for (size_t t = 0; t < steps; ++t) {
-    const double diff = (plain.after_step[t] - cert.nominal[t]).cwiseAbs().maxCoeff();
-    ASSERT_LE(diff, 1e-12 * (1.0 + cert.nominal[t].cwiseAbs().maxCoeff()))
-        << "plain SGD differs from the trainer's nominal trajectory at step " << t + 1;
-  }
-  Tallies()[c.group].checks += static_cast<int64_t>(steps);
-
-  const Matrix& test_x = c.data.test.x;
-  const bool multi_class = c.config.model.OutputDim() > 1;
-  std::vector<agt::LogitBounds> final_logits;
-  for (size_t j = 0; j < budgets.size(); ++j) {
-    final_logits.push_back(agt::ComputeLogitBounds(c.config.model, cert.nominal.back(),
-                                                   cert.boxes.back()[j], test_x, 0.0,
-                                                   c.config.bounds.interval.product, multi_class));
-  }
-  ExpectZeroBudgetBoxesAreTheNominalTrajectory(c, cert, final_logits);
-  size_t first_nonzero = 0;
-  while (first_nonzero < budgets.size() && IsZero(budgets[first_nonzero])) ++first_nonzero;
-
-  for (size_t j = 0; j < budgets.size(); ++j) {
-    if (IsZero(budgets[j])) continue;
-    const Threat threat = MakeThreat(c.config, budgets[j], c.data.train.num_classes);
-    double max_reach = 0.0;
-    double max_deviation = 0.0;
-    int runs = 0;
-    int failed_runs = 0;
-    int64_t checks = 0;
-    const std::vector<AdversarySpec> adversaries = AdversariesFor(c.config.perturbation.kind);
-    for (size_t a = 0; a < adversaries.size(); ++a) {
-      const AdversarySpec& spec = adversaries[a];
-      for (int s = 0; s < c.seeds; ++s) {
-        const uint64_t seed = 1000 * (j + 1) + 100 * a + s;
-        const PerturbedTraining run =
-            TrainPerturbed(c.config, c.data.train, init, threat, spec.make(seed));
-        const std::string where =
-            Describe(c, budgets[j]) + ", adversary " + spec.name + " seed " + std::to_string(seed);
-        ASSERT_TRUE(run.violation.empty()) << where << ": harness bug: " << run.violation;
-        ASSERT_EQ(run.after_step.size(), steps) << where;
-        ++runs;
-        // Every step, every covering budget; the first violation of a run is
-        // reported, at most five runs per budget.
-        std::string violation;
-        for (size_t t = 0; t < steps; ++t) {
-          for (size_t k = 0; k < budgets.size(); ++k) {
-            if (!Covers(budgets[k], budgets[j])) continue;
-            ++checks;
-            const std::string outside = OutsideBox(cert.boxes[t][k], run.after_step[t]);
-            if (!outside.empty() && violation.empty()) {
-              violation = "after step " + std::to_string(t + 1) + " of " + std::to_string(steps) +
-                          ", box of budget " + budgets[k].Describe(c.config.perturbation) + ": " +
-                          outside;
-            }
-          }
-        }
-        const Matrix logits = agt::Forward(c.config.model, run.after_step.back(), test_x);
-        for (size_t k = 0; k < budgets.size(); ++k) {
-          if (!Covers(budgets[k], budgets[j])) continue;
-          ++checks;
-          std::string outside = OutsideInterval(final_logits[k].bounds, logits);
-          if (outside.empty()) outside = BelowMargin(final_logits[k], logits);
-          if (!outside.empty() && violation.empty()) {
-            violation = "final test logits outside the logit bounds of budget " +
-                        budgets[k].Describe(c.config.perturbation) + ": " + outside;
-          }
-        }
-        if (!violation.empty() && ++failed_runs <= 5) ADD_FAILURE() << where << ": " << violation;
-        max_reach = std::max(
-            max_reach, Reach(cert.boxes.back()[j], cert.nominal.back(), run.after_step.back()));
-        max_deviation = std::max(
-            max_deviation, (run.after_step.back() - cert.nominal.back()).cwiseAbs().maxCoeff());
-      }
-    }
+  HarnessOptions options;
+  options.logits = LogitCheck::kProductAndMargins;
+  options.adversaries = {.regression_label_ends = true, .gradient_sign = true};
+  options.certified = [&c](const CertifiedTrajectory& cert,
+                           const std::vector<agt::LogitBounds>& logits) {
+    // The plain-SGD check, one per step.
+    Tallies()[c.group].checks += static_cast<int64_t>(cert.nominal.size());
+    ExpectZeroBudgetBoxesAreTheNominalTrajectory(c, cert, logits);
+  };
+  options.budget_done = [&c](size_t j, const BudgetOutcome& outcome) {
     Tally& tally = Tallies()[c.group];
-    tally.runs += runs;
-    tally.checks += checks;
-    EXPECT_EQ(failed_runs, 0) << Describe(c, budgets[j]) << ": runs outside the certified box";
-    // Non-vacuity: the adversaries must actually have moved the parameters.
-    EXPECT_GT(max_deviation, 0.0) << Describe(c, budgets[j]) << ": no adversary changed anything";
-    if (j == first_nonzero) {
-      EXPECT_GE(max_reach, c.min_reach)
-          << Describe(c, budgets[j]) << ": the attacks stayed well inside the box";
-    }
+    tally.runs += outcome.runs;
+    tally.checks += outcome.checks;
     std::printf(
         "[soundness-conv] %-72s runs %3d  checks %5ld  width %10.4g  attacks reached %5.1f%% of "
         "the box\n",
-        Describe(c, budgets[j]).c_str(), runs, static_cast<long>(checks),
-        cert.boxes.back()[j].TotalWidth(), 100.0 * max_reach);
-  }
+        Describe(c, c.config.budgets[j]).c_str(), outcome.runs, static_cast<long>(outcome.checks),
+        outcome.width, 100.0 * outcome.max_reach);
+  };
+  RunCampaignWith(c, options);
 }
 
+// Every campaign below trains on batches of 20 rows; every budget set starts
+// with budget 0, whose box must be the nominal trajectory.
 Campaign Make(const std::string& group, const std::string& name, const ModelSpec& model,
-              LossKind loss, Data data, int batch_size, int epochs, double lr) {
-  return Campaign{group, name, Config(model, loss, batch_size, epochs, lr), std::move(data)};
+              LossKind loss, Data data, int epochs, double lr, PerturbationKind kind,
+              std::vector<Budget> budgets) {
+  Campaign c{group, name, Config(model, loss, 20, epochs, lr), std::move(data)};
+  c.config.perturbation.kind = kind;
+  c.config.budgets = std::move(budgets);
+  return c;
+}
+
+// Training with the per-sample work split into blocks of fragment_size rows
+// on two threads.
+void InFragmentsOnTwoThreads(Campaign* c, int fragment_size) {
+  c->config.fragment_size = fragment_size;
+  c->config.threads = 2;
 }
 
 // ---------------------------------------------------------------------------
 // Removal (unlearning), Theorem 6.
 
 Campaign RemovalCampaign(const std::string& name, const ModelSpec& model, LossKind loss, Data data,
-                         int batch_size, int epochs, double lr) {
-  Campaign c = Make("removal", name, model, loss, std::move(data), batch_size, epochs, lr);
-  c.config.perturbation.kind = PerturbationKind::kRemoval;
-  c.config.budgets = {{0, 0}, {1, 0}, {2, 0}};
-  return c;
+                         int epochs, double lr) {
+  return Make("removal", name, model, loss, std::move(data), epochs, lr, PerturbationKind::kRemoval,
+              {{0, 0}, {1, 0}, {2, 0}});
 }
 
 TEST(ConvRemovalSoundness, RemovalBoundsContainEveryRetrainingOfAConvNet_Bce) {
   Campaign c =
-      RemovalCampaign("conv-bce", ConvNet(1), LossKind::kBinaryCrossEntropy, Binary(), 20, 3, 0.2);
+      RemovalCampaign("conv-bce", ConvNet(1), LossKind::kBinaryCrossEntropy, Binary(), 3, 0.2);
   c.config.optimizer.lr_decay = 0.1;
   RunCampaign(c);
 }
 
 TEST(ConvRemovalSoundness, RemovalBoundsContainEveryRetrainingOfATwoConvNet_CrossEntropy) {
-  Campaign c = RemovalCampaign("two-conv-ce", TwoConvNet(3), LossKind::kCrossEntropy, ThreeClass(),
-                               20, 2, 0.1);
+  Campaign c =
+      RemovalCampaign("two-conv-ce", TwoConvNet(3), LossKind::kCrossEntropy, ThreeClass(), 2, 0.1);
   c.config.optimizer.l2 = 0.01;
   RunCampaign(c);
 }
 
 TEST(ConvRemovalSoundness, RemovalBoundsContainEveryRetrainingOfAHeadOnAFrozenExtractor_Bce) {
   Campaign c = RemovalCampaign("frozen-bce", FrozenHead(1, false), LossKind::kBinaryCrossEntropy,
-                               Binary(), 20, 3, 0.1);
+                               Binary(), 3, 0.1);
   c.min_reach = 0.25;
   RunCampaign(c);
 }
 
 TEST(ConvRemovalSoundness, RemovalBoundsContainEveryRetrainingOfAConvNet_MseWithClipping) {
   Campaign c =
-      RemovalCampaign("conv-mse-clip", ConvNet(1), LossKind::kMse, RegressionImages(), 20, 2, 0.05);
+      RemovalCampaign("conv-mse-clip", ConvNet(1), LossKind::kMse, RegressionImages(), 2, 0.05);
   c.config.clip_gamma = 0.5;
   RunCampaign(c);
 }
 
 TEST(ConvRemovalSoundness, RemovalBoundsContainEveryRetrainingOfAThreeConvNetWithGapsAndL1_Ce) {
   Campaign c = RemovalCampaign("deep-conv-ce-l1", DeepConvNet(3), LossKind::kCrossEntropy,
-                               ThreeClass6(), 20, 2, 0.1);
+                               ThreeClass6(), 2, 0.1);
   c.config.optimizer.l1 = 0.01;
   RunCampaign(c);
 }
@@ -830,9 +360,8 @@ TEST(ConvRemovalSoundness, RemovalBoundsContainEveryRetrainingOfAThreeConvNetWit
 TEST(ConvRemovalSoundness,
      RemovalBoundsContainEveryRetrainingOfATwoConvNetExpandedInFragmentsOnTwoThreads) {
   Campaign c = RemovalCampaign("two-conv-ce-fragments", TwoConvNet(3), LossKind::kCrossEntropy,
-                               ThreeClass(), 20, 2, 0.1);
-  c.config.fragment_size = 7;
-  c.config.threads = 2;
+                               ThreeClass(), 2, 0.1);
+  InFragmentsOnTwoThreads(&c, 7);
   RunCampaign(c);
 }
 
@@ -840,47 +369,43 @@ TEST(ConvRemovalSoundness,
 // Substitution (privacy) with clamp clipping, Theorem 8.
 
 Campaign SubstitutionCampaign(const std::string& name, const ModelSpec& model, LossKind loss,
-                              Data data, int batch_size, int epochs, double lr, double gamma) {
-  Campaign c = Make("substitution", name, model, loss, std::move(data), batch_size, epochs, lr);
-  c.config.perturbation.kind = PerturbationKind::kSubstitution;
+                              Data data, int epochs, double lr, double gamma) {
+  Campaign c = Make("substitution", name, model, loss, std::move(data), epochs, lr,
+                    PerturbationKind::kSubstitution, {{0, 0}, {1, 0}, {2, 0}});
   c.config.clip_gamma = gamma;
-  c.config.budgets = {{0, 0}, {1, 0}, {2, 0}};
   return c;
 }
 
 TEST(ConvSubstitutionSoundness, SubstitutionBoundsContainEveryRetrainingOfAConvNet_Bce) {
-  Campaign c = SubstitutionCampaign("conv-bce", ConvNet(1), LossKind::kBinaryCrossEntropy, Binary(),
-                                    20, 3, 0.2, 0.5);
-  RunCampaign(c);
+  RunCampaign(SubstitutionCampaign("conv-bce", ConvNet(1), LossKind::kBinaryCrossEntropy, Binary(),
+                                   3, 0.2, 0.5));
 }
 
 TEST(ConvSubstitutionSoundness, SubstitutionBoundsContainEveryRetrainingOfATwoConvNet_Ce) {
   Campaign c = SubstitutionCampaign("two-conv-ce", TwoConvNet(3), LossKind::kCrossEntropy,
-                                    ThreeClass(), 20, 2, 0.1, 0.2);
+                                    ThreeClass(), 2, 0.1, 0.2);
   c.min_reach = 0.25;
   RunCampaign(c);
 }
 
 TEST(ConvSubstitutionSoundness, SubstitutionBoundsContainEveryRetrainingOfAFrozenExtractorHead_Ce) {
   Campaign c = SubstitutionCampaign("frozen-linear-ce", FrozenHead(3, true),
-                                    LossKind::kCrossEntropy, ThreeClass6(), 20, 3, 0.2, 0.3);
+                                    LossKind::kCrossEntropy, ThreeClass6(), 3, 0.2, 0.3);
   c.config.optimizer.l2 = 0.01;
   RunCampaign(c);
 }
 
 TEST(ConvSubstitutionSoundness,
      SubstitutionBoundsContainEveryRetrainingOfADeepFrozenExtractorHead) {
-  Campaign c = SubstitutionCampaign("frozen-deep-bce", FrozenDeep(1), LossKind::kBinaryCrossEntropy,
-                                    Binary(), 20, 3, 0.2, 0.5);
-  RunCampaign(c);
+  RunCampaign(SubstitutionCampaign("frozen-deep-bce", FrozenDeep(1), LossKind::kBinaryCrossEntropy,
+                                   Binary(), 3, 0.2, 0.5));
 }
 
 TEST(ConvSubstitutionSoundness,
      SubstitutionBoundsContainEveryRetrainingOfAConvNetExpandedInFragmentsOnTwoThreads) {
   Campaign c = SubstitutionCampaign("conv-bce-fragments", ConvNet(1), LossKind::kBinaryCrossEntropy,
-                                    Binary(), 20, 2, 0.1, 0.5);
-  c.config.fragment_size = 6;
-  c.config.threads = 2;
+                                    Binary(), 2, 0.1, 0.5);
+  InFragmentsOnTwoThreads(&c, 6);
   RunCampaign(c);
 }
 
@@ -889,178 +414,157 @@ TEST(ConvSubstitutionSoundness,
 // each row's epsilon-box through the frozen layers; the retrainings move the
 // raw inputs.
 
-Campaign PoisoningCampaign(const std::string& group, const std::string& name,
-                           const ModelSpec& model, LossKind loss, Data data, int batch_size,
-                           int epochs, double lr) {
-  Campaign c = Make(group, name, model, loss, std::move(data), batch_size, epochs, lr);
-  c.config.perturbation.kind = PerturbationKind::kBoundedPoisoning;
+// Features only, within the epsilon-ball.
+Campaign FeaturesCampaign(const std::string& name, const ModelSpec& model, LossKind loss, Data data,
+                          int epochs, double lr, double epsilon) {
+  Campaign c = Make("features", name, model, loss, std::move(data), epochs, lr,
+                    PerturbationKind::kBoundedPoisoning, {{0, 0}, {1, 0}, {2, 0}});
+  c.config.perturbation.epsilon = epsilon;
   return c;
 }
 
-void FeaturesOnly(Campaign* c, double epsilon) {
-  c->config.perturbation.epsilon = epsilon;
-  c->config.budgets = {{0, 0}, {1, 0}, {2, 0}};
+// Labels only: other classes (only target_class if >= 0), or regression
+// targets moved by up to nu.
+Campaign LabelsCampaign(const std::string& name, const ModelSpec& model, LossKind loss, Data data,
+                        int epochs, double lr, int target_class, double nu) {
+  Campaign c = Make("labels", name, model, loss, std::move(data), epochs, lr,
+                    PerturbationKind::kBoundedPoisoning, {{0, 0}, {0, 1}, {0, 2}});
+  c.config.perturbation.label = agt::LabelPerturbation{true, target_class, nu};
+  return c;
 }
 
-void LabelsOnly(Campaign* c, int target_class, double nu) {
-  c->config.perturbation.label = agt::LabelPerturbation{true, target_class, nu};
-  c->config.budgets = {{0, 0}, {0, 1}, {0, 2}};
-}
-
-void FeaturesAndLabels(Campaign* c, double epsilon, int target_class, double nu, bool paired) {
-  c->config.perturbation.epsilon = epsilon;
-  c->config.perturbation.label = agt::LabelPerturbation{true, target_class, nu};
-  c->config.perturbation.paired = paired;
-  c->config.budgets = paired ? std::vector<Budget>{{0, 0}, {1, 1}, {2, 2}}
-                             : std::vector<Budget>{{0, 0}, {1, 1}, {2, 1}};
+// Features and labels, on the same rows (paired) or on separate ones.
+Campaign PairedCampaign(const std::string& name, const ModelSpec& model, LossKind loss, Data data,
+                        int epochs, double lr, double epsilon, int target_class, double nu,
+                        bool paired) {
+  Campaign c = Make("paired", name, model, loss, std::move(data), epochs, lr,
+                    PerturbationKind::kBoundedPoisoning,
+                    paired ? std::vector<Budget>{{0, 0}, {1, 1}, {2, 2}}
+                           : std::vector<Budget>{{0, 0}, {1, 1}, {2, 1}});
+  c.config.perturbation.epsilon = epsilon;
+  c.config.perturbation.label = agt::LabelPerturbation{true, target_class, nu};
+  c.config.perturbation.paired = paired;
+  return c;
 }
 
 TEST(ConvFeaturePoisoningSoundness, FeaturePoisoningBoundsContainEveryRetrainingOfAConvNet_Bce) {
-  Campaign c = PoisoningCampaign("features", "conv-bce", ConvNet(1), LossKind::kBinaryCrossEntropy,
-                                 Binary(), 20, 2, 0.1);
-  FeaturesOnly(&c, 0.02);
-  RunCampaign(c);
+  RunCampaign(FeaturesCampaign("conv-bce", ConvNet(1), LossKind::kBinaryCrossEntropy, Binary(), 2,
+                               0.1, 0.02));
 }
 
 TEST(ConvFeaturePoisoningSoundness,
      FeaturePoisoningBoundsContainEveryRetrainingOfATwoConvNetWithNguyenProduct_Ce) {
-  Campaign c = PoisoningCampaign("features", "two-conv-ce-nguyen", TwoConvNet(3),
-                                 LossKind::kCrossEntropy, ThreeClass(), 20, 2, 0.1);
-  FeaturesOnly(&c, 0.02);
+  Campaign c = FeaturesCampaign("two-conv-ce-nguyen", TwoConvNet(3), LossKind::kCrossEntropy,
+                                ThreeClass(), 2, 0.1, 0.02);
   c.config.bounds.interval.product = MatMulMethod::kNguyen;
   RunCampaign(c);
 }
 
 TEST(ConvFeaturePoisoningSoundness,
      FeaturePoisoningBoundsContainEveryRetrainingWhenTheBallPassesAFrozenExtractor_Bce) {
-  Campaign c = PoisoningCampaign("features", "frozen-bce", FrozenHead(1, false),
-                                 LossKind::kBinaryCrossEntropy, Binary(), 20, 3, 0.1);
-  FeaturesOnly(&c, 0.05);
+  Campaign c = FeaturesCampaign("frozen-bce", FrozenHead(1, false), LossKind::kBinaryCrossEntropy,
+                                Binary(), 3, 0.1, 0.05);
   c.min_reach = 0.25;
   RunCampaign(c);
 }
 
 TEST(ConvFeaturePoisoningSoundness,
      FeaturePoisoningBoundsContainEveryRetrainingOfAConvOnAFrozenConvWithExactProduct_Ce) {
-  Campaign c = PoisoningCampaign("features", "frozen-conv-conv-ce-exact", FrozenConvThenConv(3),
-                                 LossKind::kCrossEntropy, ThreeClass6(), 20, 2, 0.1);
-  FeaturesOnly(&c, 0.05);
+  Campaign c = FeaturesCampaign("frozen-conv-conv-ce-exact", FrozenConvThenConv(3),
+                                LossKind::kCrossEntropy, ThreeClass6(), 2, 0.1, 0.05);
   c.config.bounds.interval.product = MatMulMethod::kExact;
   RunCampaign(c);
 }
 
 TEST(ConvFeaturePoisoningSoundness, FeaturePoisoningBoundsContainEveryRetrainingOfAConvNet_Mse) {
-  Campaign c = PoisoningCampaign("features", "conv-mse", ConvNet(1), LossKind::kMse,
-                                 RegressionImages(), 20, 2, 0.05);
-  FeaturesOnly(&c, 0.05);
+  Campaign c =
+      FeaturesCampaign("conv-mse", ConvNet(1), LossKind::kMse, RegressionImages(), 2, 0.05, 0.05);
   c.config.optimizer.l2 = 0.01;
   RunCampaign(c);
 }
 
 TEST(ConvFeaturePoisoningSoundness,
      FeaturePoisoningBoundsContainEveryRetrainingOfAFrozenConvConvExpandedInFragmentsOnTwoThreads) {
-  Campaign c =
-      PoisoningCampaign("features", "frozen-conv-conv-bce-fragments", FrozenConvThenConv(1),
-                        LossKind::kBinaryCrossEntropy, Binary(), 20, 2, 0.1);
-  FeaturesOnly(&c, 0.05);
-  c.config.fragment_size = 3;
-  c.config.threads = 2;
+  Campaign c = FeaturesCampaign("frozen-conv-conv-bce-fragments", FrozenConvThenConv(1),
+                                LossKind::kBinaryCrossEntropy, Binary(), 2, 0.1, 0.05);
+  InFragmentsOnTwoThreads(&c, 3);
   RunCampaign(c);
 }
 
 TEST(ConvFeaturePoisoningSoundness,
      FeaturePoisoningBoundsContainEveryRetrainingOfAThreeConvNetWithGaps_Bce) {
-  Campaign c = PoisoningCampaign("features", "deep-conv-bce", DeepConvNet(1),
-                                 LossKind::kBinaryCrossEntropy, Binary(), 20, 3, 0.2);
-  FeaturesOnly(&c, 0.05);
-  RunCampaign(c);
+  RunCampaign(FeaturesCampaign("deep-conv-bce", DeepConvNet(1), LossKind::kBinaryCrossEntropy,
+                               Binary(), 3, 0.2, 0.05));
 }
 
 // A radius large enough for many frozen ReLUs to straddle 0.
 TEST(ConvFeaturePoisoningSoundness,
      FeaturePoisoningBoundsContainEveryRetrainingWhenAWideBallPassesADeepFrozenExtractor_Ce) {
-  Campaign c = PoisoningCampaign("features", "frozen-deep-ce-wide", FrozenDeep(3),
-                                 LossKind::kCrossEntropy, ThreeClass6(), 20, 3, 0.2);
-  FeaturesOnly(&c, 0.2);
-  RunCampaign(c);
+  RunCampaign(FeaturesCampaign("frozen-deep-ce-wide", FrozenDeep(3), LossKind::kCrossEntropy,
+                               ThreeClass6(), 3, 0.2, 0.2));
 }
 
 TEST(ConvLabelPoisoningSoundness, LabelFlipBoundsContainEveryRetrainingOfAConvNet_Bce) {
-  Campaign c = PoisoningCampaign("labels", "conv-bce", ConvNet(1), LossKind::kBinaryCrossEntropy,
-                                 Binary(), 20, 2, 0.1);
-  LabelsOnly(&c, -1, 0.0);
+  Campaign c = LabelsCampaign("conv-bce", ConvNet(1), LossKind::kBinaryCrossEntropy, Binary(), 2,
+                              0.1, -1, 0.0);
   c.min_reach = 0.25;
   RunCampaign(c);
 }
 
 TEST(ConvLabelPoisoningSoundness, LabelFlipBoundsContainEveryRetrainingOfAFrozenExtractorHead_Ce) {
-  Campaign c = PoisoningCampaign("labels", "frozen-linear-ce", FrozenHead(3, true),
-                                 LossKind::kCrossEntropy, ThreeClass6(), 20, 3, 0.2);
-  LabelsOnly(&c, -1, 0.0);
-  RunCampaign(c);
+  RunCampaign(LabelsCampaign("frozen-linear-ce", FrozenHead(3, true), LossKind::kCrossEntropy,
+                             ThreeClass6(), 3, 0.2, -1, 0.0));
 }
 
 TEST(ConvLabelPoisoningSoundness, TargetedFlipBoundsContainEveryRetrainingOfATwoConvNet_Ce) {
-  Campaign c = PoisoningCampaign("labels", "two-conv-ce-targeted", TwoConvNet(3),
-                                 LossKind::kCrossEntropy, ThreeClass(), 20, 2, 0.05);
-  LabelsOnly(&c, 2, 0.0);
-  RunCampaign(c);
+  RunCampaign(LabelsCampaign("two-conv-ce-targeted", TwoConvNet(3), LossKind::kCrossEntropy,
+                             ThreeClass(), 2, 0.05, 2, 0.0));
 }
 
 TEST(ConvLabelPoisoningSoundness, RegressionLabelBoundsContainEveryRetrainingOfAFrozenHead_Mse) {
-  Campaign c = PoisoningCampaign("labels", "frozen-mse", FrozenHead(1, false), LossKind::kMse,
-                                 RegressionImages(), 20, 2, 0.05);
-  LabelsOnly(&c, -1, 0.1);
+  Campaign c = LabelsCampaign("frozen-mse", FrozenHead(1, false), LossKind::kMse,
+                              RegressionImages(), 2, 0.05, -1, 0.1);
   c.min_reach = 0.25;
   RunCampaign(c);
 }
 
 TEST(ConvPairedPoisoningSoundness,
      PairedFeatureAndLabelBoundsContainEveryRetrainingOfAConvNet_Bce) {
-  Campaign c = PoisoningCampaign("paired", "conv-bce", ConvNet(1), LossKind::kBinaryCrossEntropy,
-                                 Binary(), 20, 2, 0.1);
-  FeaturesAndLabels(&c, 0.02, -1, 0.0, true);
+  Campaign c = PairedCampaign("conv-bce", ConvNet(1), LossKind::kBinaryCrossEntropy, Binary(), 2,
+                              0.1, 0.02, -1, 0.0, true);
   c.min_reach = 0.25;
   RunCampaign(c);
 }
 
 TEST(ConvPairedPoisoningSoundness,
      PairedFeatureAndLabelBoundsContainEveryRetrainingOfAFrozenExtractorHead_Ce) {
-  Campaign c = PoisoningCampaign("paired", "frozen-ce", FrozenHead(3, false),
-                                 LossKind::kCrossEntropy, ThreeClass6(), 20, 2, 0.1);
-  FeaturesAndLabels(&c, 0.05, -1, 0.0, true);
-  RunCampaign(c);
+  RunCampaign(PairedCampaign("frozen-ce", FrozenHead(3, false), LossKind::kCrossEntropy,
+                             ThreeClass6(), 2, 0.1, 0.05, -1, 0.0, true));
 }
 
 TEST(ConvPairedPoisoningSoundness,
      PairedFeatureAndLabelBoundsContainEveryRetrainingOfAConvNet_Mse) {
-  Campaign c = PoisoningCampaign("paired", "conv-mse", ConvNet(1), LossKind::kMse,
-                                 RegressionImages(), 20, 2, 0.05);
-  FeaturesAndLabels(&c, 0.05, -1, 0.1, true);
-  RunCampaign(c);
+  RunCampaign(PairedCampaign("conv-mse", ConvNet(1), LossKind::kMse, RegressionImages(), 2, 0.05,
+                             0.05, -1, 0.1, true));
 }
 
 TEST(ConvPairedPoisoningSoundness,
      PairedFeatureAndLabelBoundsContainEveryRetrainingOfAThreeConvNetWithGaps_Ce) {
-  Campaign c = PoisoningCampaign("paired", "deep-conv-ce-targeted", DeepConvNet(3),
-                                 LossKind::kCrossEntropy, ThreeClass6(), 20, 2, 0.1);
-  FeaturesAndLabels(&c, 0.05, 0, 0.0, true);
-  RunCampaign(c);
+  RunCampaign(PairedCampaign("deep-conv-ce-targeted", DeepConvNet(3), LossKind::kCrossEntropy,
+                             ThreeClass6(), 2, 0.1, 0.05, 0, 0.0, true));
 }
 
 TEST(ConvPairedPoisoningSoundness,
      PairedFeatureAndLabelBoundsContainEveryRetrainingOfADeepFrozenHead) {
-  Campaign c = PoisoningCampaign("paired", "frozen-deep-mse", FrozenDeep(1), LossKind::kMse,
-                                 RegressionImages(), 20, 2, 0.05);
-  FeaturesAndLabels(&c, 0.05, -1, 0.1, true);
-  RunCampaign(c);
+  RunCampaign(PairedCampaign("frozen-deep-mse", FrozenDeep(1), LossKind::kMse, RegressionImages(),
+                             2, 0.05, 0.05, -1, 0.1, true));
 }
 
 TEST(ConvPairedPoisoningSoundness,
      AddedFeatureAndLabelBoundsContainEveryRetrainingOnSeparateRowsOfAFrozenConvConv_Bce) {
-  Campaign c = PoisoningCampaign("paired", "frozen-conv-conv-bce-added", FrozenConvThenConv(1),
-                                 LossKind::kBinaryCrossEntropy, Binary(), 20, 2, 0.1);
-  FeaturesAndLabels(&c, 0.05, -1, 0.0, false);
+  Campaign c =
+      PairedCampaign("frozen-conv-conv-bce-added", FrozenConvThenConv(1),
+                     LossKind::kBinaryCrossEntropy, Binary(), 2, 0.1, 0.05, -1, 0.0, false);
   c.min_reach = 0.25;
   RunCampaign(c);
 }
@@ -1251,6 +755,10 @@ TEST(ConvNominal, ForwardMatchesDirectLoopsAndGradientsMatchFiniteDifferences) {
 // many entries, inputs in an epsilon-box, labels as the perturbation allows,
 // each at corners (every coordinate at an end), interior points, or a mix.
 
+// Every interval product.
+constexpr MatMulMethod kProducts[] = {MatMulMethod::kRump, MatMulMethod::kExact,
+                                      MatMulMethod::kNguyen};
+
 // Lower or upper per coordinate (corner), uniform inside (interior), or
 // either per coordinate (mixed).
 Matrix SampleIn(agt::Rng& rng, const Matrix& lower, const Matrix& upper, int kind) {
@@ -1315,12 +823,10 @@ TEST(ConvIbp, BoundsContainForwardGradientsAndFrozenFeaturesAtSampledPointsForEv
       {LossKind::kCrossEntropy, 3, 3, agt::LabelPerturbation{true, 1, 0.0}},
       {LossKind::kMse, 1, 0, agt::LabelPerturbation{true, -1, 0.2}},
   };
-  const std::vector<MatMulMethod> methods = {MatMulMethod::kRump, MatMulMethod::kExact,
-                                             MatMulMethod::kNguyen};
   const double eps = 0.1;
   const int samples = 24;
   agt::Rng rng(909);
-  for (const MatMulMethod method : methods) {
+  for (const MatMulMethod method : kProducts) {
     int64_t checks = 0;
     int points = 0;
     for (const LossCase& lc : losses) {
@@ -1383,8 +889,7 @@ TEST(ConvIbp, FrozenFeatureBoundsContainTheFeaturesOfSampledInputsAndArePointsFo
   agt::Rng rng(1010);
   int64_t checks = 0;
   for (const ModelSpec& spec : {FrozenHead(3, false), FrozenConvThenConv(3), FrozenDeep(3)}) {
-    for (const MatMulMethod method :
-         {MatMulMethod::kRump, MatMulMethod::kExact, MatMulMethod::kNguyen}) {
+    for (const MatMulMethod method : kProducts) {
       SCOPED_TRACE(spec.Describe() + " " + agt::MatMulMethodName(method));
       const Matrix x = RandomInputs(rng, 8, spec.InputDim());
       const Matrix features = agt::FrozenFeatures(spec, x);
@@ -1424,8 +929,7 @@ TEST(ConvIbp, LogitBoundsOfAFiniteBoxWhoseProductsOverflowStillEncloseTheLogits)
   const std::vector<std::pair<std::string, ModelSpec>> models = {
       {"conv", ConvNet(1)}, {"deep-conv", DeepConvNet(3)}, {"mlp", ModelSpec::Mlp({36, 8, 8, 3})}};
   for (const auto& [name, spec] : models) {
-    for (const MatMulMethod method :
-         {MatMulMethod::kRump, MatMulMethod::kExact, MatMulMethod::kNguyen}) {
+    for (const MatMulMethod method : kProducts) {
       SCOPED_TRACE(name + " " + agt::MatMulMethodName(method));
       const Vector theta = agt::InitParameters(spec, 5);
       const agt::ParameterBox box{theta.array() - 1e160, theta.array() + 1e160};

@@ -1,10 +1,11 @@
 // Property tests that try to break the certified parameter boxes by training
 // for real (paper section 5.2, eq. 13; Theorems 6, 8, 9): for every
 // perturbation model, loss and model kind, a perturbed-SGD harness
-// (perturbed_sgd.h) retrains with online adversaries that change every batch
-// within the budget, and every step's parameters, and the final model's test
-// logits, must lie in the trainer's box for that budget (and for every larger
-// budget of the same training).
+// (perturbed_sgd.h, campaigns in soundness_harness.h) retrains with online
+// adversaries (adversaries.h) that change every batch within the budget, and
+// every step's parameters, and the final model's test logits, must lie in
+// the trainer's box for that budget (and for every larger budget of the same
+// training).
 //
 // Adversaries: random choices (seeded, different every step), loss-driven
 // heuristics (drop / flip / push towards the rows of largest loss, input
@@ -18,9 +19,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <functional>
 #include <map>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -33,6 +32,7 @@
 #include "core/train/train.h"
 #include "tests/core/adversaries.h"
 #include "tests/core/perturbed_sgd.h"
+#include "tests/core/soundness_harness.h"
 
 namespace agt_test {
 namespace {
@@ -71,11 +71,6 @@ class RunCountReporter : public ::testing::Environment {
 // ---------------------------------------------------------------------------
 // Data: small datasets, training rows first, test rows after.
 
-struct Data {
-  Dataset train;
-  Dataset test;
-};
-
 Data SplitRows(const Dataset& all, Index n_train) {
   return Data{all.Slice(0, n_train), all.Slice(n_train, all.size())};
 }
@@ -103,437 +98,21 @@ Data Regression() {
   return SplitRows(all, 80);
 }
 
-TrainConfig Config(const ModelSpec& model, LossKind loss, int batch_size, int epochs,
-                   double learning_rate) {
-  TrainConfig config;
-  config.model = model;
-  config.loss = loss;
-  config.batch_size = batch_size;
-  config.epochs = epochs;
-  config.optimizer.learning_rate = learning_rate;
-  config.threads = 1;
-  return config;
-}
-
 ModelSpec Linear(int in, int out) { return agt::ModelSpec::Mlp({in, out}); }
 
 // ---------------------------------------------------------------------------
-// Adversary building blocks for removal and poisoning (more, and the
-// substitution adversaries, in adversaries.h).
-
-Vector RowLosses(const AttackContext& c, const Matrix& x, const Vector& y) {
-  return agt::LossValues(c.config->loss, agt::Forward(c.config->model, *c.theta, x), y);
-}
-
-// Central finite-difference gradient of a per-row function w.r.t. each row's
-// inputs (N x d); only its signs are used.
-Matrix InputGradient(const std::function<Vector(const Matrix&)>& f, const Matrix& x) {
-  Matrix grad(x.rows(), x.cols());
-  for (Index j = 0; j < x.cols(); ++j) {
-    Matrix plus = x;
-    Matrix minus = x;
-    const double h = 1e-6;
-    plus.col(j).array() += h;
-    minus.col(j).array() -= h;
-    grad.col(j) = (f(plus) - f(minus)) / (2.0 * h);
-  }
-  return grad;
-}
-
-Matrix Signs(const Matrix& m) {
-  return m.unaryExpr([](double v) { return v < 0.0 ? -1.0 : 1.0; });
-}
-
-// x + epsilon * signs, row by row (signs in {-1, +1}).
-Matrix Corner(const Matrix& x, const Matrix& signs, double epsilon) { return x + epsilon * signs; }
-
-// The labels a poisoned row may take (classification: other classes or the
-// target; regression: the two ends y -+ nu). Empty if labels are fixed.
-std::vector<double> LabelOptions(const Threat& threat, double y) {
-  std::vector<double> options;
-  const agt::LabelPerturbation& label = threat.model.label;
-  if (!label.enabled) return options;
-  if (threat.num_classes == 0) {
-    options = {y - label.nu, y + label.nu};
-  } else {
-    for (int c = 0; c < threat.num_classes; ++c) {
-      if (c != y && IsAllowedLabelChange(label, threat.num_classes, y, c)) options.push_back(c);
-    }
-  }
-  return options;
-}
-
-double RandomLabelChange(agt::Rng& rng, const Threat& threat, double y) {
-  if (threat.num_classes == 0) return y + threat.model.label.nu * rng.Uniform(-1.0, 1.0);
-  const std::vector<double> options = LabelOptions(threat, y);
-  if (options.empty()) return y;
-  return options[rng.UniformInt(options.size())];
-}
-
-// ---------------------------------------------------------------------------
-// Removal adversaries (drop up to n rows of the batch).
-
-Adversary RandomRemoval(uint64_t seed) {
-  auto rng = std::make_shared<agt::Rng>(seed);
-  return [rng](const AttackContext& c, EditableBatch* batch) {
-    const int m = RandomCount(*rng, c.threat->budget.n);
-    for (Index i : RandomRows(*rng, batch->x.rows(), m)) batch->keep[i] = false;
-  };
-}
-
-// Drops the rows of largest loss, or of smallest loss, chosen per step.
-Adversary LossRemoval(uint64_t seed) {
-  auto rng = std::make_shared<agt::Rng>(seed);
-  return [rng](const AttackContext& c, EditableBatch* batch) {
-    Vector score = RowLosses(c, *c.x, *c.y);
-    if (rng->Uniform() < 0.5) score = -score;
-    for (Index i : TopRows(score, c.threat->budget.n)) batch->keep[i] = false;
-  };
-}
-
-// Drops the m <= n rows that minimise dir * (mean target gradient of the rest).
-Adversary GreedyRemoval(uint64_t seed, bool fixed_target) {
-  auto chooser = std::make_shared<TargetChooser>(seed, fixed_target);
-  return [chooser](const AttackContext& c, EditableBatch* batch) {
-    const Target target = chooser->Next(c.theta->size());
-    const Vector score = TargetScore(c, target, *c.x, *c.y);
-    const std::vector<Index> order = TopRows(score, static_cast<int>(score.size()));
-    const Index b = score.size();
-    double rest = score.sum();
-    double best_mean = rest / static_cast<double>(b);
-    int best_m = 0;
-    for (int m = 1; m <= c.threat->budget.n; ++m) {
-      rest -= score(order[m - 1]);
-      const double mean = rest / static_cast<double>(b - m);
-      if (mean < best_mean) {
-        best_mean = mean;
-        best_m = m;
-      }
-    }
-    for (int m = 0; m < best_m; ++m) batch->keep[order[m]] = false;
-  };
-}
-
-// ---------------------------------------------------------------------------
-// Bounded-poisoning adversaries (features of up to n rows within the
-// l-infinity ball, labels of up to label_n rows as the model allows; paired:
-// the same rows).
-
-// Picks feature rows and label rows in order of decreasing score; a row with
-// a non-positive score is never picked when positive_only.
-void ChoosePoisonRows(const Threat& threat, const Vector& feature_score, const Vector& label_score,
-                      bool positive_only, std::vector<Index>* feature_rows,
-                      std::vector<Index>* label_rows) {
-  const int n = threat.model.epsilon > 0.0 ? threat.budget.n : 0;
-  const int label_n = threat.model.label.enabled ? threat.budget.label_n : 0;
-  auto keep = [&](const std::vector<Index>& rows, const Vector& score, int m) {
-    std::vector<Index> out;
-    for (Index i : rows) {
-      if (static_cast<int>(out.size()) == m) break;
-      if (!positive_only || score(i) > 0.0) out.push_back(i);
-    }
-    return out;
-  };
-  if (threat.model.paired) {
-    const Vector combined = feature_score + label_score;
-    const std::vector<Index> rows = TopRows(combined, std::max(n, label_n));
-    *feature_rows = keep(rows, combined, n);
-    *label_rows = keep(rows, combined, label_n);
-  } else {
-    *feature_rows = keep(TopRows(feature_score, n), feature_score, n);
-    *label_rows = keep(TopRows(label_score, label_n), label_score, label_n);
-  }
-}
-
-// Random rows, random corners or interior points, random allowed labels.
-Adversary RandomPoisoning(uint64_t seed) {
-  auto rng = std::make_shared<agt::Rng>(seed);
-  return [rng](const AttackContext& c, EditableBatch* batch) {
-    const Index b = c.x->rows();
-    Vector feature_score(b);
-    Vector label_score(b);
-    for (Index i = 0; i < b; ++i) {
-      feature_score(i) = rng->Uniform();
-      label_score(i) = rng->Uniform();
-    }
-    Threat limited = *c.threat;
-    limited.budget.n = RandomCount(*rng, c.threat->budget.n);
-    limited.budget.label_n = RandomCount(*rng, c.threat->budget.label_n);
-    std::vector<Index> feature_rows;
-    std::vector<Index> label_rows;
-    ChoosePoisonRows(limited, feature_score, label_score, false, &feature_rows, &label_rows);
-    const double eps = c.threat->model.epsilon;
-    const bool corners = rng->Uniform() < 0.6;
-    for (Index i : feature_rows) {
-      for (Index j = 0; j < c.x->cols(); ++j) {
-        const double u = corners ? (rng->Uniform() < 0.5 ? -1.0 : 1.0) : rng->Uniform(-1, 1);
-        batch->x(i, j) = (*c.x)(i, j) + eps * u;
-      }
-    }
-    for (Index i : label_rows) batch->y(i) = RandomLabelChange(*rng, *c.threat, (*c.y)(i));
-  };
-}
-
-// Loss ascent: the rows of largest loss (or, on other steps, smallest loss)
-// move to the corner along the sign of the loss's input gradient and take the
-// allowed label of largest loss there.
-Adversary LossAscentPoisoning(uint64_t seed) {
-  auto rng = std::make_shared<agt::Rng>(seed);
-  return [rng](const AttackContext& c, EditableBatch* batch) {
-    Vector score = RowLosses(c, *c.x, *c.y);
-    if (rng->Uniform() < 0.4) score = -score;
-    std::vector<Index> feature_rows;
-    std::vector<Index> label_rows;
-    ChoosePoisonRows(*c.threat, score, score, false, &feature_rows, &label_rows);
-    const Matrix grad = InputGradient([&](const Matrix& x) { return RowLosses(c, x, *c.y); }, *c.x);
-    const Matrix ascent = Corner(*c.x, Signs(grad), c.threat->model.epsilon);
-    for (Index i : feature_rows) batch->x.row(i) = ascent.row(i);
-    for (Index i : label_rows) {
-      double best_label = (*c.y)(i);
-      double best_loss = -1.0;
-      for (double label : LabelOptions(*c.threat, (*c.y)(i))) {
-        const Matrix row = batch->x.row(i);
-        const Vector loss = RowLosses(c, row, Vector::Constant(1, label));
-        if (loss(0) > best_loss) {
-          best_loss = loss(0);
-          best_label = label;
-        }
-      }
-      batch->y(i) = best_label;
-    }
-  };
-}
-
-// Greedy on one parameter: per row the corner (along the sign of the target
-// gradient's input derivative, or its opposite) and the allowed label that
-// lower dir * (target gradient) the most, applied to the rows that gain most.
-Adversary GreedyPoisoning(uint64_t seed, bool fixed_target) {
-  auto chooser = std::make_shared<TargetChooser>(seed, fixed_target);
-  return [chooser](const AttackContext& c, EditableBatch* batch) {
-    const Target target = chooser->Next(c.theta->size());
-    const Threat& threat = *c.threat;
-    const Matrix& x = *c.x;
-    const Vector& y = *c.y;
-    const Index b = x.rows();
-    const Vector base = TargetScore(c, target, x, y);
-    // Feature candidates: the two opposite corners along the derivative.
-    Matrix best_x = x;
-    Vector feature_gain = Vector::Zero(b);
-    if (threat.model.epsilon > 0.0 && threat.budget.n > 0) {
-      const Matrix grad =
-          InputGradient([&](const Matrix& z) { return TargetScore(c, target, z, y); }, x);
-      const Matrix down = Corner(x, -Signs(grad), threat.model.epsilon);
-      const Matrix up = Corner(x, Signs(grad), threat.model.epsilon);
-      const Vector down_score = TargetScore(c, target, down, y);
-      const Vector up_score = TargetScore(c, target, up, y);
-      for (Index i = 0; i < b; ++i) {
-        const bool use_down = down_score(i) <= up_score(i);
-        const double gain = base(i) - std::min(down_score(i), up_score(i));
-        if (gain <= 0.0) continue;  // moving the features would not help
-        best_x.row(i) = use_down ? down.row(i) : up.row(i);
-        feature_gain(i) = gain;
-      }
-    }
-    // Label candidates, alone and with the best corner.
-    Vector label_gain = Vector::Zero(b);
-    Vector both_gain = feature_gain;
-    Vector best_label = y;
-    Vector best_both_label = y;
-    if (threat.model.label.enabled && threat.budget.label_n > 0) {
-      const int options = threat.num_classes == 0 ? 2 : threat.num_classes;
-      for (int k = 0; k < options; ++k) {
-        Vector labels = y;
-        for (Index i = 0; i < b; ++i) {
-          const std::vector<double> allowed = LabelOptions(threat, y(i));
-          if (threat.num_classes == 0) {
-            labels(i) = allowed[static_cast<size_t>(k)];
-          } else if (std::find(allowed.begin(), allowed.end(), k) != allowed.end()) {
-            labels(i) = k;
-          }
-        }
-        const Vector alone = base - TargetScore(c, target, x, labels);
-        const Vector both = base - TargetScore(c, target, best_x, labels);
-        for (Index i = 0; i < b; ++i) {
-          if (alone(i) > label_gain(i)) {
-            label_gain(i) = alone(i);
-            best_label(i) = labels(i);
-          }
-          if (both(i) > both_gain(i)) {
-            both_gain(i) = both(i);
-            best_both_label(i) = labels(i);
-          }
-        }
-      }
-    }
-    std::vector<Index> feature_rows;
-    std::vector<Index> label_rows;
-    if (threat.model.paired) {
-      ChoosePoisonRows(threat, both_gain, Vector::Zero(b), true, &feature_rows, &label_rows);
-    } else {
-      ChoosePoisonRows(threat, feature_gain, label_gain, true, &feature_rows, &label_rows);
-    }
-    for (Index i : feature_rows) batch->x.row(i) = best_x.row(i);
-    for (Index i : label_rows) {
-      const bool with_features =
-          std::find(feature_rows.begin(), feature_rows.end(), i) != feature_rows.end();
-      batch->y(i) = with_features ? best_both_label(i) : best_label(i);
-    }
-  };
-}
-
-std::vector<AdversarySpec> AdversariesFor(PerturbationKind kind) {
-  switch (kind) {
-    case PerturbationKind::kRemoval:
-      return {
-          {"random", RandomRemoval},
-          {"loss", LossRemoval},
-          {"greedy-fixed", [](uint64_t s) { return GreedyRemoval(s, true); }},
-          {"greedy-varying", [](uint64_t s) { return GreedyRemoval(s, false); }},
-          {"mixed",
-           [](uint64_t s) {
-             return Mixed(s,
-                          {RandomRemoval(s + 1), LossRemoval(s + 2), GreedyRemoval(s + 3, false)});
-           }},
-      };
-    case PerturbationKind::kSubstitution:
-      return {
-          {"random", RandomSubstitution},
-          {"extreme", ExtremeSubstitution},
-          {"greedy-fixed", [](uint64_t s) { return GreedySubstitution(s, true); }},
-          {"greedy-varying", [](uint64_t s) { return GreedySubstitution(s, false); }},
-          {"mixed",
-           [](uint64_t s) {
-             return Mixed(s, {RandomSubstitution(s + 1), ExtremeSubstitution(s + 2),
-                              GreedySubstitution(s + 3, false)});
-           }},
-      };
-    case PerturbationKind::kBoundedPoisoning:
-      return {
-          {"random", RandomPoisoning},
-          {"loss-ascent", LossAscentPoisoning},
-          {"greedy-fixed", [](uint64_t s) { return GreedyPoisoning(s, true); }},
-          {"greedy-varying", [](uint64_t s) { return GreedyPoisoning(s, false); }},
-          {"mixed",
-           [](uint64_t s) {
-             return Mixed(s, {RandomPoisoning(s + 1), LossAscentPoisoning(s + 2),
-                              GreedyPoisoning(s + 3, false)});
-           }},
-      };
-  }
-  return {};
-}
-
-// ---------------------------------------------------------------------------
-// The campaign: one certified training, many perturbed retrainings.
-
-struct Campaign {
-  std::string category;  // for the run counts
-  TrainConfig config;
-  Data data;
-  uint64_t init_seed = 7;
-  int seeds = 3;  // perturbed runs per (budget, adversary)
-};
-
-std::string Describe(const Campaign& c, const Budget& budget) {
-  return c.category + " [" + c.config.model.Describe() + ", " + agt::LossKindName(c.config.loss) +
-         ", budget " + budget.Describe(c.config.perturbation) + "]";
-}
-
-// How far one run got towards the box edge, as a fraction of the box's extent
-// on that side of the nominal parameters (1 = on the edge).
-double Reach(const agt::ParameterBox& box, const Vector& nominal, const Vector& theta) {
-  double reach = 0.0;
-  for (Index i = 0; i < theta.size(); ++i) {
-    const double d = theta(i) - nominal(i);
-    const double room = d > 0.0 ? box.upper(i) - nominal(i) : nominal(i) - box.lower(i);
-    if (room > 0.0) reach = std::max(reach, std::fabs(d) / room);
-  }
-  return reach;
-}
+// The campaign (soundness_harness.h): one certified training, many perturbed
+// retrainings, by the adversaries of adversaries.h.
 
 void RunCampaign(const Campaign& c) {
-  SCOPED_TRACE(c.category);
-  const Vector init = agt::InitParameters(c.config.model, c.init_seed);
-  const CertifiedTrajectory cert = RunCertifiedTraining(c.config, c.data.train, init);
-  ASSERT_TRUE(cert.error.empty()) << cert.error;
-  ASSERT_FALSE(cert.nominal.empty());
-  const size_t steps = cert.nominal.size();
-  const std::vector<Budget>& budgets = c.config.budgets;
-
-  // The harness must reproduce the trainer's nominal trajectory, or nothing
-  // below means anything.
-  const Threat none = MakeThreat(c.config, Budget{}, c.data.train.num_classes);
-  const PerturbedTraining plain = TrainPerturbed(c.config, c.data.train, init, none, nullptr);
-  ASSERT_EQ(plain.after_step.size(), steps) << "harness and trainer disagree on the step count";
-  for (size_t t = 0; t < steps; ++t) {
-    const double diff = (plain.after_step[t] - cert.nominal[t]).cwiseAbs().maxCoeff();
-    ASSERT_LE(diff, 1e-12 * (1.0 + cert.nominal[t].cwiseAbs().maxCoeff()))
-        << "harness differs from the trainer's nominal trajectory at step " << t + 1;
-  }
-
-  const Matrix& test_x = c.data.test.x;
-  std::vector<agt::IntervalMatrix> final_logits;
-  for (size_t j = 0; j < budgets.size(); ++j) {
-    final_logits.push_back(
-        agt::ComputeLogitBounds(c.config.model, cert.nominal.back(), cert.boxes.back()[j], test_x)
-            .bounds);
-  }
-
-  for (size_t j = 0; j < budgets.size(); ++j) {
-    if (budgets[j].n == 0 && budgets[j].label_n == 0) continue;
-    const Threat threat = MakeThreat(c.config, budgets[j], c.data.train.num_classes);
-    double max_reach = 0.0;
-    double max_deviation = 0.0;
-    int runs = 0;
-    int failed_runs = 0;
-    const std::vector<AdversarySpec> adversaries = AdversariesFor(c.config.perturbation.kind);
-    for (size_t a = 0; a < adversaries.size(); ++a) {
-      const AdversarySpec& spec = adversaries[a];
-      for (int s = 0; s < c.seeds; ++s) {
-        const uint64_t seed = 1000 * (j + 1) + 100 * a + s;
-        const PerturbedTraining run =
-            TrainPerturbed(c.config, c.data.train, init, threat, spec.make(seed));
-        const std::string where =
-            Describe(c, budgets[j]) + ", adversary " + spec.name + " seed " + std::to_string(seed);
-        ASSERT_TRUE(run.violation.empty()) << where << ": harness bug: " << run.violation;
-        ++runs;
-        ++RunCounts()[c.category];
-        // The first violation of each run is reported, at most five runs per budget.
-        std::string violation;
-        for (size_t t = 0; t < steps && violation.empty(); ++t) {
-          for (size_t k = 0; k < budgets.size() && violation.empty(); ++k) {
-            if (!Covers(budgets[k], budgets[j])) continue;
-            const std::string outside = OutsideBox(cert.boxes[t][k], run.after_step[t]);
-            if (!outside.empty()) {
-              violation = "after step " + std::to_string(t + 1) + " of " + std::to_string(steps) +
-                          ", box of budget " + budgets[k].Describe(c.config.perturbation) + ": " +
-                          outside;
-            }
-          }
-        }
-        const Matrix logits = agt::Forward(c.config.model, run.after_step.back(), test_x);
-        for (size_t k = 0; k < budgets.size() && violation.empty(); ++k) {
-          if (!Covers(budgets[k], budgets[j])) continue;
-          const std::string outside = OutsideInterval(final_logits[k], logits);
-          if (!outside.empty()) {
-            violation = "final test logits outside the logit bounds of budget " +
-                        budgets[k].Describe(c.config.perturbation) + ": " + outside;
-          }
-        }
-        if (!violation.empty() && ++failed_runs <= 5) ADD_FAILURE() << where << ": " << violation;
-        max_reach = std::max(
-            max_reach, Reach(cert.boxes.back()[j], cert.nominal.back(), run.after_step.back()));
-        max_deviation = std::max(
-            max_deviation, (run.after_step.back() - cert.nominal.back()).cwiseAbs().maxCoeff());
-      }
-    }
-    EXPECT_EQ(failed_runs, 0) << Describe(c, budgets[j]) << ": runs outside the certified box";
-    // Non-vacuity: the adversaries must actually have moved the parameters.
-    EXPECT_GT(max_deviation, 0.0) << Describe(c, budgets[j]) << ": no adversary changed anything";
+  HarnessOptions options;
+  options.budget_done = [&c](size_t j, const BudgetOutcome& outcome) {
+    RunCounts()[c.group + "/" + c.name] += outcome.runs;
     std::printf("[soundness] %-70s runs %3d  width %10.4g  attacks reached %5.1f%% of the box\n",
-                Describe(c, budgets[j]).c_str(), runs, cert.boxes.back()[j].TotalWidth(),
-                100.0 * max_reach);
-  }
+                Describe(c, c.config.budgets[j]).c_str(), outcome.runs, outcome.width,
+                100.0 * outcome.max_reach);
+  };
+  RunCampaignWith(c, options);
 }
 
 // ---------------------------------------------------------------------------
@@ -541,7 +120,7 @@ void RunCampaign(const Campaign& c) {
 
 Campaign RemovalCampaign(const std::string& name, const ModelSpec& model, LossKind loss, Data data,
                          int batch_size, int epochs, double lr) {
-  Campaign c{"removal/" + name, Config(model, loss, batch_size, epochs, lr), std::move(data)};
+  Campaign c{"removal", name, Config(model, loss, batch_size, epochs, lr), std::move(data)};
   c.config.perturbation.kind = PerturbationKind::kRemoval;
   c.config.budgets = {{0, 0}, {1, 0}, {2, 0}, {4, 0}};
   return c;
@@ -617,7 +196,7 @@ TEST(RemovalSoundness, RemovalBoundsContainEveryRetrainingWithNguyenMatMul_MlpCe
 
 Campaign SubstitutionCampaign(const std::string& name, const ModelSpec& model, LossKind loss,
                               Data data, int batch_size, int epochs, double lr, double gamma) {
-  Campaign c{"substitution/" + name, Config(model, loss, batch_size, epochs, lr), std::move(data)};
+  Campaign c{"substitution", name, Config(model, loss, batch_size, epochs, lr), std::move(data)};
   c.config.perturbation.kind = PerturbationKind::kSubstitution;
   c.config.clip_gamma = gamma;
   c.config.budgets = {{0, 0}, {1, 0}, {3, 0}};
@@ -658,7 +237,7 @@ TEST(SubstitutionSoundness, SubstitutionBoundsContainEveryRetrainingWithNRowsRep
 
 Campaign PoisoningCampaign(const std::string& name, const ModelSpec& model, LossKind loss,
                            Data data, int batch_size, int epochs, double lr) {
-  Campaign c{"poisoning/" + name, Config(model, loss, batch_size, epochs, lr), std::move(data)};
+  Campaign c{"poisoning", name, Config(model, loss, batch_size, epochs, lr), std::move(data)};
   c.config.perturbation.kind = PerturbationKind::kBoundedPoisoning;
   return c;
 }
