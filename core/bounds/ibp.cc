@@ -60,18 +60,37 @@ IntervalMatrix BoxedModel::ForwardBounds(const IntervalMatrix& features,
 void BoxedModel::GradientFactors(const IntervalMatrix& features, const Vector& labels,
                                  LossKind loss, const LabelPerturbation& label_perturbation,
                                  FactorList* factors) const {
-  std::vector<IntervalMatrix> acts;
-  const IntervalMatrix logits = ForwardBounds(features, &acts);
-  IntervalMatrix delta = LossGradientBounds(loss, logits, labels, label_perturbation);
+  // values[input[li]] is layer li's input; layers that only reshape share
+  // their input's matrix. Each value is read by one layer with arithmetic
+  // (the next one), so the backward pass moves it into that layer's factors.
+  const size_t n = layers_.size();
+  std::vector<IntervalMatrix> values;
+  values.reserve(n + 1);
+  values.push_back(features);
+  std::vector<size_t> input(n);
+  for (size_t li = 0; li < n; ++li) {
+    input[li] = values.size() - 1;
+    if (network_.layer(li).reshapes_only()) continue;
+    IntervalMatrix z = layers_[li]->Forward(values.back());
+    WidenNaNsToInfinity(&z);
+    values.push_back(std::move(z));
+  }
+  IntervalMatrix delta = LossGradientBounds(loss, values.back(), labels, label_perturbation);
   size_t with_params = 0;
-  for (size_t i = 0; i < network_.size(); ++i) with_params += network_.layer(i).has_params();
+  for (size_t i = 0; i < n; ++i) with_params += network_.layer(i).has_params();
   factors->resize(with_params);
-  for (size_t li = layers_.size(); li-- > 0;) {
-    if (network_.layer(li).has_params()) {
-      (*factors)[--with_params] = layers_[li]->Factors(acts[li], delta);
+  for (size_t li = n; li-- > 0;) {
+    const Layer& layer = network_.layer(li);
+    if (layer.reshapes_only()) continue;
+    IntervalMatrix& x = values[input[li]];
+    if (!layer.has_params()) {
+      layers_[li]->BackwardInPlace(x, &delta);
+      continue;
     }
-    if (li == 0) break;  // the features need no gradient
-    delta = layers_[li]->Backward(acts[li], delta);
+    // The features need no gradient.
+    IntervalMatrix next = li > 0 ? layers_[li]->Backward(x, delta) : IntervalMatrix();
+    (*factors)[--with_params] = layers_[li]->Factors(std::move(x), std::move(delta));
+    delta = std::move(next);
   }
 }
 
@@ -104,23 +123,35 @@ void ExpandFactors(const ModelSpec& spec, const FactorList& factors, Index n, Ma
 void NominalGradientFactors(const ModelSpec& spec, const Vector& theta,
                             const Eigen::Ref<const Matrix>& features, const Vector& labels,
                             LossKind loss, FactorList* factors, Vector* losses) {
+  // As BoxedModel::GradientFactors, at point parameters.
   const Network net = spec.TrainedNetwork();
-  std::vector<Matrix> acts;
-  acts.reserve(net.size() + 1);
-  acts.push_back(features);
-  for (size_t i = 0; i < net.size(); ++i) {
-    acts.push_back(net.layer(i).Forward(theta.data() + net.param_offset(i), acts.back()));
+  const size_t n = net.size();
+  std::vector<Matrix> values;
+  values.reserve(n + 1);
+  values.push_back(features);
+  std::vector<size_t> input(n);
+  for (size_t i = 0; i < n; ++i) {
+    input[i] = values.size() - 1;
+    if (net.layer(i).reshapes_only()) continue;
+    values.push_back(net.layer(i).Forward(theta.data() + net.param_offset(i), values.back()));
   }
-  if (losses) *losses = LossValues(loss, acts.back(), labels);
-  Matrix delta = LossGradient(loss, acts.back(), labels);
+  if (losses) *losses = LossValues(loss, values.back(), labels);
+  Matrix delta = LossGradient(loss, values.back(), labels);
   size_t with_params = 0;
-  for (size_t i = 0; i < net.size(); ++i) with_params += net.layer(i).has_params();
+  for (size_t i = 0; i < n; ++i) with_params += net.layer(i).has_params();
   factors->resize(with_params);
-  for (size_t li = net.size(); li-- > 0;) {
+  for (size_t li = n; li-- > 0;) {
     const Layer& layer = net.layer(li);
-    if (layer.has_params()) (*factors)[--with_params] = layer.NominalFactors(acts[li], delta);
-    if (li == 0) break;
-    delta = layer.Backward(theta.data() + net.param_offset(li), acts[li], delta);
+    if (layer.reshapes_only()) continue;
+    Matrix& x = values[input[li]];
+    const double* params = theta.data() + net.param_offset(li);
+    if (!layer.has_params()) {
+      delta = layer.Backward(params, x, delta);
+      continue;
+    }
+    Matrix next = li > 0 ? layer.Backward(params, x, delta) : Matrix();
+    (*factors)[--with_params] = layer.NominalFactors(std::move(x), std::move(delta));
+    delta = std::move(next);
   }
 }
 

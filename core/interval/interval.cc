@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 namespace agt {
@@ -60,7 +61,9 @@ std::string RoundingModeName(RoundingMode mode) {
 
 void WidenNaNsToInfinity(IntervalMatrix* m) {
   constexpr double kInf = std::numeric_limits<double>::infinity();
-  if (!m->lower.array().isNaN().any() && !m->upper.array().isNaN().any()) return;
+  // A sum is NaN when any term is (or when +inf meets -inf, which then takes
+  // the full check): one vectorised pass in the common case.
+  if (!std::isnan(m->lower.sum()) && !std::isnan(m->upper.sum())) return;
   m->lower = m->lower.array().isNaN().select(-kInf, m->lower);
   m->upper = m->upper.array().isNaN().select(kInf, m->upper);
 }

@@ -1,18 +1,66 @@
 #include "core/interval/rump.h"
 
+#include <algorithm>
+#include <limits>
+
 namespace agt {
 
-MidRad::MidRad(const Matrix& lower, const Matrix& upper) {
-  mid = (upper + lower) * 0.5;
-  rad = (upper - lower) * 0.5;
-  mid_abs = mid.cwiseAbs();
-  point = (rad.array() == 0.0).all();
-  if (!point) {
-    mag = mid_abs + rad;
-    const double hi = rad.maxCoeff();
-    uniform = rad.size() > 0 && rad.minCoeff() >= hi * (1.0 - 1e-9);
-    uniform_radius = hi;
+MidRad::MidRad(const Matrix& lower, const Matrix& upper, bool with_mag) {
+  mid.resize(lower.rows(), lower.cols());
+  rad.resize(lower.rows(), lower.cols());
+  mid_abs.resize(lower.rows(), lower.cols());
+  // One pass over the operands (this runs on whole activation matrices).
+  const Index n = lower.size();
+  const double* l = lower.data();
+  const double* u = upper.data();
+  double* m = mid.data();
+  double* r = rad.data();
+  double* a = mid_abs.data();
+  double lo = std::numeric_limits<double>::infinity(), hi = 0.0;
+  bool nan = false;
+  for (Index i = 0; i < n; ++i) {
+    m[i] = (u[i] + l[i]) * 0.5;
+    r[i] = (u[i] - l[i]) * 0.5;
+    a[i] = std::abs(m[i]);
+    lo = std::min(lo, r[i]);
+    hi = std::max(hi, r[i]);
+    nan |= std::isnan(r[i]);
   }
+  // Exactly zero radius everywhere (NaN or negative radii are not points).
+  point = hi == 0.0 && lo >= 0.0 && !nan;
+  if (point) {
+    rad.resize(0, 0);
+    return;
+  }
+  if (with_mag) mag = mid_abs + rad;
+  uniform = n > 0 && lo >= hi * (1.0 - 1e-9);
+  uniform_radius = hi;
+}
+
+MidRad MidRad::FromEndpoints(Matrix&& lower, Matrix&& upper, bool with_mag) {
+  MidRad out;
+  const Index n = lower.size();
+  double* l = lower.data();
+  double* u = upper.data();
+  double lo = std::numeric_limits<double>::infinity(), hi = 0.0;
+  bool nan = false;
+  for (Index i = 0; i < n; ++i) {
+    const double m = (u[i] + l[i]) * 0.5, r = (u[i] - l[i]) * 0.5;
+    l[i] = m;
+    u[i] = r;
+    lo = std::min(lo, r);
+    hi = std::max(hi, r);
+    nan |= std::isnan(r);
+  }
+  out.mid = std::move(lower);
+  out.mid_abs = out.mid.cwiseAbs();
+  out.point = hi == 0.0 && lo >= 0.0 && !nan;
+  if (out.point) return out;
+  out.rad = std::move(upper);
+  if (with_mag) out.mag = out.mid_abs + out.rad;
+  out.uniform = n > 0 && lo >= hi * (1.0 - 1e-9);
+  out.uniform_radius = hi;
+  return out;
 }
 
 MidRad MidRad::Point(const Matrix& m) {
@@ -24,9 +72,10 @@ MidRad MidRad::Point(const Matrix& m) {
 }
 
 MidRadView MidRad::Block(Index offset, Index view_rows, Index view_cols) const {
-  // rad and mag are empty for a point; a view of them is never read.
+  // rad and mag are empty for a point (and mag without with_mag); a view of
+  // them is never read then.
   const double* r = point ? mid.data() : rad.data();
-  const double* g = point ? mid.data() : mag.data();
+  const double* g = point || mag.size() == 0 ? mid.data() : mag.data();
   return MidRadView{ConstMatrixMap(mid.data() + offset, view_rows, view_cols),
                     ConstMatrixMap(mid_abs.data() + offset, view_rows, view_cols),
                     ConstMatrixMap(r + offset, view_rows, view_cols),

@@ -44,8 +44,14 @@ struct MidRad {
   double uniform_radius = 0.0;
 
   MidRad() = default;
-  MidRad(const Matrix& lower, const Matrix& upper);
-  explicit MidRad(const IntervalMatrix& m) : MidRad(m.lower, m.upper) {}
+  // with_mag: also compute mag, which only a right-hand factor of
+  // RumpMatMul with a non-point left factor reads.
+  MidRad(const Matrix& lower, const Matrix& upper, bool with_mag = true);
+  explicit MidRad(const IntervalMatrix& m, bool with_mag = true)
+      : MidRad(m.lower, m.upper, with_mag) {}
+  // The same, computed in the endpoints' storage (no new matrices but |mid|
+  // and, with with_mag, mag).
+  static MidRad FromEndpoints(Matrix&& lower, Matrix&& upper, bool with_mag = true);
   // A point matrix (zero radius).
   static MidRad Point(const Matrix& m);
   Index rows() const { return mid.rows(); }

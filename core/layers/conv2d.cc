@@ -14,29 +14,37 @@ using RowVector = Eigen::Matrix<double, 1, Eigen::Dynamic>;
 // patches ((R P) x K), K = C kh kw.
 class ConvFactors : public GradientFactors {
  public:
-  ConvFactors(const IntervalMatrix& patches, const IntervalMatrix& delta, int positions,
-              bool nominal, const IntervalOptions& options)
-      : positions_(positions), nominal_(nominal), options_(options) {
-    if (options.conv_product == MatMulMethod::kRump || nominal) {
-      d_ = MidRad(delta);
-      z_ = MidRad(patches);
-    }
-    if (!nominal && options.conv_product != MatMulMethod::kRump) {
-      d_lower_ = delta.lower;
-      d_upper_ = delta.upper;
-      z_lower_ = patches.lower;
-      z_upper_ = patches.upper;
-    }
+  // Interval factors (moved in).
+  ConvFactors(IntervalMatrix patches, IntervalMatrix delta, int positions,
+              const IntervalOptions& options)
+      : positions_(positions), nominal_(false), options_(options) {
     d_sum_lower_ = SumPositions(delta.lower);
     d_sum_upper_ = SumPositions(delta.upper);
+    if (options.conv_product == MatMulMethod::kRump) {
+      d_ = MidRad::FromEndpoints(std::move(delta.lower), std::move(delta.upper),
+                                 /*with_mag=*/false);
+      z_ = MidRad::FromEndpoints(std::move(patches.lower), std::move(patches.upper));
+    } else {
+      d_lower_ = std::move(delta.lower);
+      d_upper_ = std::move(delta.upper);
+      z_lower_ = std::move(patches.lower);
+      z_upper_ = std::move(patches.upper);
+    }
+  }
+  // Point factors: only the midpoints are kept.
+  ConvFactors(Matrix patches, Matrix delta, int positions)
+      : positions_(positions), nominal_(true) {
+    d_sum_lower_ = SumPositions(delta);
+    d_.mid = std::move(delta);
+    z_.mid = std::move(patches);
   }
 
   void ExpandWeightRows(int o0, int o1, Index r0, Index rows, double* lower, double* upper,
                         Index ld) const override {
     const Index p = positions_;
     const Index channels = d_sum_lower_.cols();
-    const Index k = nominal_ || options_.conv_product == MatMulMethod::kRump ? z_.cols()
-                                                                         : z_lower_.cols();
+    const Index k = nominal_ || options_.conv_product == MatMulMethod::kRump ? z_.mid.cols()
+                                                                              : z_lower_.cols();
     const Index width = static_cast<Index>(o1 - o0);
     thread_local Matrix scratch;
     for (Index i = 0; i < rows; ++i) {
@@ -122,10 +130,10 @@ class BoxedConv2d : public BoxedLayer {
     return IntervalMatrix(layer_.Col2Im(dp.lower, x.rows()), layer_.Col2Im(dp.upper, x.rows()));
   }
 
-  std::unique_ptr<GradientFactors> Factors(const IntervalMatrix& x,
-                                           const IntervalMatrix& dy) const override {
-    const IntervalMatrix patches(layer_.Im2Col(x.lower), layer_.Im2Col(x.upper));
-    return std::make_unique<ConvFactors>(patches, dy, layer_.positions(), /*nominal=*/false,
+  std::unique_ptr<GradientFactors> Factors(IntervalMatrix x, IntervalMatrix dy) const override {
+    IntervalMatrix patches(layer_.Im2Col(x.lower), layer_.Im2Col(x.upper));
+    x = IntervalMatrix();  // no longer needed
+    return std::make_unique<ConvFactors>(std::move(patches), std::move(dy), layer_.positions(),
                                          options_);
   }
 
@@ -233,11 +241,10 @@ Matrix Conv2dLayer::Backward(const double* params, const Matrix& x, const Matrix
   return Col2Im(ChannelsToPositions(dy) * w, x.rows());
 }
 
-std::unique_ptr<GradientFactors> Conv2dLayer::NominalFactors(const Matrix& x,
-                                                             const Matrix& dy) const {
-  const Matrix patches = Im2Col(x);
-  return std::make_unique<ConvFactors>(IntervalMatrix::Point(patches), IntervalMatrix::Point(dy),
-                                       positions_, /*nominal=*/true, IntervalOptions{});
+std::unique_ptr<GradientFactors> Conv2dLayer::NominalFactors(Matrix x, Matrix dy) const {
+  Matrix patches = Im2Col(x);
+  x = Matrix();
+  return std::make_unique<ConvFactors>(std::move(patches), std::move(dy), positions_);
 }
 
 std::unique_ptr<BoxedLayer> Conv2dLayer::Bind(const double* lower, const double* upper,

@@ -32,7 +32,7 @@ class Conv2dLayer : public Layer {
   int weight_cols() const override { return patch_size_; }
   Matrix Forward(const double* params, const Matrix& x) const override;
   Matrix Backward(const double* params, const Matrix& x, const Matrix& dy) const override;
-  std::unique_ptr<GradientFactors> NominalFactors(const Matrix& x, const Matrix& dy) const override;
+  std::unique_ptr<GradientFactors> NominalFactors(Matrix x, Matrix dy) const override;
   std::unique_ptr<BoxedLayer> Bind(const double* lower, const double* upper,
                                    const IntervalOptions& options) const override;
 

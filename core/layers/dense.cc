@@ -25,15 +25,14 @@ class BoxedDense : public BoxedLayer {
     return w_.Backward(dy);
   }
 
-  std::unique_ptr<GradientFactors> Factors(const IntervalMatrix& x,
-                                           const IntervalMatrix& dy) const override {
+  std::unique_ptr<GradientFactors> Factors(IntervalMatrix x, IntervalMatrix dy) const override {
     auto f = std::make_unique<DenseFactors>();
-    f->d_lower = dy.lower;
-    f->d_upper = dy.upper;
-    f->z_lower = x.lower;
-    f->z_upper = x.upper;
     f->method = options_.product;
     f->rounding = options_.rounding;
+    f->d_lower = std::move(dy.lower);
+    f->d_upper = std::move(dy.upper);
+    f->z_lower = std::move(x.lower);
+    f->z_upper = std::move(x.upper);
     f->Prepare();
     return f;
   }
@@ -48,10 +47,33 @@ class BoxedDense : public BoxedLayer {
 void DenseFactors::Prepare() {
   d_mid = (d_upper + d_lower) * 0.5;
   d_rad = (d_upper - d_lower) * 0.5;
-  z_mid = (z_upper + z_lower) * 0.5;
-  z_rad = (z_upper - z_lower) * 0.5;
+  if (nominal) {
+    // Point factors: only the midpoints are read (ExpandNominalWeightRow).
+    z_mid = std::move(z_lower);
+    z_upper.resize(0, 0);
+    z_point = true;
+    return;
+  }
+  if (method != MatMulMethod::kRump) {
+    z_point = (z_upper.array() == z_lower.array()).all();
+    return;  // the exact and Nguyen rules read the endpoints only
+  }
+  // Rump reads midpoints and radii only: compute them in the endpoints'
+  // storage (these are whole activation matrices).
+  const Index n = z_lower.size();
+  double* l = z_lower.data();
+  double* u = z_upper.data();
+  bool point = true;
+  for (Index i = 0; i < n; ++i) {
+    const double m = (u[i] + l[i]) * 0.5, r = (u[i] - l[i]) * 0.5;
+    l[i] = m;
+    u[i] = r;
+    point = point && r == 0.0;
+  }
+  z_mid = std::move(z_lower);
+  z_rad = std::move(z_upper);
   z_mid_abs = z_mid.cwiseAbs();
-  z_point = (z_rad.array() == 0.0).all();
+  z_point = point;
 }
 
 void ExpandNominalWeightRow(const DenseFactors& f, int o, Index row_begin, Index rows,
@@ -65,7 +87,7 @@ void ExpandNominalWeightRow(const DenseFactors& f, int o, Index row_begin, Index
 
 void ExpandWeightRow(const DenseFactors& f, int o, Index row_begin, Index rows, MatMulMethod method,
                      double* lower, double* upper, Index ld) {
-  const Index in = f.z_lower.cols();
+  const Index in = f.width();
   for (Index i = 0; i < rows; ++i) {
     const Index r = row_begin + i;
     Eigen::Map<RowVector> lo(lower + i * ld, in);
@@ -100,7 +122,7 @@ void ExpandWeightRow(const DenseFactors& f, int o, Index row_begin, Index rows, 
 
 void DenseFactors::ExpandWeightRows(int o0, int o1, Index r0, Index rows, double* lower,
                                     double* upper, Index ld) const {
-  const Index in = z_mid.cols();
+  const Index in = width();
   for (int o = o0; o < o1; ++o) {
     const Index col = static_cast<Index>(o - o0) * in;
     if (nominal) {
@@ -139,14 +161,12 @@ Matrix DenseLayer::Backward(const double* params, const Matrix& /*x*/, const Mat
   return dy * w;
 }
 
-std::unique_ptr<GradientFactors> DenseLayer::NominalFactors(const Matrix& x,
-                                                            const Matrix& dy) const {
+std::unique_ptr<GradientFactors> DenseLayer::NominalFactors(Matrix x, Matrix dy) const {
   auto f = std::make_unique<DenseFactors>();
-  f->d_lower = dy;
-  f->d_upper = dy;
-  f->z_lower = x;
-  f->z_upper = x;
   f->nominal = true;
+  f->d_lower = dy;
+  f->d_upper = std::move(dy);
+  f->z_lower = std::move(x);
   f->Prepare();
   return f;
 }

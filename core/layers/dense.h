@@ -17,7 +17,10 @@ namespace agt {
 // The factors of one fragment's per-sample gradients for one dense layer:
 // the loss gradient w.r.t. the layer's output (delta, R x out) and the
 // layer's input (z, R x in), as intervals (lower == upper for nominal
-// factors).
+// factors). Fill d_lower/d_upper/z_lower/z_upper, set nominal and method,
+// then Prepare(): it keeps what the expansion rule reads (nominal: z_mid;
+// Rump: z_mid, z_rad, z_mid_abs, computed in the endpoints' storage; exact
+// and Nguyen: z_lower, z_upper), and d_* in every form.
 struct DenseFactors : GradientFactors {
   Matrix d_lower, d_upper;  // R x out
   Matrix z_lower, z_upper;  // R x in
@@ -28,6 +31,8 @@ struct DenseFactors : GradientFactors {
   MatMulMethod method = MatMulMethod::kRump;
   RoundingMode rounding = RoundingMode::kNearest;
   void Prepare();
+  // The layer's input width (in).
+  Index width() const { return z_mid.size() > 0 ? z_mid.cols() : z_lower.cols(); }
 
   void ExpandWeightRows(int o0, int o1, Index r0, Index rows, double* lower, double* upper,
                         Index ld) const override;
@@ -50,7 +55,7 @@ class DenseLayer : public Layer {
   int weight_cols() const override { return spec().in; }
   Matrix Forward(const double* params, const Matrix& x) const override;
   Matrix Backward(const double* params, const Matrix& x, const Matrix& dy) const override;
-  std::unique_ptr<GradientFactors> NominalFactors(const Matrix& x, const Matrix& dy) const override;
+  std::unique_ptr<GradientFactors> NominalFactors(Matrix x, Matrix dy) const override;
   std::unique_ptr<BoxedLayer> Bind(const double* lower, const double* upper,
                                    const IntervalOptions& options) const override;
 };

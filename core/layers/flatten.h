@@ -14,6 +14,7 @@ class FlattenLayer : public Layer {
       : Layer(spec, input, Shape::Flat(static_cast<int>(input.size()))) {}
   Matrix Forward(const double*, const Matrix& x) const override { return x; }
   Matrix Backward(const double*, const Matrix&, const Matrix& dy) const override { return dy; }
+  bool reshapes_only() const override { return true; }
   std::unique_ptr<BoxedLayer> Bind(const double* lower, const double* upper,
                                    const IntervalOptions& options) const override;
 };

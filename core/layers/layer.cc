@@ -31,13 +31,12 @@ void Layer::Initialize(Rng* rng, double* params) const {
   for (Index j = 0; j < num_params(); ++j) params[j] = rng->Uniform(-bound, bound);
 }
 
-std::unique_ptr<GradientFactors> Layer::NominalFactors(const Matrix&, const Matrix&) const {
+std::unique_ptr<GradientFactors> Layer::NominalFactors(Matrix, Matrix) const {
   assert(false && "NominalFactors on a layer without parameters");
   return nullptr;
 }
 
-std::unique_ptr<GradientFactors> BoxedLayer::Factors(const IntervalMatrix&,
-                                                     const IntervalMatrix&) const {
+std::unique_ptr<GradientFactors> BoxedLayer::Factors(IntervalMatrix, IntervalMatrix) const {
   assert(false && "Factors on a layer without parameters");
   return nullptr;
 }

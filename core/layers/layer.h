@@ -55,10 +55,14 @@ class BoxedLayer {
   // Backward: bounds on dL/d(input) from bounds on dL/d(output), for inputs
   // in x (the forward pass's input interval of this layer).
   virtual IntervalMatrix Backward(const IntervalMatrix& x, const IntervalMatrix& dy) const = 0;
+  // The same, overwriting *dy (layers that can update in place avoid a copy).
+  virtual void BackwardInPlace(const IntervalMatrix& x, IntervalMatrix* dy) const {
+    *dy = Backward(x, *dy);
+  }
   // Factored bounds on the per-sample parameter gradients from the input
   // interval and the output-gradient interval (layers with parameters only).
-  virtual std::unique_ptr<GradientFactors> Factors(const IntervalMatrix& x,
-                                                   const IntervalMatrix& dy) const;
+  // Takes both by value: callers move what they no longer need.
+  virtual std::unique_ptr<GradientFactors> Factors(IntervalMatrix x, IntervalMatrix dy) const;
 };
 
 class Layer {
@@ -86,8 +90,11 @@ class Layer {
   // dL/d(input) from dL/d(output) at input x.
   virtual Matrix Backward(const double* params, const Matrix& x, const Matrix& dy) const = 0;
   // Point factors of the per-sample parameter gradients (layers with
-  // parameters only).
-  virtual std::unique_ptr<GradientFactors> NominalFactors(const Matrix& x, const Matrix& dy) const;
+  // parameters only); by value, as Factors.
+  virtual std::unique_ptr<GradientFactors> NominalFactors(Matrix x, Matrix dy) const;
+  // True when the layer only reshapes (its values are its input's, in the
+  // same order, as for flatten): runners pass the matrix through untouched.
+  virtual bool reshapes_only() const { return false; }
 
   // Binds the box [lower, upper] (this layer's num_params() values each;
   // unused for layers without parameters).

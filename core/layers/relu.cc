@@ -13,19 +13,26 @@ class BoxedRelu : public BoxedLayer {
 
   IntervalMatrix Backward(const IntervalMatrix& x, const IntervalMatrix& dy) const override {
     IntervalMatrix d = dy;
-    for (Index i = 0; i < d.rows(); ++i) {
-      for (Index j = 0; j < d.cols(); ++j) {
-        if (x.lower(i, j) > 0.0) continue;  // derivative 1 everywhere
-        if (!(x.upper(i, j) > 0.0)) {       // derivative 0 everywhere
-          d.lower(i, j) = 0.0;
-          d.upper(i, j) = 0.0;
-        } else {
-          d.lower(i, j) = std::min(d.lower(i, j), 0.0);
-          d.upper(i, j) = std::max(d.upper(i, j), 0.0);
-        }
+    BackwardInPlace(x, &d);
+    return d;
+  }
+
+  void BackwardInPlace(const IntervalMatrix& x, IntervalMatrix* dy) const override {
+    const Index n = dy->lower.size();
+    const double* xl = x.lower.data();
+    const double* xu = x.upper.data();
+    double* dl = dy->lower.data();
+    double* du = dy->upper.data();
+    for (Index i = 0; i < n; ++i) {
+      if (xl[i] > 0.0) continue;  // derivative 1 everywhere
+      if (!(xu[i] > 0.0)) {       // derivative 0 everywhere
+        dl[i] = 0.0;
+        du[i] = 0.0;
+      } else {
+        dl[i] = std::min(dl[i], 0.0);
+        du[i] = std::max(du[i], 0.0);
       }
     }
-    return d;
   }
 };
 

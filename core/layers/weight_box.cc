@@ -21,7 +21,7 @@ WeightBox::WeightBox(const double* lower, const double* upper, int rows, int col
 IntervalMatrix WeightBox::Apply(const IntervalMatrix& x) const {
   IntervalMatrix z =
       product_ == MatMulMethod::kRump
-          ? RumpMatMul(MidRad(x), wt_, rounding_)
+          ? RumpMatMul(MidRad(x, /*with_mag=*/false), wt_, rounding_)
           : MatMul(x, IntervalMatrix(w_lower_.transpose(), w_upper_.transpose()), product_,
                    rounding_);
   z.lower.rowwise() += b_lower_;
@@ -30,7 +30,7 @@ IntervalMatrix WeightBox::Apply(const IntervalMatrix& x) const {
 }
 
 IntervalMatrix WeightBox::Backward(const IntervalMatrix& d) const {
-  if (product_ == MatMulMethod::kRump) return RumpMatMul(MidRad(d), w_, rounding_);
+  if (product_ == MatMulMethod::kRump) return RumpMatMul(MidRad(d, /*with_mag=*/false), w_, rounding_);
   return MatMul(d, IntervalMatrix(w_lower_, w_upper_), product_, rounding_);
 }
 
