@@ -18,6 +18,61 @@
 namespace agt {
 namespace {
 
+// Rows per chunk of the factored passes (a fixed number: see ComputeFactors).
+constexpr Index kChunkRows = 256;
+
+// The factors of consecutive row chunks of a batch, seen as one: a block of
+// rows is expanded by the chunks it overlaps.
+class ChunkedFactors : public GradientFactors {
+ public:
+  explicit ChunkedFactors(std::vector<std::unique_ptr<GradientFactors>> chunks)
+      : chunks_(std::move(chunks)) {}
+
+  void ExpandWeightRows(int o0, int o1, Index r0, Index rows, double* lower, double* upper,
+                        Index ld) const override {
+    ForEachChunk(r0, rows, [&](const GradientFactors& f, Index local, Index n, Index done) {
+      f.ExpandWeightRows(o0, o1, local, n, lower + done * ld, upper ? upper + done * ld : nullptr,
+                         ld);
+    });
+  }
+  void ExpandBias(Index r0, Index rows, double* lower, double* upper, Index ld) const override {
+    ForEachChunk(r0, rows, [&](const GradientFactors& f, Index local, Index n, Index done) {
+      f.ExpandBias(local, n, lower + done * ld, upper ? upper + done * ld : nullptr, ld);
+    });
+  }
+
+ private:
+  template <typename Fn>
+  void ForEachChunk(Index r0, Index rows, Fn&& fn) const {
+    Index done = 0;
+    while (done < rows) {
+      const Index r = r0 + done;
+      const size_t c = static_cast<size_t>(r / kChunkRows);
+      const Index local = r - static_cast<Index>(c) * kChunkRows;
+      const Index n = std::min(rows - done, kChunkRows - local);
+      fn(*chunks_[c], local, n, done);
+      done += n;
+    }
+  }
+
+  std::vector<std::unique_ptr<GradientFactors>> chunks_;
+};
+
+// Per layer, the chunks' factors joined (a single chunk is used as it is).
+FactorList JoinChunks(std::vector<FactorList> chunks) {
+  FactorList out(chunks.front().size());
+  for (size_t k = 0; k < out.size(); ++k) {
+    if (chunks.size() == 1) {
+      out[k] = std::move(chunks[0][k]);
+      continue;
+    }
+    std::vector<std::unique_ptr<GradientFactors>> per_chunk;
+    for (FactorList& c : chunks) per_chunk.push_back(std::move(c[k]));
+    out[k] = std::make_unique<ChunkedFactors>(std::move(per_chunk));
+  }
+  return out;
+}
+
 AggregationKind AggregationOf(PerturbationKind kind) {
   switch (kind) {
     case PerturbationKind::kRemoval:
@@ -73,7 +128,6 @@ class CpuBackend : public ComputeBackend {
     const bool poisoning = cfg.perturbation.kind == PerturbationKind::kBoundedPoisoning;
     // The batch through the frozen prefix, once for every budget.
     const Matrix features = FrozenFeatures(cfg.model, x);
-    const IntervalMatrix point = IntervalMatrix::Point(features);
     IntervalMatrix perturbed;
     if (poisoning) {
       perturbed = FrozenFeatureBounds(cfg.model, IntervalMatrix::Ball(x, cfg.perturbation.epsilon),
@@ -82,26 +136,52 @@ class CpuBackend : public ComputeBackend {
     std::vector<BoxedModel> boxed;
     boxed.reserve(nb);
     for (size_t j = 0; j < nb; ++j) boxed.emplace_back(cfg.model, boxes[j], cfg.bounds);
+    // Every pass runs on chunks of kChunkRows rows (rows are independent in
+    // the forward and backward passes), so that the threads share the work
+    // even with one budget. The chunk size is fixed, never derived from the
+    // thread count: results do not depend on the threads.
+    const Index b = features.rows();
+    const size_t chunks = static_cast<size_t>((b + kChunkRows - 1) / kChunkRows);
     const size_t passes_per_budget = poisoning ? 2 : 1;
+    const size_t passes = 1 + nb * passes_per_budget;
+    std::vector<std::vector<FactorList>> parts(passes);
+    for (std::vector<FactorList>& p : parts) p.resize(chunks);
+    std::vector<Vector> chunk_losses(chunks);
     const LabelPerturbation no_label;
-    pool_->ParallelFor(1 + nb * passes_per_budget, [&](size_t task, int) {
-      if (task == 0) {
-        NominalGradientFactors(cfg.model, nominal, features, y, cfg.loss, &nominal_factors_,
-                               &losses_);
+    pool_->ParallelFor(passes * chunks, [&](size_t task, int) {
+      const size_t pass = task / chunks, c = task % chunks;
+      const Index r0 = static_cast<Index>(c) * kChunkRows;
+      const Index rows = std::min<Index>(kChunkRows, b - r0);
+      const Vector yc = y.segment(r0, rows);
+      if (pass == 0) {
+        NominalGradientFactors(cfg.model, nominal, features.middleRows(r0, rows), yc, cfg.loss,
+                               &parts[0][c], &chunk_losses[c]);
         return;
       }
-      const size_t j = (task - 1) / passes_per_budget;
-      if ((task - 1) % passes_per_budget == 0) {
-        boxed[j].GradientFactors(point, y, cfg.loss, no_label, &factors_[j]);
+      const size_t j = (pass - 1) / passes_per_budget;
+      if ((pass - 1) % passes_per_budget == 0) {
+        boxed[j].GradientFactors(IntervalMatrix::Point(features.middleRows(r0, rows)), yc,
+                                 cfg.loss, no_label, &parts[pass][c]);
       } else {
         // Labels move only for budgets that poison labels; epsilon applies to
         // every row even with no feature budget, as in the reference (sound,
         // and golden-compatible).
         LabelPerturbation label = cfg.perturbation.label;
         label.enabled = label.enabled && cfg.budgets[j].label_n > 0;
-        boxed[j].GradientFactors(perturbed, y, cfg.loss, label, &perturbed_factors_[j]);
+        boxed[j].GradientFactors(IntervalMatrix(perturbed.lower.middleRows(r0, rows),
+                                                perturbed.upper.middleRows(r0, rows)),
+                                 yc, cfg.loss, label, &parts[pass][c]);
       }
     });
+    losses_.resize(b);
+    for (size_t c = 0; c < chunks; ++c) {
+      losses_.segment(static_cast<Index>(c) * kChunkRows, chunk_losses[c].size()) = chunk_losses[c];
+    }
+    nominal_factors_ = JoinChunks(std::move(parts[0]));
+    for (size_t j = 0; j < nb; ++j) {
+      factors_[j] = JoinChunks(std::move(parts[1 + j * passes_per_budget]));
+      if (poisoning) perturbed_factors_[j] = JoinChunks(std::move(parts[2 + j * passes_per_budget]));
+    }
   }
 
   void Aggregate(StepDirections* out) override {
