@@ -108,7 +108,10 @@ IntervalMatrix RumpMatMul(const MidRad& a, const MidRad& b, RoundingMode roundin
   Matrix rad = Matrix::Zero(mid.rows(), mid.cols());
   if (!b.point) rad.noalias() += a.mid_abs * b.rad;
   if (!a.point) {
-    const Matrix& b_mag = b.point ? b.mid_abs : b.mag;
+    // A right factor made without mag (with_mag = false) gets it here.
+    Matrix computed_mag;
+    if (!b.point && b.mag.size() == 0) computed_mag = b.mid_abs + b.rad;
+    const Matrix& b_mag = b.point ? b.mid_abs : b.mag.size() > 0 ? b.mag : computed_mag;
     if (a.uniform) {
       rad.rowwise() += a.uniform_radius * b_mag.colwise().sum();
     } else {

@@ -25,7 +25,8 @@ using MatrixMap = Eigen::Map<Matrix>;
 
 // Non-owning midpoint-radius view of an interval matrix (row-major,
 // contiguous): mid, |mid|, rad and mag = |mid| + rad. When point is true the
-// radius is exactly zero and rad/mag may not be read.
+// radius is exactly zero and rad/mag may not be read; a view of a MidRad made
+// without mag must not be the right factor of a non-point left factor.
 struct MidRadView {
   ConstMatrixMap mid, mid_abs, rad, mag;
   bool point;
