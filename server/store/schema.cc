@@ -193,6 +193,29 @@ CREATE TABLE privacy_budgets (
     // Bound options (BoundMethod, IntervalProduct, RoundingMode): stored job
     // and model specs in the new form; no table changes.
     {4, "", &UpgradeStoredSpecs},
+    // Idempotent requests (issue 17): the first answer to a client-chosen
+    // request id, per (tenant, kind), written in the same transaction as the
+    // request's effect, so a retry returns it and changes nothing.
+    // `fingerprint` is a hash of the request's content: the same id with other
+    // content is refused rather than answered with someone else's result.
+    {5, R"sql(
+CREATE TABLE requests (
+  tenant      TEXT NOT NULL,
+  kind        TEXT NOT NULL,
+  request_id  TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  response    BLOB NOT NULL,
+  created_ms  INTEGER NOT NULL,
+  PRIMARY KEY (tenant, kind, request_id)
+) WITHOUT ROWID;
+CREATE INDEX requests_by_age ON requests (created_ms);
+)sql"},
+    // Reserved while issue 17 is built in parallel (privacy ledger per
+    // dataset; job crash counts; unlearning batches): each is filled in by
+    // its part. An empty step only bumps user_version.
+    {6, ""},
+    {7, ""},
+    {8, ""},
 };
 
 absl::StatusOr<std::string> QueryText(SqliteDb& db, const std::string& sql) {

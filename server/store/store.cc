@@ -57,6 +57,38 @@ std::string_view JobStateName(JobState state) {
   return "UNKNOWN";
 }
 
+std::string_view RequestKindName(RequestKind kind) {
+  switch (kind) {
+    case RequestKind::kUpload:
+      return "upload";
+    case RequestKind::kSubmitJob:
+      return "submit_job";
+    case RequestKind::kDeletion:
+      return "deletion";
+    case RequestKind::kPrivatePredict:
+      return "private_predict";
+  }
+  return "unknown";
+}
+
+absl::Status ValidateRequestId(std::string_view id) {
+  if (id.size() > kMaxRequestIdLength) {
+    return absl::InvalidArgumentError(absl::StrCat("request_id has ", id.size(),
+                                                   " characters; at most ", kMaxRequestIdLength,
+                                                   " are allowed"));
+  }
+  for (size_t i = 0; i < id.size(); ++i) {
+    const char c = id[i];
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == ':' || c == '-';
+    if (!ok) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "request_id: character ", i + 1, " is not one of A-Z a-z 0-9 . _ : -"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 namespace {
 
 using Mode = Transaction::Mode;
@@ -385,6 +417,57 @@ struct Store::Impl {
       r.updated_ms = st.ColumnInt64(2);
     }
     return r;
+  }
+
+  // The stored answer to (tenant, kind, tag.id), nullopt if none or tag is
+  // empty; InvalidArgument if the id was used with another fingerprint. Run
+  // it in the write transaction of the request's effect, then SaveRequest.
+  absl::StatusOr<std::optional<std::string>> FindRequest(const std::string& tenant,
+                                                         RequestKind kind, const RequestTag& tag) {
+    if (tag.empty()) return std::optional<std::string>();
+    const std::string_view kind_name = RequestKindName(kind);
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db->Prepare("SELECT fingerprint, response FROM requests WHERE tenant = ?1 AND kind = ?2 "
+                    "AND request_id = ?3 AND created_ms >= ?4"));
+    st.BindText(1, tenant)
+        .BindText(2, std::string(kind_name))
+        .BindText(3, tag.id)
+        .BindInt64(4, NowMs() - kRequestRetentionMs);
+    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+    if (!row) return std::optional<std::string>();
+    if (st.ColumnText(0) != tag.fingerprint) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "request_id ", Quoted(tag.id), " was already used for a different ",
+          absl::string_view(kind_name.data(), kind_name.size()),
+          " request; use a new request_id for a new request"));
+    }
+    return std::optional<std::string>(std::string(st.ColumnBlob(1)));
+  }
+
+  // Records the answer to a request (no-op for an empty tag) and forgets
+  // answers older than kRequestRetentionMs. In the effect's transaction.
+  absl::Status SaveRequest(const std::string& tenant, RequestKind kind, const RequestTag& tag,
+                           std::string_view response) {
+    if (tag.empty()) return absl::OkStatus();
+    const int64_t now = NowMs();
+    {
+      STORE_ASSIGN_OR_RETURN(Statement st,
+                             db->Prepare("DELETE FROM requests WHERE created_ms < ?1"));
+      st.BindInt64(1, now - kRequestRetentionMs);
+      STORE_RETURN_IF_ERROR(st.Run());
+    }
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db->Prepare("INSERT OR REPLACE INTO requests (tenant, kind, request_id, fingerprint, "
+                    "response, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+    st.BindText(1, tenant)
+        .BindText(2, std::string(RequestKindName(kind)))
+        .BindText(3, tag.id)
+        .BindText(4, tag.fingerprint)
+        .BindBlob(5, absl::string_view(response.data(), response.size()))
+        .BindInt64(6, now);
+    return st.Run();
   }
 
   absl::Status InsertModel(const ModelRecord& m) {
@@ -1077,6 +1160,16 @@ absl::StatusOr<std::optional<RetrainingRecord>> Store::GetRetraining(const std::
   }
   STORE_RETURN_IF_ERROR(txn.Commit());
   return out;
+}
+
+absl::StatusOr<std::optional<std::string>> Store::FindRequest(const std::string& tenant,
+                                                              RequestKind kind,
+                                                              const RequestTag& tag) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*impl_->db, Mode::kRead));
+  STORE_ASSIGN_OR_RETURN(std::optional<std::string> found, impl_->FindRequest(tenant, kind, tag));
+  STORE_RETURN_IF_ERROR(txn.Commit());
+  return found;
 }
 
 absl::StatusOr<PrivacySpendRecord> Store::SpendPrivacyBudget(const std::string& tenant,

@@ -137,6 +137,29 @@ struct PrivacySpendRecord {
   int64_t updated_ms = 0;  // 0 when nothing was ever spent
 };
 
+// ---- idempotent requests
+// The requests a client may retry with the same client-chosen request id: a
+// retry returns the first answer and changes nothing (nothing is stored,
+// charged or enqueued twice).
+enum class RequestKind { kUpload, kSubmitJob, kDeletion, kPrivatePredict };
+// "upload", "submit_job", "deletion", "private_predict" (as stored).
+std::string_view RequestKindName(RequestKind kind);
+
+// One request's idempotency key and what it asked. `fingerprint` is a hash
+// of the request's content without the id (the caller computes it): a retry
+// must carry the same, and the same id with another request is refused.
+struct RequestTag {
+  std::string id;  // empty: the request is not idempotent
+  std::string fingerprint;
+  bool empty() const { return id.empty(); }
+};
+inline constexpr size_t kMaxRequestIdLength = 128;
+// Answers are kept this long; a retry after that is a new request.
+inline constexpr int64_t kRequestRetentionMs = int64_t{7} * 24 * 3600 * 1000;
+// OK for an empty id or 1..128 characters of [A-Za-z0-9._:-]; otherwise
+// InvalidArgument naming the rule.
+absl::Status ValidateRequestId(std::string_view id);
+
 // A page of a listing: records in creation order, and the token to pass for
 // the next page (empty on the last page).
 //
@@ -269,6 +292,16 @@ class Store {
   // The model's retraining, if any. NotFound for an unknown or foreign model.
   absl::StatusOr<std::optional<RetrainingRecord>> GetRetraining(const std::string& tenant,
                                                                 const std::string& model_id);
+
+  // ---- idempotent requests
+  // The answer stored for an earlier request of `kind` with tag.id, or
+  // nullopt when there is none (or tag is empty). InvalidArgument when that
+  // id was used for a request with another fingerprint. Methods that carry
+  // out a request store its answer in the transaction of its effect
+  // (Impl::SaveRequest), so checking here first is only a fast path: the
+  // effect's transaction checks again.
+  absl::StatusOr<std::optional<std::string>> FindRequest(const std::string& tenant,
+                                                         RequestKind kind, const RequestTag& tag);
 
   // ---- private prediction (privacy budget ledger)
   // Spends `epsilon` for `releases` labels from `client`'s budget for model

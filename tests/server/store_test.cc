@@ -23,6 +23,8 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <chrono>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -246,6 +248,63 @@ class StoreTest : public testing::Test {
   std::string path_;
   std::unique_ptr<Store> store_;
 };
+
+// ---- idempotent requests
+
+TEST(RequestIdTest, ValidIdsAreShortAndPlain) {
+  EXPECT_TRUE(ValidateRequestId("").ok());
+  EXPECT_TRUE(ValidateRequestId("agtctl-2026.12.01:a_b-9").ok());
+  EXPECT_TRUE(ValidateRequestId(std::string(kMaxRequestIdLength, 'x')).ok());
+  const absl::Status long_id = ValidateRequestId(std::string(kMaxRequestIdLength + 1, 'x'));
+  EXPECT_EQ(long_id.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(long_id.message(), "at most 128")) << long_id;
+  for (const char* bad : {"a b", "a/b", "caf\xc3\xa9", "a\nb"}) {
+    EXPECT_EQ(ValidateRequestId(bad).code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_EQ(ValidateRequestId(std::string("a\0b", 3)).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(StoreTest, AStoredAnswerIsFoundOnlyForItsTenantKindIdAndFingerprint) {
+  const RequestTag tag{"retry-1", "fp-1"};
+  absl::StatusOr<std::optional<std::string>> none =
+      store_->FindRequest("t1", RequestKind::kSubmitJob, tag);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_FALSE(none->has_value());
+  {
+    RawDb raw(path_);
+    raw.Exec(absl::StrCat(
+        "INSERT INTO requests (tenant, kind, request_id, fingerprint, response, created_ms) "
+        "VALUES ('t1', 'submit_job', 'retry-1', 'fp-1', X'00ff01', ",
+        std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::system_clock::now().time_since_epoch())
+            .count(),
+        "), ('t1', 'submit_job', 'old', 'fp-1', X'01', 1)"));
+  }
+  absl::StatusOr<std::optional<std::string>> found =
+      store_->FindRequest("t1", RequestKind::kSubmitJob, tag);
+  ASSERT_TRUE(found.ok()) << found.status();
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ(**found, std::string("\x00\xff\x01", 3));
+  // Another tenant, another kind, or no id: nothing.
+  for (const auto& [tenant, kind, t] :
+       {std::tuple{std::string("t2"), RequestKind::kSubmitJob, tag},
+        std::tuple{std::string("t1"), RequestKind::kUpload, tag},
+        std::tuple{std::string("t1"), RequestKind::kSubmitJob, RequestTag{"", "fp-1"}}}) {
+    absl::StatusOr<std::optional<std::string>> other = store_->FindRequest(tenant, kind, t);
+    ASSERT_TRUE(other.ok()) << other.status();
+    EXPECT_FALSE(other->has_value()) << tenant << " " << RequestKindName(kind);
+  }
+  // The same id for a different request is refused, not answered.
+  absl::StatusOr<std::optional<std::string>> clash =
+      store_->FindRequest("t1", RequestKind::kSubmitJob, RequestTag{"retry-1", "fp-2"});
+  EXPECT_EQ(clash.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(clash.status().message(), "retry-1")) << clash.status();
+  // Past the retention period an answer is forgotten.
+  absl::StatusOr<std::optional<std::string>> old =
+      store_->FindRequest("t1", RequestKind::kSubmitJob, RequestTag{"old", "fp-1"});
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_FALSE(old->has_value());
+}
 
 // ---- schema
 
@@ -1136,8 +1195,16 @@ agt::v1::TrainingJobSpec SpecWithBounds(int bound_method, int interval_product) 
   return spec;
 }
 
+// Undoes the migrations after schema 3 on a file of the current schema (what
+// they added; each later migration adds its undo here).
+void DowngradeToSchema3(const std::string& path) {
+  RawDb raw(path);
+  raw.Exec("DROP TABLE requests");  // schema 5
+  raw.Exec("PRAGMA user_version = 3");
+}
+
 TEST_F(StoreTest, MigrationToSchema4RewritesLegacyBoundMethodsInJobsAndModels) {
-  ASSERT_EQ(Store::SchemaVersion(), 4);
+  ASSERT_GE(Store::SchemaVersion(), 4);
   const DatasetRecord d = AddDataset("t");
   // What a schema-3 server stored: bound_method 2 (INTERVAL_EXACT) and 3
   // (INTERVAL_NGUYEN) carried the product; interval_product did not exist.
@@ -1170,13 +1237,14 @@ TEST_F(StoreTest, MigrationToSchema4RewritesLegacyBoundMethodsInJobsAndModels) {
   for (const std::string& id : {exact, nguyen, rump, defaults, conflict, junk}) {
     before[id] = store_->GetJob("t", id)->spec;
   }
-  // Schema 4 changed no table, so this file is what a schema-3 server wrote.
+  // Schema 4 changed no table, so without what later versions added this
+  // file is what a schema-3 server wrote.
   store_.reset();
-  RawDb(path_).Exec("PRAGMA user_version = 3");
+  DowngradeToSchema3(path_);
 
   Reopen();
   RawDb raw(path_);
-  EXPECT_EQ(raw.Int("PRAGMA user_version"), 4);
+  EXPECT_EQ(raw.Int("PRAGMA user_version"), Store::SchemaVersion());
   auto spec_of = [&](const std::string& id) {
     agt::v1::TrainingJobSpec spec;
     EXPECT_TRUE(spec.ParseFromString(store_->GetJob("t", id)->spec)) << id;
