@@ -17,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/common/decimal.h"
 #include "server/auth/tokens.h"
 #include "server/service/server.h"
 
@@ -128,7 +129,7 @@ absl::Status ParseNumber(const std::map<std::string, std::string>& values, const
   if (it == values.end()) return absl::OkStatus();
   bool ok = false;
   if constexpr (std::is_same_v<T, double>) {
-    ok = absl::SimpleAtod(it->second, out);
+    ok = agt::ParseFiniteDecimal(it->second, out);
   } else {
     ok = absl::SimpleAtoi(it->second, out);
   }

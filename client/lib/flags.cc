@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/common/decimal.h"
 
 namespace agt::client {
 namespace {
@@ -143,7 +144,7 @@ absl::StatusOr<uint64_t> ParseUint64(absl::string_view what, absl::string_view t
 absl::StatusOr<double> ParseDouble(absl::string_view what, absl::string_view text, double min,
                                    double max) {
   double value = 0;
-  if (!absl::SimpleAtod(text, &value) || !std::isfinite(value)) {
+  if (!agt::ParseFiniteDecimal(text, &value)) {
     return absl::InvalidArgumentError(absl::StrCat(what, " '", text, "' is not a finite number"));
   }
   if (value < min || value > max) {

@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "core/common/decimal.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace agt::client {
@@ -24,7 +25,7 @@ std::vector<std::string> SplitFields(absl::string_view line) {
 
 bool ParsesAsNumber(const std::string& text) {
   double value = 0;
-  return absl::SimpleAtod(text, &value);
+  return agt::ParseDecimal(text, &value) != agt::DecimalParse::kNotANumber;
 }
 
 }  // namespace
@@ -67,9 +68,14 @@ absl::StatusOr<InputRows> ParseInputsCsv(absl::string_view text, absl::string_vi
     }
     for (size_t c = 0; c < fields.size(); ++c) {
       double value = 0;
-      if (!absl::SimpleAtod(fields[c], &value)) {
+      const agt::DecimalParse parsed = agt::ParseDecimal(fields[c], &value);
+      if (parsed == agt::DecimalParse::kNotANumber) {
         return absl::InvalidArgumentError(absl::StrCat(source, ":", line_number, ": column ", c + 1,
                                                        ": '", fields[c], "' is not a number"));
+      }
+      if (parsed != agt::DecimalParse::kOk) {
+        return absl::InvalidArgumentError(absl::StrCat(source, ":", line_number, ": column ", c + 1,
+                                                       ": ", agt::DecimalProblem(fields[c], parsed)));
       }
       if (!std::isfinite(value)) {
         return absl::InvalidArgumentError(absl::StrCat(source, ":", line_number, ": column ", c + 1,

@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "core/certify/certify.h"
+#include "core/common/decimal.h"
 #include "core/cli/config.h"
 #include "core/cli/golden.h"
 #include "core/cli/results.h"
@@ -459,7 +460,7 @@ int RunCertify(const std::vector<std::string>& args, std::ostream& out, std::ost
   }
   double epsilon = 0.0;
   if (auto it = parsed->values.find("--epsilon"); it != parsed->values.end()) {
-    if (!absl::SimpleAtod(it->second, &epsilon) || !std::isfinite(epsilon) || epsilon < 0) {
+    if (!ParseFiniteDecimal(it->second, &epsilon) || epsilon < 0) {
       return UsageError(err, cmd,
                         absl::StrCat("--epsilon: must be a number >= 0, got \"", it->second, "\""));
     }
@@ -722,7 +723,7 @@ int RunGenerate(const std::vector<std::string>& args, std::ostream& out, std::os
     auto it = parsed->values.find(name);
     if (it == parsed->values.end()) return def;
     double v = 0;
-    if (!absl::SimpleAtod(it->second, &v) || !(v >= lo && v <= hi)) {
+    if (!ParseFiniteDecimal(it->second, &v) || !(v >= lo && v <= hi)) {
       if (problem.empty()) {
         problem = absl::StrCat(name, ": must be a number in [", lo, ", ", hi, "], got \"",
                                it->second, "\"");

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
+#include "core/common/decimal.h"
 #include "core/common/rng.h"
 
 namespace agt {
@@ -40,32 +41,6 @@ absl::string_view Trim(absl::string_view s) {
   if (begin == absl::string_view::npos) return {};
   const size_t end = s.find_last_not_of(" \t");
   return s.substr(begin, end - begin + 1);
-}
-
-// The result of reading one field as a number.
-enum class NumberKind { kNumber, kNotANumber, kOverflow };
-
-// Reads a whole field (already trimmed) as a decimal double, correctly rounded
-// (std::from_chars; strtod only for the underflow case, which from_chars
-// reports as an error but which has a well-defined nearest value, 0 or a
-// subnormal). Non-finite spellings ("nan", "inf") come back as kNumber with a
-// non-finite value; the caller decides what to do with them.
-NumberKind ParseNumber(absl::string_view field, double* value) {
-  absl::string_view s = field;
-  // Python and C never write a leading '+', but spreadsheets may; from_chars
-  // refuses it, so skip one (and only before a digit or '.').
-  if (s.size() > 1 && s[0] == '+' && s[1] != '+' && s[1] != '-') s.remove_prefix(1);
-  if (s.empty()) return NumberKind::kNotANumber;
-  const char* end = s.data() + s.size();
-  const auto [ptr, ec] = std::from_chars(s.data(), end, *value, std::chars_format::general);
-  if (ptr != end) return NumberKind::kNotANumber;
-  if (ec == std::errc()) return NumberKind::kNumber;
-  if (ec != std::errc::result_out_of_range) return NumberKind::kNotANumber;
-  const std::string copy(s);
-  const double v = std::strtod(copy.c_str(), nullptr);
-  if (std::isinf(v)) return NumberKind::kOverflow;
-  *value = v;
-  return NumberKind::kNumber;
 }
 
 // Splits a line (without its line ending) into comma-separated fields.
@@ -109,15 +84,10 @@ absl::Status ParseFiniteField(absl::string_view raw, size_t line, size_t column,
   const absl::string_view field = Trim(raw);
   if (field.empty())
     return absl::InvalidArgumentError(absl::StrCat(Where(line, column), "empty field"));
-  switch (ParseNumber(field, value)) {
-    case NumberKind::kNotANumber:
-      return absl::InvalidArgumentError(
-          absl::StrCat(Where(line, column), "\"", field, "\" is not a number"));
-    case NumberKind::kOverflow:
-      return absl::InvalidArgumentError(
-          absl::StrCat(Where(line, column), "\"", field, "\" is not finite (overflows a double)"));
-    case NumberKind::kNumber:
-      break;
+  const DecimalParse parsed = ParseDecimal(field, value);
+  if (parsed != DecimalParse::kOk) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(Where(line, column), DecimalProblem(field, parsed)));
   }
   if (!std::isfinite(*value)) {
     return absl::InvalidArgumentError(
@@ -161,14 +131,24 @@ absl::Status ErrnoStatus(int err, absl::string_view action, const std::string& p
 
 }  // namespace
 
-// Integral labels in [0, kMaxInferredClass] are classes 0..max (at least two);
-// anything else is regression.
-int InferNumClasses(const Vector& y) {
+absl::StatusOr<int> InferNumClasses(const Vector& y) {
   double max_label = 0.0;
+  Index outside = -1;  // first integral label outside [0, kMaxInferredClass]
   for (Index i = 0; i < y.size(); ++i) {
     const double label = y[i];
-    if (label != std::floor(label) || label < 0 || label > kMaxInferredClass) return 0;
+    if (label != std::floor(label)) return 0;  // a fractional label: regression
+    if (label < 0 || label > kMaxInferredClass) {
+      if (outside < 0) outside = i;
+      continue;
+    }
     max_label = std::max(max_label, label);
+  }
+  if (outside >= 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "row %d: label %.17g is an integer outside the class indices 0..%d, so whether the "
+        "labels are classes or regression targets cannot be inferred; say num_classes "
+        "(0 = regression, C >= 2 = classes 0..C-1)",
+        outside, y[outside], static_cast<int>(kMaxInferredClass)));
   }
   return std::max(2, static_cast<int>(max_label) + 1);
 }
@@ -244,7 +224,7 @@ absl::StatusOr<Dataset> ParseCsv(const std::string& text, const CsvOptions& opti
   // is not taken as a header: it is a data row with a missing value.
   double ignored;
   const absl::string_view first = Trim(fields[0]);
-  const bool has_header = !first.empty() && ParseNumber(first, &ignored) == NumberKind::kNotANumber;
+  const bool has_header = !first.empty() && ParseDecimal(first, &ignored) == DecimalParse::kNotANumber;
   if (num_columns < 2) {
     return absl::InvalidArgumentError(absl::StrCat(
         "line 1: found 1 column; need at least one feature column and the label column"));
@@ -286,7 +266,13 @@ absl::StatusOr<Dataset> ParseCsv(const std::string& text, const CsvOptions& opti
     }
     data.y[row] = label;
   }
-  data.num_classes = options.num_classes >= 0 ? options.num_classes : InferNumClasses(data.y);
+  if (options.num_classes >= 0) {
+    data.num_classes = options.num_classes;
+  } else {
+    absl::StatusOr<int> classes = InferNumClasses(data.y);
+    if (!classes.ok()) return classes.status();
+    data.num_classes = *classes;
+  }
   return data;
 }
 

@@ -41,14 +41,16 @@ struct Dataset {
 
 struct CsvOptions {
   // 0 = regression (any finite label); C >= 2: labels must be integers 0..C-1.
-  // -1 = infer: integral labels with max < 1000 are classes 0..max (at least 2),
-  // anything else regression.
+  // -1 = infer (InferNumClasses).
   int num_classes = -1;
 };
 
-// The label rule of CsvOptions{num_classes = -1}: integral labels in
-// [0, 999] are classes 0..max (at least two), anything else regression (0).
-int InferNumClasses(const Vector& y);
+// The label rule of CsvOptions{num_classes = -1}: integral labels all in
+// [0, 999] are classes 0..max (at least two); any fractional label means
+// regression (0). Integral labels with one outside [0, 999] (-1, 1e9) are
+// InvalidArgument naming the row: they could be either, and guessing
+// regression would silently train the wrong model.
+absl::StatusOr<int> InferNumClasses(const Vector& y);
 
 absl::StatusOr<Dataset> ReadCsv(const std::string& path, const CsvOptions& options = {});
 absl::StatusOr<Dataset> ParseCsv(const std::string& text, const CsvOptions& options = {});

@@ -141,7 +141,16 @@ absl::StatusOr<agt::Dataset> DatasetUpload::DecodeFloat64() const {
     }
   }
   const int classes = metadata_.num_classes();
-  data.num_classes = classes >= 0 ? classes : agt::InferNumClasses(data.y);
+  if (classes >= 0) {
+    data.num_classes = classes;
+  } else {
+    absl::StatusOr<int> inferred = agt::InferNumClasses(data.y);
+    if (!inferred.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("FLOAT64 (rows counted from 0): ", inferred.status().message()));
+    }
+    data.num_classes = *inferred;
+  }
   if (absl::Status valid = data.Validate(); !valid.ok()) {
     // Validate counts rows from 0; say so rather than renumber its message.
     return absl::InvalidArgumentError(

@@ -47,6 +47,22 @@ TEST(ClientParseInputsCsv, ErrorsNameLineColumnAndText) {
   EXPECT_FALSE(ParseInputsCsv("1\n2\n", "q.csv", true).ok());
 }
 
+TEST(ClientParseInputsCsv, NumbersAreReadAsTheServerReadsThem) {
+  // Hexadecimal floats are not numbers, and a value that would silently read
+  // as 0 is refused (core/common/decimal.h, shared with the server's CSV).
+  auto hex = ParseInputsCsv("1,2\n0x1p3,1\n", "q.csv", false);
+  ASSERT_FALSE(hex.ok());
+  EXPECT_EQ(hex.status().message(), "q.csv:2: column 1: '0x1p3' is not a number");
+  auto tiny = ParseInputsCsv("1,2\n3,1e-400\n", "q.csv", false);
+  ASSERT_FALSE(tiny.ok());
+  EXPECT_TRUE(absl::StrContains(tiny.status().message(),
+                                "q.csv:2: column 2: \"1e-400\" is too small for a double"))
+      << tiny.status();
+  auto subnormal = ParseInputsCsv("1,2\n3,4.9e-324\n", "q.csv", false);
+  ASSERT_TRUE(subnormal.ok()) << subnormal.status();
+  EXPECT_GT(subnormal->inputs.values(3), 0.0);
+}
+
 TEST(ClientReadInputsCsv, MissingFileIsNotFoundNamingThePath) {
   auto rows = ReadInputsCsv("/nonexistent/q.csv", false);
   ASSERT_FALSE(rows.ok());

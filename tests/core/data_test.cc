@@ -175,13 +175,24 @@ TEST(ParseCsv, HardDecimalsAreCorrectlyRounded) {
   EXPECT_TRUE(std::signbit(data->x(0, 9)));
 }
 
-TEST(ParseCsv, UnderflowReadsAsTheNearestValue) {
-  const absl::StatusOr<Dataset> data = ParseCsv("1e-400,-1e-400,3e-324,0\n");
+TEST(ParseCsv, SubnormalsAreKeptAndUnderflowToZeroIsRefused) {
+  const absl::StatusOr<Dataset> data = ParseCsv("3e-324,-4.9e-324,0e-999,-0.0,0\n");
   ASSERT_TRUE(data.ok()) << data.status();
-  EXPECT_EQ(Bits(data->x(0, 0)), Bits(0.0));
-  EXPECT_EQ(Bits(data->x(0, 1)), Bits(-0.0));
-  EXPECT_EQ(Bits(data->x(0, 2)), Bits(Strtod("3e-324")));
-  EXPECT_GT(data->x(0, 2), 0.0);
+  EXPECT_EQ(Bits(data->x(0, 0)), Bits(Strtod("3e-324")));
+  EXPECT_GT(data->x(0, 0), 0.0);
+  EXPECT_EQ(Bits(data->x(0, 1)), Bits(Strtod("-4.9e-324")));
+  EXPECT_EQ(Bits(data->x(0, 2)), Bits(0.0));  // zero written with an exponent is zero
+  EXPECT_EQ(Bits(data->x(0, 3)), Bits(-0.0));
+  // 1e-400 is not 0, but no double is nearer to it than 0: refused, not zeroed.
+  ExpectBadCsv("1,1e-400,0\n", "line 1, column 2:", "\"1e-400\" is too small for a double");
+  ExpectBadCsv("1,-2.5e-330,0\n", "line 1, column 2:", "\"-2.5e-330\" is too small");
+}
+
+TEST(ParseCsv, HexadecimalFloatsAreNotNumbers) {
+  for (const char* hex : {"0x1p3", "0X1.8P1", "-0x10", "+0x1p-2", "0x"}) {
+    ExpectBadCsv(absl::StrCat("1,", hex, ",0\n"), "line 1, column 2:",
+                 absl::StrCat("\"", hex, "\" is not a number"));
+  }
 }
 
 TEST(ParseCsv, ShortestReprOfRandomDoublesReadsBackBitExactly) {
@@ -404,19 +415,38 @@ TEST(CsvLabels, FractionalLabelsMeanRegression) {
   EXPECT_EQ(data->y[2], 0.5);
 }
 
-TEST(CsvLabels, NegativeLabelsMeanRegression) {
-  const absl::StatusOr<Dataset> data = ParseLabels({"-1", "1"});
+TEST(CsvLabels, IntegralLabelsOutsideTheClassRangeAreNotGuessed) {
+  // -1 and 1e9 look like neither class indices nor (with only integers)
+  // clearly regression: inference refuses, naming the row, instead of
+  // silently training a regression model.
+  for (const std::vector<std::string>& labels :
+       {std::vector<std::string>{"-1", "1"}, std::vector<std::string>{"0", "1", "1e9"},
+        std::vector<std::string>{"0", "1000"}}) {
+    const absl::StatusOr<Dataset> data = ParseLabels(labels);
+    ASSERT_EQ(data.status().code(), absl::StatusCode::kInvalidArgument) << labels.back();
+    EXPECT_TRUE(absl::StrContains(data.status().message(), "outside the class indices 0..999"))
+        << data.status();
+    EXPECT_TRUE(absl::StrContains(data.status().message(), "say num_classes")) << data.status();
+  }
+  const absl::StatusOr<Dataset> negative = ParseLabels({"0", "-1"});
+  EXPECT_TRUE(absl::StrContains(negative.status().message(), "row 1: label -1 ")) << negative.status();
+  // Stated explicitly, the same labels are regression targets.
+  CsvOptions regression;
+  regression.num_classes = 0;
+  const absl::StatusOr<Dataset> data = ParseLabels({"-1", "1", "1e9"}, regression);
   ASSERT_TRUE(data.ok()) << data.status();
   EXPECT_EQ(data->num_classes, 0);
+  EXPECT_EQ(data->y[2], 1e9);
+  // One fractional label makes the inference unambiguous again.
+  const absl::StatusOr<Dataset> fractional = ParseLabels({"-1", "1e9", "0.5"});
+  ASSERT_TRUE(fractional.ok()) << fractional.status();
+  EXPECT_EQ(fractional->num_classes, 0);
 }
 
-TEST(CsvLabels, TheClassLimitIsAMaxBelow1000) {
+TEST(CsvLabels, TheClassLimitIsAMaxOf999) {
   const absl::StatusOr<Dataset> below = ParseLabels({"0", "999"});
   ASSERT_TRUE(below.ok()) << below.status();
   EXPECT_EQ(below->num_classes, 1000);
-  const absl::StatusOr<Dataset> at = ParseLabels({"0", "1000"});
-  ASSERT_TRUE(at.ok()) << at.status();
-  EXPECT_EQ(at->num_classes, 0);
 }
 
 TEST(CsvLabels, ExplicitRegressionKeepsIntegralLabels) {
