@@ -82,6 +82,16 @@ void StreamingExtremeSum::Reset() {
                       : std::numeric_limits<double>::infinity());
 }
 
+void StreamingExtremeSum::Reset(int total_rows, int m) {
+  assert(m >= 0 && m <= total_rows);
+  total_rows_ = total_rows;
+  m_ = m;
+  keep_opposite_ = m > total_rows - m;
+  keep_ = keep_opposite_ ? total_rows - m : m;
+  slots_.resize(static_cast<size_t>(keep_) * num_columns_);
+  Reset();
+}
+
 void StreamingExtremeSum::AddRow(const double* row) {
   assert(rows_seen_ < total_rows_);
   ++rows_seen_;
@@ -187,6 +197,24 @@ void Aggregator::Reset() {
     lane->value_sum_high.setZero();
     lane->low.Reset();
     lane->high.Reset();
+  }
+}
+
+void Aggregator::Reset(int batch_size) {
+  assert(kind_ == AggregationKind::kBoundedPoisoning ? k_ <= batch_size : k_ < batch_size);
+  if (batch_size == batch_size_) {
+    Reset();
+    return;
+  }
+  batch_size_ = batch_size;
+  const int m = kind_ == AggregationKind::kBoundedPoisoning ? k_ : batch_size - k_;
+  for (auto& lane : lanes_) {
+    lane->bound_sum_lower.setZero();
+    lane->bound_sum_upper.setZero();
+    lane->value_sum_low.setZero();
+    lane->value_sum_high.setZero();
+    lane->low.Reset(batch_size, m);
+    lane->high.Reset(batch_size, m);
   }
 }
 
@@ -297,6 +325,11 @@ void NominalAggregator::AddBlock(int lane, Index offset, Index len, Index rows, 
 }
 
 void NominalAggregator::Reset() { lane_sum_.setZero(); }
+
+void NominalAggregator::Reset(int batch_size) {
+  batch_size_ = batch_size;
+  Reset();
+}
 
 Vector NominalAggregator::Finish() const {
   Vector total = lane_sum_.row(0).transpose();

@@ -67,6 +67,9 @@ class StreamingExtremeSum {
   int rows_seen() const { return rows_seen_; }
   // Forgets every row (keeps the memory), ready for the next batch.
   void Reset();
+  // The same for a batch of another size: total_rows and m change (a batch
+  // with rows removed in place, train/batches.h); memory grows if needed.
+  void Reset(int total_rows, int m);
 
  private:
   void Insert(Index column, double value);
@@ -126,6 +129,12 @@ class Aggregator {
   DescentBounds Finish();
   // Forgets every row (keeps the memory), ready for the next batch.
   void Reset();
+  // Ready for a batch of `batch_size` rows (a batch with rows removed in
+  // place): every aggregation of the next Finish uses it, e.g. removal
+  // SEMin_{batch_size-k} / (batch_size - k). Same preconditions on k as the
+  // constructor.
+  void Reset(int batch_size);
+  int batch_size() const { return batch_size_; }
 
  private:
   struct Lane;
@@ -146,6 +155,9 @@ class NominalAggregator {
   void AddBlock(int lane, Index offset, Index len, Index rows, Index ld, const double* grads);
   Vector Finish() const;  // sum / batch_size
   void Reset();
+  // Ready for a batch of `batch_size` rows (rows removed in place).
+  void Reset(int batch_size);
+  int batch_size() const { return batch_size_; }
 
  private:
   int batch_size_;

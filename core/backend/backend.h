@@ -61,8 +61,13 @@ class ComputeBackend {
   // bound options); called once before the first step. The config must be
   // valid (TrainConfig::Validate) and outlive the backend.
   virtual absl::Status Prepare(const TrainConfig& config) = 0;
-  // x: batch_size raw input rows, y: their labels; nominal and boxes: the
-  // state before the step (boxes.size() == budgets.size()).
+  // x: the step's raw input rows, y: their labels; nominal and boxes: the
+  // state before the step (boxes.size() == budgets.size()). x has batch_size
+  // rows, or fewer (at least 1) when rows are removed in place
+  // (TrainConfig::removed_rows): then Aggregate normalises every direction by
+  // x.rows() (the mean over the rows the batch keeps, removal
+  // SEMin_{b_k-n}/(b_k-n), substitution and poisoning /b_k), and the caller
+  // guarantees that every budget fits x.rows() (TrainConfig::Validate).
   virtual void ComputeFactors(const Eigen::Ref<const Matrix>& x, const Vector& y,
                               const Vector& nominal, const std::vector<ParameterBox>& boxes) = 0;
   virtual void Aggregate(StepDirections* out) = 0;

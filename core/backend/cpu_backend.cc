@@ -141,6 +141,7 @@ class CpuBackend : public ComputeBackend {
     // even with one budget. The chunk size is fixed, never derived from the
     // thread count: results do not depend on the threads.
     const Index b = features.rows();
+    batch_rows_ = static_cast<int>(b);
     const size_t chunks = static_cast<size_t>((b + kChunkRows - 1) / kChunkRows);
     const size_t passes_per_budget = poisoning ? 2 : 1;
     const size_t passes = 1 + nb * passes_per_budget;
@@ -187,8 +188,10 @@ class CpuBackend : public ComputeBackend {
   void Aggregate(StepDirections* out) override {
     const TrainConfig& cfg = *config_;
     const size_t nb = cfg.budgets.size();
-    for (Aggregator& a : aggregators_) a.Reset();
-    nominal_aggregator_->Reset();
+    // A batch with rows removed in place has fewer rows than batch_size;
+    // every aggregation normalises by the rows the step actually has.
+    for (Aggregator& a : aggregators_) a.Reset(batch_rows_);
+    nominal_aggregator_->Reset(batch_rows_);
     pool_->ParallelFor(tasks_.size(), [&](size_t ti, int w) { RunTask(tasks_[ti], &scratch_[w]); });
     out->nominal = nominal_aggregator_->Finish();
     out->lower.resize(nb);
@@ -198,7 +201,7 @@ class CpuBackend : public ComputeBackend {
       out->lower[j] = std::move(d.lower);
       out->upper[j] = std::move(d.upper);
     }
-    out->nominal_loss = losses_.sum() / cfg.batch_size;
+    out->nominal_loss = losses_.sum() / batch_rows_;
   }
 
   void UpdateParameters(const OptimizerConfig& opt, int64_t step, const StepDirections& d,
@@ -245,7 +248,7 @@ class CpuBackend : public ComputeBackend {
   // time and folds each block into its aggregator while it is in cache.
   void RunTask(const Task& task, Scratch* sc) {
     const TrainConfig& cfg = *config_;
-    const int b = cfg.batch_size;
+    const int b = batch_rows_;
     const size_t nb = cfg.budgets.size();
     const bool poisoning = cfg.perturbation.kind == PerturbationKind::kBoundedPoisoning;
     const ParamSlice& sl = layout_[task.layer];
@@ -324,6 +327,7 @@ class CpuBackend : public ComputeBackend {
   std::vector<FactorList> factors_;            // per budget
   std::vector<FactorList> perturbed_factors_;  // per budget (poisoning)
   Vector losses_;
+  int batch_rows_ = 0;  // rows of the current batch (ComputeFactors)
 };
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "core/train/batches.h"
 
 namespace agt {
 namespace {
@@ -82,6 +83,48 @@ absl::Status ValidateBudgets(const TrainConfig& c) {
       return Invalid(field,
                      absl::StrCat(k, " = ", b.EffectiveK(p),
                                   " poisoned rows per batch exceed batch_size ", c.batch_size));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateRemovedIds(const TrainConfig& c) {
+  for (size_t i = 0; i < c.removed_rows.size(); ++i) {
+    if (c.removed_rows[i] < 0) {
+      return Invalid(absl::StrCat("removed_rows[", i, "]"),
+                     absl::StrCat(c.removed_rows[i], " must be >= 0"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Every budget must fit every batch as it is trained after removed_rows.
+absl::Status ValidateRemovedRows(const TrainConfig& c, Index num_rows) {
+  if (c.removed_rows.empty()) return absl::OkStatus();
+  absl::StatusOr<BatchPlan> plan = BatchPlan::Create(num_rows, c.batch_size, c.removed_rows);
+  if (!plan.ok()) return plan.status();  // "removed_rows[i]: ..." already
+  if (plan->SmallestBatch() == 0) {
+    return Invalid("removed_rows",
+                   absl::StrCat(c.removed_rows.size(), " ids remove every row of the ",
+                                plan->batches_per_epoch(), " trained batches of ", c.batch_size,
+                                " rows; nothing would be trained"));
+  }
+  const int smallest = plan->SmallestBatch();
+  const std::string where = absl::StrCat("batch ", plan->SmallestBatchIndex(), " keeps ", smallest,
+                                         " of its ", c.batch_size, " rows after removed_rows");
+  const PerturbationModel& p = c.perturbation;
+  for (size_t i = 0; i < c.budgets.size(); ++i) {
+    const Budget& b = c.budgets[i];
+    const std::string field = absl::StrCat("budgets[", i, "]");
+    if (p.kind != PerturbationKind::kBoundedPoisoning) {
+      if (b.n >= smallest) {
+        return Invalid(field + ".n",
+                       absl::StrCat(where, "; the ", PerturbationKindName(p.kind), " budget ", b.n,
+                                    " must be below every trained batch's size"));
+      }
+    } else if (b.EffectiveK(p) > smallest) {
+      return Invalid(field, absl::StrCat(b.EffectiveK(p),
+                                         " poisoned rows per batch exceed the batch: ", where));
     }
   }
   return absl::OkStatus();
@@ -177,7 +220,7 @@ absl::Status TrainConfig::ValidateTraining() const {
     return Invalid("fragment_size", absl::StrCat(fragment_size, " must be >= 0"));
   }
   if (threads < 0) return Invalid("threads", absl::StrCat(threads, " must be >= 0"));
-  return absl::OkStatus();
+  return ValidateRemovedIds(*this);
 }
 
 absl::Status TrainConfig::Validate(Index data_dim, int num_classes, Index num_rows) const {
@@ -226,7 +269,7 @@ absl::Status TrainConfig::Validate(Index data_dim, int num_classes, Index num_ro
                    absl::StrCat(label.target_class, " is not a class of the dataset's ",
                                 num_classes, " classes (0..", num_classes - 1, ")"));
   }
-  return absl::OkStatus();
+  return ValidateRemovedRows(*this, num_rows);
 }
 
 }  // namespace agt

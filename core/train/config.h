@@ -88,16 +88,29 @@ struct TrainConfig {
   int fragment_size = 0;
   // Worker threads; 0 = hardware concurrency. Does not change results.
   int threads = 0;
+  // Dataset rows removed in place (train/batches.h): every other row stays in
+  // its batch, batch k training b_k = batch_size - (rows removed from it)
+  // rows, and every aggregation of that step normalises by b_k (removal:
+  // SEMin_{b_k-n}/(b_k-n); substitution and poisoning: /b_k). Empty (the
+  // default): every batch is whole, bit for bit the plain run. The retraining
+  // of an unlearning request (core/unlearn/unlearn.h).
+  std::vector<int64_t> removed_rows;
 
   // The rules that need neither the model nor the data: batch_size, epochs,
   // the optimizer, clip_gamma, the perturbation model (against the loss) and
-  // the budgets (against the batch size and the perturbation). For a front
+  // the budgets (against the batch size and the perturbation), removed_rows
+  // (ids >= 0, none repeated). For a front
   // end that checks a configuration before it knows the dataset (the server,
   // on submission); Validate runs it too.
   absl::Status ValidateTraining() const;
 
   // ValidateTraining, plus the model and its consistency with a dataset of
-  // `data_dim` features, `num_classes` classes and `num_rows` rows.
+  // `data_dim` features, `num_classes` classes and `num_rows` rows, and
+  // removed_rows against the dataset: ids in [0, num_rows), at least one
+  // trained row left, and every budget fitting every non-empty batch (removal
+  // and substitution: n < b_k; poisoning: k <= b_k), since a budget counts
+  // rows of the batch as it is trained. A front end that wants to keep only
+  // the budgets that fit drops the others first (BatchPlan::SmallestBatch).
   //
   // Every error is InvalidArgument "FIELD: PROBLEM", where FIELD is the path of
   // the offending field spelled as in the `agt` config and the API

@@ -12,9 +12,9 @@ absl::Status Invalid(const std::string& msg) { return absl::InvalidArgumentError
 
 }  // namespace
 
-Trainer::Trainer(const TrainConfig& config, const Dataset& data,
+Trainer::Trainer(const TrainConfig& config, const Dataset& data, BatchPlan plan,
                  std::unique_ptr<ComputeBackend> backend)
-    : config_(config), data_(data), backend_(std::move(backend)) {}
+    : config_(config), data_(data), plan_(std::move(plan)), backend_(std::move(backend)) {}
 
 Trainer::~Trainer() = default;
 
@@ -30,8 +30,11 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainConfig& conf
                                 config.model.NumParameters()));
   }
   if (!init.allFinite()) return Invalid("initial parameters contain NaN or Inf");
+  absl::StatusOr<BatchPlan> plan =
+      BatchPlan::Create(data.size(), config.batch_size, config.removed_rows);
+  if (!plan.ok()) return plan.status();  // Validate checked it already
   if (backend == nullptr) backend = MakeCpuBackend(config.threads);
-  std::unique_ptr<Trainer> t(new Trainer(config, data, std::move(backend)));
+  std::unique_ptr<Trainer> t(new Trainer(config, data, *std::move(plan), std::move(backend)));
   if (absl::Status s = t->backend_->Prepare(t->config_); !s.ok()) return s;
   t->batches_per_epoch_ = data.size() / config.batch_size;
   t->dropped_rows_ = data.size() % config.batch_size;
@@ -70,13 +73,26 @@ absl::StatusOr<ProgressEvent> Trainer::Step() {
   const int64_t t = state_.step;
   const int b = cfg.batch_size;
   // The fixed data order (section 5.2): batch t mod (batches per epoch).
-  const Index first_row = (t % batches_per_epoch_) * b;
-  const auto x = data_.x.middleRows(first_row, b);
-  const Vector y = data_.y.segment(first_row, b);
-
-  // Per-sample gradient bounds of the batch: nominal at theta_t, and for every
-  // budget n over Theta_t(n) (and the perturbed inputs and labels).
-  backend_->ComputeFactors(x, y, state_.nominal, state_.boxes);
+  const int64_t k = t % batches_per_epoch_;
+  const Index first_row = k * b;
+  if (plan_.changes_batches() && plan_.RemovedFrom(k) > 0) {
+    // Rows removed in place (batches.h): the batch keeps its other rows.
+    const std::vector<Index> rows = plan_.Rows(k);
+    if (rows.empty()) return SkipEmptyBatch();
+    batch_x_.resize(static_cast<Index>(rows.size()), data_.dim());
+    batch_y_.resize(static_cast<Index>(rows.size()));
+    for (size_t r = 0; r < rows.size(); ++r) {
+      batch_x_.row(static_cast<Index>(r)) = data_.x.row(rows[r]);
+      batch_y_(static_cast<Index>(r)) = data_.y(rows[r]);
+    }
+    // Per-sample gradient bounds of the batch: nominal at theta_t, and for
+    // every budget n over Theta_t(n) (and the perturbed inputs and labels).
+    backend_->ComputeFactors(batch_x_, batch_y_, state_.nominal, state_.boxes);
+  } else {
+    const auto x = data_.x.middleRows(first_row, b);
+    const Vector y = data_.y.segment(first_row, b);
+    backend_->ComputeFactors(x, y, state_.nominal, state_.boxes);
+  }
   // Clip and aggregate by the perturbation model (Theorems 6, 8, 9).
   StepDirections d;
   backend_->Aggregate(&d);
@@ -104,6 +120,21 @@ absl::StatusOr<ProgressEvent> Trainer::Step() {
   ev.epoch = static_cast<int>(t / batches_per_epoch_);
   ev.nominal_loss = d.nominal_loss;
   ev.learning_rate = cfg.optimizer.LearningRate(t);
+  return ev;
+}
+
+ProgressEvent Trainer::SkipEmptyBatch() {
+  // No rows, no gradient: the parameters, boxes and velocities stay; the
+  // step still counts, so later steps keep their learning rates.
+  const int64_t t = state_.step;
+  ProgressEvent ev;
+  for (const ParameterBox& box : state_.boxes) ev.total_width.push_back(box.TotalWidth());
+  state_.step = t + 1;
+  ev.iteration = state_.step;
+  ev.total_iterations = total_steps_;
+  ev.epoch = static_cast<int>(t / batches_per_epoch_);
+  ev.nominal_loss = 0.0;
+  ev.learning_rate = config_.optimizer.LearningRate(t);
   return ev;
 }
 

@@ -10,6 +10,13 @@
 //
 // Determinism: results depend only on the config, the data and the initial
 // parameters, not on the number of threads.
+//
+// Rows removed in place (TrainConfig::removed_rows, train/batches.h): batch k
+// trains its own rows minus the removed ones, every aggregation of the step
+// normalises by that batch's size, and a batch left empty is a step without
+// update (the step counter and the learning-rate schedule still advance; its
+// progress event reports nominal_loss 0). With no removed rows, or removed
+// rows in the dropped tail only, the run is bit for bit the plain one.
 #ifndef AGT_CORE_TRAIN_TRAIN_H_
 #define AGT_CORE_TRAIN_TRAIN_H_
 
@@ -29,6 +36,7 @@
 #include "core/loss/loss.h"
 #include "core/model/model.h"
 #include "core/backend/backend.h"
+#include "core/train/batches.h"
 #include "core/train/config.h"
 #include "core/train/update.h"
 
@@ -70,6 +78,8 @@ class Trainer {
   int64_t total_steps() const { return total_steps_; }
   int64_t batches_per_epoch() const { return batches_per_epoch_; }
   int64_t dropped_rows_per_epoch() const { return dropped_rows_; }
+  // The batches as trained (rows removed in place, if any).
+  const BatchPlan& batches() const { return plan_; }
   bool done() const { return state_.step >= total_steps_; }
   const TrainState& state() const { return state_; }
   const TrainConfig& config() const { return config_; }
@@ -82,10 +92,16 @@ class Trainer {
   absl::StatusOr<TrainResult> Run(const TrainCallbacks& callbacks = {});
 
  private:
-  Trainer(const TrainConfig& config, const Dataset& data, std::unique_ptr<ComputeBackend> backend);
+  Trainer(const TrainConfig& config, const Dataset& data, BatchPlan plan,
+          std::unique_ptr<ComputeBackend> backend);
+  ProgressEvent SkipEmptyBatch();
 
   TrainConfig config_;
   const Dataset& data_;
+  BatchPlan plan_;
+  // A batch with rows removed, gathered (reused across steps).
+  Matrix batch_x_;
+  Vector batch_y_;
   int64_t batches_per_epoch_ = 0;
   int64_t dropped_rows_ = 0;
   int64_t total_steps_ = 0;

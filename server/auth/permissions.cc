@@ -38,6 +38,7 @@ const std::vector<RpcPermission>& RpcPermissionTable() {
       {"/agt.v1.UnlearningService/GetUnlearningStatus", Action::kRead},
       {"/agt.v1.UnlearningService/CheckUnlearning", Action::kCertify},
       {"/agt.v1.UnlearningService/ListDeletions", Action::kRead},
+      {"/agt.v1.UnlearningService/RetrainInPlace", Action::kWrite},
       {"/agt.v1.PrivacyService/PrivatePredict", Action::kPrivatePredict},
       {"/agt.v1.PrivacyService/GetPrivacyBudget", Action::kPrivatePredict},
   };

@@ -314,6 +314,8 @@ agt::TrainConfig MapTraining(const agt::v1::TrainingJobSpec& spec) {
   c.perturbation = MapPerturbation(spec.perturbation());
   for (const agt::v1::Budget& b : spec.budgets()) c.budgets.push_back({b.n(), b.label_n()});
   c.bounds = *BoundOptionsFromProto(spec);
+  // Checked by the core against the dataset (TrainConfig::Validate).
+  c.removed_rows.assign(spec.removed_rows().begin(), spec.removed_rows().end());
   return c;
 }
 

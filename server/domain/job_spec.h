@@ -74,7 +74,8 @@ absl::Status ValidateJobSpecShape(const agt::v1::TrainingJobSpec& spec);
 // dataset's num_classes; batch_size <= dataset.num_rows; total steps;
 // parameter count), then the mapping onto agt::TrainConfig and
 // TrainConfig::Validate (the label target class against the dataset's
-// classes among its rules).
+// classes, and removed_rows against its rows and every budget against every
+// batch left, among its rules: "spec.removed_rows[i]: ...").
 // Builds an MLP from hidden_widths as input -> hidden... -> outputs with ReLU
 // between dense layers, outputs = num_classes for cross-entropy, else 1.
 absl::StatusOr<ResolvedJob> ResolveJobSpec(const agt::v1::TrainingJobSpec& spec,

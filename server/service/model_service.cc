@@ -109,7 +109,8 @@ absl::Status ModelServiceImpl::AddDeletionCertificates(
     agt::v1::CertifyPredictionsResponse* response) {
   // Only removal (classification) models have a deletion ledger.
   if (!RemovalBudgets(model).ok()) return absl::OkStatus();
-  absl::StatusOr<int64_t> d = store_->CountAcceptedDeletions(caller.tenant, model.id);
+  // Counted per batch of the model's training (domain/unlearning.h).
+  absl::StatusOr<agt::DeletionCount> d = CountAcceptedDeletions(*store_, caller.tenant, model);
   if (!d.ok()) return d.status();
   return AddUnlearningCertificates(model, *d, response);
 }

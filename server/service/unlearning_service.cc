@@ -1,15 +1,21 @@
 #include "server/service/unlearning_service.h"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "agt/v1/training.pb.h"
 #include "server/domain/job_spec.h"
 #include "server/domain/model_convert.h"
 #include "server/domain/unlearning.h"
 #include "server/service/request_checks.h"
 #include "server/service/status_mapping.h"
+#include "server/store/blob.h"
 
 namespace agt::server {
 namespace {
@@ -18,17 +24,58 @@ constexpr char kRequest[] = "/agt.v1.UnlearningService/RequestDeletion";
 constexpr char kStatus[] = "/agt.v1.UnlearningService/GetUnlearningStatus";
 constexpr char kCheck[] = "/agt.v1.UnlearningService/CheckUnlearning";
 constexpr char kLedger[] = "/agt.v1.UnlearningService/ListDeletions";
+constexpr char kRetrain[] = "/agt.v1.UnlearningService/RetrainInPlace";
 
-std::string DecisionMessage(const agt::DeletionDecision& d, const std::string& job_id) {
+std::string DecisionMessage(const agt::DeletionDecision& d) {
   if (d.accepted) {
-    return absl::StrCat("accepted ", d.new_rows.size(), " new row(s); ", d.d_after, " of at most ",
-                        d.max_budget, " deletions are certified");
+    return absl::StrCat("accepted ", d.new_rows.size(), " new row(s); ", d.after.total,
+                        " rows deleted, at most ", d.after.max_per_batch,
+                        " in one trained batch, within the largest removal budget ", d.max_budget,
+                        ": certified for the model retrained in place without them");
   }
-  std::string text = absl::StrCat("retraining required: ", d.d_before, " + ", d.new_rows.size(),
-                                  " new row(s) would exceed the largest removal budget ",
-                                  d.max_budget, "; the rows are recorded but not certified");
-  if (!job_id.empty()) absl::StrAppend(&text, "; retraining job ", job_id);
-  return text;
+  return absl::StrCat("retraining required: batch ", d.after.fullest_batch, " would hold ",
+                      d.after.max_per_batch, " deleted rows (at most ", d.before.max_per_batch,
+                      " per batch before this request), more than the largest removal budget ",
+                      d.max_budget, "; the ", d.new_rows.size(),
+                      " new row(s) are recorded but not certified");
+}
+
+// The answer to a decision, before any retraining job is attached.
+agt::v1::RequestDeletionResponse DecisionResponse(const agt::DeletionDecision& d) {
+  agt::v1::RequestDeletionResponse r;
+  r.set_accepted(d.accepted);
+  const agt::DeletionCount& counted = d.accepted ? d.after : d.before;
+  r.set_deletions(counted.total);
+  r.set_max_deletions_per_batch(counted.max_per_batch);
+  r.set_max_budget(d.max_budget);
+  r.set_newly_accepted(d.accepted ? static_cast<int64_t>(d.new_rows.size()) : 0);
+  r.set_duplicates(d.duplicate_count);
+  r.set_retraining_required(d.retraining_required());
+  r.set_message(DecisionMessage(d));
+  return r;
+}
+
+// The request's idempotency key: the request without its id, serialized
+// deterministically (the model, the rows in order, retrain_if_needed).
+RequestTag Tag(const agt::v1::RequestDeletionRequest& request) {
+  RequestTag tag;
+  if (request.request_id().empty()) return tag;
+  tag.id = request.request_id();
+  agt::v1::RequestDeletionRequest content = request;
+  content.clear_request_id();
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream out(&stream);
+    out.SetSerializationDeterministic(true);
+    content.SerializeToCodedStream(&out);
+  }
+  tag.fingerprint = Sha256Hex(bytes);
+  return tag;
+}
+
+std::string JoinBudgets(const std::vector<int>& budgets) {
+  return absl::StrCat("{", absl::StrJoin(budgets, ", "), "}");
 }
 
 }  // namespace
@@ -37,6 +84,18 @@ absl::StatusOr<std::shared_ptr<const ModelRecord>> UnlearningServiceImpl::LoadMo
     const Principal& caller, const std::string& model_id) {
   if (absl::Status s = CheckId(model_id, "model_id"); !s.ok()) return s;
   return cache_->Get(store_, caller.tenant, model_id);
+}
+
+absl::StatusOr<UnlearningServiceImpl::Gate> UnlearningServiceImpl::LoadGate(
+    const Principal& caller, const std::string& model_id) {
+  Gate gate;
+  absl::StatusOr<std::shared_ptr<const ModelRecord>> model = LoadModel(caller, model_id);
+  if (!model.ok()) return model.status();
+  gate.model = *std::move(model);
+  absl::StatusOr<std::vector<int>> budgets = RemovalBudgets(*gate.model);
+  if (!budgets.ok()) return budgets.status();
+  gate.budgets = *std::move(budgets);
+  return gate;
 }
 
 grpc::Status UnlearningServiceImpl::RequestDeletion(grpc::ServerContext* context,
@@ -84,15 +143,45 @@ grpc::Status UnlearningServiceImpl::ListDeletions(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+grpc::Status UnlearningServiceImpl::RetrainInPlace(grpc::ServerContext* context,
+                                                   const agt::v1::RetrainInPlaceRequest* request,
+                                                   agt::v1::RetrainInPlaceResponse* response) {
+  absl::StatusOr<Principal> caller = auth_->Check(*context, kRetrain);
+  if (!caller.ok()) return ToGrpcStatus(caller.status(), kRetrain);
+  absl::StatusOr<Gate> gate = LoadGate(*caller, request->model_id());
+  if (!gate.ok()) return ToGrpcStatus(gate.status(), kRetrain);
+  absl::StatusOr<agt::v1::RetrainInPlaceResponse> job = EnsureRetraining(*caller, *gate->model);
+  if (!job.ok()) return ToGrpcStatus(job.status(), kRetrain);
+  *response = *std::move(job);
+  return grpc::Status::OK;
+}
+
 absl::StatusOr<agt::v1::ListDeletionsResponse> UnlearningServiceImpl::Ledger(
     const Principal& caller, const agt::v1::ListDeletionsRequest& request) {
   if (absl::Status s = CheckId(request.model_id(), "model_id"); !s.ok()) return s;
   absl::StatusOr<int> page_size = ResolvePageSize(request.page_size(), "page_size");
   if (!page_size.ok()) return page_size.status();
   if (absl::Status s = CheckPageToken(request.page_token(), "page_token"); !s.ok()) return s;
+  // As every unlearning call: only models trained under removal have a ledger.
+  absl::StatusOr<Gate> gate = LoadGate(caller, request.model_id());
+  if (!gate.ok()) return gate.status();
   absl::StatusOr<Page<DeletionRecord>> page =
       store_->ListDeletionPage(caller.tenant, request.model_id(), *page_size, request.page_token());
   if (!page.ok()) return page.status();
+  // The batch of each row; with the dataset gone its tail is unknown, and a
+  // row is named by the batch its index falls in.
+  std::optional<agt::BatchPlan> batches;
+  if (absl::StatusOr<DatasetRecord> dataset =
+          store_->GetDataset(caller.tenant, gate->model->dataset_id);
+      dataset.ok()) {
+    absl::StatusOr<agt::BatchPlan> plan = TrainingBatches(*gate->model, dataset->num_rows);
+    if (!plan.ok()) return plan.status();
+    batches = *std::move(plan);
+  } else if (!absl::IsNotFound(dataset.status())) {
+    return dataset.status();
+  }
+  agt::v1::TrainingJobSpec spec;
+  spec.ParseFromString(gate->model->spec);  // TrainingBatches or RemovalBudgets parsed it
   agt::v1::ListDeletionsResponse response;
   for (const DeletionRecord& r : page->items) {
     agt::v1::Deletion* d = response.add_deletions();
@@ -100,6 +189,8 @@ absl::StatusOr<agt::v1::ListDeletionsResponse> UnlearningServiceImpl::Ledger(
     d->set_requested_by(r.requested_by);
     *d->mutable_requested() = MillisToTimestamp(r.requested_ms);
     d->set_accepted(r.accepted);
+    d->set_batch(batches ? batches->BatchOf(r.row_id)
+                         : r.row_id / std::max(1, spec.batch_size()));
   }
   response.set_next_page_token(page->next_page_token);
   return response;
@@ -116,25 +207,43 @@ absl::StatusOr<agt::v1::RequestDeletionResponse> UnlearningServiceImpl::Delete(
                                                    " ids exceed the limit of ", kMaxDeletionRowIds,
                                                    " per request"));
   }
-  absl::StatusOr<std::shared_ptr<const ModelRecord>> model = LoadModel(caller, request.model_id());
-  if (!model.ok()) return model.status();
-  absl::StatusOr<std::vector<int>> budgets = RemovalBudgets(**model);
-  if (!budgets.ok()) return budgets.status();
-  absl::StatusOr<DatasetRecord> dataset = store_->GetDataset(caller.tenant, (*model)->dataset_id);
-  if (absl::IsNotFound(dataset.status())) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("model ", (*model)->id, ": its training dataset ", (*model)->dataset_id,
-                     " was deleted, so row ids cannot be checked"));
-  }
-  if (!dataset.ok()) return dataset.status();
-  const std::vector<int64_t> rows(request.row_ids().begin(), request.row_ids().end());
-  absl::StatusOr<agt::DeletionDecision> decision = store_->AppendDeletions(
-      caller.tenant, (*model)->id, *budgets, dataset->num_rows, rows, ClientName(caller));
-  if (!decision.ok()) return decision.status();
+  if (absl::Status s = ValidateRequestId(request.request_id()); !s.ok()) return s;
+  const RequestTag tag = Tag(request);
+  absl::StatusOr<Gate> gate = LoadGate(caller, request.model_id());
+  if (!gate.ok()) return gate.status();
+  const ModelRecord& model = *gate->model;
 
-  std::string job_id;
-  if (decision->retraining_required() && request.retrain_if_needed()) {
-    absl::StatusOr<std::string> job = EnsureRetraining(caller, **model);
+  // Fast path for a retry: the first answer, whatever the ledger says now.
+  absl::StatusOr<std::optional<std::string>> first =
+      store_->FindRequest(caller.tenant, RequestKind::kDeletion, tag);
+  if (!first.ok()) return first.status();
+  std::string answer;
+  if (first->has_value()) {
+    answer = **first;
+  } else {
+    absl::StatusOr<DatasetRecord> dataset = store_->GetDataset(caller.tenant, model.dataset_id);
+    if (absl::IsNotFound(dataset.status())) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("model ", model.id, ": its training dataset ", model.dataset_id,
+                       " was deleted, so row ids cannot be checked"));
+    }
+    if (!dataset.ok()) return dataset.status();
+    absl::StatusOr<agt::BatchPlan> batches = TrainingBatches(model, dataset->num_rows);
+    if (!batches.ok()) return batches.status();
+    const std::vector<int64_t> rows(request.row_ids().begin(), request.row_ids().end());
+    absl::StatusOr<Store::DeletionAppend> appended = store_->AppendDeletions(
+        caller.tenant, model.id, gate->budgets, *batches, rows, ClientName(caller), tag,
+        [](const agt::DeletionDecision& d) { return DecisionResponse(d).SerializeAsString(); });
+    if (!appended.ok()) return appended.status();
+    answer = std::move(appended->answer);
+  }
+  agt::v1::RequestDeletionResponse response;
+  if (!response.ParseFromString(answer)) {
+    return absl::DataLossError("the stored answer to this request_id does not parse");
+  }
+  if (response.retraining_required() && request.retrain_if_needed()) {
+    // A retry gets the same job: the live retraining is returned, not a new one.
+    absl::StatusOr<agt::v1::RetrainInPlaceResponse> job = EnsureRetraining(caller, model);
     if (!job.ok()) {
       // The ledger already holds the request (as not certified); say so.
       return absl::Status(job.status().code(),
@@ -142,104 +251,111 @@ absl::StatusOr<agt::v1::RequestDeletionResponse> UnlearningServiceImpl::Delete(
                                        "retraining was enqueued: ",
                                        job.status().message()));
     }
-    job_id = *std::move(job);
+    response.set_retraining_job_id(job->job_id());
+    absl::StrAppend(response.mutable_message(), "; ", job->message());
   }
-  agt::v1::RequestDeletionResponse response;
-  response.set_accepted(decision->accepted);
-  response.set_deletions(decision->accepted ? decision->d_after : decision->d_before);
-  response.set_max_budget(decision->max_budget);
-  response.set_newly_accepted(decision->accepted ? static_cast<int64_t>(decision->new_rows.size())
-                                                 : 0);
-  response.set_duplicates(decision->duplicate_count);
-  response.set_retraining_required(decision->retraining_required());
-  response.set_retraining_job_id(job_id);
-  response.set_message(DecisionMessage(*decision, job_id));
   return response;
 }
 
-absl::StatusOr<std::string> UnlearningServiceImpl::EnsureRetraining(const Principal& caller,
-                                                                    const ModelRecord& model) {
+absl::StatusOr<agt::v1::RetrainInPlaceResponse> UnlearningServiceImpl::EnsureRetraining(
+    const Principal& caller, const ModelRecord& model) {
   std::lock_guard<std::mutex> lock(retrain_mu_);
+  absl::StatusOr<std::vector<DeletionRecord>> ledger =
+      store_->ListDeletions(caller.tenant, model.id);
+  if (!ledger.ok()) return ledger.status();
+  std::vector<int64_t> rows;
+  for (const DeletionRecord& r : *ledger) rows.push_back(r.row_id);
+
+  agt::v1::RetrainInPlaceResponse response;
   absl::StatusOr<std::optional<RetrainingRecord>> existing =
       store_->GetRetraining(caller.tenant, model.id);
   if (!existing.ok()) return existing.status();
   if (existing->has_value()) {
     absl::StatusOr<JobRecord> job = store_->GetJob(caller.tenant, (*existing)->job_id);
     if (!job.ok()) return job.status();
-    if (job->state != JobState::kFailed && job->state != JobState::kCancelled) return job->id;
+    agt::v1::TrainingJobSpec spec;
+    spec.ParseFromString(job->spec);
+    const std::vector<int64_t> removed(spec.removed_rows().begin(), spec.removed_rows().end());
+    const bool covers_ledger = std::all_of(rows.begin(), rows.end(), [&](int64_t r) {
+      return std::binary_search(removed.begin(), removed.end(), r);
+    });
+    const bool live = job->state == JobState::kQueued || job->state == JobState::kRunning;
+    if (live || (job->state == JobState::kSucceeded && covers_ledger)) {
+      response.set_job_id(job->id);
+      response.set_enqueued(false);
+      response.set_removed_rows(spec.removed_rows_size());
+      for (const agt::v1::Budget& b : spec.budgets()) response.add_budgets(b.n());
+      const std::string_view state = JobStateName(job->state);
+      response.set_message(absl::StrCat(
+          "retraining job ", job->id, " is ", absl::string_view(state.data(), state.size()),
+          ", without ",
+          spec.removed_rows_size(), " rows removed in place",
+          covers_ledger ? "" : "; rows requested after it was enqueued are not in it: ask again "
+                               "when it is done, or delete them from its model"));
+      return response;
+    }
   }
-  absl::StatusOr<std::vector<DeletionRecord>> ledger =
-      store_->ListDeletions(caller.tenant, model.id);
-  if (!ledger.ok()) return ledger.status();
-  std::vector<int64_t> rows;
-  for (const DeletionRecord& r : *ledger) rows.push_back(r.row_id);
-  absl::StatusOr<DatasetRecord> original = store_->GetDataset(caller.tenant, model.dataset_id);
-  if (!original.ok()) return original.status();
-  absl::StatusOr<agt::Dataset> data = store_->LoadDatasetData(caller.tenant, model.dataset_id);
-  if (!data.ok()) return data.status();
 
-  const agt::Dataset rest = WithoutRows(*data, rows);
-
-  // The spec is checked against the derived dataset before anything is
-  // stored, so a retraining that cannot run leaves no dataset behind.
-  agt::v1::TrainingJobSpec spec;
-  if (!spec.ParseFromString(model.spec)) {
-    return absl::DataLossError(absl::StrCat("model ", model.id, ": stored spec does not parse"));
-  }
-  spec.set_name(absl::StrCat(spec.name(), " (retrained without ", rows.size(), " rows)")
-                    .substr(0, kMaxJobNameLength));
-  DatasetRecord candidate = *original;
-  candidate.num_rows = rest.size();
-  spec.set_dataset_id(candidate.id);
-  if (absl::StatusOr<ResolvedJob> resolved = ResolveJobSpec(spec, candidate); !resolved.ok()) {
+  absl::StatusOr<DatasetRecord> dataset = store_->GetDataset(caller.tenant, model.dataset_id);
+  if (absl::IsNotFound(dataset.status())) {
     return absl::FailedPreconditionError(
-        absl::StrCat("cannot retrain model ", model.id,
-                     " without the deleted rows: ", resolved.status().message()));
+        absl::StrCat("cannot retrain model ", model.id, " in place: its training dataset ",
+                     model.dataset_id, " was deleted"));
   }
-  DatasetRecord derived;
-  derived.tenant = caller.tenant;
-  derived.name = absl::StrCat(original->name, " without ", rows.size(), " deleted rows");
-  absl::StatusOr<DatasetRecord> stored = store_->InsertDataset(derived, rest);
-  if (!stored.ok()) return stored.status();
-  spec.set_dataset_id(stored->id);
+  if (!dataset.ok()) return dataset.status();
+  absl::StatusOr<InPlaceRetraining> plan = PlanInPlaceRetraining(model, *dataset, rows);
+  if (!plan.ok()) return plan.status();
 
   JobRecord job;
   job.tenant = caller.tenant;
-  job.dataset_id = stored->id;
-  job.name = spec.name();
-  job.spec = spec.SerializeAsString();
+  job.dataset_id = dataset->id;
+  job.name = plan->spec.name();
+  job.spec = plan->spec.SerializeAsString();
   absl::StatusOr<JobRecord> inserted = store_->InsertJob(std::move(job));
   if (!inserted.ok()) return inserted.status();
   RetrainingRecord record;
   record.model_id = model.id;
   record.job_id = inserted->id;
-  record.dataset_id = stored->id;
+  record.dataset_id = dataset->id;  // the same dataset: the rows go in place
   if (absl::Status s = store_->RecordRetraining(caller.tenant, record); !s.ok()) return s;
   runner_->Wake();
-  return inserted->id;
+
+  response.set_job_id(inserted->id);
+  response.set_enqueued(true);
+  response.set_removed_rows(plan->spec.removed_rows_size());
+  response.mutable_budgets()->Add(plan->budgets.begin(), plan->budgets.end());
+  response.mutable_dropped_budgets()->Add(plan->dropped_budgets.begin(),
+                                          plan->dropped_budgets.end());
+  std::string message = absl::StrCat(
+      "enqueued retraining job ", inserted->id, ": model ", model.id, "'s spec on dataset ",
+      dataset->id, " without ", plan->spec.removed_rows_size(),
+      " rows removed in place (every other row stays in its batch), removal budgets ",
+      JoinBudgets(plan->budgets));
+  if (!plan->dropped_budgets.empty()) {
+    absl::StrAppend(&message, "; budgets ", JoinBudgets(plan->dropped_budgets),
+                    " dropped: the smallest batch left (batch ", plan->smallest_batch_index,
+                    ") has ", plan->smallest_batch, " rows, and a removal budget must be below it");
+  }
+  response.set_message(std::move(message));
+  return response;
 }
 
 absl::StatusOr<agt::v1::GetUnlearningStatusResponse> UnlearningServiceImpl::LoadStatus(
     const Principal& caller, const std::string& model_id) {
-  absl::StatusOr<std::shared_ptr<const ModelRecord>> model = LoadModel(caller, model_id);
-  if (!model.ok()) return model.status();
-  absl::StatusOr<std::vector<int>> budgets = RemovalBudgets(**model);
-  if (!budgets.ok()) return budgets.status();
+  absl::StatusOr<Gate> gate = LoadGate(caller, model_id);
+  if (!gate.ok()) return gate.status();
+  const ModelRecord& model = *gate->model;
   absl::StatusOr<std::vector<DeletionRecord>> ledger =
       store_->ListDeletions(caller.tenant, model_id);
   if (!ledger.ok()) return ledger.status();
-  int64_t d = 0;
-  bool refused = false;
-  for (const DeletionRecord& r : *ledger) {
-    if (r.accepted) {
-      ++d;
-    } else {
-      refused = true;
-    }
-  }
+  const bool refused = std::any_of(ledger->begin(), ledger->end(),
+                                   [](const DeletionRecord& r) { return !r.accepted; });
+  absl::StatusOr<agt::DeletionCount> d = CountAcceptedDeletions(*store_, caller.tenant, model);
+  if (!d.ok()) return d.status();
   agt::v1::GetUnlearningStatusResponse response;
-  response.set_deletions(d);
-  response.set_max_budget(budgets->back());
+  response.set_deletions(d->total);
+  response.set_max_deletions_per_batch(d->max_per_batch);
+  response.set_max_budget(gate->budgets.back());
   response.set_state(refused ? agt::v1::UNLEARNING_STATE_RETRAINING_REQUIRED
                              : agt::v1::UNLEARNING_STATE_ACTIVE);
 
@@ -256,11 +372,11 @@ absl::StatusOr<agt::v1::GetUnlearningStatusResponse> UnlearningServiceImpl::Load
     }
   }
 
-  absl::StatusOr<agt::Dataset> data = store_->LoadDatasetData(caller.tenant, (*model)->dataset_id);
+  absl::StatusOr<agt::Dataset> data = store_->LoadDatasetData(caller.tenant, model.dataset_id);
   if (absl::IsNotFound(data.status())) return response;  // no audit set
   if (!data.ok()) return data.status();
   absl::StatusOr<agt::v1::CheckUnlearningResponse> audit =
-      agt::server::CheckUnlearning(**model, AuditSample(*data, kMaxAuditRows), d);
+      agt::server::CheckUnlearning(model, AuditSample(*data, kMaxAuditRows), *d);
   if (!audit.ok()) return audit.status();
   int64_t certified = 0;
   for (const agt::v1::UnlearningCheck& p : audit->points()) certified += p.certified_unchanged();
@@ -273,12 +389,12 @@ absl::StatusOr<agt::v1::GetUnlearningStatusResponse> UnlearningServiceImpl::Load
 
 absl::StatusOr<agt::v1::CheckUnlearningResponse> UnlearningServiceImpl::Check(
     const Principal& caller, const agt::v1::CheckUnlearningRequest& request) {
-  absl::StatusOr<std::shared_ptr<const ModelRecord>> model = LoadModel(caller, request.model_id());
-  if (!model.ok()) return model.status();
-  if (absl::StatusOr<std::vector<int>> b = RemovalBudgets(**model); !b.ok()) return b.status();
-  absl::StatusOr<int64_t> d = store_->CountAcceptedDeletions(caller.tenant, request.model_id());
+  absl::StatusOr<Gate> gate = LoadGate(caller, request.model_id());
+  if (!gate.ok()) return gate.status();
+  absl::StatusOr<agt::DeletionCount> d =
+      CountAcceptedDeletions(*store_, caller.tenant, *gate->model);
   if (!d.ok()) return d.status();
-  return agt::server::CheckUnlearning(**model, request.inputs(), *d);
+  return agt::server::CheckUnlearning(*gate->model, request.inputs(), *d);
 }
 
 }  // namespace agt::server

@@ -1,14 +1,17 @@
 // agt.v1.UnlearningService: deletion requests against models trained under
-// removal budgets, their status, and per-input unlearning certificates
-// (paper section 10.1). A thin adapter: authenticate and authorize
-// (CallAuth), validate the request, then the store's deletion ledger
-// (Store::AppendDeletions decides and records atomically), the domain
-// (domain/unlearning.h) and, past max N, a retraining job on the dataset
-// without the requested rows.
+// removal budgets, their status, per-input unlearning certificates (paper
+// section 10.1), and the in-place retraining without the deleted rows. A thin
+// adapter: authenticate and authorize (CallAuth), validate the request, then
+// the store's deletion ledger (Store::AppendDeletions decides, per batch of
+// the model's training, and records atomically, idempotent by request_id),
+// the domain (domain/unlearning.h) and the retraining job: the model's spec
+// on its own dataset with the deleted rows in removed_rows, which is the
+// retraining the certificates are about.
 //
 // Errors: unknown or foreign model -> NOT_FOUND; a model not trained under
-// removal -> FAILED_PRECONDITION; empty or too many row ids, or an unknown
-// row id (named) -> INVALID_ARGUMENT.
+// removal (every RPC, ListDeletions included) -> FAILED_PRECONDITION; empty
+// or too many row ids, an unknown row id (named), a bad or reused
+// request_id -> INVALID_ARGUMENT.
 //
 // Ownership: the store, cache, runner and auth must outlive the service.
 // Thread-safety: gRPC calls the methods concurrently; enqueuing a retraining
@@ -19,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "agt/v1/unlearning.grpc.pb.h"
 #include "server/domain/certifier.h"
@@ -45,6 +49,9 @@ class UnlearningServiceImpl final : public agt::v1::UnlearningService::Service {
   grpc::Status ListDeletions(grpc::ServerContext* context,
                              const agt::v1::ListDeletionsRequest* request,
                              agt::v1::ListDeletionsResponse* response) override;
+  grpc::Status RetrainInPlace(grpc::ServerContext* context,
+                              const agt::v1::RetrainInPlaceRequest* request,
+                              agt::v1::RetrainInPlaceResponse* response) override;
 
  private:
   absl::StatusOr<std::shared_ptr<const ModelRecord>> LoadModel(const Principal& caller,
@@ -57,9 +64,18 @@ class UnlearningServiceImpl final : public agt::v1::UnlearningService::Service {
       const Principal& caller, const agt::v1::CheckUnlearningRequest& request);
   absl::StatusOr<agt::v1::ListDeletionsResponse> Ledger(
       const Principal& caller, const agt::v1::ListDeletionsRequest& request);
-  // The id of the model's live (not failed or cancelled) retraining job,
-  // enqueuing one on its dataset without every ledger row if there is none.
-  absl::StatusOr<std::string> EnsureRetraining(const Principal& caller, const ModelRecord& model);
+  // The model's gating inputs: its removal budgets (FailedPrecondition for a
+  // model that cannot be gated) and the batches of its training.
+  struct Gate {
+    std::shared_ptr<const ModelRecord> model;
+    std::vector<int> budgets;
+  };
+  absl::StatusOr<Gate> LoadGate(const Principal& caller, const std::string& model_id);
+  // The model's retraining job: its existing one while QUEUED or RUNNING, or
+  // SUCCEEDED without a ledger row left out; otherwise a new in-place
+  // retraining (domain PlanInPlaceRetraining) is enqueued.
+  absl::StatusOr<agt::v1::RetrainInPlaceResponse> EnsureRetraining(const Principal& caller,
+                                                                   const ModelRecord& model);
 
   Store* const store_;
   ModelCache* const cache_;

@@ -1021,12 +1021,11 @@ absl::StatusOr<Page<ModelRecord>> Store::ListModels(const std::string& tenant, i
 
 // ---- unlearning
 
-absl::StatusOr<agt::DeletionDecision> Store::AppendDeletions(const std::string& tenant,
-                                                             const std::string& model_id,
-                                                             const std::vector<int>& budgets_sorted,
-                                                             int64_t num_training_rows,
-                                                             const std::vector<int64_t>& row_ids,
-                                                             const std::string& requested_by) {
+absl::StatusOr<Store::DeletionAppend> Store::AppendDeletions(
+    const std::string& tenant, const std::string& model_id,
+    const std::vector<int>& budgets_sorted, const agt::BatchPlan& training,
+    const std::vector<int64_t>& row_ids, const std::string& requested_by, const RequestTag& tag,
+    const std::function<std::string(const agt::DeletionDecision&)>& answer_of) {
   const int64_t now = NowMs();
   std::lock_guard<std::mutex> lock(impl_->mu);
   SqliteDb& db = *impl_->db;
@@ -1034,13 +1033,22 @@ absl::StatusOr<agt::DeletionDecision> Store::AppendDeletions(const std::string& 
   // process cannot slip a deletion in between (BEGIN IMMEDIATE).
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
   STORE_RETURN_IF_ERROR(impl_->RequireModel(tenant, model_id));
+  DeletionAppend out;
+  STORE_ASSIGN_OR_RETURN(std::optional<std::string> first,
+                         impl_->FindRequest(tenant, RequestKind::kDeletion, tag));
+  if (first.has_value()) {
+    // A retry: the first answer, and nothing recorded again.
+    out.answer = *std::move(first);
+    STORE_RETURN_IF_ERROR(txn.Commit());
+    return out;
+  }
   STORE_ASSIGN_OR_RETURN(const std::vector<DeletionRecord> ledger, impl_->LoadDeletions(model_id));
   std::vector<int64_t> accepted;
   for (const DeletionRecord& r : ledger) {
     if (r.accepted) accepted.push_back(r.row_id);
   }
   STORE_ASSIGN_OR_RETURN(agt::DeletionDecision decision,
-                         agt::DecideDeletion(budgets_sorted, num_training_rows, accepted, row_ids));
+                         agt::DecideDeletion(budgets_sorted, training, accepted, row_ids));
   // A refused row (recorded past max N) becomes accepted when a later, smaller
   // request fits; a refused request never downgrades an accepted row (those
   // are not in new_rows).
@@ -1059,8 +1067,11 @@ absl::StatusOr<agt::DeletionDecision> Store::AppendDeletions(const std::string& 
     STORE_RETURN_IF_ERROR(st.Run());
     st.Reset();
   }
+  if (answer_of) out.answer = answer_of(decision);
+  STORE_RETURN_IF_ERROR(impl_->SaveRequest(tenant, RequestKind::kDeletion, tag, out.answer));
   STORE_RETURN_IF_ERROR(txn.Commit());
-  return decision;
+  out.decision = std::move(decision);
+  return out;
 }
 
 absl::StatusOr<std::vector<DeletionRecord>> Store::ListDeletions(const std::string& tenant,

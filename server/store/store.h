@@ -22,6 +22,7 @@
 #define AGT_SERVER_STORE_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -121,11 +122,15 @@ struct DeletionRecord {
   bool accepted = false;
 };
 
-// The retraining of a model whose deletions went past max N.
+// The retraining of a model without its deleted rows (past max N, or asked
+// for by an operator).
 struct RetrainingRecord {
   std::string model_id;
   std::string job_id;
-  std::string dataset_id;  // the derived dataset without the deleted rows
+  // The dataset the retraining trains on: the model's own (the deleted rows
+  // are removed in place, TrainingJobSpec.removed_rows). Retrainings made
+  // before that name a derived, compacted dataset.
+  std::string dataset_id;
   int64_t requested_ms = 0;
 };
 
@@ -262,18 +267,30 @@ class Store {
   // Decides and records a deletion request for `row_ids` of model `model_id`
   // in one write transaction: reads the accepted rows, decides with
   // agt::DecideDeletion (budgets_sorted: the model's distinct removal budgets,
-  // ascending; num_training_rows: rows of its training dataset), and inserts
-  // the new rows, accepted iff the decision is. Concurrent calls (threads or
-  // processes) are serialised, so a row is never counted twice or lost.
-  // Rows already in the ledger are left as they are. NotFound for an unknown
-  // or foreign model; DecideDeletion's errors (InvalidArgument naming an
-  // unknown row id) leave the ledger unchanged.
-  absl::StatusOr<agt::DeletionDecision> AppendDeletions(const std::string& tenant,
-                                                        const std::string& model_id,
-                                                        const std::vector<int>& budgets_sorted,
-                                                        int64_t num_training_rows,
-                                                        const std::vector<int64_t>& row_ids,
-                                                        const std::string& requested_by);
+  // ascending; training: the batches the model was trained on, i.e. its
+  // dataset's rows, batch size and the rows its training removed in place;
+  // deletions are counted per batch), and inserts the new rows, accepted iff
+  // the decision is. Concurrent calls (threads or processes) are serialised,
+  // so a row is never counted twice or lost. Rows already in the ledger are
+  // left as they are. NotFound for an unknown or foreign model;
+  // DecideDeletion's errors (InvalidArgument naming an unknown row id) leave
+  // the ledger unchanged.
+  //
+  // Idempotent with a non-empty `tag` (kind kDeletion): in the same
+  // transaction, an answer stored for tag.id is returned (decision unset) and
+  // nothing changes; otherwise answer_of(decision) is stored with the tag
+  // alongside the effect. InvalidArgument when tag.id was used with another
+  // fingerprint.
+  struct DeletionAppend {
+    std::optional<agt::DeletionDecision> decision;  // unset: a retried request
+    std::string answer;  // answer_of(decision), or the first answer of a retry
+  };
+  absl::StatusOr<DeletionAppend> AppendDeletions(
+      const std::string& tenant, const std::string& model_id,
+      const std::vector<int>& budgets_sorted, const agt::BatchPlan& training,
+      const std::vector<int64_t>& row_ids, const std::string& requested_by,
+      const RequestTag& tag = {},
+      const std::function<std::string(const agt::DeletionDecision&)>& answer_of = nullptr);
   // The model's ledger in row order. NotFound for an unknown or foreign model.
   absl::StatusOr<std::vector<DeletionRecord>> ListDeletions(const std::string& tenant,
                                                             const std::string& model_id);

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -97,9 +98,24 @@ class DeletionLedgerTest : public testing::Test {
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
   }
+  // Batches of `batch_size` (default: one batch of every row, so per batch
+  // is in total).
   absl::StatusOr<agt::DeletionDecision> Delete(const std::vector<int64_t>& rows,
-                                               const std::vector<int>& budgets = {1, 2, 5}) {
-    return store_->AppendDeletions("t", model_id_, budgets, kRows, rows, "alice");
+                                               const std::vector<int>& budgets = {1, 2, 5},
+                                               int batch_size = kRows) {
+    absl::StatusOr<Store::DeletionAppend> done =
+        Append(rows, budgets, batch_size, RequestTag{}, nullptr);
+    if (!done.ok()) return done.status();
+    if (!done->decision.has_value()) return absl::InternalError("no decision without a tag");
+    return *done->decision;
+  }
+  absl::StatusOr<Store::DeletionAppend> Append(
+      const std::vector<int64_t>& rows, const std::vector<int>& budgets, int batch_size,
+      const RequestTag& tag,
+      const std::function<std::string(const agt::DeletionDecision&)>& answer_of) {
+    absl::StatusOr<agt::BatchPlan> plan = agt::BatchPlan::Create(kRows, batch_size);
+    if (!plan.ok()) return plan.status();
+    return store_->AppendDeletions("t", model_id_, budgets, *plan, rows, "alice", tag, answer_of);
   }
   int64_t D() {
     absl::StatusOr<int64_t> d = store_->CountAcceptedDeletions("t", model_id_);
@@ -139,12 +155,12 @@ TEST_F(DeletionLedgerTest, AcceptsUpToMaxNThenReportsRetrainingRequired) {
   absl::StatusOr<agt::DeletionDecision> first = Delete({3, 3, 7});
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_TRUE(first->accepted);
-  EXPECT_EQ(first->d_after, 2);
+  EXPECT_EQ(first->after.total, 2);
   EXPECT_EQ(first->duplicate_count, 1);
   absl::StatusOr<agt::DeletionDecision> second = Delete({7, 8, 9, 10});
   ASSERT_TRUE(second.ok()) << second.status();
   EXPECT_TRUE(second->accepted);
-  EXPECT_EQ(second->d_after, 5);
+  EXPECT_EQ(second->after.total, 5);
   EXPECT_EQ(second->duplicate_count, 1);
   absl::StatusOr<agt::DeletionDecision> third = Delete({11});
   ASSERT_TRUE(third.ok()) << third.status();
@@ -189,8 +205,11 @@ TEST_F(DeletionLedgerTest, AnUnknownRowIsInvalidArgumentAndChangesNothing) {
 }
 
 TEST_F(DeletionLedgerTest, AnotherTenantsModelIsNotFound) {
-  EXPECT_EQ(store_->AppendDeletions("u", model_id_, {1}, kRows, {1}, "x").status().code(),
+  absl::StatusOr<agt::BatchPlan> plan = agt::BatchPlan::Create(kRows, 10);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(store_->AppendDeletions("u", model_id_, {1}, *plan, {1}, "x").status().code(),
             absl::StatusCode::kNotFound);
+
   EXPECT_EQ(store_->ListDeletions("u", model_id_).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(store_->CountAcceptedDeletions("t", "mdl-unknown").status().code(),
             absl::StatusCode::kNotFound);
@@ -265,6 +284,64 @@ TEST_F(DeletionLedgerTest, TheLedgerAndTheRetrainingSurviveAReopen) {
   EXPECT_EQ(store_->RecordRetraining("u", r).code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(DeletionLedgerTest, DeletionsCountPerBatchOfTheTraining) {
+  // 10 batches of 20: two rows in each batch fit max N = 2, 20 rows in all.
+  std::vector<int64_t> spread;
+  for (int64_t k = 0; k < 10; ++k) spread.insert(spread.end(), {20 * k + 3, 20 * k + 11});
+  absl::StatusOr<agt::DeletionDecision> d = Delete(spread, {1, 2}, 20);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_TRUE(d->accepted);
+  EXPECT_EQ(d->after.total, 20);
+  EXPECT_EQ(d->after.max_per_batch, 2);
+  EXPECT_EQ(D(), 20);
+  // A third row of batch 4 is refused, and recorded as such.
+  absl::StatusOr<agt::DeletionDecision> third = Delete({85}, {1, 2}, 20);
+  ASSERT_TRUE(third.ok());
+  EXPECT_TRUE(third->retraining_required());
+  EXPECT_EQ(third->after.fullest_batch, 4);
+  EXPECT_EQ(D(), 20);
+  absl::StatusOr<std::vector<DeletionRecord>> ledger = store_->ListDeletions("t", model_id_);
+  ASSERT_TRUE(ledger.ok());
+  EXPECT_EQ(ledger->size(), 21u);
+}
+
+TEST_F(DeletionLedgerTest, ARetriedRequestIdReturnsTheFirstAnswerAndRecordsNothingTwice) {
+  const RequestTag tag{"del-1", "fingerprint-a"};
+  auto answer = [](const agt::DeletionDecision& d) {
+    return absl::StrCat("accepted=", d.accepted, " total=", d.after.total);
+  };
+  absl::StatusOr<Store::DeletionAppend> first = Append({1, 2, 3}, {5}, kRows, tag, answer);
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(first->decision.has_value());
+  EXPECT_EQ(first->answer, "accepted=1 total=3");
+  // Other rows were deleted in between: the retry still answers the first time.
+  ASSERT_TRUE(Delete({4}, {5}).ok());
+  Reopen();
+  absl::StatusOr<Store::DeletionAppend> again = Append({1, 2, 3}, {5}, kRows, tag, answer);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(again->decision.has_value());
+  EXPECT_EQ(again->answer, "accepted=1 total=3");
+  EXPECT_EQ(D(), 4);
+  absl::StatusOr<std::optional<std::string>> found =
+      store_->FindRequest("t", RequestKind::kDeletion, tag);
+  ASSERT_TRUE(found.ok());
+  EXPECT_EQ(found->value_or(""), "accepted=1 total=3");
+  // The same id for another request is refused and changes nothing.
+  absl::StatusOr<Store::DeletionAppend> other =
+      Append({7}, {5}, kRows, RequestTag{"del-1", "fingerprint-b"}, answer);
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(D(), 4);
+  // An invalid row id stores no answer: a corrected retry under the same id
+  // is decided anew.
+  const RequestTag bad{"del-2", "fingerprint-c"};
+  EXPECT_EQ(Append({kRows}, {5}, kRows, bad, answer).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<std::optional<std::string>> none =
+      store_->FindRequest("t", RequestKind::kDeletion, bad);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+}
+
 TEST_F(DeletionLedgerTest, ConcurrentOverlappingRequestsCountEveryDistinctRowOnce) {
   constexpr int kThreads = 8;
   std::vector<std::thread> threads;
@@ -301,7 +378,7 @@ TEST_F(DeletionLedgerTest, ConcurrentRequestsNeverAcceptPastMaxN) {
         if (d->accepted) {
           newly_accepted += static_cast<int64_t>(d->new_rows.size());
           int64_t seen = largest_d.load();
-          while (d->d_after > seen && !largest_d.compare_exchange_weak(seen, d->d_after)) {
+          while (d->after.total > seen && !largest_d.compare_exchange_weak(seen, d->after.total)) {
           }
         }
       }
