@@ -1,7 +1,11 @@
 #include "client/agtctl/agtctl.h"
 
 #include <algorithm>
+#include <chrono>
+#include <optional>
 #include <ostream>
+#include <random>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -29,6 +33,13 @@ std::vector<FlagSpec> GlobalFlags() {
        "(env AGT_TLS_CA)"},
       {"tls-server-name", true, 0, "NAME", "name to check the server's certificate against"},
       {"timeout", true, 0, "SECONDS", "deadline of each call (default 60; watching has none)"},
+      {"request-id", true, 0, "ID",
+       "id of a state-changing call (upload, train, unlearn delete, predict --private); a "
+       "rerun with the same id gets the first answer and changes nothing (default: a new id "
+       "per run)"},
+      {"retries", true, 0, "N",
+       "retry a state-changing call whose answer was lost (unavailable, deadline) N times "
+       "with the same request id (default 2)"},
       {"json", false, 0, "", "print results as JSON (proto3 JSON, snake_case) for scripts"},
       {"quiet", false, 'q', "", "print only ids (and no progress)"},
       {"help", false, 'h', "", "show help"},
@@ -169,8 +180,38 @@ absl::StatusOr<const Client*> CommandContext::client() {
   return client_.get();
 }
 
+const std::string& CommandContext::RequestId() {
+  if (request_id_.empty()) {
+    if (std::optional<std::string> given = args_.Get("request-id")) {
+      request_id_ = *given;
+    } else {
+      std::random_device os_random;  // /dev/urandom on Linux
+      std::string id = "agtctl-";
+      for (int i = 0; i < 3; ++i) absl::StrAppend(&id, absl::Hex(os_random(), absl::kZeroPad8));
+      request_id_ = std::move(id);
+    }
+  }
+  return request_id_;
+}
+
+int CommandContext::RetryLimit() const {
+  std::optional<std::string> text = args_.Get("retries");
+  if (!text) return 2;
+  // Checked when the flags were read (RunAgtctl).
+  absl::StatusOr<int64_t> retries = ParseInt("--retries", *text, 0, 10);
+  return retries.ok() ? static_cast<int>(*retries) : 2;
+}
+
+void CommandContext::SleepBeforeRetry(int attempt) const {
+  std::this_thread::sleep_for(std::chrono::milliseconds(500) * (1 << std::min(attempt, 4)));
+}
+
 int CommandContext::Fail(const absl::Status& status) {
   err_ << "agtctl: " << status.message();
+  if (request_id_failed_ && !request_id_.empty()) {
+    err_ << " [request id " << request_id_ << ": rerun with --request-id " << request_id_
+         << " to get the first answer without repeating the request]";
+  }
   const bool tls_failure = absl::StrContains(status.message(), "Ssl handshake") ||
                            absl::StrContains(status.message(), "certificate");
   if (status.code() != absl::StatusCode::kOk && tls_failure) {
@@ -274,6 +315,14 @@ int RunAgtctl(const std::vector<std::string>& args, const EnvLookup& env, std::o
   }
   if (parsed->Has("json") && parsed->Has("quiet")) {
     return UsageError(err, "--json and --quiet exclude each other", command_hint);
+  }
+  if (std::optional<std::string> retries = parsed->Get("retries")) {
+    if (absl::StatusOr<int64_t> n = ParseInt("--retries", *retries, 0, 10); !n.ok()) {
+      return UsageError(err, std::string(n.status().message()), command_hint);
+    }
+  }
+  if (std::optional<std::string> id = parsed->Get("request-id"); id && id->empty()) {
+    return UsageError(err, "--request-id is empty", command_hint);
   }
   absl::StatusOr<ClientOptions> options = BuildClientOptions(*parsed, env);
   if (!options.ok()) return UsageError(err, std::string(options.status().message()), "");

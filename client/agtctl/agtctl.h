@@ -44,6 +44,19 @@ class CommandContext {
   // The client (created on first use); an error when the options are bad.
   absl::StatusOr<const Client*> client();
 
+  // The request id of this command's state-changing call (upload, submit,
+  // deletion, private prediction): --request-id, else one made once per run
+  // ("agtctl-" and 24 random hex digits). The server answers every call with
+  // the same id with its first answer and changes nothing again.
+  const std::string& RequestId();
+  // Runs `call` (returning absl::StatusOr<T>) and, when its answer was lost
+  // (UNAVAILABLE or DEADLINE_EXCEEDED), calls it again, up to --retries
+  // times (default 2) after 0.5 s, 1 s, ...; `call` must send RequestId(), so
+  // a retry is answered, not repeated. A final failure names the request id
+  // for a manual rerun.
+  template <typename Call>
+  auto CallIdempotent(const Call& call) -> decltype(call());
+
   // Prints "agtctl: <message>" to err and returns the exit code for `status`.
   int Fail(const absl::Status& status);
   // The same with exit code kExitUsage whatever the code (local input errors).
@@ -56,7 +69,29 @@ class CommandContext {
   std::ostream& err_;
   bool stderr_is_tty_;
   std::unique_ptr<Client> client_;
+  std::string request_id_;
+  bool request_id_failed_ = false;  // a lost answer: Fail() names the id
+
+  int RetryLimit() const;
+  void SleepBeforeRetry(int attempt) const;
 };
+
+template <typename Call>
+auto CommandContext::CallIdempotent(const Call& call) -> decltype(call()) {
+  const int retries = RetryLimit();
+  for (int attempt = 0;; ++attempt) {
+    auto result = call();
+    if (result.ok()) return result;
+    const absl::StatusCode code = result.status().code();
+    const bool lost = code == absl::StatusCode::kUnavailable ||
+                      code == absl::StatusCode::kDeadlineExceeded;
+    if (!lost || attempt >= retries) {
+      request_id_failed_ = lost;
+      return result;
+    }
+    SleepBeforeRetry(attempt);
+  }
+}
 
 // Listings fetch every page: this many records per call, at most this many
 // calls (a bound against a server that never ends a listing).

@@ -58,8 +58,9 @@ int Upload(CommandContext& ctx) {
   }
   absl::StatusOr<const Client*> client = ctx.client();
   if (!client.ok()) return ctx.FailUsage(client.status());
+  metadata.set_request_id(ctx.RequestId());
   absl::StatusOr<agt::v1::UploadDatasetResponse> response =
-      (*client)->UploadDatasetFile(metadata, path);
+      ctx.CallIdempotent([&] { return (*client)->UploadDatasetFile(metadata, path); });
   if (!response.ok()) return ctx.Fail(response.status());
   if (ctx.json()) {
     ctx.out() << ToJson(*response);

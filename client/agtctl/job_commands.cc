@@ -252,8 +252,9 @@ int Train(CommandContext& ctx) {
   if (!client.ok()) return ctx.FailUsage(client.status());
   agt::v1::SubmitTrainingJobRequest request;
   *request.mutable_spec() = spec;
+  request.set_request_id(ctx.RequestId());
   absl::StatusOr<agt::v1::SubmitTrainingJobResponse> submitted =
-      (*client)->SubmitTrainingJob(request);
+      ctx.CallIdempotent([&] { return (*client)->SubmitTrainingJob(request); });
   if (!submitted.ok()) return ctx.Fail(submitted.status());
   const agt::v1::Job& job = submitted->job();
   if (!ctx.args().Has("wait")) {

@@ -147,6 +147,57 @@ TEST_F(AgtctlE2eTest, UploadTrainWatchCertify) {
   EXPECT_EQ(jobs_doc["jobs"][0]["model_id"], model);
 }
 
+TEST_F(AgtctlE2eTest, ARerunWithTheSameRequestIdIsAnsweredOnce) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  const std::string data = Write("moons.csv", MoonsCsv(400, 3));
+  // What a script does after a lost answer: run the same command again with
+  // the same --request-id. The server answers with the first result.
+  CommandResult first = Ctl({"dataset", "upload", data, "--request-id", "up-1", "-q"});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  CommandResult again = Ctl({"dataset", "upload", data, "--request-id", "up-1", "-q"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(Line(again.out), Line(first.out));
+  CommandResult datasets = Ctl({"dataset", "list", "-q"});
+  ASSERT_EQ(datasets.exit_code, 0) << datasets.err;
+  EXPECT_EQ(Line(datasets.out), Line(first.out)) << "one dataset stored";
+  // The same id for other bytes is refused, not answered with the first dataset.
+  const std::string other = Write("other.csv", MoonsCsv(400, 4));
+  CommandResult clash = Ctl({"dataset", "upload", other, "--request-id", "up-1"});
+  EXPECT_EXIT_CODE(clash, 2);
+  EXPECT_TRUE(absl::StrContains(clash.err, "up-1")) << clash.err;
+  // Without --request-id every run is a new request.
+  CommandResult fresh = Ctl({"dataset", "upload", data, "-q"});
+  ASSERT_EQ(fresh.exit_code, 0) << fresh.err;
+  EXPECT_NE(Line(fresh.out), Line(first.out));
+
+  const std::string job = Write("job.json", kJob);
+  const std::string dataset = Line(first.out);
+  CommandResult submitted = Ctl({"train", job, "--dataset", dataset, "--request-id", "job-1", "-q"});
+  ASSERT_EQ(submitted.exit_code, 0) << submitted.err;
+  CommandResult resubmitted =
+      Ctl({"train", job, "--dataset", dataset, "--request-id", "job-1", "-q"});
+  ASSERT_EQ(resubmitted.exit_code, 0) << resubmitted.err;
+  EXPECT_EQ(Line(resubmitted.out), Line(submitted.out));
+  CommandResult jobs = Ctl({"jobs", "list", "-q"});
+  ASSERT_EQ(jobs.exit_code, 0) << jobs.err;
+  EXPECT_EQ(Line(jobs.out), Line(submitted.out)) << "one job enqueued";
+}
+
+TEST_F(AgtctlE2eTest, ALostAnswerIsRetriedAndTheFailureNamesTheRequestId) {
+  // Nothing listens on this port: every attempt is UNAVAILABLE.
+  target_ = "127.0.0.1:1";
+  const std::string data = Write("moons.csv", MoonsCsv(50, 3));
+  const auto start = std::chrono::steady_clock::now();
+  CommandResult upload =
+      Ctl({"dataset", "upload", data, "--request-id", "lost-7", "--retries", "2"});
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EXIT_CODE(upload, 1);
+  EXPECT_TRUE(absl::StrContains(upload.err, "rerun with --request-id lost-7")) << upload.err;
+  EXPECT_GE(seconds, 1.4) << "two retries wait 0.5 s and 1 s";
+  EXPECT_EXIT_CODE(Ctl({"dataset", "upload", data, "--retries", "11"}), 2);
+}
+
 TEST_F(AgtctlE2eTest, UnknownIdsExitThreeAndRejectedRequestsExitTwo) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   const std::string queries = Write("q.csv", "1,2\n");
