@@ -19,6 +19,7 @@
 #include "absl/strings/str_join.h"
 #include "core/common/decimal.h"
 #include "server/auth/tokens.h"
+#include "server/domain/admission.h"
 #include "server/service/server.h"
 
 namespace {
@@ -39,6 +40,16 @@ Serving:
                          datasets, jobs, checkpoints and models; nothing is kept
                          only in memory.
   --workers N            Jobs trained at the same time (1..64, default 1).
+  --max-job-memory SIZE  Largest estimated peak memory of one job: bytes, or
+                         with K, M, G, T (decimal) or KiB, MiB, GiB, TiB.
+                         Default: 75% of the machine's memory (MemTotal, or the
+                         cgroup limit when lower) divided by --workers. A job
+                         whose estimate (aggregators, passes, parameter state,
+                         dataset) exceeds it, or whose checkpoint exceeds
+                         SQLite's blob limit, is refused with
+                         RESOURCE_EXHAUSTED naming both figures.
+  --max-jobs-per-tenant N  QUEUED + RUNNING jobs one tenant may have (default
+                         16, 0 = no limit); more are RESOURCE_EXHAUSTED.
   --threads-per-job N    Threads inside one job (default 0 = all cores); results
                          do not depend on it.
   --checkpoint-seconds S Checkpoint running jobs at least every S seconds
@@ -81,6 +92,11 @@ are served without credentials. SIGTERM or SIGINT shuts down cleanly: streams
 end, running jobs checkpoint and stay queued, exit status 0; they resume on the
 next start. Exit status 2: bad flags, unreadable files, database errors, or a
 non-loopback address without --tokens.
+
+Poison jobs: a job that fails inside (an allocation failure included) becomes
+FAILED with the reason and the server goes on. Jobs resume only after the
+server serves; a job that was running when the process died (not a clean
+SIGTERM stop) 3 times is marked FAILED instead of resumed.
 )";
 
 constexpr auto kShutdownGrace = std::chrono::seconds(5);
@@ -180,7 +196,9 @@ int Serve(const std::vector<std::string>& args) {
                                           "tokens",
                                           "tls-cert",
                                           "tls-key",
-                                          "privacy-budget"};
+                                          "privacy-budget",
+                                          "max-job-memory",
+                                          "max-jobs-per-tenant"};
   if (absl::Status s = ParseFlags(args, known, &flags); !s.ok()) {
     return UsageError(std::string(s.message()));
   }
@@ -199,7 +217,8 @@ int Serve(const std::vector<std::string>& args) {
         ParseNumber(flags, "checkpoint-seconds", &options.checkpoint_every_seconds),
         ParseNumber(flags, "checkpoint-steps", &options.checkpoint_every_steps),
         ParseNumber(flags, "max-dataset-mib", &max_dataset_mib),
-        ParseNumber(flags, "privacy-budget", &options.privacy_budget)}) {
+        ParseNumber(flags, "privacy-budget", &options.privacy_budget),
+        ParseNumber(flags, "max-jobs-per-tenant", &options.max_jobs_per_tenant)}) {
     if (!s.ok()) return UsageError(std::string(s.message()));
   }
   constexpr int64_t kMaxDatasetMib = 64 * 1024;
@@ -208,6 +227,11 @@ int Serve(const std::vector<std::string>& args) {
         absl::StrCat("--max-dataset-mib: ", max_dataset_mib, " must be 1..", kMaxDatasetMib));
   }
   options.max_dataset_bytes = max_dataset_mib << 20;
+  if (flags.count("max-job-memory")) {
+    absl::StatusOr<int64_t> bytes = agt::server::ParseByteSize(flags["max-job-memory"]);
+    if (!bytes.ok()) return UsageError(absl::StrCat("--max-job-memory: ", bytes.status().message()));
+    options.max_job_memory_bytes = *bytes;
+  }
 
   // Block the shutdown signals before any thread starts, so every thread
   // inherits the mask and only sigwait below receives them.

@@ -25,7 +25,14 @@ void ThreadPool::RunTasks(int worker) {
       if (next_task_ >= num_tasks_) return;
       task = next_task_++;
     }
-    (*fn_)(task, worker);
+    try {
+      (*fn_)(task, worker);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!error_) error_ = std::current_exception();
+      next_task_ = num_tasks_;  // hand out nothing more
+      return;
+    }
   }
 }
 
@@ -64,6 +71,11 @@ void ThreadPool::ParallelFor(size_t num_tasks, const std::function<void(size_t, 
   std::unique_lock<std::mutex> lock(mu_);
   done_.wait(lock, [&] { return busy_ == 0; });
   fn_ = nullptr;
+  if (error_) {
+    std::exception_ptr error = std::move(error_);
+    error_ = nullptr;
+    std::rethrow_exception(error);
+  }
 }
 
 }  // namespace agt

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <exception>
+#include <new>
 #include <thread>
 #include <utility>
 
@@ -140,15 +142,22 @@ absl::Status JobRunner::Start() {
     return absl::InvalidArgumentError(absl::StrCat("checkpoint_every_seconds: must be > 0, got ",
                                                    options_.checkpoint_every_seconds));
   }
-  if (options_.checkpoint_every_steps < 0 || options_.threads_per_job < 0) {
-    return absl::InvalidArgumentError("checkpoint_every_steps and threads_per_job must be >= 0");
+  if (options_.checkpoint_every_steps < 0 || options_.threads_per_job < 0 ||
+      options_.max_crashes < 0) {
+    return absl::InvalidArgumentError(
+        "checkpoint_every_steps, threads_per_job and max_crashes must be >= 0");
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (started_ || stopped_) {
     return absl::FailedPreconditionError("the job runner was already started");
   }
-  absl::StatusOr<int> requeued = store_->RequeueRunningJobs();
-  if (!requeued.ok()) return requeued.status();
+  absl::StatusOr<JobRecovery> recovered = store_->RecoverAbandonedJobs(options_.max_crashes);
+  if (!recovered.ok()) return recovered.status();
+  if (recovered->failed > 0) {
+    LogError(absl::StrCat(recovered->failed, " job(s) were running in more than ",
+                          options_.max_crashes,
+                          " server crashes and were marked FAILED instead of resumed"));
+  }
   started_ = true;
   for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
   return absl::OkStatus();
@@ -301,6 +310,34 @@ void JobRunner::WorkerLoop() {
 }
 
 void JobRunner::RunJob(JobRecord job) {
+  const std::string id = job.id, tenant = job.tenant;
+  std::string why;
+  std::string phase = "starting";
+  try {
+    TrainJob(std::move(job), &phase);
+    return;
+  } catch (const std::bad_alloc&) {
+    why = absl::StrCat(
+        "out of memory: an allocation failed while ", phase,
+        " (std::bad_alloc); the job needs more memory than the server could give it: resubmit "
+        "with smaller settings (fewer or smaller budgets, a smaller batch or model)");
+  } catch (const std::exception& e) {
+    why = absl::StrCat("the job failed with an exception while ", phase, ": ", e.what());
+  } catch (...) {
+    why = absl::StrCat("the job failed with an unknown exception while ", phase);
+  }
+  // TrainJob's memory is released by now.
+  LogError(absl::StrCat("job ", id, ": ", why));
+  if (absl::Status s = RetryWhileBusy(absl::StrCat("job ", id, ": FailJob"),
+                                      [&] { return store_->FailJob(id, why); });
+      !s.ok()) {
+    LogError(absl::StrCat("job ", id, ": FailJob: ", s.ToString()));
+  }
+  absl::StatusOr<JobRecord> now = store_->GetJob(tenant, id);
+  if (now.ok()) Publish(*now);
+}
+
+void JobRunner::TrainJob(JobRecord job, std::string* phase) {
   auto running = std::make_shared<RunningJob>();
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -346,13 +383,20 @@ void JobRunner::RunJob(JobRecord job) {
   }
   absl::StatusOr<ResolvedJob> resolved = ResolveJobSpec(spec, *dataset);
   if (!resolved.ok()) return fail(absl::StrCat("invalid spec: ", resolved.status().message()));
+  if (absl::StatusOr<JobEstimate> admitted = AdmitJob(*resolved, *dataset, job_limits());
+      !admitted.ok()) {
+    return fail(std::string(admitted.status().message()));
+  }
+  *phase = "loading the dataset";
   absl::StatusOr<agt::Dataset> data = store_->LoadDatasetData(job.tenant, job.dataset_id);
   if (!data.ok()) {
     return fail(absl::StrCat("dataset ", job.dataset_id, ": ", data.status().message()));
   }
   if (resolved->polynomial_degree > 1) {
+    *phase = "expanding the polynomial features";
     data->x = agt::PolynomialFeatures(data->x, resolved->polynomial_degree);
   }
+  *phase = "setting up the trainer (aggregators, parameter boxes)";
   agt::TrainConfig config = resolved->config;
   config.threads = options_.threads_per_job;
   const agt::Vector init = agt::InitParameters(config.model, spec.seed());
@@ -397,6 +441,7 @@ void JobRunner::RunJob(JobRecord job) {
   int64_t last_checkpoint_step = trainer.state().step;
 
   auto save_checkpoint = [&]() -> absl::Status {
+    *phase = absl::StrCat("saving the checkpoint at iteration ", trainer.state().step);
     absl::Status s = store_->SaveCheckpoint(job.id, trainer.state(), progress);
     last_checkpoint = Clock::now();
     last_progress = last_checkpoint;
@@ -415,6 +460,7 @@ void JobRunner::RunJob(JobRecord job) {
       }
       return;
     }
+    *phase = absl::StrCat("training step ", trainer.state().step + 1);
     absl::StatusOr<agt::ProgressEvent> ev = trainer.Step();
     if (!ev.ok()) {
       return fail(absl::StrCat("training failed at iteration ", trainer.state().step + 1, ": ",
@@ -457,6 +503,7 @@ void JobRunner::RunJob(JobRecord job) {
     }
   }
 
+  *phase = "storing the model";
   const agt::TrainState& state = trainer.state();
   ModelRecord model;
   model.tenant = job.tenant;

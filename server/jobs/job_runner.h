@@ -13,7 +13,14 @@
 //
 // Failure: any error while running a job (stored spec or dataset unreadable,
 // spec invalid, bounds diverged, the model cannot be stored) marks it FAILED
-// with a message naming the cause; the worker goes on with the next job. A
+// with a message naming the cause; the worker goes on with the next job.
+// Poison-job guard: so does an exception escaping the job's training
+// (std::bad_alloc when the job cannot get its memory, or any other; also from
+// the trainer's own threads), so one job never takes the process down; a job
+// the admission check (domain/admission.h) refuses under the runner's limits
+// when it is claimed is FAILED without being trained; and a job that was
+// RUNNING in more than max_crashes process deaths is FAILED at Start()
+// instead of resumed (Store::RecoverAbandonedJobs). A
 // periodic checkpoint that cannot be written is logged and retried at the
 // next interval (training goes on), and storing the model is retried while
 // the database is busy (another process holding its write lock).
@@ -36,6 +43,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "server/domain/admission.h"
 #include "server/store/store.h"
 
 namespace agt::server {
@@ -55,6 +63,13 @@ struct JobRunnerOptions {
   double progress_every_seconds = 0.2;
   // How often an idle worker polls the queue when nobody calls Wake().
   double idle_poll_seconds = 1.0;
+  // Start(): a job RUNNING in more than this many process deaths is FAILED
+  // instead of resumed (>= 0).
+  int max_crashes = 2;
+  // Checked again when a job is claimed (the server may have been restarted
+  // with smaller limits since it was queued); threads_per_job is taken from
+  // above. Default: no memory limit.
+  JobLimits limits;
 };
 
 // A stream of snapshots of one job for one watcher. The first snapshot is
@@ -104,8 +119,10 @@ class JobRunner {
   JobRunner(const JobRunner&) = delete;
   JobRunner& operator=(const JobRunner&) = delete;
 
-  // Store::RequeueRunningJobs (jobs of a previous process go back to the
-  // queue, keeping their checkpoints), then starts the workers. Fails
+  // Store::RecoverAbandonedJobs (jobs of a previous process go back to the
+  // queue, keeping their checkpoints, unless they crashed it too often),
+  // then starts the workers. A server calls it once it serves RPCs, so that
+  // a job that would crash it can still be seen and cancelled. Fails
   // (InvalidArgument) on bad options, (FailedPrecondition) if called twice,
   // or with the store's error.
   absl::Status Start();
@@ -138,11 +155,24 @@ class JobRunner {
   // Jobs being trained right now (for tests and diagnostics).
   int running_jobs() const;
 
+  // The admission limits this runner trains under (threads_per_job filled
+  // in), for services that enqueue jobs: AdmitJob(resolved, dataset,
+  // runner->job_limits()) before InsertJob refuses up front what the runner
+  // would fail at claim.
+  JobLimits job_limits() const {
+    JobLimits limits = options_.limits;
+    limits.threads_per_job = options_.threads_per_job;
+    return limits;
+  }
+
  private:
   struct RunningJob;
 
   void WorkerLoop();
+  // TrainJob behind the poison-job guard (exceptions mark the job FAILED).
   void RunJob(JobRecord job);
+  // *phase says what it is doing, for the guard's message.
+  void TrainJob(JobRecord job, std::string* phase);
   // Publishes a snapshot to the job's watchers; a final snapshot also
   // removes them.
   void Publish(const JobRecord& snapshot);

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/auth/listen_address.h"
 #include "server/auth/tls_files.h"
+#include "server/domain/admission.h"
 
 namespace agt::server {
 namespace {
@@ -45,6 +46,13 @@ absl::Status CheckOptions(const ServerOptions& options) {
   if (!(options.privacy_budget >= 0) || !std::isfinite(options.privacy_budget)) {
     return absl::InvalidArgumentError(absl::StrCat("--privacy-budget: ", options.privacy_budget,
                                                    " must be a finite epsilon >= 0"));
+  }
+  if (options.max_job_memory_bytes < 0) {
+    return absl::InvalidArgumentError("--max-job-memory: must be > 0");
+  }
+  if (options.max_jobs_per_tenant < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max-jobs-per-tenant: ", options.max_jobs_per_tenant, " must be >= 0 (0 = no limit)"));
   }
   if (options.model_cache_size < 1) {
     return absl::InvalidArgumentError("model cache size must be at least 1");
@@ -96,16 +104,33 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
   runner_options.threads_per_job = options.threads_per_job;
   runner_options.checkpoint_every_seconds = options.checkpoint_every_seconds;
   runner_options.checkpoint_every_steps = options.checkpoint_every_steps;
+  JobAdmission admission;
+  admission.max_jobs_per_tenant = options.max_jobs_per_tenant;
+  admission.limits.threads_per_job = options.threads_per_job;
+  admission.limits.max_blob_bytes = server->store_->MaxBlobBytes();
+  if (options.max_job_memory_bytes > 0) {
+    admission.limits.max_job_memory_bytes = options.max_job_memory_bytes;
+  } else {
+    absl::StatusOr<int64_t> machine = MachineMemoryBytes();
+    if (!machine.ok()) {
+      return absl::Status(machine.status().code(),
+                          absl::StrCat("--max-job-memory: no default: ", machine.status().message(),
+                                       "; give the flag"));
+    }
+    admission.limits.max_job_memory_bytes = DefaultMaxJobMemory(
+        *machine, options.workers, &admission.limits.max_job_memory_source);
+  }
+  runner_options.limits = admission.limits;
+  // Started once the server serves (below).
   server->runner_ = std::make_unique<JobRunner>(server->store_.get(), runner_options);
-  if (absl::Status s = server->runner_->Start(); !s.ok()) return s;
 
   server->cache_ = std::make_unique<ModelCache>(options.model_cache_size);
   UploadLimits limits;
   limits.max_total_bytes = options.max_dataset_bytes;
   server->datasets_ =
       std::make_unique<DatasetServiceImpl>(server->store_.get(), &server->auth_, limits);
-  server->training_ = std::make_unique<TrainingServiceImpl>(server->store_.get(),
-                                                            server->runner_.get(), &server->auth_);
+  server->training_ = std::make_unique<TrainingServiceImpl>(
+      server->store_.get(), server->runner_.get(), &server->auth_, admission);
   server->models_ = std::make_unique<ModelServiceImpl>(server->store_.get(), server->cache_.get(),
                                                        &server->auth_);
   server->unlearning_ = std::make_unique<UnlearningServiceImpl>(
@@ -150,6 +175,8 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
   }
   server->port_ = bound_port;
   server->address_ = listen->WithPort(bound_port);
+  // Jobs resume only now that RPCs are served (poison-job guard).
+  if (absl::Status s = server->runner_->Start(); !s.ok()) return s;
   return server;
 }
 

@@ -5,9 +5,11 @@
 //
 // Startup order: tokens (and the loopback rule of local mode), TLS files,
 // the database lock (one server per database, database_lock.h), store
-// (migrations), job runner (RUNNING jobs of a dead process go back to
-// the queue), then the gRPC server binds. Any failure undoes what was
-// started and returns an error naming the flag or file.
+// (migrations), then the gRPC server binds and serves, and only then the
+// job runner starts (RUNNING jobs of a dead process go back to the queue,
+// or are FAILED after too many crashes): a job that would crash the process
+// can still be seen and cancelled. Any failure undoes what was started and
+// returns an error naming the flag or file.
 //
 // Shutdown order: health goes NOT_SERVING and WatchJob streams end
 // (UNAVAILABLE); calls in flight get up to `grace` to finish, then the gRPC
@@ -63,6 +65,11 @@ struct ServerOptions {
   size_t model_cache_size = 32;
   // Total epsilon per (client, model) for private predictions; finite, >= 0.
   double privacy_budget = 10.0;
+  // Admission of jobs (domain/admission.h): the largest estimated peak memory
+  // of one job (0 = the default, DefaultMaxJobMemory of the machine's memory
+  // and `workers`), and QUEUED + RUNNING jobs per tenant (0 = no limit).
+  int64_t max_job_memory_bytes = 0;
+  int max_jobs_per_tenant = 16;
 };
 
 class AgtServer {

@@ -1,5 +1,8 @@
 #include "server/service/training_service.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
 #include <optional>
 #include <utility>
 
@@ -7,6 +10,7 @@
 #include "server/domain/model_convert.h"
 #include "server/service/request_checks.h"
 #include "server/service/status_mapping.h"
+#include "server/store/blob.h"
 
 namespace agt::server {
 namespace {
@@ -37,10 +41,39 @@ absl::StatusOr<agt::v1::Job> TrainingServiceImpl::Submit(
   if (absl::Status s = CheckId(spec.dataset_id(), "spec.dataset_id"); !s.ok()) return s;
   // Shape first: a malformed spec is reported even when its dataset is unknown.
   if (absl::Status s = ValidateJobSpecShape(spec); !s.ok()) return s;
+  JobInsertOptions insert;
+  insert.max_active_jobs_per_tenant = admission_.max_jobs_per_tenant;
+  if (!request.request_id().empty()) {
+    if (absl::Status s = ValidateRequestId(request.request_id()); !s.ok()) return s;
+    agt::v1::SubmitTrainingJobRequest content = request;
+    content.clear_request_id();
+    std::string bytes;
+    {
+      google::protobuf::io::StringOutputStream out(&bytes);
+      google::protobuf::io::CodedOutputStream coded(&out);
+      coded.SetSerializationDeterministic(true);
+      content.SerializeToCodedStream(&coded);
+    }
+    insert.request_id = request.request_id();
+    insert.request_fingerprint = Sha256Hex(bytes);
+    // Fast path for a retry: the first job, whatever the limits say now.
+    absl::StatusOr<std::optional<std::string>> first = store_->FindRequest(
+        caller.tenant, RequestKind::kSubmitJob,
+        RequestTag{insert.request_id, insert.request_fingerprint});
+    if (!first.ok()) return first.status();
+    if (first->has_value()) {
+      absl::StatusOr<JobRecord> job = store_->GetJob(caller.tenant, **first);
+      if (!job.ok()) return job.status();
+      return JobToProto(*job);
+    }
+  }
   absl::StatusOr<DatasetRecord> dataset = store_->GetDataset(caller.tenant, spec.dataset_id());
   if (!dataset.ok()) return dataset.status();
-  if (absl::StatusOr<ResolvedJob> resolved = ResolveJobSpec(spec, *dataset); !resolved.ok()) {
-    return resolved.status();
+  absl::StatusOr<ResolvedJob> resolved = ResolveJobSpec(spec, *dataset);
+  if (!resolved.ok()) return resolved.status();
+  if (absl::StatusOr<JobEstimate> admitted = AdmitJob(*resolved, *dataset, admission_.limits);
+      !admitted.ok()) {
+    return admitted.status();
   }
   JobRecord record;
   record.tenant = caller.tenant;
@@ -51,7 +84,7 @@ absl::StatusOr<agt::v1::Job> TrainingServiceImpl::Submit(
   agt::v1::TrainingJobSpec stored_spec = spec;
   UpgradeLegacyBoundMethod(&stored_spec);
   record.spec = stored_spec.SerializeAsString();
-  absl::StatusOr<JobRecord> stored = store_->InsertJob(std::move(record));
+  absl::StatusOr<JobRecord> stored = store_->InsertJob(std::move(record), insert);
   if (!stored.ok()) return stored.status();
   runner_->Wake();
   return JobToProto(*stored);

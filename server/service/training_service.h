@@ -1,7 +1,12 @@
 // agt.v1.TrainingService: submit, get, list, cancel and watch training jobs
 // of the caller's tenant. A thin adapter: authenticate and authorize
 // (CallAuth), validate (domain/job_spec.h resolves the spec against its
-// dataset before anything is queued), then the Store and the JobRunner.
+// dataset before anything is queued), admit (domain/admission.h: the job's
+// estimated memory and checkpoint against the server's limits, and the
+// tenant's QUEUED + RUNNING jobs against its limit, RESOURCE_EXHAUSTED), then
+// the Store and the JobRunner. A request_id makes a submission idempotent:
+// a retry gets the first job back (checked before admission, so a retry is
+// answered even when the tenant is at its limit).
 //
 // WatchJob streams JobEvents from a JobWatch until the job reaches a final
 // state (then OK). It ends early with CANCELLED when the client goes away
@@ -16,18 +21,27 @@
 
 #include <atomic>
 #include <chrono>
+#include <utility>
 
 #include "agt/v1/training.grpc.pb.h"
+#include "server/domain/admission.h"
 #include "server/jobs/job_runner.h"
 #include "server/service/call_auth.h"
 #include "server/store/store.h"
 
 namespace agt::server {
 
+// The server's admission limits for submitted jobs.
+struct JobAdmission {
+  JobLimits limits;
+  int max_jobs_per_tenant = 0;  // QUEUED + RUNNING; 0 = no limit
+};
+
 class TrainingServiceImpl final : public agt::v1::TrainingService::Service {
  public:
-  TrainingServiceImpl(Store* store, JobRunner* runner, const CallAuth* auth)
-      : store_(store), runner_(runner), auth_(auth) {}
+  TrainingServiceImpl(Store* store, JobRunner* runner, const CallAuth* auth,
+                      JobAdmission admission = {})
+      : store_(store), runner_(runner), auth_(auth), admission_(std::move(admission)) {}
 
   grpc::Status SubmitTrainingJob(grpc::ServerContext* context,
                                  const agt::v1::SubmitTrainingJobRequest* request,
@@ -58,6 +72,7 @@ class TrainingServiceImpl final : public agt::v1::TrainingService::Service {
   Store* const store_;
   JobRunner* const runner_;
   const CallAuth* const auth_;
+  const JobAdmission admission_;
   std::atomic<bool> shutting_down_{false};
 };
 

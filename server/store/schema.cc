@@ -214,7 +214,12 @@ CREATE INDEX requests_by_age ON requests (created_ms);
     // dataset; job crash counts; unlearning batches): each is filled in by
     // its part. An empty step only bumps user_version.
     {6, ""},
-    {7, ""},
+    // Poison-job guard (issue 17): how many times a job was RUNNING when the
+    // server process died (RecoverAbandonedJobs counts at startup; a graceful
+    // stop does not). Past the limit the job is FAILED instead of resumed.
+    {7, R"sql(
+ALTER TABLE jobs ADD COLUMN crash_count INTEGER NOT NULL DEFAULT 0 CHECK (crash_count >= 0);
+)sql"},
     {8, ""},
 };
 

@@ -1,5 +1,7 @@
 #include "server/store/store.h"
 
+#include <sqlite3.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -183,7 +185,7 @@ DatasetRecord ReadDataset(const Statement& st, int64_t* seq) {
 constexpr char kJobColumns[] =
     "seq, id, tenant, dataset_id, name, spec, state, iteration, total_iterations, epoch, "
     "nominal_loss, total_width, eta_seconds, error, model_id, dropped_rows_per_epoch, "
-    "cancel_requested, created_ms, started_ms, finished_ms";
+    "cancel_requested, created_ms, started_ms, finished_ms, crash_count";
 
 absl::StatusOr<JobRecord> ReadJob(const Statement& st, int64_t* seq) {
   *seq = st.ColumnInt64(0);
@@ -215,6 +217,7 @@ absl::StatusOr<JobRecord> ReadJob(const Statement& st, int64_t* seq) {
   j.created_ms = st.ColumnInt64(17);
   j.started_ms = st.ColumnInt64(18);
   j.finished_ms = st.ColumnInt64(19);
+  j.crash_count = static_cast<int>(st.ColumnInt64(20));
   return j;
 }
 
@@ -693,7 +696,9 @@ absl::Status Store::DeleteDataset(const std::string& tenant, const std::string& 
 
 // ---- jobs
 
-absl::StatusOr<JobRecord> Store::InsertJob(JobRecord record) {
+absl::StatusOr<JobRecord> Store::InsertJob(JobRecord record, const JobInsertOptions& options) {
+  STORE_RETURN_IF_ERROR(ValidateRequestId(options.request_id));
+  const RequestTag tag{options.request_id, options.request_fingerprint};
   STORE_ASSIGN_OR_RETURN(record.id, NewRandomId(kJobIdPrefix));
   record.state = JobState::kQueued;
   record.created_ms = NowMs();
@@ -702,10 +707,35 @@ absl::StatusOr<JobRecord> Store::InsertJob(JobRecord record) {
   record.model_id.clear();
   record.error.clear();
   record.cancel_requested = false;
+  record.crash_count = 0;
 
   std::lock_guard<std::mutex> lock(impl_->mu);
   SqliteDb& db = *impl_->db;
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
+  // A retry: the first submission's job, as it is now; nothing is inserted.
+  STORE_ASSIGN_OR_RETURN(const std::optional<std::string> first,
+                         impl_->FindRequest(record.tenant, RequestKind::kSubmitJob, tag));
+  if (first.has_value()) {
+    STORE_ASSIGN_OR_RETURN(JobRecord job, impl_->LoadJob(*first, &record.tenant));
+    STORE_RETURN_IF_ERROR(txn.Commit());
+    return job;
+  }
+  if (options.max_active_jobs_per_tenant > 0) {
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db.Prepare("SELECT count(*) FROM jobs WHERE tenant = ?1 AND state IN (?2, ?3)"));
+    st.BindText(1, record.tenant)
+        .BindInt64(2, static_cast<int>(JobState::kQueued))
+        .BindInt64(3, static_cast<int>(JobState::kRunning));
+    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+    const int64_t active = row ? st.ColumnInt64(0) : 0;
+    if (active >= options.max_active_jobs_per_tenant) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "tenant ", Quoted(record.tenant), " has ", active,
+          " QUEUED or RUNNING jobs; the server's --max-jobs-per-tenant is ",
+          options.max_active_jobs_per_tenant, ": wait for one to finish or cancel one"));
+    }
+  }
   {
     // In the same transaction as the insert, so a concurrent DeleteDataset
     // either sees this job or has already removed the dataset.
@@ -734,6 +764,7 @@ absl::StatusOr<JobRecord> Store::InsertJob(JobRecord record) {
         .BindInt64(14, record.created_ms);
     STORE_RETURN_IF_ERROR(st.Run());
   }
+  STORE_RETURN_IF_ERROR(impl_->SaveRequest(record.tenant, RequestKind::kSubmitJob, tag, record.id));
   STORE_RETURN_IF_ERROR(txn.Commit());
   return record;
 }
@@ -964,6 +995,63 @@ absl::StatusOr<int> Store::RequeueRunningJobs() {
   }
   STORE_RETURN_IF_ERROR(txn.Commit());
   return static_cast<int>(count);
+}
+
+absl::StatusOr<JobRecovery> Store::RecoverAbandonedJobs(int max_crashes) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqliteDb& db = *impl_->db;
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
+  JobRecovery recovery;
+  {
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db.Prepare("UPDATE jobs SET crash_count = crash_count + 1 WHERE state = ?1"));
+    st.BindInt64(1, static_cast<int>(JobState::kRunning));
+    STORE_RETURN_IF_ERROR(st.Run());
+  }
+  std::vector<std::pair<std::string, int64_t>> poison;
+  {
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db.Prepare("SELECT id, crash_count FROM jobs WHERE state = ?1 AND crash_count > ?2"));
+    st.BindInt64(1, static_cast<int>(JobState::kRunning)).BindInt64(2, max_crashes);
+    while (true) {
+      STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+      if (!row) break;
+      poison.emplace_back(st.ColumnText(0), st.ColumnInt64(1));
+    }
+  }
+  const int64_t now = NowMs();
+  for (const auto& [id, crashes] : poison) {
+    {
+      STORE_ASSIGN_OR_RETURN(
+          Statement st,
+          db.Prepare("UPDATE jobs SET state = ?1, finished_ms = ?2, error = ?3 WHERE id = ?4"));
+      st.BindInt64(1, static_cast<int>(JobState::kFailed))
+          .BindInt64(2, now)
+          .BindText(3, absl::StrCat("crashed the server ", crashes,
+                                    " times (it was running each time the server process died); "
+                                    "not resumed: resubmit with smaller settings"))
+          .BindText(4, id);
+      STORE_RETURN_IF_ERROR(st.Run());
+    }
+    STORE_RETURN_IF_ERROR(impl_->DeleteCheckpoint(id));
+  }
+  recovery.failed = static_cast<int>(poison.size());
+  {
+    STORE_ASSIGN_OR_RETURN(Statement st, db.Prepare("UPDATE jobs SET state = ?1 WHERE state = ?2"));
+    st.BindInt64(1, static_cast<int>(JobState::kQueued))
+        .BindInt64(2, static_cast<int>(JobState::kRunning));
+    STORE_RETURN_IF_ERROR(st.Run());
+    recovery.requeued = static_cast<int>(db.Changes());
+  }
+  STORE_RETURN_IF_ERROR(txn.Commit());
+  return recovery;
+}
+
+int64_t Store::MaxBlobBytes() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return sqlite3_limit(impl_->db->handle(), SQLITE_LIMIT_LENGTH, -1);
 }
 
 // ---- models

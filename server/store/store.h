@@ -87,6 +87,25 @@ struct JobRecord {
   int64_t created_ms = 0;
   int64_t started_ms = 0;
   int64_t finished_ms = 0;
+  // Times the job was RUNNING when the server process died without stopping
+  // its jobs (counted by RecoverAbandonedJobs at the next start).
+  int crash_count = 0;
+};
+
+// Options of Store::InsertJob.
+struct JobInsertOptions {
+  // > 0: the tenant may have at most this many QUEUED or RUNNING jobs; one
+  // more is ResourceExhausted (checked in the insert's transaction).
+  int max_active_jobs_per_tenant = 0;
+  // Non-empty: the submission is idempotent (RequestKind::kSubmitJob).
+  std::string request_id;
+  std::string request_fingerprint;
+};
+
+// What RecoverAbandonedJobs did.
+struct JobRecovery {
+  int requeued = 0;  // back to QUEUED, resumed from their checkpoints
+  int failed = 0;    // FAILED: they were RUNNING in too many crashes
 };
 
 struct BoxRecord {
@@ -213,7 +232,14 @@ class Store {
   // (state, error, model_id, cancel_requested, started/finished are reset).
   // NotFound unless record.dataset_id is a dataset of record.tenant, checked in
   // the same transaction as the insert (so DeleteDataset cannot race it).
-  absl::StatusOr<JobRecord> InsertJob(JobRecord record);
+  //
+  // With options.request_id set, a retry is answered with the job the first
+  // submission created (its current record) and nothing is inserted; the
+  // same id with another fingerprint is InvalidArgument. The answer is stored
+  // in the insert's transaction, so a crash leaves both or neither. The
+  // per-tenant limit (ResourceExhausted naming the count and the limit) is
+  // checked after the retry lookup: a retry is answered even at the limit.
+  absl::StatusOr<JobRecord> InsertJob(JobRecord record, const JobInsertOptions& options = {});
   absl::StatusOr<JobRecord> GetJob(const std::string& tenant, const std::string& id);
   // state == nullopt: all states.
   absl::StatusOr<Page<JobRecord>> ListJobs(const std::string& tenant, std::optional<JobState> state,
@@ -255,7 +281,18 @@ class Store {
   absl::StatusOr<bool> IsCancelRequested(const std::string& job_id);
   // At startup: every RUNNING job (its worker died with the last process)
   // goes back to QUEUED, keeping its checkpoint. Returns how many.
+  // Used by a graceful stop (the runner checkpointed its jobs); counts no
+  // crash.
   absl::StatusOr<int> RequeueRunningJobs();
+  // At startup (poison-job guard): every RUNNING job was abandoned by a
+  // process that died; its crash_count goes up by one, and a job whose count
+  // now exceeds `max_crashes` becomes FAILED ("crashed the server N times;
+  // resubmit with smaller settings", checkpoint dropped) instead of going
+  // back to QUEUED. One transaction.
+  absl::StatusOr<JobRecovery> RecoverAbandonedJobs(int max_crashes);
+  // The largest blob (or text) the database accepts, in bytes (SQLite's
+  // SQLITE_LIMIT_LENGTH); larger writes fail.
+  int64_t MaxBlobBytes();
 
   // ---- models
   // With its boxes, in budget order. DataLoss if a blob does not verify.

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <new>
 #include <vector>
 
 namespace agt {
@@ -44,6 +45,32 @@ TEST(ThreadPoolTest, TasksRunConcurrentlyOnSeveralWorkers) {
     inside.fetch_sub(1);
   });
   EXPECT_EQ(most.load(), 2);
+}
+
+// The poison-job guard depends on it: an allocation failure inside a task,
+// on whichever thread ran it, reaches the caller as the exception (not
+// std::terminate), and the pool serves the next loop.
+TEST(ThreadPoolTest, AnExceptionInATaskIsRethrownInTheCallerAndThePoolStaysUsable) {
+  for (int threads : {1, 2, 4}) {
+    ThreadPool pool(threads);
+    for (size_t failing : {0u, 1u, 63u}) {
+      std::atomic<int> ran{0};
+      bool caught = false;
+      try {
+        pool.ParallelFor(64, [&](size_t task, int) {
+          ran.fetch_add(1);
+          if (task == failing) throw std::bad_alloc();
+        });
+      } catch (const std::bad_alloc&) {
+        caught = true;
+      }
+      EXPECT_TRUE(caught) << threads << " threads, task " << failing;
+      EXPECT_GE(ran.load(), 1);
+      std::vector<std::atomic<int>> runs(100);
+      pool.ParallelFor(100, [&](size_t task, int) { runs[task].fetch_add(1); });
+      for (size_t t = 0; t < runs.size(); ++t) ASSERT_EQ(runs[t].load(), 1) << threads;
+    }
+  }
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -110,6 +111,10 @@ class ServerProcess {
     if (pipe(out_pipe) != 0) return false;
     pid_ = fork();
     if (pid_ == 0) {
+      if (address_space_limit_ > 0) {
+        const rlimit limit{address_space_limit_, address_space_limit_};
+        setrlimit(RLIMIT_AS, &limit);
+      }
       dup2(out_pipe[1], STDOUT_FILENO);
       const int err = open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       if (err >= 0) dup2(err, STDERR_FILENO);
@@ -144,6 +149,9 @@ class ServerProcess {
 
   const std::string& address() const { return address_; }
   pid_t pid() const { return pid_; }
+  // For the next Start: the child's RLIMIT_AS (0 = inherit), so that an
+  // allocation past it really fails (std::bad_alloc) in the server.
+  void set_address_space_limit(rlim_t bytes) { address_space_limit_ = bytes; }
   std::string Stderr() const { return ReadFileText(stderr_path_); }
 
   // Sends `sig` and waits (bounded) for the exit; returns the exit status,
@@ -193,6 +201,7 @@ class ServerProcess {
   }
 
   pid_t pid_ = -1;
+  rlim_t address_space_limit_ = 0;
   int stdout_fd_ = -1;
   std::string buffer_;
   std::string address_;

@@ -990,6 +990,94 @@ TEST_F(StoreTest, RequeueSendsRunningJobsBackWithTheirCheckpoints) {
   EXPECT_EQ(*requeued, 3);
 }
 
+// Poison-job guard: RecoverAbandonedJobs counts a crash for every RUNNING
+// job; the third makes it FAILED (checkpoint dropped); a graceful requeue
+// counts nothing; jobs not running are not counted.
+TEST_F(StoreTest, AJobRunningInThreeCrashesIsFailedAndCleanRequeuesDoNotCount) {
+  const DatasetRecord d = AddDataset("t");
+  const JobRecord poison = AddJob("t", d.id, "poison");
+  const JobRecord queued = AddJob("t", d.id, "queued");
+  for (int crash = 1; crash <= 3; ++crash) {
+    ClaimExpecting(poison);
+    ASSERT_TRUE(store_->SaveCheckpoint(poison.id, MakeState(crash, 13, 2), MakeProgress(crash)).ok());
+    if (crash == 2) {  // a clean stop and restart in between
+      ASSERT_TRUE(store_->RequeueRunningJobs().ok());
+      ClaimExpecting(poison);
+    }
+    Reopen();
+    absl::StatusOr<JobRecovery> recovered = store_->RecoverAbandonedJobs(2);
+    ASSERT_TRUE(recovered.ok()) << recovered.status();
+    absl::StatusOr<JobRecord> now = store_->GetJob("t", poison.id);
+    ASSERT_TRUE(now.ok());
+    EXPECT_EQ(now->crash_count, crash);
+    if (crash < 3) {
+      EXPECT_EQ(recovered->requeued, 1);
+      EXPECT_EQ(recovered->failed, 0);
+      EXPECT_EQ(now->state, JobState::kQueued);
+    } else {
+      EXPECT_EQ(recovered->requeued, 0);
+      EXPECT_EQ(recovered->failed, 1);
+      EXPECT_EQ(now->state, JobState::kFailed);
+      EXPECT_TRUE(absl::StrContains(now->error, "crashed the server 3 times")) << now->error;
+      EXPECT_GT(now->finished_ms, 0);
+      absl::StatusOr<std::optional<agt::TrainState>> cp = store_->LoadCheckpoint(poison.id);
+      ASSERT_TRUE(cp.ok());
+      EXPECT_FALSE(cp->has_value());
+    }
+  }
+  absl::StatusOr<JobRecord> other = store_->GetJob("t", queued.id);
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(other->crash_count, 0);
+  EXPECT_EQ(other->state, JobState::kQueued);
+  ClaimExpecting(queued);  // the failed job is not claimed again
+}
+
+TEST_F(StoreTest, InsertJobWithARequestIdInsertsOnceAndTheTenantLimitCountsActiveJobs) {
+  const DatasetRecord d = AddDataset("t");
+  const DatasetRecord e = AddDataset("u");
+  JobRecord j;
+  j.tenant = "t";
+  j.dataset_id = d.id;
+  j.name = "job";
+  j.spec = "spec";
+  JobInsertOptions options;
+  options.max_active_jobs_per_tenant = 2;
+  options.request_id = "r-1";
+  options.request_fingerprint = "f1";
+  absl::StatusOr<JobRecord> first = store_->InsertJob(j, options);
+  ASSERT_TRUE(first.ok()) << first.status();
+  absl::StatusOr<JobRecord> retry = store_->InsertJob(j, options);
+  ASSERT_TRUE(retry.ok()) << retry.status();
+  EXPECT_EQ(retry->id, first->id);
+  options.request_fingerprint = "f2";
+  EXPECT_EQ(store_->InsertJob(j, options).status().code(), absl::StatusCode::kInvalidArgument);
+  options.request_id = "bad id";
+  EXPECT_EQ(store_->InsertJob(j, options).status().code(), absl::StatusCode::kInvalidArgument);
+
+  options.request_id = "r-2";
+  ASSERT_TRUE(store_->InsertJob(j, options).ok());
+  options.request_id = "r-3";
+  absl::StatusOr<JobRecord> third = store_->InsertJob(j, options);
+  EXPECT_EQ(third.status().code(), absl::StatusCode::kResourceExhausted) << third.status();
+  EXPECT_TRUE(absl::StrContains(third.status().message(), "--max-jobs-per-tenant is 2"))
+      << third.status();
+  // A retry at the limit is answered; another tenant has its own count.
+  options.request_id = "r-1";
+  options.request_fingerprint = "f1";
+  EXPECT_TRUE(store_->InsertJob(j, options).ok());
+  JobRecord other = j;
+  other.tenant = "u";
+  other.dataset_id = e.id;
+  EXPECT_TRUE(store_->InsertJob(other, options).ok());  // ids are per tenant
+  // A final job frees its place.
+  ASSERT_TRUE(store_->RequestCancel("t", first->id).ok());
+  options.request_id = "r-3";
+  EXPECT_TRUE(store_->InsertJob(j, options).ok());
+  absl::StatusOr<Page<JobRecord>> jobs = store_->ListJobs("t", std::nullopt, 0, "");
+  ASSERT_TRUE(jobs.ok());
+  EXPECT_EQ(jobs->items.size(), 3u);
+}
+
 // ---- models and CompleteJob
 
 TEST_F(StoreTest, ModelRoundTripIsBitExact) {
@@ -1200,6 +1288,7 @@ agt::v1::TrainingJobSpec SpecWithBounds(int bound_method, int interval_product) 
 void DowngradeToSchema3(const std::string& path) {
   RawDb raw(path);
   raw.Exec("DROP TABLE requests");  // schema 5
+  raw.Exec("ALTER TABLE jobs DROP COLUMN crash_count");  // schema 7
   raw.Exec("PRAGMA user_version = 3");
 }
 
