@@ -1,6 +1,7 @@
-// agtctl unlearn request|status|check: deletion requests against a model
-// trained under removal budgets, its unlearning status, and which
-// predictions are certified unchanged by the accepted deletions.
+// agtctl unlearn request|status|check|ledger|retrain: deletion requests
+// against a model trained under removal budgets, its unlearning status,
+// which predictions are certified unchanged by the accepted deletions, the
+// ledger, and the in-place retraining without the deleted rows.
 #include <cstdint>
 #include <limits>
 #include <ostream>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "client/agtctl/agtctl.h"
 #include "client/agtctl/output.h"
@@ -75,7 +77,9 @@ int Request(CommandContext& ctx) {
     PrintKeyValues(
         ctx.out(),
         {{"accepted", response->accepted() ? "yes" : "no"},
-         {"deletions", absl::StrCat(response->deletions(), " of max ", response->max_budget())},
+         {"deletions", absl::StrCat(response->deletions(), " (at most ",
+                                    response->max_deletions_per_batch(), " in one batch, max ",
+                                    response->max_budget(), ")")},
          {"newly accepted", absl::StrCat(response->newly_accepted())},
          {"duplicates", absl::StrCat(response->duplicates())},
          {"retraining", response->retraining_required() ? "required" : "not needed"},
@@ -104,7 +108,9 @@ int Status(CommandContext& ctx) {
   }
   KeyValues rows = {
       {"state", StateName(response->state())},
-      {"deletions", absl::StrCat(response->deletions(), " of max ", response->max_budget())},
+      {"deletions", absl::StrCat(response->deletions(), " (at most ",
+                                 response->max_deletions_per_batch(), " in one batch, max ",
+                                 response->max_budget(), ")")},
       {"audit certified", response->has_audit()
                               ? absl::StrCat(FormatNumber(response->audit_certified_fraction()),
                                              " of ", response->audit_rows(), " training rows")
@@ -152,7 +158,8 @@ int Check(CommandContext& ctx) {
   ctx.out() << table.Render() << "\n"
             << certified << "/" << response->points_size()
             << " predictions certified unchanged by d = " << response->deletions()
-            << " deletions (max N " << response->max_budget() << ")\n";
+            << " deletions, at most m = " << response->max_deletions_per_batch()
+            << " in one batch (max N " << response->max_budget() << ")\n";
   if (!response->guarantee().empty()) ctx.out() << "\n" << WrapText(response->guarantee(), 100);
   return kExitOk;
 }
@@ -176,15 +183,44 @@ int Ledger(CommandContext& ctx) {
     for (const auto& d : all.deletions()) ctx.out() << d.row_id() << "\n";
     return kExitOk;
   }
-  Table table({"ROW", "ACCEPTED", "REQUESTED BY", "REQUESTED"});
+  Table table({"ROW", "BATCH", "ACCEPTED", "REQUESTED BY", "REQUESTED"});
   int64_t accepted = 0;
   for (const auto& d : all.deletions()) {
     accepted += d.accepted();
-    table.AddRow({absl::StrCat(d.row_id()), d.accepted() ? "yes" : "no (past max N)",
-                  d.requested_by(), FormatTimestamp(d.requested())});
+    table.AddRow({absl::StrCat(d.row_id()),
+                  d.batch() >= 0 ? absl::StrCat(d.batch()) : std::string("tail"),
+                  d.accepted() ? "yes" : "no (past max N)", d.requested_by(),
+                  FormatTimestamp(d.requested())});
   }
   ctx.out() << table.Render() << "\n"
             << all.deletions_size() << " row(s) in the ledger, " << accepted << " accepted (d)\n";
+  return kExitOk;
+}
+
+int Retrain(CommandContext& ctx) {
+  agt::v1::RetrainInPlaceRequest request;
+  request.set_model_id(ctx.positionals()[0]);
+  absl::StatusOr<const Client*> client = ctx.client();
+  if (!client.ok()) return ctx.FailUsage(client.status());
+  absl::StatusOr<agt::v1::RetrainInPlaceResponse> response = (*client)->RetrainInPlace(request);
+  if (!response.ok()) return ctx.Fail(response.status());
+  if (ctx.json()) {
+    ctx.out() << ToJson(*response);
+  } else if (ctx.quiet()) {
+    ctx.out() << response->job_id() << "\n";
+  } else {
+    std::vector<std::string> kept, dropped;
+    for (int n : response->budgets()) kept.push_back(absl::StrCat(n));
+    for (int n : response->dropped_budgets()) dropped.push_back(absl::StrCat(n));
+    PrintKeyValues(ctx.out(),
+                   {{"job", response->job_id()},
+                    {"enqueued", response->enqueued() ? "yes" : "no (the model's existing job)"},
+                    {"removed rows", absl::StrCat(response->removed_rows())},
+                    {"budgets", kept.empty() ? std::string("-") : absl::StrJoin(kept, ", ")},
+                    {"dropped budgets",
+                     dropped.empty() ? std::string("-") : absl::StrJoin(dropped, ", ")},
+                    {"message", response->message()}});
+  }
   return kExitOk;
 }
 
@@ -197,12 +233,13 @@ std::vector<Command> UnlearnCommands() {
               "MODEL_ID [ROW_IDS...] [--ids-file FILE] [--retrain]",
               "request deletion of training rows from a model trained under removal budgets",
               "ROW_IDS: 0-based training row indices, separated by spaces or commas; --ids-file\n"
-              "adds ids from a file (commas or white space). Accepted while the distinct deleted\n"
-              "rows d stay within the largest removal budget N; past it the answer is 'retraining\n"
-              "required' and, with --retrain, a retraining job without the rows is enqueued.\n"
+              "adds ids from a file (commas or white space). Deletions are counted per batch:\n"
+              "accepted while no trained batch holds more than the largest removal budget N of\n"
+              "them (d in total may be far more); past it the answer is 'retraining required'\n"
+              "and, with --retrain, the in-place retraining is enqueued (see 'unlearn retrain').\n"
               "With --quiet: d.\n",
               {{"ids-file", true, 0, "FILE", "read more row ids from FILE"},
-               {"retrain", false, 0, "", "past max N, enqueue a retraining job without the rows"}},
+               {"retrain", false, 0, "", "past max N, enqueue the in-place retraining"}},
               1,
               1 << 20,
               Request});
@@ -222,7 +259,9 @@ std::vector<Command> UnlearnCommands() {
               "MODEL_ID INPUTS.csv",
               "which predictions are certified unchanged by the accepted deletions",
               "INPUTS.csv: one point per row (raw features), an optional header. A prediction is\n"
-              "certified unchanged iff it is stable at some trained removal budget n >= d.\n"
+              "certified unchanged (for the model retrained in place without the deleted rows)\n"
+              "iff it is stable at some trained removal budget n >= m, the most deleted rows in\n"
+              "one batch.\n"
               "With --quiet: 'certified' or 'uncertified' per point.\n",
               {},
               2,
@@ -232,13 +271,29 @@ std::vector<Command> UnlearnCommands() {
       Command{{"unlearn", "ledger"},
               "MODEL_ID",
               "list a model's deletion ledger: rows, who requested them, when, accepted or not",
-              "One line per distinct training row ever requested, in row order. Accepted rows\n"
-              "count in d; rows requested past max N are recorded as not accepted (retraining\n"
-              "required) and are left out of a retraining too. With --quiet: the row ids.\n",
+              "One line per distinct training row ever requested, in row order, with its batch\n"
+              "('tail': never trained). Accepted rows count in d; rows requested past max N are\n"
+              "recorded as not accepted (retraining required) and are left out of a retraining\n"
+              "too. With --quiet: the row ids.\n",
               {},
               1,
               1,
               Ledger});
+  commands.push_back(Command{
+      {"unlearn", "retrain"},
+      "MODEL_ID",
+      "retrain a model in place without its deleted rows, at any number of deletions",
+      "Enqueues a training job with the model's spec on its own dataset, every ledger row\n"
+      "(accepted or not, plus the rows the model's training already removed) removed in\n"
+      "place: every other row stays in its batch, so the model's removal certificates are\n"
+      "about this retraining. Budgets that no longer fit the smallest batch left are dropped\n"
+      "(shown). Returns the model's existing retraining job while it is queued or running, or\n"
+      "when it succeeded and already left out every ledger row. Needs the admin or trainer\n"
+      "role. Follow the job with 'agtctl jobs watch'. With --quiet: the job id.\n",
+      {},
+      1,
+      1,
+      Retrain});
   return commands;
 }
 

@@ -388,6 +388,15 @@ absl::StatusOr<agt::v1::ListDeletionsResponse> Client::ListDeletions(
   });
 }
 
+absl::StatusOr<agt::v1::RetrainInPlaceResponse> Client::RetrainInPlace(
+    const agt::v1::RetrainInPlaceRequest& request) const {
+  return Unary<agt::v1::RetrainInPlaceResponse>([&](auto* response) {
+    grpc::ClientContext context;
+    Prepare(context, options_.deadline);
+    return unlearning_->RetrainInPlace(&context, request, response);
+  });
+}
+
 absl::StatusOr<agt::v1::PrivatePredictResponse> Client::PrivatePredict(
     const agt::v1::PrivatePredictRequest& request) const {
   return Unary<agt::v1::PrivatePredictResponse>([&](auto* response) {

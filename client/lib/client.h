@@ -139,6 +139,8 @@ class Client {
       const agt::v1::CheckUnlearningRequest& request) const;
   absl::StatusOr<agt::v1::ListDeletionsResponse> ListDeletions(
       const agt::v1::ListDeletionsRequest& request) const;
+  absl::StatusOr<agt::v1::RetrainInPlaceResponse> RetrainInPlace(
+      const agt::v1::RetrainInPlaceRequest& request) const;
 
   // --- PrivacyService ---
   absl::StatusOr<agt::v1::PrivatePredictResponse> PrivatePredict(

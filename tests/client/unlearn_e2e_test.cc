@@ -1,7 +1,8 @@
-// agtctl unlearn request|status|check against the real agt-server: a model
-// trained under removal budgets through agtctl, deletions accepted then past
-// max N with --retrain, status tables and --json, check on a CSV, usage and
-// server errors mapped to exit codes, and --help.
+// agtctl unlearn request|status|check|ledger|retrain against the real
+// agt-server: a model trained under removal budgets through agtctl, deletions
+// counted per batch, accepted then past max N with --retrain, status tables
+// and --json, check on a CSV, the in-place retraining asked for by an
+// operator, usage and server errors mapped to exit codes, and --help.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -66,16 +67,18 @@ TEST_F(UnlearnE2eTest, RequestStatusCheckAndRetrain) {
   CommandResult status = Ctl({"unlearn", "status", model});
   EXPECT_EXIT_CODE(status, 0);
   EXPECT_TRUE(absl::StrContains(status.out, "ACTIVE")) << status.out;
-  EXPECT_TRUE(absl::StrContains(status.out, "0 of max 3")) << status.out;
+  EXPECT_TRUE(absl::StrContains(status.out, "0 (at most 0 in one batch, max 3)")) << status.out;
 
   CommandResult request = Ctl({"unlearn", "request", model, "4", "5,6"});
   EXPECT_EXIT_CODE(request, 0);
-  EXPECT_TRUE(absl::StrContains(request.out, "3 of max 3")) << request.out;
+  // Rows 4, 5, 6 are all in batch 0 (60 rows, batches of 20).
+  EXPECT_TRUE(absl::StrContains(request.out, "3 (at most 3 in one batch, max 3)")) << request.out;
 
   const std::string inputs = Write("inputs.csv", "x0,x1\n-2,-2\n2,2\n0,0\n");
   CommandResult check = Ctl({"unlearn", "check", model, inputs});
   EXPECT_EXIT_CODE(check, 0);
-  EXPECT_TRUE(absl::StrContains(check.out, "d = 3")) << check.out;
+  EXPECT_TRUE(absl::StrContains(check.out, "d = 3 deletions, at most m = 3 in one batch"))
+      << check.out;
   CommandResult check_json = Ctl({"--json", "unlearn", "check", model, inputs});
   EXPECT_EXIT_CODE(check_json, 0);
   const nlohmann::json checked = nlohmann::json::parse(check_json.out);
@@ -114,12 +117,30 @@ TEST_F(UnlearnE2eTest, RequestStatusCheckAndRetrain) {
   ASSERT_EQ(listed["deletions"].size(), 6u);
   EXPECT_EQ(listed["deletions"][0]["accepted"], true);
   EXPECT_EQ(listed["deletions"][5]["accepted"], false);  // row 9, past max N
+  EXPECT_EQ(listed["deletions"][5]["batch"], "0");
+
+  // The retraining succeeded without every ledger row: asking for it again
+  // returns that job; a new deletion on the model makes a new one.
+  CommandResult again = Ctl({"-q", "unlearn", "retrain", model});
+  EXPECT_EXIT_CODE(again, 0);
+  EXPECT_EQ(Line(again.out), job);
+  EXPECT_EXIT_CODE(Ctl({"unlearn", "request", model, "30"}), 0);  // batch 1
+  CommandResult fresh = Ctl({"unlearn", "retrain", model});
+  EXPECT_EXIT_CODE(fresh, 0);
+  EXPECT_TRUE(absl::StrContains(fresh.out, "removed rows")) << fresh.out;
+  EXPECT_TRUE(absl::StrContains(fresh.out, "7")) << fresh.out;
+  EXPECT_FALSE(absl::StrContains(fresh.out, job)) << fresh.out;
 }
 
 TEST_F(UnlearnE2eTest, ErrorsAndHelp) {
   CommandResult help = Ctl({"unlearn", "request", "--help"});
   EXPECT_EXIT_CODE(help, 0);
   EXPECT_TRUE(absl::StrContains(help.out + help.err, "--retrain")) << help.out << help.err;
+  CommandResult retrain_help = Ctl({"unlearn", "retrain", "--help"});
+  EXPECT_EXIT_CODE(retrain_help, 0);
+  EXPECT_TRUE(absl::StrContains(retrain_help.out + retrain_help.err, "in place"));
+  EXPECT_EXIT_CODE(Ctl({"unlearn", "retrain"}), 2);
+  EXPECT_EXIT_CODE(Ctl({"unlearn", "retrain", "mdl-unknown"}), 3);
   EXPECT_EXIT_CODE(Ctl({"unlearn", "request", "mdl-x"}), 2);       // no row ids
   EXPECT_EXIT_CODE(Ctl({"unlearn", "request", "mdl-x", "a"}), 2);  // not a number
   EXPECT_EXIT_CODE(Ctl({"unlearn", "status", "mdl-unknown"}), 3);  // not found
