@@ -759,3 +759,33 @@ TEST(BoundOptions, UpgradeLeavesCurrentSpecsAlone) {
 
 }  // namespace
 }  // namespace agt::server
+
+namespace agt::server {
+namespace {
+
+TEST(ResolveJobSpec, RemovedRowsMapOntoTheCoreAndAreCheckedAgainstTheDataset) {
+  agt::v1::TrainingJobSpec s = ValidSpec();  // 200 rows, batches of 20, budgets {1, 5}
+  for (int64_t r : {41, 3, 199}) s.add_removed_rows(r);
+  absl::StatusOr<ResolvedJob> job = ResolveJobSpec(s, Moons());
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->config.removed_rows, (std::vector<int64_t>{41, 3, 199}));
+
+  s.add_removed_rows(200);
+  job = ResolveJobSpec(s, Moons());
+  ASSERT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(std::string(job.status().message()),
+            "spec.removed_rows[3]: 200 is outside the dataset's 200 rows (0..199)");
+  s.mutable_removed_rows()->RemoveLast();
+  s.add_removed_rows(-4);
+  job = ResolveJobSpec(s, Moons());
+  EXPECT_EQ(std::string(job.status().message()), "spec.removed_rows[3]: -4 must be >= 0");
+  // 15 of batch 2's rows go: budget 5 no longer fits it.
+  s.mutable_removed_rows()->Clear();
+  for (int64_t r = 40; r < 55; ++r) s.add_removed_rows(r);
+  job = ResolveJobSpec(s, Moons());
+  EXPECT_THAT(std::string(job.status().message()),
+              HasSubstr("spec.budgets[1].n: batch 2 keeps 5 of its 20 rows after removed_rows"));
+}
+
+}  // namespace
+}  // namespace agt::server
