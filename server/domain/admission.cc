@@ -96,6 +96,7 @@ JobEstimate EstimateJob(const agt::TrainConfig& config, int64_t num_rows, int ra
   const double threads = EffectiveThreads(config, threads_per_job);
 
   JobEstimate e;
+  e.threads = static_cast<int>(threads);
   // Aggregators: both sides keep min(k, b - k) extremes per parameter
   // (StreamingExtremeSum), plus thresholds (2 P) and four lane sums (4 P).
   double aggregator_values = p;  // the nominal aggregator's sum
@@ -191,8 +192,13 @@ absl::StatusOr<JobEstimate> AdmitJob(const ResolvedJob& job, const DatasetRecord
                                      const JobLimits& limits) {
   JobEstimate estimate =
       EstimateJob(job.config, dataset.num_rows, job.input_features, limits.threads_per_job);
-  if (absl::Status s = CheckJobFits(estimate, limits); !s.ok()) return s;
-  return estimate;
+  absl::Status fits = CheckJobFits(estimate, limits);
+  if (fits.ok()) return estimate;
+  if (estimate.threads > 1) {
+    JobEstimate single = EstimateJob(job.config, dataset.num_rows, job.input_features, 1);
+    if (CheckJobFits(single, limits).ok()) return single;
+  }
+  return fits;
 }
 
 absl::StatusOr<int64_t> MachineMemoryBytes() {

@@ -67,9 +67,12 @@ struct JobEstimate {
   // messages and logs, not a time.
   double work_ops = 0.0;
   int64_t total_steps = 0;
+  // Trainer threads the estimate assumes (>= 1; per-thread scratch counts
+  // for each). AdmitJob may lower it to make a job fit.
+  int threads = 1;
 
-  // "36.8 GB (aggregators 33.9 GB, passes 931.4 MB, parameter state 605.5 MB,
-  // dataset 144.0 KB, allocator and runtime slack 2.0 GB)".
+  // "38.2 GB (aggregators 33.9 GB, passes 931.4 MB, parameter state 605.5 MB,
+  // dataset 144.0 KB, allocator and runtime slack 2.8 GB)".
   std::string Describe() const;
 };
 
@@ -102,7 +105,11 @@ absl::Status CheckJobFits(const JobEstimate& estimate, const JobLimits& limits);
 
 // EstimateJob for a job resolved against its dataset, then CheckJobFits:
 // the one call every path that enqueues or starts a job makes. Returns the
-// estimate when it fits.
+// estimate when it fits. A job that fits only with fewer trainer threads
+// (each holds its own in-flight chunks and blocks) is made to fit: the
+// estimate's `threads` is then 1, and the runner trains it with that many
+// (results do not depend on the thread count). Otherwise the error is the
+// configured thread count's.
 absl::StatusOr<JobEstimate> AdmitJob(const ResolvedJob& job, const DatasetRecord& dataset,
                                      const JobLimits& limits);
 

@@ -383,10 +383,13 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
   }
   absl::StatusOr<ResolvedJob> resolved = ResolveJobSpec(spec, *dataset);
   if (!resolved.ok()) return fail(absl::StrCat("invalid spec: ", resolved.status().message()));
-  if (absl::StatusOr<JobEstimate> admitted = AdmitJob(*resolved, *dataset, job_limits());
-      !admitted.ok()) {
-    return fail(std::string(admitted.status().message()));
-  }
+  absl::StatusOr<JobEstimate> admitted = AdmitJob(*resolved, *dataset, job_limits());
+  if (!admitted.ok()) return fail(std::string(admitted.status().message()));
+  std::fprintf(stderr,
+               "agt-server: jobs: job %s: estimated peak memory %s on %d thread(s), %.3g "
+               "element operations\n",
+               job.id.c_str(), admitted->Describe().c_str(), admitted->threads,
+               admitted->work_ops);
   *phase = "loading the dataset";
   absl::StatusOr<agt::Dataset> data = store_->LoadDatasetData(job.tenant, job.dataset_id);
   if (!data.ok()) {
@@ -398,7 +401,8 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
   }
   *phase = "setting up the trainer (aggregators, parameter boxes)";
   agt::TrainConfig config = resolved->config;
-  config.threads = options_.threads_per_job;
+  // The admission's thread count: fewer than configured when only that fits.
+  config.threads = admitted->threads;
   const agt::Vector init = agt::InitParameters(config.model, spec.seed());
   absl::StatusOr<std::unique_ptr<agt::Trainer>> created = agt::Trainer::Create(config, *data, init);
   if (!created.ok()) return fail(absl::StrCat("training setup: ", created.status().message()));

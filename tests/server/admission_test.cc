@@ -79,6 +79,7 @@ TEST(AdmissionTest, TheFindingsJobNeedsAbout34GBOfAggregatorsAndIsRefusedNamingB
   ASSERT_FALSE(admitted.ok());
   EXPECT_EQ(admitted.status().code(), absl::StatusCode::kResourceExhausted);
   const std::string message(admitted.status().message());
+  std::printf("[the finding's job] %s\n", message.c_str());
   EXPECT_TRUE(absl::StartsWith(message, "job needs an estimated 3")) << message;
   EXPECT_TRUE(absl::StrContains(message, " GB (aggregators 33.")) << message;
   EXPECT_TRUE(absl::StrContains(message, "aggregators 33.")) << message;
@@ -87,6 +88,35 @@ TEST(AdmissionTest, TheFindingsJobNeedsAbout34GBOfAggregatorsAndIsRefusedNamingB
   // The same job fits a server with enough memory.
   limits.max_job_memory_bytes = int64_t{40} * 1000 * 1000 * 1000;
   EXPECT_TRUE(AdmitJob(job, d, limits).ok());
+}
+
+// "Where a job can be made to fit, prefer that to refusing": every trainer
+// thread holds its own in-flight chunks, so a job over the limit with many
+// threads is admitted with one when that fits.
+TEST(AdmissionTest, AJobThatFitsOnlyWithOneThreadIsAdmittedWithOne) {
+  const DatasetRecord d = Shape(2000, 2);
+  const ResolvedJob job = Resolve(Spec({2048, 2048}, 1000, {2}), d);
+  const JobEstimate many = EstimateJob(job.config, d.num_rows, 2, 16);
+  const JobEstimate one = EstimateJob(job.config, d.num_rows, 2, 1);
+  EXPECT_EQ(many.threads, 16);
+  EXPECT_EQ(one.threads, 1);
+  ASSERT_GT(many.peak_bytes, one.peak_bytes + (int64_t{1} << 30));
+  JobLimits limits;
+  limits.threads_per_job = 16;
+  limits.max_job_memory_bytes = (many.peak_bytes + one.peak_bytes) / 2;
+  absl::StatusOr<JobEstimate> admitted = AdmitJob(job, d, limits);
+  ASSERT_TRUE(admitted.ok()) << admitted.status();
+  EXPECT_EQ(admitted->threads, 1);
+  EXPECT_EQ(admitted->peak_bytes, one.peak_bytes);
+  // Below even one thread's need: refused, naming the configured estimate.
+  limits.max_job_memory_bytes = one.peak_bytes - 1;
+  admitted = AdmitJob(job, d, limits);
+  ASSERT_EQ(admitted.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(absl::StrContains(admitted.status().message(), FormatBytes(many.peak_bytes)))
+      << admitted.status();
+  // A job that fits as configured keeps its threads.
+  limits.max_job_memory_bytes = many.peak_bytes;
+  EXPECT_EQ(AdmitJob(job, d, limits)->threads, 16);
 }
 
 TEST(AdmissionTest, AggregatorsKeepMinOfNAndBMinusN) {
