@@ -611,7 +611,7 @@ namespace {
 const std::vector<std::string> kTopKeys = {
     "name",       "description", "dataset",   "polynomial_degree", "model",        "loss",
     "batch_size", "epochs",      "optimizer", "clip_gamma",        "perturbation", "budgets",
-    "seed",       "init",        "bound",     "fragment_size"};
+    "seed",       "init",        "bound",     "fragment_size",     "removed_rows"};
 
 absl::Status ParseGenerator(const json& value, const std::string& path, GeneratorConfig* g) {
   absl::StatusOr<FieldReader> r = FieldReader::Make(value, path);
@@ -969,6 +969,20 @@ absl::StatusOr<RunConfig> ParseRunConfig(const json& value, const std::string& b
   }
   if (absl::Status s = r->ReadInt("fragment_size", &c.train.fragment_size); !s.ok()) return s;
   if (c.train.fragment_size < 0) return RangeError("fragment_size", ">= 0", c.train.fragment_size);
+  if (const json* removed = r->Get("removed_rows"); removed != nullptr) {
+    // Checked against the training rows by the trainer (TrainConfig::Validate).
+    if (!removed->is_array()) {
+      return Invalid("removed_rows",
+                     absl::StrCat("expected an array of row indices, got ", TypeName(*removed)));
+    }
+    for (size_t i = 0; i < removed->size(); ++i) {
+      int row = 0;
+      const std::string p = IndexPath("removed_rows", i);
+      if (absl::Status s = ExpectInt((*removed)[i], p, &row); !s.ok()) return s;
+      if (row < 0) return RangeError(p, ">= 0", row);
+      c.train.removed_rows.push_back(row);
+    }
+  }
   if (absl::Status s = r->CheckNoUnknownKeys(kTopKeys); !s.ok()) return s;
   return c;
 }

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "core/cli/results.h"
 
 namespace agt::cli {
@@ -64,6 +65,27 @@ TEST(ParseRunConfigTest, MapsFieldsAndDefaults) {
   EXPECT_EQ(c->train.budgets[1].n, 3);
   EXPECT_EQ(c->polynomial_degree, 1);
   EXPECT_EQ(c->model.hidden, std::vector<int>{4});
+}
+
+TEST(ParseRunConfigTest, RemovedRowsAreRowsRemovedInPlace) {
+  json j = Base();
+  j["removed_rows"] = {7, 0, 45};
+  absl::StatusOr<RunConfig> c = ParseRunConfig(j, "");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->train.removed_rows, (std::vector<int64_t>{7, 0, 45}));
+  j["removed_rows"] = {7, -1};
+  EXPECT_EQ(ErrorOf(j), "removed_rows[1]: must be >= 0, got -1");
+  j["removed_rows"] = "7";
+  EXPECT_TRUE(absl::StrContains(ErrorOf(j), "removed_rows: expected an array")) << ErrorOf(j);
+  // Against the data: the trainer's rule, with its message.
+  j["removed_rows"] = {3, 120};
+  c = ParseRunConfig(j, "");
+  ASSERT_TRUE(c.ok()) << c.status();
+  c->source = "cfg.json";
+  absl::StatusOr<PreparedRun> run = PrepareRun(*c);
+  ASSERT_FALSE(run.ok());
+  EXPECT_EQ(run.status().message(),
+            "cfg.json: removed_rows[1]: 120 is outside the dataset's 120 rows (0..119)");
 }
 
 TEST(ParseRunConfigTest, PoisoningBudgetsCountFeatureAndLabelRows) {
