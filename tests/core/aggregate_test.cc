@@ -524,6 +524,43 @@ TEST(Aggregator, ResetThenReuseGivesTheBoundsOfAFreshAggregator) {
   }
 }
 
+// Rows removed in place give batches of other sizes: Reset(batch_size) must
+// behave as a fresh aggregator of that size, shrinking and growing, and the
+// nominal mean divides by the new size.
+TEST(Aggregator, ResetToAnotherBatchSizeGivesTheBoundsOfAFreshAggregatorOfThatSize) {
+  Rng rng(211);
+  for (AggregationKind kind : kKinds) {
+    for (int k : {0, 1, 3}) {
+      Aggregator agg(kind, 9, 8, k, 1.0, 2);
+      NominalAggregator nominal(9, 8, 2);
+      for (int b : {8, 5, 4, 11, 8}) {
+        if (b <= k) continue;
+        const Batch batch = TiedBatch(b, 9, &rng);
+        const std::vector<Index> cuts = {0, b / 2, b};
+        agg.Reset(b);
+        nominal.Reset(b);
+        EXPECT_EQ(agg.batch_size(), b);
+        for (int l = 0; l < 2; ++l) {
+          const Index n = cuts[l + 1] - cuts[l];
+          const Matrix lo = batch.lower.middleRows(cuts[l], n);
+          const Matrix hi = batch.upper.middleRows(cuts[l], n);
+          const Matrix plo = batch.perturbed_lower.middleRows(cuts[l], n);
+          const Matrix phi = batch.perturbed_upper.middleRows(cuts[l], n);
+          agg.Add(l, FragmentBounds{&lo, &hi, &plo, &phi});
+          nominal.Add(l, lo);
+        }
+        const DescentBounds got = agg.Finish();
+        const DescentBounds fresh = Aggregate(kind, batch, k, 1.0, cuts);
+        const std::string what = absl::StrCat(KindName(kind), " k=", k, " b=", b);
+        EXPECT_TRUE(BitIdentical(got.lower, fresh.lower)) << what;
+        EXPECT_TRUE(BitIdentical(got.upper, fresh.upper)) << what;
+        const Vector mean = batch.lower.colwise().sum().transpose() / static_cast<double>(b);
+        EXPECT_LT((nominal.Finish() - mean).cwiseAbs().maxCoeff(), 1e-15) << "b=" << b;
+      }
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Aggregator: the soundness claims, by enumerating every perturbed batch of a
 // small batch size.
