@@ -243,6 +243,9 @@ struct Case {
 };
 
 TEST(AdmissionTest, TheEstimateBoundsTheMeasuredPeakOfRealRunsWithinAFactorOfFour) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "a sanitizer's shadow memory and quarantine change every peak";
+#endif
   std::vector<Case> cases;
   cases.push_back({"removal mlp [256,256] b=200 n={50,100}", Shape(400, 2),
                    Spec({256, 256}, 200, {50, 100})});
