@@ -143,6 +143,13 @@ TEST_F(DeletionLedgerTest, AVersionOneDatabaseMigratesAndKeepsItsModels) {
                          "retrainings; PRAGMA user_version = 1;",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
+  // And what later versions added, where this build has it (schema 5: the
+  // requests; 6: the privacy ledgers; 7: crash counts).
+  for (const char* undo :
+       {"DROP TABLE IF EXISTS requests", "DROP TABLE IF EXISTS privacy_spenders",
+        "DROP TABLE IF EXISTS privacy_ledgers", "ALTER TABLE jobs DROP COLUMN crash_count"}) {
+    sqlite3_exec(raw, undo, nullptr, nullptr, nullptr);
+  }
   sqlite3_close(raw);
   Reopen();
   absl::StatusOr<agt::DeletionDecision> d = Delete({1});
