@@ -162,11 +162,17 @@ int Budget(CommandContext& ctx) {
   } else if (ctx.quiet()) {
     ctx.out() << FormatEpsilon(budget.remaining_epsilon()) << "\n";
   } else {
-    PrintKeyValues(ctx.out(), {{"client", budget.client()},
-                               {"total", FormatEpsilon(budget.total_epsilon())},
-                               {"spent", FormatEpsilon(budget.spent_epsilon())},
-                               {"remaining", FormatEpsilon(budget.remaining_epsilon())},
-                               {"releases", absl::StrCat(budget.releases())}});
+    PrintKeyValues(ctx.out(),
+                   {{"client", budget.client()},
+                    {"dataset", budget.dataset_id()},
+                    {"total", FormatEpsilon(budget.total_epsilon())},
+                    {"spent", FormatEpsilon(budget.spent_epsilon())},
+                    {"remaining", FormatEpsilon(budget.remaining_epsilon())},
+                    {"releases", absl::StrCat(budget.releases())},
+                    {"yours", absl::StrCat(FormatEpsilon(budget.client_spent_epsilon()), " in ",
+                                           budget.client_releases(), " releases")},
+                    {"quanta", absl::StrCat(budget.spent_quanta(), " spent of ",
+                                            budget.total_quanta(), " (2^-40 each)")}});
   }
   return kExitOk;
 }
@@ -182,9 +188,11 @@ std::vector<Command> PrivacyCommands() {
       "INPUTS.csv: one point per row (raw features), an optional header. One noisy label is\n"
       "released per row; each is epsilon-DP (delta = 0) with respect to the training data for\n"
       "a party that sees only the labels: a smaller epsilon means more noise, more privacy.\n"
-      "Budget: every row spends epsilon from your budget for the model (a request of R rows\n"
-      "spends R x epsilon). Releases compose sequentially: the epsilons you spend on one\n"
-      "model add up, to at most the server's total (agt-server --privacy-budget, default 10).\n"
+      "Budget: every row spends epsilon (a request of R rows spends R x epsilon, each\n"
+      "rounded up to quanta of 2^-40; a smaller epsilon is refused) from ONE budget per\n"
+      "tenant and training dataset, shared by every token of your tenant and every model\n"
+      "trained on that dataset. Releases compose sequentially: their epsilons add up, to at\n"
+      "most the server's total (agt-server --privacy-budget, default 10).\n"
       "A request that would pass it is refused whole and spends nothing; so does any\n"
       "request the server rejects. 'agtctl budget MODEL_ID' shows what remains.\n"
       "Mechanisms (--mechanism):\n"
@@ -205,7 +213,7 @@ std::vector<Command> PrivacyCommands() {
       "the mechanism does not apply to the model (FAILED_PRECONDITION); 2 for a missing\n"
       "--private, a bad --epsilon or --mechanism, or an unreadable INPUTS.csv.\n",
       {{"private", false, 0, "", "release differentially private labels (required)"},
-       {"epsilon", true, 0, "E", "privacy cost of each label: finite, > 0 (required)"},
+       {"epsilon", true, 0, "E", "privacy cost of each label: finite, >= 2^-40 (required)"},
        {"mechanism", true, 0, "M", "smooth (default) | laplace | argmax"}},
       2,
       2,
@@ -214,10 +222,12 @@ std::vector<Command> PrivacyCommands() {
       {"budget"},
       "MODEL_ID",
       "show your privacy budget for a model: total, spent and remaining epsilon",
-      "The total epsilon per (client, model) is the server's --privacy-budget; spent is the\n"
-      "sum of epsilon over every label released to you from the model, remaining what a\n"
-      "request may still spend. Your client is your token's label (its tenant when it has\n"
-      "none; 'local' without tokens). Reading the budget spends nothing.\n"
+      "The budget is the model's training dataset's, one per tenant and dataset: the total\n"
+      "is the server's --privacy-budget; spent is the sum of epsilon over every label\n"
+      "released to any token of your tenant from any model trained on the dataset (or on\n"
+      "one a retraining derived from it), remaining what a request may still spend; 'yours'\n"
+      "is your own share. Exact amounts are in quanta of 2^-40. Your client is your token's\n"
+      "label (its tenant when it has none; 'local' without tokens). Reading spends nothing.\n"
       "With --quiet: the remaining epsilon. With --json: agt.v1.GetPrivacyBudgetResponse.\n",
       {},
       1,

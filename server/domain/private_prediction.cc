@@ -1,5 +1,6 @@
 #include "server/domain/private_prediction.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -9,6 +10,8 @@
 #include "absl/strings/str_cat.h"
 #include "agt/v1/models.pb.h"
 #include "agt/v1/training.pb.h"
+#include "core/data/dataset.h"
+#include "core/privacy/budget.h"
 #include "core/privacy/privacy.h"
 #include "server/domain/certifier.h"
 
@@ -64,7 +67,55 @@ const char* MechanismName(PrivacyMechanism m) {
   }
 }
 
+// Shape and values of the whole request, with indices into it (the chunks
+// are validated again by CertifyPredictions, with indices into the chunk).
+absl::Status ValidateInputs(const ModelRecord& model, const agt::v1::Matrix& in) {
+  if (in.cols() != model.input_features) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "inputs.cols: ", in.cols(), " must equal the model's ", model.input_features,
+        " input features"));
+  }
+  if (in.values_size() != in.rows() * in.cols()) {
+    return absl::InvalidArgumentError(absl::StrCat("inputs.values: ", in.values_size(),
+                                                   " values, expected rows ", in.rows(),
+                                                   " x cols ", in.cols(), " = ",
+                                                   in.rows() * in.cols()));
+  }
+  for (int k = 0; k < in.values_size(); ++k) {
+    if (!std::isfinite(in.values(k))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("inputs.values[", k, "]: (row ", k / in.cols(), ", column ",
+                       k % in.cols(), ") must be finite, got ", in.values(k)));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+int64_t PrivateRowBytes(const ModelRecord& model) {
+  const int64_t expanded = model.polynomial_degree <= 1
+                               ? model.input_features
+                               : static_cast<int64_t>(agt::PolynomialFeatureCount(
+                                     model.input_features, model.polynomial_degree));
+  int64_t doubles = model.input_features + 8 * expanded;
+  for (const agt::ParamSlice& layer : model.architecture.Layout()) {
+    doubles += 8 * static_cast<int64_t>(layer.out);
+  }
+  return 8 * doubles + 256;
+}
+
+absl::StatusOr<int64_t> PrivateChunkRows(const ModelRecord& model) {
+  const int64_t row_bytes = PrivateRowBytes(model);
+  if (row_bytes > kPrivateWorkingBytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "inputs: certifying one row of model ", model.id, " needs an estimated ", row_bytes,
+        " bytes (", model.input_features, " input features, polynomial degree ",
+        model.polynomial_degree, "), above the per-request working-memory limit of ",
+        kPrivateWorkingBytes, " bytes"));
+  }
+  return std::min<int64_t>(kMaxPrivateChunkRows, kPrivateWorkingBytes / row_bytes);
+}
 
 absl::StatusOr<PrivacyMechanism> ResolveMechanism(const ModelRecord& model,
                                                   PrivacyMechanism requested) {
@@ -106,7 +157,8 @@ absl::StatusOr<PrivacyMechanism> ResolveMechanism(const ModelRecord& model,
 absl::StatusOr<PreparedRelease> PreparePrivatePrediction(const ModelRecord& model,
                                                          const agt::v1::Matrix& inputs,
                                                          double epsilon,
-                                                         PrivacyMechanism requested) {
+                                                         PrivacyMechanism requested,
+                                                         const PrivateKeepGoing& keep_going) {
   if (!(std::isfinite(epsilon) && epsilon > 0)) {
     return absl::InvalidArgumentError(
         absl::StrCat("epsilon: ", epsilon, " must be a finite number > 0 (epsilon per label)"));
@@ -115,15 +167,17 @@ absl::StatusOr<PreparedRelease> PreparePrivatePrediction(const ModelRecord& mode
     return absl::InvalidArgumentError(
         absl::StrCat("inputs.rows: ", inputs.rows(), " must be 1..", kMaxPrivateRows));
   }
-  if (!std::isfinite(epsilon * static_cast<double>(inputs.rows()))) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("epsilon: ", epsilon, " x ", inputs.rows(), " rows is not a finite total"));
+  absl::StatusOr<int64_t> quanta = agt::ChargeQuanta(epsilon, inputs.rows());
+  if (!quanta.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("epsilon: ", quanta.status().message()));
   }
   absl::StatusOr<PrivacyMechanism> mechanism = ResolveMechanism(model, requested);
   if (!mechanism.ok()) return mechanism.status();
 
-  agt::v1::CertifyPredictionsRequest request;
-  *request.mutable_inputs() = inputs;
+  if (absl::Status s = ValidateInputs(model, inputs); !s.ok()) return s;
+  absl::StatusOr<int64_t> chunk_rows = PrivateChunkRows(model);
+  if (!chunk_rows.ok()) return chunk_rows.status();
+
   const bool smooth = *mechanism == agt::v1::PRIVACY_MECHANISM_SMOOTH_SENSITIVITY;
   // The global mechanisms need the nominal predictions only: certify against
   // no box (the same validation and forward pass, without the box passes).
@@ -137,24 +191,40 @@ absl::StatusOr<PreparedRelease> PreparePrivatePrediction(const ModelRecord& mode
     nominal_only.num_classes = model.num_classes;
     nominal_only.nominal = model.nominal;
   }
-  absl::StatusOr<agt::v1::CertifyPredictionsResponse> certified =
-      CertifyPredictions(smooth ? model : nominal_only, request);
-  if (!certified.ok()) return certified.status();
+  const std::vector<int> budgets = DistinctBudgets(model);
 
   PreparedRelease out;
   out.mechanism = *mechanism;
   out.epsilon = epsilon;
   out.num_classes = model.num_classes;
-  out.n_star.assign(certified->points_size(), 0);
-  for (const agt::v1::PointCertificate& p : certified->points()) {
-    out.predicted.push_back(p.predicted_class());
-  }
-  if (smooth) {
-    const std::vector<int> budgets = DistinctBudgets(model);
-    absl::StatusOr<std::vector<int>> n_star =
-        agt::NStar(budgets, StablePerDistinctBudget(model, budgets, *certified));
-    if (!n_star.ok()) return n_star.status();
-    out.n_star = *std::move(n_star);
+  out.quanta = *quanta;
+  out.predicted.reserve(static_cast<size_t>(inputs.rows()));
+  out.n_star.reserve(static_cast<size_t>(inputs.rows()));
+  const int64_t cols = inputs.cols();
+  for (int64_t begin = 0; begin < inputs.rows(); begin += *chunk_rows) {
+    if (keep_going) {
+      if (absl::Status s = keep_going(); !s.ok()) return s;
+    }
+    const int64_t n = std::min<int64_t>(*chunk_rows, inputs.rows() - begin);
+    agt::v1::CertifyPredictionsRequest chunk;
+    chunk.mutable_inputs()->set_rows(n);
+    chunk.mutable_inputs()->set_cols(cols);
+    chunk.mutable_inputs()->mutable_values()->Add(inputs.values().begin() + begin * cols,
+                                                  inputs.values().begin() + (begin + n) * cols);
+    absl::StatusOr<agt::v1::CertifyPredictionsResponse> certified =
+        CertifyPredictions(smooth ? model : nominal_only, chunk);
+    if (!certified.ok()) return certified.status();
+    for (const agt::v1::PointCertificate& p : certified->points()) {
+      out.predicted.push_back(p.predicted_class());
+    }
+    if (smooth) {
+      absl::StatusOr<std::vector<int>> n_star =
+          agt::NStar(budgets, StablePerDistinctBudget(model, budgets, *certified));
+      if (!n_star.ok()) return n_star.status();
+      out.n_star.insert(out.n_star.end(), n_star->begin(), n_star->end());
+    } else {
+      out.n_star.resize(out.predicted.size(), 0);
+    }
   }
   return out;
 }
@@ -165,7 +235,8 @@ agt::v1::PrivatePredictResponse ReleasePrivatePrediction(const PreparedRelease& 
   agt::v1::PrivatePredictResponse response;
   response.set_mechanism(prepared.mechanism);
   response.set_epsilon_per_label(prepared.epsilon);
-  response.set_epsilon_spent(prepared.total_epsilon());
+  response.set_epsilon_spent(agt::EpsilonOfQuantaUp(prepared.quanta));
+  response.set_quanta_charged(prepared.quanta);
   for (size_t i = 0; i < prepared.predicted.size(); ++i) {
     absl::StatusOr<agt::PrivateRelease> release;
     switch (prepared.mechanism) {
@@ -204,10 +275,14 @@ std::string PrivacyGuaranteeText(const ModelRecord& model, const PreparedRelease
       "Each label is released by the ", MechanismName(prepared.mechanism), " mechanism and is ",
       prepared.epsilon,
       "-differentially private (delta = 0) with respect to the training data, for a party that "
-      "sees only released labels. This request spent ",
-      prepared.total_epsilon(), " (", prepared.predicted.size(), " label(s) x ", prepared.epsilon,
-      "); a client's releases on one model compose sequentially (their epsilons add) up to the "
-      "server's total.");
+      "sees only released labels. This request charged ",
+      agt::EpsilonOfQuantaUp(prepared.quanta), " (", prepared.predicted.size(), " label(s) x ",
+      prepared.epsilon, ", each rounded up to whole quanta of 2^-40) to the privacy budget of the "
+      "model's training dataset. That budget is one per tenant and dataset: releases to any token "
+      "of the tenant, from any model trained on the dataset or on one derived from it (a "
+      "retraining after deletions), compose sequentially (their epsilons add) up to the server's "
+      "total, so together they are (total spent)-differentially private with respect to one row "
+      "of the dataset.");
   if (prepared.mechanism == agt::v1::PRIVACY_MECHANISM_SMOOTH_SENSITIVITY) {
     absl::StrAppend(
         &text,

@@ -5,11 +5,22 @@
 // (its perturbation model, classes and substitution budgets), certifies the
 // inputs (domain/certifier.h) and phrases the guarantee.
 //
-// A request is served in two steps so that the caller's budget is spent only
-// for a release that happens: PreparePrivatePrediction validates and
-// certifies (every error is raised here, nothing random is drawn), then the
-// service spends the budget and ReleasePrivatePrediction draws the noise,
-// which cannot fail.
+// A request is served in steps so that the budget is charged only for a
+// release that is returned: PreparePrivatePrediction validates, computes the
+// exact charge and certifies (every error is raised here, nothing random is
+// drawn); ReleasePrivatePrediction draws the noise, which cannot fail; the
+// service then charges the budget and stores the answer in one transaction
+// (Store::SpendPrivacyBudget) and returns it. Noise drawn for an answer that
+// is not committed (refused, cancelled, a crash) is never shown to anyone,
+// so it costs no privacy.
+//
+// Resources: rows are certified in chunks of at most kPrivateWorkingBytes
+// (PrivateChunkRows), so memory does not grow with the row count; a model
+// whose single expanded row does not fit is refused (ResourceExhausted
+// naming the figure and the limit). `keep_going` is asked between chunks:
+// a cancelled call or one past its deadline stops there. (A local estimate:
+// domain/certifier's CertifyPredictions chunks its own rows the same way
+// once it does; these chunks then only set how often keep_going is asked.)
 //
 // Mechanisms (agt.v1.PrivacyMechanism):
 // - smooth sensitivity (the default): binary classifiers trained under
@@ -34,6 +45,7 @@
 #define AGT_SERVER_DOMAIN_PRIVATE_PREDICTION_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -47,6 +59,22 @@ namespace agt::server {
 
 // The most input rows one PrivatePredict may carry.
 inline constexpr int64_t kMaxPrivateRows = 10'000;
+// Working memory for certifying one chunk of a request's rows, and the most
+// rows in a chunk.
+inline constexpr int64_t kPrivateWorkingBytes = int64_t{64} << 20;
+inline constexpr int64_t kMaxPrivateChunkRows = 1024;
+
+// Called between chunks: a non-OK status (Cancelled, DeadlineExceeded) stops
+// the work and is returned. Empty: never stops.
+using PrivateKeepGoing = std::function<absl::Status()>;
+
+// An upper estimate of the bytes certifying one row of `model` takes: the
+// expanded input and its interval copies (about 8 doubles per expanded
+// feature) and about 8 doubles per layer output.
+int64_t PrivateRowBytes(const ModelRecord& model);
+// min(kMaxPrivateChunkRows, kPrivateWorkingBytes / PrivateRowBytes(model));
+// ResourceExhausted naming both figures when not even one row fits.
+absl::StatusOr<int64_t> PrivateChunkRows(const ModelRecord& model);
 
 // A validated, certified request, ready to be released.
 struct PreparedRelease {
@@ -55,8 +83,8 @@ struct PreparedRelease {
   int num_classes = 0;
   std::vector<int> predicted;  // nominal prediction per input
   std::vector<int> n_star;     // smooth sensitivity: n* per input; else zeros
-  // rows x epsilon: what the release spends.
-  double total_epsilon() const { return epsilon * static_cast<double>(predicted.size()); }
+  // rows x ceil(epsilon / 2^-40) (agt::ChargeQuanta): the exact charge.
+  int64_t quanta = 0;
 };
 
 // The mechanism a request gets: UNSPECIFIED means smooth sensitivity.
@@ -66,17 +94,22 @@ struct PreparedRelease {
 absl::StatusOr<agt::v1::PrivacyMechanism> ResolveMechanism(const ModelRecord& model,
                                                            agt::v1::PrivacyMechanism requested);
 
-// Validates epsilon (finite, > 0, and rows x epsilon finite) and the inputs
-// (1..kMaxPrivateRows rows, as CertifyPredictions checks them: the errors
-// name "inputs..."), resolves the mechanism and, for smooth sensitivity,
-// certifies every input against the model's substitution boxes for n*.
+// Validates epsilon (finite, in [2^-40, 2^22], and rows x epsilon a
+// chargeable number of quanta: agt::ChargeQuanta, whose errors name epsilon
+// and the quantum) and the inputs (1..kMaxPrivateRows rows, as
+// CertifyPredictions checks them: the errors name "inputs..."), resolves the
+// mechanism and, for smooth sensitivity, certifies every input against the
+// model's substitution boxes for n* (the global mechanisms need the nominal
+// prediction only). ResourceExhausted if one row does not fit the working
+// memory; whatever keep_going returns (Cancelled, DeadlineExceeded).
 absl::StatusOr<PreparedRelease> PreparePrivatePrediction(const ModelRecord& model,
                                                          const agt::v1::Matrix& inputs,
                                                          double epsilon,
-                                                         agt::v1::PrivacyMechanism requested);
+                                                         agt::v1::PrivacyMechanism requested,
+                                                         const PrivateKeepGoing& keep_going = {});
 
-// Draws the noise and fills labels, mechanism and epsilons of a response
-// (budget and guarantee are the caller's). show_n_star: report n*, the
+// Draws the noise and fills labels, mechanism, epsilons and the charge of a
+// response (budget and guarantee are the caller's). show_n_star: report n*, the
 // sensitivity bound and the noise scale per label; otherwise they are -1
 // (they depend on the training data).
 agt::v1::PrivatePredictResponse ReleasePrivatePrediction(const PreparedRelease& prepared,
@@ -84,8 +117,9 @@ agt::v1::PrivatePredictResponse ReleasePrivatePrediction(const PreparedRelease& 
                                                          agt::UniformSource& noise);
 
 // The guarantee of a release in words: the mechanism and its epsilon, the
-// composition over labels and requests, and the assumptions the smooth-
-// sensitivity bound rests on (the model's certificate assumptions).
+// composition over labels, requests, models and tokens (one budget per
+// tenant and training dataset), and the assumptions the smooth-sensitivity
+// bound rests on (the model's certificate assumptions).
 std::string PrivacyGuaranteeText(const ModelRecord& model, const PreparedRelease& prepared,
                                  bool show_n_star);
 

@@ -1,14 +1,20 @@
 #include "server/service/privacy_service.h"
 
-#include <algorithm>
-#include <cmath>
+#include <chrono>
+#include <optional>
+#include <string>
 #include <utility>
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
 #include "absl/strings/str_cat.h"
+#include "core/privacy/budget.h"
 #include "server/auth/permissions.h"
 #include "server/domain/private_prediction.h"
 #include "server/service/request_checks.h"
 #include "server/service/status_mapping.h"
+#include "server/store/blob.h"
 
 namespace agt::server {
 namespace {
@@ -16,18 +22,88 @@ namespace {
 constexpr char kPredict[] = "/agt.v1.PrivacyService/PrivatePredict";
 constexpr char kBudget[] = "/agt.v1.PrivacyService/GetPrivacyBudget";
 
+// The request's idempotency key. The fingerprint covers the request without
+// its id (deterministic serialization), the client and whether n* is shown:
+// the stored answer is that client's view, never handed to another.
+RequestTag Tag(const agt::v1::PrivatePredictRequest& request, const std::string& client,
+               bool show_n_star) {
+  RequestTag tag;
+  if (request.request_id().empty()) return tag;
+  tag.id = request.request_id();
+  agt::v1::PrivatePredictRequest content = request;
+  content.clear_request_id();
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream out(&stream);
+    out.SetSerializationDeterministic(true);
+    content.SerializeToCodedStream(&out);
+  }
+  absl::StrAppend(&bytes, std::string(1, '\0'), "client=", client, std::string(1, '\0'),
+                  "show_n_star=", show_n_star ? 1 : 0);
+  tag.fingerprint = Sha256Hex(bytes);
+  return tag;
+}
+
+absl::StatusOr<agt::v1::PrivatePredictResponse> ParseStored(const std::string& bytes) {
+  agt::v1::PrivatePredictResponse response;
+  if (!response.ParseFromString(bytes)) {
+    return absl::DataLossError("the stored answer to this request_id does not parse");
+  }
+  return response;
+}
+
+// ResourceExhausted unless `quanta` more fit the budget `record` is
+// against `total_quanta` (the same rule as Store::SpendPrivacyBudget).
+absl::Status WouldFitTotal(const PrivacySpendRecord& record, int64_t quanta,
+                           int64_t total_quanta) {
+  absl::StatusOr<agt::PrivacyBudget> budget =
+      agt::PrivacyBudget::Create(total_quanta, record.spent_quanta);
+  if (!budget.ok()) return budget.status();
+  if (budget->Spend(quanta).ok()) return absl::OkStatus();
+  if (record.spent_quanta > total_quanta) {  // the total was lowered below it
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "privacy budget of the tenant for dataset ", record.dataset_id, " is used up: spent ",
+        agt::EpsilonOfQuantaUp(record.spent_quanta), " of a total of ",
+        agt::EpsilonOfQuantaDown(total_quanta), "; client \"", record.client, "\" asked for ",
+        agt::EpsilonOfQuantaUp(quanta), "; nothing was spent"));
+  }
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "privacy budget of the tenant for dataset ", record.dataset_id,
+      " (every model trained on it, every token) exceeded: client \"", record.client,
+      "\" asked for epsilon ", agt::EpsilonOfQuantaUp(quanta), " (", quanta,
+      " quanta of 2^-40) but only ", agt::EpsilonOfQuantaDown(budget->remaining_quanta()), " (",
+      budget->remaining_quanta(), " quanta) of ", agt::EpsilonOfQuantaDown(total_quanta),
+      " remains (spent ", agt::EpsilonOfQuantaUp(record.spent_quanta),
+      "); nothing was spent"));
+}
+
+// Cancelled or DeadlineExceeded once the call should stop.
+absl::Status CallState(grpc::ServerContext* context) {
+  if (context->deadline() < std::chrono::system_clock::now()) {
+    return absl::DeadlineExceededError(
+        "the call's deadline passed before the release; nothing was charged");
+  }
+  if (context->IsCancelled()) {
+    return absl::CancelledError("the call was cancelled before the release; nothing was charged");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
 
 absl::StatusOr<std::unique_ptr<PrivacyServiceImpl>> PrivacyServiceImpl::Create(
     Store* store, ModelCache* cache, const CallAuth* auth, double total_epsilon) {
-  if (!(std::isfinite(total_epsilon) && total_epsilon >= 0)) {
+  absl::StatusOr<int64_t> total_quanta = agt::TotalQuanta(total_epsilon);
+  if (!total_quanta.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--privacy-budget: ", total_epsilon, " must be a finite epsilon >= 0"));
+        absl::StrCat("--privacy-budget: ", total_quanta.status().message()));
   }
   absl::StatusOr<std::unique_ptr<agt::SecureNoise>> noise = agt::SecureNoise::Create();
   if (!noise.ok()) return noise.status();
   return std::unique_ptr<PrivacyServiceImpl>(
-      new PrivacyServiceImpl(store, cache, auth, total_epsilon, *std::move(noise)));
+      new PrivacyServiceImpl(store, cache, auth, *total_quanta, *std::move(noise)));
 }
 
 grpc::Status PrivacyServiceImpl::PrivatePredict(grpc::ServerContext* context,
@@ -35,7 +111,7 @@ grpc::Status PrivacyServiceImpl::PrivatePredict(grpc::ServerContext* context,
                                                 agt::v1::PrivatePredictResponse* response) {
   absl::StatusOr<Principal> caller = auth_->Check(*context, kPredict);
   if (!caller.ok()) return ToGrpcStatus(caller.status(), kPredict);
-  absl::StatusOr<agt::v1::PrivatePredictResponse> done = Predict(*caller, *request);
+  absl::StatusOr<agt::v1::PrivatePredictResponse> done = Predict(context, *caller, *request);
   if (!done.ok()) return ToGrpcStatus(done.status(), kPredict);
   *response = *std::move(done);
   return grpc::Status::OK;
@@ -54,38 +130,83 @@ grpc::Status PrivacyServiceImpl::GetPrivacyBudget(grpc::ServerContext* context,
 
 agt::v1::PrivacyBudget PrivacyServiceImpl::ToBudget(const PrivacySpendRecord& record) const {
   agt::v1::PrivacyBudget budget;
-  budget.set_total_epsilon(total_epsilon_);
-  budget.set_spent_epsilon(record.spent_epsilon);
-  budget.set_remaining_epsilon(std::max(0.0, total_epsilon_ - record.spent_epsilon));
+  const int64_t remaining =
+      record.spent_quanta >= total_quanta_ ? 0 : total_quanta_ - record.spent_quanta;
+  budget.set_total_epsilon(agt::EpsilonOfQuantaDown(total_quanta_));
+  budget.set_spent_epsilon(agt::EpsilonOfQuantaUp(record.spent_quanta));
+  budget.set_remaining_epsilon(agt::EpsilonOfQuantaDown(remaining));
   budget.set_releases(record.releases);
   budget.set_client(record.client);
+  budget.set_dataset_id(record.dataset_id);
+  budget.set_total_quanta(total_quanta_);
+  budget.set_spent_quanta(record.spent_quanta);
+  budget.set_remaining_quanta(remaining);
+  budget.set_epsilon_quantum(agt::kEpsilonQuantum);
+  budget.set_client_spent_epsilon(agt::EpsilonOfQuantaUp(record.client_spent_quanta));
+  budget.set_client_spent_quanta(record.client_spent_quanta);
+  budget.set_client_releases(record.client_releases);
   return budget;
 }
 
+absl::Status PrivacyServiceImpl::WouldFit(const PrivacySpendRecord& record,
+                                          int64_t quanta) const {
+  return WouldFitTotal(record, quanta, total_quanta_);
+}
+
 absl::StatusOr<agt::v1::PrivatePredictResponse> PrivacyServiceImpl::Predict(
-    const Principal& caller, const agt::v1::PrivatePredictRequest& request) {
+    grpc::ServerContext* context, const Principal& caller,
+    const agt::v1::PrivatePredictRequest& request) {
   if (absl::Status s = CheckId(request.model_id(), "model_id"); !s.ok()) return s;
+  if (absl::Status s = ValidateRequestId(request.request_id()); !s.ok()) return s;
+  const std::string client = ClientName(caller);
+  // Roles that may read the model could compute n* from it themselves.
+  const bool show_n_star = RoleMayPerform(caller.role, Action::kRead);
+  const RequestTag tag = Tag(request, client, show_n_star);
+  if (!tag.empty()) {
+    absl::StatusOr<std::optional<std::string>> earlier =
+        store_->FindRequest(caller.tenant, RequestKind::kPrivatePredict, tag);
+    if (!earlier.ok()) return earlier.status();
+    if (earlier->has_value()) return ParseStored(**earlier);
+  }
   absl::StatusOr<std::shared_ptr<const ModelRecord>> model =
       cache_->Get(store_, caller.tenant, request.model_id());
   if (!model.ok()) return model.status();
-  absl::StatusOr<PreparedRelease> prepared =
-      PreparePrivatePrediction(**model, request.inputs(), request.epsilon(), request.mechanism());
+  // Fail fast, before certifying, when the budget cannot hold the charge
+  // (the charge's own transaction decides again; this read only saves work).
+  if (absl::StatusOr<int64_t> quanta =
+          agt::ChargeQuanta(request.epsilon(), request.inputs().rows());
+      quanta.ok()) {
+    absl::StatusOr<PrivacySpendRecord> now =
+        store_->GetPrivacySpend(caller.tenant, (*model)->id, client);
+    if (!now.ok()) return now.status();
+    if (absl::Status s = WouldFit(*now, *quanta); !s.ok()) return s;
+  }
+  const PrivateKeepGoing keep_going = [context] { return CallState(context); };
+  absl::StatusOr<PreparedRelease> prepared = PreparePrivatePrediction(
+      **model, request.inputs(), request.epsilon(), request.mechanism(), keep_going);
   if (!prepared.ok()) return prepared.status();
 
-  absl::StatusOr<PrivacySpendRecord> spent = store_->SpendPrivacyBudget(
-      caller.tenant, (*model)->id, ClientName(caller), total_epsilon_, prepared->total_epsilon(),
-      static_cast<int64_t>(prepared->predicted.size()));
-  if (!spent.ok()) return spent.status();
-
-  // Roles that may read the model could compute n* from it themselves.
-  const bool show_n_star = RoleMayPerform(caller.role, Action::kRead);
+  // Drawn before the charge, shown only after it commits.
   agt::v1::PrivatePredictResponse response;
   {
     std::lock_guard<std::mutex> lock(noise_mu_);
     response = ReleasePrivatePrediction(*prepared, show_n_star, *noise_);
   }
-  *response.mutable_budget() = ToBudget(*spent);
   response.set_guarantee(PrivacyGuaranteeText(**model, *prepared, show_n_star));
+  if (absl::Status s = keep_going(); !s.ok()) return s;
+
+  PrivacyCharge charge;
+  charge.client = client;
+  charge.total_quanta = total_quanta_;
+  charge.quanta = prepared->quanta;
+  charge.releases = static_cast<int64_t>(prepared->predicted.size());
+  absl::StatusOr<PrivacySpendResult> spent = store_->SpendPrivacyBudget(
+      caller.tenant, (*model)->id, charge, tag, [&](const PrivacySpendRecord& record) {
+        *response.mutable_budget() = ToBudget(record);
+        return response.SerializeAsString();
+      });
+  if (!spent.ok()) return spent.status();
+  if (spent->replayed) return ParseStored(spent->response);  // a concurrent retry won
   return response;
 }
 

@@ -1,23 +1,41 @@
 // agt.v1.PrivacyService: differentially private predictions from stored
-// models and the privacy budget ledger per (client, model) (paper section
-// 10.2). A thin adapter: authenticate and authorize (CallAuth), prepare the
-// release (domain/private_prediction.h: validation, mechanism, n*), spend
-// rows x epsilon in the store (Store::SpendPrivacyBudget decides and records
-// atomically), then draw the noise.
+// models and the privacy budget ledger, one budget per (tenant, root training
+// dataset) shared by every token of the tenant and every model trained on the
+// dataset (paper section 10.2; agt/v1/privacy.proto states the guarantee).
+// A thin adapter: authenticate and authorize (CallAuth), look up a retried
+// request_id, prepare the release (domain/private_prediction.h: validation,
+// exact charge, mechanism, n*, in bounded chunks), draw the noise, then
+// charge the budget and store the answer in one transaction
+// (Store::SpendPrivacyBudget), and return it.
 //
-// Order matters for "a refused request spends nothing": every error that
-// can be found is found before the spend, and after the spend the release
-// cannot fail.
+// A request whose charge cannot fit what remains is refused before it is
+// certified (a read of the budget, so that an exhausted budget costs the
+// server no work); the charge's own transaction decides again.
 //
-// The client of a budget is the token's label, or its tenant when the token
-// has none (every unlabelled token of a tenant shares one budget; local mode
-// is the client "local"). n*, the sensitivity bound and the noise scale are
-// reported only to roles that may read the model anyway (admin, trainer,
-// querier), never to a private-querier.
+// Order matters for "a refused request is charged nothing" and "nothing is
+// charged for a release that was not returned": every error that can be
+// found is found before the charge; the call's cancellation and deadline are
+// checked between chunks and right before the charge; noise drawn for an
+// answer that is not committed is never shown. After the commit the answer
+// is returned; if the client is gone by then, the charge stands (counted,
+// never lost) and a retry with the same request_id gets the stored answer.
+//
+// Idempotency: request_id (store/store.h RequestTag) with a fingerprint of
+// the request without its id plus the client and whether n* is shown, so a
+// retry from another client of the tenant or another role is a different
+// request (InvalidArgument), never a way to read someone else's answer.
+//
+// The client is the token's label, or its tenant when the token has none
+// (local mode is the client "local"); it names the caller's share of the
+// budget in reports, not a budget of its own. n*, the sensitivity bound and
+// the noise scale are reported only to roles that may read the model anyway
+// (admin, trainer, querier), never to a private-querier.
 //
 // Errors: unknown or foreign model -> NOT_FOUND; a mechanism the model does
-// not admit -> FAILED_PRECONDITION; bad epsilon or inputs -> INVALID_ARGUMENT;
-// budget exceeded -> RESOURCE_EXHAUSTED.
+// not admit -> FAILED_PRECONDITION; bad epsilon (below 2^-40 included),
+// inputs or request_id -> INVALID_ARGUMENT; budget exceeded or a row too
+// large to certify -> RESOURCE_EXHAUSTED; cancelled -> CANCELLED; past the
+// deadline -> DEADLINE_EXCEEDED.
 //
 // Ownership: the store, cache and auth must outlive the service.
 // Thread-safety: gRPC calls the methods concurrently; the noise source is
@@ -25,6 +43,7 @@
 #ifndef AGT_SERVER_SERVICE_PRIVACY_SERVICE_H_
 #define AGT_SERVER_SERVICE_PRIVACY_SERVICE_H_
 
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -40,9 +59,9 @@ namespace agt::server {
 
 class PrivacyServiceImpl final : public agt::v1::PrivacyService::Service {
  public:
-  // total_epsilon: the configured budget per (client, model), finite and >=
-  // 0 (InvalidArgument otherwise). Unavailable if the OS random generator
-  // cannot be read.
+  // total_epsilon: the configured budget per (tenant, dataset), finite and
+  // in [0, 2^22] (agt::TotalQuanta; InvalidArgument otherwise). Unavailable
+  // if the OS random generator cannot be read.
   static absl::StatusOr<std::unique_ptr<PrivacyServiceImpl>> Create(Store* store, ModelCache* cache,
                                                                     const CallAuth* auth,
                                                                     double total_epsilon);
@@ -55,24 +74,27 @@ class PrivacyServiceImpl final : public agt::v1::PrivacyService::Service {
                                 agt::v1::GetPrivacyBudgetResponse* response) override;
 
  private:
-  PrivacyServiceImpl(Store* store, ModelCache* cache, const CallAuth* auth, double total_epsilon,
+  PrivacyServiceImpl(Store* store, ModelCache* cache, const CallAuth* auth, int64_t total_quanta,
                      std::unique_ptr<agt::SecureNoise> noise)
       : store_(store),
         cache_(cache),
         auth_(auth),
-        total_epsilon_(total_epsilon),
+        total_quanta_(total_quanta),
         noise_(std::move(noise)) {}
 
   absl::StatusOr<agt::v1::PrivatePredictResponse> Predict(
-      const Principal& caller, const agt::v1::PrivatePredictRequest& request);
+      grpc::ServerContext* context, const Principal& caller,
+      const agt::v1::PrivatePredictRequest& request);
   absl::StatusOr<agt::v1::PrivacyBudget> Budget(const Principal& caller,
                                                 const std::string& model_id);
   agt::v1::PrivacyBudget ToBudget(const PrivacySpendRecord& record) const;
+  // ResourceExhausted when `quanta` more would not fit the budget.
+  absl::Status WouldFit(const PrivacySpendRecord& record, int64_t quanta) const;
 
   Store* const store_;
   ModelCache* const cache_;
   const CallAuth* const auth_;
-  const double total_epsilon_;
+  const int64_t total_quanta_;
   std::mutex noise_mu_;
   const std::unique_ptr<agt::SecureNoise> noise_;
 };

@@ -10,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "agt/v1/training.pb.h"
+#include "server/store/privacy_ledger.h"
 
 namespace agt::server {
 namespace {
@@ -213,7 +214,10 @@ CREATE INDEX requests_by_age ON requests (created_ms);
     // Reserved while issue 17 is built in parallel (privacy ledger per
     // dataset; job crash counts; unlearning batches): each is filled in by
     // its part. An empty step only bumps user_version.
-    {6, ""},
+    // Privacy ledger per (tenant, root dataset) in exact quanta of 2^-40
+    // (issue 17; server/store/privacy_ledger.h): existing per-(model, client)
+    // spends are moved there, rounded up.
+    {6, kPrivacyLedgerSchemaSql, &MigratePrivacyBudgetsToDatasets},
     // Poison-job guard (issue 17): how many times a job was RUNNING when the
     // server process died (RecoverAbandonedJobs counts at startup; a graceful
     // stop does not). Past the limit the job is FAILED instead of resumed.

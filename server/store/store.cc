@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -16,6 +17,7 @@
 #include "core/privacy/budget.h"
 #include "server/store/blob.h"
 #include "server/store/ids.h"
+#include "server/store/privacy_ledger.h"
 #include "server/store/schema.h"
 #include "server/store/sqlite.h"
 
@@ -404,22 +406,76 @@ struct Store::Impl {
     return out;
   }
 
-  // The spend row of (model, client); zeros when there is none.
-  absl::StatusOr<PrivacySpendRecord> LoadPrivacySpend(const std::string& model_id,
+  // The budget model `model_id` (of `tenant`, checked by the caller) draws
+  // on, with `client`'s share; zeros where nothing was spent.
+  absl::StatusOr<PrivacySpendRecord> LoadPrivacySpend(const std::string& tenant,
+                                                      const std::string& model_id,
                                                       const std::string& client) {
-    STORE_ASSIGN_OR_RETURN(Statement st,
-                           db->Prepare("SELECT spent, releases, updated_ms FROM privacy_budgets "
-                                       "WHERE model_id = ?1 AND client = ?2"));
-    st.BindText(1, model_id).BindText(2, client);
-    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
     PrivacySpendRecord r;
     r.client = client;
+    {
+      STORE_ASSIGN_OR_RETURN(Statement st,
+                             db->Prepare("SELECT dataset_id FROM models WHERE id = ?1"));
+      st.BindText(1, model_id);
+      STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+      if (!row) return NotFound("model", model_id);
+      STORE_ASSIGN_OR_RETURN(r.dataset_id, RootDatasetOf(*db, tenant, st.ColumnText(0)));
+    }
+    {
+      STORE_ASSIGN_OR_RETURN(
+          Statement st,
+          db->Prepare("SELECT spent_quanta, releases, updated_ms FROM privacy_ledgers "
+                      "WHERE tenant = ?1 AND dataset_id = ?2"));
+      st.BindText(1, tenant).BindText(2, r.dataset_id);
+      STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+      if (row) {
+        r.spent_quanta = st.ColumnInt64(0);
+        r.releases = st.ColumnInt64(1);
+        r.updated_ms = st.ColumnInt64(2);
+      }
+    }
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db->Prepare("SELECT spent_quanta, releases FROM privacy_spenders "
+                    "WHERE tenant = ?1 AND dataset_id = ?2 AND client = ?3"));
+    st.BindText(1, tenant).BindText(2, r.dataset_id).BindText(3, client);
+    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
     if (row) {
-      r.spent_epsilon = st.ColumnDouble(0);
-      r.releases = st.ColumnInt64(1);
-      r.updated_ms = st.ColumnInt64(2);
+      r.client_spent_quanta = st.ColumnInt64(0);
+      r.client_releases = st.ColumnInt64(1);
     }
     return r;
+  }
+
+  // Writes the budget and the client's share of `r` (upserts).
+  absl::Status StorePrivacySpend(const std::string& tenant, const PrivacySpendRecord& r) {
+    {
+      STORE_ASSIGN_OR_RETURN(
+          Statement st,
+          db->Prepare("INSERT INTO privacy_ledgers (tenant, dataset_id, spent_quanta, releases, "
+                      "updated_ms) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (tenant, dataset_id) "
+                      "DO UPDATE SET spent_quanta = excluded.spent_quanta, releases = "
+                      "excluded.releases, updated_ms = excluded.updated_ms"));
+      st.BindText(1, tenant)
+          .BindText(2, r.dataset_id)
+          .BindInt64(3, r.spent_quanta)
+          .BindInt64(4, r.releases)
+          .BindInt64(5, r.updated_ms);
+      STORE_RETURN_IF_ERROR(st.Run());
+    }
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db->Prepare("INSERT INTO privacy_spenders (tenant, dataset_id, client, spent_quanta, "
+                    "releases, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (tenant, "
+                    "dataset_id, client) DO UPDATE SET spent_quanta = excluded.spent_quanta, "
+                    "releases = excluded.releases, updated_ms = excluded.updated_ms"));
+    st.BindText(1, tenant)
+        .BindText(2, r.dataset_id)
+        .BindText(3, r.client)
+        .BindInt64(4, r.client_spent_quanta)
+        .BindInt64(5, r.client_releases)
+        .BindInt64(6, r.updated_ms);
+    return st.Run();
   }
 
   // The stored answer to (tenant, kind, tag.id), nullopt if none or tag is
@@ -1271,58 +1327,77 @@ absl::StatusOr<std::optional<std::string>> Store::FindRequest(const std::string&
   return found;
 }
 
-absl::StatusOr<PrivacySpendRecord> Store::SpendPrivacyBudget(const std::string& tenant,
-                                                             const std::string& model_id,
-                                                             const std::string& client,
-                                                             double total_epsilon, double epsilon,
-                                                             int64_t releases) {
-  if (releases < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("releases ", releases, " must be >= 1"));
+namespace {
+
+// Saturating: a budget's releases are a count for reporting.
+int64_t AddCount(int64_t a, int64_t b) {
+  return a > std::numeric_limits<int64_t>::max() - b ? std::numeric_limits<int64_t>::max() : a + b;
+}
+
+}  // namespace
+
+absl::StatusOr<PrivacySpendResult> Store::SpendPrivacyBudget(
+    const std::string& tenant, const std::string& model_id, const PrivacyCharge& charge,
+    const RequestTag& tag, const std::function<std::string(const PrivacySpendRecord&)>& answer) {
+  if (charge.releases < 1 || charge.quanta < 1 || charge.total_quanta < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "privacy charge of ", charge.quanta, " quanta for ", charge.releases,
+        " releases against a total of ", charge.total_quanta,
+        " quanta: quanta and releases must be >= 1, the total >= 0"));
   }
   const int64_t now = NowMs();
   std::lock_guard<std::mutex> lock(impl_->mu);
   SqliteDb& db = *impl_->db;
-  // BEGIN IMMEDIATE: the read of `spent` and the write of the new sum are one
-  // step for every connection to the file.
+  // BEGIN IMMEDIATE: the lookup of the request, the read of `spent` and the
+  // writes of the new sum and of the answer are one step for every
+  // connection to the file.
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
   STORE_RETURN_IF_ERROR(impl_->RequireModel(tenant, model_id));
-  STORE_ASSIGN_OR_RETURN(PrivacySpendRecord record, impl_->LoadPrivacySpend(model_id, client));
-  STORE_ASSIGN_OR_RETURN(
-      agt::PrivacyBudget budget,
-      agt::PrivacyBudget::Create(total_epsilon, std::min(record.spent_epsilon, total_epsilon)));
-  if (record.spent_epsilon > total_epsilon) {
+  PrivacySpendResult out;
+  STORE_ASSIGN_OR_RETURN(out.record, impl_->LoadPrivacySpend(tenant, model_id, charge.client));
+  STORE_ASSIGN_OR_RETURN(std::optional<std::string> earlier,
+                         impl_->FindRequest(tenant, RequestKind::kPrivatePredict, tag));
+  if (earlier.has_value()) {
+    out.response = *std::move(earlier);
+    out.replayed = true;
+    STORE_RETURN_IF_ERROR(txn.Commit());
+    return out;
+  }
+  PrivacySpendRecord& record = out.record;
+  STORE_ASSIGN_OR_RETURN(agt::PrivacyBudget budget,
+                         agt::PrivacyBudget::Create(charge.total_quanta, record.spent_quanta));
+  const std::string whose = absl::StrCat("privacy budget of tenant \"", Quoted(tenant), "\"",
+                                         " for dataset ", record.dataset_id,
+                                         " (every model trained on it, every token)");
+  if (record.spent_quanta > charge.total_quanta) {
     // The total was lowered below what was spent: nothing is left.
     return absl::ResourceExhaustedError(absl::StrCat(
-        "privacy budget of client \"", client, "\" for model ", model_id, " is used up: spent ",
-        record.spent_epsilon, " of a total of ", total_epsilon, "; this request needs ", epsilon));
+        whose, " is used up: spent epsilon ", agt::EpsilonOfQuantaUp(record.spent_quanta), " (",
+        record.spent_quanta, " quanta) of a total of ",
+        agt::EpsilonOfQuantaDown(charge.total_quanta), "; client \"", Quoted(charge.client), "\"",
+        " asked for ", agt::EpsilonOfQuantaUp(charge.quanta), "; nothing was spent"));
   }
-  if (absl::Status s = budget.Spend(epsilon); !s.ok()) {
+  if (absl::Status s = budget.Spend(charge.quanta); !s.ok()) {
     if (!absl::IsResourceExhausted(s)) return s;
     return absl::ResourceExhaustedError(absl::StrCat(
-        "privacy budget of client \"", client, "\" for model ", model_id,
-        " exceeded: this request needs epsilon ", epsilon, " but only ", budget.remaining(), " of ",
-        total_epsilon, " remains (spent ", record.spent_epsilon, "); nothing was spent"));
+        whose, " exceeded: client \"", Quoted(charge.client), "\" asked for epsilon ",
+        agt::EpsilonOfQuantaUp(charge.quanta), " (", charge.quanta, " quanta of 2^-40) but only ",
+        agt::EpsilonOfQuantaDown(budget.remaining_quanta()), " (", budget.remaining_quanta(),
+        " quanta) of ", agt::EpsilonOfQuantaDown(charge.total_quanta), " remains (spent ",
+        agt::EpsilonOfQuantaUp(record.spent_quanta), "); nothing was spent"));
   }
-  record.spent_epsilon = budget.spent();
-  record.releases += releases;
+  record.spent_quanta = budget.spent_quanta();
+  record.releases = AddCount(record.releases, charge.releases);
+  // The client's share never exceeds the budget's spent, which fits.
+  record.client_spent_quanta += charge.quanta;
+  record.client_releases = AddCount(record.client_releases, charge.releases);
   record.updated_ms = now;
-  {
-    STORE_ASSIGN_OR_RETURN(
-        Statement st,
-        db.Prepare("INSERT INTO privacy_budgets (model_id, client, tenant, spent, releases, "
-                   "updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (model_id, client) "
-                   "DO UPDATE SET spent = excluded.spent, releases = excluded.releases, "
-                   "updated_ms = excluded.updated_ms"));
-    st.BindText(1, model_id)
-        .BindText(2, client)
-        .BindText(3, tenant)
-        .BindDouble(4, record.spent_epsilon)
-        .BindInt64(5, record.releases)
-        .BindInt64(6, record.updated_ms);
-    STORE_RETURN_IF_ERROR(st.Run());
-  }
+  STORE_RETURN_IF_ERROR(impl_->StorePrivacySpend(tenant, record));
+  out.response = answer(record);
+  STORE_RETURN_IF_ERROR(
+      impl_->SaveRequest(tenant, RequestKind::kPrivatePredict, tag, out.response));
   STORE_RETURN_IF_ERROR(txn.Commit());
-  return record;
+  return out;
 }
 
 absl::StatusOr<PrivacySpendRecord> Store::GetPrivacySpend(const std::string& tenant,
@@ -1331,7 +1406,8 @@ absl::StatusOr<PrivacySpendRecord> Store::GetPrivacySpend(const std::string& ten
   std::lock_guard<std::mutex> lock(impl_->mu);
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*impl_->db, Mode::kRead));
   STORE_RETURN_IF_ERROR(impl_->RequireModel(tenant, model_id));
-  STORE_ASSIGN_OR_RETURN(PrivacySpendRecord record, impl_->LoadPrivacySpend(model_id, client));
+  STORE_ASSIGN_OR_RETURN(PrivacySpendRecord record,
+                         impl_->LoadPrivacySpend(tenant, model_id, client));
   STORE_RETURN_IF_ERROR(txn.Commit());
   return record;
 }

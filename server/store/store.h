@@ -153,12 +153,38 @@ struct RetrainingRecord {
   int64_t requested_ms = 0;
 };
 
-// What one client has spent on one model's private predictions.
+// What has been spent from one privacy budget. A budget belongs to a
+// tenant's training data: one per (tenant, root dataset), drawn on by every
+// model trained on that dataset or on a dataset derived from it (a
+// retraining after deletions), and shared by every token of the tenant
+// (server/store/privacy_ledger.h). Epsilons are kept exactly, as integer
+// quanta of agt::kEpsilonQuantum = 2^-40 (core/privacy/budget.h).
 struct PrivacySpendRecord {
+  std::string dataset_id;    // the root dataset whose budget this is
+  int64_t spent_quanta = 0;  // by every client of the tenant
+  int64_t releases = 0;      // labels released, by every client
+  int64_t updated_ms = 0;    // 0 when nothing was ever spent
+  // The asking client's share of the above (for reporting; not a budget).
   std::string client;
-  double spent_epsilon = 0.0;
-  int64_t releases = 0;
-  int64_t updated_ms = 0;  // 0 when nothing was ever spent
+  int64_t client_spent_quanta = 0;
+  int64_t client_releases = 0;
+};
+
+// One private prediction's charge against its budget.
+struct PrivacyCharge {
+  std::string client;        // who asks (recorded in its share)
+  int64_t total_quanta = 0;  // the configured total, agt::TotalQuanta
+  int64_t quanta = 0;        // the charge, agt::ChargeQuanta (>= 1)
+  int64_t releases = 0;      // labels released (>= 1)
+};
+
+// The outcome of SpendPrivacyBudget: the budget after the charge and the
+// answer stored with it (replayed: a retry of an earlier request, whose
+// stored answer this is; nothing was charged now).
+struct PrivacySpendResult {
+  PrivacySpendRecord record;
+  std::string response;
+  bool replayed = false;
 };
 
 // ---- idempotent requests
@@ -358,22 +384,30 @@ class Store {
                                                          RequestKind kind, const RequestTag& tag);
 
   // ---- private prediction (privacy budget ledger)
-  // Spends `epsilon` for `releases` labels from `client`'s budget for model
-  // `model_id`, in one write transaction: reads what was spent, checks with
-  // agt::PrivacyBudget against `total_epsilon` (the configured total) and
-  // writes the new sum. Concurrent calls (threads or processes) are
-  // serialised, so the total is never passed. ResourceExhausted, naming
-  // spent, requested and total, when it would be, and nothing changes;
-  // InvalidArgument for an epsilon that is not finite and > 0, a bad total
-  // or releases < 1; NotFound for an unknown or foreign model. Returns the
-  // record after the spend.
-  absl::StatusOr<PrivacySpendRecord> SpendPrivacyBudget(const std::string& tenant,
-                                                        const std::string& model_id,
-                                                        const std::string& client,
-                                                        double total_epsilon, double epsilon,
-                                                        int64_t releases);
-  // What `client` has spent on the model (zeros if nothing yet). NotFound
-  // for an unknown or foreign model.
+  // Charges `charge.quanta` for `charge.releases` labels to the budget of
+  // (tenant, root dataset of model `model_id`) and records the answer, in one
+  // write transaction:
+  // - if `tag` names an earlier private prediction of the tenant (same id
+  //   and fingerprint), returns its stored answer with replayed = true and
+  //   changes nothing (the same id with another fingerprint is
+  //   InvalidArgument);
+  // - else checks with agt::PrivacyBudget that spent + quanta <= total
+  //   (integers: nothing rounds); ResourceExhausted, naming the budget's
+  //   dataset, spent, requested and remaining (epsilon and quanta), when it
+  //   would not fit, and nothing changes;
+  // - else adds the charge (to the budget and to the client's share), calls
+  //   `answer` with the record after the charge and stores what it returns
+  //   as the answer to `tag` (if not empty), then commits.
+  // So a charge is on disk iff its answer is: a crash before the commit
+  // charges nothing and stores nothing. Concurrent calls (threads or
+  // processes) are serialised, so the total is never passed.
+  // InvalidArgument for quanta or releases < 1 or total < 0; NotFound for an
+  // unknown or foreign model.
+  absl::StatusOr<PrivacySpendResult> SpendPrivacyBudget(
+      const std::string& tenant, const std::string& model_id, const PrivacyCharge& charge,
+      const RequestTag& tag, const std::function<std::string(const PrivacySpendRecord&)>& answer);
+  // The budget that model `model_id` draws on, with `client`'s share (zeros
+  // if nothing was spent yet). NotFound for an unknown or foreign model.
   absl::StatusOr<PrivacySpendRecord> GetPrivacySpend(const std::string& tenant,
                                                      const std::string& model_id,
                                                      const std::string& client);

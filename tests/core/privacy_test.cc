@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <memory>
 #include <numbers>
@@ -20,6 +21,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "core/common/rng.h"
 #include "core/privacy/budget.h"
 #include "core/privacy/noise.h"
@@ -619,58 +622,173 @@ TEST(ReportNoisyArgmaxReleaseTest, HalfTheNoiseBreaksTheDpInequalityFromThreeCla
   }
 }
 
-TEST(PrivacyBudgetTest, SpendsUpToTheExactTotal) {
-  absl::StatusOr<PrivacyBudget> budget = PrivacyBudget::Create(1.0);
-  ASSERT_TRUE(budget.ok()) << budget.status();
-  EXPECT_TRUE(budget->Spend(0.25).ok());
-  EXPECT_TRUE(budget->Spend(0.75).ok());
-  EXPECT_EQ(budget->spent(), 1.0);
-  EXPECT_EQ(budget->remaining(), 0.0);
+// ---- exact budget arithmetic (quanta of 2^-40)
+
+int64_t Charge(double epsilon, int64_t labels = 1) {
+  absl::StatusOr<int64_t> q = ChargeQuanta(epsilon, labels);
+  EXPECT_TRUE(q.ok()) << q.status();
+  return q.ok() ? *q : -1;
 }
 
-TEST(PrivacyBudgetTest, RoundingOfRepeatedSpendsFitsTheTotal) {
-  absl::StatusOr<PrivacyBudget> budget = PrivacyBudget::Create(1.0);
-  ASSERT_TRUE(budget.ok());
-  for (int i = 0; i < 10; ++i) EXPECT_TRUE(budget->Spend(0.1).ok()) << i;
-  EXPECT_EQ(budget->Spend(0.1).code(), absl::StatusCode::kResourceExhausted);
+PrivacyBudget Budget(double total, int64_t spent = 0) {
+  absl::StatusOr<int64_t> t = TotalQuanta(total);
+  EXPECT_TRUE(t.ok()) << t.status();
+  absl::StatusOr<PrivacyBudget> b = PrivacyBudget::Create(t.ok() ? *t : 0, spent);
+  EXPECT_TRUE(b.ok()) << b.status();
+  return *b;
+}
+
+TEST(PrivacyBudgetTest, ChargesAreRoundedUpToWholeQuantaAndTotalsDown) {
+  EXPECT_EQ(kEpsilonQuantum, std::ldexp(1.0, -40));
+  EXPECT_EQ(Charge(kEpsilonQuantum), 1);
+  EXPECT_EQ(Charge(std::nextafter(kEpsilonQuantum, 1.0)), 2);  // a hair above: 2 quanta
+  EXPECT_EQ(Charge(0.25, 4), int64_t{1} << 40);
+  EXPECT_EQ(Charge(1e-12), 2);  // 1e-12 / 2^-40 = 1.0995...
+  EXPECT_EQ(Charge(1e-12, 10'000), 20'000);  // per label, then times the labels
+  // double(0.1) / q = 109951162777.6 -> 109951162778.
+  EXPECT_EQ(Charge(0.1), 109'951'162'778);
+  // Never below the real charge: quanta x q >= epsilon x labels, and less
+  // than one quantum per label above it.
+  for (double epsilon : {0.1, 0.3, 1.0 / 3.0, 1e-9, 2.5, 123.4567}) {
+    for (int64_t labels : {1, 7, 10'000}) {
+      const int64_t q = Charge(epsilon, labels);
+      const long double charged = std::ldexp(static_cast<long double>(q), -40);
+      const long double real = static_cast<long double>(epsilon) * labels;
+      EXPECT_GE(charged, real) << epsilon << " x " << labels;
+      EXPECT_LT(charged - real, labels * static_cast<long double>(kEpsilonQuantum));
+    }
+  }
+  EXPECT_EQ(*TotalQuanta(1.0), int64_t{1} << 40);
+  EXPECT_EQ(*TotalQuanta(0.0), 0);
+  EXPECT_EQ(*TotalQuanta(std::nextafter(1.0, 0.0)), (int64_t{1} << 40) - 1);  // floor
+  EXPECT_EQ(*TotalQuanta(0.1), 109'951'162'777);
+}
+
+TEST(PrivacyBudgetTest, AnEpsilonBelowTheQuantumIsRefusedNamingBoth) {
+  for (double epsilon : {1e-21, 1e-13, std::nextafter(kEpsilonQuantum, 0.0), 5e-324}) {
+    const absl::Status s = ChargeQuanta(epsilon, 10'000).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << epsilon;
+    EXPECT_TRUE(absl::StrContains(s.message(), "quantum")) << s;
+    EXPECT_TRUE(absl::StrContains(s.message(), "2^-40")) << s;
+    EXPECT_TRUE(absl::StrContains(s.message(), absl::StrCat(epsilon))) << s;
+  }
+}
+
+// The finding: a budget of 1 spent down to 0.9999999999999999, then 100 x
+// 10 000 labels at 1e-21. In doubles, spent + 1e-21 == spent and all were
+// accepted; here 1e-21 cannot be charged, and the smallest chargeable epsilon
+// moves `spent` by at least one quantum per label.
+TEST(PrivacyBudgetTest, TinyChargesNeverVanish) {
+  const double almost = 0.9999999999999999;
+  ASSERT_EQ(almost + 1e-21, almost);  // the rounding the old ledger relied on
+  PrivacyBudget budget = Budget(1.0);
+  ASSERT_TRUE(budget.Spend(Charge(almost)).ok());
+  // ceil(almost / q) = 2^40: the whole budget.
+  EXPECT_EQ(budget.spent_quanta(), int64_t{1} << 40);
+  EXPECT_EQ(budget.remaining_quanta(), 0);
+  EXPECT_EQ(budget.Spend(1).code(), absl::StatusCode::kResourceExhausted);
+
+  PrivacyBudget fresh = Budget(1.0);
+  int64_t before = fresh.spent_quanta();
+  for (int request = 0; request < 100; ++request) {
+    ASSERT_TRUE(fresh.Spend(Charge(kEpsilonQuantum, 10'000)).ok());
+    EXPECT_EQ(fresh.spent_quanta(), before + 10'000);
+    before = fresh.spent_quanta();
+  }
+  EXPECT_EQ(fresh.spent_quanta(), 1'000'000);
+  EXPECT_GE(EpsilonOfQuantaUp(fresh.spent_quanta()), 1e6 * kEpsilonQuantum);
+}
+
+TEST(PrivacyBudgetTest, SpendsUpToTheExactTotal) {
+  PrivacyBudget budget = Budget(1.0);
+  EXPECT_TRUE(budget.Spend(Charge(0.25)).ok());
+  EXPECT_TRUE(budget.Spend(Charge(0.75)).ok());
+  EXPECT_EQ(budget.spent_quanta(), budget.total_quanta());
+  EXPECT_EQ(budget.remaining_quanta(), 0);
+  EXPECT_EQ(EpsilonOfQuantaUp(budget.spent_quanta()), 1.0);
+  EXPECT_EQ(budget.Spend(1).code(), absl::StatusCode::kResourceExhausted);
+}
+
+// Binary fractions are exact; ten double(0.1)s are not 1: double(0.1) is
+// 0.1000000000000000055..., so their real sum exceeds 1, and an exact ledger
+// refuses the tenth (the old tolerance accepted it).
+TEST(PrivacyBudgetTest, RepeatedSpendsAddExactly) {
+  PrivacyBudget sixteenths = Budget(1.0);
+  for (int i = 0; i < 16; ++i) EXPECT_TRUE(sixteenths.Spend(Charge(0.0625)).ok()) << i;
+  EXPECT_EQ(sixteenths.remaining_quanta(), 0);
+  EXPECT_EQ(sixteenths.Spend(Charge(0.0625)).code(), absl::StatusCode::kResourceExhausted);
+
+  PrivacyBudget tenths = Budget(1.0);
+  for (int i = 0; i < 9; ++i) EXPECT_TRUE(tenths.Spend(Charge(0.1)).ok()) << i;
+  EXPECT_EQ(tenths.Spend(Charge(0.1)).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(tenths.spent_quanta(), 9 * Charge(0.1));
 }
 
 TEST(PrivacyBudgetTest, RefusalSpendsNothing) {
-  absl::StatusOr<PrivacyBudget> budget = PrivacyBudget::Create(2.0);
-  ASSERT_TRUE(budget.ok());
-  ASSERT_TRUE(budget->Spend(1.5).ok());
-  const absl::Status refused = budget->Spend(0.6);
+  PrivacyBudget budget = Budget(2.0);
+  ASSERT_TRUE(budget.Spend(Charge(1.5)).ok());
+  const absl::Status refused = budget.Spend(Charge(0.6));
   EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(budget->spent(), 1.5);
-  EXPECT_EQ(budget->remaining(), 0.5);
-  // Just over the exact boundary, by more than the tolerance.
-  EXPECT_EQ(budget->Spend(0.5 + 1e-9).code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(budget->spent(), 1.5);
-  EXPECT_TRUE(budget->Spend(0.5).ok());
-  EXPECT_EQ(budget->Spend(1e-6).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(absl::StrContains(refused.message(), "remaining")) << refused;
+  EXPECT_EQ(budget.spent_quanta(), Charge(1.5));
+  EXPECT_EQ(budget.remaining_quanta(), Charge(0.5));
+  // One quantum over the exact boundary is refused.
+  EXPECT_EQ(budget.Spend(Charge(0.5) + 1).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(budget.spent_quanta(), Charge(1.5));
+  EXPECT_TRUE(budget.Spend(Charge(0.5)).ok());
+  EXPECT_EQ(budget.Spend(1).code(), absl::StatusCode::kResourceExhausted);
 }
 
-TEST(PrivacyBudgetTest, RejectsBadEpsilonsAndTotals) {
-  absl::StatusOr<PrivacyBudget> budget = PrivacyBudget::Create(1.0);
-  ASSERT_TRUE(budget.ok());
-  for (double epsilon : {0.0, -0.5, kInf, kNan}) {
-    EXPECT_EQ(budget->Spend(epsilon).code(), absl::StatusCode::kInvalidArgument) << epsilon;
+TEST(PrivacyBudgetTest, RejectsBadEpsilonsTotalsAndCounts) {
+  for (double epsilon : {0.0, -0.5, kInf, kNan, 1e308, kMaxEpsilon * 2}) {
+    const absl::Status s = ChargeQuanta(epsilon, 1).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << epsilon;
+    EXPECT_TRUE(absl::StrContains(s.message(), "epsilon")) << s;
   }
-  EXPECT_EQ(budget->spent(), 0.0);
-  EXPECT_EQ(PrivacyBudget::Create(-1.0).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(PrivacyBudget::Create(kInf).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(PrivacyBudget::Create(1.0, 1.5).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(PrivacyBudget::Create(1.0, -0.1).status().code(), absl::StatusCode::kInvalidArgument);
-  absl::StatusOr<PrivacyBudget> restored = PrivacyBudget::Create(1.0, 0.4);
-  ASSERT_TRUE(restored.ok());
-  EXPECT_NEAR(restored->remaining(), 0.6, 1e-15);
+  EXPECT_EQ(ChargeQuanta(0.1, 0).status().code(), absl::StatusCode::kInvalidArgument);
+  // In range per label, but the product overflows int64.
+  const absl::Status overflow = ChargeQuanta(kMaxEpsilon, int64_t{1} << 20).status();
+  EXPECT_EQ(overflow.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(overflow.message(), "largest charge")) << overflow;
+  EXPECT_EQ(Charge(kMaxEpsilon), int64_t{1} << 62);
+  for (double total : {-1.0, kInf, kNan, kMaxEpsilon * 2}) {
+    EXPECT_EQ(TotalQuanta(total).status().code(), absl::StatusCode::kInvalidArgument) << total;
+  }
+  EXPECT_EQ(PrivacyBudget::Create(-1).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(PrivacyBudget::Create(1, -1).status().code(), absl::StatusCode::kInvalidArgument);
+  PrivacyBudget budget = Budget(1.0);
+  for (int64_t quanta : {int64_t{0}, int64_t{-3}}) {
+    EXPECT_EQ(budget.Spend(quanta).code(), absl::StatusCode::kInvalidArgument) << quanta;
+  }
+  EXPECT_EQ(budget.spent_quanta(), 0);
+}
+
+TEST(PrivacyBudgetTest, ASpentAboveALoweredTotalLeavesNothing) {
+  absl::StatusOr<PrivacyBudget> restored = PrivacyBudget::Create(100, 250);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ(restored->remaining_quanta(), 0);
+  EXPECT_EQ(restored->Spend(1).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(restored->spent_quanta(), 250);
 }
 
 TEST(PrivacyBudgetTest, ZeroTotalRefusesEverySpend) {
-  absl::StatusOr<PrivacyBudget> budget = PrivacyBudget::Create(0.0);
-  ASSERT_TRUE(budget.ok());
-  EXPECT_EQ(budget->Spend(1e-3).code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(budget->spent(), 0.0);
+  PrivacyBudget budget = Budget(0.0);
+  EXPECT_EQ(budget.Spend(Charge(1e-3)).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(budget.spent_quanta(), 0);
+}
+
+TEST(PrivacyBudgetTest, ReportedEpsilonsRoundOutward) {
+  EXPECT_EQ(EpsilonOfQuantaUp(0), 0.0);
+  EXPECT_EQ(EpsilonOfQuantaUp(3), 3 * kEpsilonQuantum);  // exact below 2^53
+  const int64_t odd = (int64_t{1} << 60) + 1;              // not a double
+  const long double exact = std::ldexp(static_cast<long double>(odd), -40);
+  EXPECT_GT(static_cast<long double>(EpsilonOfQuantaUp(odd)), exact);
+  EXPECT_LT(static_cast<long double>(EpsilonOfQuantaDown(odd)), exact);
+  const int64_t max = std::numeric_limits<int64_t>::max();
+  EXPECT_GE(static_cast<long double>(EpsilonOfQuantaUp(max)),
+            std::ldexp(static_cast<long double>(max), -40));
+  EXPECT_LE(static_cast<long double>(EpsilonOfQuantaDown(max)),
+            std::ldexp(static_cast<long double>(max), -40));
 }
 
 }  // namespace

@@ -2,9 +2,10 @@
 // accepted up to max N then refused, refused rows stay recorded, bad ids
 // change nothing, the ledger survives a reopen, and concurrent requests never
 // double-count or lose a row nor push d past max N. Privacy budgets
-// (Store::SpendPrivacyBudget): all or nothing up to the total, per client and
-// model, across a reopen and a migration, and never overspent by concurrent
-// spenders on two connections to the file.
+// (Store::SpendPrivacyBudget): exact quanta, all or nothing up to the total,
+// one budget per tenant and root dataset (shared by tokens, models and
+// retrainings on derived datasets), idempotent request ids, across a reopen,
+// and never overspent by concurrent spenders on two connections to the file.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -21,6 +22,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/privacy/budget.h"
 #include "server/store/store.h"
 
 namespace agt::server {
@@ -397,87 +399,245 @@ TEST_F(DeletionLedgerTest, ConcurrentRequestsNeverAcceptPastMaxN) {
   EXPECT_LE(D(), kMaxN);
 }
 
-// ---- privacy budgets
+// ---- privacy budgets (one per tenant and root dataset, in quanta of 2^-40)
 
-TEST_F(DeletionLedgerTest, PrivacySpendsAreAllOrNothingUpToTheTotal) {
-  absl::StatusOr<PrivacySpendRecord> r = store_->GetPrivacySpend("t", model_id_, "app");
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->spent_epsilon, 0.0);
-  EXPECT_EQ(r->releases, 0);
-  r = store_->SpendPrivacyBudget("t", model_id_, "app", 1.0, 0.75, 3);
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->spent_epsilon, 0.75);
-  EXPECT_EQ(r->releases, 3);
-  EXPECT_GT(r->updated_ms, 0);
-  r = store_->SpendPrivacyBudget("t", model_id_, "app", 1.0, 0.5, 2);
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
-  for (const char* part : {"app", "0.5", "0.25", "nothing was spent"}) {
-    EXPECT_TRUE(absl::StrContains(r.status().message(), part)) << r.status();
-  }
-  r = store_->GetPrivacySpend("t", model_id_, "app");
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->spent_epsilon, 0.75);
-  EXPECT_EQ(r->releases, 3);
-  r = store_->SpendPrivacyBudget("t", model_id_, "app", 1.0, 0.25, 1);  // exactly the total
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->spent_epsilon, 1.0);
-  // Other clients and a zero total.
-  EXPECT_TRUE(store_->SpendPrivacyBudget("t", model_id_, "other", 1.0, 1.0, 1).ok());
-  EXPECT_EQ(store_->SpendPrivacyBudget("t", model_id_, "third", 0.0, 1e-9, 1).status().code(),
-            absl::StatusCode::kResourceExhausted);
+int64_t Quanta(double epsilon, int64_t labels = 1) {
+  absl::StatusOr<int64_t> q = agt::ChargeQuanta(epsilon, labels);
+  EXPECT_TRUE(q.ok()) << q.status();
+  return q.ok() ? *q : -1;
 }
 
-TEST_F(DeletionLedgerTest, BadPrivacySpendsChangeNothing) {
-  for (double epsilon : {0.0, -1.0, std::nan(""), HUGE_VAL}) {
-    EXPECT_EQ(store_->SpendPrivacyBudget("t", model_id_, "app", 10.0, epsilon, 1).status().code(),
-              absl::StatusCode::kInvalidArgument)
-        << epsilon;
+class PrivacyLedgerTest : public DeletionLedgerTest {
+ protected:
+  // Charges `labels` x epsilon for `client` against a total, with an
+  // optional request tag; the stored answer names the spent quanta after it.
+  absl::StatusOr<PrivacySpendResult> Spend(const std::string& client, double total,
+                                           double epsilon, int64_t labels,
+                                           const RequestTag& tag = {},
+                                           const std::string& model = "",
+                                           const std::string& tenant = "t",
+                                           Store* store = nullptr) {
+    absl::StatusOr<int64_t> total_quanta = agt::TotalQuanta(total);
+    if (!total_quanta.ok()) return total_quanta.status();
+    absl::StatusOr<int64_t> quanta = agt::ChargeQuanta(epsilon, labels);
+    if (!quanta.ok()) return quanta.status();
+    PrivacyCharge charge;
+    charge.client = client;
+    charge.total_quanta = *total_quanta;
+    charge.quanta = *quanta;
+    charge.releases = labels;
+    ++answers_asked_;
+    return (store ? store : store_.get())
+        ->SpendPrivacyBudget(tenant, model.empty() ? model_id_ : model, charge, tag,
+                             [](const PrivacySpendRecord& r) {
+                               return absl::StrCat("answer after ", r.spent_quanta);
+                             });
   }
-  for (double total : {-1.0, std::nan(""), HUGE_VAL}) {
-    EXPECT_EQ(store_->SpendPrivacyBudget("t", model_id_, "app", total, 0.1, 1).status().code(),
-              absl::StatusCode::kInvalidArgument)
-        << total;
+  PrivacySpendRecord Get(const std::string& client, const std::string& model = "") {
+    absl::StatusOr<PrivacySpendRecord> r =
+        store_->GetPrivacySpend("t", model.empty() ? model_id_ : model, client);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : PrivacySpendRecord();
   }
-  EXPECT_EQ(store_->SpendPrivacyBudget("t", model_id_, "app", 10.0, 0.1, 0).status().code(),
-            absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(store_->SpendPrivacyBudget("u", model_id_, "app", 10.0, 0.1, 1).status().code(),
+  // A second model of tenant t trained on `dataset_id`.
+  std::string AddModel(const std::string& dataset_id) {
+    JobRecord j;
+    j.tenant = "t";
+    j.dataset_id = dataset_id;
+    j.name = "job";
+    j.spec = "spec";
+    absl::StatusOr<JobRecord> job = store_->InsertJob(j);
+    EXPECT_TRUE(job.ok()) << job.status();
+    EXPECT_TRUE(store_->ClaimNextQueuedJob().ok());
+    absl::StatusOr<std::string> model = store_->CompleteJob(job->id, MakeModel(), {});
+    EXPECT_TRUE(model.ok()) << model.status();
+    return model.ok() ? *model : "";
+  }
+  std::string DatasetOf(const std::string& model) { return store_->GetModel("t", model)->dataset_id; }
+
+  int answers_asked_ = 0;
+};
+
+TEST_F(PrivacyLedgerTest, SpendsAreAllOrNothingUpToTheExactTotal) {
+  PrivacySpendRecord r = Get("app");
+  EXPECT_EQ(r.spent_quanta, 0);
+  EXPECT_EQ(r.releases, 0);
+  EXPECT_EQ(r.updated_ms, 0);
+  EXPECT_EQ(r.dataset_id, DatasetOf(model_id_));
+  absl::StatusOr<PrivacySpendResult> s = Spend("app", 1.0, 0.25, 3);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_FALSE(s->replayed);
+  EXPECT_EQ(s->record.spent_quanta, Quanta(0.75));
+  EXPECT_EQ(s->record.releases, 3);
+  EXPECT_EQ(s->record.client_spent_quanta, Quanta(0.75));
+  EXPECT_GT(s->record.updated_ms, 0);
+  EXPECT_EQ(s->response, absl::StrCat("answer after ", Quanta(0.75)));
+  s = Spend("app", 1.0, 0.25, 2);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kResourceExhausted);
+  for (const char* part : {"app", "0.5", "0.25", "quanta", "nothing was spent", "dataset"}) {
+    EXPECT_TRUE(absl::StrContains(s.status().message(), part)) << part << ": " << s.status();
+  }
+  r = Get("app");
+  EXPECT_EQ(r.spent_quanta, Quanta(0.75));
+  EXPECT_EQ(r.releases, 3);
+  s = Spend("app", 1.0, 0.25, 1);  // exactly the total
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->record.spent_quanta, int64_t{1} << 40);
+  // The budget is the tenant's, not the client's: another token is refused.
+  s = Spend("other", 1.0, agt::kEpsilonQuantum, 1);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(Spend("third", 0.0, 1e-9, 1).status().code(), absl::StatusCode::kResourceExhausted);
+  r = Get("other");
+  EXPECT_EQ(r.spent_quanta, int64_t{1} << 40);
+  EXPECT_EQ(r.client_spent_quanta, 0);
+  EXPECT_EQ(r.releases, 4);
+  EXPECT_EQ(r.client_releases, 0);
+}
+
+TEST_F(PrivacyLedgerTest, TokensAndModelsOfOneDatasetShareOneBudgetAndTenantsDoNot) {
+  const std::string second = AddModel(DatasetOf(model_id_));
+  ASSERT_TRUE(Spend("app one", 1.0, 0.5, 1).ok());
+  ASSERT_TRUE(Spend("app two", 1.0, 0.25, 1, {}, second).ok());
+  PrivacySpendRecord r = Get("app one", second);
+  EXPECT_EQ(r.spent_quanta, Quanta(0.75));
+  EXPECT_EQ(r.client_spent_quanta, Quanta(0.5));
+  EXPECT_EQ(Spend("app two", 1.0, 0.5, 1).status().code(), absl::StatusCode::kResourceExhausted);
+  ASSERT_TRUE(Spend("app two", 1.0, 0.25, 1).ok());
+  EXPECT_EQ(Get("x", second).spent_quanta, int64_t{1} << 40);
+  // A model of another dataset of the same tenant has its own budget.
+  DatasetRecord d;
+  d.tenant = "t";
+  d.name = "other rows";
+  absl::StatusOr<DatasetRecord> other = store_->InsertDataset(d, MakeData(20));
+  ASSERT_TRUE(other.ok());
+  const std::string elsewhere = AddModel(other->id);
+  EXPECT_EQ(Get("app one", elsewhere).spent_quanta, 0);
+  EXPECT_TRUE(Spend("app one", 1.0, 1.0, 1, {}, elsewhere).ok());
+  // Another tenant never sees the model, let alone the budget.
+  EXPECT_EQ(Spend("app", 1.0, 0.5, 1, {}, model_id_, "u").status().code(),
             absl::StatusCode::kNotFound);
+}
+
+TEST_F(PrivacyLedgerTest, ARetrainingOnADerivedDatasetDrawsOnTheRootBudget) {
+  // What servers before issue 17 did: the retraining of model_id_ trained
+  // on a derived copy of its dataset; and a retraining of that successor.
+  auto derive = [&](const std::string& parent_model) {
+    DatasetRecord d;
+    d.tenant = "t";
+    d.name = "without deleted rows";
+    absl::StatusOr<DatasetRecord> derived = store_->InsertDataset(d, MakeData(kRows - 1));
+    EXPECT_TRUE(derived.ok());
+    const std::string successor = AddModel(derived->id);
+    RetrainingRecord retraining;
+    retraining.model_id = parent_model;
+    retraining.job_id = store_->GetModel("t", successor)->job_id;
+    retraining.dataset_id = derived->id;
+    EXPECT_TRUE(store_->RecordRetraining("t", retraining).ok());
+    return successor;
+  };
+  const std::string successor = derive(model_id_);
+  const std::string grandchild = derive(successor);
+  ASSERT_NE(DatasetOf(grandchild), DatasetOf(model_id_));
+  ASSERT_TRUE(Spend("app", 2.0, 0.5, 2).ok());
+  ASSERT_TRUE(Spend("app", 2.0, 0.5, 1, {}, grandchild).ok());
+  for (const std::string& m : {model_id_, successor, grandchild}) {
+    const PrivacySpendRecord r = Get("app", m);
+    EXPECT_EQ(r.dataset_id, DatasetOf(model_id_)) << m;
+    EXPECT_EQ(r.spent_quanta, Quanta(1.5)) << m;
+  }
+  EXPECT_EQ(Spend("app", 2.0, 0.25, 3, {}, successor).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  // Since issue 17 a retraining keeps the original dataset id: a retraining
+  // record that names the model's own dataset is no step at all, even when
+  // it is the oldest record naming that dataset.
+  RetrainingRecord in_place;
+  in_place.model_id = grandchild;
+  in_place.job_id = store_->GetModel("t", grandchild)->job_id;
+  in_place.dataset_id = DatasetOf(grandchild);
+  in_place.requested_ms = 1;
+  ASSERT_TRUE(store_->RecordRetraining("t", in_place).ok());
+  EXPECT_EQ(Get("app", grandchild).dataset_id, DatasetOf(model_id_));
+}
+
+TEST_F(PrivacyLedgerTest, ARetriedRequestIdIsAnsweredFromTheLedgerAndChargedOnce) {
+  const RequestTag tag{"req-1", "fingerprint-a"};
+  absl::StatusOr<PrivacySpendResult> first = Spend("app", 1.0, 0.125, 2, tag);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_FALSE(first->replayed);
+  absl::StatusOr<std::optional<std::string>> found =
+      store_->FindRequest("t", RequestKind::kPrivatePredict, tag);
+  ASSERT_TRUE(found.ok());
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ(**found, first->response);
+  for (int retry = 0; retry < 3; ++retry) {
+    absl::StatusOr<PrivacySpendResult> again = Spend("app", 1.0, 0.125, 2, tag);
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_TRUE(again->replayed);
+    EXPECT_EQ(again->response, first->response);
+  }
+  EXPECT_EQ(Get("app").spent_quanta, Quanta(0.25));
+  EXPECT_EQ(Get("app").releases, 2);
+  // The same id for other content is refused and charges nothing.
+  absl::StatusOr<PrivacySpendResult> other = Spend("app", 1.0, 0.125, 2, {"req-1", "b"});
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(other.status().message(), "req-1")) << other.status();
+  // A refused charge stores no answer: the retry after the total is raised
+  // is a new request.
+  const RequestTag big{"req-2", "f"};
+  EXPECT_EQ(Spend("app", 1.0, 1.0, 1, big).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_FALSE(store_->FindRequest("t", RequestKind::kPrivatePredict, big)->has_value());
+  absl::StatusOr<PrivacySpendResult> later = Spend("app", 2.0, 1.0, 1, big);
+  ASSERT_TRUE(later.ok()) << later.status();
+  EXPECT_FALSE(later->replayed);
+  EXPECT_EQ(Get("app").spent_quanta, Quanta(1.25));
+}
+
+TEST_F(PrivacyLedgerTest, BadSpendsChangeNothing) {
+  PrivacyCharge charge;
+  charge.client = "app";
+  charge.total_quanta = int64_t{10} << 40;
+  auto spend = [&](PrivacyCharge c, const std::string& tenant = "t",
+                   const std::string& model = "") {
+    return store_
+        ->SpendPrivacyBudget(tenant, model.empty() ? model_id_ : model, c, {},
+                             [](const PrivacySpendRecord&) { return std::string("x"); })
+        .status()
+        .code();
+  };
+  charge.quanta = 5;
+  charge.releases = 0;
+  EXPECT_EQ(spend(charge), absl::StatusCode::kInvalidArgument);
+  charge.releases = 1;
+  for (int64_t q : {int64_t{0}, int64_t{-1}}) {
+    charge.quanta = q;
+    EXPECT_EQ(spend(charge), absl::StatusCode::kInvalidArgument) << q;
+  }
+  charge.quanta = 5;
+  charge.total_quanta = -1;
+  EXPECT_EQ(spend(charge), absl::StatusCode::kInvalidArgument);
+  charge.total_quanta = int64_t{10} << 40;
+  EXPECT_EQ(spend(charge, "u"), absl::StatusCode::kNotFound);
+  EXPECT_EQ(spend(charge, "t", "mdl-unknown"), absl::StatusCode::kNotFound);
   EXPECT_EQ(store_->GetPrivacySpend("u", model_id_, "app").status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(store_->SpendPrivacyBudget("t", "mdl-unknown", "app", 10.0, 0.1, 1).status().code(),
-            absl::StatusCode::kNotFound);
-  absl::StatusOr<PrivacySpendRecord> r = store_->GetPrivacySpend("t", model_id_, "app");
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->spent_epsilon, 0.0);
-  EXPECT_EQ(r->updated_ms, 0);
+  const PrivacySpendRecord r = Get("app");
+  EXPECT_EQ(r.spent_quanta, 0);
+  EXPECT_EQ(r.updated_ms, 0);
 }
 
-TEST_F(DeletionLedgerTest, PrivacySpendsSurviveAReopenAndTheMigrationFromVersionTwo) {
-  ASSERT_TRUE(store_->SpendPrivacyBudget("t", model_id_, "app", 5.0, 1.5, 4).ok());
+TEST_F(PrivacyLedgerTest, SpendsSurviveAReopenAndALoweredTotalLeavesNothing) {
+  ASSERT_TRUE(Spend("app", 5.0, 0.375, 4).ok());
   Reopen();
-  absl::StatusOr<PrivacySpendRecord> r = store_->GetPrivacySpend("t", model_id_, "app");
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->spent_epsilon, 1.5);
-  EXPECT_EQ(r->releases, 4);
-  // A version-2 file (before private prediction) gains an empty ledger and
-  // keeps its deletions.
-  ASSERT_TRUE(Delete({4}).ok());
-  store_.reset();
-  sqlite3* raw = nullptr;
-  ASSERT_EQ(sqlite3_open(path_.c_str(), &raw), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(raw, "DROP TABLE privacy_budgets; PRAGMA user_version = 2;", nullptr,
-                         nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(raw);
-  Reopen();
-  EXPECT_EQ(D(), 1);
-  r = store_->GetPrivacySpend("t", model_id_, "app");
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->spent_epsilon, 0.0);
-  EXPECT_TRUE(store_->SpendPrivacyBudget("t", model_id_, "app", 5.0, 1.0, 1).ok());
+  PrivacySpendRecord r = Get("app");
+  EXPECT_EQ(r.spent_quanta, Quanta(1.5));
+  EXPECT_EQ(r.releases, 4);
+  EXPECT_EQ(r.client_releases, 4);
+  const absl::Status lowered = Spend("app", 1.0, 0.125, 1).status();
+  EXPECT_EQ(lowered.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(absl::StrContains(lowered.message(), "used up")) << lowered;
 }
 
-TEST_F(DeletionLedgerTest, ConcurrentSpendersOnTwoConnectionsNeverOverspend) {
+TEST_F(PrivacyLedgerTest, ConcurrentSpendersOnTwoConnectionsNeverOverspend) {
   // A second Store on the same file is a second SQLite connection, as
   // another process would have.
   absl::StatusOr<std::unique_ptr<Store>> second = Store::Open(path_);
@@ -489,13 +649,16 @@ TEST_F(DeletionLedgerTest, ConcurrentSpendersOnTwoConnectionsNeverOverspend) {
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     Store* store = t % 2 == 0 ? store_.get() : second->get();
-    threads.emplace_back([&, store] {
+    threads.emplace_back([&, store, t] {
       for (int i = 0; i < kPerThread; ++i) {
-        absl::StatusOr<PrivacySpendRecord> r =
-            store->SpendPrivacyBudget("t", model_id_, "app", 2.0, 0.0625, 1);
+        // Every other request carries an id; two threads retry each id.
+        RequestTag tag;
+        if (i % 2 == 0) tag = {absl::StrCat("r", t / 2, "-", i), "f"};
+        absl::StatusOr<PrivacySpendResult> r =
+            Spend(absl::StrCat("client", t % 3), 2.0, 0.0625, 1, tag, "", "t", store);
         if (r.ok()) {
-          ++granted;
-          if (r->spent_epsilon > 2.0) ++unexpected;
+          if (!r->replayed) ++granted;
+          if (r->record.spent_quanta > (int64_t{2} << 40)) ++unexpected;
         } else if (!absl::IsResourceExhausted(r.status())) {
           ++unexpected;
         }
@@ -505,10 +668,9 @@ TEST_F(DeletionLedgerTest, ConcurrentSpendersOnTwoConnectionsNeverOverspend) {
   for (std::thread& t : threads) t.join();
   EXPECT_EQ(unexpected.load(), 0);
   EXPECT_EQ(granted.load(), 32);  // 32 x 1/16 = 2, exactly
-  absl::StatusOr<PrivacySpendRecord> r = store_->GetPrivacySpend("t", model_id_, "app");
-  ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->spent_epsilon, 2.0);
-  EXPECT_EQ(r->releases, 32);
+  const PrivacySpendRecord r = Get("client0");
+  EXPECT_EQ(r.spent_quanta, int64_t{2} << 40);
+  EXPECT_EQ(r.releases, 32);
 }
 
 }  // namespace

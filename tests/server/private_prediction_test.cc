@@ -1,14 +1,16 @@
 // The private-prediction domain layer on hand-built models whose boxes make
 // chosen inputs stable at chosen budgets: n* per input, which mechanism each
 // kind of model admits (and the refusals, which name the alternative), input
-// validation before anything is drawn, the release with a scripted noise
-// source, withheld fields, and the guarantee text.
+// validation before anything is drawn (an epsilon below the ledger's quantum,
+// a row too large to certify), chunked certification, the release with a
+// scripted noise source, withheld fields, and the guarantee text.
 #include "server/domain/private_prediction.h"
 
 #include <cmath>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "agt/v1/training.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -96,7 +98,7 @@ TEST(PrivatePredictionTest, NStarIsTheLargestStableBudget) {
   EXPECT_EQ(p->mechanism, agt::v1::PRIVACY_MECHANISM_SMOOTH_SENSITIVITY);
   EXPECT_EQ(p->n_star, (std::vector<int>{1, 2, 0, 2}));
   EXPECT_EQ(p->predicted, (std::vector<int>{1, 1, 1, 0}));
-  EXPECT_DOUBLE_EQ(p->total_epsilon(), 2.0);
+  EXPECT_EQ(p->quanta, int64_t{2} << 40);  // 4 labels x 0.5, in quanta of 2^-40
 }
 
 TEST(PrivatePredictionTest, ZeroNoiseReleasesTheNominalLabelsWithTheirGuarantee) {
@@ -226,6 +228,12 @@ TEST(PrivatePredictionTest, BadRequestsAreRefusedBeforeAnythingIsDrawn) {
     EXPECT_EQ(code(kFour, epsilon), absl::StatusCode::kInvalidArgument) << epsilon;
   }
   EXPECT_EQ(code(kFour, 1e308), absl::StatusCode::kInvalidArgument);  // 4e308 overflows
+  // Below the ledger's quantum 2^-40: no exact charge exists.
+  const absl::Status tiny =
+      PreparePrivatePrediction(model, kFour, 1e-21, agt::v1::PRIVACY_MECHANISM_UNSPECIFIED)
+          .status();
+  EXPECT_EQ(tiny.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(tiny.message(), HasSubstr("quantum"));
   EXPECT_EQ(code(agt::v1::Matrix(), 1.0), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(code(Points({{1, 2, 3}}), 1.0), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(code(Points({{1, std::nan("")}}), 1.0), absl::StatusCode::kInvalidArgument);
@@ -238,6 +246,60 @@ TEST(PrivatePredictionTest, BadRequestsAreRefusedBeforeAnythingIsDrawn) {
           .status();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("inputs.rows"));
+}
+
+// Rows are certified in chunks (kMaxPrivateChunkRows here): a request of
+// many chunks gets the same n* and predictions, row for row, as the rows one
+// by one, and keep_going is asked before every chunk.
+TEST(PrivatePredictionTest, ChunkedRowsGetTheSameCertificatesAndStopWhenAsked) {
+  constexpr int kRepeats = 700;  // 2 800 rows: three chunks of at most 1 024
+  agt::v1::Matrix many;
+  many.set_rows(4 * kRepeats);
+  many.set_cols(kFour.cols());
+  for (int r = 0; r < kRepeats; ++r) {
+    for (double v : kFour.values()) many.add_values(v);
+  }
+  int asked = 0;
+  absl::StatusOr<PreparedRelease> p = PreparePrivatePrediction(
+      LinearModel(), many, 0.5, agt::v1::PRIVACY_MECHANISM_UNSPECIFIED, [&] {
+        ++asked;
+        return absl::OkStatus();
+      });
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(asked, 3);
+  ASSERT_EQ(p->n_star.size(), 4u * kRepeats);
+  for (int i = 0; i < 4 * kRepeats; ++i) {
+    ASSERT_EQ(p->n_star[i], (std::vector<int>{1, 2, 0, 2})[i % 4]) << i;
+    ASSERT_EQ(p->predicted[i], (std::vector<int>{1, 1, 1, 0})[i % 4]) << i;
+  }
+  EXPECT_EQ(p->quanta, int64_t{4 * kRepeats} << 39);  // x 0.5
+  // A stop asked for after the first chunk ends the work with its status.
+  asked = 0;
+  const absl::Status stopped =
+      PreparePrivatePrediction(LinearModel(), many, 0.5, agt::v1::PRIVACY_MECHANISM_UNSPECIFIED,
+                               [&] {
+                                 return ++asked > 1 ? absl::DeadlineExceededError("late")
+                                                    : absl::OkStatus();
+                               })
+          .status();
+  EXPECT_EQ(stopped.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(asked, 2);
+}
+
+TEST(PrivatePredictionTest, AModelWhoseOneRowDoesNotFitIsRefusedUpFront) {
+  ModelRecord wide = LinearModel();
+  wide.input_features = 3000;  // degree 2: 4 504 500 features, ~290 MB a row
+  wide.polynomial_degree = 2;
+  EXPECT_GT(PrivateRowBytes(wide), kPrivateWorkingBytes);
+  agt::v1::Matrix one;
+  one.set_rows(1);
+  one.set_cols(3000);
+  one.mutable_values()->Resize(3000, 0.0);
+  const absl::Status s =
+      PreparePrivatePrediction(wide, one, 0.5, agt::v1::PRIVACY_MECHANISM_UNSPECIFIED).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(s.message(), HasSubstr(absl::StrCat(PrivateRowBytes(wide))));
+  EXPECT_THAT(s.message(), HasSubstr(absl::StrCat(kPrivateWorkingBytes)));
 }
 
 }  // namespace

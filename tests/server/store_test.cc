@@ -31,6 +31,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agt/v1/training.pb.h"
+#include "core/privacy/budget.h"
 #include "server/store/blob.h"
 
 namespace agt::server {
@@ -1288,6 +1289,7 @@ agt::v1::TrainingJobSpec SpecWithBounds(int bound_method, int interval_product) 
 void DowngradeToSchema3(const std::string& path) {
   RawDb raw(path);
   raw.Exec("DROP TABLE requests");  // schema 5
+  raw.Exec("DROP TABLE privacy_spenders; DROP TABLE privacy_ledgers");  // schema 6
   raw.Exec("ALTER TABLE jobs DROP COLUMN crash_count");  // schema 7
   raw.Exec("PRAGMA user_version = 3");
 }
@@ -1364,6 +1366,98 @@ TEST_F(StoreTest, MigrationToSchema4RewritesLegacyBoundMethodsInJobsAndModels) {
   const std::string migrated = store_->GetJob("t", exact)->spec;
   Reopen();
   EXPECT_EQ(store_->GetJob("t", exact)->spec, migrated);
+}
+
+// ---- schema 6: privacy ledgers per (tenant, root dataset)
+
+// A schema-3..5 server kept epsilon per (model, client) as a double. The
+// migration charges each row, rounded up to quanta of 2^-40, to the budget
+// of (tenant, root dataset of its model): datasets a retraining derived
+// (table retrainings) count as their parent's.
+TEST_F(StoreTest, MigrationToSchema6MovesOldLedgersToTheRootDatasetRoundingUp) {
+  ASSERT_GE(Store::SchemaVersion(), 6);
+  const DatasetRecord root = AddDataset("t", "root");
+  const DatasetRecord other = AddDataset("t", "other");
+  const DatasetRecord huge = AddDataset("t", "huge");
+  const DatasetRecord theirs = AddDataset("u", "theirs");
+  const std::string m1 = AddModel("t", root.id);
+  const std::string m1b = AddModel("t", root.id);
+  // Retraining of m1 on a derived dataset, and of that successor again.
+  auto derive = [&](const std::string& parent) {
+    const DatasetRecord derived = AddDataset("t", "derived");
+    const std::string successor = AddModel("t", derived.id);
+    RetrainingRecord r;
+    r.model_id = parent;
+    r.job_id = store_->GetModel("t", successor)->job_id;
+    r.dataset_id = derived.id;
+    EXPECT_TRUE(store_->RecordRetraining("t", r).ok());
+    return successor;
+  };
+  const std::string m2 = derive(m1);
+  const std::string m3 = derive(m2);
+  const std::string m4 = AddModel("t", other.id);
+  const std::string m5 = AddModel("t", huge.id);
+  const std::string mu = AddModel("u", theirs.id);
+  store_.reset();
+  DowngradeToSchema3(path_);
+  {
+    RawDb raw(path_);
+    auto row = [&](const std::string& model, const std::string& client, const std::string& tenant,
+                   const std::string& spent, int releases, int ms) {
+      raw.Exec(absl::StrCat("INSERT INTO privacy_budgets (model_id, client, tenant, spent, "
+                            "releases, updated_ms) VALUES ('", model, "', '", client, "', '",
+                            tenant, "', ", spent, ", ", releases, ", ", ms, ")"));
+    };
+    row(m1, "app", "t", "0.5", 3, 100);
+    row(m1b, "app", "t", "0.25", 1, 200);
+    row(m1, "bob", "t", "1e-21", 1, 50);  // vanished in rounding before: now 1 quantum
+    row(m2, "app", "t", "0.1", 2, 300);
+    row(m3, "carol", "t", "0.3", 1, 400);
+    row(m4, "app", "t", "2.0", 5, 10);
+    row(m5, "app", "t", "1e30", 1, 10);  // past any total: used up
+    row(mu, "app", "u", "1.0", 1, 10);
+  }
+  Reopen();
+  auto quanta = [](double epsilon) { return *agt::ChargeQuanta(epsilon, 1); };
+  auto get = [&](const std::string& tenant, const std::string& model, const std::string& client) {
+    absl::StatusOr<PrivacySpendRecord> r = store_->GetPrivacySpend(tenant, model, client);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : PrivacySpendRecord();
+  };
+  const int64_t root_spent = quanta(0.5) + quanta(0.25) + 1 + quanta(0.1) + quanta(0.3);
+  for (const std::string& m : {m1, m1b, m2, m3}) {
+    const PrivacySpendRecord r = get("t", m, "app");
+    EXPECT_EQ(r.dataset_id, root.id) << m;
+    EXPECT_EQ(r.spent_quanta, root_spent) << m;
+    EXPECT_EQ(r.releases, 8) << m;
+    EXPECT_EQ(r.updated_ms, 400) << m;
+    EXPECT_EQ(r.client_spent_quanta, quanta(0.5) + quanta(0.25) + quanta(0.1)) << m;
+    EXPECT_EQ(r.client_releases, 6) << m;
+  }
+  // Rounded up: never less than the doubles that were spent.
+  EXPECT_GE(std::ldexp(static_cast<long double>(root_spent), -40), 0.5L + 0.25L + 0.1L + 0.3L);
+  EXPECT_EQ(get("t", m1, "bob").client_spent_quanta, 1);
+  EXPECT_EQ(get("t", m3, "carol").client_spent_quanta, quanta(0.3));
+  EXPECT_EQ(get("t", m4, "app").spent_quanta, quanta(2.0));
+  EXPECT_EQ(get("t", m4, "app").dataset_id, other.id);
+  EXPECT_EQ(get("t", m5, "app").spent_quanta, std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(get("u", mu, "app").spent_quanta, quanta(1.0));
+  EXPECT_EQ(get("u", mu, "app").dataset_id, theirs.id);
+
+  // New charges land on the same budgets.
+  PrivacyCharge charge;
+  charge.client = "dave";
+  charge.total_quanta = *agt::TotalQuanta(10.0);
+  charge.quanta = quanta(0.125);
+  charge.releases = 1;
+  auto answer = [](const PrivacySpendRecord&) { return std::string(); };
+  ASSERT_TRUE(store_->SpendPrivacyBudget("t", m3, charge, {}, answer).ok());
+  EXPECT_EQ(get("t", m1b, "x").spent_quanta, root_spent + quanta(0.125));
+  EXPECT_EQ(store_->SpendPrivacyBudget("t", m5, charge, {}, answer).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  RawDb raw(path_);
+  EXPECT_EQ(raw.Int("PRAGMA user_version"), Store::SchemaVersion());
+  EXPECT_EQ(raw.Int("SELECT count(*) FROM privacy_ledgers"), 4);
 }
 
 }  // namespace
