@@ -67,7 +67,9 @@ int Request(CommandContext& ctx) {
   request.mutable_row_ids()->Add(rows.begin(), rows.end());
   absl::StatusOr<const Client*> client = ctx.client();
   if (!client.ok()) return ctx.FailUsage(client.status());
-  absl::StatusOr<agt::v1::RequestDeletionResponse> response = (*client)->RequestDeletion(request);
+  request.set_request_id(ctx.RequestId());
+  absl::StatusOr<agt::v1::RequestDeletionResponse> response =
+      ctx.CallIdempotent([&] { return (*client)->RequestDeletion(request); });
   if (!response.ok()) return ctx.Fail(response.status());
   if (ctx.json()) {
     ctx.out() << ToJson(*response);
