@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <new>
 #include <numeric>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -17,8 +19,6 @@
 namespace agt::server {
 namespace {
 
-// Rows per chunk in CertifyDataset (bounds the intermediate matrices).
-constexpr agt::Index kDatasetChunkRows = 4096;
 // Logit bound values (lower + upper, all budgets) one CertifyPredictions
 // response may carry: keeps responses well under gRPC message limits.
 constexpr int64_t kMaxResponseBoundValues = 4'000'000;
@@ -236,21 +236,59 @@ std::string GuaranteeText(const ModelRecord& model, double test_epsilon) {
   return text;
 }
 
-absl::StatusOr<agt::v1::CertifyPredictionsResponse> CertifyPredictions(
-    const ModelRecord& model, const agt::v1::CertifyPredictionsRequest& request) {
-  absl::StatusOr<ModelView> view = View(model);
-  if (!view.ok()) return view.status();
-  if (absl::Status s = ValidatePredictionRequest(model, request); !s.ok()) return s;
-  absl::StatusOr<agt::StabilityRule> rule =
-      StabilityRuleFromProto(request.stability_rule(), "stability_rule");
-  if (!rule.ok()) return rule.status();
+int64_t CertifyRowBytes(const ModelRecord& model) {
+  // Per row: the raw and expanded input, its copy and interval (about 8
+  // doubles per expanded input), and per layer the nominal activation, the
+  // stored interval activation and the matmul temporaries (about 8 doubles
+  // per output).
+  int64_t doubles = static_cast<int64_t>(model.input_features);
+  const int64_t expanded = model.polynomial_degree <= 1
+                               ? model.input_features
+                               : static_cast<int64_t>(agt::PolynomialFeatureCount(
+                                     model.input_features, model.polynomial_degree));
+  doubles += 8 * expanded;
+  for (const agt::ParamSlice& layer : model.architecture.Layout()) {
+    doubles += 8 * static_cast<int64_t>(layer.out);
+  }
+  return 8 * doubles + 256;
+}
 
+absl::StatusOr<int64_t> CertifyChunkRows(const ModelRecord& model, int64_t working_bytes) {
+  const int64_t row_bytes = CertifyRowBytes(model);
+  const int64_t rows = working_bytes / row_bytes;
+  if (rows < 1) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "certifying one row of model ", model.id, " needs an estimated ", row_bytes,
+        " bytes (", model.input_features, " input features, polynomial degree ",
+        model.polynomial_degree, "), above the server's per-call working-memory limit of ",
+        working_bytes, " bytes"));
+  }
+  const int64_t parameters = std::max<int64_t>(1, model.architecture.NumParameters());
+  return std::max<int64_t>(1, std::min({rows, kMaxCertifyChunkRows, kCertifyChunkWork / parameters}));
+}
+
+namespace {
+
+absl::Status KeepGoingStatus(const CertifyOptions& options) {
+  return options.keep_going ? options.keep_going() : absl::OkStatus();
+}
+
+absl::Status OutOfMemory(const ModelRecord& model, int64_t chunk_rows) {
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "the server ran out of memory certifying model ", model.id, " in chunks of ", chunk_rows,
+      " rows (estimated ", CertifyRowBytes(model), " bytes per row); try again later"));
+}
+
+// Certifies rows [begin, begin + n) of the request and appends their points.
+void CertifyPredictionChunk(const ModelRecord& model, const ModelView& view,
+                            const agt::v1::CertifyPredictionsRequest& request,
+                            agt::StabilityRule rule, agt::Index begin, agt::Index n,
+                            agt::v1::CertifyPredictionsResponse* response) {
   const agt::v1::Matrix& in = request.inputs();
-  const agt::Index rows = static_cast<agt::Index>(in.rows());
-  const agt::Matrix x =
-      ModelInput(model, Eigen::Map<const agt::Matrix>(in.values().data(), rows, in.cols()));
+  const agt::Matrix x = ModelInput(
+      model, Eigen::Map<const agt::Matrix>(in.values().data() + begin * in.cols(), n, in.cols()));
   const bool classification = model.num_classes > 0;
-  const bool margins = NeedsMargins(model, *rule);
+  const bool margins = NeedsMargins(model, rule);
   const size_t nb = model.boxes.size();
 
   std::vector<agt::LogitBounds> bounds;
@@ -258,8 +296,8 @@ absl::StatusOr<agt::v1::CertifyPredictionsResponse> CertifyPredictions(
   std::vector<std::vector<bool>> stable(nb);
   for (size_t j = 0; j < nb; ++j) {
     bounds.push_back(agt::ComputeLogitBounds(model.architecture, model.nominal, model.boxes[j].box,
-                                             x, request.test_epsilon(), view->method, margins));
-    if (classification) stable[j] = agt::Stable(bounds.back(), *rule);
+                                             x, request.test_epsilon(), view.method, margins));
+    if (classification) stable[j] = agt::Stable(bounds.back(), rule);
   }
   const agt::Matrix nominal =
       nb > 0 ? bounds[0].nominal
@@ -267,19 +305,17 @@ absl::StatusOr<agt::v1::CertifyPredictionsResponse> CertifyPredictions(
                                        agt::ParameterBox::Point(model.nominal), x)
                    .nominal;
   const std::vector<int> predicted = agt::PredictClasses(nominal);
-  std::vector<int> largest(rows, -1);
+  std::vector<int> largest(n, -1);
   if (classification && nb > 0) {
     std::vector<std::vector<bool>> sorted;
-    for (int j : view->by_size) sorted.push_back(stable[j]);
+    for (int j : view.by_size) sorted.push_back(stable[j]);
     const std::vector<int> s = agt::LargestStableBudget(sorted);
-    for (agt::Index i = 0; i < rows; ++i) largest[i] = s[i] < 0 ? -1 : view->by_size[s[i]];
+    for (agt::Index i = 0; i < n; ++i) largest[i] = s[i] < 0 ? -1 : view.by_size[s[i]];
   }
 
-  agt::v1::CertifyPredictionsResponse response;
-  response.mutable_points()->Reserve(static_cast<int>(rows));
   const agt::Index c = nominal.cols();
-  for (agt::Index i = 0; i < rows; ++i) {
-    agt::v1::PointCertificate* point = response.add_points();
+  for (agt::Index i = 0; i < n; ++i) {
+    agt::v1::PointCertificate* point = response->add_points();
     point->set_predicted_class(classification ? predicted[i] : 0);
     for (agt::Index k = 0; k < c; ++k) point->add_nominal_logits(nominal(i, k));
     for (size_t j = 0; j < nb; ++j) {
@@ -293,12 +329,42 @@ absl::StatusOr<agt::v1::CertifyPredictionsResponse> CertifyPredictions(
       if (classification) {
         point->add_stable(stable[j][i]);
         if (request.labels_size() > 0) {
-          const int label = static_cast<int>(request.labels(static_cast<int>(i)));
+          const int label = static_cast<int>(request.labels(static_cast<int>(begin + i)));
           point->add_correct(stable[j][i] && predicted[i] == label);
         }
       }
     }
     point->set_largest_stable_budget(largest[i]);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<agt::v1::CertifyPredictionsResponse> CertifyPredictions(
+    const ModelRecord& model, const agt::v1::CertifyPredictionsRequest& request,
+    const CertifyOptions& options) {
+  absl::StatusOr<ModelView> view = View(model);
+  if (!view.ok()) return view.status();
+  if (absl::Status s = ValidatePredictionRequest(model, request); !s.ok()) return s;
+  absl::StatusOr<agt::StabilityRule> rule =
+      StabilityRuleFromProto(request.stability_rule(), "stability_rule");
+  if (!rule.ok()) return rule.status();
+  absl::StatusOr<int64_t> chunk = CertifyChunkRows(model, options.working_bytes);
+  if (!chunk.ok()) return chunk.status();
+
+  const agt::Index rows = static_cast<agt::Index>(request.inputs().rows());
+  agt::v1::CertifyPredictionsResponse response;
+  try {
+    response.mutable_points()->Reserve(static_cast<int>(rows));
+    for (agt::Index begin = 0; begin < rows; begin += *chunk) {
+      if (absl::Status s = KeepGoingStatus(options); !s.ok()) return s;
+      const agt::Index n = std::min<agt::Index>(*chunk, rows - begin);
+      CertifyPredictionChunk(model, *view, request, *rule, begin, n, &response);
+    }
+  } catch (const std::bad_alloc&) {
+    return OutOfMemory(model, *chunk);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("certifying model ", model.id, ": ", e.what()));
   }
   response.set_guarantee(GuaranteeText(model, request.test_epsilon()));
   return response;
@@ -307,7 +373,8 @@ absl::StatusOr<agt::v1::CertifyPredictionsResponse> CertifyPredictions(
 absl::StatusOr<agt::v1::CertifyDatasetResponse> CertifyDataset(const ModelRecord& model,
                                                                const agt::Dataset& data,
                                                                double test_epsilon,
-                                                               agt::v1::StabilityRule rule_proto) {
+                                                               agt::v1::StabilityRule rule_proto,
+                                                               const CertifyOptions& options) {
   absl::StatusOr<ModelView> view = View(model);
   if (!view.ok()) return view.status();
   if (absl::Status s = CheckTestEpsilon(test_epsilon); !s.ok()) return s;
@@ -336,6 +403,8 @@ absl::StatusOr<agt::v1::CertifyDatasetResponse> CertifyDataset(const ModelRecord
     }
   }
   if (!data.x.allFinite()) return Invalid("dataset", "features must be finite");
+  absl::StatusOr<int64_t> chunk = CertifyChunkRows(model, options.working_bytes);
+  if (!chunk.ok()) return chunk.status();
 
   const bool margins = NeedsMargins(model, *rule);
   const size_t nb = model.boxes.size();
@@ -344,29 +413,39 @@ absl::StatusOr<agt::v1::CertifyDatasetResponse> CertifyDataset(const ModelRecord
     double a = 0.0, b = 0.0, c = 0.0, d = 0.0;
   };
   std::vector<Totals> totals(nb);
-  for (agt::Index begin = 0; begin < data.size(); begin += kDatasetChunkRows) {
-    const agt::Index n = std::min(kDatasetChunkRows, data.size() - begin);
-    const agt::Matrix x = ModelInput(model, data.x.middleRows(begin, n));
-    const agt::Vector y = data.y.segment(begin, n);
-    const double dn = static_cast<double>(n);
-    for (size_t j = 0; j < nb; ++j) {
-      const agt::LogitBounds lb =
-          agt::ComputeLogitBounds(model.architecture, model.nominal, model.boxes[j].box, x,
-                                  test_epsilon, view->method, margins);
-      if (classification) {
-        const agt::ClassificationCertificate cert = agt::CertifyClassification(lb, y, *rule);
-        // Fractions of n back to exact counts.
-        totals[j].a += std::round(cert.accuracy_nominal * dn);
-        totals[j].b += std::round(cert.accuracy_worst * dn);
-        totals[j].c += std::round(cert.accuracy_best * dn);
-        totals[j].d += std::round(cert.stable_fraction * dn);
-      } else {
-        const agt::RegressionCertificate cert = agt::CertifyRegression(lb, y);
-        totals[j].a += cert.mse_nominal * dn;
-        totals[j].b += cert.mse_worst * dn;
-        totals[j].c += cert.mse_best * dn;
+  try {
+    for (agt::Index begin = 0; begin < data.size(); begin += *chunk) {
+      if (absl::Status s = KeepGoingStatus(options); !s.ok()) return s;
+      const agt::Index n = std::min<agt::Index>(*chunk, data.size() - begin);
+      const agt::Matrix x = ModelInput(model, data.x.middleRows(begin, n));
+      const agt::Vector y = data.y.segment(begin, n);
+      const double dn = static_cast<double>(n);
+      for (size_t j = 0; j < nb; ++j) {
+        if (j > 0) {
+          if (absl::Status s = KeepGoingStatus(options); !s.ok()) return s;
+        }
+        const agt::LogitBounds lb =
+            agt::ComputeLogitBounds(model.architecture, model.nominal, model.boxes[j].box, x,
+                                    test_epsilon, view->method, margins);
+        if (classification) {
+          const agt::ClassificationCertificate cert = agt::CertifyClassification(lb, y, *rule);
+          // Fractions of n back to exact counts.
+          totals[j].a += std::round(cert.accuracy_nominal * dn);
+          totals[j].b += std::round(cert.accuracy_worst * dn);
+          totals[j].c += std::round(cert.accuracy_best * dn);
+          totals[j].d += std::round(cert.stable_fraction * dn);
+        } else {
+          const agt::RegressionCertificate cert = agt::CertifyRegression(lb, y);
+          totals[j].a += cert.mse_nominal * dn;
+          totals[j].b += cert.mse_worst * dn;
+          totals[j].c += cert.mse_best * dn;
+        }
       }
     }
+  } catch (const std::bad_alloc&) {
+    return OutOfMemory(model, *chunk);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("certifying model ", model.id, ": ", e.what()));
   }
   agt::v1::CertifyDatasetResponse response;
   const double total = static_cast<double>(data.size());

@@ -24,6 +24,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -40,6 +41,37 @@ namespace agt::server {
 
 // The most input rows one CertifyPredictions call may carry.
 inline constexpr int64_t kMaxCertifyRows = 100'000;
+// Working memory one certify call may use at a time. Rows are expanded,
+// bounded and reduced in chunks of as many rows as fit in it
+// (CertifyChunkRows), so a call's memory does not grow with its row count.
+inline constexpr int64_t kCertifyWorkingBytes = int64_t{64} << 20;
+// The most rows in one chunk (small models need no more for speed).
+inline constexpr int64_t kMaxCertifyChunkRows = 4096;
+// The most rows x trained parameters in one chunk: bounds the work between
+// two cancellation checks to a few tens of milliseconds.
+inline constexpr int64_t kCertifyChunkWork = int64_t{1} << 25;
+
+// Called between chunks of rows: a non-OK status (e.g. Cancelled or
+// DeadlineExceeded from the call's budget) stops the work and is returned
+// as the call's result. Empty: never stops.
+using KeepGoing = std::function<absl::Status()>;
+
+struct CertifyOptions {
+  int64_t working_bytes = kCertifyWorkingBytes;
+  KeepGoing keep_going;
+};
+
+// An upper estimate of the bytes certifying one row of `model` takes: its
+// expanded input, the interval activations of every layer and the
+// temporaries of the bound computation (about 8 doubles per input and
+// per layer output).
+int64_t CertifyRowBytes(const ModelRecord& model);
+
+// Rows per chunk: min(kMaxCertifyChunkRows, working_bytes /
+// CertifyRowBytes(model), kCertifyChunkWork / parameters), at least 1.
+// ResourceExhausted naming both figures when not even one row fits in
+// working_bytes.
+absl::StatusOr<int64_t> CertifyChunkRows(const ModelRecord& model, int64_t working_bytes);
 // The largest test_epsilon accepted (a radius beyond this certifies nothing
 // and only risks overflow).
 inline constexpr double kMaxTestEpsilon = 1e6;
@@ -48,23 +80,30 @@ inline constexpr double kMaxTestEpsilon = 1e6;
 // kMaxCertifyRows, inputs.cols == model.input_features, values size ==
 // rows * cols, all values finite, test_epsilon finite in [0, kMaxTestEpsilon],
 // stability_rule known, labels empty or one per row and valid classes) and
-// certifies every row against every stored box. Errors: InvalidArgument
-// naming the request field ("inputs.cols: ..."); DataLoss if the model's
-// stored spec does not parse. request.model_id is not looked at.
+// certifies every row against every stored box, a chunk of rows at a time
+// (CertifyChunkRows). Errors: InvalidArgument naming the request field
+// ("inputs.cols: ..."); DataLoss if the model's stored spec does not parse;
+// ResourceExhausted when one row does not fit in options.working_bytes or
+// an allocation fails; whatever options.keep_going returns. No exception
+// escapes. request.model_id is not looked at.
 absl::StatusOr<agt::v1::CertifyPredictionsResponse> CertifyPredictions(
-    const ModelRecord& model, const agt::v1::CertifyPredictionsRequest& request);
+    const ModelRecord& model, const agt::v1::CertifyPredictionsRequest& request,
+    const CertifyOptions& options = {});
 
 // Per budget (in the model's budget order): classification accuracy
 // (nominal / worst / best) and stable fraction, or regression MSE (nominal /
 // worst / best), over every row of `data` (raw features, expanded here).
 // The data must have model.input_features columns, at least one row, and for
 // classification models labels that are classes of the model (dataset
-// num_classes equal to the model's). Rows are processed in chunks, so memory
-// stays bounded for large sets.
+// num_classes equal to the model's). Rows are processed in chunks
+// (CertifyChunkRows), so memory beyond `data` stays within
+// options.working_bytes; options.keep_going is asked before every chunk and
+// box. Errors as CertifyPredictions.
 absl::StatusOr<agt::v1::CertifyDatasetResponse> CertifyDataset(const ModelRecord& model,
                                                                const agt::Dataset& data,
                                                                double test_epsilon,
-                                                               agt::v1::StabilityRule rule);
+                                                               agt::v1::StabilityRule rule,
+                                                               const CertifyOptions& options = {});
 
 // The model's distinct budgets n (Budget.n of its boxes), ascending.
 std::vector<int> DistinctBudgets(const ModelRecord& model);

@@ -5,7 +5,11 @@
 #include <cstring>
 #include <utility>
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
 #include "absl/strings/str_cat.h"
+#include "server/store/blob.h"
 
 namespace agt::server {
 namespace {
@@ -65,7 +69,46 @@ absl::StatusOr<DatasetUpload> DatasetUpload::Begin(const agt::v1::DatasetMetadat
           absl::StrCat("metadata.format: ", metadata.format(),
                        " must be DATASET_FORMAT_CSV (1) or DATASET_FORMAT_FLOAT64 (2)"));
   }
+  const int64_t declared = metadata.size_bytes();
+  if (declared < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "metadata.size_bytes: ", declared, " must be >= 0 (0 = not declared)"));
+  }
+  if (declared > limits.max_total_bytes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("metadata.size_bytes: the upload declares ", declared,
+                     " bytes, above the server's dataset size limit of ", limits.max_total_bytes,
+                     " bytes (--max-dataset-mib)"));
+  }
+  if (metadata.format() == agt::v1::DATASET_FORMAT_FLOAT64 && declared > 0 &&
+      declared % (8 * (int64_t{metadata.num_features()} + 1)) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "metadata.size_bytes: ", declared, " is not a multiple of the row size ",
+        8 * (int64_t{metadata.num_features()} + 1), " (8 bytes x (", metadata.num_features(),
+        " features + 1 label))"));
+  }
   return DatasetUpload(metadata, limits);
+}
+
+DatasetUpload::DatasetUpload(agt::v1::DatasetMetadata metadata, UploadLimits limits)
+    : metadata_(std::move(metadata)), limits_(limits) {
+  const int64_t declared = metadata_.size_bytes();
+  if (metadata_.format() == agt::v1::DATASET_FORMAT_FLOAT64 && declared > 0) {
+    // Exactly what the rows need: no growth, no second copy while receiving.
+    const int64_t rows = declared / (8 * (int64_t{metadata_.num_features()} + 1));
+    declared_x_.resize(rows, metadata_.num_features());
+    labels_.reserve(static_cast<size_t>(rows));
+  } else if (declared > 0) {
+    data_.reserve(static_cast<size_t>(declared));
+  }
+}
+
+absl::Status DatasetUpload::CheckDoubles(int64_t values, int64_t index) const {
+  if (values <= limits_.max_total_bytes / 8) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "message ", index, ": the dataset holds at least ", values, " values (", values,
+      " x 8 bytes as doubles), above the server's dataset size limit of ",
+      limits_.max_total_bytes, " bytes (--max-dataset-mib)"));
 }
 
 absl::Status DatasetUpload::AddChunk(absl::string_view bytes, int64_t index) {
@@ -75,17 +118,78 @@ absl::Status DatasetUpload::AddChunk(absl::string_view bytes, int64_t index) {
                                                    " bytes exceeds the chunk limit of ",
                                                    limits_.max_chunk_bytes, " bytes"));
   }
-  if (bytes_received() + size > limits_.max_total_bytes) {
+  if (received_ + size > limits_.max_total_bytes) {
     return absl::ResourceExhaustedError(
         absl::StrCat("message ", index, ": upload exceeds the server's dataset size limit of ",
                      limits_.max_total_bytes, " bytes (--max-dataset-mib)"));
   }
+  const int64_t declared = metadata_.size_bytes();
+  if (declared > 0 && received_ + size > declared) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("message ", index, ": the chunks carry more than the ", declared,
+                     " bytes declared in metadata.size_bytes"));
+  }
+  received_ += size;
+  if (metadata_.format() == agt::v1::DATASET_FORMAT_FLOAT64) {
+    if (absl::Status s = AddFloat64(bytes); !s.ok()) return s;
+    return CheckDoubles(static_cast<int64_t>(labels_.size()) * (metadata_.num_features() + 1),
+                        index);
+  }
+  separators_ += std::count_if(bytes.begin(), bytes.end(),
+                               [](char c) { return c == ',' || c == '\n'; });
+  if (absl::Status s = CheckDoubles(separators_ + 1, index); !s.ok()) return s;
   data_.append(bytes.data(), bytes.size());
   return absl::OkStatus();
 }
 
-absl::StatusOr<agt::Dataset> DatasetUpload::Finish() const {
-  if (data_.empty()) {
+absl::Status DatasetUpload::AddFloat64(absl::string_view bytes) {
+  const int64_t features = metadata_.num_features();
+  const auto row_bytes = static_cast<size_t>(8 * (features + 1));
+  auto decode_row = [&](const char* p) -> absl::Status {
+    const int64_t r = static_cast<int64_t>(labels_.size());
+    for (int64_t c = 0; c <= features; ++c, p += 8) {
+      const double value = ReadLittleEndianDouble(p);
+      if (!std::isfinite(value)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "FLOAT64: row ", r + 1, ", column ", c + 1, (c == features ? " (label)" : ""),
+            " at byte offset ", r * static_cast<int64_t>(row_bytes) + 8 * c, ": value ", value,
+            " is not finite"));
+      }
+      if (c < features) {
+        if (declared_x_.rows() > 0) {
+          declared_x_(r, c) = value;  // r < rows: the declared size is enforced
+        } else {
+          features_.push_back(value);
+        }
+      } else {
+        labels_.push_back(value);
+      }
+    }
+    return absl::OkStatus();
+  };
+  if (!partial_.empty()) {
+    const size_t take = std::min(row_bytes - partial_.size(), bytes.size());
+    partial_.append(bytes.data(), take);
+    bytes.remove_prefix(take);
+    if (partial_.size() < row_bytes) return absl::OkStatus();
+    if (absl::Status s = decode_row(partial_.data()); !s.ok()) return s;
+    partial_.clear();
+  }
+  while (bytes.size() >= row_bytes) {
+    if (absl::Status s = decode_row(bytes.data()); !s.ok()) return s;
+    bytes.remove_prefix(row_bytes);
+  }
+  partial_.assign(bytes.data(), bytes.size());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<agt::Dataset> DatasetUpload::Finish() {
+  if (metadata_.size_bytes() > 0 && received_ != metadata_.size_bytes()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the chunks carried ", received_, " bytes, metadata.size_bytes declared ",
+                     metadata_.size_bytes()));
+  }
+  if (received_ == 0) {
     return absl::InvalidArgumentError(
         "no data: send the file's bytes in chunk messages after the metadata");
   }
@@ -94,6 +198,7 @@ absl::StatusOr<agt::Dataset> DatasetUpload::Finish() const {
     agt::CsvOptions options;
     options.num_classes = metadata_.num_classes();
     data = agt::ParseCsv(data_, options);
+    std::string().swap(data_);  // the text is no longer needed
     if (!data.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("CSV: ", data.status().message()));
     }
@@ -102,44 +207,37 @@ absl::StatusOr<agt::Dataset> DatasetUpload::Finish() const {
           absl::StrCat("metadata.num_features: ", metadata_.num_features(), " but the CSV has ",
                        data->dim(), " feature columns"));
     }
+    if (absl::Status s = CheckDoubles(data->size() * (data->dim() + 1), 0); !s.ok()) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "CSV: ", data->size(), " rows x ", data->dim() + 1, " values as doubles exceed the "
+          "server's dataset size limit of ", limits_.max_total_bytes, " bytes (--max-dataset-mib)"));
+    }
   } else {
-    data = DecodeFloat64();
+    data = FinishFloat64();
     if (!data.ok()) return data.status();
   }
   if (data->size() < 1) return absl::InvalidArgumentError("the dataset has no rows");
   return data;
 }
 
-absl::StatusOr<agt::Dataset> DatasetUpload::DecodeFloat64() const {
+absl::StatusOr<agt::Dataset> DatasetUpload::FinishFloat64() {
   const int64_t features = metadata_.num_features();
   const int64_t row_bytes = 8 * (features + 1);
-  const auto total = static_cast<int64_t>(data_.size());
-  if (total % row_bytes != 0) {
+  if (!partial_.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "FLOAT64: ", total, " bytes is not a multiple of the row size ", row_bytes, " (8 bytes x (",
-        features, " features + 1 label)); the last row is incomplete"));
+        "FLOAT64: ", received_, " bytes is not a multiple of the row size ", row_bytes,
+        " (8 bytes x (", features, " features + 1 label)); the last row is incomplete"));
   }
-  const int64_t rows = total / row_bytes;
+  const auto rows = static_cast<int64_t>(labels_.size());
   agt::Dataset data;
-  data.x.resize(rows, features);
-  data.y.resize(rows);
-  const char* p = data_.data();
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c <= features; ++c) {
-      const double value = ReadLittleEndianDouble(p);
-      if (!std::isfinite(value)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "FLOAT64: row ", r + 1, ", column ", c + 1, (c == features ? " (label)" : ""),
-            " at byte offset ", r * row_bytes + 8 * c, ": value ", value, " is not finite"));
-      }
-      if (c < features) {
-        data.x(r, c) = value;
-      } else {
-        data.y[r] = value;
-      }
-      p += 8;
-    }
+  if (declared_x_.rows() > 0) {
+    data.x = std::move(declared_x_);  // received_ == the declared size: all rows filled
+  } else {
+    data.x = Eigen::Map<const agt::Matrix>(features_.data(), rows, features);
+    std::vector<double>().swap(features_);
   }
+  data.y = Eigen::Map<const agt::Vector>(labels_.data(), rows);
+  std::vector<double>().swap(labels_);
   const int classes = metadata_.num_classes();
   if (classes >= 0) {
     data.num_classes = classes;
@@ -157,6 +255,23 @@ absl::StatusOr<agt::Dataset> DatasetUpload::DecodeFloat64() const {
         absl::StrCat("FLOAT64 (rows counted from 0): ", valid.message()));
   }
   return data;
+}
+
+std::string DatasetUpload::Fingerprint(const agt::Dataset& data) const {
+  agt::v1::DatasetMetadata metadata = metadata_;
+  metadata.clear_request_id();
+  std::string serialized;
+  {
+    google::protobuf::io::StringOutputStream out(&serialized);
+    google::protobuf::io::CodedOutputStream coded(&out);
+    coded.SetSerializationDeterministic(true);
+    metadata.SerializeToCodedStream(&coded);
+  }
+  const auto bytes = [](const double* p, agt::Index n) {
+    return absl::string_view(reinterpret_cast<const char*>(p), static_cast<size_t>(n) * 8);
+  };
+  return Sha256HexOfParts({serialized, bytes(data.x.data(), data.x.size()),
+                           bytes(data.y.data(), data.y.size())});
 }
 
 }  // namespace agt::server

@@ -16,7 +16,16 @@
 // control characters); num_classes -1, 0 or 2..kMaxDatasetClasses; every
 // chunk at most limits.max_chunk_bytes (InvalidArgument); the total at most
 // limits.max_total_bytes (ResourceExhausted, reported as soon as a chunk
-// crosses it, so an oversized upload is never buffered whole).
+// crosses it, so an oversized upload is never buffered whole), and so is
+// the parsed dataset's doubles (8 bytes per value): a declared size_bytes
+// is checked in Begin, a CSV's value count is counted from its separators
+// as chunks arrive (an upper estimate: fields of every line), then exactly.
+//
+// Memory: FLOAT64 rows are decoded as their bytes arrive (only a partial row
+// is buffered), so an upload holds the dataset's doubles once (into the
+// final matrix when metadata.size_bytes is declared; otherwise twice for a
+// moment while Finish builds the matrix); a CSV holds its text, then its
+// doubles (the text is freed when Finish has parsed it).
 //
 // Thread-safety: one upload per stream; not shared.
 #ifndef AGT_SERVER_SERVICE_DATASET_UPLOAD_H_
@@ -24,6 +33,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -53,21 +63,39 @@ class DatasetUpload {
   // (the metadata is message 1), for error messages.
   absl::Status AddChunk(absl::string_view bytes, int64_t index);
 
-  // Parses what was received; InvalidArgument naming where the data is wrong.
-  absl::StatusOr<agt::Dataset> Finish() const;
+  // Parses what was received (once; the buffers are handed over or freed);
+  // InvalidArgument naming where the data is wrong.
+  absl::StatusOr<agt::Dataset> Finish();
 
   const std::string& name() const { return metadata_.name(); }
-  int64_t bytes_received() const { return static_cast<int64_t>(data_.size()); }
+  const std::string& request_id() const { return metadata_.request_id(); }
+  int64_t bytes_received() const { return received_; }
+
+  // The request's content without its request_id, for idempotent retries:
+  // SHA-256 hex of the metadata (request_id cleared, deterministic
+  // serialization) and of the parsed features and labels.
+  std::string Fingerprint(const agt::Dataset& data) const;
 
  private:
-  DatasetUpload(agt::v1::DatasetMetadata metadata, UploadLimits limits)
-      : metadata_(std::move(metadata)), limits_(limits) {}
+  DatasetUpload(agt::v1::DatasetMetadata metadata, UploadLimits limits);
 
-  absl::StatusOr<agt::Dataset> DecodeFloat64() const;
+  absl::Status AddFloat64(absl::string_view bytes);
+  absl::Status CheckDoubles(int64_t values, int64_t index) const;
+  absl::StatusOr<agt::Dataset> FinishFloat64();
 
   agt::v1::DatasetMetadata metadata_;
   UploadLimits limits_;
+  int64_t received_ = 0;
+  // CSV: the text received so far, and its separators (',' and newlines).
   std::string data_;
+  int64_t separators_ = 0;
+  // FLOAT64: the bytes of an incomplete row, decoded rows' features
+  // (row-major; straight into the matrix when the size was declared) and
+  // labels.
+  std::string partial_;
+  agt::Matrix declared_x_;
+  std::vector<double> features_;
+  std::vector<double> labels_;
 };
 
 }  // namespace agt::server

@@ -1,9 +1,12 @@
 #include "server/service/model_service.h"
 
+#include <exception>
+#include <new>
 #include <utility>
 
 #include "server/domain/model_convert.h"
 #include "server/domain/unlearning.h"
+#include "server/service/call_budget.h"
 #include "server/service/request_checks.h"
 #include "server/service/status_mapping.h"
 
@@ -15,6 +18,20 @@ constexpr char kList[] = "/agt.v1.ModelService/ListModels";
 constexpr char kExport[] = "/agt.v1.ModelService/ExportModel";
 constexpr char kCertifyPredictions[] = "/agt.v1.ModelService/CertifyPredictions";
 constexpr char kCertifyDataset[] = "/agt.v1.ModelService/CertifyDataset";
+
+// No exception may leave a handler (gRPC would answer UNKNOWN).
+template <typename Fn>
+grpc::Status Guarded(const char* method, Fn&& fn) {
+  try {
+    return fn();
+  } catch (const std::bad_alloc&) {
+    return ToGrpcStatus(absl::ResourceExhaustedError(
+                            "the server ran out of memory for this call; try again later"),
+                        method);
+  } catch (const std::exception& e) {
+    return ToGrpcStatus(absl::InternalError(e.what()), method);
+  }
+}
 
 }  // namespace
 
@@ -77,31 +94,41 @@ grpc::Status ModelServiceImpl::ExportModel(grpc::ServerContext* context,
 grpc::Status ModelServiceImpl::CertifyPredictions(grpc::ServerContext* context,
                                                   const agt::v1::CertifyPredictionsRequest* request,
                                                   agt::v1::CertifyPredictionsResponse* response) {
-  absl::StatusOr<Principal> caller = auth_->Check(*context, kCertifyPredictions);
-  if (!caller.ok()) return ToGrpcStatus(caller.status(), kCertifyPredictions);
-  absl::StatusOr<std::shared_ptr<const ModelRecord>> model =
-      LoadModel(*caller, request->model_id());
-  if (!model.ok()) return ToGrpcStatus(model.status(), kCertifyPredictions);
-  absl::StatusOr<agt::v1::CertifyPredictionsResponse> certified =
-      agt::server::CertifyPredictions(**model, *request);
-  if (!certified.ok()) return ToGrpcStatus(certified.status(), kCertifyPredictions);
-  if (absl::Status s = AddDeletionCertificates(*caller, **model, &*certified); !s.ok()) {
-    return ToGrpcStatus(s, kCertifyPredictions);
-  }
-  *response = *std::move(certified);
-  return grpc::Status::OK;
+  const CallBudget budget(*context, default_deadline_);
+  return Guarded(kCertifyPredictions, [&]() -> grpc::Status {
+    absl::StatusOr<Principal> caller = auth_->Check(*context, kCertifyPredictions);
+    if (!caller.ok()) return ToGrpcStatus(caller.status(), kCertifyPredictions);
+    absl::StatusOr<std::shared_ptr<const ModelRecord>> model =
+        LoadModel(*caller, request->model_id());
+    if (!model.ok()) return ToGrpcStatus(model.status(), kCertifyPredictions);
+    CertifyOptions options;
+    options.keep_going = budget.AsKeepGoing();
+    absl::StatusOr<agt::v1::CertifyPredictionsResponse> certified =
+        agt::server::CertifyPredictions(**model, *request, options);
+    if (!certified.ok()) return ToGrpcStatus(certified.status(), kCertifyPredictions);
+    if (absl::Status s = AddDeletionCertificates(*caller, **model, &*certified); !s.ok()) {
+      return ToGrpcStatus(s, kCertifyPredictions);
+    }
+    *response = *std::move(certified);
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status ModelServiceImpl::CertifyDataset(grpc::ServerContext* context,
                                               const agt::v1::CertifyDatasetRequest* request,
                                               agt::v1::CertifyDatasetResponse* response) {
-  absl::StatusOr<Principal> caller = auth_->Check(*context, kCertifyDataset);
-  if (!caller.ok()) return ToGrpcStatus(caller.status(), kCertifyDataset);
-  absl::StatusOr<agt::v1::CertifyDatasetResponse> certified =
-      CertifyStoredDataset(*caller, *request);
-  if (!certified.ok()) return ToGrpcStatus(certified.status(), kCertifyDataset);
-  *response = *std::move(certified);
-  return grpc::Status::OK;
+  const CallBudget budget(*context, default_deadline_);
+  return Guarded(kCertifyDataset, [&]() -> grpc::Status {
+    absl::StatusOr<Principal> caller = auth_->Check(*context, kCertifyDataset);
+    if (!caller.ok()) return ToGrpcStatus(caller.status(), kCertifyDataset);
+    CertifyOptions options;
+    options.keep_going = budget.AsKeepGoing();
+    absl::StatusOr<agt::v1::CertifyDatasetResponse> certified =
+        CertifyStoredDataset(*caller, *request, options);
+    if (!certified.ok()) return ToGrpcStatus(certified.status(), kCertifyDataset);
+    *response = *std::move(certified);
+    return grpc::Status::OK;
+  });
 }
 
 absl::Status ModelServiceImpl::AddDeletionCertificates(
@@ -116,14 +143,16 @@ absl::Status ModelServiceImpl::AddDeletionCertificates(
 }
 
 absl::StatusOr<agt::v1::CertifyDatasetResponse> ModelServiceImpl::CertifyStoredDataset(
-    const Principal& caller, const agt::v1::CertifyDatasetRequest& request) {
+    const Principal& caller, const agt::v1::CertifyDatasetRequest& request,
+    const CertifyOptions& options) {
   absl::StatusOr<std::shared_ptr<const ModelRecord>> model = LoadModel(caller, request.model_id());
   if (!model.ok()) return model.status();
   if (absl::Status s = CheckId(request.dataset_id(), "dataset_id"); !s.ok()) return s;
   absl::StatusOr<agt::Dataset> data = store_->LoadDatasetData(caller.tenant, request.dataset_id());
   if (!data.ok()) return data.status();
+  if (absl::Status s = options.keep_going(); !s.ok()) return s;
   return agt::server::CertifyDataset(**model, *data, request.test_epsilon(),
-                                     request.stability_rule());
+                                     request.stability_rule(), options);
 }
 
 }  // namespace agt::server

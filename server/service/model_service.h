@@ -8,11 +8,19 @@
 // certified unchanged by the deletions in the model's ledger (the ledger is
 // read from the store on every call; it changes, the model does not).
 //
+// CertifyPredictions and CertifyDataset work a chunk of rows at a time and
+// stop between chunks once the call is cancelled or past its deadline (the
+// caller's, or `default_deadline` for calls that set none; call_budget.h):
+// CANCELLED / DEADLINE_EXCEEDED. No exception escapes a handler
+// (RESOURCE_EXHAUSTED on allocation failure, INTERNAL otherwise).
+//
 // Ownership: the store, cache and auth must outlive the service.
 // Thread-safety: gRPC calls the methods concurrently; the cache is
 // thread-safe and the service holds no other mutable state.
 #ifndef AGT_SERVER_SERVICE_MODEL_SERVICE_H_
 #define AGT_SERVER_SERVICE_MODEL_SERVICE_H_
+
+#include <chrono>
 
 #include "agt/v1/models.grpc.pb.h"
 #include "server/domain/certifier.h"
@@ -23,8 +31,9 @@ namespace agt::server {
 
 class ModelServiceImpl final : public agt::v1::ModelService::Service {
  public:
-  ModelServiceImpl(Store* store, ModelCache* cache, const CallAuth* auth)
-      : store_(store), cache_(cache), auth_(auth) {}
+  ModelServiceImpl(Store* store, ModelCache* cache, const CallAuth* auth,
+                   std::chrono::milliseconds default_deadline = std::chrono::milliseconds(0))
+      : store_(store), cache_(cache), auth_(auth), default_deadline_(default_deadline) {}
 
   grpc::Status GetModel(grpc::ServerContext* context, const agt::v1::GetModelRequest* request,
                         agt::v1::GetModelResponse* response) override;
@@ -48,11 +57,13 @@ class ModelServiceImpl final : public agt::v1::ModelService::Service {
   absl::Status AddDeletionCertificates(const Principal& caller, const ModelRecord& model,
                                        agt::v1::CertifyPredictionsResponse* response);
   absl::StatusOr<agt::v1::CertifyDatasetResponse> CertifyStoredDataset(
-      const Principal& caller, const agt::v1::CertifyDatasetRequest& request);
+      const Principal& caller, const agt::v1::CertifyDatasetRequest& request,
+      const CertifyOptions& options);
 
   Store* const store_;
   ModelCache* const cache_;
   const CallAuth* const auth_;
+  const std::chrono::milliseconds default_deadline_;
 };
 
 }  // namespace agt::server

@@ -57,6 +57,16 @@ absl::Status CheckOptions(const ServerOptions& options) {
   if (options.model_cache_size < 1) {
     return absl::InvalidArgumentError("model cache size must be at least 1");
   }
+  if (options.max_uploads_per_tenant < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max-uploads-per-tenant: ", options.max_uploads_per_tenant, " must be >= 1"));
+  }
+  if (options.upload_idle_timeout.count() <= 0) {
+    return absl::InvalidArgumentError("--upload-idle-timeout: must be > 0");
+  }
+  if (options.default_deadline.count() <= 0) {
+    return absl::InvalidArgumentError("--default-deadline: must be > 0");
+  }
   return absl::OkStatus();
 }
 
@@ -127,12 +137,15 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
   server->cache_ = std::make_unique<ModelCache>(options.model_cache_size);
   UploadLimits limits;
   limits.max_total_bytes = options.max_dataset_bytes;
-  server->datasets_ =
-      std::make_unique<DatasetServiceImpl>(server->store_.get(), &server->auth_, limits);
+  UploadAdmissionOptions upload_admission;
+  upload_admission.max_per_tenant = options.max_uploads_per_tenant;
+  upload_admission.idle_timeout = options.upload_idle_timeout;
+  server->datasets_ = std::make_unique<DatasetServiceImpl>(
+      server->store_.get(), &server->auth_, limits, upload_admission, options.default_deadline);
   server->training_ = std::make_unique<TrainingServiceImpl>(
       server->store_.get(), server->runner_.get(), &server->auth_, admission);
-  server->models_ = std::make_unique<ModelServiceImpl>(server->store_.get(), server->cache_.get(),
-                                                       &server->auth_);
+  server->models_ = std::make_unique<ModelServiceImpl>(
+      server->store_.get(), server->cache_.get(), &server->auth_, options.default_deadline);
   server->unlearning_ = std::make_unique<UnlearningServiceImpl>(
       server->store_.get(), server->cache_.get(), server->runner_.get(), &server->auth_);
   absl::StatusOr<std::unique_ptr<PrivacyServiceImpl>> privacy = PrivacyServiceImpl::Create(

@@ -13,7 +13,8 @@
 //
 // Shutdown order: health goes NOT_SERVING and WatchJob streams end
 // (UNAVAILABLE); calls in flight get up to `grace` to finish, then the gRPC
-// server stops (cancelling what is left); the runner stops (running jobs
+// server stops, cancelling what is left (long calls notice between chunks of
+// work, call_budget.h, so this takes well under a second); the runner stops (running jobs
 // checkpoint at their step boundary and stay QUEUED); the store closes.
 // Nothing a restart needs is lost.
 //
@@ -65,6 +66,13 @@ struct ServerOptions {
   size_t model_cache_size = 32;
   // Total epsilon per (client, model) for private predictions; finite, >= 0.
   double privacy_budget = 10.0;
+  // Uploads of one tenant in progress at a time (>= 1), and how long an
+  // upload stream may bring no message before it is dropped (> 0).
+  int max_uploads_per_tenant = 4;
+  std::chrono::milliseconds upload_idle_timeout{std::chrono::seconds(60)};
+  // Deadline of long calls (certify, uploads) that set none (> 0), applied
+  // by the handlers' own checks between chunks of work (call_budget.h).
+  std::chrono::milliseconds default_deadline{std::chrono::seconds(300)};
   // Admission of jobs (domain/admission.h): the largest estimated peak memory
   // of one job (0 = the default, DefaultMaxJobMemory of the machine's memory
   // and `workers`), and QUEUED + RUNNING jobs per tenant (0 = no limit).

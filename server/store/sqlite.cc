@@ -75,6 +75,14 @@ Statement& Statement::BindText(int index, absl::string_view value) {
   return *this;
 }
 
+Statement& Statement::BindBlobNoCopy(int index, absl::string_view value) {
+  static const char kEmpty = 0;
+  Check(sqlite3_bind_blob64(stmt_, index, value.empty() ? &kEmpty : value.data(), value.size(),
+                            SQLITE_STATIC),
+        "bind");
+  return *this;
+}
+
 Statement& Statement::BindBlob(int index, absl::string_view value) {
   // A zero-length blob must still be a blob, not NULL: pass a non-null pointer.
   static const char kEmpty = 0;

@@ -45,6 +45,9 @@ class Statement {
   Statement& BindDouble(int index, double value);
   Statement& BindText(int index, absl::string_view value);
   Statement& BindBlob(int index, absl::string_view value);
+  // Without a copy: `value` must stay unchanged until the statement is
+  // reset or destroyed (for blobs of many megabytes).
+  Statement& BindBlobNoCopy(int index, absl::string_view value);
 
   // true: a row is available; false: the statement is done.
   absl::StatusOr<bool> Step();

@@ -588,7 +588,22 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
 
 // ---- datasets
 
-absl::StatusOr<DatasetRecord> Store::InsertDataset(DatasetRecord record, const agt::Dataset& data) {
+absl::StatusOr<DatasetRecord> Store::InsertDataset(DatasetRecord record, const agt::Dataset& data,
+                                                   const DatasetInsertOptions& options) {
+  return InsertDatasetImpl(std::move(record), data, nullptr, options);
+}
+
+absl::StatusOr<DatasetRecord> Store::InsertDataset(DatasetRecord record, agt::Dataset&& data,
+                                                   const DatasetInsertOptions& options) {
+  return InsertDatasetImpl(std::move(record), data, &data, options);
+}
+
+absl::StatusOr<DatasetRecord> Store::InsertDatasetImpl(DatasetRecord record,
+                                                       const agt::Dataset& data,
+                                                       agt::Dataset* release,
+                                                       const DatasetInsertOptions& options) {
+  STORE_RETURN_IF_ERROR(ValidateRequestId(options.request_id));
+  const RequestTag tag{options.request_id, options.request_fingerprint};
   if (data.y.size() != data.x.rows()) {
     return absl::InvalidArgumentError(absl::StrCat("dataset has ", data.x.rows(),
                                                    " feature rows but ", data.y.size(), " labels"));
@@ -607,10 +622,29 @@ absl::StatusOr<DatasetRecord> Store::InsertDataset(DatasetRecord record, const a
   record.checksum = Sha256HexOfParts({features, labels});
   record.size_bytes = static_cast<int64_t>(features.size() + labels.size());
   record.created_ms = NowMs();
+  if (release != nullptr) *release = agt::Dataset();  // `data` is not used below
 
   std::lock_guard<std::mutex> lock(impl_->mu);
   SqliteDb& db = *impl_->db;
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
+  // A retry: the first upload's dataset; nothing is inserted.
+  STORE_ASSIGN_OR_RETURN(const std::optional<std::string> first,
+                         impl_->FindRequest(record.tenant, RequestKind::kUpload, tag));
+  if (first.has_value()) {
+    STORE_ASSIGN_OR_RETURN(
+        Statement st, db.Prepare(absl::StrCat("SELECT ", kDatasetColumns,
+                                              " FROM datasets WHERE id = ?1 AND tenant = ?2")));
+    st.BindText(1, *first).BindText(2, record.tenant);
+    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+    if (!row) {
+      return absl::NotFoundError(absl::StrCat("request_id ", Quoted(tag.id), " stored dataset ",
+                                              *first, ", which has been deleted since"));
+    }
+    int64_t seq = 0;
+    DatasetRecord stored = ReadDataset(st, &seq);
+    STORE_RETURN_IF_ERROR(txn.Commit());
+    return stored;
+  }
   {
     STORE_ASSIGN_OR_RETURN(
         Statement st,
@@ -626,10 +660,11 @@ absl::StatusOr<DatasetRecord> Store::InsertDataset(DatasetRecord record, const a
         .BindText(7, record.checksum)
         .BindInt64(8, record.size_bytes)
         .BindInt64(9, record.created_ms)
-        .BindBlob(10, features)
-        .BindBlob(11, labels);
+        .BindBlobNoCopy(10, features)  // both outlive the statement
+        .BindBlobNoCopy(11, labels);
     STORE_RETURN_IF_ERROR(st.Run());
   }
+  STORE_RETURN_IF_ERROR(impl_->SaveRequest(record.tenant, RequestKind::kUpload, tag, record.id));
   STORE_RETURN_IF_ERROR(txn.Commit());
   return record;
 }

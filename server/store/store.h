@@ -62,6 +62,13 @@ struct DatasetRecord {
   int64_t created_ms = 0;  // Unix epoch milliseconds
 };
 
+// Options of Store::InsertDataset.
+struct DatasetInsertOptions {
+  // Non-empty: the upload is idempotent (RequestKind::kUpload).
+  std::string request_id;
+  std::string request_fingerprint;
+};
+
 struct JobProgressRecord {
   int64_t iteration = 0;
   int64_t total_iterations = 0;
@@ -243,7 +250,18 @@ class Store {
   // num_classes are taken from `data`. InvalidArgument if data.y does not have
   // one label per row. The doubles are stored bit for bit; the store does not
   // judge their values (the caller validates).
-  absl::StatusOr<DatasetRecord> InsertDataset(DatasetRecord record, const agt::Dataset& data);
+  //
+  // With options.request_id set (RequestKind::kUpload), a retry is answered
+  // with the dataset the first upload stored (its current record; NotFound
+  // if it was deleted since) and nothing is inserted; the same id with
+  // another fingerprint is InvalidArgument. The answer is stored in the
+  // insert's transaction, so a crash leaves both or neither.
+  absl::StatusOr<DatasetRecord> InsertDataset(DatasetRecord record, const agt::Dataset& data,
+                                              const DatasetInsertOptions& options = {});
+  // The same, taking the data over: it is released as soon as it is encoded,
+  // before the insert, so the doubles are not held twice with their blobs.
+  absl::StatusOr<DatasetRecord> InsertDataset(DatasetRecord record, agt::Dataset&& data,
+                                              const DatasetInsertOptions& options = {});
   absl::StatusOr<DatasetRecord> GetDataset(const std::string& tenant, const std::string& id);
   // DataLoss if a blob or the dataset checksum does not verify.
   absl::StatusOr<agt::Dataset> LoadDatasetData(const std::string& tenant, const std::string& id);
@@ -415,6 +433,11 @@ class Store {
  private:
   struct Impl;
   explicit Store(std::unique_ptr<Impl> impl);
+  // InsertDataset; `release`, if set, is emptied once `data` (the same
+  // object) is encoded.
+  absl::StatusOr<DatasetRecord> InsertDatasetImpl(DatasetRecord record, const agt::Dataset& data,
+                                                  agt::Dataset* release,
+                                                  const DatasetInsertOptions& options);
   std::unique_ptr<Impl> impl_;
 };
 
