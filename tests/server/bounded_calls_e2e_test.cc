@@ -382,6 +382,44 @@ TEST(BoundedCallsE2E, StalledUploadsAreDroppedAndTheTenantLimitHolds) {
   EXPECT_EQ(list.datasets(0).name(), "again");
 }
 
+// A client that gives up frees its slot at once; SIGTERM ends a stalled
+// upload within the grace period, storing nothing.
+TEST(BoundedCallsE2E, CancelledAndShutDownUploadsEndPromptly) {
+  TempDir dir;
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(ServerArgs(dir.File("agt.db"),
+                                      {"--max-uploads-per-tenant", "1", "--shutdown-grace", "1"}),
+                           dir.File("server.log")));
+  Client client(server.address());
+  {
+    StalledUpload gone(client, "");
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    gone.context->TryCancel();
+    EXPECT_EQ(gone.writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  const auto start = Clock::now();
+  grpc::Status next;
+  do {  // the server hears of the cancellation a moment after the client
+    next = Upload(client, CsvMetadata("next", 2), MoonsCsv(50, 3), nullptr);
+  } while (next.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+           Clock::now() - start < std::chrono::seconds(2));
+  EXPECT_TRUE(next.ok()) << next.error_message();
+
+  StalledUpload stalled(client, "");
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const auto stop = Clock::now();
+  EXPECT_EQ(server.Signal(SIGTERM), 0);
+  const double seconds = std::chrono::duration<double>(Clock::now() - stop).count();
+  EXPECT_LT(seconds, 2.5);
+  EXPECT_FALSE(stalled.writer->Finish().ok());
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(dir.File("agt.db"));
+  ASSERT_TRUE(store.ok()) << store.status();
+  absl::StatusOr<agt::server::Page<DatasetRecord>> page = (*store)->ListDatasets("local", 10, "");
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->items.size(), 1u);
+  EXPECT_EQ(page->items[0].name, "next");
+}
+
 TEST(BoundedCallsE2E, DeclaredOversizedUploadIsRefusedBeforeAnyChunk) {
   TempDir dir;
   ServerProcess server;
