@@ -127,22 +127,64 @@ class CpuBackend : public ComputeBackend {
     const size_t nb = cfg.budgets.size();
     const bool poisoning = cfg.perturbation.kind == PerturbationKind::kBoundedPoisoning;
     // The batch through the frozen prefix, once for every budget.
-    const Matrix features = FrozenFeatures(cfg.model, x);
-    IntervalMatrix perturbed;
+    features_ = FrozenFeatures(cfg.model, x);
     if (poisoning) {
-      perturbed = FrozenFeatureBounds(cfg.model, IntervalMatrix::Ball(x, cfg.perturbation.epsilon),
-                                      cfg.bounds.interval);
+      perturbed_ = FrozenFeatureBounds(cfg.model, IntervalMatrix::Ball(x, cfg.perturbation.epsilon),
+                                       cfg.bounds.interval);
     }
-    std::vector<BoxedModel> boxed;
-    boxed.reserve(nb);
-    for (size_t j = 0; j < nb; ++j) boxed.emplace_back(cfg.model, boxes[j], cfg.bounds);
-    // Every pass runs on chunks of kChunkRows rows (rows are independent in
-    // the forward and backward passes), so that the threads share the work
-    // even with one budget. The chunk size is fixed, never derived from the
-    // thread count: results do not depend on the threads.
-    const Index b = features.rows();
+    boxed_.clear();
+    boxed_.reserve(nb);
+    for (size_t j = 0; j < nb; ++j) boxed_.emplace_back(cfg.model, boxes[j], cfg.bounds);
+    const Index b = features_.rows();
     batch_rows_ = static_cast<int>(b);
-    const size_t chunks = static_cast<size_t>((b + kChunkRows - 1) / kChunkRows);
+    losses_.resize(b);
+    // Whole batch (the default): every pass's factors now, reading the
+    // caller's labels and parameters, and the batch's copies released.
+    // Otherwise Aggregate builds them group by group from copies.
+    if (GroupRows() >= b) {
+      labels_ = &y;
+      nominal_ = &nominal;
+      BuildFactors(0, b);
+      ReleaseBatch();
+    } else {
+      labels_copy_ = y;
+      nominal_copy_ = nominal;
+      labels_ = &labels_copy_;
+      nominal_ = &nominal_copy_;
+    }
+  }
+
+  // Rows whose factors are held at once: config.factor_rows rounded up to
+  // whole chunks, or the whole batch.
+  Index GroupRows() const {
+    const Index b = batch_rows_;
+    if (config_->factor_rows <= 0) return b;
+    const Index rows = (config_->factor_rows + kChunkRows - 1) / kChunkRows * kChunkRows;
+    return std::min(b, rows);
+  }
+
+  void ReleaseBatch() {
+    features_.resize(0, 0);
+    perturbed_ = IntervalMatrix();
+    boxed_.clear();
+    labels_ = nullptr;
+    nominal_ = nullptr;
+    labels_copy_.resize(0);
+    nominal_copy_.resize(0);
+  }
+
+  // The factors of every pass for batch rows [g0, g0 + rows), as consecutive
+  // row chunks of kChunkRows. Rows are independent in the forward and
+  // backward passes, so a row's factors do not depend on the grouping.
+  void BuildFactors(Index g0, Index rows) {
+    const TrainConfig& cfg = *config_;
+    const size_t nb = cfg.budgets.size();
+    const bool poisoning = cfg.perturbation.kind == PerturbationKind::kBoundedPoisoning;
+    // Every pass runs on chunks of kChunkRows rows, so that the threads share
+    // the work even with one budget. The chunk size is fixed, never derived
+    // from the thread count: results do not depend on the threads.
+    group_rows_ = rows;
+    const size_t chunks = static_cast<size_t>((rows + kChunkRows - 1) / kChunkRows);
     const size_t passes_per_budget = poisoning ? 2 : 1;
     const size_t passes = 1 + nb * passes_per_budget;
     std::vector<std::vector<FactorList>> parts(passes);
@@ -151,32 +193,32 @@ class CpuBackend : public ComputeBackend {
     const LabelPerturbation no_label;
     pool_->ParallelFor(passes * chunks, [&](size_t task, int) {
       const size_t pass = task / chunks, c = task % chunks;
-      const Index r0 = static_cast<Index>(c) * kChunkRows;
-      const Index rows = std::min<Index>(kChunkRows, b - r0);
-      const Vector yc = y.segment(r0, rows);
+      const Index r0 = g0 + static_cast<Index>(c) * kChunkRows;
+      const Index n = std::min<Index>(kChunkRows, g0 + rows - r0);
+      const Vector yc = labels_->segment(r0, n);
       if (pass == 0) {
-        NominalGradientFactors(cfg.model, nominal, features.middleRows(r0, rows), yc, cfg.loss,
+        NominalGradientFactors(cfg.model, *nominal_, features_.middleRows(r0, n), yc, cfg.loss,
                                &parts[0][c], &chunk_losses[c]);
         return;
       }
       const size_t j = (pass - 1) / passes_per_budget;
       if ((pass - 1) % passes_per_budget == 0) {
-        boxed[j].GradientFactors(IntervalMatrix::Point(features.middleRows(r0, rows)), yc,
-                                 cfg.loss, no_label, &parts[pass][c]);
+        boxed_[j].GradientFactors(IntervalMatrix::Point(features_.middleRows(r0, n)), yc,
+                                  cfg.loss, no_label, &parts[pass][c]);
       } else {
         // Labels move only for budgets that poison labels; epsilon applies to
         // every row even with no feature budget, as in the reference (sound,
         // and golden-compatible).
         LabelPerturbation label = cfg.perturbation.label;
         label.enabled = label.enabled && cfg.budgets[j].label_n > 0;
-        boxed[j].GradientFactors(IntervalMatrix(perturbed.lower.middleRows(r0, rows),
-                                                perturbed.upper.middleRows(r0, rows)),
-                                 yc, cfg.loss, label, &parts[pass][c]);
+        boxed_[j].GradientFactors(IntervalMatrix(perturbed_.lower.middleRows(r0, n),
+                                                 perturbed_.upper.middleRows(r0, n)),
+                                  yc, cfg.loss, label, &parts[pass][c]);
       }
     });
-    losses_.resize(b);
     for (size_t c = 0; c < chunks; ++c) {
-      losses_.segment(static_cast<Index>(c) * kChunkRows, chunk_losses[c].size()) = chunk_losses[c];
+      losses_.segment(g0 + static_cast<Index>(c) * kChunkRows, chunk_losses[c].size()) =
+          chunk_losses[c];
     }
     nominal_factors_ = JoinChunks(std::move(parts[0]));
     for (size_t j = 0; j < nb; ++j) {
@@ -192,7 +234,22 @@ class CpuBackend : public ComputeBackend {
     // every aggregation normalises by the rows the step actually has.
     for (Aggregator& a : aggregators_) a.Reset(batch_rows_);
     nominal_aggregator_->Reset(batch_rows_);
-    pool_->ParallelFor(tasks_.size(), [&](size_t ti, int w) { RunTask(tasks_[ti], &scratch_[w]); });
+    const auto run_tasks = [&] {
+      pool_->ParallelFor(tasks_.size(),
+                         [&](size_t ti, int w) { RunTask(tasks_[ti], &scratch_[w]); });
+    };
+    const Index group = GroupRows();
+    if (group >= batch_rows_) {
+      run_tasks();  // ComputeFactors built the whole batch's factors
+    } else {
+      // Group by group in row order: every parameter still sees the batch's
+      // rows in order, so the aggregation is the same, bit for bit.
+      for (Index g0 = 0; g0 < batch_rows_; g0 += group) {
+        BuildFactors(g0, std::min<Index>(group, batch_rows_ - g0));
+        run_tasks();
+      }
+      ReleaseBatch();
+    }
     out->nominal = nominal_aggregator_->Finish();
     out->lower.resize(nb);
     out->upper.resize(nb);
@@ -248,7 +305,7 @@ class CpuBackend : public ComputeBackend {
   // time and folds each block into its aggregator while it is in cache.
   void RunTask(const Task& task, Scratch* sc) {
     const TrainConfig& cfg = *config_;
-    const int b = batch_rows_;
+    const Index b = group_rows_;  // rows of the factors held now
     const size_t nb = cfg.budgets.size();
     const bool poisoning = cfg.perturbation.kind == PerturbationKind::kBoundedPoisoning;
     const ParamSlice& sl = layout_[task.layer];
@@ -328,6 +385,15 @@ class CpuBackend : public ComputeBackend {
   std::vector<FactorList> perturbed_factors_;  // per budget (poisoning)
   Vector losses_;
   int batch_rows_ = 0;  // rows of the current batch (ComputeFactors)
+  Index group_rows_ = 0;  // rows of the factors held now (all, or a group)
+  // The batch, kept from ComputeFactors to Aggregate only when factors are
+  // built group by group (config.factor_rows); released otherwise.
+  Matrix features_;
+  IntervalMatrix perturbed_;
+  std::vector<BoxedModel> boxed_;
+  const Vector* labels_ = nullptr;   // the caller's, or the copies below
+  const Vector* nominal_ = nullptr;
+  Vector labels_copy_, nominal_copy_;
 };
 
 }  // namespace

@@ -216,6 +216,9 @@ absl::Status TrainConfig::ValidateTraining() const {
   }
   if (absl::Status s = ValidatePerturbation(*this); !s.ok()) return s;
   if (absl::Status s = ValidateBudgets(*this); !s.ok()) return s;
+  if (factor_rows < 0) {
+    return Invalid("factor_rows", absl::StrCat(factor_rows, " must be >= 0"));
+  }
   if (fragment_size < 0) {
     return Invalid("fragment_size", absl::StrCat(fragment_size, " must be >= 0"));
   }

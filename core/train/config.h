@@ -88,6 +88,11 @@ struct TrainConfig {
   int fragment_size = 0;
   // Worker threads; 0 = hardware concurrency. Does not change results.
   int threads = 0;
+  // Rows of a batch whose factored per-sample bounds are held at once
+  // (memory only: results are bit-identical for every value). 0 = the whole
+  // batch (fastest); e.g. 256 holds 256 rows' factors instead of b's, for a
+  // job whose passes would not fit otherwise (server admission).
+  int factor_rows = 0;
   // Dataset rows removed in place (train/batches.h): every other row stays in
   // its batch, batch k training b_k = batch_size - (rows removed from it)
   // rows, and every aggregation of that step normalises by b_k (removal:

@@ -127,8 +127,17 @@ JobEstimate EstimateJob(const agt::TrainConfig& config, int64_t num_rows, int ra
   const double features = b * width * (poisoning ? 3.0 : 1.0);  // batch through the frozen prefix
   const double boxed_weights = 6.0 * p * nb;
   const double in_flight = threads * (std::min(b, kChunkRows) * chunk_per_sample + block_values);
-  e.pass_bytes =
-      ToBytes((passes * b * per_sample + features + boxed_weights + in_flight + 2.0 * b) * kDouble);
+  // The factors held at once: the whole batch, or groups of factor_rows
+  // rounded up to whole chunks (the batch itself is then kept until the
+  // groups are done: `features`).
+  double held_rows = b;
+  if (config.factor_rows > 0) {
+    held_rows = std::min(b, std::ceil(config.factor_rows / kChunkRows) * kChunkRows);
+  }
+  e.factor_rows = config.factor_rows;
+  e.pass_bytes = ToBytes(
+      (passes * held_rows * per_sample + features + boxed_weights + in_flight + 3.0 * b) *
+      kDouble);
 
   // State: nominal + boxes (+ velocities), the step's directions and
   // temporaries (Finish, the box update), and at a checkpoint its encoding
@@ -190,13 +199,24 @@ absl::Status CheckJobFits(const JobEstimate& estimate, const JobLimits& limits) 
 
 absl::StatusOr<JobEstimate> AdmitJob(const ResolvedJob& job, const DatasetRecord& dataset,
                                      const JobLimits& limits) {
-  JobEstimate estimate =
+  const JobEstimate estimate =
       EstimateJob(job.config, dataset.num_rows, job.input_features, limits.threads_per_job);
-  absl::Status fits = CheckJobFits(estimate, limits);
+  const absl::Status fits = CheckJobFits(estimate, limits);
   if (fits.ok()) return estimate;
-  if (estimate.threads > 1) {
-    JobEstimate single = EstimateJob(job.config, dataset.num_rows, job.input_features, 1);
-    if (CheckJobFits(single, limits).ok()) return single;
+  // Made to fit, cheapest first: one thread (no other thread's scratch),
+  // then factors held kChunkRows x threads rows at a time (the passes'
+  // memory no longer grows with the batch), then both.
+  agt::TrainConfig grouped = job.config;
+  grouped.factor_rows = static_cast<int>(kChunkRows) * std::max(1, estimate.threads);
+  const agt::TrainConfig* configs[] = {&job.config, &grouped, &grouped};
+  const int threads[] = {1, limits.threads_per_job, 1};
+  for (int i = 0; i < 3; ++i) {
+    if (i == 0 && estimate.threads <= 1) continue;
+    if (i == 2) grouped.factor_rows = static_cast<int>(kChunkRows);
+    const JobEstimate e =
+        EstimateJob(*configs[i], dataset.num_rows, job.input_features, threads[i]);
+    if (e.factor_rows > 0 && e.factor_rows >= job.config.batch_size) continue;
+    if (CheckJobFits(e, limits).ok()) return e;
   }
   return fits;
 }

@@ -10,9 +10,10 @@
 //   aggregators  per budget: 2 streaming top-k sides x min(k, b - k) slots
 //                per parameter, plus 6 vectors of P (sums, thresholds), and
 //                the nominal mean (P): 8 P (2 min(k, b-k) + 6) per budget;
-//   passes       the factored per-sample bounds of the whole batch, held for
-//                every pass at once (nominal + one per budget, two per budget
-//                under bounded poisoning): per dense layer b (4 out + 3 in);
+//   passes       the factored per-sample bounds of the whole batch (or of
+//                factor_rows rows, TrainConfig::factor_rows), held for every
+//                pass at once (nominal + one per budget, two per budget under
+//                bounded poisoning): per dense layer b (4 out + 3 in);
 //                the boxed weights of every budget (6 P); the in-flight
 //                256-row chunks of the forward/backward passes and the
 //                phase-2 blocks, per thread;
@@ -68,8 +69,11 @@ struct JobEstimate {
   double work_ops = 0.0;
   int64_t total_steps = 0;
   // Trainer threads the estimate assumes (>= 1; per-thread scratch counts
-  // for each). AdmitJob may lower it to make a job fit.
+  // for each), and the TrainConfig::factor_rows it assumes (0 = the whole
+  // batch's factors at once). AdmitJob may lower the first and set the
+  // second to make a job fit; the runner trains with both.
   int threads = 1;
+  int factor_rows = 0;
 
   // "38.2 GB (aggregators 33.9 GB, passes 931.4 MB, parameter state 605.5 MB,
   // dataset 144.0 KB, allocator and runtime slack 2.8 GB)".
@@ -105,11 +109,13 @@ absl::Status CheckJobFits(const JobEstimate& estimate, const JobLimits& limits);
 
 // EstimateJob for a job resolved against its dataset, then CheckJobFits:
 // the one call every path that enqueues or starts a job makes. Returns the
-// estimate when it fits. A job that fits only with fewer trainer threads
-// (each holds its own in-flight chunks and blocks) is made to fit: the
-// estimate's `threads` is then 1, and the runner trains it with that many
-// (results do not depend on the thread count). Otherwise the error is the
-// configured thread count's.
+// estimate when it fits. A job that does not fit as configured is made to
+// fit when it can, cheapest first: one trainer thread (each holds its own
+// in-flight chunks and blocks), then factors held 256 x threads rows at a
+// time (TrainConfig::factor_rows: the passes' memory no longer grows with the
+// batch), then both; the returned estimate says which (`threads`,
+// `factor_rows`), and the runner trains so. Results do not depend on either.
+// Otherwise the error is the configuration's as given.
 absl::StatusOr<JobEstimate> AdmitJob(const ResolvedJob& job, const DatasetRecord& dataset,
                                      const JobLimits& limits);
 

@@ -386,10 +386,10 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
   absl::StatusOr<JobEstimate> admitted = AdmitJob(*resolved, *dataset, job_limits());
   if (!admitted.ok()) return fail(std::string(admitted.status().message()));
   std::fprintf(stderr,
-               "agt-server: jobs: job %s: estimated peak memory %s on %d thread(s), %.3g "
-               "element operations\n",
+               "agt-server: jobs: job %s: estimated peak memory %s on %d thread(s), factors of "
+               "%d rows at a time (0 = the whole batch), %.3g element operations\n",
                job.id.c_str(), admitted->Describe().c_str(), admitted->threads,
-               admitted->work_ops);
+               admitted->factor_rows, admitted->work_ops);
   *phase = "loading the dataset";
   absl::StatusOr<agt::Dataset> data = store_->LoadDatasetData(job.tenant, job.dataset_id);
   if (!data.ok()) {
@@ -401,8 +401,11 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
   }
   *phase = "setting up the trainer (aggregators, parameter boxes)";
   agt::TrainConfig config = resolved->config;
-  // The admission's thread count: fewer than configured when only that fits.
+  // The admission's thread count and factor grouping: fewer threads, or
+  // factors held a few chunks at a time, when only that fits (results are
+  // the same either way).
   config.threads = admitted->threads;
+  config.factor_rows = admitted->factor_rows;
   const agt::Vector init = agt::InitParameters(config.model, spec.seed());
   absl::StatusOr<std::unique_ptr<agt::Trainer>> created = agt::Trainer::Create(config, *data, init);
   if (!created.ok()) return fail(absl::StrCat("training setup: ", created.status().message()));

@@ -100,6 +100,29 @@ bool WaitRunning(Client& client, const std::string& id, std::chrono::seconds tim
   return false;
 }
 
+// 1 000 rows of 300 features: a degree-2 polynomial of them is 45 450 inputs.
+std::string WideCsv() {
+  std::string csv;
+  const agt::Dataset wide = agt::MakeBlobs(1000, 300, 2, 1.0, 2.0, 9);
+  for (int j = 0; j < 300; ++j) absl::StrAppend(&csv, "x", j, ",");
+  csv += "y\n";
+  for (agt::Index i = 0; i < wide.size(); ++i) {
+    for (int j = 0; j < 300; ++j) absl::StrAppendFormat(&csv, "%.6g,", wide.x(i, j));
+    absl::StrAppend(&csv, static_cast<int>(wide.y[i]), "\n");
+  }
+  return csv;
+}
+
+// The linear model on those inputs, one batch of all 1 000 rows, three
+// removal budgets: 4 passes of 1 000 x 45 450 x 3 doubles of factors (4.4 GB)
+// when the whole batch's factors are held at once.
+agt::v1::TrainingJobSpec WidePolynomialSpec(const std::string& dataset_id) {
+  agt::v1::TrainingJobSpec spec = MoonsSpec(dataset_id, 1, 1000, {10, 20, 30});
+  spec.clear_hidden_widths();
+  spec.set_polynomial_degree(2);
+  return spec;
+}
+
 void Cancel(Client& client, const std::string& id, const std::string& token = "") {
   agt::v1::CancelJobRequest request;
   request.set_job_id(id);
@@ -184,21 +207,9 @@ TEST_F(AdmissionE2eTest, AnAllocationFailureFailsOnlyThatJobWhileAnotherTenantIs
   // An allocation that fails inside a training step, on the trainer's
   // threads: a degree-2 polynomial of 300 features is 45 450 inputs per row,
   // and every pass holds the batch's factors (about 4 GB in all).
-  std::string csv;
-  {
-    const agt::Dataset wide = agt::MakeBlobs(1000, 300, 2, 1.0, 2.0, 9);
-    for (int j = 0; j < 300; ++j) absl::StrAppend(&csv, "x", j, ",");
-    csv += "y\n";
-    for (agt::Index i = 0; i < wide.size(); ++i) {
-      for (int j = 0; j < 300; ++j) absl::StrAppendFormat(&csv, "%.6g,", wide.x(i, j));
-      absl::StrAppend(&csv, static_cast<int>(wide.y[i]), "\n");
-    }
-  }
   agt::v1::Dataset wide;
-  ASSERT_TRUE(Upload(*client_, CsvMetadata("wide", 2), csv, &wide, kAcme).ok());
-  agt::v1::TrainingJobSpec poly = MoonsSpec(wide.id(), 1, 1000, {10, 20, 30});
-  poly.clear_hidden_widths();
-  poly.set_polynomial_degree(2);
+  ASSERT_TRUE(Upload(*client_, CsvMetadata("wide", 2), WideCsv(), &wide, kAcme).ok());
+  const agt::v1::TrainingJobSpec poly = WidePolynomialSpec(wide.id());
   agt::v1::Job poly_job;
   ASSERT_TRUE(Submit(*client_, poly, &poly_job, kAcme).ok());
   const agt::v1::Job poly_failed = WaitForFinal(*client_, poly_job.id(), kAcme);
@@ -221,6 +232,28 @@ TEST_F(AdmissionE2eTest, AnAllocationFailureFailsOnlyThatJobWhileAnotherTenantIs
   get.set_model_id(beta_model);
   agt::v1::GetModelResponse model;
   EXPECT_TRUE(client_->models->GetModel(Ctx(kBeta).get(), get, &model).ok());
+}
+
+// Made to fit rather than refused: the wide polynomial job, whose whole-batch
+// passes do not fit the server's 8 GB limit (nor its 5 GiB address space),
+// is admitted with its factors held 256 rows at a time, and succeeds there.
+TEST_F(AdmissionE2eTest, AJobWhosePassesDoNotFitWholeIsTrainedInGroupsAndSucceeds) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "a sanitizer's shadow memory does not fit an address-space limit";
+#endif
+  setenv("MALLOC_ARENA_MAX", "4", 1);
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--max-job-memory", "8G"}, /*tokens=*/false,
+                                      rlim_t{5} << 30));
+  unsetenv("MALLOC_ARENA_MAX");
+  agt::v1::Dataset wide;
+  ASSERT_TRUE(Upload(*client_, CsvMetadata("wide", 2), WideCsv(), &wide).ok());
+  agt::v1::Job job;
+  const grpc::Status submitted = Submit(*client_, WidePolynomialSpec(wide.id()), &job);
+  ASSERT_TRUE(submitted.ok()) << submitted.error_message();
+  const agt::v1::Job done = WaitForFinal(*client_, job.id(), "", std::chrono::seconds(120));
+  EXPECT_EQ(done.state(), agt::v1::JOB_STATE_SUCCEEDED) << done.error();
+  EXPECT_TRUE(absl::StrContains(server_->Stderr(), "factors of 256 rows at a time"))
+      << server_->Stderr();
 }
 
 TEST_F(AdmissionE2eTest, AJobRunningInThreeCrashesIsFailedNotResumed) {

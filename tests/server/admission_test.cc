@@ -108,8 +108,8 @@ TEST(AdmissionTest, AJobThatFitsOnlyWithOneThreadIsAdmittedWithOne) {
   ASSERT_TRUE(admitted.ok()) << admitted.status();
   EXPECT_EQ(admitted->threads, 1);
   EXPECT_EQ(admitted->peak_bytes, one.peak_bytes);
-  // Below even one thread's need: refused, naming the configured estimate.
-  limits.max_job_memory_bytes = one.peak_bytes - 1;
+  // Below what any fallback needs: refused, naming the configured estimate.
+  limits.max_job_memory_bytes = int64_t{1} << 20;
   admitted = AdmitJob(job, d, limits);
   ASSERT_EQ(admitted.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_TRUE(absl::StrContains(admitted.status().message(), FormatBytes(many.peak_bytes)))
@@ -117,6 +117,38 @@ TEST(AdmissionTest, AJobThatFitsOnlyWithOneThreadIsAdmittedWithOne) {
   // A job that fits as configured keeps its threads.
   limits.max_job_memory_bytes = many.peak_bytes;
   EXPECT_EQ(AdmitJob(job, d, limits)->threads, 16);
+}
+
+// The second example: a degree-2 polynomial linear model on a wide
+// CSV, whose passes (every pass holds b x 45 450 inputs) dominate. Held 256
+// rows at a time, the passes no longer grow with the batch: admitted so
+// rather than refused.
+TEST(AdmissionTest, AJobWhosePassesDoNotFitIsAdmittedWithGroupedFactors) {
+  const DatasetRecord d = Shape(1000, 300);
+  agt::v1::TrainingJobSpec spec = Spec({}, 1000, {10, 20, 30});
+  spec.set_polynomial_degree(2);
+  const ResolvedJob job = Resolve(spec, d);
+  const JobEstimate whole = EstimateJob(job.config, d.num_rows, 300, 1);
+  agt::TrainConfig grouped_config = job.config;
+  grouped_config.factor_rows = 256;
+  const JobEstimate grouped = EstimateJob(grouped_config, d.num_rows, 300, 1);
+  std::printf("[polynomial job] whole batch: %s; 256 rows at a time: %s\n",
+              whole.Describe().c_str(), grouped.Describe().c_str());
+  EXPECT_EQ(grouped.factor_rows, 256);
+  EXPECT_GT(whole.pass_bytes, 2 * grouped.pass_bytes);
+  JobLimits limits;
+  limits.threads_per_job = 1;
+  limits.max_job_memory_bytes = (whole.peak_bytes + grouped.peak_bytes) / 2;
+  absl::StatusOr<JobEstimate> admitted = AdmitJob(job, d, limits);
+  ASSERT_TRUE(admitted.ok()) << admitted.status();
+  EXPECT_EQ(admitted->factor_rows, 256);
+  EXPECT_EQ(admitted->threads, 1);
+  // Even grouped it may not fit: refused with the configuration's figure.
+  limits.max_job_memory_bytes = grouped.peak_bytes - 1;
+  admitted = AdmitJob(job, d, limits);
+  ASSERT_EQ(admitted.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(absl::StrContains(admitted.status().message(), FormatBytes(whole.peak_bytes)))
+      << admitted.status();
 }
 
 TEST(AdmissionTest, AggregatorsKeepMinOfNAndBMinusN) {
@@ -240,6 +272,7 @@ struct Case {
   std::string name;
   DatasetRecord dataset;
   agt::v1::TrainingJobSpec spec;
+  int factor_rows = 0;
 };
 
 TEST(AdmissionTest, TheEstimateBoundsTheMeasuredPeakOfRealRunsWithinAFactorOfFour) {
@@ -255,12 +288,21 @@ TEST(AdmissionTest, TheEstimateBoundsTheMeasuredPeakOfRealRunsWithinAFactorOfFou
     c.spec.set_polynomial_degree(2);
     cases.push_back(c);
   }
+  {
+    Case c{"removal linear, degree-2 polynomial of 100 features b=1000 n={100,250}, factors 256 "
+           "rows at a time",
+           Shape(1000, 100), Spec({}, 1000, {100, 250})};
+    c.spec.set_polynomial_degree(2);
+    c.factor_rows = 256;
+    cases.push_back(c);
+  }
   cases.push_back({"substitution mlp [1024,512] b=64 n={1,8}", Shape(128, 20),
                    Spec({1024, 512}, 64, {1, 8}, agt::v1::PERTURBATION_KIND_SUBSTITUTION)});
   cases.push_back({"poisoning mlp [512,256] of 200 features b=200 n={10,20}", Shape(400, 200),
                    Spec({512, 256}, 200, {10, 20}, agt::v1::PERTURBATION_KIND_POISONING)});
   for (const Case& c : cases) {
-    const ResolvedJob job = Resolve(c.spec, c.dataset);
+    ResolvedJob job = Resolve(c.spec, c.dataset);
+    job.config.factor_rows = c.factor_rows;
     const JobEstimate e = EstimateJob(job.config, c.dataset.num_rows, c.dataset.num_features, 1);
     const int64_t measured = MeasurePeakBytes(job, c.dataset, 2);
     ASSERT_GT(measured, 0) << c.name;
