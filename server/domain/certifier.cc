@@ -237,18 +237,19 @@ std::string GuaranteeText(const ModelRecord& model, double test_epsilon) {
 }
 
 int64_t CertifyRowBytes(const ModelRecord& model) {
-  // Per row: the raw and expanded input, its copy and interval (about 8
-  // doubles per expanded input), and per layer the nominal activation, the
-  // stored interval activation and the matmul temporaries (about 8 doubles
-  // per output).
+  // Per row: the expanded input, its copy, its interval and their midpoint /
+  // radius forms and the stored input activation (about 10 doubles per
+  // expanded input, counted as 12), and per layer the nominal activation,
+  // the stored interval activation and the matmul temporaries (counted as 12
+  // doubles per output).
   int64_t doubles = static_cast<int64_t>(model.input_features);
   const int64_t expanded = model.polynomial_degree <= 1
                                ? model.input_features
                                : static_cast<int64_t>(agt::PolynomialFeatureCount(
                                      model.input_features, model.polynomial_degree));
-  doubles += 8 * expanded;
+  doubles += 12 * expanded;
   for (const agt::ParamSlice& layer : model.architecture.Layout()) {
-    doubles += 8 * static_cast<int64_t>(layer.out);
+    doubles += 12 * static_cast<int64_t>(layer.out);
   }
   return 8 * doubles + 256;
 }

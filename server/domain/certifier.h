@@ -63,8 +63,8 @@ struct CertifyOptions {
 
 // An upper estimate of the bytes certifying one row of `model` takes: its
 // expanded input, the interval activations of every layer and the
-// temporaries of the bound computation (about 8 doubles per input and
-// per layer output).
+// temporaries of the bound computation (12 doubles per expanded input and
+// per layer output; the core's passes take about 10).
 int64_t CertifyRowBytes(const ModelRecord& model);
 
 // Rows per chunk: min(kMaxCertifyChunkRows, working_bytes /
