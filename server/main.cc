@@ -47,9 +47,11 @@ Serving:
                          Default: 75% of the machine's memory (MemTotal, or the
                          cgroup limit when lower) divided by --workers. A job
                          whose estimate (aggregators, passes, parameter state,
-                         dataset) exceeds it, or whose checkpoint exceeds
-                         SQLite's blob limit, is refused with
-                         RESOURCE_EXHAUSTED naming both figures.
+                         dataset) exceeds it runs with one thread or with its
+                         factors held in groups of rows when that fits
+                         (results are the same); otherwise, or when its
+                         checkpoint exceeds SQLite's blob limit, it is refused
+                         with RESOURCE_EXHAUSTED naming both figures.
   --max-jobs-per-tenant N  QUEUED + RUNNING jobs one tenant may have (default
                          16, 0 = no limit); more are RESOURCE_EXHAUSTED.
   --threads-per-job N    Threads inside one job (default 0 = all cores); results
