@@ -65,7 +65,8 @@ Serving:
                          (default 4); more are RESOURCE_EXHAUSTED.
   --upload-idle-timeout S  An upload stream that brings no message for S seconds
                          is dropped with DEADLINE_EXCEEDED (default 60).
-  --default-deadline S   Deadline of long calls (certify, uploads) that set none
+  --default-deadline S   Deadline of long calls (certify, private predictions,
+                         uploads) that set none
                          (default 300 s); past it, or once the caller's own
                          deadline passes or it goes away, the work stops between
                          chunks (DEADLINE_EXCEEDED / CANCELLED).
@@ -77,14 +78,18 @@ Serving:
                          ::1, localhost) may be listened on.
   --tls-cert FILE        PEM certificate chain; with --tls-key, serve TLS.
   --tls-key FILE         PEM private key.
-  --privacy-budget E     Total epsilon each client may spend on one model's
-                         private predictions (default 10). Spent epsilon is kept
-                         in the database; changing E applies to what remains.
+  --privacy-budget E     Total epsilon per (tenant, training dataset): shared by
+                         every token of the tenant and every model trained on
+                         the dataset or on one derived from it (default 10,
+                         at most 2^22). Kept exactly, in quanta of 2^-40, in
+                         the database; changing E applies to what remains.
 
 Private prediction (agt.v1.PrivacyService): every label released with epsilon
-  is epsilon-DP (delta = 0); a client's epsilons on one model add up and a
-  request that would pass --privacy-budget is refused (RESOURCE_EXHAUSTED) and
-  spends nothing. A client is a token's label (its tenant when it has none).
+  is epsilon-DP (delta = 0); every release about a dataset, to any token of
+  the tenant and from any model trained on it, adds its epsilon (rounded up to
+  quanta of 2^-40; a smaller epsilon is refused) to the dataset's budget, and
+  a request that would pass --privacy-budget is refused (RESOURCE_EXHAUSTED)
+  and charges nothing. A retried request_id returns the first answer, free.
 
 Tokens file: one token per line,
     <sha256-hex-of-token> <role> <tenant> [label]

@@ -1,6 +1,5 @@
 #include "server/domain/private_prediction.h"
 
-#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -10,7 +9,6 @@
 #include "absl/strings/str_cat.h"
 #include "agt/v1/models.pb.h"
 #include "agt/v1/training.pb.h"
-#include "core/data/dataset.h"
 #include "core/privacy/budget.h"
 #include "core/privacy/privacy.h"
 #include "server/domain/certifier.h"
@@ -67,55 +65,7 @@ const char* MechanismName(PrivacyMechanism m) {
   }
 }
 
-// Shape and values of the whole request, with indices into it (the chunks
-// are validated again by CertifyPredictions, with indices into the chunk).
-absl::Status ValidateInputs(const ModelRecord& model, const agt::v1::Matrix& in) {
-  if (in.cols() != model.input_features) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "inputs.cols: ", in.cols(), " must equal the model's ", model.input_features,
-        " input features"));
-  }
-  if (in.values_size() != in.rows() * in.cols()) {
-    return absl::InvalidArgumentError(absl::StrCat("inputs.values: ", in.values_size(),
-                                                   " values, expected rows ", in.rows(),
-                                                   " x cols ", in.cols(), " = ",
-                                                   in.rows() * in.cols()));
-  }
-  for (int k = 0; k < in.values_size(); ++k) {
-    if (!std::isfinite(in.values(k))) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("inputs.values[", k, "]: (row ", k / in.cols(), ", column ",
-                       k % in.cols(), ") must be finite, got ", in.values(k)));
-    }
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
-
-int64_t PrivateRowBytes(const ModelRecord& model) {
-  const int64_t expanded = model.polynomial_degree <= 1
-                               ? model.input_features
-                               : static_cast<int64_t>(agt::PolynomialFeatureCount(
-                                     model.input_features, model.polynomial_degree));
-  int64_t doubles = model.input_features + 8 * expanded;
-  for (const agt::ParamSlice& layer : model.architecture.Layout()) {
-    doubles += 8 * static_cast<int64_t>(layer.out);
-  }
-  return 8 * doubles + 256;
-}
-
-absl::StatusOr<int64_t> PrivateChunkRows(const ModelRecord& model) {
-  const int64_t row_bytes = PrivateRowBytes(model);
-  if (row_bytes > kPrivateWorkingBytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "inputs: certifying one row of model ", model.id, " needs an estimated ", row_bytes,
-        " bytes (", model.input_features, " input features, polynomial degree ",
-        model.polynomial_degree, "), above the per-request working-memory limit of ",
-        kPrivateWorkingBytes, " bytes"));
-  }
-  return std::min<int64_t>(kMaxPrivateChunkRows, kPrivateWorkingBytes / row_bytes);
-}
 
 absl::StatusOr<PrivacyMechanism> ResolveMechanism(const ModelRecord& model,
                                                   PrivacyMechanism requested) {
@@ -158,7 +108,7 @@ absl::StatusOr<PreparedRelease> PreparePrivatePrediction(const ModelRecord& mode
                                                          const agt::v1::Matrix& inputs,
                                                          double epsilon,
                                                          PrivacyMechanism requested,
-                                                         const PrivateKeepGoing& keep_going) {
+                                                         const KeepGoing& keep_going) {
   if (!(std::isfinite(epsilon) && epsilon > 0)) {
     return absl::InvalidArgumentError(
         absl::StrCat("epsilon: ", epsilon, " must be a finite number > 0 (epsilon per label)"));
@@ -174,10 +124,8 @@ absl::StatusOr<PreparedRelease> PreparePrivatePrediction(const ModelRecord& mode
   absl::StatusOr<PrivacyMechanism> mechanism = ResolveMechanism(model, requested);
   if (!mechanism.ok()) return mechanism.status();
 
-  if (absl::Status s = ValidateInputs(model, inputs); !s.ok()) return s;
-  absl::StatusOr<int64_t> chunk_rows = PrivateChunkRows(model);
-  if (!chunk_rows.ok()) return chunk_rows.status();
-
+  agt::v1::CertifyPredictionsRequest request;
+  *request.mutable_inputs() = inputs;
   const bool smooth = *mechanism == agt::v1::PRIVACY_MECHANISM_SMOOTH_SENSITIVITY;
   // The global mechanisms need the nominal predictions only: certify against
   // no box (the same validation and forward pass, without the box passes).
@@ -191,40 +139,29 @@ absl::StatusOr<PreparedRelease> PreparePrivatePrediction(const ModelRecord& mode
     nominal_only.num_classes = model.num_classes;
     nominal_only.nominal = model.nominal;
   }
-  const std::vector<int> budgets = DistinctBudgets(model);
+  // Rows are expanded and bounded in chunks that fit kCertifyWorkingBytes;
+  // keep_going is asked before every chunk.
+  CertifyOptions options;
+  options.keep_going = keep_going;
+  absl::StatusOr<agt::v1::CertifyPredictionsResponse> certified =
+      CertifyPredictions(smooth ? model : nominal_only, request, options);
+  if (!certified.ok()) return certified.status();
 
   PreparedRelease out;
   out.mechanism = *mechanism;
   out.epsilon = epsilon;
   out.num_classes = model.num_classes;
   out.quanta = *quanta;
-  out.predicted.reserve(static_cast<size_t>(inputs.rows()));
-  out.n_star.reserve(static_cast<size_t>(inputs.rows()));
-  const int64_t cols = inputs.cols();
-  for (int64_t begin = 0; begin < inputs.rows(); begin += *chunk_rows) {
-    if (keep_going) {
-      if (absl::Status s = keep_going(); !s.ok()) return s;
-    }
-    const int64_t n = std::min<int64_t>(*chunk_rows, inputs.rows() - begin);
-    agt::v1::CertifyPredictionsRequest chunk;
-    chunk.mutable_inputs()->set_rows(n);
-    chunk.mutable_inputs()->set_cols(cols);
-    chunk.mutable_inputs()->mutable_values()->Add(inputs.values().begin() + begin * cols,
-                                                  inputs.values().begin() + (begin + n) * cols);
-    absl::StatusOr<agt::v1::CertifyPredictionsResponse> certified =
-        CertifyPredictions(smooth ? model : nominal_only, chunk);
-    if (!certified.ok()) return certified.status();
-    for (const agt::v1::PointCertificate& p : certified->points()) {
-      out.predicted.push_back(p.predicted_class());
-    }
-    if (smooth) {
-      absl::StatusOr<std::vector<int>> n_star =
-          agt::NStar(budgets, StablePerDistinctBudget(model, budgets, *certified));
-      if (!n_star.ok()) return n_star.status();
-      out.n_star.insert(out.n_star.end(), n_star->begin(), n_star->end());
-    } else {
-      out.n_star.resize(out.predicted.size(), 0);
-    }
+  out.n_star.assign(certified->points_size(), 0);
+  for (const agt::v1::PointCertificate& p : certified->points()) {
+    out.predicted.push_back(p.predicted_class());
+  }
+  if (smooth) {
+    const std::vector<int> budgets = DistinctBudgets(model);
+    absl::StatusOr<std::vector<int>> n_star =
+        agt::NStar(budgets, StablePerDistinctBudget(model, budgets, *certified));
+    if (!n_star.ok()) return n_star.status();
+    out.n_star = *std::move(n_star);
   }
   return out;
 }

@@ -14,13 +14,11 @@
 // is not committed (refused, cancelled, a crash) is never shown to anyone,
 // so it costs no privacy.
 //
-// Resources: rows are certified in chunks of at most kPrivateWorkingBytes
-// (PrivateChunkRows), so memory does not grow with the row count; a model
-// whose single expanded row does not fit is refused (ResourceExhausted
-// naming the figure and the limit). `keep_going` is asked between chunks:
-// a cancelled call or one past its deadline stops there. (A local estimate:
-// domain/certifier's CertifyPredictions chunks its own rows the same way
-// once it does; these chunks then only set how often keep_going is asked.)
+// Resources: rows are certified in chunks that fit kCertifyWorkingBytes
+// (domain/certifier.h, CertifyChunkRows), so memory does not grow with the
+// row count; a model whose single expanded row does not fit is refused
+// (ResourceExhausted naming the figure and the limit). `keep_going` is asked
+// before every chunk: a cancelled call or one past its deadline stops there.
 //
 // Mechanisms (agt.v1.PrivacyMechanism):
 // - smooth sensitivity (the default): binary classifiers trained under
@@ -45,7 +43,6 @@
 #define AGT_SERVER_DOMAIN_PRIVATE_PREDICTION_H_
 
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -53,28 +50,14 @@
 #include "agt/v1/common.pb.h"
 #include "agt/v1/privacy.pb.h"
 #include "core/privacy/noise.h"
+#include "server/domain/certifier.h"
 #include "server/store/store.h"
 
 namespace agt::server {
 
 // The most input rows one PrivatePredict may carry.
 inline constexpr int64_t kMaxPrivateRows = 10'000;
-// Working memory for certifying one chunk of a request's rows, and the most
-// rows in a chunk.
-inline constexpr int64_t kPrivateWorkingBytes = int64_t{64} << 20;
-inline constexpr int64_t kMaxPrivateChunkRows = 1024;
 
-// Called between chunks: a non-OK status (Cancelled, DeadlineExceeded) stops
-// the work and is returned. Empty: never stops.
-using PrivateKeepGoing = std::function<absl::Status()>;
-
-// An upper estimate of the bytes certifying one row of `model` takes: the
-// expanded input and its interval copies (about 8 doubles per expanded
-// feature) and about 8 doubles per layer output.
-int64_t PrivateRowBytes(const ModelRecord& model);
-// min(kMaxPrivateChunkRows, kPrivateWorkingBytes / PrivateRowBytes(model));
-// ResourceExhausted naming both figures when not even one row fits.
-absl::StatusOr<int64_t> PrivateChunkRows(const ModelRecord& model);
 
 // A validated, certified request, ready to be released.
 struct PreparedRelease {
@@ -106,7 +89,7 @@ absl::StatusOr<PreparedRelease> PreparePrivatePrediction(const ModelRecord& mode
                                                          const agt::v1::Matrix& inputs,
                                                          double epsilon,
                                                          agt::v1::PrivacyMechanism requested,
-                                                         const PrivateKeepGoing& keep_going = {});
+                                                         const KeepGoing& keep_going = {});
 
 // Draws the noise and fills labels, mechanism, epsilons and the charge of a
 // response (budget and guarantee are the caller's). show_n_star: report n*, the

@@ -12,6 +12,7 @@
 #include "core/privacy/budget.h"
 #include "server/auth/permissions.h"
 #include "server/domain/private_prediction.h"
+#include "server/service/call_budget.h"
 #include "server/service/request_checks.h"
 #include "server/service/status_mapping.h"
 #include "server/store/blob.h"
@@ -78,23 +79,12 @@ absl::Status WouldFitTotal(const PrivacySpendRecord& record, int64_t quanta,
       "); nothing was spent"));
 }
 
-// Cancelled or DeadlineExceeded once the call should stop.
-absl::Status CallState(grpc::ServerContext* context) {
-  if (context->deadline() < std::chrono::system_clock::now()) {
-    return absl::DeadlineExceededError(
-        "the call's deadline passed before the release; nothing was charged");
-  }
-  if (context->IsCancelled()) {
-    return absl::CancelledError("the call was cancelled before the release; nothing was charged");
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 
 absl::StatusOr<std::unique_ptr<PrivacyServiceImpl>> PrivacyServiceImpl::Create(
-    Store* store, ModelCache* cache, const CallAuth* auth, double total_epsilon) {
+    Store* store, ModelCache* cache, const CallAuth* auth, double total_epsilon,
+    std::chrono::milliseconds default_deadline) {
   absl::StatusOr<int64_t> total_quanta = agt::TotalQuanta(total_epsilon);
   if (!total_quanta.ok()) {
     return absl::InvalidArgumentError(
@@ -103,7 +93,8 @@ absl::StatusOr<std::unique_ptr<PrivacyServiceImpl>> PrivacyServiceImpl::Create(
   absl::StatusOr<std::unique_ptr<agt::SecureNoise>> noise = agt::SecureNoise::Create();
   if (!noise.ok()) return noise.status();
   return std::unique_ptr<PrivacyServiceImpl>(
-      new PrivacyServiceImpl(store, cache, auth, *total_quanta, *std::move(noise)));
+      new PrivacyServiceImpl(store, cache, auth, *total_quanta, default_deadline,
+                             *std::move(noise)));
 }
 
 grpc::Status PrivacyServiceImpl::PrivatePredict(grpc::ServerContext* context,
@@ -181,7 +172,13 @@ absl::StatusOr<agt::v1::PrivatePredictResponse> PrivacyServiceImpl::Predict(
     if (!now.ok()) return now.status();
     if (absl::Status s = WouldFit(*now, *quanta); !s.ok()) return s;
   }
-  const PrivateKeepGoing keep_going = [context] { return CallState(context); };
+  // The caller's deadline, or the server's default for a call that set none.
+  const CallBudget call(*context, default_deadline_);
+  const KeepGoing keep_going = [&call] {
+    absl::Status s = call.Check();
+    if (s.ok()) return s;
+    return absl::Status(s.code(), absl::StrCat(s.message(), " before the release; nothing was charged"));
+  };
   absl::StatusOr<PreparedRelease> prepared = PreparePrivatePrediction(
       **model, request.inputs(), request.epsilon(), request.mechanism(), keep_going);
   if (!prepared.ok()) return prepared.status();

@@ -35,7 +35,8 @@
 // not admit -> FAILED_PRECONDITION; bad epsilon (below 2^-40 included),
 // inputs or request_id -> INVALID_ARGUMENT; budget exceeded or a row too
 // large to certify -> RESOURCE_EXHAUSTED; cancelled -> CANCELLED; past the
-// deadline -> DEADLINE_EXCEEDED.
+// deadline (the caller's, or the server's default for a call that set none)
+// -> DEADLINE_EXCEEDED.
 //
 // Ownership: the store, cache and auth must outlive the service.
 // Thread-safety: gRPC calls the methods concurrently; the noise source is
@@ -43,6 +44,7 @@
 #ifndef AGT_SERVER_SERVICE_PRIVACY_SERVICE_H_
 #define AGT_SERVER_SERVICE_PRIVACY_SERVICE_H_
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -60,11 +62,13 @@ namespace agt::server {
 class PrivacyServiceImpl final : public agt::v1::PrivacyService::Service {
  public:
   // total_epsilon: the configured budget per (tenant, dataset), finite and
-  // in [0, 2^22] (agt::TotalQuanta; InvalidArgument otherwise). Unavailable
-  // if the OS random generator cannot be read.
-  static absl::StatusOr<std::unique_ptr<PrivacyServiceImpl>> Create(Store* store, ModelCache* cache,
-                                                                    const CallAuth* auth,
-                                                                    double total_epsilon);
+  // in [0, 2^22] (agt::TotalQuanta; InvalidArgument otherwise).
+  // default_deadline: the deadline of a PrivatePredict that set none (or a
+  // later one), counted from its start (<= 0: none; call_budget.h).
+  // Unavailable if the OS random generator cannot be read.
+  static absl::StatusOr<std::unique_ptr<PrivacyServiceImpl>> Create(
+      Store* store, ModelCache* cache, const CallAuth* auth, double total_epsilon,
+      std::chrono::milliseconds default_deadline = std::chrono::milliseconds(0));
 
   grpc::Status PrivatePredict(grpc::ServerContext* context,
                               const agt::v1::PrivatePredictRequest* request,
@@ -75,11 +79,13 @@ class PrivacyServiceImpl final : public agt::v1::PrivacyService::Service {
 
  private:
   PrivacyServiceImpl(Store* store, ModelCache* cache, const CallAuth* auth, int64_t total_quanta,
+                     std::chrono::milliseconds default_deadline,
                      std::unique_ptr<agt::SecureNoise> noise)
       : store_(store),
         cache_(cache),
         auth_(auth),
         total_quanta_(total_quanta),
+        default_deadline_(default_deadline),
         noise_(std::move(noise)) {}
 
   absl::StatusOr<agt::v1::PrivatePredictResponse> Predict(
@@ -95,6 +101,7 @@ class PrivacyServiceImpl final : public agt::v1::PrivacyService::Service {
   ModelCache* const cache_;
   const CallAuth* const auth_;
   const int64_t total_quanta_;
+  const std::chrono::milliseconds default_deadline_;
   std::mutex noise_mu_;
   const std::unique_ptr<agt::SecureNoise> noise_;
 };

@@ -149,7 +149,8 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
   server->unlearning_ = std::make_unique<UnlearningServiceImpl>(
       server->store_.get(), server->cache_.get(), server->runner_.get(), &server->auth_);
   absl::StatusOr<std::unique_ptr<PrivacyServiceImpl>> privacy = PrivacyServiceImpl::Create(
-      server->store_.get(), server->cache_.get(), &server->auth_, options.privacy_budget);
+      server->store_.get(), server->cache_.get(), &server->auth_, options.privacy_budget,
+      options.default_deadline);
   if (!privacy.ok()) return privacy.status();
   server->privacy_ = *std::move(privacy);
 

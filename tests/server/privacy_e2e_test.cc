@@ -63,14 +63,14 @@ class PrivacyE2eTest : public testing::Test {
     model_id_ = Train(SubstitutionSpec(dataset_.id()));
   }
 
-  void StartServer(double budget) {
+  void StartServer(double budget, std::vector<std::string> extra = {}) {
     client_.reset();
     server_.reset();
     server_ = std::make_unique<ServerProcess>();
-    ASSERT_TRUE(server_->Start(
-        ServerArgs(dir_->File("p.db"),
-                   {"--tokens", dir_->File("tokens"), "--privacy-budget", absl::StrCat(budget)}),
-        dir_->File("server.err")))
+    std::vector<std::string> args = {"--tokens", dir_->File("tokens"), "--privacy-budget",
+                                     absl::StrCat(budget)};
+    args.insert(args.end(), extra.begin(), extra.end());
+    ASSERT_TRUE(server_->Start(ServerArgs(dir_->File("p.db"), args), dir_->File("server.err")))
         << ReadFileText(dir_->File("server.err"));
     client_ = std::make_unique<Client>(server_->address());
     privacy_ = agt::v1::PrivacyService::NewStub(client_->channel);
@@ -718,7 +718,9 @@ TEST_F(PrivacyE2eTest, AKillAmongConcurrentReleasesLeavesAConsistentLedger) {
                                    agt::v1::PRIVACY_MECHANISM_UNSPECIFIED, "", id);
     ASSERT_TRUE(s.ok()) << id << ": " << s.error_message();
     auto it = received.find(id);
-    if (it != received.end()) EXPECT_TRUE(SameAnswer(it->second, r)) << id;
+    if (it != received.end()) {
+      EXPECT_TRUE(SameAnswer(it->second, r)) << id;
+    }
   }
   budget = Budget(kPrivate);
   EXPECT_EQ(budget.spent_quanta(), static_cast<int64_t>(sent.size()) * charge);
@@ -826,6 +828,15 @@ TEST_F(PrivacyE2eTest, AWideRequestIsServedInBoundedMemoryAndStopsAtItsDeadline)
               "(the whole request: about %.1f s)\n",
               cpu_after, 4000.0 / kRowsAtOnce * seconds);
   EXPECT_LT(cpu_after, 0.75);
+  EXPECT_EQ(Budget(kQuerier, model).spent_quanta(), spent);
+
+  // A call with a generous deadline of its own stops at the server's
+  // --default-deadline when that is earlier.
+  ASSERT_NO_FATAL_FAILURE(StartServer(100.0, {"--default-deadline", "0.5"}));
+  s = Predict(big, 0.01, &r, kQuerier, agt::v1::PRIVACY_MECHANISM_UNSPECIFIED, model);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << s.error_message();
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "--default-deadline")) << s.error_message();
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "nothing was charged")) << s.error_message();
   EXPECT_EQ(Budget(kQuerier, model).spent_quanta(), spent);
 }
 

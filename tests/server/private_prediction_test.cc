@@ -248,17 +248,21 @@ TEST(PrivatePredictionTest, BadRequestsAreRefusedBeforeAnythingIsDrawn) {
   EXPECT_THAT(s.message(), HasSubstr("inputs.rows"));
 }
 
-// Rows are certified in chunks (kMaxPrivateChunkRows here): a request of
-// many chunks gets the same n* and predictions, row for row, as the rows one
-// by one, and keep_going is asked before every chunk.
+// Rows are certified in chunks (kMaxCertifyChunkRows for this small model):
+// a request of several chunks gets the same n* and predictions, row for
+// row, as the four rows alone, and keep_going is asked before every chunk.
 TEST(PrivatePredictionTest, ChunkedRowsGetTheSameCertificatesAndStopWhenAsked) {
-  constexpr int kRepeats = 700;  // 2 800 rows: three chunks of at most 1 024
+  constexpr int kRepeats = 2500;  // 10 000 rows
   agt::v1::Matrix many;
   many.set_rows(4 * kRepeats);
   many.set_cols(kFour.cols());
   for (int r = 0; r < kRepeats; ++r) {
     for (double v : kFour.values()) many.add_values(v);
   }
+  absl::StatusOr<int64_t> chunk = CertifyChunkRows(LinearModel(), kCertifyWorkingBytes);
+  ASSERT_TRUE(chunk.ok()) << chunk.status();
+  const int64_t chunks = (4 * kRepeats + *chunk - 1) / *chunk;
+  ASSERT_GE(chunks, 2);
   int asked = 0;
   absl::StatusOr<PreparedRelease> p = PreparePrivatePrediction(
       LinearModel(), many, 0.5, agt::v1::PRIVACY_MECHANISM_UNSPECIFIED, [&] {
@@ -266,7 +270,7 @@ TEST(PrivatePredictionTest, ChunkedRowsGetTheSameCertificatesAndStopWhenAsked) {
         return absl::OkStatus();
       });
   ASSERT_TRUE(p.ok()) << p.status();
-  EXPECT_EQ(asked, 3);
+  EXPECT_EQ(asked, chunks);
   ASSERT_EQ(p->n_star.size(), 4u * kRepeats);
   for (int i = 0; i < 4 * kRepeats; ++i) {
     ASSERT_EQ(p->n_star[i], (std::vector<int>{1, 2, 0, 2})[i % 4]) << i;
@@ -288,9 +292,9 @@ TEST(PrivatePredictionTest, ChunkedRowsGetTheSameCertificatesAndStopWhenAsked) {
 
 TEST(PrivatePredictionTest, AModelWhoseOneRowDoesNotFitIsRefusedUpFront) {
   ModelRecord wide = LinearModel();
-  wide.input_features = 3000;  // degree 2: 4 504 500 features, ~290 MB a row
+  wide.input_features = 3000;  // degree 2: 4 504 500 features, ~430 MB a row
   wide.polynomial_degree = 2;
-  EXPECT_GT(PrivateRowBytes(wide), kPrivateWorkingBytes);
+  ASSERT_GT(CertifyRowBytes(wide), kCertifyWorkingBytes);
   agt::v1::Matrix one;
   one.set_rows(1);
   one.set_cols(3000);
@@ -298,8 +302,8 @@ TEST(PrivatePredictionTest, AModelWhoseOneRowDoesNotFitIsRefusedUpFront) {
   const absl::Status s =
       PreparePrivatePrediction(wide, one, 0.5, agt::v1::PRIVACY_MECHANISM_UNSPECIFIED).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_THAT(s.message(), HasSubstr(absl::StrCat(PrivateRowBytes(wide))));
-  EXPECT_THAT(s.message(), HasSubstr(absl::StrCat(kPrivateWorkingBytes)));
+  EXPECT_THAT(s.message(), HasSubstr(absl::StrCat(CertifyRowBytes(wide))));
+  EXPECT_THAT(s.message(), HasSubstr(absl::StrCat(kCertifyWorkingBytes)));
 }
 
 }  // namespace
