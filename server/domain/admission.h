@@ -95,6 +95,13 @@ struct JobLimits {
   int threads_per_job = 0;
 };
 
+// The server's admission limits for every job it enqueues (submitted, or a
+// retraining after deletions).
+struct JobAdmission {
+  JobLimits limits;
+  int max_jobs_per_tenant = 0;  // QUEUED + RUNNING; 0 = no limit
+};
+
 // The estimate for `config` (validated, dense or conv layers) trained on
 // `num_rows` rows of `raw_features` features (before polynomial expansion;
 // the expanded width is config.model.InputDim()).

@@ -147,7 +147,8 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
   server->models_ = std::make_unique<ModelServiceImpl>(
       server->store_.get(), server->cache_.get(), &server->auth_, options.default_deadline);
   server->unlearning_ = std::make_unique<UnlearningServiceImpl>(
-      server->store_.get(), server->cache_.get(), server->runner_.get(), &server->auth_);
+      server->store_.get(), server->cache_.get(), server->runner_.get(), &server->auth_,
+      admission);
   absl::StatusOr<std::unique_ptr<PrivacyServiceImpl>> privacy = PrivacyServiceImpl::Create(
       server->store_.get(), server->cache_.get(), &server->auth_, options.privacy_budget,
       options.default_deadline);

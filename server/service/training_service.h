@@ -31,12 +31,6 @@
 
 namespace agt::server {
 
-// The server's admission limits for submitted jobs.
-struct JobAdmission {
-  JobLimits limits;
-  int max_jobs_per_tenant = 0;  // QUEUED + RUNNING; 0 = no limit
-};
-
 class TrainingServiceImpl final : public agt::v1::TrainingService::Service {
  public:
   TrainingServiceImpl(Store* store, JobRunner* runner, const CallAuth* auth,

@@ -305,13 +305,25 @@ absl::StatusOr<agt::v1::RetrainInPlaceResponse> UnlearningServiceImpl::EnsureRet
   if (!dataset.ok()) return dataset.status();
   absl::StatusOr<InPlaceRetraining> plan = PlanInPlaceRetraining(model, *dataset, rows);
   if (!plan.ok()) return plan.status();
+  // Admitted like a submitted job: refused up front (RESOURCE_EXHAUSTED
+  // naming the estimate and the limit) rather than failed at claim.
+  absl::StatusOr<ResolvedJob> resolved = ResolveJobSpec(plan->spec, *dataset);
+  if (!resolved.ok()) return resolved.status();
+  if (absl::StatusOr<JobEstimate> admitted = AdmitJob(*resolved, *dataset, admission_.limits);
+      !admitted.ok()) {
+    return absl::Status(admitted.status().code(),
+                        absl::StrCat("retraining model ", model.id, " in place: ",
+                                     admitted.status().message()));
+  }
+  JobInsertOptions insert;
+  insert.max_active_jobs_per_tenant = admission_.max_jobs_per_tenant;
 
   JobRecord job;
   job.tenant = caller.tenant;
   job.dataset_id = dataset->id;
   job.name = plan->spec.name();
   job.spec = plan->spec.SerializeAsString();
-  absl::StatusOr<JobRecord> inserted = store_->InsertJob(std::move(job));
+  absl::StatusOr<JobRecord> inserted = store_->InsertJob(std::move(job), insert);
   if (!inserted.ok()) return inserted.status();
   RetrainingRecord record;
   record.model_id = model.id;

@@ -22,9 +22,11 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "agt/v1/unlearning.grpc.pb.h"
+#include "server/domain/admission.h"
 #include "server/domain/certifier.h"
 #include "server/jobs/job_runner.h"
 #include "server/service/call_auth.h"
@@ -34,8 +36,15 @@ namespace agt::server {
 
 class UnlearningServiceImpl final : public agt::v1::UnlearningService::Service {
  public:
-  UnlearningServiceImpl(Store* store, ModelCache* cache, JobRunner* runner, const CallAuth* auth)
-      : store_(store), cache_(cache), runner_(runner), auth_(auth) {}
+  // Retraining jobs are admitted like submitted ones (`admission`: the
+  // memory estimate and the per-tenant limit, server/domain/admission.h).
+  UnlearningServiceImpl(Store* store, ModelCache* cache, JobRunner* runner, const CallAuth* auth,
+                        JobAdmission admission = {})
+      : store_(store),
+        cache_(cache),
+        runner_(runner),
+        auth_(auth),
+        admission_(std::move(admission)) {}
 
   grpc::Status RequestDeletion(grpc::ServerContext* context,
                                const agt::v1::RequestDeletionRequest* request,
@@ -81,6 +90,7 @@ class UnlearningServiceImpl final : public agt::v1::UnlearningService::Service {
   ModelCache* const cache_;
   JobRunner* const runner_;
   const CallAuth* const auth_;
+  const JobAdmission admission_;
   std::mutex retrain_mu_;
 };
 

@@ -215,5 +215,57 @@ TEST_F(UnlearningInPlaceE2eTest, CertifiedUnchangedPredictionsAreTheInPlaceSucce
               static_cast<long>(certified_total), static_cast<long>(queries_total));
 }
 
+// The retraining the service enqueues is admitted like a submitted job: with
+// the tenant at its --max-jobs-per-tenant limit it is refused up front
+// (RESOURCE_EXHAUSTED naming the limit), nothing is enqueued, and once the
+// tenant's other job is gone the same request enqueues it.
+TEST_F(UnlearningInPlaceE2eTest, ARetrainingIsAdmittedLikeASubmittedJob) {
+  server_.reset();
+  server_ = std::make_unique<ServerProcess>();
+  ASSERT_TRUE(server_->Start(ServerArgs(dir_->File("limits.db"),
+                                        {"--tokens", dir_->File("tokens"),
+                                         "--max-jobs-per-tenant", "1"}),
+                             dir_->File("limits.err")))
+      << ReadFileText(dir_->File("limits.err"));
+  client_ = std::make_unique<Client>(server_->address());
+  unlearning_ = agt::v1::UnlearningService::NewStub(client_->channel);
+
+  const agt::v1::Dataset dataset = UploadMoons(*client_, kRows, 5, kTrainer, "moons");
+  const std::string original = TrainModel(*client_, MoonsSpec(dataset.id(), 1, kBatch), kTrainer);
+  ASSERT_FALSE(original.empty());
+  agt::v1::Job blocker;
+  ASSERT_TRUE(Submit(*client_, LongRunningSpec(dataset.id()), &blocker, kTrainer).ok());
+
+  agt::v1::RequestDeletionRequest deletion;
+  deletion.set_model_id(original);
+  deletion.add_row_ids(3);
+  agt::v1::RequestDeletionResponse deleted;
+  ASSERT_TRUE(unlearning_->RequestDeletion(Ctx(kTrainer).get(), deletion, &deleted).ok());
+
+  agt::v1::RetrainInPlaceRequest retrain;
+  retrain.set_model_id(original);
+  agt::v1::RetrainInPlaceResponse refused;
+  grpc::Status s = unlearning_->RetrainInPlace(Ctx(kTrainer).get(), retrain, &refused);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_NE(s.error_message().find("--max-jobs-per-tenant is 1"), std::string::npos)
+      << s.error_message();
+  agt::v1::ListJobsRequest list;
+  agt::v1::ListJobsResponse jobs;
+  ASSERT_TRUE(client_->training->ListJobs(Ctx(kTrainer).get(), list, &jobs).ok());
+  EXPECT_EQ(jobs.jobs_size(), 2) << "the refused retraining enqueued nothing";
+
+  agt::v1::CancelJobRequest cancel;
+  cancel.set_job_id(blocker.id());
+  agt::v1::CancelJobResponse cancelled;
+  ASSERT_TRUE(client_->training->CancelJob(Ctx(kTrainer).get(), cancel, &cancelled).ok());
+  ASSERT_EQ(WaitForFinal(*client_, blocker.id(), kTrainer).state(), agt::v1::JOB_STATE_CANCELLED);
+  agt::v1::RetrainInPlaceResponse enqueued;
+  s = unlearning_->RetrainInPlace(Ctx(kTrainer).get(), retrain, &enqueued);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(enqueued.enqueued());
+  EXPECT_EQ(WaitForFinal(*client_, enqueued.job_id(), kTrainer).state(),
+            agt::v1::JOB_STATE_SUCCEEDED);
+}
+
 }  // namespace
 }  // namespace agt::e2e
