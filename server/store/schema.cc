@@ -211,9 +211,6 @@ CREATE TABLE requests (
 ) WITHOUT ROWID;
 CREATE INDEX requests_by_age ON requests (created_ms);
 )sql"},
-    // Reserved while issue 17 is built in parallel (privacy ledger per
-    // dataset; job crash counts; unlearning batches): each is filled in by
-    // its part. An empty step only bumps user_version.
     // Privacy ledger per (tenant, root dataset) in exact quanta of 2^-40
     // (issue 17; server/store/privacy_ledger.h): existing per-(model, client)
     // spends are moved there, rounded up.
@@ -224,7 +221,6 @@ CREATE INDEX requests_by_age ON requests (created_ms);
     {7, R"sql(
 ALTER TABLE jobs ADD COLUMN crash_count INTEGER NOT NULL DEFAULT 0 CHECK (crash_count >= 0);
 )sql"},
-    {8, ""},
 };
 
 absl::StatusOr<std::string> QueryText(SqliteDb& db, const std::string& sql) {
