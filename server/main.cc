@@ -1,6 +1,5 @@
 // agt-server: the AGT certification service. See kUsage below (and
 // server/service/server.h for the startup and shutdown order).
-#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -72,6 +71,10 @@ Serving:
                          chunks (DEADLINE_EXCEEDED / CANCELLED).
   --shutdown-grace S     On SIGTERM, calls in flight get S seconds to finish
                          (default 5); then they are cancelled and stop.
+  --max-request-mib N    Working memory all certify calls together may use
+                         (default 1024). Rows are certified in chunks; a call
+                         waits for its chunk's share, and one whose single row
+                         needs more is RESOURCE_EXHAUSTED.
   --tokens FILE          Bearer tokens (see below). Without it the server runs in
                          local single-user mode: every caller is the admin of
                          tenant "local", and only loopback addresses (127.0.0.0/8,
@@ -218,6 +221,7 @@ int Serve(const std::vector<std::string>& args) {
                                           "upload-idle-timeout",
                                           "default-deadline",
                                           "shutdown-grace",
+                                          "max-request-mib",
                                           "max-job-memory",
                                           "max-jobs-per-tenant"};
   if (absl::Status s = ParseFlags(args, known, &flags); !s.ok()) {
@@ -235,6 +239,7 @@ int Serve(const std::vector<std::string>& args) {
   double upload_idle_seconds = 60;
   double default_deadline_seconds = 300;
   double shutdown_grace_seconds = 5;
+  int64_t max_request_mib = 1024;
   for (absl::Status s :
        {ParseNumber(flags, "workers", &options.workers),
         ParseNumber(flags, "threads-per-job", &options.threads_per_job),
@@ -246,6 +251,7 @@ int Serve(const std::vector<std::string>& args) {
         ParseNumber(flags, "upload-idle-timeout", &upload_idle_seconds),
         ParseNumber(flags, "default-deadline", &default_deadline_seconds),
         ParseNumber(flags, "shutdown-grace", &shutdown_grace_seconds),
+        ParseNumber(flags, "max-request-mib", &max_request_mib),
         ParseNumber(flags, "max-jobs-per-tenant", &options.max_jobs_per_tenant)}) {
     if (!s.ok()) return UsageError(std::string(s.message()));
   }
@@ -269,19 +275,16 @@ int Serve(const std::vector<std::string>& args) {
   options.upload_idle_timeout = to_ms(upload_idle_seconds);
   options.default_deadline = to_ms(default_deadline_seconds);
   const std::chrono::milliseconds shutdown_grace = to_ms(shutdown_grace_seconds);
+  if (max_request_mib < 1 || max_request_mib > int64_t{1} << 20) {
+    return UsageError(
+        absl::StrCat("--max-request-mib: ", max_request_mib, " must be 1..", int64_t{1} << 20));
+  }
+  options.max_request_memory_bytes = max_request_mib << 20;
   if (flags.count("max-job-memory")) {
     absl::StatusOr<int64_t> bytes = agt::server::ParseByteSize(flags["max-job-memory"]);
     if (!bytes.ok()) return UsageError(absl::StrCat("--max-job-memory: ", bytes.status().message()));
     options.max_job_memory_bytes = *bytes;
   }
-
-  // Certify calls allocate and free matrices of megabytes per chunk of rows;
-  // with glibc's defaults each is a fresh mmap whose pages fault in again
-  // (measured: 1 000 rows of a 246 050-input model took 22 s, mostly in the
-  // kernel, against 4-13 s with these). Blocks up to 32 MiB come from the
-  // heap, and up to 256 MiB of freed heap is kept for reuse.
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 256 << 20);
 
   // Block the shutdown signals before any thread starts, so every thread
   // inherits the mask and only sigwait below receives them.

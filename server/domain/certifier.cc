@@ -261,8 +261,8 @@ absl::StatusOr<int64_t> CertifyChunkRows(const ModelRecord& model, int64_t worki
     return absl::ResourceExhaustedError(absl::StrCat(
         "certifying one row of model ", model.id, " needs an estimated ", row_bytes,
         " bytes (", model.input_features, " input features, polynomial degree ",
-        model.polynomial_degree, "), above the server's per-call working-memory limit of ",
-        working_bytes, " bytes"));
+        model.polynomial_degree, "), above the working-memory limit of ", working_bytes,
+        " bytes (per call, and --max-request-mib for all calls together)"));
   }
   const int64_t parameters = std::max<int64_t>(1, model.architecture.NumParameters());
   return std::max<int64_t>(1, std::min({rows, kMaxCertifyChunkRows, kCertifyChunkWork / parameters}));
@@ -272,6 +272,24 @@ namespace {
 
 absl::Status KeepGoingStatus(const CertifyOptions& options) {
   return options.keep_going ? options.keep_going() : absl::OkStatus();
+}
+
+// Rows per chunk for `rows` rows, within options.working_bytes and the
+// server-wide budget's limit, and that chunk's bytes reserved from the budget
+// (waiting while other calls hold it); no reservation without a budget.
+absl::StatusOr<int64_t> ReserveChunks(const ModelRecord& model, int64_t rows,
+                                      const CertifyOptions& options,
+                                      std::unique_ptr<WorkingMemory::Reservation>* reservation) {
+  const int64_t working = options.memory != nullptr
+                              ? std::min(options.working_bytes, options.memory->limit())
+                              : options.working_bytes;
+  absl::StatusOr<int64_t> chunk = CertifyChunkRows(model, working);
+  if (!chunk.ok() || options.memory == nullptr) return chunk;
+  absl::StatusOr<std::unique_ptr<WorkingMemory::Reservation>> held = options.memory->Reserve(
+      std::min(*chunk, rows) * CertifyRowBytes(model), options.keep_going);
+  if (!held.ok()) return held.status();
+  *reservation = *std::move(held);
+  return chunk;
 }
 
 absl::Status OutOfMemory(const ModelRecord& model, int64_t chunk_rows) {
@@ -350,10 +368,11 @@ absl::StatusOr<agt::v1::CertifyPredictionsResponse> CertifyPredictions(
   absl::StatusOr<agt::StabilityRule> rule =
       StabilityRuleFromProto(request.stability_rule(), "stability_rule");
   if (!rule.ok()) return rule.status();
-  absl::StatusOr<int64_t> chunk = CertifyChunkRows(model, options.working_bytes);
+  const agt::Index rows = static_cast<agt::Index>(request.inputs().rows());
+  std::unique_ptr<WorkingMemory::Reservation> reservation;
+  absl::StatusOr<int64_t> chunk = ReserveChunks(model, rows, options, &reservation);
   if (!chunk.ok()) return chunk.status();
 
-  const agt::Index rows = static_cast<agt::Index>(request.inputs().rows());
   agt::v1::CertifyPredictionsResponse response;
   try {
     response.mutable_points()->Reserve(static_cast<int>(rows));
@@ -404,7 +423,8 @@ absl::StatusOr<agt::v1::CertifyDatasetResponse> CertifyDataset(const ModelRecord
     }
   }
   if (!data.x.allFinite()) return Invalid("dataset", "features must be finite");
-  absl::StatusOr<int64_t> chunk = CertifyChunkRows(model, options.working_bytes);
+  std::unique_ptr<WorkingMemory::Reservation> reservation;
+  absl::StatusOr<int64_t> chunk = ReserveChunks(model, data.size(), options, &reservation);
   if (!chunk.ok()) return chunk.status();
 
   const bool margins = NeedsMargins(model, *rule);

@@ -35,6 +35,7 @@
 #include "absl/status/statusor.h"
 #include "agt/v1/models.pb.h"
 #include "core/data/dataset.h"
+#include "server/domain/working_memory.h"
 #include "server/store/store.h"
 
 namespace agt::server {
@@ -49,16 +50,15 @@ inline constexpr int64_t kCertifyWorkingBytes = int64_t{64} << 20;
 inline constexpr int64_t kMaxCertifyChunkRows = 4096;
 // The most rows x trained parameters in one chunk: bounds the work between
 // two cancellation checks to a few tens of milliseconds.
-inline constexpr int64_t kCertifyChunkWork = int64_t{1} << 25;
-
-// Called between chunks of rows: a non-OK status (e.g. Cancelled or
-// DeadlineExceeded from the call's budget) stops the work and is returned
-// as the call's result. Empty: never stops.
-using KeepGoing = std::function<absl::Status()>;
+inline constexpr int64_t kCertifyChunkWork = int64_t{1} << 24;
 
 struct CertifyOptions {
   int64_t working_bytes = kCertifyWorkingBytes;
+  // Asked before every chunk (KeepGoing, working_memory.h).
   KeepGoing keep_going;
+  // Optional: the server-wide budget the call reserves its chunk's bytes
+  // from (waiting while others hold it); chunks then also fit its limit.
+  WorkingMemory* memory = nullptr;
 };
 
 // An upper estimate of the bytes certifying one row of `model` takes: its

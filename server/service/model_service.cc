@@ -103,6 +103,7 @@ grpc::Status ModelServiceImpl::CertifyPredictions(grpc::ServerContext* context,
     if (!model.ok()) return ToGrpcStatus(model.status(), kCertifyPredictions);
     CertifyOptions options;
     options.keep_going = budget.AsKeepGoing();
+    options.memory = memory_;
     absl::StatusOr<agt::v1::CertifyPredictionsResponse> certified =
         agt::server::CertifyPredictions(**model, *request, options);
     if (!certified.ok()) return ToGrpcStatus(certified.status(), kCertifyPredictions);
@@ -123,6 +124,7 @@ grpc::Status ModelServiceImpl::CertifyDataset(grpc::ServerContext* context,
     if (!caller.ok()) return ToGrpcStatus(caller.status(), kCertifyDataset);
     CertifyOptions options;
     options.keep_going = budget.AsKeepGoing();
+    options.memory = memory_;
     absl::StatusOr<agt::v1::CertifyDatasetResponse> certified =
         CertifyStoredDataset(*caller, *request, options);
     if (!certified.ok()) return ToGrpcStatus(certified.status(), kCertifyDataset);

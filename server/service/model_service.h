@@ -31,9 +31,16 @@ namespace agt::server {
 
 class ModelServiceImpl final : public agt::v1::ModelService::Service {
  public:
+  // `memory` (optional, must outlive the service): the server-wide budget
+  // certify calls reserve their chunks from.
   ModelServiceImpl(Store* store, ModelCache* cache, const CallAuth* auth,
-                   std::chrono::milliseconds default_deadline = std::chrono::milliseconds(0))
-      : store_(store), cache_(cache), auth_(auth), default_deadline_(default_deadline) {}
+                   std::chrono::milliseconds default_deadline = std::chrono::milliseconds(0),
+                   WorkingMemory* memory = nullptr)
+      : store_(store),
+        cache_(cache),
+        auth_(auth),
+        default_deadline_(default_deadline),
+        memory_(memory) {}
 
   grpc::Status GetModel(grpc::ServerContext* context, const agt::v1::GetModelRequest* request,
                         agt::v1::GetModelResponse* response) override;
@@ -64,6 +71,7 @@ class ModelServiceImpl final : public agt::v1::ModelService::Service {
   ModelCache* const cache_;
   const CallAuth* const auth_;
   const std::chrono::milliseconds default_deadline_;
+  WorkingMemory* const memory_;
 };
 
 }  // namespace agt::server

@@ -67,6 +67,9 @@ absl::Status CheckOptions(const ServerOptions& options) {
   if (options.default_deadline.count() <= 0) {
     return absl::InvalidArgumentError("--default-deadline: must be > 0");
   }
+  if (options.max_request_memory_bytes < (int64_t{1} << 20)) {
+    return absl::InvalidArgumentError("--max-request-mib: must be at least 1");
+  }
   return absl::OkStatus();
 }
 
@@ -144,8 +147,10 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
       server->store_.get(), &server->auth_, limits, upload_admission, options.default_deadline);
   server->training_ = std::make_unique<TrainingServiceImpl>(
       server->store_.get(), server->runner_.get(), &server->auth_, admission);
-  server->models_ = std::make_unique<ModelServiceImpl>(
-      server->store_.get(), server->cache_.get(), &server->auth_, options.default_deadline);
+  server->request_memory_ = std::make_unique<WorkingMemory>(options.max_request_memory_bytes);
+  server->models_ = std::make_unique<ModelServiceImpl>(server->store_.get(), server->cache_.get(),
+                                                       &server->auth_, options.default_deadline,
+                                                       server->request_memory_.get());
   server->unlearning_ = std::make_unique<UnlearningServiceImpl>(
       server->store_.get(), server->cache_.get(), server->runner_.get(), &server->auth_,
       admission);

@@ -73,6 +73,9 @@ struct ServerOptions {
   // Deadline of long calls (certify, uploads) that set none (> 0), applied
   // by the handlers' own checks between chunks of work (call_budget.h).
   std::chrono::milliseconds default_deadline{std::chrono::seconds(300)};
+  // Working memory all certify calls together may hold (>= 1 MiB); a call
+  // waits for its chunk's share (domain/working_memory.h).
+  int64_t max_request_memory_bytes = int64_t{1} << 30;
   // Admission of jobs (domain/admission.h): the largest estimated peak memory
   // of one job (0 = the default, DefaultMaxJobMemory of the machine's memory
   // and `workers`), and QUEUED + RUNNING jobs per tenant (0 = no limit).
@@ -109,6 +112,7 @@ class AgtServer {
   std::unique_ptr<Store> store_;
   std::unique_ptr<JobRunner> runner_;
   std::unique_ptr<ModelCache> cache_;
+  std::unique_ptr<WorkingMemory> request_memory_;  // outlives the services
   std::unique_ptr<DatasetServiceImpl> datasets_;
   std::unique_ptr<TrainingServiceImpl> training_;
   std::unique_ptr<ModelServiceImpl> models_;

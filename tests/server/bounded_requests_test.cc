@@ -16,6 +16,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/domain/certifier.h"
+#include "server/domain/working_memory.h"
 #include "server/service/dataset_upload.h"
 #include "server/service/upload_admission.h"
 
@@ -297,6 +298,33 @@ TEST(UploadAdmission, ReportsAStalledUploadOnceAndNotATouchedOrStoppedOne) {
   EXPECT_EQ(stalled.load(), 1);
   EXPECT_EQ(touched.load(), 0);
   EXPECT_EQ(stopped.load(), 0);
+}
+
+TEST(WorkingMemory, CallsWaitForTheirShareAndStopWhenTold) {
+  WorkingMemory memory(100);
+  EXPECT_EQ(memory.Reserve(101, {}).status().code(), absl::StatusCode::kResourceExhausted);
+  auto first = memory.Reserve(70, {});
+  ASSERT_TRUE(first.ok());
+  std::atomic<bool> got{false};
+  std::thread waiter([&] {
+    auto second = memory.Reserve(50, {});
+    EXPECT_TRUE(second.ok());
+    got = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(got.load());  // 70 + 50 > 100: it waits
+  EXPECT_EQ(memory.in_use(), 70);
+  first->reset();
+  waiter.join();
+  EXPECT_TRUE(got.load());
+  EXPECT_EQ(memory.in_use(), 0);
+  auto held = memory.Reserve(100, {});
+  int asked = 0;
+  auto stopped = memory.Reserve(1, [&]() -> absl::Status {
+    return ++asked >= 3 ? absl::CancelledError("gone") : absl::OkStatus();
+  });
+  EXPECT_EQ(stopped.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(memory.in_use(), 100);
 }
 
 }  // namespace
