@@ -128,7 +128,9 @@ int Predict(CommandContext& ctx) {
   request.set_mechanism(*mechanism);
   absl::StatusOr<const Client*> client = ctx.client();
   if (!client.ok()) return ctx.FailUsage(client.status());
-  absl::StatusOr<agt::v1::PrivatePredictResponse> response = (*client)->PrivatePredict(request);
+  request.set_request_id(ctx.RequestId());
+  absl::StatusOr<agt::v1::PrivatePredictResponse> response =
+      ctx.CallIdempotent([&] { return (*client)->PrivatePredict(request); });
   if (!response.ok()) {
     const int code = ctx.Fail(response.status());
     if (absl::IsResourceExhausted(response.status())) {
