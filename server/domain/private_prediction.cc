@@ -108,7 +108,8 @@ absl::StatusOr<PreparedRelease> PreparePrivatePrediction(const ModelRecord& mode
                                                          const agt::v1::Matrix& inputs,
                                                          double epsilon,
                                                          PrivacyMechanism requested,
-                                                         const KeepGoing& keep_going) {
+                                                         const KeepGoing& keep_going,
+                                                         WorkingMemory* memory) {
   if (!(std::isfinite(epsilon) && epsilon > 0)) {
     return absl::InvalidArgumentError(
         absl::StrCat("epsilon: ", epsilon, " must be a finite number > 0 (epsilon per label)"));
@@ -143,6 +144,7 @@ absl::StatusOr<PreparedRelease> PreparePrivatePrediction(const ModelRecord& mode
   // keep_going is asked before every chunk.
   CertifyOptions options;
   options.keep_going = keep_going;
+  options.memory = memory;
   absl::StatusOr<agt::v1::CertifyPredictionsResponse> certified =
       CertifyPredictions(smooth ? model : nominal_only, request, options);
   if (!certified.ok()) return certified.status();

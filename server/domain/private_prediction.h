@@ -19,6 +19,8 @@
 // row count; a model whose single expanded row does not fit is refused
 // (ResourceExhausted naming the figure and the limit). `keep_going` is asked
 // before every chunk: a cancelled call or one past its deadline stops there.
+// `memory` (optional): the server-wide budget the chunks reserve from, shared
+// with the certify calls (domain/working_memory.h).
 //
 // Mechanisms (agt.v1.PrivacyMechanism):
 // - smooth sensitivity (the default): binary classifiers trained under
@@ -89,7 +91,8 @@ absl::StatusOr<PreparedRelease> PreparePrivatePrediction(const ModelRecord& mode
                                                          const agt::v1::Matrix& inputs,
                                                          double epsilon,
                                                          agt::v1::PrivacyMechanism requested,
-                                                         const KeepGoing& keep_going = {});
+                                                         const KeepGoing& keep_going = {},
+                                                         WorkingMemory* memory = nullptr);
 
 // Draws the noise and fills labels, mechanism, epsilons and the charge of a
 // response (budget and guarantee are the caller's). show_n_star: report n*, the

@@ -91,13 +91,14 @@ absl::StatusOr<agt::DeletionCount> CountAcceptedDeletions(Store& store, const st
 
 absl::StatusOr<agt::v1::CheckUnlearningResponse> CheckUnlearning(const ModelRecord& model,
                                                                  const agt::v1::Matrix& inputs,
-                                                                 const agt::DeletionCount& d) {
+                                                                 const agt::DeletionCount& d,
+                                                                 const CertifyOptions& options) {
   absl::StatusOr<std::vector<int>> budgets = RemovalBudgets(model);
   if (!budgets.ok()) return budgets.status();
   agt::v1::CertifyPredictionsRequest request;
   *request.mutable_inputs() = inputs;
   absl::StatusOr<agt::v1::CertifyPredictionsResponse> certified =
-      CertifyPredictions(model, request);
+      CertifyPredictions(model, request, options);
   if (!certified.ok()) return certified.status();
   const std::vector<std::vector<bool>> stable =
       StablePerDistinctBudget(model, *budgets, *certified);

@@ -65,10 +65,11 @@ absl::StatusOr<agt::DeletionCount> CountAcceptedDeletions(Store& store, const st
 // prediction, whether it is certified unchanged by the deletions `d` (core
 // CertifiedUnchanged at d.max_per_batch) and the largest stable removal
 // budget. Errors as RemovalBudgets and CertifyPredictions (InvalidArgument
-// naming "inputs...").
+// naming "inputs..."; `options`: its chunks, stop checks and shared memory).
 absl::StatusOr<agt::v1::CheckUnlearningResponse> CheckUnlearning(const ModelRecord& model,
                                                                  const agt::v1::Matrix& inputs,
-                                                                 const agt::DeletionCount& d);
+                                                                 const agt::DeletionCount& d,
+                                                                 const CertifyOptions& options = {});
 
 // Sets certified_unchanged, deletions and max_deletions_per_batch on every
 // point of a CertifyPredictions response of a removal model (points in

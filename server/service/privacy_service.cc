@@ -84,7 +84,7 @@ absl::Status WouldFitTotal(const PrivacySpendRecord& record, int64_t quanta,
 
 absl::StatusOr<std::unique_ptr<PrivacyServiceImpl>> PrivacyServiceImpl::Create(
     Store* store, ModelCache* cache, const CallAuth* auth, double total_epsilon,
-    std::chrono::milliseconds default_deadline) {
+    std::chrono::milliseconds default_deadline, WorkingMemory* memory) {
   absl::StatusOr<int64_t> total_quanta = agt::TotalQuanta(total_epsilon);
   if (!total_quanta.ok()) {
     return absl::InvalidArgumentError(
@@ -93,7 +93,7 @@ absl::StatusOr<std::unique_ptr<PrivacyServiceImpl>> PrivacyServiceImpl::Create(
   absl::StatusOr<std::unique_ptr<agt::SecureNoise>> noise = agt::SecureNoise::Create();
   if (!noise.ok()) return noise.status();
   return std::unique_ptr<PrivacyServiceImpl>(
-      new PrivacyServiceImpl(store, cache, auth, *total_quanta, default_deadline,
+      new PrivacyServiceImpl(store, cache, auth, *total_quanta, default_deadline, memory,
                              *std::move(noise)));
 }
 
@@ -180,7 +180,7 @@ absl::StatusOr<agt::v1::PrivatePredictResponse> PrivacyServiceImpl::Predict(
     return absl::Status(s.code(), absl::StrCat(s.message(), " before the release; nothing was charged"));
   };
   absl::StatusOr<PreparedRelease> prepared = PreparePrivatePrediction(
-      **model, request.inputs(), request.epsilon(), request.mechanism(), keep_going);
+      **model, request.inputs(), request.epsilon(), request.mechanism(), keep_going, memory_);
   if (!prepared.ok()) return prepared.status();
 
   // Drawn before the charge, shown only after it commits.

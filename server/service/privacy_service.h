@@ -68,7 +68,8 @@ class PrivacyServiceImpl final : public agt::v1::PrivacyService::Service {
   // Unavailable if the OS random generator cannot be read.
   static absl::StatusOr<std::unique_ptr<PrivacyServiceImpl>> Create(
       Store* store, ModelCache* cache, const CallAuth* auth, double total_epsilon,
-      std::chrono::milliseconds default_deadline = std::chrono::milliseconds(0));
+      std::chrono::milliseconds default_deadline = std::chrono::milliseconds(0),
+      WorkingMemory* memory = nullptr);
 
   grpc::Status PrivatePredict(grpc::ServerContext* context,
                               const agt::v1::PrivatePredictRequest* request,
@@ -79,13 +80,14 @@ class PrivacyServiceImpl final : public agt::v1::PrivacyService::Service {
 
  private:
   PrivacyServiceImpl(Store* store, ModelCache* cache, const CallAuth* auth, int64_t total_quanta,
-                     std::chrono::milliseconds default_deadline,
+                     std::chrono::milliseconds default_deadline, WorkingMemory* memory,
                      std::unique_ptr<agt::SecureNoise> noise)
       : store_(store),
         cache_(cache),
         auth_(auth),
         total_quanta_(total_quanta),
         default_deadline_(default_deadline),
+        memory_(memory),
         noise_(std::move(noise)) {}
 
   absl::StatusOr<agt::v1::PrivatePredictResponse> Predict(
@@ -102,6 +104,7 @@ class PrivacyServiceImpl final : public agt::v1::PrivacyService::Service {
   const CallAuth* const auth_;
   const int64_t total_quanta_;
   const std::chrono::milliseconds default_deadline_;
+  WorkingMemory* const memory_;  // may be null; not owned
   std::mutex noise_mu_;
   const std::unique_ptr<agt::SecureNoise> noise_;
 };

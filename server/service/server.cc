@@ -153,10 +153,10 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
                                                        server->request_memory_.get());
   server->unlearning_ = std::make_unique<UnlearningServiceImpl>(
       server->store_.get(), server->cache_.get(), server->runner_.get(), &server->auth_,
-      admission);
+      admission, options.default_deadline, server->request_memory_.get());
   absl::StatusOr<std::unique_ptr<PrivacyServiceImpl>> privacy = PrivacyServiceImpl::Create(
       server->store_.get(), server->cache_.get(), &server->auth_, options.privacy_budget,
-      options.default_deadline);
+      options.default_deadline, server->request_memory_.get());
   if (!privacy.ok()) return privacy.status();
   server->privacy_ = *std::move(privacy);
 

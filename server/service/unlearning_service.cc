@@ -13,6 +13,7 @@
 #include "server/domain/job_spec.h"
 #include "server/domain/model_convert.h"
 #include "server/domain/unlearning.h"
+#include "server/service/call_budget.h"
 #include "server/service/request_checks.h"
 #include "server/service/status_mapping.h"
 #include "server/store/blob.h"
@@ -124,9 +125,13 @@ grpc::Status UnlearningServiceImpl::GetUnlearningStatus(
 grpc::Status UnlearningServiceImpl::CheckUnlearning(grpc::ServerContext* context,
                                                     const agt::v1::CheckUnlearningRequest* request,
                                                     agt::v1::CheckUnlearningResponse* response) {
+  const CallBudget budget(*context, default_deadline_);
   absl::StatusOr<Principal> caller = auth_->Check(*context, kCheck);
   if (!caller.ok()) return ToGrpcStatus(caller.status(), kCheck);
-  absl::StatusOr<agt::v1::CheckUnlearningResponse> checked = Check(*caller, *request);
+  CertifyOptions options;
+  options.keep_going = budget.AsKeepGoing();
+  options.memory = memory_;
+  absl::StatusOr<agt::v1::CheckUnlearningResponse> checked = Check(*caller, *request, options);
   if (!checked.ok()) return ToGrpcStatus(checked.status(), kCheck);
   *response = *std::move(checked);
   return grpc::Status::OK;
@@ -400,13 +405,14 @@ absl::StatusOr<agt::v1::GetUnlearningStatusResponse> UnlearningServiceImpl::Load
 }
 
 absl::StatusOr<agt::v1::CheckUnlearningResponse> UnlearningServiceImpl::Check(
-    const Principal& caller, const agt::v1::CheckUnlearningRequest& request) {
+    const Principal& caller, const agt::v1::CheckUnlearningRequest& request,
+    const CertifyOptions& options) {
   absl::StatusOr<Gate> gate = LoadGate(caller, request.model_id());
   if (!gate.ok()) return gate.status();
   absl::StatusOr<agt::DeletionCount> d =
       CountAcceptedDeletions(*store_, caller.tenant, *gate->model);
   if (!d.ok()) return d.status();
-  return agt::server::CheckUnlearning(*gate->model, request.inputs(), *d);
+  return agt::server::CheckUnlearning(*gate->model, request.inputs(), *d, options);
 }
 
 }  // namespace agt::server

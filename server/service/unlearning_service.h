@@ -19,6 +19,7 @@
 #ifndef AGT_SERVER_SERVICE_UNLEARNING_SERVICE_H_
 #define AGT_SERVER_SERVICE_UNLEARNING_SERVICE_H_
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -38,13 +39,20 @@ class UnlearningServiceImpl final : public agt::v1::UnlearningService::Service {
  public:
   // Retraining jobs are admitted like submitted ones (`admission`: the
   // memory estimate and the per-tenant limit, server/domain/admission.h).
+  // CheckUnlearning certifies under the call's deadline (or
+  // `default_deadline` when it set none) and reserves its chunks from
+  // `memory` (optional, not owned), like CertifyPredictions.
   UnlearningServiceImpl(Store* store, ModelCache* cache, JobRunner* runner, const CallAuth* auth,
-                        JobAdmission admission = {})
+                        JobAdmission admission = {},
+                        std::chrono::milliseconds default_deadline = std::chrono::milliseconds(0),
+                        WorkingMemory* memory = nullptr)
       : store_(store),
         cache_(cache),
         runner_(runner),
         auth_(auth),
-        admission_(std::move(admission)) {}
+        admission_(std::move(admission)),
+        default_deadline_(default_deadline),
+        memory_(memory) {}
 
   grpc::Status RequestDeletion(grpc::ServerContext* context,
                                const agt::v1::RequestDeletionRequest* request,
@@ -70,7 +78,8 @@ class UnlearningServiceImpl final : public agt::v1::UnlearningService::Service {
   absl::StatusOr<agt::v1::GetUnlearningStatusResponse> LoadStatus(const Principal& caller,
                                                                   const std::string& model_id);
   absl::StatusOr<agt::v1::CheckUnlearningResponse> Check(
-      const Principal& caller, const agt::v1::CheckUnlearningRequest& request);
+      const Principal& caller, const agt::v1::CheckUnlearningRequest& request,
+      const CertifyOptions& options);
   absl::StatusOr<agt::v1::ListDeletionsResponse> Ledger(
       const Principal& caller, const agt::v1::ListDeletionsRequest& request);
   // The model's gating inputs: its removal budgets (FailedPrecondition for a
@@ -91,6 +100,8 @@ class UnlearningServiceImpl final : public agt::v1::UnlearningService::Service {
   JobRunner* const runner_;
   const CallAuth* const auth_;
   const JobAdmission admission_;
+  const std::chrono::milliseconds default_deadline_;
+  WorkingMemory* const memory_;
   std::mutex retrain_mu_;
 };
 

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <thread>
 
+#include "agt/v1/unlearning.grpc.pb.h"
 #include "core/common/rng.h"
 #include "e2e_util.h"
 #include "gmock/gmock.h"
@@ -313,6 +314,50 @@ TEST(BoundedCallsE2E, ExpiredDeadlinesStopTheWork) {
                reference_seconds, reference_cpu, cpu_at_deadline - cpu_start, cpu_after);
   EXPECT_EQ(exceeded.load(), 6);
   ASSERT_GT(reference_cpu, 2.0) << "the model is too small for this test to mean anything";
+  EXPECT_LT(cpu_after, 1.0);
+  EXPECT_TRUE(HealthServing(client.channel.get()));
+}
+
+// CheckUnlearning certifies its inputs like CertifyPredictions, and stops the
+// same way: three 0.3 s-deadline checks of 2 000 rows on the deep model (a
+// whole check takes seconds of CPU) leave no work behind them.
+TEST(BoundedCallsE2E, ExpiredDeadlinesStopUnlearningChecks) {
+  Fixture f;
+  ServerProcess server;
+  ASSERT_TRUE(f.Start(server));
+  Client client(server.address());
+  std::unique_ptr<agt::v1::UnlearningService::Stub> unlearning =
+      agt::v1::UnlearningService::NewStub(client.channel);
+  agt::v1::CheckUnlearningRequest request;
+  request.set_model_id(f.deep_model);
+  const agt::Dataset rows = agt::MakeMoons(2000, 0.1, 6);
+  request.mutable_inputs()->set_rows(rows.size());
+  request.mutable_inputs()->set_cols(2);
+  for (agt::Index i = 0; i < rows.size(); ++i) {
+    request.mutable_inputs()->add_values(rows.x(i, 0));
+    request.mutable_inputs()->add_values(rows.x(i, 1));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::vector<std::thread> calls;
+  std::atomic<int> exceeded{0};
+  for (int i = 0; i < 3; ++i) {
+    calls.emplace_back([&] {
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(300));
+      agt::v1::CheckUnlearningResponse response;
+      if (unlearning->CheckUnlearning(&context, request, &response).error_code() ==
+          grpc::StatusCode::DEADLINE_EXCEEDED) {
+        ++exceeded;
+      }
+    });
+  }
+  for (std::thread& t : calls) t.join();
+  const double cpu_at_deadline = CpuSeconds(server.pid());
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  const double cpu_after = CpuSeconds(server.pid()) - cpu_at_deadline;
+  std::fprintf(stderr, "[figures] three 0.3 s-deadline CheckUnlearning calls: %.3f s CPU after\n",
+               cpu_after);
+  EXPECT_EQ(exceeded.load(), 3);
   EXPECT_LT(cpu_after, 1.0);
   EXPECT_TRUE(HealthServing(client.channel.get()));
 }
