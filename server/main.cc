@@ -62,6 +62,9 @@ Serving:
                          over 64 MiB and upload chunks over 1 MiB are refused too.
   --max-uploads-per-tenant N  Uploads one tenant may have in progress at once
                          (default 4); more are RESOURCE_EXHAUSTED.
+  --max-watches-per-tenant N  WatchJob streams one tenant may keep open at
+                         once (default 16; each holds a server thread); more are
+                         RESOURCE_EXHAUSTED.
   --upload-idle-timeout S  An upload stream that brings no message for S seconds
                          is dropped with DEADLINE_EXCEEDED (default 60).
   --default-deadline S   Deadline of long calls (certify, private predictions,
@@ -218,6 +221,7 @@ int Serve(const std::vector<std::string>& args) {
                                           "tls-key",
                                           "privacy-budget",
                                           "max-uploads-per-tenant",
+                                          "max-watches-per-tenant",
                                           "upload-idle-timeout",
                                           "default-deadline",
                                           "shutdown-grace",
@@ -248,6 +252,7 @@ int Serve(const std::vector<std::string>& args) {
         ParseNumber(flags, "max-dataset-mib", &max_dataset_mib),
         ParseNumber(flags, "privacy-budget", &options.privacy_budget),
         ParseNumber(flags, "max-uploads-per-tenant", &options.max_uploads_per_tenant),
+        ParseNumber(flags, "max-watches-per-tenant", &options.max_watches_per_tenant),
         ParseNumber(flags, "upload-idle-timeout", &upload_idle_seconds),
         ParseNumber(flags, "default-deadline", &default_deadline_seconds),
         ParseNumber(flags, "shutdown-grace", &shutdown_grace_seconds),

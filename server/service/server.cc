@@ -57,6 +57,10 @@ absl::Status CheckOptions(const ServerOptions& options) {
   if (options.model_cache_size < 1) {
     return absl::InvalidArgumentError("model cache size must be at least 1");
   }
+  if (options.max_watches_per_tenant < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max-watches-per-tenant: ", options.max_watches_per_tenant, " must be >= 1"));
+  }
   if (options.max_uploads_per_tenant < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--max-uploads-per-tenant: ", options.max_uploads_per_tenant, " must be >= 1"));
@@ -146,7 +150,8 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
   server->datasets_ = std::make_unique<DatasetServiceImpl>(
       server->store_.get(), &server->auth_, limits, upload_admission, options.default_deadline);
   server->training_ = std::make_unique<TrainingServiceImpl>(
-      server->store_.get(), server->runner_.get(), &server->auth_, admission);
+      server->store_.get(), server->runner_.get(), &server->auth_, admission,
+      options.max_watches_per_tenant);
   server->request_memory_ = std::make_unique<WorkingMemory>(options.max_request_memory_bytes);
   server->models_ = std::make_unique<ModelServiceImpl>(server->store_.get(), server->cache_.get(),
                                                        &server->auth_, options.default_deadline,

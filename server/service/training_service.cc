@@ -165,6 +165,8 @@ absl::Status TrainingServiceImpl::Watch(const Principal& caller, const std::stri
                                         grpc::ServerContext* context,
                                         grpc::ServerWriter<agt::v1::JobEvent>* writer) {
   if (shutting_down()) return absl::UnavailableError("the server is shutting down");
+  absl::StatusOr<std::unique_ptr<TenantSlots::Slot>> slot = watches_.Acquire(caller.tenant);
+  if (!slot.ok()) return slot.status();
   absl::StatusOr<std::shared_ptr<JobWatch>> watch = runner_->Watch(caller.tenant, job_id);
   if (!watch.ok()) return watch.status();
   JobRecord snapshot;

@@ -27,15 +27,23 @@
 #include "server/domain/admission.h"
 #include "server/jobs/job_runner.h"
 #include "server/service/call_auth.h"
+#include "server/service/tenant_slots.h"
 #include "server/store/store.h"
 
 namespace agt::server {
 
 class TrainingServiceImpl final : public agt::v1::TrainingService::Service {
  public:
+  // At most `max_watches_per_tenant` (>= 1) WatchJob streams of one tenant
+  // are open at a time (each holds a server thread); more are
+  // RESOURCE_EXHAUSTED.
   TrainingServiceImpl(Store* store, JobRunner* runner, const CallAuth* auth,
-                      JobAdmission admission = {})
-      : store_(store), runner_(runner), auth_(auth), admission_(std::move(admission)) {}
+                      JobAdmission admission = {}, int max_watches_per_tenant = 16)
+      : store_(store),
+        runner_(runner),
+        auth_(auth),
+        admission_(std::move(admission)),
+        watches_("job watches", "--max-watches-per-tenant", max_watches_per_tenant) {}
 
   grpc::Status SubmitTrainingJob(grpc::ServerContext* context,
                                  const agt::v1::SubmitTrainingJobRequest* request,
@@ -67,6 +75,7 @@ class TrainingServiceImpl final : public agt::v1::TrainingService::Service {
   JobRunner* const runner_;
   const CallAuth* const auth_;
   const JobAdmission admission_;
+  TenantSlots watches_;
   std::atomic<bool> shutting_down_{false};
 };
 
