@@ -1,5 +1,6 @@
 #include "client/lib/client.h"
 
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <sstream>
@@ -198,8 +199,16 @@ absl::StatusOr<UploadDatasetResponse> Client::UploadDatasetFile(const DatasetMet
                                                                 const std::string& path) const {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot open dataset file ", path));
+  // Declaring the size lets the server refuse an upload over its limit before
+  // any byte is sent, and decode straight into the final matrix.
+  DatasetMetadata declared = metadata;
+  std::error_code size_error;
+  const std::uintmax_t size = std::filesystem::file_size(path, size_error);
+  if (declared.size_bytes() == 0 && !size_error && size > 0) {
+    declared.set_size_bytes(static_cast<int64_t>(size));
+  }
   std::vector<char> buffer(kUploadChunkBytes);
-  return Upload(metadata, [&](std::string& chunk) -> absl::StatusOr<bool> {
+  return Upload(declared, [&](std::string& chunk) -> absl::StatusOr<bool> {
     in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
     std::streamsize got = in.gcount();
     if (in.bad()) return absl::DataLossError(absl::StrCat("error reading ", path));

@@ -93,7 +93,9 @@ class Client {
   absl::StatusOr<agt::v1::UploadDatasetResponse> UploadDataset(
       const agt::v1::DatasetMetadata& metadata, absl::string_view data) const;
   // The same, reading the file at `path` one chunk at a time (the file is
-  // never held in memory whole). NotFound when it cannot be opened.
+  // never held in memory whole) and declaring its size (metadata.size_bytes,
+  // unless set) so that the server can refuse an oversized file up front.
+  // NotFound when it cannot be opened.
   absl::StatusOr<agt::v1::UploadDatasetResponse> UploadDatasetFile(
       const agt::v1::DatasetMetadata& metadata, const std::string& path) const;
   absl::StatusOr<agt::v1::ListDatasetsResponse> ListDatasets(

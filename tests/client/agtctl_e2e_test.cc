@@ -198,6 +198,17 @@ TEST_F(AgtctlE2eTest, ALostAnswerIsRetriedAndTheFailureNamesTheRequestId) {
   EXPECT_EXIT_CODE(Ctl({"dataset", "upload", data, "--retries", "11"}), 2);
 }
 
+TEST_F(AgtctlE2eTest, AnOversizedFileIsRefusedFromItsDeclaredSize) {
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--max-dataset-mib", "1"}));
+  std::string csv = "x0,x1,y\n";
+  while (csv.size() < (size_t{3} << 20)) csv += "0.123456789,0.987654321,1\n";
+  const std::string big = Write("big.csv", csv);
+  CommandResult upload = Ctl({"dataset", "upload", big});
+  EXPECT_EXIT_CODE(upload, 1);
+  // agtctl declares the file's size, so the server refuses it before any chunk.
+  EXPECT_TRUE(absl::StrContains(upload.err, "the upload declares")) << upload.err;
+}
+
 TEST_F(AgtctlE2eTest, UnknownIdsExitThreeAndRejectedRequestsExitTwo) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   const std::string queries = Write("q.csv", "1,2\n");
