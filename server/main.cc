@@ -62,6 +62,9 @@ Serving:
                          over 64 MiB and upload chunks over 1 MiB are refused too.
   --max-uploads-per-tenant N  Uploads one tenant may have in progress at once
                          (default 4); more are RESOURCE_EXHAUSTED.
+  --max-uploads N        Uploads of all tenants in progress at once (default 16;
+                         each may hold up to --max-dataset-mib x 3); more are
+                         RESOURCE_EXHAUSTED.
   --max-watches-per-tenant N  WatchJob streams one tenant may keep open at
                          once (default 16; each holds a server thread); more are
                          RESOURCE_EXHAUSTED.
@@ -222,6 +225,7 @@ int Serve(const std::vector<std::string>& args) {
                                           "privacy-budget",
                                           "max-uploads-per-tenant",
                                           "max-watches-per-tenant",
+                                          "max-uploads",
                                           "upload-idle-timeout",
                                           "default-deadline",
                                           "shutdown-grace",
@@ -253,6 +257,7 @@ int Serve(const std::vector<std::string>& args) {
         ParseNumber(flags, "privacy-budget", &options.privacy_budget),
         ParseNumber(flags, "max-uploads-per-tenant", &options.max_uploads_per_tenant),
         ParseNumber(flags, "max-watches-per-tenant", &options.max_watches_per_tenant),
+        ParseNumber(flags, "max-uploads", &options.max_uploads),
         ParseNumber(flags, "upload-idle-timeout", &upload_idle_seconds),
         ParseNumber(flags, "default-deadline", &default_deadline_seconds),
         ParseNumber(flags, "shutdown-grace", &shutdown_grace_seconds),

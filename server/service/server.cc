@@ -57,6 +57,10 @@ absl::Status CheckOptions(const ServerOptions& options) {
   if (options.model_cache_size < 1) {
     return absl::InvalidArgumentError("model cache size must be at least 1");
   }
+  if (options.max_uploads < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max-uploads: ", options.max_uploads, " must be >= 1"));
+  }
   if (options.max_watches_per_tenant < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--max-watches-per-tenant: ", options.max_watches_per_tenant, " must be >= 1"));
@@ -146,6 +150,7 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
   limits.max_total_bytes = options.max_dataset_bytes;
   UploadAdmissionOptions upload_admission;
   upload_admission.max_per_tenant = options.max_uploads_per_tenant;
+  upload_admission.max_total = options.max_uploads;
   upload_admission.idle_timeout = options.upload_idle_timeout;
   server->datasets_ = std::make_unique<DatasetServiceImpl>(
       server->store_.get(), &server->auth_, limits, upload_admission, options.default_deadline);

@@ -69,6 +69,8 @@ struct ServerOptions {
   // Uploads of one tenant in progress at a time (>= 1), and how long an
   // upload stream may bring no message before it is dropped (> 0).
   int max_uploads_per_tenant = 4;
+  // Uploads of all tenants in progress at a time (>= 1).
+  int max_uploads = 16;
   // WatchJob streams of one tenant open at a time (>= 1).
   int max_watches_per_tenant = 16;
   std::chrono::milliseconds upload_idle_timeout{std::chrono::seconds(60)};

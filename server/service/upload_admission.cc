@@ -65,7 +65,14 @@ absl::StatusOr<std::unique_ptr<UploadAdmission::Slot>> UploadAdmission::Acquire(
                      " uploads in progress, the server's limit (--max-uploads-per-tenant ",
                      options_.max_per_tenant, "); retry when one has finished"));
   }
+  if (total_ >= options_.max_total) {
+    if (count == 0) per_tenant_.erase(tenant);
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the server already has ", total_, " uploads in progress, its limit for all tenants "
+        "together (--max-uploads ", options_.max_total, "); retry when one has finished"));
+  }
   ++count;
+  ++total_;
   watches_[watch.get()] = watch;
   return std::unique_ptr<Slot>(new Slot(this, tenant, std::move(watch)));
 }
@@ -80,6 +87,7 @@ void UploadAdmission::ReleaseCount(Slot* slot) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!slot->counted_) return;
   slot->counted_ = false;
+  --total_;
   auto it = per_tenant_.find(slot->tenant_);
   if (it != per_tenant_.end() && --it->second <= 0) per_tenant_.erase(it);
 }

@@ -1,5 +1,6 @@
 // Admission of dataset uploads: at most `max_per_tenant` uploads of one
-// tenant in progress at a time, and an idle watch that reports an upload
+// tenant and `max_total` uploads of all tenants in progress at a time (each
+// holds up to a dataset's worth of memory), and an idle watch that reports an upload
 // whose stream has brought no message for `idle_timeout`. Knows nothing of
 // gRPC: the service holds a Slot for each upload, calls Touch when a message
 // arrives, and is told through the slot's on_idle callback when to give up.
@@ -32,6 +33,7 @@ namespace agt::server {
 struct UploadAdmissionOptions {
   int max_per_tenant = 4;                                    // >= 1
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};  // > 0
+  int max_total = 16;  // all tenants together, >= 1
 };
 
 class UploadAdmission {
@@ -67,7 +69,8 @@ class UploadAdmission {
   };
 
   // A slot for one more upload of `tenant`, or ResourceExhausted naming the
-  // count and the limit (--max-uploads-per-tenant).
+  // count and the limit (--max-uploads-per-tenant, or --max-uploads for all
+  // tenants together).
   absl::StatusOr<std::unique_ptr<Slot>> Acquire(const std::string& tenant,
                                                 std::function<void()> on_idle);
 
@@ -84,6 +87,7 @@ class UploadAdmission {
   std::condition_variable stop_cv_;
   bool stopping_ = false;
   std::map<std::string, int> per_tenant_;
+  int total_ = 0;  // every counted slot
   std::map<Slot::Watch*, std::shared_ptr<Slot::Watch>> watches_;
   std::thread watcher_;
 };

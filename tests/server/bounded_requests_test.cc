@@ -283,6 +283,32 @@ TEST(UploadAdmission, CountsPerTenantAndReleasesOnDestruction) {
   EXPECT_TRUE(admission.Acquire("a", [] {}).ok());
 }
 
+TEST(UploadAdmission, AllTenantsTogetherStayUnderTheServersLimit) {
+  UploadAdmission admission({/*max_per_tenant=*/2, std::chrono::seconds(60), /*max_total=*/3});
+  auto a1 = admission.Acquire("a", [] {});
+  auto a2 = admission.Acquire("a", [] {});
+  auto b1 = admission.Acquire("b", [] {});
+  ASSERT_TRUE(a1.ok() && a2.ok() && b1.ok());
+  // b has one of its two, but the server has its three.
+  auto b2 = admission.Acquire("b", [] {});
+  EXPECT_EQ(b2.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(b2.status().message(), HasSubstr("--max-uploads 3"));
+  auto c1 = admission.Acquire("c", [] {});
+  EXPECT_EQ(c1.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(admission.in_progress("c"), 0);
+  // A refused request holds nothing; a finished upload frees a place for anyone.
+  a1->reset();
+  EXPECT_TRUE(admission.Acquire("c", [] {}).ok());
+  (*a2)->ReleaseCount();
+  (*a2)->ReleaseCount();  // idempotent: counted once
+  auto c2 = admission.Acquire("c", [] {});
+  auto c3 = admission.Acquire("c", [] {});
+  EXPECT_TRUE(c2.ok() && c3.ok());  // b1, c2, c3: the server's three
+  auto d1 = admission.Acquire("d", [] {});
+  EXPECT_EQ(d1.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(d1.status().message(), HasSubstr("already has 3 uploads in progress"));
+}
+
 TEST(UploadAdmission, ReportsAStalledUploadOnceAndNotATouchedOrStoppedOne) {
   UploadAdmission admission({4, std::chrono::milliseconds(200)});
   std::atomic<int> stalled{0}, touched{0}, stopped{0};
