@@ -18,10 +18,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "agt/version.h"
 #include "core/common/decimal.h"
 #include "server/auth/tokens.h"
 #include "server/domain/admission.h"
 #include "server/service/server.h"
+#include "server/store/store.h"
 
 namespace {
 
@@ -31,6 +33,7 @@ Usage:
   agt-server --listen HOST:PORT --db FILE [options]
   agt-server hash-token [--role ROLE] [--tenant TENANT] [--label TEXT] < token
   agt-server --help
+  agt-server --version   the version and the database schema it reads and writes
 
 Serving:
   --listen HOST:PORT     Address to listen on: 127.0.0.1:50051, [::1]:50051,
@@ -337,6 +340,11 @@ int main(int argc, char** argv) {
       std::cout << kUsage;
       return 0;
     }
+  }
+  if (args.size() == 1 && args[0] == "--version") {
+    std::cout << "agt-server " << AGT_VERSION_STRING << " (database schema "
+              << agt::server::Store::SchemaVersion() << ")\n";
+    return 0;
   }
   if (!args.empty() && args[0] == "hash-token") {
     return HashToken(std::vector<std::string>(args.begin() + 1, args.end()));

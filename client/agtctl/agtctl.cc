@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "agt/version.h"
 #include "client/lib/exit_codes.h"
 #include "client/lib/format.h"
 #include "client/lib/inputs.h"
@@ -73,7 +74,8 @@ std::string TopHelp(const std::vector<Command>& commands) {
   std::string out =
       "agtctl: client of the AGT certification service (certified training against data\n"
       "poisoning, for unlearning and private prediction).\n\n"
-      "Usage: agtctl [global flags] COMMAND [SUBCOMMAND] [args] [flags]\n\nCommands:\n";
+      "Usage: agtctl [global flags] COMMAND [SUBCOMMAND] [args] [flags]\n"
+      "       agtctl --version\n\nCommands:\n";
   size_t width = 0;
   for (const Command& c : commands) width = std::max(width, CommandName(c).size());
   for (const Command& c : commands) {
@@ -236,6 +238,10 @@ int RunAgtctl(const std::vector<std::string>& args, const EnvLookup& env, std::o
   const std::vector<FlagSpec> globals = GlobalFlags();
   const std::string top_hint = "Run 'agtctl --help' for usage.";
 
+  if (args.size() == 1 && args[0] == "--version") {
+    out << "agtctl " << AGT_VERSION_STRING << " (API agt.v1)\n";
+    return kExitOk;
+  }
   absl::StatusOr<ParsedArgs> leading = ParseFlags(args, globals, /*stop_at_first_positional=*/true);
   if (!leading.ok()) return UsageError(err, std::string(leading.status().message()), top_hint);
   const size_t leading_count = args.size() - leading->positionals().size();

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "agt/version.h"
 #include "core/certify/certify.h"
 #include "core/common/decimal.h"
 #include "core/cli/config.h"
@@ -28,7 +29,7 @@ using nlohmann::json;
 
 namespace {
 
-constexpr char kVersion[] = "agt 0.1.0";
+constexpr char kVersion[] = "agt " AGT_VERSION_STRING;
 
 constexpr char kMainHelp[] = R"(agt: Abstract Gradient Training (AGT), offline tool.
 

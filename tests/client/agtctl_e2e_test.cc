@@ -418,6 +418,19 @@ TEST_F(AgtctlE2eTest, TlsWithACaFile) {
   EXPECT_TRUE(absl::StrContains(untrusted.err, "TLS: check --tls-ca")) << untrusted.err;
 }
 
+TEST_F(AgtctlE2eTest, BothProgramsPrintTheProjectsVersion) {
+  // AGT_PROJECT_VERSION is CMake's project(VERSION), given to this test.
+  CommandResult ctl = RunCommand({AGTCTL_BINARY, "--version"});
+  EXPECT_EXIT_CODE(ctl, 0);
+  EXPECT_EQ(ctl.out, absl::StrCat("agtctl ", AGT_PROJECT_VERSION, " (API agt.v1)\n"));
+  CommandResult server = RunCommand({AGT_SERVER_BINARY, "--version"});
+  EXPECT_EXIT_CODE(server, 0);
+  EXPECT_TRUE(absl::StartsWith(server.out,
+                               absl::StrCat("agt-server ", AGT_PROJECT_VERSION, " (database schema ")))
+      << server.out;
+  EXPECT_TRUE(absl::StrContains(RunCommand({AGTCTL_BINARY, "--help"}).out, "agtctl --version"));
+}
+
 TEST_F(AgtctlE2eTest, ServerStopsCleanlyOnSigterm) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   EXPECT_EXIT_CODE(Ctl({"health"}), 0);
