@@ -1,7 +1,12 @@
 #include "client/agtctl/output.h"
 
-#include <algorithm>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cstdlib>
+
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/lib/format.h"
@@ -69,6 +74,16 @@ KeyValues JobKeyValues(const agt::v1::Job& job) {
   return rows;
 }
 
+int StderrColumns() {
+  winsize size{};
+  if (ioctl(STDERR_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) return size.ws_col;
+  if (const char* columns = std::getenv("COLUMNS")) {
+    int value = 0;
+    if (absl::SimpleAtoi(columns, &value) && value > 0) return value;
+  }
+  return 0;
+}
+
 ProgressDisplay::ProgressDisplay(std::ostream& err, bool tty, std::string job_id,
                                  std::vector<std::string> budget_labels, int epochs,
                                  std::chrono::seconds log_interval)
@@ -98,7 +113,9 @@ void ProgressDisplay::Update(const agt::v1::JobEvent& event) {
   }
   const agt::v1::JobProgress& progress = event.progress();
   if (tty_) {
-    err_ << "\r\033[K" << FormatProgressLine(progress, budget_labels_, 24, epochs_) << std::flush;
+    // Re-read at every redraw: the terminal may have been resized.
+    err_ << "\r\033[K" << FitProgressLine(progress, budget_labels_, epochs_, StderrColumns())
+         << std::flush;
     line_open_ = true;
     return;
   }

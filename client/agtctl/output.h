@@ -25,7 +25,12 @@ KeyValues JobKeyValues(const agt::v1::Job& job);
 std::vector<std::string> BudgetLabels(
     const google::protobuf::RepeatedPtrField<agt::v1::Budget>& budgets);
 
-// Shows a job's progress on a terminal: on a TTY one line redrawn in place;
+// The width of the terminal on stderr (TIOCGWINSZ, else $COLUMNS); 0 when
+// unknown.
+int StderrColumns();
+
+// Shows a job's progress on a terminal: on a TTY one line redrawn in place,
+// fitted to the terminal's width (it never wraps);
 // otherwise (logs, pipes) a line whenever the state changes and at most one
 // progress line every `log_interval`. Not thread-safe.
 class ProgressDisplay {

@@ -211,6 +211,25 @@ std::string FormatProgressLine(const agt::v1::JobProgress& progress,
   return line;
 }
 
+std::string FitProgressLine(const agt::v1::JobProgress& progress,
+                            const std::vector<std::string>& budget_labels, int epochs,
+                            int columns) {
+  constexpr int kFullBar = 24;
+  if (columns <= 0) return FormatProgressLine(progress, budget_labels, kFullBar, epochs);
+  const size_t room = static_cast<size_t>(std::max(columns - 1, 1));
+  const std::string bare = FormatProgressLine(progress, budget_labels, 0, epochs);
+  // "[" + bar + "] " costs bar + 3 columns; a bar narrower than 5 says nothing.
+  if (bare.size() + 3 + 5 <= room) {
+    const int bar = std::min<int>(kFullBar, static_cast<int>(room - bare.size() - 3));
+    return FormatProgressLine(progress, budget_labels, bar, epochs);
+  }
+  if (bare.size() <= room) return bare;
+  // Cut at a field boundary (two spaces separate fields) that fits.
+  size_t cut = bare.rfind("  ", room);
+  if (cut == std::string::npos || cut == 0) cut = room;
+  return bare.substr(0, cut);
+}
+
 std::string WrapText(const std::string& text, size_t width) {
   std::string out;
   std::string line;

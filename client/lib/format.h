@@ -82,6 +82,15 @@ std::string FormatProgressLine(const agt::v1::JobProgress& progress,
                                const std::vector<std::string>& budget_labels, int bar_width,
                                int epochs = 0);
 
+// FormatProgressLine fitted to a terminal of `columns` columns (redrawn in
+// place, so it must never wrap): at most columns - 1 characters. The bar
+// (24 wide when there is room) shrinks first, down to none; then the line is
+// cut at the last whole field that fits. columns <= 0: unknown, the full
+// line with a 24-wide bar.
+std::string FitProgressLine(const agt::v1::JobProgress& progress,
+                            const std::vector<std::string>& budget_labels, int epochs,
+                            int columns);
+
 // Breaks `text` into lines of at most `width` characters at spaces (a longer
 // word stays whole on its own line); each line ends in '\n'.
 std::string WrapText(const std::string& text, size_t width);

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
@@ -110,6 +112,37 @@ TEST(ClientNames, BudgetsAndArchitectures) {
   d2->set_in(16);
   d2->set_out(1);
   EXPECT_EQ(DescribeArchitecture(arch), "dense 2->16, relu, dense 16->1");
+}
+
+TEST(ClientFitProgressLine, NeverWiderThanTheTerminalAndTheBarGoesFirst) {
+  agt::v1::JobProgress p;
+  p.set_iteration(160);
+  p.set_total_iterations(400);
+  p.set_epoch(1);
+  p.set_nominal_loss(0.4312);
+  p.set_eta_seconds(72);
+  for (double w : {0.0123, 0.0251, 0.05, 0.1, 0.2}) p.add_total_width(w);
+  const std::vector<std::string> labels = {"n=1", "n=2", "n=5", "n=10", "n=20"};
+  const std::string bare = FormatProgressLine(p, labels, 0, 4);
+  const std::string full = FormatProgressLine(p, labels, 24, 4);
+  // Wide, or unknown: the whole line with the full bar.
+  EXPECT_EQ(FitProgressLine(p, labels, 4, 400), full);
+  EXPECT_EQ(FitProgressLine(p, labels, 4, 0), full);
+  for (int columns = 1; columns <= 200; ++columns) {
+    const std::string line = FitProgressLine(p, labels, 4, columns);
+    EXPECT_LE(line.size(), static_cast<size_t>(std::max(columns - 1, 1))) << columns;
+    if (bare.size() + 3 + 5 <= static_cast<size_t>(columns - 1)) {
+      // Room for the text and some bar: nothing of the text is lost.
+      EXPECT_TRUE(absl::EndsWith(line, bare)) << columns << ": " << line;
+      EXPECT_TRUE(absl::StartsWith(line, "[")) << columns;
+    } else if (bare.size() <= static_cast<size_t>(columns - 1)) {
+      EXPECT_EQ(line, bare) << columns;
+    } else if (columns > 12) {
+      // Cut at a field boundary: a prefix of the text, never half a number.
+      EXPECT_TRUE(absl::StartsWith(bare, line)) << columns;
+      EXPECT_EQ(bare.substr(line.size(), 2), "  ") << columns << ": " << line;
+    }
+  }
 }
 
 TEST(ClientFormatProgressLine, BarPercentEtaAndWidthsPerBudget) {
