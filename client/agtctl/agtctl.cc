@@ -16,6 +16,7 @@
 #include "client/lib/exit_codes.h"
 #include "client/lib/format.h"
 #include "client/lib/inputs.h"
+#include "nlohmann/json.hpp"
 
 namespace agt::client {
 namespace {
@@ -224,12 +225,26 @@ int CommandContext::Fail(const absl::Status& status) {
     err_ << " (deadline exceeded; raise --timeout)";
   }
   err_ << "\n";
-  return ExitCodeFor(status);
+  const int exit_code = ExitCodeFor(status);
+  PrintJsonError(status, exit_code);
+  return exit_code;
 }
 
 int CommandContext::FailUsage(const absl::Status& status) {
   err_ << "agtctl: " << status.message() << "\n";
+  PrintJsonError(status, kExitUsage);
   return kExitUsage;
+}
+
+void CommandContext::PrintJsonError(const absl::Status& status, int exit_code) {
+  if (!json()) return;
+  // A script reading --json output gets the failure in the same form:
+  // {"error": {"code": "NOT_FOUND", "message": "...", "exit_code": 3}}.
+  nlohmann::json error = {{"code", absl::StatusCodeToString(status.code())},
+                          {"message", std::string(status.message())},
+                          {"exit_code", exit_code}};
+  if (request_id_failed_ && !request_id_.empty()) error["request_id"] = request_id_;
+  out_ << nlohmann::json{{"error", error}}.dump(2) << "\n";
 }
 
 int RunAgtctl(const std::vector<std::string>& args, const EnvLookup& env, std::ostream& out,

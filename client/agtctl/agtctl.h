@@ -60,6 +60,8 @@ class CommandContext {
   // Prints "agtctl: <message>" to err and returns the exit code for `status`.
   int Fail(const absl::Status& status);
   // The same with exit code kExitUsage whatever the code (local input errors).
+  // Both also print {"error": {"code", "message", "exit_code"}} on `out` with
+  // --json, so that scripts read failures as they read results.
   int FailUsage(const absl::Status& status);
 
  private:
@@ -73,6 +75,7 @@ class CommandContext {
   bool request_id_failed_ = false;  // a lost answer: Fail() names the id
 
   int RetryLimit() const;
+  void PrintJsonError(const absl::Status& status, int exit_code);
   void SleepBeforeRetry(int attempt) const;
 };
 

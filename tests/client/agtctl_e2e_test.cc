@@ -418,6 +418,25 @@ TEST_F(AgtctlE2eTest, TlsWithACaFile) {
   EXPECT_TRUE(absl::StrContains(untrusted.err, "TLS: check --tls-ca")) << untrusted.err;
 }
 
+TEST_F(AgtctlE2eTest, JsonModePrintsFailuresAsJsonToo) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  CommandResult missing = Ctl({"--json", "model", "get", "mdl-00000000000000000000"});
+  EXPECT_EXIT_CODE(missing, 3);
+  nlohmann::json doc = nlohmann::json::parse(missing.out);
+  EXPECT_EQ(doc["error"]["code"], "NOT_FOUND");
+  EXPECT_EQ(doc["error"]["exit_code"], 3);
+  EXPECT_TRUE(absl::StrContains(doc["error"]["message"].get<std::string>(), "not found"))
+      << missing.out;
+  EXPECT_TRUE(absl::StrContains(missing.err, "not found")) << "the text stays on stderr";
+  // A local usage error too (exit 2), and no JSON without --json.
+  CommandResult usage = Ctl({"--json", "dataset", "upload", (dir_ / "absent.csv").string()});
+  EXPECT_EXIT_CODE(usage, 2);
+  EXPECT_EQ(nlohmann::json::parse(usage.out)["error"]["exit_code"], 2);
+  CommandResult plain = Ctl({"model", "get", "mdl-00000000000000000000"});
+  EXPECT_EXIT_CODE(plain, 3);
+  EXPECT_TRUE(plain.out.empty()) << plain.out;
+}
+
 TEST_F(AgtctlE2eTest, BothProgramsPrintTheProjectsVersion) {
   // AGT_PROJECT_VERSION is CMake's project(VERSION), given to this test.
   CommandResult ctl = RunCommand({AGTCTL_BINARY, "--version"});
