@@ -5,10 +5,8 @@
 #include <cstring>
 #include <utility>
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-
 #include "absl/strings/str_cat.h"
+#include "server/service/request_fingerprint.h"
 #include "server/store/blob.h"
 
 namespace agt::server {
@@ -260,13 +258,7 @@ absl::StatusOr<agt::Dataset> DatasetUpload::FinishFloat64() {
 std::string DatasetUpload::Fingerprint(const agt::Dataset& data) const {
   agt::v1::DatasetMetadata metadata = metadata_;
   metadata.clear_request_id();
-  std::string serialized;
-  {
-    google::protobuf::io::StringOutputStream out(&serialized);
-    google::protobuf::io::CodedOutputStream coded(&out);
-    coded.SetSerializationDeterministic(true);
-    metadata.SerializeToCodedStream(&coded);
-  }
+  const std::string serialized = DeterministicBytes(metadata);
   const auto bytes = [](const double* p, agt::Index n) {
     return absl::string_view(reinterpret_cast<const char*>(p), static_cast<size_t>(n) * 8);
   };

@@ -5,15 +5,13 @@
 #include <string>
 #include <utility>
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-
 #include "absl/strings/str_cat.h"
 #include "core/privacy/budget.h"
 #include "server/auth/permissions.h"
 #include "server/domain/private_prediction.h"
 #include "server/service/call_budget.h"
 #include "server/service/request_checks.h"
+#include "server/service/request_fingerprint.h"
 #include "server/service/status_mapping.h"
 #include "server/store/blob.h"
 
@@ -33,13 +31,7 @@ RequestTag Tag(const agt::v1::PrivatePredictRequest& request, const std::string&
   tag.id = request.request_id();
   agt::v1::PrivatePredictRequest content = request;
   content.clear_request_id();
-  std::string bytes;
-  {
-    google::protobuf::io::StringOutputStream stream(&bytes);
-    google::protobuf::io::CodedOutputStream out(&stream);
-    out.SetSerializationDeterministic(true);
-    content.SerializeToCodedStream(&out);
-  }
+  std::string bytes = DeterministicBytes(content);
   absl::StrAppend(&bytes, std::string(1, '\0'), "client=", client, std::string(1, '\0'),
                   "show_n_star=", show_n_star ? 1 : 0);
   tag.fingerprint = Sha256Hex(bytes);
@@ -80,7 +72,6 @@ absl::Status WouldFitTotal(const PrivacySpendRecord& record, int64_t quanta,
 }
 
 }  // namespace
-
 
 absl::StatusOr<std::unique_ptr<PrivacyServiceImpl>> PrivacyServiceImpl::Create(
     Store* store, ModelCache* cache, const CallAuth* auth, double total_epsilon,

@@ -1,14 +1,12 @@
 #include "server/service/training_service.h"
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-
 #include <optional>
 #include <utility>
 
 #include "server/domain/job_spec.h"
 #include "server/domain/model_convert.h"
 #include "server/service/request_checks.h"
+#include "server/service/request_fingerprint.h"
 #include "server/service/status_mapping.h"
 #include "server/store/blob.h"
 
@@ -47,15 +45,8 @@ absl::StatusOr<agt::v1::Job> TrainingServiceImpl::Submit(
     if (absl::Status s = ValidateRequestId(request.request_id()); !s.ok()) return s;
     agt::v1::SubmitTrainingJobRequest content = request;
     content.clear_request_id();
-    std::string bytes;
-    {
-      google::protobuf::io::StringOutputStream out(&bytes);
-      google::protobuf::io::CodedOutputStream coded(&out);
-      coded.SetSerializationDeterministic(true);
-      content.SerializeToCodedStream(&coded);
-    }
     insert.request_id = request.request_id();
-    insert.request_fingerprint = Sha256Hex(bytes);
+    insert.request_fingerprint = Sha256Hex(DeterministicBytes(content));
     // Fast path for a retry: the first job, whatever the limits say now.
     absl::StatusOr<std::optional<std::string>> first = store_->FindRequest(
         caller.tenant, RequestKind::kSubmitJob,

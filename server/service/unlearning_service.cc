@@ -4,9 +4,6 @@
 #include <utility>
 #include <vector>
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agt/v1/training.pb.h"
@@ -15,6 +12,7 @@
 #include "server/domain/unlearning.h"
 #include "server/service/call_budget.h"
 #include "server/service/request_checks.h"
+#include "server/service/request_fingerprint.h"
 #include "server/service/status_mapping.h"
 #include "server/store/blob.h"
 
@@ -64,14 +62,7 @@ RequestTag Tag(const agt::v1::RequestDeletionRequest& request) {
   tag.id = request.request_id();
   agt::v1::RequestDeletionRequest content = request;
   content.clear_request_id();
-  std::string bytes;
-  {
-    google::protobuf::io::StringOutputStream stream(&bytes);
-    google::protobuf::io::CodedOutputStream out(&stream);
-    out.SetSerializationDeterministic(true);
-    content.SerializeToCodedStream(&out);
-  }
-  tag.fingerprint = Sha256Hex(bytes);
+  tag.fingerprint = Sha256Hex(DeterministicBytes(content));
   return tag;
 }
 
