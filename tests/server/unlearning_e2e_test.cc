@@ -183,6 +183,11 @@ TEST_F(UnlearningE2eTest, CountsPerBatchUpToMaxNThenRetrainsInPlace) {
   EXPECT_EQ(status.deletions(), 18);
   EXPECT_EQ(status.max_deletions_per_batch(), 5);
 
+  // Keep the only worker busy, so that the retraining is still QUEUED when
+  // the next request asks for one (a tiny job could otherwise finish first,
+  // and a finished retraining without row 15 rightly gets a new one).
+  agt::v1::Job blocker;
+  ASSERT_TRUE(Submit(*client_, LongRunningSpec(dataset_.id()), &blocker, kTrainer).ok());
   r.Clear();
   ASSERT_TRUE(Delete({14}, &r, /*retrain=*/true).ok());  // a sixth in batch 0
   EXPECT_TRUE(r.retraining_required());
@@ -190,6 +195,10 @@ TEST_F(UnlearningE2eTest, CountsPerBatchUpToMaxNThenRetrainsInPlace) {
   agt::v1::RequestDeletionResponse again;
   ASSERT_TRUE(Delete({15}, &again, /*retrain=*/true).ok());
   EXPECT_EQ(again.retraining_job_id(), r.retraining_job_id()) << "one live retraining per model";
+  agt::v1::CancelJobRequest cancel;
+  cancel.set_job_id(blocker.id());
+  agt::v1::CancelJobResponse cancelled;
+  ASSERT_TRUE(client_->training->CancelJob(Ctx(kTrainer).get(), cancel, &cancelled).ok());
 
   const agt::v1::Job job = WaitForFinal(*client_, r.retraining_job_id(), kTrainer);
   ASSERT_EQ(job.state(), agt::v1::JOB_STATE_SUCCEEDED) << job.error();
