@@ -64,7 +64,9 @@ struct ServerOptions {
   int64_t max_dataset_bytes = int64_t{256} << 20;
   int max_message_bytes = 64 << 20;
   size_t model_cache_size = 32;
-  // Total epsilon per (client, model) for private predictions; finite, >= 0.
+  // Total epsilon per (tenant, training dataset) for private predictions,
+  // shared by every token of the tenant and every model trained on the
+  // dataset; finite, in [0, 2^22].
   double privacy_budget = 10.0;
   // Uploads of one tenant in progress at a time (>= 1), and how long an
   // upload stream may bring no message before it is dropped (> 0).
