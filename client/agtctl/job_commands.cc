@@ -349,6 +349,21 @@ int CancelJob(CommandContext& ctx) {
   return kExitOk;
 }
 
+int DeleteJob(CommandContext& ctx) {
+  absl::StatusOr<const Client*> client = ctx.client();
+  if (!client.ok()) return ctx.FailUsage(client.status());
+  agt::v1::DeleteJobRequest request;
+  request.set_job_id(ctx.positionals()[0]);
+  absl::StatusOr<agt::v1::DeleteJobResponse> response = (*client)->DeleteJob(request);
+  if (!response.ok()) return ctx.Fail(response.status());
+  if (ctx.json()) {
+    ctx.out() << ToJson(*response);
+  } else if (!ctx.quiet()) {
+    ctx.out() << "deleted job " << request.job_id() << "\n";
+  }
+  return kExitOk;
+}
+
 int WatchJob(CommandContext& ctx) {
   absl::StatusOr<const Client*> client = ctx.client();
   if (!client.ok()) return ctx.FailUsage(client.status());
@@ -415,6 +430,16 @@ std::vector<Command> JobCommands() {
   commands.push_back(Command{{"jobs", "get"}, "JOB_ID", "show one job", "", {}, 1, 1, GetJob});
   commands.push_back(Command{
       {"jobs", "cancel"}, "JOB_ID", "cancel a queued or running job", "", {}, 1, 1, CancelJob});
+  commands.push_back(Command{{"jobs", "rm"},
+                             "JOB_ID",
+                             "delete a finished job (succeeded, failed or cancelled)",
+                             "Fails while the job is queued or running (cancel it first) and while "
+                             "the model it\nproduced exists (delete the model first: agtctl model "
+                             "rm).\n",
+                             {},
+                             1,
+                             1,
+                             DeleteJob});
   commands.push_back(Command{{"jobs", "watch"},
                              "JOB_ID",
                              "follow a job's progress until it ends (exit 5 unless it succeeds)",

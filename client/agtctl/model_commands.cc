@@ -131,6 +131,21 @@ int ExportModel(CommandContext& ctx) {
   return kExitOk;
 }
 
+int DeleteModel(CommandContext& ctx) {
+  absl::StatusOr<const Client*> client = ctx.client();
+  if (!client.ok()) return ctx.FailUsage(client.status());
+  agt::v1::DeleteModelRequest request;
+  request.set_model_id(ctx.positionals()[0]);
+  absl::StatusOr<agt::v1::DeleteModelResponse> response = (*client)->DeleteModel(request);
+  if (!response.ok()) return ctx.Fail(response.status());
+  if (ctx.json()) {
+    ctx.out() << ToJson(*response);
+  } else if (!ctx.quiet()) {
+    ctx.out() << "deleted model " << request.model_id() << "\n";
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 std::vector<Command> ModelCommands() {
@@ -155,6 +170,17 @@ std::vector<Command> ModelCommands() {
               1,
               1,
               ExportModel});
+  commands.push_back(Command{
+      {"model", "rm"},
+      "MODEL_ID",
+      "delete a model with its boxes and deletion ledger (its job stays)",
+      "The privacy budget of its training data stays: a model trained again on the same\n"
+      "data spends from the same budget. Fails while a retraining of the model is queued\n"
+      "or running.\n",
+      {},
+      1,
+      1,
+      DeleteModel});
   return commands;
 }
 

@@ -281,6 +281,15 @@ absl::StatusOr<agt::v1::CancelJobResponse> Client::CancelJob(
   });
 }
 
+absl::StatusOr<agt::v1::DeleteJobResponse> Client::DeleteJob(
+    const agt::v1::DeleteJobRequest& request) const {
+  return Unary<agt::v1::DeleteJobResponse>([&](auto* response) {
+    grpc::ClientContext context;
+    Prepare(context, options_.deadline);
+    return training_->DeleteJob(&context, request, response);
+  });
+}
+
 absl::StatusOr<agt::v1::JobEvent> Client::WatchJob(const agt::v1::WatchJobRequest& request,
                                                    const JobEventCallback& on_event) const {
   grpc::ClientContext context;
@@ -358,6 +367,15 @@ absl::StatusOr<agt::v1::CertifyDatasetResponse> Client::CertifyDataset(
     grpc::ClientContext context;
     Prepare(context, options_.deadline);
     return models_->CertifyDataset(&context, request, response);
+  });
+}
+
+absl::StatusOr<agt::v1::DeleteModelResponse> Client::DeleteModel(
+    const agt::v1::DeleteModelRequest& request) const {
+  return Unary<agt::v1::DeleteModelResponse>([&](auto* response) {
+    grpc::ClientContext context;
+    Prepare(context, options_.deadline);
+    return models_->DeleteModel(&context, request, response);
   });
 }
 

@@ -112,6 +112,8 @@ class Client {
   absl::StatusOr<agt::v1::ListJobsResponse> ListJobs(const agt::v1::ListJobsRequest& request) const;
   absl::StatusOr<agt::v1::CancelJobResponse> CancelJob(
       const agt::v1::CancelJobRequest& request) const;
+  absl::StatusOr<agt::v1::DeleteJobResponse> DeleteJob(
+      const agt::v1::DeleteJobRequest& request) const;
   // Calls `on_event` for every event in order, on the calling thread. The
   // callback returns false to stop watching early (the stream is cancelled
   // and the call returns the last event seen). Returns the last event once
@@ -131,6 +133,8 @@ class Client {
       const agt::v1::CertifyPredictionsRequest& request) const;
   absl::StatusOr<agt::v1::CertifyDatasetResponse> CertifyDataset(
       const agt::v1::CertifyDatasetRequest& request) const;
+  absl::StatusOr<agt::v1::DeleteModelResponse> DeleteModel(
+      const agt::v1::DeleteModelRequest& request) const;
 
   // --- UnlearningService ---
   absl::StatusOr<agt::v1::RequestDeletionResponse> RequestDeletion(

@@ -509,6 +509,9 @@ absl::StatusOr<std::shared_ptr<const ModelRecord>> ModelCache::Get(Store* store,
   if (!record.ok()) return record.status();
   auto model = std::make_shared<const ModelRecord>(*std::move(record));
   std::lock_guard<std::mutex> lock(mu_);
+  // Deleted while it was being read: the caller's call began before the
+  // deletion and may use it, but it is not cached.
+  if (forgotten_.contains(key)) return model;
   if (auto it = index_.find(key); it != index_.end()) {
     // Another thread loaded it meanwhile; keep one copy.
     lru_.splice(lru_.begin(), lru_, it->second);
@@ -521,6 +524,16 @@ absl::StatusOr<std::shared_ptr<const ModelRecord>> ModelCache::Get(Store* store,
     lru_.pop_back();
   }
   return model;
+}
+
+void ModelCache::Forget(const std::string& tenant, const std::string& model_id) {
+  Key key = absl::StrCat(tenant, absl::string_view("\0", 1), model_id);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = index_.find(key); it != index_.end()) {
+    lru_.erase(it->second);
+    index_.erase(it);
+  }
+  forgotten_.insert(std::move(key));
 }
 
 size_t ModelCache::size() const {

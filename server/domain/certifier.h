@@ -30,6 +30,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -125,7 +126,9 @@ std::string GuaranteeText(const ModelRecord& model, double test_epsilon);
 // tenant and model id, so repeated certify calls do not read SQLite. Holds at
 // most `capacity` models (capacity >= 1); returned pointers stay valid after
 // eviction. Errors from the store (NotFound for unknown or foreign ids) are
-// returned and not cached.
+// returned and not cached. A model deleted from the store is Forget-ten: its
+// entry goes and the id is remembered (ids are never reused), so a read that
+// raced the deletion cannot put it back; later Gets are NotFound.
 class ModelCache {
  public:
   explicit ModelCache(size_t capacity);
@@ -134,6 +137,8 @@ class ModelCache {
 
   absl::StatusOr<std::shared_ptr<const ModelRecord>> Get(Store* store, const std::string& tenant,
                                                          const std::string& model_id);
+  // After the store deleted the model: drops it and refuses it from now on.
+  void Forget(const std::string& tenant, const std::string& model_id);
 
   size_t size() const;
   int64_t hits() const;
@@ -150,6 +155,7 @@ class ModelCache {
   mutable std::mutex mu_;
   std::list<Entry> lru_;  // most recently used first
   std::unordered_map<Key, std::list<Entry>::iterator> index_;
+  std::unordered_set<Key> forgotten_;  // one short string per deleted model
   int64_t hits_ = 0;
   int64_t misses_ = 0;
 };

@@ -16,6 +16,7 @@ namespace {
 constexpr char kGet[] = "/agt.v1.ModelService/GetModel";
 constexpr char kList[] = "/agt.v1.ModelService/ListModels";
 constexpr char kExport[] = "/agt.v1.ModelService/ExportModel";
+constexpr char kDelete[] = "/agt.v1.ModelService/DeleteModel";
 constexpr char kCertifyPredictions[] = "/agt.v1.ModelService/CertifyPredictions";
 constexpr char kCertifyDataset[] = "/agt.v1.ModelService/CertifyDataset";
 
@@ -155,6 +156,21 @@ absl::StatusOr<agt::v1::CertifyDatasetResponse> ModelServiceImpl::CertifyStoredD
   if (absl::Status s = options.keep_going(); !s.ok()) return s;
   return agt::server::CertifyDataset(**model, *data, request.test_epsilon(),
                                      request.stability_rule(), options);
+}
+
+grpc::Status ModelServiceImpl::DeleteModel(grpc::ServerContext* context,
+                                           const agt::v1::DeleteModelRequest* request,
+                                           agt::v1::DeleteModelResponse* /*response*/) {
+  absl::StatusOr<Principal> caller = auth_->Check(*context, kDelete);
+  if (!caller.ok()) return ToGrpcStatus(caller.status(), kDelete);
+  if (absl::Status s = CheckId(request->model_id(), "model_id"); !s.ok()) {
+    return ToGrpcStatus(s, kDelete);
+  }
+  if (absl::Status s = store_->DeleteModel(caller->tenant, request->model_id()); !s.ok()) {
+    return ToGrpcStatus(s, kDelete);
+  }
+  cache_->Forget(caller->tenant, request->model_id());
+  return grpc::Status::OK;
 }
 
 }  // namespace agt::server

@@ -54,6 +54,10 @@ class ModelServiceImpl final : public agt::v1::ModelService::Service {
   grpc::Status CertifyDataset(grpc::ServerContext* context,
                               const agt::v1::CertifyDatasetRequest* request,
                               agt::v1::CertifyDatasetResponse* response) override;
+  // The store deletes (Store::DeleteModel says what stays and what is
+  // refused), then the cache forgets the model.
+  grpc::Status DeleteModel(grpc::ServerContext* context, const agt::v1::DeleteModelRequest* request,
+                           agt::v1::DeleteModelResponse* response) override;
 
  private:
   // The caller's model `model_id` (validated, then from the cache).

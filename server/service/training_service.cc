@@ -18,6 +18,7 @@ constexpr char kGet[] = "/agt.v1.TrainingService/GetJob";
 constexpr char kList[] = "/agt.v1.TrainingService/ListJobs";
 constexpr char kCancel[] = "/agt.v1.TrainingService/CancelJob";
 constexpr char kWatch[] = "/agt.v1.TrainingService/WatchJob";
+constexpr char kDelete[] = "/agt.v1.TrainingService/DeleteJob";
 
 }  // namespace
 
@@ -139,6 +140,17 @@ grpc::Status TrainingServiceImpl::CancelJob(grpc::ServerContext* context,
   if (!job.ok()) return ToGrpcStatus(job.status(), kCancel);
   *response->mutable_job() = *std::move(job);
   return grpc::Status::OK;
+}
+
+grpc::Status TrainingServiceImpl::DeleteJob(grpc::ServerContext* context,
+                                            const agt::v1::DeleteJobRequest* request,
+                                            agt::v1::DeleteJobResponse* /*response*/) {
+  absl::StatusOr<Principal> caller = auth_->Check(*context, kDelete);
+  if (!caller.ok()) return ToGrpcStatus(caller.status(), kDelete);
+  if (absl::Status s = CheckId(request->job_id(), "job_id"); !s.ok()) {
+    return ToGrpcStatus(s, kDelete);
+  }
+  return ToGrpcStatus(store_->DeleteJob(caller->tenant, request->job_id()), kDelete);
 }
 
 grpc::Status TrainingServiceImpl::WatchJob(grpc::ServerContext* context,

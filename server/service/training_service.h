@@ -54,6 +54,8 @@ class TrainingServiceImpl final : public agt::v1::TrainingService::Service {
                         agt::v1::ListJobsResponse* response) override;
   grpc::Status CancelJob(grpc::ServerContext* context, const agt::v1::CancelJobRequest* request,
                          agt::v1::CancelJobResponse* response) override;
+  grpc::Status DeleteJob(grpc::ServerContext* context, const agt::v1::DeleteJobRequest* request,
+                         agt::v1::DeleteJobResponse* response) override;
   grpc::Status WatchJob(grpc::ServerContext* context, const agt::v1::WatchJobRequest* request,
                         grpc::ServerWriter<agt::v1::JobEvent>* writer) override;
 

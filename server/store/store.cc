@@ -1145,6 +1145,45 @@ int64_t Store::MaxBlobBytes() {
   return sqlite3_limit(impl_->db->handle(), SQLITE_LIMIT_LENGTH, -1);
 }
 
+absl::Status Store::DeleteJob(const std::string& tenant, const std::string& id) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqliteDb& db = *impl_->db;
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
+  STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(id, &tenant));
+  if (job.state == JobState::kQueued || job.state == JobState::kRunning) {
+    return absl::FailedPreconditionError(absl::StrCat("job ", id, " is ", StateName(job.state),
+                                                      "; cancel it or wait for it to finish"));
+  }
+  {
+    STORE_ASSIGN_OR_RETURN(Statement st, db.Prepare("SELECT id FROM models WHERE job_id = ?1"));
+    st.BindText(1, id);
+    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+    if (row) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "job ", id, " produced model ", st.ColumnText(0), "; delete the model first"));
+    }
+  }
+  // A retraining record naming this job is dropped only when it retrained in
+  // place: the record of one that trained on a compacted copy is the privacy
+  // ledger's lineage (RootDatasetOf reads its model and dataset, not the job),
+  // so it stays, naming a job that no longer exists.
+  {
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db.Prepare("DELETE FROM retrainings WHERE job_id = ?1 AND dataset_id = "
+                   "(SELECT m.dataset_id FROM models m WHERE m.id = retrainings.model_id)"));
+    st.BindText(1, id);
+    STORE_RETURN_IF_ERROR(st.Run());
+  }
+  STORE_RETURN_IF_ERROR(impl_->DeleteCheckpoint(id));
+  {
+    STORE_ASSIGN_OR_RETURN(Statement st, db.Prepare("DELETE FROM jobs WHERE id = ?1"));
+    st.BindText(1, id);
+    STORE_RETURN_IF_ERROR(st.Run());
+  }
+  return txn.Commit();
+}
+
 // ---- models
 
 absl::StatusOr<ModelRecord> Store::GetModel(const std::string& tenant, const std::string& id) {
@@ -1196,6 +1235,62 @@ absl::StatusOr<Page<ModelRecord>> Store::ListModels(const std::string& tenant, i
   for (ModelRecord& model : page.items) STORE_RETURN_IF_ERROR(impl_->LoadBoxes(&model));
   STORE_RETURN_IF_ERROR(txn.Commit());
   return page;
+}
+
+absl::Status Store::DeleteModel(const std::string& tenant, const std::string& id) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqliteDb& db = *impl_->db;
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
+  std::string model_dataset;
+  {
+    STORE_ASSIGN_OR_RETURN(
+        Statement st, db.Prepare("SELECT dataset_id FROM models WHERE id = ?1 AND tenant = ?2"));
+    st.BindText(1, id).BindText(2, tenant);
+    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+    if (!row) return NotFound("model", id);
+    model_dataset = st.ColumnText(0);
+  }
+  {
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db.Prepare("SELECT r.job_id, r.dataset_id, COALESCE(j.state, 0) FROM retrainings r "
+                   "LEFT JOIN jobs j ON j.id = r.job_id WHERE r.model_id = ?1"));
+    st.BindText(1, id);
+    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+    if (row) {
+      const std::string job_id = st.ColumnText(0);
+      const std::string derived = st.ColumnText(1);
+      const auto state = static_cast<JobState>(st.ColumnInt64(2));  // 0: job deleted
+      if (state == JobState::kQueued || state == JobState::kRunning) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "model ", id, " has a ", StateName(state), " retraining, job ", job_id,
+            "; cancel the job or wait for it to finish"));
+      }
+      // A retraining of servers before issue 17 trained on a compacted copy:
+      // the privacy budget of that copy is its root's, found through this
+      // model (RootDatasetOf). Deleting the link would give the copy a fresh
+      // budget.
+      if (derived != model_dataset) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "model ", id, " links dataset ", derived, " to the privacy ledger of dataset ",
+            model_dataset, " (its retraining trained on that copy); it cannot be deleted"));
+      }
+    }
+  }
+  // The model's own ledgers go with it: its deletion ledger certifies this
+  // model only, and the retraining record is no lineage step (checked above).
+  // The legacy per-model privacy rows (schema 3) were moved to the dataset's
+  // ledger by migration 6 and are no longer read; the dataset's ledger stays,
+  // so a model trained again on the same data spends from the same budget.
+  for (const char* sql : {"DELETE FROM deletions WHERE model_id = ?1",
+                          "DELETE FROM retrainings WHERE model_id = ?1",
+                          "DELETE FROM privacy_budgets WHERE model_id = ?1",
+                          "DELETE FROM models WHERE id = ?1"}) {
+    STORE_ASSIGN_OR_RETURN(Statement st, db.Prepare(sql));
+    st.BindText(1, id);
+    STORE_RETURN_IF_ERROR(st.Run());
+  }
+  return txn.Commit();
 }
 
 // ---- unlearning

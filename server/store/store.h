@@ -288,6 +288,15 @@ class Store {
   // state == nullopt: all states.
   absl::StatusOr<Page<JobRecord>> ListJobs(const std::string& tenant, std::optional<JobState> state,
                                            int page_size, const std::string& page_token);
+  // Deletes a finished job (SUCCEEDED, FAILED or CANCELLED) and its
+  // checkpoint, in one transaction. NotFound for an unknown or foreign job.
+  // FailedPrecondition, changing nothing, while it is QUEUED or RUNNING
+  // (cancel it first) and while the model it produced exists (delete the
+  // model first). A retraining record that names the job is dropped with it
+  // when the retraining was in place; one that trained on a compacted copy
+  // stays (it is the privacy ledger's lineage, see DeleteModel). A retried
+  // submission with the job's request id is then NotFound, as for datasets.
+  absl::Status DeleteJob(const std::string& tenant, const std::string& id);
   // Atomically moves the oldest QUEUED job (any tenant) to RUNNING, setting
   // started_ms, and returns it; nullopt when none is queued. Oldest = first
   // inserted, so a requeued job keeps its place. Two callers, in this process
@@ -343,6 +352,16 @@ class Store {
   absl::StatusOr<ModelRecord> GetModel(const std::string& tenant, const std::string& id);
   absl::StatusOr<Page<ModelRecord>> ListModels(const std::string& tenant, int page_size,
                                                const std::string& page_token);
+  // Deletes the model with its boxes, its deletion ledger and its retraining
+  // record, in one transaction. What stays: the job that made it (its
+  // model_id then names a deleted model) and the privacy ledger of its
+  // dataset (budgets belong to the training data, so a model trained again
+  // on the same data spends from the same budget). NotFound for an unknown or
+  // foreign model. FailedPrecondition, changing nothing, while a retraining
+  // of the model is QUEUED or RUNNING, and for a model whose retraining
+  // trained on a compacted copy of its dataset (servers before issue 17):
+  // the copy's privacy budget is found through the model (RootDatasetOf).
+  absl::Status DeleteModel(const std::string& tenant, const std::string& id);
 
   // ---- unlearning (deletion ledger)
   // Decides and records a deletion request for `row_ids` of model `model_id`

@@ -392,6 +392,58 @@ TEST_F(AgtctlE2eTest, TokensRolesAndTenants) {
   EXPECT_EQ(Line(from_env.out), dataset);
 }
 
+TEST_F(AgtctlE2eTest, ModelsAndJobsAreDeletedInOrderAndForgottenEverywhere) {
+  std::string tokens;
+  for (auto [token, role] : {std::pair<std::string, std::string>{"tok-train", "trainer"},
+                             {"tok-query", "querier"}}) {
+    CommandResult line =
+        RunCommand({AGT_SERVER_BINARY, "hash-token", "--role", role, "--tenant", "acme"}, {},
+                   std::chrono::seconds(10), token);
+    ASSERT_EQ(line.exit_code, 0) << line.err;
+    tokens += line.out;
+  }
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--tokens", Write("tokens.txt", tokens)}));
+  const std::string t = "tok-train";
+  CommandResult upload = Ctl({"dataset", "upload", Write("m.csv", MoonsCsv(400, 3)), "-q"}, t);
+  ASSERT_EQ(upload.exit_code, 0) << upload.err;
+  const std::string dataset = Line(upload.out);
+  CommandResult train = Ctl({"train", Write("job.json", kJob), "--dataset", dataset, "--wait",
+                             "--quiet"},
+                            t);
+  ASSERT_EQ(train.exit_code, 0) << train.out << train.err;
+  CommandResult listed = Ctl({"jobs", "list", "--json"}, t);
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  const nlohmann::json jobs = nlohmann::json::parse(listed.out);
+  ASSERT_EQ(jobs["jobs"].size(), 1u);
+  const std::string job = jobs["jobs"][0]["id"];
+  const std::string model = jobs["jobs"][0]["model_id"];
+  // Certified once, so the server holds the model in its cache.
+  const std::string queries = Write("q.csv", "x0,x1\n-0.9,0.3\n2,0.4\n");
+  EXPECT_EXIT_CODE(Ctl({"certify", model, queries}, t), 0);
+
+  // The job's model exists: the job stays (exit 1, a failed precondition).
+  CommandResult blocked = Ctl({"jobs", "rm", job}, t);
+  EXPECT_EXIT_CODE(blocked, 1);
+  EXPECT_TRUE(absl::StrContains(blocked.err, "delete the model first")) << blocked.err;
+  // A querier may not delete.
+  EXPECT_EXIT_CODE(Ctl({"model", "rm", model}, "tok-query"), 4);
+
+  CommandResult removed = Ctl({"model", "rm", model}, t);
+  EXPECT_EXIT_CODE(removed, 0);
+  EXPECT_TRUE(absl::StrContains(removed.out, "deleted model " + model)) << removed.out;
+  // Gone from every service, the cached copy included.
+  EXPECT_EXIT_CODE(Ctl({"certify", model, queries}, t), 3);
+  EXPECT_EXIT_CODE(Ctl({"model", "get", model}, t), 3);
+  EXPECT_EXIT_CODE(Ctl({"model", "rm", model}, t), 3);
+  CommandResult models = Ctl({"model", "list", "-q"}, t);
+  EXPECT_EXIT_CODE(models, 0);
+  EXPECT_EQ(models.out, "");
+
+  EXPECT_EXIT_CODE(Ctl({"jobs", "rm", job}, t), 0);
+  EXPECT_EXIT_CODE(Ctl({"jobs", "get", job}, t), 3);
+  EXPECT_EXIT_CODE(Ctl({"dataset", "rm", dataset}, t), 0);
+}
+
 TEST_F(AgtctlE2eTest, TlsWithACaFile) {
   if (access("/usr/bin/openssl", X_OK) != 0) {
     GTEST_SKIP() << "no /usr/bin/openssl to make a test certificate";

@@ -673,5 +673,114 @@ TEST_F(PrivacyLedgerTest, ConcurrentSpendersOnTwoConnectionsNeverOverspend) {
   EXPECT_EQ(r.releases, 32);
 }
 
+
+// ---- DeleteModel and DeleteJob: what a ledger keeps alive
+
+TEST_F(PrivacyLedgerTest, DeletingAModelKeepsItsDatasetsPrivacyBudget) {
+  ASSERT_TRUE(Spend("app", 2.0, 0.5, 3).ok());  // 1.5 of 2.0
+  const std::string dataset = DatasetOf(model_id_);
+  ASSERT_TRUE(store_->DeleteModel("t", model_id_).ok());
+  EXPECT_EQ(store_->GetModel("t", model_id_).status().code(), absl::StatusCode::kNotFound);
+  // The same data trained again: its budget is what was left.
+  const std::string again = AddModel(dataset);
+  EXPECT_EQ(Get("app", again).spent_quanta, Quanta(1.5));
+  EXPECT_EQ(Spend("app", 2.0, 0.5, 2, {}, again).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(Spend("app", 2.0, 0.5, 1, {}, again).ok());
+  // Twice, or by another tenant: NotFound; the job that made it stays.
+  EXPECT_EQ(store_->DeleteModel("t", model_id_).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->DeleteModel("u", again).code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store_->GetModel("t", again).ok());
+  EXPECT_TRUE(store_->GetJob("t", job_id_).ok());
+}
+
+TEST_F(PrivacyLedgerTest, AModelThatLinksACompactedCopyToItsRootBudgetCannotBeDeleted) {
+  // A retraining of servers before issue 17: the successor trained on a
+  // compacted copy, whose budget is found through model_id_.
+  DatasetRecord d;
+  d.tenant = "t";
+  d.name = "without deleted rows";
+  absl::StatusOr<DatasetRecord> derived = store_->InsertDataset(d, MakeData(kRows - 1));
+  ASSERT_TRUE(derived.ok());
+  const std::string successor = AddModel(derived->id);
+  RetrainingRecord retraining;
+  retraining.model_id = model_id_;
+  retraining.job_id = store_->GetModel("t", successor)->job_id;
+  retraining.dataset_id = derived->id;
+  ASSERT_TRUE(store_->RecordRetraining("t", retraining).ok());
+  ASSERT_TRUE(Spend("app", 1.0, 0.25, 3, {}, successor).ok());
+
+  const absl::Status refused = store_->DeleteModel("t", model_id_);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
+  EXPECT_TRUE(absl::StrContains(refused.message(), derived->id)) << refused;
+  EXPECT_TRUE(store_->GetModel("t", model_id_).ok());
+  // The leaf goes, and so does its job; the lineage record stays, so a model
+  // trained again on the copy still spends from the root's budget.
+  ASSERT_TRUE(store_->DeleteModel("t", successor).ok());
+  ASSERT_TRUE(store_->DeleteJob("t", retraining.job_id).ok());
+  const std::string again = AddModel(derived->id);
+  EXPECT_EQ(Get("app", again).dataset_id, DatasetOf(model_id_));
+  EXPECT_EQ(Get("app", again).spent_quanta, Quanta(0.75));
+  EXPECT_EQ(Spend("app", 1.0, 0.5, 1, {}, again).status().code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
+TEST_F(PrivacyLedgerTest, ALiveRetrainingBlocksDeletingItsModelAndTheLedgerGoesWithIt) {
+  ASSERT_TRUE(Delete({1, 2}).ok());
+  JobRecord j;
+  j.tenant = "t";
+  j.dataset_id = DatasetOf(model_id_);
+  j.name = "retraining";
+  j.spec = "spec";
+  absl::StatusOr<JobRecord> job = store_->InsertJob(j);
+  ASSERT_TRUE(job.ok());
+  RetrainingRecord in_place;
+  in_place.model_id = model_id_;
+  in_place.job_id = job->id;
+  in_place.dataset_id = DatasetOf(model_id_);
+  ASSERT_TRUE(store_->RecordRetraining("t", in_place).ok());
+
+  for (bool running : {false, true}) {
+    if (running) ASSERT_TRUE(store_->ClaimNextQueuedJob().ok());
+    const absl::Status refused = store_->DeleteModel("t", model_id_);
+    EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
+    EXPECT_TRUE(absl::StrContains(refused.message(), job->id)) << refused;
+    EXPECT_TRUE(absl::StrContains(refused.message(), running ? "RUNNING" : "QUEUED")) << refused;
+    EXPECT_EQ(D(), 2);
+    // A running job is not deleted either.
+    EXPECT_EQ(store_->DeleteJob("t", job->id).code(), absl::StatusCode::kFailedPrecondition);
+  }
+  ASSERT_TRUE(store_->RequestCancel("t", job->id).ok());
+  ASSERT_TRUE(store_->MarkCancelled(job->id).ok());
+  ASSERT_TRUE(store_->DeleteModel("t", model_id_).ok());
+  EXPECT_EQ(store_->ListDeletions("t", model_id_).status().code(), absl::StatusCode::kNotFound);
+  // The cancelled retraining job is deleted without complaint.
+  EXPECT_TRUE(store_->DeleteJob("t", job->id).ok());
+  Reopen();
+  EXPECT_EQ(store_->GetJob("t", job->id).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(PrivacyLedgerTest, DeletingAnInPlaceRetrainingJobDropsItsRecord) {
+  // The retraining failed: its record goes with the job, so the model has
+  // no retraining and a later one can be recorded.
+  JobRecord j;
+  j.tenant = "t";
+  j.dataset_id = DatasetOf(model_id_);
+  j.name = "retraining";
+  j.spec = "spec";
+  absl::StatusOr<JobRecord> job = store_->InsertJob(j);
+  ASSERT_TRUE(job.ok());
+  RetrainingRecord in_place;
+  in_place.model_id = model_id_;
+  in_place.job_id = job->id;
+  in_place.dataset_id = DatasetOf(model_id_);
+  ASSERT_TRUE(store_->RecordRetraining("t", in_place).ok());
+  ASSERT_TRUE(store_->ClaimNextQueuedJob().ok());
+  ASSERT_TRUE(store_->FailJob(job->id, "out of memory").ok());
+  ASSERT_TRUE(store_->GetRetraining("t", model_id_)->has_value());
+  ASSERT_TRUE(store_->DeleteJob("t", job->id).ok());
+  EXPECT_FALSE(store_->GetRetraining("t", model_id_)->has_value());
+}
+
 }  // namespace
 }  // namespace agt::server

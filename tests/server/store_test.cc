@@ -489,6 +489,41 @@ TEST_F(StoreTest, DeleteDatasetIsAllowedAfterSuccessAndCancel) {
   EXPECT_TRUE(store_->GetModel("t", model_id).ok());
 }
 
+TEST_F(StoreTest, DeleteJobTakesOnlyFinishedJobsWithoutAModel) {
+  const DatasetRecord d = AddDataset("t");
+  const JobRecord queued = AddJob("t", d.id, "queued");
+  const JobRecord running = AddJob("t", d.id, "running");
+  ClaimExpecting(queued);  // oldest first: `queued` runs now
+  for (const JobRecord* job : {&queued, &running}) {
+    const absl::Status refused = store_->DeleteJob("t", job->id);
+    EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
+    EXPECT_TRUE(absl::StrContains(refused.message(), job->id)) << refused;
+  }
+  // A failed job goes with its checkpoint.
+  ASSERT_TRUE(store_->SaveCheckpoint(queued.id, MakeState(2, 13, 2), MakeProgress(2)).ok());
+  ASSERT_TRUE(store_->FailJob(queued.id, "boom").ok());
+  ASSERT_TRUE(store_->DeleteJob("t", queued.id).ok());
+  EXPECT_EQ(store_->GetJob("t", queued.id).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->LoadCheckpoint(queued.id).status().code(), absl::StatusCode::kNotFound);
+  // A succeeded job waits for its model.
+  ClaimExpecting(running);
+  absl::StatusOr<std::string> model =
+      store_->CompleteJob(running.id, MakeModel(13, 2), MakeProgress(9));
+  ASSERT_TRUE(model.ok()) << model.status();
+  const absl::Status blocked = store_->DeleteJob("t", running.id);
+  EXPECT_EQ(blocked.code(), absl::StatusCode::kFailedPrecondition) << blocked;
+  EXPECT_TRUE(absl::StrContains(blocked.message(), *model)) << blocked;
+  EXPECT_EQ(store_->DeleteJob("u", running.id).code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(store_->DeleteModel("t", *model).ok());
+  ASSERT_TRUE(store_->DeleteJob("t", running.id).ok());
+  EXPECT_EQ(store_->DeleteJob("t", running.id).code(), absl::StatusCode::kNotFound);
+  absl::StatusOr<Page<JobRecord>> left = store_->ListJobs("t", std::nullopt, 10, "");
+  ASSERT_TRUE(left.ok());
+  EXPECT_TRUE(left->items.empty());
+  // The dataset is free again.
+  EXPECT_TRUE(store_->DeleteDataset("t", d.id).ok());
+}
+
 // ---- tenants
 
 TEST_F(StoreTest, AnotherTenantsRecordsAreNotFoundExactlyLikeUnknownIds) {
