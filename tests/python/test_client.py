@@ -12,7 +12,7 @@ import grpc
 import numpy as np
 
 import agt_client
-from agt.v1 import (models_pb2, models_pb2_grpc, training_pb2)
+from agt.v1 import common_pb2, models_pb2, models_pb2_grpc, training_pb2
 from agt_client import errors
 from server_fixture import AgtServer
 
@@ -200,6 +200,12 @@ class ClientE2eTest(unittest.TestCase):
                 self.assertEqual(cert.upper[i, b].tolist(), list(bounds.upper))
             self.assertEqual(cert.nominal_logits[i].tolist(), list(point.nominal_logits))
         np.testing.assert_array_equal(cert.stable_at(30), cert.stable[:, 3])
+        # In calls of 3 rows (3 + 3 + 2): the same certificates, in order.
+        split = self.client.certify(self.model_id, QUERIES, labels=labels, rows_per_call=3)
+        np.testing.assert_array_equal(split.lower, cert.lower)
+        np.testing.assert_array_equal(split.upper, cert.upper)
+        np.testing.assert_array_equal(split.largest_stable_n, cert.largest_stable_n)
+        np.testing.assert_array_equal(split.correct, cert.correct)
         with self.assertRaisesRegex(ValueError, "n=2 is not a budget"):
             cert.stable_at(2)
         self.assertTrue(cert.certified_unchanged.all())  # no deletions on this model
@@ -304,6 +310,44 @@ class ClientE2eTest(unittest.TestCase):
         with agt_client.Client(SERVER.target, token=OTHER) as other:
             with self.assertRaises(agt_client.NotFound):  # tenants never see each other
                 other.get_model(self.model_id)
+
+
+class JobSpecTest(unittest.TestCase):
+    """make_job_spec against messages built field by field with the stubs."""
+
+    def test_keys_shortcuts_and_enum_names_make_the_same_message(self):
+        made = agt_client.make_job_spec(
+            {"name": "p", "budgets": [1, {"n": 2, "label_n": 1}]}, dataset="ds-1",
+            hidden_widths=np.array([8, 4]), loss="cross_entropy", learning_rate=0.1,
+            momentum=0.9, perturbation={"kind": "poisoning", "epsilon": 0.05,
+                                        "labels": {"flip": True}},
+            rounding="ROUNDING_MODE_NEAREST", interval_product="exact")
+        expected = training_pb2.TrainingJobSpec(
+            name="p", dataset_id="ds-1", hidden_widths=[8, 4],
+            loss=common_pb2.LOSS_CROSS_ENTROPY,
+            optimizer=training_pb2.Optimizer(learning_rate=0.1, momentum=0.9),
+            perturbation=training_pb2.Perturbation(
+                kind=common_pb2.PERTURBATION_KIND_POISONING, epsilon=0.05,
+                labels=training_pb2.LabelPerturbation(flip=True)),
+            budgets=[training_pb2.Budget(n=1), training_pb2.Budget(n=2, label_n=1)],
+            rounding=common_pb2.ROUNDING_MODE_NEAREST,
+            interval_product=common_pb2.INTERVAL_PRODUCT_EXACT)
+        self.assertEqual(made, expected)
+
+    def test_an_optimizer_message_merges_with_top_level_keys(self):
+        made = agt_client.make_job_spec(optimizer=training_pb2.Optimizer(l2=0.01),
+                                        learning_rate=0.5)
+        self.assertEqual(made.optimizer, training_pb2.Optimizer(l2=0.01, learning_rate=0.5))
+        with self.assertRaisesRegex(ValueError, "both"):
+            agt_client.make_job_spec(optimizer={"learning_rate": 1}, learning_rate=0.5)
+
+    def test_wrong_types_name_the_field(self):
+        with self.assertRaisesRegex(ValueError, "batch_size"):
+            agt_client.make_job_spec(batch_size="big")
+        with self.assertRaisesRegex(ValueError, r"budgets\[1\]"):
+            agt_client.make_job_spec(budgets=[1, "two"])
+        with self.assertRaisesRegex(ValueError, "hidden_widths: expected a list"):
+            agt_client.make_job_spec(hidden_widths=8)
 
 
 def _varint(value):

@@ -14,8 +14,13 @@ import numpy as np
 from . import errors, results, spec as _spec
 from ._stubs import pb
 
-# The server refuses upload chunks over 1 MiB (agt-server --help).
+# The server refuses upload chunks over 1 MiB and requests over 64 MiB
+# (agt-server --help).
 UPLOAD_CHUNK_BYTES = 1 << 20
+MAX_REQUEST_BYTES = 64 << 20
+# Rows per CertifyPredictions call, as agtctl certify: bounded requests and
+# answers however many rows are asked for.
+CERTIFY_ROWS_PER_CALL = 1000
 _FINAL_STATES = None  # filled on first use (needs the stubs)
 
 
@@ -67,7 +72,7 @@ class Client:
     def __init__(self, target, token=None, *, tls=False, tls_ca_file=None, tls_server_name=None,
                  timeout=60.0, watch_timeout=None, retries=2):
         options = [("grpc.max_receive_message_length", 256 << 20),
-                   ("grpc.max_send_message_length", UPLOAD_CHUNK_BYTES + (64 << 10))]
+                   ("grpc.max_send_message_length", MAX_REQUEST_BYTES)]
         if tls:
             roots = None
             if tls_ca_file:
@@ -106,10 +111,18 @@ class Client:
     # -- plumbing ----------------------------------------------------------
 
     def _call(self, method, request, retry=False):
+        """method(request) under the client's deadline and token; errors as AgtError.
+
+        retry: the request carries a request id, so an UNAVAILABLE answer
+        (the call may or may not have reached the server) is retried as is.
+        A streaming request is given as a function that makes a fresh
+        iterator for every attempt.
+        """
         attempts = 1 + (self._retries if retry else 0)
         for attempt in range(attempts):
             try:
-                return method(request, timeout=self._timeout, metadata=self._metadata)
+                return method(request() if callable(request) else request,
+                              timeout=self._timeout, metadata=self._metadata)
             except grpc.RpcError as error:
                 if retry and attempt + 1 < attempts and \
                         error.code() == grpc.StatusCode.UNAVAILABLE:
@@ -156,8 +169,7 @@ class Client:
             for at in range(0, len(data), UPLOAD_CHUNK_BYTES):
                 yield pb.datasets.UploadDatasetRequest(chunk=data[at:at + UPLOAD_CHUNK_BYTES])
 
-        upload = self._datasets.UploadDataset
-        return self._call(lambda _, **kw: upload(messages(), **kw), None, retry=True).dataset
+        return self._call(self._datasets.UploadDataset, messages, retry=True).dataset
 
     def get_dataset(self, dataset_id):
         """The agt.v1.Dataset with this id."""
@@ -269,23 +281,37 @@ class Client:
         return self._call(self._models.ExportModel,
                           pb.models.ExportModelRequest(model_id=model_id))
 
-    def certify(self, model_id, inputs, labels=None, *, test_epsilon=0.0, stability_rule=None):
+    def certify(self, model_id, inputs, labels=None, *, test_epsilon=0.0, stability_rule=None,
+                rows_per_call=CERTIFY_ROWS_PER_CALL):
         """Certifies predictions for inputs (P, D); returns results.Certificates.
 
         Per-budget axes follow Certificates.n, the model's budgets' n values;
         largest_stable_n is an n (-1: stable at none). labels (P,) fill
         Certificates.correct. test_epsilon > 0 also lets every input move in
         that l-infinity ball. stability_rule: "margin" (default) or "softmax".
+        The rows go in calls of at most rows_per_call (certificates are per
+        row, so the split changes nothing but the size of each call).
         """
-        request = pb.models.CertifyPredictionsRequest(
-            model_id=model_id, inputs=to_matrix(inputs), test_epsilon=test_epsilon)
-        if stability_rule is not None:
-            request.stability_rule = _enum(pb.common.StabilityRule, "STABILITY_RULE_",
-                                           stability_rule)
-        if labels is not None:
-            request.labels.extend(np.asarray(labels, dtype=np.float64).ravel().tolist())
-        response = self._call(self._models.CertifyPredictions, request)
-        return results.certificates_from_proto(response, self.get_model(model_id),
+        x = np.asarray(inputs, dtype=np.float64)
+        x = x.reshape(1, -1) if x.ndim == 1 else x
+        y = None if labels is None else np.asarray(labels, dtype=np.float64).ravel()
+        if y is not None and y.shape[0] != x.shape[0]:
+            raise ValueError(f"{y.shape[0]} labels for {x.shape[0]} input rows")
+        rule = None if stability_rule is None else _enum(
+            pb.common.StabilityRule, "STABILITY_RULE_", stability_rule)
+        merged = pb.models.CertifyPredictionsResponse()
+        for begin in range(0, max(x.shape[0], 1), rows_per_call):
+            request = pb.models.CertifyPredictionsRequest(
+                model_id=model_id, inputs=to_matrix(x[begin:begin + rows_per_call]),
+                test_epsilon=test_epsilon)
+            if rule is not None:
+                request.stability_rule = rule
+            if y is not None:
+                request.labels.extend(y[begin:begin + rows_per_call].tolist())
+            response = self._call(self._models.CertifyPredictions, request)
+            merged.points.extend(response.points)
+            merged.guarantee = response.guarantee
+        return results.certificates_from_proto(merged, self.get_model(model_id),
                                                labels is not None)
 
     def certify_dataset(self, model_id, dataset_id, *, test_epsilon=0.0, stability_rule=None):

@@ -94,7 +94,10 @@ def make_job_spec(spec=None, **kwargs):
     optimizer_fields = training_pb2.Optimizer.DESCRIPTOR.fields_by_name
     shortcuts = {k: values.pop(k) for k in list(values) if k in optimizer_fields}
     if shortcuts:
-        optimizer = dict(values.pop("optimizer", None) or {})
+        optimizer = values.pop("optimizer", None) or {}
+        if hasattr(optimizer, "DESCRIPTOR"):  # an Optimizer message: its set fields
+            optimizer = {f.name: v for f, v in optimizer.ListFields()}
+        optimizer = dict(optimizer)
         for key, value in shortcuts.items():
             if key in optimizer:
                 raise ValueError(f"{key} given both at the top level and in optimizer")
