@@ -5,7 +5,10 @@ generated stubs, not the package) or from the data the test made, never
 from the package under test.
 """
 
-import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
 import unittest
 
 import grpc
@@ -310,6 +313,31 @@ class ClientE2eTest(unittest.TestCase):
         with agt_client.Client(SERVER.target, token=OTHER) as other:
             with self.assertRaises(agt_client.NotFound):  # tenants never see each other
                 other.get_model(self.model_id)
+
+
+@unittest.skipIf(shutil.which("openssl") is None, "no openssl command")
+class TlsTest(unittest.TestCase):
+    """Client(tls=True) against agt-server --tls-cert/--tls-key with a self-signed cert."""
+
+    def test_the_ca_file_is_trusted_and_the_system_roots_are_not(self):
+        with tempfile.TemporaryDirectory(prefix="agt_py_tls_") as tmp:
+            cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+                            "-subj", "/CN=agt-test", "-addext",
+                            "subjectAltName=DNS:agt-test,IP:127.0.0.1",
+                            "-keyout", key, "-out", cert],
+                           check=True, capture_output=True, timeout=60)
+            with AgtServer(["--tls-cert", cert, "--tls-key", key]) as server:
+                with agt_client.Client(server.target, tls=True, tls_ca_file=cert,
+                                       tls_server_name="agt-test") as client:
+                    self.assertEqual(client.list_models(), [])
+                with agt_client.Client(server.target, tls=True, timeout=5) as untrusted:
+                    with self.assertRaises(agt_client.Unavailable):
+                        untrusted.list_models()
+                with agt_client.Client(server.target, timeout=5) as plain:
+                    with self.assertRaises(agt_client.Unavailable):
+                        plain.list_models()
 
 
 class JobSpecTest(unittest.TestCase):
