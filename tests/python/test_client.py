@@ -315,6 +315,32 @@ class ClientE2eTest(unittest.TestCase):
                 other.get_model(self.model_id)
 
 
+class ShutdownTest(unittest.TestCase):
+
+    def test_a_server_stopping_mid_job_raises_unavailable_from_wait(self):
+        with AgtServer() as server, agt_client.Client(server.target) as client:
+            x, y = linear_data(400, 2)
+            dataset = client.upload_dataset(x, y, num_classes=2)
+            spec = removal_spec(dataset.id)
+            spec.update(epochs=10000, batch_size=10, budgets=[1])
+            job = client.submit_job(spec)
+            events = []
+
+            def stop_after_first_progress(event):
+                events.append(event)
+                if event.progress.iteration > 0 and server.process.poll() is None:
+                    server.process.terminate()
+
+            # The server ends the stream with UNAVAILABLE: an exception, not
+            # a JobFailed for a job that is only paused.
+            with self.assertRaises(agt_client.Unavailable) as caught:
+                client.wait(job.id, on_progress=stop_after_first_progress)
+            self.assertEqual(caught.exception.code, grpc.StatusCode.UNAVAILABLE)
+            self.assertNotIn(events[-1].state, (training_pb2.JOB_STATE_SUCCEEDED,
+                                                training_pb2.JOB_STATE_FAILED,
+                                                training_pb2.JOB_STATE_CANCELLED))
+
+
 @unittest.skipIf(shutil.which("openssl") is None, "no openssl command")
 class TlsTest(unittest.TestCase):
     """Client(tls=True) against agt-server --tls-cert/--tls-key with a self-signed cert."""

@@ -1,4 +1,4 @@
-"""The AGT client: one gRPC channel to agt-server and its six services.
+"""The AGT client: one gRPC channel to agt-server and its five agt.v1 services.
 
 Thread-safety: a Client may be shared by threads (gRPC channels and stubs
 are); its model cache is a dict filled with immutable answers, so a race
@@ -21,16 +21,8 @@ MAX_REQUEST_BYTES = 64 << 20
 # Rows per CertifyPredictions call, as agtctl certify: bounded requests and
 # answers however many rows are asked for.
 CERTIFY_ROWS_PER_CALL = 1000
-_FINAL_STATES = None  # filled on first use (needs the stubs)
-
-
-def _final_states():
-    global _FINAL_STATES
-    if _FINAL_STATES is None:
-        js = pb.training.JobState
-        _FINAL_STATES = {js.Value("JOB_STATE_SUCCEEDED"), js.Value("JOB_STATE_FAILED"),
-                         js.Value("JOB_STATE_CANCELLED")}
-    return _FINAL_STATES
+_FINAL_STATES = frozenset({pb.training.JOB_STATE_SUCCEEDED, pb.training.JOB_STATE_FAILED,
+                           pb.training.JOB_STATE_CANCELLED})
 
 
 def new_request_id():
@@ -248,9 +240,14 @@ class Client:
         for event in self.watch(job_id):
             if on_progress is not None:
                 on_progress(event)
-            if event.state in _final_states():
+            if event.state in _FINAL_STATES:
                 break
         job = self.get_job(job_id)
+        if job.state not in _FINAL_STATES:
+            # The server ends watches when it shuts down; the job stays queued.
+            raise errors.Unavailable(
+                f"the watch of job {job_id} ended while it was "
+                f"{pb.training.JobState.Name(job.state)} (server shutting down?); wait again")
         if raise_on_failure and job.state != pb.training.JOB_STATE_SUCCEEDED:
             raise errors.JobFailed(job)
         return job
