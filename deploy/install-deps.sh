@@ -9,6 +9,11 @@ packages=(
   libgtest-dev libgmock-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libsqlite3-dev sqlite3 libssl-dev
+  # The Python client (client/python) and its tests: stubs need grpcio and
+  # protobuf, arrays numpy; the offline pip install test needs venv, pip,
+  # setuptools and wheel; the TLS test makes its certificate with openssl.
+  python3 python3-grpcio python3-protobuf python3-numpy
+  python3-venv python3-pip python3-setuptools python3-wheel openssl
 )
 
 missing=()
