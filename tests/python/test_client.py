@@ -174,6 +174,22 @@ class ClientE2eTest(unittest.TestCase):
             self.client.wait(job.id)
         self.assertEqual(caught.exception.job.state, training_pb2.JOB_STATE_CANCELLED)
 
+    def test_models_and_jobs_are_deleted_in_order(self):
+        spec = removal_spec(self.dataset.id)
+        spec.update(epochs=1)
+        job = self.client.train(spec)
+        self.client.certify(job.model_id, QUERIES[:2])
+        with self.assertRaises(agt_client.FailedPrecondition) as caught:
+            self.client.delete_job(job.id)
+        self.assertIn("delete the model first", caught.exception.message)
+        self.client.delete_model(job.model_id)
+        with self.assertRaises(agt_client.NotFound):
+            self.client.certify(job.model_id, QUERIES[:2])
+        self.assertNotIn(job.model_id, [m.id for m in self.client.list_models()])
+        self.client.delete_job(job.id)
+        with self.assertRaises(agt_client.NotFound):
+            self.client.get_job(job.id)
+
     # -- certificates -------------------------------------------------------
 
     def test_certificates_report_n_values_of_the_models_budgets(self):

@@ -213,6 +213,14 @@ class Client:
         return self._call(self._training.CancelJob,
                           pb.training.CancelJobRequest(job_id=job_id)).job
 
+    def delete_job(self, job_id):
+        """Deletes a finished job and its checkpoint.
+
+        FailedPrecondition while it is queued or running (cancel it first) or
+        while the model it produced exists (delete_model first).
+        """
+        self._call(self._training.DeleteJob, pb.training.DeleteJobRequest(job_id=job_id))
+
     def watch(self, job_id):
         """Iterates over the job's agt.v1.JobEvent messages until it reaches a final state.
 
@@ -277,6 +285,16 @@ class Client:
         """The agt.v1.ExportModelResponse: the model and every budget's parameter box."""
         return self._call(self._models.ExportModel,
                           pb.models.ExportModelRequest(model_id=model_id))
+
+    def delete_model(self, model_id):
+        """Deletes a model with its boxes and deletion ledger; its job stays.
+
+        The privacy budget of its training data stays (a model trained again
+        on the same data spends from it). FailedPrecondition while a
+        retraining of the model is queued or running.
+        """
+        self._call(self._models.DeleteModel, pb.models.DeleteModelRequest(model_id=model_id))
+        self._model_cache.pop(model_id, None)
 
     def certify(self, model_id, inputs, labels=None, *, test_epsilon=0.0, stability_rule=None,
                 rows_per_call=CERTIFY_ROWS_PER_CALL):
