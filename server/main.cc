@@ -342,7 +342,8 @@ int main(int argc, char** argv) {
     }
   }
   if (args.size() == 1 && args[0] == "--version") {
-    std::cout << "agt-server " << AGT_VERSION_STRING << " (database schema "
+    std::cout << "agt-server " << AGT_VERSION_STRING << " (commit " << AGT_GIT_COMMIT
+              << ", database schema "
               << agt::server::Store::SchemaVersion() << ")\n";
     return 0;
   }

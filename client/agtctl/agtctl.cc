@@ -254,7 +254,7 @@ int RunAgtctl(const std::vector<std::string>& args, const EnvLookup& env, std::o
   const std::string top_hint = "Run 'agtctl --help' for usage.";
 
   if (args.size() == 1 && args[0] == "--version") {
-    out << "agtctl " << AGT_VERSION_STRING << " (API agt.v1)\n";
+    out << "agtctl " << AGT_VERSION_STRING << " (commit " << AGT_GIT_COMMIT << ", API agt.v1)\n";
     return kExitOk;
   }
   absl::StatusOr<ParsedArgs> leading = ParseFlags(args, globals, /*stop_at_first_positional=*/true);

@@ -29,7 +29,7 @@ using nlohmann::json;
 
 namespace {
 
-constexpr char kVersion[] = "agt " AGT_VERSION_STRING;
+constexpr char kVersion[] = "agt " AGT_VERSION_STRING " (commit " AGT_GIT_COMMIT ")";
 
 constexpr char kMainHelp[] = R"(agt: Abstract Gradient Training (AGT), offline tool.
 
