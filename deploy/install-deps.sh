@@ -9,6 +9,8 @@ packages=(
   libgtest-dev libgmock-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libsqlite3-dev sqlite3 libssl-dev
+  # agtctl plot: .png output (rsvg-convert); tests parse the SVG with python3.
+  librsvg2-bin python3
 )
 
 missing=()
