@@ -85,10 +85,10 @@ int PlotCertified(CommandContext& ctx) {
   chart.height = kHeight;
   chart.title = regression ? "Certified MSE bounds vs budget n" : "Certified accuracy vs budget n";
   chart.subtitle = absl::StrCat(
-      "model ", model->model().id(), " on dataset ", *dataset_id, " (", cert->num_rows(), " rows",
+      "model ", model->model().id(), ", dataset ", *dataset_id, " (", cert->num_rows(), " rows",
       request.test_epsilon() > 0 ? absl::StrFormat(", test epsilon %g", request.test_epsilon())
                                  : "",
-      "; n = rows per batch, ", PerturbationName(model->model().perturbation().kind()), ")");
+      "), ", PerturbationName(model->model().perturbation().kind()), " budgets");
   chart.x.label = "budget n (perturbed rows per batch)";
   std::vector<plot::Series> series(3);
   if (regression) {

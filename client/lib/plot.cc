@@ -205,12 +205,12 @@ absl::StatusOr<std::string> RenderSvg(const Chart& chart) {
   svg << absl::StrFormat(
       "<text class=\"title\" x=\"%.1f\" y=\"28\" font-size=\"18\" font-weight=\"bold\" "
       "text-anchor=\"middle\">%s</text>\n",
-      (left + right) / 2, Escape(chart.title));
+      chart.width / 2.0, Escape(chart.title));
   if (!chart.subtitle.empty()) {
     svg << absl::StrFormat(
         "<text class=\"subtitle\" x=\"%.1f\" y=\"48\" font-size=\"12\" fill=\"#444\" "
         "text-anchor=\"middle\">%s</text>\n",
-        (left + right) / 2, Escape(chart.subtitle));
+        chart.width / 2.0, Escape(chart.subtitle));
   }
 
   // Grid and ticks.

@@ -25,7 +25,9 @@ bool WidthHistory::Due(int64_t iteration) const {
 void WidthHistory::Decimate() {
   std::vector<WidthPointRecord>& points = record_.points;
   size_t kept = 0;
-  for (size_t i = 0; i < points.size(); i += 2) points[kept++] = std::move(points[i]);
+  for (size_t i = 0; i < points.size(); i += 2, ++kept) {
+    if (kept != i) points[kept] = std::move(points[i]);  // never a self-move
+  }
   points.resize(kept);
   record_.stride *= 2;
 }
