@@ -27,7 +27,7 @@ namespace {
 
 // Okabe-Ito: told apart with every common colour-vision deficiency.
 constexpr const char* kColours[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7",
-                                    "#E69F00", "#56B4E9", "#000000", "#999933"};
+                                    "#000000", "#E69F00", "#56B4E9", "#999933"};
 constexpr const char* kDashes[] = {"", "9 4", "2 3", "9 3 2 3", "5 5", "12 3 2 3 2 3"};
 constexpr int kColourCount = sizeof(kColours) / sizeof(kColours[0]);
 constexpr int kDashCount = sizeof(kDashes) / sizeof(kDashes[0]);

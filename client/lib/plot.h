@@ -37,7 +37,7 @@ struct LinearTicks {
   double step = 1.0;
   std::vector<double> ticks;  // lo, lo + step, ..., hi
 };
-LinearTicks NiceLinearTicks(double lo, double hi, int target = 5);
+LinearTicks NiceLinearTicks(double lo, double hi, int target = 6);
 
 // Ticks of a log axis for positive lo <= hi: the powers of ten from
 // 10^floor(log10 lo) to 10^ceil(log10 hi) (at least one decade), every

@@ -572,10 +572,10 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
     model.boxes.push_back(std::move(box));
   }
   *phase = "checking the bounds for vacuous certificates";
-  // Bounded work: at most kVacuitySampleRows rows, certified in chunks like
-  // any CertifyDataset call (well under a second for the models a job may
-  // train), so a stop request waits for it rather than storing the model
-  // unchecked.
+  // Bounded work: at most kVacuitySampleRows rows through the forward bound
+  // pass of every box, in chunks like any CertifyDataset call (no more than
+  // the forward passes of one epoch of the training just done), so a stop
+  // request waits for it rather than storing the model unchecked.
   absl::StatusOr<std::vector<JobWarningRecord>> warnings =
       VacuityWarnings(model, vacuity_sample);
   if (warnings.ok()) {
@@ -584,11 +584,8 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
     LogError(absl::StrCat("job ", job.id, ": vacuity check not done: ",
                           warnings.status().ToString()));
   }
-  if (!model.warnings.empty()) {
-    // metrics: vacuous job
-    for (const JobWarningRecord& w : model.warnings) {
-      LogError(absl::StrCat("job ", job.id, ": warning: ", w.message));
-    }
+  for (const JobWarningRecord& w : model.warnings) {
+    LogError(absl::StrCat("job ", job.id, ": warning: ", w.message));
   }
   *phase = "storing the model";
   progress.eta_seconds = 0.0;
@@ -599,6 +596,9 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
       });
   if (!model_id.ok()) {
     return fail(absl::StrCat("storing the model: ", model_id.status().message()));
+  }
+  if (!model.warnings.empty()) {
+    // metrics: vacuous job
   }
   PublishFromStore(job);
 }
