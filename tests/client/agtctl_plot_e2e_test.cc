@@ -169,6 +169,24 @@ TEST_F(AgtctlPlotE2eTest, BadPlotRequestsAreUsageOrNotFoundErrors) {
   EXPECT_FALSE(std::filesystem::exists(dir_ / "x.svg"));
 }
 
+TEST_F(AgtctlPlotE2eTest, APngWithoutRsvgConvertIsAClearError) {
+  StartServer();
+  const std::string model = TrainModel("moons", MoonsCsv(1000, 5), kJob);
+  ASSERT_FALSE(model.empty());
+  // A PATH without rsvg-convert.
+  std::filesystem::create_directories(dir_ / "empty_bin");
+  const std::string png = (dir_ / "w.png").string();
+  CommandResult r = RunCommand({AGTCTL_BINARY, "--server", target_, "plot", "width", "--model",
+                                model, "-o", png},
+                               {{"PATH", (dir_ / "empty_bin").string()}},
+                               std::chrono::seconds(60));
+  EXPECT_EXIT_CODE(r, 1);
+  EXPECT_TRUE(absl::StrContains(r.err, "rsvg-convert is not installed")) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "librsvg2-bin")) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(png));
+  EXPECT_FALSE(std::filesystem::exists(png + ".tmp.svg"));
+}
+
 TEST_F(AgtctlPlotE2eTest, AnExplodedJobWarnsInTrainJobsGetAndModelGet) {
   StartServer();
   CommandResult upload =
