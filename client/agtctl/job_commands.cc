@@ -300,7 +300,8 @@ int ListJobs(CommandContext& ctx) {
   for (const auto& j : all.jobs()) {
     std::string state = JobStateName(j.state());
     if (j.warnings_size() > 0) {
-      absl::StrAppend(&state, " (", j.warnings_size(), j.warnings_size() == 1 ? " warning)" : " warnings)");
+      absl::StrAppend(&state, " (", j.warnings_size(),
+                      j.warnings_size() == 1 ? " warning)" : " warnings)");
     }
     table.AddRow({j.id(), j.spec().name(), state,
                   absl::StrCat(j.progress().iteration(), "/", j.progress().total_iterations()),

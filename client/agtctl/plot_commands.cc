@@ -152,8 +152,10 @@ int PlotWidth(CommandContext& ctx) {
   chart.markers = history->points_size() <= 30;
   chart.title = "Bound width over training";
   chart.subtitle = absl::StrCat("job ", history->job_id(), ": ", history->points_size(),
-                                " recorded iterations of ", history->total_iterations(),
-                                " (every ", history->stride(), ")");
+                                " recorded of ", history->total_iterations(), " iterations (",
+                                history->stride() == 1 ? std::string("every one")
+                                                       : absl::StrCat("one in ", history->stride()),
+                                ")");
   chart.x.label = "iteration";
   chart.y.label = "total bound width (sum of upper - lower)";
   chart.y.log = true;
@@ -173,36 +175,36 @@ int PlotWidth(CommandContext& ctx) {
 
 std::vector<Command> PlotCommands() {
   std::vector<Command> commands;
-  commands.push_back(Command{
-      {"plot", "certified"},
-      "--model ID --dataset ID [--test-epsilon E] -o FILE",
-      "plot certified accuracy, nominal accuracy and stable fraction vs the budget n",
-      "Certifies the stored labelled dataset against the model (CertifyDataset) and draws\n"
-      "one line per figure over the model's budgets n, on [0, 1]. For a regression model:\n"
-      "worst-case, nominal and best-case MSE. FILE ends in .svg, or .png (converted with\n"
-      "rsvg-convert from Debian's librsvg2-bin). Example:\n"
-      "  agtctl plot certified --model mdl-... --dataset ds-... -o certified.svg\n",
-      {{"model", true, 0, "ID", "the model"},
-       {"dataset", true, 0, "ID", "a stored labelled dataset with the model's features"},
-       {"test-epsilon", true, 0, "E", "also let every input move within this l-inf radius"},
-       {"out", true, 'o', "FILE", "the picture to write (.svg or .png)"}},
-      0,
-      0,
-      PlotCertified});
-  commands.push_back(Command{
-      {"plot", "width"},
-      "--job ID | --model ID -o FILE",
-      "plot the total bound width per budget over training iterations (log scale)",
-      "Reads the job's stored width history (GetTrainingHistory: at most 1024 points\n"
-      "spread over the whole run) and draws one line per budget n; a zero width (n = 0)\n"
-      "cannot be drawn on the log axis and is listed as not drawn. Example:\n"
-      "  agtctl plot width --model mdl-... -o width.png\n",
-      {{"job", true, 0, "ID", "the job"},
-       {"model", true, 0, "ID", "the model (its training job)"},
-       {"out", true, 'o', "FILE", "the picture to write (.svg or .png)"}},
-      0,
-      0,
-      PlotWidth});
+  commands.push_back(
+      Command{{"plot", "certified"},
+              "--model ID --dataset ID [--test-epsilon E] -o FILE",
+              "plot certified accuracy, nominal accuracy and stable fraction vs the budget n",
+              "Certifies the stored labelled dataset against the model (CertifyDataset) and draws\n"
+              "one line per figure over the model's budgets n, on [0, 1]. For a regression model:\n"
+              "worst-case, nominal and best-case MSE. FILE ends in .svg, or .png (converted with\n"
+              "rsvg-convert from Debian's librsvg2-bin). Example:\n"
+              "  agtctl plot certified --model mdl-... --dataset ds-... -o certified.svg\n",
+              {{"model", true, 0, "ID", "the model"},
+               {"dataset", true, 0, "ID", "a stored labelled dataset with the model's features"},
+               {"test-epsilon", true, 0, "E", "also let every input move within this l-inf radius"},
+               {"out", true, 'o', "FILE", "the picture to write (.svg or .png)"}},
+              0,
+              0,
+              PlotCertified});
+  commands.push_back(
+      Command{{"plot", "width"},
+              "--job ID | --model ID -o FILE",
+              "plot the total bound width per budget over training iterations (log scale)",
+              "Reads the job's stored width history (GetTrainingHistory: at most 1024 points\n"
+              "spread over the whole run) and draws one line per budget n; a zero width (n = 0)\n"
+              "cannot be drawn on the log axis and is listed as not drawn. Example:\n"
+              "  agtctl plot width --model mdl-... -o width.png\n",
+              {{"job", true, 0, "ID", "the job"},
+               {"model", true, 0, "ID", "the model (its training job)"},
+               {"out", true, 'o', "FILE", "the picture to write (.svg or .png)"}},
+              0,
+              0,
+              PlotWidth});
   return commands;
 }
 

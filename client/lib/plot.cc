@@ -33,8 +33,8 @@ constexpr int kColourCount = sizeof(kColours) / sizeof(kColours[0]);
 constexpr int kDashCount = sizeof(kDashes) / sizeof(kDashes[0]);
 
 std::string Escape(const std::string& text) {
-  return absl::StrReplaceAll(
-      text, {{"&", "&amp;"}, {"<", "&lt;"}, {">", "&gt;"}, {"\"", "&quot;"}});
+  return absl::StrReplaceAll(text,
+                             {{"&", "&amp;"}, {"<", "&lt;"}, {">", "&gt;"}, {"\"", "&quot;"}});
 }
 
 // One axis mapped onto pixels [p0, p1] (p1 < p0 for the y axis).
@@ -245,12 +245,12 @@ absl::StatusOr<std::string> RenderSvg(const Chart& chart) {
                            xa.scale(std::pow(10.0, e)), bottom + 20, PowerOfTen(e));
   }
   for (const auto& [v, label] : ya.labelled) {
-    svg << absl::StrFormat("<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"end\">%s</text>\n",
-                           left - 8, ya.scale(v) + 4, Escape(label));
+    svg << absl::StrFormat("<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"end\">%s</text>\n", left - 8,
+                           ya.scale(v) + 4, Escape(label));
   }
   for (int e : ya.log_exponents) {
-    svg << absl::StrFormat("<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"end\">%s</text>\n",
-                           left - 8, ya.scale(std::pow(10.0, e)) + 5, PowerOfTen(e));
+    svg << absl::StrFormat("<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"end\">%s</text>\n", left - 8,
+                           ya.scale(std::pow(10.0, e)) + 5, PowerOfTen(e));
   }
   svg << "</g>\n";
   svg << absl::StrFormat(
@@ -283,8 +283,8 @@ absl::StatusOr<std::string> RenderSvg(const Chart& chart) {
       absl::StrAppend(&path, pen_down ? " L" : " M", absl::StrFormat("%.2f %.2f", px, py));
       pen_down = true;
       if (chart.markers) {
-        absl::StrAppend(&dots, absl::StrFormat("<circle cx=\"%.2f\" cy=\"%.2f\" r=\"3.5\"/>", px,
-                                               py));
+        absl::StrAppend(&dots,
+                        absl::StrFormat("<circle cx=\"%.2f\" cy=\"%.2f\" r=\"3.5\"/>", px, py));
       }
     }
     svg << absl::StrFormat(
@@ -310,8 +310,7 @@ absl::StatusOr<std::string> RenderSvg(const Chart& chart) {
     svg << absl::StrFormat(
         "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"%s\" "
         "stroke-width=\"2.2\"%s/>\n",
-        lx, ly, lx + 30, ly, colour,
-        *dash ? absl::StrCat(" stroke-dasharray=\"", dash, "\"") : "");
+        lx, ly, lx + 30, ly, colour, *dash ? absl::StrCat(" stroke-dasharray=\"", dash, "\"") : "");
     if (chart.markers) {
       svg << absl::StrFormat("<circle cx=\"%.2f\" cy=\"%.2f\" r=\"3.5\" fill=\"%s\"/>\n", lx + 15,
                              ly, colour);
@@ -358,8 +357,8 @@ absl::Status WritePlot(const std::string& svg, const std::string& path, int widt
   const std::string tmp_err = absl::StrCat(path, ".tmp.err");
   if (absl::Status s = WriteFile(tmp_svg, svg); !s.ok()) return s;
   const std::string w = absl::StrCat(width), h = absl::StrCat(height);
-  std::vector<std::string> args = {"rsvg-convert", "-w", w, "-h", h, "-f", "png", "-o", path,
-                                   tmp_svg};
+  std::vector<std::string> args = {"rsvg-convert", "-w",  w,    "-h", h,
+                                   "-f",           "png", "-o", path, tmp_svg};
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -372,12 +371,12 @@ absl::Status WritePlot(const std::string& svg, const std::string& path, int widt
   posix_spawn_file_actions_destroy(&actions);
   absl::Status result = absl::OkStatus();
   if (rc != 0) {
-    result = rc == ENOENT
-                 ? absl::FailedPreconditionError(
-                       "cannot write PNG: rsvg-convert is not installed (Debian package "
-                       "librsvg2-bin); install it, or write an .svg file")
-                 : absl::InternalError(
-                       absl::StrCat("cannot run rsvg-convert: ", std::strerror(rc)));
+    result =
+        rc == ENOENT
+            ? absl::FailedPreconditionError(
+                  "cannot write PNG: rsvg-convert is not installed (Debian package "
+                  "librsvg2-bin); install it, or write an .svg file")
+            : absl::InternalError(absl::StrCat("cannot run rsvg-convert: ", std::strerror(rc)));
   } else {
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {

@@ -52,13 +52,12 @@ absl::StatusOr<std::vector<JobWarningRecord>> VacuityWarnings(const ModelRecord&
     }
     if (Positive(box.budget)) any_finite_positive = true;
     if (box.max_width > limit) {
-      out.push_back(
-          {JobWarningCode::kBoundsTooWide, box.budget,
-           absl::StrFormat("budget %s: the widest parameter interval is %.3g, more than %g x "
-                           "max(1, largest nominal |parameter| %.3g) = %.3g; its certificates "
-                           "are vacuous",
-                           BudgetName(box.budget), box.max_width, kVacuousWidthRatio, scale,
-                           limit)});
+      out.push_back({JobWarningCode::kBoundsTooWide, box.budget,
+                     absl::StrFormat(
+                         "budget %s: the widest parameter interval is %.3g, more than %g x "
+                         "max(1, largest nominal |parameter| %.3g) = %.3g; its certificates "
+                         "are vacuous",
+                         BudgetName(box.budget), box.max_width, kVacuousWidthRatio, scale, limit)});
     }
   }
   if (model.num_classes <= 0 || sample.size() == 0) return out;
@@ -81,12 +80,12 @@ absl::StatusOr<std::vector<JobWarningRecord>> VacuityWarnings(const ModelRecord&
     }
   }
   if (!certified) {
-    out.push_back({JobWarningCode::kNothingCertified, std::nullopt,
-                   absl::StrFormat("no training row (%d sampled) is certified stable at any "
-                                   "budget n > 0 (stable fraction %s); the certificates are "
-                                   "vacuous: lower the learning rate, the epochs or the budgets",
-                                   sample.size(),
-                                   fractions.empty() ? "0: no finite box" : fractions)});
+    out.push_back(
+        {JobWarningCode::kNothingCertified, std::nullopt,
+         absl::StrFormat("no training row (%d sampled) is certified stable at any "
+                         "budget n > 0 (stable fraction %s); the certificates are "
+                         "vacuous: lower the learning rate, the epochs or the budgets",
+                         sample.size(), fractions.empty() ? "0: no finite box" : fractions)});
   }
   return out;
 }

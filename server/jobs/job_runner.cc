@@ -576,13 +576,12 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
   // pass of every box, in chunks like any CertifyDataset call (no more than
   // the forward passes of one epoch of the training just done), so a stop
   // request waits for it rather than storing the model unchecked.
-  absl::StatusOr<std::vector<JobWarningRecord>> warnings =
-      VacuityWarnings(model, vacuity_sample);
+  absl::StatusOr<std::vector<JobWarningRecord>> warnings = VacuityWarnings(model, vacuity_sample);
   if (warnings.ok()) {
     model.warnings = *std::move(warnings);
   } else {
-    LogError(absl::StrCat("job ", job.id, ": vacuity check not done: ",
-                          warnings.status().ToString()));
+    LogError(
+        absl::StrCat("job ", job.id, ": vacuity check not done: ", warnings.status().ToString()));
   }
   for (const JobWarningRecord& w : model.warnings) {
     LogError(absl::StrCat("job ", job.id, ": warning: ", w.message));
@@ -590,10 +589,9 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
   *phase = "storing the model";
   progress.eta_seconds = 0.0;
   history.Finish(PointOf(progress));
-  absl::StatusOr<std::string> model_id =
-      RetryWhileBusy(absl::StrCat("job ", job.id, ": storing the model"), [&] {
-        return store_->CompleteJob(job.id, model, progress, &history.record());
-      });
+  absl::StatusOr<std::string> model_id = RetryWhileBusy(
+      absl::StrCat("job ", job.id, ": storing the model"),
+      [&] { return store_->CompleteJob(job.id, model, progress, &history.record()); });
   if (!model_id.ok()) {
     return fail(absl::StrCat("storing the model: ", model_id.status().message()));
   }

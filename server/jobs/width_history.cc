@@ -5,7 +5,8 @@
 
 namespace agt::server {
 
-WidthHistory::WidthHistory(int max_points) : max_points_(std::max(2, max_points + max_points % 2)) {}
+WidthHistory::WidthHistory(int max_points)
+    : max_points_(std::max(2, max_points + max_points % 2)) {}
 
 void WidthHistory::Restore(WidthHistoryRecord stored, int64_t last_iteration) {
   record_ = std::move(stored);

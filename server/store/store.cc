@@ -330,14 +330,14 @@ struct Store::Impl {
       const int64_t code = st.ColumnInt64(1);
       if (code < static_cast<int>(JobWarningCode::kBoundsNonFinite) ||
           code > static_cast<int>(JobWarningCode::kNothingCertified)) {
-        return absl::DataLossError(absl::StrCat("job ", job_id, ": stored warning code ", code,
-                                                " is not a warning code"));
+        return absl::DataLossError(
+            absl::StrCat("job ", job_id, ": stored warning code ", code, " is not a warning code"));
       }
       JobWarningRecord w;
       w.code = static_cast<JobWarningCode>(code);
       if (st.ColumnInt64(2) >= 0) {
-        w.budget = agt::Budget{static_cast<int>(st.ColumnInt64(2)),
-                               static_cast<int>(st.ColumnInt64(3))};
+        w.budget =
+            agt::Budget{static_cast<int>(st.ColumnInt64(2)), static_cast<int>(st.ColumnInt64(3))};
       }
       w.message = st.ColumnText(4);
       out.push_back(std::move(w));
@@ -353,8 +353,9 @@ struct Store::Impl {
                     "message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
     for (size_t i = 0; i < warnings.size(); ++i) {
       const JobWarningRecord& w = warnings[i];
-      st.BindText(1, job_id).BindInt64(2, static_cast<int64_t>(i)).BindInt64(
-          3, static_cast<int>(w.code));
+      st.BindText(1, job_id)
+          .BindInt64(2, static_cast<int64_t>(i))
+          .BindInt64(3, static_cast<int>(w.code));
       // budget_n -1: the warning is about every budget.
       st.BindInt64(4, w.budget.has_value() ? w.budget->n : -1)
           .BindInt64(5, w.budget.has_value() ? w.budget->label_n : 0);
@@ -380,9 +381,9 @@ struct Store::Impl {
     for (size_t i = 0; i < history.points.size(); ++i) {
       const WidthPointRecord& p = history.points[i];
       if (p.total_width.size() != budgets) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("width history point ", i, " has ", p.total_width.size(),
-                         " widths; the first has ", budgets));
+        return absl::InvalidArgumentError(absl::StrCat("width history point ", i, " has ",
+                                                       p.total_width.size(),
+                                                       " widths; the first has ", budgets));
       }
       const Index r = static_cast<Index>(i);
       m(r, 0) = static_cast<double>(p.iteration);
@@ -401,7 +402,8 @@ struct Store::Impl {
 
   absl::StatusOr<WidthHistoryRecord> ReadHistory(const std::string& job_id) {
     STORE_ASSIGN_OR_RETURN(
-        Statement st, db->Prepare("SELECT stride, points FROM job_width_history WHERE job_id = ?1"));
+        Statement st,
+        db->Prepare("SELECT stride, points FROM job_width_history WHERE job_id = ?1"));
     st.BindText(1, job_id);
     STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
     WidthHistoryRecord out;

@@ -113,8 +113,8 @@ TEST_F(AgtctlPlotE2eTest, CertifiedAndWidthPlotsAreWellFormedSvgWithOneSeriesPer
   ASSERT_EQ(test_set.exit_code, 0) << test_set.err;
 
   const std::string certified = (dir_ / "certified.svg").string();
-  CommandResult plot = Ctl({"plot", "certified", "--model", model, "--dataset",
-                            Line(test_set.out), "-o", certified});
+  CommandResult plot = Ctl(
+      {"plot", "certified", "--model", model, "--dataset", Line(test_set.out), "-o", certified});
   EXPECT_EXIT_CODE(plot, 0);
   EXPECT_TRUE(absl::StrContains(plot.out, "wrote " + certified)) << plot.out;
   const std::string c = CheckSvg(certified);
@@ -135,7 +135,7 @@ TEST_F(AgtctlPlotE2eTest, CertifiedAndWidthPlotsAreWellFormedSvgWithOneSeriesPer
   EXPECT_TRUE(absl::StrContains(w, "xlabel=iteration\n")) << w;
   EXPECT_TRUE(absl::StrContains(w, "ylabel=total bound width (sum of upper - lower)\n")) << w;
   EXPECT_TRUE(absl::StrContains(w, "series=4\npaths=3\ncolours=4\n")) << w;
-  for (const std::string entry : {"n=0 (not drawn)", "n=1", "n=2", "n=5"}) {
+  for (const std::string& entry : std::vector<std::string>{"n=0 (not drawn)", "n=1", "n=2", "n=5"}) {
     EXPECT_TRUE(absl::StrContains(w, "legend=" + entry + "\n")) << entry << "\n" << w;
   }
   // By job id: the same history.
@@ -163,9 +163,8 @@ TEST_F(AgtctlPlotE2eTest, BadPlotRequestsAreUsageOrNotFoundErrors) {
   EXPECT_EXIT_CODE(Ctl({"plot", "width", "-o", (dir_ / "x.svg").string()}), 2);
   EXPECT_EXIT_CODE(Ctl({"plot", "width", "--job", "j", "--model", "m", "-o", "x.svg"}), 2);
   EXPECT_EXIT_CODE(Ctl({"plot", "certified", "--model", "mdl-x", "-o", "x.svg"}), 2);
-  EXPECT_EXIT_CODE(Ctl({"plot", "width", "--job", "job-0000000000000000", "-o",
-                        (dir_ / "x.svg").string()}),
-                   3);
+  EXPECT_EXIT_CODE(
+      Ctl({"plot", "width", "--job", "job-0000000000000000", "-o", (dir_ / "x.svg").string()}), 3);
   EXPECT_FALSE(std::filesystem::exists(dir_ / "x.svg"));
 }
 
@@ -176,10 +175,9 @@ TEST_F(AgtctlPlotE2eTest, APngWithoutRsvgConvertIsAClearError) {
   // A PATH without rsvg-convert.
   std::filesystem::create_directories(dir_ / "empty_bin");
   const std::string png = (dir_ / "w.png").string();
-  CommandResult r = RunCommand({AGTCTL_BINARY, "--server", target_, "plot", "width", "--model",
-                                model, "-o", png},
-                               {{"PATH", (dir_ / "empty_bin").string()}},
-                               std::chrono::seconds(60));
+  CommandResult r =
+      RunCommand({AGTCTL_BINARY, "--server", target_, "plot", "width", "--model", model, "-o", png},
+                 {{"PATH", (dir_ / "empty_bin").string()}}, std::chrono::seconds(60));
   EXPECT_EXIT_CODE(r, 1);
   EXPECT_TRUE(absl::StrContains(r.err, "rsvg-convert is not installed")) << r.err;
   EXPECT_TRUE(absl::StrContains(r.err, "librsvg2-bin")) << r.err;
@@ -192,8 +190,8 @@ TEST_F(AgtctlPlotE2eTest, AnExplodedJobWarnsInTrainJobsGetAndModelGet) {
   CommandResult upload =
       Ctl({"dataset", "upload", Write("moons.csv", MoonsCsv(200, 8)), "--name", "m", "-q"});
   ASSERT_EQ(upload.exit_code, 0) << upload.err;
-  CommandResult train = Ctl({"train", Write("job.json", kExplodingJob), "--dataset",
-                             Line(upload.out), "--wait", "-q"});
+  CommandResult train = Ctl(
+      {"train", Write("job.json", kExplodingJob), "--dataset", Line(upload.out), "--wait", "-q"});
   EXPECT_EXIT_CODE(train, 0);
   EXPECT_TRUE(absl::StrContains(train.err, "agtctl: WARNING: job ")) << train.err;
   EXPECT_TRUE(absl::StrContains(train.err, "budget n=10: the widest parameter interval"))
@@ -209,8 +207,8 @@ TEST_F(AgtctlPlotE2eTest, AnExplodedJobWarnsInTrainJobsGetAndModelGet) {
   CommandResult more =
       Ctl({"dataset", "upload", Write("more.csv", MoonsCsv(1000, 9)), "--name", "more", "-q"});
   ASSERT_EQ(more.exit_code, 0) << more.err;
-  CommandResult fine = Ctl({"train", Write("fine.json", kJob), "--dataset", Line(more.out),
-                            "--wait", "-q"});
+  CommandResult fine =
+      Ctl({"train", Write("fine.json", kJob), "--dataset", Line(more.out), "--wait", "-q"});
   EXPECT_EXIT_CODE(fine, 0);
   EXPECT_FALSE(absl::StrContains(fine.err, "WARNING")) << fine.err;
   CommandResult fine_model = Ctl({"model", "get", Line(fine.out)});

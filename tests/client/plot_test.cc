@@ -41,7 +41,7 @@ TEST(NiceLinearTicksTest, StepsAreOneTwoOrFiveTimesAPowerOfTenAndCoverTheData) {
   struct Case {
     double lo, hi, step, first, last;
   } cases[] = {
-      {0, 1, 0.2, 0, 1},       {0.13, 0.87, 0.2, 0, 1}, {1, 50, 10, 0, 50},
+      {0, 1, 0.2, 0, 1},       {0.13, 0.87, 0.2, 0, 1},    {1, 50, 10, 0, 50},
       {-7, 12, 5, -10, 15},    {1, 20000, 5000, 0, 20000}, {0.001, 0.0042, 0.001, 0.001, 0.005},
       {1, 1001, 200, 0, 1200},
   };
@@ -70,7 +70,9 @@ TEST(NiceLinearTicksTest, ASingleValueGetsARangeAroundIt) {
   EXPECT_GT(zero.hi, 0);
   // Zero is written 0, not -0 or 1e-17.
   for (double v : zero.ticks) {
-    if (std::abs(v) < zero.step / 2) EXPECT_EQ(FormatTick(v, zero.step), "0");
+    if (std::abs(v) < zero.step / 2) {
+      EXPECT_EQ(FormatTick(v, zero.step), "0");
+    }
   }
 }
 
@@ -142,7 +144,7 @@ TEST(RenderSvgTest, OnePathPerSeriesWithItsOwnColourAndDashAndTheLabels) {
   EXPECT_EQ(Count(*svg, "<path "), 3);
   EXPECT_EQ(Count(*svg, "<circle "), 3 * 4 + 3);  // points and legend markers
   std::set<std::string> series_colours;
-  for (const std::string& label : {"series 0", "series 1", "series 2"}) {
+  for (const char* label : {"series 0", "series 1", "series 2"}) {
     const size_t at = svg->find(absl::StrCat("data-label=\"", label, "\""));
     ASSERT_NE(at, std::string::npos) << label;
     const size_t s = svg->find("stroke=\"", at) + 8;
@@ -154,7 +156,7 @@ TEST(RenderSvgTest, OnePathPerSeriesWithItsOwnColourAndDashAndTheLabels) {
   std::set<std::string> distinct(dashes.begin(), dashes.end());
   EXPECT_EQ(distinct.size(), 2u);  // two dashed series (path and legend alike)
   // Y ticks of a [0, 1] axis.
-  for (const std::string& tick : {">0<", ">0.2<", ">0.4<", ">0.6<", ">0.8<", ">1.0<"}) {
+  for (const char* tick : {">0<", ">0.2<", ">0.4<", ">0.6<", ">0.8<", ">1.0<"}) {
     EXPECT_TRUE(absl::StrContains(*svg, tick)) << tick;
   }
 }
@@ -166,8 +168,7 @@ TEST(RenderSvgTest, PointsALogAxisCannotShowBreakTheLine) {
   chart.y.label = "width";
   chart.y.log = true;
   Series zero{"n=0", {1, 2, 3}, {0, 0, 0}};
-  Series gap{"n=5", {1, 2, 3, 4, 5},
-             {1, 10, std::numeric_limits<double>::quiet_NaN(), 1e3, 1e30}};
+  Series gap{"n=5", {1, 2, 3, 4, 5}, {1, 10, std::numeric_limits<double>::quiet_NaN(), 1e3, 1e30}};
   chart.series = {zero, gap};
   absl::StatusOr<std::string> svg = RenderSvg(chart);
   ASSERT_TRUE(svg.ok()) << svg.status();

@@ -253,11 +253,10 @@ TEST_F(VacuityE2eTest, AResumedJobKeepsItsHistory) {
 
 TEST(VacuityAuthE2eTest, HistoryHasGetJobsRolesAndTenantScoping) {
   TempDir dir;
-  WriteFile(dir.File("tokens"),
-            absl::StrCat(TokenLine("acme-train", "trainer", "acme"),
-                         TokenLine("acme-query", "querier", "acme"),
-                         TokenLine("acme-private", "private-querier", "acme"),
-                         TokenLine("beta-admin", "admin", "beta")));
+  WriteFile(dir.File("tokens"), absl::StrCat(TokenLine("acme-train", "trainer", "acme"),
+                                             TokenLine("acme-query", "querier", "acme"),
+                                             TokenLine("acme-private", "private-querier", "acme"),
+                                             TokenLine("beta-admin", "admin", "beta")));
   ServerProcess server;
   ASSERT_TRUE(server.Start(ServerArgs(dir.File("a.db"), {"--tokens", dir.File("tokens")}),
                            dir.File("server.log")))

@@ -24,7 +24,9 @@ namespace fs = std::filesystem;
 WidthPointRecord Point(int64_t i) {
   // Values that are a function of the iteration, so a point can be checked
   // against the iteration it claims to be.
-  return WidthPointRecord{i, static_cast<int>((i - 1) / 7), 1.0 / static_cast<double>(i),
+  return WidthPointRecord{i,
+                          static_cast<int>((i - 1) / 7),
+                          1.0 / static_cast<double>(i),
                           {0.0, 0.5 * static_cast<double>(i), std::exp2(i % 60)}};
 }
 
@@ -140,10 +142,10 @@ TEST(WidthHistoryTest, VersionChangesOnlyWhenAPointIsKeptOrDropped) {
 class StoredHistoryTest : public testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::path(testing::TempDir()) /
-           absl::StrCat("agt_history_",
-                        testing::UnitTest::GetInstance()->current_test_info()->name(), "_",
-                        ::getpid());
+    dir_ =
+        fs::path(testing::TempDir()) /
+        absl::StrCat("agt_history_", testing::UnitTest::GetInstance()->current_test_info()->name(),
+                     "_", ::getpid());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     Reopen();
@@ -257,8 +259,7 @@ TEST_F(StoredHistoryTest, ProgressCheckpointAndCompletionWritesReplaceTheHistory
 
 TEST_F(StoredHistoryTest, AnotherTenantsOrAnUnknownJobIsNotFound) {
   const std::string other = "u";
-  EXPECT_EQ(store_->GetWidthHistory(job_.id, &other).status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetWidthHistory(job_.id, &other).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(store_->GetWidthHistory("job-nope", nullptr).status().code(),
             absl::StatusCode::kNotFound);
 }
