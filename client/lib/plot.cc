@@ -116,7 +116,9 @@ LinearTicks NiceLinearTicks(double lo, double hi, int target) {
     hi += pad;
   }
   target = std::max(target, 1);
-  const double raw = (hi - lo) / target;
+  // A span past the double range (e.g. -1e308 to 1e308) is halved first.
+  const double scale_down = std::isfinite(hi - lo) ? 1.0 : 0.5;
+  const double raw = (hi * scale_down - lo * scale_down) / target / scale_down;
   const double magnitude = std::pow(10.0, std::floor(std::log10(raw)));
   double step = magnitude;
   for (double m : {1.0, 2.0, 5.0, 10.0}) {
@@ -126,7 +128,8 @@ LinearTicks NiceLinearTicks(double lo, double hi, int target) {
   out.step = step;
   out.lo = std::floor(lo / step + 1e-9) * step;
   out.hi = std::ceil(hi / step - 1e-9) * step;
-  const int n = static_cast<int>(std::llround((out.hi - out.lo) / step));
+  const double count = std::round(out.hi / step - out.lo / step);
+  const int n = count >= 0 && count <= 1000 ? static_cast<int>(count) : 0;
   for (int i = 0; i <= n; ++i) {
     double v = out.lo + i * step;
     if (std::abs(v) < step * 1e-9) v = 0.0;  // no "-0" or 1e-17 at zero
