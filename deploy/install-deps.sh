@@ -14,6 +14,8 @@ packages=(
   # setuptools and wheel; the TLS test makes its certificate with openssl.
   python3 python3-grpcio python3-protobuf python3-numpy
   python3-venv python3-pip python3-setuptools python3-wheel openssl
+  # agtctl plot: .png output (rsvg-convert); tests parse the SVG with python3.
+  librsvg2-bin
 )
 
 missing=()

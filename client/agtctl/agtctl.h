@@ -136,6 +136,7 @@ std::vector<Command> ModelCommands();
 std::vector<Command> CertifyCommands();
 std::vector<Command> UnlearnCommands();
 std::vector<Command> PrivacyCommands();
+std::vector<Command> PlotCommands();
 
 // Reads an environment variable (nullopt when unset); injectable for tests.
 using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;

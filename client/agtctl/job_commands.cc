@@ -219,6 +219,7 @@ absl::StatusOr<agt::v1::Job> WaitForJob(CommandContext& ctx, const Client& clien
 
 // Prints a finished job (as the active output mode says) and returns the exit code.
 int ReportFinal(CommandContext& ctx, const agt::v1::Job& job) {
+  PrintWarnings(ctx.err(), absl::StrCat("job ", job.id()), job.warnings());
   if (ctx.json()) {
     agt::v1::GetJobResponse response;
     *response.mutable_job() = job;
@@ -297,7 +298,12 @@ int ListJobs(CommandContext& ctx) {
   }
   Table table({"ID", "NAME", "STATE", "PROGRESS", "DATASET", "MODEL", "CREATED"});
   for (const auto& j : all.jobs()) {
-    table.AddRow({j.id(), j.spec().name(), JobStateName(j.state()),
+    std::string state = JobStateName(j.state());
+    if (j.warnings_size() > 0) {
+      absl::StrAppend(&state, " (", j.warnings_size(),
+                      j.warnings_size() == 1 ? " warning)" : " warnings)");
+    }
+    table.AddRow({j.id(), j.spec().name(), state,
                   absl::StrCat(j.progress().iteration(), "/", j.progress().total_iterations()),
                   j.spec().dataset_id(), j.model_id().empty() ? "-" : j.model_id(),
                   FormatTimestamp(j.created())});
@@ -393,6 +399,9 @@ std::vector<Command> JobCommands() {
       "Without --wait prints the job id. With --wait shows a progress bar on stderr\n"
       "(iteration, ETA, loss, bound width per budget), then the final job; exits 5 when\n"
       "the job ends FAILED or CANCELLED. With --wait --quiet prints only the model id.\n"
+      "A job whose certificates are likely vacuous (bounds not finite or far wider than\n"
+      "the parameters, or no training row certified at any n > 0) still SUCCEEDS, with\n"
+      "warnings: printed as 'agtctl: WARNING: ...' on stderr and in the job.\n"
       "Ctrl-C stops watching only: the job keeps running on the server (jobs watch ID\n"
       "picks it up again; jobs cancel ID stops it).\n",
       {{"wait", false, 0, "", "follow the job until it ends"},

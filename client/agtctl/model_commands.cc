@@ -47,6 +47,7 @@ void PrintModel(std::ostream& out, const agt::v1::Model& model) {
                     "trained with momentum: bounds follow the reference's rule, "
                     "soundness not established"});
   }
+  AddWarningRows(model.warnings(), &rows);
   PrintKeyValues(out, rows);
   out << "\n";
   Table table({"BUDGET", "TOTAL WIDTH", "MAX WIDTH"});

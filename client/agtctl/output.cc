@@ -50,6 +50,9 @@ KeyValues JobKeyValues(const agt::v1::Job& job) {
       {"id", job.id()},
       {"name", spec.name().empty() ? "-" : spec.name()},
       {"state", JobStateName(job.state())},
+  };
+  AddWarningRows(job.warnings(), &rows);
+  KeyValues more = {
       {"dataset", spec.dataset_id()},
       {"model", DescribeArchitecture(spec.architecture(), hidden)},
       {"polynomial degree", absl::StrCat(std::max(spec.polynomial_degree(), 1))},
@@ -63,6 +66,7 @@ KeyValues JobKeyValues(const agt::v1::Job& job) {
       {"progress",
        FormatProgressLine(job.progress(), BudgetLabels(spec.budgets()), 0, spec.epochs())},
   };
+  rows.insert(rows.end(), more.begin(), more.end());
   if (job.dropped_rows_per_epoch() > 0) {
     rows.push_back({"dropped rows/epoch", absl::StrCat(job.dropped_rows_per_epoch())});
   }
@@ -72,6 +76,18 @@ KeyValues JobKeyValues(const agt::v1::Job& job) {
   rows.push_back({"started", FormatTimestamp(job.started())});
   rows.push_back({"finished", FormatTimestamp(job.finished())});
   return rows;
+}
+
+void AddWarningRows(const google::protobuf::RepeatedPtrField<agt::v1::JobWarning>& warnings,
+                    KeyValues* rows) {
+  for (const agt::v1::JobWarning& w : warnings) rows->push_back({"WARNING", w.message()});
+}
+
+void PrintWarnings(std::ostream& err, const std::string& what,
+                   const google::protobuf::RepeatedPtrField<agt::v1::JobWarning>& warnings) {
+  for (const agt::v1::JobWarning& w : warnings) {
+    err << "agtctl: WARNING: " << what << ": " << w.message() << "\n";
+  }
 }
 
 int StderrColumns() {

@@ -21,7 +21,16 @@ using KeyValues = std::vector<std::pair<std::string, std::string>>;
 void PrintKeyValues(std::ostream& out, const KeyValues& rows);
 
 KeyValues DatasetKeyValues(const agt::v1::Dataset& dataset);
+// A job's fields; its warnings (vacuous certificates) come right after the
+// state, one "WARNING" row each.
 KeyValues JobKeyValues(const agt::v1::Job& job);
+// One "WARNING" row per warning.
+void AddWarningRows(const google::protobuf::RepeatedPtrField<agt::v1::JobWarning>& warnings,
+                    KeyValues* rows);
+// "agtctl: WARNING: <what>: <message>" per warning, on `err` (so that a
+// script reading stdout, --json or --quiet, still shows them to a person).
+void PrintWarnings(std::ostream& err, const std::string& what,
+                   const google::protobuf::RepeatedPtrField<agt::v1::JobWarning>& warnings);
 std::vector<std::string> BudgetLabels(
     const google::protobuf::RepeatedPtrField<agt::v1::Budget>& budgets);
 

@@ -290,6 +290,15 @@ absl::StatusOr<agt::v1::DeleteJobResponse> Client::DeleteJob(
   });
 }
 
+absl::StatusOr<agt::v1::GetTrainingHistoryResponse> Client::GetTrainingHistory(
+    const agt::v1::GetTrainingHistoryRequest& request) const {
+  return Unary<agt::v1::GetTrainingHistoryResponse>([&](auto* response) {
+    grpc::ClientContext context;
+    Prepare(context, options_.deadline);
+    return training_->GetTrainingHistory(&context, request, response);
+  });
+}
+
 absl::StatusOr<agt::v1::JobEvent> Client::WatchJob(const agt::v1::WatchJobRequest& request,
                                                    const JobEventCallback& on_event) const {
   grpc::ClientContext context;

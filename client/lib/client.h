@@ -114,6 +114,8 @@ class Client {
       const agt::v1::CancelJobRequest& request) const;
   absl::StatusOr<agt::v1::DeleteJobResponse> DeleteJob(
       const agt::v1::DeleteJobRequest& request) const;
+  absl::StatusOr<agt::v1::GetTrainingHistoryResponse> GetTrainingHistory(
+      const agt::v1::GetTrainingHistoryRequest& request) const;
   // Calls `on_event` for every event in order, on the calling thread. The
   // callback returns false to stop watching early (the stream is cancelled
   // and the call returns the last event seen). Returns the last event once

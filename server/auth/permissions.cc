@@ -30,6 +30,7 @@ const std::vector<RpcPermission>& RpcPermissionTable() {
       {"/agt.v1.TrainingService/CancelJob", Action::kWrite},
       {"/agt.v1.TrainingService/DeleteJob", Action::kWrite},
       {"/agt.v1.TrainingService/WatchJob", Action::kRead},
+      {"/agt.v1.TrainingService/GetTrainingHistory", Action::kRead},
       {"/agt.v1.ModelService/GetModel", Action::kRead},
       {"/agt.v1.ModelService/ListModels", Action::kRead},
       {"/agt.v1.ModelService/ExportModel", Action::kRead},

@@ -415,6 +415,26 @@ agt::v1::Dataset DatasetToProto(const DatasetRecord& record) {
   return out;
 }
 
+agt::v1::JobWarning JobWarningToProto(const JobWarningRecord& warning) {
+  agt::v1::JobWarning out;
+  out.set_code(static_cast<agt::v1::JobWarningCode>(static_cast<int>(warning.code)));
+  if (warning.budget.has_value()) *out.mutable_budget() = BudgetToProto(*warning.budget);
+  out.set_message(warning.message);
+  return out;
+}
+
+void WidthHistoryToProto(const WidthHistoryRecord& history,
+                         agt::v1::GetTrainingHistoryResponse* out) {
+  out->set_stride(history.stride);
+  for (const WidthPointRecord& p : history.points) {
+    agt::v1::TrainingHistoryPoint* point = out->add_points();
+    point->set_iteration(p.iteration);
+    point->set_epoch(p.epoch);
+    point->set_nominal_loss(p.nominal_loss);
+    for (double w : p.total_width) point->add_total_width(w);
+  }
+}
+
 absl::StatusOr<agt::v1::Job> JobToProto(const JobRecord& record) {
   absl::StatusOr<agt::v1::TrainingJobSpec> spec =
       ParseSpec(record.spec, absl::StrCat("job ", record.id));
@@ -431,6 +451,7 @@ absl::StatusOr<agt::v1::Job> JobToProto(const JobRecord& record) {
   SetTimestamp(record.created_ms, [&] { return out.mutable_created(); });
   SetTimestamp(record.started_ms, [&] { return out.mutable_started(); });
   SetTimestamp(record.finished_ms, [&] { return out.mutable_finished(); });
+  for (const JobWarningRecord& w : record.warnings) *out.add_warnings() = JobWarningToProto(w);
   return out;
 }
 
@@ -440,6 +461,7 @@ agt::v1::JobEvent JobEventFromRecord(const JobRecord& record) {
   *out.mutable_progress() = ProgressToProto(record.progress);
   out.set_error(record.error);
   out.set_model_id(record.model_id);
+  for (const JobWarningRecord& w : record.warnings) *out.add_warnings() = JobWarningToProto(w);
   return out;
 }
 
@@ -484,6 +506,7 @@ absl::StatusOr<agt::v1::Model> ModelToProto(const ModelRecord& record) {
   out.set_bound_method(BoundMethodToProto(bounds->method));
   out.set_interval_product(IntervalProductToProto(bounds->interval.product));
   out.set_rounding(RoundingModeToProto(bounds->interval.rounding));
+  for (const JobWarningRecord& w : record.warnings) *out.add_warnings() = JobWarningToProto(w);
   return out;
 }
 

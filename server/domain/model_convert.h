@@ -94,11 +94,16 @@ google::protobuf::Timestamp MillisToTimestamp(int64_t unix_ms);
 agt::v1::Budget BudgetToProto(const agt::Budget& budget);
 agt::v1::JobProgress ProgressToProto(const JobProgressRecord& progress);
 agt::v1::Dataset DatasetToProto(const DatasetRecord& record);
+agt::v1::JobWarning JobWarningToProto(const JobWarningRecord& warning);
+// The history's points (ids, budgets, total_iterations and max_points are
+// the caller's).
+void WidthHistoryToProto(const WidthHistoryRecord& history,
+                         agt::v1::GetTrainingHistoryResponse* out);
 
 // The job with its spec parsed from record.spec (DataLoss if the stored spec
 // does not parse).
 absl::StatusOr<agt::v1::Job> JobToProto(const JobRecord& record);
-// A watch event: state, progress, error, model id.
+// A watch event: state, progress, error, model id, warnings.
 agt::v1::JobEvent JobEventFromRecord(const JobRecord& record);
 
 // The model summary: architecture, degree, features, classes, nominal

@@ -14,6 +14,8 @@
 #include "core/model/model.h"
 #include "core/train/train.h"
 #include "server/domain/job_spec.h"
+#include "server/domain/vacuity.h"
+#include "server/jobs/width_history.h"
 
 namespace agt::server {
 namespace {
@@ -52,6 +54,11 @@ auto RetryWhileBusy(const std::string& what, const Write& write) {
     result = write();
   }
   return result;
+}
+
+WidthPointRecord PointOf(const JobProgressRecord& progress) {
+  return WidthPointRecord{progress.iteration, progress.epoch, progress.nominal_loss,
+                          progress.total_width};
 }
 
 int StateRank(JobState s) {
@@ -395,6 +402,10 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
   if (!data.ok()) {
     return fail(absl::StrCat("dataset ", job.dataset_id, ": ", data.status().message()));
   }
+  // Raw rows (the certifier expands them itself) for the vacuity check at
+  // the end; taken before the expansion below.
+  const agt::Dataset vacuity_sample =
+      resolved->num_classes > 0 ? VacuitySample(*data) : agt::Dataset{};
   if (resolved->polynomial_degree > 1) {
     *phase = "expanding the polynomial features";
     data->x = agt::PolynomialFeatures(data->x, resolved->polynomial_degree);
@@ -421,6 +432,25 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
     }
   }
 
+  // The history goes on from the checkpoint (points recorded after it are
+  // recorded again as the steps are redone); a fresh job starts empty.
+  WidthHistory history;
+  {
+    absl::StatusOr<WidthHistoryRecord> stored = store_->GetWidthHistory(job.id, nullptr);
+    if (stored.ok()) {
+      history.Restore(*std::move(stored), trainer.state().step);
+    } else {
+      // The history is for people: a corrupt one is started again, not fatal.
+      LogError(absl::StrCat("job ", job.id, ": width history not restored (started again): ",
+                            stored.status().ToString()));
+      history.Restore(WidthHistoryRecord{}, 0);
+    }
+  }
+  int64_t history_written = -1;  // history.version() last written
+  auto history_to_write = [&]() -> const WidthHistoryRecord* {
+    return history.version() != history_written ? &history.record() : nullptr;
+  };
+
   // Progress reflects the state the trainer is in (fresh or restored).
   JobProgressRecord& progress = job.progress;
   progress.iteration = trainer.state().step;
@@ -435,9 +465,12 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
   }
   job.dropped_rows_per_epoch = trainer.dropped_rows_per_epoch();
   job.state = JobState::kRunning;
-  if (absl::Status s = store_->UpdateJobProgress(job.id, progress, job.dropped_rows_per_epoch);
+  if (absl::Status s = store_->UpdateJobProgress(job.id, progress, job.dropped_rows_per_epoch,
+                                                 history_to_write());
       !s.ok()) {
     LogError(absl::StrCat("job ", job.id, ": progress: ", s.ToString()));
+  } else {
+    history_written = history.version();
   }
   Publish(job);
 
@@ -449,7 +482,9 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
 
   auto save_checkpoint = [&]() -> absl::Status {
     *phase = absl::StrCat("saving the checkpoint at iteration ", trainer.state().step);
-    absl::Status s = store_->SaveCheckpoint(job.id, trainer.state(), progress);
+    const int64_t version = history.version();
+    absl::Status s = store_->SaveCheckpoint(job.id, trainer.state(), progress, history_to_write());
+    if (s.ok()) history_written = version;
     last_checkpoint = Clock::now();
     last_progress = last_checkpoint;
     last_checkpoint_step = trainer.state().step;
@@ -482,6 +517,7 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
     const int64_t done_here = ev->iteration - session_first_step;
     progress.eta_seconds =
         done_here > 0 ? elapsed / done_here * (ev->total_iterations - ev->iteration) : 0.0;
+    history.Offer(PointOf(progress));
     Publish(job);
 
     if (trainer.done()) break;
@@ -499,9 +535,13 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
       }
     } else if (SecondsSince(last_progress) >= options_.progress_every_seconds) {
       last_progress = Clock::now();
-      if (absl::Status s = store_->UpdateJobProgress(job.id, progress, job.dropped_rows_per_epoch);
+      const int64_t version = history.version();
+      if (absl::Status s = store_->UpdateJobProgress(job.id, progress, job.dropped_rows_per_epoch,
+                                                     history_to_write());
           !s.ok()) {
         LogError(absl::StrCat("job ", job.id, ": progress: ", s.ToString()));
+      } else {
+        history_written = version;
       }
       // Fallback for cancel requests that bypassed this runner.
       if (absl::StatusOr<bool> c = store_->IsCancelRequested(job.id); c.ok() && *c) {
@@ -531,12 +571,32 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
     box.max_width = state.boxes[j].MaxWidth();
     model.boxes.push_back(std::move(box));
   }
+  *phase = "checking the bounds for vacuous certificates";
+  // Bounded work: at most kVacuitySampleRows rows through the forward bound
+  // pass of every box, in chunks like any CertifyDataset call (no more than
+  // the forward passes of one epoch of the training just done), so a stop
+  // request waits for it rather than storing the model unchecked.
+  absl::StatusOr<std::vector<JobWarningRecord>> warnings = VacuityWarnings(model, vacuity_sample);
+  if (warnings.ok()) {
+    model.warnings = *std::move(warnings);
+  } else {
+    LogError(
+        absl::StrCat("job ", job.id, ": vacuity check not done: ", warnings.status().ToString()));
+  }
+  for (const JobWarningRecord& w : model.warnings) {
+    LogError(absl::StrCat("job ", job.id, ": warning: ", w.message));
+  }
+  *phase = "storing the model";
   progress.eta_seconds = 0.0;
-  absl::StatusOr<std::string> model_id =
-      RetryWhileBusy(absl::StrCat("job ", job.id, ": storing the model"),
-                     [&] { return store_->CompleteJob(job.id, model, progress); });
+  history.Finish(PointOf(progress));
+  absl::StatusOr<std::string> model_id = RetryWhileBusy(
+      absl::StrCat("job ", job.id, ": storing the model"),
+      [&] { return store_->CompleteJob(job.id, model, progress, &history.record()); });
   if (!model_id.ok()) {
     return fail(absl::StrCat("storing the model: ", model_id.status().message()));
+  }
+  if (!model.warnings.empty()) {
+    // metrics: vacuous job
   }
   PublishFromStore(job);
 }

@@ -25,6 +25,13 @@
 // next interval (training goes on), and storing the model is retried while
 // the database is busy (another process holding its write lock).
 //
+// History and warnings: while a job trains the worker keeps its bounded
+// width history (jobs/width_history.h), written with the job's progress,
+// checkpoint and completion writes and restored on resume; when it finishes,
+// the boxes are checked for vacuous certificates (domain/vacuity.h) and the
+// warnings are stored with the model (Store::CompleteJob), so the final
+// snapshot watchers get carries them.
+//
 // Thread-safety: all public methods may be called from any thread.
 #ifndef AGT_SERVER_JOBS_JOB_RUNNER_H_
 #define AGT_SERVER_JOBS_JOB_RUNNER_H_

@@ -5,6 +5,7 @@
 
 #include "server/domain/job_spec.h"
 #include "server/domain/model_convert.h"
+#include "server/jobs/width_history.h"
 #include "server/service/request_checks.h"
 #include "server/service/request_fingerprint.h"
 #include "server/service/status_mapping.h"
@@ -19,6 +20,7 @@ constexpr char kList[] = "/agt.v1.TrainingService/ListJobs";
 constexpr char kCancel[] = "/agt.v1.TrainingService/CancelJob";
 constexpr char kWatch[] = "/agt.v1.TrainingService/WatchJob";
 constexpr char kDelete[] = "/agt.v1.TrainingService/DeleteJob";
+constexpr char kHistory[] = "/agt.v1.TrainingService/GetTrainingHistory";
 
 }  // namespace
 
@@ -194,6 +196,50 @@ absl::Status TrainingServiceImpl::Watch(const Principal& caller, const std::stri
           "the job runner stopped (server shutting down); the job resumes after restart");
     }
   }
+}
+
+grpc::Status TrainingServiceImpl::GetTrainingHistory(
+    grpc::ServerContext* context, const agt::v1::GetTrainingHistoryRequest* request,
+    agt::v1::GetTrainingHistoryResponse* response) {
+  absl::StatusOr<Principal> caller = auth_->Check(*context, kHistory);
+  if (!caller.ok()) return ToGrpcStatus(caller.status(), kHistory);
+  absl::StatusOr<agt::v1::GetTrainingHistoryResponse> history = History(*caller, *request);
+  if (!history.ok()) return ToGrpcStatus(history.status(), kHistory);
+  *response = *std::move(history);
+  return grpc::Status::OK;
+}
+
+absl::StatusOr<agt::v1::GetTrainingHistoryResponse> TrainingServiceImpl::History(
+    const Principal& caller, const agt::v1::GetTrainingHistoryRequest& request) {
+  std::string job_id;
+  switch (request.target_case()) {
+    case agt::v1::GetTrainingHistoryRequest::kJobId:
+      if (absl::Status s = CheckId(request.job_id(), "job_id"); !s.ok()) return s;
+      job_id = request.job_id();
+      break;
+    case agt::v1::GetTrainingHistoryRequest::kModelId: {
+      if (absl::Status s = CheckId(request.model_id(), "model_id"); !s.ok()) return s;
+      absl::StatusOr<ModelRecord> model = store_->GetModel(caller.tenant, request.model_id());
+      if (!model.ok()) return model.status();
+      job_id = model->job_id;
+      break;
+    }
+    default:
+      return absl::InvalidArgumentError("job_id or model_id: one is required");
+  }
+  absl::StatusOr<JobRecord> job = store_->GetJob(caller.tenant, job_id);
+  if (!job.ok()) return job.status();
+  absl::StatusOr<agt::v1::Job> spec = JobToProto(*job);
+  if (!spec.ok()) return spec.status();
+  absl::StatusOr<WidthHistoryRecord> history = store_->GetWidthHistory(job_id, &caller.tenant);
+  if (!history.ok()) return history.status();
+  agt::v1::GetTrainingHistoryResponse out;
+  out.set_job_id(job_id);
+  *out.mutable_budgets() = spec->spec().budgets();
+  out.set_total_iterations(job->progress.total_iterations);
+  out.set_max_points(kMaxHistoryPoints);
+  WidthHistoryToProto(*history, &out);
+  return out;
 }
 
 }  // namespace agt::server

@@ -8,6 +8,10 @@
 // a retry gets the first job back (checked before admission, so a retry is
 // answered even when the tenant is at its limit).
 //
+// GetTrainingHistory serves a job's stored width history
+// (jobs/width_history.h), found by job id or by the model the job trained,
+// with GetJob's role and tenant checks.
+//
 // WatchJob streams JobEvents from a JobWatch until the job reaches a final
 // state (then OK). It ends early with CANCELLED when the client goes away
 // and with UNAVAILABLE when the server shuts down (BeginShutdown, or the
@@ -58,6 +62,9 @@ class TrainingServiceImpl final : public agt::v1::TrainingService::Service {
                          agt::v1::DeleteJobResponse* response) override;
   grpc::Status WatchJob(grpc::ServerContext* context, const agt::v1::WatchJobRequest* request,
                         grpc::ServerWriter<agt::v1::JobEvent>* writer) override;
+  grpc::Status GetTrainingHistory(grpc::ServerContext* context,
+                                  const agt::v1::GetTrainingHistoryRequest* request,
+                                  agt::v1::GetTrainingHistoryResponse* response) override;
 
   // Ends every WatchJob stream (UNAVAILABLE) within one poll interval and
   // refuses new ones.
@@ -69,6 +76,8 @@ class TrainingServiceImpl final : public agt::v1::TrainingService::Service {
  private:
   absl::StatusOr<agt::v1::Job> Submit(const Principal& caller,
                                       const agt::v1::SubmitTrainingJobRequest& request);
+  absl::StatusOr<agt::v1::GetTrainingHistoryResponse> History(
+      const Principal& caller, const agt::v1::GetTrainingHistoryRequest& request);
   absl::Status Watch(const Principal& caller, const std::string& job_id,
                      grpc::ServerContext* context, grpc::ServerWriter<agt::v1::JobEvent>* writer);
   bool shutting_down() const { return shutting_down_.load(std::memory_order_acquire); }

@@ -221,6 +221,28 @@ CREATE INDEX requests_by_age ON requests (created_ms);
     {7, R"sql(
 ALTER TABLE jobs ADD COLUMN crash_count INTEGER NOT NULL DEFAULT 0 CHECK (crash_count >= 0);
 )sql"},
+    // Vacuous certificates and width history (issue 18): the warnings a job
+    // ends with (domain/vacuity.h; budget_n -1 = about every budget), shown
+    // on the job and on its model; and the job's bounded per-iteration
+    // history (jobs/width_history.h), one matrix blob per job with a row per
+    // point: iteration, epoch, nominal loss, total width per budget.
+    {8, R"sql(
+CREATE TABLE job_warnings (
+  job_id         TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+  position       INTEGER NOT NULL CHECK (position >= 0),
+  code           INTEGER NOT NULL,
+  budget_n       INTEGER NOT NULL,
+  budget_label_n INTEGER NOT NULL,
+  message        TEXT NOT NULL,
+  PRIMARY KEY (job_id, position)
+) WITHOUT ROWID;
+
+CREATE TABLE job_width_history (
+  job_id TEXT PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+  stride INTEGER NOT NULL CHECK (stride >= 1),
+  points BLOB NOT NULL
+);
+)sql"},
 };
 
 absl::StatusOr<std::string> QueryText(SqliteDb& db, const std::string& sql) {

@@ -310,7 +310,120 @@ struct Store::Impl {
     STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
     if (!row) return NotFound("job", id);
     int64_t seq = 0;
-    return ReadJob(st, &seq);
+    STORE_ASSIGN_OR_RETURN(JobRecord job, ReadJob(st, &seq));
+    if (job.state == JobState::kSucceeded) {
+      STORE_ASSIGN_OR_RETURN(job.warnings, LoadWarnings(job.id));
+    }
+    return job;
+  }
+
+  // Only SUCCEEDED jobs have warnings (CompleteJob writes them).
+  absl::StatusOr<std::vector<JobWarningRecord>> LoadWarnings(const std::string& job_id) {
+    STORE_ASSIGN_OR_RETURN(
+        Statement st, db->Prepare("SELECT position, code, budget_n, budget_label_n, message FROM "
+                                  "job_warnings WHERE job_id = ?1 ORDER BY position"));
+    st.BindText(1, job_id);
+    std::vector<JobWarningRecord> out;
+    while (true) {
+      STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+      if (!row) break;
+      const int64_t code = st.ColumnInt64(1);
+      if (code < static_cast<int>(JobWarningCode::kBoundsNonFinite) ||
+          code > static_cast<int>(JobWarningCode::kNothingCertified)) {
+        return absl::DataLossError(
+            absl::StrCat("job ", job_id, ": stored warning code ", code, " is not a warning code"));
+      }
+      JobWarningRecord w;
+      w.code = static_cast<JobWarningCode>(code);
+      if (st.ColumnInt64(2) >= 0) {
+        w.budget =
+            agt::Budget{static_cast<int>(st.ColumnInt64(2)), static_cast<int>(st.ColumnInt64(3))};
+      }
+      w.message = st.ColumnText(4);
+      out.push_back(std::move(w));
+    }
+    return out;
+  }
+
+  absl::Status WriteWarnings(const std::string& job_id,
+                             const std::vector<JobWarningRecord>& warnings) {
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db->Prepare("INSERT INTO job_warnings (job_id, position, code, budget_n, budget_label_n, "
+                    "message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+    for (size_t i = 0; i < warnings.size(); ++i) {
+      const JobWarningRecord& w = warnings[i];
+      st.BindText(1, job_id)
+          .BindInt64(2, static_cast<int64_t>(i))
+          .BindInt64(3, static_cast<int>(w.code));
+      // budget_n -1: the warning is about every budget.
+      st.BindInt64(4, w.budget.has_value() ? w.budget->n : -1)
+          .BindInt64(5, w.budget.has_value() ? w.budget->label_n : 0);
+      st.BindText(6, w.message);
+      STORE_RETURN_IF_ERROR(st.Run());
+      st.Reset();
+    }
+    return absl::OkStatus();
+  }
+
+  // The points as one blob: a matrix with a row per point (iteration,
+  // epoch, nominal loss, then the width per budget). An empty history is no
+  // row.
+  absl::Status WriteHistory(const std::string& job_id, const WidthHistoryRecord& history) {
+    if (history.points.empty()) {
+      STORE_ASSIGN_OR_RETURN(Statement st,
+                             db->Prepare("DELETE FROM job_width_history WHERE job_id = ?1"));
+      st.BindText(1, job_id);
+      return st.Run();
+    }
+    const size_t budgets = history.points.front().total_width.size();
+    Matrix m(static_cast<Index>(history.points.size()), static_cast<Index>(3 + budgets));
+    for (size_t i = 0; i < history.points.size(); ++i) {
+      const WidthPointRecord& p = history.points[i];
+      if (p.total_width.size() != budgets) {
+        return absl::InvalidArgumentError(absl::StrCat("width history point ", i, " has ",
+                                                       p.total_width.size(),
+                                                       " widths; the first has ", budgets));
+      }
+      const Index r = static_cast<Index>(i);
+      m(r, 0) = static_cast<double>(p.iteration);
+      m(r, 1) = p.epoch;
+      m(r, 2) = p.nominal_loss;
+      for (size_t j = 0; j < budgets; ++j) m(r, static_cast<Index>(3 + j)) = p.total_width[j];
+    }
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db->Prepare("INSERT INTO job_width_history (job_id, stride, points) VALUES (?1, ?2, ?3) "
+                    "ON CONFLICT (job_id) DO UPDATE SET stride = excluded.stride, "
+                    "points = excluded.points"));
+    st.BindText(1, job_id).BindInt64(2, history.stride).BindBlob(3, EncodeMatrix(m));
+    return st.Run();
+  }
+
+  absl::StatusOr<WidthHistoryRecord> ReadHistory(const std::string& job_id) {
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db->Prepare("SELECT stride, points FROM job_width_history WHERE job_id = ?1"));
+    st.BindText(1, job_id);
+    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+    WidthHistoryRecord out;
+    if (!row) return out;
+    out.stride = st.ColumnInt64(0);
+    absl::StatusOr<Matrix> m = DecodeMatrix(st.ColumnBlob(1));
+    if (!m.ok()) return InRecord(m.status(), absl::StrCat("job ", job_id, " width history"));
+    if (m->cols() < 3) {
+      return absl::DataLossError(absl::StrCat("job ", job_id, " width history: ", m->cols(),
+                                              " columns, expected at least 3"));
+    }
+    for (Index r = 0; r < m->rows(); ++r) {
+      WidthPointRecord p;
+      p.iteration = static_cast<int64_t>((*m)(r, 0));
+      p.epoch = static_cast<int>((*m)(r, 1));
+      p.nominal_loss = (*m)(r, 2);
+      for (Index c = 3; c < m->cols(); ++c) p.total_width.push_back((*m)(r, c));
+      out.points.push_back(std::move(p));
+    }
+    return out;
   }
 
   absl::Status SetJobState(const JobRecord& job, JobState to, int64_t finished_ms) {
@@ -889,6 +1002,10 @@ absl::StatusOr<Page<JobRecord>> Store::ListJobs(const std::string& tenant,
     STORE_ASSIGN_OR_RETURN(JobRecord job, ReadJob(st, &last_seq));
     page.items.push_back(std::move(job));
   }
+  for (JobRecord& job : page.items) {
+    if (job.state != JobState::kSucceeded) continue;
+    STORE_ASSIGN_OR_RETURN(job.warnings, impl_->LoadWarnings(job.id));
+  }
   return page;
 }
 
@@ -926,7 +1043,8 @@ absl::StatusOr<std::optional<JobRecord>> Store::ClaimNextQueuedJob() {
 }
 
 absl::Status Store::UpdateJobProgress(const std::string& job_id, const JobProgressRecord& progress,
-                                      int64_t dropped_rows_per_epoch) {
+                                      int64_t dropped_rows_per_epoch,
+                                      const WidthHistoryRecord* history) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   SqliteDb& db = *impl_->db;
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
@@ -939,11 +1057,13 @@ absl::Status Store::UpdateJobProgress(const std::string& job_id, const JobProgre
     st.BindInt64(1, dropped_rows_per_epoch).BindText(2, job_id);
     STORE_RETURN_IF_ERROR(st.Run());
   }
+  if (history != nullptr) STORE_RETURN_IF_ERROR(impl_->WriteHistory(job_id, *history));
   return txn.Commit();
 }
 
 absl::Status Store::SaveCheckpoint(const std::string& job_id, const agt::TrainState& state,
-                                   const JobProgressRecord& progress) {
+                                   const JobProgressRecord& progress,
+                                   const WidthHistoryRecord* history) {
   const std::string blob = EncodeTrainState(state);
   std::lock_guard<std::mutex> lock(impl_->mu);
   SqliteDb& db = *impl_->db;
@@ -960,6 +1080,7 @@ absl::Status Store::SaveCheckpoint(const std::string& job_id, const agt::TrainSt
     STORE_RETURN_IF_ERROR(st.Run());
   }
   STORE_RETURN_IF_ERROR(impl_->WriteProgress(job_id, progress));
+  if (history != nullptr) STORE_RETURN_IF_ERROR(impl_->WriteHistory(job_id, *history));
   return txn.Commit();
 }
 
@@ -983,7 +1104,8 @@ absl::StatusOr<std::optional<agt::TrainState>> Store::LoadCheckpoint(const std::
 }
 
 absl::StatusOr<std::string> Store::CompleteJob(const std::string& job_id, ModelRecord model,
-                                               const JobProgressRecord& progress) {
+                                               const JobProgressRecord& progress,
+                                               const WidthHistoryRecord* history) {
   STORE_RETURN_IF_ERROR(CheckModelShapes(model));
   STORE_ASSIGN_OR_RETURN(model.id, NewRandomId(kModelIdPrefix));
   std::lock_guard<std::mutex> lock(impl_->mu);
@@ -1005,6 +1127,8 @@ absl::StatusOr<std::string> Store::CompleteJob(const std::string& job_id, ModelR
     st.BindText(1, model.id).BindText(2, job_id);
     STORE_RETURN_IF_ERROR(st.Run());
   }
+  STORE_RETURN_IF_ERROR(impl_->WriteWarnings(job_id, model.warnings));
+  if (history != nullptr) STORE_RETURN_IF_ERROR(impl_->WriteHistory(job_id, *history));
   STORE_RETURN_IF_ERROR(impl_->DeleteCheckpoint(job_id));
   STORE_RETURN_IF_ERROR(txn.Commit());
   return model.id;
@@ -1070,6 +1194,17 @@ absl::StatusOr<bool> Store::IsCancelRequested(const std::string& job_id) {
   STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
   if (!row) return NotFound("job", job_id);
   return st.ColumnInt64(0) != 0;
+}
+
+absl::StatusOr<WidthHistoryRecord> Store::GetWidthHistory(const std::string& job_id,
+                                                          const std::string* tenant) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqliteDb& db = *impl_->db;
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kRead));
+  STORE_RETURN_IF_ERROR(impl_->LoadJob(job_id, tenant).status());
+  STORE_ASSIGN_OR_RETURN(WidthHistoryRecord history, impl_->ReadHistory(job_id));
+  STORE_RETURN_IF_ERROR(txn.Commit());
+  return history;
 }
 
 absl::StatusOr<int> Store::RequeueRunningJobs() {
@@ -1202,6 +1337,7 @@ absl::StatusOr<ModelRecord> Store::GetModel(const std::string& tenant, const std
     STORE_ASSIGN_OR_RETURN(model, ReadModel(st, &seq));
   }
   STORE_RETURN_IF_ERROR(impl_->LoadBoxes(&model));
+  STORE_ASSIGN_OR_RETURN(model.warnings, impl_->LoadWarnings(model.job_id));
   STORE_RETURN_IF_ERROR(txn.Commit());
   return model;
 }
@@ -1232,7 +1368,10 @@ absl::StatusOr<Page<ModelRecord>> Store::ListModels(const std::string& tenant, i
       page.items.push_back(std::move(model));
     }
   }
-  for (ModelRecord& model : page.items) STORE_RETURN_IF_ERROR(impl_->LoadBoxes(&model));
+  for (ModelRecord& model : page.items) {
+    STORE_RETURN_IF_ERROR(impl_->LoadBoxes(&model));
+    STORE_ASSIGN_OR_RETURN(model.warnings, impl_->LoadWarnings(model.job_id));
+  }
   STORE_RETURN_IF_ERROR(txn.Commit());
   return page;
 }

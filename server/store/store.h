@@ -78,6 +78,37 @@ struct JobProgressRecord {
   double eta_seconds = 0.0;
 };
 
+// Why a finished job's certificates are probably vacuous (the same numbers
+// as agt.v1.JobWarningCode; decided by domain/vacuity.h).
+enum class JobWarningCode : int {
+  kBoundsNonFinite = 1,
+  kBoundsTooWide = 2,
+  kNothingCertified = 3,
+};
+
+struct JobWarningRecord {
+  JobWarningCode code = JobWarningCode::kBoundsTooWide;
+  // The budget concerned; unset for a warning about every budget.
+  std::optional<agt::Budget> budget;
+  std::string message;
+};
+
+// One recorded iteration of a job's training (jobs/width_history.h decides
+// which iterations are recorded).
+struct WidthPointRecord {
+  int64_t iteration = 0;  // 1-based: the state after this many steps
+  int epoch = 0;
+  double nominal_loss = 0.0;
+  std::vector<double> total_width;  // per budget, in budget order
+};
+
+// A job's bounded history: points in increasing iteration order, recorded
+// every `stride` iterations.
+struct WidthHistoryRecord {
+  int64_t stride = 1;
+  std::vector<WidthPointRecord> points;
+};
+
 struct JobRecord {
   std::string id;
   std::string tenant;
@@ -97,6 +128,8 @@ struct JobRecord {
   // Times the job was RUNNING when the server process died without stopping
   // its jobs (counted by RecoverAbandonedJobs at the next start).
   int crash_count = 0;
+  // SUCCEEDED: warnings stored with the model (CompleteJob); empty otherwise.
+  std::vector<JobWarningRecord> warnings;
 };
 
 // Options of Store::InsertJob.
@@ -136,6 +169,8 @@ struct ModelRecord {
   agt::Vector nominal;
   std::vector<BoxRecord> boxes;  // in the job's budget order
   int64_t created_ms = 0;
+  // The training job's warnings (stored once, with the job, by CompleteJob).
+  std::vector<JobWarningRecord> warnings;
 };
 
 // One training row in a model's deletion ledger (paper section 10.1).
@@ -304,12 +339,17 @@ class Store {
   absl::StatusOr<std::optional<JobRecord>> ClaimNextQueuedJob();
   // Progress of a RUNNING job (not a state change of its own).
   // FailedPrecondition unless the job is RUNNING; NotFound for unknown ids.
+  // A non-null `history` replaces the job's width history in the same
+  // transaction (so the runner adds no write of its own for it).
   absl::Status UpdateJobProgress(const std::string& job_id, const JobProgressRecord& progress,
-                                 int64_t dropped_rows_per_epoch);
-  // Saves a checkpoint (replacing the previous one) and the progress in one
-  // transaction. FailedPrecondition unless the job is RUNNING.
+                                 int64_t dropped_rows_per_epoch,
+                                 const WidthHistoryRecord* history = nullptr);
+  // Saves a checkpoint (replacing the previous one) and the progress, and a
+  // non-null `history`, in one transaction. FailedPrecondition unless the job
+  // is RUNNING.
   absl::Status SaveCheckpoint(const std::string& job_id, const agt::TrainState& state,
-                              const JobProgressRecord& progress);
+                              const JobProgressRecord& progress,
+                              const WidthHistoryRecord* history = nullptr);
   // The last checkpoint of a job, if any. NotFound for an unknown job,
   // DataLoss if the stored state does not verify.
   absl::StatusOr<std::optional<agt::TrainState>> LoadCheckpoint(const std::string& job_id);
@@ -319,8 +359,12 @@ class Store {
   // job_id and dataset_id are taken from the job when empty (InvalidArgument
   // when set and different), an empty model.spec from the job's spec; every
   // box must have as many bounds as model.nominal (InvalidArgument).
+  // model.warnings are stored as the job's warnings (read back on both the
+  // job and the model), and a non-null `history` as its final width history,
+  // in the same transaction.
   absl::StatusOr<std::string> CompleteJob(const std::string& job_id, ModelRecord model,
-                                          const JobProgressRecord& progress);
+                                          const JobProgressRecord& progress,
+                                          const WidthHistoryRecord* history = nullptr);
   // RUNNING -> FAILED with `error`; the checkpoint is dropped.
   absl::Status FailJob(const std::string& job_id, const std::string& error);
   // QUEUED: becomes CANCELLED at once. RUNNING: cancel_requested is set (the
@@ -332,6 +376,11 @@ class Store {
   absl::Status MarkCancelled(const std::string& job_id);
   // NotFound for an unknown job.
   absl::StatusOr<bool> IsCancelRequested(const std::string& job_id);
+  // The job's width history (stride 1 and no points when none was written).
+  // NotFound for an unknown job, or one of another tenant when `tenant` is
+  // given; DataLoss if the stored blob does not verify or does not match.
+  absl::StatusOr<WidthHistoryRecord> GetWidthHistory(const std::string& job_id,
+                                                     const std::string* tenant);
   // At startup: every RUNNING job (its worker died with the last process)
   // goes back to QUEUED, keeping its checkpoint. Returns how many.
   // Used by a graceful stop (the runner checkpointed its jobs); counts no
