@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libsqlite3-dev sqlite3 libssl-dev
+  prometheus-cpp-dev
 )
 
 missing=()

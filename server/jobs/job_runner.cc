@@ -9,11 +9,13 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "agt/v1/training.pb.h"
 #include "core/data/dataset.h"
 #include "core/model/model.h"
 #include "core/train/train.h"
 #include "server/domain/job_spec.h"
+#include "server/observability/log.h"
 
 namespace agt::server {
 namespace {
@@ -28,8 +30,14 @@ double SecondsSince(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-void LogError(const std::string& what) {
-  std::fprintf(stderr, "agt-server: jobs: %s\n", what.c_str());
+void LogError(const std::string& what) { Log(LogLevel::kError, "job_error", {{"msg", what}}); }
+
+// A job's lifecycle event (observability/log.h; server/README.md "Logs").
+void LogJob(LogLevel level, const char* event, const JobRecord& job, nlohmann::json fields = {}) {
+  if (!fields.is_object()) fields = nlohmann::json::object();
+  fields["job"] = job.id;
+  fields["tenant"] = job.tenant;
+  Log(level, event, std::move(fields));
 }
 
 const absl::Status& StatusOf(const absl::Status& s) { return s; }
@@ -327,7 +335,7 @@ void JobRunner::RunJob(JobRecord job) {
     why = absl::StrCat("the job failed with an unknown exception while ", phase);
   }
   // TrainJob's memory is released by now.
-  LogError(absl::StrCat("job ", id, ": ", why));
+  Log(LogLevel::kError, "job_failed", {{"job", id}, {"tenant", tenant}, {"error", why}});
   if (absl::Status s = RetryWhileBusy(absl::StrCat("job ", id, ": FailJob"),
                                       [&] { return store_->FailJob(id, why); });
       !s.ok()) {
@@ -349,10 +357,12 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
     ~Unregister() {
       std::lock_guard<std::mutex> lock(runner->mu_);
       runner->running_.erase(id);
+      if (runner->options_.metrics != nullptr) runner->options_.metrics->JobEnded(id);
     }
   } unregister{this, job.id};
 
   auto fail = [&](const std::string& why) {
+    LogJob(LogLevel::kError, "job_failed", job, {{"error", why}});
     if (absl::Status s = RetryWhileBusy(absl::StrCat("job ", job.id, ": FailJob"),
                                         [&] { return store_->FailJob(job.id, why); });
         !s.ok()) {
@@ -361,6 +371,7 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
     PublishFromStore(job);
   };
   auto cancel = [&] {
+    LogJob(LogLevel::kInfo, "job_cancelled", job);
     if (absl::Status s = RetryWhileBusy(absl::StrCat("job ", job.id, ": MarkCancelled"),
                                         [&] { return store_->MarkCancelled(job.id); });
         !s.ok()) {
@@ -385,11 +396,13 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
   if (!resolved.ok()) return fail(absl::StrCat("invalid spec: ", resolved.status().message()));
   absl::StatusOr<JobEstimate> admitted = AdmitJob(*resolved, *dataset, job_limits());
   if (!admitted.ok()) return fail(std::string(admitted.status().message()));
-  std::fprintf(stderr,
-               "agt-server: jobs: job %s: estimated peak memory %s on %d thread(s), factors of "
-               "%d rows at a time (0 = the whole batch), %.3g element operations\n",
-               job.id.c_str(), admitted->Describe().c_str(), admitted->threads,
-               admitted->factor_rows, admitted->work_ops);
+  LogJob(LogLevel::kInfo, "job_admitted", job,
+         {{"msg", absl::StrFormat("estimated peak memory %s on %d thread(s), factors of %d rows at "
+                                  "a time (0 = the whole batch), %.3g element operations",
+                                  admitted->Describe(), admitted->threads, admitted->factor_rows,
+                                  admitted->work_ops)},
+          {"threads", admitted->threads},
+          {"factor_rows", admitted->factor_rows}});
   *phase = "loading the dataset";
   absl::StatusOr<agt::Dataset> data = store_->LoadDatasetData(job.tenant, job.dataset_id);
   if (!data.ok()) {
@@ -440,6 +453,10 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
     LogError(absl::StrCat("job ", job.id, ": progress: ", s.ToString()));
   }
   Publish(job);
+  LogJob(LogLevel::kInfo, checkpoint->has_value() ? "job_resumed" : "job_started", job,
+         {{"iteration", progress.iteration}, {"total_iterations", progress.total_iterations}});
+  std::vector<MetricsBudget> metric_budgets;
+  for (const agt::Budget& b : config.budgets) metric_budgets.push_back({b.n, b.label_n});
 
   const Clock::time_point session_start = Clock::now();
   const int64_t session_first_step = trainer.state().step;
@@ -465,10 +482,17 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
           LogError(absl::StrCat("job ", job.id, ": checkpoint at stop: ", s.ToString()));
         }
       }
+      LogJob(LogLevel::kInfo, "job_stopped", job,
+             {{"iteration", trainer.state().step}, {"msg", "server stopping; the job stays queued"}});
       return;
     }
     *phase = absl::StrCat("training step ", trainer.state().step + 1);
+    const Clock::time_point step_start = Clock::now();
     absl::StatusOr<agt::ProgressEvent> ev = trainer.Step();
+    if (ev.ok() && options_.metrics != nullptr) {
+      options_.metrics->TrainingIteration(job.id, SecondsSince(step_start), metric_budgets,
+                                          ev->total_width);
+    }
     if (!ev.ok()) {
       return fail(absl::StrCat("training failed at iteration ", trainer.state().step + 1, ": ",
                                ev.status().message()));
@@ -538,6 +562,8 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
   if (!model_id.ok()) {
     return fail(absl::StrCat("storing the model: ", model_id.status().message()));
   }
+  LogJob(LogLevel::kInfo, "job_finished", job,
+         {{"model", *model_id}, {"iterations", progress.iteration}});
   PublishFromStore(job);
 }
 

@@ -23,6 +23,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -288,6 +289,9 @@ class Store {
   // state == nullopt: all states.
   absl::StatusOr<Page<JobRecord>> ListJobs(const std::string& tenant, std::optional<JobState> state,
                                            int page_size, const std::string& page_token);
+  // Jobs of all tenants by state name (JobStateName), every state present
+  // (0 when none), for the metrics' agt_jobs gauge.
+  absl::StatusOr<std::map<std::string, int64_t>> CountJobsByState();
   // Atomically moves the oldest QUEUED job (any tenant) to RUNNING, setting
   // started_ms, and returns it; nullopt when none is queued. Oldest = first
   // inserted, so a requeued job keeps its place. Two callers, in this process
