@@ -129,8 +129,9 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
   if (!options.metrics_listen.empty()) {
     absl::StatusOr<ListenAddress> metrics_listen = ParseListenAddress(options.metrics_listen);
     if (!metrics_listen.ok()) {
-      return absl::Status(metrics_listen.status().code(),
-                          absl::StrCat("--metrics-listen: ", metrics_listen.status().message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--metrics-listen: '", options.metrics_listen,
+                       "' is not HOST:PORT or [IPv6]:PORT (e.g. 127.0.0.1:9464)"));
     }
     server->metrics_ = std::make_unique<Metrics>();
     Store* const counted = server->store_.get();

@@ -332,7 +332,10 @@ TEST_F(ObservabilityE2eTest, PrivacyReleaseIsCountedAndAudited) {
   ASSERT_GT(first.epsilon_spent(), 0);
   // A retry of the same request_id is answered from the ledger, free.
   agt::v1::PrivatePredictResponse again;
-  ASSERT_TRUE(privacy->PrivatePredict(Ctx(kPrivate).get(), request, &again).ok());
+  std::unique_ptr<grpc::ClientContext> retry = Ctx(kPrivate);
+  ASSERT_TRUE(privacy->PrivatePredict(retry.get(), request, &again).ok());
+  // The service's replay note is for the observer only.
+  EXPECT_EQ(MetadataValue(retry->GetServerTrailingMetadata(), "agt-internal-replayed"), "");
   // More than the budget: refused, charged nothing.
   agt::v1::PrivatePredictRequest greedy = request;
   greedy.set_request_id("");
@@ -539,6 +542,55 @@ TEST(ObservabilityRestartE2eTest, JobGaugeIsRightAfterARestart) {
   EXPECT_EQ(Value(text, "agt_jobs", {{"state", "QUEUED"}}), 0);
   // The counters are this process's: nothing trained here yet.
   EXPECT_EQ(Value(text, "agt_training_iterations_total"), 0);
+}
+
+TEST(ObservabilityFlagsE2eTest, BadFlagsExitWithStatus2NamingTheFlag) {
+  TempDir dir;
+  std::string out, err;
+  EXPECT_EQ(RunServerCommand(ServerArgs(dir.File("f.db"), {"--log-format", "xml"}), "", &out,
+                             &err, dir),
+            2);
+  EXPECT_TRUE(absl::StrContains(err, "--log-format: 'xml' must be json or text")) << err;
+  EXPECT_EQ(RunServerCommand(ServerArgs(dir.File("f.db"), {"--metrics-listen", "nope"}), "", &out,
+                             &err, dir),
+            2);
+  EXPECT_TRUE(absl::StrContains(err, "--metrics-listen: 'nope'")) << err;
+  EXPECT_EQ(RunServerCommand(
+                ServerArgs(dir.File("f.db"), {"--audit-log", dir.File("no/such/dir/audit")}), "",
+                &out, &err, dir),
+            2);
+  EXPECT_TRUE(absl::StrContains(err, "--audit-log")) << err;
+}
+
+TEST(ObservabilityFlagsE2eTest, TextLogsAreOneLinePerRecordForPeople) {
+  TempDir dir;
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(ServerArgs(dir.File("t.db"), {"--log-format", "text"}),
+                           dir.File("t.log")))
+      << server.Stderr();
+  Client client(server.address());
+  std::unique_ptr<grpc::ClientContext> context = Ctx();
+  context->AddMetadata("x-request-id", "text-1");
+  agt::v1::ListModelsRequest request;
+  agt::v1::ListModelsResponse response;
+  ASSERT_TRUE(client.models->ListModels(context.get(), request, &response).ok());
+  EXPECT_EQ(server.Signal(SIGTERM), 0);
+  const std::string log = server.Stderr();
+  bool saw_rpc = false;
+  for (absl::string_view line : absl::StrSplit(log, '\n', absl::SkipEmpty())) {
+    EXPECT_NE(line.front(), '{') << line;
+    const std::vector<std::string> words = absl::StrSplit(line, ' ');
+    ASSERT_GE(words.size(), 3u) << line;
+    EXPECT_EQ(words[0].size(), 24u) << line;  // 2026-01-02T03:04:05.678Z
+    if (words[2] == "rpc" && absl::StrContains(line, "request_id=text-1")) {
+      saw_rpc = true;
+      EXPECT_EQ(words[1], "info");
+      EXPECT_TRUE(absl::StrContains(line, "method=/agt.v1.ModelService/ListModels")) << line;
+      EXPECT_TRUE(absl::StrContains(line, "code=OK")) << line;
+    }
+  }
+  EXPECT_TRUE(saw_rpc) << log;
+  EXPECT_TRUE(absl::StrContains(log, " info stopped")) << log;
 }
 
 }  // namespace
