@@ -254,6 +254,9 @@ class ObservingInterceptor final : public grpc::experimental::Interceptor {
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
       ReadClientMetadata(methods->GetRecvInitialMetadata());
+      // Fixed before the handler runs, so later hooks (possibly on other
+      // threads, for streams) only read it.
+      RequestId();
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE) &&
         audited_ != Audited::kNone && !have_request_) {
