@@ -45,8 +45,7 @@ void AuditLog::Append(nlohmann::json record) {
   const bool ok =
       std::fwrite(text.data(), 1, text.size(), file_) == text.size() && std::fflush(file_) == 0;
   if (!ok && !failing_) {
-    Log(LogLevel::kError, "audit_write_failed",
-        {{"path", path_}, {"error", std::strerror(errno)}});
+    Log(LogLevel::kError, "audit_write_failed", {{"path", path_}, {"error", std::strerror(errno)}});
   }
   failing_ = !ok;
 }

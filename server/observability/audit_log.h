@@ -18,9 +18,8 @@
 #include <cstdio>
 #include <memory>
 #include <mutex>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -48,8 +47,8 @@ class AuditLog {
 
   const std::string path_;
   std::mutex mu_;
-  std::FILE* const file_;    // guarded by mu_
-  bool failing_ = false;     // guarded by mu_
+  std::FILE* const file_;  // guarded by mu_
+  bool failing_ = false;   // guarded by mu_
 };
 
 }  // namespace agt::server

@@ -98,8 +98,8 @@ std::string FormatLogRecord(LogFormat format, LogLevel level, absl::string_view 
 }
 
 void Log(LogLevel level, absl::string_view event, nlohmann::json fields) {
-  std::string line = FormatLogRecord(g_format.load(std::memory_order_relaxed), level, event, fields,
-                                     LogTimeNow());
+  std::string line =
+      FormatLogRecord(g_format.load(std::memory_order_relaxed), level, event, fields, LogTimeNow());
   line.push_back('\n');
   std::lock_guard<std::mutex> lock(WriteMutex());
   std::fwrite(line.data(), 1, line.size(), stderr);

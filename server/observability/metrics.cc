@@ -121,9 +121,9 @@ absl::Status Metrics::Serve(const std::string& host_port) {
     // One thread: scrapes are rare and small.
     exposer_ = std::make_unique<prometheus::Exposer>(host_port, 1);
   } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("--metrics-listen: cannot serve on ", host_port,
-                                               " (address in use or not on this machine?): ",
-                                               e.what()));
+    return absl::UnavailableError(
+        absl::StrCat("--metrics-listen: cannot serve on ", host_port,
+                     " (address in use or not on this machine?): ", e.what()));
   }
   exposer_->RegisterCollectable(registry_);
   exposer_->RegisterCollectable(job_states_);

@@ -7,12 +7,11 @@
 #include <cstdint>
 #include <iterator>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 #include <string>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_format.h"
 #include "agt/v1/models.pb.h"
@@ -102,9 +101,8 @@ json RequestSummary(Audited kind, const void* message) {
     }
     case Audited::kCertifyDataset: {
       const auto& r = *static_cast<const agt::v1::CertifyDatasetRequest*>(message);
-      return {{"model", r.model_id()},
-              {"dataset", r.dataset_id()},
-              {"test_epsilon", r.test_epsilon()}};
+      return {
+          {"model", r.model_id()}, {"dataset", r.dataset_id()}, {"test_epsilon", r.test_epsilon()}};
     }
     case Audited::kNone:
       break;
@@ -241,9 +239,8 @@ class ObservingInterceptor final : public grpc::experimental::Interceptor {
       : options_(options),
         context_(info->server_context()),
         method_(info->method() != nullptr ? info->method() : ""),
-        audited_(options->audit != nullptr || options->metrics != nullptr
-                     ? AuditedMethod(method_)
-                     : Audited::kNone),
+        audited_(options->audit != nullptr || options->metrics != nullptr ? AuditedMethod(method_)
+                                                                          : Audited::kNone),
         start_(Clock::now()) {}
 
   ~ObservingInterceptor() override {
@@ -434,12 +431,23 @@ bool IsValidRequestId(const std::string& id) {
 }
 
 const char* StatusCodeName(int code) {
-  static constexpr const char* kNames[] = {
-      "OK",        "CANCELLED",         "UNKNOWN",           "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",    "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-      "UNIMPLEMENTED", "INTERNAL",      "UNAVAILABLE",       "DATA_LOSS",
-      "UNAUTHENTICATED"};
+  static constexpr const char* kNames[] = {"OK",
+                                           "CANCELLED",
+                                           "UNKNOWN",
+                                           "INVALID_ARGUMENT",
+                                           "DEADLINE_EXCEEDED",
+                                           "NOT_FOUND",
+                                           "ALREADY_EXISTS",
+                                           "PERMISSION_DENIED",
+                                           "RESOURCE_EXHAUSTED",
+                                           "FAILED_PRECONDITION",
+                                           "ABORTED",
+                                           "OUT_OF_RANGE",
+                                           "UNIMPLEMENTED",
+                                           "INTERNAL",
+                                           "UNAVAILABLE",
+                                           "DATA_LOSS",
+                                           "UNAUTHENTICATED"};
   if (code < 0 || code >= static_cast<int>(std::size(kNames))) return "UNKNOWN";
   return kNames[code];
 }

@@ -13,11 +13,10 @@
 #include <cmath>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -161,10 +160,10 @@ class ObservabilityE2eTest : public testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir();
-    WriteFile(dir_->File("tokens"), absl::StrCat(TokenLine(kTrainer, "trainer", "acme", "ci"),
-                                                 TokenLine(kQuerier, "querier", "acme", "analyst"),
-                                                 TokenLine(kPrivate, "private-querier", "acme",
-                                                           "app-one")));
+    WriteFile(dir_->File("tokens"),
+              absl::StrCat(TokenLine(kTrainer, "trainer", "acme", "ci"),
+                           TokenLine(kQuerier, "querier", "acme", "analyst"),
+                           TokenLine(kPrivate, "private-querier", "acme", "app-one")));
     server_ = new ServerProcess();
     ASSERT_TRUE(server_->Start(
         ServerArgs(dir_->File("o.db"),
@@ -352,8 +351,7 @@ TEST_F(ObservabilityE2eTest, PrivacyReleaseIsCountedAndAudited) {
                        ValueOr0(before, "agt_privacy_epsilon_spent_total", {{"tenant", "acme"}}),
                    first.epsilon_spent());
 
-  const std::vector<json> records =
-      AuditOf("/agt.v1.PrivacyService/PrivatePredict", audit_before);
+  const std::vector<json> records = AuditOf("/agt.v1.PrivacyService/PrivatePredict", audit_before);
   ASSERT_EQ(records.size(), 3u);
   const json& r = records[0];
   EXPECT_EQ(r["event"], "privacy_release");
@@ -389,8 +387,7 @@ TEST_F(ObservabilityE2eTest, DeletionDecisionIsCountedAndAudited) {
   request.add_row_ids(0);
   request.add_row_ids(1);
   agt::v1::RequestDeletionResponse response;
-  const grpc::Status status =
-      unlearning->RequestDeletion(Ctx(kTrainer).get(), request, &response);
+  const grpc::Status status = unlearning->RequestDeletion(Ctx(kTrainer).get(), request, &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
   ASSERT_GT(response.newly_accepted(), 0);
   const std::string after = Metrics();
@@ -467,12 +464,11 @@ TEST_F(ObservabilityE2eTest, CertificatesAreAuditedWithTheirFigures) {
   ASSERT_TRUE(client_->models->CertifyDataset(Ctx(kQuerier).get(), whole, &figures).ok());
   agt::v1::CertifyPredictionsRequest foreign = request;
   foreign.set_model_id("m_nope");
-  EXPECT_EQ(client_->models->CertifyPredictions(Ctx(kQuerier).get(), foreign, &response)
-                .error_code(),
-            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(
+      client_->models->CertifyPredictions(Ctx(kQuerier).get(), foreign, &response).error_code(),
+      grpc::StatusCode::NOT_FOUND);
 
-  const std::vector<json> points =
-      AuditOf("/agt.v1.ModelService/CertifyPredictions", audit_before);
+  const std::vector<json> points = AuditOf("/agt.v1.ModelService/CertifyPredictions", audit_before);
   ASSERT_EQ(points.size(), 2u);
   EXPECT_EQ(points[0]["event"], "certificate");
   EXPECT_EQ(points[0]["who"]["client"], "analyst");
@@ -480,8 +476,7 @@ TEST_F(ObservabilityE2eTest, CertificatesAreAuditedWithTheirFigures) {
   EXPECT_EQ(points[0]["points"], 7);
   EXPECT_EQ(points[0]["answer"]["points"], 7);
   EXPECT_EQ(points[0]["answer"]["stable_per_budget"].get<std::vector<int64_t>>(), stable);
-  EXPECT_EQ(points[0]["answer"]["budgets"],
-            json::parse(R"([{"n":1},{"n":2},{"n":5}])"));
+  EXPECT_EQ(points[0]["answer"]["budgets"], json::parse(R"([{"n":1},{"n":2},{"n":5}])"));
   EXPECT_EQ(points[1]["code"], "NOT_FOUND");
   EXPECT_EQ(points[1]["model"], "m_nope");
 
@@ -552,8 +547,8 @@ TEST_F(ObservabilityE2eTest, LogLinesAreJsonAndCarryTheRequestId) {
 TEST(ObservabilityRestartE2eTest, JobGaugeIsRightAfterARestart) {
   TempDir dir;
   const auto start = [&](ServerProcess* server, const std::string& log, int* port) {
-    ASSERT_TRUE(server->Start(
-        ServerArgs(dir.File("r.db"), {"--metrics-listen", "127.0.0.1:0"}), dir.File(log)))
+    ASSERT_TRUE(server->Start(ServerArgs(dir.File("r.db"), {"--metrics-listen", "127.0.0.1:0"}),
+                              dir.File(log)))
         << server->Stderr();
     for (const json& line : JsonLines(server->Stderr())) {
       if (line.value("event", "") == "metrics_listening") {
@@ -585,26 +580,26 @@ TEST(ObservabilityRestartE2eTest, JobGaugeIsRightAfterARestart) {
 TEST(ObservabilityFlagsE2eTest, BadFlagsExitWithStatus2NamingTheFlag) {
   TempDir dir;
   std::string out, err;
-  EXPECT_EQ(RunServerCommand(ServerArgs(dir.File("f.db"), {"--log-format", "xml"}), "", &out,
-                             &err, dir),
-            2);
+  EXPECT_EQ(
+      RunServerCommand(ServerArgs(dir.File("f.db"), {"--log-format", "xml"}), "", &out, &err, dir),
+      2);
   EXPECT_TRUE(absl::StrContains(err, "--log-format: 'xml' must be json or text")) << err;
   EXPECT_EQ(RunServerCommand(ServerArgs(dir.File("f.db"), {"--metrics-listen", "nope"}), "", &out,
                              &err, dir),
             2);
   EXPECT_TRUE(absl::StrContains(err, "--metrics-listen: 'nope'")) << err;
-  EXPECT_EQ(RunServerCommand(
-                ServerArgs(dir.File("f.db"), {"--audit-log", dir.File("no/such/dir/audit")}), "",
-                &out, &err, dir),
-            2);
+  EXPECT_EQ(
+      RunServerCommand(ServerArgs(dir.File("f.db"), {"--audit-log", dir.File("no/such/dir/audit")}),
+                       "", &out, &err, dir),
+      2);
   EXPECT_TRUE(absl::StrContains(err, "--audit-log")) << err;
 }
 
 TEST(ObservabilityFlagsE2eTest, TextLogsAreOneLinePerRecordForPeople) {
   TempDir dir;
   ServerProcess server;
-  ASSERT_TRUE(server.Start(ServerArgs(dir.File("t.db"), {"--log-format", "text"}),
-                           dir.File("t.log")))
+  ASSERT_TRUE(
+      server.Start(ServerArgs(dir.File("t.db"), {"--log-format", "text"}), dir.File("t.log")))
       << server.Stderr();
   Client client(server.address());
   std::unique_ptr<grpc::ClientContext> context = Ctx();

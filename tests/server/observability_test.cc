@@ -6,10 +6,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
@@ -24,11 +23,11 @@ namespace {
 using json = nlohmann::json;
 
 TEST(LogRecordTest, JsonRecordStartsWithTimeLevelEventAndKeepsFields) {
-  const std::string line = FormatLogRecord(LogFormat::kJson, LogLevel::kWarn, "rpc",
-                                           {{"code", "NOT_FOUND"}, {"latency_ms", 1.5}},
-                                           "2026-01-02T03:04:05.678Z");
-  EXPECT_TRUE(absl::StartsWith(
-      line, R"({"time":"2026-01-02T03:04:05.678Z","level":"warn","event":"rpc",)"))
+  const std::string line =
+      FormatLogRecord(LogFormat::kJson, LogLevel::kWarn, "rpc",
+                      {{"code", "NOT_FOUND"}, {"latency_ms", 1.5}}, "2026-01-02T03:04:05.678Z");
+  EXPECT_TRUE(
+      absl::StartsWith(line, R"({"time":"2026-01-02T03:04:05.678Z","level":"warn","event":"rpc",)"))
       << line;
   const json parsed = json::parse(line);
   EXPECT_EQ(parsed["code"], "NOT_FOUND");
@@ -37,10 +36,9 @@ TEST(LogRecordTest, JsonRecordStartsWithTimeLevelEventAndKeepsFields) {
 }
 
 TEST(LogRecordTest, FieldsCannotOverrideTheHeadAndBadUtf8DoesNotThrow) {
-  const std::string line =
-      FormatLogRecord(LogFormat::kJson, LogLevel::kInfo, "x",
-                      {{"event", "forged"}, {"level", "error"}, {"peer", std::string("\xff\xfe")}},
-                      "t");
+  const std::string line = FormatLogRecord(
+      LogFormat::kJson, LogLevel::kInfo, "x",
+      {{"event", "forged"}, {"level", "error"}, {"peer", std::string("\xff\xfe")}}, "t");
   const json parsed = json::parse(line);
   EXPECT_EQ(parsed["event"], "x");
   EXPECT_EQ(parsed["level"], "info");
@@ -121,9 +119,9 @@ TEST(MetricsTest, CountersAndTheJobStateCounter) {
   EXPECT_EQ(SeriesValue(text, "agt_rpc_requests_total",
                         R"(code="NOT_FOUND",method="/agt.v1.ModelService/GetModel")"),
             1.0);
-  EXPECT_EQ(
-      SeriesValue(text, "agt_rpc_latency_seconds_count", R"(method="/agt.v1.ModelService/GetModel")"),
-      3.0);
+  EXPECT_EQ(SeriesValue(text, "agt_rpc_latency_seconds_count",
+                        R"(method="/agt.v1.ModelService/GetModel")"),
+            3.0);
   EXPECT_EQ(SeriesValue(text, "agt_privacy_epsilon_spent_total", R"(tenant="acme")"), 0.75);
   EXPECT_EQ(SeriesValue(text, "agt_deletions_accepted_total", ""), 3.0);
   EXPECT_EQ(SeriesValue(text, "agt_jobs_vacuous_total", ""), 1.0);
