@@ -259,7 +259,8 @@ int Serve(const std::vector<std::string>& args) {
   if (!flags.count("listen")) return UsageError("--listen HOST:PORT is required");
   if (!flags.count("db")) return UsageError("--db FILE is required");
   if (flags.count("log-format")) {
-    absl::StatusOr<agt::server::LogFormat> format = agt::server::ParseLogFormat(flags["log-format"]);
+    absl::StatusOr<agt::server::LogFormat> format =
+        agt::server::ParseLogFormat(flags["log-format"]);
     if (!format.ok()) return UsageError(std::string(format.status().message()));
     agt::server::SetLogFormat(*format);
   }
@@ -343,8 +344,9 @@ int Serve(const std::vector<std::string>& args) {
   using agt::server::LogLevel;
   if ((*server)->local_mode()) {
     Log(LogLevel::kWarn, "local_mode",
-        {{"msg", "local single-user mode (no --tokens): every caller is the admin of tenant "
-                 "'local'"}});
+        {{"msg",
+          "local single-user mode (no --tokens): every caller is the admin of tenant "
+          "'local'"}});
   }
   if (!(*server)->metrics_address().empty()) {
     Log(LogLevel::kInfo, "metrics_listening", {{"address", (*server)->metrics_address()}});

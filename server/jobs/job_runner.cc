@@ -482,8 +482,9 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
           LogError(absl::StrCat("job ", job.id, ": checkpoint at stop: ", s.ToString()));
         }
       }
-      LogJob(LogLevel::kInfo, "job_stopped", job,
-             {{"iteration", trainer.state().step}, {"msg", "server stopping; the job stays queued"}});
+      LogJob(
+          LogLevel::kInfo, "job_stopped", job,
+          {{"iteration", trainer.state().step}, {"msg", "server stopping; the job stays queued"}});
       return;
     }
     *phase = absl::StrCat("training step ", trainer.state().step + 1);

@@ -9,11 +9,11 @@
 #include "core/privacy/budget.h"
 #include "server/auth/permissions.h"
 #include "server/domain/private_prediction.h"
+#include "server/observability/rpc_observer.h"
 #include "server/service/call_budget.h"
 #include "server/service/request_checks.h"
 #include "server/service/request_fingerprint.h"
 #include "server/service/status_mapping.h"
-#include "server/observability/rpc_observer.h"
 #include "server/store/blob.h"
 
 namespace agt::server {

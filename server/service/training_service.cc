@@ -5,10 +5,10 @@
 
 #include "server/domain/job_spec.h"
 #include "server/domain/model_convert.h"
+#include "server/observability/log.h"
 #include "server/service/request_checks.h"
 #include "server/service/request_fingerprint.h"
 #include "server/service/status_mapping.h"
-#include "server/observability/log.h"
 #include "server/store/blob.h"
 
 namespace agt::server {

@@ -10,12 +10,12 @@
 #include "server/domain/job_spec.h"
 #include "server/domain/model_convert.h"
 #include "server/domain/unlearning.h"
+#include "server/observability/log.h"
+#include "server/observability/rpc_observer.h"
 #include "server/service/call_budget.h"
 #include "server/service/request_checks.h"
 #include "server/service/request_fingerprint.h"
 #include "server/service/status_mapping.h"
-#include "server/observability/log.h"
-#include "server/observability/rpc_observer.h"
 #include "server/store/blob.h"
 
 namespace agt::server {
@@ -329,8 +329,11 @@ absl::StatusOr<agt::v1::RetrainInPlaceResponse> UnlearningServiceImpl::EnsureRet
   absl::StatusOr<JobRecord> inserted = store_->InsertJob(std::move(job), insert);
   if (!inserted.ok()) return inserted.status();
   Log(LogLevel::kInfo, "job_queued",
-      {{"job", inserted->id}, {"tenant", caller.tenant}, {"dataset", dataset->id},
-       {"why", "retraining without deleted rows"}, {"model", model.id}});
+      {{"job", inserted->id},
+       {"tenant", caller.tenant},
+       {"dataset", dataset->id},
+       {"why", "retraining without deleted rows"},
+       {"model", model.id}});
   RetrainingRecord record;
   record.model_id = model.id;
   record.job_id = inserted->id;
