@@ -16,6 +16,8 @@ packages=(
   python3-venv python3-pip python3-setuptools python3-wheel openssl
   # agtctl plot: .png output (rsvg-convert); tests parse the SVG with python3.
   librsvg2-bin
+  # agt-server --metrics-listen: the Prometheus client library.
+  prometheus-cpp-dev
 )
 
 missing=()

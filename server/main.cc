@@ -22,6 +22,7 @@
 #include "core/common/decimal.h"
 #include "server/auth/tokens.h"
 #include "server/domain/admission.h"
+#include "server/observability/log.h"
 #include "server/service/server.h"
 #include "server/store/store.h"
 
@@ -90,6 +91,20 @@ Serving:
                          ::1, localhost) may be listened on.
   --tls-cert FILE        PEM certificate chain; with --tls-key, serve TLS.
   --tls-key FILE         PEM private key.
+  --metrics-listen HOST:PORT  Serve Prometheus metrics (text format) at
+                         http://HOST:PORT/metrics (default: off; port 0 picks a
+                         free port, logged as event "metrics_listening"). The
+                         endpoint has no authentication and names tenants and
+                         job ids: listen on loopback or a private network.
+  --log-format json|text Server log on stderr: one JSON object per line
+                         (default) or one line of text per record; one record
+                         per RPC (method, tenant, principal, peer, code,
+                         latency_ms, request_id), job lifecycle, auth failures,
+                         startup and shutdown (server/README.md, "Logs").
+  --audit-log FILE       Append one JSON line per privacy release, deletion
+                         decision and certificate served, refusals included
+                         (who, model, what was asked and answered); flushed per
+                         record (default: off).
   --privacy-budget E     Total epsilon per (tenant, training dataset): shared by
                          every token of the tenant and every model trained on
                          the dataset or on one derived from it (default 10,
@@ -234,14 +249,25 @@ int Serve(const std::vector<std::string>& args) {
                                           "shutdown-grace",
                                           "max-request-mib",
                                           "max-job-memory",
-                                          "max-jobs-per-tenant"};
+                                          "max-jobs-per-tenant",
+                                          "metrics-listen",
+                                          "log-format",
+                                          "audit-log"};
   if (absl::Status s = ParseFlags(args, known, &flags); !s.ok()) {
     return UsageError(std::string(s.message()));
   }
   if (!flags.count("listen")) return UsageError("--listen HOST:PORT is required");
   if (!flags.count("db")) return UsageError("--db FILE is required");
+  if (flags.count("log-format")) {
+    absl::StatusOr<agt::server::LogFormat> format =
+        agt::server::ParseLogFormat(flags["log-format"]);
+    if (!format.ok()) return UsageError(std::string(format.status().message()));
+    agt::server::SetLogFormat(*format);
+  }
   agt::server::ServerOptions options;
   options.listen = flags["listen"];
+  options.metrics_listen = flags.count("metrics-listen") ? flags["metrics-listen"] : "";
+  options.audit_log_path = flags.count("audit-log") ? flags["audit-log"] : "";
   options.db_path = flags["db"];
   options.tokens_path = flags.count("tokens") ? flags["tokens"] : "";
   options.tls_cert_path = flags.count("tls-cert") ? flags["tls-cert"] : "";
@@ -314,19 +340,34 @@ int Serve(const std::vector<std::string>& args) {
     std::cerr << "agt-server: " << server.status().message() << "\n";
     return 2;
   }
+  using agt::server::Log;
+  using agt::server::LogLevel;
   if ((*server)->local_mode()) {
-    std::cerr << "agt-server: local single-user mode (no --tokens): every caller is the admin "
-                 "of tenant \"local\"\n";
+    Log(LogLevel::kWarn, "local_mode",
+        {{"msg",
+          "local single-user mode (no --tokens): every caller is the admin of tenant "
+          "'local'"}});
   }
+  if (!(*server)->metrics_address().empty()) {
+    Log(LogLevel::kInfo, "metrics_listening", {{"address", (*server)->metrics_address()}});
+  }
+  Log(LogLevel::kInfo, "server_started",
+      {{"address", (*server)->address()},
+       {"version", AGT_VERSION_STRING},
+       {"db", options.db_path},
+       {"workers", options.workers},
+       {"tls", !options.tls_cert_path.empty()},
+       {"audit_log", options.audit_log_path}});
   std::cout << "listening on " << (*server)->address() << std::endl;
 
   int received = 0;
   sigwait(&signals, &received);
-  std::cerr << "agt-server: " << (received == SIGTERM ? "SIGTERM" : "SIGINT")
-            << ": shutting down (running jobs are checkpointed and stay queued)\n";
+  Log(LogLevel::kInfo, "shutdown",
+      {{"signal", received == SIGTERM ? "SIGTERM" : "SIGINT"},
+       {"msg", "shutting down (running jobs are checkpointed and stay queued)"}});
   (*server)->Shutdown(shutdown_grace);
   server->reset();
-  std::cerr << "agt-server: stopped\n";
+  Log(LogLevel::kInfo, "stopped");
   return 0;
 }
 

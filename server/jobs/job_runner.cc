@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "agt/v1/training.pb.h"
 #include "core/data/dataset.h"
 #include "core/model/model.h"
@@ -16,6 +17,7 @@
 #include "server/domain/job_spec.h"
 #include "server/domain/vacuity.h"
 #include "server/jobs/width_history.h"
+#include "server/observability/log.h"
 
 namespace agt::server {
 namespace {
@@ -30,8 +32,14 @@ double SecondsSince(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-void LogError(const std::string& what) {
-  std::fprintf(stderr, "agt-server: jobs: %s\n", what.c_str());
+void LogError(const std::string& what) { Log(LogLevel::kError, "job_error", {{"msg", what}}); }
+
+// A job's lifecycle event (observability/log.h; server/README.md "Logs").
+void LogJob(LogLevel level, const char* event, const JobRecord& job, nlohmann::json fields = {}) {
+  if (!fields.is_object()) fields = nlohmann::json::object();
+  fields["job"] = job.id;
+  fields["tenant"] = job.tenant;
+  Log(level, event, std::move(fields));
 }
 
 const absl::Status& StatusOf(const absl::Status& s) { return s; }
@@ -334,7 +342,7 @@ void JobRunner::RunJob(JobRecord job) {
     why = absl::StrCat("the job failed with an unknown exception while ", phase);
   }
   // TrainJob's memory is released by now.
-  LogError(absl::StrCat("job ", id, ": ", why));
+  Log(LogLevel::kError, "job_failed", {{"job", id}, {"tenant", tenant}, {"error", why}});
   if (absl::Status s = RetryWhileBusy(absl::StrCat("job ", id, ": FailJob"),
                                       [&] { return store_->FailJob(id, why); });
       !s.ok()) {
@@ -356,10 +364,12 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
     ~Unregister() {
       std::lock_guard<std::mutex> lock(runner->mu_);
       runner->running_.erase(id);
+      if (runner->options_.metrics != nullptr) runner->options_.metrics->JobEnded(id);
     }
   } unregister{this, job.id};
 
   auto fail = [&](const std::string& why) {
+    LogJob(LogLevel::kError, "job_failed", job, {{"error", why}});
     if (absl::Status s = RetryWhileBusy(absl::StrCat("job ", job.id, ": FailJob"),
                                         [&] { return store_->FailJob(job.id, why); });
         !s.ok()) {
@@ -368,6 +378,7 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
     PublishFromStore(job);
   };
   auto cancel = [&] {
+    LogJob(LogLevel::kInfo, "job_cancelled", job);
     if (absl::Status s = RetryWhileBusy(absl::StrCat("job ", job.id, ": MarkCancelled"),
                                         [&] { return store_->MarkCancelled(job.id); });
         !s.ok()) {
@@ -392,11 +403,13 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
   if (!resolved.ok()) return fail(absl::StrCat("invalid spec: ", resolved.status().message()));
   absl::StatusOr<JobEstimate> admitted = AdmitJob(*resolved, *dataset, job_limits());
   if (!admitted.ok()) return fail(std::string(admitted.status().message()));
-  std::fprintf(stderr,
-               "agt-server: jobs: job %s: estimated peak memory %s on %d thread(s), factors of "
-               "%d rows at a time (0 = the whole batch), %.3g element operations\n",
-               job.id.c_str(), admitted->Describe().c_str(), admitted->threads,
-               admitted->factor_rows, admitted->work_ops);
+  LogJob(LogLevel::kInfo, "job_admitted", job,
+         {{"msg", absl::StrFormat("estimated peak memory %s on %d thread(s), factors of %d rows at "
+                                  "a time (0 = the whole batch), %.3g element operations",
+                                  admitted->Describe(), admitted->threads, admitted->factor_rows,
+                                  admitted->work_ops)},
+          {"threads", admitted->threads},
+          {"factor_rows", admitted->factor_rows}});
   *phase = "loading the dataset";
   absl::StatusOr<agt::Dataset> data = store_->LoadDatasetData(job.tenant, job.dataset_id);
   if (!data.ok()) {
@@ -473,6 +486,10 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
     history_written = history.version();
   }
   Publish(job);
+  LogJob(LogLevel::kInfo, checkpoint->has_value() ? "job_resumed" : "job_started", job,
+         {{"iteration", progress.iteration}, {"total_iterations", progress.total_iterations}});
+  std::vector<MetricsBudget> metric_budgets;
+  for (const agt::Budget& b : config.budgets) metric_budgets.push_back({b.n, b.label_n});
 
   const Clock::time_point session_start = Clock::now();
   const int64_t session_first_step = trainer.state().step;
@@ -500,10 +517,18 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
           LogError(absl::StrCat("job ", job.id, ": checkpoint at stop: ", s.ToString()));
         }
       }
+      LogJob(
+          LogLevel::kInfo, "job_stopped", job,
+          {{"iteration", trainer.state().step}, {"msg", "server stopping; the job stays queued"}});
       return;
     }
     *phase = absl::StrCat("training step ", trainer.state().step + 1);
+    const Clock::time_point step_start = Clock::now();
     absl::StatusOr<agt::ProgressEvent> ev = trainer.Step();
+    if (ev.ok() && options_.metrics != nullptr) {
+      options_.metrics->TrainingIteration(job.id, SecondsSince(step_start), metric_budgets,
+                                          ev->total_width);
+    }
     if (!ev.ok()) {
       return fail(absl::StrCat("training failed at iteration ", trainer.state().step + 1, ": ",
                                ev.status().message()));
@@ -584,7 +609,9 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
         absl::StrCat("job ", job.id, ": vacuity check not done: ", warnings.status().ToString()));
   }
   for (const JobWarningRecord& w : model.warnings) {
-    LogError(absl::StrCat("job ", job.id, ": warning: ", w.message));
+    nlohmann::json fields = {{"msg", w.message}};
+    if (w.budget.has_value()) fields["budget_n"] = w.budget->n;
+    LogJob(LogLevel::kWarn, "job_warning", job, std::move(fields));
   }
   *phase = "storing the model";
   progress.eta_seconds = 0.0;
@@ -595,9 +622,9 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
   if (!model_id.ok()) {
     return fail(absl::StrCat("storing the model: ", model_id.status().message()));
   }
-  if (!model.warnings.empty()) {
-    // metrics: vacuous job
-  }
+  if (!model.warnings.empty() && options_.metrics != nullptr) options_.metrics->JobVacuous();
+  LogJob(LogLevel::kInfo, "job_finished", job,
+         {{"model", *model_id}, {"iterations", progress.iteration}});
   PublishFromStore(job);
 }
 

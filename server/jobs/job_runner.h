@@ -51,6 +51,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "server/domain/admission.h"
+#include "server/observability/metrics.h"
 #include "server/store/store.h"
 
 namespace agt::server {
@@ -77,6 +78,9 @@ struct JobRunnerOptions {
   // with smaller limits since it was queued); threads_per_job is taken from
   // above. Default: no memory limit.
   JobLimits limits;
+  // Optional (not owned, must outlive the runner): training iterations, step
+  // times and the bound widths of running jobs (observability/metrics.h).
+  Metrics* metrics = nullptr;
 };
 
 // A stream of snapshots of one job for one watcher. The first snapshot is

@@ -9,6 +9,7 @@
 #include "core/privacy/budget.h"
 #include "server/auth/permissions.h"
 #include "server/domain/private_prediction.h"
+#include "server/observability/rpc_observer.h"
 #include "server/service/call_budget.h"
 #include "server/service/request_checks.h"
 #include "server/service/request_fingerprint.h"
@@ -148,7 +149,11 @@ absl::StatusOr<agt::v1::PrivatePredictResponse> PrivacyServiceImpl::Predict(
     absl::StatusOr<std::optional<std::string>> earlier =
         store_->FindRequest(caller.tenant, RequestKind::kPrivatePredict, tag);
     if (!earlier.ok()) return earlier.status();
-    if (earlier->has_value()) return ParseStored(**earlier);
+    if (earlier->has_value()) {
+      // Free: the audit log and metrics must not count it again.
+      context->AddTrailingMetadata(kReplayedMetadataKey, "1");
+      return ParseStored(**earlier);
+    }
   }
   absl::StatusOr<std::shared_ptr<const ModelRecord>> model =
       cache_->Get(store_, caller.tenant, request.model_id());
@@ -194,7 +199,10 @@ absl::StatusOr<agt::v1::PrivatePredictResponse> PrivacyServiceImpl::Predict(
         return response.SerializeAsString();
       });
   if (!spent.ok()) return spent.status();
-  if (spent->replayed) return ParseStored(spent->response);  // a concurrent retry won
+  if (spent->replayed) {  // a concurrent retry won
+    context->AddTrailingMetadata(kReplayedMetadataKey, "1");
+    return ParseStored(spent->response);
+  }
   return response;
 }
 

@@ -12,6 +12,8 @@
 #include "server/auth/listen_address.h"
 #include "server/auth/tls_files.h"
 #include "server/domain/admission.h"
+#include "server/observability/log.h"
+#include "server/observability/rpc_observer.h"
 
 namespace agt::server {
 namespace {
@@ -119,6 +121,24 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
                         absl::StrCat("--db '", options.db_path, "': ", store.status().message()));
   }
   server->store_ = *std::move(store);
+  if (!options.audit_log_path.empty()) {
+    absl::StatusOr<std::unique_ptr<AuditLog>> audit = AuditLog::Open(options.audit_log_path);
+    if (!audit.ok()) return audit.status();
+    server->audit_ = *std::move(audit);
+  }
+  if (!options.metrics_listen.empty()) {
+    absl::StatusOr<ListenAddress> metrics_listen = ParseListenAddress(options.metrics_listen);
+    if (!metrics_listen.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--metrics-listen: '", options.metrics_listen,
+                       "' is not HOST:PORT or [IPv6]:PORT (e.g. 127.0.0.1:9464)"));
+    }
+    server->metrics_ = std::make_unique<Metrics>();
+    Store* const counted = server->store_.get();
+    server->metrics_->SetJobStateCounter([counted] { return counted->CountJobsByState(); });
+    if (absl::Status s = server->metrics_->Serve(metrics_listen->ToString()); !s.ok()) return s;
+    server->metrics_address_ = metrics_listen->WithPort(server->metrics_->port());
+  }
 
   JobRunnerOptions runner_options;
   runner_options.workers = options.workers;
@@ -142,6 +162,7 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
         *machine, options.workers, &admission.limits.max_job_memory_source);
   }
   runner_options.limits = admission.limits;
+  runner_options.metrics = server->metrics_.get();
   // Started once the server serves (below).
   server->runner_ = std::make_unique<JobRunner>(server->store_.get(), runner_options);
 
@@ -186,6 +207,21 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
   builder.RegisterService(server->privacy_.get());
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(server->calls_.Factory());
+  RpcObserverOptions observer;
+  observer.tokens = &server->tokens_;
+  observer.metrics = server->metrics_.get();
+  observer.audit = server->audit_.get();
+  observer.model_budgets = [store = server->store_.get(), cache = server->cache_.get()](
+                               const std::string& tenant, const std::string& model_id) {
+    std::vector<MetricsBudget> budgets;
+    absl::StatusOr<std::shared_ptr<const ModelRecord>> model = cache->Get(store, tenant, model_id);
+    if (!model.ok()) return budgets;
+    for (const BoxRecord& box : (*model)->boxes) {
+      budgets.push_back({box.budget.n, box.budget.label_n});
+    }
+    return budgets;
+  };
+  interceptors.push_back(MakeRpcObserver(std::move(observer)));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || bound_port == 0) {
@@ -230,6 +266,8 @@ void AgtServer::Shutdown(std::chrono::milliseconds grace) {
   if (runner_ != nullptr) runner_->Stop();
   server_.reset();
   runner_.reset();
+  // A scrape must not read a closed store.
+  if (metrics_ != nullptr) metrics_->SetJobStateCounter(nullptr);
   store_.reset();
 }
 

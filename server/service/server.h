@@ -37,6 +37,8 @@
 #include "server/auth/tokens.h"
 #include "server/domain/certifier.h"
 #include "server/jobs/job_runner.h"
+#include "server/observability/audit_log.h"
+#include "server/observability/metrics.h"
 #include "server/service/call_auth.h"
 #include "server/service/call_tracker.h"
 #include "server/service/database_lock.h"
@@ -87,6 +89,11 @@ struct ServerOptions {
   // and `workers`), and QUEUED + RUNNING jobs per tenant (0 = no limit).
   int64_t max_job_memory_bytes = 0;
   int max_jobs_per_tenant = 16;
+  // Observability (server/observability): HOST:PORT of the Prometheus
+  // endpoint /metrics (empty: none; port 0 = any free port, see
+  // metrics_port()), and the audit log file (empty: none).
+  std::string metrics_listen;
+  std::string audit_log_path;
 };
 
 class AgtServer {
@@ -104,6 +111,8 @@ class AgtServer {
   const std::string& address() const { return address_; }
   int port() const { return port_; }
   bool local_mode() const { return tokens_.local_mode(); }
+  // The bound metrics address ("127.0.0.1:9464"), empty without metrics.
+  const std::string& metrics_address() const { return metrics_address_; }
 
   // See the shutdown order above. Idempotent.
   void Shutdown(std::chrono::milliseconds grace);
@@ -114,6 +123,8 @@ class AgtServer {
   TokenTable tokens_;
   CallAuth auth_;
   CallTracker calls_;                      // outlives server_ (declared before it)
+  std::unique_ptr<Metrics> metrics_;       // may be null; outlives runner_ and server_
+  std::unique_ptr<AuditLog> audit_;        // may be null; outlives server_
   std::unique_ptr<DatabaseLock> db_lock_;  // released after the store closes
   std::unique_ptr<Store> store_;
   std::unique_ptr<JobRunner> runner_;
@@ -126,6 +137,7 @@ class AgtServer {
   std::unique_ptr<PrivacyServiceImpl> privacy_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
+  std::string metrics_address_;
   int port_ = 0;
   bool shut_down_ = false;
 };

@@ -6,6 +6,7 @@
 #include "server/domain/job_spec.h"
 #include "server/domain/model_convert.h"
 #include "server/jobs/width_history.h"
+#include "server/observability/log.h"
 #include "server/service/request_checks.h"
 #include "server/service/request_fingerprint.h"
 #include "server/service/status_mapping.h"
@@ -80,6 +81,8 @@ absl::StatusOr<agt::v1::Job> TrainingServiceImpl::Submit(
   record.spec = stored_spec.SerializeAsString();
   absl::StatusOr<JobRecord> stored = store_->InsertJob(std::move(record), insert);
   if (!stored.ok()) return stored.status();
+  Log(LogLevel::kInfo, "job_queued",
+      {{"job", stored->id}, {"tenant", caller.tenant}, {"dataset", stored->dataset_id}});
   runner_->Wake();
   return JobToProto(*stored);
 }

@@ -10,6 +10,8 @@
 #include "server/domain/job_spec.h"
 #include "server/domain/model_convert.h"
 #include "server/domain/unlearning.h"
+#include "server/observability/log.h"
+#include "server/observability/rpc_observer.h"
 #include "server/service/call_budget.h"
 #include "server/service/request_checks.h"
 #include "server/service/request_fingerprint.h"
@@ -95,7 +97,10 @@ grpc::Status UnlearningServiceImpl::RequestDeletion(grpc::ServerContext* context
                                                     agt::v1::RequestDeletionResponse* response) {
   absl::StatusOr<Principal> caller = auth_->Check(*context, kRequest);
   if (!caller.ok()) return ToGrpcStatus(caller.status(), kRequest);
-  absl::StatusOr<agt::v1::RequestDeletionResponse> done = Delete(*caller, *request);
+  bool replayed = false;
+  absl::StatusOr<agt::v1::RequestDeletionResponse> done = Delete(*caller, *request, &replayed);
+  // For the audit log and metrics (observability/rpc_observer.h).
+  if (replayed) context->AddTrailingMetadata(kReplayedMetadataKey, "1");
   if (!done.ok()) return ToGrpcStatus(done.status(), kRequest);
   *response = *std::move(done);
   return grpc::Status::OK;
@@ -193,7 +198,7 @@ absl::StatusOr<agt::v1::ListDeletionsResponse> UnlearningServiceImpl::Ledger(
 }
 
 absl::StatusOr<agt::v1::RequestDeletionResponse> UnlearningServiceImpl::Delete(
-    const Principal& caller, const agt::v1::RequestDeletionRequest& request) {
+    const Principal& caller, const agt::v1::RequestDeletionRequest& request, bool* replayed) {
   if (absl::Status s = CheckId(request.model_id(), "model_id"); !s.ok()) return s;
   if (request.row_ids().empty()) {
     return absl::InvalidArgumentError("row_ids: required (at least one training row id)");
@@ -216,6 +221,7 @@ absl::StatusOr<agt::v1::RequestDeletionResponse> UnlearningServiceImpl::Delete(
   std::string answer;
   if (first->has_value()) {
     answer = **first;
+    if (replayed != nullptr) *replayed = true;
   } else {
     absl::StatusOr<DatasetRecord> dataset = store_->GetDataset(caller.tenant, model.dataset_id);
     if (absl::IsNotFound(dataset.status())) {
@@ -231,6 +237,7 @@ absl::StatusOr<agt::v1::RequestDeletionResponse> UnlearningServiceImpl::Delete(
         caller.tenant, model.id, gate->budgets, *batches, rows, ClientName(caller), tag,
         [](const agt::DeletionDecision& d) { return DecisionResponse(d).SerializeAsString(); });
     if (!appended.ok()) return appended.status();
+    if (replayed != nullptr && !appended->decision.has_value()) *replayed = true;
     answer = std::move(appended->answer);
   }
   agt::v1::RequestDeletionResponse response;
@@ -321,6 +328,12 @@ absl::StatusOr<agt::v1::RetrainInPlaceResponse> UnlearningServiceImpl::EnsureRet
   job.spec = plan->spec.SerializeAsString();
   absl::StatusOr<JobRecord> inserted = store_->InsertJob(std::move(job), insert);
   if (!inserted.ok()) return inserted.status();
+  Log(LogLevel::kInfo, "job_queued",
+      {{"job", inserted->id},
+       {"tenant", caller.tenant},
+       {"dataset", dataset->id},
+       {"why", "retraining without deleted rows"},
+       {"model", model.id}});
   RetrainingRecord record;
   record.model_id = model.id;
   record.job_id = inserted->id;

@@ -73,8 +73,11 @@ class UnlearningServiceImpl final : public agt::v1::UnlearningService::Service {
  private:
   absl::StatusOr<std::shared_ptr<const ModelRecord>> LoadModel(const Principal& caller,
                                                                const std::string& model_id);
+  // *replayed (optional): set when the answer is a retried request_id's
+  // stored first answer (nothing newly decided).
   absl::StatusOr<agt::v1::RequestDeletionResponse> Delete(
-      const Principal& caller, const agt::v1::RequestDeletionRequest& request);
+      const Principal& caller, const agt::v1::RequestDeletionRequest& request,
+      bool* replayed = nullptr);
   absl::StatusOr<agt::v1::GetUnlearningStatusResponse> LoadStatus(const Principal& caller,
                                                                   const std::string& model_id);
   absl::StatusOr<agt::v1::CheckUnlearningResponse> Check(

@@ -1009,6 +1009,24 @@ absl::StatusOr<Page<JobRecord>> Store::ListJobs(const std::string& tenant,
   return page;
 }
 
+absl::StatusOr<std::map<std::string, int64_t>> Store::CountJobsByState() {
+  std::map<std::string, int64_t> counts;
+  for (JobState state : {JobState::kQueued, JobState::kRunning, JobState::kSucceeded,
+                         JobState::kFailed, JobState::kCancelled}) {
+    counts[std::string(JobStateName(state))] = 0;
+  }
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  STORE_ASSIGN_OR_RETURN(Statement st,
+                         impl_->db->Prepare("SELECT state, COUNT(*) FROM jobs GROUP BY state"));
+  while (true) {
+    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+    if (!row) break;
+    const auto state = static_cast<JobState>(st.ColumnInt64(0));
+    counts[std::string(JobStateName(state))] = st.ColumnInt64(1);
+  }
+  return counts;
+}
+
 absl::StatusOr<std::optional<JobRecord>> Store::ClaimNextQueuedJob() {
   std::lock_guard<std::mutex> lock(impl_->mu);
   SqliteDb& db = *impl_->db;

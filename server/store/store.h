@@ -23,6 +23,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -332,6 +333,9 @@ class Store {
   // stays (it is the privacy ledger's lineage, see DeleteModel). A retried
   // submission with the job's request id is then NotFound, as for datasets.
   absl::Status DeleteJob(const std::string& tenant, const std::string& id);
+  // Jobs of all tenants by state name (JobStateName), every state present
+  // (0 when none), for the metrics' agt_jobs gauge.
+  absl::StatusOr<std::map<std::string, int64_t>> CountJobsByState();
   // Atomically moves the oldest QUEUED job (any tenant) to RUNNING, setting
   // started_ms, and returns it; nullopt when none is queued. Oldest = first
   // inserted, so a requeued job keeps its place. Two callers, in this process
