@@ -365,6 +365,7 @@ void CertifyPredictionChunk(const ModelRecord& model, const ModelView& view,
       }
     }
     point->set_largest_stable_budget(largest[i]);
+    point->set_largest_stable_n(largest[i] < 0 ? -1 : model.boxes[largest[i]].budget.n);
   }
 }
 
@@ -385,6 +386,7 @@ absl::StatusOr<agt::v1::CertifyPredictionsResponse> CertifyPredictions(
   if (!chunk.ok()) return chunk.status();
 
   agt::v1::CertifyPredictionsResponse response;
+  for (const BoxRecord& box : model.boxes) *response.add_budgets() = BudgetToProto(box.budget);
   try {
     response.mutable_points()->Reserve(static_cast<int>(rows));
     for (agt::Index begin = 0; begin < rows; begin += *chunk) {
