@@ -136,9 +136,10 @@ absl::Status DatasetUpload::AddChunk(absl::string_view bytes, int64_t index) {
   }
   const int64_t declared = metadata_.size_bytes();
   if (declared > 0 && received_ + size > declared) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("message ", index, ": the chunks carry more than the ", declared,
-                     " bytes declared in metadata.size_bytes"));
+    return WithField(absl::InvalidArgumentError(absl::StrCat(
+                         "message ", index, ": the chunks carry more than the ", declared,
+                         " bytes declared in metadata.size_bytes")),
+                     "metadata.size_bytes");
   }
   received_ += size;
   if (metadata_.format() == agt::v1::DATASET_FORMAT_FLOAT64) {
@@ -196,13 +197,15 @@ absl::Status DatasetUpload::AddFloat64(absl::string_view bytes) {
 
 absl::StatusOr<agt::Dataset> DatasetUpload::Finish() {
   if (metadata_.size_bytes() > 0 && received_ != metadata_.size_bytes()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the chunks carried ", received_, " bytes, metadata.size_bytes declared ",
-                     metadata_.size_bytes()));
+    return WithField(absl::InvalidArgumentError(absl::StrCat(
+                         "the chunks carried ", received_, " bytes, metadata.size_bytes declared ",
+                         metadata_.size_bytes())),
+                     "metadata.size_bytes");
   }
   if (received_ == 0) {
-    return absl::InvalidArgumentError(
-        "no data: send the file's bytes in chunk messages after the metadata");
+    return WithField(absl::InvalidArgumentError(
+                         "no data: send the file's bytes in chunk messages after the metadata"),
+                     "chunk");
   }
   absl::StatusOr<agt::Dataset> data;
   if (metadata_.format() == agt::v1::DATASET_FORMAT_CSV) {
