@@ -46,9 +46,8 @@ absl::Status WithMetadata(absl::Status status, absl::string_view key, absl::stri
 
 absl::Status WithMessage(const absl::Status& status, absl::string_view message) {
   absl::Status out(status.code(), message);
-  status.ForEachPayload([&out](absl::string_view url, const absl::Cord& payload) {
-    out.SetPayload(url, payload);
-  });
+  status.ForEachPayload(
+      [&out](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
   return out;
 }
 

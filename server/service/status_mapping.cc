@@ -81,9 +81,10 @@ grpc::Status ToGrpcStatus(const absl::Status& status, absl::string_view rpc) {
     const std::string line = absl::StrCat("agt-server: ", rpc, ": ", status.ToString(), "\n");
     std::fputs(line.c_str(), stderr);
     // Only the reason: the internal status's field, quota and ids stay in the log.
-    const absl::Status safe = WithReason(
-        absl::Status(status.code(), absl::StrCat(rpc, ": internal server error (see the server log)")),
-        "INTERNAL");
+    const absl::Status safe =
+        WithReason(absl::Status(status.code(),
+                                absl::StrCat(rpc, ": internal server error (see the server log)")),
+                   "INTERNAL");
     return grpc::Status(code, std::string(safe.message()),
                         RichStatus(safe, rpc).SerializeAsString());
   }

@@ -102,9 +102,9 @@ TEST_F(AgtctlErrorsE2eTest, UnknownModelHasItsIdInTheMetadata) {
 }
 
 TEST_F(AgtctlErrorsE2eTest, UnauthenticatedAndLocalErrorsKeepTheShape) {
-  CommandResult line = RunCommand({AGT_SERVER_BINARY, "hash-token", "--role", "admin", "--tenant",
-                                   "acme"},
-                                  {}, std::chrono::seconds(10), "tok-admin");
+  CommandResult line =
+      RunCommand({AGT_SERVER_BINARY, "hash-token", "--role", "admin", "--tenant", "acme"}, {},
+                 std::chrono::seconds(10), "tok-admin");
   ASSERT_EQ(line.exit_code, 0) << line.err;
   ASSERT_NO_FATAL_FAILURE(StartServer({"--tokens", Write("tokens.txt", line.out)}));
   CommandResult json = Ctl({"--json", "dataset", "list"}, "tok-wrong");
@@ -135,8 +135,7 @@ TEST_F(AgtctlErrorsE2eTest, PrivacyBudgetRefusalPrintsTheQuotaViolation) {
   EXPECT_TRUE(absl::StrContains(text.err, "\n  reason: PRIVACY_BUDGET_EXHAUSTED\n")) << text.err;
   EXPECT_TRUE(absl::StrContains(text.err, "\n  quota: tenant:")) << text.err;
 
-  CommandResult json =
-      Ctl({"--json", "predict", model, queries, "--private", "--epsilon", "0.75"});
+  CommandResult json = Ctl({"--json", "predict", model, queries, "--private", "--epsilon", "0.75"});
   EXPECT_EXIT_CODE(json, 1);
   const nlohmann::json doc = nlohmann::json::parse(json.out);
   ExpectErrorShape(doc);
@@ -147,8 +146,8 @@ TEST_F(AgtctlErrorsE2eTest, PrivacyBudgetRefusalPrintsTheQuotaViolation) {
   EXPECT_EQ(e["metadata"]["model_id"], model);
   EXPECT_EQ(e["metadata"]["dataset_id"], dataset);
   ASSERT_EQ(e["quota_violations"].size(), 1u) << json.out;
-  EXPECT_TRUE(absl::EndsWith(e["quota_violations"][0]["subject"].get<std::string>(),
-                             "/dataset:" + dataset))
+  EXPECT_TRUE(
+      absl::EndsWith(e["quota_violations"][0]["subject"].get<std::string>(), "/dataset:" + dataset))
       << json.out;
   EXPECT_TRUE(absl::StrContains(e["quota_violations"][0]["description"].get<std::string>(),
                                 "nothing was spent"));

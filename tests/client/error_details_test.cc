@@ -3,8 +3,8 @@
 // detail types are skipped, and missing or broken details read as none.
 #include "client/lib/error_details.h"
 
-#include <gtest/gtest.h>
 #include <grpcpp/support/status.h>
+#include <gtest/gtest.h>
 
 #include "agt/v1/common.pb.h"
 #include "client/lib/client.h"

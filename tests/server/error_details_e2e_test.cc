@@ -64,10 +64,10 @@ class ErrorDetailsE2eTest : public testing::Test {
     WriteFile(dir_.File("tokens"), absl::StrCat(TokenLine(kTrainer, "trainer", "acme"),
                                                 TokenLine(kQuerier, "querier", "acme"),
                                                 TokenLine(kPrivate, "private-querier", "acme")));
-    ASSERT_TRUE(server_.Start(ServerArgs(dir_.File("e.db"),
-                                         {"--tokens", dir_.File("tokens"), "--privacy-budget",
-                                          "1", "--max-jobs-per-tenant", "1"}),
-                              dir_.File("server.err")))
+    ASSERT_TRUE(server_.Start(
+        ServerArgs(dir_.File("e.db"), {"--tokens", dir_.File("tokens"), "--privacy-budget", "1",
+                                       "--max-jobs-per-tenant", "1"}),
+        dir_.File("server.err")))
         << ReadFileText(dir_.File("server.err"));
     client_ = std::make_unique<Client>(server_.address());
     dataset_ = UploadMoons(*client_, 200, 3, kTrainer);

@@ -86,9 +86,9 @@ TEST(StatusMappingTest, FieldPathIsReadFromAValidationMessageWithoutOne) {
 }
 
 TEST(StatusMappingTest, MessagesThatDoNotStartWithAFieldGetNoBadRequest) {
-  for (const char* message : {"empty upload: no metadata", "CSV: line 3 has 2 columns",
-                              "request_id has 200 characters", "spec[x]: bad index",
-                              "spec.: nothing after the dot", "spec.epochs:missing space"}) {
+  for (const char* message :
+       {"empty upload: no metadata", "CSV: line 3 has 2 columns", "request_id has 200 characters",
+        "spec[x]: bad index", "spec.: nothing after the dot", "spec.epochs:missing space"}) {
     const Decoded d = Decode(ToGrpcStatus(absl::InvalidArgumentError(message), kRpc));
     EXPECT_FALSE(d.has_bad) << message;
     EXPECT_EQ(d.info.reason(), "INVALID_ARGUMENT") << message;
@@ -144,8 +144,8 @@ TEST(StatusMappingTest, EveryCodeGetsItsDefaultReason) {
 
 TEST(StatusMappingTest, InternalErrorsShowNeitherTheirMessageNorTheirDetails) {
   const absl::Status internal = WithMetadata(
-      WithField(absl::InternalError("sqlite: disk I/O error at /secret/path"), "spec.name"),
-      "path", "/secret/path");
+      WithField(absl::InternalError("sqlite: disk I/O error at /secret/path"), "spec.name"), "path",
+      "/secret/path");
   const grpc::Status g = ToGrpcStatus(internal, kRpc);
   EXPECT_EQ(g.error_code(), grpc::StatusCode::INTERNAL);
   EXPECT_EQ(g.error_message().find("secret"), std::string::npos) << g.error_message();
@@ -158,8 +158,8 @@ TEST(StatusMappingTest, InternalErrorsShowNeitherTheirMessageNorTheirDetails) {
 }
 
 TEST(StatusDetailsTest, DetailsSurviveCopiesAndRewording) {
-  absl::Status s = WithReason(WithQuota(absl::ResourceExhaustedError("a"), "tenant:t"),
-                              kReasonTenantJobLimit);
+  absl::Status s =
+      WithReason(WithQuota(absl::ResourceExhaustedError("a"), "tenant:t"), kReasonTenantJobLimit);
   s = WithMetadata(std::move(s), "job_id", "j-1");
   const absl::Status reworded = WithMessage(s, "retraining: a");
   EXPECT_EQ(reworded.code(), absl::StatusCode::kResourceExhausted);
