@@ -53,6 +53,8 @@ inline constexpr char kReasonUploadStalled[] = "UPLOAD_STALLED";
 inline constexpr char kReasonDatasetInUse[] = "DATASET_IN_USE";
 inline constexpr char kReasonJobState[] = "JOB_STATE";
 inline constexpr char kReasonTrainingDataDeleted[] = "TRAINING_DATA_DELETED";
+inline constexpr char kReasonModelKindNotSupported[] = "MODEL_KIND_NOT_SUPPORTED";
+inline constexpr char kReasonMechanismNotApplicable[] = "MECHANISM_NOT_APPLICABLE";
 
 // Sets (replaces) the reason.
 absl::Status WithReason(absl::Status status, absl::string_view reason);

@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agt/v1/privacy.grpc.pb.h"
+#include "agt/v1/unlearning.grpc.pb.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "tests/server/e2e_util.h"
@@ -213,6 +214,43 @@ TEST_F(ErrorDetailsE2eTest, PrivacyBudgetExhaustedAndIdempotencyConflicts) {
   const Details conflict = Decode(clash);
   EXPECT_EQ(conflict.info.reason(), "IDEMPOTENCY_CONFLICT");
   EXPECT_EQ(conflict.Field(), "request_id");
+}
+
+TEST_F(ErrorDetailsE2eTest, CallsTheModelCannotServeSayWhyAndWhichModel) {
+  // Trained under removal: smooth sensitivity needs substitution.
+  const std::string removal = TrainModel(*client_, MoonsSpec(dataset_.id(), 1), kTrainer);
+  ASSERT_FALSE(removal.empty());
+  auto privacy = agt::v1::PrivacyService::NewStub(client_->channel);
+  agt::v1::PrivatePredictRequest predict;
+  predict.set_model_id(removal);
+  predict.mutable_inputs()->set_rows(1);
+  predict.mutable_inputs()->set_cols(2);
+  predict.mutable_inputs()->add_values(0.5);
+  predict.mutable_inputs()->add_values(0.2);
+  predict.set_epsilon(0.5);
+  agt::v1::PrivatePredictResponse predicted;
+  const grpc::Status s = privacy->PrivatePredict(Ctx(kPrivate).get(), predict, &predicted);
+  ASSERT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  const Details d = Decode(s);
+  EXPECT_EQ(d.info.reason(), "MECHANISM_NOT_APPLICABLE");
+  EXPECT_EQ(d.Meta("model_id"), removal);
+
+  // Substitution-trained: no unlearning.
+  agt::v1::TrainingJobSpec spec = MoonsSpec(dataset_.id(), 1, 50, {1});
+  spec.mutable_perturbation()->set_kind(agt::v1::PERTURBATION_KIND_SUBSTITUTION);
+  spec.set_clip_gamma(1.0);
+  const std::string substitution = TrainModel(*client_, spec, kTrainer);
+  ASSERT_FALSE(substitution.empty());
+  auto unlearning = agt::v1::UnlearningService::NewStub(client_->channel);
+  agt::v1::RequestDeletionRequest deletion;
+  deletion.set_model_id(substitution);
+  deletion.add_row_ids(3);
+  agt::v1::RequestDeletionResponse answer;
+  const grpc::Status refused = unlearning->RequestDeletion(Ctx(kTrainer).get(), deletion, &answer);
+  ASSERT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << refused.error_message();
+  const Details r = Decode(refused);
+  EXPECT_EQ(r.info.reason(), "MODEL_KIND_NOT_SUPPORTED");
+  EXPECT_EQ(r.Meta("model_id"), substitution);
 }
 
 }  // namespace
