@@ -11,6 +11,15 @@
 namespace agt::server {
 namespace {
 
+// Descriptions repeat the message; capped so that a long message does not
+// push the trailers towards gRPC's metadata size limit (8 KiB by default).
+constexpr size_t kMaxDescription = 1024;
+
+std::string Description(absl::string_view message) {
+  if (message.size() <= kMaxDescription) return std::string(message);
+  return absl::StrCat(message.substr(0, kMaxDescription), "...");
+}
+
 bool IsFieldStart(char c) { return absl::ascii_islower(c) || c == '_'; }
 bool IsFieldChar(char c) { return absl::ascii_isalnum(c) || c == '_'; }
 
@@ -61,14 +70,14 @@ google::rpc::Status RichStatus(const absl::Status& status, absl::string_view rpc
     google::rpc::BadRequest bad;
     google::rpc::BadRequest::FieldViolation* violation = bad.add_field_violations();
     violation->set_field(field);
-    violation->set_description(std::string(status.message()));
+    violation->set_description(Description(status.message()));
     rich.add_details()->PackFrom(bad);
   }
   if (status.code() == absl::StatusCode::kResourceExhausted) {
     google::rpc::QuotaFailure quota;
     google::rpc::QuotaFailure::Violation* violation = quota.add_violations();
     violation->set_subject(details.quota_subject.empty() ? "server" : details.quota_subject);
-    violation->set_description(std::string(status.message()));
+    violation->set_description(Description(status.message()));
     rich.add_details()->PackFrom(quota);
   }
   return rich;

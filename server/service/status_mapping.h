@@ -19,6 +19,8 @@
 //     convention of every validation message here;
 //   - a QuotaFailure with one violation for every RESOURCE_EXHAUSTED: the
 //     status's quota subject ("server" when none was set) and its message.
+// Descriptions are the message, cut at 1 KiB (the trailers stay well under
+// gRPC's metadata size limit).
 // Internal and Unknown carry only the ErrorInfo (reason INTERNAL).
 //
 // Thread-safety: pure functions (stderr writes are line-atomic).

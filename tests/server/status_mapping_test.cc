@@ -129,6 +129,17 @@ TEST(StatusMappingTest, ResourceExhaustedAlwaysHasAQuotaFailure) {
   EXPECT_EQ(plain.info.reason(), "RESOURCE_EXHAUSTED");
 }
 
+TEST(StatusMappingTest, LongMessagesAreCappedInTheDescriptionsOnly) {
+  const std::string message = "spec.name: " + std::string(5000, 'x');
+  const grpc::Status g = ToGrpcStatus(absl::InvalidArgumentError(message), kRpc);
+  EXPECT_EQ(g.error_message(), message);
+  const Decoded d = Decode(g);
+  ASSERT_TRUE(d.has_bad);
+  EXPECT_EQ(d.bad.field_violations(0).field(), "spec.name");
+  EXPECT_EQ(d.bad.field_violations(0).description().size(), 1024u + 3u);
+  EXPECT_LT(g.error_details().size(), 2 * 1100u + message.size());
+}
+
 TEST(StatusMappingTest, EveryCodeGetsItsDefaultReason) {
   EXPECT_EQ(Decode(ToGrpcStatus(absl::NotFoundError("x"), kRpc)).info.reason(), "NOT_FOUND");
   EXPECT_EQ(Decode(ToGrpcStatus(absl::UnauthenticatedError("x"), kRpc)).info.reason(),
