@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "agt/version.h"
+#include "client/agtctl/output.h"
 #include "client/lib/exit_codes.h"
 #include "client/lib/format.h"
 #include "client/lib/inputs.h"
@@ -224,7 +225,7 @@ int CommandContext::Fail(const absl::Status& status) {
   } else if (status.code() == absl::StatusCode::kDeadlineExceeded) {
     err_ << " (deadline exceeded; raise --timeout)";
   }
-  err_ << "\n";
+  err_ << "\n" << ErrorDetailLines(status);
   const int exit_code = ExitCodeFor(status);
   PrintJsonError(status, exit_code);
   return exit_code;
@@ -238,13 +239,9 @@ int CommandContext::FailUsage(const absl::Status& status) {
 
 void CommandContext::PrintJsonError(const absl::Status& status, int exit_code) {
   if (!json()) return;
-  // A script reading --json output gets the failure in the same form:
-  // {"error": {"code": "NOT_FOUND", "message": "...", "exit_code": 3}}.
-  nlohmann::json error = {{"code", absl::StatusCodeToString(status.code())},
-                          {"message", std::string(status.message())},
-                          {"exit_code", exit_code}};
-  if (request_id_failed_ && !request_id_.empty()) error["request_id"] = request_id_;
-  out_ << nlohmann::json{{"error", error}}.dump(2) << "\n";
+  // A script reading --json output gets the failure in the same form
+  // (ErrorJson, client/agtctl/output.h).
+  out_ << ErrorJson(status, exit_code, request_id_failed_ ? request_id_ : std::string());
 }
 
 int RunAgtctl(const std::vector<std::string>& args, const EnvLookup& env, std::ostream& out,

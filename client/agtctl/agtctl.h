@@ -57,10 +57,11 @@ class CommandContext {
   template <typename Call>
   auto CallIdempotent(const Call& call) -> decltype(call());
 
-  // Prints "agtctl: <message>" to err and returns the exit code for `status`.
+  // Prints "agtctl: <message>" and the server's details (ErrorDetailLines)
+  // to err and returns the exit code for `status`.
   int Fail(const absl::Status& status);
   // The same with exit code kExitUsage whatever the code (local input errors).
-  // Both also print {"error": {"code", "message", "exit_code"}} on `out` with
+  // Both also print the error as JSON (ErrorJson, output.h) on `out` with
   // --json, so that scripts read failures as they read results.
   int FailUsage(const absl::Status& status);
 

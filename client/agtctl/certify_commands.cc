@@ -117,29 +117,6 @@ void PrintPointTable(std::ostream& out, const agt::v1::Model& model, const Input
   if (!response.guarantee().empty()) out << "\n" << WrapText(response.guarantee(), 100);
 }
 
-nlohmann::json PointsJson(const agt::v1::Model& model, const InputRows& rows,
-                          const agt::v1::CertifyPredictionsResponse& response) {
-  nlohmann::json doc;
-  doc["model_id"] = model.id();
-  doc["budgets"] = nlohmann::json::array();
-  for (const auto& b : model.budgets()) {
-    doc["budgets"].push_back({{"n", b.budget().n()}, {"label_n", b.budget().label_n()}});
-  }
-  doc["points"] = nlohmann::json::array();
-  for (int i = 0; i < response.points_size(); ++i) {
-    nlohmann::json point = nlohmann::json::parse(ToJson(response.points(i)));
-    point["row"] = i;
-    const int largest = response.points(i).largest_stable_budget();
-    point["largest_stable_n"] = largest >= 0 && largest < model.budgets_size()
-                                    ? nlohmann::json(model.budgets(largest).budget().n())
-                                    : nlohmann::json(nullptr);
-    if (!rows.labels.empty()) point["label"] = rows.labels[i];
-    doc["points"].push_back(std::move(point));
-  }
-  doc["guarantee"] = response.guarantee();
-  return doc;
-}
-
 int CertifyPoints(CommandContext& ctx, const Client& client, const agt::v1::Model& model,
                   const CertifyOptions& options, const InputRows& input_rows) {
   const std::string& path = ctx.positionals()[1];
@@ -170,13 +147,15 @@ int CertifyPoints(CommandContext& ctx, const Client& client, const agt::v1::Mode
     if (!response.ok()) return ctx.Fail(response.status());
     for (auto& p : *response->mutable_points()) *all.add_points() = std::move(p);
     all.set_guarantee(response->guarantee());
+    *all.mutable_budgets() = response->budgets();
   }
   if (all.points_size() != total) {
     return ctx.Fail(absl::InternalError(absl::StrCat("server returned ", all.points_size(),
                                                      " certificates for ", total, " inputs")));
   }
   if (ctx.json()) {
-    ctx.out() << PointsJson(model, *rows, all).dump(2) << "\n";
+    // The calls' answers as one CertifyPredictionsResponse: points in input order.
+    ctx.out() << ToJson(all);
   } else if (ctx.quiet()) {
     for (const auto& p : all.points()) {
       const int largest = p.largest_stable_budget();

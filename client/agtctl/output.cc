@@ -5,11 +5,14 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <optional>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "client/lib/error_details.h"
 #include "client/lib/format.h"
+#include "nlohmann/json.hpp"
 
 namespace agt::client {
 
@@ -88,6 +91,51 @@ void PrintWarnings(std::ostream& err, const std::string& what,
   for (const agt::v1::JobWarning& w : warnings) {
     err << "agtctl: WARNING: " << what << ": " << w.message() << "\n";
   }
+}
+
+std::string ErrorJson(const absl::Status& status, int exit_code, const std::string& request_id) {
+  const std::optional<ErrorDetails> details = ErrorDetailsOf(status);
+  const ErrorDetails none;
+  const ErrorDetails& d = details.has_value() ? *details : none;
+  nlohmann::json metadata = nlohmann::json::object();
+  for (const auto& [key, value] : d.metadata) metadata[key] = value;
+  nlohmann::json fields = nlohmann::json::array();
+  for (const FieldViolation& v : d.field_violations) {
+    fields.push_back({{"field", v.field}, {"description", v.description}});
+  }
+  nlohmann::json quotas = nlohmann::json::array();
+  for (const QuotaViolation& v : d.quota_violations) {
+    quotas.push_back({{"subject", v.subject}, {"description", v.description}});
+  }
+  nlohmann::json error = {{"code", absl::StatusCodeToString(status.code())},
+                          {"grpc_code", static_cast<int>(status.code())},
+                          {"message", std::string(status.message())},
+                          {"exit_code", exit_code},
+                          {"reason", d.reason},
+                          {"domain", d.domain},
+                          {"metadata", std::move(metadata)},
+                          {"field_violations", std::move(fields)},
+                          {"quota_violations", std::move(quotas)}};
+  if (!request_id.empty()) error["request_id"] = request_id;
+  return nlohmann::json{{"error", std::move(error)}}.dump(2) + "\n";
+}
+
+std::string ErrorDetailLines(const absl::Status& status) {
+  const std::optional<ErrorDetails> details = ErrorDetailsOf(status);
+  if (!details.has_value()) return "";
+  const auto said = [&status](const std::string& description) {
+    return description.empty() || description == status.message() ? std::string()
+                                                                   : ": " + description;
+  };
+  std::string out;
+  if (!details->reason.empty()) absl::StrAppend(&out, "  reason: ", details->reason, "\n");
+  for (const FieldViolation& v : details->field_violations) {
+    absl::StrAppend(&out, "  field: ", v.field, said(v.description), "\n");
+  }
+  for (const QuotaViolation& v : details->quota_violations) {
+    absl::StrAppend(&out, "  quota: ", v.subject, said(v.description), "\n");
+  }
+  return out;
 }
 
 int StderrColumns() {

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "agt/v1/datasets.pb.h"
 #include "agt/v1/models.pb.h"
 #include "agt/v1/training.pb.h"
@@ -33,6 +34,20 @@ void PrintWarnings(std::ostream& err, const std::string& what,
                    const google::protobuf::RepeatedPtrField<agt::v1::JobWarning>& warnings);
 std::vector<std::string> BudgetLabels(
     const google::protobuf::RepeatedPtrField<agt::v1::Budget>& budgets);
+
+// An error as agtctl --json prints it on stdout (client/README.md, "Errors
+// as JSON"): {"error": {"code": "NOT_FOUND", "grpc_code": 5, "message",
+// "exit_code", "reason", "domain", "metadata": {...}, "field_violations":
+// [{"field", "description"}], "quota_violations": [{"subject",
+// "description"}]}} plus "request_id" when `request_id` is not empty. Every
+// key is always present; reason and domain are "" and the lists empty for an
+// error without server details (a local usage error, an unreachable server).
+std::string ErrorJson(const absl::Status& status, int exit_code, const std::string& request_id);
+
+// The server's details of an error for people, one indented line each
+// ("  reason: ...", "  field: ...", "  quota: ..."); "" when it has none.
+// A description is shown only where it says more than the message.
+std::string ErrorDetailLines(const absl::Status& status);
 
 // The width of the terminal on stderr (TIOCGWINSZ, else $COLUMNS); 0 when
 // unknown.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "client/lib/error_details.h"
 #include "google/protobuf/unknown_field_set.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
@@ -94,7 +95,10 @@ const char* HealthStatusName(HealthStatus status) {
 absl::Status FromGrpcStatus(const grpc::Status& status) {
   if (status.ok()) return absl::OkStatus();
   // gRPC and absl share the canonical code numbers (0..16).
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  // The google.rpc details travel with the status (error_details.h).
+  return WithRpcStatus(
+      absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message()),
+      status.error_details());
 }
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Create(const ClientOptions& options) {

@@ -4,7 +4,8 @@
 // RPC of the public API is one method that takes the request message and
 // returns the response message, or the server's status mapped onto
 // absl::Status: the same canonical code and the server's message, unchanged
-// (so a caller can branch on absl::IsNotFound and show the message as is).
+// (so a caller can branch on absl::IsNotFound and show the message as is),
+// with the server's google.rpc details attached (ErrorDetailsOf).
 //
 // Every call sends `authorization: Bearer <token>` when a token is set, and
 // runs under the per-call deadline of the options. Streaming calls: an
@@ -72,7 +73,9 @@ enum class HealthStatus { kUnknown = 0, kServing = 1, kNotServing = 2, kServiceU
 // "SERVING", "NOT_SERVING", ...
 const char* HealthStatusName(HealthStatus status);
 
-// The gRPC status as an absl::Status with the same code and message.
+// The gRPC status as an absl::Status with the same code and message, and
+// the server's google.rpc details attached (read them with ErrorDetailsOf,
+// client/lib/error_details.h).
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
 class Client {

@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/common/status_details.h"
 #include "core/layers/registry.h"
 
 namespace agt::server {
@@ -180,19 +181,26 @@ std::string JobEstimate::Describe() const {
 
 absl::Status CheckJobFits(const JobEstimate& estimate, const JobLimits& limits) {
   if (limits.max_job_memory_bytes > 0 && estimate.peak_bytes > limits.max_job_memory_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "job needs an estimated ", estimate.Describe(), "; the server's ",
-        limits.max_job_memory_source, " is ", FormatBytes(limits.max_job_memory_bytes),
-        ". The aggregators keep min(n, batch_size - n) values per parameter for each budget: "
-        "lower the budgets, the batch size or the model size"));
+    return WithQuota(
+        WithReason(absl::ResourceExhaustedError(absl::StrCat(
+                       "job needs an estimated ", estimate.Describe(), "; the server's ",
+                       limits.max_job_memory_source, " is ",
+                       FormatBytes(limits.max_job_memory_bytes),
+                       ". The aggregators keep min(n, batch_size - n) values per parameter for "
+                       "each budget: lower the budgets, the batch size or the model size")),
+                   kReasonJobMemoryLimit),
+        "server/job_memory");
   }
   if (limits.max_blob_bytes > 0 && estimate.checkpoint_bytes > limits.max_blob_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "job's checkpoint (nominal parameters, a box per budget and velocities) would be an "
-        "estimated ",
-        FormatBytes(estimate.checkpoint_bytes), ", above the store's blob limit of ",
-        FormatBytes(limits.max_blob_bytes),
-        " (SQLite's SQLITE_LIMIT_LENGTH): use fewer budgets or a smaller model"));
+    return WithQuota(
+        WithReason(absl::ResourceExhaustedError(absl::StrCat(
+                       "job's checkpoint (nominal parameters, a box per budget and velocities) "
+                       "would be an estimated ",
+                       FormatBytes(estimate.checkpoint_bytes), ", above the store's blob limit of ",
+                       FormatBytes(limits.max_blob_bytes),
+                       " (SQLite's SQLITE_LIMIT_LENGTH): use fewer budgets or a smaller model")),
+                   kReasonCheckpointSizeLimit),
+        "server/blob_size");
   }
   return absl::OkStatus();
 }

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "agt/v1/training.pb.h"
 #include "core/certify/certify.h"
+#include "core/common/status_details.h"
 #include "core/common/types.h"
 #include "server/domain/model_convert.h"
 
@@ -24,7 +25,7 @@ namespace {
 constexpr int64_t kMaxResponseBoundValues = 4'000'000;
 
 absl::Status Invalid(absl::string_view field, absl::string_view what) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
+  return WithField(absl::InvalidArgumentError(absl::StrCat(field, ": ", what)), field);
 }
 
 // What the certifier needs from a stored model beyond its parameters.
@@ -258,11 +259,17 @@ absl::StatusOr<int64_t> CertifyChunkRows(const ModelRecord& model, int64_t worki
   const int64_t row_bytes = CertifyRowBytes(model);
   const int64_t rows = working_bytes / row_bytes;
   if (rows < 1) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "certifying one row of model ", model.id, " needs an estimated ", row_bytes,
-        " bytes (", model.input_features, " input features, polynomial degree ",
-        model.polynomial_degree, "), above the working-memory limit of ", working_bytes,
-        " bytes (per call, and --max-request-mib for all calls together)"));
+    return WithMetadata(
+        WithQuota(WithReason(absl::ResourceExhaustedError(absl::StrCat(
+                                 "certifying one row of model ", model.id, " needs an estimated ",
+                                 row_bytes, " bytes (", model.input_features,
+                                 " input features, polynomial degree ", model.polynomial_degree,
+                                 "), above the working-memory limit of ", working_bytes,
+                                 " bytes (per call, and --max-request-mib for all calls "
+                                 "together)")),
+                             kReasonRequestMemoryLimit),
+                  "server/request_memory"),
+        "model_id", model.id);
   }
   const int64_t parameters = std::max<int64_t>(1, model.architecture.NumParameters());
   return std::max<int64_t>(1, std::min({rows, kMaxCertifyChunkRows, kCertifyChunkWork / parameters}));
@@ -293,9 +300,13 @@ absl::StatusOr<int64_t> ReserveChunks(const ModelRecord& model, int64_t rows,
 }
 
 absl::Status OutOfMemory(const ModelRecord& model, int64_t chunk_rows) {
-  return absl::ResourceExhaustedError(absl::StrCat(
-      "the server ran out of memory certifying model ", model.id, " in chunks of ", chunk_rows,
-      " rows (estimated ", CertifyRowBytes(model), " bytes per row); try again later"));
+  return WithMetadata(
+      WithReason(absl::ResourceExhaustedError(absl::StrCat(
+                     "the server ran out of memory certifying model ", model.id,
+                     " in chunks of ", chunk_rows, " rows (estimated ", CertifyRowBytes(model),
+                     " bytes per row); try again later")),
+                 kReasonServerOutOfMemory),
+      "model_id", model.id);
 }
 
 // Certifies rows [begin, begin + n) of the request and appends their points.
@@ -354,6 +365,7 @@ void CertifyPredictionChunk(const ModelRecord& model, const ModelView& view,
       }
     }
     point->set_largest_stable_budget(largest[i]);
+    point->set_largest_stable_n(largest[i] < 0 ? -1 : model.boxes[largest[i]].budget.n);
   }
 }
 
@@ -374,6 +386,7 @@ absl::StatusOr<agt::v1::CertifyPredictionsResponse> CertifyPredictions(
   if (!chunk.ok()) return chunk.status();
 
   agt::v1::CertifyPredictionsResponse response;
+  for (const BoxRecord& box : model.boxes) *response.add_budgets() = BudgetToProto(box.budget);
   try {
     response.mutable_points()->Reserve(static_cast<int>(rows));
     for (agt::Index begin = 0; begin < rows; begin += *chunk) {

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "core/common/status_details.h"
 #include "core/data/dataset.h"
 #include "server/domain/model_convert.h"
 
@@ -14,7 +15,7 @@ namespace agt::server {
 namespace {
 
 absl::Status Invalid(absl::string_view field, absl::string_view what) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
+  return WithField(absl::InvalidArgumentError(absl::StrCat(field, ": ", what)), field);
 }
 
 std::string Indexed(absl::string_view field, int i) { return absl::StrCat(field, "[", i, "]"); }
@@ -323,7 +324,7 @@ agt::TrainConfig MapTraining(const agt::v1::TrainingJobSpec& spec) {
 // spec's fields under "spec.".
 absl::Status InSpec(const absl::Status& core) {
   if (core.ok()) return core;
-  return absl::Status(core.code(), absl::StrCat("spec.", core.message()));
+  return WithMessage(core, absl::StrCat("spec.", core.message()));
 }
 
 }  // namespace

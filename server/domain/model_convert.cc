@@ -8,13 +8,14 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "core/common/status_details.h"
 #include "server/store/blob.h"
 
 namespace agt::server {
 namespace {
 
 absl::Status Invalid(absl::string_view field, absl::string_view what) {
-  return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
+  return WithField(absl::InvalidArgumentError(absl::StrCat(field, ": ", what)), field);
 }
 
 absl::Status UnknownEnum(absl::string_view field, int value, absl::string_view expected) {

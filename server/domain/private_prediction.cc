@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "agt/v1/models.pb.h"
 #include "agt/v1/training.pb.h"
+#include "core/common/status_details.h"
 #include "core/privacy/budget.h"
 #include "core/privacy/privacy.h"
 #include "server/domain/certifier.h"
@@ -65,6 +66,12 @@ const char* MechanismName(PrivacyMechanism m) {
   }
 }
 
+// A refusal because of what the model is; reason and model_id attached.
+absl::Status ModelRefusal(const ModelRecord& model, absl::string_view reason,
+                          absl::Status status) {
+  return WithMetadata(WithReason(std::move(status), reason), "model_id", model.id);
+}
+
 }  // namespace
 
 absl::StatusOr<PrivacyMechanism> ResolveMechanism(const ModelRecord& model,
@@ -76,8 +83,10 @@ absl::StatusOr<PrivacyMechanism> ResolveMechanism(const ModelRecord& model,
   absl::StatusOr<agt::v1::TrainingJobSpec> spec = ParseSpec(model);
   if (!spec.ok()) return spec.status();
   if (model.num_classes < 2) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "model ", model.id, " is a regression model; private predictions release class labels"));
+    return ModelRefusal(model, kReasonModelKindNotSupported,
+                        absl::FailedPreconditionError(absl::StrCat(
+                            "model ", model.id,
+                            " is a regression model; private predictions release class labels")));
   }
   const PrivacyMechanism mechanism = requested == agt::v1::PRIVACY_MECHANISM_UNSPECIFIED
                                          ? agt::v1::PRIVACY_MECHANISM_SMOOTH_SENSITIVITY
@@ -86,17 +95,21 @@ absl::StatusOr<PrivacyMechanism> ResolveMechanism(const ModelRecord& model,
     case agt::v1::PRIVACY_MECHANISM_SMOOTH_SENSITIVITY: {
       const std::string refusal = SmoothSensitivityRefusal(model, *spec);
       if (!refusal.empty()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "model ", model.id, ": the smooth-sensitivity mechanism does not apply: ", refusal));
+        return ModelRefusal(model, kReasonMechanismNotApplicable,
+                            absl::FailedPreconditionError(absl::StrCat(
+                                "model ", model.id,
+                                ": the smooth-sensitivity mechanism does not apply: ", refusal)));
       }
       return mechanism;
     }
     case agt::v1::PRIVACY_MECHANISM_GLOBAL_LAPLACE:
       if (model.num_classes != 2) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("model ", model.id, " has ", model.num_classes,
-                         " classes; the global Laplace mechanism releases binary labels; use "
-                         "PRIVACY_MECHANISM_REPORT_NOISY_ARGMAX"));
+        return ModelRefusal(
+            model, kReasonMechanismNotApplicable,
+            absl::FailedPreconditionError(absl::StrCat(
+                "model ", model.id, " has ", model.num_classes,
+                " classes; the global Laplace mechanism releases binary labels; use "
+                "PRIVACY_MECHANISM_REPORT_NOISY_ARGMAX")));
       }
       return mechanism;
     default:

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agt/v1/training.pb.h"
+#include "core/common/status_details.h"
 #include "core/unlearn/unlearn.h"
 #include "server/domain/certifier.h"
 #include "server/domain/job_spec.h"
@@ -29,14 +30,21 @@ absl::StatusOr<std::vector<int>> RemovalBudgets(const ModelRecord& model) {
     return absl::DataLossError(absl::StrCat("model ", model.id, ": stored spec does not parse"));
   }
   if (spec.perturbation().kind() != agt::v1::PERTURBATION_KIND_REMOVAL) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("model ", model.id, " was trained under ",
-                     agt::v1::PerturbationKind_Name(spec.perturbation().kind()),
-                     "; unlearning needs a model trained under PERTURBATION_KIND_REMOVAL"));
+    return WithMetadata(
+        WithReason(absl::FailedPreconditionError(absl::StrCat(
+                       "model ", model.id, " was trained under ",
+                       agt::v1::PerturbationKind_Name(spec.perturbation().kind()),
+                       "; unlearning needs a model trained under PERTURBATION_KIND_REMOVAL")),
+                   kReasonModelKindNotSupported),
+        "model_id", model.id);
   }
   if (model.num_classes == 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "model ", model.id, " is a regression model; unlearning certificates need classes"));
+    return WithMetadata(
+        WithReason(absl::FailedPreconditionError(absl::StrCat(
+                       "model ", model.id,
+                       " is a regression model; unlearning certificates need classes")),
+                   kReasonModelKindNotSupported),
+        "model_id", model.id);
   }
   return DistinctBudgets(model);
 }

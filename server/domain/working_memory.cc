@@ -3,16 +3,20 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "core/common/status_details.h"
 
 namespace agt::server {
 
 absl::StatusOr<std::unique_ptr<WorkingMemory::Reservation>> WorkingMemory::Reserve(
     int64_t bytes, const KeepGoing& keep_going) {
   if (bytes > limit_) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("the request needs an estimated ", bytes,
-                     " bytes of working memory at once, above the server's limit of ", limit_,
-                     " bytes for all requests together (--max-request-mib)"));
+    return WithQuota(
+        WithReason(absl::ResourceExhaustedError(absl::StrCat(
+                       "the request needs an estimated ", bytes,
+                       " bytes of working memory at once, above the server's limit of ", limit_,
+                       " bytes for all requests together (--max-request-mib)")),
+                   kReasonRequestMemoryLimit),
+        "server/request_memory");
   }
   std::unique_lock<std::mutex> lock(mu_);
   while (in_use_ + bytes > limit_) {

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/common/status_details.h"
 #include "server/domain/model_convert.h"
 #include "server/service/call_budget.h"
 #include "server/service/request_checks.h"
@@ -70,8 +71,10 @@ class DatasetServiceImpl::UploadReactor final
       try {
         status = Take();
       } catch (const std::bad_alloc&) {
-        status = absl::ResourceExhaustedError(
-            absl::StrCat("message ", index_.load(), ": the server ran out of memory for the upload"));
+        status = WithReason(absl::ResourceExhaustedError(absl::StrCat(
+                                "message ", index_.load(),
+                                ": the server ran out of memory for the upload")),
+                            kReasonServerOutOfMemory);
       }
       if (status.ok()) status = budget_.Check();
       if (status.ok()) {
@@ -92,11 +95,13 @@ class DatasetServiceImpl::UploadReactor final
   absl::Status Take() {
     if (!upload_.has_value()) {
       if (!message_.has_metadata()) {
-        return absl::InvalidArgumentError(
-            "message 1: the first message must carry metadata, not a chunk");
+        return WithField(absl::InvalidArgumentError(
+                             "message 1: the first message must carry metadata, not a chunk"),
+                         "metadata");
       }
       if (absl::Status s = ValidateRequestId(message_.metadata().request_id()); !s.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat("metadata.", s.message()));
+        return WithField(absl::InvalidArgumentError(absl::StrCat("metadata.", s.message())),
+                         "metadata.request_id");
       }
       absl::StatusOr<DatasetUpload> upload =
           DatasetUpload::Begin(message_.metadata(), service_->limits_);
@@ -120,14 +125,18 @@ class DatasetServiceImpl::UploadReactor final
       if (finished_) return;
     }
     if (context_->IsCancelled()) {
-      FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED,
-                              "the upload was cancelled (client gone or server shutting down)"));
+      FinishOnce(ToGrpcStatus(
+          absl::CancelledError("the upload was cancelled (client gone or server shutting down)"),
+          kUpload));
       return;
     }
     slot_->StopWatching();
     if (!upload_.has_value()) {
-      FinishOnce(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                              "empty upload: the first message must carry metadata"));
+      FinishOnce(ToGrpcStatus(
+          WithField(absl::InvalidArgumentError(
+                        "empty upload: the first message must carry metadata"),
+                    "metadata"),
+          kUpload));
       return;
     }
     // Parsing and storing may take seconds: not on a gRPC callback thread.
@@ -140,8 +149,11 @@ class DatasetServiceImpl::UploadReactor final
         if (stored.ok()) *response_->mutable_dataset() = *std::move(stored);
         status = ToGrpcStatus(stored.status(), kUpload);
       } catch (const std::bad_alloc&) {
-        status = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                              "the server ran out of memory storing the upload");
+        status = ToGrpcStatus(
+            WithReason(absl::ResourceExhaustedError(
+                           "the server ran out of memory storing the upload"),
+                       kReasonServerOutOfMemory),
+            kUpload);
       } catch (const std::exception& e) {
         status = ToGrpcStatus(absl::InternalError(e.what()), kUpload);
       }
@@ -152,10 +164,12 @@ class DatasetServiceImpl::UploadReactor final
   // Runs on the admission's watch thread.
   void OnIdle() {
     FinishOnce(ToGrpcStatus(
-        absl::DeadlineExceededError(absl::StrCat(
-            "upload stalled: no message for ",
-            service_->admission_.idle_timeout().count(), " ms after message ", index_.load(),
-            " (--upload-idle-timeout); the upload was dropped and nothing was stored")),
+        WithReason(absl::DeadlineExceededError(absl::StrCat(
+                       "upload stalled: no message for ",
+                       service_->admission_.idle_timeout().count(), " ms after message ",
+                       index_.load(),
+                       " (--upload-idle-timeout); the upload was dropped and nothing was stored")),
+                   kReasonUploadStalled),
         kUpload));
   }
 

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/common/status_details.h"
 #include "server/service/request_fingerprint.h"
 #include "server/store/blob.h"
 
@@ -73,10 +74,14 @@ absl::StatusOr<DatasetUpload> DatasetUpload::Begin(const agt::v1::DatasetMetadat
         "metadata.size_bytes: ", declared, " must be >= 0 (0 = not declared)"));
   }
   if (declared > limits.max_total_bytes) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("metadata.size_bytes: the upload declares ", declared,
-                     " bytes, above the server's dataset size limit of ", limits.max_total_bytes,
-                     " bytes (--max-dataset-mib)"));
+    return WithQuota(
+        WithReason(WithField(absl::ResourceExhaustedError(absl::StrCat(
+                                 "metadata.size_bytes: the upload declares ", declared,
+                                 " bytes, above the server's dataset size limit of ",
+                                 limits.max_total_bytes, " bytes (--max-dataset-mib)")),
+                             "metadata.size_bytes"),
+                   kReasonDatasetSizeLimit),
+        "server");
   }
   if (metadata.format() == agt::v1::DATASET_FORMAT_FLOAT64 && declared > 0 &&
       declared % (8 * (int64_t{metadata.num_features()} + 1)) != 0) {
@@ -103,29 +108,38 @@ DatasetUpload::DatasetUpload(agt::v1::DatasetMetadata metadata, UploadLimits lim
 
 absl::Status DatasetUpload::CheckDoubles(int64_t values, int64_t index) const {
   if (values <= limits_.max_total_bytes / 8) return absl::OkStatus();
-  return absl::ResourceExhaustedError(absl::StrCat(
-      "message ", index, ": the dataset holds at least ", values, " values (", values,
-      " x 8 bytes as doubles), above the server's dataset size limit of ",
-      limits_.max_total_bytes, " bytes (--max-dataset-mib)"));
+  return WithQuota(WithReason(absl::ResourceExhaustedError(absl::StrCat(
+                                  "message ", index, ": the dataset holds at least ", values,
+                                  " values (", values,
+                                  " x 8 bytes as doubles), above the server's dataset size "
+                                  "limit of ",
+                                  limits_.max_total_bytes, " bytes (--max-dataset-mib)")),
+                              kReasonDatasetSizeLimit),
+                   "server");
 }
 
 absl::Status DatasetUpload::AddChunk(absl::string_view bytes, int64_t index) {
   const auto size = static_cast<int64_t>(bytes.size());
   if (size > limits_.max_chunk_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("message ", index, ": chunk of ", size,
-                                                   " bytes exceeds the chunk limit of ",
-                                                   limits_.max_chunk_bytes, " bytes"));
+    return WithField(absl::InvalidArgumentError(absl::StrCat(
+                         "message ", index, ": chunk of ", size,
+                         " bytes exceeds the chunk limit of ", limits_.max_chunk_bytes, " bytes")),
+                     "chunk");
   }
   if (received_ + size > limits_.max_total_bytes) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("message ", index, ": upload exceeds the server's dataset size limit of ",
-                     limits_.max_total_bytes, " bytes (--max-dataset-mib)"));
+    return WithQuota(
+        WithReason(absl::ResourceExhaustedError(absl::StrCat(
+                       "message ", index, ": upload exceeds the server's dataset size limit of ",
+                       limits_.max_total_bytes, " bytes (--max-dataset-mib)")),
+                   kReasonDatasetSizeLimit),
+        "server");
   }
   const int64_t declared = metadata_.size_bytes();
   if (declared > 0 && received_ + size > declared) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("message ", index, ": the chunks carry more than the ", declared,
-                     " bytes declared in metadata.size_bytes"));
+    return WithField(absl::InvalidArgumentError(absl::StrCat(
+                         "message ", index, ": the chunks carry more than the ", declared,
+                         " bytes declared in metadata.size_bytes")),
+                     "metadata.size_bytes");
   }
   received_ += size;
   if (metadata_.format() == agt::v1::DATASET_FORMAT_FLOAT64) {
@@ -183,13 +197,15 @@ absl::Status DatasetUpload::AddFloat64(absl::string_view bytes) {
 
 absl::StatusOr<agt::Dataset> DatasetUpload::Finish() {
   if (metadata_.size_bytes() > 0 && received_ != metadata_.size_bytes()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the chunks carried ", received_, " bytes, metadata.size_bytes declared ",
-                     metadata_.size_bytes()));
+    return WithField(absl::InvalidArgumentError(absl::StrCat(
+                         "the chunks carried ", received_, " bytes, metadata.size_bytes declared ",
+                         metadata_.size_bytes())),
+                     "metadata.size_bytes");
   }
   if (received_ == 0) {
-    return absl::InvalidArgumentError(
-        "no data: send the file's bytes in chunk messages after the metadata");
+    return WithField(absl::InvalidArgumentError(
+                         "no data: send the file's bytes in chunk messages after the metadata"),
+                     "chunk");
   }
   absl::StatusOr<agt::Dataset> data;
   if (metadata_.format() == agt::v1::DATASET_FORMAT_CSV) {
@@ -206,9 +222,10 @@ absl::StatusOr<agt::Dataset> DatasetUpload::Finish() {
                        data->dim(), " feature columns"));
     }
     if (absl::Status s = CheckDoubles(data->size() * (data->dim() + 1), 0); !s.ok()) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "CSV: ", data->size(), " rows x ", data->dim() + 1, " values as doubles exceed the "
-          "server's dataset size limit of ", limits_.max_total_bytes, " bytes (--max-dataset-mib)"));
+      return WithMessage(
+          s, absl::StrCat("CSV: ", data->size(), " rows x ", data->dim() + 1,
+                          " values as doubles exceed the server's dataset size limit of ",
+                          limits_.max_total_bytes, " bytes (--max-dataset-mib)"));
     }
   } else {
     data = FinishFloat64();

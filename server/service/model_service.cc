@@ -4,6 +4,7 @@
 #include <new>
 #include <utility>
 
+#include "core/common/status_details.h"
 #include "server/domain/model_convert.h"
 #include "server/domain/unlearning.h"
 #include "server/service/call_budget.h"
@@ -26,9 +27,11 @@ grpc::Status Guarded(const char* method, Fn&& fn) {
   try {
     return fn();
   } catch (const std::bad_alloc&) {
-    return ToGrpcStatus(absl::ResourceExhaustedError(
-                            "the server ran out of memory for this call; try again later"),
-                        method);
+    return ToGrpcStatus(
+        WithReason(absl::ResourceExhaustedError(
+                       "the server ran out of memory for this call; try again later"),
+                   kReasonServerOutOfMemory),
+        method);
   } catch (const std::exception& e) {
     return ToGrpcStatus(absl::InternalError(e.what()), method);
   }

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/common/status_details.h"
 #include "core/privacy/budget.h"
 #include "server/auth/permissions.h"
 #include "server/domain/private_prediction.h"
@@ -166,14 +167,17 @@ absl::StatusOr<agt::v1::PrivatePredictResponse> PrivacyServiceImpl::Predict(
     absl::StatusOr<PrivacySpendRecord> now =
         store_->GetPrivacySpend(caller.tenant, (*model)->id, client);
     if (!now.ok()) return now.status();
-    if (absl::Status s = WouldFit(*now, *quanta); !s.ok()) return s;
+    if (absl::Status s = WouldFit(*now, *quanta); !s.ok()) {
+      if (!absl::IsResourceExhausted(s)) return s;
+      return PrivacyBudgetRefusal(std::move(s), caller.tenant, (*model)->id, *now);
+    }
   }
   // The caller's deadline, or the server's default for a call that set none.
   const CallBudget call(*context, default_deadline_);
   const KeepGoing keep_going = [&call] {
     absl::Status s = call.Check();
     if (s.ok()) return s;
-    return absl::Status(s.code(), absl::StrCat(s.message(), " before the release; nothing was charged"));
+    return WithMessage(s, absl::StrCat(s.message(), " before the release; nothing was charged"));
   };
   absl::StatusOr<PreparedRelease> prepared = PreparePrivatePrediction(
       **model, request.inputs(), request.epsilon(), request.mechanism(), keep_going, memory_);

@@ -2,7 +2,8 @@
 // client keeps them open (WatchJob streams: each holds a server thread until
 // the job ends or the client goes away). Acquire counts one more call of a
 // tenant, or refuses it with ResourceExhausted naming the count, the limit
-// and the flag that sets it; the returned Slot gives the count back when it
+// and the flag that sets it (reason WATCH_LIMIT, quota subject "tenant:<t>");
+// the returned Slot gives the count back when it
 // is destroyed.
 //
 // Thread-safety: everything may be called concurrently; the TenantSlots must
@@ -18,6 +19,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "core/common/status_details.h"
 
 namespace agt::server {
 
@@ -47,10 +49,12 @@ class TenantSlots {
     std::lock_guard<std::mutex> lock(mu_);
     int& count = open_[tenant];
     if (count >= max_per_tenant_) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("tenant \"", tenant, "\" already has ", count, " ", what_,
-                       " open, the server's limit (", flag_, " ", max_per_tenant_,
-                       "); close one first"));
+      return WithQuota(WithReason(absl::ResourceExhaustedError(absl::StrCat(
+                                      "tenant \"", tenant, "\" already has ", count, " ", what_,
+                                      " open, the server's limit (", flag_, " ",
+                                      max_per_tenant_, "); close one first")),
+                                  kReasonWatchLimit),
+                       absl::StrCat("tenant:", tenant));
     }
     ++count;
     return std::unique_ptr<Slot>(new Slot(this, tenant));

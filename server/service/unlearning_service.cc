@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agt/v1/training.pb.h"
+#include "core/common/status_details.h"
 #include "server/domain/job_spec.h"
 #include "server/domain/model_convert.h"
 #include "server/domain/unlearning.h"
@@ -225,9 +226,13 @@ absl::StatusOr<agt::v1::RequestDeletionResponse> UnlearningServiceImpl::Delete(
   } else {
     absl::StatusOr<DatasetRecord> dataset = store_->GetDataset(caller.tenant, model.dataset_id);
     if (absl::IsNotFound(dataset.status())) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("model ", model.id, ": its training dataset ", model.dataset_id,
-                       " was deleted, so row ids cannot be checked"));
+      return WithMetadata(
+          WithMetadata(WithReason(absl::FailedPreconditionError(absl::StrCat(
+                                      "model ", model.id, ": its training dataset ",
+                                      model.dataset_id, " was deleted, so row ids cannot be checked")),
+                                  kReasonTrainingDataDeleted),
+                       "model_id", model.id),
+          "dataset_id", model.dataset_id);
     }
     if (!dataset.ok()) return dataset.status();
     absl::StatusOr<agt::BatchPlan> batches = TrainingBatches(model, dataset->num_rows);
@@ -249,8 +254,8 @@ absl::StatusOr<agt::v1::RequestDeletionResponse> UnlearningServiceImpl::Delete(
     absl::StatusOr<agt::v1::RetrainInPlaceResponse> job = EnsureRetraining(caller, model);
     if (!job.ok()) {
       // The ledger already holds the request (as not certified); say so.
-      return absl::Status(job.status().code(),
-                          absl::StrCat("the rows are recorded as retraining required, but no "
+      return WithMessage(job.status(),
+                         absl::StrCat("the rows are recorded as retraining required, but no "
                                        "retraining was enqueued: ",
                                        job.status().message()));
     }
@@ -301,9 +306,14 @@ absl::StatusOr<agt::v1::RetrainInPlaceResponse> UnlearningServiceImpl::EnsureRet
 
   absl::StatusOr<DatasetRecord> dataset = store_->GetDataset(caller.tenant, model.dataset_id);
   if (absl::IsNotFound(dataset.status())) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot retrain model ", model.id, " in place: its training dataset ",
-                     model.dataset_id, " was deleted"));
+    return WithMetadata(
+        WithMetadata(WithReason(absl::FailedPreconditionError(absl::StrCat(
+                                    "cannot retrain model ", model.id,
+                                    " in place: its training dataset ", model.dataset_id,
+                                    " was deleted")),
+                                kReasonTrainingDataDeleted),
+                     "model_id", model.id),
+        "dataset_id", model.dataset_id);
   }
   if (!dataset.ok()) return dataset.status();
   absl::StatusOr<InPlaceRetraining> plan = PlanInPlaceRetraining(model, *dataset, rows);
@@ -314,9 +324,8 @@ absl::StatusOr<agt::v1::RetrainInPlaceResponse> UnlearningServiceImpl::EnsureRet
   if (!resolved.ok()) return resolved.status();
   if (absl::StatusOr<JobEstimate> admitted = AdmitJob(*resolved, *dataset, admission_.limits);
       !admitted.ok()) {
-    return absl::Status(admitted.status().code(),
-                        absl::StrCat("retraining model ", model.id, " in place: ",
-                                     admitted.status().message()));
+    return WithMessage(admitted.status(), absl::StrCat("retraining model ", model.id, " in place: ",
+                                                       admitted.status().message()));
   }
   JobInsertOptions insert;
   insert.max_active_jobs_per_tenant = admission_.max_jobs_per_tenant;

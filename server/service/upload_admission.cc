@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "core/common/status_details.h"
 
 namespace agt::server {
 
@@ -60,16 +61,23 @@ absl::StatusOr<std::unique_ptr<UploadAdmission::Slot>> UploadAdmission::Acquire(
   if (count >= options_.max_per_tenant) {
     const int now = count;
     if (count == 0) per_tenant_.erase(tenant);
-    return absl::ResourceExhaustedError(
-        absl::StrCat("tenant \"", tenant, "\" already has ", now,
-                     " uploads in progress, the server's limit (--max-uploads-per-tenant ",
-                     options_.max_per_tenant, "); retry when one has finished"));
+    return WithQuota(
+        WithReason(absl::ResourceExhaustedError(absl::StrCat(
+                       "tenant \"", tenant, "\" already has ", now,
+                       " uploads in progress, the server's limit (--max-uploads-per-tenant ",
+                       options_.max_per_tenant, "); retry when one has finished")),
+                   kReasonUploadLimit),
+        absl::StrCat("tenant:", tenant));
   }
   if (total_ >= options_.max_total) {
     if (count == 0) per_tenant_.erase(tenant);
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "the server already has ", total_, " uploads in progress, its limit for all tenants "
-        "together (--max-uploads ", options_.max_total, "); retry when one has finished"));
+    return WithQuota(
+        WithReason(absl::ResourceExhaustedError(absl::StrCat(
+                       "the server already has ", total_,
+                       " uploads in progress, its limit for all tenants together (--max-uploads ",
+                       options_.max_total, "); retry when one has finished")),
+                   kReasonUploadLimit),
+        "server");
   }
   ++count;
   ++total_;

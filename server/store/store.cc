@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "core/common/status_details.h"
 #include "core/privacy/budget.h"
 #include "server/store/blob.h"
 #include "server/store/ids.h"
@@ -75,19 +76,30 @@ std::string_view RequestKindName(RequestKind kind) {
   return "unknown";
 }
 
+absl::Status PrivacyBudgetRefusal(absl::Status status, const std::string& tenant,
+                                  const std::string& model_id, const PrivacySpendRecord& record) {
+  status = WithQuota(WithReason(std::move(status), kReasonPrivacyBudgetExhausted),
+                     absl::StrCat("tenant:", tenant, "/dataset:", record.dataset_id));
+  status = WithMetadata(std::move(status), "model_id", model_id);
+  status = WithMetadata(std::move(status), "dataset_id", record.dataset_id);
+  return WithMetadata(std::move(status), "client", record.client);
+}
+
 absl::Status ValidateRequestId(std::string_view id) {
   if (id.size() > kMaxRequestIdLength) {
-    return absl::InvalidArgumentError(absl::StrCat("request_id has ", id.size(),
-                                                   " characters; at most ", kMaxRequestIdLength,
-                                                   " are allowed"));
+    return WithField(absl::InvalidArgumentError(absl::StrCat("request_id has ", id.size(),
+                                                             " characters; at most ",
+                                                             kMaxRequestIdLength, " are allowed")),
+                     "request_id");
   }
   for (size_t i = 0; i < id.size(); ++i) {
     const char c = id[i];
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                     c == '.' || c == '_' || c == ':' || c == '-';
     if (!ok) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "request_id: character ", i + 1, " is not one of A-Z a-z 0-9 . _ : -"));
+      return WithField(absl::InvalidArgumentError(absl::StrCat(
+                           "request_id: character ", i + 1, " is not one of A-Z a-z 0-9 . _ : -")),
+                       "request_id");
     }
   }
   return absl::OkStatus();
@@ -114,8 +126,10 @@ std::string Quoted(absl::string_view id) {
 
 // The same message for an unknown id and another tenant's id, so that the
 // answer says nothing about which ids exist.
+// The id is also in the metadata as "<kind>_id" (dataset_id, job_id, model_id).
 absl::Status NotFound(absl::string_view kind, absl::string_view id) {
-  return absl::NotFoundError(absl::StrCat(kind, " ", Quoted(id), " not found"));
+  return WithMetadata(absl::NotFoundError(absl::StrCat(kind, " ", Quoted(id), " not found")),
+                      absl::StrCat(kind, "_id"), id);
 }
 
 int64_t NowMs() {
@@ -146,14 +160,22 @@ bool IsLegalTransition(JobState from, JobState to) {
 
 absl::Status CheckTransition(const JobRecord& job, JobState to) {
   if (IsLegalTransition(job.state, to)) return absl::OkStatus();
-  return absl::FailedPreconditionError(absl::StrCat("job ", job.id, " cannot go from ",
-                                                    StateName(job.state), " to ", StateName(to)));
+  return WithMetadata(
+      WithReason(absl::FailedPreconditionError(absl::StrCat("job ", job.id, " cannot go from ",
+                                                            StateName(job.state), " to ",
+                                                            StateName(to))),
+                 kReasonJobState),
+      "job_id", job.id);
 }
 
 absl::Status RequireRunning(const JobRecord& job, absl::string_view action) {
   if (job.state == JobState::kRunning) return absl::OkStatus();
-  return absl::FailedPreconditionError(absl::StrCat("job ", job.id, " is ", StateName(job.state),
-                                                    "; ", action, " needs it RUNNING"));
+  return WithMetadata(
+      WithReason(absl::FailedPreconditionError(absl::StrCat("job ", job.id, " is ",
+                                                            StateName(job.state), "; ", action,
+                                                            " needs it RUNNING")),
+                 kReasonJobState),
+      "job_id", job.id);
 }
 
 // Adds which record a decoding error is about.
@@ -609,10 +631,13 @@ struct Store::Impl {
     STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
     if (!row) return std::optional<std::string>();
     if (st.ColumnText(0) != tag.fingerprint) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "request_id ", Quoted(tag.id), " was already used for a different ",
-          absl::string_view(kind_name.data(), kind_name.size()),
-          " request; use a new request_id for a new request"));
+      return WithReason(
+          WithField(absl::InvalidArgumentError(absl::StrCat(
+                        "request_id ", Quoted(tag.id), " was already used for a different ",
+                        absl::string_view(kind_name.data(), kind_name.size()),
+                        " request; use a new request_id for a new request")),
+                    "request_id"),
+          kReasonIdempotencyConflict);
     }
     return std::optional<std::string>(std::string(st.ColumnBlob(1)));
   }
@@ -885,9 +910,15 @@ absl::Status Store::DeleteDataset(const std::string& tenant, const std::string& 
         .BindInt64(3, static_cast<int>(JobState::kRunning));
     STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
     if (row) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "dataset ", id, " is in use by ", StateName(static_cast<JobState>(st.ColumnInt64(1))),
-          " job ", st.ColumnText(0), "; cancel the job or wait for it to finish"));
+      return WithMetadata(
+          WithMetadata(WithReason(absl::FailedPreconditionError(absl::StrCat(
+                                      "dataset ", id, " is in use by ",
+                                      StateName(static_cast<JobState>(st.ColumnInt64(1))),
+                                      " job ", st.ColumnText(0),
+                                      "; cancel the job or wait for it to finish")),
+                                  kReasonDatasetInUse),
+                       "dataset_id", id),
+          "job_id", st.ColumnText(0));
     }
   }
   {
@@ -934,10 +965,14 @@ absl::StatusOr<JobRecord> Store::InsertJob(JobRecord record, const JobInsertOpti
     STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
     const int64_t active = row ? st.ColumnInt64(0) : 0;
     if (active >= options.max_active_jobs_per_tenant) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "tenant ", Quoted(record.tenant), " has ", active,
-          " QUEUED or RUNNING jobs; the server's --max-jobs-per-tenant is ",
-          options.max_active_jobs_per_tenant, ": wait for one to finish or cancel one"));
+      return WithQuota(
+          WithReason(absl::ResourceExhaustedError(absl::StrCat(
+                         "tenant ", Quoted(record.tenant), " has ", active,
+                         " QUEUED or RUNNING jobs; the server's --max-jobs-per-tenant is ",
+                         options.max_active_jobs_per_tenant,
+                         ": wait for one to finish or cancel one")),
+                     kReasonTenantJobLimit),
+          absl::StrCat("tenant:", record.tenant));
     }
   }
   {
@@ -1658,20 +1693,22 @@ absl::StatusOr<PrivacySpendResult> Store::SpendPrivacyBudget(
                                          " (every model trained on it, every token)");
   if (record.spent_quanta > charge.total_quanta) {
     // The total was lowered below what was spent: nothing is left.
-    return absl::ResourceExhaustedError(absl::StrCat(
+    return PrivacyBudgetRefusal(absl::ResourceExhaustedError(absl::StrCat(
         whose, " is used up: spent epsilon ", agt::EpsilonOfQuantaUp(record.spent_quanta), " (",
         record.spent_quanta, " quanta) of a total of ",
         agt::EpsilonOfQuantaDown(charge.total_quanta), "; client \"", Quoted(charge.client), "\"",
-        " asked for ", agt::EpsilonOfQuantaUp(charge.quanta), "; nothing was spent"));
+        " asked for ", agt::EpsilonOfQuantaUp(charge.quanta), "; nothing was spent")),
+        tenant, model_id, record);
   }
   if (absl::Status s = budget.Spend(charge.quanta); !s.ok()) {
     if (!absl::IsResourceExhausted(s)) return s;
-    return absl::ResourceExhaustedError(absl::StrCat(
+    return PrivacyBudgetRefusal(absl::ResourceExhaustedError(absl::StrCat(
         whose, " exceeded: client \"", Quoted(charge.client), "\" asked for epsilon ",
         agt::EpsilonOfQuantaUp(charge.quanta), " (", charge.quanta, " quanta of 2^-40) but only ",
         agt::EpsilonOfQuantaDown(budget.remaining_quanta()), " (", budget.remaining_quanta(),
         " quanta) of ", agt::EpsilonOfQuantaDown(charge.total_quanta), " remains (spent ",
-        agt::EpsilonOfQuantaUp(record.spent_quanta), "); nothing was spent"));
+        agt::EpsilonOfQuantaUp(record.spent_quanta), "); nothing was spent")),
+        tenant, model_id, record);
   }
   record.spent_quanta = budget.spent_quanta();
   record.releases = AddCount(record.releases, charge.releases);

@@ -221,6 +221,13 @@ struct PrivacyCharge {
   int64_t releases = 0;      // labels released (>= 1)
 };
 
+// A privacy budget refusal (ResourceExhausted) with its structured details:
+// reason PRIVACY_BUDGET_EXHAUSTED, quota subject
+// "tenant:<tenant>/dataset:<dataset>" (the budget is per tenant and training
+// dataset) and metadata model_id, dataset_id, client.
+absl::Status PrivacyBudgetRefusal(absl::Status status, const std::string& tenant,
+                                  const std::string& model_id, const PrivacySpendRecord& record);
+
 // The outcome of SpendPrivacyBudget: the budget after the charge and the
 // answer stored with it (replayed: a retry of an earlier request, whose
 // stored answer this is; nothing was charged now).

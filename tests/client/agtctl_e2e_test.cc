@@ -114,13 +114,14 @@ TEST_F(AgtctlE2eTest, UploadTrainWatchCertify) {
         EXPECT_TRUE(point["stable"][b - 1].get<bool>());
       }
     }
-    // largest_stable_n agrees with the stable flags.
+    // largest_stable_budget and largest_stable_n agree with the stable flags.
     int largest = -1;
     for (int b = 0; b < 4; ++b) {
       if (point["stable"][b].get<bool>()) largest = b;
     }
+    EXPECT_EQ(point["largest_stable_budget"], largest);
     if (largest < 0) {
-      EXPECT_TRUE(point["largest_stable_n"].is_null());
+      EXPECT_EQ(point["largest_stable_n"], -1);
     } else {
       EXPECT_EQ(point["largest_stable_n"], doc["budgets"][largest]["n"]);
     }

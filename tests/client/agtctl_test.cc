@@ -409,10 +409,16 @@ TEST_F(AgtctlTest, CertifyTableJsonAndQuiet) {
   nlohmann::json doc = nlohmann::json::parse(json.out);
   ASSERT_EQ(doc["points"].size(), 3u);
   EXPECT_EQ(doc["budgets"].size(), 3u);
+  // The response proto's JSON: n values as the server sent them, -1 for none.
   EXPECT_EQ(doc["points"][0]["largest_stable_n"], 2);
-  EXPECT_TRUE(doc["points"][1]["largest_stable_n"].is_null());
+  EXPECT_EQ(doc["points"][1]["largest_stable_n"], -1);
+  EXPECT_EQ(doc["points"][1]["largest_stable_budget"], -1);
   EXPECT_EQ(doc["points"][0]["stable"].size(), 3u);
-  EXPECT_EQ(doc["points"][2]["label"], 1.0);
+  EXPECT_EQ(doc["budgets"][2]["n"], 5);
+  EXPECT_EQ(doc["guarantee"], "fake guarantee: per batch");
+  // Row 2 (label 1, predicted 0) is stable but never correct.
+  EXPECT_EQ(doc["points"][2]["correct"], nlohmann::json::array({false, false, false}));
+  EXPECT_FALSE(doc.contains("model_id")) << "only CertifyPredictionsResponse fields";
   {
     std::lock_guard<std::mutex> lock(server_.state.mu);
     EXPECT_DOUBLE_EQ(server_.state.certify_request.test_epsilon(), 0.01);

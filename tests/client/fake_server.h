@@ -354,19 +354,24 @@ class FakeModels final : public agt::v1::ModelService::Service {
       ++state_.certify_calls;
     }
     const int budgets[] = {1, 2, 5};
+    for (int n : budgets) response->add_budgets()->set_n(n);
     for (int64_t r = 0; r < in.rows(); ++r) {
       const double x0 = in.values(static_cast<int>(r * 2));
       auto* p = response->add_points();
       p->set_predicted_class(x0 > 0 ? 1 : 0);
       p->add_nominal_logits(x0);
       p->set_largest_stable_budget(-1);
+      p->set_largest_stable_n(-1);
       for (int b = 0; b < 3; ++b) {
         const bool stable = std::abs(x0) > 0.1 * budgets[b];
         p->add_stable(stable);
         auto* bounds = p->add_bounds();
         bounds->add_lower(x0 - 0.1 * budgets[b]);
         bounds->add_upper(x0 + 0.1 * budgets[b]);
-        if (stable) p->set_largest_stable_budget(b);
+        if (stable) {
+          p->set_largest_stable_budget(b);
+          p->set_largest_stable_n(budgets[b]);
+        }
         if (request->labels_size() > 0) {
           p->add_correct(stable && request->labels(static_cast<int>(r)) == p->predicted_class());
         }

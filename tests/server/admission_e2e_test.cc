@@ -30,6 +30,7 @@
 
 #include "absl/strings/match.h"
 #include "tests/server/e2e_util.h"
+#include "tests/server/rpc_error_details.h"
 
 namespace agt::e2e {
 namespace {
@@ -174,6 +175,11 @@ TEST_F(AdmissionE2eTest, TheFindingsJobIsRefusedUpFrontNamingTheEstimateAndTheLi
       << status.error_message();
   EXPECT_TRUE(absl::StrContains(status.error_message(), "--max-job-memory is 8.0 GB"))
       << status.error_message();
+  // Machine-readable too: reason JOB_MEMORY_LIMIT and a QuotaFailure with the message.
+  const RpcErrorDetails details = ReadRpcErrorDetails(status);
+  EXPECT_EQ(details.reason, "JOB_MEMORY_LIMIT");
+  EXPECT_EQ(details.quota_subject, "server/job_memory");
+  EXPECT_EQ(details.quota_description, status.error_message());
   EXPECT_TRUE(ListJobs(*client_).empty()) << "a refused job must not be queued";
   // A job that fits is accepted by the same server.
   EXPECT_FALSE(TrainModel(*client_, MoonsSpec(moons.id(), 1)).empty());

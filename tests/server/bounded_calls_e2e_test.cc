@@ -21,6 +21,7 @@
 #include "core/common/rng.h"
 #include "e2e_util.h"
 #include "gmock/gmock.h"
+#include "rpc_error_details.h"
 #include "server/store/store.h"
 
 namespace agt::e2e {
@@ -270,6 +271,10 @@ TEST(BoundedCallsE2E, ConcurrentCertifyCallsShareTheRequestMemory) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
   EXPECT_THAT(status.error_message(), ::testing::HasSubstr("--max-request-mib"));
   EXPECT_THAT(status.error_message(), ::testing::HasSubstr("16777216 bytes"));
+  const RpcErrorDetails details = ReadRpcErrorDetails(status);
+  EXPECT_EQ(details.reason, "REQUEST_MEMORY_LIMIT");
+  EXPECT_EQ(details.quota_subject, "server/request_memory");
+  EXPECT_EQ(details.metadata.at("model_id"), f.wide_model);
 }
 
 // Six CertifyDataset calls of several seconds each with a 0.3 s deadline:
@@ -476,6 +481,8 @@ TEST(BoundedCallsE2E, StalledUploadsAreDroppedAndTheTenantLimitHolds) {
       Upload(client, CsvMetadata("third", 2), MoonsCsv(50, 1), nullptr, "tok-a");
   EXPECT_EQ(third.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << third.error_message();
   EXPECT_THAT(third.error_message(), ::testing::HasSubstr("--max-uploads-per-tenant 2"));
+  EXPECT_EQ(ReadRpcErrorDetails(third).reason, "UPLOAD_LIMIT");
+  EXPECT_EQ(ReadRpcErrorDetails(third).quota_subject, "tenant:acme");
   agt::v1::Dataset other;
   const grpc::Status beta = Upload(client, CsvMetadata("beta", 2), MoonsCsv(50, 1), &other, "tok-b");
   EXPECT_TRUE(beta.ok()) << beta.error_message();
@@ -486,6 +493,7 @@ TEST(BoundedCallsE2E, StalledUploadsAreDroppedAndTheTenantLimitHolds) {
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << status.error_message();
     EXPECT_THAT(status.error_message(), ::testing::HasSubstr("--upload-idle-timeout"));
+    EXPECT_EQ(ReadRpcErrorDetails(status).reason, "UPLOAD_STALLED");
     EXPECT_GT(seconds, 1.4);
     EXPECT_LT(seconds, 5.0);
   }

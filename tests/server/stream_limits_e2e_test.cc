@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "tests/server/e2e_util.h"
+#include "tests/server/rpc_error_details.h"
 
 namespace agt::e2e {
 namespace {
@@ -63,6 +64,10 @@ TEST(StreamLimitsE2eTest, WatchStreamsAreLimitedPerTenant) {
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
   EXPECT_NE(refused.error_message().find("--max-watches-per-tenant 2"), std::string::npos)
       << refused.error_message();
+  // Machine-readable too: reason WATCH_LIMIT, a QuotaFailure for the tenant.
+  const RpcErrorDetails details = ReadRpcErrorDetails(refused);
+  EXPECT_EQ(details.reason, "WATCH_LIMIT");
+  EXPECT_EQ(details.quota_subject, "tenant:acme");
 
   // Another tenant is not affected.
   OpenWatch beta = Watch(client, beta_job.id(), kBeta);
