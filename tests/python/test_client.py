@@ -174,6 +174,25 @@ class ClientE2eTest(unittest.TestCase):
             self.client.wait(job.id)
         self.assertEqual(caught.exception.job.state, training_pb2.JOB_STATE_CANCELLED)
 
+    def test_training_history_follows_the_job_with_n_values(self):
+        history = self.client.training_history(self.job.id)
+        by_model = self.client.training_history(model_id=self.model_id)
+        np.testing.assert_array_equal(history.iteration, by_model.iteration)
+        self.assertEqual(list(history.n), REMOVAL_BUDGETS)
+        self.assertEqual(history.total_width.shape, (len(history.iteration), len(REMOVAL_BUDGETS)))
+        self.assertEqual(history.iteration[0], 1)
+        self.assertEqual(history.iteration[-1], self.job.progress.total_iterations)
+        self.assertTrue(np.all(np.diff(history.iteration) > 0))
+        # The last point is the job's final progress; boxes nest, so widths
+        # grow with n.
+        np.testing.assert_array_equal(history.total_width[-1], list(self.job.progress.total_width))
+        self.assertTrue(np.all(np.diff(history.total_width[-1]) >= 0))
+        np.testing.assert_array_equal(history.width_at(10), history.total_width[:, 2])
+        with self.assertRaises(ValueError):
+            self.client.training_history()
+        with self.assertRaises(agt_client.NotFound):
+            self.client.training_history("job-00000000000000000000")
+
     def test_models_and_jobs_are_deleted_in_order(self):
         spec = removal_spec(self.dataset.id)
         spec.update(epochs=1)

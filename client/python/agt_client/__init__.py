@@ -19,14 +19,16 @@ from .errors import (AgtError, Aborted, AlreadyExists, Cancelled, DataLoss, Dead
                      FailedPrecondition, FieldViolation, Internal, InvalidArgument, JobFailed,
                      NotFound, OutOfRange, PermissionDenied, QuotaViolation, ResourceExhausted,
                      Unauthenticated, Unavailable, Unimplemented, Unknown)
-from .results import Certificates, DatasetCertificates, PrivatePredictions, UnlearningChecks
+from .results import (Certificates, DatasetCertificates, PrivatePredictions, TrainingHistory,
+                      UnlearningChecks)
 from .spec import make_job_spec
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Client", "make_job_spec", "new_request_id", "to_matrix", "errors",
-    "Certificates", "DatasetCertificates", "PrivatePredictions", "UnlearningChecks",
+    "Certificates", "DatasetCertificates", "PrivatePredictions", "TrainingHistory",
+    "UnlearningChecks",
     "AgtError", "Aborted", "AlreadyExists", "Cancelled", "DataLoss", "DeadlineExceeded",
     "FailedPrecondition", "FieldViolation", "Internal", "InvalidArgument", "JobFailed",
     "NotFound", "OutOfRange", "PermissionDenied", "QuotaViolation", "ResourceExhausted",

@@ -213,6 +213,19 @@ class Client:
         return self._call(self._training.CancelJob,
                           pb.training.CancelJobRequest(job_id=job_id)).job
 
+    def training_history(self, job_id=None, *, model_id=None):
+        """The recorded width history of a job (or of the job that trained model_id).
+
+        Returns agt_client.TrainingHistory: iteration, epoch, nominal_loss
+        (T,) and total_width (T, B) arrays, with the budgets' n values.
+        """
+        if (job_id is None) == (model_id is None):
+            raise ValueError("give exactly one of job_id and model_id")
+        request = (pb.training.GetTrainingHistoryRequest(job_id=job_id) if job_id is not None
+                   else pb.training.GetTrainingHistoryRequest(model_id=model_id))
+        return results.training_history_from_proto(
+            self._call(self._training.GetTrainingHistory, request))
+
     def delete_job(self, job_id):
         """Deletes a finished job and its checkpoint.
 

@@ -66,6 +66,47 @@ class DatasetCertificates:
 
 
 @dataclass
+class TrainingHistory:
+    """GetTrainingHistory: the job's recorded points (at most max_points, spread
+    evenly over the run), as arrays.
+
+    iteration, epoch, nominal_loss: (T,). total_width: (T, B), column j for
+    budget n[j] (label_n[j]). stride: iterations between points now.
+    """
+
+    job_id: str
+    n: np.ndarray
+    label_n: np.ndarray
+    iteration: np.ndarray
+    epoch: np.ndarray
+    nominal_loss: np.ndarray
+    total_width: np.ndarray
+    stride: int
+    total_iterations: int
+    max_points: int
+
+    def width_at(self, n):
+        """(T,) total width of budget n (which must be one of the job's)."""
+        return self.total_width[:, _budget_column(self.n, n)]
+
+
+def training_history_from_proto(response):
+    budgets = len(response.budgets)
+    width = np.array([list(p.total_width) for p in response.points], dtype=np.float64)
+    return TrainingHistory(
+        job_id=response.job_id,
+        n=np.array([b.n for b in response.budgets], dtype=np.int64),
+        label_n=np.array([b.label_n for b in response.budgets], dtype=np.int64),
+        iteration=np.array([p.iteration for p in response.points], dtype=np.int64),
+        epoch=np.array([p.epoch for p in response.points], dtype=np.int64),
+        nominal_loss=np.array([p.nominal_loss for p in response.points], dtype=np.float64),
+        total_width=width.reshape(len(response.points), budgets),
+        stride=response.stride,
+        total_iterations=response.total_iterations,
+        max_points=response.max_points)
+
+
+@dataclass
 class UnlearningChecks:
     """CheckUnlearning for P inputs.
 
