@@ -6,7 +6,8 @@ Usage: make_torch_models.py OUTDIR
 OUTDIR/cases.json lists
   "models": supported networks: file, the input batch, PyTorch's outputs
             (float64, from model.double(), or float32 for the float32 file),
-            the number of core layers and the tolerance;
+            the number of core layers, a frozen prefix (layers) for the
+            round-trip and fine-tuning tests, and the tolerance;
   "unsupported": networks with an op the importer must refuse, with the index,
             name and op type of the first unsupported node as the file has
             them.
@@ -128,7 +129,7 @@ def export(model, example, name, dynamic=True, keep_initializers=False):
     return path
 
 
-def supported(name, model, sample, layers, dtype=torch.float64, tol=1e-12, batch=5,
+def supported(name, model, sample, layers, frozen, dtype=torch.float64, tol=1e-12, batch=5,
               dynamic=True, keep_initializers=False):
     model = model.eval().to(dtype)
     x = torch.randn(batch, *sample, dtype=dtype)
@@ -137,7 +138,7 @@ def supported(name, model, sample, layers, dtype=torch.float64, tol=1e-12, batch
         y = model(x)
     return {"name": name, "file": name + ".onnx", "input_shape": list(sample),
             "input": x.reshape(batch, -1).double().tolist(),
-            "output": y.double().tolist(), "layers": layers, "tol": tol}
+            "output": y.double().tolist(), "layers": layers, "frozen": frozen, "tol": tol}
 
 
 def unsupported(name, model, sample, op):
@@ -154,15 +155,15 @@ def unsupported(name, model, sample, op):
 cases = {"torch_version": torch.__version__, "onnx_version": onnx.__version__,
          "models": [], "unsupported": []}
 models = cases["models"]
-models.append(supported("dense", Dense(), (6,), 3))
-models.append(supported("conv", Conv(), (2, 7, 6), 6))
-models.append(supported("mixed", Mixed(), (1, 8, 8), 9))
+models.append(supported("dense", Dense(), (6,), 3, 2))
+models.append(supported("conv", Conv(), (2, 7, 6), 6, 5))
+models.append(supported("mixed", Mixed(), (1, 8, 8), 8, 3))
 # Exported for batch 2 without dynamic axes: the view's target is the
 # constant [2, -1]; initializers also listed as graph inputs.
-models.append(supported("mixed_static", Mixed(), (1, 8, 8), 9, batch=2, dynamic=False,
+models.append(supported("mixed_static", Mixed(), (1, 8, 8), 8, 3, batch=2, dynamic=False,
                         keep_initializers=True))
 # float32 weights, compared with PyTorch's float32 forward pass.
-models.append(supported("dense_float32", Dense(), (6,), 3, dtype=torch.float32, tol=1e-5))
+models.append(supported("dense_float32", Dense(), (6,), 3, 2, dtype=torch.float32, tol=1e-5))
 un = cases["unsupported"]
 un.append(unsupported("sigmoid", Sigmoid(), (4,), "Sigmoid"))
 un.append(unsupported("maxpool", MaxPool(), (1, 8, 8), "MaxPool"))
