@@ -14,6 +14,10 @@ packages=(
   # setuptools and wheel; the TLS test makes its certificate with openssl.
   python3 python3-grpcio python3-protobuf python3-numpy
   python3-venv python3-pip python3-setuptools python3-wheel openssl
+  # agt::onnx (core/onnx): ONNX 1.12's protobuf messages. Its tests make ONNX
+  # files with torch.onnx.export and check exports with onnx.checker
+  # (test-only: python3-torch, python3-onnx).
+  libonnx-dev python3-torch python3-onnx
 )
 
 missing=()
