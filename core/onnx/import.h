@@ -11,7 +11,8 @@
 // fields. The shape of a Reshape may be a constant or the little subgraph
 // torch emits for x.view(x.size(0), -1) with a dynamic batch axis (Shape,
 // Gather, Unsqueeze, Concat of constants); those nodes compute a shape, not a
-// layer, and are not counted as layers.
+// layer, and are not counted as layers. Identity nodes rename a constant or
+// pass the activation through.
 //
 // Everything else is refused with a status that names the node (its index in
 // graph.node and its name) and its op type: Unimplemented for valid ONNX this
