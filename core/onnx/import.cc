@@ -56,6 +56,7 @@ struct IntValue {
 // One core layer under construction.
 struct PendingLayer {
   ImportedLayer info;
+  std::string add_name;        // a MatMul's Add, which names the layer too
   std::vector<double> params;  // this layer's values in the core's layout
 };
 
@@ -728,9 +729,14 @@ absl::Status Importer::MatMul(const NodeProto& node, int i) {
     op = "MatMul+Add";
   }
   if (absl::Status s = ChargeParameters(node, i, in * out + out); !s.ok()) return s;
-  return AddLayer(*layer_node, i, op,
-                  LayerSpec::Dense(static_cast<int>(in), static_cast<int>(out)),
-                  std::move(params));
+  if (absl::Status s = AddLayer(*layer_node, i, op,
+                                LayerSpec::Dense(static_cast<int>(in), static_cast<int>(out)),
+                                std::move(params));
+      !s.ok()) {
+    return s;
+  }
+  if (layer_node == &merged) layers_.back().add_name = graph_.node(i + 1).name();
+  return absl::OkStatus();
 }
 
 absl::Status Importer::Conv(const NodeProto& node, int i) {
@@ -930,7 +936,11 @@ absl::Status Importer::Finish(ImportedModel* out) {
   } else if (!options_.frozen_until.empty()) {
     frozen = -1;
     for (int k = 0; k < count; ++k) {
-      if (layers_[k].info.node_name == options_.frozen_until) frozen = k + 1;
+      const PendingLayer& l = layers_[k];
+      if (l.info.node_name == options_.frozen_until ||
+          (!l.add_name.empty() && l.add_name == options_.frozen_until)) {
+        frozen = k + 1;
+      }
     }
     if (frozen < 0) {
       std::vector<std::string> names;
@@ -965,10 +975,9 @@ absl::Status Importer::Finish(ImportedModel* out) {
   if (absl::Status s = spec.Validate(); !s.ok()) {
     const PendingLayer& first = layers_[frozen];
     return Invalid(absl::StrCat(
-        "with ", frozen, " frozen layer(s) the trained part starts at ",
+        s.message(), " (with ", frozen, " frozen layer(s) the trained part starts at ",
         NodeLabel(graph_.node(first.info.node_index), first.info.node_index), " (",
-        first.info.op_type, "): ", s.message(),
-        " (the trained layers must start with a Gemm, MatMul or Conv and end with a dense "
+        first.info.op_type, "); it must start with a Gemm, MatMul or Conv and end with a dense "
         "layer)"));
   }
   out->opset_version = opset_;

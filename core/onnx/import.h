@@ -59,7 +59,7 @@ struct ImportOptions {
   // The frozen prefix: either a number of layers (core layers, in order: a
   // Gemm, a MatMul with its Add, a Conv, a Relu, a Flatten or Reshape count
   // one each; 0 = nothing frozen), or the name of the last frozen node (a
-  // MatMul's name freezes its Add too). At most one may be set; neither means
+  // MatMul's or its Add's name freezes both). At most one may be set; neither means
   // nothing is frozen.
   std::optional<int> frozen_layers;
   std::string frozen_until;

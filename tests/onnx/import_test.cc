@@ -102,6 +102,23 @@ TEST(OnnxImport, MatMulWithAddInEitherOrderIsOneDenseLayer) {
     const std::vector<double> want = {1, 3, 2, 4, 7, 8};
     for (int k = 0; k < 6; ++k) EXPECT_EQ(m->trained_parameters[k], want[k]) << k;
   }
+  // Either node's name ends a frozen prefix there.
+  for (const std::string name : {"/fc/MatMul", "/fc/Add"}) {
+    ModelBuilder b({-1, 2});
+    b.Init("w", {2, 2}, {1, 2, 3, 4});
+    b.Init("c", {2}, {7, 8});
+    b.Node("MatMul", {"x", "w"}, "h", "/fc/MatMul");
+    b.Node("Add", {"h", "c"}, "a", "/fc/Add");
+    b.Init("w2", {2, 1}, {1, 1});
+    b.Node("MatMul", {"a", "w2"}, "y", "/head");
+    b.Output("y");
+    ImportOptions o;
+    o.frozen_until = name;
+    absl::StatusOr<ImportedModel> m = Import(b, o);
+    ASSERT_TRUE(m.ok()) << name << ": " << m.status();
+    EXPECT_EQ(m->spec.frozen.layers.size(), 1u) << name;
+    EXPECT_EQ(m->spec.frozen.parameters.size(), 6) << name;
+  }
 }
 
 TEST(OnnxImport, ConvKeepsTorchLayoutPadsAndStridesAndTypedFloat32Fields) {
@@ -169,7 +186,8 @@ TEST(OnnxImport, FrozenPrefixErrorsNameTheLimitAndTheNodes) {
               {"frozen_layers 3 must be in [0, 2]", "3 layers"});
   o.frozen_layers = 1;  // the trained part would start with the Relu
   ExpectError(Import(TwoLayerMlp(), o), absl::StatusCode::kInvalidArgument,
-              {"trained part starts at node 1 \"/Relu\" (Relu)", "must start with"});
+              {"must start with a dense or conv2d layer",
+               "(with 1 frozen layer(s) the trained part starts at node 1 \"/Relu\" (Relu)"});
   o.frozen_layers = 1;
   o.frozen_until = "/Relu";
   ExpectError(Import(TwoLayerMlp(), o), absl::StatusCode::kInvalidArgument, {"not both"});
