@@ -76,9 +76,19 @@ struct TorchCases {
   std::string skip;
 };
 
+// Removes the files at exit.
+struct TorchCasesOwner {
+  TorchCases cases;
+  ~TorchCasesOwner() {
+    std::error_code ignored;
+    fs::remove_all(cases.dir, ignored);
+  }
+};
+
 inline const TorchCases& GetTorchCases() {
+  static TorchCasesOwner owner;
   static const TorchCases* cases = [] {
-    auto* c = new TorchCases;
+    TorchCases* c = &owner.cases;
     c->dir = ScratchDir("torch");
     const std::string cmd = std::string(AGT_TEST_PYTHON) + " " + AGT_ONNX_TEST_DIR +
                             "/make_torch_models.py '" + c->dir.string() + "' > '" +
