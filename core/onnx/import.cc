@@ -821,7 +821,7 @@ absl::Status Importer::Conv(const NodeProto& node, int i) {
   const int64_t limit = options_.limits.max_values_per_sample;
   if (ho > 0 && wo > 0 &&
       (ho * wo > limit || dims[0] * ho * wo > limit ||
-       ho * wo * (static_cast<int64_t>(w.size()) / dims[0]) > (limit << 2))) {
+       ho * wo * (static_cast<int64_t>(w.size()) / dims[0]) > limit)) {
     return NodeError(absl::StatusCode::kResourceExhausted, node, i,
                      absl::StrCat("output [", dims[0], ", ", ho, ", ", wo,
                                   "] (or its patch matrix) is larger than the limit of ", limit,
