@@ -43,8 +43,8 @@ void SetValueInfo(const std::string& name, const std::vector<int64_t>& dims, int
 
 // Appends the nodes of `net` (parameters at `params`) to the graph, reading
 // from *current and leaving the last output name in it.
-void AddNodes(const Network& net, const double* params, const std::string& prefix,
-              bool float32, GraphProto* graph, std::string* current) {
+void AddNodes(const Network& net, const double* params, const std::string& prefix, bool float32,
+              GraphProto* graph, std::string* current) {
   for (size_t i = 0; i < net.size(); ++i) {
     const Layer& layer = net.layer(i);
     const LayerSpec& spec = layer.spec();
@@ -82,8 +82,7 @@ void AddNodes(const Network& net, const double* params, const std::string& prefi
     if (layer.has_params()) {
       node->add_input(name + ".weight");
       node->add_input(name + ".bias");
-      WriteFloatTensor(name + ".bias", {rows}, p + rows * cols, float32,
-                       graph->add_initializer());
+      WriteFloatTensor(name + ".bias", {rows}, p + rows * cols, float32, graph->add_initializer());
     }
     *current = name + ".out";
     node->add_output(*current);
@@ -103,8 +102,9 @@ absl::StatusOr<std::string> ExportOnnx(const ModelSpec& spec, const Vector& trai
                                                    trained_params.size()));
   }
   if (!trained_params.allFinite()) {
-    return absl::InvalidArgumentError("the parameters contain NaN or Inf; ONNX weights must be "
-                                      "finite");
+    return absl::InvalidArgumentError(
+        "the parameters contain NaN or Inf; ONNX weights must be "
+        "finite");
   }
   const int32_t elem = options.float32 ? TensorProto::FLOAT : TensorProto::DOUBLE;
   ModelProto model;
@@ -125,8 +125,8 @@ absl::StatusOr<std::string> ExportOnnx(const ModelSpec& spec, const Vector& trai
                graph->add_input());
   std::string current = "input";
   if (!spec.frozen.empty()) {
-    AddNodes(spec.FrozenNetwork(), spec.frozen.parameters.data(), "frozen", options.float32,
-             graph, &current);
+    AddNodes(spec.FrozenNetwork(), spec.frozen.parameters.data(), "frozen", options.float32, graph,
+             &current);
   }
   AddNodes(spec.TrainedNetwork(), trained_params.data(), "trained", options.float32, graph,
            &current);

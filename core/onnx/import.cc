@@ -30,7 +30,8 @@ using ::onnx::ModelProto;
 using ::onnx::NodeProto;
 using ::onnx::TensorProto;
 
-constexpr char kSupported[] = "supported: Gemm, MatMul+Add, Conv, Relu, Flatten, Reshape to [N, -1]";
+constexpr char kSupported[] =
+    "supported: Gemm, MatMul+Add, Conv, Relu, Flatten, Reshape to [N, -1]";
 // The batch dimension inside a shape computation.
 constexpr int64_t kBatch = std::numeric_limits<int64_t>::min();
 
@@ -102,8 +103,8 @@ class Importer {
 
   std::map<std::string, const TensorProto*> tensors_;  // initializers and Constant outputs
   std::set<std::string> used_tensors_;
-  std::map<std::string, IntValue> ints_;               // shape computations
-  std::map<std::string, Shape> activation_shapes_;     // per activation, without the batch dim
+  std::map<std::string, IntValue> ints_;            // shape computations
+  std::map<std::string, Shape> activation_shapes_;  // per activation, without the batch dim
   std::string graph_input_;
   int64_t batch_value_ = 0;  // the graph input's batch dim when it is a number, else 0
   std::string current_;      // the running activation
@@ -123,13 +124,14 @@ absl::Status Importer::CheckModel() {
   }
   if (opset_ < 9 || opset_ > 20) {
     return absl::UnimplementedError(
-        absl::StrCat("opset ", opset_, " is not supported (supported: 9 to 20; export with "
+        absl::StrCat("opset ", opset_,
+                     " is not supported (supported: 9 to 20; export with "
                      "opset_version=13)"));
   }
   if (graph_.node_size() > options_.limits.max_nodes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "the graph has ", graph_.node_size(), " nodes, more than the limit of ",
-        options_.limits.max_nodes));
+    return absl::ResourceExhaustedError(absl::StrCat("the graph has ", graph_.node_size(),
+                                                     " nodes, more than the limit of ",
+                                                     options_.limits.max_nodes));
   }
   if (graph_.output_size() != 1) {
     return Invalid(absl::StrCat("the graph has ", graph_.output_size(),
@@ -172,9 +174,9 @@ absl::Status Importer::ReadInput() {
   }
   const auto& tt = input->type().tensor_type();
   if (tt.elem_type() != TensorProto::FLOAT && tt.elem_type() != TensorProto::DOUBLE) {
-    return absl::UnimplementedError(absl::StrCat(
-        "graph input \"", graph_input_, "\" has element type ", DataTypeName(tt.elem_type()),
-        " (supported: float, double)"));
+    return absl::UnimplementedError(
+        absl::StrCat("graph input \"", graph_input_, "\" has element type ",
+                     DataTypeName(tt.elem_type()), " (supported: float, double)"));
   }
   // dims[0] is the batch; the rest are one sample's shape, known numbers or
   // symbols that options.input_shape replaces.
@@ -190,16 +192,16 @@ absl::Status Importer::ReadInput() {
                                 "\" has no shape: give the input shape ([C, H, W] or [D])"));
   }
   if (tt.has_shape() && dims.size() != 2 && dims.size() != 4) {
-    return absl::UnimplementedError(absl::StrCat(
-        "graph input \"", graph_input_, "\" has rank ", dims.size(),
-        "; supported: [N, D] or [N, C, H, W]"));
+    return absl::UnimplementedError(absl::StrCat("graph input \"", graph_input_, "\" has rank ",
+                                                 dims.size(),
+                                                 "; supported: [N, D] or [N, C, H, W]"));
   }
   if (!dims.empty()) batch_value_ = dims[0] > 0 ? dims[0] : 0;
   std::vector<int> sample;
   if (!override_shape.empty()) {
     if (!override_shape.is_flat() && !override_shape.is_image()) {
-      return Invalid(absl::StrCat("input shape ", override_shape.ToString(),
-                                  " must be [D] or [C, H, W]"));
+      return Invalid(
+          absl::StrCat("input shape ", override_shape.ToString(), " must be [D] or [C, H, W]"));
     }
     if (!dims.empty() && dims.size() != override_shape.dims.size() + 1) {
       return Invalid(absl::StrCat("input shape ", override_shape.ToString(),
@@ -214,8 +216,8 @@ absl::Status Importer::ReadInput() {
       }
       if (!dims.empty() && dims[k + 1] > 0 && dims[k + 1] != want) {
         return Invalid(absl::StrCat("input shape ", override_shape.ToString(),
-                                    " does not match graph input \"", graph_input_,
-                                    "\" dim ", k + 1, " = ", dims[k + 1]));
+                                    " does not match graph input \"", graph_input_, "\" dim ",
+                                    k + 1, " = ", dims[k + 1]));
       }
     }
     sample = override_shape.dims;
@@ -238,10 +240,9 @@ absl::Status Importer::ReadInput() {
   int64_t values = 1;
   for (int d : sample) values *= d;  // each <= 2^20, at most 3 dims: no overflow
   if (values > options_.limits.max_values_per_sample) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("graph input \"", graph_input_, "\" has ", values,
-                     " values per sample, more than the limit of ",
-                     options_.limits.max_values_per_sample));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "graph input \"", graph_input_, "\" has ", values,
+        " values per sample, more than the limit of ", options_.limits.max_values_per_sample));
   }
   current_ = graph_input_;
   activation_shapes_[current_] = shape_;
@@ -253,9 +254,8 @@ absl::Status Importer::Walk() {
     const NodeProto& node = graph_.node(i);
     const std::string& op = node.op_type();
     if (!node.domain().empty() && node.domain() != "ai.onnx") {
-      return absl::UnimplementedError(absl::StrCat(NodeLabel(node, i), ": op ", node.domain(),
-                                                   ".", op, " is not supported (", kSupported,
-                                                   ")"));
+      return absl::UnimplementedError(absl::StrCat(NodeLabel(node, i), ": op ", node.domain(), ".",
+                                                   op, " is not supported (", kSupported, ")"));
     }
     absl::Status s;
     if (op == "Constant") {
@@ -281,26 +281,27 @@ absl::Status Importer::Walk() {
     } else if (op == "Reshape") {
       s = Reshape(node, i);
     } else if (op == "Add") {
-      s = absl::UnimplementedError(absl::StrCat(
-          NodeLabel(node, i), ": op Add is not supported here: only as the bias of the MatMul "
-          "right before it (a residual or other Add is not sequential; ", kSupported, ")"));
+      s = absl::UnimplementedError(
+          absl::StrCat(NodeLabel(node, i),
+                       ": op Add is not supported here: only as the bias of the MatMul "
+                       "right before it (a residual or other Add is not sequential; ",
+                       kSupported, ")"));
     } else {
-      s = absl::UnimplementedError(absl::StrCat(NodeLabel(node, i), ": op ", op,
-                                                " is not supported (", kSupported, ")"));
+      s = absl::UnimplementedError(
+          absl::StrCat(NodeLabel(node, i), ": op ", op, " is not supported (", kSupported, ")"));
     }
     if (!s.ok()) return s;
   }
   return absl::OkStatus();
 }
 
-absl::Status Importer::CheckChained(const NodeProto& node, int i, int min_inputs,
-                                    int max_inputs) {
+absl::Status Importer::CheckChained(const NodeProto& node, int i, int min_inputs, int max_inputs) {
   if (node.input_size() < min_inputs || node.input_size() > max_inputs) {
-    return NodeError(absl::StatusCode::kInvalidArgument, node, i,
-                     absl::StrCat("has ", node.input_size(), " inputs, expected ",
-                                  min_inputs == max_inputs
-                                      ? absl::StrCat(min_inputs)
-                                      : absl::StrCat(min_inputs, " to ", max_inputs)));
+    return NodeError(
+        absl::StatusCode::kInvalidArgument, node, i,
+        absl::StrCat("has ", node.input_size(), " inputs, expected ",
+                     min_inputs == max_inputs ? absl::StrCat(min_inputs)
+                                              : absl::StrCat(min_inputs, " to ", max_inputs)));
   }
   if (node.output_size() != 1) {
     return NodeError(absl::StatusCode::kInvalidArgument, node, i,
@@ -311,10 +312,10 @@ absl::Status Importer::CheckChained(const NodeProto& node, int i, int min_inputs
                        : activation_shapes_.count(node.input(0)) > 0
                            ? "an earlier activation (a branch or skip connection)"
                            : "not defined before this node";
-    return NodeError(absl::StatusCode::kInvalidArgument, node, i,
-                     absl::StrCat("input \"", node.input(0),
-                                  "\" is not the previous layer's output \"", current_,
-                                  "\" (it is ", what, "); only sequential graphs are supported"));
+    return NodeError(
+        absl::StatusCode::kInvalidArgument, node, i,
+        absl::StrCat("input \"", node.input(0), "\" is not the previous layer's output \"",
+                     current_, "\" (it is ", what, "); only sequential graphs are supported"));
   }
   for (int k = 1; k < node.input_size(); ++k) {
     if (node.input(k) == current_ || activation_shapes_.count(node.input(k)) > 0) {
@@ -347,9 +348,8 @@ absl::Status Importer::Weight(const NodeProto& node, int i, int input, absl::str
   if (!s.ok()) {
     const std::string limit =
         s.code() == absl::StatusCode::kResourceExhausted
-            ? absl::StrCat(" (the whole network may have at most ",
-                           options_.limits.max_parameters, " parameters; ", parameters_,
-                           " before this node)")
+            ? absl::StrCat(" (the whole network may have at most ", options_.limits.max_parameters,
+                           " parameters; ", parameters_, " before this node)")
             : "";
     return absl::Status(s.code(), absl::StrCat(NodeLabel(node, i), " (", node.op_type(), "): ",
                                                role, " \"", name, "\": ", s.message(), limit));
@@ -390,20 +390,20 @@ absl::Status Importer::ChargeParameters(const NodeProto& node, int i, int64_t co
   return absl::OkStatus();
 }
 
-absl::Status Importer::AddLayer(const NodeProto& node, int i, absl::string_view op,
-                                LayerSpec spec, std::vector<double> params) {
+absl::Status Importer::AddLayer(const NodeProto& node, int i, absl::string_view op, LayerSpec spec,
+                                std::vector<double> params) {
   absl::StatusOr<std::unique_ptr<Layer>> layer = MakeLayer(spec, shape_);
   if (!layer.ok()) {
-    return NodeError(absl::StatusCode::kInvalidArgument, node, i,
-                     absl::StrCat(layer.status().message(), " (running shape ", shape_.ToString(),
-                                  ")"));
+    return NodeError(
+        absl::StatusCode::kInvalidArgument, node, i,
+        absl::StrCat(layer.status().message(), " (running shape ", shape_.ToString(), ")"));
   }
   const Shape out = (*layer)->output_shape();
   if (out.size() <= 0 || out.size() > options_.limits.max_values_per_sample) {
-    return NodeError(absl::StatusCode::kResourceExhausted, node, i,
-                     absl::StrCat("output ", out.ToString(), " has ", out.size(),
-                                  " values per sample (limit ",
-                                  options_.limits.max_values_per_sample, ")"));
+    return NodeError(
+        absl::StatusCode::kResourceExhausted, node, i,
+        absl::StrCat("output ", out.ToString(), " has ", out.size(), " values per sample (limit ",
+                     options_.limits.max_values_per_sample, ")"));
   }
   if (static_cast<Index>(params.size()) != (*layer)->num_params()) {
     return NodeError(absl::StatusCode::kInternal, node, i, "parameter count mismatch");
@@ -612,9 +612,9 @@ absl::Status Importer::Gemm(const NodeProto& node, int i) {
   if (absl::Status s = IntAttribute(node, i, "transA", &trans_a); !s.ok()) return s;
   if (absl::Status s = IntAttribute(node, i, "transB", &trans_b); !s.ok()) return s;
   if (alpha != 1.0f || beta != 1.0f) {
-    return NodeError(absl::StatusCode::kUnimplemented, node, i,
-                     absl::StrCat("alpha=", alpha, " beta=", beta,
-                                  " is not supported (only alpha = beta = 1)"));
+    return NodeError(
+        absl::StatusCode::kUnimplemented, node, i,
+        absl::StrCat("alpha=", alpha, " beta=", beta, " is not supported (only alpha = beta = 1)"));
   }
   if (trans_a != 0) {
     return NodeError(absl::StatusCode::kUnimplemented, node, i,
@@ -630,12 +630,11 @@ absl::Status Importer::Gemm(const NodeProto& node, int i) {
   if (absl::Status s = Weight(node, i, 1, "weight B", &dims, &b); !s.ok()) return s;
   const int64_t in = shape_.dims[0];
   if (dims.size() != 2 || dims[trans_b ? 1 : 0] != in || dims[trans_b ? 0 : 1] <= 0) {
-    return NodeError(absl::StatusCode::kInvalidArgument, node, i,
-                     absl::StrCat("weight B \"", node.input(1), "\" has shape ", DimsString(dims),
-                                  "; with transB=", trans_b, " and ", in,
-                                  " inputs it must be ",
-                                  trans_b ? absl::StrCat("[out, ", in, "]")
-                                          : absl::StrCat("[", in, ", out]")));
+    return NodeError(
+        absl::StatusCode::kInvalidArgument, node, i,
+        absl::StrCat("weight B \"", node.input(1), "\" has shape ", DimsString(dims),
+                     "; with transB=", trans_b, " and ", in, " inputs it must be ",
+                     trans_b ? absl::StrCat("[out, ", in, "]") : absl::StrCat("[", in, ", out]")));
   }
   const int64_t out = dims[trans_b ? 0 : 1];
   std::vector<double> params(static_cast<size_t>(in * out + out), 0.0);
@@ -648,9 +647,9 @@ absl::Status Importer::Gemm(const NodeProto& node, int i) {
     std::vector<int64_t> cdims;
     std::vector<double> c;
     if (absl::Status s = Weight(node, i, 2, "bias C", &cdims, &c); !s.ok()) return s;
-    const bool per_output = c.size() == static_cast<size_t>(out) &&
-                            (cdims == std::vector<int64_t>{out} ||
-                             cdims == std::vector<int64_t>{1, out});
+    const bool per_output =
+        c.size() == static_cast<size_t>(out) &&
+        (cdims == std::vector<int64_t>{out} || cdims == std::vector<int64_t>{1, out});
     const bool broadcast = c.size() == 1 && cdims.size() <= 2;
     if (!per_output && !broadcast) {
       return NodeError(absl::StatusCode::kInvalidArgument, node, i,
@@ -695,9 +694,11 @@ absl::Status Importer::MatMul(const NodeProto& node, int i) {
     const NodeProto& add = graph_.node(i + 1);
     const int data = add.input(0) == node.output(0) ? 0 : add.input(1) == node.output(0) ? 1 : -1;
     if (data < 0 || add.output_size() != 1) {
-      return absl::UnimplementedError(absl::StrCat(
-          NodeLabel(add, i + 1), ": op Add is not supported here: only as the bias of the MatMul "
-          "right before it (", kSupported, ")"));
+      return absl::UnimplementedError(
+          absl::StrCat(NodeLabel(add, i + 1),
+                       ": op Add is not supported here: only as the bias of the MatMul "
+                       "right before it (",
+                       kSupported, ")"));
     }
     // The Add, seen as a node whose input 0 is the data, input 1 the bias.
     NodeProto as_bias = add;
@@ -706,16 +707,18 @@ absl::Status Importer::MatMul(const NodeProto& node, int i) {
     std::vector<int64_t> cdims;
     std::vector<double> c;
     if (tensors_.count(as_bias.input(1)) == 0) {
-      return absl::UnimplementedError(absl::StrCat(
-          NodeLabel(add, i + 1), ": op Add of two activations (a residual connection) is not "
-          "supported (", kSupported, ")"));
+      return absl::UnimplementedError(
+          absl::StrCat(NodeLabel(add, i + 1),
+                       ": op Add of two activations (a residual connection) is not "
+                       "supported (",
+                       kSupported, ")"));
     }
     if (absl::Status s = Weight(as_bias, i + 1, 1, "bias", &cdims, &c); !s.ok()) return s;
     if (c.size() != static_cast<size_t>(out) ||
         (cdims != std::vector<int64_t>{out} && cdims != std::vector<int64_t>{1, out})) {
       return NodeError(absl::StatusCode::kInvalidArgument, add, i + 1,
-                       absl::StrCat("bias \"", as_bias.input(1), "\" has shape ",
-                                    DimsString(cdims), ", expected [", out, "]"));
+                       absl::StrCat("bias \"", as_bias.input(1), "\" has shape ", DimsString(cdims),
+                                    ", expected [", out, "]"));
     }
     for (int64_t o = 0; o < out; ++o) params[in * out + o] = c[o];
     // The layer's output is the Add's; its name stays the MatMul's.
@@ -773,8 +776,7 @@ absl::Status Importer::Conv(const NodeProto& node, int i) {
   if (absl::Status s = IntsAttribute(node, i, "pads", &pads); !s.ok()) return s;
   if (absl::Status s = IntsAttribute(node, i, "strides", &strides); !s.ok()) return s;
   if (const AttributeProto* a = FindAttribute(node, "auto_pad"); a != nullptr) {
-    if (a->type() != AttributeProto::STRING ||
-        (a->s() != "NOTSET" && a->s() != "VALID")) {
+    if (a->type() != AttributeProto::STRING || (a->s() != "NOTSET" && a->s() != "VALID")) {
       return NodeError(absl::StatusCode::kUnimplemented, node, i,
                        absl::StrCat("auto_pad ", a->s(),
                                     " is not supported (NOTSET with explicit pads, or VALID)"));
@@ -786,9 +788,9 @@ absl::Status Importer::Conv(const NodeProto& node, int i) {
   }
   for (int64_t d : dilations) {
     if (d != 1) {
-      return NodeError(absl::StatusCode::kUnimplemented, node, i,
-                       absl::StrCat("dilations ", DimsString(dilations),
-                                    " are not supported (only 1)"));
+      return NodeError(
+          absl::StatusCode::kUnimplemented, node, i,
+          absl::StrCat("dilations ", DimsString(dilations), " are not supported (only 1)"));
     }
   }
   if (!kernel.empty() && (kernel.size() != 2 || kernel[0] != dims[2] || kernel[1] != dims[3])) {
@@ -867,8 +869,9 @@ absl::Status Importer::Flatten(const NodeProto& node, int i) {
   int64_t axis = 1;
   if (absl::Status s = IntAttribute(node, i, "axis", &axis); !s.ok()) return s;
   if (axis != 1) {
-    return NodeError(absl::StatusCode::kUnimplemented, node, i,
-                     absl::StrCat("axis=", axis, " is not supported (only 1: [N, ...] -> [N, -1])"));
+    return NodeError(
+        absl::StatusCode::kUnimplemented, node, i,
+        absl::StrCat("axis=", axis, " is not supported (only 1: [N, ...] -> [N, -1])"));
   }
   return AddLayer(node, i, "Flatten", LayerSpec::Flatten(), {});
 }
@@ -896,10 +899,10 @@ absl::Status Importer::Reshape(const NodeProto& node, int i) {
     flatten = (batch && (t[1] == -1 || t[1] == values)) || (t[0] == -1 && t[1] == values);
   }
   if (!flatten) {
-    return NodeError(absl::StatusCode::kUnimplemented, node, i,
-                     absl::StrCat("Reshape to ", show(), " is not supported (only a flatten to [N, ",
-                                  values, "] or [N, -1] of the running shape [N, ",
-                                  shape_.ToString().substr(1), ")"));
+    return NodeError(
+        absl::StatusCode::kUnimplemented, node, i,
+        absl::StrCat("Reshape to ", show(), " is not supported (only a flatten to [N, ", values,
+                     "] or [N, -1] of the running shape [N, ", shape_.ToString().substr(1), ")"));
   }
   return AddLayer(node, i, "Reshape", LayerSpec::Flatten(), {});
 }
@@ -944,10 +947,11 @@ absl::Status Importer::Finish(ImportedModel* out) {
     }
     if (frozen < 0) {
       std::vector<std::string> names;
-      for (const PendingLayer& l : layers_) names.push_back(absl::StrCat("\"", l.info.node_name, "\""));
-      return Invalid(absl::StrCat("frozen_until \"", options_.frozen_until,
-                                  "\" names no layer node (layer nodes: ",
-                                  absl::StrJoin(names, ", "), ")"));
+      for (const PendingLayer& l : layers_)
+        names.push_back(absl::StrCat("\"", l.info.node_name, "\""));
+      return Invalid(
+          absl::StrCat("frozen_until \"", options_.frozen_until,
+                       "\" names no layer node (layer nodes: ", absl::StrJoin(names, ", "), ")"));
     }
     if (frozen >= count) {
       return Invalid(absl::StrCat("frozen_until \"", options_.frozen_until,
@@ -965,8 +969,8 @@ absl::Status Importer::Finish(ImportedModel* out) {
   Index fo = 0, to = 0;
   for (int k = 0; k < count; ++k) {
     const std::vector<double>& p = layers_[k].params;
-    double* dst = k < frozen ? spec.frozen.parameters.data() + fo
-                             : out->trained_parameters.data() + to;
+    double* dst =
+        k < frozen ? spec.frozen.parameters.data() + fo : out->trained_parameters.data() + to;
     std::copy(p.begin(), p.end(), dst);
     (k < frozen ? fo : to) += static_cast<Index>(p.size());
     (k < frozen ? spec.frozen.layers : spec.layers).push_back(layers_[k].info.spec);
@@ -974,15 +978,15 @@ absl::Status Importer::Finish(ImportedModel* out) {
   }
   if (absl::Status s = spec.Validate(); !s.ok()) {
     const PendingLayer& first = layers_[frozen];
-    return Invalid(absl::StrCat(
-        s.message(), " (with ", frozen, " frozen layer(s) the trained part starts at ",
-        NodeLabel(graph_.node(first.info.node_index), first.info.node_index), " (",
-        first.info.op_type, "); it must start with a Gemm, MatMul or Conv and end with a dense "
-        "layer)"));
+    return Invalid(
+        absl::StrCat(s.message(), " (with ", frozen, " frozen layer(s) the trained part starts at ",
+                     NodeLabel(graph_.node(first.info.node_index), first.info.node_index), " (",
+                     first.info.op_type,
+                     "); it must start with a Gemm, MatMul or Conv and end with a dense "
+                     "layer)"));
   }
   out->opset_version = opset_;
-  out->producer = absl::StrCat(model_.producer_name(),
-                               model_.producer_version().empty() ? "" : " ",
+  out->producer = absl::StrCat(model_.producer_name(), model_.producer_version().empty() ? "" : " ",
                                model_.producer_version());
   return absl::OkStatus();
 }
@@ -1004,9 +1008,8 @@ absl::StatusOr<ImportedModel> ImportOnnx(absl::string_view bytes, const ImportOp
                 "raw_data is little-endian; this importer copies it as is");
   const int64_t size = static_cast<int64_t>(bytes.size());
   if (size > options.limits.max_bytes || size > std::numeric_limits<int>::max()) {
-    return absl::ResourceExhaustedError(absl::StrCat("the ONNX model has ", size,
-                                                     " bytes, more than the limit of ",
-                                                     options.limits.max_bytes));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the ONNX model has ", size, " bytes, more than the limit of ", options.limits.max_bytes));
   }
   if (size == 0) return Invalid("the ONNX model is empty (0 bytes)");
   ModelProto model;
@@ -1025,9 +1028,8 @@ absl::StatusOr<ImportedModel> ImportOnnxFile(const std::string& path,
   const std::streamoff size = in.tellg();
   if (size < 0) return absl::NotFoundError(absl::StrCat(path, ": cannot read"));
   if (size > options.limits.max_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(path, ": ", size,
-                                                     " bytes, more than the limit of ",
-                                                     options.limits.max_bytes));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        path, ": ", size, " bytes, more than the limit of ", options.limits.max_bytes));
   }
   std::string bytes(static_cast<size_t>(size), '\0');
   in.seekg(0);
@@ -1036,8 +1038,7 @@ absl::StatusOr<ImportedModel> ImportOnnxFile(const std::string& path,
   }
   absl::StatusOr<ImportedModel> model = ImportOnnx(bytes, options);
   if (!model.ok()) {
-    return absl::Status(model.status().code(),
-                        absl::StrCat(path, ": ", model.status().message()));
+    return absl::Status(model.status().code(), absl::StrCat(path, ": ", model.status().message()));
   }
   return model;
 }

@@ -48,10 +48,10 @@ namespace agt::onnx {
 // Caps checked before allocating. The defaults fit a Fashion-MNIST CNN many
 // times over; a server passes its own.
 struct ImportLimits {
-  int64_t max_bytes = int64_t{256} << 20;       // the serialized model
-  int64_t max_parameters = int64_t{32} << 20;   // frozen + trained values
+  int64_t max_bytes = int64_t{256} << 20;            // the serialized model
+  int64_t max_parameters = int64_t{32} << 20;        // frozen + trained values
   int64_t max_values_per_sample = int64_t{1} << 24;  // any activation of one sample
-  int64_t max_dim = int64_t{1} << 20;           // any one tensor dimension
+  int64_t max_dim = int64_t{1} << 20;                // any one tensor dimension
   int max_nodes = 4096;
 };
 
@@ -73,9 +73,9 @@ struct ImportOptions {
 // One core layer and the node(s) it came from.
 struct ImportedLayer {
   LayerSpec spec;
-  int node_index = 0;        // in graph.node; a MatMul + Add: the MatMul's
-  std::string node_name;     // as in the file (may be empty)
-  std::string op_type;       // "Gemm", "MatMul+Add", "Conv", ...
+  int node_index = 0;     // in graph.node; a MatMul + Add: the MatMul's
+  std::string node_name;  // as in the file (may be empty)
+  std::string op_type;    // "Gemm", "MatMul+Add", "Conv", ...
 };
 
 struct ImportedModel {
@@ -96,8 +96,7 @@ absl::StatusOr<ImportedModel> ImportOnnx(absl::string_view bytes, const ImportOp
 
 // Reads a file (at most options.limits.max_bytes; NotFound if it cannot be
 // opened) and imports it; messages start with the path.
-absl::StatusOr<ImportedModel> ImportOnnxFile(const std::string& path,
-                                             const ImportOptions& options);
+absl::StatusOr<ImportedModel> ImportOnnxFile(const std::string& path, const ImportOptions& options);
 
 }  // namespace agt::onnx
 

@@ -45,8 +45,8 @@ absl::Status CountValues(const TensorProto& t, int64_t max_values, int64_t max_d
 }
 
 absl::Status SizeMismatch(const char* field, int64_t got, int64_t want) {
-  return absl::InvalidArgumentError(absl::StrCat(field, " holds ", got, " values but the dims say ",
-                                                 want));
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, " holds ", got, " values but the dims say ", want));
 }
 
 template <typename T>
@@ -65,18 +65,30 @@ absl::Status FromRaw(const std::string& raw, int64_t n, std::vector<T>* out) {
 
 std::string DataTypeName(int32_t data_type) {
   switch (data_type) {
-    case TensorProto::FLOAT: return "float";
-    case TensorProto::DOUBLE: return "double";
-    case TensorProto::FLOAT16: return "float16";
-    case TensorProto::BFLOAT16: return "bfloat16";
-    case TensorProto::INT8: return "int8";
-    case TensorProto::UINT8: return "uint8";
-    case TensorProto::INT16: return "int16";
-    case TensorProto::INT32: return "int32";
-    case TensorProto::INT64: return "int64";
-    case TensorProto::BOOL: return "bool";
-    case TensorProto::STRING: return "string";
-    default: return absl::StrCat("type ", data_type);
+    case TensorProto::FLOAT:
+      return "float";
+    case TensorProto::DOUBLE:
+      return "double";
+    case TensorProto::FLOAT16:
+      return "float16";
+    case TensorProto::BFLOAT16:
+      return "bfloat16";
+    case TensorProto::INT8:
+      return "int8";
+    case TensorProto::UINT8:
+      return "uint8";
+    case TensorProto::INT16:
+      return "int16";
+    case TensorProto::INT32:
+      return "int32";
+    case TensorProto::INT64:
+      return "int64";
+    case TensorProto::BOOL:
+      return "bool";
+    case TensorProto::STRING:
+      return "string";
+    default:
+      return absl::StrCat("type ", data_type);
   }
 }
 
@@ -136,8 +148,8 @@ absl::Status ReadIntTensor(const TensorProto& t, int64_t max_values, std::vector
     }
     values->assign(v.begin(), v.end());
   } else {
-    return absl::UnimplementedError(absl::StrCat("has element type ", DataTypeName(t.data_type()),
-                                                 " (expected int64)"));
+    return absl::UnimplementedError(
+        absl::StrCat("has element type ", DataTypeName(t.data_type()), " (expected int64)"));
   }
   return absl::OkStatus();
 }

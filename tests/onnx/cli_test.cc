@@ -99,7 +99,8 @@ class OnnxCliTest : public ::testing::Test {
     const AgtRun r = Agt("train " + Q(Write(config)) + " --quiet --out " + Q(dir_ / "bad.json"));
     EXPECT_EQ(r.exit_code, 2) << r.output;
     for (const std::string& n : needles) {
-      EXPECT_NE(r.output.find(n), std::string::npos) << "expected \"" << n << "\" in:\n" << r.output;
+      EXPECT_NE(r.output.find(n), std::string::npos) << "expected \"" << n << "\" in:\n"
+                                                     << r.output;
     }
   }
 
@@ -190,8 +191,9 @@ TEST_F(OnnxCliTest, TorchMadeNetworkTrainsThroughTheConfig) {
   fs::copy_file(t.dir / "conv.onnx", dir_ / "conv.onnx");
   WriteCsv(dir_ / "train.csv", 120, 2 * 7 * 6, 4, 2);
   const fs::path results = dir_ / "results.json";
-  AgtRun r = Agt("train " + Q(Write(Config({{"onnx", "conv.onnx"}, {"frozen_until", "/flat/Flatten"}}))) +
-                 " --quiet --out " + Q(results));
+  AgtRun r =
+      Agt("train " + Q(Write(Config({{"onnx", "conv.onnx"}, {"frozen_until", "/flat/Flatten"}}))) +
+          " --quiet --out " + Q(results));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   r = Agt("export-onnx " + Q(results) + " " + Q(dir_ / "conv_trained.onnx"));
   EXPECT_EQ(r.exit_code, 0) << r.output;

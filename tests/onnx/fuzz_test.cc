@@ -185,7 +185,7 @@ void MutateStructure(::onnx::ModelProto* m, Rng* rng) {
     case 5:
       if (g->node_size() > 0) {
         auto* n = g->mutable_node(rng->UniformInt(g->node_size()));
-        const char* ops[] = {"Gemm", "MatMul", "Conv", "Relu", "Flatten", "Reshape", "Add",
+        const char* ops[] = {"Gemm",  "MatMul", "Conv",   "Relu",      "Flatten",  "Reshape", "Add",
                              "Shape", "Gather", "Concat", "Unsqueeze", "Identity", "Constant"};
         n->set_op_type(ops[rng->UniformInt(std::size(ops))]);
       }

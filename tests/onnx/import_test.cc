@@ -91,7 +91,8 @@ TEST(OnnxImport, MatMulWithAddInEitherOrderIsOneDenseLayer) {
     b.Init("w", {2, 2}, {1, 2, 3, 4});
     b.Init("c", {2}, {7, 8});
     b.Node("MatMul", {"x", "w"}, "h", "/fc/MatMul");
-    b.Node("Add", bias_first ? std::vector<std::string>{"c", "h"} : std::vector<std::string>{"h", "c"},
+    b.Node("Add",
+           bias_first ? std::vector<std::string>{"c", "h"} : std::vector<std::string>{"h", "c"},
            "y", "/fc/Add");
     b.Output("y");
     absl::StatusOr<ImportedModel> m = Import(b);
@@ -193,8 +194,9 @@ TEST(OnnxImport, FrozenPrefixErrorsNameTheLimitAndTheNodes) {
   ExpectError(Import(TwoLayerMlp(), o), absl::StatusCode::kInvalidArgument, {"not both"});
   ImportOptions n;
   n.frozen_until = "/nope";
-  ExpectError(Import(TwoLayerMlp(), n), absl::StatusCode::kInvalidArgument,
-              {"frozen_until \"/nope\" names no layer node", "\"/fc1/Gemm\", \"/Relu\", \"/fc2/Gemm\""});
+  ExpectError(
+      Import(TwoLayerMlp(), n), absl::StatusCode::kInvalidArgument,
+      {"frozen_until \"/nope\" names no layer node", "\"/fc1/Gemm\", \"/Relu\", \"/fc2/Gemm\""});
   n.frozen_until = "/fc2/Gemm";
   ExpectError(Import(TwoLayerMlp(), n), absl::StatusCode::kInvalidArgument, {"is the last layer"});
 }
@@ -237,9 +239,9 @@ TEST(OnnxImport, ReshapeThatIsNotAFlattenIsRefusedWithItsTarget) {
   b.Init("w", {8, 1}, Ramp(8));
   b.Node("MatMul", {"f", "w"}, "y");
   b.Output("y");
-  ExpectError(Import(b), absl::StatusCode::kUnimplemented,
-              {"node 1 \"/Reshape\" (Reshape)", "Reshape to [0, 2, -1] is not supported",
-               "[N, 8]"});
+  ExpectError(
+      Import(b), absl::StatusCode::kUnimplemented,
+      {"node 1 \"/Reshape\" (Reshape)", "Reshape to [0, 2, -1] is not supported", "[N, 8]"});
 }
 
 TEST(OnnxImport, UnsupportedOpsNameTheNodeItsIndexAndItsOpType) {
@@ -421,9 +423,15 @@ TEST(OnnxImport, UnsupportedAttributesAreRefusedByName) {
   };
   const std::vector<Case> conv_cases = {
       {"group", [](auto* n) { ModelBuilder::SetInt(n, "group", 2); }, "group=2 is not supported"},
-      {"dilations", [](auto* n) { ModelBuilder::SetInts(n, "dilations", {2, 2}); },
+      {"dilations",
+       [](auto* n) {
+         ModelBuilder::SetInts(n, "dilations", {2, 2});
+       },
        "dilations [2, 2] are not supported"},
-      {"pads", [](auto* n) { ModelBuilder::SetInts(n, "pads", {1, 0, 0, 0}); },
+      {"pads",
+       [](auto* n) {
+         ModelBuilder::SetInts(n, "pads", {1, 0, 0, 0});
+       },
        "pads [1, 0, 0, 0] are not symmetric"},
       {"auto_pad", [](auto* n) { ModelBuilder::SetString(n, "auto_pad", "SAME_UPPER"); },
        "auto_pad SAME_UPPER is not supported"},

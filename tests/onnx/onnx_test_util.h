@@ -43,8 +43,8 @@ inline int RunCommand(const std::string& cmd) {
 }
 
 inline fs::path ScratchDir(const std::string& name) {
-  const fs::path dir = fs::path(::testing::TempDir()) /
-                       ("agt_onnx_" + name + "_" + std::to_string(::getpid()));
+  const fs::path dir =
+      fs::path(::testing::TempDir()) / ("agt_onnx_" + name + "_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   return dir;
 }
@@ -112,8 +112,8 @@ inline const TorchCases& GetTorchCases() {
 
 // Whether AGT_TEST_PYTHON can import onnx and numpy (for check_export.py).
 inline bool PythonOnnxAvailable() {
-  static const bool ok = RunCommand(std::string(AGT_TEST_PYTHON) +
-                                    " -c 'import onnx, numpy' > /dev/null 2>&1") == 0;
+  static const bool ok =
+      RunCommand(std::string(AGT_TEST_PYTHON) + " -c 'import onnx, numpy' > /dev/null 2>&1") == 0;
   return ok;
 }
 
@@ -183,9 +183,7 @@ class ModelBuilder {
     return t;
   }
 
-  void Output(const std::string& name) {
-    model_.mutable_graph()->add_output()->set_name(name);
-  }
+  void Output(const std::string& name) { model_.mutable_graph()->add_output()->set_name(name); }
 
   static void SetInt(::onnx::NodeProto* n, const std::string& name, int64_t v) {
     auto* a = n->add_attribute();

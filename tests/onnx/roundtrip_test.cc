@@ -4,14 +4,13 @@
 // and whose evaluation by an independent NumPy evaluator (check_export.py)
 // equals the core's forward pass; float32 export rounds each parameter to
 // nearest; invalid models are refused.
-#include "core/onnx/export.h"
-
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "core/bounds/ibp.h"
 #include "core/common/rng.h"
+#include "core/onnx/export.h"
 #include "core/onnx/import.h"
 #include "tests/onnx/onnx_test_util.h"
 
@@ -132,8 +131,8 @@ absl::StatusOr<Matrix> EvaluateWithNumpy(const std::string& bytes, const Matrix&
                                   "/check_export.py '" + model.string() + "' '" + in.string() +
                                   "' '" + out.string() + "' > '" + log.string() + "' 2>&1");
   if (rc != 0) {
-    return absl::InternalError("check_export.py failed (" + std::to_string(rc) +
-                               "):\n" + test::ReadBytes(log));
+    return absl::InternalError("check_export.py failed (" + std::to_string(rc) + "):\n" +
+                               test::ReadBytes(log));
   }
   std::ifstream f(out);
   const json result = json::parse(f);

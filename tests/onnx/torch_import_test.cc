@@ -18,9 +18,9 @@ using test::GetTorchCases;
 using test::ReadBytes;
 using test::ToMatrix;
 
-#define SKIP_WITHOUT_TORCH()                                   \
-  if (!GetTorchCases().skip.empty()) {                         \
-    GTEST_SKIP() << GetTorchCases().skip;                      \
+#define SKIP_WITHOUT_TORCH()              \
+  if (!GetTorchCases().skip.empty()) {    \
+    GTEST_SKIP() << GetTorchCases().skip; \
   }
 
 TEST(TorchImport, NominalForwardPassEqualsPyTorchForEveryNetworkAndFrozenPrefix) {
@@ -52,7 +52,9 @@ TEST(TorchImport, NominalForwardPassEqualsPyTorchForEveryNetworkAndFrozenPrefix)
       ASSERT_EQ(got.rows(), want.rows()) << name;
       ASSERT_EQ(got.cols(), want.cols()) << name;
       EXPECT_LE((got - want).cwiseAbs().maxCoeff(), tol)
-          << name << " frozen " << frozen << "\ngot\n" << got << "\nwant\n" << want;
+          << name << " frozen " << frozen << "\ngot\n"
+          << got << "\nwant\n"
+          << want;
       ++checked;
     }
     EXPECT_GE(checked, 2) << name;
@@ -69,8 +71,8 @@ TEST(TorchImport, MixedNetworkHasTheExpectedLayersAndFrozenUntilANodeName) {
   ASSERT_TRUE(m.ok()) << m.status();
   std::vector<std::string> ops;
   for (const ImportedLayer& l : m->layers) ops.push_back(l.op_type);
-  EXPECT_EQ(ops, (std::vector<std::string>{"Conv", "Relu", "Reshape", "Gemm", "Relu",
-                                           "MatMul+Add", "Relu", "MatMul"}));
+  EXPECT_EQ(ops, (std::vector<std::string>{"Conv", "Relu", "Reshape", "Gemm", "Relu", "MatMul+Add",
+                                           "Relu", "MatMul"}));
   // torch's Shape/Gather/Unsqueeze/Concat compute the Reshape's target:
   // no layers. Frozen: conv, relu, flatten; trained: three dense layers.
   EXPECT_EQ(m->spec.frozen.layers.size(), 3u);
