@@ -51,7 +51,11 @@ TEST(TorchImport, NominalForwardPassEqualsPyTorchForEveryNetworkAndFrozenPrefix)
       const Matrix got = Forward(m->spec, m->trained_parameters, x);
       ASSERT_EQ(got.rows(), want.rows()) << name;
       ASSERT_EQ(got.cols(), want.cols()) << name;
-      EXPECT_LE((got - want).cwiseAbs().maxCoeff(), tol)
+      const double error = (got - want).cwiseAbs().maxCoeff();
+      if (frozen == 0) {
+        std::cout << name << ": max |core - torch| = " << error << " (tolerance " << tol << ")\n";
+      }
+      EXPECT_LE(error, tol)
           << name << " frozen " << frozen << "\ngot\n"
           << got << "\nwant\n"
           << want;
