@@ -18,6 +18,10 @@ packages=(
   librsvg2-bin
   # agt-server --metrics-listen: the Prometheus client library.
   prometheus-cpp-dev
+  # agt::onnx (core/onnx): ONNX 1.12's protobuf messages. Its tests make ONNX
+  # files with torch.onnx.export and check exports with onnx.checker
+  # (test-only: python3-torch, python3-onnx).
+  libonnx-dev python3-torch python3-onnx
 )
 
 missing=()

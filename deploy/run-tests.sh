@@ -16,11 +16,16 @@ if [ "${1:-}" != "--no-sanitize" ]; then
   sanitized=(core_data_test core_train_test core_golden_units_test core_golden_conv_units_test
              core_thread_pool_test core_privacy_test core_decimal_test core_aggregate_test
              core_remove_in_place_test core_factor_rows_test core_unlearn_test)
-  cmake --build build-asan -j"$jobs" --target "${sanitized[@]}"
+  # The ONNX importer on hand-built and fuzzed (mutated) files.
+  sanitized_onnx=(onnx_import_test onnx_fuzz_test)
+  cmake --build build-asan -j"$jobs" --target "${sanitized[@]}" "${sanitized_onnx[@]}"
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
   for t in "${sanitized[@]}"; do
     "build-asan/tests/core/$t" --gtest_brief=1
+  done
+  for t in "${sanitized_onnx[@]}"; do
+    "build-asan/tests/onnx/$t" --gtest_brief=1
   done
 fi
 

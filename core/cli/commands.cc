@@ -2,7 +2,9 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -22,6 +24,10 @@
 #include "core/cli/golden.h"
 #include "core/cli/results.h"
 #include "core/train/train.h"
+
+#ifdef AGT_WITH_ONNX
+#include "core/onnx/export.h"
+#endif
 
 namespace agt::cli {
 
@@ -47,6 +53,9 @@ commands:
   golden CASE_DIR        run a golden case (case.json, train.csv, ...) and compare
                          it with its expected.json
   generate moons|blobs   write a built-in dataset (half-moons, Gaussian blobs) as CSV
+  export-onnx RESULTS.json OUT.onnx
+                         write the trained model (frozen prefix + trained layers,
+                         nominal parameters) as ONNX
 
 options:
   -h, --help             this help; `agt <command> --help` for a command's help
@@ -153,6 +162,24 @@ options:
 
 Exit codes: 0 success (and PASS when expected.json exists), 1 FAIL or a
 runtime failure, 2 bad arguments or a malformed case.
+)";
+
+constexpr char kExportOnnxHelp[] =
+    R"(usage: agt export-onnx RESULTS.json OUT.onnx [--float32]
+
+Writes the model of a results file (from `agt train`) as an ONNX model: the
+frozen prefix with its fixed parameters and the trained layers with their
+nominal parameters, opset 13, input "input" [N, C, H, W] or [N, D], output
+"logits" [N, classes] (core/onnx/README.md). The certified boxes stay in the
+results file.
+
+options:
+  --float32     float32 initializers (rounded to nearest; input and output
+                float32 too); default float64, the parameters exactly
+  -h, --help    this help
+
+exit codes: 0 written, 1 the file could not be written, 2 bad arguments or an
+unreadable results file, or an agt built without ONNX support.
 )";
 
 // ---------------------------------------------------------------------------
@@ -757,6 +784,63 @@ int RunGenerate(const std::vector<std::string>& args, std::ostream& out, std::os
 }
 
 // ---------------------------------------------------------------------------
+// export-onnx
+
+int RunExportOnnx(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  const std::string cmd = "export-onnx";
+  absl::StatusOr<ParsedArgs> parsed = ParseArgs(args, {}, {"--float32"});
+  if (!parsed.ok()) return UsageError(err, cmd, parsed.status().message());
+  if (parsed->help) {
+    out << kExportOnnxHelp;
+    return kExitOk;
+  }
+  if (parsed->positional.size() != 2) return UsageError(err, cmd, "expected RESULTS.json and OUT.onnx");
+#ifdef AGT_WITH_ONNX
+  const std::string& results_path = parsed->positional[0];
+  const std::string& onnx_path = parsed->positional[1];
+  absl::StatusOr<TrainedModel> model = ReadResults(results_path);
+  if (!model.ok()) return StatusError(err, cmd, model.status());
+  onnx::ExportOptions options;
+  options.float32 = parsed->flags.count("--float32") > 0;
+  options.producer_version = AGT_VERSION_STRING;
+  absl::StatusOr<std::string> bytes = onnx::ExportOnnx(model->spec, model->nominal, options);
+  if (!bytes.ok()) {
+    return StatusError(err, cmd, absl::InvalidArgumentError(
+                                     absl::StrCat(results_path, ": ", bytes.status().message())));
+  }
+  if (model->polynomial_degree > 1) {
+    err << "agt export-onnx: note: the model's inputs are polynomial features of degree "
+        << model->polynomial_degree << "; the ONNX model takes the expanded features\n";
+  }
+  const std::string tmp = onnx_path + ".tmp";
+  {
+    std::ofstream file(tmp, std::ios::binary | std::ios::trunc);
+    file.write(bytes->data(), static_cast<std::streamsize>(bytes->size()));
+    if (!file) {
+      err << "agt export-onnx: " << onnx_path << ": cannot write\n";
+      std::remove(tmp.c_str());
+      return kExitFailure;
+    }
+  }
+  if (std::rename(tmp.c_str(), onnx_path.c_str()) != 0) {
+    err << "agt export-onnx: " << onnx_path << ": cannot write\n";
+    std::remove(tmp.c_str());
+    return kExitFailure;
+  }
+  out << "wrote " << onnx_path << ": " << model->spec.Describe() << ", "
+      << model->spec.frozen.layers.size() << " frozen layer(s), "
+      << model->spec.NumParameters() << " trained parameters, "
+      << (options.float32 ? "float32" : "float64") << ", " << bytes->size() << " bytes\n";
+  return kExitOk;
+#else
+  (void)out;
+  return StatusError(err, cmd,
+                     absl::UnimplementedError(
+                         "this agt was built without ONNX support (-DAGT_WITH_ONNX=OFF)"));
+#endif
+}
+
+// ---------------------------------------------------------------------------
 
 int RunAgt(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   if (args.empty()) {
@@ -784,8 +868,9 @@ int RunAgt(const std::vector<std::string>& args, std::ostream& out, std::ostream
   if (command == "certify") return RunCertify(rest, out, err);
   if (command == "golden") return RunGolden(rest, out, err);
   if (command == "generate") return RunGenerate(rest, out, err);
+  if (command == "export-onnx") return RunExportOnnx(rest, out, err);
   err << "agt: unknown command \"" << command
-      << "\" (expected train, certify, golden or generate; see "
+      << "\" (expected train, certify, golden, generate or export-onnx; see "
       << "agt --help)\n";
   return kExitUsage;
 }

@@ -1,4 +1,5 @@
-// The subcommands of the offline tool `agt` (train, certify, golden) as
+// The subcommands of the offline tool `agt` (train, certify, golden,
+// generate, export-onnx) as
 // functions of their arguments and output streams, so that tests can run them
 // without a process.
 //
@@ -26,6 +27,8 @@ int RunTrain(const std::vector<std::string>& args, std::ostream& out, std::ostre
 int RunCertify(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int RunGolden(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int RunGenerate(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// Needs agt::onnx (AGT_WITH_ONNX); without it exit code 2.
+int RunExportOnnx(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace agt::cli
 

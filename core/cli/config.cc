@@ -1,5 +1,9 @@
 #include "core/cli/config.h"
 
+#ifdef AGT_WITH_ONNX
+#include "core/onnx/import.h"
+#endif
+
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -676,13 +680,43 @@ absl::Status ParseDataset(const json& value, const std::string& base_dir, Datase
       {"csv", "generator", "num_classes", "test_csv", "test_fraction", "split_seed"});
 }
 
+// {"onnx": FILE, "frozen_layers"?: K | "frozen_until"?: NODE, "input_shape"?}.
+absl::Status ParseOnnxModel(FieldReader* r, ModelConfig* m) {
+  if (absl::Status s = r->ReadString("onnx", &m->onnx_path); !s.ok()) return s;
+  if (m->onnx_path.empty()) return Invalid("model.onnx", "must be a file name");
+  for (const char* key : {"layers", "hidden", "frozen", "frozen_parameters"}) {
+    if (r->Has(key)) {
+      return Invalid(r->PathOf(key),
+                     "not with model.onnx: the ONNX file holds the layers and their parameters "
+                     "(choose the frozen prefix with frozen_layers or frozen_until)");
+    }
+  }
+  if (r->Has("frozen_layers")) {
+    int k = 0;
+    if (absl::Status s = r->ReadInt("frozen_layers", &k); !s.ok()) return s;
+    if (k < 0) return RangeError("model.frozen_layers", ">= 0", k);
+    m->onnx_frozen_layers = k;
+  }
+  if (absl::Status s = r->ReadString("frozen_until", &m->onnx_frozen_until); !s.ok()) return s;
+  if (m->onnx_frozen_layers.has_value() && !m->onnx_frozen_until.empty()) {
+    return Invalid("model", "give at most one of \"frozen_layers\" and \"frozen_until\"");
+  }
+  if (const json* shape = r->Get("input_shape"); shape != nullptr) {
+    absl::StatusOr<Shape> s = ShapeFromJson(*shape, "model.input_shape");
+    if (!s.ok()) return s.status();
+    m->onnx_input_shape = *s;
+  }
+  return r->CheckNoUnknownKeys({"onnx", "frozen_layers", "frozen_until", "input_shape"});
+}
+
 absl::Status ParseModel(const json& value, ModelConfig* m) {
   absl::StatusOr<FieldReader> r = FieldReader::Make(value, "model");
   if (!r.ok()) return r.status();
+  if (r->Has("onnx")) return ParseOnnxModel(&*r, m);
   const json* layers = r->Get("layers");
   const json* hidden = r->Get("hidden");
   if ((layers == nullptr) == (hidden == nullptr)) {
-    return Invalid("model", "give exactly one of \"layers\" or \"hidden\"");
+    return Invalid("model", "give exactly one of \"layers\", \"hidden\" or \"onnx\"");
   }
   if (absl::Status s = ReadModelShapeAndFrozen(&*r, &m->base); !s.ok()) return s;
   if (absl::Status s = r->ReadString("frozen_parameters", &m->frozen_parameters_path); !s.ok()) {
@@ -924,6 +958,7 @@ absl::StatusOr<RunConfig> ParseRunConfig(const json& value, const std::string& b
   if (!c.model.frozen_parameters_path.empty()) {
     c.model.frozen_parameters_path = ResolvePath(base_dir, c.model.frozen_parameters_path);
   }
+  if (!c.model.onnx_path.empty()) c.model.onnx_path = ResolvePath(base_dir, c.model.onnx_path);
 
   if (absl::Status s = r->RequireInt("batch_size", &c.train.batch_size); !s.ok()) return s;
   if (c.train.batch_size < 1) return RangeError("batch_size", ">= 1", c.train.batch_size);
@@ -963,6 +998,9 @@ absl::StatusOr<RunConfig> ParseRunConfig(const json& value, const std::string& b
 
   if (absl::Status s = r->ReadUint64("seed", &c.seed); !s.ok()) return s;
   if (absl::Status s = r->ReadString("init", &c.init_path); !s.ok()) return s;
+  if (!c.init_path.empty() && !c.model.onnx_path.empty()) {
+    return Invalid("init", "not with model.onnx: the initial parameters are the ONNX file's");
+  }
   if (!c.init_path.empty()) c.init_path = ResolvePath(base_dir, c.init_path);
   if (const json* bound = r->Get("bound"); bound != nullptr) {
     if (absl::Status s = ParseBound(*bound, &c.train.bounds); !s.ok()) return s;
@@ -1126,7 +1164,22 @@ absl::StatusOr<PreparedRun> PrepareRun(const RunConfig& c) {
       return fail(s);
     }
   }
-  if (c.model.layers.has_value()) {
+  std::optional<Vector> onnx_init;
+  if (!c.model.onnx_path.empty()) {
+#ifdef AGT_WITH_ONNX
+    onnx::ImportOptions options;
+    options.frozen_layers = c.model.onnx_frozen_layers;
+    options.frozen_until = c.model.onnx_frozen_until;
+    options.input_shape = c.model.onnx_input_shape;
+    absl::StatusOr<onnx::ImportedModel> imported = onnx::ImportOnnxFile(c.model.onnx_path, options);
+    if (!imported.ok()) return fail(Prefixed(imported.status(), "model.onnx"));
+    t.model = imported->spec;
+    onnx_init = std::move(imported->trained_parameters);
+#else
+    return fail(Invalid("model.onnx",
+                        "this agt was built without ONNX support (-DAGT_WITH_ONNX=OFF)"));
+#endif
+  } else if (c.model.layers.has_value()) {
     t.model = *c.model.layers;
     t.model.frozen = base.frozen;
     if (absl::Status s = t.model.Validate(); !s.ok()) return fail(Invalid("model", s.message()));
@@ -1176,6 +1229,8 @@ absl::StatusOr<PreparedRun> PrepareRun(const RunConfig& c) {
     if (!theta.ok())
       return fail(Prefixed(theta.status(), absl::StrCat("init (", c.init_path, ")")));
     run.init = *std::move(theta);
+  } else if (onnx_init.has_value()) {
+    run.init = *std::move(onnx_init);
   } else {
     run.init = InitParameters(t.model, c.seed);
   }

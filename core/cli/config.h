@@ -120,6 +120,14 @@ struct ModelConfig {
   // input_shape and frozen layers (without their parameters), for either form.
   ModelSpec base;
   std::string frozen_parameters_path;  // resolved, or empty
+  // Or a network from an ONNX file (torch.onnx.export; core/onnx/README.md):
+  // its layers, its frozen prefix (frozen_layers or frozen_until) with fixed
+  // parameters, and the trained layers' initial parameters. onnx_input_shape
+  // replaces symbolic input dims.
+  std::string onnx_path;  // resolved, or empty
+  std::optional<int> onnx_frozen_layers;
+  std::string onnx_frozen_until;
+  Shape onnx_input_shape;
 };
 
 // A parsed `agt train` config. Paths are resolved; data-dependent checks

@@ -149,7 +149,7 @@ TEST(ParseRunConfigTest, ErrorsNameTheFieldAndTheProblem) {
       << ErrorOf(j);
   j = Base();
   j["model"] = {{"hidden", {4}}, {"layers", json::array()}};
-  EXPECT_NE(ErrorOf(j).find("exactly one of \"layers\" or \"hidden\""), std::string::npos);
+  EXPECT_NE(ErrorOf(j).find("exactly one of \"layers\", \"hidden\" or \"onnx\""), std::string::npos);
   j = Base();
   j["model"] = {{"layers", json::parse(R"([{"type": "dense", "in": 2, "out": 3},
                                            {"type": "relu"}])")}};
