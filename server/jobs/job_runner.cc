@@ -367,8 +367,15 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
       if (runner->options_.metrics != nullptr) runner->options_.metrics->JobEnded(id);
     }
   } unregister{this, job.id};
+  // Before any final state is stored: a client that sees the job end (and
+  // then scrapes) finds no gauges of it. Unregister drops them again (a
+  // no-op then) for the paths that end otherwise (stop, exceptions).
+  auto end_metrics = [&] {
+    if (options_.metrics != nullptr) options_.metrics->JobEnded(job.id);
+  };
 
   auto fail = [&](const std::string& why) {
+    end_metrics();
     LogJob(LogLevel::kError, "job_failed", job, {{"error", why}});
     if (absl::Status s = RetryWhileBusy(absl::StrCat("job ", job.id, ": FailJob"),
                                         [&] { return store_->FailJob(job.id, why); });
@@ -378,6 +385,7 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
     PublishFromStore(job);
   };
   auto cancel = [&] {
+    end_metrics();
     LogJob(LogLevel::kInfo, "job_cancelled", job);
     if (absl::Status s = RetryWhileBusy(absl::StrCat("job ", job.id, ": MarkCancelled"),
                                         [&] { return store_->MarkCancelled(job.id); });
@@ -613,6 +621,7 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
     if (w.budget.has_value()) fields["budget_n"] = w.budget->n;
     LogJob(LogLevel::kWarn, "job_warning", job, std::move(fields));
   }
+  end_metrics();
   *phase = "storing the model";
   progress.eta_seconds = 0.0;
   history.Finish(PointOf(progress));
