@@ -1339,16 +1339,24 @@ absl::Status Store::DeleteJob(const std::string& tenant, const std::string& id) 
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
   STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(id, &tenant));
   if (job.state == JobState::kQueued || job.state == JobState::kRunning) {
-    return absl::FailedPreconditionError(absl::StrCat("job ", id, " is ", StateName(job.state),
-                                                      "; cancel it or wait for it to finish"));
+    return WithMetadata(
+        WithReason(absl::FailedPreconditionError(absl::StrCat(
+                       "job ", id, " is ", StateName(job.state),
+                       "; cancel it or wait for it to finish")),
+                   kReasonJobState),
+        "job_id", id);
   }
   {
     STORE_ASSIGN_OR_RETURN(Statement st, db.Prepare("SELECT id FROM models WHERE job_id = ?1"));
     st.BindText(1, id);
     STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
     if (row) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "job ", id, " produced model ", st.ColumnText(0), "; delete the model first"));
+      const std::string model = st.ColumnText(0);
+      absl::Status refused = absl::FailedPreconditionError(
+          absl::StrCat("job ", id, " produced model ", model, "; delete the model first"));
+      refused = WithReason(std::move(refused), kReasonModelExists);
+      refused = WithMetadata(std::move(refused), "job_id", id);
+      return WithMetadata(std::move(refused), "model_id", model);
     }
   }
   // A retraining record naming this job is dropped only when it retrained in
@@ -1454,18 +1462,24 @@ absl::Status Store::DeleteModel(const std::string& tenant, const std::string& id
       const std::string derived = st.ColumnText(1);
       const auto state = static_cast<JobState>(st.ColumnInt64(2));  // 0: job deleted
       if (state == JobState::kQueued || state == JobState::kRunning) {
-        return absl::FailedPreconditionError(absl::StrCat(
+        absl::Status refused = absl::FailedPreconditionError(absl::StrCat(
             "model ", id, " has a ", StateName(state), " retraining, job ", job_id,
             "; cancel the job or wait for it to finish"));
+        refused = WithReason(std::move(refused), kReasonRetrainingInProgress);
+        refused = WithMetadata(std::move(refused), "model_id", id);
+        return WithMetadata(std::move(refused), "job_id", job_id);
       }
       // A retraining of servers before issue 17 trained on a compacted copy:
       // the privacy budget of that copy is its root's, found through this
       // model (RootDatasetOf). Deleting the link would give the copy a fresh
       // budget.
       if (derived != model_dataset) {
-        return absl::FailedPreconditionError(absl::StrCat(
+        absl::Status refused = absl::FailedPreconditionError(absl::StrCat(
             "model ", id, " links dataset ", derived, " to the privacy ledger of dataset ",
             model_dataset, " (its retraining trained on that copy); it cannot be deleted"));
+        refused = WithReason(std::move(refused), kReasonPrivacyLineage);
+        refused = WithMetadata(std::move(refused), "model_id", id);
+        return WithMetadata(std::move(refused), "dataset_id", derived);
       }
     }
   }

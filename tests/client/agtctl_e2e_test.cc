@@ -426,6 +426,11 @@ TEST_F(AgtctlE2eTest, ModelsAndJobsAreDeletedInOrderAndForgottenEverywhere) {
   CommandResult blocked = Ctl({"jobs", "rm", job}, t);
   EXPECT_EXIT_CODE(blocked, 1);
   EXPECT_TRUE(absl::StrContains(blocked.err, "delete the model first")) << blocked.err;
+  CommandResult blocked_json = Ctl({"jobs", "rm", job, "--json"}, t);
+  EXPECT_EXIT_CODE(blocked_json, 1);
+  const nlohmann::json error = nlohmann::json::parse(blocked_json.out)["error"];
+  EXPECT_EQ(error["reason"], "MODEL_EXISTS") << blocked_json.out;
+  EXPECT_EQ(error["metadata"]["model_id"], model) << blocked_json.out;
   // A querier may not delete.
   EXPECT_EXIT_CODE(Ctl({"model", "rm", model}, "tok-query"), 4);
 
