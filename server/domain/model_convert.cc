@@ -82,7 +82,7 @@ absl::StatusOr<agt::LayerSpec> LayerFromProto(const agt::v1::Layer& layer,
       return agt::LayerSpec::Relu();
     case agt::v1::Layer::kFlatten:
       return agt::LayerSpec::Flatten();
-    case agt::v1::Layer::kConv2d: {
+    case agt::v1::Layer::kConv2D: {
       const agt::v1::Conv2dLayer& c = layer.conv2d();
       // Bounded here so that no shape arithmetic downstream can overflow.
       const struct {
