@@ -283,8 +283,9 @@ absl::StatusOr<NumericArray> ParseNpy(absl::string_view bytes, absl::string_view
   }
   for (absl::string_view d : absl::StrSplit(dims, ',', absl::SkipWhitespace())) {
     int64_t v = 0;
-    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(d), &v) || v < 0) {
-      return Bad(source, absl::StrCat("shape ", *shape_text, " has a bad dimension '", d, "'"));
+    const absl::string_view text = absl::StripAsciiWhitespace(d);
+    if (!absl::SimpleAtoi(text, &v) || v < 0) {
+      return Bad(source, absl::StrCat("shape ", *shape_text, " has a bad dimension '", text, "'"));
     }
     out.shape.push_back(v);
   }
@@ -435,9 +436,8 @@ absl::StatusOr<std::map<std::string, NumericArray>> ParseNpz(absl::string_view b
 namespace {
 
 std::string LowerName(const std::string& path) {
-  std::string lower = absl::AsciiStrToLower(path);
-  absl::ConsumeSuffix(&lower, ".gz");
-  return lower;
+  const std::string lower = absl::AsciiStrToLower(path);
+  return std::string(absl::StripSuffix(lower, ".gz"));
 }
 
 bool IsIdxName(const std::string& lower) {

@@ -174,7 +174,7 @@ DatasetRecord Images() {
 }
 
 // [1, 28, 28] -> conv 4@5x5 stride 3 -> [4, 8, 8] -> relu -> flatten -> 10,
-// optionally with the conv and relu frozen.
+// optionally with the conv, relu and flatten frozen.
 agt::v1::TrainingJobSpec ConvSpec(bool frozen) {
   agt::v1::TrainingJobSpec s = ValidSpec();
   s.clear_hidden_widths();
@@ -195,7 +195,7 @@ agt::v1::TrainingJobSpec ConvSpec(bool frozen) {
   if (frozen) {
     for (int k = 0; k < 4 * 25 + 4; ++k) arch->mutable_frozen()->add_parameters(0.01 * k);
   }
-  arch->add_layers()->mutable_flatten();
+  prefix->Add()->mutable_flatten();  // the trained layers start with parameters
   auto* dense = arch->add_layers()->mutable_dense();
   dense->set_in(256);
   dense->set_out(10);
@@ -209,7 +209,9 @@ TEST(ResolveJobSpec, ConvAndFrozenPrefixModelsResolveOnImageDatasets) {
     EXPECT_EQ(r->config.model.InputShape(), agt::Shape::Image(1, 28, 28));
     EXPECT_EQ(r->config.model.frozen.empty(), !frozen);
     EXPECT_EQ(r->config.model.NumParameters(), frozen ? 2570 : 2570 + 104);
-    if (frozen) EXPECT_EQ(r->config.model.frozen.parameters[3], 0.03);
+    if (frozen) {
+      EXPECT_EQ(r->config.model.frozen.parameters[3], 0.03);
+    }
   }
 }
 

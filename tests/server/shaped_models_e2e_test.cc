@@ -35,6 +35,7 @@
 #include "agt/v1/unlearning.grpc.pb.h"
 #include "core/bounds/ibp.h"
 #include "server/domain/job_spec.h"
+#include "server/domain/model_convert.h"
 #include "tests/core/adversaries.h"
 #include "tests/core/perturbed_sgd.h"
 #include "tests/server/e2e_util.h"
@@ -108,7 +109,7 @@ agt::v1::Conv2dLayer Conv(int in, int out, int kernel, int stride) {
 }
 
 // [1, 28, 28] -> conv 4@5x5 stride 3 -> [4, 8, 8] -> relu -> flatten -> 10;
-// with `frozen` the conv and relu are a frozen extractor with fixed
+// with `frozen` the conv, relu and flatten are a frozen extractor with fixed
 // parameters and only the dense head trains.
 agt::v1::TrainingJobSpec ConvSpec(const std::string& dataset_id, bool frozen,
                                   agt::v1::PerturbationKind kind, std::vector<int> budgets) {
@@ -135,7 +136,7 @@ agt::v1::TrainingJobSpec ConvSpec(const std::string& dataset_id, bool frozen,
     for (int k = 0; k < 4 * 25; ++k) arch->mutable_frozen()->add_parameters(w(rng));
     for (int k = 0; k < 4; ++k) arch->mutable_frozen()->add_parameters(0.05);
   }
-  arch->add_layers()->mutable_flatten();
+  prefix->Add()->mutable_flatten();  // trained layers start with parameters
   arch->add_layers()->mutable_dense()->set_in(4 * 8 * 8);
   arch->mutable_layers(arch->layers_size() - 1)->mutable_dense()->set_out(kClasses);
   return spec;
@@ -306,6 +307,9 @@ TEST_F(ShapedModelsE2eTest, ConvModelTrainsCertifiesUnlearnsAndPredictsPrivately
   predict.set_model_id(model_id);
   *predict.mutable_inputs() = Rows(*data_, 2);
   predict.set_epsilon(1.0);
+  // Smooth sensitivity needs a binary model under substitution; report-noisy-
+  // argmax serves any classifier.
+  predict.set_mechanism(agt::v1::PRIVACY_MECHANISM_REPORT_NOISY_ARGMAX);
   agt::v1::PrivatePredictResponse predicted;
   s = privacy->PrivatePredict(Ctx().get(), predict, &predicted);
   ASSERT_TRUE(s.ok()) << s.error_message();
@@ -464,7 +468,7 @@ TEST_F(ShapedModelsE2eTest, AFashionMnistSliceTrainsWithAFrozenPrefix) {
   data.y.resize(kSlice);
   for (int r = 0; r < kSlice; ++r) {
     for (int p = 0; p < kPixels; ++p) {
-      data.x(r, p) = static_cast<unsigned char>(pixels[size_t{r} * kPixels + p]) / 255.0;
+      data.x(r, p) = static_cast<unsigned char>(pixels[static_cast<size_t>(r) * kPixels + p]) / 255.0;
     }
     data.y(r) = static_cast<unsigned char>(classes[r]);
   }
@@ -475,7 +479,8 @@ TEST_F(ShapedModelsE2eTest, AFashionMnistSliceTrainsWithAFrozenPrefix) {
   agt::v1::TrainingJobSpec spec =
       ConvSpec(uploaded.id(), true, agt::v1::PERTURBATION_KIND_REMOVAL, {1, 10});
   spec.set_batch_size(200);
-  spec.set_epochs(1);
+  spec.set_epochs(6);
+  spec.mutable_optimizer()->set_learning_rate(0.5);
   const std::string model_id = TrainModel(*client_, spec);
   ASSERT_FALSE(model_id.empty());
   agt::v1::CertifyDatasetRequest request;
