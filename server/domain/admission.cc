@@ -59,11 +59,13 @@ std::vector<LayerWidths> FactorWidths(const agt::ModelSpec& model) {
     if (spec.kind == agt::LayerKind::kDense) {
       w.weight_in = spec.in;
     } else if (spec.kind == agt::LayerKind::kConv2d) {
-      // Conv factors hold the patch matrix: every input value up to kh x kw
-      // times.
-      w.in *= static_cast<double>(spec.conv.kernel_h) * spec.conv.kernel_w;
+      // Conv factors hold the patch matrix (im2col): one row of
+      // in_channels x kh x kw values per output position, so every input
+      // value up to kh x kw times (once when the stride equals the kernel).
       w.weight_in = static_cast<double>(spec.conv.in_channels) * spec.conv.kernel_h *
                     spec.conv.kernel_w;
+      const double positions = w.out / std::max(1, spec.conv.out_channels);
+      w.in = std::max(w.in, positions * w.weight_in);
     } else {
       continue;  // no parameters: its values are the next layer's input
     }

@@ -124,10 +124,10 @@ TEST_F(AgtctlImagesE2eTest, IdxUploadTrainsAConvModelCertifiedFromNpyInputs) {
       Ctl({"dataset", "upload", images, "--labels", labels, "--name", "tiles", "--json"});
   ASSERT_EQ(upload.exit_code, 0) << upload.out << upload.err;
   const nlohmann::json uploaded = nlohmann::json::parse(upload.out)["dataset"];
-  EXPECT_EQ(uploaded["sampleShape"], nlohmann::json::array({1, kSide, kSide})) << upload.out;
-  EXPECT_EQ(uploaded["numFeatures"], kSide * kSide);
-  EXPECT_EQ(uploaded["numRows"], std::to_string(kRows));
-  EXPECT_EQ(uploaded["numClasses"], 3);
+  EXPECT_EQ(uploaded["sample_shape"], nlohmann::json::array({1, kSide, kSide})) << upload.out;
+  EXPECT_EQ(uploaded["num_features"], kSide * kSide);
+  EXPECT_EQ(uploaded["num_rows"], std::to_string(kRows));
+  EXPECT_EQ(uploaded["num_classes"], 3);
   const std::string dataset = uploaded["id"];
   CommandResult shown = Ctl({"dataset", "get", dataset});
   EXPECT_TRUE(absl::StrContains(shown.out, "[1, 12, 12]")) << shown.out;
@@ -144,7 +144,7 @@ TEST_F(AgtctlImagesE2eTest, IdxUploadTrainsAConvModelCertifiedFromNpyInputs) {
   ASSERT_EQ(points.size(), 6u);
   // The nominal model separates the tiles: the lit third is the class.
   int right = 0;
-  for (int i = 0; i < 6; ++i) right += points[i].value("predictedClass", 0) == i % 3;
+  for (int i = 0; i < 6; ++i) right += points[i].value("predicted_class", 0) == i % 3;
   EXPECT_GE(right, 5) << from_npy.out;
 
   // Query images of the wrong size fail, naming both widths.
@@ -185,9 +185,9 @@ TEST_F(AgtctlImagesE2eTest, AFashionMnistSliceUploadsWithItsShape) {
                               dir + "/t10k-labels-idx1-ubyte.gz", "--json"});
   ASSERT_EQ(upload.exit_code, 0) << upload.err;
   const nlohmann::json d = nlohmann::json::parse(upload.out)["dataset"];
-  EXPECT_EQ(d["sampleShape"], nlohmann::json::array({1, 28, 28}));
-  EXPECT_EQ(d["numRows"], "10000");
-  EXPECT_EQ(d["numClasses"], 10);
+  EXPECT_EQ(d["sample_shape"], nlohmann::json::array({1, 28, 28}));
+  EXPECT_EQ(d["num_rows"], "10000");
+  EXPECT_EQ(d["num_classes"], 10);
 }
 
 #endif
