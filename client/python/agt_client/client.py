@@ -157,7 +157,7 @@ class Client:
             sample_shape = list(x.shape[1:])
             x = x.reshape(x.shape[0], -1)
         if x.ndim != 2:
-            raise ValueError("features must be (rows, features), (rows, H, W) or "
+            raise ValueError("features must be 2-D (rows, features), or images (rows, H, W) or "
                              f"(rows, C, H, W), got shape {x.shape}")
         if y.shape != (x.shape[0],):
             raise ValueError(f"labels must have shape ({x.shape[0]},), got {y.shape}")
