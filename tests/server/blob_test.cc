@@ -315,6 +315,116 @@ TEST(BlobRoundTripTest, ModelSpecsTheFormatCannotHoldAreRefusedNotMisencoded) {
   EXPECT_EQ(EncodeModelSpec(rank4).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// ---- damage
+
+TEST(BlobDamageTest, EveryTruncationIsDataLoss) {
+  const std::string blob = EncodeVector(AwkwardVector());
+  for (size_t n = 0; n < blob.size(); ++n) {
+    ExpectDataLoss(DecodeVector(blob.substr(0, n)).status(), "truncated");
+  }
+  const std::string state = EncodeTrainState(SampleState());
+  for (size_t n = 0; n < state.size(); n += 7) {
+    ExpectDataLoss(DecodeTrainState(state.substr(0, n)).status(), "truncated");
+  }
+}
+
+TEST(BlobDamageTest, TrailingBytesAreDataLoss) {
+  ExpectDataLoss(DecodeVector(EncodeVector(AwkwardVector()) + "x").status(), "length mismatch");
+}
+
+TEST(BlobDamageTest, EveryFlippedBitIsDataLoss) {
+  const std::string blob = EncodeVector(Vector::LinSpaced(4, -1.0, 1.0));
+  for (size_t i = 0; i < blob.size(); ++i) {
+    for (int bit = 0; bit < 8; ++bit) {
+      std::string bad = blob;
+      bad[i] = static_cast<char>(bad[i] ^ (1 << bit));
+      const absl::Status status = DecodeVector(bad).status();
+      EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << "byte " << i << " bit " << bit;
+    }
+  }
+}
+
+TEST(BlobDamageTest, FlippedPayloadByteIsAChecksumMismatch) {
+  std::string blob = EncodeMatrix(Matrix::Ones(2, 2));
+  blob[30] ^= 0x01;
+  ExpectDataLoss(DecodeMatrix(blob).status(), "checksum mismatch");
+  std::string state = EncodeTrainState(SampleState());
+  state[state.size() / 2] ^= 0x40;
+  ExpectDataLoss(DecodeTrainState(state).status(), "checksum mismatch");
+  std::string spec = *EncodeModelSpec(ModelSpec::Mlp({3, 4, 2}));
+  spec[20] ^= 0x02;
+  ExpectDataLoss(DecodeModelSpec(spec).status(), "checksum mismatch");
+}
+
+TEST(BlobDamageTest, WrongMagicIsNamed) {
+  std::string blob = EncodeVector(AwkwardVector());
+  blob[0] = 'X';
+  ExpectDataLoss(DecodeVector(blob).status(), "bad magic");
+  // A blob of one kind is not accepted as another.
+  ExpectDataLoss(DecodeTrainState(EncodeVector(AwkwardVector())).status(), "bad magic");
+  ExpectDataLoss(DecodeVector(EncodeTrainState(SampleState())).status(), "bad magic");
+  ExpectDataLoss(DecodeModelSpec(EncodeVector(AwkwardVector())).status(), "bad magic");
+}
+
+TEST(BlobDamageTest, UnknownVersionIsNamed) {
+  std::string blob = WithoutChecksum(EncodeVector(AwkwardVector()));
+  blob[4] = 2;
+  ExpectDataLoss(DecodeVector(Reseal(blob)).status(), "unknown format version 2");
+  blob[4] = 1;
+  blob[6] = 1;  // reserved
+  ExpectDataLoss(DecodeVector(Reseal(blob)).status(), "reserved");
+}
+
+TEST(BlobDamageTest, ShapeThatDisagreesWithThePayloadIsDataLoss) {
+  // Vector of 4: dimension at offset 18.
+  const std::string good = WithoutChecksum(EncodeVector(Vector::Ones(4)));
+  for (uint64_t dim : {uint64_t{3}, uint64_t{5}, uint64_t{0}, uint64_t{1} << 61}) {
+    std::string bad = good;
+    PutU64At(&bad, 18, dim);
+    ExpectDataLoss(DecodeVector(Reseal(bad)).status(), "shape/size mismatch");
+  }
+  std::string negative = good;
+  PutU64At(&negative, 18, uint64_t{1} << 63);
+  ExpectDataLoss(DecodeVector(Reseal(negative)).status(), "too large");
+}
+
+TEST(BlobDamageTest, HugeShapesDoNotOverflowOrAllocate) {
+  // A 2x2 matrix relabelled as 2^40 x 2^40: the product overflows 64 bits
+  // when multiplied by 8 and must be refused, not wrapped.
+  std::string bad = WithoutChecksum(EncodeMatrix(Matrix::Ones(2, 2)));
+  PutU64At(&bad, 18, uint64_t{1} << 40);
+  PutU64At(&bad, 26, uint64_t{1} << 40);
+  ExpectDataLoss(DecodeMatrix(Reseal(bad)).status(), "shape/size mismatch");
+}
+
+TEST(BlobDamageTest, UnknownDtypeAndExcessiveRankAreDataLoss) {
+  std::string bad = WithoutChecksum(EncodeVector(Vector::Ones(2)));
+  bad[16] = 2;
+  ExpectDataLoss(DecodeVector(Reseal(bad)).status(), "unknown dtype 2");
+  bad[16] = 1;
+  bad[17] = kMaxTensorRank + 1;
+  ExpectDataLoss(DecodeTensor(Reseal(bad)).status(), "rank");
+}
+
+TEST(BlobDamageTest, WrongRankForTheRequestedTypeIsDataLoss) {
+  ExpectDataLoss(DecodeVector(EncodeMatrix(Matrix::Ones(2, 2))).status(), "rank 2");
+  ExpectDataLoss(DecodeMatrix(EncodeVector(Vector::Ones(2))).status(), "rank 1");
+  ExpectDataLoss(DecodeDoubles(EncodeMatrix(Matrix::Ones(1, 1))).status(), "rank 2");
+}
+
+TEST(BlobDamageTest, TrainStateCountsThatLieAreDataLoss) {
+  const std::string good = WithoutChecksum(EncodeTrainState(SampleState()));
+  // num_boxes at offset 24 (after the 16-byte header and the 8-byte step).
+  for (uint32_t boxes : {0u, 2u, 4u, 0xffffffffu}) {
+    std::string bad = good;
+    for (int i = 0; i < 4; ++i) bad[24 + i] = static_cast<char>((boxes >> (8 * i)) & 0xff);
+    ExpectDataLoss(DecodeTrainState(Reseal(bad)).status(), "shape/size mismatch");
+  }
+  // Extra bytes inside a correctly sealed envelope.
+  ExpectDataLoss(DecodeTrainState(Reseal(good + std::string(3, '\0'))).status(),
+                 "shape/size mismatch");
+}
+
 TEST(BlobDamageTest, TruncatedConvModelSpecsAreDataLossNeverACrash) {
   const std::string good = WithoutChecksum(*EncodeModelSpec(ConvSpec()));
   // Every shorter content, resealed: each must be refused cleanly.
