@@ -4,8 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/agtctl/agtctl.h"
-#include "client/lib/arrays.h"
 #include "client/agtctl/output.h"
+#include "client/lib/arrays.h"
 #include "client/lib/exit_codes.h"
 #include "client/lib/format.h"
 #include "client/lib/inputs.h"

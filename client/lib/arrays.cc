@@ -150,12 +150,24 @@ absl::StatusOr<NumericArray> ParseIdx(absl::string_view bytes, absl::string_view
   int width = 0;
   Kind kind = Kind::kUnsigned;
   switch (p[2]) {
-    case 0x08: width = 1, kind = Kind::kUnsigned; break;
-    case 0x09: width = 1, kind = Kind::kSigned; break;
-    case 0x0B: width = 2, kind = Kind::kSigned; break;
-    case 0x0C: width = 4, kind = Kind::kSigned; break;
-    case 0x0D: width = 4, kind = Kind::kFloat; break;
-    case 0x0E: width = 8, kind = Kind::kFloat; break;
+    case 0x08:
+      width = 1, kind = Kind::kUnsigned;
+      break;
+    case 0x09:
+      width = 1, kind = Kind::kSigned;
+      break;
+    case 0x0B:
+      width = 2, kind = Kind::kSigned;
+      break;
+    case 0x0C:
+      width = 4, kind = Kind::kSigned;
+      break;
+    case 0x0D:
+      width = 4, kind = Kind::kFloat;
+      break;
+    case 0x0E:
+      width = 8, kind = Kind::kFloat;
+      break;
     default:
       return Bad(source, absl::StrCat("unknown IDX type 0x", absl::Hex(p[2], absl::kZeroPad2),
                                       " (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D "
@@ -171,7 +183,8 @@ absl::StatusOr<NumericArray> ParseIdx(absl::string_view bytes, absl::string_view
                                     bytes.size()));
   }
   NumericArray out;
-  for (int i = 0; i < rank; ++i) out.shape.push_back(static_cast<int64_t>(LoadBig(p + 4 + 4 * i, 4)));
+  for (int i = 0; i < rank; ++i)
+    out.shape.push_back(static_cast<int64_t>(LoadBig(p + 4 + 4 * i, 4)));
   absl::StatusOr<int64_t> count = CountValues(out.shape, source);
   if (!count.ok()) return count.status();
   if (absl::Status s = DecodeValues(bytes.substr(header), *count, width, kind, /*big_endian=*/true,
@@ -264,13 +277,24 @@ absl::StatusOr<NumericArray> ParseNpy(absl::string_view bytes, absl::string_view
   Kind kind;
   bool ok_width = false;
   switch (letter) {
-    case 'u': kind = Kind::kUnsigned; ok_width = width == 1 || width == 2 || width == 4; break;
-    case 'i': kind = Kind::kSigned; ok_width = width == 1 || width == 2 || width == 4 || width == 8; break;
-    case 'f': kind = Kind::kFloat; ok_width = width == 4 || width == 8; break;
-    default: kind = Kind::kFloat; break;
+    case 'u':
+      kind = Kind::kUnsigned;
+      ok_width = width == 1 || width == 2 || width == 4;
+      break;
+    case 'i':
+      kind = Kind::kSigned;
+      ok_width = width == 1 || width == 2 || width == 4 || width == 8;
+      break;
+    case 'f':
+      kind = Kind::kFloat;
+      ok_width = width == 4 || width == 8;
+      break;
+    default:
+      kind = Kind::kFloat;
+      break;
   }
-  const bool ok_order = order == '<' || order == '|' || (order == '=' && std::endian::native ==
-                                                                              std::endian::little);
+  const bool ok_order =
+      order == '<' || order == '|' || (order == '=' && std::endian::native == std::endian::little);
   if (!ok_width || !ok_order || (order == '|' && width != 1)) {
     return Bad(source, absl::StrCat("dtype '", type,
                                     "' is not read (uint8/16/32, int8/16/32/64, float32/64, "
@@ -421,8 +445,8 @@ absl::StatusOr<std::map<std::string, NumericArray>> ParseNpz(absl::string_view b
     } else {
       return Bad(what, absl::StrCat("zip method ", method, " (stored and deflate are read)"));
     }
-    const uLong actual = crc32(0L, reinterpret_cast<const Bytef*>(plain.data()),
-                               static_cast<uInt>(plain.size()));
+    const uLong actual =
+        crc32(0L, reinterpret_cast<const Bytef*>(plain.data()), static_cast<uInt>(plain.size()));
     if (actual != crc) return Bad(what, "CRC-32 mismatch");
     if (!absl::EndsWith(name, ".npy")) return Bad(what, "is not a .npy member");
     absl::StatusOr<NumericArray> array = ParseNpy(plain, what);
@@ -519,8 +543,9 @@ absl::StatusOr<LabelledArrays> ReadLabelledArrays(const std::string& path,
     if (out.features.shape.empty()) {
       std::vector<std::string> names;
       for (const auto& [name, unused] : *members) names.push_back(name);
-      return Bad(path, absl::StrCat("no array named x or features (it has: ",
-                                    absl::StrJoin(names, ", "), ")"));
+      return Bad(
+          path,
+          absl::StrCat("no array named x or features (it has: ", absl::StrJoin(names, ", "), ")"));
     }
   } else {
     absl::StatusOr<NumericArray> features = ReadArrayFile(path);
@@ -553,9 +578,8 @@ absl::StatusOr<LabelledArrays> ReadLabelledArrays(const std::string& path,
     x.values = std::move(features);
     x.shape[1] = cols - 1;
   } else if (have_labels) {
-    absl::StatusOr<std::vector<double>> l = LabelVector(labels, x.rows(), labels_path.empty()
-                                                                              ? path
-                                                                              : labels_path);
+    absl::StatusOr<std::vector<double>> l =
+        LabelVector(labels, x.rows(), labels_path.empty() ? path : labels_path);
     if (!l.ok()) return l.status();
     out.labels = *std::move(l);
   }
@@ -580,7 +604,8 @@ absl::StatusOr<LabelledArrays> ReadLabelledArrays(const std::string& path,
   for (int64_t d : x.shape) {
     if (d > std::numeric_limits<int>::max()) return Bad(path, "a dimension is too large");
   }
-  if (x.row_size() < 1) return Bad(path, absl::StrCat("empty samples in shape ", ShapeText(x.shape)));
+  if (x.row_size() < 1)
+    return Bad(path, absl::StrCat("empty samples in shape ", ShapeText(x.shape)));
   if (absl::Status s = ScaleInPlace(&x, scale); !s.ok()) return s;
   return out;
 }

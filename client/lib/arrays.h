@@ -67,9 +67,9 @@ absl::StatusOr<std::map<std::string, NumericArray>> ReadNpzFile(const std::strin
 
 // Features and labels for an upload or a labelled query.
 struct LabelledArrays {
-  NumericArray features;            // rows x sample
-  std::vector<double> labels;       // one per row; empty when none
-  std::vector<int> sample_shape;    // [D] or [C, H, W]
+  NumericArray features;          // rows x sample
+  std::vector<double> labels;     // one per row; empty when none
+  std::vector<int> sample_shape;  // [D] or [C, H, W]
 };
 
 // Builds rows from an array file and optionally a labels file:

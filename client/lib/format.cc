@@ -164,12 +164,14 @@ std::string BudgetLabel(const agt::v1::Budget& budget) {
 namespace {
 
 std::string DescribeLayer(const agt::v1::Layer& layer) {
-  if (layer.has_dense()) return absl::StrCat("dense ", layer.dense().in(), "->", layer.dense().out());
+  if (layer.has_dense())
+    return absl::StrCat("dense ", layer.dense().in(), "->", layer.dense().out());
   if (layer.has_relu()) return "relu";
   if (layer.has_flatten()) return "flatten";
   if (layer.has_conv2d()) {
     const agt::v1::Conv2dLayer& c = layer.conv2d();
-    std::string out = absl::StrCat("conv2d ", c.out_channels(), "@", c.kernel_h(), "x", c.kernel_w());
+    std::string out =
+        absl::StrCat("conv2d ", c.out_channels(), "@", c.kernel_h(), "x", c.kernel_w());
     const int sh = c.stride_h() == 0 ? 1 : c.stride_h(), sw = c.stride_w() == 0 ? 1 : c.stride_w();
     if (sh != 1 || sw != 1) {
       absl::StrAppend(&out, " stride ", sh == sw ? absl::StrCat(sh) : absl::StrCat(sh, "x", sw));

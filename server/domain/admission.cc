@@ -92,8 +92,8 @@ FrozenWidths FrozenPrefixWidths(const agt::ModelSpec& model) {
     double in = static_cast<double>(net->layer(i).input_shape().size());
     const double out = static_cast<double>(net->layer(i).output_shape().size());
     if (spec.kind == agt::LayerKind::kConv2d) {
-      in += static_cast<double>(out / std::max(1, spec.conv.out_channels)) *
-            spec.conv.in_channels * spec.conv.kernel_h * spec.conv.kernel_w;
+      in += static_cast<double>(out / std::max(1, spec.conv.out_channels)) * spec.conv.in_channels *
+            spec.conv.kernel_h * spec.conv.kernel_w;
     }
     f.widest = std::max(f.widest, 2.0 * (in + out));
   }

@@ -87,15 +87,13 @@ absl::Status CheckActivationSizes(const agt::ModelSpec& model) {
       if (out.size() > kMaxActivationValues) {
         return Invalid(Indexed(field, static_cast<int>(i)),
                        absl::StrCat("produces ", out.ToString(), " = ", out.size(),
-                                    " values per sample, above the limit ",
-                                    kMaxActivationValues));
+                                    " values per sample, above the limit ", kMaxActivationValues));
       }
     }
     return absl::OkStatus();
   };
   if (!model.frozen.empty()) {
-    if (absl::Status s = check(model.FrozenNetwork(), "spec.architecture.frozen.layers");
-        !s.ok()) {
+    if (absl::Status s = check(model.FrozenNetwork(), "spec.architecture.frozen.layers"); !s.ok()) {
       return s;
     }
   }
@@ -136,9 +134,9 @@ absl::Status ValidateArchitecture(const agt::v1::ModelArchitecture& arch) {
                                 kMaxArchitectureLayers));
   }
   if (arch.frozen().parameters_size() > kMaxParameters) {
-    return Invalid("spec.architecture.frozen.parameters",
-                   absl::StrCat(arch.frozen().parameters_size(), " values exceed the limit ",
-                                kMaxParameters));
+    return Invalid(
+        "spec.architecture.frozen.parameters",
+        absl::StrCat(arch.frozen().parameters_size(), " values exceed the limit ", kMaxParameters));
   }
   absl::StatusOr<agt::ModelSpec> model = ArchitectureFromProto(arch, "spec.architecture");
   if (!model.ok()) return model.status();
@@ -257,10 +255,10 @@ absl::StatusOr<agt::ModelSpec> ResolveModel(const agt::v1::TrainingJobSpec& spec
                                   model.frozen.empty() ? "" : " and a frozen prefix"));
     }
     if (model.InputShape().is_image() && model.InputShape() != data_shape) {
-      return Invalid("spec.architecture.input_shape",
-                     absl::StrCat(model.InputShape().ToString(),
-                                  " does not match the sample shape ", data_shape.ToString(),
-                                  " of dataset ", dataset.id));
+      return Invalid(
+          "spec.architecture.input_shape",
+          absl::StrCat(model.InputShape().ToString(), " does not match the sample shape ",
+                       data_shape.ToString(), " of dataset ", dataset.id));
     }
     if (model.InputDim() != input_width) {
       return Invalid(spec.architecture().input_shape_size() > 0

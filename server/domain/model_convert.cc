@@ -89,15 +89,19 @@ absl::StatusOr<agt::LayerSpec> LayerFromProto(const agt::v1::Layer& layer,
         const char* name;
         int value;
         int min;
-      } fields[] = {{"in_channels", c.in_channels(), 1}, {"out_channels", c.out_channels(), 1},
-                    {"kernel_h", c.kernel_h(), 1},       {"kernel_w", c.kernel_w(), 1},
-                    {"stride_h", c.stride_h(), 0},       {"stride_w", c.stride_w(), 0},
-                    {"pad_h", c.pad_h(), 0},             {"pad_w", c.pad_w(), 0}};
+      } fields[] = {{"in_channels", c.in_channels(), 1},
+                    {"out_channels", c.out_channels(), 1},
+                    {"kernel_h", c.kernel_h(), 1},
+                    {"kernel_w", c.kernel_w(), 1},
+                    {"stride_h", c.stride_h(), 0},
+                    {"stride_w", c.stride_w(), 0},
+                    {"pad_h", c.pad_h(), 0},
+                    {"pad_w", c.pad_w(), 0}};
       for (const auto& f : fields) {
         if (f.value < f.min || f.value > kMaxConvHyperParameter) {
-          return Invalid(absl::StrCat(field, ".conv2d.", f.name),
-                         absl::StrCat(f.value, " must be in [", f.min, ", ",
-                                      kMaxConvHyperParameter, "]"));
+          return Invalid(
+              absl::StrCat(field, ".conv2d.", f.name),
+              absl::StrCat(f.value, " must be in [", f.min, ", ", kMaxConvHyperParameter, "]"));
         }
       }
       agt::Conv2dParams p;
@@ -146,8 +150,8 @@ absl::StatusOr<agt::ModelSpec> ArchitectureFromProto(const agt::v1::ModelArchite
   const std::string shape_field = absl::StrCat(field, ".input_shape");
   if (arch.input_shape_size() != 0 && arch.input_shape_size() != 1 &&
       arch.input_shape_size() != 3) {
-    return Invalid(shape_field, absl::StrCat(arch.input_shape_size(),
-                                             " dimensions; give [D] or [C, H, W]"));
+    return Invalid(shape_field,
+                   absl::StrCat(arch.input_shape_size(), " dimensions; give [D] or [C, H, W]"));
   }
   for (int i = 0; i < arch.input_shape_size(); ++i) {
     const int d = arch.input_shape(i);
@@ -158,10 +162,9 @@ absl::StatusOr<agt::ModelSpec> ArchitectureFromProto(const agt::v1::ModelArchite
     spec.input_shape.dims.push_back(d);
   }
   if (spec.input_shape.size() > kMaxShapeValues) {
-    return Invalid(shape_field, absl::StrCat(spec.input_shape.ToString(), " has ",
-                                             spec.input_shape.size(),
-                                             " values per sample, above the limit ",
-                                             kMaxShapeValues));
+    return Invalid(shape_field,
+                   absl::StrCat(spec.input_shape.ToString(), " has ", spec.input_shape.size(),
+                                " values per sample, above the limit ", kMaxShapeValues));
   }
   if (arch.has_frozen()) {
     const agt::v1::FrozenPrefix& frozen = arch.frozen();

@@ -43,8 +43,8 @@ absl::Status CheckSampleShapeField(const agt::v1::DatasetMetadata& metadata) {
   const auto& dims = metadata.sample_shape();
   if (dims.empty()) return absl::OkStatus();
   if (dims.size() != 1 && dims.size() != 3) {
-    return ShapeInvalid(absl::StrCat(ShapeText(dims), " has ", dims.size(),
-                                     " dimensions; give [D] or [C, H, W]"));
+    return ShapeInvalid(
+        absl::StrCat(ShapeText(dims), " has ", dims.size(), " dimensions; give [D] or [C, H, W]"));
   }
   int64_t product = 1;
   for (int i = 0; i < dims.size(); ++i) {
@@ -54,8 +54,7 @@ absl::Status CheckSampleShapeField(const agt::v1::DatasetMetadata& metadata) {
     }
     product *= dims[i];  // at most 65535^3: no overflow
   }
-  if (metadata.format() == agt::v1::DATASET_FORMAT_FLOAT64 &&
-      product != metadata.num_features()) {
+  if (metadata.format() == agt::v1::DATASET_FORMAT_FLOAT64 && product != metadata.num_features()) {
     return ShapeInvalid(absl::StrCat(ShapeText(dims), " has ", product,
                                      " values per sample, metadata.num_features is ",
                                      metadata.num_features()));

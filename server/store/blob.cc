@@ -166,11 +166,11 @@ absl::StatusOr<absl::string_view> OpenEnvelope(absl::string_view blob, absl::str
   header.ReadU16(&version);
   header.ReadU16(&reserved);
   if (version < 1 || version > max_version) {
-    return Corrupt(what, absl::StrCat("unknown format version ", version,
-                                      max_version == 1
-                                          ? std::string(" (this server reads version 1)")
-                                          : absl::StrCat(" (this server reads versions 1 to ",
-                                                         max_version, ")")));
+    return Corrupt(
+        what, absl::StrCat("unknown format version ", version,
+                           max_version == 1 ? std::string(" (this server reads version 1)")
+                                            : absl::StrCat(" (this server reads versions 1 to ",
+                                                           max_version, ")")));
   }
   if (version_out != nullptr) *version_out = version;
   if (reserved != 0) {
@@ -439,9 +439,16 @@ absl::Status CheckServedModelSpec(const agt::ModelSpec& spec) {
                          absl::string_view field) -> absl::Status {
     for (size_t i = 0; i < layers.size(); ++i) {
       const LayerSpec& l = layers[i];
-      const int values[] = {l.in, l.out, l.conv.in_channels, l.conv.out_channels,
-                            l.conv.kernel_h, l.conv.kernel_w, l.conv.stride_h, l.conv.stride_w,
-                            l.conv.pad_h, l.conv.pad_w};
+      const int values[] = {l.in,
+                            l.out,
+                            l.conv.in_channels,
+                            l.conv.out_channels,
+                            l.conv.kernel_h,
+                            l.conv.kernel_w,
+                            l.conv.stride_h,
+                            l.conv.stride_w,
+                            l.conv.pad_h,
+                            l.conv.pad_w};
       for (int v : values) {
         if (v < 0) {
           return absl::InvalidArgumentError(
@@ -454,8 +461,8 @@ absl::Status CheckServedModelSpec(const agt::ModelSpec& spec) {
   if (absl::Status s = check_layers(spec.layers, "layers"); !s.ok()) return s;
   if (absl::Status s = check_layers(spec.frozen.layers, "frozen.layers"); !s.ok()) return s;
   if (spec.input_shape.dims.size() > 3) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "input_shape: ", spec.input_shape.ToString(), " has more than 3 dimensions"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("input_shape: ", spec.input_shape.ToString(), " has more than 3 dimensions"));
   }
   for (int d : spec.input_shape.dims) {
     if (d < 0) {
@@ -510,8 +517,8 @@ absl::StatusOr<std::vector<LayerSpec>> ReadLayers(ByteReader& r, absl::string_vi
                                                   absl::string_view list) {
   uint32_t count = 0;
   if (!r.ReadU32(&count)) {
-    return Corrupt(what, absl::StrCat("shape/size mismatch: content ends before the ", list,
-                                      " layer count"));
+    return Corrupt(
+        what, absl::StrCat("shape/size mismatch: content ends before the ", list, " layer count"));
   }
   // Every layer takes at least its kind byte.
   if (count > r.remaining()) {
@@ -523,8 +530,8 @@ absl::StatusOr<std::vector<LayerSpec>> ReadLayers(ByteReader& r, absl::string_vi
   for (uint32_t i = 0; i < count; ++i) {
     uint8_t kind = 0;
     if (!r.ReadU8(&kind)) {
-      return Corrupt(what, absl::StrCat("shape/size mismatch: content ends inside ", list,
-                                        " layer ", i));
+      return Corrupt(what,
+                     absl::StrCat("shape/size mismatch: content ends inside ", list, " layer ", i));
     }
     const std::string bad = absl::StrCat(list, " layer ", i, " is truncated or out of range");
     LayerSpec l;

@@ -194,9 +194,7 @@ constexpr char kDatasetColumns[] =
 
 // sample_shape is stored as text, "1,28,28"; '' (rows from before schema 9)
 // is [num_features].
-std::string SampleShapeToText(const std::vector<int>& shape) {
-  return absl::StrJoin(shape, ",");
-}
+std::string SampleShapeToText(const std::vector<int>& shape) { return absl::StrJoin(shape, ","); }
 
 std::vector<int> SampleShapeFromText(const std::string& text, int num_features) {
   std::vector<int> shape;

@@ -77,9 +77,8 @@ std::string IdxLabels(int rows) {
 
 // The first `rows` images as an .npy of uint8 [rows, 1, 12, 12].
 std::string NpyImages(int rows) {
-  std::string header =
-      absl::StrCat("{'descr': '|u1', 'fortran_order': False, 'shape': (", rows, ", 1, ", kSide,
-                   ", ", kSide, "), }");
+  std::string header = absl::StrCat("{'descr': '|u1', 'fortran_order': False, 'shape': (", rows,
+                                    ", 1, ", kSide, ", ", kSide, "), }");
   while ((10 + header.size() + 1) % 64 != 0) header.push_back(' ');
   header.push_back('\n');
   std::string s = std::string("\x93NUMPY\x01\x00", 8);

@@ -9,6 +9,7 @@
 #include <zlib.h>
 
 #include <bit>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <random>
@@ -85,10 +86,9 @@ std::string Zip(const std::vector<std::pair<std::string, std::string>>& members,
     const uint32_t crc = crc32(0L, reinterpret_cast<const Bytef*>(data.data()), data.size());
     const std::string stored = method == 8 ? Deflate(data, -15) : data;
     const uint32_t offset = static_cast<uint32_t>(body.size());
-    std::string common = absl::StrCat(Little(20, 2), Little(0, 2), Little(method, 2),
-                                      Little(0, 4), Little(crc, 4), Little(stored.size(), 4),
-                                      Little(data.size(), 4), Little(name.size(), 2),
-                                      Little(0, 2));
+    std::string common = absl::StrCat(Little(20, 2), Little(0, 2), Little(method, 2), Little(0, 4),
+                                      Little(crc, 4), Little(stored.size(), 4),
+                                      Little(data.size(), 4), Little(name.size(), 2), Little(0, 2));
     body += absl::StrCat(Little(0x04034b50, 4), common, name, stored);
     directory += absl::StrCat(Little(0x02014b50, 4), Little(20, 2), common, Little(0, 2),
                               Little(0, 2), Little(0, 2), Little(0, 4), Little(offset, 4), name);
@@ -243,9 +243,9 @@ TEST(Npz, DamagedArchivesAreRefused) {
 }
 
 TEST(Parsers, RandomMutationsNeverCrash) {
-  const std::vector<std::string> seeds = {
-      IdxU8({3, 4, 4}), Npy("<f8", "(2, 2)", F64s({1, 2, 3, 4})),
-      Zip({{"x.npy", Npy("<f4", "(2,)", Little(0, 8))}}, 8)};
+  const std::vector<std::string> seeds = {IdxU8({3, 4, 4}),
+                                          Npy("<f8", "(2, 2)", F64s({1, 2, 3, 4})),
+                                          Zip({{"x.npy", Npy("<f4", "(2,)", Little(0, 8))}}, 8)};
   std::mt19937_64 rng(1);
   for (int round = 0; round < 3000; ++round) {
     std::string s = seeds[round % seeds.size()];
@@ -259,7 +259,8 @@ TEST(Parsers, RandomMutationsNeverCrash) {
           s.resize(rng() % (s.size() + 1));
           break;
         default:
-          s.insert(rng() % (s.size() + 1), 1, static_cast<char>(rng()));
+          s.insert(s.begin() + static_cast<std::ptrdiff_t>(rng() % (s.size() + 1)),
+                   static_cast<char>(rng()));
       }
       if (s.empty()) s = "x";
     }

@@ -252,8 +252,7 @@ ModelSpec ConvSpec() {
   spec.frozen.parameters[0] = -0.0;
   spec.frozen.parameters[1] = std::numeric_limits<double>::denorm_min();
   spec.layers = {agt::LayerSpec::Conv2d(conv), agt::LayerSpec::Relu(), agt::LayerSpec::Flatten(),
-                 agt::LayerSpec::Dense(16, 4), agt::LayerSpec::Relu(),
-                 agt::LayerSpec::Dense(4, 3)};
+                 agt::LayerSpec::Dense(16, 4), agt::LayerSpec::Relu(), agt::LayerSpec::Dense(4, 3)};
   return spec;
 }
 
@@ -308,8 +307,7 @@ TEST(BlobRoundTripTest, ModelSpecsTheFormatCannotHoldAreRefusedNotMisencoded) {
   ModelSpec negative = ConvSpec();
   negative.layers[0].conv.pad_h = -1;
   EXPECT_EQ(EncodeModelSpec(negative).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(EncodeModelSpec(negative).status().message(),
-            "layers[0]: negative hyper-parameter -1");
+  EXPECT_EQ(EncodeModelSpec(negative).status().message(), "layers[0]: negative hyper-parameter -1");
   ModelSpec rank4 = ConvSpec();
   rank4.input_shape.dims = {1, 2, 5, 6};
   EXPECT_EQ(EncodeModelSpec(rank4).status().code(), absl::StatusCode::kInvalidArgument);

@@ -227,9 +227,9 @@ TEST_F(ShapedModelsE2eTest, DatasetsKeepTheirSampleShape) {
   get.set_dataset_id(dataset_->id());
   agt::v1::GetDatasetResponse got;
   ASSERT_TRUE(client_->datasets->GetDataset(Ctx().get(), get, &got).ok());
-  EXPECT_EQ(std::vector<int>(got.dataset().sample_shape().begin(),
-                             got.dataset().sample_shape().end()),
-            (std::vector<int>{1, kSide, kSide}));
+  EXPECT_EQ(
+      std::vector<int>(got.dataset().sample_shape().begin(), got.dataset().sample_shape().end()),
+      (std::vector<int>{1, kSide, kSide}));
   // A CSV upload without a shape is flat.
   agt::v1::Dataset moons;
   ASSERT_TRUE(Upload(*client_, CsvMetadata("moons"), MoonsCsv(20, 1), &moons).ok());
@@ -331,8 +331,8 @@ TEST_F(ShapedModelsE2eTest, SpecsWhoseShapeDoesNotMatchTheDatasetAreRefusedAtSub
   agt::v1::Dataset flat;
   ASSERT_TRUE(Upload(*client_, ImageMetadata("flat", bytes.size(), {kPixels}), bytes, &flat).ok());
   agt::v1::Job job;
-  grpc::Status s = Submit(
-      *client_, ConvSpec(flat.id(), true, agt::v1::PERTURBATION_KIND_REMOVAL, {1}), &job);
+  grpc::Status s =
+      Submit(*client_, ConvSpec(flat.id(), true, agt::v1::PERTURBATION_KIND_REMOVAL, {1}), &job);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_TRUE(absl::StrContains(s.error_message(),
                                 absl::StrCat("spec.architecture.input_shape: [1, 28, 28] does not "
@@ -385,8 +385,10 @@ TEST_F(ShapedModelsE2eTest, FrozenPrefixRemovalBoundsContainEveryRetrainingWitho
   const agt::Vector nominal = ToVector(Flatten(exported.model().nominal()));
 
   // Budget 0 is the nominal model, exactly.
-  EXPECT_TRUE(BitIdentical(Flatten(exported.boxes(0).lower()), Flatten(exported.model().nominal())));
-  EXPECT_TRUE(BitIdentical(Flatten(exported.boxes(0).upper()), Flatten(exported.model().nominal())));
+  EXPECT_TRUE(
+      BitIdentical(Flatten(exported.boxes(0).lower()), Flatten(exported.model().nominal())));
+  EXPECT_TRUE(
+      BitIdentical(Flatten(exported.boxes(0).upper()), Flatten(exported.model().nominal())));
   // And retraining on the unperturbed data reproduces it.
   const agt_test::Threat none = agt_test::MakeThreat(config, agt::Budget{0, 0}, kClasses);
   agt_test::PerturbedTraining plain = agt_test::TrainPerturbed(config, *data_, init, none, {});
@@ -468,7 +470,8 @@ TEST_F(ShapedModelsE2eTest, AFashionMnistSliceTrainsWithAFrozenPrefix) {
   data.y.resize(kSlice);
   for (int r = 0; r < kSlice; ++r) {
     for (int p = 0; p < kPixels; ++p) {
-      data.x(r, p) = static_cast<unsigned char>(pixels[static_cast<size_t>(r) * kPixels + p]) / 255.0;
+      data.x(r, p) =
+          static_cast<unsigned char>(pixels[static_cast<size_t>(r) * kPixels + p]) / 255.0;
     }
     data.y(r) = static_cast<unsigned char>(classes[r]);
   }
