@@ -258,11 +258,12 @@ TEST(Parsers, RandomMutationsNeverCrash) {
         case 1:
           s.resize(rng() % (s.size() + 1));
           break;
-        default:
-          s.insert(s.begin() + static_cast<std::ptrdiff_t>(rng() % (s.size() + 1)),
-                   static_cast<char>(rng()));
+        default: {
+          const size_t at = rng() % (s.size() + 1);
+          s = absl::StrCat(s.substr(0, at), std::string(1, static_cast<char>(rng())), s.substr(at));
+        }
       }
-      if (s.empty()) s = "x";
+      if (s.empty()) s.push_back('x');
     }
     (void)ParseIdx(s, "m");
     (void)ParseNpy(s, "m");
