@@ -16,6 +16,10 @@ packages=(
   python3-venv python3-pip python3-setuptools python3-wheel openssl
   # agtctl plot: .png output (rsvg-convert); tests parse the SVG with python3.
   librsvg2-bin
+  # Gzipped IDX and deflated .npz (client/lib/arrays.h); the Fashion-MNIST
+  # files for the image tests (tests/server/shaped_models_e2e_test.cc, which
+  # skips without them).
+  zlib1g-dev dataset-fashion-mnist
   # agt-server --metrics-listen: the Prometheus client library.
   prometheus-cpp-dev
   # agt::onnx (core/onnx): ONNX 1.12's protobuf messages. Its tests make ONNX

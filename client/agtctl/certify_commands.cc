@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/agtctl/agtctl.h"
 #include "client/agtctl/output.h"
+#include "client/lib/arrays.h"
 #include "client/lib/exit_codes.h"
 #include "client/lib/format.h"
 #include "client/lib/inputs.h"
@@ -220,7 +221,7 @@ int Certify(CommandContext& ctx) {
   // Local input first: a bad file costs no round trip.
   absl::StatusOr<InputRows> rows;
   if (from_csv) {
-    rows = ReadInputsCsv(ctx.positionals()[1], ctx.args().Has("labels"));
+    rows = ReadQueryInputs(ctx.positionals()[1], ctx.args().Has("labels"));
     if (!rows.ok()) return ctx.FailUsage(rows.status());
   }
   absl::StatusOr<const Client*> client = ctx.client();

@@ -32,6 +32,7 @@ KeyValues DatasetKeyValues(const agt::v1::Dataset& dataset) {
       {"name", dataset.name()},
       {"rows", absl::StrCat(dataset.num_rows())},
       {"features", absl::StrCat(dataset.num_features())},
+      {"sample shape", absl::StrCat("[", absl::StrJoin(dataset.sample_shape(), ", "), "]")},
       {"classes", classes},
       {"size", FormatBytes(dataset.size_bytes())},
       {"sha256", dataset.checksum()},

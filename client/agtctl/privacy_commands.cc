@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/agtctl/agtctl.h"
 #include "client/agtctl/output.h"
+#include "client/lib/arrays.h"
 #include "client/lib/exit_codes.h"
 #include "client/lib/format.h"
 #include "client/lib/inputs.h"
@@ -118,7 +119,7 @@ int Predict(CommandContext& ctx) {
   absl::StatusOr<agt::v1::PrivacyMechanism> mechanism = ParseMechanism(ctx.args());
   if (!mechanism.ok()) return ctx.FailUsage(mechanism.status());
   // Local input first: a bad file costs no round trip (and no budget).
-  absl::StatusOr<InputRows> rows = ReadInputsCsv(ctx.positionals()[1], false);
+  absl::StatusOr<InputRows> rows = ReadQueryInputs(ctx.positionals()[1], false);
   if (!rows.ok()) return ctx.FailUsage(rows.status());
 
   agt::v1::PrivatePredictRequest request;

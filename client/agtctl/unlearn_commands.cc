@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "client/agtctl/agtctl.h"
 #include "client/agtctl/output.h"
+#include "client/lib/arrays.h"
 #include "client/lib/exit_codes.h"
 #include "client/lib/format.h"
 #include "client/lib/inputs.h"
@@ -128,7 +129,7 @@ int Status(CommandContext& ctx) {
 }
 
 int Check(CommandContext& ctx) {
-  absl::StatusOr<InputRows> rows = ReadInputsCsv(ctx.positionals()[1], false);
+  absl::StatusOr<InputRows> rows = ReadQueryInputs(ctx.positionals()[1], false);
   if (!rows.ok()) return ctx.FailUsage(rows.status());
   agt::v1::CheckUnlearningRequest request;
   request.set_model_id(ctx.positionals()[0]);

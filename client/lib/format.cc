@@ -161,19 +161,51 @@ std::string BudgetLabel(const agt::v1::Budget& budget) {
   return absl::StrCat("n=", budget.n());
 }
 
+namespace {
+
+std::string DescribeLayer(const agt::v1::Layer& layer) {
+  if (layer.has_dense())
+    return absl::StrCat("dense ", layer.dense().in(), "->", layer.dense().out());
+  if (layer.has_relu()) return "relu";
+  if (layer.has_flatten()) return "flatten";
+  if (layer.has_conv2d()) {
+    const agt::v1::Conv2dLayer& c = layer.conv2d();
+    std::string out =
+        absl::StrCat("conv2d ", c.out_channels(), "@", c.kernel_h(), "x", c.kernel_w());
+    const int sh = c.stride_h() == 0 ? 1 : c.stride_h(), sw = c.stride_w() == 0 ? 1 : c.stride_w();
+    if (sh != 1 || sw != 1) {
+      absl::StrAppend(&out, " stride ", sh == sw ? absl::StrCat(sh) : absl::StrCat(sh, "x", sw));
+    }
+    if (c.pad_h() != 0 || c.pad_w() != 0) {
+      absl::StrAppend(&out, " pad ",
+                      c.pad_h() == c.pad_w() ? absl::StrCat(c.pad_h())
+                                             : absl::StrCat(c.pad_h(), "x", c.pad_w()));
+    }
+    return out;
+  }
+  return "?";
+}
+
+}  // namespace
+
 std::string DescribeArchitecture(const agt::v1::ModelArchitecture& architecture,
                                  const std::vector<int>& hidden_widths) {
   std::vector<std::string> parts;
-  for (const agt::v1::Layer& layer : architecture.layers()) {
-    if (layer.has_dense()) {
-      parts.push_back(absl::StrCat("dense ", layer.dense().in(), "->", layer.dense().out()));
-    } else if (layer.has_relu()) {
-      parts.push_back("relu");
-    } else {
-      parts.push_back("?");
+  for (const agt::v1::Layer& layer : architecture.layers()) parts.push_back(DescribeLayer(layer));
+  if (!parts.empty()) {
+    std::string out = absl::StrJoin(parts, ", ");
+    if (architecture.frozen().layers_size() > 0) {
+      std::vector<std::string> frozen;
+      for (const agt::v1::Layer& layer : architecture.frozen().layers()) {
+        frozen.push_back(DescribeLayer(layer));
+      }
+      out = absl::StrCat("frozen(", absl::StrJoin(frozen, ", "), ") ", out);
     }
+    if (architecture.input_shape_size() > 1) {
+      out = absl::StrCat("[", absl::StrJoin(architecture.input_shape(), ", "), "] ", out);
+    }
+    return out;
   }
-  if (!parts.empty()) return absl::StrJoin(parts, ", ");
   if (hidden_widths.empty()) return "linear";
   return absl::StrCat("relu mlp, hidden ", absl::StrJoin(hidden_widths, "-"));
 }

@@ -59,17 +59,46 @@ std::vector<LayerWidths> FactorWidths(const agt::ModelSpec& model) {
     if (spec.kind == agt::LayerKind::kDense) {
       w.weight_in = spec.in;
     } else if (spec.kind == agt::LayerKind::kConv2d) {
-      // Conv factors hold the patch matrix: every input value up to kh x kw
-      // times.
-      w.in *= static_cast<double>(spec.conv.kernel_h) * spec.conv.kernel_w;
+      // Conv factors hold the patch matrix (im2col): one row of
+      // in_channels x kh x kw values per output position, so every input
+      // value up to kh x kw times (once when the stride equals the kernel).
       w.weight_in = static_cast<double>(spec.conv.in_channels) * spec.conv.kernel_h *
                     spec.conv.kernel_w;
+      const double positions = w.out / std::max(1, spec.conv.out_channels);
+      w.in = std::max(w.in, positions * w.weight_in);
     } else {
       continue;  // no parameters: its values are the next layer's input
     }
     widths.push_back(w);
   }
   return widths;
+}
+
+// Values per sample the frozen prefix needs at its widest layer (by IBP with
+// point parameters: a lower and an upper copy of the layer's input, its patch
+// matrix for a conv2d, and its output), and the features it hands on.
+struct FrozenWidths {
+  double widest = 0;
+  double features = 0;
+};
+
+FrozenWidths FrozenPrefixWidths(const agt::ModelSpec& model) {
+  FrozenWidths f;
+  if (model.frozen.empty()) return f;
+  absl::StatusOr<agt::Network> net = agt::Network::Build(model.frozen.layers, model.InputShape());
+  if (!net.ok()) return f;
+  for (size_t i = 0; i < net->size(); ++i) {
+    const agt::LayerSpec& spec = model.frozen.layers[i];
+    double in = static_cast<double>(net->layer(i).input_shape().size());
+    const double out = static_cast<double>(net->layer(i).output_shape().size());
+    if (spec.kind == agt::LayerKind::kConv2d) {
+      in += static_cast<double>(out / std::max(1, spec.conv.out_channels)) * spec.conv.in_channels *
+            spec.conv.kernel_h * spec.conv.kernel_w;
+    }
+    f.widest = std::max(f.widest, 2.0 * (in + out));
+  }
+  f.features = static_cast<double>(net->output_shape().size());
+  return f;
 }
 
 int64_t ToBytes(double bytes) {
@@ -125,7 +154,11 @@ JobEstimate EstimateJob(const agt::TrainConfig& config, int64_t num_rows, int ra
                                                               512.0);
     block_values = std::max(block_values, 4.0 * rows * full);
   }
-  const double features = b * width * (poisoning ? 3.0 : 1.0);  // batch through the frozen prefix
+  // The batch (nominal, and lower/upper under feature poisoning), and through
+  // a frozen prefix its widest layer and the features it hands on.
+  const FrozenWidths frozen = FrozenPrefixWidths(config.model);
+  const double copies = poisoning ? 3.0 : 1.0;
+  const double features = b * copies * (width + frozen.widest + frozen.features);
   const double boxed_weights = 6.0 * p * nb;
   const double in_flight = threads * (std::min(b, kChunkRows) * chunk_per_sample + block_values);
   // The factors held at once: the whole batch, or groups of factor_rows

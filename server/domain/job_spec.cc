@@ -77,6 +77,29 @@ absl::Status ValidateHiddenWidths(const agt::v1::TrainingJobSpec& spec) {
   return absl::OkStatus();
 }
 
+// Every value a layer produces per sample is bounded, so that a conv layer
+// with padding cannot blow one sample up beyond what admission can reason
+// about (and no shape arithmetic overflows). Precondition: Validate passed.
+absl::Status CheckActivationSizes(const agt::ModelSpec& model) {
+  const auto check = [](const agt::Network& net, absl::string_view field) -> absl::Status {
+    for (size_t i = 0; i < net.size(); ++i) {
+      const agt::Shape& out = net.layer(i).output_shape();
+      if (out.size() > kMaxActivationValues) {
+        return Invalid(Indexed(field, static_cast<int>(i)),
+                       absl::StrCat("produces ", out.ToString(), " = ", out.size(),
+                                    " values per sample, above the limit ", kMaxActivationValues));
+      }
+    }
+    return absl::OkStatus();
+  };
+  if (!model.frozen.empty()) {
+    if (absl::Status s = check(model.FrozenNetwork(), "spec.architecture.frozen.layers"); !s.ok()) {
+      return s;
+    }
+  }
+  return check(model.TrainedNetwork(), "spec.architecture.layers");
+}
+
 absl::Status ValidateArchitecture(const agt::v1::ModelArchitecture& arch) {
   const std::string field = "spec.architecture.layers";
   if (arch.layers_size() == 0) return Invalid(field, "at least one dense layer is required");
@@ -88,7 +111,7 @@ absl::Status ValidateArchitecture(const agt::v1::ModelArchitecture& arch) {
   for (int i = 0; i < arch.layers_size(); ++i) {
     const agt::v1::Layer& layer = arch.layers(i);
     if (layer.kind_case() == agt::v1::Layer::KIND_NOT_SET) {
-      return Invalid(Indexed(field, i), "set dense or relu");
+      return Invalid(Indexed(field, i), "set dense, conv2d, relu or flatten");
     }
     if (layer.kind_case() != agt::v1::Layer::kDense) continue;
     const int in_limit = dense == 0 ? kMaxInputWidth : kMaxLayerWidth;
@@ -105,6 +128,16 @@ absl::Status ValidateArchitecture(const agt::v1::ModelArchitecture& arch) {
   if (dense > kMaxDenseLayers) {
     return Invalid(field, absl::StrCat(dense, " dense layers exceed the limit ", kMaxDenseLayers));
   }
+  if (arch.frozen().layers_size() > kMaxArchitectureLayers) {
+    return Invalid("spec.architecture.frozen.layers",
+                   absl::StrCat(arch.frozen().layers_size(), " layers exceed the limit ",
+                                kMaxArchitectureLayers));
+  }
+  if (arch.frozen().parameters_size() > kMaxParameters) {
+    return Invalid(
+        "spec.architecture.frozen.parameters",
+        absl::StrCat(arch.frozen().parameters_size(), " values exceed the limit ", kMaxParameters));
+  }
   absl::StatusOr<agt::ModelSpec> model = ArchitectureFromProto(arch, "spec.architecture");
   if (!model.ok()) return model.status();
   if (model->NumParameters() > kMaxParameters) {
@@ -112,7 +145,7 @@ absl::Status ValidateArchitecture(const agt::v1::ModelArchitecture& arch) {
                    absl::StrCat("the model has ", model->NumParameters(),
                                 " parameters, above the limit ", kMaxParameters));
   }
-  return absl::OkStatus();
+  return CheckActivationSizes(*model);
 }
 
 absl::Status ValidateModelShape(const agt::v1::TrainingJobSpec& spec) {
@@ -209,8 +242,28 @@ absl::StatusOr<agt::ModelSpec> ResolveModel(const agt::v1::TrainingJobSpec& spec
         ArchitectureFromProto(spec.architecture(), "spec.architecture");
     if (!m.ok()) return m.status();
     model = *std::move(m);
+    const agt::Shape data_shape = dataset.sample_shape.empty()
+                                      ? agt::Shape::Flat(dataset.num_features)
+                                      : agt::Shape{dataset.sample_shape};
+    const bool shaped = model.InputShape().is_image() || !model.frozen.empty();
+    if (shaped && EffectiveDegree(spec) != 1) {
+      return Invalid("spec.polynomial_degree",
+                     absl::StrCat(spec.polynomial_degree(),
+                                  ": polynomial features apply to flat models only; this model "
+                                  "has input shape ",
+                                  model.InputShape().ToString(),
+                                  model.frozen.empty() ? "" : " and a frozen prefix"));
+    }
+    if (model.InputShape().is_image() && model.InputShape() != data_shape) {
+      return Invalid(
+          "spec.architecture.input_shape",
+          absl::StrCat(model.InputShape().ToString(), " does not match the sample shape ",
+                       data_shape.ToString(), " of dataset ", dataset.id));
+    }
     if (model.InputDim() != input_width) {
-      return Invalid("spec.architecture.layers[0].dense.in",
+      return Invalid(spec.architecture().input_shape_size() > 0
+                         ? "spec.architecture.input_shape"
+                         : "spec.architecture.layers[0].dense.in",
                      absl::StrCat(model.InputDim(), " must equal ", why_in));
     }
     if (model.OutputDim() != outputs) {

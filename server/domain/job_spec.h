@@ -42,6 +42,8 @@ inline constexpr int kMaxDenseLayers = 16;         // dense layers in the model
 inline constexpr int kMaxArchitectureLayers = 32;  // dense + ReLU entries
 inline constexpr int kMaxLayerWidth = 4096;        // every dense in/out except the input width
 inline constexpr int kMaxInputWidth = 1 << 20;     // model input width after expansion
+// Values one layer may produce per sample (a conv2d's C x H x W output).
+inline constexpr int64_t kMaxActivationValues = int64_t{1} << 20;
 inline constexpr int64_t kMaxParameters = 5'000'000;
 inline constexpr int kMaxEpochs = 10'000;
 inline constexpr int kMaxBudgets = 64;
@@ -70,7 +72,11 @@ struct ResolvedJob {
 absl::Status ValidateJobSpecShape(const agt::v1::TrainingJobSpec& spec);
 
 // ValidateJobSpecShape, then the checks against the dataset (spec.dataset_id
-// must equal dataset.id; input width after polynomial expansion; loss vs the
+// must equal dataset.id; input width after polynomial expansion; a model
+// whose input_shape is [C, H, W] needs a dataset of that sample_shape (a flat
+// model takes any dataset whose rows have its input width, images read in
+// C-order), and a model with an image input or a frozen prefix needs
+// polynomial_degree 1; loss vs the
 // dataset's num_classes; batch_size <= dataset.num_rows; total steps;
 // parameter count), then the mapping onto agt::TrainConfig and
 // TrainConfig::Validate (the label target class against the dataset's

@@ -42,16 +42,97 @@ absl::StatusOr<agt::v1::TrainingJobSpec> ParseSpec(const std::string& bytes,
 
 }  // namespace
 
+namespace {
+
+void LayerToProto(const agt::LayerSpec& l, agt::v1::Layer* layer) {
+  switch (l.kind) {
+    case agt::LayerKind::kDense:
+      layer->mutable_dense()->set_in(l.in);
+      layer->mutable_dense()->set_out(l.out);
+      return;
+    case agt::LayerKind::kRelu:
+      layer->mutable_relu();
+      return;
+    case agt::LayerKind::kFlatten:
+      layer->mutable_flatten();
+      return;
+    case agt::LayerKind::kConv2d: {
+      agt::v1::Conv2dLayer* c = layer->mutable_conv2d();
+      c->set_in_channels(l.conv.in_channels);
+      c->set_out_channels(l.conv.out_channels);
+      c->set_kernel_h(l.conv.kernel_h);
+      c->set_kernel_w(l.conv.kernel_w);
+      c->set_stride_h(l.conv.stride_h);
+      c->set_stride_w(l.conv.stride_w);
+      c->set_pad_h(l.conv.pad_h);
+      c->set_pad_w(l.conv.pad_w);
+      return;
+    }
+  }
+}
+
+// Hyper-parameters are checked against shapes by ModelSpec::Validate; here
+// only what the proto can hold that the core cannot (an unset kind).
+absl::StatusOr<agt::LayerSpec> LayerFromProto(const agt::v1::Layer& layer,
+                                              absl::string_view field) {
+  switch (layer.kind_case()) {
+    case agt::v1::Layer::kDense:
+      return agt::LayerSpec::Dense(layer.dense().in(), layer.dense().out());
+    case agt::v1::Layer::kRelu:
+      return agt::LayerSpec::Relu();
+    case agt::v1::Layer::kFlatten:
+      return agt::LayerSpec::Flatten();
+    case agt::v1::Layer::kConv2D: {
+      const agt::v1::Conv2dLayer& c = layer.conv2d();
+      // Bounded here so that no shape arithmetic downstream can overflow.
+      const struct {
+        const char* name;
+        int value;
+        int min;
+      } fields[] = {{"in_channels", c.in_channels(), 1},
+                    {"out_channels", c.out_channels(), 1},
+                    {"kernel_h", c.kernel_h(), 1},
+                    {"kernel_w", c.kernel_w(), 1},
+                    {"stride_h", c.stride_h(), 0},
+                    {"stride_w", c.stride_w(), 0},
+                    {"pad_h", c.pad_h(), 0},
+                    {"pad_w", c.pad_w(), 0}};
+      for (const auto& f : fields) {
+        if (f.value < f.min || f.value > kMaxConvHyperParameter) {
+          return Invalid(
+              absl::StrCat(field, ".conv2d.", f.name),
+              absl::StrCat(f.value, " must be in [", f.min, ", ", kMaxConvHyperParameter, "]"));
+        }
+      }
+      agt::Conv2dParams p;
+      p.in_channels = c.in_channels();
+      p.out_channels = c.out_channels();
+      p.kernel_h = c.kernel_h();
+      p.kernel_w = c.kernel_w();
+      p.stride_h = c.stride_h() == 0 ? 1 : c.stride_h();
+      p.stride_w = c.stride_w() == 0 ? 1 : c.stride_w();
+      p.pad_h = c.pad_h();
+      p.pad_w = c.pad_w();
+      return agt::LayerSpec::Conv2d(p);
+    }
+    default:
+      return Invalid(field, "set dense, conv2d, relu or flatten");
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<agt::v1::ModelArchitecture> ArchitectureToProto(const agt::ModelSpec& spec) {
   if (absl::Status s = CheckServedModelSpec(spec); !s.ok()) return s;
   agt::v1::ModelArchitecture out;
-  for (const agt::LayerSpec& l : spec.layers) {
-    agt::v1::Layer* layer = out.add_layers();
-    if (l.kind == agt::LayerKind::kDense) {
-      layer->mutable_dense()->set_in(l.in);
-      layer->mutable_dense()->set_out(l.out);
-    } else {
-      layer->mutable_relu();
+  for (const agt::LayerSpec& l : spec.layers) LayerToProto(l, out.add_layers());
+  for (int d : spec.input_shape.dims) out.add_input_shape(d);
+  if (!spec.frozen.empty()) {
+    agt::v1::FrozenPrefix* frozen = out.mutable_frozen();
+    for (const agt::LayerSpec& l : spec.frozen.layers) LayerToProto(l, frozen->add_layers());
+    frozen->mutable_parameters()->Reserve(static_cast<int>(spec.frozen.parameters.size()));
+    for (agt::Index k = 0; k < spec.frozen.parameters.size(); ++k) {
+      frozen->add_parameters(spec.frozen.parameters[k]);
     }
   }
   return out;
@@ -61,16 +142,51 @@ absl::StatusOr<agt::ModelSpec> ArchitectureFromProto(const agt::v1::ModelArchite
                                                      absl::string_view field) {
   agt::ModelSpec spec;
   for (int i = 0; i < arch.layers_size(); ++i) {
-    const agt::v1::Layer& layer = arch.layers(i);
-    switch (layer.kind_case()) {
-      case agt::v1::Layer::kDense:
-        spec.layers.push_back(agt::LayerSpec::Dense(layer.dense().in(), layer.dense().out()));
-        break;
-      case agt::v1::Layer::kRelu:
-        spec.layers.push_back(agt::LayerSpec::Relu());
-        break;
-      default:
-        return Invalid(absl::StrCat(field, ".layers[", i, "]"), "set dense or relu");
+    absl::StatusOr<agt::LayerSpec> l =
+        LayerFromProto(arch.layers(i), absl::StrCat(field, ".layers[", i, "]"));
+    if (!l.ok()) return l.status();
+    spec.layers.push_back(*l);
+  }
+  const std::string shape_field = absl::StrCat(field, ".input_shape");
+  if (arch.input_shape_size() != 0 && arch.input_shape_size() != 1 &&
+      arch.input_shape_size() != 3) {
+    return Invalid(shape_field,
+                   absl::StrCat(arch.input_shape_size(), " dimensions; give [D] or [C, H, W]"));
+  }
+  for (int i = 0; i < arch.input_shape_size(); ++i) {
+    const int d = arch.input_shape(i);
+    if (d < 1 || d > kMaxShapeDimension) {
+      return Invalid(absl::StrCat(shape_field, "[", i, "]"),
+                     absl::StrCat(d, " must be in [1, ", kMaxShapeDimension, "]"));
+    }
+    spec.input_shape.dims.push_back(d);
+  }
+  if (spec.input_shape.size() > kMaxShapeValues) {
+    return Invalid(shape_field,
+                   absl::StrCat(spec.input_shape.ToString(), " has ", spec.input_shape.size(),
+                                " values per sample, above the limit ", kMaxShapeValues));
+  }
+  if (arch.has_frozen()) {
+    const agt::v1::FrozenPrefix& frozen = arch.frozen();
+    const std::string frozen_field = absl::StrCat(field, ".frozen");
+    if (frozen.layers_size() == 0) {
+      return Invalid(absl::StrCat(frozen_field, ".layers"),
+                     "a frozen prefix needs at least one layer (or leave frozen unset)");
+    }
+    for (int i = 0; i < frozen.layers_size(); ++i) {
+      absl::StatusOr<agt::LayerSpec> l =
+          LayerFromProto(frozen.layers(i), absl::StrCat(frozen_field, ".layers[", i, "]"));
+      if (!l.ok()) return l.status();
+      spec.frozen.layers.push_back(*l);
+    }
+    spec.frozen.parameters.resize(frozen.parameters_size());
+    for (int k = 0; k < frozen.parameters_size(); ++k) {
+      const double v = frozen.parameters(k);
+      if (!std::isfinite(v)) {
+        return Invalid(absl::StrCat(frozen_field, ".parameters[", k, "]"),
+                       absl::StrCat("must be finite, got ", v));
+      }
+      spec.frozen.parameters[k] = v;
     }
   }
   if (absl::Status s = spec.Validate(); !s.ok()) return Invalid(field, s.message());
@@ -103,7 +219,7 @@ absl::StatusOr<agt::Vector> ParametersFromProto(const agt::ModelSpec& spec,
   if (params.layers_size() != static_cast<int>(layout.size())) {
     return Invalid(absl::StrCat(field, ".layers"),
                    absl::StrCat(params.layers_size(), " entries, the model has ", layout.size(),
-                                " dense layers"));
+                                " dense and conv2d layers"));
   }
   agt::Vector flat(spec.NumParameters());
   for (size_t i = 0; i < layout.size(); ++i) {
@@ -412,6 +528,7 @@ agt::v1::Dataset DatasetToProto(const DatasetRecord& record) {
   out.set_num_classes(record.num_classes);
   out.set_checksum(record.checksum);
   out.set_size_bytes(record.size_bytes);
+  for (int d : record.sample_shape) out.add_sample_shape(d);
   SetTimestamp(record.created_ms, [&] { return out.mutable_created(); });
   return out;
 }

@@ -5,7 +5,7 @@
 // Conventions: enum conversions *ToProto are total; *FromProto return
 // InvalidArgument naming `field` for UNSPECIFIED (unless a default is stated)
 // or unknown numbers. Parameters follow the flat layout of core/model/model.h
-// (per dense layer: weight out x in row-major, then bias). Timestamps are Unix
+// (per dense or conv2d layer: weight out x in row-major, then bias). Timestamps are Unix
 // epoch milliseconds; 0 means "not set" and leaves the Timestamp field unset.
 //
 // Thread-safety: pure functions.
@@ -33,12 +33,24 @@
 namespace agt::server {
 
 // ---- architectures and parameters
-// Dense and ReLU layers only: what CheckServedModelSpec (store/blob.h) refuses
-// (conv2d, flatten, image inputs, a frozen prefix) is Unimplemented, never
-// mis-encoded.
+// The largest dimension of an input shape or a dataset's sample shape.
+inline constexpr int kMaxShapeDimension = 65535;
+// The most values one input sample may have (prod of its shape).
+inline constexpr int64_t kMaxShapeValues = int64_t{1} << 20;
+// Conv2d channels, kernel sizes, strides and paddings are at most this.
+inline constexpr int kMaxConvHyperParameter = 4096;
+
+// Every layer kind of the core (dense, conv2d, relu, flatten), the input
+// shape (when the spec has one) and the frozen prefix
+// with its parameters. What CheckServedModelSpec (store/blob.h) refuses is
+// returned as its error, never mis-encoded.
 absl::StatusOr<agt::v1::ModelArchitecture> ArchitectureToProto(const agt::ModelSpec& spec);
 // Maps layer by layer (a layer with no kind set is an error naming
-// `field`.layers[i]) and runs ModelSpec::Validate.
+// `field`.layers[i], likewise `field`.frozen.layers[i]), checks conv2d
+// hyper-parameters (at most kMaxConvHyperParameter), the input shape (rank 1
+// or 3, dimensions in [1, kMaxShapeDimension], kMaxShapeValues values) and that the
+// frozen parameters are finite, and runs ModelSpec::Validate (chaining by
+// shape, the frozen parameter count). Conv2d strides 0 read as 1.
 absl::StatusOr<agt::ModelSpec> ArchitectureFromProto(const agt::v1::ModelArchitecture& arch,
                                                      absl::string_view field = "architecture");
 

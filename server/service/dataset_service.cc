@@ -206,6 +206,8 @@ absl::StatusOr<agt::v1::Dataset> DatasetServiceImpl::StoreUpload(const Principal
                                                                  DatasetUpload& upload) {
   absl::StatusOr<agt::Dataset> data = upload.Finish();
   if (!data.ok()) return data.status();
+  absl::StatusOr<std::vector<int>> shape = upload.SampleShape(*data);
+  if (!shape.ok()) return shape.status();
   DatasetInsertOptions options;
   options.request_id = upload.request_id();
   if (!options.request_id.empty()) options.request_fingerprint = upload.Fingerprint(*data);
@@ -215,6 +217,7 @@ absl::StatusOr<agt::v1::Dataset> DatasetServiceImpl::StoreUpload(const Principal
   record.num_rows = data->size();
   record.num_features = static_cast<int>(data->dim());
   record.num_classes = data->num_classes;
+  record.sample_shape = *std::move(shape);
   absl::StatusOr<DatasetRecord> stored =
       store_->InsertDataset(std::move(record), *std::move(data), options);
   if (!stored.ok()) return stored.status();

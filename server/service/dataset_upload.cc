@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/common/status_details.h"
 #include "server/service/request_fingerprint.h"
 #include "server/store/blob.h"
@@ -27,7 +28,54 @@ double ReadLittleEndianDouble(const char* p) {
   return value;
 }
 
+absl::Status ShapeInvalid(absl::string_view what) {
+  return WithField(absl::InvalidArgumentError(absl::StrCat("metadata.sample_shape: ", what)),
+                   "metadata.sample_shape");
+}
+
+std::string ShapeText(const google::protobuf::RepeatedField<int32_t>& dims) {
+  return absl::StrCat("[", absl::StrJoin(dims, ", "), "]");
+}
+
+// Rank and dimensions; for FLOAT64 (where num_features is known up front)
+// also the product. CSV's feature count is known only at Finish.
+absl::Status CheckSampleShapeField(const agt::v1::DatasetMetadata& metadata) {
+  const auto& dims = metadata.sample_shape();
+  if (dims.empty()) return absl::OkStatus();
+  if (dims.size() != 1 && dims.size() != 3) {
+    return ShapeInvalid(
+        absl::StrCat(ShapeText(dims), " has ", dims.size(), " dimensions; give [D] or [C, H, W]"));
+  }
+  int64_t product = 1;
+  for (int i = 0; i < dims.size(); ++i) {
+    if (dims[i] < 1 || dims[i] > kMaxSampleDimension) {
+      return ShapeInvalid(absl::StrCat(ShapeText(dims), ": dimension ", i, " is ", dims[i],
+                                       ", must be in [1, ", kMaxSampleDimension, "]"));
+    }
+    product *= dims[i];  // at most 65535^3: no overflow
+  }
+  if (metadata.format() == agt::v1::DATASET_FORMAT_FLOAT64 && product != metadata.num_features()) {
+    return ShapeInvalid(absl::StrCat(ShapeText(dims), " has ", product,
+                                     " values per sample, metadata.num_features is ",
+                                     metadata.num_features()));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+absl::StatusOr<std::vector<int>> DatasetUpload::SampleShape(const agt::Dataset& data) const {
+  const auto& dims = metadata_.sample_shape();
+  if (dims.empty()) return std::vector<int>{static_cast<int>(data.dim())};
+  int64_t product = 1;
+  for (int d : dims) product *= d;
+  if (product != data.dim()) {
+    return ShapeInvalid(absl::StrCat(ShapeText(dims), " has ", product,
+                                     " values per sample, the data has ", data.dim(),
+                                     " features per row"));
+  }
+  return std::vector<int>(dims.begin(), dims.end());
+}
 
 absl::StatusOr<DatasetUpload> DatasetUpload::Begin(const agt::v1::DatasetMetadata& metadata,
                                                    const UploadLimits& limits) {
@@ -68,6 +116,7 @@ absl::StatusOr<DatasetUpload> DatasetUpload::Begin(const agt::v1::DatasetMetadat
           absl::StrCat("metadata.format: ", metadata.format(),
                        " must be DATASET_FORMAT_CSV (1) or DATASET_FORMAT_FLOAT64 (2)"));
   }
+  if (absl::Status s = CheckSampleShapeField(metadata); !s.ok()) return s;
   const int64_t declared = metadata.size_bytes();
   if (declared < 0) {
     return absl::InvalidArgumentError(absl::StrCat(

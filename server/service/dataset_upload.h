@@ -47,6 +47,8 @@ inline constexpr int kMaxDatasetNameLength = 128;
 // Matches the widest output layer a job may ask for (domain/job_spec.h).
 inline constexpr int kMaxDatasetClasses = 4096;
 inline constexpr int kMaxFloat64Features = 1 << 20;
+// The largest dimension of metadata.sample_shape.
+inline constexpr int kMaxSampleDimension = 65535;
 
 struct UploadLimits {
   int64_t max_total_bytes = int64_t{256} << 20;
@@ -69,6 +71,10 @@ class DatasetUpload {
 
   const std::string& name() const { return metadata_.name(); }
   const std::string& request_id() const { return metadata_.request_id(); }
+  // metadata.sample_shape checked against the finished data (its product
+  // must be data.dim(); InvalidArgument naming metadata.sample_shape), or
+  // [data.dim()] when the upload gave none.
+  absl::StatusOr<std::vector<int>> SampleShape(const agt::Dataset& data) const;
   int64_t bytes_received() const { return received_; }
 
   // The request's content without its request_id, for idempotent retries:

@@ -26,6 +26,8 @@ constexpr size_t kLengthOffset = 8;
 constexpr uint8_t kDtypeFloat64 = 1;
 constexpr uint8_t kLayerDense = 1;
 constexpr uint8_t kLayerRelu = 2;
+constexpr uint8_t kLayerConv2d = 3;
+constexpr uint8_t kLayerFlatten = 4;
 // Smallest encoding of a tensor body: dtype, rank, no dimensions, one value.
 constexpr size_t kMinTensorBodyBytes = 2;
 
@@ -44,9 +46,9 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
 // envelope (length and checksum) in Finish.
 class BlobWriter {
  public:
-  explicit BlobWriter(absl::string_view magic) {
+  explicit BlobWriter(absl::string_view magic, uint16_t version = kBlobFormatVersion) {
     buf_.append(magic.data(), magic.size());
-    PutU16(kBlobFormatVersion);
+    PutU16(version);
     PutU16(0);
     PutU64(0);  // total length, patched by Finish
   }
@@ -144,9 +146,12 @@ uint64_t LoadU64(absl::string_view bytes, size_t offset) {
 }
 
 // Verifies the envelope (size, magic, version, length, checksum) and returns
-// the content between header and checksum.
+// the content between header and checksum. Versions 1..max_version are read;
+// `version` (if given) receives the blob's.
 absl::StatusOr<absl::string_view> OpenEnvelope(absl::string_view blob, absl::string_view magic,
-                                               absl::string_view what) {
+                                               absl::string_view what,
+                                               uint16_t max_version = kBlobFormatVersion,
+                                               uint16_t* version_out = nullptr) {
   if (blob.size() < kBlobOverheadBytes) {
     return Corrupt(what, absl::StrCat("truncated: ", blob.size(), " bytes, fewer than the ",
                                       kBlobOverheadBytes, "-byte minimum"));
@@ -160,10 +165,14 @@ absl::StatusOr<absl::string_view> OpenEnvelope(absl::string_view blob, absl::str
   uint16_t reserved = 0;
   header.ReadU16(&version);
   header.ReadU16(&reserved);
-  if (version != kBlobFormatVersion) {
-    return Corrupt(what, absl::StrCat("unknown format version ", version,
-                                      " (this server reads version ", kBlobFormatVersion, ")"));
+  if (version < 1 || version > max_version) {
+    return Corrupt(
+        what, absl::StrCat("unknown format version ", version,
+                           max_version == 1 ? std::string(" (this server reads version 1)")
+                                            : absl::StrCat(" (this server reads versions 1 to ",
+                                                           max_version, ")")));
   }
+  if (version_out != nullptr) *version_out = version;
   if (reserved != 0) {
     return Corrupt(what, absl::StrCat("reserved header field is ", reserved, ", not 0"));
   }
@@ -424,50 +433,148 @@ absl::StatusOr<agt::TrainState> DecodeTrainState(absl::string_view blob) {
 }
 
 absl::Status CheckServedModelSpec(const agt::ModelSpec& spec) {
-  for (size_t i = 0; i < spec.layers.size(); ++i) {
-    const LayerKind kind = spec.layers[i].kind;
-    if (kind != LayerKind::kDense && kind != LayerKind::kRelu) {
-      return absl::UnimplementedError(absl::StrCat("layers[", i, "]: ", agt::LayerKindName(kind),
-                                                   " layers are not served yet (dense and relu "
-                                                   "only)"));
+  // Every layer kind, shape and frozen prefix of the core is encodable since
+  // model spec version 2; what remains is what the format's integers hold.
+  auto check_layers = [](const std::vector<LayerSpec>& layers,
+                         absl::string_view field) -> absl::Status {
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const LayerSpec& l = layers[i];
+      const int values[] = {l.in,
+                            l.out,
+                            l.conv.in_channels,
+                            l.conv.out_channels,
+                            l.conv.kernel_h,
+                            l.conv.kernel_w,
+                            l.conv.stride_h,
+                            l.conv.stride_w,
+                            l.conv.pad_h,
+                            l.conv.pad_w};
+      for (int v : values) {
+        if (v < 0) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(field, "[", i, "]: negative hyper-parameter ", v));
+        }
+      }
     }
+    return absl::OkStatus();
+  };
+  if (absl::Status s = check_layers(spec.layers, "layers"); !s.ok()) return s;
+  if (absl::Status s = check_layers(spec.frozen.layers, "frozen.layers"); !s.ok()) return s;
+  if (spec.input_shape.dims.size() > 3) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("input_shape: ", spec.input_shape.ToString(), " has more than 3 dimensions"));
   }
-  if (!spec.frozen.empty()) {
-    return absl::UnimplementedError("frozen: frozen feature extractors are not served yet");
-  }
-  if (!spec.input_shape.empty() && !spec.input_shape.is_flat()) {
-    return absl::UnimplementedError(absl::StrCat("input_shape: ", spec.input_shape.ToString(),
-                                                 " inputs are not served yet (flat only)"));
+  for (int d : spec.input_shape.dims) {
+    if (d < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input_shape: ", spec.input_shape.ToString(), " has a negative dimension"));
+    }
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> EncodeModelSpec(const agt::ModelSpec& spec) {
-  if (absl::Status s = CheckServedModelSpec(spec); !s.ok()) return s;
-  BlobWriter w(kModelSpecMagic);
-  w.PutU32(static_cast<uint32_t>(spec.layers.size()));
-  for (const LayerSpec& layer : spec.layers) {
-    w.PutU8(layer.kind == LayerKind::kDense ? kLayerDense : kLayerRelu);
-    w.PutU32(static_cast<uint32_t>(layer.in));
-    w.PutU32(static_cast<uint32_t>(layer.out));
+namespace {
+
+void PutLayers(BlobWriter& w, const std::vector<LayerSpec>& layers) {
+  w.PutU32(static_cast<uint32_t>(layers.size()));
+  for (const LayerSpec& l : layers) {
+    switch (l.kind) {
+      case LayerKind::kDense:
+        w.PutU8(kLayerDense);
+        w.PutU32(static_cast<uint32_t>(l.in));
+        w.PutU32(static_cast<uint32_t>(l.out));
+        break;
+      case LayerKind::kRelu:
+        w.PutU8(kLayerRelu);
+        break;
+      case LayerKind::kFlatten:
+        w.PutU8(kLayerFlatten);
+        break;
+      case LayerKind::kConv2d:
+        w.PutU8(kLayerConv2d);
+        for (int v : {l.conv.in_channels, l.conv.out_channels, l.conv.kernel_h, l.conv.kernel_w,
+                      l.conv.stride_h, l.conv.stride_w, l.conv.pad_h, l.conv.pad_w}) {
+          w.PutU32(static_cast<uint32_t>(v));
+        }
+        break;
+    }
   }
-  return std::move(w).Finish();
 }
 
-absl::StatusOr<agt::ModelSpec> DecodeModelSpec(absl::string_view blob) {
-  constexpr absl::string_view kWhat = "model spec";
+constexpr uint32_t kMaxEncodedInt = static_cast<uint32_t>(std::numeric_limits<int>::max());
+
+bool ReadInt(ByteReader& r, int* v) {
+  uint32_t x = 0;
+  if (!r.ReadU32(&x) || x > kMaxEncodedInt) return false;
+  *v = static_cast<int>(x);
+  return true;
+}
+
+// Version 2 layer lists: a count, then per layer its kind byte and the
+// kind's integers (dense: in, out; conv2d: the eight Conv2dParams; relu and
+// flatten: none).
+absl::StatusOr<std::vector<LayerSpec>> ReadLayers(ByteReader& r, absl::string_view what,
+                                                  absl::string_view list) {
+  uint32_t count = 0;
+  if (!r.ReadU32(&count)) {
+    return Corrupt(
+        what, absl::StrCat("shape/size mismatch: content ends before the ", list, " layer count"));
+  }
+  // Every layer takes at least its kind byte.
+  if (count > r.remaining()) {
+    return Corrupt(what, absl::StrCat("shape/size mismatch: ", count, " ", list,
+                                      " layers but only ", r.remaining(), " bytes remain"));
+  }
+  std::vector<LayerSpec> layers;
+  layers.reserve(count);
+  for (uint32_t i = 0; i < count; ++i) {
+    uint8_t kind = 0;
+    if (!r.ReadU8(&kind)) {
+      return Corrupt(what,
+                     absl::StrCat("shape/size mismatch: content ends inside ", list, " layer ", i));
+    }
+    const std::string bad = absl::StrCat(list, " layer ", i, " is truncated or out of range");
+    LayerSpec l;
+    switch (kind) {
+      case kLayerDense:
+        l.kind = LayerKind::kDense;
+        if (!ReadInt(r, &l.in) || !ReadInt(r, &l.out)) return Corrupt(what, bad);
+        break;
+      case kLayerRelu:
+        l.kind = LayerKind::kRelu;
+        break;
+      case kLayerFlatten:
+        l.kind = LayerKind::kFlatten;
+        break;
+      case kLayerConv2d: {
+        l.kind = LayerKind::kConv2d;
+        Conv2dParams& c = l.conv;
+        for (int* v : {&c.in_channels, &c.out_channels, &c.kernel_h, &c.kernel_w, &c.stride_h,
+                       &c.stride_w, &c.pad_h, &c.pad_w}) {
+          if (!ReadInt(r, v)) return Corrupt(what, bad);
+        }
+        break;
+      }
+      default:
+        return Corrupt(what, absl::StrCat("unknown kind ", kind, " of ", list, " layer ", i));
+    }
+    layers.push_back(l);
+  }
+  return layers;
+}
+
+// Version 1 (dense and relu only): a count, then 9 bytes per layer (kind,
+// in, out).
+absl::StatusOr<agt::ModelSpec> DecodeModelSpecV1(ByteReader& r, absl::string_view what) {
   constexpr size_t kLayerBytes = 9;
-  absl::StatusOr<absl::string_view> content = OpenEnvelope(blob, kModelSpecMagic, kWhat);
-  if (!content.ok()) return content.status();
-  ByteReader r(*content);
   uint32_t num_layers = 0;
   if (!r.ReadU32(&num_layers)) {
-    return Corrupt(kWhat, "shape/size mismatch: content ends before the layer count");
+    return Corrupt(what, "shape/size mismatch: content ends before the layer count");
   }
   if (static_cast<uint64_t>(num_layers) * kLayerBytes != r.remaining()) {
-    return Corrupt(kWhat, absl::StrCat("shape/size mismatch: ", num_layers, " layers need ",
-                                       static_cast<uint64_t>(num_layers) * kLayerBytes,
-                                       " bytes, blob has ", r.remaining()));
+    return Corrupt(what, absl::StrCat("shape/size mismatch: ", num_layers, " layers need ",
+                                      static_cast<uint64_t>(num_layers) * kLayerBytes,
+                                      " bytes, blob has ", r.remaining()));
   }
   agt::ModelSpec spec;
   spec.layers.reserve(num_layers);
@@ -479,11 +586,10 @@ absl::StatusOr<agt::ModelSpec> DecodeModelSpec(absl::string_view blob) {
     r.ReadU32(&in);
     r.ReadU32(&out);
     if (kind != kLayerDense && kind != kLayerRelu) {
-      return Corrupt(kWhat, absl::StrCat("unknown kind ", kind, " of layer ", i));
+      return Corrupt(what, absl::StrCat("unknown kind ", kind, " of layer ", i));
     }
-    constexpr uint32_t kMaxWidth = static_cast<uint32_t>(std::numeric_limits<int>::max());
-    if (in > kMaxWidth || out > kMaxWidth) {
-      return Corrupt(kWhat, absl::StrCat("layer ", i, " width ", in, "x", out, " out of range"));
+    if (in > kMaxEncodedInt || out > kMaxEncodedInt) {
+      return Corrupt(what, absl::StrCat("layer ", i, " width ", in, "x", out, " out of range"));
     }
     LayerSpec layer;
     layer.kind = kind == kLayerDense ? LayerKind::kDense : LayerKind::kRelu;
@@ -492,6 +598,55 @@ absl::StatusOr<agt::ModelSpec> DecodeModelSpec(absl::string_view blob) {
     spec.layers.push_back(layer);
   }
   return spec;
+}
+
+absl::StatusOr<agt::ModelSpec> DecodeModelSpecV2(ByteReader& r, absl::string_view what) {
+  agt::ModelSpec spec;
+  uint8_t rank = 0;
+  if (!r.ReadU8(&rank)) {
+    return Corrupt(what, "shape/size mismatch: content ends before the input shape");
+  }
+  if (rank > 3) return Corrupt(what, absl::StrCat("input shape rank ", rank, " exceeds 3"));
+  for (int i = 0; i < rank; ++i) {
+    int d = 0;
+    if (!ReadInt(r, &d)) {
+      return Corrupt(what, absl::StrCat("input shape dimension ", i, " truncated or out of range"));
+    }
+    spec.input_shape.dims.push_back(d);
+  }
+  absl::StatusOr<std::vector<LayerSpec>> layers = ReadLayers(r, what, "trained");
+  if (!layers.ok()) return layers.status();
+  spec.layers = *std::move(layers);
+  absl::StatusOr<std::vector<LayerSpec>> frozen = ReadLayers(r, what, "frozen");
+  if (!frozen.ok()) return frozen.status();
+  spec.frozen.layers = *std::move(frozen);
+  absl::StatusOr<Vector> params = ReadVectorBody(r, what, /*exact=*/true);
+  if (!params.ok()) return params.status();
+  spec.frozen.parameters = *std::move(params);
+  return spec;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> EncodeModelSpec(const agt::ModelSpec& spec) {
+  if (absl::Status s = CheckServedModelSpec(spec); !s.ok()) return s;
+  BlobWriter w(kModelSpecMagic, kModelSpecFormatVersion);
+  w.PutU8(static_cast<uint8_t>(spec.input_shape.dims.size()));
+  for (int d : spec.input_shape.dims) w.PutU32(static_cast<uint32_t>(d));
+  PutLayers(w, spec.layers);
+  PutLayers(w, spec.frozen.layers);
+  w.PutVectorBody(spec.frozen.parameters);
+  return std::move(w).Finish();
+}
+
+absl::StatusOr<agt::ModelSpec> DecodeModelSpec(absl::string_view blob) {
+  constexpr absl::string_view kWhat = "model spec";
+  uint16_t version = 0;
+  absl::StatusOr<absl::string_view> content =
+      OpenEnvelope(blob, kModelSpecMagic, kWhat, kModelSpecFormatVersion, &version);
+  if (!content.ok()) return content.status();
+  ByteReader r(*content);
+  return version == 1 ? DecodeModelSpecV1(r, kWhat) : DecodeModelSpecV2(r, kWhat);
 }
 
 }  // namespace agt::server

@@ -8,7 +8,7 @@
 //
 //   offset  size  field
 //        0     4  magic: "AGTT" tensor, "AGTS" TrainState, "AGTM" ModelSpec
-//        4     2  format version (kBlobFormatVersion)
+//        4     2  format version (kBlobFormatVersion; kModelSpecFormatVersion for "AGTM")
 //        6     2  reserved, 0
 //        8     8  total blob length in bytes, checksum included
 //       16     .  content
@@ -42,6 +42,9 @@
 namespace agt::server {
 
 inline constexpr int kBlobFormatVersion = 1;
+// Model spec blobs are written as version 2 (shapes, conv2d, flatten, a
+// frozen prefix); version 1 blobs (dense and relu only) still decode.
+inline constexpr int kModelSpecFormatVersion = 2;
 inline constexpr int kMaxTensorRank = 8;
 // Bytes of envelope around the content: 16 of header, 32 of checksum.
 inline constexpr size_t kBlobOverheadBytes = 48;
@@ -71,15 +74,21 @@ absl::StatusOr<std::vector<double>> DecodeDoubles(absl::string_view blob);
 std::string EncodeTrainState(const agt::TrainState& state);
 absl::StatusOr<agt::TrainState> DecodeTrainState(absl::string_view blob);
 
-// The models the server stores and serves today: dense and ReLU layers on a
-// flat input, no frozen prefix. Anything else (conv2d, flatten, image-shaped
-// inputs, frozen feature extractors: the core's, not the API's yet) is
-// Unimplemented, e.g. "layers[0]: conv2d layers are not served yet".
+// The models the server stores and serves: every layer kind of the core
+// (dense, conv2d, relu, flatten), a flat or [C, H, W] input shape and a
+// frozen prefix. What the encoding cannot hold (negative hyper-parameters or
+// dimensions, rank above 3) is InvalidArgument naming the field.
 absl::Status CheckServedModelSpec(const agt::ModelSpec& spec);
 
-// agt::ModelSpec: the layer list (kind, in, out) inside one "AGTM" blob. The
-// encoder refuses what CheckServedModelSpec refuses (the format has no room
-// for it) rather than mis-encode it; the decoder checks the encoding only,
+// agt::ModelSpec inside one "AGTM" blob. Version 2 content: the input shape
+// (rank byte, then u32 dimensions), the trained layers and the frozen layers
+// (each a u32 count, then per layer a kind byte 1 dense / 2 relu / 3 conv2d /
+// 4 flatten and its u32 hyper-parameters: dense in, out; conv2d in_channels,
+// out_channels, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w), then
+// the frozen parameters as a rank-1 tensor body. Version 1 content (from
+// before conv models were served): a u32 count, then 9 bytes per layer (kind
+// 1 or 2, u32 in, u32 out). The encoder refuses what CheckServedModelSpec
+// refuses rather than mis-encode it; the decoder checks the encoding only,
 // not ModelSpec::Validate.
 absl::StatusOr<std::string> EncodeModelSpec(const agt::ModelSpec& spec);
 absl::StatusOr<agt::ModelSpec> DecodeModelSpec(absl::string_view blob);

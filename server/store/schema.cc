@@ -243,6 +243,11 @@ CREATE TABLE job_width_history (
   points BLOB NOT NULL
 );
 )sql"},
+    // Shaped datasets (issue 15): the shape of one sample, "D" or "C,H,W"
+    // (the product is num_features). '' for rows from before: [num_features].
+    {9, R"sql(
+ALTER TABLE datasets ADD COLUMN sample_shape TEXT NOT NULL DEFAULT '';
+)sql"},
 };
 
 absl::StatusOr<std::string> QueryText(SqliteDb& db, const std::string& sql) {

@@ -13,7 +13,10 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "core/common/status_details.h"
 #include "core/privacy/budget.h"
 #include "server/store/blob.h"
@@ -187,7 +190,22 @@ absl::Status InRecord(const absl::Status& status, absl::string_view what) {
 
 constexpr char kDatasetColumns[] =
     "seq, id, tenant, name, num_rows, num_features, num_classes, checksum, size_bytes, "
-    "created_ms";
+    "created_ms, sample_shape";
+
+// sample_shape is stored as text, "1,28,28"; '' (rows from before schema 9)
+// is [num_features].
+std::string SampleShapeToText(const std::vector<int>& shape) { return absl::StrJoin(shape, ","); }
+
+std::vector<int> SampleShapeFromText(const std::string& text, int num_features) {
+  std::vector<int> shape;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    int d = 0;
+    if (!absl::SimpleAtoi(part, &d)) return {num_features};
+    shape.push_back(d);
+  }
+  if (shape.empty()) shape.push_back(num_features);
+  return shape;
+}
 
 DatasetRecord ReadDataset(const Statement& st, int64_t* seq) {
   *seq = st.ColumnInt64(0);
@@ -201,6 +219,7 @@ DatasetRecord ReadDataset(const Statement& st, int64_t* seq) {
   r.checksum = st.ColumnText(7);
   r.size_bytes = st.ColumnInt64(8);
   r.created_ms = st.ColumnInt64(9);
+  r.sample_shape = SampleShapeFromText(st.ColumnText(10), r.num_features);
   return r;
 }
 
@@ -760,6 +779,16 @@ absl::StatusOr<DatasetRecord> Store::InsertDatasetImpl(DatasetRecord record,
   record.checksum = Sha256HexOfParts({features, labels});
   record.size_bytes = static_cast<int64_t>(features.size() + labels.size());
   record.created_ms = NowMs();
+  if (record.sample_shape.empty()) record.sample_shape = {record.num_features};
+  {
+    int64_t product = 1;
+    for (int d : record.sample_shape) product *= d;
+    if (product != record.num_features || record.sample_shape.size() > 3) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("dataset sample_shape [", absl::StrJoin(record.sample_shape, ", "),
+                       "] does not hold its ", record.num_features, " features per row"));
+    }
+  }
   if (release != nullptr) *release = agt::Dataset();  // `data` is not used below
 
   std::lock_guard<std::mutex> lock(impl_->mu);
@@ -787,8 +816,9 @@ absl::StatusOr<DatasetRecord> Store::InsertDatasetImpl(DatasetRecord record,
     STORE_ASSIGN_OR_RETURN(
         Statement st,
         db.Prepare("INSERT INTO datasets (id, tenant, name, num_rows, num_features, num_classes, "
-                   "checksum, size_bytes, created_ms, features, labels) "
-                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"));
+                   "checksum, size_bytes, created_ms, features, labels, sample_shape) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"));
+    const std::string shape_text = SampleShapeToText(record.sample_shape);
     st.BindText(1, record.id)
         .BindText(2, record.tenant)
         .BindText(3, record.name)
@@ -799,7 +829,8 @@ absl::StatusOr<DatasetRecord> Store::InsertDatasetImpl(DatasetRecord record,
         .BindInt64(8, record.size_bytes)
         .BindInt64(9, record.created_ms)
         .BindBlobNoCopy(10, features)  // both outlive the statement
-        .BindBlobNoCopy(11, labels);
+        .BindBlobNoCopy(11, labels)
+        .BindText(12, shape_text);
     STORE_RETURN_IF_ERROR(st.Run());
   }
   STORE_RETURN_IF_ERROR(impl_->SaveRequest(record.tenant, RequestKind::kUpload, tag, record.id));

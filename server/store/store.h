@@ -61,6 +61,9 @@ struct DatasetRecord {
   std::string checksum;  // SHA-256 hex of the stored blobs
   int64_t size_bytes = 0;
   int64_t created_ms = 0;  // Unix epoch milliseconds
+  // The shape of one sample, [D] or [C, H, W], prod = num_features. Empty on
+  // insert means [num_features]; records read back always have it.
+  std::vector<int> sample_shape;
 };
 
 // Options of Store::InsertDataset.

@@ -112,6 +112,30 @@ TEST(ClientNames, BudgetsAndArchitectures) {
   d2->set_in(16);
   d2->set_out(1);
   EXPECT_EQ(DescribeArchitecture(arch), "dense 2->16, relu, dense 16->1");
+  // Image models: the input shape, the frozen prefix, conv strides and padding.
+  agt::v1::ModelArchitecture conv;
+  for (int d : {1, 28, 28}) conv.add_input_shape(d);
+  agt::v1::Conv2dLayer* c = conv.mutable_frozen()->add_layers()->mutable_conv2d();
+  c->set_in_channels(1);
+  c->set_out_channels(4);
+  c->set_kernel_h(5);
+  c->set_kernel_w(5);
+  c->set_stride_h(3);
+  c->set_stride_w(3);
+  conv.mutable_frozen()->add_layers()->mutable_relu();
+  agt::v1::Conv2dLayer* t = conv.add_layers()->mutable_conv2d();
+  t->set_in_channels(4);
+  t->set_out_channels(2);
+  t->set_kernel_h(3);
+  t->set_kernel_w(3);
+  t->set_pad_h(1);
+  t->set_pad_w(1);
+  conv.add_layers()->mutable_flatten();
+  conv.add_layers()->mutable_dense()->set_in(128);
+  conv.mutable_layers(2)->mutable_dense()->set_out(10);
+  EXPECT_EQ(DescribeArchitecture(conv),
+            "[1, 28, 28] frozen(conv2d 4@5x5 stride 3, relu) conv2d 2@3x3 pad 1, flatten, "
+            "dense 128->10");
 }
 
 TEST(ClientFitProgressLine, NeverWiderThanTheTerminalAndTheBarGoesFirst) {

@@ -120,6 +120,16 @@ class ClientE2eTest(unittest.TestCase):
             self.client.upload_dataset(self.x[:10], self.y[:10], name="idem",
                                        request_id="py-idem-1")
 
+    def test_image_arrays_upload_with_their_sample_shape(self):
+        images = np.arange(6 * 2 * 3 * 4, dtype=np.float64).reshape(6, 2, 3, 4)
+        dataset = self.client.upload_dataset(images, np.arange(6) % 2, name="images")
+        self.assertEqual(list(dataset.sample_shape), [2, 3, 4])
+        self.assertEqual(dataset.num_features, 24)
+        grey = self.client.upload_dataset(images[:, 0], np.arange(6) % 2, name="grey")
+        self.assertEqual(list(grey.sample_shape), [1, 3, 4])
+        flat = self.client.get_dataset(self.dataset.id)
+        self.assertEqual(list(flat.sample_shape), [flat.num_features])
+
     def test_badly_shaped_arrays_are_refused_before_sending(self):
         with self.assertRaisesRegex(ValueError, "2-D"):
             self.client.upload_dataset(np.zeros(5), np.zeros(5))

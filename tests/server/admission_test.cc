@@ -90,6 +90,73 @@ TEST(AdmissionTest, TheFindingsJobNeedsAbout34GBOfAggregatorsAndIsRefusedNamingB
   EXPECT_TRUE(AdmitJob(job, d, limits).ok());
 }
 
+// A conv job on 64x64 RGB images: the patch matrices (every input value up to
+// kh x kw times) and, with the conv frozen, its widest layer dominate. Both
+// grow with the batch, and a big one is refused naming the figure and the
+// limit.
+agt::v1::TrainingJobSpec ConvJob(bool frozen, int batch) {
+  agt::v1::TrainingJobSpec spec = Spec({}, batch, {5});
+  spec.set_loss(agt::v1::LOSS_CROSS_ENTROPY);
+  agt::v1::ModelArchitecture* arch = spec.mutable_architecture();
+  for (int d : {3, 64, 64}) arch->add_input_shape(d);
+  auto* prefix = frozen ? arch->mutable_frozen()->mutable_layers() : arch->mutable_layers();
+  agt::v1::Conv2dLayer* c = prefix->Add()->mutable_conv2d();
+  c->set_in_channels(3);
+  c->set_out_channels(32);
+  c->set_kernel_h(5);
+  c->set_kernel_w(5);
+  c->set_pad_h(2);
+  c->set_pad_w(2);
+  prefix->Add()->mutable_relu();
+  if (frozen) {
+    prefix->Add()->mutable_flatten();
+    for (int k = 0; k < 32 * 75 + 32; ++k) arch->mutable_frozen()->add_parameters(0.01);
+  } else {
+    agt::v1::Conv2dLayer* down = arch->add_layers()->mutable_conv2d();
+    down->set_in_channels(32);
+    down->set_out_channels(4);
+    down->set_kernel_h(8);
+    down->set_kernel_w(8);
+    down->set_stride_h(8);
+    down->set_stride_w(8);
+    arch->add_layers()->mutable_flatten();
+  }
+  agt::v1::DenseLayer* dense = arch->add_layers()->mutable_dense();
+  dense->set_in(frozen ? 32 * 64 * 64 : 4 * 8 * 8);
+  dense->set_out(10);
+  return spec;
+}
+
+TEST(AdmissionTest, ConvJobsCountTheirPatchesAndBigOnesAreRefusedNamingTheFigure) {
+  const DatasetRecord base = Shape(2000, 3 * 64 * 64, 10);
+  DatasetRecord d = base;
+  d.sample_shape = {3, 64, 64};
+  for (bool frozen : {false, true}) {
+    SCOPED_TRACE(frozen ? "frozen" : "trained conv");
+    const ResolvedJob small = Resolve(ConvJob(frozen, 20), d);
+    const ResolvedJob big = Resolve(ConvJob(frozen, 2000), d);
+    const JobEstimate es = EstimateJob(small.config, d.num_rows, d.num_features, 1);
+    const JobEstimate eb = EstimateJob(big.config, d.num_rows, d.num_features, 1);
+    // Per row of the batch at least the conv's patches (32 x 64 x 64 outputs
+    // each reading 3 x 5 x 5 inputs: 64 x 64 x 75 values), 8 bytes each.
+    const double patches = 64.0 * 64 * 75 * 8;
+    EXPECT_GE(static_cast<double>(eb.pass_bytes), 2000 * patches);
+    EXPECT_GT(eb.pass_bytes, 20 * es.pass_bytes);
+    JobLimits limits;
+    limits.max_job_memory_bytes = int64_t{8} * 1000 * 1000 * 1000;
+    std::printf("[conv %s] batch 20: %s; batch 2000: %s\n", frozen ? "frozen" : "trained",
+                es.Describe().c_str(), eb.Describe().c_str());
+    EXPECT_TRUE(AdmitJob(small, d, limits).ok()) << es.Describe();
+    absl::StatusOr<JobEstimate> refused = AdmitJob(big, d, limits);
+    ASSERT_FALSE(refused.ok()) << eb.Describe();
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+    const std::string message(refused.status().message());
+    EXPECT_TRUE(absl::StartsWith(message, "job needs an estimated ")) << message;
+    EXPECT_TRUE(absl::StrContains(message, "passes ")) << message;
+    EXPECT_TRUE(absl::StrContains(message, "is 8.0 GB")) << message;
+  }
+}
+
 // "Where a job can be made to fit, prefer that to refusing": every trainer
 // thread holds its own in-flight chunks, so a job over the limit with many
 // threads is admitted with one when that fits.

@@ -228,36 +228,89 @@ TEST(BlobRoundTripTest, ModelSpec) {
   EXPECT_EQ(back->Describe(), spec.Describe());
 }
 
-// A conv model (the core has them, the server does not serve them yet).
+// A conv model with a frozen conv prefix: every kind of the core, padding
+// and strides that differ per axis, and frozen parameters with awkward bits.
 ModelSpec ConvSpec() {
+  agt::Conv2dParams frozen_conv;
+  frozen_conv.in_channels = 2;
+  frozen_conv.out_channels = 3;
+  frozen_conv.kernel_h = 3;
+  frozen_conv.kernel_w = 2;
+  frozen_conv.stride_h = 1;
+  frozen_conv.stride_w = 2;
+  frozen_conv.pad_h = 1;
+  frozen_conv.pad_w = 0;
   agt::Conv2dParams conv;
-  conv.in_channels = 1;
+  conv.in_channels = 3;
   conv.out_channels = 2;
-  conv.kernel_h = conv.kernel_w = 3;
+  conv.kernel_h = conv.kernel_w = 2;
   ModelSpec spec;
-  spec.input_shape = agt::Shape::Image(1, 4, 4);
+  spec.input_shape = agt::Shape::Image(2, 5, 6);
+  spec.frozen.layers = {agt::LayerSpec::Conv2d(frozen_conv), agt::LayerSpec::Relu()};
+  // [2, 5, 6] -> [3, 5, 3] -> conv 2@2x2 -> [2, 4, 2] -> flatten 16.
+  spec.frozen.parameters = Vector::LinSpaced(3 * 2 * 3 * 2 + 3, -1.0, 1.0);
+  spec.frozen.parameters[0] = -0.0;
+  spec.frozen.parameters[1] = std::numeric_limits<double>::denorm_min();
   spec.layers = {agt::LayerSpec::Conv2d(conv), agt::LayerSpec::Relu(), agt::LayerSpec::Flatten(),
-                 agt::LayerSpec::Dense(8, 1)};
+                 agt::LayerSpec::Dense(16, 4), agt::LayerSpec::Relu(), agt::LayerSpec::Dense(4, 3)};
   return spec;
 }
 
-TEST(BlobRoundTripTest, ModelSpecsTheFormatCannotHoldAreRefusedNotMisencoded) {
-  const ModelSpec conv = ConvSpec();
-  ASSERT_TRUE(conv.Validate().ok()) << conv.Validate();
-  absl::StatusOr<std::string> blob = EncodeModelSpec(conv);
-  EXPECT_EQ(blob.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_EQ(blob.status().message(),
-            "layers[0]: conv2d layers are not served yet (dense and "
-            "relu only)");
+TEST(BlobRoundTripTest, ConvModelSpecWithFrozenPrefixRoundTripsExactly) {
+  const ModelSpec spec = ConvSpec();
+  ASSERT_TRUE(spec.Validate().ok()) << spec.Validate();
+  absl::StatusOr<std::string> blob = EncodeModelSpec(spec);
+  ASSERT_TRUE(blob.ok()) << blob.status();
+  EXPECT_EQ(static_cast<unsigned char>((*blob)[4]), kModelSpecFormatVersion);
+  absl::StatusOr<ModelSpec> back = DecodeModelSpec(*blob);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->input_shape, spec.input_shape);
+  EXPECT_EQ(back->layers, spec.layers);
+  EXPECT_EQ(back->frozen.layers, spec.frozen.layers);
+  ExpectSameBits(back->frozen.parameters, spec.frozen.parameters);
+  EXPECT_TRUE(back->Validate().ok()) << back->Validate();
+  EXPECT_EQ(back->Describe(), spec.Describe());
+  // A flat input shape stays explicit, an absent one absent.
   ModelSpec flat = ModelSpec::Mlp({3, 4, 1});
   flat.input_shape = agt::Shape::Flat(3);
-  EXPECT_TRUE(EncodeModelSpec(flat).ok());
-  ModelSpec frozen = ModelSpec::Mlp({4, 1});
-  frozen.input_shape = agt::Shape::Flat(3);
-  frozen.frozen.layers = {agt::LayerSpec::Dense(3, 4)};
-  frozen.frozen.parameters = Vector::Zero(16);
-  EXPECT_EQ(EncodeModelSpec(frozen).status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_TRUE(absl::StrContains(EncodeModelSpec(frozen).status().message(), "frozen"));
+  EXPECT_EQ(DecodeModelSpec(*EncodeModelSpec(flat))->input_shape, agt::Shape::Flat(3));
+  EXPECT_TRUE(DecodeModelSpec(*EncodeModelSpec(ModelSpec::Mlp({3, 1})))->input_shape.empty());
+}
+
+TEST(BlobRoundTripTest, VersionOneModelSpecBlobsStillDecode) {
+  // Written as the server before version 2 did: count, then kind/in/out.
+  std::string v1("AGTM\x01\0\0\0", 8);
+  v1 += std::string(8, '\0');  // length, set by Reseal
+  auto u32 = [&](uint32_t v) {
+    for (int i = 0; i < 4; ++i) v1.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  };
+  u32(3);
+  v1.push_back(1), u32(5), u32(7);  // dense 5->7
+  v1.push_back(2), u32(0), u32(0);  // relu
+  v1.push_back(1), u32(7), u32(2);  // dense 7->2
+  absl::StatusOr<ModelSpec> back = DecodeModelSpec(Reseal(v1));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->layers, ModelSpec::Mlp({5, 7, 2}).layers);
+  EXPECT_TRUE(back->input_shape.empty());
+  EXPECT_TRUE(back->frozen.empty());
+  // Conv kinds never existed in version 1.
+  std::string bad = v1;
+  bad[20] = 3;
+  ExpectDataLoss(DecodeModelSpec(Reseal(bad)).status(), "unknown kind 3 of layer 0");
+  // Versions past 2 are unknown.
+  bad = v1;
+  bad[4] = 3;
+  ExpectDataLoss(DecodeModelSpec(Reseal(bad)).status(), "unknown format version 3");
+}
+
+TEST(BlobRoundTripTest, ModelSpecsTheFormatCannotHoldAreRefusedNotMisencoded) {
+  ModelSpec negative = ConvSpec();
+  negative.layers[0].conv.pad_h = -1;
+  EXPECT_EQ(EncodeModelSpec(negative).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(EncodeModelSpec(negative).status().message(), "layers[0]: negative hyper-parameter -1");
+  ModelSpec rank4 = ConvSpec();
+  rank4.input_shape.dims = {1, 2, 5, 6};
+  EXPECT_EQ(EncodeModelSpec(rank4).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 // ---- damage
@@ -370,10 +423,23 @@ TEST(BlobDamageTest, TrainStateCountsThatLieAreDataLoss) {
                  "shape/size mismatch");
 }
 
+TEST(BlobDamageTest, TruncatedConvModelSpecsAreDataLossNeverACrash) {
+  const std::string good = WithoutChecksum(*EncodeModelSpec(ConvSpec()));
+  // Every shorter content, resealed: each must be refused cleanly.
+  for (size_t len = 16; len < good.size(); ++len) {
+    absl::Status s = DecodeModelSpec(Reseal(good.substr(0, len))).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << len;
+  }
+  // A huge layer count.
+  std::string bad = good;
+  for (int i = 0; i < 4; ++i) bad[16 + 1 + 12 + i] = '\xff';
+  ExpectDataLoss(DecodeModelSpec(Reseal(bad)).status(), "shape/size mismatch");
+}
+
 TEST(BlobDamageTest, UnknownLayerKindIsDataLoss) {
   std::string bad = WithoutChecksum(*EncodeModelSpec(ModelSpec::Mlp({3, 4, 2})));
-  bad[20] = 9;  // kind of layer 0, after header 16 + count 4
-  ExpectDataLoss(DecodeModelSpec(Reseal(bad)).status(), "unknown kind 9 of layer 0");
+  bad[21] = 9;  // kind of layer 0, after header 16 + rank 1 + count 4
+  ExpectDataLoss(DecodeModelSpec(Reseal(bad)).status(), "unknown kind 9 of trained layer 0");
 }
 
 // ---- ids and page tokens

@@ -462,7 +462,7 @@ TEST(ModelConvert, ParametersFromProtoRefusesMismatches) {
   agt::v1::Parameters q = p;
   q.mutable_layers()->RemoveLast();
   EXPECT_THAT(std::string(ParametersFromProto(spec, q).status().message()),
-              HasSubstr("parameters.layers: 1 entries, the model has 2 dense layers"));
+              HasSubstr("parameters.layers: 1 entries, the model has 2 dense and conv2d layers"));
   q = p;
   q.mutable_layers(1)->mutable_weight()->set_rows(2);
   EXPECT_THAT(std::string(ParametersFromProto(spec, q).status().message()),
@@ -482,7 +482,7 @@ TEST(ModelConvert, ParametersFromProtoRefusesMismatches) {
   agt::v1::ModelArchitecture arch;
   arch.add_layers();
   EXPECT_THAT(std::string(ArchitectureFromProto(arch).status().message()),
-              HasSubstr("architecture.layers[0]: set dense or relu"));
+              HasSubstr("architecture.layers[0]: set dense, conv2d, relu or flatten"));
   arch.Clear();
   arch.add_layers()->mutable_relu();
   EXPECT_THAT(std::string(ArchitectureFromProto(arch).status().message()),
@@ -620,22 +620,110 @@ TEST(ModelConvert, ModelSummaryAndExportCarryEveryBox) {
   EXPECT_TRUE(ModelToProto(RegressionModel().model)->momentum_caveat());
 }
 
-TEST(ModelConvert, ConvolutionalModelsAreNotServedYet) {
+TEST(ModelConvert, ConvolutionalModelsWithAFrozenPrefixRoundTrip) {
   agt::Conv2dParams conv;
   conv.in_channels = 1;
   conv.out_channels = 2;
-  conv.kernel_h = conv.kernel_w = 3;
+  conv.kernel_h = 3;
+  conv.kernel_w = 2;
+  conv.stride_w = 2;
+  conv.pad_h = 1;
   agt::ModelSpec spec;
   spec.input_shape = agt::Shape::Image(1, 4, 4);
-  spec.layers = {agt::LayerSpec::Conv2d(conv), agt::LayerSpec::Relu(), agt::LayerSpec::Flatten(),
-                 agt::LayerSpec::Dense(8, 1)};
+  spec.frozen.layers = {agt::LayerSpec::Conv2d(conv), agt::LayerSpec::Relu()};
+  spec.frozen.parameters = agt::Vector::LinSpaced(2 * 6 + 2, -0.5, 0.5);
+  // [1, 4, 4] -> frozen [2, 4, 2] -> conv 1@1x1 [1, 4, 2] -> flatten 8 -> 3.
+  spec.layers = {agt::LayerSpec::Conv2d([] {
+                   agt::Conv2dParams c;
+                   c.in_channels = 2;
+                   c.out_channels = 1;
+                   c.kernel_h = c.kernel_w = 1;
+                   return c;
+                 }()),
+                 agt::LayerSpec::Flatten(), agt::LayerSpec::Dense(8, 3)};
   ASSERT_TRUE(spec.Validate().ok()) << spec.Validate();
   absl::StatusOr<agt::v1::ModelArchitecture> arch = ArchitectureToProto(spec);
-  EXPECT_EQ(arch.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(std::string(arch.status().message()), HasSubstr("conv2d layers are not served yet"));
+  ASSERT_TRUE(arch.ok()) << arch.status();
+  ASSERT_EQ(arch->input_shape_size(), 3);
+  EXPECT_EQ(arch->frozen().layers(0).conv2d().stride_w(), 2);
+  EXPECT_EQ(arch->frozen().layers(0).conv2d().pad_h(), 1);
+  EXPECT_EQ(arch->frozen().parameters_size(), 14);
+  EXPECT_TRUE(arch->layers(1).has_flatten());
+  absl::StatusOr<agt::ModelSpec> back = ArchitectureFromProto(*arch);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->Describe(), spec.Describe());
+  EXPECT_EQ(back->layers, spec.layers);
+  EXPECT_EQ(back->frozen.layers, spec.frozen.layers);
+  EXPECT_TRUE(SameBits(back->frozen.parameters, spec.frozen.parameters));
+  // Conv weights travel as out x (in_channels*kh*kw), as torch's reshape(O, -1).
+  const agt::Vector theta = agt::InitParameters(spec, 3);
+  const agt::v1::Parameters p = ParametersToProto(spec, theta);
+  EXPECT_EQ(p.layers(0).weight().rows(), 1);
+  EXPECT_EQ(p.layers(0).weight().cols(), 2);
+  EXPECT_TRUE(SameBits(*ParametersFromProto(spec, p), theta));
   Trained t = BinaryModel();
   t.model.architecture = spec;
-  EXPECT_EQ(ModelToProto(t.model).status().code(), absl::StatusCode::kUnimplemented);
+  t.model.nominal = theta;
+  t.model.boxes.clear();
+  absl::StatusOr<agt::v1::Model> model = ModelToProto(t.model);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(model->architecture().frozen().parameters_size(), 14);
+}
+
+TEST(ModelConvert, ShapedArchitecturesAreCheckedFieldByField) {
+  agt::v1::ModelArchitecture arch;
+  agt::v1::Conv2dLayer* conv = arch.add_layers()->mutable_conv2d();
+  conv->set_in_channels(1);
+  conv->set_out_channels(2);
+  conv->set_kernel_h(3);
+  conv->set_kernel_w(3);
+  arch.add_layers()->mutable_flatten();
+  arch.add_layers()->mutable_dense()->set_in(8);
+  arch.mutable_layers(2)->mutable_dense()->set_out(2);
+  arch.add_input_shape(1);
+  arch.add_input_shape(4);
+  arch.add_input_shape(4);
+  ASSERT_TRUE(ArchitectureFromProto(arch).ok()) << ArchitectureFromProto(arch).status();
+  agt::v1::ModelArchitecture bad = arch;
+  bad.mutable_layers(0)->mutable_conv2d()->set_kernel_h(0);
+  EXPECT_THAT(std::string(ArchitectureFromProto(bad).status().message()),
+              HasSubstr("architecture.layers[0].conv2d.kernel_h: 0 must be in [1, 4096]"));
+  bad = arch;
+  bad.mutable_layers(0)->mutable_conv2d()->set_pad_w(-2);
+  EXPECT_THAT(std::string(ArchitectureFromProto(bad).status().message()),
+              HasSubstr("architecture.layers[0].conv2d.pad_w: -2 must be in [0, 4096]"));
+  bad = arch;
+  bad.add_input_shape(2);
+  EXPECT_THAT(std::string(ArchitectureFromProto(bad).status().message()),
+              HasSubstr("architecture.input_shape: 4 dimensions; give [D] or [C, H, W]"));
+  bad = arch;
+  bad.set_input_shape(2, 0);
+  EXPECT_THAT(std::string(ArchitectureFromProto(bad).status().message()),
+              HasSubstr("architecture.input_shape[2]: 0 must be in [1, 65535]"));
+  bad = arch;
+  bad.set_input_shape(0, 2);  // in_channels 1 does not match
+  EXPECT_THAT(std::string(ArchitectureFromProto(bad).status().message()),
+              HasSubstr("in_channels=1"));
+  bad = arch;
+  bad.mutable_frozen();
+  EXPECT_THAT(std::string(ArchitectureFromProto(bad).status().message()),
+              HasSubstr("architecture.frozen.layers: a frozen prefix needs at least one layer"));
+  bad = arch;
+  bad.mutable_frozen()->add_layers()->mutable_relu();
+  bad.mutable_frozen()->add_parameters(NAN);
+  EXPECT_THAT(std::string(ArchitectureFromProto(bad).status().message()),
+              HasSubstr("architecture.frozen.parameters[0]: must be finite"));
+  bad = arch;
+  bad.mutable_frozen()->add_layers();
+  EXPECT_THAT(std::string(ArchitectureFromProto(bad).status().message()),
+              HasSubstr("architecture.frozen.layers[0]: set dense, conv2d, relu or flatten"));
+  bad = arch;
+  *bad.mutable_frozen()->add_layers()->mutable_conv2d() = arch.layers(0).conv2d();
+  bad.mutable_frozen()->mutable_layers(0)->mutable_conv2d()->set_kernel_h(1);
+  bad.mutable_frozen()->mutable_layers(0)->mutable_conv2d()->set_kernel_w(1);
+  bad.mutable_frozen()->add_parameters(1.0);
+  EXPECT_THAT(std::string(ArchitectureFromProto(bad).status().message()),
+              HasSubstr("frozen layers have 4 parameters, got 1"));
 }
 
 TEST(ModelConvert, ModelsNameTheirBoundOptionsExplicitly) {

@@ -162,6 +162,120 @@ TEST(ResolveJobSpec, ExplicitArchitectureIsUsedAsGiven) {
   EXPECT_EQ(r->config.model.Describe(), agt::ModelSpec::Mlp({2, 5, 1}).Describe());
 }
 
+// 28x28 one-channel images, 10 classes.
+DatasetRecord Images() {
+  DatasetRecord d = Moons();
+  d.id = "ds-images";
+  d.num_rows = 100;
+  d.num_features = 784;
+  d.num_classes = 10;
+  d.sample_shape = {1, 28, 28};
+  return d;
+}
+
+// [1, 28, 28] -> conv 4@5x5 stride 3 -> [4, 8, 8] -> relu -> flatten -> 10,
+// optionally with the conv, relu and flatten frozen.
+agt::v1::TrainingJobSpec ConvSpec(bool frozen) {
+  agt::v1::TrainingJobSpec s = ValidSpec();
+  s.clear_hidden_widths();
+  s.set_dataset_id("ds-images");
+  s.set_loss(agt::v1::LOSS_CROSS_ENTROPY);
+  auto* arch = s.mutable_architecture();
+  for (int d : {1, 28, 28}) arch->add_input_shape(d);
+  google::protobuf::RepeatedPtrField<agt::v1::Layer>* prefix =
+      frozen ? arch->mutable_frozen()->mutable_layers() : arch->mutable_layers();
+  agt::v1::Conv2dLayer* conv = prefix->Add()->mutable_conv2d();
+  conv->set_in_channels(1);
+  conv->set_out_channels(4);
+  conv->set_kernel_h(5);
+  conv->set_kernel_w(5);
+  conv->set_stride_h(3);
+  conv->set_stride_w(3);
+  prefix->Add()->mutable_relu();
+  if (frozen) {
+    for (int k = 0; k < 4 * 25 + 4; ++k) arch->mutable_frozen()->add_parameters(0.01 * k);
+  }
+  prefix->Add()->mutable_flatten();  // the trained layers start with parameters
+  auto* dense = arch->add_layers()->mutable_dense();
+  dense->set_in(256);
+  dense->set_out(10);
+  return s;
+}
+
+TEST(ResolveJobSpec, ConvAndFrozenPrefixModelsResolveOnImageDatasets) {
+  for (bool frozen : {false, true}) {
+    absl::StatusOr<ResolvedJob> r = ResolveJobSpec(ConvSpec(frozen), Images());
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->config.model.InputShape(), agt::Shape::Image(1, 28, 28));
+    EXPECT_EQ(r->config.model.frozen.empty(), !frozen);
+    EXPECT_EQ(r->config.model.NumParameters(), frozen ? 2570 : 2570 + 104);
+    if (frozen) {
+      EXPECT_EQ(r->config.model.frozen.parameters[3], 0.03);
+    }
+  }
+}
+
+TEST(ResolveJobSpec, ShapeMismatchesNameBothShapes) {
+  // The dataset's rows have the values but not the shape.
+  DatasetRecord flat = Images();
+  flat.sample_shape = {784};
+  absl::Status s = ResolveJobSpec(ConvSpec(false), flat).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("spec.architecture.input_shape: [1, 28, 28] does not match the sample "
+                        "shape [784] of dataset ds-images"));
+  DatasetRecord other = Images();
+  other.num_features = 3 * 28 * 28;
+  other.sample_shape = {3, 28, 28};
+  EXPECT_THAT(std::string(ResolveJobSpec(ConvSpec(true), other).status().message()),
+              HasSubstr("[1, 28, 28] does not match the sample shape [3, 28, 28]"));
+  // A flat model reads image rows in C-order: allowed when the widths agree.
+  agt::v1::TrainingJobSpec mlp = ValidSpec();
+  mlp.set_dataset_id("ds-images");
+  mlp.set_loss(agt::v1::LOSS_CROSS_ENTROPY);
+  EXPECT_TRUE(ResolveJobSpec(mlp, Images()).ok());
+  // Polynomial features and shaped models do not mix.
+  agt::v1::TrainingJobSpec poly = ConvSpec(true);
+  poly.set_polynomial_degree(2);
+  EXPECT_THAT(std::string(ResolveJobSpec(poly, Images()).status().message()),
+              HasSubstr("spec.polynomial_degree: 2: polynomial features apply to flat models"));
+  // A wrong frozen parameter count.
+  agt::v1::TrainingJobSpec short_prefix = ConvSpec(true);
+  short_prefix.mutable_architecture()->mutable_frozen()->mutable_parameters()->RemoveLast();
+  EXPECT_THAT(std::string(ResolveJobSpec(short_prefix, Images()).status().message()),
+              HasSubstr("frozen layers have 104 parameters, got 103"));
+}
+
+TEST(ValidateJobSpecShape, HugeConvActivationsAreRefusedWithTheLayerAndTheLimit) {
+  agt::v1::TrainingJobSpec s = ConvSpec(false);
+  auto* arch = s.mutable_architecture();
+  arch->clear_input_shape();
+  for (int d : {1, 1024, 1024}) arch->add_input_shape(d);
+  auto* conv = arch->mutable_layers(0)->mutable_conv2d();
+  conv->set_out_channels(64);
+  conv->set_stride_h(1);
+  conv->set_stride_w(1);
+  conv->set_pad_h(2);
+  conv->set_pad_w(2);
+  // A second conv shrinks it back so that the model itself is valid.
+  agt::v1::Layer shrink;
+  agt::v1::Conv2dLayer* c2 = shrink.mutable_conv2d();
+  c2->set_in_channels(64);
+  c2->set_out_channels(1);
+  c2->set_kernel_h(64);
+  c2->set_kernel_w(64);
+  c2->set_stride_h(64);
+  c2->set_stride_w(64);
+  *arch->mutable_layers()->Add() = arch->layers(3);
+  *arch->mutable_layers(3) = arch->layers(2);
+  *arch->mutable_layers(2) = shrink;  // conv, relu, conv, flatten, dense
+  absl::Status st = ValidateJobSpecShape(s);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(st.message()),
+              HasSubstr("spec.architecture.layers[0]: produces [64, 1024, 1024] = 67108864 "
+                        "values per sample, above the limit 1048576"));
+}
+
 TEST(ResolveJobSpec, RegressionWithLabelNuAndMomentum) {
   agt::v1::TrainingJobSpec s = ValidSpec();
   s.set_dataset_id("ds-reg");
@@ -340,7 +454,7 @@ std::vector<BadCase> BadCases() {
                  AddDense(s, 2, 4);
                  s->mutable_architecture()->add_layers();
                },
-               {"spec.architecture.layers[1]: set dense or relu"}});
+               {"spec.architecture.layers[1]: set dense, conv2d, relu or flatten"}});
   c.push_back({"architecture empty",
                [](S* s) {
                  s->clear_hidden_widths();

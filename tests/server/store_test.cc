@@ -596,6 +596,35 @@ TEST_F(StoreTest, ListingsOfATenantSeeOnlyItsOwnRecords) {
 
 // ---- pagination
 
+TEST_F(StoreTest, DatasetSampleShapesAreStoredAndOldRowsReadAsFlat) {
+  DatasetRecord in;
+  in.tenant = "t";
+  in.name = "images";
+  in.sample_shape = {1, 2, 2};
+  absl::StatusOr<DatasetRecord> stored = store_->InsertDataset(in, MakeData(5, 4, 2));
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(stored->sample_shape, (std::vector<int>{1, 2, 2}));
+  absl::StatusOr<DatasetRecord> got = store_->GetDataset("t", stored->id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->sample_shape, (std::vector<int>{1, 2, 2}));
+  // No shape: [num_features].
+  EXPECT_EQ(AddDataset("t").sample_shape, (std::vector<int>{2}));
+  // A shape that does not hold the features is refused, nothing stored.
+  in.sample_shape = {1, 3, 2};
+  EXPECT_EQ(store_->InsertDataset(in, MakeData(5, 4, 2)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // A row from before schema 9 (the column's default) reads as flat.
+  store_.reset();
+  {
+    RawDb raw(path_);
+    raw.Exec("UPDATE datasets SET sample_shape = ''");
+  }
+  Reopen();
+  got = store_->GetDataset("t", stored->id);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->sample_shape, (std::vector<int>{4}));
+}
+
 TEST_F(StoreTest, DatasetPagesAreInCreationOrderAndComplete) {
   std::vector<std::string> ids;
   for (int i = 0; i < 7; ++i) ids.push_back(AddDataset("t", absl::StrCat("d", i)).id);
@@ -1327,6 +1356,7 @@ void DowngradeToSchema3(const std::string& path) {
   raw.Exec("DROP TABLE privacy_spenders; DROP TABLE privacy_ledgers");  // schema 6
   raw.Exec("ALTER TABLE jobs DROP COLUMN crash_count");  // schema 7
   raw.Exec("DROP TABLE job_warnings; DROP TABLE job_width_history");  // schema 8
+  raw.Exec("ALTER TABLE datasets DROP COLUMN sample_shape");          // schema 9
   raw.Exec("PRAGMA user_version = 3");
 }
 

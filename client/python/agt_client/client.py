@@ -137,6 +137,10 @@ class Client:
                        request_id=None):
         """Uploads features (N, D) and labels (N,) as a dataset; returns its agt.v1.Dataset.
 
+        Image features (N, C, H, W), or (N, H, W) read as one channel, are
+        sent as rows of their C*H*W values in C order with the sample shape
+        [C, H, W] (Dataset.sample_shape), for models with that input shape.
+
         The rows go as raw float64 in chunks of at most 1 MiB, with the total
         size declared up front (so an upload over the server's limit is
         refused before any byte is sent). num_classes: 0 = regression, 2 =
@@ -146,15 +150,22 @@ class Client:
         """
         x = np.asarray(features, dtype=np.float64)
         y = np.asarray(labels, dtype=np.float64)
+        sample_shape = []
+        if x.ndim == 3:
+            x = x[:, np.newaxis, :, :]
+        if x.ndim == 4:
+            sample_shape = list(x.shape[1:])
+            x = x.reshape(x.shape[0], -1)
         if x.ndim != 2:
-            raise ValueError(f"features must be 2-D (rows, features), got shape {x.shape}")
+            raise ValueError("features must be 2-D (rows, features), or images (rows, H, W) or "
+                             f"(rows, C, H, W), got shape {x.shape}")
         if y.shape != (x.shape[0],):
             raise ValueError(f"labels must have shape ({x.shape[0]},), got {y.shape}")
         data = np.ascontiguousarray(np.column_stack([x, y]), dtype="<f8").tobytes()
         metadata = pb.datasets.DatasetMetadata(
             name=name, format=pb.datasets.DATASET_FORMAT_FLOAT64, num_classes=num_classes,
             num_features=x.shape[1], request_id=request_id or new_request_id(),
-            size_bytes=len(data))
+            size_bytes=len(data), sample_shape=sample_shape)
 
         def messages():
             yield pb.datasets.UploadDatasetRequest(metadata=metadata)
