@@ -4,6 +4,8 @@
 #include <cassert>
 #include <limits>
 
+#include "core/backend/simd/isa.h"
+
 namespace agt {
 
 StreamingExtremeSum::StreamingExtremeSum(Index num_columns, int total_rows, int m, Extreme which)
@@ -28,49 +30,29 @@ inline double StoredSign(Extreme which, bool opposite) {
 
 }  // namespace
 
-template <bool kNegate, bool kSum>
-void StreamingExtremeSum::AddSpanImpl(Index column_offset, Index len, const double* values,
-                                      double* sum) {
-  const double* thr = threshold_.data() + column_offset;
-  // Most candidates lose against the threshold: test 8 at a time without
-  // branches (vectorisable), and only then look at the winners one by one.
-  // The optional plain sum rides along in the same pass.
-  Index c = 0;
-  for (; c + 8 <= len; c += 8) {
-    bool any = false;
-    for (int u = 0; u < 8; ++u) {
-      if constexpr (kSum) sum[c + u] += values[c + u];
-      const double v = kNegate ? -values[c + u] : values[c + u];
-      any |= v > thr[c + u];
-    }
-    if (!any) continue;
-    for (int u = 0; u < 8; ++u) {
-      const double v = kNegate ? -values[c + u] : values[c + u];
-      if (v > thr[c + u]) Insert(column_offset + c + u, v);
-    }
-  }
-  for (; c < len; ++c) {
-    if constexpr (kSum) sum[c] += values[c];
-    const double v = kNegate ? -values[c] : values[c];
-    if (v > thr[c]) Insert(column_offset + c, v);
-  }
-}
-
 void StreamingExtremeSum::AddSpan(Index column_offset, Index len, const double* values,
                                   double* sum) {
+  const simd::Kernels& k = simd::ActiveKernels();
   if (keep_ == 0) {
-    if (sum) {
-      for (Index c = 0; c < len; ++c) sum[c] += values[c];
-    }
+    if (sum) k.add_to(values, len, sum);
     return;
   }
   const bool negate = StoredSign(which_, keep_opposite_) < 0;
-  if (sum) {
-    negate ? AddSpanImpl<true, true>(column_offset, len, values, sum)
-           : AddSpanImpl<false, true>(column_offset, len, values, sum);
-  } else {
-    negate ? AddSpanImpl<true, false>(column_offset, len, values, nullptr)
-           : AddSpanImpl<false, false>(column_offset, len, values, nullptr);
+  const double* thr = threshold_.data() + column_offset;
+  // Most candidates lose against their column's threshold: a vectorised
+  // compare finds the few winners (and the optional plain sum rides along in
+  // the same pass), then they are inserted one by one. Each column appears
+  // once in a span, so filtering the whole span first sees the same
+  // thresholds as inserting as we go.
+  int32_t winners[simd::kFilterSpan];
+  for (Index c0 = 0; c0 < len; c0 += simd::kFilterSpan) {
+    const Index n = std::min<Index>(simd::kFilterSpan, len - c0);
+    const int64_t count = k.filter_above(values + c0, thr + c0, n, negate,
+                                         sum ? sum + c0 : nullptr, winners);
+    for (int64_t w = 0; w < count; ++w) {
+      const Index c = c0 + winners[w];
+      Insert(column_offset + c, negate ? -values[c] : values[c]);
+    }
   }
 }
 
@@ -226,10 +208,8 @@ namespace {
 // sum[c] += rows of the block, one row after another (the fixed order that
 // makes a zero-width box match the nominal trajectory bit for bit).
 void AddRowsTo(Index len, Index rows, const double* block, Index ld, double* sum) {
-  for (Index r = 0; r < rows; ++r) {
-    const double* row = block + r * ld;
-    for (Index c = 0; c < len; ++c) sum[c] += row[c];
-  }
+  const simd::Kernels& k = simd::ActiveKernels();
+  for (Index r = 0; r < rows; ++r) k.add_to(block + r * ld, len, sum);
 }
 }  // namespace
 
@@ -262,13 +242,10 @@ void Aggregator::AddBlock(int lane_index, Index offset, Index len, Index rows, I
   // <= 0 and the upper ones >= 0; rounding can leave ulp-sized values of the
   // wrong sign, which would make SEMax_k smaller than the effect of poisoning
   // fewer than k rows. Clamping them at 0 keeps the bound sound.
+  const simd::Kernels& kernels = simd::ActiveKernels();
   auto add_side = [&](const double* bound, const double* perturbed, double* bound_sum,
                       double* value_sum, StreamingExtremeSum* extremes, bool upper_side) {
-    for (Index c = 0; c < len; ++c) {
-      bound_sum[c] += bound[c];
-      const double d = perturbed[c] - bound[c];
-      diff[c] = upper_side ? std::max(d, 0.0) : std::min(d, 0.0);
-    }
+    kernels.poison_diff(bound, perturbed, len, upper_side, bound_sum, diff.data());
     extremes->AddSpan(offset, len, diff.data(), value_sum);
   };
   for (Index r = 0; r < rows; ++r) {

@@ -73,8 +73,6 @@ class StreamingExtremeSum {
 
  private:
   void Insert(Index column, double value);
-  template <bool kNegate, bool kSum>
-  void AddSpanImpl(Index column_offset, Index len, const double* values, double* sum);
 
   Index num_columns_;
   int total_rows_;

@@ -12,6 +12,7 @@
 
 #include "core/aggregate/aggregate.h"
 #include "core/backend/backend.h"
+#include "core/backend/simd/isa.h"
 #include "core/backend/thread_pool.h"
 #include "core/bounds/ibp.h"
 
@@ -298,7 +299,9 @@ class CpuBackend : public ComputeBackend {
   }
 
   void Clamp(Matrix* m) const {
-    if (config_->clip_gamma) ClampInPlace(m, *config_->clip_gamma);
+    // The kernel is ClampInPlace's rule (train/update.h) in the vector unit
+    // chosen for this CPU.
+    if (config_->clip_gamma) simd::ActiveKernels().clamp(m->data(), m->size(), *config_->clip_gamma);
   }
 
   // Expands the task's factors one block (rows x a few weight rows) at a

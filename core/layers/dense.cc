@@ -79,9 +79,10 @@ void DenseFactors::Prepare() {
 void ExpandNominalWeightRow(const DenseFactors& f, int o, Index row_begin, Index rows,
                             double* grads, Index ld) {
   const Index in = f.z_mid.cols();
+  const simd::Kernels& k = simd::ActiveKernels();
   for (Index i = 0; i < rows; ++i) {
     const Index r = row_begin + i;
-    Eigen::Map<RowVector>(grads + i * ld, in) = f.d_mid(r, o) * f.z_mid.row(r);
+    k.scale_row(f.d_mid(r, o), f.z_mid.row(r).data(), in, grads + i * ld);
   }
 }
 
