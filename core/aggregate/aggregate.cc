@@ -88,7 +88,18 @@ void StreamingExtremeSum::AddBlock(Index column_offset, Index len, Index rows, c
 
 void StreamingExtremeSum::Insert(Index column, double value) {
   // The kept values of a column form a min-heap: the root is the threshold.
+  // The caller guarantees value > the threshold.
   double* heap = slots_.data() + column * keep_;
+  if (keep_ <= kSortedKeep) {
+    // Few kept values: an ascending array (itself a min-heap). Most winners
+    // barely beat the threshold, so they land near the front after a short,
+    // predictable shift, where a heap's sift-down branches unpredictably.
+    int i = 1;
+    for (; i < keep_ && heap[i] < value; ++i) heap[i - 1] = heap[i];
+    heap[i - 1] = value;
+    threshold_[column] = heap[0];
+    return;
+  }
   int i = 0;
   for (;;) {
     const int l = 2 * i + 1;

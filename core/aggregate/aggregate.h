@@ -72,6 +72,9 @@ class StreamingExtremeSum {
   void Reset(int total_rows, int m);
 
  private:
+  // Up to this many kept values per column are held sorted ascending (a
+  // valid min-heap too); more as a binary min-heap.
+  static constexpr int kSortedKeep = 32;
   void Insert(Index column, double value);
 
   Index num_columns_;
@@ -82,7 +85,8 @@ class StreamingExtremeSum {
   bool keep_opposite_;  // true: keep total_rows - m of the other side
   int rows_seen_ = 0;
   // keep_ slots per column, column-major (column c: [c*keep_, (c+1)*keep_)),
-  // each column's slots a min-heap.
+  // each column's slots a min-heap (sorted ascending, itself a
+  // min-heap, when keep_ <= kSortedKeep: Insert).
   // Slots start at -infinity, so every column fills as values arrive.
   std::vector<double> slots_;
   // Per column: the kept value that the next candidate must beat (the heap's root).
