@@ -203,8 +203,8 @@ void RunModel(const std::string& title, const ModelSpec& spec, LossKind loss, in
   for (const Case& c : cases) {
    for (simd::Isa isa : g_isas) {
     (void)simd::SetIsaForTesting(isa);  // main kept only supported variants
-    const std::string name =
-        g_isas.size() > 1 ? c.name + " [" + std::string(simd::IsaName(isa)) + "]" : c.name;
+    std::string name = c.name;
+    if (g_isas.size() > 1) name.append(" [").append(simd::IsaName(isa)).append("]");
     TrainConfig cfg;
     cfg.model = spec;
     cfg.loss = loss;
@@ -454,7 +454,8 @@ int main(int argc, char** argv) {
   }
   std::string isa_names;
   for (simd::Isa isa : agt::g_isas) {
-    isa_names += (isa_names.empty() ? "" : ",") + std::string(simd::IsaName(isa));
+    if (!isa_names.empty()) isa_names += ',';
+    isa_names.append(simd::IsaName(isa));
   }
   using agt::ModelSpec;
   std::printf("AGT step benchmark (float64, best of %d, threads %s, kernels %s)\n", repeats,

@@ -44,7 +44,7 @@ void StreamingExtremeSum::AddSpan(Index column_offset, Index len, const double* 
   // the same pass), then they are inserted one by one. Each column appears
   // once in a span, so filtering the whole span first sees the same
   // thresholds as inserting as we go.
-  int32_t winners[simd::kFilterSpan];
+  int32_t winners[simd::kFilterSpan + simd::kFilterSlack];
   for (Index c0 = 0; c0 < len; c0 += simd::kFilterSpan) {
     const Index n = std::min<Index>(simd::kFilterSpan, len - c0);
     const int64_t count = k.filter_above(values + c0, thr + c0, n, negate,

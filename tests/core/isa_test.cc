@@ -159,7 +159,7 @@ TEST_F(IsaTest, TheFilterFindsExactlyTheValuesAboveTheirThresholdOnEveryVariant)
         thr[i] = 0.0;
       }
       for (bool negate : {false, true}) {
-        std::vector<int32_t> idx(n + 1);
+        std::vector<int32_t> idx(n + simd::kFilterSlack);
         std::vector<double> sum(n, 1.0), want_sum(n, 1.0);
         const int64_t count = k.filter_above(v.data(), thr.data(), n, negate, sum.data(),
                                              idx.data());

@@ -39,13 +39,16 @@ struct Kernels {
                       double* bound_sum, double* diff);
   // The selection's threshold filter: writes, in increasing order, every c in
   // [0, n) with s * v[c] > thr[c] (s = -1 when negate) to idx and returns how
-  // many; sum (when non-null) += v in the same pass. n <= kFilterSpan.
+  // many; sum (when non-null) += v in the same pass. n <= kFilterSpan; idx
+  // has room for n + kFilterSlack values (slots past the count may be
+  // written).
   int64_t (*filter_above)(const double* v, const double* thr, int64_t n, bool negate,
                           double* sum, int32_t* idx);
 };
 
 // The most values filter_above takes at once (the caller's index buffer).
 inline constexpr int64_t kFilterSpan = 1024;
+inline constexpr int64_t kFilterSlack = 8;
 
 // The tables, one per variant (defined by the kernels_*.cc units; the AVX
 // ones exist on x86-64 only).
