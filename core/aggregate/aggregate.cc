@@ -91,12 +91,18 @@ void StreamingExtremeSum::Insert(Index column, double value) {
   // The caller guarantees value > the threshold.
   double* heap = slots_.data() + column * keep_;
   if (keep_ <= kSortedKeep) {
-    // Few kept values: an ascending array (itself a min-heap). Most winners
-    // barely beat the threshold, so they land near the front after a short,
-    // predictable shift, where a heap's sift-down branches unpredictably.
-    int i = 1;
-    for (; i < keep_ && heap[i] < value; ++i) heap[i - 1] = heap[i];
-    heap[i - 1] = value;
+    // Few kept values: an ascending array (itself a min-heap). Dropping the
+    // smallest and inserting `value` is, per slot j (slot keep_ read as
+    // +infinity), new[j] = old[j+1] < value ? old[j+1] : max(old[j], value):
+    // the same work for every value, so no branch to mispredict (a shift
+    // loop's exit, or a heap's sift-down, would be one per insert).
+    const int last = keep_ - 1;
+    for (int j = 0; j < last; ++j) {
+      const double next = heap[j + 1];
+      const double here = heap[j] < value ? value : heap[j];
+      heap[j] = next < value ? next : here;
+    }
+    heap[last] = heap[last] < value ? value : heap[last];
     threshold_[column] = heap[0];
     return;
   }
