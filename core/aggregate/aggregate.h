@@ -155,6 +155,9 @@ class NominalAggregator {
   NominalAggregator(Index num_params, int batch_size, int num_lanes);
   void Add(int lane, const Matrix& grads);
   void AddBlock(int lane, Index offset, Index len, Index rows, Index ld, const double* grads);
+  // The lane's running sums (num_params values), for callers that fold rows
+  // in themselves; the same contract as AddBlock (rows in order per lane).
+  double* LaneSum(int lane) { return lane_sum_.row(lane).data(); }
   Vector Finish() const;  // sum / batch_size
   void Reset();
   // Ready for a batch of `batch_size` rows (rows removed in place).

@@ -41,6 +41,13 @@ class ChunkedFactors : public GradientFactors {
       f.ExpandBias(local, n, lower + done * ld, upper ? upper + done * ld : nullptr, ld);
     });
   }
+  void AccumulateNominalWeightRows(int o0, int o1, Index r0, Index rows, Index width, bool clip,
+                                   double gamma, double* sum, Matrix* scratch) const override {
+    // Chunk after chunk: the rows still reach the sum in order.
+    ForEachChunk(r0, rows, [&](const GradientFactors& f, Index local, Index n, Index) {
+      f.AccumulateNominalWeightRows(o0, o1, local, n, width, clip, gamma, sum, scratch);
+    });
+  }
 
  private:
   template <typename Fn>
@@ -338,6 +345,13 @@ class CpuBackend : public ComputeBackend {
         const Index width = bias ? sl.out : static_cast<Index>(o1 - o0) * sl.in;
         const Index offset =
             bias ? sl.bias_offset : sl.weight_offset + static_cast<Index>(o0) * sl.in;
+        if (nominal && !bias) {
+          // Folded into the sum without storing the per-sample gradients.
+          f.AccumulateNominalWeightRows(o0, o1, r0, rows, width, cfg.clip_gamma.has_value(),
+                                        cfg.clip_gamma.value_or(0.0),
+                                        nominal_aggregator_->LaneSum(0) + offset, &sc->lower);
+          continue;
+        }
         sc->lower.resize(rows, width);
         if (!nominal) sc->upper.resize(rows, width);
         if (pf) {

@@ -134,6 +134,23 @@ void DenseFactors::ExpandWeightRows(int o0, int o1, Index r0, Index rows, double
   }
 }
 
+void DenseFactors::AccumulateNominalWeightRows(int o0, int o1, Index r0, Index rows, Index width,
+                                               bool clip, double gamma, double* sum,
+                                               Matrix* scratch) const {
+  if (!nominal) {
+    GradientFactors::AccumulateNominalWeightRows(o0, o1, r0, rows, width, clip, gamma, sum,
+                                                 scratch);
+    return;
+  }
+  const Index in = z_mid.cols();
+  const simd::Kernels& k = simd::ActiveKernels();
+  for (int o = o0; o < o1; ++o) {
+    k.accumulate_scaled_rows(d_mid.data() + r0 * d_mid.cols() + o, d_mid.cols(),
+                             z_mid.data() + r0 * in, in, rows, in, clip, gamma,
+                             sum + static_cast<Index>(o - o0) * in);
+  }
+}
+
 void DenseFactors::ExpandBias(Index r0, Index rows, double* lower, double* upper,
                               Index ld) const {
   const Index out = d_mid.cols();

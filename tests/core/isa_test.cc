@@ -147,6 +147,28 @@ TEST_F(IsaTest, ElementwiseKernelsMatchTheScalarRuleBitForBitOnEveryVariant) {
   }
 }
 
+TEST_F(IsaTest, AccumulatedRowsEqualTheRowByRowSumBitForBitOnEveryVariant) {
+  const int rows = 13, stride = 600;
+  const std::vector<double> m = Awkward(rows * 3, 31, false), z = Awkward(rows * stride, 32, true);
+  for (Isa isa : simd::SupportedIsas()) {
+    const Kernels& k = TableOf(isa);
+    for (int n : {0, 1, 7, 255, 256, 257, 513, 600}) {
+      for (bool clip : {false, true}) {
+        std::vector<double> sum = Awkward(n, 33, false), want = sum;
+        k.accumulate_scaled_rows(m.data(), 3, z.data(), stride, rows, n, clip, 0.3, sum.data());
+        for (int r = 0; r < rows; ++r) {
+          for (int i = 0; i < n; ++i) {
+            double g = m[r * 3] * z[r * stride + i];
+            if (clip) g = std::min(std::max(g, -0.3), 0.3);
+            want[i] += g;
+          }
+        }
+        ExpectSameBits(sum, want, clip ? "accumulate clipped" : "accumulate", isa, n);
+      }
+    }
+  }
+}
+
 TEST_F(IsaTest, TheFilterFindsExactlyTheValuesAboveTheirThresholdOnEveryVariant) {
   for (Isa isa : simd::SupportedIsas()) {
     const Kernels& k = TableOf(isa);

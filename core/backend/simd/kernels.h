@@ -37,6 +37,13 @@ struct Kernels {
   // diff = perturbed - bound clamped at 0 (upper: max(d, 0), lower: min(d, 0)).
   void (*poison_diff)(const double* bound, const double* perturbed, int64_t n, bool upper,
                       double* bound_sum, double* diff);
+  // sum[i] += m[r * m_stride] * z[r * z_stride + i] for rows r = 0, 1, ...
+  // in order and i in [0, n), each product first clamped to [-gamma, gamma]
+  // (as clamp) when clip: the nominal gradients of one weight row folded
+  // into their sum without being stored.
+  void (*accumulate_scaled_rows)(const double* m, int64_t m_stride, const double* z,
+                                 int64_t z_stride, int64_t rows, int64_t n, bool clip,
+                                 double gamma, double* sum);
   // The selection's threshold filter: writes, in increasing order, every c in
   // [0, n) with s * v[c] > thr[c] (s = -1 when negate) to idx and returns how
   // many; sum (when non-null) += v in the same pass. n <= kFilterSpan; idx
