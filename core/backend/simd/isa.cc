@@ -82,6 +82,11 @@ std::optional<Isa> ParseIsa(std::string_view name) {
 }
 
 bool IsaSupported(Isa isa) {
+#if defined(__x86_64__)
+  // Needed when the first call comes from a static initializer (before
+  // libgcc's own constructor has filled in the CPU model); cheap otherwise.
+  __builtin_cpu_init();
+#endif
   switch (isa) {
     case Isa::kBaseline:
       return true;
