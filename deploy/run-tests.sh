@@ -17,7 +17,7 @@ if [ "${1:-}" != "--no-sanitize" ]; then
     -DAGT_BUILD_BENCH=OFF >/dev/null
   sanitized=(core_data_test core_train_test core_golden_units_test core_golden_conv_units_test
              core_thread_pool_test core_privacy_test core_decimal_test core_aggregate_test
-             core_remove_in_place_test core_factor_rows_test core_unlearn_test)
+             core_remove_in_place_test core_factor_rows_test core_unlearn_test core_isa_test)
   cmake --build build-asan -j"$jobs" --target "${sanitized[@]}"
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1

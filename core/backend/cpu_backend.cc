@@ -1,6 +1,8 @@
 // The CPU backend: Eigen GEMMs for the factored passes, the streaming
 // aggregators of aggregate/, and a persistent thread pool. Scheduling, block
-// sizes and scratch buffers live here and nowhere else.
+// sizes and scratch buffers live here and nowhere else. The element loops
+// (expansion, clipping, sums, the selection's filter) run in the vector
+// kernels of simd/, chosen at start-up; every variant gives the same bits.
 //
 // Determinism: phase 1 tasks are whole passes (independent); phase 2 tasks
 // own disjoint parameter ranges and feed each parameter its rows in order
