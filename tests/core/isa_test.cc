@@ -87,7 +87,8 @@ TEST_F(IsaTest, UnsupportedVariantsAreRefused) {
     if (simd::IsaSupported(isa)) continue;
     const absl::Status s = simd::SetIsaForTesting(isa);
     EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
-    EXPECT_NE(std::string(s.message()).find(std::string(simd::IsaName(isa))), std::string::npos) << s;
+    EXPECT_NE(std::string(s.message()).find(std::string(simd::IsaName(isa))), std::string::npos)
+        << s;
   }
 }
 
@@ -183,8 +184,8 @@ TEST_F(IsaTest, TheFilterFindsExactlyTheValuesAboveTheirThresholdOnEveryVariant)
       for (bool negate : {false, true}) {
         std::vector<int32_t> idx(n + simd::kFilterSlack);
         std::vector<double> sum(n, 1.0), want_sum(n, 1.0);
-        const int64_t count = k.filter_above(v.data(), thr.data(), n, negate, sum.data(),
-                                             idx.data());
+        const int64_t count =
+            k.filter_above(v.data(), thr.data(), n, negate, sum.data(), idx.data());
         std::vector<int32_t> want;
         for (int i = 0; i < n; ++i) {
           want_sum[i] += v[i];

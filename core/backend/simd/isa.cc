@@ -123,8 +123,8 @@ bool RequestedIsaHonoured() { return TheChoice().honoured; }
 
 absl::Status SetIsaForTesting(Isa isa) {
   if (!IsaSupported(isa)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("instruction set ", std::string(IsaName(isa)), " is not supported by this CPU"));
+    return absl::FailedPreconditionError(absl::StrCat("instruction set ", std::string(IsaName(isa)),
+                                                      " is not supported by this CPU"));
   }
   Choice& c = TheChoice();
   c.isa.store(isa);

@@ -25,8 +25,8 @@ struct Kernels {
   // Rump's rule for [m +- r] * [mz +- rz] (interval/rump.h, RumpScaleRow):
   // lo = m mz - rad, hi = m mz + rad with rad = r |mz| (rz null) or
   // (|m| rz + r |mz|) + r rz, for n values.
-  void (*rump_scale_row)(double m, double r, const double* mz, const double* amz,
-                         const double* rz, int64_t n, double* lo, double* hi);
+  void (*rump_scale_row)(double m, double r, const double* mz, const double* amz, const double* rz,
+                         int64_t n, double* lo, double* hi);
   // out = m * z, for n values.
   void (*scale_row)(double m, const double* z, int64_t n, double* out);
   // v = min(max(v, -gamma), gamma) in std::max/std::min's order (a NaN stays).
@@ -42,15 +42,15 @@ struct Kernels {
   // (as clamp) when clip: the nominal gradients of one weight row folded
   // into their sum without being stored.
   void (*accumulate_scaled_rows)(const double* m, int64_t m_stride, const double* z,
-                                 int64_t z_stride, int64_t rows, int64_t n, bool clip,
-                                 double gamma, double* sum);
+                                 int64_t z_stride, int64_t rows, int64_t n, bool clip, double gamma,
+                                 double* sum);
   // The selection's threshold filter: writes, in increasing order, every c in
   // [0, n) with s * v[c] > thr[c] (s = -1 when negate) to idx and returns how
   // many; sum (when non-null) += v in the same pass. n <= kFilterSpan; idx
   // has room for n + kFilterSlack values (slots past the count may be
   // written).
-  int64_t (*filter_above)(const double* v, const double* thr, int64_t n, bool negate,
-                          double* sum, int32_t* idx);
+  int64_t (*filter_above)(const double* v, const double* thr, int64_t n, bool negate, double* sum,
+                          int32_t* idx);
 };
 
 // The most values filter_above takes at once (the caller's index buffer).
