@@ -47,8 +47,8 @@ void StreamingExtremeSum::AddSpan(Index column_offset, Index len, const double* 
   int32_t winners[simd::kFilterSpan + simd::kFilterSlack];
   for (Index c0 = 0; c0 < len; c0 += simd::kFilterSpan) {
     const Index n = std::min<Index>(simd::kFilterSpan, len - c0);
-    const int64_t count = k.filter_above(values + c0, thr + c0, n, negate,
-                                         sum ? sum + c0 : nullptr, winners);
+    const int64_t count =
+        k.filter_above(values + c0, thr + c0, n, negate, sum ? sum + c0 : nullptr, winners);
     for (int64_t w = 0; w < count; ++w) {
       const Index c = c0 + winners[w];
       Insert(column_offset + c, negate ? -values[c] : values[c]);

@@ -310,7 +310,8 @@ class CpuBackend : public ComputeBackend {
   void Clamp(Matrix* m) const {
     // The kernel is ClampInPlace's rule (train/update.h) in the vector unit
     // chosen for this CPU.
-    if (config_->clip_gamma) simd::ActiveKernels().clamp(m->data(), m->size(), *config_->clip_gamma);
+    if (config_->clip_gamma)
+      simd::ActiveKernels().clamp(m->data(), m->size(), *config_->clip_gamma);
   }
 
   // Expands the task's factors one block (rows x a few weight rows) at a

@@ -32,9 +32,9 @@ void Layer::Initialize(Rng* rng, double* params) const {
   for (Index j = 0; j < num_params(); ++j) params[j] = rng->Uniform(-bound, bound);
 }
 
-void GradientFactors::AccumulateNominalWeightRows(int o0, int o1, Index r0, Index rows,
-                                                  Index width, bool clip, double gamma,
-                                                  double* sum, Matrix* scratch) const {
+void GradientFactors::AccumulateNominalWeightRows(int o0, int o1, Index r0, Index rows, Index width,
+                                                  bool clip, double gamma, double* sum,
+                                                  Matrix* scratch) const {
   scratch->resize(rows, width);
   ExpandWeightRows(o0, o1, r0, rows, scratch->data(), nullptr, width);
   const simd::Kernels& k = simd::ActiveKernels();
