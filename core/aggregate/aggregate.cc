@@ -56,6 +56,29 @@ void StreamingExtremeSum::AddSpan(Index column_offset, Index len, const double* 
   }
 }
 
+void StreamingExtremeSum::AddClampedDifferenceSpan(Index column_offset, Index len,
+                                                   const double* bound, const double* perturbed,
+                                                   bool upper, double* bound_sum,
+                                                   double* value_sum) {
+  const simd::Kernels& k = simd::ActiveKernels();
+  // With nothing kept the thresholds are +infinity: the kernel finds no
+  // winner and only sums.
+  const bool negate = StoredSign(which_, keep_opposite_) < 0;
+  const double* thr = threshold_.data() + column_offset;
+  int32_t winners[simd::kFilterSpan + simd::kFilterSlack];
+  for (Index c0 = 0; c0 < len; c0 += simd::kFilterSpan) {
+    const Index n = std::min<Index>(simd::kFilterSpan, len - c0);
+    const int64_t count = k.poison_filter(bound + c0, perturbed + c0, n, upper, negate,
+                                          bound_sum + c0, value_sum + c0, thr + c0, winners);
+    for (int64_t w = 0; w < count; ++w) {
+      const Index c = c0 + winners[w];
+      const double d = perturbed[c] - bound[c];
+      const double v = upper ? std::max(d, 0.0) : std::min(d, 0.0);
+      Insert(column_offset + c, negate ? -v : v);
+    }
+  }
+}
+
 void StreamingExtremeSum::Reset() {
   rows_seen_ = 0;
   std::fill(slots_.begin(), slots_.end(), -std::numeric_limits<double>::infinity());
@@ -249,27 +272,21 @@ void Aggregator::AddBlock(int lane_index, Index offset, Index len, Index rows, I
     return;
   }
   // Theorem 9: the extra effect of a poisoned row is bounded by the
-  // difference between its perturbed and unperturbed bounds. Scratch per
-  // thread: AddBlock calls on disjoint columns may run concurrently.
-  thread_local std::vector<double> diff;
-  diff.resize(len);
+  // difference between its perturbed and unperturbed bounds.
   // One side: sum the bounds, and feed (perturbed - bound) to the extremes.
   // In exact arithmetic the perturbed bounds enclose the unperturbed ones
   // (interval products are inclusion-isotone), so the lower differences are
   // <= 0 and the upper ones >= 0; rounding can leave ulp-sized values of the
   // wrong sign, which would make SEMax_k smaller than the effect of poisoning
   // fewer than k rows. Clamping them at 0 keeps the bound sound.
-  const simd::Kernels& kernels = simd::ActiveKernels();
-  auto add_side = [&](const double* bound, const double* perturbed, double* bound_sum,
-                      double* value_sum, StreamingExtremeSum* extremes, bool upper_side) {
-    kernels.poison_diff(bound, perturbed, len, upper_side, bound_sum, diff.data());
-    extremes->AddSpan(offset, len, diff.data(), value_sum);
-  };
+  // The differences are computed, clamped, summed and filtered in one pass.
   for (Index r = 0; r < rows; ++r) {
-    add_side(lower + r * ld, perturbed_lower + r * ld, lane.bound_sum_lower.data() + offset,
-             lane.value_sum_low.data() + offset, &lane.low, false);
-    add_side(upper + r * ld, perturbed_upper + r * ld, lane.bound_sum_upper.data() + offset,
-             lane.value_sum_high.data() + offset, &lane.high, true);
+    lane.low.AddClampedDifferenceSpan(offset, len, lower + r * ld, perturbed_lower + r * ld,
+                                      /*upper=*/false, lane.bound_sum_lower.data() + offset,
+                                      lane.value_sum_low.data() + offset);
+    lane.high.AddClampedDifferenceSpan(offset, len, upper + r * ld, perturbed_upper + r * ld,
+                                       /*upper=*/true, lane.bound_sum_upper.data() + offset,
+                                       lane.value_sum_high.data() + offset);
   }
 }
 

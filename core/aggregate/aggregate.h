@@ -59,6 +59,13 @@ class StreamingExtremeSum {
                 double* sum = nullptr);
   // One row of columns [column_offset, column_offset + len); sum as above.
   void AddSpan(Index column_offset, Index len, const double* values, double* sum);
+  // Theorem 9's side of one row, without storing the differences: over
+  // columns [column_offset, column_offset + len), bound_sum += bound and the
+  // values d = perturbed - bound, clamped at 0 (upper: max(d, 0), lower:
+  // min(d, 0)), are added as by AddSpan(.., d, value_sum).
+  void AddClampedDifferenceSpan(Index column_offset, Index len, const double* bound,
+                                const double* perturbed, bool upper, double* bound_sum,
+                                double* value_sum);
   // Folds another accumulator (same shape and m) into this one.
   void Merge(const StreamingExtremeSum& other);
   // The extreme sums per column. `total` is the plain column sum of all rows

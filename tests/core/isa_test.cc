@@ -133,17 +133,6 @@ TEST_F(IsaTest, ElementwiseKernelsMatchTheScalarRuleBitForBitOnEveryVariant) {
       k.add_to(mz.data(), n, sum.data());
       for (int i = 0; i < n; ++i) want_sum[i] += mz[i];
       ExpectSameBits(sum, want_sum, "add_to", isa, n);
-      for (bool upper : {false, true}) {
-        std::vector<double> bsum = rz, diff(n), want_bsum = rz, want_diff(n);
-        k.poison_diff(rz.data(), mz.data(), n, upper, bsum.data(), diff.data());
-        for (int i = 0; i < n; ++i) {
-          want_bsum[i] += rz[i];
-          const double d = mz[i] - rz[i];
-          want_diff[i] = upper ? std::max(d, 0.0) : std::min(d, 0.0);
-        }
-        ExpectSameBits(bsum, want_bsum, "poison bound sum", isa, n);
-        ExpectSameBits(diff, want_diff, "poison diff", isa, n);
-      }
     }
   }
 }
@@ -196,6 +185,39 @@ TEST_F(IsaTest, TheFilterFindsExactlyTheValuesAboveTheirThresholdOnEveryVariant)
             << simd::IsaName(isa) << " n=" << n << " negate=" << negate;
         ExpectSameBits(sum, want_sum, "filter sum", isa, n);
         EXPECT_EQ(k.filter_above(v.data(), thr.data(), n, negate, nullptr, idx.data()), count);
+      }
+    }
+  }
+}
+
+TEST_F(IsaTest, TheFusedDifferenceFilterEqualsDifferencesThenFilterOnEveryVariant) {
+  for (Isa isa : simd::SupportedIsas()) {
+    const Kernels& k = TableOf(isa);
+    for (int n : {0, 1, 3, 8, 13, 64, 1000}) {
+      const std::vector<double> bound = Awkward(n, 40 + n, true);
+      std::vector<double> perturbed = Awkward(n, 50 + n, true), thr = Awkward(n, 60 + n, false);
+      for (int i = 0; i < n; i += 4) perturbed[i] = bound[i];  // differences of exactly 0
+      for (int i = 0; i < n; i += 9) thr[i] = 0.0;
+      for (bool upper : {false, true}) {
+        for (bool negate : {false, true}) {
+          std::vector<double> bsum(n, 0.5), vsum(n, -0.25), want_bsum = bsum, want_vsum = vsum;
+          std::vector<int32_t> idx(n + simd::kFilterSlack);
+          const int64_t count = k.poison_filter(bound.data(), perturbed.data(), n, upper, negate,
+                                                bsum.data(), vsum.data(), thr.data(), idx.data());
+          std::vector<int32_t> want;
+          for (int i = 0; i < n; ++i) {
+            want_bsum[i] += bound[i];
+            const double d = perturbed[i] - bound[i];
+            const double v = upper ? std::max(d, 0.0) : std::min(d, 0.0);
+            want_vsum[i] += v;
+            if ((negate ? -v : v) > thr[i]) want.push_back(i);
+          }
+          ASSERT_EQ(count, static_cast<int64_t>(want.size())) << simd::IsaName(isa) << " n=" << n;
+          EXPECT_EQ(std::vector<int32_t>(idx.begin(), idx.begin() + count), want)
+              << simd::IsaName(isa) << " n=" << n << " upper=" << upper << " negate=" << negate;
+          ExpectSameBits(bsum, want_bsum, "fused bound sum", isa, n);
+          ExpectSameBits(vsum, want_vsum, "fused value sum", isa, n);
+        }
       }
     }
   }

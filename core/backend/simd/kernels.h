@@ -33,10 +33,6 @@ struct Kernels {
   void (*clamp)(double* v, int64_t n, double gamma);
   // sum += x, for n values.
   void (*add_to)(const double* x, int64_t n, double* sum);
-  // Theorem 9's one side of a row: bound_sum += bound and
-  // diff = perturbed - bound clamped at 0 (upper: max(d, 0), lower: min(d, 0)).
-  void (*poison_diff)(const double* bound, const double* perturbed, int64_t n, bool upper,
-                      double* bound_sum, double* diff);
   // sum[i] += m[r * m_stride] * z[r * z_stride + i] for rows r = 0, 1, ...
   // in order and i in [0, n), each product first clamped to [-gamma, gamma]
   // (as clamp) when clip: the nominal gradients of one weight row folded
@@ -51,6 +47,14 @@ struct Kernels {
   // written).
   int64_t (*filter_above)(const double* v, const double* thr, int64_t n, bool negate, double* sum,
                           int32_t* idx);
+  // Theorem 9's one side of a row, filtered as by filter_above without
+  // storing the differences: bound_sum += bound; diff = perturbed - bound
+  // clamped at 0 (upper: std::max(d, 0.0), lower: std::min(d, 0.0));
+  // value_sum += diff; the c with s * diff[c] > thr[c] written to idx (the
+  // caller recomputes diff[c] for those). Same limits as filter_above.
+  int64_t (*poison_filter)(const double* bound, const double* perturbed, int64_t n, bool upper,
+                           bool negate, double* bound_sum, double* value_sum, const double* thr,
+                           int32_t* idx);
 };
 
 // The most values filter_above takes at once (the caller's index buffer).
