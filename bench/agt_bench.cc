@@ -25,6 +25,7 @@
 #include <zlib.h>
 #endif
 
+#include "core/backend/simd/isa.h"
 #include "core/bounds/ibp.h"
 #include "core/common/rng.h"
 #include "core/data/dataset.h"
@@ -168,6 +169,10 @@ std::vector<Case> StandardCases() {
   return cases;
 }
 
+// The kernel variants timed for every certified case (--isa), one after the
+// other within a case so that the machine's load hits them alike.
+std::vector<simd::Isa> g_isas;
+
 void RunModel(const std::string& title, const ModelSpec& spec, LossKind loss, int batch,
               const Dataset& data, const std::vector<Case>& cases, int repeats, int threads) {
   std::printf("\n%s, batch %d, %ld parameters\n", title.c_str(), batch,
@@ -185,7 +190,7 @@ void RunModel(const std::string& title, const ModelSpec& spec, LossKind loss, in
     std::printf("(check: plain and per-sample steps agree to %.1e, step norm %.3e)\n",
                 (a - b).cwiseAbs().maxCoeff(), (a - init).norm());
   }
-  std::printf("%-28s %12s %12s %12s %10s %10s %14s\n", "perturbation", "plain [s]", "per-sample",
+  std::printf("%-37s %12s %12s %12s %10s %10s %14s\n", "perturbation", "plain [s]", "per-sample",
               "certified", "cert/plain", "cert/p-s", "cert samples/s");
   std::fflush(stdout);
   Vector theta = init;
@@ -206,14 +211,36 @@ void RunModel(const std::string& title, const ModelSpec& spec, LossKind loss, in
     cfg.budgets = {c.budget};
     cfg.clip_gamma = c.clip;
     cfg.threads = threads;
-    auto trainer = Trainer::Create(cfg, data, init);
-    if (!trainer.ok()) {
-      std::printf("%-28s error: %s\n", c.name.c_str(), trainer.status().ToString().c_str());
+    // One trainer per kernel variant; the variants take turns, one step
+    // each per round, so that the machine's load hits them alike.
+    std::vector<std::unique_ptr<Trainer>> trainers;
+    for (size_t v = 0; v < g_isas.size(); ++v) {
+      auto trainer = Trainer::Create(cfg, data, init);
+      if (!trainer.ok()) break;
+      trainers.push_back(std::move(*trainer));
+    }
+    if (trainers.size() != g_isas.size()) {
+      auto trainer = Trainer::Create(cfg, data, init);
+      std::printf("%-37s error: %s\n", c.name.c_str(), trainer.status().ToString().c_str());
       continue;
     }
-    const double cert = TimeIt(repeats, [&] { (void)(*trainer)->Step(); });
-    std::printf("%-28s %12.5f %12.5f %12.5f %10.1f %10.2f %14.0f\n", c.name.c_str(), plain,
-                per_sample, cert, cert / plain, cert / per_sample, batch / cert);
+    std::vector<double> best(g_isas.size(), 1e300);
+    for (int round = 0; round <= repeats; ++round) {  // round 0 warms up
+      for (size_t v = 0; v < g_isas.size(); ++v) {
+        (void)simd::SetIsaForTesting(g_isas[v]);  // main kept only supported variants
+        const auto t0 = Clock::now();
+        (void)trainers[v]->Step();
+        const double t = Seconds(t0, Clock::now());
+        if (round > 0) best[v] = std::min(best[v], t);
+      }
+    }
+    for (size_t v = 0; v < g_isas.size(); ++v) {
+      std::string name = c.name;
+      if (g_isas.size() > 1) name.append(" [").append(simd::IsaName(g_isas[v])).append("]");
+      const double cert = best[v];
+      std::printf("%-37s %12.5f %12.5f %12.5f %10.1f %10.2f %14.0f\n", name.c_str(), plain,
+                  per_sample, cert, cert / plain, cert / per_sample, batch / cert);
+    }
     std::fflush(stdout);
   }
 }
@@ -380,6 +407,7 @@ int main(int argc, char** argv) {
   int repeats = 5, threads = 0;
   std::string models = "11-50-1,784-128-10,conv";
   std::string data_dir = agt::kFashionMnistDir;
+  std::string isa_list;  // empty: the variant chosen at start-up
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--repeats") && i + 1 < argc) {
       repeats = std::atoi(argv[++i]);
@@ -391,15 +419,19 @@ int main(int argc, char** argv) {
       models = argv[++i];
     } else if (!std::strcmp(argv[i], "--fashion-mnist") && i + 1 < argc) {
       data_dir = argv[++i];
+    } else if (!std::strcmp(argv[i], "--isa") && i + 1 < argc) {
+      isa_list = argv[++i];
     } else {
       std::printf(
           "usage: agt_bench [--repeats N] [--threads N] [--quick] [--models LIST]\n"
-          "                 [--fashion-mnist DIR]\n"
+          "                 [--fashion-mnist DIR] [--isa ISAS]\n"
           "Times plain SGD, per-sample SGD and certified AGT steps (best of N).\n"
           "LIST: comma-separated from 11-50-1, 784-128-10, conv (default: all;\n"
           "--quick: 11-50-1). DIR: the Fashion-MNIST IDX files (train-*-ubyte[.gz])\n"
           "for the conv model, default %s; random data of\n"
-          "the same shape if they are absent.\n",
+          "the same shape if they are absent. ISAS: comma-separated kernel variants\n"
+          "from baseline, avx2, avx512, or all (those this CPU supports), each certified\n"
+          "case timed under each; default: the one chosen at start-up (AGT_ISA).\n",
           agt::kFashionMnistDir);
       return std::strcmp(argv[i], "--help") == 0 ? 0 : 2;
     }
@@ -418,9 +450,33 @@ int main(int argc, char** argv) {
     }
     b = e + 1;
   }
+  namespace simd = agt::simd;
+  if (isa_list.empty()) {
+    agt::g_isas = {simd::ActiveIsa()};
+  } else if (isa_list == "all") {
+    agt::g_isas = simd::SupportedIsas();
+  } else {
+    for (size_t b = 0; b <= isa_list.size();) {
+      const size_t e = std::min(isa_list.find(',', b), isa_list.size());
+      const std::string name = isa_list.substr(b, e - b);
+      const std::optional<simd::Isa> isa = simd::ParseIsa(name);
+      if (!isa || !simd::IsaSupported(*isa)) {
+        std::fprintf(stderr, "agt_bench: kernel variant '%s' is %s\n", name.c_str(),
+                     isa ? "not supported by this CPU" : "unknown (baseline, avx2, avx512, all)");
+        return 2;
+      }
+      agt::g_isas.push_back(*isa);
+      b = e + 1;
+    }
+  }
+  std::string isa_names;
+  for (simd::Isa isa : agt::g_isas) {
+    if (!isa_names.empty()) isa_names += ',';
+    isa_names.append(simd::IsaName(isa));
+  }
   using agt::ModelSpec;
-  std::printf("AGT step benchmark (float64, best of %d, threads %s)\n", repeats,
-              threads ? std::to_string(threads).c_str() : "auto");
+  std::printf("AGT step benchmark (float64, best of %d, threads %s, kernels %s)\n", repeats,
+              threads ? std::to_string(threads).c_str() : "auto", isa_names.c_str());
   if (wanted("11-50-1")) {
     agt::RunModel("11-50-1 ReLU MLP, MSE", ModelSpec::Mlp({11, 50, 1}), agt::LossKind::kMse, 1000,
                   agt::RandomRegression(2000, 11, 1), agt::StandardCases(), repeats, threads);

@@ -4,6 +4,8 @@
 #include <cassert>
 #include <limits>
 
+#include "core/backend/simd/isa.h"
+
 namespace agt {
 
 StreamingExtremeSum::StreamingExtremeSum(Index num_columns, int total_rows, int m, Extreme which)
@@ -28,49 +30,52 @@ inline double StoredSign(Extreme which, bool opposite) {
 
 }  // namespace
 
-template <bool kNegate, bool kSum>
-void StreamingExtremeSum::AddSpanImpl(Index column_offset, Index len, const double* values,
-                                      double* sum) {
-  const double* thr = threshold_.data() + column_offset;
-  // Most candidates lose against the threshold: test 8 at a time without
-  // branches (vectorisable), and only then look at the winners one by one.
-  // The optional plain sum rides along in the same pass.
-  Index c = 0;
-  for (; c + 8 <= len; c += 8) {
-    bool any = false;
-    for (int u = 0; u < 8; ++u) {
-      if constexpr (kSum) sum[c + u] += values[c + u];
-      const double v = kNegate ? -values[c + u] : values[c + u];
-      any |= v > thr[c + u];
-    }
-    if (!any) continue;
-    for (int u = 0; u < 8; ++u) {
-      const double v = kNegate ? -values[c + u] : values[c + u];
-      if (v > thr[c + u]) Insert(column_offset + c + u, v);
-    }
-  }
-  for (; c < len; ++c) {
-    if constexpr (kSum) sum[c] += values[c];
-    const double v = kNegate ? -values[c] : values[c];
-    if (v > thr[c]) Insert(column_offset + c, v);
-  }
-}
-
 void StreamingExtremeSum::AddSpan(Index column_offset, Index len, const double* values,
                                   double* sum) {
+  const simd::Kernels& k = simd::ActiveKernels();
   if (keep_ == 0) {
-    if (sum) {
-      for (Index c = 0; c < len; ++c) sum[c] += values[c];
-    }
+    if (sum) k.add_to(values, len, sum);
     return;
   }
   const bool negate = StoredSign(which_, keep_opposite_) < 0;
-  if (sum) {
-    negate ? AddSpanImpl<true, true>(column_offset, len, values, sum)
-           : AddSpanImpl<false, true>(column_offset, len, values, sum);
-  } else {
-    negate ? AddSpanImpl<true, false>(column_offset, len, values, nullptr)
-           : AddSpanImpl<false, false>(column_offset, len, values, nullptr);
+  const double* thr = threshold_.data() + column_offset;
+  // Most candidates lose against their column's threshold: a vectorised
+  // compare finds the few winners (and the optional plain sum rides along in
+  // the same pass), then they are inserted one by one. Each column appears
+  // once in a span, so filtering the whole span first sees the same
+  // thresholds as inserting as we go.
+  int32_t winners[simd::kFilterSpan + simd::kFilterSlack];
+  for (Index c0 = 0; c0 < len; c0 += simd::kFilterSpan) {
+    const Index n = std::min<Index>(simd::kFilterSpan, len - c0);
+    const int64_t count =
+        k.filter_above(values + c0, thr + c0, n, negate, sum ? sum + c0 : nullptr, winners);
+    for (int64_t w = 0; w < count; ++w) {
+      const Index c = c0 + winners[w];
+      Insert(column_offset + c, negate ? -values[c] : values[c]);
+    }
+  }
+}
+
+void StreamingExtremeSum::AddClampedDifferenceSpan(Index column_offset, Index len,
+                                                   const double* bound, const double* perturbed,
+                                                   bool upper, double* bound_sum,
+                                                   double* value_sum) {
+  const simd::Kernels& k = simd::ActiveKernels();
+  // With nothing kept the thresholds are +infinity: the kernel finds no
+  // winner and only sums.
+  const bool negate = StoredSign(which_, keep_opposite_) < 0;
+  const double* thr = threshold_.data() + column_offset;
+  int32_t winners[simd::kFilterSpan + simd::kFilterSlack];
+  for (Index c0 = 0; c0 < len; c0 += simd::kFilterSpan) {
+    const Index n = std::min<Index>(simd::kFilterSpan, len - c0);
+    const int64_t count = k.poison_filter(bound + c0, perturbed + c0, n, upper, negate,
+                                          bound_sum + c0, value_sum + c0, thr + c0, winners);
+    for (int64_t w = 0; w < count; ++w) {
+      const Index c = c0 + winners[w];
+      const double d = perturbed[c] - bound[c];
+      const double v = upper ? std::max(d, 0.0) : std::min(d, 0.0);
+      Insert(column_offset + c, negate ? -v : v);
+    }
   }
 }
 
@@ -106,7 +111,24 @@ void StreamingExtremeSum::AddBlock(Index column_offset, Index len, Index rows, c
 
 void StreamingExtremeSum::Insert(Index column, double value) {
   // The kept values of a column form a min-heap: the root is the threshold.
+  // The caller guarantees value > the threshold.
   double* heap = slots_.data() + column * keep_;
+  if (keep_ <= kSortedKeep) {
+    // Few kept values: an ascending array (itself a min-heap). Dropping the
+    // smallest and inserting `value` is, per slot j (slot keep_ read as
+    // +infinity), new[j] = old[j+1] < value ? old[j+1] : max(old[j], value):
+    // the same work for every value, so no branch to mispredict (a shift
+    // loop's exit, or a heap's sift-down, would be one per insert).
+    const int last = keep_ - 1;
+    for (int j = 0; j < last; ++j) {
+      const double next = heap[j + 1];
+      const double here = heap[j] < value ? value : heap[j];
+      heap[j] = next < value ? next : here;
+    }
+    heap[last] = heap[last] < value ? value : heap[last];
+    threshold_[column] = heap[0];
+    return;
+  }
   int i = 0;
   for (;;) {
     const int l = 2 * i + 1;
@@ -226,10 +248,8 @@ namespace {
 // sum[c] += rows of the block, one row after another (the fixed order that
 // makes a zero-width box match the nominal trajectory bit for bit).
 void AddRowsTo(Index len, Index rows, const double* block, Index ld, double* sum) {
-  for (Index r = 0; r < rows; ++r) {
-    const double* row = block + r * ld;
-    for (Index c = 0; c < len; ++c) sum[c] += row[c];
-  }
+  const simd::Kernels& k = simd::ActiveKernels();
+  for (Index r = 0; r < rows; ++r) k.add_to(block + r * ld, len, sum);
 }
 }  // namespace
 
@@ -252,30 +272,21 @@ void Aggregator::AddBlock(int lane_index, Index offset, Index len, Index rows, I
     return;
   }
   // Theorem 9: the extra effect of a poisoned row is bounded by the
-  // difference between its perturbed and unperturbed bounds. Scratch per
-  // thread: AddBlock calls on disjoint columns may run concurrently.
-  thread_local std::vector<double> diff;
-  diff.resize(len);
+  // difference between its perturbed and unperturbed bounds.
   // One side: sum the bounds, and feed (perturbed - bound) to the extremes.
   // In exact arithmetic the perturbed bounds enclose the unperturbed ones
   // (interval products are inclusion-isotone), so the lower differences are
   // <= 0 and the upper ones >= 0; rounding can leave ulp-sized values of the
   // wrong sign, which would make SEMax_k smaller than the effect of poisoning
   // fewer than k rows. Clamping them at 0 keeps the bound sound.
-  auto add_side = [&](const double* bound, const double* perturbed, double* bound_sum,
-                      double* value_sum, StreamingExtremeSum* extremes, bool upper_side) {
-    for (Index c = 0; c < len; ++c) {
-      bound_sum[c] += bound[c];
-      const double d = perturbed[c] - bound[c];
-      diff[c] = upper_side ? std::max(d, 0.0) : std::min(d, 0.0);
-    }
-    extremes->AddSpan(offset, len, diff.data(), value_sum);
-  };
+  // The differences are computed, clamped, summed and filtered in one pass.
   for (Index r = 0; r < rows; ++r) {
-    add_side(lower + r * ld, perturbed_lower + r * ld, lane.bound_sum_lower.data() + offset,
-             lane.value_sum_low.data() + offset, &lane.low, false);
-    add_side(upper + r * ld, perturbed_upper + r * ld, lane.bound_sum_upper.data() + offset,
-             lane.value_sum_high.data() + offset, &lane.high, true);
+    lane.low.AddClampedDifferenceSpan(offset, len, lower + r * ld, perturbed_lower + r * ld,
+                                      /*upper=*/false, lane.bound_sum_lower.data() + offset,
+                                      lane.value_sum_low.data() + offset);
+    lane.high.AddClampedDifferenceSpan(offset, len, upper + r * ld, perturbed_upper + r * ld,
+                                       /*upper=*/true, lane.bound_sum_upper.data() + offset,
+                                       lane.value_sum_high.data() + offset);
   }
 }
 

@@ -59,6 +59,13 @@ class StreamingExtremeSum {
                 double* sum = nullptr);
   // One row of columns [column_offset, column_offset + len); sum as above.
   void AddSpan(Index column_offset, Index len, const double* values, double* sum);
+  // Theorem 9's side of one row, without storing the differences: over
+  // columns [column_offset, column_offset + len), bound_sum += bound and the
+  // values d = perturbed - bound, clamped at 0 (upper: max(d, 0), lower:
+  // min(d, 0)), are added as by AddSpan(.., d, value_sum).
+  void AddClampedDifferenceSpan(Index column_offset, Index len, const double* bound,
+                                const double* perturbed, bool upper, double* bound_sum,
+                                double* value_sum);
   // Folds another accumulator (same shape and m) into this one.
   void Merge(const StreamingExtremeSum& other);
   // The extreme sums per column. `total` is the plain column sum of all rows
@@ -72,9 +79,10 @@ class StreamingExtremeSum {
   void Reset(int total_rows, int m);
 
  private:
+  // Up to this many kept values per column are held sorted ascending (a
+  // valid min-heap too); more as a binary min-heap.
+  static constexpr int kSortedKeep = 32;
   void Insert(Index column, double value);
-  template <bool kNegate, bool kSum>
-  void AddSpanImpl(Index column_offset, Index len, const double* values, double* sum);
 
   Index num_columns_;
   int total_rows_;
@@ -84,7 +92,8 @@ class StreamingExtremeSum {
   bool keep_opposite_;  // true: keep total_rows - m of the other side
   int rows_seen_ = 0;
   // keep_ slots per column, column-major (column c: [c*keep_, (c+1)*keep_)),
-  // each column's slots a min-heap.
+  // each column's slots a min-heap (sorted ascending, itself a
+  // min-heap, when keep_ <= kSortedKeep: Insert).
   // Slots start at -infinity, so every column fills as values arrive.
   std::vector<double> slots_;
   // Per column: the kept value that the next candidate must beat (the heap's root).
@@ -153,6 +162,9 @@ class NominalAggregator {
   NominalAggregator(Index num_params, int batch_size, int num_lanes);
   void Add(int lane, const Matrix& grads);
   void AddBlock(int lane, Index offset, Index len, Index rows, Index ld, const double* grads);
+  // The lane's running sums (num_params values), for callers that fold rows
+  // in themselves; the same contract as AddBlock (rows in order per lane).
+  double* LaneSum(int lane) { return lane_sum_.row(lane).data(); }
   Vector Finish() const;  // sum / batch_size
   void Reset();
   // Ready for a batch of `batch_size` rows (rows removed in place).

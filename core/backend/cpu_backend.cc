@@ -1,6 +1,8 @@
 // The CPU backend: Eigen GEMMs for the factored passes, the streaming
 // aggregators of aggregate/, and a persistent thread pool. Scheduling, block
-// sizes and scratch buffers live here and nowhere else.
+// sizes and scratch buffers live here and nowhere else. The element loops
+// (expansion, clipping, sums, the selection's filter) run in the vector
+// kernels of simd/, chosen at start-up; every variant gives the same bits.
 //
 // Determinism: phase 1 tasks are whole passes (independent); phase 2 tasks
 // own disjoint parameter ranges and feed each parameter its rows in order
@@ -12,6 +14,7 @@
 
 #include "core/aggregate/aggregate.h"
 #include "core/backend/backend.h"
+#include "core/backend/simd/isa.h"
 #include "core/backend/thread_pool.h"
 #include "core/bounds/ibp.h"
 
@@ -38,6 +41,13 @@ class ChunkedFactors : public GradientFactors {
   void ExpandBias(Index r0, Index rows, double* lower, double* upper, Index ld) const override {
     ForEachChunk(r0, rows, [&](const GradientFactors& f, Index local, Index n, Index done) {
       f.ExpandBias(local, n, lower + done * ld, upper ? upper + done * ld : nullptr, ld);
+    });
+  }
+  void AccumulateNominalWeightRows(int o0, int o1, Index r0, Index rows, Index width, bool clip,
+                                   double gamma, double* sum, Matrix* scratch) const override {
+    // Chunk after chunk: the rows still reach the sum in order.
+    ForEachChunk(r0, rows, [&](const GradientFactors& f, Index local, Index n, Index) {
+      f.AccumulateNominalWeightRows(o0, o1, local, n, width, clip, gamma, sum, scratch);
     });
   }
 
@@ -298,7 +308,10 @@ class CpuBackend : public ComputeBackend {
   }
 
   void Clamp(Matrix* m) const {
-    if (config_->clip_gamma) ClampInPlace(m, *config_->clip_gamma);
+    // The kernel is ClampInPlace's rule (train/update.h) in the vector unit
+    // chosen for this CPU.
+    if (config_->clip_gamma)
+      simd::ActiveKernels().clamp(m->data(), m->size(), *config_->clip_gamma);
   }
 
   // Expands the task's factors one block (rows x a few weight rows) at a
@@ -335,6 +348,13 @@ class CpuBackend : public ComputeBackend {
         const Index width = bias ? sl.out : static_cast<Index>(o1 - o0) * sl.in;
         const Index offset =
             bias ? sl.bias_offset : sl.weight_offset + static_cast<Index>(o0) * sl.in;
+        if (nominal && !bias) {
+          // Folded into the sum without storing the per-sample gradients.
+          f.AccumulateNominalWeightRows(o0, o1, r0, rows, width, cfg.clip_gamma.has_value(),
+                                        cfg.clip_gamma.value_or(0.0),
+                                        nominal_aggregator_->LaneSum(0) + offset, &sc->lower);
+          continue;
+        }
         sc->lower.resize(rows, width);
         if (!nominal) sc->upper.resize(rows, width);
         if (pf) {

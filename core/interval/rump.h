@@ -15,6 +15,7 @@
 
 #include <cmath>
 
+#include "core/backend/simd/isa.h"
 #include "core/common/types.h"
 #include "core/interval/interval.h"
 
@@ -75,24 +76,14 @@ IntervalMatrix RumpMatMul(const MidRad& a, const MidRad& b, RoundingMode roundin
 
 // The rule for a 1 x 1 times 1 x n product, the per-sample outer product of
 // the factored gradients: [m +- r] * [mz +- rz] for n values, where amz =
-// |mz| and rz may be null (a point row).
+// |mz| and rz may be null (a point row). The hot loop of a certified step:
+// it runs in the vector kernel chosen for this CPU (backend/simd/isa.h),
+// the same doubles bit for bit on every variant.
 inline void RumpScaleRow(double m, double r, const double* mz, const double* amz,
                          const double* rz, Index n, double* lower, double* upper,
                          RoundingMode /*rounding: kNearest is the only mode*/ =
                              RoundingMode::kNearest) {
-  using Row = Eigen::Map<const Eigen::Array<double, 1, Eigen::Dynamic>>;
-  using RowOut = Eigen::Map<Eigen::Array<double, 1, Eigen::Dynamic>>;
-  const Row vm(mz, n), va(amz, n);
-  RowOut lo(lower, n), hi(upper, n);
-  if (rz == nullptr) {
-    lo = m * vm - r * va;
-    hi = m * vm + r * va;
-  } else {
-    const Row vr(rz, n);
-    const double am = std::abs(m);
-    lo = m * vm - (am * vr + r * va + r * vr);
-    hi = m * vm + (am * vr + r * va + r * vr);
-  }
+  simd::ActiveKernels().rump_scale_row(m, r, mz, amz, rz, n, lower, upper);
 }
 
 }  // namespace agt

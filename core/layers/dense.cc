@@ -79,9 +79,10 @@ void DenseFactors::Prepare() {
 void ExpandNominalWeightRow(const DenseFactors& f, int o, Index row_begin, Index rows,
                             double* grads, Index ld) {
   const Index in = f.z_mid.cols();
+  const simd::Kernels& k = simd::ActiveKernels();
   for (Index i = 0; i < rows; ++i) {
     const Index r = row_begin + i;
-    Eigen::Map<RowVector>(grads + i * ld, in) = f.d_mid(r, o) * f.z_mid.row(r);
+    k.scale_row(f.d_mid(r, o), f.z_mid.row(r).data(), in, grads + i * ld);
   }
 }
 
@@ -130,6 +131,23 @@ void DenseFactors::ExpandWeightRows(int o0, int o1, Index r0, Index rows, double
     } else {
       ExpandWeightRow(*this, o, r0, rows, method, lower + col, upper + col, ld);
     }
+  }
+}
+
+void DenseFactors::AccumulateNominalWeightRows(int o0, int o1, Index r0, Index rows, Index width,
+                                               bool clip, double gamma, double* sum,
+                                               Matrix* scratch) const {
+  if (!nominal) {
+    GradientFactors::AccumulateNominalWeightRows(o0, o1, r0, rows, width, clip, gamma, sum,
+                                                 scratch);
+    return;
+  }
+  const Index in = z_mid.cols();
+  const simd::Kernels& k = simd::ActiveKernels();
+  for (int o = o0; o < o1; ++o) {
+    k.accumulate_scaled_rows(d_mid.data() + r0 * d_mid.cols() + o, d_mid.cols(),
+                             z_mid.data() + r0 * in, in, rows, in, clip, gamma,
+                             sum + static_cast<Index>(o - o0) * in);
   }
 }
 

@@ -37,6 +37,9 @@ struct DenseFactors : GradientFactors {
   void ExpandWeightRows(int o0, int o1, Index r0, Index rows, double* lower, double* upper,
                         Index ld) const override;
   void ExpandBias(Index r0, Index rows, double* lower, double* upper, Index ld) const override;
+  // Nominal factors fold delta_ro * z_r into the sum directly (no scratch).
+  void AccumulateNominalWeightRows(int o0, int o1, Index r0, Index rows, Index width, bool clip,
+                                   double gamma, double* sum, Matrix* scratch) const override;
 };
 
 // Writes the per-sample bounds of weight row o (parameters W(o, 0..in-1)) for

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/backend/simd/isa.h"
 
 namespace agt {
 
@@ -29,6 +30,16 @@ void Layer::Initialize(Rng* rng, double* params) const {
   if (!has_params()) return;
   const double bound = 1.0 / std::sqrt(static_cast<double>(weight_cols()));
   for (Index j = 0; j < num_params(); ++j) params[j] = rng->Uniform(-bound, bound);
+}
+
+void GradientFactors::AccumulateNominalWeightRows(int o0, int o1, Index r0, Index rows, Index width,
+                                                  bool clip, double gamma, double* sum,
+                                                  Matrix* scratch) const {
+  scratch->resize(rows, width);
+  ExpandWeightRows(o0, o1, r0, rows, scratch->data(), nullptr, width);
+  const simd::Kernels& k = simd::ActiveKernels();
+  if (clip) k.clamp(scratch->data(), scratch->size(), gamma);
+  for (Index r = 0; r < rows; ++r) k.add_to(scratch->data() + r * width, width, sum);
 }
 
 std::unique_ptr<GradientFactors> Layer::NominalFactors(Matrix, Matrix) const {

@@ -43,6 +43,15 @@ class GradientFactors {
                                 Index ld) const = 0;
   // The same for the weight_rows() biases.
   virtual void ExpandBias(Index r0, Index rows, double* lower, double* upper, Index ld) const = 0;
+  // Point factors (nominal) only: sum[j] += the gradients of weight rows
+  // [o0, o1) (width = (o1 - o0) * weight_cols() values) of samples
+  // [r0, r0 + rows), sample after sample in row order, each value first
+  // clamped to [-gamma, gamma] when clip. The same doubles as expanding,
+  // clamping and adding row by row; this default does exactly that in
+  // *scratch, layers that can fold without storing override it.
+  virtual void AccumulateNominalWeightRows(int o0, int o1, Index r0, Index rows, Index width,
+                                           bool clip, double gamma, double* sum,
+                                           Matrix* scratch) const;
 };
 
 // A layer whose parameters lie in a box, prepared once (midpoints, radii) for

@@ -134,6 +134,20 @@ TEST(StreamingExtremeSum, EqualsTheSortedSumForEveryMOnTiedColumns) {
   }
 }
 
+TEST(StreamingExtremeSum, SortedAndHeapLayoutsBothEqualTheSortedSumOnTiedColumns) {
+  // Up to kSortedKeep kept values per column are held sorted, more as a
+  // heap: b = 70 makes min(m, b - m) cross that line as m runs over 0..b.
+  Rng rng(109);
+  const int b = 70;
+  const Matrix values = TiedMatrix(b, 23, &rng);
+  for (int m = 0; m <= b; ++m) {
+    for (Extreme which : {Extreme::kLargest, Extreme::kSmallest}) {
+      EXPECT_TRUE(BitIdentical(StreamAll(values, m, which), SortedExtremeSums(values, m, which)))
+          << "m=" << m << " " << SideName(which);
+    }
+  }
+}
+
 TEST(StreamingExtremeSum, MatchesTheSortedSumOnContinuousValuesUpToRounding) {
   Rng rng(102);
   for (int b : {2, 7, 16, 33}) {

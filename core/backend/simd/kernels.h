@@ -1,0 +1,72 @@
+// The hot loops of a certified step as a table of plain functions, compiled
+// once per instruction set (kernels_baseline.cc, kernels_avx2.cc,
+// kernels_avx512.cc, all from kernels_impl.inc) and chosen at run time
+// (isa.h). The table is what callers hold; they never see which variant runs.
+//
+// Bit-identity: every kernel is element-wise (or, for the filter, a set of
+// exact comparisons), each element's operations are written in one fixed
+// order, and the units are compiled with -ffp-contract=off, so no variant
+// fuses a multiply and an add. So every variant returns the same doubles, bit
+// for bit (tests/core/isa_test.cc checks it, and CI runs the golden and
+// determinism tests under each variant).
+//
+// This header is included by the per-ISA units: it declares only plain types
+// (no inline functions, nothing from Eigen), so that no inline definition is
+// compiled with AVX instructions and then picked by the linker for baseline
+// code.
+#ifndef AGT_CORE_BACKEND_SIMD_KERNELS_H_
+#define AGT_CORE_BACKEND_SIMD_KERNELS_H_
+
+#include <cstdint>
+
+namespace agt::simd {
+
+struct Kernels {
+  // Rump's rule for [m +- r] * [mz +- rz] (interval/rump.h, RumpScaleRow):
+  // lo = m mz - rad, hi = m mz + rad with rad = r |mz| (rz null) or
+  // (|m| rz + r |mz|) + r rz, for n values.
+  void (*rump_scale_row)(double m, double r, const double* mz, const double* amz, const double* rz,
+                         int64_t n, double* lo, double* hi);
+  // out = m * z, for n values.
+  void (*scale_row)(double m, const double* z, int64_t n, double* out);
+  // v = min(max(v, -gamma), gamma) in std::max/std::min's order (a NaN stays).
+  void (*clamp)(double* v, int64_t n, double gamma);
+  // sum += x, for n values.
+  void (*add_to)(const double* x, int64_t n, double* sum);
+  // sum[i] += m[r * m_stride] * z[r * z_stride + i] for rows r = 0, 1, ...
+  // in order and i in [0, n), each product first clamped to [-gamma, gamma]
+  // (as clamp) when clip: the nominal gradients of one weight row folded
+  // into their sum without being stored.
+  void (*accumulate_scaled_rows)(const double* m, int64_t m_stride, const double* z,
+                                 int64_t z_stride, int64_t rows, int64_t n, bool clip, double gamma,
+                                 double* sum);
+  // The selection's threshold filter: writes, in increasing order, every c in
+  // [0, n) with s * v[c] > thr[c] (s = -1 when negate) to idx and returns how
+  // many; sum (when non-null) += v in the same pass. n <= kFilterSpan; idx
+  // has room for n + kFilterSlack values (slots past the count may be
+  // written).
+  int64_t (*filter_above)(const double* v, const double* thr, int64_t n, bool negate, double* sum,
+                          int32_t* idx);
+  // Theorem 9's one side of a row, filtered as by filter_above without
+  // storing the differences: bound_sum += bound; diff = perturbed - bound
+  // clamped at 0 (upper: std::max(d, 0.0), lower: std::min(d, 0.0));
+  // value_sum += diff; the c with s * diff[c] > thr[c] written to idx (the
+  // caller recomputes diff[c] for those). Same limits as filter_above.
+  int64_t (*poison_filter)(const double* bound, const double* perturbed, int64_t n, bool upper,
+                           bool negate, double* bound_sum, double* value_sum, const double* thr,
+                           int32_t* idx);
+};
+
+// The most values filter_above takes at once (the caller's index buffer).
+inline constexpr int64_t kFilterSpan = 1024;
+inline constexpr int64_t kFilterSlack = 8;
+
+// The tables, one per variant (defined by the kernels_*.cc units; the AVX
+// ones exist on x86-64 only).
+extern const Kernels kKernelsBaseline;
+extern const Kernels kKernelsAvx2;
+extern const Kernels kKernelsAvx512;
+
+}  // namespace agt::simd
+
+#endif  // AGT_CORE_BACKEND_SIMD_KERNELS_H_

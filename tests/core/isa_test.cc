@@ -1,0 +1,286 @@
+// Tests of the run-time kernel choice (core/backend/simd/isa.h): every
+// variant the CPU supports computes the same doubles as the baseline, kernel
+// by kernel on awkward inputs (odd lengths, signed zeros, infinities, NaN,
+// ties with the threshold) and on whole training runs compared bit for bit;
+// the AGT_ISA override is honoured (CI runs the suite under each variant).
+#include "core/backend/simd/isa.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "core/common/rng.h"
+#include "core/data/dataset.h"
+#include "core/train/train.h"
+
+namespace agt {
+namespace {
+
+using simd::Isa;
+using simd::Kernels;
+
+// Restores the variant chosen at start-up when a test ends.
+class IsaTest : public ::testing::Test {
+ protected:
+  void TearDown() override { ASSERT_TRUE(simd::SetIsaForTesting(start_).ok()); }
+  const Isa start_ = simd::ActiveIsa();
+};
+
+// Bitwise equality (so NaN == NaN and -0 != +0).
+bool SameBits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+
+const Kernels& TableOf(Isa isa) {
+  EXPECT_TRUE(simd::SetIsaForTesting(isa).ok());
+  return simd::ActiveKernels();
+}
+
+// Random values with the awkward ones mixed in.
+std::vector<double> Awkward(int n, uint64_t seed, bool specials) {
+  Rng rng(seed);
+  std::vector<double> v(n);
+  const double inf = std::numeric_limits<double>::infinity();
+  const double pool[] = {0.0, -0.0, inf, -inf, std::nan(""), 1e-310, -1e300, 0.1};
+  for (int i = 0; i < n; ++i) {
+    v[i] = rng.Uniform(-2.0, 2.0) * std::pow(10.0, rng.UniformInt(9) - 4.0);
+    if (specials && rng.UniformInt(7) == 0) v[i] = pool[rng.UniformInt(8)];
+  }
+  return v;
+}
+
+void ExpectSameBits(const std::vector<double>& a, const std::vector<double>& b, const char* what,
+                    Isa isa, int n) {
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_TRUE(SameBits(a[i], b[i])) << what << " [" << simd::IsaName(isa) << "] n=" << n
+                                      << " element " << i << ": " << a[i] << " vs " << b[i];
+  }
+}
+
+TEST_F(IsaTest, NamesRoundTripAndUnknownNamesAreRejected) {
+  for (Isa isa : {Isa::kBaseline, Isa::kAvx2, Isa::kAvx512}) {
+    EXPECT_EQ(simd::ParseIsa(simd::IsaName(isa)), isa);
+  }
+  EXPECT_FALSE(simd::ParseIsa("sse4").has_value());
+  EXPECT_FALSE(simd::ParseIsa("").has_value());
+  EXPECT_TRUE(simd::IsaSupported(Isa::kBaseline));
+  EXPECT_EQ(simd::SupportedIsas().front(), Isa::kBaseline);
+  EXPECT_EQ(simd::BestIsa(), simd::SupportedIsas().back());
+}
+
+TEST_F(IsaTest, TheRequestedVariantIsTheOneInUse) {
+  // CI forces each variant with AGT_ISA: a request that silently fell back
+  // would test the wrong kernels.
+  EXPECT_TRUE(simd::RequestedIsaHonoured());
+  const char* env = std::getenv("AGT_ISA");
+  if (env != nullptr && *env != '\0') {
+    EXPECT_EQ(simd::IsaName(start_), env);
+  } else {
+    EXPECT_EQ(start_, simd::BestIsa());
+  }
+}
+
+TEST_F(IsaTest, UnsupportedVariantsAreRefused) {
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512}) {
+    if (simd::IsaSupported(isa)) continue;
+    const absl::Status s = simd::SetIsaForTesting(isa);
+    EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_NE(std::string(s.message()).find(std::string(simd::IsaName(isa))), std::string::npos)
+        << s;
+  }
+}
+
+TEST_F(IsaTest, ElementwiseKernelsMatchTheScalarRuleBitForBitOnEveryVariant) {
+  for (Isa isa : simd::SupportedIsas()) {
+    const Kernels& k = TableOf(isa);
+    for (int n : {0, 1, 3, 7, 8, 9, 17, 64, 131}) {
+      const std::vector<double> mz = Awkward(n, 1 + n, true), rz = Awkward(n, 2 + n, false);
+      std::vector<double> amz(n), rpos(n);
+      for (int i = 0; i < n; ++i) {
+        amz[i] = std::abs(mz[i]);
+        rpos[i] = std::abs(rz[i]);
+      }
+      for (double m : {0.75, -3.25, -0.0}) {
+        const double r = 0.125, am = std::abs(m);
+        std::vector<double> lo(n), hi(n), want_lo(n), want_hi(n);
+        k.rump_scale_row(m, r, mz.data(), amz.data(), rpos.data(), n, lo.data(), hi.data());
+        for (int i = 0; i < n; ++i) {
+          const double c = m * mz[i];
+          const double rad = (am * rpos[i] + r * amz[i]) + r * rpos[i];
+          want_lo[i] = c - rad;
+          want_hi[i] = c + rad;
+        }
+        ExpectSameBits(lo, want_lo, "rump lower", isa, n);
+        ExpectSameBits(hi, want_hi, "rump upper", isa, n);
+        k.rump_scale_row(m, r, mz.data(), amz.data(), nullptr, n, lo.data(), hi.data());
+        for (int i = 0; i < n; ++i) {
+          want_lo[i] = m * mz[i] - r * amz[i];
+          want_hi[i] = m * mz[i] + r * amz[i];
+        }
+        ExpectSameBits(lo, want_lo, "rump point lower", isa, n);
+        ExpectSameBits(hi, want_hi, "rump point upper", isa, n);
+        k.scale_row(m, mz.data(), n, lo.data());
+        for (int i = 0; i < n; ++i) want_lo[i] = m * mz[i];
+        ExpectSameBits(lo, want_lo, "scale", isa, n);
+      }
+      std::vector<double> v = mz, want = mz;
+      k.clamp(v.data(), n, 0.5);
+      for (double& x : want) x = std::min(std::max(x, -0.5), 0.5);
+      ExpectSameBits(v, want, "clamp", isa, n);
+      std::vector<double> sum = rz, want_sum = rz;
+      k.add_to(mz.data(), n, sum.data());
+      for (int i = 0; i < n; ++i) want_sum[i] += mz[i];
+      ExpectSameBits(sum, want_sum, "add_to", isa, n);
+    }
+  }
+}
+
+TEST_F(IsaTest, AccumulatedRowsEqualTheRowByRowSumBitForBitOnEveryVariant) {
+  const int rows = 13, stride = 600;
+  const std::vector<double> m = Awkward(rows * 3, 31, false), z = Awkward(rows * stride, 32, true);
+  for (Isa isa : simd::SupportedIsas()) {
+    const Kernels& k = TableOf(isa);
+    for (int n : {0, 1, 7, 255, 256, 257, 513, 600}) {
+      for (bool clip : {false, true}) {
+        std::vector<double> sum = Awkward(n, 33, false), want = sum;
+        k.accumulate_scaled_rows(m.data(), 3, z.data(), stride, rows, n, clip, 0.3, sum.data());
+        for (int r = 0; r < rows; ++r) {
+          for (int i = 0; i < n; ++i) {
+            double g = m[r * 3] * z[r * stride + i];
+            if (clip) g = std::min(std::max(g, -0.3), 0.3);
+            want[i] += g;
+          }
+        }
+        ExpectSameBits(sum, want, clip ? "accumulate clipped" : "accumulate", isa, n);
+      }
+    }
+  }
+}
+
+TEST_F(IsaTest, TheFilterFindsExactlyTheValuesAboveTheirThresholdOnEveryVariant) {
+  for (Isa isa : simd::SupportedIsas()) {
+    const Kernels& k = TableOf(isa);
+    for (int n : {0, 1, 2, 5, 8, 15, 16, 33, 1000, static_cast<int>(simd::kFilterSpan)}) {
+      std::vector<double> v = Awkward(n, 10 + n, true), thr = Awkward(n, 20 + n, true);
+      // Ties with the threshold (never "above") and signed zeros.
+      for (int i = 0; i < n; i += 5) thr[i] = v[i];
+      for (int i = 3; i < n; i += 11) {
+        v[i] = -0.0;
+        thr[i] = 0.0;
+      }
+      for (bool negate : {false, true}) {
+        std::vector<int32_t> idx(n + simd::kFilterSlack);
+        std::vector<double> sum(n, 1.0), want_sum(n, 1.0);
+        const int64_t count =
+            k.filter_above(v.data(), thr.data(), n, negate, sum.data(), idx.data());
+        std::vector<int32_t> want;
+        for (int i = 0; i < n; ++i) {
+          want_sum[i] += v[i];
+          if ((negate ? -v[i] : v[i]) > thr[i]) want.push_back(i);
+        }
+        ASSERT_EQ(count, static_cast<int64_t>(want.size())) << simd::IsaName(isa) << " n=" << n;
+        EXPECT_EQ(std::vector<int32_t>(idx.begin(), idx.begin() + count), want)
+            << simd::IsaName(isa) << " n=" << n << " negate=" << negate;
+        ExpectSameBits(sum, want_sum, "filter sum", isa, n);
+        EXPECT_EQ(k.filter_above(v.data(), thr.data(), n, negate, nullptr, idx.data()), count);
+      }
+    }
+  }
+}
+
+TEST_F(IsaTest, TheFusedDifferenceFilterEqualsDifferencesThenFilterOnEveryVariant) {
+  for (Isa isa : simd::SupportedIsas()) {
+    const Kernels& k = TableOf(isa);
+    for (int n : {0, 1, 3, 8, 13, 64, 1000}) {
+      const std::vector<double> bound = Awkward(n, 40 + n, true);
+      std::vector<double> perturbed = Awkward(n, 50 + n, true), thr = Awkward(n, 60 + n, false);
+      for (int i = 0; i < n; i += 4) perturbed[i] = bound[i];  // differences of exactly 0
+      for (int i = 0; i < n; i += 9) thr[i] = 0.0;
+      for (bool upper : {false, true}) {
+        for (bool negate : {false, true}) {
+          std::vector<double> bsum(n, 0.5), vsum(n, -0.25), want_bsum = bsum, want_vsum = vsum;
+          std::vector<int32_t> idx(n + simd::kFilterSlack);
+          const int64_t count = k.poison_filter(bound.data(), perturbed.data(), n, upper, negate,
+                                                bsum.data(), vsum.data(), thr.data(), idx.data());
+          std::vector<int32_t> want;
+          for (int i = 0; i < n; ++i) {
+            want_bsum[i] += bound[i];
+            const double d = perturbed[i] - bound[i];
+            const double v = upper ? std::max(d, 0.0) : std::min(d, 0.0);
+            want_vsum[i] += v;
+            if ((negate ? -v : v) > thr[i]) want.push_back(i);
+          }
+          ASSERT_EQ(count, static_cast<int64_t>(want.size())) << simd::IsaName(isa) << " n=" << n;
+          EXPECT_EQ(std::vector<int32_t>(idx.begin(), idx.begin() + count), want)
+              << simd::IsaName(isa) << " n=" << n << " upper=" << upper << " negate=" << negate;
+          ExpectSameBits(bsum, want_bsum, "fused bound sum", isa, n);
+          ExpectSameBits(vsum, want_vsum, "fused value sum", isa, n);
+        }
+      }
+    }
+  }
+}
+
+Dataset Moons(int n, uint64_t seed) {
+  Dataset d = MakeMoons(n, 0.1, seed);
+  d.x = PolynomialFeatures(d.x, 3);
+  return d;
+}
+
+struct Trained {
+  Vector nominal, lower, upper;
+};
+
+bool SameBits(const Vector& a, const Vector& b) {
+  return a.size() == b.size() &&
+         std::memcmp(a.data(), b.data(), sizeof(double) * static_cast<size_t>(a.size())) == 0;
+}
+
+Trained TrainUnder(Isa isa, const TrainConfig& cfg, const Dataset& data, const Vector& init) {
+  EXPECT_TRUE(simd::SetIsaForTesting(isa).ok());
+  auto result = Train(cfg, data, init);
+  EXPECT_TRUE(result.ok()) << result.status();
+  if (!result.ok()) return {};
+  return {result->state.nominal, result->state.boxes[0].lower, result->state.boxes[0].upper};
+}
+
+class IsaTrainingTest : public ::testing::TestWithParam<PerturbationKind> {
+ protected:
+  void TearDown() override { ASSERT_TRUE(simd::SetIsaForTesting(start_).ok()); }
+  const Isa start_ = simd::ActiveIsa();
+};
+
+TEST_P(IsaTrainingTest, TrainingGivesTheSameBoxesBitForBitUnderEveryVariant) {
+  const Dataset data = Moons(400, 5);
+  TrainConfig cfg;
+  cfg.model = ModelSpec::Mlp({9, 64, 32, 1});
+  cfg.loss = LossKind::kBinaryCrossEntropy;
+  cfg.batch_size = 100;
+  cfg.epochs = 2;
+  cfg.optimizer.learning_rate = 0.5;
+  cfg.perturbation.kind = GetParam();
+  // Clipping everywhere, so the clamp kernel is on the path too.
+  cfg.clip_gamma = 0.25;
+  if (GetParam() == PerturbationKind::kBoundedPoisoning) cfg.perturbation.epsilon = 0.02;
+  cfg.budgets = {{4, 0}};
+  cfg.threads = 2;
+  const Vector init = InitParameters(cfg.model, 11);
+  const Trained base = TrainUnder(Isa::kBaseline, cfg, data, init);
+  ASSERT_GT((base.upper - base.lower).sum(), 0.0);  // a box that grew
+  for (Isa isa : simd::SupportedIsas()) {
+    const Trained run = TrainUnder(isa, cfg, data, init);
+    EXPECT_TRUE(SameBits(run.nominal, base.nominal)) << simd::IsaName(isa);
+    EXPECT_TRUE(SameBits(run.lower, base.lower)) << simd::IsaName(isa);
+    EXPECT_TRUE(SameBits(run.upper, base.upper)) << simd::IsaName(isa);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllKinds, IsaTrainingTest,
+                         ::testing::Values(PerturbationKind::kRemoval,
+                                           PerturbationKind::kSubstitution,
+                                           PerturbationKind::kBoundedPoisoning));
+
+}  // namespace
+}  // namespace agt
