@@ -33,6 +33,23 @@ absl::StatusOr<agt::v1::DatasetFormat> ResolveFormat(const ParsedArgs& args,
 }
 
 // IDX / .npy / .npz: converted here to FLOAT64 rows with the sample shape.
+
+// What a command answered with one dataset prints (UploadDatasetResponse,
+// GetDatasetResponse): the response's proto JSON, the id (-q), or the
+// dataset's fields.
+template <typename Response>
+int PrintDatasetResponse(CommandContext& ctx, const absl::StatusOr<Response>& response) {
+  if (!response.ok()) return ctx.Fail(response.status());
+  if (ctx.json()) {
+    ctx.out() << ToJson(*response);
+  } else if (ctx.quiet()) {
+    ctx.out() << response->dataset().id() << "\n";
+  } else {
+    PrintKeyValues(ctx.out(), DatasetKeyValues(response->dataset()));
+  }
+  return kExitOk;
+}
+
 int UploadArrays(CommandContext& ctx, agt::v1::DatasetMetadata metadata) {
   const std::string& path = ctx.positionals()[0];
   if (ctx.args().Has("format") || ctx.args().Has("features")) {
@@ -65,15 +82,7 @@ int UploadArrays(CommandContext& ctx, agt::v1::DatasetMetadata metadata) {
   metadata.set_request_id(ctx.RequestId());
   absl::StatusOr<agt::v1::UploadDatasetResponse> response =
       ctx.CallIdempotent([&] { return (*client)->UploadDataset(metadata, rows); });
-  if (!response.ok()) return ctx.Fail(response.status());
-  if (ctx.json()) {
-    ctx.out() << ToJson(*response);
-  } else if (ctx.quiet()) {
-    ctx.out() << response->dataset().id() << "\n";
-  } else {
-    PrintKeyValues(ctx.out(), DatasetKeyValues(response->dataset()));
-  }
-  return kExitOk;
+  return PrintDatasetResponse(ctx, response);
 }
 
 int Upload(CommandContext& ctx) {
@@ -113,15 +122,7 @@ int Upload(CommandContext& ctx) {
   metadata.set_request_id(ctx.RequestId());
   absl::StatusOr<agt::v1::UploadDatasetResponse> response =
       ctx.CallIdempotent([&] { return (*client)->UploadDatasetFile(metadata, path); });
-  if (!response.ok()) return ctx.Fail(response.status());
-  if (ctx.json()) {
-    ctx.out() << ToJson(*response);
-  } else if (ctx.quiet()) {
-    ctx.out() << response->dataset().id() << "\n";
-  } else {
-    PrintKeyValues(ctx.out(), DatasetKeyValues(response->dataset()));
-  }
-  return kExitOk;
+  return PrintDatasetResponse(ctx, response);
 }
 
 int List(CommandContext& ctx) {
@@ -157,15 +158,7 @@ int Get(CommandContext& ctx) {
   agt::v1::GetDatasetRequest request;
   request.set_dataset_id(ctx.positionals()[0]);
   absl::StatusOr<agt::v1::GetDatasetResponse> response = (*client)->GetDataset(request);
-  if (!response.ok()) return ctx.Fail(response.status());
-  if (ctx.json()) {
-    ctx.out() << ToJson(*response);
-  } else if (ctx.quiet()) {
-    ctx.out() << response->dataset().id() << "\n";
-  } else {
-    PrintKeyValues(ctx.out(), DatasetKeyValues(response->dataset()));
-  }
-  return kExitOk;
+  return PrintDatasetResponse(ctx, response);
 }
 
 int Remove(CommandContext& ctx) {

@@ -728,20 +728,30 @@ TEST_F(PrivacyLedgerTest, AModelThatLinksACompactedCopyToItsRootBudgetCannotBeDe
             absl::StatusCode::kResourceExhausted);
 }
 
-TEST_F(PrivacyLedgerTest, ALiveRetrainingBlocksDeletingItsModelAndTheLedgerGoesWithIt) {
+// A QUEUED in-place retraining job of model_id_, recorded as its retraining.
+class DeleteModelTest : public PrivacyLedgerTest {
+ protected:
+  absl::StatusOr<JobRecord> AddInPlaceRetraining() {
+    JobRecord j;
+    j.tenant = "t";
+    j.dataset_id = DatasetOf(model_id_);
+    j.name = "retraining";
+    j.spec = "spec";
+    absl::StatusOr<JobRecord> job = store_->InsertJob(j);
+    if (!job.ok()) return job.status();
+    RetrainingRecord in_place;
+    in_place.model_id = model_id_;
+    in_place.job_id = job->id;
+    in_place.dataset_id = DatasetOf(model_id_);
+    if (absl::Status s = store_->RecordRetraining("t", in_place); !s.ok()) return s;
+    return job;
+  }
+};
+
+TEST_F(DeleteModelTest, ALiveRetrainingBlocksDeletingItsModelAndTheLedgerGoesWithIt) {
   ASSERT_TRUE(Delete({1, 2}).ok());
-  JobRecord j;
-  j.tenant = "t";
-  j.dataset_id = DatasetOf(model_id_);
-  j.name = "retraining";
-  j.spec = "spec";
-  absl::StatusOr<JobRecord> job = store_->InsertJob(j);
-  ASSERT_TRUE(job.ok());
-  RetrainingRecord in_place;
-  in_place.model_id = model_id_;
-  in_place.job_id = job->id;
-  in_place.dataset_id = DatasetOf(model_id_);
-  ASSERT_TRUE(store_->RecordRetraining("t", in_place).ok());
+  absl::StatusOr<JobRecord> job = AddInPlaceRetraining();
+  ASSERT_TRUE(job.ok()) << job.status();
 
   for (bool running : {false, true}) {
     if (running) ASSERT_TRUE(store_->ClaimNextQueuedJob().ok());
@@ -763,21 +773,11 @@ TEST_F(PrivacyLedgerTest, ALiveRetrainingBlocksDeletingItsModelAndTheLedgerGoesW
   EXPECT_EQ(store_->GetJob("t", job->id).status().code(), absl::StatusCode::kNotFound);
 }
 
-TEST_F(PrivacyLedgerTest, DeletingAnInPlaceRetrainingJobDropsItsRecord) {
+TEST_F(DeleteModelTest, DeletingAnInPlaceRetrainingJobDropsItsRecord) {
   // The retraining failed: its record goes with the job, so the model has
   // no retraining and a later one can be recorded.
-  JobRecord j;
-  j.tenant = "t";
-  j.dataset_id = DatasetOf(model_id_);
-  j.name = "retraining";
-  j.spec = "spec";
-  absl::StatusOr<JobRecord> job = store_->InsertJob(j);
-  ASSERT_TRUE(job.ok());
-  RetrainingRecord in_place;
-  in_place.model_id = model_id_;
-  in_place.job_id = job->id;
-  in_place.dataset_id = DatasetOf(model_id_);
-  ASSERT_TRUE(store_->RecordRetraining("t", in_place).ok());
+  absl::StatusOr<JobRecord> job = AddInPlaceRetraining();
+  ASSERT_TRUE(job.ok()) << job.status();
   ASSERT_TRUE(store_->ClaimNextQueuedJob().ok());
   ASSERT_TRUE(store_->FailJob(job->id, "out of memory").ok());
   ASSERT_TRUE(store_->GetRetraining("t", model_id_)->has_value());
