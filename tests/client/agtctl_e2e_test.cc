@@ -29,23 +29,8 @@ namespace {
 
 using testing::BackgroundProcess;
 using testing::CommandResult;
+using testing::MoonsCsv;
 using testing::RunCommand;
-
-// Two noisy interleaved half-moons (the paper's toy problem), deterministic.
-std::string MoonsCsv(int n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<double> angle(0, M_PI);
-  std::normal_distribution<double> noise(0, 0.1);
-  std::string csv = "x0,x1,y\n";
-  for (int i = 0; i < n; ++i) {
-    const int label = i % 2;
-    const double t = angle(rng);
-    double x0 = label == 0 ? std::cos(t) : 1 - std::cos(t);
-    double x1 = label == 0 ? std::sin(t) : 0.5 - std::sin(t);
-    absl::StrAppend(&csv, x0 + noise(rng), ",", x1 + noise(rng), ",", label, "\n");
-  }
-  return csv;
-}
 
 // A linear model on cubic features, removal budgets 1, 2, 5, 10 (the
 // README's main job on a smaller dataset).

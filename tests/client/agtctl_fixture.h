@@ -10,9 +10,12 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -24,6 +27,23 @@
   EXPECT_EQ((result).exit_code, code) << "stdout:\n" << (result).out << "stderr:\n" << (result).err
 
 namespace agt::client::testing {
+
+// Two noisy interleaved half-moons (the paper's toy problem) as CSV with a
+// header "x0,x1,y", deterministic for a seed.
+inline std::string MoonsCsv(int n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> angle(0, M_PI);
+  std::normal_distribution<double> noise(0, 0.1);
+  std::string csv = "x0,x1,y\n";
+  for (int i = 0; i < n; ++i) {
+    const int label = i % 2;
+    const double t = angle(rng);
+    const double x0 = label == 0 ? std::cos(t) : 1 - std::cos(t);
+    const double x1 = label == 0 ? std::sin(t) : 0.5 - std::sin(t);
+    absl::StrAppend(&csv, x0 + noise(rng), ",", x1 + noise(rng), ",", label, "\n");
+  }
+  return csv;
+}
 
 class AgtctlServerTest : public ::testing::Test {
  protected:

@@ -20,22 +20,8 @@ namespace agt::client {
 namespace {
 
 using testing::CommandResult;
+using testing::MoonsCsv;
 using testing::RunCommand;
-
-std::string MoonsCsv(int n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<double> angle(0, M_PI);
-  std::normal_distribution<double> noise(0, 0.1);
-  std::string csv = "x0,x1,y\n";
-  for (int i = 0; i < n; ++i) {
-    const int label = i % 2;
-    const double t = angle(rng);
-    const double x0 = label == 0 ? std::cos(t) : 1 - std::cos(t);
-    const double x1 = label == 0 ? std::sin(t) : 0.5 - std::sin(t);
-    absl::StrAppend(&csv, x0 + noise(rng), ",", x1 + noise(rng), ",", label, "\n");
-  }
-  return csv;
-}
 
 // Logistic regression on cubic features under removal budgets 0, 1, 2, 5
 // (the README's main job, smaller): on 1000 rows, certifies most rows at
