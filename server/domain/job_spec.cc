@@ -204,7 +204,24 @@ absl::Status ValidatePerturbation(const agt::v1::TrainingJobSpec& spec) {
   if (p.epsilon() == 0.0 && !p.has_labels()) {
     return Invalid("spec.perturbation", "PERTURBATION_KIND_POISONING needs epsilon > 0 or labels");
   }
-  return p.has_labels() ? ValidateLabelPerturbation(spec) : absl::OkStatus();
+  // Budget.n counts feature-poisoned rows: with epsilon 0 they move nothing,
+  // and a label-flipping job whose budgets set only n (label_n 0) would be
+  // certified against no perturbation at all under the labels it names.
+  if (p.has_labels()) {
+    if (absl::Status s = ValidateLabelPerturbation(spec); !s.ok()) return s;
+  }
+  if (p.epsilon() == 0.0) {
+    for (int i = 0; i < spec.budgets_size(); ++i) {
+      if (spec.budgets(i).n() > 0) {
+        return Invalid(absl::StrCat("spec.budgets[", i, "].n"),
+                       absl::StrCat(spec.budgets(i).n(),
+                                    " feature-poisoned rows with perturbation.epsilon 0 move "
+                                    "nothing: give label-poisoned rows as label_n, or set "
+                                    "epsilon > 0"));
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ValidateBudgetCount(const agt::v1::TrainingJobSpec& spec) {

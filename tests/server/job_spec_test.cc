@@ -309,6 +309,10 @@ TEST(ResolveJobSpec, LabelFlipAndTargetClassMapToTheCore) {
   auto* p = s.mutable_perturbation();
   p->set_kind(agt::v1::PERTURBATION_KIND_POISONING);
   p->mutable_labels()->set_flip(true);
+  for (agt::v1::Budget& b : *s.mutable_budgets()) {
+    b.set_label_n(b.n());
+    b.set_n(0);
+  }
   absl::StatusOr<ResolvedJob> r = ResolveJobSpec(s, Moons());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_TRUE(r->config.perturbation.label.enabled);
@@ -367,9 +371,19 @@ std::vector<BadCase> BadCases() {
                  s->mutable_budgets(0)->set_label_n(2);
                },
                {"spec.budgets[0].label_n: 2 poisoned labels but perturbation.labels is not set"}});
+  // Label flipping asked for with budgets in n: they would count rows whose
+  // features move by epsilon 0, i.e. certify against nothing.
+  c.push_back({"feature budget with epsilon 0",
+               [](S* s) {
+                 s->mutable_perturbation()->set_kind(agt::v1::PERTURBATION_KIND_POISONING);
+                 s->mutable_perturbation()->mutable_labels()->set_flip(true);
+               },
+               {"spec.budgets[0].n: 1 feature-poisoned rows with perturbation.epsilon 0 move "
+                "nothing", "label_n"}});
   c.push_back({"poisoned rows exceed batch",
                [](S* s) {
                  s->mutable_perturbation()->set_kind(agt::v1::PERTURBATION_KIND_POISONING);
+                 s->mutable_perturbation()->set_epsilon(0.01);
                  s->mutable_perturbation()->mutable_labels()->set_flip(true);
                  s->mutable_budgets(1)->set_n(15);
                  s->mutable_budgets(1)->set_label_n(10);
@@ -577,6 +591,7 @@ std::vector<BadCase> BadCases() {
                [](S* s) {
                  s->mutable_perturbation()->set_kind(agt::v1::PERTURBATION_KIND_POISONING);
                  s->mutable_perturbation()->mutable_labels()->set_target_class(2);
+                 s->mutable_perturbation()->set_epsilon(0.01);
                },
                {"spec.perturbation.labels.target_class: 2 is not a class of "
                 "binary_cross_entropy (0..1)"}});
@@ -592,6 +607,7 @@ std::vector<BadCase> BadCases() {
     s->set_dataset_id("ds-blobs");
     s->set_loss(agt::v1::LOSS_CROSS_ENTROPY);
     s->mutable_perturbation()->set_kind(agt::v1::PERTURBATION_KIND_POISONING);
+    s->mutable_perturbation()->set_epsilon(0.01);
     s->mutable_perturbation()->mutable_labels()->set_target_class(3);
   };
   target.message_parts = {
