@@ -265,6 +265,14 @@ class FineTuneE2eTest(unittest.TestCase):
             self.client.get_model_artifact(artifact.id)
         again = self.client.certify(poisoned_id, self.x[:5])
         np.testing.assert_array_equal(again.nominal_logits, certified.nominal_logits[:5])
+        # And the in-place retraining without the deleted rows runs from the
+        # stored spec alone.
+        retraining = self.client.retrain_in_place(removal.model_id)
+        self.assertEqual(retraining.removed_rows, 2)
+        retrained = self.client.wait(retraining.job_id)
+        self.assertEqual(list(retrained.spec.removed_rows), [0, 5])
+        self.assertEqual(retrained.spec.architecture.initial_parameters,
+                         removal.spec.architecture.initial_parameters)
 
     def test_bad_references_are_refused_at_submit(self):
         dataset = self.upload_images()

@@ -446,5 +446,47 @@ TEST_F(ArtifactsE2eTest, FineTunedHeadBoundsContainEveryPoisonedRetrainingAndExp
   EXPECT_TRUE(back->spec.frozen.parameters == params_->head(frozen_count));
 }
 
+// A model of polynomial features cannot be written as the layers' ONNX (the
+// file would take the expanded inputs); a flat MLP can, and imports back.
+TEST_F(ArtifactsE2eTest, OnnxExportRefusesPolynomialModelsAndServesFlatOnes) {
+  const agt::v1::Dataset moons = UploadMoons(*client_, 100, 3);
+  agt::v1::TrainingJobSpec spec = MoonsSpec(moons.id(), 1);
+  const std::string flat_id = TrainModel(*client_, spec);
+  spec.set_polynomial_degree(2);
+  const std::string poly_id = TrainModel(*client_, spec);
+  ASSERT_FALSE(flat_id.empty());
+  ASSERT_FALSE(poly_id.empty());
+  auto export_onnx = [&](const std::string& id, std::string* file) {
+    agt::v1::ExportModelOnnxRequest request;
+    request.set_model_id(id);
+    std::unique_ptr<grpc::ClientContext> context = Ctx();
+    auto reader = client_->models->ExportModelOnnx(context.get(), request);
+    agt::v1::ExportModelOnnxChunk chunk;
+    while (reader->Read(&chunk)) *file += chunk.chunk();
+    return reader->Finish();
+  };
+  std::string file;
+  grpc::Status s = export_onnx(poly_id, &file);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "polynomial features of degree 2"))
+      << s.error_message();
+  file.clear();
+  s = export_onnx(flat_id, &file);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  absl::StatusOr<agt::onnx::ImportedModel> back = agt::onnx::ImportOnnx(file, {});
+  ASSERT_TRUE(back.ok()) << back.status();
+  agt::v1::ExportModelRequest request;
+  request.set_model_id(flat_id);
+  agt::v1::ExportModelResponse exported;
+  ASSERT_TRUE(client_->models->ExportModel(Ctx().get(), request, &exported).ok());
+  EXPECT_TRUE(BitIdentical(
+      std::vector<double>(back->trained_parameters.data(),
+                          back->trained_parameters.data() + back->trained_parameters.size()),
+      Flatten(exported.model().nominal())));
+  file.clear();
+  s = export_onnx("mdl-00000000000000000000", &file);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
 }  // namespace
 }  // namespace agt::e2e
