@@ -36,6 +36,7 @@
 #include "tests/core/adversaries.h"
 #include "tests/core/perturbed_sgd.h"
 #include "tests/server/e2e_util.h"
+#include "tests/server/rpc_error_details.h"
 
 namespace agt::e2e {
 namespace {
@@ -283,6 +284,8 @@ TEST_F(ArtifactsE2eTest, ChecksumSizeAndMalformedFilesAreRefused) {
   EXPECT_TRUE(absl::StrContains(s.error_message(), agt::server::Sha256Hex(*onnx_)))
       << s.error_message();
   EXPECT_TRUE(absl::StrContains(s.error_message(), std::string(64, 'a'))) << s.error_message();
+  EXPECT_EQ(ReadRpcErrorDetails(s).reason, "ARTIFACT_CHECKSUM_MISMATCH");
+  EXPECT_EQ(ReadRpcErrorDetails(s).field, "metadata.sha256");
 
   // Declared past --max-artifact-mib 1: refused before any byte.
   agt::v1::ModelArtifactMetadata big = ArtifactMetadata(*onnx_);
@@ -292,6 +295,19 @@ TEST_F(ArtifactsE2eTest, ChecksumSizeAndMalformedFilesAreRefused) {
   EXPECT_TRUE(absl::StrContains(s.error_message(), "1048577")) << s.error_message();
   EXPECT_TRUE(absl::StrContains(s.error_message(), "1048576")) << s.error_message();
   EXPECT_TRUE(absl::StrContains(s.error_message(), "--max-artifact-mib")) << s.error_message();
+  const RpcErrorDetails details = ReadRpcErrorDetails(s);
+  EXPECT_EQ(details.reason, "ARTIFACT_SIZE_LIMIT");
+  EXPECT_EQ(details.field, "metadata.size_bytes");
+  EXPECT_EQ(details.quota_subject, "server");
+
+  // Received past the limit without a declaration that says so: the
+  // declared size is within it, the stream carries more.
+  agt::v1::ModelArtifactMetadata within = ArtifactMetadata(*onnx_);
+  within.set_size_bytes(int64_t{1} << 20);
+  s = UploadArtifact(*artifacts_, within, std::string((int64_t{1} << 20) + 10, 'x'), nullptr,
+                     size_t{512} << 10);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_EQ(ReadRpcErrorDetails(s).reason, "ARTIFACT_SIZE_LIMIT");
 
   // More bytes than declared.
   agt::v1::ModelArtifactMetadata short_size = ArtifactMetadata(*onnx_);
