@@ -84,8 +84,7 @@ int ListArtifacts(CommandContext& ctx) {
   if (!client.ok()) return ctx.FailUsage(client.status());
   absl::StatusOr<agt::v1::ListModelArtifactsResponse> listed =
       ListAllPages<agt::v1::ListModelArtifactsResponse>(
-          agt::v1::ListModelArtifactsRequest(),
-          [&](const agt::v1::ListModelArtifactsRequest& r) {
+          agt::v1::ListModelArtifactsRequest(), [&](const agt::v1::ListModelArtifactsRequest& r) {
             return (*client)->ListModelArtifacts(r);
           });
   if (!listed.ok()) return ctx.Fail(listed.status());
@@ -152,8 +151,8 @@ std::vector<Command> ArtifactCommands() {
       1,
       1,
       UploadArtifact});
-  commands.push_back(Command{
-      {"artifact", "list"}, "", "list your model artifacts", "", {}, 0, 0, ListArtifacts});
+  commands.push_back(
+      Command{{"artifact", "list"}, "", "list your model artifacts", "", {}, 0, 0, ListArtifacts});
   commands.push_back(Command{{"artifact", "get"},
                              "ARTIFACT_ID",
                              "show a model artifact and its layers",
@@ -162,16 +161,16 @@ std::vector<Command> ArtifactCommands() {
                              1,
                              1,
                              GetArtifact});
-  commands.push_back(Command{
-      {"artifact", "rm"},
-      "ARTIFACT_ID",
-      "delete a model artifact",
-      "Jobs and models fine-tuned from it keep their own copy of its layers and\n"
-      "parameters (taken when the job was submitted), so deleting it is always allowed.\n",
-      {},
-      1,
-      1,
-      DeleteArtifact});
+  commands.push_back(
+      Command{{"artifact", "rm"},
+              "ARTIFACT_ID",
+              "delete a model artifact",
+              "Jobs and models fine-tuned from it keep their own copy of its layers and\n"
+              "parameters (taken when the job was submitted), so deleting it is always allowed.\n",
+              {},
+              1,
+              1,
+              DeleteArtifact});
   return commands;
 }
 

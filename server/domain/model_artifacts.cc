@@ -107,8 +107,8 @@ absl::Status ResolveModelArtifact(const agt::v1::ModelArtifact& artifact, absl::
 #else
   const agt::v1::ModelArtifactRef& ref = spec->model_artifact();
   onnx::ImportOptions options;
-  options.input_shape = agt::Shape{std::vector<int>(artifact.input_shape().begin(),
-                                                    artifact.input_shape().end())};
+  options.input_shape =
+      agt::Shape{std::vector<int>(artifact.input_shape().begin(), artifact.input_shape().end())};
   options.limits.max_bytes = static_cast<int64_t>(bytes.size());
   std::string field = "spec.model_artifact";
   if (ref.frozen_case() == agt::v1::ModelArtifactRef::kFrozenLayers) {
@@ -125,10 +125,11 @@ absl::Status ResolveModelArtifact(const agt::v1::ModelArtifact& artifact, absl::
                                     ? agt::Shape::Flat(dataset.num_features)
                                     : agt::Shape{dataset.sample_shape};
   if (imported->spec.InputShape() != data_shape) {
-    return Invalid("spec.model_artifact",
-                   absl::StrCat("the network's input shape ", imported->spec.InputShape().ToString(),
-                                " (artifact ", artifact.id(), ") does not match the sample shape ",
-                                ShapeText(data_shape.dims), " of dataset ", dataset.id));
+    return Invalid(
+        "spec.model_artifact",
+        absl::StrCat("the network's input shape ", imported->spec.InputShape().ToString(),
+                     " (artifact ", artifact.id(), ") does not match the sample shape ",
+                     ShapeText(data_shape.dims), " of dataset ", dataset.id));
   }
   absl::StatusOr<agt::v1::ModelArchitecture> arch = ArchitectureToProto(imported->spec);
   if (!arch.ok()) return InField(arch.status(), "spec.model_artifact");
@@ -139,9 +140,8 @@ absl::Status ResolveModelArtifact(const agt::v1::ModelArtifact& artifact, absl::
 #endif
 }
 
-absl::StatusOr<std::string> ExportModelOnnx(const agt::ModelSpec& spec,
-                                            const agt::Vector& nominal, int polynomial_degree,
-                                            bool float32) {
+absl::StatusOr<std::string> ExportModelOnnx(const agt::ModelSpec& spec, const agt::Vector& nominal,
+                                            int polynomial_degree, bool float32) {
   if (polynomial_degree > 1) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the model takes polynomial features of degree ", polynomial_degree,

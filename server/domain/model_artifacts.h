@@ -57,9 +57,8 @@ absl::Status ResolveModelArtifact(const agt::v1::ModelArtifact& artifact, absl::
 // ONNX file (agt::onnx::ExportOnnx). FailedPrecondition for
 // polynomial_degree > 1: the file would take the expanded features, not the
 // user's inputs.
-absl::StatusOr<std::string> ExportModelOnnx(const agt::ModelSpec& spec,
-                                            const agt::Vector& nominal, int polynomial_degree,
-                                            bool float32);
+absl::StatusOr<std::string> ExportModelOnnx(const agt::ModelSpec& spec, const agt::Vector& nominal,
+                                            int polynomial_degree, bool float32);
 
 }  // namespace agt::server
 

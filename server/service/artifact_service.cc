@@ -61,18 +61,18 @@ absl::Status CheckMetadata(const agt::v1::ModelArtifactMetadata& m, const Artifa
                    absl::StrCat(m.size_bytes(), " must be > 0 (the file's size)"));
   }
   if (m.size_bytes() > limits.max_bytes) {
-    return SizeLimit(absl::ResourceExhaustedError(absl::StrCat(
-                         "metadata.size_bytes: the upload declares ", m.size_bytes(),
-                         " bytes, above the server's model artifact size limit of ",
-                         limits.max_bytes, " bytes (--max-artifact-mib)")),
+    return SizeLimit(absl::ResourceExhaustedError(
+                         absl::StrCat("metadata.size_bytes: the upload declares ", m.size_bytes(),
+                                      " bytes, above the server's model artifact size limit of ",
+                                      limits.max_bytes, " bytes (--max-artifact-mib)")),
                      "metadata.size_bytes");
   }
   const std::string& sha = m.sha256();
   if (sha.size() != 64 ||
       !std::all_of(sha.begin(), sha.end(), [](char c) { return absl::ascii_isxdigit(c); })) {
     return Invalid("metadata.sha256",
-                   absl::StrCat("must be 64 hex characters (the file's SHA-256), got ",
-                                sha.size(), " characters"));
+                   absl::StrCat("must be 64 hex characters (the file's SHA-256), got ", sha.size(),
+                                " characters"));
   }
   const auto& dims = m.input_shape();
   if (!dims.empty() && dims.size() != 1 && dims.size() != 3) {
@@ -82,9 +82,9 @@ absl::Status CheckMetadata(const agt::v1::ModelArtifactMetadata& m, const Artifa
   }
   for (int i = 0; i < dims.size(); ++i) {
     if (dims[i] < 1 || dims[i] > kMaxSampleDimension) {
-      return Invalid("metadata.input_shape", absl::StrCat("dimension ", i, " is ", dims[i],
-                                                          ", must be in [1, ",
-                                                          kMaxSampleDimension, "]"));
+      return Invalid("metadata.input_shape",
+                     absl::StrCat("dimension ", i, " is ", dims[i], ", must be in [1, ",
+                                  kMaxSampleDimension, "]"));
     }
   }
   return absl::OkStatus();
@@ -141,11 +141,11 @@ absl::StatusOr<agt::v1::ModelArtifact> ModelArtifactServiceImpl::Receive(
     }
     const int64_t total = static_cast<int64_t>(content.size()) + size;
     if (total > limits_.max_bytes) {
-      return SizeLimit(absl::ResourceExhaustedError(absl::StrCat(
-                           "message ", index,
-                           ": upload exceeds the server's model artifact size limit of ",
-                           limits_.max_bytes, " bytes (--max-artifact-mib)")),
-                       "");
+      return SizeLimit(
+          absl::ResourceExhaustedError(absl::StrCat(
+              "message ", index, ": upload exceeds the server's model artifact size limit of ",
+              limits_.max_bytes, " bytes (--max-artifact-mib)")),
+          "");
     }
     if (total > metadata.size_bytes()) {
       return Invalid("metadata.size_bytes",
@@ -173,17 +173,16 @@ absl::StatusOr<agt::v1::ModelArtifact> ModelArtifactServiceImpl::Receive(
   const std::string received = Sha256Hex(content);
   if (received != absl::AsciiStrToLower(metadata.sha256())) {
     return WithReason(
-        Invalid("metadata.sha256", absl::StrCat("the received bytes have SHA-256 ", received,
-                                                ", the metadata declared ",
-                                                absl::AsciiStrToLower(metadata.sha256()))),
+        Invalid("metadata.sha256",
+                absl::StrCat("the received bytes have SHA-256 ", received,
+                             ", the metadata declared ", absl::AsciiStrToLower(metadata.sha256()))),
         kReasonArtifactChecksum);
   }
   absl::StatusOr<agt::v1::ModelArtifact> parsed = DescribeOnnxArtifact(
       content, std::vector<int>(metadata.input_shape().begin(), metadata.input_shape().end()),
       limits_.max_bytes);
   if (!parsed.ok()) {
-    return absl::Status(parsed.status().code(),
-                        absl::StrCat("ONNX: ", parsed.status().message()));
+    return absl::Status(parsed.status().code(), absl::StrCat("ONNX: ", parsed.status().message()));
   }
   ArtifactRecord record;
   record.tenant = caller.tenant;
@@ -206,10 +205,10 @@ grpc::Status ModelArtifactServiceImpl::UploadModelArtifact(
     *response->mutable_artifact() = *std::move(artifact);
     return grpc::Status::OK;
   } catch (const std::bad_alloc&) {
-    return ToGrpcStatus(WithReason(absl::ResourceExhaustedError(
-                                       "the server ran out of memory for the upload"),
-                                   kReasonServerOutOfMemory),
-                        kUpload);
+    return ToGrpcStatus(
+        WithReason(absl::ResourceExhaustedError("the server ran out of memory for the upload"),
+                   kReasonServerOutOfMemory),
+        kUpload);
   } catch (const std::exception& e) {
     return ToGrpcStatus(absl::InternalError(e.what()), kUpload);
   }

@@ -34,25 +34,25 @@ inline constexpr char kReasonArtifactSizeLimit[] = "ARTIFACT_SIZE_LIMIT";
 inline constexpr char kReasonArtifactChecksum[] = "ARTIFACT_CHECKSUM_MISMATCH";
 
 struct ArtifactLimits {
-  int64_t max_bytes = int64_t{64} << 20;        // --max-artifact-mib
+  int64_t max_bytes = int64_t{64} << 20;       // --max-artifact-mib
   int64_t max_chunk_bytes = int64_t{1} << 20;  // as for datasets
 };
 
 class ModelArtifactServiceImpl final : public agt::v1::ModelArtifactService::Service {
  public:
-  ModelArtifactServiceImpl(ArtifactStore* store, const CallAuth* auth, ArtifactLimits limits,
-                           UploadAdmissionOptions admission = {},
-                           std::chrono::milliseconds default_deadline = std::chrono::milliseconds(0))
+  ModelArtifactServiceImpl(
+      ArtifactStore* store, const CallAuth* auth, ArtifactLimits limits,
+      UploadAdmissionOptions admission = {},
+      std::chrono::milliseconds default_deadline = std::chrono::milliseconds(0))
       : store_(store),
         auth_(auth),
         limits_(limits),
         admission_(admission),
         default_deadline_(default_deadline) {}
 
-  grpc::Status UploadModelArtifact(
-      grpc::ServerContext* context,
-      grpc::ServerReader<agt::v1::UploadModelArtifactRequest>* reader,
-      agt::v1::UploadModelArtifactResponse* response) override;
+  grpc::Status UploadModelArtifact(grpc::ServerContext* context,
+                                   grpc::ServerReader<agt::v1::UploadModelArtifactRequest>* reader,
+                                   agt::v1::UploadModelArtifactResponse* response) override;
   grpc::Status GetModelArtifact(grpc::ServerContext* context,
                                 const agt::v1::GetModelArtifactRequest* request,
                                 agt::v1::GetModelArtifactResponse* response) override;

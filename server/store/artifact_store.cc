@@ -17,7 +17,8 @@ namespace {
 
 using Mode = Transaction::Mode;
 
-constexpr char kColumns[] = "seq, id, tenant, name, format, size_bytes, sha256, created_ms, summary";
+constexpr char kColumns[] =
+    "seq, id, tenant, name, format, size_bytes, sha256, created_ms, summary";
 
 // The same message for an unknown id and another tenant's (as Store's).
 absl::Status ArtifactNotFound(const std::string& id) {
@@ -112,8 +113,8 @@ absl::StatusOr<std::string> ArtifactStore::LoadContent(const std::string& tenant
   std::string sha256;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    absl::StatusOr<Statement> st = db_->Prepare(
-        "SELECT content, sha256 FROM model_artifacts WHERE id = ?1 AND tenant = ?2");
+    absl::StatusOr<Statement> st =
+        db_->Prepare("SELECT content, sha256 FROM model_artifacts WHERE id = ?1 AND tenant = ?2");
     if (!st.ok()) return st.status();
     st->BindText(1, id).BindText(2, tenant);
     absl::StatusOr<bool> row = st->Step();
@@ -124,9 +125,8 @@ absl::StatusOr<std::string> ArtifactStore::LoadContent(const std::string& tenant
   }
   // Hashed outside the lock: a file may be hundreds of MiB.
   if (Sha256Hex(content) != sha256) {
-    return absl::DataLossError(absl::StrCat("model artifact ", id,
-                                            ": the stored bytes do not match their SHA-256 ",
-                                            sha256));
+    return absl::DataLossError(absl::StrCat(
+        "model artifact ", id, ": the stored bytes do not match their SHA-256 ", sha256));
   }
   return content;
 }

@@ -36,7 +36,7 @@ struct ArtifactRecord {
   std::string id;  // "art-" + 20 hex characters, set by Insert
   std::string tenant;
   std::string name;
-  int format = 0;  // agt.v1.ModelArtifactFormat
+  int format = 0;          // agt.v1.ModelArtifactFormat
   int64_t size_bytes = 0;  // of the content, set by Insert
   std::string sha256;      // hex of the content, set by Insert
   int64_t created_ms = 0;  // Unix epoch milliseconds, set by Insert

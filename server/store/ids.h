@@ -33,8 +33,13 @@ absl::StatusOr<std::string> NewRandomId(absl::string_view prefix);
 absl::Status OsRandomBytes(void* out, size_t size);
 
 // The listings a token can belong to.
-enum class PageKind : char { kDatasets = 'd', kJobs = 'j', kModels = 'm', kDeletions = 'x',
-                              kArtifacts = 'a' };
+enum class PageKind : char {
+  kDatasets = 'd',
+  kJobs = 'j',
+  kModels = 'm',
+  kDeletions = 'x',
+  kArtifacts = 'a'
+};
 
 // A token for "continue after position `after`" in a listing of `kind`.
 std::string EncodePageToken(PageKind kind, int64_t after);

@@ -99,8 +99,7 @@ TEST_F(ArtifactStoreTest, ListingsPageInCreationOrder) {
     if (token.empty()) break;
   }
   EXPECT_EQ(seen, ids);
-  EXPECT_EQ(artifacts_->List("acme", -1, "").status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(artifacts_->List("acme", -1, "").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(artifacts_->List("acme", 1, "not-a-token").status().code(),
             absl::StatusCode::kInvalidArgument);
 }

@@ -57,9 +57,9 @@ agt::ModelSpec PretrainedSpec() {
   conv.in_channels = 1;
   conv.out_channels = 3;
   conv.kernel_h = conv.kernel_w = 3;
-  spec.layers = {agt::LayerSpec::Conv2d(conv), agt::LayerSpec::Relu(), agt::LayerSpec::Flatten(),
-                 agt::LayerSpec::Dense(3 * 6 * 6, 12), agt::LayerSpec::Relu(),
-                 agt::LayerSpec::Dense(12, kClasses)};
+  spec.layers = {agt::LayerSpec::Conv2d(conv), agt::LayerSpec::Relu(),
+                 agt::LayerSpec::Flatten(),    agt::LayerSpec::Dense(3 * 6 * 6, 12),
+                 agt::LayerSpec::Relu(),       agt::LayerSpec::Dense(12, kClasses)};
   return spec;
 }
 
@@ -364,8 +364,7 @@ TEST_F(ArtifactsE2eTest, BadReferencesAreRefusedAtSubmitNamingTheField) {
   agt::v1::Dataset flat_dataset;
   ASSERT_TRUE(Upload(*client_, flat, bytes, &flat_dataset).ok());
   spec = FineTuneSpec(flat_dataset.id(), artifact.id());
-  submit_error(spec, grpc::StatusCode::INVALID_ARGUMENT,
-               "the network's input shape [1, 8, 8]");
+  submit_error(spec, grpc::StatusCode::INVALID_ARGUMENT, "the network's input shape [1, 8, 8]");
 }
 
 TEST_F(ArtifactsE2eTest, FineTunedHeadBoundsContainEveryPoisonedRetrainingAndExportRoundTrips) {
@@ -410,8 +409,7 @@ TEST_F(ArtifactsE2eTest, FineTunedHeadBoundsContainEveryPoisonedRetrainingAndExp
   // The job as the server resolved it, retrained for real from the file's
   // parameters: budget 0 is the nominal model, and every poisoned run stays
   // in its budget's box.
-  absl::StatusOr<agt::server::ResolvedJob> resolved =
-      agt::server::ResolveJobSpec(stored, Record());
+  absl::StatusOr<agt::server::ResolvedJob> resolved = agt::server::ResolveJobSpec(stored, Record());
   ASSERT_TRUE(resolved.ok()) << resolved.status();
   const agt::TrainConfig& config = resolved->config;
   agt_test::PerturbedTraining plain = agt_test::TrainPerturbed(
