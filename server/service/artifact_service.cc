@@ -4,8 +4,10 @@
 #include <atomic>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -107,64 +109,199 @@ absl::StatusOr<agt::v1::ModelArtifact> ArtifactToProto(const ArtifactRecord& rec
   return out;
 }
 
-absl::StatusOr<agt::v1::ModelArtifact> ModelArtifactServiceImpl::Receive(
-    const Principal& caller, grpc::ServerContext& context,
-    grpc::ServerReader<agt::v1::UploadModelArtifactRequest>& reader) {
-  const CallBudget budget(context, default_deadline_);
-  std::atomic<bool> stalled{false};
-  absl::StatusOr<std::unique_ptr<UploadAdmission::Slot>> slot =
-      admission_.Acquire(caller.tenant, [&context, &stalled] {
-        stalled = true;
-        context.TryCancel();
-      });
-  if (!slot.ok()) return slot.status();
-  agt::v1::UploadModelArtifactRequest message;
-  if (!reader.Read(&message) || !message.has_metadata()) {
-    return Invalid("metadata", "message 1: the first message must carry metadata");
+// One upload stream, on gRPC's callback API (no thread waits on a slow
+// stream). Lifetime: created by UploadModelArtifact, deleted in OnDone (after
+// Finish and every pending operation). Finish is called exactly once
+// (FinishOnce); after it nothing of `this` is touched by the caller.
+class ModelArtifactServiceImpl::UploadReactor final
+    : public grpc::ServerReadReactor<agt::v1::UploadModelArtifactRequest> {
+ public:
+  UploadReactor(ModelArtifactServiceImpl* service, grpc::CallbackServerContext* context,
+                agt::v1::UploadModelArtifactResponse* response)
+      : service_(service),
+        context_(context),
+        response_(response),
+        budget_(*context, service->default_deadline_) {
+    absl::StatusOr<Principal> caller = service_->auth_->Check(*context, kUpload);
+    if (!caller.ok()) {
+      FinishOnce(ToGrpcStatus(caller.status(), kUpload));
+      return;
+    }
+    caller_ = *std::move(caller);
+    absl::StatusOr<std::unique_ptr<UploadAdmission::Slot>> slot =
+        service_->admission_.Acquire(caller_.tenant, [this] { OnIdle(); });
+    if (!slot.ok()) {
+      FinishOnce(ToGrpcStatus(slot.status(), kUpload));
+      return;
+    }
+    slot_ = *std::move(slot);
+    std::lock_guard<std::mutex> lock(mu_);
+    StartRead(&message_);
   }
-  const agt::v1::ModelArtifactMetadata metadata = message.metadata();
-  if (absl::Status s = CheckMetadata(metadata, limits_); !s.ok()) return s;
-  std::string content;
-  content.reserve(static_cast<size_t>(metadata.size_bytes()));
-  for (int64_t index = 2; reader.Read(&message); ++index) {
-    (*slot)->Touch();
-    if (message.part_case() != agt::v1::UploadModelArtifactRequest::kChunk) {
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      EndOfStream();
+      return;
+    }
+    // Not under mu_: the watch thread holds the slot's lock while OnIdle
+    // takes mu_.
+    slot_->Touch();
+    absl::Status status;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (finished_) return;
+      ++index_;
+      try {
+        status = Take();
+      } catch (const std::bad_alloc&) {
+        status = WithReason(
+            absl::ResourceExhaustedError(absl::StrCat(
+                "message ", index_.load(), ": the server ran out of memory for the upload")),
+            kReasonServerOutOfMemory);
+      }
+      if (status.ok()) status = budget_.Check();
+      if (status.ok()) {
+        StartRead(&message_);
+        return;
+      }
+    }
+    FinishOnce(ToGrpcStatus(status, kUpload));
+  }
+
+  void OnDone() override {
+    slot_.reset();
+    delete this;
+  }
+
+ private:
+  // The next message: metadata first, then chunks.
+  absl::Status Take() {
+    const ArtifactLimits& limits = service_->limits_;
+    if (!has_metadata_) {
+      if (!message_.has_metadata()) {
+        return Invalid("metadata", "message 1: the first message must carry metadata");
+      }
+      if (absl::Status s = CheckMetadata(message_.metadata(), limits); !s.ok()) return s;
+      metadata_ = message_.metadata();
+      has_metadata_ = true;
+      content_.reserve(static_cast<size_t>(metadata_.size_bytes()));
+      return absl::OkStatus();
+    }
+    if (message_.part_case() != agt::v1::UploadModelArtifactRequest::kChunk) {
       return absl::InvalidArgumentError(
-          absl::StrCat("message ", index, ": expected a chunk, got ",
-                       message.has_metadata() ? "a second metadata" : "an empty message"));
+          absl::StrCat("message ", index_.load(), ": expected a chunk, got ",
+                       message_.has_metadata() ? "a second metadata" : "an empty message"));
     }
-    const int64_t size = static_cast<int64_t>(message.chunk().size());
-    if (size > limits_.max_chunk_bytes) {
-      return Invalid("chunk", absl::StrCat("message ", index, ": chunk of ", size,
+    const int64_t size = static_cast<int64_t>(message_.chunk().size());
+    if (size > limits.max_chunk_bytes) {
+      return Invalid("chunk", absl::StrCat("message ", index_.load(), ": chunk of ", size,
                                            " bytes exceeds the chunk limit of ",
-                                           limits_.max_chunk_bytes, " bytes"));
+                                           limits.max_chunk_bytes, " bytes"));
     }
-    const int64_t total = static_cast<int64_t>(content.size()) + size;
-    if (total > limits_.max_bytes) {
-      return SizeLimit(
-          absl::ResourceExhaustedError(absl::StrCat(
-              "message ", index, ": upload exceeds the server's model artifact size limit of ",
-              limits_.max_bytes, " bytes (--max-artifact-mib)")),
-          "");
+    const int64_t total = static_cast<int64_t>(content_.size()) + size;
+    if (total > limits.max_bytes) {
+      return SizeLimit(absl::ResourceExhaustedError(absl::StrCat(
+                           "message ", index_.load(),
+                           ": upload exceeds the server's model artifact size limit of ",
+                           limits.max_bytes, " bytes (--max-artifact-mib)")),
+                       "");
     }
-    if (total > metadata.size_bytes()) {
+    if (total > metadata_.size_bytes()) {
       return Invalid("metadata.size_bytes",
-                     absl::StrCat("message ", index, ": the chunks carry more than the ",
-                                  metadata.size_bytes(), " bytes declared"));
+                     absl::StrCat("message ", index_.load(), ": the chunks carry more than the ",
+                                  metadata_.size_bytes(), " bytes declared"));
     }
-    content.append(message.chunk());
-    if (absl::Status s = budget.Check(); !s.ok()) return s;
+    content_.append(message_.chunk());
+    message_.Clear();
+    return absl::OkStatus();
   }
-  (*slot)->StopWatching();
-  if (stalled) {
-    return WithReason(absl::DeadlineExceededError(absl::StrCat(
-                          "upload stalled: no message for ", admission_.idle_timeout().count(),
-                          " ms (--upload-idle-timeout); the upload was dropped and nothing was "
-                          "stored")),
-                      kReasonUploadStalled);
+
+  void EndOfStream() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (finished_) return;
+    }
+    if (context_->IsCancelled()) {
+      FinishOnce(ToGrpcStatus(
+          absl::CancelledError("the upload was cancelled (client gone or server shutting down)"),
+          kUpload));
+      return;
+    }
+    slot_->StopWatching();
+    if (!has_metadata_) {
+      FinishOnce(ToGrpcStatus(
+          Invalid("metadata", "empty upload: the first message must carry metadata"), kUpload));
+      return;
+    }
+    // Hashing, parsing and storing may take seconds: not on a gRPC thread.
+    std::thread([this] {
+      grpc::Status status;
+      try {
+        absl::Status in_time = budget_.Check();
+        absl::StatusOr<agt::v1::ModelArtifact> stored =
+            in_time.ok() ? service_->StoreUpload(caller_, metadata_, content_) : in_time;
+        if (stored.ok()) *response_->mutable_artifact() = *std::move(stored);
+        status = ToGrpcStatus(stored.status(), kUpload);
+      } catch (const std::bad_alloc&) {
+        status = ToGrpcStatus(WithReason(absl::ResourceExhaustedError(
+                                             "the server ran out of memory storing the upload"),
+                                         kReasonServerOutOfMemory),
+                              kUpload);
+      } catch (const std::exception& e) {
+        status = ToGrpcStatus(absl::InternalError(e.what()), kUpload);
+      }
+      FinishOnce(std::move(status));
+    }).detach();
   }
-  if (absl::Status s = budget.Check(); !s.ok()) return s;
-  (*slot)->ReleaseCount();
+
+  // Runs on the admission's watch thread.
+  void OnIdle() {
+    FinishOnce(ToGrpcStatus(
+        WithReason(
+            absl::DeadlineExceededError(absl::StrCat(
+                "upload stalled: no message for ", service_->admission_.idle_timeout().count(),
+                " ms after message ", index_.load(),
+                " (--upload-idle-timeout); the upload was dropped and nothing was stored")),
+            kReasonUploadStalled),
+        kUpload));
+  }
+
+  void FinishOnce(grpc::Status status) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (finished_) return;
+      finished_ = true;
+    }
+    // The slot is free before the client hears the answer.
+    if (slot_ != nullptr) slot_->ReleaseCount();
+    Finish(std::move(status));
+  }
+
+  ModelArtifactServiceImpl* const service_;
+  grpc::CallbackServerContext* const context_;
+  agt::v1::UploadModelArtifactResponse* const response_;
+  const CallBudget budget_;
+  Principal caller_;
+  std::unique_ptr<UploadAdmission::Slot> slot_;
+  std::mutex mu_;  // guards finished_, message_, metadata_, content_ while reading
+  bool finished_ = false;
+  agt::v1::UploadModelArtifactRequest message_;
+  std::atomic<int64_t> index_{0};
+  bool has_metadata_ = false;
+  agt::v1::ModelArtifactMetadata metadata_;
+  std::string content_;
+};
+
+grpc::ServerReadReactor<agt::v1::UploadModelArtifactRequest>*
+ModelArtifactServiceImpl::UploadModelArtifact(grpc::CallbackServerContext* context,
+                                              agt::v1::UploadModelArtifactResponse* response) {
+  return new UploadReactor(this, context, response);
+}
+
+absl::StatusOr<agt::v1::ModelArtifact> ModelArtifactServiceImpl::StoreUpload(
+    const Principal& caller, const agt::v1::ModelArtifactMetadata& metadata,
+    const std::string& content) {
   if (static_cast<int64_t>(content.size()) != metadata.size_bytes()) {
     return Invalid("metadata.size_bytes",
                    absl::StrCat("the chunks carried ", content.size(),
@@ -192,26 +329,6 @@ absl::StatusOr<agt::v1::ModelArtifact> ModelArtifactServiceImpl::Receive(
   absl::StatusOr<ArtifactRecord> stored = store_->Insert(std::move(record), content);
   if (!stored.ok()) return stored.status();
   return ArtifactToProto(*stored);
-}
-
-grpc::Status ModelArtifactServiceImpl::UploadModelArtifact(
-    grpc::ServerContext* context, grpc::ServerReader<agt::v1::UploadModelArtifactRequest>* reader,
-    agt::v1::UploadModelArtifactResponse* response) {
-  absl::StatusOr<Principal> caller = auth_->Check(*context, kUpload);
-  if (!caller.ok()) return ToGrpcStatus(caller.status(), kUpload);
-  try {
-    absl::StatusOr<agt::v1::ModelArtifact> artifact = Receive(*caller, *context, *reader);
-    if (!artifact.ok()) return ToGrpcStatus(artifact.status(), kUpload);
-    *response->mutable_artifact() = *std::move(artifact);
-    return grpc::Status::OK;
-  } catch (const std::bad_alloc&) {
-    return ToGrpcStatus(
-        WithReason(absl::ResourceExhaustedError("the server ran out of memory for the upload"),
-                   kReasonServerOutOfMemory),
-        kUpload);
-  } catch (const std::exception& e) {
-    return ToGrpcStatus(absl::InternalError(e.what()), kUpload);
-  }
 }
 
 grpc::Status ModelArtifactServiceImpl::GetModelArtifact(

@@ -5,12 +5,14 @@
 // check the checksum, parse the file (domain/model_artifacts.h), call the
 // ArtifactStore and map statuses.
 //
-// Uploads are served on gRPC's synchronous threads: the file is small next
-// to a dataset (a network's weights), and each upload holds a slot of its
-// own UploadAdmission (the same per-tenant and total counts and idle timeout
-// as dataset uploads, counted apart from them): a stream that brings no
-// message for the idle timeout is cancelled and answered DEADLINE_EXCEEDED,
-// like one past its deadline (the caller's, or default_deadline).
+// UploadModelArtifact is served by the callback API, as dataset uploads are
+// (no thread waits on a slow stream): each upload holds a slot of its own
+// UploadAdmission (the same per-tenant and total counts and idle timeout as
+// dataset uploads, counted apart from them), is ended with DEADLINE_EXCEEDED
+// when no message arrives for the idle timeout or the call passes its
+// deadline (the caller's, or default_deadline), and with CANCELLED when the
+// call is cancelled. Hashing, parsing and storing the finished upload run on
+// a thread of their own.
 //
 // Ownership: the store and auth must outlive the service.
 // Thread-safety: gRPC calls the methods concurrently; the admission is
@@ -38,7 +40,9 @@ struct ArtifactLimits {
   int64_t max_chunk_bytes = int64_t{1} << 20;  // as for datasets
 };
 
-class ModelArtifactServiceImpl final : public agt::v1::ModelArtifactService::Service {
+class ModelArtifactServiceImpl final
+    : public agt::v1::ModelArtifactService::WithCallbackMethod_UploadModelArtifact<
+          agt::v1::ModelArtifactService::Service> {
  public:
   ModelArtifactServiceImpl(
       ArtifactStore* store, const CallAuth* auth, ArtifactLimits limits,
@@ -50,9 +54,9 @@ class ModelArtifactServiceImpl final : public agt::v1::ModelArtifactService::Ser
         admission_(admission),
         default_deadline_(default_deadline) {}
 
-  grpc::Status UploadModelArtifact(grpc::ServerContext* context,
-                                   grpc::ServerReader<agt::v1::UploadModelArtifactRequest>* reader,
-                                   agt::v1::UploadModelArtifactResponse* response) override;
+  grpc::ServerReadReactor<agt::v1::UploadModelArtifactRequest>* UploadModelArtifact(
+      grpc::CallbackServerContext* context,
+      agt::v1::UploadModelArtifactResponse* response) override;
   grpc::Status GetModelArtifact(grpc::ServerContext* context,
                                 const agt::v1::GetModelArtifactRequest* request,
                                 agt::v1::GetModelArtifactResponse* response) override;
@@ -64,9 +68,11 @@ class ModelArtifactServiceImpl final : public agt::v1::ModelArtifactService::Ser
                                    agt::v1::DeleteModelArtifactResponse* response) override;
 
  private:
-  absl::StatusOr<agt::v1::ModelArtifact> Receive(
-      const Principal& caller, grpc::ServerContext& context,
-      grpc::ServerReader<agt::v1::UploadModelArtifactRequest>& reader);
+  class UploadReactor;
+  // Checks a complete upload (size, SHA-256), parses it and stores it.
+  absl::StatusOr<agt::v1::ModelArtifact> StoreUpload(const Principal& caller,
+                                                     const agt::v1::ModelArtifactMetadata& metadata,
+                                                     const std::string& content);
 
   ArtifactStore* const store_;
   const CallAuth* const auth_;

@@ -21,9 +21,11 @@
 // retrained parameter vector must lie in the box ExportModel returns for n.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -458,6 +460,38 @@ TEST_F(ArtifactsE2eTest, FineTunedHeadBoundsContainEveryPoisonedRetrainingAndExp
                           back->trained_parameters.data() + back->trained_parameters.size()),
       Flatten(exported.model().nominal())));
   EXPECT_TRUE(back->spec.frozen.parameters == params_->head(frozen_count));
+}
+
+// A stream that stops sending is dropped after --upload-idle-timeout and
+// stores nothing; the tenant's upload slot is free again.
+TEST(ArtifactUploadIdleTest, AStalledUploadIsDroppedAndStoresNothing) {
+  TempDir dir;
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(ServerArgs(dir.File("s.db"), {"--upload-idle-timeout", "0.5",
+                                                         "--max-uploads-per-tenant", "1"}),
+                           dir.File("server.err")))
+      << ReadFileText(dir.File("server.err"));
+  Client client(server.address());
+  auto stub = agt::v1::ModelArtifactService::NewStub(client.channel);
+  const std::string bytes(1000, 'x');
+  std::unique_ptr<grpc::ClientContext> context = Ctx();
+  agt::v1::UploadModelArtifactResponse response;
+  auto writer = stub->UploadModelArtifact(context.get(), &response);
+  agt::v1::UploadModelArtifactRequest message;
+  *message.mutable_metadata() = ArtifactMetadata(bytes);
+  ASSERT_TRUE(writer->Write(message));
+  std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+  writer->WritesDone();
+  const grpc::Status s = writer->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << s.error_message();
+  // The slot is free: another upload of the tenant is admitted (and refused
+  // only for its content).
+  agt::v1::ModelArtifact artifact;
+  const grpc::Status next = UploadArtifact(*stub, ArtifactMetadata(bytes), bytes, &artifact);
+  EXPECT_EQ(next.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << next.error_message();
+  agt::v1::ListModelArtifactsResponse listed;
+  ASSERT_TRUE(stub->ListModelArtifacts(Ctx().get(), {}, &listed).ok());
+  EXPECT_EQ(listed.artifacts_size(), 0);
 }
 
 // A model of polynomial features cannot be written as the layers' ONNX (the
