@@ -64,6 +64,9 @@ Serving:
   --checkpoint-steps N   Also checkpoint every N steps (default 0 = by time only).
   --max-dataset-mib N    Largest dataset upload in MiB (default 256). Requests
                          over 64 MiB and upload chunks over 1 MiB are refused too.
+  --max-artifact-mib N   Largest model artifact (ONNX file) upload in MiB
+                         (default 64, at most 1024); larger ones are
+                         RESOURCE_EXHAUSTED naming the size and the limit.
   --max-uploads-per-tenant N  Uploads one tenant may have in progress at once
                          (default 4); more are RESOURCE_EXHAUSTED.
   --max-uploads N        Uploads of all tenants in progress at once (default 16;
@@ -237,6 +240,7 @@ int Serve(const std::vector<std::string>& args) {
                                           "checkpoint-seconds",
                                           "checkpoint-steps",
                                           "max-dataset-mib",
+                                          "max-artifact-mib",
                                           "tokens",
                                           "tls-cert",
                                           "tls-key",
@@ -273,6 +277,7 @@ int Serve(const std::vector<std::string>& args) {
   options.tls_cert_path = flags.count("tls-cert") ? flags["tls-cert"] : "";
   options.tls_key_path = flags.count("tls-key") ? flags["tls-key"] : "";
   int64_t max_dataset_mib = 256;
+  int64_t max_artifact_mib = 64;
   double upload_idle_seconds = 60;
   double default_deadline_seconds = 300;
   double shutdown_grace_seconds = 5;
@@ -283,6 +288,7 @@ int Serve(const std::vector<std::string>& args) {
         ParseNumber(flags, "checkpoint-seconds", &options.checkpoint_every_seconds),
         ParseNumber(flags, "checkpoint-steps", &options.checkpoint_every_steps),
         ParseNumber(flags, "max-dataset-mib", &max_dataset_mib),
+        ParseNumber(flags, "max-artifact-mib", &max_artifact_mib),
         ParseNumber(flags, "privacy-budget", &options.privacy_budget),
         ParseNumber(flags, "max-uploads-per-tenant", &options.max_uploads_per_tenant),
         ParseNumber(flags, "max-watches-per-tenant", &options.max_watches_per_tenant),
@@ -294,6 +300,12 @@ int Serve(const std::vector<std::string>& args) {
         ParseNumber(flags, "max-jobs-per-tenant", &options.max_jobs_per_tenant)}) {
     if (!s.ok()) return UsageError(std::string(s.message()));
   }
+  constexpr int64_t kMaxArtifactMib = 1024;
+  if (max_artifact_mib < 1 || max_artifact_mib > kMaxArtifactMib) {
+    return UsageError(absl::StrCat("--max-artifact-mib: ", max_artifact_mib, " must be 1..",
+                                   kMaxArtifactMib));
+  }
+  options.max_artifact_bytes = max_artifact_mib << 20;
   constexpr int64_t kMaxDatasetMib = 64 * 1024;
   if (max_dataset_mib < 1 || max_dataset_mib > kMaxDatasetMib) {
     return UsageError(

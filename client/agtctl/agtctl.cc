@@ -51,7 +51,7 @@ std::vector<FlagSpec> GlobalFlags() {
 
 std::vector<Command> AllCommands() {
   std::vector<Command> all;
-  for (auto* group : {&DatasetCommands, &JobCommands, &ModelCommands, &CertifyCommands,
+  for (auto* group : {&DatasetCommands, &ArtifactCommands, &JobCommands, &ModelCommands, &CertifyCommands,
                       &UnlearnCommands, &PrivacyCommands, &PlotCommands}) {
     std::vector<Command> commands = (*group)();
     for (Command& c : commands) all.push_back(std::move(c));

@@ -132,6 +132,7 @@ struct Command {
 
 // The commands, by area (each defined in its *_commands.cc).
 std::vector<Command> DatasetCommands();
+std::vector<Command> ArtifactCommands();
 std::vector<Command> JobCommands();
 std::vector<Command> ModelCommands();
 std::vector<Command> CertifyCommands();

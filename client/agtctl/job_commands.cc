@@ -132,6 +132,28 @@ absl::Status ApplyOverrides(const ParsedArgs& args, agt::v1::TrainingJobSpec& sp
       for (int64_t w : *widths) spec.add_hidden_widths(static_cast<int>(w));
     }
   }
+  if (auto v = args.Get("model-artifact")) {
+    // A pre-trained network replaces the file's model, whichever form it had.
+    spec.clear_hidden_widths();
+    spec.clear_architecture();
+    spec.mutable_model_artifact()->set_artifact_id(*v);
+  }
+  if (args.Has("frozen-layers") && args.Has("frozen-until")) {
+    return absl::InvalidArgumentError("give --frozen-layers or --frozen-until, not both");
+  }
+  if ((args.Has("frozen-layers") || args.Has("frozen-until")) && !spec.has_model_artifact()) {
+    return absl::InvalidArgumentError(
+        "--frozen-layers and --frozen-until choose the frozen prefix of a model artifact: "
+        "give --model-artifact ID (or model_artifact in JOB.json)");
+  }
+  if (auto v = args.Get("frozen-layers")) {
+    absl::StatusOr<int64_t> k = ParseInt("--frozen-layers", *v, 0, 1 << 20);
+    if (!k.ok()) return k.status();
+    spec.mutable_model_artifact()->set_frozen_layers(static_cast<int>(*k));
+  }
+  if (auto v = args.Get("frozen-until")) {
+    spec.mutable_model_artifact()->set_frozen_until(*v);
+  }
   if (auto v = args.Get("budgets")) {
     absl::StatusOr<std::vector<int64_t>> budgets = ParseIntList("--budgets", *v, 0, 1 << 30);
     if (!budgets.ok()) return budgets.status();
@@ -403,12 +425,23 @@ std::vector<Command> JobCommands() {
       "the parameters, or no training row certified at any n > 0) still SUCCEEDS, with\n"
       "warnings: printed as 'agtctl: WARNING: ...' on stderr and in the job.\n"
       "Ctrl-C stops watching only: the job keeps running on the server (jobs watch ID\n"
-      "picks it up again; jobs cancel ID stops it).\n",
+      "picks it up again; jobs cancel ID stops it).\n"
+      "Fine-tuning a pre-trained network: --model-artifact ID (from agtctl artifact upload)\n"
+      "with --frozen-layers K (layers 0..K-1 of agtctl artifact get are frozen) or\n"
+      "--frozen-until NODE; the trained layers start from the file's parameters, e.g.\n"
+      "  agtctl train --dataset ds-... --model-artifact art-... --frozen-layers 3 \\\n"
+      "    --loss ce --batch-size 100 --epochs 2 --learning-rate 0.05 \\\n"
+      "    --perturbation poisoning --epsilon 0.01 --budgets 1,2,5 --wait\n"
+      "(in JOB.json: \"model_artifact\": {\"artifact_id\": \"art-...\", \"frozen_layers\": 3}).\n",
       {{"wait", false, 0, "", "follow the job until it ends"},
        {"dataset", true, 0, "ID", "dataset_id"},
        {"name", true, 0, "NAME", "name"},
        {"degree", true, 0, "D", "polynomial_degree (1 = raw features)"},
        {"hidden", true, 0, "W1,W2", "hidden_widths of a ReLU MLP ('none' = linear)"},
+       {"model-artifact", true, 0, "ID", "fine-tune this uploaded network (model_artifact)"},
+       {"frozen-layers", true, 0, "K", "model_artifact.frozen_layers: freeze its first K layers"},
+       {"frozen-until", true, 0, "NODE",
+        "model_artifact.frozen_until: freeze up to and including this node"},
        {"loss", true, 0, "LOSS", "mse | bce | ce | hinge"},
        {"batch-size", true, 0, "B", "batch_size"},
        {"epochs", true, 0, "E", "epochs"},

@@ -1,5 +1,6 @@
-// agtctl model list | get | export.
+// agtctl model list | get | export (JSON or ONNX) | rm.
 #include <fstream>
+#include <optional>
 #include <ostream>
 
 #include "absl/strings/str_cat.h"
@@ -103,9 +104,49 @@ int GetModel(CommandContext& ctx) {
   return kExitOk;
 }
 
+// --format onnx: the nominal network as an ONNX file (ExportModelOnnx).
+int ExportModelAsOnnx(CommandContext& ctx, const Client& client) {
+  std::optional<std::string> path = ctx.args().Get("out");
+  if (!path || *path == "-") {
+    return ctx.FailUsage(absl::InvalidArgumentError(
+        "--format onnx writes a binary file: give it with --out FILE (-o FILE)"));
+  }
+  agt::v1::ExportModelOnnxRequest request;
+  request.set_model_id(ctx.positionals()[0]);
+  request.set_float32(ctx.args().Has("float32"));
+  absl::StatusOr<std::string> file = client.ExportModelOnnx(request);
+  if (!file.ok()) return ctx.Fail(file.status());
+  std::ofstream stream(*path, std::ios::binary | std::ios::trunc);
+  stream.write(file->data(), static_cast<std::streamsize>(file->size()));
+  stream.close();
+  if (!stream) {
+    return ctx.FailUsage(absl::InvalidArgumentError(absl::StrCat("cannot write ", *path)));
+  }
+  if (ctx.quiet()) {
+    ctx.out() << request.model_id() << "\n";
+  } else if (ctx.json()) {
+    ctx.out() << "{\"model_id\": \"" << request.model_id() << "\", \"path\": \"" << *path
+              << "\", \"size_bytes\": " << file->size() << "}\n";
+  } else {
+    ctx.out() << "wrote model " << request.model_id() << " as ONNX ("
+              << FormatBytes(static_cast<int64_t>(file->size())) << ", nominal parameters) to "
+              << *path << "\n";
+  }
+  return kExitOk;
+}
+
 int ExportModel(CommandContext& ctx) {
   absl::StatusOr<const Client*> client = ctx.client();
   if (!client.ok()) return ctx.FailUsage(client.status());
+  const std::string format = ctx.args().Get("format").value_or("json");
+  if (format == "onnx") return ExportModelAsOnnx(ctx, **client);
+  if (format != "json") {
+    return ctx.FailUsage(absl::InvalidArgumentError(
+        absl::StrCat("--format: '", format, "' is not json or onnx")));
+  }
+  if (ctx.args().Has("float32")) {
+    return ctx.FailUsage(absl::InvalidArgumentError("--float32 goes with --format onnx"));
+  }
   agt::v1::ExportModelRequest request;
   request.set_model_id(ctx.positionals()[0]);
   absl::StatusOr<agt::v1::ExportModelResponse> response = (*client)->ExportModel(request);
@@ -164,10 +205,17 @@ std::vector<Command> ModelCommands() {
                              GetModel});
   commands.push_back(
       Command{{"model", "export"},
-              "MODEL_ID [--out FILE]",
-              "export a model: nominal parameters and every budget's parameter box, as JSON",
-              "Writes the proto3 JSON of agt.v1.ExportModelResponse to FILE (or stdout).\n",
-              {{"out", true, 0, "FILE", "write to FILE instead of stdout"}},
+              "MODEL_ID [--out FILE] [--format json|onnx [--float32]]",
+              "export a model: its parameters and boxes as JSON, or the nominal network as ONNX",
+              "--format json (default): the proto3 JSON of agt.v1.ExportModelResponse (nominal\n"
+              "parameters and every budget's parameter box) to FILE or stdout.\n"
+              "--format onnx: the nominal network (frozen prefix + trained layers) as an ONNX\n"
+              "file (opset 13, input \"input\", output \"logits\"; float64 weights unless\n"
+              "--float32) to FILE, to serve with any ONNX runtime; the certified boxes stay in\n"
+              "the JSON export.\n",
+              {{"out", true, 'o', "FILE", "write to FILE instead of stdout"},
+               {"format", true, 0, "FORMAT", "json (default) or onnx"},
+               {"float32", false, 0, "", "onnx: float32 weights (rounded to nearest)"}},
               1,
               1,
               ExportModel});

@@ -7,7 +7,9 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "openssl/evp.h"
 #include "client/lib/error_details.h"
 #include "google/protobuf/unknown_field_set.h"
 #include "grpcpp/channel.h"
@@ -27,6 +29,15 @@ using agt::v1::UploadDatasetRequest;
 using agt::v1::UploadDatasetResponse;
 
 constexpr char kHealthCheckMethod[] = "/grpc.health.v1.Health/Check";
+
+// SHA-256 of `data`, lowercase hex (what the server checks uploads with).
+std::string Sha256Hex(absl::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1) return "";
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(md), static_cast<size_t>(len)));
+}
 
 absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -134,6 +145,7 @@ Client::Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel)
     : options_(std::move(options)),
       channel_(std::move(channel)),
       datasets_(agt::v1::DatasetService::NewStub(channel_)),
+      artifacts_(agt::v1::ModelArtifactService::NewStub(channel_)),
       training_(agt::v1::TrainingService::NewStub(channel_)),
       models_(agt::v1::ModelService::NewStub(channel_)),
       unlearning_(agt::v1::UnlearningService::NewStub(channel_)),
@@ -185,6 +197,58 @@ absl::StatusOr<UploadDatasetResponse> Client::Upload(const DatasetMetadata& meta
   grpc::Status status = writer->Finish();
   if (!status.ok()) return FromGrpcStatus(status);
   return response;
+}
+
+absl::StatusOr<agt::v1::UploadModelArtifactResponse> Client::UploadModelArtifactFile(
+    agt::v1::ModelArtifactMetadata metadata, const std::string& path) const {
+  absl::StatusOr<std::string> bytes = ReadWholeFile(path);
+  if (!bytes.ok()) return absl::NotFoundError(absl::StrCat("cannot read model file ", path));
+  metadata.set_size_bytes(static_cast<int64_t>(bytes->size()));
+  metadata.set_sha256(Sha256Hex(*bytes));
+  grpc::ClientContext context;
+  Prepare(context, options_.deadline);
+  agt::v1::UploadModelArtifactResponse response;
+  std::unique_ptr<grpc::ClientWriter<agt::v1::UploadModelArtifactRequest>> writer =
+      artifacts_->UploadModelArtifact(&context, &response);
+  agt::v1::UploadModelArtifactRequest request;
+  *request.mutable_metadata() = metadata;
+  bool open = writer->Write(request);
+  for (size_t at = 0; open && at < bytes->size(); at += kUploadChunkBytes) {
+    request.Clear();
+    request.set_chunk(bytes->substr(at, kUploadChunkBytes));
+    open = writer->Write(request);  // false: the server ended the call; Finish says why
+  }
+  writer->WritesDone();
+  grpc::Status status = writer->Finish();
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
+}
+
+absl::StatusOr<agt::v1::ListModelArtifactsResponse> Client::ListModelArtifacts(
+    const agt::v1::ListModelArtifactsRequest& request) const {
+  return Unary<agt::v1::ListModelArtifactsResponse>([&](auto* response) {
+    grpc::ClientContext context;
+    Prepare(context, options_.deadline);
+    return artifacts_->ListModelArtifacts(&context, request, response);
+  });
+}
+
+absl::StatusOr<agt::v1::GetModelArtifactResponse> Client::GetModelArtifact(
+    const agt::v1::GetModelArtifactRequest& request) const {
+  return Unary<agt::v1::GetModelArtifactResponse>([&](auto* response) {
+    grpc::ClientContext context;
+    Prepare(context, options_.deadline);
+    return artifacts_->GetModelArtifact(&context, request, response);
+  });
+}
+
+absl::StatusOr<agt::v1::DeleteModelArtifactResponse> Client::DeleteModelArtifact(
+    const agt::v1::DeleteModelArtifactRequest& request) const {
+  return Unary<agt::v1::DeleteModelArtifactResponse>([&](auto* response) {
+    grpc::ClientContext context;
+    Prepare(context, options_.deadline);
+    return artifacts_->DeleteModelArtifact(&context, request, response);
+  });
 }
 
 absl::StatusOr<UploadDatasetResponse> Client::UploadDataset(const DatasetMetadata& metadata,
@@ -354,6 +418,33 @@ absl::StatusOr<agt::v1::ListModelsResponse> Client::ListModels(
     Prepare(context, options_.deadline);
     return models_->ListModels(&context, request, response);
   });
+}
+
+absl::StatusOr<std::string> Client::ExportModelOnnx(
+    const agt::v1::ExportModelOnnxRequest& request) const {
+  grpc::ClientContext context;
+  Prepare(context, options_.deadline);
+  std::unique_ptr<grpc::ClientReader<agt::v1::ExportModelOnnxChunk>> reader =
+      models_->ExportModelOnnx(&context, request);
+  agt::v1::ExportModelOnnxChunk chunk;
+  std::string file;
+  int64_t size = -1;
+  std::string sha256;
+  while (reader->Read(&chunk)) {
+    if (size < 0) {
+      size = chunk.size_bytes();
+      sha256 = chunk.sha256();
+    }
+    file += chunk.chunk();
+  }
+  grpc::Status status = reader->Finish();
+  if (!status.ok()) return FromGrpcStatus(status);
+  if (static_cast<int64_t>(file.size()) != size || Sha256Hex(file) != sha256) {
+    return absl::DataLossError(absl::StrCat("the ONNX file arrived with ", file.size(),
+                                            " bytes and SHA-256 ", Sha256Hex(file),
+                                            "; the server sent ", size, " bytes, ", sha256));
+  }
+  return file;
 }
 
 absl::StatusOr<agt::v1::ExportModelResponse> Client::ExportModel(

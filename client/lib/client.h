@@ -28,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "agt/v1/artifacts.grpc.pb.h"
 #include "agt/v1/datasets.grpc.pb.h"
 #include "agt/v1/models.grpc.pb.h"
 #include "agt/v1/privacy.grpc.pb.h"
@@ -91,6 +92,19 @@ class Client {
 
   const ClientOptions& options() const { return options_; }
 
+  // --- ModelArtifactService ---
+  // Reads the file at `path`, fills metadata.size_bytes and .sha256 (so the
+  // server refuses an oversized upload before any byte and checks the
+  // bytes it receives), and streams it in chunks of kUploadChunkBytes.
+  absl::StatusOr<agt::v1::UploadModelArtifactResponse> UploadModelArtifactFile(
+      agt::v1::ModelArtifactMetadata metadata, const std::string& path) const;
+  absl::StatusOr<agt::v1::ListModelArtifactsResponse> ListModelArtifacts(
+      const agt::v1::ListModelArtifactsRequest& request) const;
+  absl::StatusOr<agt::v1::GetModelArtifactResponse> GetModelArtifact(
+      const agt::v1::GetModelArtifactRequest& request) const;
+  absl::StatusOr<agt::v1::DeleteModelArtifactResponse> DeleteModelArtifact(
+      const agt::v1::DeleteModelArtifactRequest& request) const;
+
   // --- DatasetService ---
   // Streams `metadata` and then `data` in chunks of at most kUploadChunkBytes.
   absl::StatusOr<agt::v1::UploadDatasetResponse> UploadDataset(
@@ -140,6 +154,9 @@ class Client {
       const agt::v1::CertifyDatasetRequest& request) const;
   absl::StatusOr<agt::v1::DeleteModelResponse> DeleteModel(
       const agt::v1::DeleteModelRequest& request) const;
+  // The whole ONNX file of ExportModelOnnx's chunks, checked against the
+  // size and SHA-256 the server sends first (DataLoss when they differ).
+  absl::StatusOr<std::string> ExportModelOnnx(const agt::v1::ExportModelOnnxRequest& request) const;
 
   // --- UnlearningService ---
   absl::StatusOr<agt::v1::RequestDeletionResponse> RequestDeletion(
@@ -177,6 +194,7 @@ class Client {
   ClientOptions options_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<agt::v1::DatasetService::Stub> datasets_;
+  std::unique_ptr<agt::v1::ModelArtifactService::Stub> artifacts_;
   std::unique_ptr<agt::v1::TrainingService::Stub> training_;
   std::unique_ptr<agt::v1::ModelService::Stub> models_;
   std::unique_ptr<agt::v1::UnlearningService::Stub> unlearning_;

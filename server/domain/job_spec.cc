@@ -1,6 +1,7 @@
 #include "server/domain/job_spec.h"
 
 #include <algorithm>
+#include <optional>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -458,6 +459,13 @@ absl::StatusOr<ResolvedJob> ResolveJobSpec(const agt::v1::TrainingJobSpec& spec,
   job.momentum_caveat = spec.optimizer().momentum() > 0.0;
   job.config = MapTraining(spec);
   job.config.model = *std::move(model);
+  if (spec.architecture().has_initial_parameters()) {
+    absl::StatusOr<agt::Vector> init =
+        ParametersFromProto(job.config.model, spec.architecture().initial_parameters(),
+                            "spec.architecture.initial_parameters");
+    if (!init.ok()) return init.status();
+    job.initial_parameters = *std::move(init);
+  }
   if (absl::Status s =
           InSpec(job.config.Validate(input_width, dataset.num_classes, dataset.num_rows));
       !s.ok()) {

@@ -27,6 +27,7 @@
 #define AGT_SERVER_DOMAIN_JOB_SPEC_H_
 
 #include <cstdint>
+#include <optional>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -62,6 +63,10 @@ struct ResolvedJob {
   // True when the spec uses momentum (optimizer.momentum > 0), whose bounds
   // follow the reference's rule and are not established as sound.
   bool momentum_caveat = false;
+  // The trained layers' initial parameters when the spec gives them
+  // (architecture.initial_parameters, filled from a model artifact at
+  // submit); nullopt: agt::InitParameters of the seed.
+  std::optional<agt::Vector> initial_parameters;
 };
 
 // Checks everything that needs no dataset: name, dataset_id present, degree,

@@ -438,7 +438,11 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
   // the same either way).
   config.threads = admitted->threads;
   config.factor_rows = admitted->factor_rows;
-  const agt::Vector init = agt::InitParameters(config.model, spec.seed());
+  // A fine-tuned artifact starts from the file's parameters (stored in the
+  // spec at submit), anything else from the seeded initialisation.
+  const agt::Vector init = resolved->initial_parameters.has_value()
+                               ? *resolved->initial_parameters
+                               : agt::InitParameters(config.model, spec.seed());
   absl::StatusOr<std::unique_ptr<agt::Trainer>> created = agt::Trainer::Create(config, *data, init);
   if (!created.ok()) return fail(absl::StrCat("training setup: ", created.status().message()));
   agt::Trainer& trainer = **created;

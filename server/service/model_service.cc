@@ -1,15 +1,18 @@
 #include "server/service/model_service.h"
 
+#include <algorithm>
 #include <exception>
 #include <new>
 #include <utility>
 
 #include "core/common/status_details.h"
+#include "server/domain/model_artifacts.h"
 #include "server/domain/model_convert.h"
 #include "server/domain/unlearning.h"
 #include "server/service/call_budget.h"
 #include "server/service/request_checks.h"
 #include "server/service/status_mapping.h"
+#include "server/store/blob.h"
 
 namespace agt::server {
 namespace {
@@ -18,6 +21,7 @@ constexpr char kGet[] = "/agt.v1.ModelService/GetModel";
 constexpr char kList[] = "/agt.v1.ModelService/ListModels";
 constexpr char kExport[] = "/agt.v1.ModelService/ExportModel";
 constexpr char kDelete[] = "/agt.v1.ModelService/DeleteModel";
+constexpr char kExportOnnx[] = "/agt.v1.ModelService/ExportModelOnnx";
 constexpr char kCertifyPredictions[] = "/agt.v1.ModelService/CertifyPredictions";
 constexpr char kCertifyDataset[] = "/agt.v1.ModelService/CertifyDataset";
 
@@ -93,6 +97,37 @@ grpc::Status ModelServiceImpl::ExportModel(grpc::ServerContext* context,
   if (!exported.ok()) return ToGrpcStatus(exported.status(), kExport);
   *response = *std::move(exported);
   return grpc::Status::OK;
+}
+
+grpc::Status ModelServiceImpl::ExportModelOnnx(
+    grpc::ServerContext* context, const agt::v1::ExportModelOnnxRequest* request,
+    grpc::ServerWriter<agt::v1::ExportModelOnnxChunk>* writer) {
+  absl::StatusOr<Principal> caller = auth_->Check(*context, kExportOnnx);
+  if (!caller.ok()) return ToGrpcStatus(caller.status(), kExportOnnx);
+  return Guarded(kExportOnnx, [&]() -> grpc::Status {
+    absl::StatusOr<std::shared_ptr<const ModelRecord>> model =
+        LoadModel(*caller, request->model_id());
+    if (!model.ok()) return ToGrpcStatus(model.status(), kExportOnnx);
+    absl::StatusOr<std::string> file =
+        agt::server::ExportModelOnnx((*model)->architecture, (*model)->nominal,
+                                     (*model)->polynomial_degree, request->float32());
+    if (!file.ok()) return ToGrpcStatus(file.status(), kExportOnnx);
+    agt::v1::ExportModelOnnxChunk chunk;
+    chunk.set_size_bytes(static_cast<int64_t>(file->size()));
+    chunk.set_sha256(Sha256Hex(*file));
+    size_t offset = 0;
+    do {
+      const size_t n = std::min(kOnnxChunkBytes, file->size() - offset);
+      chunk.set_chunk(file->substr(offset, n));
+      offset += n;
+      if (!writer->Write(chunk)) {
+        return ToGrpcStatus(absl::CancelledError("the client went away during the export"),
+                            kExportOnnx);
+      }
+      chunk.Clear();
+    } while (offset < file->size());
+    return grpc::Status::OK;
+  });
 }
 
 grpc::Status ModelServiceImpl::CertifyPredictions(grpc::ServerContext* context,

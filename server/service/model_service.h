@@ -48,6 +48,12 @@ class ModelServiceImpl final : public agt::v1::ModelService::Service {
                           agt::v1::ListModelsResponse* response) override;
   grpc::Status ExportModel(grpc::ServerContext* context, const agt::v1::ExportModelRequest* request,
                            agt::v1::ExportModelResponse* response) override;
+  // The nominal network as an ONNX file (domain/model_artifacts.h), in
+  // chunks of kOnnxChunkBytes.
+  grpc::Status ExportModelOnnx(grpc::ServerContext* context,
+                               const agt::v1::ExportModelOnnxRequest* request,
+                               grpc::ServerWriter<agt::v1::ExportModelOnnxChunk>* writer) override;
+  static constexpr size_t kOnnxChunkBytes = size_t{1} << 20;
   grpc::Status CertifyPredictions(grpc::ServerContext* context,
                                   const agt::v1::CertifyPredictionsRequest* request,
                                   agt::v1::CertifyPredictionsResponse* response) override;

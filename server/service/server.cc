@@ -39,6 +39,9 @@ absl::Status CheckOptions(const ServerOptions& options) {
     return absl::InvalidArgumentError(
         absl::StrCat("--checkpoint-steps: ", options.checkpoint_every_steps, " must be >= 0"));
   }
+  if (options.max_artifact_bytes < 1) {
+    return absl::InvalidArgumentError("--max-artifact-mib: must be at least 1");
+  }
   if (options.max_dataset_bytes < 1) {
     return absl::InvalidArgumentError("--max-dataset-mib: must be at least 1");
   }
@@ -121,6 +124,14 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
                         absl::StrCat("--db '", options.db_path, "': ", store.status().message()));
   }
   server->store_ = *std::move(store);
+  absl::StatusOr<std::unique_ptr<ArtifactStore>> artifact_store =
+      ArtifactStore::Open(options.db_path);
+  if (!artifact_store.ok()) {
+    return absl::Status(artifact_store.status().code(),
+                        absl::StrCat("--db '", options.db_path,
+                                     "': model artifacts: ", artifact_store.status().message()));
+  }
+  server->artifact_store_ = *std::move(artifact_store);
   if (!options.audit_log_path.empty()) {
     absl::StatusOr<std::unique_ptr<AuditLog>> audit = AuditLog::Open(options.audit_log_path);
     if (!audit.ok()) return audit.status();
@@ -175,9 +186,15 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
   upload_admission.idle_timeout = options.upload_idle_timeout;
   server->datasets_ = std::make_unique<DatasetServiceImpl>(
       server->store_.get(), &server->auth_, limits, upload_admission, options.default_deadline);
+  ArtifactLimits artifact_limits;
+  artifact_limits.max_bytes = options.max_artifact_bytes;
+  server->artifacts_ = std::make_unique<ModelArtifactServiceImpl>(
+      server->artifact_store_.get(), &server->auth_, artifact_limits, upload_admission,
+      options.default_deadline);
   server->training_ = std::make_unique<TrainingServiceImpl>(
       server->store_.get(), server->runner_.get(), &server->auth_, admission,
       options.max_watches_per_tenant);
+  server->training_->set_artifacts(server->artifact_store_.get());
   server->request_memory_ = std::make_unique<WorkingMemory>(options.max_request_memory_bytes);
   server->models_ = std::make_unique<ModelServiceImpl>(server->store_.get(), server->cache_.get(),
                                                        &server->auth_, options.default_deadline,
@@ -201,6 +218,7 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
   // would then share the traffic (with another database) instead of failing.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(server->datasets_.get());
+  builder.RegisterService(server->artifacts_.get());
   builder.RegisterService(server->training_.get());
   builder.RegisterService(server->models_.get());
   builder.RegisterService(server->unlearning_.get());
@@ -235,7 +253,8 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
     for (const char* name :
          {agt::v1::DatasetService::service_full_name(),
           agt::v1::TrainingService::service_full_name(), agt::v1::ModelService::service_full_name(),
-          agt::v1::UnlearningService::service_full_name()}) {
+          agt::v1::UnlearningService::service_full_name(),
+          agt::v1::ModelArtifactService::service_full_name()}) {
       health->SetServingStatus(name, true);
     }
   }
@@ -268,6 +287,7 @@ void AgtServer::Shutdown(std::chrono::milliseconds grace) {
   runner_.reset();
   // A scrape must not read a closed store.
   if (metrics_ != nullptr) metrics_->SetJobStateCounter(nullptr);
+  artifact_store_.reset();
   store_.reset();
 }
 

@@ -39,6 +39,7 @@
 #include "server/jobs/job_runner.h"
 #include "server/observability/audit_log.h"
 #include "server/observability/metrics.h"
+#include "server/service/artifact_service.h"
 #include "server/service/call_auth.h"
 #include "server/service/call_tracker.h"
 #include "server/service/database_lock.h"
@@ -64,6 +65,8 @@ struct ServerOptions {
   double checkpoint_every_seconds = 2.0;
   int64_t checkpoint_every_steps = 0;  // 0 = by time only
   int64_t max_dataset_bytes = int64_t{256} << 20;
+  // Largest model artifact (ONNX file) upload (service/artifact_service.h).
+  int64_t max_artifact_bytes = int64_t{64} << 20;
   int max_message_bytes = 64 << 20;
   size_t model_cache_size = 32;
   // Total epsilon per (tenant, training dataset) for private predictions,
@@ -127,10 +130,12 @@ class AgtServer {
   std::unique_ptr<AuditLog> audit_;        // may be null; outlives server_
   std::unique_ptr<DatabaseLock> db_lock_;  // released after the store closes
   std::unique_ptr<Store> store_;
+  std::unique_ptr<ArtifactStore> artifact_store_;  // the same file, closed with store_
   std::unique_ptr<JobRunner> runner_;
   std::unique_ptr<ModelCache> cache_;
   std::unique_ptr<WorkingMemory> request_memory_;  // outlives the services
   std::unique_ptr<DatasetServiceImpl> datasets_;
+  std::unique_ptr<ModelArtifactServiceImpl> artifacts_;
   std::unique_ptr<TrainingServiceImpl> training_;
   std::unique_ptr<ModelServiceImpl> models_;
   std::unique_ptr<UnlearningServiceImpl> unlearning_;

@@ -4,9 +4,11 @@
 #include <utility>
 
 #include "server/domain/job_spec.h"
+#include "server/domain/model_artifacts.h"
 #include "server/domain/model_convert.h"
 #include "server/jobs/width_history.h"
 #include "server/observability/log.h"
+#include "server/service/artifact_service.h"
 #include "server/service/request_checks.h"
 #include "server/service/request_fingerprint.h"
 #include "server/service/status_mapping.h"
@@ -36,13 +38,42 @@ grpc::Status TrainingServiceImpl::SubmitTrainingJob(
   return grpc::Status::OK;
 }
 
+absl::StatusOr<agt::v1::TrainingJobSpec> TrainingServiceImpl::ResolveArtifact(
+    const Principal& caller, const agt::v1::TrainingJobSpec& spec) {
+  if (!spec.has_model_artifact()) return spec;
+  const std::string& id = spec.model_artifact().artifact_id();
+  if (absl::Status s = CheckId(id, "spec.model_artifact.artifact_id"); !s.ok()) return s;
+  if (artifacts_ == nullptr) {
+    return absl::FailedPreconditionError(
+        "spec.model_artifact: this server keeps no model artifacts");
+  }
+  absl::StatusOr<ArtifactRecord> record = artifacts_->Get(caller.tenant, id);
+  if (!record.ok()) return record.status();
+  absl::StatusOr<agt::v1::ModelArtifact> artifact = ArtifactToProto(*record);
+  if (!artifact.ok()) return artifact.status();
+  absl::StatusOr<std::string> bytes = artifacts_->LoadContent(caller.tenant, id);
+  if (!bytes.ok()) return bytes.status();
+  // The dataset's sample shape must be the network's input shape; an
+  // unknown dataset is reported as it is without an artifact.
+  absl::StatusOr<DatasetRecord> dataset = store_->GetDataset(caller.tenant, spec.dataset_id());
+  if (!dataset.ok()) return dataset.status();
+  agt::v1::TrainingJobSpec resolved = spec;
+  if (absl::Status s = ResolveModelArtifact(*artifact, *bytes, *dataset, &resolved); !s.ok()) {
+    return s;
+  }
+  return resolved;
+}
+
 absl::StatusOr<agt::v1::Job> TrainingServiceImpl::Submit(
     const Principal& caller, const agt::v1::SubmitTrainingJobRequest& request) {
   if (!request.has_spec()) return absl::InvalidArgumentError("spec: required");
-  const agt::v1::TrainingJobSpec& spec = request.spec();
-  if (absl::Status s = CheckId(spec.dataset_id(), "spec.dataset_id"); !s.ok()) return s;
-  // Shape first: a malformed spec is reported even when its dataset is unknown.
-  if (absl::Status s = ValidateJobSpecShape(spec); !s.ok()) return s;
+  if (absl::Status s = CheckId(request.spec().dataset_id(), "spec.dataset_id"); !s.ok()) return s;
+  // Shape first: a malformed spec is reported even when its dataset is
+  // unknown (a spec naming a model artifact once that is resolved, below).
+  const bool names_artifact = request.spec().has_model_artifact();
+  if (!names_artifact) {
+    if (absl::Status s = ValidateJobSpecShape(request.spec()); !s.ok()) return s;
+  }
   JobInsertOptions insert;
   insert.max_active_jobs_per_tenant = admission_.max_jobs_per_tenant;
   if (!request.request_id().empty()) {
@@ -62,6 +93,15 @@ absl::StatusOr<agt::v1::Job> TrainingServiceImpl::Submit(
       return JobToProto(*job);
     }
   }
+  // A model artifact is resolved into the spec after the retry lookup (a
+  // retry is answered even once the artifact is deleted): what is validated
+  // and stored is then self-contained.
+  absl::StatusOr<agt::v1::TrainingJobSpec> with_model = ResolveArtifact(caller, request.spec());
+  if (!with_model.ok()) return with_model.status();
+  const agt::v1::TrainingJobSpec& spec = *with_model;
+  if (names_artifact) {
+    if (absl::Status s = ValidateJobSpecShape(spec); !s.ok()) return s;
+  }
   absl::StatusOr<DatasetRecord> dataset = store_->GetDataset(caller.tenant, spec.dataset_id());
   if (!dataset.ok()) return dataset.status();
   absl::StatusOr<ResolvedJob> resolved = ResolveJobSpec(spec, *dataset);
@@ -76,7 +116,7 @@ absl::StatusOr<agt::v1::Job> TrainingServiceImpl::Submit(
   record.name = spec.name();
   // Stored in the current form: a legacy bound_method becomes IBP plus its
   // interval_product (what the schema-4 migration does to older rows).
-  agt::v1::TrainingJobSpec stored_spec = spec;
+  agt::v1::TrainingJobSpec stored_spec = spec;  // with the artifact resolved
   UpgradeLegacyBoundMethod(&stored_spec);
   record.spec = stored_spec.SerializeAsString();
   absl::StatusOr<JobRecord> stored = store_->InsertJob(std::move(record), insert);

@@ -32,6 +32,7 @@
 #include "server/jobs/job_runner.h"
 #include "server/service/call_auth.h"
 #include "server/service/tenant_slots.h"
+#include "server/store/artifact_store.h"
 #include "server/store/store.h"
 
 namespace agt::server {
@@ -48,6 +49,10 @@ class TrainingServiceImpl final : public agt::v1::TrainingService::Service {
         auth_(auth),
         admission_(std::move(admission)),
         watches_("job watches", "--max-watches-per-tenant", max_watches_per_tenant) {}
+
+  // Where spec.model_artifact references are resolved (not owned; must
+  // outlive the service). Unset: such specs are FAILED_PRECONDITION.
+  void set_artifacts(ArtifactStore* artifacts) { artifacts_ = artifacts; }
 
   grpc::Status SubmitTrainingJob(grpc::ServerContext* context,
                                  const agt::v1::SubmitTrainingJobRequest* request,
@@ -74,6 +79,10 @@ class TrainingServiceImpl final : public agt::v1::TrainingService::Service {
   static constexpr std::chrono::milliseconds kWatchPoll{100};
 
  private:
+  // The spec with spec.model_artifact resolved into its architecture
+  // (domain/model_artifacts.h); the spec itself when it names none.
+  absl::StatusOr<agt::v1::TrainingJobSpec> ResolveArtifact(const Principal& caller,
+                                                           const agt::v1::TrainingJobSpec& spec);
   absl::StatusOr<agt::v1::Job> Submit(const Principal& caller,
                                       const agt::v1::SubmitTrainingJobRequest& request);
   absl::StatusOr<agt::v1::GetTrainingHistoryResponse> History(
@@ -83,6 +92,7 @@ class TrainingServiceImpl final : public agt::v1::TrainingService::Service {
   bool shutting_down() const { return shutting_down_.load(std::memory_order_acquire); }
 
   Store* const store_;
+  ArtifactStore* artifacts_ = nullptr;
   JobRunner* const runner_;
   const CallAuth* const auth_;
   const JobAdmission admission_;

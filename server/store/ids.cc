@@ -27,6 +27,8 @@ absl::string_view KindName(PageKind kind) {
       return "models";
     case PageKind::kDeletions:
       return "deletions";
+    case PageKind::kArtifacts:
+      return "model artifacts";
   }
   return "unknown";
 }

@@ -22,6 +22,7 @@ namespace agt::server {
 inline constexpr absl::string_view kDatasetIdPrefix = "ds-";
 inline constexpr absl::string_view kJobIdPrefix = "job-";
 inline constexpr absl::string_view kModelIdPrefix = "mdl-";
+inline constexpr absl::string_view kArtifactIdPrefix = "art-";
 inline constexpr int kIdRandomHexChars = 20;
 
 // prefix + 20 random hex characters. Internal error only if the OS refuses
@@ -32,7 +33,13 @@ absl::StatusOr<std::string> NewRandomId(absl::string_view prefix);
 absl::Status OsRandomBytes(void* out, size_t size);
 
 // The listings a token can belong to.
-enum class PageKind : char { kDatasets = 'd', kJobs = 'j', kModels = 'm', kDeletions = 'x' };
+enum class PageKind : char {
+  kDatasets = 'd',
+  kJobs = 'j',
+  kModels = 'm',
+  kDeletions = 'x',
+  kArtifacts = 'a'
+};
 
 // A token for "continue after position `after`" in a listing of `kind`.
 std::string EncodePageToken(PageKind kind, int64_t after);

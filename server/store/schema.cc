@@ -248,6 +248,26 @@ CREATE TABLE job_width_history (
     {9, R"sql(
 ALTER TABLE datasets ADD COLUMN sample_shape TEXT NOT NULL DEFAULT '';
 )sql"},
+    // Model artifacts (issue 15, store/artifact_store.h): uploaded model
+    // files, kept as the bytes received (checked against sha256 on read),
+    // with the service's description of the parsed network (`summary`,
+    // opaque to the store). Jobs copy what they need at submit, so nothing
+    // refers to an artifact by foreign key.
+    {10, R"sql(
+CREATE TABLE model_artifacts (
+  seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+  id         TEXT NOT NULL UNIQUE,
+  tenant     TEXT NOT NULL,
+  name       TEXT NOT NULL,
+  format     INTEGER NOT NULL,
+  size_bytes INTEGER NOT NULL CHECK (size_bytes >= 0),
+  sha256     TEXT NOT NULL,
+  created_ms INTEGER NOT NULL,
+  summary    BLOB NOT NULL,
+  content    BLOB NOT NULL
+);
+CREATE INDEX model_artifacts_by_tenant ON model_artifacts (tenant, seq);
+)sql"},
 };
 
 absl::StatusOr<std::string> QueryText(SqliteDb& db, const std::string& sql) {

@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "agt/v1/artifacts.pb.h"
 #include "agt/v1/datasets.pb.h"
 #include "agt/v1/models.pb.h"
 #include "agt/v1/privacy.pb.h"
@@ -219,11 +220,12 @@ TEST(PermissionsTest, TheTableCoversExactlyTheRpcsOfTheProtos) {
   (void)agt::v1::GetModelRequest::descriptor();
   (void)agt::v1::RequestDeletionRequest::descriptor();
   (void)agt::v1::PrivatePredictRequest::descriptor();
+  (void)agt::v1::UploadModelArtifactRequest::descriptor();
   std::set<std::string> from_protos;
   const auto* pool = google::protobuf::DescriptorPool::generated_pool();
   for (const char* service :
        {"agt.v1.DatasetService", "agt.v1.TrainingService", "agt.v1.ModelService",
-        "agt.v1.UnlearningService", "agt.v1.PrivacyService"}) {
+        "agt.v1.UnlearningService", "agt.v1.PrivacyService", "agt.v1.ModelArtifactService"}) {
     const google::protobuf::ServiceDescriptor* descriptor = pool->FindServiceByName(service);
     ASSERT_NE(descriptor, nullptr) << service;
     for (int i = 0; i < descriptor->method_count(); ++i) {

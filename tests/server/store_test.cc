@@ -1357,6 +1357,7 @@ void DowngradeToSchema3(const std::string& path) {
   raw.Exec("ALTER TABLE jobs DROP COLUMN crash_count");  // schema 7
   raw.Exec("DROP TABLE job_warnings; DROP TABLE job_width_history");  // schema 8
   raw.Exec("ALTER TABLE datasets DROP COLUMN sample_shape");          // schema 9
+  raw.Exec("DROP TABLE model_artifacts");                              // schema 10
   raw.Exec("PRAGMA user_version = 3");
 }
 

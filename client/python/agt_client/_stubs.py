@@ -7,7 +7,7 @@ They are generated at build time (CMake's agt_python target into
 import types
 
 try:
-    from agt.v1 import common_pb2, datasets_pb2, datasets_pb2_grpc, models_pb2, \
+    from agt.v1 import artifacts_pb2, artifacts_pb2_grpc, common_pb2, datasets_pb2, datasets_pb2_grpc, models_pb2, \
         models_pb2_grpc, privacy_pb2, privacy_pb2_grpc, training_pb2, training_pb2_grpc, \
         unlearning_pb2, unlearning_pb2_grpc
 except ImportError as error:  # pragma: no cover - a setup problem, said plainly
@@ -18,6 +18,7 @@ except ImportError as error:  # pragma: no cover - a setup problem, said plainly
 
 pb = types.SimpleNamespace(
     common=common_pb2,
+    artifacts=artifacts_pb2, artifacts_grpc=artifacts_pb2_grpc,
     datasets=datasets_pb2, datasets_grpc=datasets_pb2_grpc,
     training=training_pb2, training_grpc=training_pb2_grpc,
     models=models_pb2, models_grpc=models_pb2_grpc,

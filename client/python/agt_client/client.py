@@ -5,6 +5,8 @@ are); its model cache is a dict filled with immutable answers, so a race
 only fetches a model twice.
 """
 
+import hashlib
+import os
 import secrets
 import time
 
@@ -81,6 +83,7 @@ class Client:
         self._watch_timeout = watch_timeout
         self._retries = retries
         self._datasets = pb.datasets_grpc.DatasetServiceStub(self._channel)
+        self._artifacts = pb.artifacts_grpc.ModelArtifactServiceStub(self._channel)
         self._training = pb.training_grpc.TrainingServiceStub(self._channel)
         self._models = pb.models_grpc.ModelServiceStub(self._channel)
         self._unlearning = pb.unlearning_grpc.UnlearningServiceStub(self._channel)
@@ -188,6 +191,56 @@ class Client:
         """Deletes a dataset (FailedPrecondition while a queued or running job uses it)."""
         self._call(self._datasets.DeleteDataset,
                    pb.datasets.DeleteDatasetRequest(dataset_id=dataset_id))
+
+    # -- model artifacts ---------------------------------------------------
+
+    def upload_model_artifact(self, model, *, name=None, input_shape=None):
+        """Uploads an ONNX file (a path, or its bytes); returns its agt.v1.ModelArtifact.
+
+        The server parses it on arrival: the answer lists its layers (index,
+        node name, op type), input shape and parameter count, and an
+        unsupported operator is refused (Unimplemented) naming the node and
+        its op type. The size and SHA-256 go first, so an upload over the
+        server's --max-artifact-mib is refused before any byte is sent and a
+        corrupted one is refused at the end. name: default the file's name.
+        input_shape: [D] or [C, H, W] for a graph whose input dims are
+        symbolic.
+        """
+        if isinstance(model, (bytes, bytearray, memoryview)):
+            data = bytes(model)
+            name = name or "model.onnx"
+        else:
+            path = os.fspath(model)
+            with open(path, "rb") as f:
+                data = f.read()
+            name = name or os.path.basename(path)
+        metadata = pb.artifacts.ModelArtifactMetadata(
+            name=name, format=pb.artifacts.MODEL_ARTIFACT_FORMAT_ONNX, size_bytes=len(data),
+            sha256=hashlib.sha256(data).hexdigest(), input_shape=list(input_shape or []))
+
+        def messages():
+            yield pb.artifacts.UploadModelArtifactRequest(metadata=metadata)
+            for at in range(0, len(data), UPLOAD_CHUNK_BYTES):
+                yield pb.artifacts.UploadModelArtifactRequest(
+                    chunk=data[at:at + UPLOAD_CHUNK_BYTES])
+
+        return self._call(self._artifacts.UploadModelArtifact, messages).artifact
+
+    def get_model_artifact(self, artifact_id):
+        """The agt.v1.ModelArtifact with this id."""
+        return self._call(self._artifacts.GetModelArtifact,
+                          pb.artifacts.GetModelArtifactRequest(artifact_id=artifact_id)).artifact
+
+    def list_model_artifacts(self):
+        """Every model artifact of the caller's tenant (all pages), as agt.v1.ModelArtifact."""
+        return list(self._pages(self._artifacts.ListModelArtifacts,
+                                pb.artifacts.ListModelArtifactsRequest(page_size=1000),
+                                "artifacts"))
+
+    def delete_model_artifact(self, artifact_id):
+        """Deletes a model artifact (jobs and models made from it keep their copy)."""
+        self._call(self._artifacts.DeleteModelArtifact,
+                   pb.artifacts.DeleteModelArtifactRequest(artifact_id=artifact_id))
 
     # -- training ----------------------------------------------------------
 
@@ -309,6 +362,28 @@ class Client:
         """The agt.v1.ExportModelResponse: the model and every budget's parameter box."""
         return self._call(self._models.ExportModel,
                           pb.models.ExportModelRequest(model_id=model_id))
+
+    def export_onnx(self, model_id, path=None, *, float32=False):
+        """The model's nominal network as an ONNX file; returns its bytes.
+
+        path: also write the file there. The file's SHA-256 (sent first by
+        the server) is checked. float32: float32 weights (default float64,
+        the parameters exactly).
+        """
+        request = pb.models.ExportModelOnnxRequest(model_id=model_id, float32=float32)
+        try:
+            chunks = list(self._models.ExportModelOnnx(request, timeout=self._timeout,
+                                                       metadata=self._metadata))
+        except grpc.RpcError as error:
+            raise errors.from_rpc_error(error) from None
+        data = b"".join(c.chunk for c in chunks)
+        if not chunks or len(data) != chunks[0].size_bytes or \
+                hashlib.sha256(data).hexdigest() != chunks[0].sha256:
+            raise errors.DataLoss("the exported ONNX file arrived incomplete or altered")
+        if path is not None:
+            with open(path, "wb") as f:
+                f.write(data)
+        return data
 
     def delete_model(self, model_id):
         """Deletes a model with its boxes and deletion ledger; its job stays.

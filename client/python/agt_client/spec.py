@@ -7,7 +7,9 @@ field names (nested messages as dicts); enum values may be written without
 their prefix and in any case ("removal" for PERTURBATION_KIND_REMOVAL).
 Shortcuts: dataset (an id or a Dataset message) for dataset_id; the
 Optimizer's fields (learning_rate, lr_decay, ...) at the top level;
-perturbation as a kind name; budgets as ints (n) or dicts {n, label_n}.
+perturbation as a kind name; budgets as ints (n) or dicts {n, label_n};
+model_artifact as an id or a ModelArtifact message, with frozen_layers=K or
+frozen_until="node" beside it (ModelArtifactRef's fields).
 An unknown key raises ValueError naming it and the closest known keys.
 """
 
@@ -91,6 +93,15 @@ def make_job_spec(spec=None, **kwargs):
     if "dataset" in values:
         dataset = values.pop("dataset")
         values["dataset_id"] = getattr(dataset, "id", dataset)
+    frozen = {k: values.pop(k) for k in ("frozen_layers", "frozen_until") if k in values}
+    if "model_artifact" in values:
+        artifact = values["model_artifact"]
+        if isinstance(artifact, str) or hasattr(artifact, "sha256"):
+            values["model_artifact"] = {"artifact_id": getattr(artifact, "id", artifact)}
+        if frozen:
+            values["model_artifact"] = dict(values["model_artifact"], **frozen)
+    elif frozen:
+        raise ValueError(f"{', '.join(frozen)} given without model_artifact")
     optimizer_fields = training_pb2.Optimizer.DESCRIPTOR.fields_by_name
     shortcuts = {k: values.pop(k) for k in list(values) if k in optimizer_fields}
     if shortcuts:
@@ -104,5 +115,6 @@ def make_job_spec(spec=None, **kwargs):
             optimizer[key] = value
         values["optimizer"] = optimizer
     message = training_pb2.TrainingJobSpec()
-    _fill(message, values, "", shortcuts=["dataset", *optimizer_fields])
+    _fill(message, values, "",
+          shortcuts=["dataset", "frozen_layers", "frozen_until", *optimizer_fields])
     return message
