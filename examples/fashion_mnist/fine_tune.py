@@ -119,13 +119,17 @@ def svg_plot(path, curves, nominal, batch_size, title):
     for i, (label, _, values) in enumerate(curves):
         colour = colours[i % len(colours)]
         points = " ".join(f"{x:.1f},{y(v):.1f}" for x, v in zip(xs, values))
-        out.append(f'<polyline points="{points}" fill="none" stroke="{colour}" '
-                   f'stroke-width="2"/>')
+        # Lines may coincide (label flips and feature poisoning whose bounds
+        # both reach the clipping range): the first is drawn widest, the
+        # second dashed on top, so both stay visible.
+        style = f'stroke-width="{5 if i == 0 else 2}"' + \
+            (' stroke-dasharray="7,4"' if i == 1 else "")
+        out.append(f'<polyline points="{points}" fill="none" stroke="{colour}" {style}/>')
         out.extend(f'<circle cx="{x:.1f}" cy="{y(v):.1f}" r="3" fill="{colour}"/>'
                    for x, v in zip(xs, values))
         ly = top + 14 + 20 * i
         out.append(f'<line x1="{left + plot_w + 12}" x2="{left + plot_w + 36}" y1="{ly}" '
-                   f'y2="{ly}" stroke="{colour}" stroke-width="2"/>')
+                   f'y2="{ly}" stroke="{colour}" {style}/>')
         out.append(f'<text x="{left + plot_w + 42}" y="{ly + 4}">{label}</text>')
     ly = top + 14 + 20 * len(curves)
     out.append(f'<line x1="{left + plot_w + 12}" x2="{left + plot_w + 36}" y1="{ly}" y2="{ly}" '

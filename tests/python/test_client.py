@@ -471,6 +471,20 @@ def _any(type_name, payload):
 
 
 @unittest.skipIf(errors._status_pb2 is None, "no google.rpc stubs in this build")
+class ToMatrixTest(unittest.TestCase):
+
+    def test_images_become_rows_of_their_values_in_c_order(self):
+        images = np.arange(2 * 3 * 2 * 2, dtype=np.float64).reshape(2, 3, 2, 2)
+        matrix = agt_client.to_matrix(images)
+        self.assertEqual((matrix.rows, matrix.cols), (2, 12))
+        self.assertEqual(list(matrix.values), list(range(24)))
+        gray = agt_client.to_matrix(np.zeros((4, 5, 6)))
+        self.assertEqual((gray.rows, gray.cols), (4, 30))
+        self.assertEqual(agt_client.to_matrix([1.0, 2.0]).rows, 1)
+        with self.assertRaisesRegex(ValueError, r"got shape \(1, 1, 1, 1, 1\)"):
+            agt_client.to_matrix(np.zeros((1, 1, 1, 1, 1)))
+
+
 class DetailsDecoderTest(unittest.TestCase):
     """The grpc-status-details-bin decoder on bytes written by hand from the
     public google.rpc field numbers."""

@@ -33,12 +33,19 @@ def new_request_id():
 
 
 def to_matrix(inputs, name="inputs"):
-    """An agt.v1.Matrix from a (rows, cols) array-like of numbers (a 1-D one is one row)."""
+    """An agt.v1.Matrix from a (rows, cols) array-like of numbers.
+
+    A 1-D array is one row; images (rows, C, H, W) or (rows, H, W) become rows
+    of their values in C order, the layout of a [C, H, W] sample shape.
+    """
     array = np.asarray(inputs, dtype=np.float64)
     if array.ndim == 1:
         array = array.reshape(1, -1)
+    if array.ndim in (3, 4):
+        array = array.reshape(array.shape[0], -1)
     if array.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (rows, features), got shape {array.shape}")
+        raise ValueError(f"{name} must be 2-D (rows, features), or images (rows, H, W) or "
+                         f"(rows, C, H, W), got shape {array.shape}")
     matrix = pb.common.Matrix(rows=array.shape[0], cols=array.shape[1])
     matrix.values.extend(array.ravel().tolist())
     return matrix
