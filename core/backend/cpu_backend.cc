@@ -337,10 +337,13 @@ class CpuBackend : public ComputeBackend {
     const Index full_width = bias ? sl.out : static_cast<Index>(group) * sl.in;
     // Four blocks of rows x width doubles should sit in the L2 cache. Rows
     // are the outer loop, so a block of inputs is reused by every weight row
-    // of the task while it is in cache.
-    const Index block_rows = cfg.fragment_size > 0
-                                 ? cfg.fragment_size
-                                 : std::clamp<Index>(16384 / full_width, 16, 512);
+    // of the task while it is in cache. A fragment size (the reference's
+    // memory knob, e.g. the goldens' fragsize 10000) only caps the block:
+    // blocks past the cache size are slower and use more memory, and no
+    // block size changes a result (every parameter sees its rows in order).
+    const Index cache_rows = std::clamp<Index>(16384 / full_width, 16, 512);
+    const Index block_rows =
+        cfg.fragment_size > 0 ? std::min<Index>(cfg.fragment_size, cache_rows) : cache_rows;
     for (Index r0 = 0; r0 < b; r0 += block_rows) {
       const Index rows = std::min<Index>(block_rows, b - r0);
       for (int o0 = o_first; o0 < o_last; o0 += group) {
