@@ -36,6 +36,12 @@ bool StreamingExtremeSum::stores_negated() const {
 
 void StreamingExtremeSum::InsertWinners(Index column_offset, const int32_t* idx,
                                         const double* stored, int64_t count) {
+  if (count == 0) return;
+  if (keep_ <= kSortedKeep) {
+    simd::ActiveKernels().insert_sorted(slots_.data() + column_offset * keep_, keep_, idx, stored,
+                                        count, threshold_.data() + column_offset);
+    return;
+  }
   for (int64_t w = 0; w < count; ++w) Insert(column_offset + idx[w], stored[w]);
 }
 

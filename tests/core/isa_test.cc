@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -324,6 +325,57 @@ TEST_F(IsaTest, TheFusedRumpSelectEqualsExpandClampAndFilterOnEveryVariant) {
         ExpectSameBits(bsh, want_bsh, "fused high bound sum", isa, n);
         ExpectSameBits(vsl, want_vsl, "fused low value sum", isa, n);
         ExpectSameBits(vsh, want_vsh, "fused high value sum", isa, n);
+      }
+    }
+  }
+}
+
+// The vector insert against the scalar rule, for every kept count up to
+// 32 (chunk edges of every variant), ties with kept values, infinities.
+TEST_F(IsaTest, TheSortedInsertEqualsTheScalarRuleOnEveryVariant) {
+  const double inf = std::numeric_limits<double>::infinity();
+  for (Isa isa : simd::SupportedIsas()) {
+    const Kernels& k = TableOf(isa);
+    for (int keep = 1; keep <= 32; ++keep) {
+      const int columns = 9;
+      Rng rng(80 + keep);
+      // Ascending columns, some with -infinity slots (not yet filled) and ties.
+      std::vector<double> slots(columns * keep), threshold(columns);
+      for (int c = 0; c < columns; ++c) {
+        double v = c % 3 == 0 ? -inf : rng.Uniform(-2.0, 0.0);
+        for (int j = 0; j < keep; ++j) {
+          if (j > 0 && rng.UniformInt(3) != 0) v += rng.Uniform(0.0, 0.5);
+          slots[c * keep + j] = v;
+        }
+        threshold[c] = slots[c * keep];
+      }
+      std::vector<double> want = slots, want_thr = threshold;
+      std::vector<int32_t> idx;
+      std::vector<double> stored;
+      for (int c = 0; c < columns; c += 1 + (c % 2)) {
+        idx.push_back(c);
+        // Above the smallest: a tie with a kept value, a new largest, +inf.
+        const double low = slots[c * keep];
+        const double pick[] = {slots[c * keep + (keep - 1) / 2], 3.0, inf,
+                               low == -inf ? 0.0 : low + 1e-3};
+        double v = pick[rng.UniformInt(4)];
+        if (!(v > low)) v = 3.0;
+        stored.push_back(v);
+        double* heap = want.data() + c * keep;
+        for (int j = 0; j < keep; ++j) {
+          const double next = j + 1 < keep ? heap[j + 1] : inf;
+          const double here = heap[j] < v ? v : heap[j];
+          heap[j] = next < v ? next : here;
+        }
+        want_thr[c] = heap[0];
+      }
+      k.insert_sorted(slots.data(), keep, idx.data(), stored.data(),
+                      static_cast<int64_t>(idx.size()), threshold.data());
+      ExpectSameBits(slots, want, "sorted insert", isa, keep);
+      ExpectSameBits(threshold, want_thr, "sorted insert threshold", isa, keep);
+      for (int c = 0; c < columns; ++c) {
+        EXPECT_TRUE(std::is_sorted(slots.begin() + c * keep, slots.begin() + (c + 1) * keep))
+            << simd::IsaName(isa) << " keep=" << keep << " column " << c;
       }
     }
   }

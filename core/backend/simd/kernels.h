@@ -99,6 +99,15 @@ struct Kernels {
   // the one that expanding (rump_scale_row), clamping and filtering
   // (filter_above / poison_filter) would give.
   void (*rump_select)(const RumpSelectArgs& args, int64_t* count_low, int64_t* count_high);
+  // The selection's sorted insert (StreamingExtremeSum, keep <= 32 values
+  // per column held ascending): for w < count, column c = idx[w] (distinct
+  // columns), slots c*keep .. c*keep + keep-1 drop their smallest and take
+  // stored[w] (which exceeds it) in order: new[j] = old[j+1] < v ? old[j+1]
+  // : (old[j] < v ? v : old[j]), old[keep] read as +infinity; then
+  // threshold[c] = new[0]. slots and threshold start at the span's first
+  // column.
+  void (*insert_sorted)(double* slots, int64_t keep, const int32_t* idx, const double* stored,
+                        int64_t count, double* threshold);
 };
 
 // The most values filter_above takes at once (the caller's index buffer).
