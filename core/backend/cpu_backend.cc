@@ -3,6 +3,9 @@
 // sizes and scratch buffers live here and nowhere else. The element loops
 // (expansion, clipping, sums, the selection's filter) run in the vector
 // kernels of simd/, chosen at start-up; every variant gives the same bits.
+// Dense interval factors under Rump's rule skip the stored block: each sample
+// row is expanded, clamped, summed and filtered in registers
+// (Aggregator::AddRumpRow, RunFusedTask), with the same bits as the block.
 //
 // Determinism: phase 1 tasks are whole passes (independent); phase 2 tasks
 // own disjoint parameter ranges and feed each parameter its rows in order
