@@ -30,9 +30,7 @@ inline double StoredSign(Extreme which, bool opposite) {
 
 }  // namespace
 
-bool StreamingExtremeSum::stores_negated() const {
-  return StoredSign(which_, keep_opposite_) < 0;
-}
+bool StreamingExtremeSum::stores_negated() const { return StoredSign(which_, keep_opposite_) < 0; }
 
 void StreamingExtremeSum::InsertWinners(Index column_offset, const int32_t* idx,
                                         const double* stored, int64_t count) {

@@ -75,8 +75,7 @@ class StreamingExtremeSum {
   // Inserts stored[w] into column column_offset + idx[w] for w < count; the
   // columns are distinct and each stored value exceeds the threshold that
   // thresholds() gave before this call.
-  void InsertWinners(Index column_offset, const int32_t* idx, const double* stored,
-                     int64_t count);
+  void InsertWinners(Index column_offset, const int32_t* idx, const double* stored, int64_t count);
   // Folds another accumulator (same shape and m) into this one.
   void Merge(const StreamingExtremeSum& other);
   // The extreme sums per column. `total` is the plain column sum of all rows

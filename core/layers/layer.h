@@ -58,9 +58,7 @@ class GradientFactors {
   // factors under Rump's rule): those factors, valid while these factors
   // live, and true; ExpandWeightRows gives exactly RumpScaleRow of them.
   // False otherwise (the default): then ExpandWeightRows is the only way.
-  virtual bool RumpWeightRow(int /*o*/, Index /*r*/, simd::RumpRow* /*out*/) const {
-    return false;
-  }
+  virtual bool RumpWeightRow(int /*o*/, Index /*r*/, simd::RumpRow* /*out*/) const { return false; }
 };
 
 // A layer whose parameters lie in a box, prepared once (midpoints, radii) for

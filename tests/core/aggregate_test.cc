@@ -511,9 +511,9 @@ TEST(Aggregator, AddBlockOverColumnRangesIsBitIdenticalToAddOfWholeFragments) {
 // Rump factors of a batch for one weight row of width p: per sample an
 // output-gradient interval [m +- r] and p input intervals [mz +- rz].
 struct RumpBatch {
-  Vector m, r;             // b
-  Matrix mz, amz, rz;      // b x p
-  bool point = false;      // rz unused: point inputs
+  Vector m, r;         // b
+  Matrix mz, amz, rz;  // b x p
+  bool point = false;  // rz unused: point inputs
   simd::RumpRow Row(Index i) const {
     return {m[i], r[i], mz.row(i).data(), amz.row(i).data(), point ? nullptr : rz.row(i).data()};
   }
@@ -562,8 +562,8 @@ TEST(Aggregator, AddRumpRowIsBitIdenticalToExpandingTheRowsThenAddBlock) {
       RumpBatch perturbed = bound;
       perturbed.point = false;
       perturbed.r = bound.r + ContinuousMatrix(b, 1, &rng).col(0).cwiseAbs() * 0.01;
-      perturbed.rz = (point ? Matrix::Zero(b, p) : bound.rz) +
-                     ContinuousMatrix(b, p, &rng).cwiseAbs() * 0.01;
+      perturbed.rz =
+          (point ? Matrix::Zero(b, p) : bound.rz) + ContinuousMatrix(b, p, &rng).cwiseAbs() * 0.01;
       for (AggregationKind kind : kKinds) {
         const bool poisoning = kind == AggregationKind::kBoundedPoisoning;
         for (int k : {0, 3, 25, b - 1}) {
@@ -583,21 +583,20 @@ TEST(Aggregator, AddRumpRowIsBitIdenticalToExpandingTheRowsThenAddBlock) {
                                gamma);
               ExpandRumpRow(bound, i, clip, gamma, lo.data() + offset, hi.data() + offset);
               ExpandRumpRow(perturbed, i, clip, gamma, plo.data() + offset, phi.data() + offset);
-              expanded.AddBlock(0, offset, p, 1, p + offset, lo.data() + offset,
-                                hi.data() + offset, poisoning ? plo.data() + offset : nullptr,
+              expanded.AddBlock(0, offset, p, 1, p + offset, lo.data() + offset, hi.data() + offset,
+                                poisoning ? plo.data() + offset : nullptr,
                                 poisoning ? phi.data() + offset : nullptr);
               // The first two parameters belong to no row here: both paths
               // give them the same zeros.
               fused.AddBlock(0, 0, offset, 1, p + offset, lo.data(), hi.data(),
                              poisoning ? plo.data() : nullptr, poisoning ? phi.data() : nullptr);
               expanded.AddBlock(0, 0, offset, 1, p + offset, lo.data(), hi.data(),
-                                poisoning ? plo.data() : nullptr,
-                                poisoning ? phi.data() : nullptr);
+                                poisoning ? plo.data() : nullptr, poisoning ? phi.data() : nullptr);
             }
             const DescentBounds want = expanded.Finish();
             const DescentBounds got = fused.Finish();
-            const std::string what = absl::StrCat(KindName(kind), " p=", p, " point=", point,
-                                                  " k=", k, " clip=", clip);
+            const std::string what =
+                absl::StrCat(KindName(kind), " p=", p, " point=", point, " k=", k, " clip=", clip);
             EXPECT_TRUE(BitIdentical(got.lower, want.lower)) << what;
             EXPECT_TRUE(BitIdentical(got.upper, want.upper)) << what;
             // Not vacuous: the budgets move the bounds.

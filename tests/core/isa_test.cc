@@ -234,7 +234,7 @@ TEST_F(IsaTest, TheFusedRumpSelectEqualsExpandClampAndFilterOnEveryVariant) {
     for (int n : {0, 1, 3, 8, 13, 64, 1000}) {
       const std::vector<double> mz = Awkward(n, 70 + n, true), pmz = Awkward(n, 71 + n, true);
       std::vector<double> amz(n), pamz(n), rz = Awkward(n, 72 + n, false),
-                                          prz = Awkward(n, 73 + n, false);
+                                           prz = Awkward(n, 73 + n, false);
       for (int i = 0; i < n; ++i) {
         amz[i] = std::abs(mz[i]);
         pamz[i] = std::abs(pmz[i]);

@@ -24,10 +24,10 @@ namespace agt::simd {
 // One sample's factors of one weight row's per-sample gradient bounds under
 // Rump's rule: the gradient of W(o, c) is [m +- r] * [mz[c] +- rz[c]].
 struct RumpRow {
-  double m = 0.0, r = 0.0;       // the output gradient's midpoint and radius
-  const double* mz = nullptr;    // the input's midpoints
-  const double* amz = nullptr;   // |mz|
-  const double* rz = nullptr;    // the input's radii; null: a point input
+  double m = 0.0, r = 0.0;      // the output gradient's midpoint and radius
+  const double* mz = nullptr;   // the input's midpoints
+  const double* amz = nullptr;  // |mz|
+  const double* rz = nullptr;   // the input's radii; null: a point input
 };
 
 // What rump_select reads and writes for one sample and n columns (n <=
@@ -40,11 +40,11 @@ struct RumpSelectArgs {
   double gamma = 0.0;
   int64_t n = 0;
   bool negate_low = false, negate_high = false;  // the selections' stored signs
-  double* bound_sum_low = nullptr;   // += lo
-  double* bound_sum_high = nullptr;  // += hi
-  double* value_sum_low = nullptr;   // poison only: += the clamped differences
+  double* bound_sum_low = nullptr;               // += lo
+  double* bound_sum_high = nullptr;              // += hi
+  double* value_sum_low = nullptr;               // poison only: += the clamped differences
   double* value_sum_high = nullptr;
-  const double* thr_low = nullptr;   // the selections' thresholds
+  const double* thr_low = nullptr;  // the selections' thresholds
   const double* thr_high = nullptr;
   // The winners, in increasing column order: n + kFilterSlack slots each.
   int32_t* idx_low = nullptr;
