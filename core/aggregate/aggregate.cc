@@ -30,6 +30,19 @@ inline double StoredSign(Extreme which, bool opposite) {
 
 }  // namespace
 
+bool StreamingExtremeSum::stores_negated() const { return StoredSign(which_, keep_opposite_) < 0; }
+
+void StreamingExtremeSum::InsertWinners(Index column_offset, const int32_t* idx,
+                                        const double* stored, int64_t count) {
+  if (count == 0) return;
+  if (keep_ <= kSortedKeep) {
+    simd::ActiveKernels().insert_sorted(slots_.data() + column_offset * keep_, keep_, idx, stored,
+                                        count, threshold_.data() + column_offset);
+    return;
+  }
+  for (int64_t w = 0; w < count; ++w) Insert(column_offset + idx[w], stored[w]);
+}
+
 void StreamingExtremeSum::AddSpan(Index column_offset, Index len, const double* values,
                                   double* sum) {
   const simd::Kernels& k = simd::ActiveKernels();
@@ -287,6 +300,57 @@ void Aggregator::AddBlock(int lane_index, Index offset, Index len, Index rows, I
     lane.high.AddClampedDifferenceSpan(offset, len, upper + r * ld, perturbed_upper + r * ld,
                                        /*upper=*/true, lane.bound_sum_upper.data() + offset,
                                        lane.value_sum_high.data() + offset);
+  }
+}
+
+namespace {
+// The factors of columns [c0, ...) of a row.
+simd::RumpRow Advance(const simd::RumpRow& row, Index c0) {
+  simd::RumpRow out = row;
+  out.mz += c0;
+  out.amz += c0;
+  if (out.rz != nullptr) out.rz += c0;
+  return out;
+}
+}  // namespace
+
+void Aggregator::AddRumpRow(int lane_index, Index offset, Index len, const simd::RumpRow& bound,
+                            const simd::RumpRow* perturbed, bool clip, double gamma) {
+  Lane& lane = *lanes_[lane_index];
+  const bool poison = kind_ == AggregationKind::kBoundedPoisoning;
+  assert(poison == (perturbed != nullptr));
+  const simd::Kernels& k = simd::ActiveKernels();
+  // Each column appears once in a row, so filtering the whole span before
+  // inserting sees the thresholds that inserting as we go would (AddSpan).
+  int32_t idx_low[simd::kFilterSpan + simd::kFilterSlack];
+  int32_t idx_high[simd::kFilterSpan + simd::kFilterSlack];
+  double val_low[simd::kFilterSpan + simd::kFilterSlack];
+  double val_high[simd::kFilterSpan + simd::kFilterSlack];
+  simd::RumpSelectArgs a;
+  a.poison = poison;
+  a.clip = clip;
+  a.gamma = gamma;
+  a.negate_low = lane.low.stores_negated();
+  a.negate_high = lane.high.stores_negated();
+  a.idx_low = idx_low;
+  a.val_low = val_low;
+  a.idx_high = idx_high;
+  a.val_high = val_high;
+  for (Index c0 = 0; c0 < len; c0 += simd::kFilterSpan) {
+    const Index at = offset + c0;
+    a.n = std::min<Index>(simd::kFilterSpan, len - c0);
+    a.bound = Advance(bound, c0);
+    if (poison) a.perturbed = Advance(*perturbed, c0);
+    a.bound_sum_low = lane.bound_sum_lower.data() + at;
+    a.bound_sum_high = lane.bound_sum_upper.data() + at;
+    a.value_sum_low = lane.value_sum_low.data() + at;
+    a.value_sum_high = lane.value_sum_high.data() + at;
+    a.thr_low = lane.low.thresholds() + at;
+    a.thr_high = lane.high.thresholds() + at;
+    int64_t count_low = 0, count_high = 0;
+    k.rump_select(a, &count_low, &count_high);
+    lane.low.InsertWinners(at, idx_low, val_low, count_low);
+    lane.high.InsertWinners(at, idx_high, val_high, count_high);
   }
 }
 

@@ -33,6 +33,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/backend/simd/kernels.h"
 #include "core/common/types.h"
 
 namespace agt {
@@ -66,6 +67,15 @@ class StreamingExtremeSum {
   void AddClampedDifferenceSpan(Index column_offset, Index len, const double* bound,
                                 const double* perturbed, bool upper, double* bound_sum,
                                 double* value_sum);
+  // For callers that filter values themselves (Aggregator::AddRumpRow): the
+  // per-column thresholds a stored value must exceed, and whether values are
+  // stored negated (stored = -value). Valid until the next insert.
+  const double* thresholds() const { return threshold_.data(); }
+  bool stores_negated() const;
+  // Inserts stored[w] into column column_offset + idx[w] for w < count; the
+  // columns are distinct and each stored value exceeds the threshold that
+  // thresholds() gave before this call.
+  void InsertWinners(Index column_offset, const int32_t* idx, const double* stored, int64_t count);
   // Folds another accumulator (same shape and m) into this one.
   void Merge(const StreamingExtremeSum& other);
   // The extreme sums per column. `total` is the plain column sum of all rows
@@ -135,6 +145,14 @@ class Aggregator {
   // path calls this per weight row so that everything stays in cache.
   void AddBlock(int lane, Index offset, Index len, Index rows, Index ld, const double* lower,
                 const double* upper, const double* perturbed_lower, const double* perturbed_upper);
+  // One sample row of parameters [offset, offset + len) given by its Rump
+  // factors (the bounds over the box, and for poisoning those that also
+  // cover the perturbation), each value first clamped to [-gamma, gamma]
+  // when clip: the same result, bit for bit, as expanding the row with
+  // RumpScaleRow, clamping it and calling AddBlock with one row, but without
+  // storing the bounds (the fused kernel, simd::Kernels::rump_select).
+  void AddRumpRow(int lane, Index offset, Index len, const simd::RumpRow& bound,
+                  const simd::RumpRow* perturbed, bool clip, double gamma);
   DescentBounds Finish();
   // Forgets every row (keeps the memory), ready for the next batch.
   void Reset();

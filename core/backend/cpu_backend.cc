@@ -3,6 +3,9 @@
 // sizes and scratch buffers live here and nowhere else. The element loops
 // (expansion, clipping, sums, the selection's filter) run in the vector
 // kernels of simd/, chosen at start-up; every variant gives the same bits.
+// Dense interval factors under Rump's rule skip the stored block: each sample
+// row is expanded, clamped, summed and filtered in registers
+// (Aggregator::AddRumpRow, RunFusedTask), with the same bits as the block.
 //
 // Determinism: phase 1 tasks are whole passes (independent); phase 2 tasks
 // own disjoint parameter ranges and feed each parameter its rows in order
@@ -42,6 +45,10 @@ class ChunkedFactors : public GradientFactors {
     ForEachChunk(r0, rows, [&](const GradientFactors& f, Index local, Index n, Index done) {
       f.ExpandBias(local, n, lower + done * ld, upper ? upper + done * ld : nullptr, ld);
     });
+  }
+  bool RumpWeightRow(int o, Index r, simd::RumpRow* out) const override {
+    const size_t c = static_cast<size_t>(r / kChunkRows);
+    return chunks_[c]->RumpWeightRow(o, r - static_cast<Index>(c) * kChunkRows, out);
   }
   void AccumulateNominalWeightRows(int o0, int o1, Index r0, Index rows, Index width, bool clip,
                                    double gamma, double* sum, Matrix* scratch) const override {
@@ -328,6 +335,14 @@ class CpuBackend : public ComputeBackend {
         nominal ? *nominal_factors_[task.layer] : *factors_[task.stream][task.layer];
     const GradientFactors* pf =
         !nominal && poisoning ? perturbed_factors_[task.stream][task.layer].get() : nullptr;
+    if (!nominal && !bias && sl.in >= kFusedMinWidth) {
+      simd::RumpRow row, prow;
+      if (f.RumpWeightRow(task.o_begin, 0, &row) &&
+          (pf == nullptr || pf->RumpWeightRow(task.o_begin, 0, &prow))) {
+        RunFusedTask(task, f, pf);
+        return;
+      }
+    }
     // Weight rows are contiguous in the flat layout: expand a group of them
     // side by side, so each aggregator call covers at least ~512 parameters
     // (narrow layers would otherwise pay per-call overhead for a few columns).
@@ -337,10 +352,13 @@ class CpuBackend : public ComputeBackend {
     const Index full_width = bias ? sl.out : static_cast<Index>(group) * sl.in;
     // Four blocks of rows x width doubles should sit in the L2 cache. Rows
     // are the outer loop, so a block of inputs is reused by every weight row
-    // of the task while it is in cache.
-    const Index block_rows = cfg.fragment_size > 0
-                                 ? cfg.fragment_size
-                                 : std::clamp<Index>(16384 / full_width, 16, 512);
+    // of the task while it is in cache. A fragment size (the reference's
+    // memory knob, e.g. the goldens' fragsize 10000) only caps the block:
+    // blocks past the cache size are slower and use more memory, and no
+    // block size changes a result (every parameter sees its rows in order).
+    const Index cache_rows = std::clamp<Index>(16384 / full_width, 16, 512);
+    const Index block_rows =
+        cfg.fragment_size > 0 ? std::min<Index>(cfg.fragment_size, cache_rows) : cache_rows;
     for (Index r0 = 0; r0 < b; r0 += block_rows) {
       const Index rows = std::min<Index>(block_rows, b - r0);
       for (int o0 = o_first; o0 < o_last; o0 += group) {
@@ -391,6 +409,38 @@ class CpuBackend : public ComputeBackend {
       }
     }
   }
+
+  // The task's weight rows through the fused kernel (Aggregator::AddRumpRow):
+  // no block of bounds is stored. Rows are taken in blocks, weight row after
+  // weight row, so that a block's input rows are reused from cache by every
+  // weight row of the task; every parameter still sees its rows in order.
+  void RunFusedTask(const Task& task, const GradientFactors& f, const GradientFactors* pf) {
+    const TrainConfig& cfg = *config_;
+    const ParamSlice& sl = layout_[task.layer];
+    Aggregator& agg = aggregators_[task.stream];
+    const bool clip = cfg.clip_gamma.has_value();
+    const double gamma = cfg.clip_gamma.value_or(0.0);
+    const Index b = group_rows_;
+    simd::RumpRow row, prow;
+    for (Index r0 = 0; r0 < b; r0 += kFusedRows) {
+      const Index r1 = std::min<Index>(b, r0 + kFusedRows);
+      for (int o = task.o_begin; o < task.o_end; ++o) {
+        const Index offset = sl.weight_offset + static_cast<Index>(o) * sl.in;
+        for (Index r = r0; r < r1; ++r) {
+          f.RumpWeightRow(o, r, &row);
+          if (pf) pf->RumpWeightRow(o, r, &prow);
+          agg.AddRumpRow(0, offset, sl.in, row, pf ? &prow : nullptr, clip, gamma);
+        }
+      }
+    }
+  }
+
+  // Layers at least this wide take the fused path (narrower ones group
+  // weight rows side by side in blocks instead: one fused call per sample
+  // and weight row would cost more in calls than it saves).
+  static constexpr Index kFusedMinWidth = 64;
+  // Sample rows per block of the fused path.
+  static constexpr Index kFusedRows = 16;
 
   int requested_threads_;
   const TrainConfig* config_ = nullptr;

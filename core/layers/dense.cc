@@ -134,6 +134,17 @@ void DenseFactors::ExpandWeightRows(int o0, int o1, Index r0, Index rows, double
   }
 }
 
+bool DenseFactors::RumpWeightRow(int o, Index r, simd::RumpRow* out) const {
+  if (nominal || method != MatMulMethod::kRump) return false;
+  // The arguments ExpandWeightRow passes to RumpScaleRow.
+  out->m = d_mid(r, o);
+  out->r = d_rad(r, o);
+  out->mz = z_mid.row(r).data();
+  out->amz = z_mid_abs.row(r).data();
+  out->rz = z_point ? nullptr : z_rad.row(r).data();
+  return true;
+}
+
 void DenseFactors::AccumulateNominalWeightRows(int o0, int o1, Index r0, Index rows, Index width,
                                                bool clip, double gamma, double* sum,
                                                Matrix* scratch) const {

@@ -21,6 +21,7 @@
 
 #include <memory>
 
+#include "core/backend/simd/kernels.h"
 #include "core/common/rng.h"
 #include "core/common/types.h"
 #include "core/interval/interval.h"
@@ -52,6 +53,12 @@ class GradientFactors {
   virtual void AccumulateNominalWeightRows(int o0, int o1, Index r0, Index rows, Index width,
                                            bool clip, double gamma, double* sum,
                                            Matrix* scratch) const;
+  // Where the bounds of weight row o for sample r are Rump's product of one
+  // output-gradient interval and a row of input intervals (dense interval
+  // factors under Rump's rule): those factors, valid while these factors
+  // live, and true; ExpandWeightRows gives exactly RumpScaleRow of them.
+  // False otherwise (the default): then ExpandWeightRows is the only way.
+  virtual bool RumpWeightRow(int /*o*/, Index /*r*/, simd::RumpRow* /*out*/) const { return false; }
 };
 
 // A layer whose parameters lie in a box, prepared once (midpoints, radii) for

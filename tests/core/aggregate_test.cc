@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <limits>
@@ -503,6 +504,108 @@ TEST(Aggregator, AddBlockOverColumnRangesIsBitIdenticalToAddOfWholeFragments) {
       const DescentBounds blocks = agg.Finish();
       EXPECT_TRUE(BitIdentical(blocks.lower, whole.lower)) << KindName(kind) << " k=" << k;
       EXPECT_TRUE(BitIdentical(blocks.upper, whole.upper)) << KindName(kind) << " k=" << k;
+    }
+  }
+}
+
+// Rump factors of a batch for one weight row of width p: per sample an
+// output-gradient interval [m +- r] and p input intervals [mz +- rz].
+struct RumpBatch {
+  Vector m, r;         // b
+  Matrix mz, amz, rz;  // b x p
+  bool point = false;  // rz unused: point inputs
+  simd::RumpRow Row(Index i) const {
+    return {m[i], r[i], mz.row(i).data(), amz.row(i).data(), point ? nullptr : rz.row(i).data()};
+  }
+};
+
+RumpBatch RandomRumpBatch(int b, Index p, bool point, double widen, Rng* rng) {
+  RumpBatch f;
+  f.m = ContinuousMatrix(b, 1, rng).col(0);
+  f.r = ContinuousMatrix(b, 1, rng).col(0).cwiseAbs() * widen;
+  f.mz = ContinuousMatrix(b, p, rng);
+  for (Index c = 0; c < p; c += 7) f.mz.col(c).setZero();  // zero pixels, as in images
+  f.amz = f.mz.cwiseAbs();
+  f.rz = ContinuousMatrix(b, p, rng).cwiseAbs() * widen;
+  f.point = point;
+  return f;
+}
+
+// RumpScaleRow's rule and ClampInPlace's, written out: the block that the
+// expansion path stores before AddBlock.
+void ExpandRumpRow(const RumpBatch& f, Index i, bool clip, double gamma, double* lo, double* hi) {
+  const double m = f.m[i], r = f.r[i], am = std::abs(m);
+  for (Index c = 0; c < f.mz.cols(); ++c) {
+    const double center = m * f.mz(i, c);
+    const double rad =
+        f.point ? r * f.amz(i, c) : (am * f.rz(i, c) + r * f.amz(i, c)) + r * f.rz(i, c);
+    lo[c] = center - rad;
+    hi[c] = center + rad;
+    if (clip) {
+      lo[c] = std::min(std::max(lo[c], -gamma), gamma);
+      hi[c] = std::min(std::max(hi[c], -gamma), gamma);
+    }
+  }
+}
+
+// The fused path (no stored bounds) against expanding each row and feeding
+// it to AddBlock: the same bits, for every kind, budgets on both sides of
+// b/2 (kept extremes or their complement), clipping, point and interval
+// inputs, and rows wider than one filter span.
+TEST(Aggregator, AddRumpRowIsBitIdenticalToExpandingTheRowsThenAddBlock) {
+  Rng rng(203);
+  const int b = 40;
+  for (Index p : {Index{5}, Index{131}, simd::kFilterSpan + 37}) {
+    for (bool point : {false, true}) {
+      const RumpBatch bound = RandomRumpBatch(b, p, point, 0.05, &rng);
+      // The perturbed factors enclose the bound's: same midpoints, wider radii.
+      RumpBatch perturbed = bound;
+      perturbed.point = false;
+      perturbed.r = bound.r + ContinuousMatrix(b, 1, &rng).col(0).cwiseAbs() * 0.01;
+      perturbed.rz =
+          (point ? Matrix::Zero(b, p) : bound.rz) + ContinuousMatrix(b, p, &rng).cwiseAbs() * 0.01;
+      for (AggregationKind kind : kKinds) {
+        const bool poisoning = kind == AggregationKind::kBoundedPoisoning;
+        for (int k : {0, 3, 25, b - 1}) {
+          for (bool clip : {false, true}) {
+            const double gamma = 0.3;
+            const Index offset = 2;  // parameters before this weight row
+            Aggregator fused(kind, p + offset, b, k, gamma, 1);
+            Aggregator expanded(kind, p + offset, b, k, gamma, 1);
+            Matrix lo(1, p + offset), hi(1, p + offset), plo(1, p + offset), phi(1, p + offset);
+            lo.setZero();
+            hi.setZero();
+            plo.setZero();
+            phi.setZero();
+            for (Index i = 0; i < b; ++i) {
+              const simd::RumpRow prow = perturbed.Row(i);
+              fused.AddRumpRow(0, offset, p, bound.Row(i), poisoning ? &prow : nullptr, clip,
+                               gamma);
+              ExpandRumpRow(bound, i, clip, gamma, lo.data() + offset, hi.data() + offset);
+              ExpandRumpRow(perturbed, i, clip, gamma, plo.data() + offset, phi.data() + offset);
+              expanded.AddBlock(0, offset, p, 1, p + offset, lo.data() + offset, hi.data() + offset,
+                                poisoning ? plo.data() + offset : nullptr,
+                                poisoning ? phi.data() + offset : nullptr);
+              // The first two parameters belong to no row here: both paths
+              // give them the same zeros.
+              fused.AddBlock(0, 0, offset, 1, p + offset, lo.data(), hi.data(),
+                             poisoning ? plo.data() : nullptr, poisoning ? phi.data() : nullptr);
+              expanded.AddBlock(0, 0, offset, 1, p + offset, lo.data(), hi.data(),
+                                poisoning ? plo.data() : nullptr, poisoning ? phi.data() : nullptr);
+            }
+            const DescentBounds want = expanded.Finish();
+            const DescentBounds got = fused.Finish();
+            const std::string what =
+                absl::StrCat(KindName(kind), " p=", p, " point=", point, " k=", k, " clip=", clip);
+            EXPECT_TRUE(BitIdentical(got.lower, want.lower)) << what;
+            EXPECT_TRUE(BitIdentical(got.upper, want.upper)) << what;
+            // Not vacuous: the budgets move the bounds.
+            if (k == 3) {
+              EXPECT_GT((want.upper - want.lower).maxCoeff(), 0.0) << what;
+            }
+          }
+        }
+      }
     }
   }
 }

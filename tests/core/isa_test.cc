@@ -7,10 +7,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "core/common/rng.h"
@@ -218,6 +220,162 @@ TEST_F(IsaTest, TheFusedDifferenceFilterEqualsDifferencesThenFilterOnEveryVarian
           ExpectSameBits(bsum, want_bsum, "fused bound sum", isa, n);
           ExpectSameBits(vsum, want_vsum, "fused value sum", isa, n);
         }
+      }
+    }
+  }
+}
+
+// The fused kernel against its definition written out in scalar code:
+// Rump's product, the clamp, the sums and the filter of each side.
+TEST_F(IsaTest, TheFusedRumpSelectEqualsExpandClampAndFilterOnEveryVariant) {
+  const double gamma = 0.5;
+  for (Isa isa : simd::SupportedIsas()) {
+    const Kernels& k = TableOf(isa);
+    for (int n : {0, 1, 3, 8, 13, 64, 1000}) {
+      const std::vector<double> mz = Awkward(n, 70 + n, true), pmz = Awkward(n, 71 + n, true);
+      std::vector<double> amz(n), pamz(n), rz = Awkward(n, 72 + n, false),
+                                           prz = Awkward(n, 73 + n, false);
+      for (int i = 0; i < n; ++i) {
+        amz[i] = std::abs(mz[i]);
+        pamz[i] = std::abs(pmz[i]);
+        rz[i] = std::abs(rz[i]);
+        prz[i] = std::abs(prz[i]);
+      }
+      const std::vector<double> thr_low = Awkward(n, 74 + n, true),
+                                thr_high = Awkward(n, 75 + n, true);
+      for (int variant = 0; variant < 32; ++variant) {
+        const bool poison = variant & 1, clip = variant & 2, point = variant & 4,
+                   negate_low = variant & 8, negate_high = variant & 16;
+        simd::RumpSelectArgs a;
+        a.bound = {-0.75, 0.125, mz.data(), amz.data(), point ? nullptr : rz.data()};
+        a.perturbed = {0.5, 0.25, pmz.data(), pamz.data(), prz.data()};
+        a.poison = poison;
+        a.clip = clip;
+        a.gamma = gamma;
+        a.n = n;
+        a.negate_low = negate_low;
+        a.negate_high = negate_high;
+        std::vector<double> bsl(n, 0.5), bsh(n, -0.5), vsl(n, 0.25), vsh(n, -0.25);
+        std::vector<double> want_bsl = bsl, want_bsh = bsh, want_vsl = vsl, want_vsh = vsh;
+        a.bound_sum_low = bsl.data();
+        a.bound_sum_high = bsh.data();
+        a.value_sum_low = vsl.data();
+        a.value_sum_high = vsh.data();
+        a.thr_low = thr_low.data();
+        a.thr_high = thr_high.data();
+        std::vector<int32_t> il(n + simd::kFilterSlack), ih(n + simd::kFilterSlack);
+        std::vector<double> vl(n + simd::kFilterSlack), vh(n + simd::kFilterSlack);
+        a.idx_low = il.data();
+        a.val_low = vl.data();
+        a.idx_high = ih.data();
+        a.val_high = vh.data();
+        int64_t count_low = -1, count_high = -1;
+        k.rump_select(a, &count_low, &count_high);
+
+        std::vector<int32_t> want_il, want_ih;
+        std::vector<double> want_vl, want_vh;
+        const auto rump = [&](const simd::RumpRow& f, int i, double* lo, double* hi) {
+          const double c = f.m * f.mz[i];
+          const double rad = f.rz == nullptr
+                                 ? f.r * f.amz[i]
+                                 : (std::abs(f.m) * f.rz[i] + f.r * f.amz[i]) + f.r * f.rz[i];
+          *lo = c - rad;
+          *hi = c + rad;
+          if (clip) {
+            *lo = std::min(std::max(*lo, -gamma), gamma);
+            *hi = std::min(std::max(*hi, -gamma), gamma);
+          }
+        };
+        for (int i = 0; i < n; ++i) {
+          double lo, hi;
+          rump(a.bound, i, &lo, &hi);
+          want_bsl[i] += lo;
+          want_bsh[i] += hi;
+          double v_low = lo, v_high = hi;
+          if (poison) {
+            double plo, phi;
+            rump(a.perturbed, i, &plo, &phi);
+            v_low = std::min(plo - lo, 0.0);
+            v_high = std::max(phi - hi, 0.0);
+            want_vsl[i] += v_low;
+            want_vsh[i] += v_high;
+          }
+          const double s_low = negate_low ? -v_low : v_low;
+          const double s_high = negate_high ? -v_high : v_high;
+          if (s_low > thr_low[i]) {
+            want_il.push_back(i);
+            want_vl.push_back(s_low);
+          }
+          if (s_high > thr_high[i]) {
+            want_ih.push_back(i);
+            want_vh.push_back(s_high);
+          }
+        }
+        const std::string what = std::string(simd::IsaName(isa)) + " n=" + std::to_string(n) +
+                                 " variant=" + std::to_string(variant);
+        ASSERT_EQ(count_low, static_cast<int64_t>(want_il.size())) << what;
+        ASSERT_EQ(count_high, static_cast<int64_t>(want_ih.size())) << what;
+        EXPECT_EQ(std::vector<int32_t>(il.begin(), il.begin() + count_low), want_il) << what;
+        EXPECT_EQ(std::vector<int32_t>(ih.begin(), ih.begin() + count_high), want_ih) << what;
+        ExpectSameBits(std::vector<double>(vl.begin(), vl.begin() + count_low), want_vl,
+                       "fused low winners", isa, n);
+        ExpectSameBits(std::vector<double>(vh.begin(), vh.begin() + count_high), want_vh,
+                       "fused high winners", isa, n);
+        ExpectSameBits(bsl, want_bsl, "fused low bound sum", isa, n);
+        ExpectSameBits(bsh, want_bsh, "fused high bound sum", isa, n);
+        ExpectSameBits(vsl, want_vsl, "fused low value sum", isa, n);
+        ExpectSameBits(vsh, want_vsh, "fused high value sum", isa, n);
+      }
+    }
+  }
+}
+
+// The vector insert against the scalar rule, for every kept count up to
+// 32 (chunk edges of every variant), ties with kept values, infinities.
+TEST_F(IsaTest, TheSortedInsertEqualsTheScalarRuleOnEveryVariant) {
+  const double inf = std::numeric_limits<double>::infinity();
+  for (Isa isa : simd::SupportedIsas()) {
+    const Kernels& k = TableOf(isa);
+    for (int keep = 1; keep <= 32; ++keep) {
+      const int columns = 9;
+      Rng rng(80 + keep);
+      // Ascending columns, some with -infinity slots (not yet filled) and ties.
+      std::vector<double> slots(columns * keep), threshold(columns);
+      for (int c = 0; c < columns; ++c) {
+        double v = c % 3 == 0 ? -inf : rng.Uniform(-2.0, 0.0);
+        for (int j = 0; j < keep; ++j) {
+          if (j > 0 && rng.UniformInt(3) != 0) v += rng.Uniform(0.0, 0.5);
+          slots[c * keep + j] = v;
+        }
+        threshold[c] = slots[c * keep];
+      }
+      std::vector<double> want = slots, want_thr = threshold;
+      std::vector<int32_t> idx;
+      std::vector<double> stored;
+      for (int c = 0; c < columns; c += 1 + (c % 2)) {
+        idx.push_back(c);
+        // Above the smallest: a tie with a kept value, a new largest, +inf.
+        const double low = slots[c * keep];
+        const double pick[] = {slots[c * keep + (keep - 1) / 2], 3.0, inf,
+                               low == -inf ? 0.0 : low + 1e-3};
+        double v = pick[rng.UniformInt(4)];
+        if (!(v > low)) v = 3.0;
+        stored.push_back(v);
+        double* heap = want.data() + c * keep;
+        for (int j = 0; j < keep; ++j) {
+          const double next = j + 1 < keep ? heap[j + 1] : inf;
+          const double here = heap[j] < v ? v : heap[j];
+          heap[j] = next < v ? next : here;
+        }
+        want_thr[c] = heap[0];
+      }
+      k.insert_sorted(slots.data(), keep, idx.data(), stored.data(),
+                      static_cast<int64_t>(idx.size()), threshold.data());
+      ExpectSameBits(slots, want, "sorted insert", isa, keep);
+      ExpectSameBits(threshold, want_thr, "sorted insert threshold", isa, keep);
+      for (int c = 0; c < columns; ++c) {
+        EXPECT_TRUE(std::is_sorted(slots.begin() + c * keep, slots.begin() + (c + 1) * keep))
+            << simd::IsaName(isa) << " keep=" << keep << " column " << c;
       }
     }
   }

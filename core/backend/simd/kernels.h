@@ -21,6 +21,38 @@
 
 namespace agt::simd {
 
+// One sample's factors of one weight row's per-sample gradient bounds under
+// Rump's rule: the gradient of W(o, c) is [m +- r] * [mz[c] +- rz[c]].
+struct RumpRow {
+  double m = 0.0, r = 0.0;      // the output gradient's midpoint and radius
+  const double* mz = nullptr;   // the input's midpoints
+  const double* amz = nullptr;  // |mz|
+  const double* rz = nullptr;   // the input's radii; null: a point input
+};
+
+// What rump_select reads and writes for one sample and n columns (n <=
+// kFilterSpan; every pointer already at the span's first column).
+struct RumpSelectArgs {
+  RumpRow bound;      // the bounds over the parameter box
+  RumpRow perturbed;  // poison only: the bounds that also cover the perturbation
+  bool poison = false;
+  bool clip = false;
+  double gamma = 0.0;
+  int64_t n = 0;
+  bool negate_low = false, negate_high = false;  // the selections' stored signs
+  double* bound_sum_low = nullptr;               // += lo
+  double* bound_sum_high = nullptr;              // += hi
+  double* value_sum_low = nullptr;               // poison only: += the clamped differences
+  double* value_sum_high = nullptr;
+  const double* thr_low = nullptr;  // the selections' thresholds
+  const double* thr_high = nullptr;
+  // The winners, in increasing column order: n + kFilterSlack slots each.
+  int32_t* idx_low = nullptr;
+  double* val_low = nullptr;  // the stored (sign-applied) values
+  int32_t* idx_high = nullptr;
+  double* val_high = nullptr;
+};
+
 struct Kernels {
   // Rump's rule for [m +- r] * [mz +- rz] (interval/rump.h, RumpScaleRow):
   // lo = m mz - rad, hi = m mz + rad with rad = r |mz| (rz null) or
@@ -55,6 +87,27 @@ struct Kernels {
   int64_t (*poison_filter)(const double* bound, const double* perturbed, int64_t n, bool upper,
                            bool negate, double* bound_sum, double* value_sum, const double* thr,
                            int32_t* idx);
+  // Expansion, clipping, sums and the threshold filter of one sample row
+  // fused, no bound ever stored: per column c, [lo, hi] = Rump's product
+  // (bound), each clamped as by clamp when clip; bound_sum_low += lo,
+  // bound_sum_high += hi. Removal and substitution filter v = lo and v = hi;
+  // poison also computes [plo, phi] (perturbed, clamped alike) and filters
+  // Theorem 9's differences v = min(plo - lo, 0) and max(phi - hi, 0)
+  // (poison_filter's rule), added to value_sum_low/high. Each side's
+  // s * v > thr (s = -1 when negated) is a winner: c and s * v are written
+  // to idx/val; *count_low and *count_high say how many. Every double is
+  // the one that expanding (rump_scale_row), clamping and filtering
+  // (filter_above / poison_filter) would give.
+  void (*rump_select)(const RumpSelectArgs& args, int64_t* count_low, int64_t* count_high);
+  // The selection's sorted insert (StreamingExtremeSum, keep <= 32 values
+  // per column held ascending): for w < count, column c = idx[w] (distinct
+  // columns), slots c*keep .. c*keep + keep-1 drop their smallest and take
+  // stored[w] (which exceeds it) in order: new[j] = old[j+1] < v ? old[j+1]
+  // : (old[j] < v ? v : old[j]), old[keep] read as +infinity; then
+  // threshold[c] = new[0]. slots and threshold start at the span's first
+  // column.
+  void (*insert_sorted)(double* slots, int64_t keep, const int32_t* idx, const double* stored,
+                        int64_t count, double* threshold);
 };
 
 // The most values filter_above takes at once (the caller's index buffer).
