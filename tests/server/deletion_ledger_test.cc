@@ -23,6 +23,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/privacy/budget.h"
+#include "server/domain/ledgers.h"
 #include "server/store/store.h"
 
 namespace agt::server {
@@ -105,19 +106,19 @@ class DeletionLedgerTest : public testing::Test {
   absl::StatusOr<agt::DeletionDecision> Delete(const std::vector<int64_t>& rows,
                                                const std::vector<int>& budgets = {1, 2, 5},
                                                int batch_size = kRows) {
-    absl::StatusOr<Store::DeletionAppend> done =
+    absl::StatusOr<DeletionAppend> done =
         Append(rows, budgets, batch_size, RequestTag{}, nullptr);
     if (!done.ok()) return done.status();
     if (!done->decision.has_value()) return absl::InternalError("no decision without a tag");
     return *done->decision;
   }
-  absl::StatusOr<Store::DeletionAppend> Append(
+  absl::StatusOr<DeletionAppend> Append(
       const std::vector<int64_t>& rows, const std::vector<int>& budgets, int batch_size,
       const RequestTag& tag,
       const std::function<std::string(const agt::DeletionDecision&)>& answer_of) {
     absl::StatusOr<agt::BatchPlan> plan = agt::BatchPlan::Create(kRows, batch_size);
     if (!plan.ok()) return plan.status();
-    return store_->AppendDeletions("t", model_id_, budgets, *plan, rows, "alice", tag, answer_of);
+    return AppendDeletions(*store_, "t", model_id_, budgets, *plan, rows, "alice", tag, answer_of);
   }
   int64_t D() {
     absl::StatusOr<int64_t> d = store_->CountAcceptedDeletions("t", model_id_);
@@ -219,7 +220,7 @@ TEST_F(DeletionLedgerTest, AnUnknownRowIsInvalidArgumentAndChangesNothing) {
 TEST_F(DeletionLedgerTest, AnotherTenantsModelIsNotFound) {
   absl::StatusOr<agt::BatchPlan> plan = agt::BatchPlan::Create(kRows, 10);
   ASSERT_TRUE(plan.ok());
-  EXPECT_EQ(store_->AppendDeletions("u", model_id_, {1}, *plan, {1}, "x").status().code(),
+  EXPECT_EQ(AppendDeletions(*store_, "u", model_id_, {1}, *plan, {1}, "x").status().code(),
             absl::StatusCode::kNotFound);
 
   EXPECT_EQ(store_->ListDeletions("u", model_id_).status().code(), absl::StatusCode::kNotFound);
@@ -322,14 +323,14 @@ TEST_F(DeletionLedgerTest, ARetriedRequestIdReturnsTheFirstAnswerAndRecordsNothi
   auto answer = [](const agt::DeletionDecision& d) {
     return absl::StrCat("accepted=", d.accepted, " total=", d.after.total);
   };
-  absl::StatusOr<Store::DeletionAppend> first = Append({1, 2, 3}, {5}, kRows, tag, answer);
+  absl::StatusOr<DeletionAppend> first = Append({1, 2, 3}, {5}, kRows, tag, answer);
   ASSERT_TRUE(first.ok()) << first.status();
   ASSERT_TRUE(first->decision.has_value());
   EXPECT_EQ(first->answer, "accepted=1 total=3");
   // Other rows were deleted in between: the retry still answers the first time.
   ASSERT_TRUE(Delete({4}, {5}).ok());
   Reopen();
-  absl::StatusOr<Store::DeletionAppend> again = Append({1, 2, 3}, {5}, kRows, tag, answer);
+  absl::StatusOr<DeletionAppend> again = Append({1, 2, 3}, {5}, kRows, tag, answer);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_FALSE(again->decision.has_value());
   EXPECT_EQ(again->answer, "accepted=1 total=3");
@@ -339,7 +340,7 @@ TEST_F(DeletionLedgerTest, ARetriedRequestIdReturnsTheFirstAnswerAndRecordsNothi
   ASSERT_TRUE(found.ok());
   EXPECT_EQ(found->value_or(""), "accepted=1 total=3");
   // The same id for another request is refused and changes nothing.
-  absl::StatusOr<Store::DeletionAppend> other =
+  absl::StatusOr<DeletionAppend> other =
       Append({7}, {5}, kRows, RequestTag{"del-1", "fingerprint-b"}, answer);
   EXPECT_EQ(other.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(D(), 4);
@@ -430,11 +431,11 @@ class PrivacyLedgerTest : public DeletionLedgerTest {
     charge.quanta = *quanta;
     charge.releases = labels;
     ++answers_asked_;
-    return (store ? store : store_.get())
-        ->SpendPrivacyBudget(tenant, model.empty() ? model_id_ : model, charge, tag,
-                             [](const PrivacySpendRecord& r) {
-                               return absl::StrCat("answer after ", r.spent_quanta);
-                             });
+    return SpendPrivacyBudget(*(store ? store : store_.get()), tenant,
+                              model.empty() ? model_id_ : model, charge, tag,
+                              [](const PrivacySpendRecord& r) {
+                                return absl::StrCat("answer after ", r.spent_quanta);
+                              });
   }
   PrivacySpendRecord Get(const std::string& client, const std::string& model = "") {
     absl::StatusOr<PrivacySpendRecord> r =
@@ -601,9 +602,8 @@ TEST_F(PrivacyLedgerTest, BadSpendsChangeNothing) {
   charge.total_quanta = int64_t{10} << 40;
   auto spend = [&](PrivacyCharge c, const std::string& tenant = "t",
                    const std::string& model = "") {
-    return store_
-        ->SpendPrivacyBudget(tenant, model.empty() ? model_id_ : model, c, {},
-                             [](const PrivacySpendRecord&) { return std::string("x"); })
+    return SpendPrivacyBudget(*store_, tenant, model.empty() ? model_id_ : model, c, {},
+                              [](const PrivacySpendRecord&) { return std::string("x"); })
         .status()
         .code();
   };

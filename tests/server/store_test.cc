@@ -3,6 +3,7 @@
 // versioning, tenant isolation, pagination, the job state machine, atomicity
 // of CompleteJob, concurrent claims, and corruption detection. A second raw
 // sqlite3 connection plays the part of the disk (or another process).
+#include "server/domain/ledgers.h"
 #include "server/store/store.h"
 
 #include <gtest/gtest.h>
@@ -1517,9 +1518,9 @@ TEST_F(StoreTest, MigrationToSchema6MovesOldLedgersToTheRootDatasetRoundingUp) {
   charge.quanta = quanta(0.125);
   charge.releases = 1;
   auto answer = [](const PrivacySpendRecord&) { return std::string(); };
-  ASSERT_TRUE(store_->SpendPrivacyBudget("t", m3, charge, {}, answer).ok());
+  ASSERT_TRUE(SpendPrivacyBudget(*store_, "t", m3, charge, {}, answer).ok());
   EXPECT_EQ(get("t", m1b, "x").spent_quanta, root_spent + quanta(0.125));
-  EXPECT_EQ(store_->SpendPrivacyBudget("t", m5, charge, {}, answer).status().code(),
+  EXPECT_EQ(SpendPrivacyBudget(*store_, "t", m5, charge, {}, answer).status().code(),
             absl::StatusCode::kResourceExhausted);
   RawDb raw(path_);
   EXPECT_EQ(raw.Int("PRAGMA user_version"), Store::SchemaVersion());
