@@ -1,117 +1,26 @@
-// The SQLite implementation of Store: one file in WAL mode, the embedded
-// default (Store::Open picks it for a --db that is a file path).
-//
-// How it keeps store.h's promises: one connection behind a mutex (so the
-// methods of one process are serialised), every write in BEGIN IMMEDIATE
-// (the file's write lock from the first read to the commit, so a
-// read-decide-write cannot interleave with another process's writer), reads
-// in a snapshot transaction, and SQLite's busy timeout for the other
-// processes on the same file. The schema version is PRAGMA user_version
-// (server/store/schema.h). One server process per file is the service
-// layer's rule (server/service/database_lock.h); this class does not need it
-// for correctness, only the job runner's restart recovery does.
-//
-// Thread-safety: all methods may be called concurrently.
+// The SQLite store: one file in WAL mode, the embedded default (Store::Open
+// picks it for a --db that is a file path). The SQL is SqlStore's
+// (sql_store.h) over an SqliteDb (sqlite.h); the schema version is PRAGMA
+// user_version (schema.h). Writes take the file's write lock (BEGIN
+// IMMEDIATE), so several processes may share a file safely; one server per
+// file is still the service layer's rule (server/service/database_lock.h),
+// because the job runner's restart recovery presumes it.
 #ifndef AGT_SERVER_STORE_SQLITE_STORE_H_
 #define AGT_SERVER_STORE_SQLITE_STORE_H_
 
-#include <cstdint>
-#include <functional>
-#include <map>
 #include <memory>
-#include <optional>
 #include <string>
-#include <vector>
 
-#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "server/store/store.h"
 
 namespace agt::server {
 
-class SqliteStore final : public Store {
- public:
-  // Opens (creating if needed) the SQLite file at `path`, enables WAL, and
-  // migrates the schema to the current version. A file written by a newer
-  // server (higher user_version) is FailedPrecondition and is left untouched,
-  // as is an SQLite file of another application (tables but no version).
-  static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path);
-  ~SqliteStore() override;
-
-  absl::StatusOr<DatasetRecord> GetDataset(const std::string& tenant,
-                                           const std::string& id) override;
-  absl::StatusOr<agt::Dataset> LoadDatasetData(const std::string& tenant,
-                                               const std::string& id) override;
-  absl::StatusOr<Page<DatasetRecord>> ListDatasets(const std::string& tenant, int page_size,
-                                                   const std::string& page_token) override;
-  absl::Status DeleteDataset(const std::string& tenant, const std::string& id) override;
-  absl::StatusOr<JobRecord> InsertJob(JobRecord record, const JobInsertOptions& options) override;
-  absl::StatusOr<JobRecord> GetJob(const std::string& tenant, const std::string& id) override;
-  absl::StatusOr<Page<JobRecord>> ListJobs(const std::string& tenant, std::optional<JobState> state,
-                                           int page_size, const std::string& page_token) override;
-  absl::Status DeleteJob(const std::string& tenant, const std::string& id) override;
-  absl::StatusOr<std::map<std::string, int64_t>> CountJobsByState() override;
-  absl::StatusOr<std::optional<JobRecord>> ClaimNextQueuedJob() override;
-  absl::Status UpdateJobProgress(const std::string& job_id, const JobProgressRecord& progress,
-                                 int64_t dropped_rows_per_epoch,
-                                 const WidthHistoryRecord* history) override;
-  absl::Status SaveCheckpoint(const std::string& job_id, const agt::TrainState& state,
-                              const JobProgressRecord& progress,
-                              const WidthHistoryRecord* history) override;
-  absl::StatusOr<std::optional<agt::TrainState>> LoadCheckpoint(const std::string& job_id) override;
-  absl::StatusOr<std::string> CompleteJob(const std::string& job_id, ModelRecord model,
-                                          const JobProgressRecord& progress,
-                                          const WidthHistoryRecord* history) override;
-  absl::Status FailJob(const std::string& job_id, const std::string& error) override;
-  absl::StatusOr<JobRecord> RequestCancel(const std::string& tenant,
-                                          const std::string& id) override;
-  absl::Status MarkCancelled(const std::string& job_id) override;
-  absl::StatusOr<bool> IsCancelRequested(const std::string& job_id) override;
-  absl::StatusOr<WidthHistoryRecord> GetWidthHistory(const std::string& job_id,
-                                                     const std::string* tenant) override;
-  absl::StatusOr<int> RequeueRunningJobs() override;
-  absl::StatusOr<JobRecovery> RecoverAbandonedJobs(int max_crashes) override;
-  int64_t MaxBlobBytes() override;
-  absl::StatusOr<ModelRecord> GetModel(const std::string& tenant, const std::string& id) override;
-  absl::StatusOr<Page<ModelRecord>> ListModels(const std::string& tenant, int page_size,
-                                               const std::string& page_token) override;
-  absl::Status DeleteModel(const std::string& tenant, const std::string& id) override;
-  absl::StatusOr<DeletionWriteResult> AppendDeletions(const std::string& tenant,
-                                                      const std::string& model_id,
-                                                      const std::string& requested_by,
-                                                      const RequestTag& tag,
-                                                      const DeletionDecider& decide) override;
-  absl::StatusOr<std::vector<DeletionRecord>> ListDeletions(const std::string& tenant,
-                                                            const std::string& model_id) override;
-  absl::StatusOr<Page<DeletionRecord>> ListDeletionPage(const std::string& tenant,
-                                                        const std::string& model_id, int page_size,
-                                                        const std::string& page_token) override;
-  absl::StatusOr<int64_t> CountAcceptedDeletions(const std::string& tenant,
-                                                 const std::string& model_id) override;
-  absl::Status RecordRetraining(const std::string& tenant, const RetrainingRecord& record) override;
-  absl::StatusOr<std::optional<RetrainingRecord>> GetRetraining(
-      const std::string& tenant, const std::string& model_id) override;
-  absl::StatusOr<std::optional<std::string>> FindRequest(const std::string& tenant,
-                                                         RequestKind kind,
-                                                         const RequestTag& tag) override;
-  absl::StatusOr<PrivacyDebitResult> DebitPrivacyBudget(
-      const std::string& tenant, const std::string& model_id, const PrivacyDebit& debit,
-      const RequestTag& tag,
-      const std::function<std::string(const PrivacySpendRecord&)>& answer) override;
-  absl::StatusOr<PrivacySpendRecord> GetPrivacySpend(const std::string& tenant,
-                                                     const std::string& model_id,
-                                                     const std::string& client) override;
-
- protected:
-  absl::StatusOr<DatasetRecord> DoInsertDataset(DatasetRecord record, const agt::Dataset& data,
-                                                agt::Dataset* release,
-                                                const DatasetInsertOptions& options) override;
-
- private:
-  struct Impl;
-  explicit SqliteStore(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
-};
+// Opens (creating if needed) the SQLite file at `path`, enables WAL, and
+// migrates the schema to the current version. A file written by a newer
+// server (higher user_version) is FailedPrecondition and is left untouched,
+// as is an SQLite file of another application (tables but no version).
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
 
 }  // namespace agt::server
 
