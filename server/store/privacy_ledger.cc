@@ -87,7 +87,7 @@ absl::StatusOr<std::string> RootDatasetOf(SqlDb& db, const std::string& tenant,
                                           kMaxDatasetLineage));
 }
 
-absl::Status MigratePrivacyBudgetsToDatasets(SqliteDb& db) {
+absl::Status MigratePrivacyBudgetsToDatasets(SqlDb& db) {
   // (tenant, root) -> total; (tenant, root, client) -> that client's share.
   std::map<std::pair<std::string, std::string>, Share> ledgers;
   std::map<std::tuple<std::string, std::string, std::string>, Share> spenders;

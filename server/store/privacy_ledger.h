@@ -42,7 +42,7 @@ extern const char kPrivacyLedgerSchemaSql[];
 // i.e. "used up", for a spent no total can hold) and the releases to the
 // budget of (tenant, root dataset of the model) and to the client's share of
 // it. privacy_budgets itself is left as it was (no longer read or written).
-absl::Status MigratePrivacyBudgetsToDatasets(SqliteDb& db);
+absl::Status MigratePrivacyBudgetsToDatasets(SqlDb& db);
 
 }  // namespace agt::server
 

@@ -20,7 +20,7 @@ struct Migration {
   const char* sql;  // may be empty
   // A data rewrite that SQL cannot express, run after `sql` in the same
   // transaction; nullptr if none.
-  absl::Status (*rewrite)(SqliteDb& db) = nullptr;
+  absl::Status (*rewrite)(SqlDb& db) = nullptr;
 };
 
 // Schema 4 (issue 14, bound methods split from interval products): a stored
@@ -29,7 +29,7 @@ struct Migration {
 // interval_product EXACT (2) / NGUYEN (3). The numbers are written out so that
 // this step means the same however the proto evolves. A spec that does not
 // parse is left as it is (reading it is DataLoss, as before).
-absl::Status UpgradeLegacyBoundMethods(SqliteDb& db, const std::string& table) {
+absl::Status UpgradeLegacyBoundMethods(SqlDb& db, const std::string& table) {
   std::vector<std::pair<int64_t, std::string>> rewritten;
   {
     absl::StatusOr<Statement> select = db.Prepare(absl::StrCat("SELECT seq, spec FROM ", table));
@@ -50,16 +50,9 @@ absl::Status UpgradeLegacyBoundMethods(SqliteDb& db, const std::string& table) {
   }
   for (const auto& [seq, spec] : rewritten) {
     absl::StatusOr<Statement> update =
-        db.Prepare(absl::StrCat("UPDATE ", table, " SET spec = ? WHERE seq = ?"));
+        db.Prepare(absl::StrCat("UPDATE ", table, " SET spec = ?1 WHERE seq = ?2"));
     if (!update.ok()) return update.status();
     if (absl::Status s = update->BindBlob(1, spec).BindInt64(2, seq).Run(); !s.ok()) return s;
-  }
-  return absl::OkStatus();
-}
-
-absl::Status UpgradeStoredSpecs(SqliteDb& db) {
-  for (const char* table : {"jobs", "models"}) {
-    if (absl::Status s = UpgradeLegacyBoundMethods(db, table); !s.ok()) return s;
   }
   return absl::OkStatus();
 }
@@ -297,6 +290,13 @@ absl::Status CheckCompatible(SqliteDb& db, const std::string& path) {
 }
 
 }  // namespace
+
+absl::Status UpgradeStoredSpecs(SqlDb& db) {
+  for (const char* table : {"jobs", "models"}) {
+    if (absl::Status s = UpgradeLegacyBoundMethods(db, table); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
 
 int LatestSchemaVersion() { return std::end(kMigrations)[-1].version; }
 
