@@ -15,9 +15,11 @@
 // tenant: another tenant's id is NotFound, exactly like an unknown id.
 //
 // Isolation: each method is atomic and isolated from every other call on the
-// same database, from this process or another one (SQLite: BEGIN IMMEDIATE
-// for writes, a snapshot for reads; PostgreSQL: row locks taken by the method
-// as stated below). The store makes no domain decisions: where a write
+// same database, from this process or another one: writes that read before
+// they decide exclude each other (SQLite: BEGIN IMMEDIATE; PostgreSQL: a
+// database-wide transaction-scoped advisory lock), reads see one snapshot,
+// and the job queue's claim relies on row locks (SKIP LOCKED) where the
+// engine has them (server/store/sql_store.h). The store makes no domain decisions: where a write
 // depends on what is stored (the deletion ledger, the privacy budget) it
 // offers one primitive whose read, check and write are one transaction, and
 // the domain layer (server/domain/ledgers.h) supplies the figures or the
@@ -474,11 +476,12 @@ class Store {
   // server/domain/ledgers.h) and inserts the rows it returns, accepted iff it
   // says so. A row already in the ledger is left as it is, except that a
   // refused row becomes accepted when an accepted write names it again (an
-  // accepted row is never downgraded). Concurrent calls (threads or
-  // processes, and replicas on one PostgreSQL) are serialised per model
-  // (SQLite: the database's write lock; PostgreSQL: the model's row is
-  // locked FOR UPDATE before the ledger is read), so the decision always sees
-  // every row committed before it and a row is never counted twice or lost.
+  // accepted row is never downgraded). Concurrent calls (threads,
+  // processes, replicas on one PostgreSQL) are serialised: the read, the
+  // decision and the write are one write transaction that excludes every
+  // other (SQLite: BEGIN IMMEDIATE; PostgreSQL: the database's write
+  // advisory lock), so the decision always sees every row committed before
+  // it and a row is never counted twice or lost.
   // NotFound for an unknown or foreign model; an error of `decide` leaves the
   // ledger unchanged and is returned.
   //
@@ -543,11 +546,15 @@ class Store {
   //   what it returns as the answer to `tag` (if not empty), then commits.
   // So a debit is on disk iff its answer is: a crash before the commit
   // debits nothing and stores nothing. Why a conditional debit rather than a
-  // read-decide-write callback: the condition is one comparison of integers
-  // the caller computed, so the implementation can check it on the row it
-  // writes while holding that row's lock (SQLite: the database's write lock;
-  // PostgreSQL: the ledger row FOR UPDATE), and concurrent debits from any
-  // number of replicas are serialised per budget: the limit is never passed.
+  // read-decide-write callback (as AppendDeletions): the condition is one
+  // comparison of integers the caller computed, which any implementation can
+  // check on the row it writes in the transaction that writes it, whatever
+  // its locking (today both engines run it as one write transaction that
+  // excludes every other: SQLite's BEGIN IMMEDIATE, PostgreSQL's write
+  // advisory lock; a per-budget row lock or a single UPDATE ... WHERE spent
+  // + quanta <= limit would keep the same contract), so concurrent debits
+  // from any number of replicas never pass the limit, and the domain's
+  // arithmetic never runs inside the store.
   // `answer` runs inside the transaction and must not call the store.
   // InvalidArgument for quanta or releases < 1 or limit < 0; NotFound for an
   // unknown or foreign model.

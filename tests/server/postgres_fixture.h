@@ -26,6 +26,8 @@
 #include <sstream>
 #include <string>
 
+#include <gtest/gtest.h>
+
 #include "absl/strings/str_cat.h"
 
 #ifdef AGT_HAVE_POSTGRES
@@ -172,6 +174,27 @@ class PostgresServer {
   bool started_ = false;
   std::atomic<int> next_schema_{0};
 };
+
+// The engines a store test runs on (INSTANTIATE_TEST_SUITE_P(..., Engines,
+// EngineName)).
+enum class Engine { kSqlite, kPostgres };
+
+inline std::string EngineName(const ::testing::TestParamInfo<Engine>& info) {
+  return info.param == Engine::kSqlite ? "Sqlite" : "Postgres";
+}
+
+// The --db target of a fresh store: an SQLite file in `dir`, or a fresh
+// schema on the tests' PostgreSQL server; "" with *skip set when PostgreSQL
+// is not available.
+inline std::string FreshStoreTarget(Engine engine, const std::string& dir, std::string* skip) {
+  if (engine == Engine::kSqlite) return dir + "/agt.db";
+  PostgresServer& pg = PostgresServer::Get();
+  if (!pg.Available()) {
+    *skip = absl::StrCat("PostgreSQL: ", pg.WhyNot());
+    return "";
+  }
+  return pg.NewStoreUri();
+}
 
 }  // namespace agt::server::testing_pg
 

@@ -182,12 +182,8 @@ bool IsLowerHex(const std::string& s) {
                      [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
-// The engines every Store test runs on.
-enum class Engine { kSqlite, kPostgres };
-
-std::string EngineName(const testing::TestParamInfo<Engine>& info) {
-  return info.param == Engine::kSqlite ? "Sqlite" : "Postgres";
-}
+using testing_pg::Engine;
+using testing_pg::EngineName;
 
 // path_ is the --db target: an SQLite file in a fresh directory, or a fresh
 // schema on the tests' PostgreSQL server (postgres_fixture.h).
@@ -202,13 +198,9 @@ class StoreTestBase : public testing::Test {
     dir_ = fs::path(testing::TempDir()) / name;
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    if (engine() == Engine::kPostgres) {
-      testing_pg::PostgresServer& pg = testing_pg::PostgresServer::Get();
-      if (!pg.Available()) GTEST_SKIP() << "PostgreSQL: " << pg.WhyNot();
-      path_ = pg.NewStoreUri();
-    } else {
-      path_ = (dir_ / "agt.db").string();
-    }
+    std::string skip;
+    path_ = testing_pg::FreshStoreTarget(engine(), dir_.string(), &skip);
+    if (!skip.empty()) GTEST_SKIP() << skip;
     Reopen();
   }
   void TearDown() override {
