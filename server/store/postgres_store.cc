@@ -195,6 +195,10 @@ CREATE TABLE job_width_history (
     {9, R"sql(
 ALTER TABLE datasets ADD COLUMN sample_shape TEXT NOT NULL DEFAULT '';
 )sql"},
+    {10, R"sql(
+ALTER TABLE jobs ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN lease_expires_ms BIGINT NOT NULL DEFAULT 0;
+)sql"},
 };
 
 static_assert(std::end(kMigrations)[-1].version > 0);
@@ -237,7 +241,7 @@ absl::StatusOr<int64_t> CurrentVersion(SqlDb& db) {
 }
 
 absl::Status MigratePostgres(SqlDb& db) {
-  static_assert(std::end(kMigrations)[-1].version == 9,
+  static_assert(std::end(kMigrations)[-1].version == 10,
                 "keep the PostgreSQL steps in line with schema.cc");
   for (const PostgresMigration& step : kMigrations) {
     absl::StatusOr<Transaction> txn = Transaction::Begin(db, Transaction::Mode::kWrite);

@@ -241,6 +241,14 @@ CREATE TABLE job_width_history (
     {9, R"sql(
 ALTER TABLE datasets ADD COLUMN sample_shape TEXT NOT NULL DEFAULT '';
 )sql"},
+    // Job leases (issue 19): the worker that claimed a RUNNING job and until
+    // when its claim holds unless renewed (Store::ClaimNextQueuedJob); a job
+    // whose lease expired is claimed again by another worker and resumed
+    // from its checkpoint. 0 = no lease (rows from before, requeued jobs).
+    {10, R"sql(
+ALTER TABLE jobs ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN lease_expires_ms INTEGER NOT NULL DEFAULT 0;
+)sql"},
 };
 
 absl::StatusOr<std::string> QueryText(SqliteDb& db, const std::string& sql) {

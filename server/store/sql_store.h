@@ -52,6 +52,9 @@ class SqlStore final : public Store {
   absl::Status DeleteJob(const std::string& tenant, const std::string& id) override;
   absl::StatusOr<std::map<std::string, int64_t>> CountJobsByState() override;
   absl::StatusOr<std::optional<JobRecord>> ClaimNextQueuedJob() override;
+  void SetJobLease(int64_t lease_ms, int max_crashes) override;
+  absl::Status RenewJobLease(const std::string& job_id) override;
+  absl::StatusOr<int> ReleaseJobLeases() override;
   absl::Status UpdateJobProgress(const std::string& job_id, const JobProgressRecord& progress,
                                  int64_t dropped_rows_per_epoch,
                                  const WidthHistoryRecord* history) override;

@@ -247,6 +247,14 @@ absl::StatusOr<ModelRecord> ReadModel(const Statement& st, int64_t* seq) {
 struct SqlStore::Impl {
   std::mutex mu;
   std::unique_ptr<SqlDb> db;
+  // Leases (store.h, "job leases"): this object's name among the workers on
+  // the database, the claims it made, and the lease token of every job it
+  // holds (job id -> "<instance>:<claim>", as in jobs.lease_owner).
+  std::string instance;
+  int64_t claims = 0;
+  int64_t lease_ms = kDefaultJobLeaseMs;
+  int max_crashes = 2;
+  std::map<std::string, std::string> leases;
 
   // ---- helpers; the caller holds mu.
 
@@ -394,6 +402,45 @@ struct SqlStore::Impl {
       return absl::InternalError(absl::StrCat("job ", job.id, " changed state concurrently"));
     }
     return absl::OkStatus();
+  }
+
+  // Aborted when this store held the job's lease
+  // and the row now names another owner (the lease expired and another
+  // worker claimed the job). OK when this store holds no lease on it.
+  absl::Status RequireLease(const std::string& job_id) {
+    auto it = leases.find(job_id);
+    if (it == leases.end()) return absl::OkStatus();
+    STORE_ASSIGN_OR_RETURN(Statement st, db->Prepare("SELECT lease_owner FROM jobs WHERE id = ?1"));
+    st.BindText(1, job_id);
+    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+    // The entry stays: every later call of this worker on the job is
+    // refused too.
+    if (row && st.ColumnText(0) == it->second) return absl::OkStatus();
+    return WithMetadata(absl::AbortedError(absl::StrCat(
+                            "job ", job_id,
+                            " was claimed by another worker after this worker's lease expired; "
+                            "this worker's work on it is discarded")),
+                        "job_id", job_id);
+  }
+
+  // Moves the lease's expiry on, when this store holds it.
+  absl::Status ExtendLease(const std::string& job_id) {
+    auto it = leases.find(job_id);
+    if (it == leases.end()) return absl::OkStatus();
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db->Prepare("UPDATE jobs SET lease_expires_ms = ?1 WHERE id = ?2 AND lease_owner = ?3"));
+    st.BindInt64(1, NowMs() + lease_ms).BindText(2, job_id).BindText(3, it->second);
+    return st.Run();
+  }
+
+  // A job that leaves RUNNING has no lease.
+  absl::Status ClearLease(const std::string& job_id) {
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db->Prepare("UPDATE jobs SET lease_owner = '', lease_expires_ms = 0 WHERE id = ?1"));
+    st.BindText(1, job_id);
+    return st.Run();
   }
 
   absl::Status DeleteCheckpoint(const std::string& job_id) {
@@ -651,6 +698,52 @@ struct SqlStore::Impl {
 
 SqlStore::SqlStore(std::unique_ptr<SqlDb> db) : impl_(std::make_unique<Impl>()) {
   impl_->db = std::move(db);
+  absl::StatusOr<std::string> instance = NewRandomId("worker_");
+  impl_->instance = instance.ok() ? *std::move(instance) : absl::StrCat("worker_", NowMs());
+}
+
+void SqlStore::SetJobLease(int64_t lease_ms, int max_crashes) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->lease_ms = std::max<int64_t>(1, lease_ms);
+  impl_->max_crashes = std::max(0, max_crashes);
+}
+
+absl::Status SqlStore::RenewJobLease(const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqlDb& db = *impl_->db;
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kRowLocks));
+  STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(job_id, nullptr, /*lock_row=*/true));
+  STORE_RETURN_IF_ERROR(impl_->RequireLease(job.id));
+  if (impl_->leases.count(job.id) == 0 || job.state != JobState::kRunning) {
+    return WithMetadata(
+        absl::AbortedError(absl::StrCat("job ", job.id, " is ", StateName(job.state),
+                                        " and not leased by this worker")),
+        "job_id", job.id);
+  }
+  STORE_RETURN_IF_ERROR(impl_->ExtendLease(job.id));
+  return txn.Commit();
+}
+
+absl::StatusOr<int> SqlStore::ReleaseJobLeases() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqlDb& db = *impl_->db;
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
+  int64_t released = 0;
+  STORE_ASSIGN_OR_RETURN(
+      Statement st, db.Prepare("UPDATE jobs SET state = ?1, lease_owner = '', lease_expires_ms = 0 "
+                               "WHERE id = ?2 AND state = ?3 AND lease_owner = ?4"));
+  for (const auto& [id, token] : impl_->leases) {
+    st.BindInt64(1, static_cast<int>(JobState::kQueued))
+        .BindText(2, id)
+        .BindInt64(3, static_cast<int>(JobState::kRunning))
+        .BindText(4, token);
+    STORE_RETURN_IF_ERROR(st.Run());
+    released += db.Changes();
+    st.Reset();
+  }
+  STORE_RETURN_IF_ERROR(txn.Commit());
+  impl_->leases.clear();
+  return static_cast<int>(released);
 }
 SqlStore::~SqlStore() = default;
 
@@ -1003,32 +1096,74 @@ absl::StatusOr<std::optional<JobRecord>> SqlStore::ClaimNextQueuedJob() {
   // row is locked by the SELECT, and other claimers skip it rather than
   // wait (so claims from many workers do not queue behind each other).
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kRowLocks));
+  const int64_t now = NowMs();
+  // A RUNNING job whose lease expired was abandoned by a dead worker:
+  // claimed like a queued one (resumed from its checkpoint), one crash more,
+  // or FAILED past max_crashes and the next candidate tried.
   std::string id;
-  {
-    STORE_ASSIGN_OR_RETURN(Statement st,
-                           db.Prepare(absl::StrCat("SELECT id FROM jobs WHERE state = ?1 "
-                                                   "ORDER BY seq LIMIT 1",
-                                                   db.SkipLockedClause())));
-    st.BindInt64(1, static_cast<int>(JobState::kQueued));
-    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
-    if (!row) return std::optional<JobRecord>();
-    id = st.ColumnText(0);
-  }
-  {
+  std::string token;
+  while (id.empty()) {
+    std::string candidate;
+    JobState state = JobState::kQueued;
+    int64_t crashes = 0;
+    {
+      STORE_ASSIGN_OR_RETURN(
+          Statement st,
+          db.Prepare(absl::StrCat("SELECT id, state, crash_count FROM jobs WHERE state = ?1 OR "
+                                  "(state = ?2 AND lease_expires_ms > 0 AND lease_expires_ms < ?3) "
+                                  "ORDER BY seq LIMIT 1",
+                                  db.SkipLockedClause())));
+      st.BindInt64(1, static_cast<int>(JobState::kQueued))
+          .BindInt64(2, static_cast<int>(JobState::kRunning))
+          .BindInt64(3, now);
+      STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+      if (!row) {
+        STORE_RETURN_IF_ERROR(txn.Commit());  // keeps the poisoned jobs' FAILED
+        return std::optional<JobRecord>();
+      }
+      candidate = st.ColumnText(0);
+      state = static_cast<JobState>(st.ColumnInt64(1));
+      crashes = st.ColumnInt64(2);
+    }
+    const bool abandoned = state == JobState::kRunning;
+    if (abandoned && crashes + 1 > impl_->max_crashes) {
+      STORE_ASSIGN_OR_RETURN(
+          Statement st,
+          db.Prepare("UPDATE jobs SET state = ?1, finished_ms = ?2, error = ?3, crash_count = "
+                     "crash_count + 1, lease_owner = '', lease_expires_ms = 0 WHERE id = ?4"));
+      st.BindInt64(1, static_cast<int>(JobState::kFailed))
+          .BindInt64(2, now)
+          .BindText(3, absl::StrCat("its worker died ", crashes + 1,
+                                    " times while running it (its lease expired each time); "
+                                    "not resumed: resubmit with smaller settings"))
+          .BindText(4, candidate);
+      STORE_RETURN_IF_ERROR(st.Run());
+      STORE_RETURN_IF_ERROR(impl_->DeleteCheckpoint(candidate));
+      continue;
+    }
+    token = absl::StrCat(impl_->instance, ":", ++impl_->claims);
     STORE_ASSIGN_OR_RETURN(
         Statement st,
-        db.Prepare("UPDATE jobs SET state = ?1, started_ms = ?2 WHERE id = ?3 AND state = ?4"));
+        db.Prepare("UPDATE jobs SET state = ?1, started_ms = ?2, lease_owner = ?3, "
+                   "lease_expires_ms = ?4, crash_count = crash_count + ?5 WHERE id = ?6 AND "
+                   "state = ?7"));
     st.BindInt64(1, static_cast<int>(JobState::kRunning))
-        .BindInt64(2, NowMs())
-        .BindText(3, id)
-        .BindInt64(4, static_cast<int>(JobState::kQueued));
+        .BindInt64(2, now)
+        .BindText(3, token)
+        .BindInt64(4, now + impl_->lease_ms)
+        .BindInt64(5, abandoned ? 1 : 0)
+        .BindText(6, candidate)
+        .BindInt64(7, static_cast<int>(state));
     STORE_RETURN_IF_ERROR(st.Run());
     if (db.Changes() != 1) {
-      return absl::InternalError(absl::StrCat("job ", id, " changed state during its claim"));
+      return absl::InternalError(
+          absl::StrCat("job ", candidate, " changed state during its claim"));
     }
+    id = candidate;
   }
   STORE_ASSIGN_OR_RETURN(JobRecord job, impl_->LoadJob(id, nullptr));
   STORE_RETURN_IF_ERROR(txn.Commit());
+  impl_->leases[id] = token;
   return std::optional<JobRecord>(std::move(job));
 }
 
@@ -1041,6 +1176,8 @@ absl::Status SqlStore::UpdateJobProgress(const std::string& job_id,
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
   STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(job_id, nullptr, /*lock_row=*/true));
   STORE_RETURN_IF_ERROR(RequireRunning(job, "recording progress"));
+  STORE_RETURN_IF_ERROR(impl_->RequireLease(job_id));
+  STORE_RETURN_IF_ERROR(impl_->ExtendLease(job_id));
   STORE_RETURN_IF_ERROR(impl_->WriteProgress(job_id, progress));
   {
     STORE_ASSIGN_OR_RETURN(Statement st,
@@ -1061,6 +1198,8 @@ absl::Status SqlStore::SaveCheckpoint(const std::string& job_id, const agt::Trai
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
   STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(job_id, nullptr, /*lock_row=*/true));
   STORE_RETURN_IF_ERROR(RequireRunning(job, "saving a checkpoint"));
+  STORE_RETURN_IF_ERROR(impl_->RequireLease(job_id));
+  STORE_RETURN_IF_ERROR(impl_->ExtendLease(job_id));
   {
     STORE_ASSIGN_OR_RETURN(
         Statement st,
@@ -1104,6 +1243,7 @@ absl::StatusOr<std::string> SqlStore::CompleteJob(const std::string& job_id, Mod
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
   STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(job_id, nullptr, /*lock_row=*/true));
   STORE_RETURN_IF_ERROR(CheckTransition(job, JobState::kSucceeded));
+  STORE_RETURN_IF_ERROR(impl_->RequireLease(job_id));
   STORE_RETURN_IF_ERROR(FillFromJob(&model.tenant, job.tenant, "tenant", job));
   STORE_RETURN_IF_ERROR(FillFromJob(&model.job_id, job.id, "job_id", job));
   STORE_RETURN_IF_ERROR(FillFromJob(&model.dataset_id, job.dataset_id, "dataset_id", job));
@@ -1121,7 +1261,9 @@ absl::StatusOr<std::string> SqlStore::CompleteJob(const std::string& job_id, Mod
   STORE_RETURN_IF_ERROR(impl_->WriteWarnings(job_id, model.warnings));
   if (history != nullptr) STORE_RETURN_IF_ERROR(impl_->WriteHistory(job_id, *history));
   STORE_RETURN_IF_ERROR(impl_->DeleteCheckpoint(job_id));
+  STORE_RETURN_IF_ERROR(impl_->ClearLease(job_id));
   STORE_RETURN_IF_ERROR(txn.Commit());
+  impl_->leases.erase(job_id);
   return model.id;
 }
 
@@ -1131,7 +1273,10 @@ absl::Status SqlStore::FailJob(const std::string& job_id, const std::string& err
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
   STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(job_id, nullptr, /*lock_row=*/true));
   STORE_RETURN_IF_ERROR(CheckTransition(job, JobState::kFailed));
+  STORE_RETURN_IF_ERROR(impl_->RequireLease(job_id));
   STORE_RETURN_IF_ERROR(impl_->SetJobState(job, JobState::kFailed, NowMs()));
+  STORE_RETURN_IF_ERROR(impl_->ClearLease(job_id));
+  impl_->leases.erase(job_id);  // whether or not the commit succeeds: not ours to renew
   {
     STORE_ASSIGN_OR_RETURN(Statement st, db.Prepare("UPDATE jobs SET error = ?1 WHERE id = ?2"));
     st.BindText(1, error).BindText(2, job_id);
@@ -1173,7 +1318,10 @@ absl::Status SqlStore::MarkCancelled(const std::string& job_id) {
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
   STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(job_id, nullptr, /*lock_row=*/true));
   STORE_RETURN_IF_ERROR(CheckTransition(job, JobState::kCancelled));
+  STORE_RETURN_IF_ERROR(impl_->RequireLease(job_id));
   STORE_RETURN_IF_ERROR(impl_->SetJobState(job, JobState::kCancelled, NowMs()));
+  STORE_RETURN_IF_ERROR(impl_->ClearLease(job_id));
+  impl_->leases.erase(job_id);
   STORE_RETURN_IF_ERROR(impl_->DeleteCheckpoint(job_id));
   return txn.Commit();
 }
@@ -1205,13 +1353,15 @@ absl::StatusOr<int> SqlStore::RequeueRunningJobs() {
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
   int64_t count = 0;
   {
-    STORE_ASSIGN_OR_RETURN(Statement st, db.Prepare("UPDATE jobs SET state = ?1 WHERE state = ?2"));
+    STORE_ASSIGN_OR_RETURN(Statement st, db.Prepare("UPDATE jobs SET state = ?1, lease_owner = '', "
+                                                    "lease_expires_ms = 0 WHERE state = ?2"));
     st.BindInt64(1, static_cast<int>(JobState::kQueued))
         .BindInt64(2, static_cast<int>(JobState::kRunning));
     STORE_RETURN_IF_ERROR(st.Run());
     count = db.Changes();
   }
   STORE_RETURN_IF_ERROR(txn.Commit());
+  impl_->leases.clear();
   return static_cast<int>(count);
 }
 
@@ -1243,7 +1393,8 @@ absl::StatusOr<JobRecovery> SqlStore::RecoverAbandonedJobs(int max_crashes) {
     {
       STORE_ASSIGN_OR_RETURN(
           Statement st,
-          db.Prepare("UPDATE jobs SET state = ?1, finished_ms = ?2, error = ?3 WHERE id = ?4"));
+          db.Prepare("UPDATE jobs SET state = ?1, finished_ms = ?2, error = ?3, lease_owner = '', "
+                     "lease_expires_ms = 0 WHERE id = ?4"));
       st.BindInt64(1, static_cast<int>(JobState::kFailed))
           .BindInt64(2, now)
           .BindText(3, absl::StrCat("crashed the server ", crashes,
@@ -1256,13 +1407,15 @@ absl::StatusOr<JobRecovery> SqlStore::RecoverAbandonedJobs(int max_crashes) {
   }
   recovery.failed = static_cast<int>(poison.size());
   {
-    STORE_ASSIGN_OR_RETURN(Statement st, db.Prepare("UPDATE jobs SET state = ?1 WHERE state = ?2"));
+    STORE_ASSIGN_OR_RETURN(Statement st, db.Prepare("UPDATE jobs SET state = ?1, lease_owner = '', "
+                                                    "lease_expires_ms = 0 WHERE state = ?2"));
     st.BindInt64(1, static_cast<int>(JobState::kQueued))
         .BindInt64(2, static_cast<int>(JobState::kRunning));
     STORE_RETURN_IF_ERROR(st.Run());
     recovery.requeued = static_cast<int>(db.Changes());
   }
   STORE_RETURN_IF_ERROR(txn.Commit());
+  impl_->leases.clear();
   return recovery;
 }
 

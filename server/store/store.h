@@ -304,6 +304,9 @@ struct PrivacyDebitResult {
   std::string response;   // the answer stored with the debit, or the earlier one
 };
 
+// A claim's lease unless Store::SetJobLease says otherwise.
+inline constexpr int64_t kDefaultJobLeaseMs = 60'000;
+
 // The interface of the store. Every method's guarantees hold for both
 // implementations; where they differ, the comment says so. Default arguments
 // are on the interface only (callers hold a Store).
@@ -384,13 +387,34 @@ class Store {
   // Jobs of all tenants by state name (JobStateName), every state present
   // (0 when none), for the metrics' agt_jobs gauge.
   virtual absl::StatusOr<std::map<std::string, int64_t>> CountJobsByState() = 0;
-  // Atomically moves the oldest QUEUED job (any tenant) to RUNNING, setting
-  // started_ms, and returns it; nullopt when none is queued. Oldest = first
-  // inserted, so a requeued job keeps its place. Two callers, in this process
-  // or in another one on the same database, never get the same job
+  // Atomically moves the oldest claimable job (any tenant) to RUNNING,
+  // setting started_ms and a lease held by this Store object, and returns
+  // it; nullopt when there is none. Claimable: QUEUED, or RUNNING with an
+  // expired lease (its worker stopped renewing it: it died); such a job is
+  // resumed from its last checkpoint, and its crash_count goes up by one,
+  // past SetJobLease's max_crashes it becomes FAILED (as in
+  // RecoverAbandonedJobs) and the next one is tried. Oldest = first
+  // inserted, so a requeued job keeps its place. Two callers, in this
+  // process or in another one on the same database, never get the same job
   // (PostgreSQL: SELECT ... FOR UPDATE SKIP LOCKED, so claimers do not wait
   // for each other).
   virtual absl::StatusOr<std::optional<JobRecord>> ClaimNextQueuedJob() = 0;
+  // ---- job leases (several workers on one database)
+  // The lease of a claim lasts lease_ms (> 0; default kDefaultJobLeaseMs)
+  // and is renewed by every UpdateJobProgress and SaveCheckpoint of the job
+  // and by RenewJobLease. While this Store holds a job's lease, its worker
+  // calls on the job (progress, checkpoint, complete, fail, cancelled) are
+  // refused with Aborted, changing nothing, once another worker has claimed
+  // the job after the lease expired: a worker presumed dead cannot overwrite
+  // its successor's work.
+  virtual void SetJobLease(int64_t lease_ms, int max_crashes) = 0;
+  // Extends this Store's lease on a RUNNING job. Aborted when the lease was
+  // lost (another worker claimed the job), NotFound for an unknown job.
+  virtual absl::Status RenewJobLease(const std::string& job_id) = 0;
+  // A graceful stop of one worker among several: its leased RUNNING jobs go
+  // back to QUEUED, keeping their checkpoints (other workers' jobs are left
+  // alone, unlike RequeueRunningJobs). Returns how many.
+  virtual absl::StatusOr<int> ReleaseJobLeases() = 0;
   // Progress of a RUNNING job (not a state change of its own).
   // FailedPrecondition unless the job is RUNNING; NotFound for unknown ids.
   // A non-null `history` replaces the job's width history in the same

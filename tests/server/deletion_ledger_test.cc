@@ -162,12 +162,13 @@ TEST_P(DeletionLedgerTest, AVersionOneDatabaseMigratesAndKeepsItsModels) {
             SQLITE_OK);
   // And what later versions added, where this build has it (schema 5: the
   // requests; 6: the privacy ledgers; 7: crash counts; 8: job warnings and
-  // width histories; 9: dataset sample shapes).
+  // width histories; 9: dataset sample shapes; 10: job leases).
   for (const char* undo :
        {"DROP TABLE IF EXISTS requests", "DROP TABLE IF EXISTS privacy_spenders",
         "DROP TABLE IF EXISTS privacy_ledgers", "ALTER TABLE jobs DROP COLUMN crash_count",
         "DROP TABLE IF EXISTS job_warnings", "DROP TABLE IF EXISTS job_width_history",
-        "ALTER TABLE datasets DROP COLUMN sample_shape"}) {
+        "ALTER TABLE datasets DROP COLUMN sample_shape", "ALTER TABLE jobs DROP COLUMN lease_owner",
+        "ALTER TABLE jobs DROP COLUMN lease_expires_ms"}) {
     sqlite3_exec(raw, undo, nullptr, nullptr, nullptr);
   }
   sqlite3_close(raw);

@@ -1389,6 +1389,8 @@ void DowngradeToSchema3(const std::string& path) {
   raw.Exec("ALTER TABLE jobs DROP COLUMN crash_count");                 // schema 7
   raw.Exec("DROP TABLE job_warnings; DROP TABLE job_width_history");    // schema 8
   raw.Exec("ALTER TABLE datasets DROP COLUMN sample_shape");            // schema 9
+  raw.Exec("ALTER TABLE jobs DROP COLUMN lease_owner");                 // schema 10
+  raw.Exec("ALTER TABLE jobs DROP COLUMN lease_expires_ms");
   raw.Exec("PRAGMA user_version = 3");
 }
 
@@ -1557,6 +1559,95 @@ TEST_F(SqliteStoreTest, MigrationToSchema6MovesOldLedgersToTheRootDatasetRoundin
   RawDb raw(path_);
   EXPECT_EQ(raw.Int("PRAGMA user_version"), Store::SchemaVersion());
   EXPECT_EQ(raw.Int("SELECT count(*) FROM privacy_ledgers"), 4);
+}
+
+// ---- job leases (several workers on one database)
+
+TEST_P(StoreTest, AnExpiredLeaseIsClaimedAgainFromTheCheckpointAndTheOldWorkerIsFenced) {
+  const JobRecord job = AddJob("t", AddDataset("t").id);
+  absl::StatusOr<std::unique_ptr<Store>> other = Store::Open(path_);
+  ASSERT_TRUE(other.ok()) << other.status();
+  store_->SetJobLease(300, 5);
+  (*other)->SetJobLease(300, 5);
+  ClaimExpecting(job);
+  const agt::TrainState state = MakeState(4, 13, 3);
+  ASSERT_TRUE(store_->SaveCheckpoint(job.id, state, MakeProgress(4)).ok());
+  // While the lease holds, nobody else gets the job.
+  absl::StatusOr<std::optional<JobRecord>> early = (*other)->ClaimNextQueuedJob();
+  ASSERT_TRUE(early.ok()) << early.status();
+  EXPECT_FALSE(early->has_value());
+  std::this_thread::sleep_for(std::chrono::milliseconds(450));
+  absl::StatusOr<std::optional<JobRecord>> taken = (*other)->ClaimNextQueuedJob();
+  ASSERT_TRUE(taken.ok()) << taken.status();
+  ASSERT_TRUE(taken->has_value());
+  EXPECT_EQ((*taken)->id, job.id);
+  EXPECT_EQ((*taken)->crash_count, 1);
+  absl::StatusOr<std::optional<agt::TrainState>> resumed = (*other)->LoadCheckpoint(job.id);
+  ASSERT_TRUE(resumed.ok() && resumed->has_value());
+  EXPECT_EQ((*resumed)->step, state.step);
+  // The first worker wakes up: everything it writes is refused.
+  EXPECT_EQ(store_->SaveCheckpoint(job.id, MakeState(9, 13, 3), MakeProgress(9)).code(),
+            absl::StatusCode::kAborted);
+  EXPECT_EQ(store_->CompleteJob(job.id, MakeModel(13, 3), MakeProgress(9)).status().code(),
+            absl::StatusCode::kAborted);
+  EXPECT_EQ(store_->RenewJobLease(job.id).code(), absl::StatusCode::kAborted);
+  absl::StatusOr<std::optional<agt::TrainState>> kept = (*other)->LoadCheckpoint(job.id);
+  ASSERT_TRUE(kept.ok() && kept->has_value());
+  EXPECT_EQ((*kept)->step, state.step);
+  absl::StatusOr<std::string> model =
+      (*other)->CompleteJob(job.id, MakeModel(13, 3), MakeProgress(9));
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(StateOf(job), JobState::kSucceeded);
+}
+
+TEST_P(StoreTest, RenewedLeasesAreNotTakenOver) {
+  const JobRecord job = AddJob("t", AddDataset("t").id);
+  absl::StatusOr<std::unique_ptr<Store>> other = Store::Open(path_);
+  ASSERT_TRUE(other.ok()) << other.status();
+  store_->SetJobLease(300, 5);
+  ClaimExpecting(job);
+  for (int i = 0; i < 6; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ASSERT_TRUE(i % 2 == 0 ? store_->RenewJobLease(job.id).ok()
+                           : store_->UpdateJobProgress(job.id, MakeProgress(i), 0).ok());
+  }
+  absl::StatusOr<std::optional<JobRecord>> claimed = (*other)->ClaimNextQueuedJob();
+  ASSERT_TRUE(claimed.ok()) << claimed.status();
+  EXPECT_FALSE(claimed->has_value());
+}
+
+TEST_P(StoreTest, ReleasingLeasesRequeuesOnlyThisWorkersJobs) {
+  const DatasetRecord d = AddDataset("t");
+  const JobRecord mine = AddJob("t", d.id, "mine");
+  const JobRecord theirs = AddJob("t", d.id, "theirs");
+  absl::StatusOr<std::unique_ptr<Store>> other = Store::Open(path_);
+  ASSERT_TRUE(other.ok()) << other.status();
+  ClaimExpecting(mine);
+  absl::StatusOr<std::optional<JobRecord>> claimed = (*other)->ClaimNextQueuedJob();
+  ASSERT_TRUE(claimed.ok() && claimed->has_value());
+  EXPECT_EQ((*claimed)->id, theirs.id);
+  absl::StatusOr<int> released = store_->ReleaseJobLeases();
+  ASSERT_TRUE(released.ok()) << released.status();
+  EXPECT_EQ(*released, 1);
+  EXPECT_EQ(StateOf(mine), JobState::kQueued);
+  EXPECT_EQ(StateOf(theirs), JobState::kRunning);
+}
+
+TEST_P(StoreTest, AJobWhoseWorkersKeepDyingIsFailedInsteadOfClaimed) {
+  const JobRecord job = AddJob("t", AddDataset("t").id);
+  store_->SetJobLease(50, 1);
+  ClaimExpecting(job);
+  std::this_thread::sleep_for(std::chrono::milliseconds(120));
+  ClaimExpecting(job);  // crash 1 of at most 1
+  std::this_thread::sleep_for(std::chrono::milliseconds(120));
+  absl::StatusOr<std::optional<JobRecord>> claimed = store_->ClaimNextQueuedJob();
+  ASSERT_TRUE(claimed.ok()) << claimed.status();
+  EXPECT_FALSE(claimed->has_value());
+  absl::StatusOr<JobRecord> now = store_->GetJob("t", job.id);
+  ASSERT_TRUE(now.ok());
+  EXPECT_EQ(now->state, JobState::kFailed);
+  EXPECT_EQ(now->crash_count, 2);
+  EXPECT_TRUE(absl::StrContains(now->error, "died 2 times")) << now->error;
 }
 
 // ---- PostgreSQL only: the migration table, refusals, the factory
