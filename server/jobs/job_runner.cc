@@ -166,12 +166,15 @@ absl::Status JobRunner::Start() {
   if (started_ || stopped_) {
     return absl::FailedPreconditionError("the job runner was already started");
   }
-  absl::StatusOr<JobRecovery> recovered = store_->RecoverAbandonedJobs(options_.max_crashes);
-  if (!recovered.ok()) return recovered.status();
-  if (recovered->failed > 0) {
-    LogError(absl::StrCat(recovered->failed, " job(s) were running in more than ",
-                          options_.max_crashes,
-                          " server crashes and were marked FAILED instead of resumed"));
+  store_->SetJobLease(options_.lease_ms, options_.max_crashes);
+  if (!options_.shared_database) {
+    absl::StatusOr<JobRecovery> recovered = store_->RecoverAbandonedJobs(options_.max_crashes);
+    if (!recovered.ok()) return recovered.status();
+    if (recovered->failed > 0) {
+      LogError(absl::StrCat(recovered->failed, " job(s) were running in more than ",
+                            options_.max_crashes,
+                            " server crashes and were marked FAILED instead of resumed"));
+    }
   }
   started_ = true;
   for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
@@ -191,7 +194,9 @@ void JobRunner::Stop() {
   for (std::thread& t : workers) t.join();
   // Workers left their jobs RUNNING with a fresh checkpoint; put them back.
   if (!workers.empty()) {
-    if (absl::StatusOr<int> n = store_->RequeueRunningJobs(); !n.ok()) {
+    absl::StatusOr<int> n = options_.shared_database ? store_->ReleaseJobLeases()
+                                                     : store_->RequeueRunningJobs();
+    if (!n.ok()) {
       LogError(absl::StrCat("requeue at stop: ", n.status().ToString()));
     }
   }
@@ -516,6 +521,15 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
     return s;
   };
 
+  // Another worker claimed the job after this one's lease expired (this
+  // process stalled longer than the lease): its work is the job's now, so
+  // this one stops without writing anything.
+  auto lost_lease = [&](const absl::Status& why) {
+    end_metrics();
+    LogJob(LogLevel::kWarn, "job_lease_lost", job,
+           {{"iteration", trainer.state().step}, {"msg", std::string(why.message())}});
+  };
+
   while (!trainer.done()) {
     if (running->cancel.load(std::memory_order_acquire)) return cancel();
     if (stopping()) {
@@ -561,7 +575,9 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
       // A checkpoint only bounds the work a crash can lose: when one cannot
       // be written (another process holding the file, a full disk), training
       // goes on from memory and the next interval tries again.
-      if (absl::Status s = save_checkpoint(); !s.ok()) {
+      if (absl::Status s = save_checkpoint(); absl::IsAborted(s)) {
+        return lost_lease(s);
+      } else if (!s.ok()) {
         LogError(absl::StrCat(
             "job ", job.id, ": checkpoint at iteration ", ev->iteration,
             " not saved (training goes on; retried at the next interval): ", s.ToString()));
@@ -571,7 +587,9 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
       const int64_t version = history.version();
       if (absl::Status s = store_->UpdateJobProgress(job.id, progress, job.dropped_rows_per_epoch,
                                                      history_to_write());
-          !s.ok()) {
+          absl::IsAborted(s)) {
+        return lost_lease(s);
+      } else if (!s.ok()) {
         LogError(absl::StrCat("job ", job.id, ": progress: ", s.ToString()));
       } else {
         history_written = version;

@@ -81,6 +81,16 @@ struct JobRunnerOptions {
   // Optional (not owned, must outlive the runner): training iterations, step
   // times and the bound widths of running jobs (observability/metrics.h).
   Metrics* metrics = nullptr;
+  // Several servers share the database (PostgreSQL, --role worker|all
+  // replicas): Start() does not send RUNNING jobs back to the queue (their
+  // workers may be alive; a dead worker's job is claimed again once its
+  // lease expires, Store::ClaimNextQueuedJob) and Stop() requeues only this
+  // runner's jobs (Store::ReleaseJobLeases). False: one server per database
+  // (SQLite, whose file lock guarantees it).
+  bool shared_database = false;
+  // How long a claim holds without renewal (every progress write renews it):
+  // a dead worker's job waits this long before another worker resumes it.
+  int64_t lease_ms = kDefaultJobLeaseMs;
 };
 
 // A stream of snapshots of one job for one watcher. The first snapshot is
