@@ -154,6 +154,14 @@ class JobRunner {
   // resumes the jobs. Idempotent; safe before Start().
   void Stop();
 
+  // Several servers on one database: the jobs watched here may be trained
+  // by another process, whose steps this runner never sees. Starts a thread
+  // that reads every watched job from the store each idle_poll_seconds and
+  // publishes what changed (the final state included), so a watch on an API
+  // replica follows the job at that rate. Stop() ends it. Needs no Start()
+  // (an API replica trains nothing). Idempotent.
+  void StartWatchPolling();
+
   // A job was queued: wakes an idle worker at once (otherwise workers poll
   // every idle_poll_seconds).
   void Wake();
@@ -190,6 +198,7 @@ class JobRunner {
   struct RunningJob;
 
   void WorkerLoop();
+  void WatchPollLoop();
   // TrainJob behind the poison-job guard (exceptions mark the job FAILED).
   void RunJob(JobRecord job);
   // *phase says what it is doing, for the guard's message.
@@ -213,6 +222,9 @@ class JobRunner {
   std::vector<std::thread> workers_;
   std::map<std::string, std::shared_ptr<RunningJob>> running_;            // by job id
   std::map<std::string, std::vector<std::weak_ptr<JobWatch>>> watchers_;  // by job id
+  std::map<std::string, std::string> watched_tenants_;                    // by job id
+  std::thread watch_poller_;
+  std::condition_variable poll_cv_;  // wakes the poller at Stop()
 };
 
 }  // namespace agt::server

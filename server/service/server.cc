@@ -146,9 +146,8 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
         "an SQLite file has exactly one server, which is --role all");
   }
   if (options.job_lease_ms < 1000) {
-    return absl::InvalidArgumentError(absl::StrCat("--job-lease-seconds ",
-                                                   options.job_lease_ms / 1000.0,
-                                                   " must be at least 1"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--job-lease-seconds ", options.job_lease_ms / 1000.0, " must be at least 1"));
   }
   if (!shared_database) {
     absl::StatusOr<std::unique_ptr<DatabaseLock>> lock = DatabaseLock::Acquire(options.db_path);
@@ -200,8 +199,8 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
                           absl::StrCat("--max-job-memory: no default: ", machine.status().message(),
                                        "; give the flag"));
     }
-    admission.limits.max_job_memory_bytes = DefaultMaxJobMemory(
-        *machine, options.workers, &admission.limits.max_job_memory_source);
+    admission.limits.max_job_memory_bytes =
+        DefaultMaxJobMemory(*machine, options.workers, &admission.limits.max_job_memory_source);
   }
   runner_options.limits = admission.limits;
   runner_options.metrics = server->metrics_.get();
@@ -223,12 +222,12 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
       server->store_.get(), server->runner_.get(), &server->auth_, admission,
       options.max_watches_per_tenant);
   server->request_memory_ = std::make_unique<WorkingMemory>(options.max_request_memory_bytes);
-  server->models_ = std::make_unique<ModelServiceImpl>(server->store_.get(), server->cache_.get(),
-                                                       &server->auth_, options.default_deadline,
-                                                       server->request_memory_.get());
+  server->models_ =
+      std::make_unique<ModelServiceImpl>(server->store_.get(), server->cache_.get(), &server->auth_,
+                                         options.default_deadline, server->request_memory_.get());
   server->unlearning_ = std::make_unique<UnlearningServiceImpl>(
-      server->store_.get(), server->cache_.get(), server->runner_.get(), &server->auth_,
-      admission, options.default_deadline, server->request_memory_.get());
+      server->store_.get(), server->cache_.get(), server->runner_.get(), &server->auth_, admission,
+      options.default_deadline, server->request_memory_.get());
   absl::StatusOr<std::unique_ptr<PrivacyServiceImpl>> privacy = PrivacyServiceImpl::Create(
       server->store_.get(), server->cache_.get(), &server->auth_, options.privacy_budget,
       options.default_deadline, server->request_memory_.get());
@@ -295,6 +294,8 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
   if (options.role != ServerRole::kApi) {
     if (absl::Status s = server->runner_->Start(); !s.ok()) return s;
   }
+  // A watched job may be trained by another server on the database.
+  if (shared_database && serves_rpcs) server->runner_->StartWatchPolling();
   return server;
 }
 

@@ -83,6 +83,15 @@ TEST_F(ReplicasE2eTest, JobsSubmittedToAnApiReplicaAreEachTrainedByExactlyOneWor
     ASSERT_TRUE(Submit(client, spec, &job).ok());
     ids.push_back(job.id());
   }
+  // A watch on the api replica follows a job trained by a worker to its end.
+  std::vector<agt::v1::JobEvent> events;
+  const grpc::Status watched = WatchAll(client, ids.back(), &events);
+  ASSERT_TRUE(watched.ok()) << watched.error_message();
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().state(), agt::v1::JOB_STATE_SUCCEEDED);
+  for (size_t i = 1; i < events.size(); ++i) {
+    EXPECT_GE(events[i].progress().iteration(), events[i - 1].progress().iteration());
+  }
   for (const std::string& id : ids) {
     const agt::v1::Job done = WaitForFinal(client, id, "", std::chrono::seconds(120));
     EXPECT_EQ(done.state(), agt::v1::JOB_STATE_SUCCEEDED) << id << ": " << done.error();
