@@ -9,8 +9,11 @@
 // never interleaves with another process's or replica's; reads run in a
 // snapshot; the job queue's claim is a kRowLocks transaction whose SELECT
 // skips rows other claimers hold (PostgreSQL: FOR UPDATE SKIP LOCKED), and
-// every other write to a job row locks it first (RowLockClause), so a claim
-// and a cancel of the same job are ordered.
+// every write that reads one job's state before changing it locks the row
+// first (RowLockClause), so a claim and, say, a cancel of the same job are
+// ordered. Leases: each SqlStore is one worker (a random instance name); a
+// claim's token "<instance>:<n>" is stored in jobs.lease_owner and kept in
+// memory, and the worker's later writes to the job check it (store.h).
 //
 // Thread-safety: all methods may be called concurrently.
 #ifndef AGT_SERVER_STORE_SQL_STORE_H_
