@@ -22,6 +22,7 @@
 #include "absl/strings/str_split.h"
 #include "agt/v1/privacy.grpc.pb.h"
 #include "agt/v1/unlearning.grpc.pb.h"
+#include "server/service/server.h"
 #include "tests/server/e2e_util.h"
 #include "tests/server/postgres_fixture.h"
 
@@ -297,6 +298,24 @@ TEST(ReplicaRolesTest, AnSqliteFileHasOneServerWhichServesEveryRole) {
   EXPECT_NE(code, 0);
   EXPECT_TRUE(absl::StrContains(err, "--role")) << err;
   EXPECT_TRUE(absl::StrContains(err, "postgresql://")) << err;
+}
+
+TEST(ReplicaRolesTest, PasswordsInTheDbUriAreNeverShown) {
+  EXPECT_EQ(agt::server::RedactedDb("postgresql://agt:s3cret@db:5432/agt"),
+            "postgresql://agt:***@db:5432/agt");
+  EXPECT_EQ(agt::server::RedactedDb("postgresql://db/agt?user=agt&password=s3cret&sslmode=require"),
+            "postgresql://db/agt?user=agt&password=***&sslmode=require");
+  EXPECT_EQ(agt::server::RedactedDb("postgresql://agt@db/agt"), "postgresql://agt@db/agt");
+  EXPECT_EQ(agt::server::RedactedDb("/data/agt:1@x.db"), "/data/agt:1@x.db");  // a file
+}
+
+TEST(ReplicaRolesTest, RolesParseAndOthersAreRefused) {
+  EXPECT_EQ(*agt::server::ParseServerRole("api"), agt::server::ServerRole::kApi);
+  EXPECT_EQ(*agt::server::ParseServerRole("worker"), agt::server::ServerRole::kWorker);
+  EXPECT_EQ(*agt::server::ParseServerRole("all"), agt::server::ServerRole::kAll);
+  const absl::StatusOr<agt::server::ServerRole> bad = agt::server::ParseServerRole("both");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_TRUE(absl::StrContains(bad.status().message(), "both")) << bad.status();
 }
 
 }  // namespace
