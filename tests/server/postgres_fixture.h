@@ -1,8 +1,9 @@
 // A private PostgreSQL server for the store tests, started from Debian's
 // postgresql package on first use and stopped when the test binary exits:
-// initdb into a fresh temporary directory, then postgres listening on a
-// unix socket in that directory only (no TCP port, so parallel test binaries
-// never collide). Each test gets a fresh, empty schema of its own
+// a fresh temporary directory holding a copy of an initdb'd data directory
+// (initdb runs once per machine into /tmp/agt_pg_template_<uid>_<version>),
+// then postgres listening on a unix socket in that directory only (no TCP
+// port, so parallel test binaries never collide). Each test gets a fresh, empty schema of its own
 // (NewStoreUri), which is what the store migrates.
 //
 // PostgreSQL refuses to run as root. When the tests run as root (CI's
@@ -15,18 +16,18 @@
 #ifndef AGT_TESTS_SERVER_POSTGRES_FIXTURE_H_
 #define AGT_TESTS_SERVER_POSTGRES_FIXTURE_H_
 
+#include <gtest/gtest.h>
 #include <pwd.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <sstream>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 
@@ -114,10 +115,12 @@ class PostgresServer {
       }
     }
     const std::string log = dir_ + "/log";
-    if (Shell(absl::StrCat(bin_, "/initdb -D ", dir_,
-                           "/data -A trust -U agt -E UTF8 --locale=C -N > ", dir_,
-                           "/initdb.log 2>&1")) != 0) {
-      why_not_ = absl::StrCat("initdb failed: ", ReadFile(dir_ + "/initdb.log"));
+    // initdb is most of a start's time: it runs once per machine into a
+    // template directory that every later test process copies.
+    const std::string initialised = EnsureTemplate();
+    if (initialised.empty()) return;  // why_not_ says why
+    if (std::system(absl::StrCat("cp -a ", initialised, " ", dir_, "/data").c_str()) != 0) {
+      why_not_ = absl::StrCat("copying the PostgreSQL template ", initialised, " failed");
       return;
     }
     // fsync off: a test server's durability is not under test.
@@ -130,6 +133,37 @@ class PostgresServer {
     started_ = true;
     std::atexit([] { Get().Stop(); });
 #endif
+  }
+
+  // The initialised data directory for this user and these binaries,
+  // /tmp/agt_pg_template_<uid>_<version>, made by the first process that
+  // needs it (initdb into a private directory, then an atomic rename, so a
+  // concurrent process never copies half of one). "" with why_not_ set when
+  // initdb fails.
+  std::string EnsureTemplate() {
+    const std::string version = std::filesystem::path(bin_).parent_path().filename().string();
+    const std::string tmpl = absl::StrCat("/tmp/agt_pg_template_", ::geteuid(), "_", version);
+    if (std::filesystem::exists(tmpl + "/PG_VERSION")) return tmpl;
+    const std::string fresh = absl::StrCat(tmpl, ".", ::getpid());
+    std::error_code ignored;
+    std::filesystem::remove_all(fresh, ignored);
+    std::filesystem::create_directories(fresh);
+    if (!run_as_.empty()) {
+      const struct passwd* pw = ::getpwnam(run_as_.c_str());
+      if (pw == nullptr || ::chown(fresh.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
+        why_not_ = "chown of the PostgreSQL template directory failed";
+        return "";
+      }
+    }
+    if (Shell(absl::StrCat(bin_, "/initdb -D ", fresh, " -A trust -U agt -E UTF8 --locale=C -N > ",
+                           dir_, "/initdb.log 2>&1")) != 0) {
+      why_not_ = absl::StrCat("initdb failed: ", ReadFile(dir_ + "/initdb.log"));
+      std::filesystem::remove_all(fresh, ignored);
+      return "";
+    }
+    // Another process may have won the race: then its template is used.
+    if (::rename(fresh.c_str(), tmpl.c_str()) != 0) std::filesystem::remove_all(fresh, ignored);
+    return tmpl;
   }
 
   void Stop() {
