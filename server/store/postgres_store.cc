@@ -241,8 +241,14 @@ absl::StatusOr<int64_t> CurrentVersion(SqlDb& db) {
 }
 
 absl::Status MigratePostgres(SqlDb& db) {
-  static_assert(std::end(kMigrations)[-1].version == 10,
-                "keep the PostgreSQL steps in line with schema.cc");
+  // Every step of schema.cc needs its PostgreSQL form here: a server whose
+  // two lists disagree refuses to open rather than run on a partial schema.
+  if (std::end(kMigrations)[-1].version != LatestSchemaVersion()) {
+    return absl::InternalError(absl::StrCat(
+        "this build's PostgreSQL migrations end at schema version ",
+        std::end(kMigrations)[-1].version, " but the SQLite schema is at ", LatestSchemaVersion(),
+        "; add the missing steps to server/store/postgres_store.cc"));
+  }
   for (const PostgresMigration& step : kMigrations) {
     absl::StatusOr<Transaction> txn = Transaction::Begin(db, Transaction::Mode::kWrite);
     if (!txn.ok()) return txn.status();
