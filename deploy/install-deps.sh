@@ -26,6 +26,10 @@ packages=(
   # files with torch.onnx.export and check exports with onnx.checker
   # (test-only: python3-torch, python3-onnx).
   libonnx-dev python3-torch python3-onnx
+  # The PostgreSQL store (--db postgresql://...): libpq. Its tests start a
+  # private server from Debian's postgresql package (initdb into a temporary
+  # directory; as the package's `postgres` user when the tests run as root).
+  libpq-dev postgresql
 )
 
 missing=()

@@ -41,9 +41,20 @@ Serving:
                          0.0.0.0:50051. Port 0 picks a free port. Once ready the
                          server prints exactly one line "listening on HOST:PORT"
                          (with the real port) on stdout.
-  --db FILE              SQLite database (created if missing; WAL mode). Holds
+  --db FILE|URI          SQLite database file (created if missing; WAL mode;
+                         one server per file), or a PostgreSQL database shared
+                         by several servers: postgresql://USER@HOST:PORT/DB
+                         (libpq URI; the schema is created on first use). Holds
                          datasets, jobs, checkpoints and models; nothing is kept
                          only in memory.
+  --role all|api|worker  What this process does (default all: both). On a
+                         PostgreSQL --db: api serves the RPCs and trains
+                         nothing; worker trains queued jobs and serves only the
+                         gRPC health service on --listen (for probes).
+  --job-lease-seconds S  Workers on PostgreSQL: a claimed job is leased this
+                         long (default 60), renewed by its progress; a worker
+                         that dies loses it, and another worker resumes the
+                         job from its last checkpoint after that long.
   --workers N            Jobs trained at the same time (1..64, default 1).
   --max-job-memory SIZE  Largest estimated peak memory of one job: bytes, or
                          with K, M, G, T (decimal) or KiB, MiB, GiB, TiB.
@@ -256,12 +267,14 @@ int Serve(const std::vector<std::string>& args) {
                                           "max-jobs-per-tenant",
                                           "metrics-listen",
                                           "log-format",
-                                          "audit-log"};
+                                          "audit-log",
+                                          "role",
+                                          "job-lease-seconds"};
   if (absl::Status s = ParseFlags(args, known, &flags); !s.ok()) {
     return UsageError(std::string(s.message()));
   }
   if (!flags.count("listen")) return UsageError("--listen HOST:PORT is required");
-  if (!flags.count("db")) return UsageError("--db FILE is required");
+  if (!flags.count("db")) return UsageError("--db FILE|URI is required");
   if (flags.count("log-format")) {
     absl::StatusOr<agt::server::LogFormat> format =
         agt::server::ParseLogFormat(flags["log-format"]);
@@ -273,6 +286,11 @@ int Serve(const std::vector<std::string>& args) {
   options.metrics_listen = flags.count("metrics-listen") ? flags["metrics-listen"] : "";
   options.audit_log_path = flags.count("audit-log") ? flags["audit-log"] : "";
   options.db_path = flags["db"];
+  if (flags.count("role")) {
+    absl::StatusOr<agt::server::ServerRole> role = agt::server::ParseServerRole(flags["role"]);
+    if (!role.ok()) return UsageError(std::string(role.status().message()));
+    options.role = *role;
+  }
   options.tokens_path = flags.count("tokens") ? flags["tokens"] : "";
   options.tls_cert_path = flags.count("tls-cert") ? flags["tls-cert"] : "";
   options.tls_key_path = flags.count("tls-key") ? flags["tls-key"] : "";
@@ -281,6 +299,7 @@ int Serve(const std::vector<std::string>& args) {
   double upload_idle_seconds = 60;
   double default_deadline_seconds = 300;
   double shutdown_grace_seconds = 5;
+  double job_lease_seconds = 60;
   int64_t max_request_mib = 1024;
   for (absl::Status s :
        {ParseNumber(flags, "workers", &options.workers),
@@ -297,7 +316,8 @@ int Serve(const std::vector<std::string>& args) {
         ParseNumber(flags, "default-deadline", &default_deadline_seconds),
         ParseNumber(flags, "shutdown-grace", &shutdown_grace_seconds),
         ParseNumber(flags, "max-request-mib", &max_request_mib),
-        ParseNumber(flags, "max-jobs-per-tenant", &options.max_jobs_per_tenant)}) {
+        ParseNumber(flags, "max-jobs-per-tenant", &options.max_jobs_per_tenant),
+        ParseNumber(flags, "job-lease-seconds", &job_lease_seconds)}) {
     if (!s.ok()) return UsageError(std::string(s.message()));
   }
   constexpr int64_t kMaxArtifactMib = 1024;
@@ -306,6 +326,11 @@ int Serve(const std::vector<std::string>& args) {
                                    kMaxArtifactMib));
   }
   options.max_artifact_bytes = max_artifact_mib << 20;
+  if (!(job_lease_seconds >= 1 && job_lease_seconds <= 86400)) {
+    return UsageError(
+        absl::StrCat("--job-lease-seconds: ", job_lease_seconds, " must be 1..86400"));
+  }
+  options.job_lease_ms = static_cast<int64_t>(job_lease_seconds * 1000);
   constexpr int64_t kMaxDatasetMib = 64 * 1024;
   if (max_dataset_mib < 1 || max_dataset_mib > kMaxDatasetMib) {
     return UsageError(
@@ -366,7 +391,8 @@ int Serve(const std::vector<std::string>& args) {
   Log(LogLevel::kInfo, "server_started",
       {{"address", (*server)->address()},
        {"version", AGT_VERSION_STRING},
-       {"db", options.db_path},
+       {"db", agt::server::RedactedDb(options.db_path)},
+       {"role", flags.count("role") ? flags["role"] : "all"},
        {"workers", options.workers},
        {"tls", !options.tls_cert_path.empty()},
        {"audit_log", options.audit_log_path}});

@@ -10,7 +10,7 @@
 // exact charge and certifies (every error is raised here, nothing random is
 // drawn); ReleasePrivatePrediction draws the noise, which cannot fail; the
 // service then charges the budget and stores the answer in one transaction
-// (Store::SpendPrivacyBudget) and returns it. Noise drawn for an answer that
+// (SpendPrivacyBudget, domain/ledgers.h) and returns it. Noise drawn for an answer that
 // is not committed (refused, cancelled, a crash) is never shown to anyone,
 // so it costs no privacy.
 //

@@ -6,6 +6,7 @@
 #include <exception>
 #include <new>
 #include <thread>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -166,12 +167,15 @@ absl::Status JobRunner::Start() {
   if (started_ || stopped_) {
     return absl::FailedPreconditionError("the job runner was already started");
   }
-  absl::StatusOr<JobRecovery> recovered = store_->RecoverAbandonedJobs(options_.max_crashes);
-  if (!recovered.ok()) return recovered.status();
-  if (recovered->failed > 0) {
-    LogError(absl::StrCat(recovered->failed, " job(s) were running in more than ",
-                          options_.max_crashes,
-                          " server crashes and were marked FAILED instead of resumed"));
+  store_->SetJobLease(options_.lease_ms, options_.max_crashes);
+  if (!options_.shared_database) {
+    absl::StatusOr<JobRecovery> recovered = store_->RecoverAbandonedJobs(options_.max_crashes);
+    if (!recovered.ok()) return recovered.status();
+    if (recovered->failed > 0) {
+      LogError(absl::StrCat(recovered->failed, " job(s) were running in more than ",
+                            options_.max_crashes,
+                            " server crashes and were marked FAILED instead of resumed"));
+    }
   }
   started_ = true;
   for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
@@ -188,10 +192,14 @@ void JobRunner::Stop() {
     workers.swap(workers_);
   }
   wake_cv_.notify_all();
+  poll_cv_.notify_all();
   for (std::thread& t : workers) t.join();
+  if (watch_poller_.joinable()) watch_poller_.join();
   // Workers left their jobs RUNNING with a fresh checkpoint; put them back.
   if (!workers.empty()) {
-    if (absl::StatusOr<int> n = store_->RequeueRunningJobs(); !n.ok()) {
+    absl::StatusOr<int> n =
+        options_.shared_database ? store_->ReleaseJobLeases() : store_->RequeueRunningJobs();
+    if (!n.ok()) {
       LogError(absl::StrCat("requeue at stop: ", n.status().ToString()));
     }
   }
@@ -204,6 +212,47 @@ void JobRunner::Stop() {
   for (auto& [id, list] : watchers) {
     for (std::weak_ptr<JobWatch>& w : list) {
       if (std::shared_ptr<JobWatch> watch = w.lock()) watch->Close();
+    }
+  }
+}
+
+void JobRunner::StartWatchPolling() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopped_ || watch_poller_.joinable()) return;
+  watch_poller_ = std::thread([this] { WatchPollLoop(); });
+}
+
+void JobRunner::WatchPollLoop() {
+  const auto every = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(std::max(0.01, options_.idle_poll_seconds)));
+  // What was last published per job, so that an unchanged job sends no
+  // event: (state, iteration, cancel_requested).
+  std::map<std::string, std::tuple<JobState, int64_t, bool>> published;
+  while (!stopping()) {
+    std::vector<std::pair<std::string, std::string>> watched;  // (job, tenant)
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      poll_cv_.wait_for(lock, every, [&] { return stopping(); });
+      if (stopping()) return;
+      for (auto it = watched_tenants_.begin(); it != watched_tenants_.end();) {
+        if (watchers_.count(it->first) == 0) {
+          it = watched_tenants_.erase(it);  // every watch of it ended
+          continue;
+        }
+        // Jobs trained here publish every step themselves.
+        if (running_.count(it->first) == 0) watched.emplace_back(it->first, it->second);
+        ++it;
+      }
+    }
+    for (const auto& [job_id, tenant] : watched) {
+      absl::StatusOr<JobRecord> now = store_->GetJob(tenant, job_id);
+      if (!now.ok()) continue;
+      const auto key = std::make_tuple(now->state, now->progress.iteration, now->cancel_requested);
+      auto [it, inserted] = published.emplace(job_id, key);
+      if (!inserted && it->second == key) continue;
+      it->second = key;
+      Publish(*now);
+      if (IsFinal(now->state)) published.erase(job_id);
     }
   }
 }
@@ -247,6 +296,7 @@ absl::StatusOr<std::shared_ptr<JobWatch>> JobRunner::Watch(const std::string& te
     }
     // Subscribe before reading the current state, so a final change between
     // the read and the subscription cannot be missed.
+    watched_tenants_[job_id] = tenant;
     std::vector<std::weak_ptr<JobWatch>>& list = watchers_[job_id];
     std::erase_if(list, [](const std::weak_ptr<JobWatch>& w) { return w.expired(); });
     list.push_back(watch);
@@ -520,6 +570,15 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
     return s;
   };
 
+  // Another worker claimed the job after this one's lease expired (this
+  // process stalled longer than the lease): its work is the job's now, so
+  // this one stops without writing anything.
+  auto lost_lease = [&](const absl::Status& why) {
+    end_metrics();
+    LogJob(LogLevel::kWarn, "job_lease_lost", job,
+           {{"iteration", trainer.state().step}, {"msg", std::string(why.message())}});
+  };
+
   while (!trainer.done()) {
     if (running->cancel.load(std::memory_order_acquire)) return cancel();
     if (stopping()) {
@@ -565,7 +624,9 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
       // A checkpoint only bounds the work a crash can lose: when one cannot
       // be written (another process holding the file, a full disk), training
       // goes on from memory and the next interval tries again.
-      if (absl::Status s = save_checkpoint(); !s.ok()) {
+      if (absl::Status s = save_checkpoint(); absl::IsAborted(s)) {
+        return lost_lease(s);
+      } else if (!s.ok()) {
         LogError(absl::StrCat(
             "job ", job.id, ": checkpoint at iteration ", ev->iteration,
             " not saved (training goes on; retried at the next interval): ", s.ToString()));
@@ -575,7 +636,9 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
       const int64_t version = history.version();
       if (absl::Status s = store_->UpdateJobProgress(job.id, progress, job.dropped_rows_per_epoch,
                                                      history_to_write());
-          !s.ok()) {
+          absl::IsAborted(s)) {
+        return lost_lease(s);
+      } else if (!s.ok()) {
         LogError(absl::StrCat("job ", job.id, ": progress: ", s.ToString()));
       } else {
         history_written = version;

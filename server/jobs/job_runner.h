@@ -81,6 +81,16 @@ struct JobRunnerOptions {
   // Optional (not owned, must outlive the runner): training iterations, step
   // times and the bound widths of running jobs (observability/metrics.h).
   Metrics* metrics = nullptr;
+  // Several servers share the database (PostgreSQL, --role worker|all
+  // replicas): Start() does not send RUNNING jobs back to the queue (their
+  // workers may be alive; a dead worker's job is claimed again once its
+  // lease expires, Store::ClaimNextQueuedJob) and Stop() requeues only this
+  // runner's jobs (Store::ReleaseJobLeases). False: one server per database
+  // (SQLite, whose file lock guarantees it).
+  bool shared_database = false;
+  // How long a claim holds without renewal (every progress write renews it):
+  // a dead worker's job waits this long before another worker resumes it.
+  int64_t lease_ms = kDefaultJobLeaseMs;
 };
 
 // A stream of snapshots of one job for one watcher. The first snapshot is
@@ -144,6 +154,14 @@ class JobRunner {
   // resumes the jobs. Idempotent; safe before Start().
   void Stop();
 
+  // Several servers on one database: the jobs watched here may be trained
+  // by another process, whose steps this runner never sees. Starts a thread
+  // that reads every watched job from the store each idle_poll_seconds and
+  // publishes what changed (the final state included), so a watch on an API
+  // replica follows the job at that rate. Stop() ends it. Needs no Start()
+  // (an API replica trains nothing). Idempotent.
+  void StartWatchPolling();
+
   // A job was queued: wakes an idle worker at once (otherwise workers poll
   // every idle_poll_seconds).
   void Wake();
@@ -180,6 +198,7 @@ class JobRunner {
   struct RunningJob;
 
   void WorkerLoop();
+  void WatchPollLoop();
   // TrainJob behind the poison-job guard (exceptions mark the job FAILED).
   void RunJob(JobRecord job);
   // *phase says what it is doing, for the guard's message.
@@ -203,6 +222,9 @@ class JobRunner {
   std::vector<std::thread> workers_;
   std::map<std::string, std::shared_ptr<RunningJob>> running_;            // by job id
   std::map<std::string, std::vector<std::weak_ptr<JobWatch>>> watchers_;  // by job id
+  std::map<std::string, std::string> watched_tenants_;                    // by job id
+  std::thread watch_poller_;
+  std::condition_variable poll_cv_;  // wakes the poller at Stop()
 };
 
 }  // namespace agt::server

@@ -9,6 +9,7 @@
 #include "core/common/status_details.h"
 #include "core/privacy/budget.h"
 #include "server/auth/permissions.h"
+#include "server/domain/ledgers.h"
 #include "server/domain/private_prediction.h"
 #include "server/observability/rpc_observer.h"
 #include "server/service/call_budget.h"
@@ -49,7 +50,7 @@ absl::StatusOr<agt::v1::PrivatePredictResponse> ParseStored(const std::string& b
 }
 
 // ResourceExhausted unless `quanta` more fit the budget `record` is
-// against `total_quanta` (the same rule as Store::SpendPrivacyBudget).
+// against `total_quanta` (the same rule as SpendPrivacyBudget, domain/ledgers.h).
 absl::Status WouldFitTotal(const PrivacySpendRecord& record, int64_t quanta,
                            int64_t total_quanta) {
   absl::StatusOr<agt::PrivacyBudget> budget =
@@ -197,8 +198,8 @@ absl::StatusOr<agt::v1::PrivatePredictResponse> PrivacyServiceImpl::Predict(
   charge.total_quanta = total_quanta_;
   charge.quanta = prepared->quanta;
   charge.releases = static_cast<int64_t>(prepared->predicted.size());
-  absl::StatusOr<PrivacySpendResult> spent = store_->SpendPrivacyBudget(
-      caller.tenant, (*model)->id, charge, tag, [&](const PrivacySpendRecord& record) {
+  absl::StatusOr<PrivacySpendResult> spent = SpendPrivacyBudget(
+      *store_, caller.tenant, (*model)->id, charge, tag, [&](const PrivacySpendRecord& record) {
         *response.mutable_budget() = ToBudget(record);
         return response.SerializeAsString();
       });

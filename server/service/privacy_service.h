@@ -6,7 +6,7 @@
 // request_id, prepare the release (domain/private_prediction.h: validation,
 // exact charge, mechanism, n*, in bounded chunks), draw the noise, then
 // charge the budget and store the answer in one transaction
-// (Store::SpendPrivacyBudget), and return it.
+// (SpendPrivacyBudget, domain/ledgers.h), and return it.
 //
 // A request whose charge cannot fit what remains is refused before it is
 // certified (a read of the budget, so that an exhausted budget costs the

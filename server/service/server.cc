@@ -97,6 +97,32 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const Serve
 
 }  // namespace
 
+std::string RedactedDb(const std::string& db) {
+  if (!Store::IsPostgresTarget(db)) return db;
+  const size_t scheme = db.find("://");
+  const size_t at = db.find('@', scheme + 3);
+  const size_t colon = db.find(':', scheme + 3);
+  std::string shown = db;
+  if (at != std::string::npos && colon != std::string::npos && colon < at) {
+    shown = absl::StrCat(db.substr(0, colon + 1), "***", db.substr(at));
+  }
+  const size_t password = shown.find("password=");
+  if (password != std::string::npos) {
+    const size_t end = shown.find('&', password);
+    shown = absl::StrCat(shown.substr(0, password + 9), "***",
+                         end == std::string::npos ? "" : shown.substr(end));
+  }
+  return shown;
+}
+
+absl::StatusOr<ServerRole> ParseServerRole(absl::string_view name) {
+  if (name == "all") return ServerRole::kAll;
+  if (name == "api") return ServerRole::kApi;
+  if (name == "worker") return ServerRole::kWorker;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--role '", name, "' is not one of all, api, worker"));
+}
+
 absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions& options) {
   if (absl::Status s = CheckOptions(options); !s.ok()) return s;
   absl::StatusOr<ListenAddress> listen = ParseListenAddress(options.listen);
@@ -113,22 +139,37 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
   if (!credentials.ok()) return credentials.status();
 
   std::unique_ptr<AgtServer> server(new AgtServer(std::move(tokens)));
-  absl::StatusOr<std::unique_ptr<DatabaseLock>> lock = DatabaseLock::Acquire(options.db_path);
-  if (!lock.ok()) {
-    return absl::Status(lock.status().code(), absl::StrCat("--db: ", lock.status().message()));
+  // One server per SQLite file (database_lock.h). Servers on one PostgreSQL
+  // database coordinate through it instead: leases, SKIP LOCKED claims and
+  // write transactions that exclude each other (server/store/store.h).
+  const bool shared_database = Store::IsPostgresTarget(options.db_path);
+  if (!shared_database && options.role != ServerRole::kAll) {
+    return absl::InvalidArgumentError(
+        "--role api and --role worker need a --db shared by several servers (postgresql://...); "
+        "an SQLite file has exactly one server, which is --role all");
   }
-  server->db_lock_ = *std::move(lock);
+  if (options.job_lease_ms < 1000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--job-lease-seconds ", options.job_lease_ms / 1000.0, " must be at least 1"));
+  }
+  if (!shared_database) {
+    absl::StatusOr<std::unique_ptr<DatabaseLock>> lock = DatabaseLock::Acquire(options.db_path);
+    if (!lock.ok()) {
+      return absl::Status(lock.status().code(), absl::StrCat("--db: ", lock.status().message()));
+    }
+    server->db_lock_ = *std::move(lock);
+  }
   absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(options.db_path);
   if (!store.ok()) {
-    return absl::Status(store.status().code(),
-                        absl::StrCat("--db '", options.db_path, "': ", store.status().message()));
+    return absl::Status(store.status().code(), absl::StrCat("--db '", RedactedDb(options.db_path),
+                                                            "': ", store.status().message()));
   }
   server->store_ = *std::move(store);
   absl::StatusOr<std::unique_ptr<ArtifactStore>> artifact_store =
       ArtifactStore::Open(options.db_path);
   if (!artifact_store.ok()) {
     return absl::Status(artifact_store.status().code(),
-                        absl::StrCat("--db '", options.db_path,
+                        absl::StrCat("--db '", RedactedDb(options.db_path),
                                      "': model artifacts: ", artifact_store.status().message()));
   }
   server->artifact_store_ = *std::move(artifact_store);
@@ -169,11 +210,13 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
                           absl::StrCat("--max-job-memory: no default: ", machine.status().message(),
                                        "; give the flag"));
     }
-    admission.limits.max_job_memory_bytes = DefaultMaxJobMemory(
-        *machine, options.workers, &admission.limits.max_job_memory_source);
+    admission.limits.max_job_memory_bytes =
+        DefaultMaxJobMemory(*machine, options.workers, &admission.limits.max_job_memory_source);
   }
   runner_options.limits = admission.limits;
   runner_options.metrics = server->metrics_.get();
+  runner_options.shared_database = shared_database;
+  runner_options.lease_ms = options.job_lease_ms;
   // Started once the server serves (below).
   server->runner_ = std::make_unique<JobRunner>(server->store_.get(), runner_options);
 
@@ -196,12 +239,12 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
       options.max_watches_per_tenant);
   server->training_->set_artifacts(server->artifact_store_.get());
   server->request_memory_ = std::make_unique<WorkingMemory>(options.max_request_memory_bytes);
-  server->models_ = std::make_unique<ModelServiceImpl>(server->store_.get(), server->cache_.get(),
-                                                       &server->auth_, options.default_deadline,
-                                                       server->request_memory_.get());
+  server->models_ =
+      std::make_unique<ModelServiceImpl>(server->store_.get(), server->cache_.get(), &server->auth_,
+                                         options.default_deadline, server->request_memory_.get());
   server->unlearning_ = std::make_unique<UnlearningServiceImpl>(
-      server->store_.get(), server->cache_.get(), server->runner_.get(), &server->auth_,
-      admission, options.default_deadline, server->request_memory_.get());
+      server->store_.get(), server->cache_.get(), server->runner_.get(), &server->auth_, admission,
+      options.default_deadline, server->request_memory_.get());
   absl::StatusOr<std::unique_ptr<PrivacyServiceImpl>> privacy = PrivacyServiceImpl::Create(
       server->store_.get(), server->cache_.get(), &server->auth_, options.privacy_budget,
       options.default_deadline, server->request_memory_.get());
@@ -217,12 +260,16 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
   // gRPC allows SO_REUSEPORT by default: a second server on the same port
   // would then share the traffic (with another database) instead of failing.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.RegisterService(server->datasets_.get());
-  builder.RegisterService(server->artifacts_.get());
-  builder.RegisterService(server->training_.get());
-  builder.RegisterService(server->models_.get());
-  builder.RegisterService(server->unlearning_.get());
-  builder.RegisterService(server->privacy_.get());
+  // A worker answers health probes only (the default health service).
+  const bool serves_rpcs = options.role != ServerRole::kWorker;
+  if (serves_rpcs) {
+    builder.RegisterService(server->datasets_.get());
+    builder.RegisterService(server->artifacts_.get());
+    builder.RegisterService(server->training_.get());
+    builder.RegisterService(server->models_.get());
+    builder.RegisterService(server->unlearning_.get());
+    builder.RegisterService(server->privacy_.get());
+  }
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(server->calls_.Factory());
   RpcObserverOptions observer;
@@ -248,7 +295,8 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
     return absl::UnavailableError(absl::StrCat("--listen: cannot bind ", listen->ToString(),
                                                " (address in use or not on this machine?)"));
   }
-  if (grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService()) {
+  if (grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService();
+      health != nullptr && serves_rpcs) {
     // "" (the whole server) is SERVING by default; name each service too.
     for (const char* name :
          {agt::v1::DatasetService::service_full_name(),
@@ -260,8 +308,13 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
   }
   server->port_ = bound_port;
   server->address_ = listen->WithPort(bound_port);
-  // Jobs resume only now that RPCs are served (poison-job guard).
-  if (absl::Status s = server->runner_->Start(); !s.ok()) return s;
+  // Jobs resume only now that RPCs are served (poison-job guard). An API
+  // replica trains nothing: the workers on the same database do.
+  if (options.role != ServerRole::kApi) {
+    if (absl::Status s = server->runner_->Start(); !s.ok()) return s;
+  }
+  // A watched job may be trained by another server on the database.
+  if (shared_database && serves_rpcs) server->runner_->StartWatchPolling();
   return server;
 }
 

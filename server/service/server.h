@@ -52,9 +52,29 @@
 
 namespace agt::server {
 
+// What one agt-server process does (--role). Several processes share one
+// PostgreSQL database: kApi replicas serve the RPCs, kWorker processes train
+// the queued jobs, kAll does both (the default, and the only sensible role on
+// an SQLite file, which one server owns).
+enum class ServerRole { kAll, kApi, kWorker };
+// "all", "api", "worker"; InvalidArgument naming the value otherwise.
+absl::StatusOr<ServerRole> ParseServerRole(absl::string_view name);
+
+// --db as it may be shown in logs and messages: a PostgreSQL URI without its
+// password (user:PASSWORD@ and password=... are replaced by ***).
+std::string RedactedDb(const std::string& db);
+
 struct ServerOptions {
-  std::string listen;   // HOST:PORT (auth/listen_address.h); port 0 = any free port
-  std::string db_path;  // SQLite file, created if missing
+  std::string listen;  // HOST:PORT (auth/listen_address.h); port 0 = any free port
+  // The store (Store::Open): an SQLite file, created if missing, or a
+  // postgresql:// URI.
+  std::string db_path;
+  // kApi: the RPC services, no job runner. kWorker: the job runner, and on
+  // `listen` only the gRPC health service (for probes). kAll: both.
+  ServerRole role = ServerRole::kAll;
+  // kWorker/kAll on PostgreSQL: how long a claimed job's lease holds without
+  // renewal; a dead worker's job is resumed by another after this long.
+  int64_t job_lease_ms = kDefaultJobLeaseMs;
   // Empty: local single-user mode (loopback only).
   std::string tokens_path;
   // Both or neither: PEM certificate chain and private key for TLS.

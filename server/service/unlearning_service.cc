@@ -9,6 +9,7 @@
 #include "agt/v1/training.pb.h"
 #include "core/common/status_details.h"
 #include "server/domain/job_spec.h"
+#include "server/domain/ledgers.h"
 #include "server/domain/model_convert.h"
 #include "server/domain/unlearning.h"
 #include "server/observability/log.h"
@@ -238,8 +239,8 @@ absl::StatusOr<agt::v1::RequestDeletionResponse> UnlearningServiceImpl::Delete(
     absl::StatusOr<agt::BatchPlan> batches = TrainingBatches(model, dataset->num_rows);
     if (!batches.ok()) return batches.status();
     const std::vector<int64_t> rows(request.row_ids().begin(), request.row_ids().end());
-    absl::StatusOr<Store::DeletionAppend> appended = store_->AppendDeletions(
-        caller.tenant, model.id, gate->budgets, *batches, rows, ClientName(caller), tag,
+    absl::StatusOr<DeletionAppend> appended = AppendDeletions(
+        *store_, caller.tenant, model.id, gate->budgets, *batches, rows, ClientName(caller), tag,
         [](const agt::DeletionDecision& d) { return DecisionResponse(d).SerializeAsString(); });
     if (!appended.ok()) return appended.status();
     if (replayed != nullptr && !appended->decision.has_value()) *replayed = true;

@@ -2,8 +2,9 @@
 // removal budgets, their status, per-input unlearning certificates (paper
 // section 10.1), and the in-place retraining without the deleted rows. A thin
 // adapter: authenticate and authorize (CallAuth), validate the request, then
-// the store's deletion ledger (Store::AppendDeletions decides, per batch of
-// the model's training, and records atomically, idempotent by request_id),
+// the deletion ledger (AppendDeletions of domain/ledgers.h decides, per batch
+// of the model's training, and the store records atomically, idempotent by
+// request_id),
 // the domain (domain/unlearning.h) and the retraining job: the model's spec
 // on its own dataset with the deleted rows in removed_rows, which is the
 // retraining the certificates are about.

@@ -10,7 +10,11 @@
 #include "server/store/blob.h"
 #include "server/store/ids.h"
 #include "server/store/schema.h"
+#include "server/store/sql.h"
 #include "server/store/sqlite.h"
+#ifdef AGT_HAVE_POSTGRES
+#include "server/store/postgres.h"
+#endif
 
 namespace agt::server {
 namespace {
@@ -51,14 +55,32 @@ ArtifactRecord ReadRecord(const Statement& st, int64_t* seq) {
 
 }  // namespace
 
-ArtifactStore::ArtifactStore(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
+ArtifactStore::ArtifactStore(std::unique_ptr<SqlDb> db) : db_(std::move(db)) {}
 ArtifactStore::~ArtifactStore() = default;
 
-absl::StatusOr<std::unique_ptr<ArtifactStore>> ArtifactStore::Open(const std::string& path) {
-  absl::StatusOr<std::unique_ptr<SqliteDb>> db = SqliteDb::Open(path);
+absl::StatusOr<std::unique_ptr<ArtifactStore>> ArtifactStore::Open(const std::string& target) {
+  if (Store::IsPostgresTarget(target)) {
+#ifdef AGT_HAVE_POSTGRES
+    absl::StatusOr<std::unique_ptr<PostgresDb>> db = PostgresDb::Open(target);
+    if (!db.ok()) return db.status();
+    absl::StatusOr<int64_t> tables = (*db)->QueryInt64(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'model_artifacts'");
+    if (!tables.ok()) return tables.status();
+    if (*tables == 0) {
+      return absl::FailedPreconditionError(
+          "the database has no model_artifacts table: open it with Store::Open first (it "
+          "migrates the schema)");
+    }
+    return std::unique_ptr<ArtifactStore>(new ArtifactStore(*std::move(db)));
+#else
+    return absl::FailedPreconditionError(
+        "this agt-server was built without PostgreSQL, so a postgresql:// --db cannot be opened");
+#endif
+  }
+  absl::StatusOr<std::unique_ptr<SqliteDb>> db = SqliteDb::Open(target);
   if (!db.ok()) return db.status();
-  if (absl::Status s = ConfigureConnection(**db, path); !s.ok()) return s;
-  if (absl::Status s = MigrateSchema(**db, path); !s.ok()) return s;
+  if (absl::Status s = ConfigureConnection(**db, target); !s.ok()) return s;
+  if (absl::Status s = MigrateSchema(**db, target); !s.ok()) return s;
   return std::unique_ptr<ArtifactStore>(new ArtifactStore(*std::move(db)));
 }
 

@@ -1,6 +1,6 @@
 // The store of model artifacts (uploaded model files, artifacts.proto): one
-// record per file, scoped to a tenant, in the server's SQLite file
-// (schema 10, table model_artifacts).
+// record per file, scoped to a tenant, in the server's database (SQLite
+// file or PostgreSQL; schema 11, table model_artifacts).
 //
 // Contract: the file's bytes are kept exactly as received, with their
 // SHA-256 (hex) recorded at insert and verified on every read of the bytes
@@ -10,9 +10,11 @@
 // unknown one. Nothing else in the database refers to an artifact (jobs copy
 // what they need when submitted), so deleting one is always allowed.
 //
-// Kept apart from Store (its own connection to the same file, opened after
-// Store::Open has migrated it) so that this concept stays in one place; the
-// busy timeout of ConfigureConnection orders its writes with the Store's.
+// Kept apart from Store (its own connection to the same database, through the
+// same engine seam, server/store/sql.h) so that this concept stays in one
+// place. Inserts are kWrite transactions, so they exclude the Store's writes
+// exactly as those exclude each other: SQLite's busy timeout, PostgreSQL's
+// advisory lock across every replica.
 //
 // Thread-safety: all methods may be called concurrently (one connection
 // behind a mutex).
@@ -30,7 +32,7 @@
 
 namespace agt::server {
 
-class SqliteDb;
+class SqlDb;
 
 struct ArtifactRecord {
   std::string id;  // "art-" + 20 hex characters, set by Insert
@@ -45,9 +47,10 @@ struct ArtifactRecord {
 
 class ArtifactStore {
  public:
-  // Opens the SQLite file at `path` (configured and migrated as Store::Open
-  // does; a no-op migration once Store has opened it).
-  static absl::StatusOr<std::unique_ptr<ArtifactStore>> Open(const std::string& path);
+  // Opens the database `target` names as Store::Open does (an SQLite file,
+  // configured and migrated; a postgresql:// URI, whose schema Store::Open
+  // must already have migrated, as the server does by opening it first).
+  static absl::StatusOr<std::unique_ptr<ArtifactStore>> Open(const std::string& target);
   ~ArtifactStore();
 
   // Stores a new artifact with `content` as its bytes; id, size_bytes,
@@ -62,10 +65,10 @@ class ArtifactStore {
   absl::Status Delete(const std::string& tenant, const std::string& id);
 
  private:
-  explicit ArtifactStore(std::unique_ptr<SqliteDb> db);
+  explicit ArtifactStore(std::unique_ptr<SqlDb> db);
 
   std::mutex mu_;
-  std::unique_ptr<SqliteDb> db_;  // guarded by mu_
+  std::unique_ptr<SqlDb> db_;  // guarded by mu_
 };
 
 }  // namespace agt::server

@@ -63,7 +63,7 @@ CREATE TABLE privacy_spenders (
 ) WITHOUT ROWID;
 )sql";
 
-absl::StatusOr<std::string> RootDatasetOf(SqliteDb& db, const std::string& tenant,
+absl::StatusOr<std::string> RootDatasetOf(SqlDb& db, const std::string& tenant,
                                           const std::string& dataset_id) {
   absl::StatusOr<Statement> parent = db.Prepare(
       "SELECT m.dataset_id FROM retrainings r JOIN models m ON m.id = r.model_id "
@@ -87,7 +87,7 @@ absl::StatusOr<std::string> RootDatasetOf(SqliteDb& db, const std::string& tenan
                                           kMaxDatasetLineage));
 }
 
-absl::Status MigratePrivacyBudgetsToDatasets(SqliteDb& db) {
+absl::Status MigratePrivacyBudgetsToDatasets(SqlDb& db) {
   // (tenant, root) -> total; (tenant, root, client) -> that client's share.
   std::map<std::pair<std::string, std::string>, Share> ledgers;
   std::map<std::tuple<std::string, std::string, std::string>, Share> spenders;
@@ -121,9 +121,9 @@ absl::Status MigratePrivacyBudgetsToDatasets(SqliteDb& db) {
                                             "spend cannot be charged to a dataset"));
   }
   for (const auto& [key, share] : ledgers) {
-    absl::StatusOr<Statement> insert =
-        db.Prepare("INSERT INTO privacy_ledgers (tenant, dataset_id, spent_quanta, releases, "
-                   "updated_ms) VALUES (?1, ?2, ?3, ?4, ?5)");
+    absl::StatusOr<Statement> insert = db.Prepare(
+        "INSERT INTO privacy_ledgers (tenant, dataset_id, spent_quanta, releases, "
+        "updated_ms) VALUES (?1, ?2, ?3, ?4, ?5)");
     if (!insert.ok()) return insert.status();
     insert->BindText(1, key.first)
         .BindText(2, key.second)
@@ -133,9 +133,9 @@ absl::Status MigratePrivacyBudgetsToDatasets(SqliteDb& db) {
     if (absl::Status s = insert->Run(); !s.ok()) return s;
   }
   for (const auto& [key, share] : spenders) {
-    absl::StatusOr<Statement> insert =
-        db.Prepare("INSERT INTO privacy_spenders (tenant, dataset_id, client, spent_quanta, "
-                   "releases, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    absl::StatusOr<Statement> insert = db.Prepare(
+        "INSERT INTO privacy_spenders (tenant, dataset_id, client, spent_quanta, "
+        "releases, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
     if (!insert.ok()) return insert.status();
     insert->BindText(1, std::get<0>(key))
         .BindText(2, std::get<1>(key))

@@ -28,7 +28,7 @@ namespace agt::server {
 // issue 17) is no step; a cycle, which only a damaged file could hold, stops
 // at the dataset seen again. At most kMaxDatasetLineage steps, then DataLoss.
 inline constexpr int kMaxDatasetLineage = 10'000;
-absl::StatusOr<std::string> RootDatasetOf(SqliteDb& db, const std::string& tenant,
+absl::StatusOr<std::string> RootDatasetOf(SqlDb& db, const std::string& tenant,
                                           const std::string& dataset_id);
 
 // The tables of schema 6 (privacy_ledgers: spent quanta and releases per
@@ -42,7 +42,7 @@ extern const char kPrivacyLedgerSchemaSql[];
 // i.e. "used up", for a spent no total can hold) and the releases to the
 // budget of (tenant, root dataset of the model) and to the client's share of
 // it. privacy_budgets itself is left as it was (no longer read or written).
-absl::Status MigratePrivacyBudgetsToDatasets(SqliteDb& db);
+absl::Status MigratePrivacyBudgetsToDatasets(SqlDb& db);
 
 }  // namespace agt::server
 

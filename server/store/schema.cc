@@ -20,7 +20,7 @@ struct Migration {
   const char* sql;  // may be empty
   // A data rewrite that SQL cannot express, run after `sql` in the same
   // transaction; nullptr if none.
-  absl::Status (*rewrite)(SqliteDb& db) = nullptr;
+  absl::Status (*rewrite)(SqlDb& db) = nullptr;
 };
 
 // Schema 4 (issue 14, bound methods split from interval products): a stored
@@ -29,7 +29,7 @@ struct Migration {
 // interval_product EXACT (2) / NGUYEN (3). The numbers are written out so that
 // this step means the same however the proto evolves. A spec that does not
 // parse is left as it is (reading it is DataLoss, as before).
-absl::Status UpgradeLegacyBoundMethods(SqliteDb& db, const std::string& table) {
+absl::Status UpgradeLegacyBoundMethods(SqlDb& db, const std::string& table) {
   std::vector<std::pair<int64_t, std::string>> rewritten;
   {
     absl::StatusOr<Statement> select = db.Prepare(absl::StrCat("SELECT seq, spec FROM ", table));
@@ -50,16 +50,9 @@ absl::Status UpgradeLegacyBoundMethods(SqliteDb& db, const std::string& table) {
   }
   for (const auto& [seq, spec] : rewritten) {
     absl::StatusOr<Statement> update =
-        db.Prepare(absl::StrCat("UPDATE ", table, " SET spec = ? WHERE seq = ?"));
+        db.Prepare(absl::StrCat("UPDATE ", table, " SET spec = ?1 WHERE seq = ?2"));
     if (!update.ok()) return update.status();
     if (absl::Status s = update->BindBlob(1, spec).BindInt64(2, seq).Run(); !s.ok()) return s;
-  }
-  return absl::OkStatus();
-}
-
-absl::Status UpgradeStoredSpecs(SqliteDb& db) {
-  for (const char* table : {"jobs", "models"}) {
-    if (absl::Status s = UpgradeLegacyBoundMethods(db, table); !s.ok()) return s;
   }
   return absl::OkStatus();
 }
@@ -248,12 +241,20 @@ CREATE TABLE job_width_history (
     {9, R"sql(
 ALTER TABLE datasets ADD COLUMN sample_shape TEXT NOT NULL DEFAULT '';
 )sql"},
+    // Job leases (issue 19): the worker that claimed a RUNNING job and until
+    // when its claim holds unless renewed (Store::ClaimNextQueuedJob); a job
+    // whose lease expired is claimed again by another worker and resumed
+    // from its checkpoint. 0 = no lease (rows from before, requeued jobs).
+    {10, R"sql(
+ALTER TABLE jobs ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN lease_expires_ms INTEGER NOT NULL DEFAULT 0;
+)sql"},
     // Model artifacts (issue 15, store/artifact_store.h): uploaded model
     // files, kept as the bytes received (checked against sha256 on read),
     // with the service's description of the parsed network (`summary`,
     // opaque to the store). Jobs copy what they need at submit, so nothing
     // refers to an artifact by foreign key.
-    {10, R"sql(
+    {11, R"sql(
 CREATE TABLE model_artifacts (
   seq        INTEGER PRIMARY KEY AUTOINCREMENT,
   id         TEXT NOT NULL UNIQUE,
@@ -317,6 +318,13 @@ absl::Status CheckCompatible(SqliteDb& db, const std::string& path) {
 }
 
 }  // namespace
+
+absl::Status UpgradeStoredSpecs(SqlDb& db) {
+  for (const char* table : {"jobs", "models"}) {
+    if (absl::Status s = UpgradeLegacyBoundMethods(db, table); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
 
 int LatestSchemaVersion() { return std::end(kMigrations)[-1].version; }
 

@@ -32,6 +32,10 @@ int LatestSchemaVersion();
 // file cannot be put in WAL mode (e.g. it is not an SQLite database).
 absl::Status ConfigureConnection(SqliteDb& db, const std::string& path);
 
+// Schema 4's data step (both engines): stored job and model specs with a
+// legacy bound_method rewritten into the current form.
+absl::Status UpgradeStoredSpecs(SqlDb& db);
+
 // Brings the schema up to LatestSchemaVersion(); see the file comment.
 // FailedPrecondition for a newer version or for another application's file.
 absl::Status MigrateSchema(SqliteDb& db, const std::string& path);

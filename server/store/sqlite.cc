@@ -3,6 +3,8 @@
 #include <sqlite3.h>
 
 #include <limits>
+#include <memory>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -39,103 +41,81 @@ absl::Status DbError(sqlite3* db, int code, absl::string_view context) {
 
 }  // namespace
 
-// ---- Statement
+// ---- SqliteStatement
 
-Statement::Statement(Statement&& other) noexcept
-    : stmt_(std::exchange(other.stmt_, nullptr)),
-      db_(other.db_),
-      bind_status_(std::move(other.bind_status_)) {}
+class SqliteStatement final : public StatementBackend {
+ public:
+  SqliteStatement(sqlite3_stmt* stmt, sqlite3* db) : stmt_(stmt), db_(db) {}
+  ~SqliteStatement() override { sqlite3_finalize(stmt_); }
 
-Statement::~Statement() {
-  if (stmt_ == nullptr) return;
-  sqlite3_reset(stmt_);
-  sqlite3_clear_bindings(stmt_);
-}
-
-void Statement::Check(int rc, absl::string_view what) {
-  if (rc != SQLITE_OK && bind_status_.ok()) {
-    bind_status_ = DbError(db_, rc, absl::StrCat(what, " in \"", sqlite3_sql(stmt_), "\""));
+  void BindInt64(int index, int64_t value) override {
+    Check(sqlite3_bind_int64(stmt_, index, value), "bind");
   }
-}
-
-Statement& Statement::BindInt64(int index, int64_t value) {
-  Check(sqlite3_bind_int64(stmt_, index, value), "bind");
-  return *this;
-}
-
-Statement& Statement::BindDouble(int index, double value) {
-  Check(sqlite3_bind_double(stmt_, index, value), "bind");
-  return *this;
-}
-
-Statement& Statement::BindText(int index, absl::string_view value) {
-  Check(
-      sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT, SQLITE_UTF8),
-      "bind");
-  return *this;
-}
-
-Statement& Statement::BindBlobNoCopy(int index, absl::string_view value) {
-  static const char kEmpty = 0;
-  Check(sqlite3_bind_blob64(stmt_, index, value.empty() ? &kEmpty : value.data(), value.size(),
-                            SQLITE_STATIC),
-        "bind");
-  return *this;
-}
-
-Statement& Statement::BindBlob(int index, absl::string_view value) {
-  // A zero-length blob must still be a blob, not NULL: pass a non-null pointer.
-  static const char kEmpty = 0;
-  Check(sqlite3_bind_blob64(stmt_, index, value.empty() ? &kEmpty : value.data(), value.size(),
-                            SQLITE_TRANSIENT),
-        "bind");
-  return *this;
-}
-
-absl::StatusOr<bool> Statement::Step() {
-  if (!bind_status_.ok()) return bind_status_;
-  const int rc = sqlite3_step(stmt_);
-  if (rc == SQLITE_ROW) return true;
-  if (rc == SQLITE_DONE) return false;
-  return DbError(db_, rc, absl::StrCat("step \"", sqlite3_sql(stmt_), "\""));
-}
-
-absl::Status Statement::Run() {
-  while (true) {
-    absl::StatusOr<bool> row = Step();
-    if (!row.ok()) return row.status();
-    if (!*row) return absl::OkStatus();
+  void BindDouble(int index, double value) override {
+    Check(sqlite3_bind_double(stmt_, index, value), "bind");
   }
-}
-
-void Statement::Reset() {
-  sqlite3_reset(stmt_);
-  sqlite3_clear_bindings(stmt_);
-  bind_status_ = absl::OkStatus();
-}
-
-int64_t Statement::ColumnInt64(int column) const { return sqlite3_column_int64(stmt_, column); }
-
-double Statement::ColumnDouble(int column) const {
-  if (sqlite3_column_type(stmt_, column) == SQLITE_NULL) {
-    return std::numeric_limits<double>::quiet_NaN();
+  void BindText(int index, absl::string_view value) override {
+    Check(sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT,
+                              SQLITE_UTF8),
+          "bind");
   }
-  return sqlite3_column_double(stmt_, column);
-}
+  void BindBlob(int index, absl::string_view value, bool copy) override {
+    // A zero-length blob must still be a blob, not NULL: pass a non-null
+    // pointer.
+    static const char kEmpty = 0;
+    Check(sqlite3_bind_blob64(stmt_, index, value.empty() ? &kEmpty : value.data(), value.size(),
+                              copy ? SQLITE_TRANSIENT : SQLITE_STATIC),
+          "bind");
+  }
 
-std::string Statement::ColumnText(int column) const {
-  const unsigned char* text = sqlite3_column_text(stmt_, column);
-  const int size = sqlite3_column_bytes(stmt_, column);
-  if (text == nullptr) return std::string();
-  return std::string(reinterpret_cast<const char*>(text), static_cast<size_t>(size));
-}
+  absl::StatusOr<bool> Step() override {
+    if (!bind_status_.ok()) return bind_status_;
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return DbError(db_, rc, absl::StrCat("step \"", sqlite3_sql(stmt_), "\""));
+  }
 
-absl::string_view Statement::ColumnBlob(int column) const {
-  const void* blob = sqlite3_column_blob(stmt_, column);
-  const int size = sqlite3_column_bytes(stmt_, column);
-  if (blob == nullptr) return absl::string_view();
-  return absl::string_view(static_cast<const char*>(blob), static_cast<size_t>(size));
-}
+  void Reset() override {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    bind_status_ = absl::OkStatus();
+  }
+
+  int64_t ColumnInt64(int column) const override { return sqlite3_column_int64(stmt_, column); }
+
+  double ColumnDouble(int column) const override {
+    if (sqlite3_column_type(stmt_, column) == SQLITE_NULL) {
+      return std::numeric_limits<double>::quiet_NaN();
+    }
+    return sqlite3_column_double(stmt_, column);
+  }
+
+  std::string ColumnText(int column) const override {
+    const unsigned char* text = sqlite3_column_text(stmt_, column);
+    const int size = sqlite3_column_bytes(stmt_, column);
+    if (text == nullptr) return std::string();
+    return std::string(reinterpret_cast<const char*>(text), static_cast<size_t>(size));
+  }
+
+  absl::string_view ColumnBlob(int column) const override {
+    const void* blob = sqlite3_column_blob(stmt_, column);
+    const int size = sqlite3_column_bytes(stmt_, column);
+    if (blob == nullptr) return absl::string_view();
+    return absl::string_view(static_cast<const char*>(blob), static_cast<size_t>(size));
+  }
+
+ private:
+  void Check(int rc, absl::string_view what) {
+    if (rc != SQLITE_OK && bind_status_.ok()) {
+      bind_status_ = DbError(db_, rc, absl::StrCat(what, " in \"", sqlite3_sql(stmt_), "\""));
+    }
+  }
+
+  sqlite3_stmt* stmt_;
+  sqlite3* db_;
+  absl::Status bind_status_;
+};
 
 // ---- SqliteDb
 
@@ -152,8 +132,10 @@ absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path
   return std::unique_ptr<SqliteDb>(new SqliteDb(db));
 }
 
+SqliteDb::SqliteDb(sqlite3* db) : db_(db) {}
+
 SqliteDb::~SqliteDb() {
-  for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+  cache_.clear();  // finalizes every statement before the connection closes
   sqlite3_close_v2(db_);
 }
 
@@ -169,47 +151,31 @@ absl::Status SqliteDb::Exec(const std::string& sql) {
 
 absl::StatusOr<Statement> SqliteDb::Prepare(const std::string& sql) {
   auto it = cache_.find(sql);
-  if (it != cache_.end()) return Statement(it->second, db_);
+  if (it != cache_.end()) return Statement(it->second.get());
   sqlite3_stmt* stmt = nullptr;
   const int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()) + 1,
                                     SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
   if (rc != SQLITE_OK) return DbError(db_, rc, absl::StrCat("prepare \"", sql, "\""));
-  cache_.emplace(sql, stmt);
-  return Statement(stmt, db_);
-}
-
-absl::StatusOr<int64_t> SqliteDb::QueryInt64(const std::string& sql) {
-  absl::StatusOr<Statement> stmt = Prepare(sql);
-  if (!stmt.ok()) return stmt.status();
-  absl::StatusOr<bool> row = stmt->Step();
-  if (!row.ok()) return row.status();
-  if (!*row) return absl::InternalError(absl::StrCat("sqlite: \"", sql, "\" returned no row"));
-  return stmt->ColumnInt64(0);
+  auto backend = std::make_unique<SqliteStatement>(stmt, db_);
+  SqliteStatement* borrowed = backend.get();
+  cache_.emplace(sql, std::move(backend));
+  return Statement(borrowed);
 }
 
 int64_t SqliteDb::Changes() const { return sqlite3_changes64(db_); }
 
-// ---- Transaction
+int64_t SqliteDb::MaxBlobBytes() { return sqlite3_limit(db_, SQLITE_LIMIT_LENGTH, -1); }
 
-absl::StatusOr<Transaction> Transaction::Begin(SqliteDb& db, Mode mode) {
-  absl::Status status = db.Exec(mode == Mode::kWrite ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
-  if (!status.ok()) return status;
-  return Transaction(&db);
+absl::Status SqliteDb::Begin(TxnMode mode) {
+  return Exec(mode == TxnMode::kRead ? "BEGIN DEFERRED" : "BEGIN IMMEDIATE");
 }
 
-Transaction::Transaction(Transaction&& other) noexcept : db_(std::exchange(other.db_, nullptr)) {}
+absl::Status SqliteDb::Commit() { return Exec("COMMIT"); }
 
-Transaction::~Transaction() {
-  if (db_ == nullptr) return;
+void SqliteDb::Rollback() {
   // A failed statement may already have ended the transaction; roll back only
   // when one is still open.
-  if (sqlite3_get_autocommit(db_->handle()) == 0) db_->Exec("ROLLBACK").IgnoreError();
-}
-
-absl::Status Transaction::Commit() {
-  absl::Status status = db_->Exec("COMMIT");
-  if (status.ok()) db_ = nullptr;
-  return status;
+  if (sqlite3_get_autocommit(db_) == 0) Exec("ROLLBACK").IgnoreError();
 }
 
 }  // namespace agt::server

@@ -1,7 +1,5 @@
 #include "server/store/store.h"
 
-#include <sqlite3.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -23,7 +21,13 @@
 #include "server/store/ids.h"
 #include "server/store/privacy_ledger.h"
 #include "server/store/schema.h"
-#include "server/store/sqlite.h"
+#include "server/store/sqlite_store.h"
+#ifdef AGT_HAVE_POSTGRES
+#include "server/store/postgres_store.h"
+#endif
+#include "server/store/sql.h"
+#include "server/store/sql_store.h"
+#include "server/store/store_rules.h"
 
 // Early returns on error, local to this file (Abseil of Debian 12 has no public
 // equivalent).
@@ -79,15 +83,6 @@ std::string_view RequestKindName(RequestKind kind) {
   return "unknown";
 }
 
-absl::Status PrivacyBudgetRefusal(absl::Status status, const std::string& tenant,
-                                  const std::string& model_id, const PrivacySpendRecord& record) {
-  status = WithQuota(WithReason(std::move(status), kReasonPrivacyBudgetExhausted),
-                     absl::StrCat("tenant:", tenant, "/dataset:", record.dataset_id));
-  status = WithMetadata(std::move(status), "model_id", model_id);
-  status = WithMetadata(std::move(status), "dataset_id", record.dataset_id);
-  return WithMetadata(std::move(status), "client", record.client);
-}
-
 absl::Status ValidateRequestId(std::string_view id) {
   if (id.size() > kMaxRequestIdLength) {
     return WithField(absl::InvalidArgumentError(absl::StrCat("request_id has ", id.size(),
@@ -108,104 +103,45 @@ absl::Status ValidateRequestId(std::string_view id) {
   return absl::OkStatus();
 }
 
+bool Store::IsPostgresTarget(const std::string& target) {
+  return absl::StartsWith(target, "postgresql://") || absl::StartsWith(target, "postgres://");
+}
+
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& target) {
+  if (IsPostgresTarget(target)) {
+#ifdef AGT_HAVE_POSTGRES
+    return OpenPostgresStore(target);
+#else
+    return absl::FailedPreconditionError(
+        "this agt-server was built without PostgreSQL (libpq was not found at build time; "
+        "install libpq-dev and rebuild with -DAGT_WITH_POSTGRES=ON), so a postgresql:// --db "
+        "cannot be opened");
+#endif
+  }
+  return OpenSqliteStore(target);
+}
+
+int Store::SchemaVersion() { return LatestSchemaVersion(); }
+
+absl::StatusOr<DatasetRecord> Store::InsertDataset(DatasetRecord record, const agt::Dataset& data,
+                                                   const DatasetInsertOptions& options) {
+  return DoInsertDataset(std::move(record), data, nullptr, options);
+}
+
+absl::StatusOr<DatasetRecord> Store::InsertDataset(DatasetRecord record, agt::Dataset&& data,
+                                                   const DatasetInsertOptions& options) {
+  return DoInsertDataset(std::move(record), data, &data, options);
+}
+
 namespace {
 
 using Mode = Transaction::Mode;
-
-// JobStateName as the string_view type absl::StrCat takes (Debian's Abseil
-// has its own string_view).
-absl::string_view StateName(JobState state) {
-  const std::string_view name = JobStateName(state);
-  return absl::string_view(name.data(), name.size());
-}
-
-// Ids in messages come from clients: quote, escape and shorten them.
-std::string Quoted(absl::string_view id) {
-  constexpr size_t kMaxShown = 80;
-  std::string shown = absl::CHexEscape(id.substr(0, kMaxShown));
-  if (id.size() > kMaxShown) shown += "...";
-  return shown;
-}
-
-// The same message for an unknown id and another tenant's id, so that the
-// answer says nothing about which ids exist.
-// The id is also in the metadata as "<kind>_id" (dataset_id, job_id, model_id).
-absl::Status NotFound(absl::string_view kind, absl::string_view id) {
-  return WithMetadata(absl::NotFoundError(absl::StrCat(kind, " ", Quoted(id), " not found")),
-                      absl::StrCat(kind, "_id"), id);
-}
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-absl::StatusOr<int> NormalizePageSize(int page_size) {
-  if (page_size < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "page_size ", page_size, " must be >= 0 (0 = the default ", kDefaultPageSize, ")"));
-  }
-  if (page_size == 0) return kDefaultPageSize;
-  return std::min(page_size, kMaxPageSize);
-}
-
-bool IsLegalTransition(JobState from, JobState to) {
-  switch (from) {
-    case JobState::kQueued:
-      return to == JobState::kRunning || to == JobState::kCancelled;
-    case JobState::kRunning:
-      return to == JobState::kQueued || IsFinal(to);
-    default:
-      return false;
-  }
-}
-
-absl::Status CheckTransition(const JobRecord& job, JobState to) {
-  if (IsLegalTransition(job.state, to)) return absl::OkStatus();
-  return WithMetadata(
-      WithReason(absl::FailedPreconditionError(absl::StrCat("job ", job.id, " cannot go from ",
-                                                            StateName(job.state), " to ",
-                                                            StateName(to))),
-                 kReasonJobState),
-      "job_id", job.id);
-}
-
-absl::Status RequireRunning(const JobRecord& job, absl::string_view action) {
-  if (job.state == JobState::kRunning) return absl::OkStatus();
-  return WithMetadata(
-      WithReason(absl::FailedPreconditionError(absl::StrCat("job ", job.id, " is ",
-                                                            StateName(job.state), "; ", action,
-                                                            " needs it RUNNING")),
-                 kReasonJobState),
-      "job_id", job.id);
-}
-
-// Adds which record a decoding error is about.
-absl::Status InRecord(const absl::Status& status, absl::string_view what) {
-  return absl::Status(status.code(), absl::StrCat(what, ": ", status.message()));
-}
 
 // ---- datasets
 
 constexpr char kDatasetColumns[] =
     "seq, id, tenant, name, num_rows, num_features, num_classes, checksum, size_bytes, "
     "created_ms, sample_shape";
-
-// sample_shape is stored as text, "1,28,28"; '' (rows from before schema 9)
-// is [num_features].
-std::string SampleShapeToText(const std::vector<int>& shape) { return absl::StrJoin(shape, ","); }
-
-std::vector<int> SampleShapeFromText(const std::string& text, int num_features) {
-  std::vector<int> shape;
-  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
-    int d = 0;
-    if (!absl::SimpleAtoi(part, &d)) return {num_features};
-    shape.push_back(d);
-  }
-  if (shape.empty()) shape.push_back(num_features);
-  return shape;
-}
 
 DatasetRecord ReadDataset(const Statement& st, int64_t* seq) {
   *seq = st.ColumnInt64(0);
@@ -306,45 +242,31 @@ absl::StatusOr<ModelRecord> ReadModel(const Statement& st, int64_t* seq) {
   return m;
 }
 
-absl::Status CheckModelShapes(const ModelRecord& m) {
-  for (size_t i = 0; i < m.boxes.size(); ++i) {
-    const ParameterBox& box = m.boxes[i].box;
-    if (box.lower.size() != m.nominal.size() || box.upper.size() != m.nominal.size()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("model box ", i, " has ", box.lower.size(), " lower and ", box.upper.size(),
-                       " upper bounds; the nominal parameters have ", m.nominal.size()));
-    }
-  }
-  return absl::OkStatus();
-}
-
-// Fills a model field from the job, or checks that the caller's value agrees.
-absl::Status FillFromJob(std::string* field, const std::string& from_job, absl::string_view name,
-                         const JobRecord& job) {
-  if (field->empty()) {
-    *field = from_job;
-    return absl::OkStatus();
-  }
-  if (*field != from_job) {
-    return absl::InvalidArgumentError(absl::StrCat("model ", name, " \"", Quoted(*field),
-                                                   "\" differs from job ", job.id, "'s \"",
-                                                   Quoted(from_job), "\""));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
-struct Store::Impl {
+struct SqlStore::Impl {
   std::mutex mu;
-  std::unique_ptr<SqliteDb> db;
+  std::unique_ptr<SqlDb> db;
+  // Leases (store.h, "job leases"): this object's name among the workers on
+  // the database, the claims it made, and the lease token of every job it
+  // holds (job id -> "<instance>:<claim>", as in jobs.lease_owner).
+  std::string instance;
+  int64_t claims = 0;
+  int64_t lease_ms = kDefaultJobLeaseMs;
+  int max_crashes = 2;
+  std::map<std::string, std::string> leases;
 
   // ---- helpers; the caller holds mu.
 
   // The job, scoped to `tenant` unless it is null.
-  absl::StatusOr<JobRecord> LoadJob(const std::string& id, const std::string* tenant) {
+  // `lock_row`: in a write transaction that will change the job, locks its
+  // row (RowLockClause), so that a concurrent claim (kRowLocks) is ordered
+  // before or after this transaction, never in between.
+  absl::StatusOr<JobRecord> LoadJob(const std::string& id, const std::string* tenant,
+                                    bool lock_row = false) {
     const std::string sql = absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE id = ?1",
-                                         tenant != nullptr ? " AND tenant = ?2" : "");
+                                         tenant != nullptr ? " AND tenant = ?2" : "",
+                                         lock_row ? db->RowLockClause() : absl::string_view());
     STORE_ASSIGN_OR_RETURN(Statement st, db->Prepare(sql));
     st.BindText(1, id);
     if (tenant != nullptr) st.BindText(2, *tenant);
@@ -482,6 +404,45 @@ struct Store::Impl {
     return absl::OkStatus();
   }
 
+  // Aborted when this store held the job's lease
+  // and the row now names another owner (the lease expired and another
+  // worker claimed the job). OK when this store holds no lease on it.
+  absl::Status RequireLease(const std::string& job_id) {
+    auto it = leases.find(job_id);
+    if (it == leases.end()) return absl::OkStatus();
+    STORE_ASSIGN_OR_RETURN(Statement st, db->Prepare("SELECT lease_owner FROM jobs WHERE id = ?1"));
+    st.BindText(1, job_id);
+    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+    // The entry stays: every later call of this worker on the job is
+    // refused too.
+    if (row && st.ColumnText(0) == it->second) return absl::OkStatus();
+    return WithMetadata(absl::AbortedError(absl::StrCat(
+                            "job ", job_id,
+                            " was claimed by another worker after this worker's lease expired; "
+                            "this worker's work on it is discarded")),
+                        "job_id", job_id);
+  }
+
+  // Moves the lease's expiry on, when this store holds it.
+  absl::Status ExtendLease(const std::string& job_id) {
+    auto it = leases.find(job_id);
+    if (it == leases.end()) return absl::OkStatus();
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db->Prepare("UPDATE jobs SET lease_expires_ms = ?1 WHERE id = ?2 AND lease_owner = ?3"));
+    st.BindInt64(1, NowMs() + lease_ms).BindText(2, job_id).BindText(3, it->second);
+    return st.Run();
+  }
+
+  // A job that leaves RUNNING has no lease.
+  absl::Status ClearLease(const std::string& job_id) {
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db->Prepare("UPDATE jobs SET lease_owner = '', lease_expires_ms = 0 WHERE id = ?1"));
+    st.BindText(1, job_id);
+    return st.Run();
+  }
+
   absl::Status DeleteCheckpoint(const std::string& job_id) {
     STORE_ASSIGN_OR_RETURN(Statement st, db->Prepare("DELETE FROM checkpoints WHERE job_id = ?1"));
     st.BindText(1, job_id);
@@ -545,7 +506,11 @@ struct Store::Impl {
         Statement st,
         db->Prepare("SELECT row_id, requested_by, requested_ms, accepted FROM deletions WHERE "
                     "model_id = ?1 AND row_id >= ?2 ORDER BY row_id LIMIT ?3"));
-    st.BindText(1, model_id).BindInt64(2, first_row).BindInt64(3, limit);
+    // No limit is the largest one: a negative LIMIT means "none" to SQLite
+    // only.
+    st.BindText(1, model_id)
+        .BindInt64(2, first_row)
+        .BindInt64(3, limit < 0 ? std::numeric_limits<int64_t>::max() : limit);
     std::vector<DeletionRecord> out;
     while (true) {
       STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
@@ -588,10 +553,9 @@ struct Store::Impl {
         r.updated_ms = st.ColumnInt64(2);
       }
     }
-    STORE_ASSIGN_OR_RETURN(
-        Statement st,
-        db->Prepare("SELECT spent_quanta, releases FROM privacy_spenders "
-                    "WHERE tenant = ?1 AND dataset_id = ?2 AND client = ?3"));
+    STORE_ASSIGN_OR_RETURN(Statement st,
+                           db->Prepare("SELECT spent_quanta, releases FROM privacy_spenders "
+                                       "WHERE tenant = ?1 AND dataset_id = ?2 AND client = ?3"));
     st.BindText(1, tenant).BindText(2, r.dataset_id).BindText(3, client);
     STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
     if (row) {
@@ -675,8 +639,10 @@ struct Store::Impl {
     }
     STORE_ASSIGN_OR_RETURN(
         Statement st,
-        db->Prepare("INSERT OR REPLACE INTO requests (tenant, kind, request_id, fingerprint, "
-                    "response, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+        db->Prepare("INSERT INTO requests (tenant, kind, request_id, fingerprint, response, "
+                    "created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (tenant, kind, "
+                    "request_id) DO UPDATE SET fingerprint = excluded.fingerprint, response = "
+                    "excluded.response, created_ms = excluded.created_ms"));
     st.BindText(1, tenant)
         .BindText(2, std::string(RequestKindName(kind)))
         .BindText(3, tag.id)
@@ -730,35 +696,63 @@ struct Store::Impl {
   }
 };
 
-Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-Store::~Store() = default;
-
-int Store::SchemaVersion() { return LatestSchemaVersion(); }
-
-absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
-  auto impl = std::make_unique<Impl>();
-  STORE_ASSIGN_OR_RETURN(impl->db, SqliteDb::Open(path));
-  STORE_RETURN_IF_ERROR(ConfigureConnection(*impl->db, path));
-  STORE_RETURN_IF_ERROR(MigrateSchema(*impl->db, path));
-  return std::unique_ptr<Store>(new Store(std::move(impl)));
+SqlStore::SqlStore(std::unique_ptr<SqlDb> db) : impl_(std::make_unique<Impl>()) {
+  impl_->db = std::move(db);
+  absl::StatusOr<std::string> instance = NewRandomId("worker_");
+  impl_->instance = instance.ok() ? *std::move(instance) : absl::StrCat("worker_", NowMs());
 }
+
+void SqlStore::SetJobLease(int64_t lease_ms, int max_crashes) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->lease_ms = std::max<int64_t>(1, lease_ms);
+  impl_->max_crashes = std::max(0, max_crashes);
+}
+
+absl::Status SqlStore::RenewJobLease(const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqlDb& db = *impl_->db;
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kRowLocks));
+  STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(job_id, nullptr, /*lock_row=*/true));
+  STORE_RETURN_IF_ERROR(impl_->RequireLease(job.id));
+  if (impl_->leases.count(job.id) == 0 || job.state != JobState::kRunning) {
+    return WithMetadata(
+        absl::AbortedError(absl::StrCat("job ", job.id, " is ", StateName(job.state),
+                                        " and not leased by this worker")),
+        "job_id", job.id);
+  }
+  STORE_RETURN_IF_ERROR(impl_->ExtendLease(job.id));
+  return txn.Commit();
+}
+
+absl::StatusOr<int> SqlStore::ReleaseJobLeases() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqlDb& db = *impl_->db;
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
+  int64_t released = 0;
+  STORE_ASSIGN_OR_RETURN(
+      Statement st, db.Prepare("UPDATE jobs SET state = ?1, lease_owner = '', lease_expires_ms = 0 "
+                               "WHERE id = ?2 AND state = ?3 AND lease_owner = ?4"));
+  for (const auto& [id, token] : impl_->leases) {
+    st.BindInt64(1, static_cast<int>(JobState::kQueued))
+        .BindText(2, id)
+        .BindInt64(3, static_cast<int>(JobState::kRunning))
+        .BindText(4, token);
+    STORE_RETURN_IF_ERROR(st.Run());
+    released += db.Changes();
+    st.Reset();
+  }
+  STORE_RETURN_IF_ERROR(txn.Commit());
+  impl_->leases.clear();
+  return static_cast<int>(released);
+}
+SqlStore::~SqlStore() = default;
 
 // ---- datasets
 
-absl::StatusOr<DatasetRecord> Store::InsertDataset(DatasetRecord record, const agt::Dataset& data,
-                                                   const DatasetInsertOptions& options) {
-  return InsertDatasetImpl(std::move(record), data, nullptr, options);
-}
-
-absl::StatusOr<DatasetRecord> Store::InsertDataset(DatasetRecord record, agt::Dataset&& data,
-                                                   const DatasetInsertOptions& options) {
-  return InsertDatasetImpl(std::move(record), data, &data, options);
-}
-
-absl::StatusOr<DatasetRecord> Store::InsertDatasetImpl(DatasetRecord record,
-                                                       const agt::Dataset& data,
-                                                       agt::Dataset* release,
-                                                       const DatasetInsertOptions& options) {
+absl::StatusOr<DatasetRecord> SqlStore::DoInsertDataset(DatasetRecord record,
+                                                        const agt::Dataset& data,
+                                                        agt::Dataset* release,
+                                                        const DatasetInsertOptions& options) {
   STORE_RETURN_IF_ERROR(ValidateRequestId(options.request_id));
   const RequestTag tag{options.request_id, options.request_fingerprint};
   if (data.y.size() != data.x.rows()) {
@@ -792,7 +786,7 @@ absl::StatusOr<DatasetRecord> Store::InsertDatasetImpl(DatasetRecord record,
   if (release != nullptr) *release = agt::Dataset();  // `data` is not used below
 
   std::lock_guard<std::mutex> lock(impl_->mu);
-  SqliteDb& db = *impl_->db;
+  SqlDb& db = *impl_->db;
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
   // A retry: the first upload's dataset; nothing is inserted.
   STORE_ASSIGN_OR_RETURN(const std::optional<std::string> first,
@@ -838,7 +832,8 @@ absl::StatusOr<DatasetRecord> Store::InsertDatasetImpl(DatasetRecord record,
   return record;
 }
 
-absl::StatusOr<DatasetRecord> Store::GetDataset(const std::string& tenant, const std::string& id) {
+absl::StatusOr<DatasetRecord> SqlStore::GetDataset(const std::string& tenant,
+                                                   const std::string& id) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   STORE_ASSIGN_OR_RETURN(Statement st, impl_->db->Prepare(absl::StrCat(
                                            "SELECT ", kDatasetColumns,
@@ -850,8 +845,8 @@ absl::StatusOr<DatasetRecord> Store::GetDataset(const std::string& tenant, const
   return ReadDataset(st, &seq);
 }
 
-absl::StatusOr<agt::Dataset> Store::LoadDatasetData(const std::string& tenant,
-                                                    const std::string& id) {
+absl::StatusOr<agt::Dataset> SqlStore::LoadDatasetData(const std::string& tenant,
+                                                       const std::string& id) {
   std::string features;
   std::string labels;
   std::string checksum;
@@ -896,8 +891,8 @@ absl::StatusOr<agt::Dataset> Store::LoadDatasetData(const std::string& tenant,
   return data;
 }
 
-absl::StatusOr<Page<DatasetRecord>> Store::ListDatasets(const std::string& tenant, int page_size,
-                                                        const std::string& page_token) {
+absl::StatusOr<Page<DatasetRecord>> SqlStore::ListDatasets(const std::string& tenant, int page_size,
+                                                           const std::string& page_token) {
   STORE_ASSIGN_OR_RETURN(const int limit, NormalizePageSize(page_size));
   STORE_ASSIGN_OR_RETURN(const int64_t after, DecodePageToken(PageKind::kDatasets, page_token));
   std::lock_guard<std::mutex> lock(impl_->mu);
@@ -920,9 +915,9 @@ absl::StatusOr<Page<DatasetRecord>> Store::ListDatasets(const std::string& tenan
   return page;
 }
 
-absl::Status Store::DeleteDataset(const std::string& tenant, const std::string& id) {
+absl::Status SqlStore::DeleteDataset(const std::string& tenant, const std::string& id) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  SqliteDb& db = *impl_->db;
+  SqlDb& db = *impl_->db;
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
   {
     STORE_ASSIGN_OR_RETURN(Statement st,
@@ -942,13 +937,13 @@ absl::Status Store::DeleteDataset(const std::string& tenant, const std::string& 
     STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
     if (row) {
       return WithMetadata(
-          WithMetadata(WithReason(absl::FailedPreconditionError(absl::StrCat(
-                                      "dataset ", id, " is in use by ",
-                                      StateName(static_cast<JobState>(st.ColumnInt64(1))),
-                                      " job ", st.ColumnText(0),
-                                      "; cancel the job or wait for it to finish")),
-                                  kReasonDatasetInUse),
-                       "dataset_id", id),
+          WithMetadata(
+              WithReason(absl::FailedPreconditionError(absl::StrCat(
+                             "dataset ", id, " is in use by ",
+                             StateName(static_cast<JobState>(st.ColumnInt64(1))), " job ",
+                             st.ColumnText(0), "; cancel the job or wait for it to finish")),
+                         kReasonDatasetInUse),
+              "dataset_id", id),
           "job_id", st.ColumnText(0));
     }
   }
@@ -962,7 +957,7 @@ absl::Status Store::DeleteDataset(const std::string& tenant, const std::string& 
 
 // ---- jobs
 
-absl::StatusOr<JobRecord> Store::InsertJob(JobRecord record, const JobInsertOptions& options) {
+absl::StatusOr<JobRecord> SqlStore::InsertJob(JobRecord record, const JobInsertOptions& options) {
   STORE_RETURN_IF_ERROR(ValidateRequestId(options.request_id));
   const RequestTag tag{options.request_id, options.request_fingerprint};
   STORE_ASSIGN_OR_RETURN(record.id, NewRandomId(kJobIdPrefix));
@@ -976,7 +971,7 @@ absl::StatusOr<JobRecord> Store::InsertJob(JobRecord record, const JobInsertOpti
   record.crash_count = 0;
 
   std::lock_guard<std::mutex> lock(impl_->mu);
-  SqliteDb& db = *impl_->db;
+  SqlDb& db = *impl_->db;
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
   // A retry: the first submission's job, as it is now; nothing is inserted.
   STORE_ASSIGN_OR_RETURN(const std::optional<std::string> first,
@@ -997,12 +992,12 @@ absl::StatusOr<JobRecord> Store::InsertJob(JobRecord record, const JobInsertOpti
     const int64_t active = row ? st.ColumnInt64(0) : 0;
     if (active >= options.max_active_jobs_per_tenant) {
       return WithQuota(
-          WithReason(absl::ResourceExhaustedError(absl::StrCat(
-                         "tenant ", Quoted(record.tenant), " has ", active,
-                         " QUEUED or RUNNING jobs; the server's --max-jobs-per-tenant is ",
-                         options.max_active_jobs_per_tenant,
-                         ": wait for one to finish or cancel one")),
-                     kReasonTenantJobLimit),
+          WithReason(
+              absl::ResourceExhaustedError(absl::StrCat(
+                  "tenant ", Quoted(record.tenant), " has ", active,
+                  " QUEUED or RUNNING jobs; the server's --max-jobs-per-tenant is ",
+                  options.max_active_jobs_per_tenant, ": wait for one to finish or cancel one")),
+              kReasonTenantJobLimit),
           absl::StrCat("tenant:", record.tenant));
     }
   }
@@ -1039,14 +1034,14 @@ absl::StatusOr<JobRecord> Store::InsertJob(JobRecord record, const JobInsertOpti
   return record;
 }
 
-absl::StatusOr<JobRecord> Store::GetJob(const std::string& tenant, const std::string& id) {
+absl::StatusOr<JobRecord> SqlStore::GetJob(const std::string& tenant, const std::string& id) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->LoadJob(id, &tenant);
 }
 
-absl::StatusOr<Page<JobRecord>> Store::ListJobs(const std::string& tenant,
-                                                std::optional<JobState> state, int page_size,
-                                                const std::string& page_token) {
+absl::StatusOr<Page<JobRecord>> SqlStore::ListJobs(const std::string& tenant,
+                                                   std::optional<JobState> state, int page_size,
+                                                   const std::string& page_token) {
   STORE_ASSIGN_OR_RETURN(const int limit, NormalizePageSize(page_size));
   STORE_ASSIGN_OR_RETURN(const int64_t after, DecodePageToken(PageKind::kJobs, page_token));
   std::lock_guard<std::mutex> lock(impl_->mu);
@@ -1075,7 +1070,7 @@ absl::StatusOr<Page<JobRecord>> Store::ListJobs(const std::string& tenant,
   return page;
 }
 
-absl::StatusOr<std::map<std::string, int64_t>> Store::CountJobsByState() {
+absl::StatusOr<std::map<std::string, int64_t>> SqlStore::CountJobsByState() {
   std::map<std::string, int64_t> counts;
   for (JobState state : {JobState::kQueued, JobState::kRunning, JobState::kSucceeded,
                          JobState::kFailed, JobState::kCancelled}) {
@@ -1093,47 +1088,96 @@ absl::StatusOr<std::map<std::string, int64_t>> Store::CountJobsByState() {
   return counts;
 }
 
-absl::StatusOr<std::optional<JobRecord>> Store::ClaimNextQueuedJob() {
+absl::StatusOr<std::optional<JobRecord>> SqlStore::ClaimNextQueuedJob() {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  SqliteDb& db = *impl_->db;
-  // BEGIN IMMEDIATE holds the write lock from the SELECT to the COMMIT, so a
-  // second process (another connection) cannot claim the same row.
-  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
+  SqlDb& db = *impl_->db;
+  // SQLite: BEGIN IMMEDIATE holds the write lock from the SELECT to the
+  // COMMIT, so a second process cannot claim the same row. PostgreSQL: the
+  // row is locked by the SELECT, and other claimers skip it rather than
+  // wait (so claims from many workers do not queue behind each other).
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kRowLocks));
+  const int64_t now = NowMs();
+  // A RUNNING job whose lease expired was abandoned by a dead worker:
+  // claimed like a queued one (resumed from its checkpoint), one crash more,
+  // or FAILED past max_crashes and the next candidate tried.
   std::string id;
-  {
-    STORE_ASSIGN_OR_RETURN(Statement st,
-                           db.Prepare("SELECT id FROM jobs WHERE state = ?1 ORDER BY seq LIMIT 1"));
-    st.BindInt64(1, static_cast<int>(JobState::kQueued));
-    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
-    if (!row) return std::optional<JobRecord>();
-    id = st.ColumnText(0);
-  }
-  {
+  std::string token;
+  while (id.empty()) {
+    std::string candidate;
+    JobState state = JobState::kQueued;
+    int64_t crashes = 0;
+    {
+      STORE_ASSIGN_OR_RETURN(
+          Statement st,
+          db.Prepare(absl::StrCat("SELECT id, state, crash_count FROM jobs WHERE state = ?1 OR "
+                                  "(state = ?2 AND lease_expires_ms > 0 AND lease_expires_ms < ?3) "
+                                  "ORDER BY seq LIMIT 1",
+                                  db.SkipLockedClause())));
+      st.BindInt64(1, static_cast<int>(JobState::kQueued))
+          .BindInt64(2, static_cast<int>(JobState::kRunning))
+          .BindInt64(3, now);
+      STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+      if (!row) {
+        STORE_RETURN_IF_ERROR(txn.Commit());  // keeps the poisoned jobs' FAILED
+        return std::optional<JobRecord>();
+      }
+      candidate = st.ColumnText(0);
+      state = static_cast<JobState>(st.ColumnInt64(1));
+      crashes = st.ColumnInt64(2);
+    }
+    const bool abandoned = state == JobState::kRunning;
+    if (abandoned && crashes + 1 > impl_->max_crashes) {
+      STORE_ASSIGN_OR_RETURN(
+          Statement st,
+          db.Prepare("UPDATE jobs SET state = ?1, finished_ms = ?2, error = ?3, crash_count = "
+                     "crash_count + 1, lease_owner = '', lease_expires_ms = 0 WHERE id = ?4"));
+      st.BindInt64(1, static_cast<int>(JobState::kFailed))
+          .BindInt64(2, now)
+          .BindText(3, absl::StrCat("its worker died ", crashes + 1,
+                                    " times while running it (its lease expired each time); "
+                                    "not resumed: resubmit with smaller settings"))
+          .BindText(4, candidate);
+      STORE_RETURN_IF_ERROR(st.Run());
+      STORE_RETURN_IF_ERROR(impl_->DeleteCheckpoint(candidate));
+      continue;
+    }
+    token = absl::StrCat(impl_->instance, ":", ++impl_->claims);
     STORE_ASSIGN_OR_RETURN(
         Statement st,
-        db.Prepare("UPDATE jobs SET state = ?1, started_ms = ?2 WHERE id = ?3 AND state = ?4"));
+        db.Prepare("UPDATE jobs SET state = ?1, started_ms = ?2, lease_owner = ?3, "
+                   "lease_expires_ms = ?4, crash_count = crash_count + ?5 WHERE id = ?6 AND "
+                   "state = ?7"));
     st.BindInt64(1, static_cast<int>(JobState::kRunning))
-        .BindInt64(2, NowMs())
-        .BindText(3, id)
-        .BindInt64(4, static_cast<int>(JobState::kQueued));
+        .BindInt64(2, now)
+        .BindText(3, token)
+        .BindInt64(4, now + impl_->lease_ms)
+        .BindInt64(5, abandoned ? 1 : 0)
+        .BindText(6, candidate)
+        .BindInt64(7, static_cast<int>(state));
     STORE_RETURN_IF_ERROR(st.Run());
     if (db.Changes() != 1) {
-      return absl::InternalError(absl::StrCat("job ", id, " changed state during its claim"));
+      return absl::InternalError(
+          absl::StrCat("job ", candidate, " changed state during its claim"));
     }
+    id = candidate;
   }
   STORE_ASSIGN_OR_RETURN(JobRecord job, impl_->LoadJob(id, nullptr));
   STORE_RETURN_IF_ERROR(txn.Commit());
+  impl_->leases[id] = token;
   return std::optional<JobRecord>(std::move(job));
 }
 
-absl::Status Store::UpdateJobProgress(const std::string& job_id, const JobProgressRecord& progress,
-                                      int64_t dropped_rows_per_epoch,
-                                      const WidthHistoryRecord* history) {
+absl::Status SqlStore::UpdateJobProgress(const std::string& job_id,
+                                         const JobProgressRecord& progress,
+                                         int64_t dropped_rows_per_epoch,
+                                         const WidthHistoryRecord* history) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  SqliteDb& db = *impl_->db;
+  SqlDb& db = *impl_->db;
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
-  STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(job_id, nullptr));
+  STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(job_id, nullptr, /*lock_row=*/true));
   STORE_RETURN_IF_ERROR(RequireRunning(job, "recording progress"));
+  STORE_RETURN_IF_ERROR(impl_->RequireLease(job_id));
+  STORE_RETURN_IF_ERROR(impl_->ExtendLease(job_id));
   STORE_RETURN_IF_ERROR(impl_->WriteProgress(job_id, progress));
   {
     STORE_ASSIGN_OR_RETURN(Statement st,
@@ -1145,15 +1189,17 @@ absl::Status Store::UpdateJobProgress(const std::string& job_id, const JobProgre
   return txn.Commit();
 }
 
-absl::Status Store::SaveCheckpoint(const std::string& job_id, const agt::TrainState& state,
-                                   const JobProgressRecord& progress,
-                                   const WidthHistoryRecord* history) {
+absl::Status SqlStore::SaveCheckpoint(const std::string& job_id, const agt::TrainState& state,
+                                      const JobProgressRecord& progress,
+                                      const WidthHistoryRecord* history) {
   const std::string blob = EncodeTrainState(state);
   std::lock_guard<std::mutex> lock(impl_->mu);
-  SqliteDb& db = *impl_->db;
+  SqlDb& db = *impl_->db;
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
-  STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(job_id, nullptr));
+  STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(job_id, nullptr, /*lock_row=*/true));
   STORE_RETURN_IF_ERROR(RequireRunning(job, "saving a checkpoint"));
+  STORE_RETURN_IF_ERROR(impl_->RequireLease(job_id));
+  STORE_RETURN_IF_ERROR(impl_->ExtendLease(job_id));
   {
     STORE_ASSIGN_OR_RETURN(
         Statement st,
@@ -1168,11 +1214,11 @@ absl::Status Store::SaveCheckpoint(const std::string& job_id, const agt::TrainSt
   return txn.Commit();
 }
 
-absl::StatusOr<std::optional<agt::TrainState>> Store::LoadCheckpoint(const std::string& job_id) {
+absl::StatusOr<std::optional<agt::TrainState>> SqlStore::LoadCheckpoint(const std::string& job_id) {
   std::string blob;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
-    SqliteDb& db = *impl_->db;
+    SqlDb& db = *impl_->db;
     STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kRead));
     STORE_RETURN_IF_ERROR(impl_->LoadJob(job_id, nullptr).status());
     STORE_ASSIGN_OR_RETURN(Statement st,
@@ -1187,16 +1233,17 @@ absl::StatusOr<std::optional<agt::TrainState>> Store::LoadCheckpoint(const std::
   return std::optional<agt::TrainState>(*std::move(state));
 }
 
-absl::StatusOr<std::string> Store::CompleteJob(const std::string& job_id, ModelRecord model,
-                                               const JobProgressRecord& progress,
-                                               const WidthHistoryRecord* history) {
+absl::StatusOr<std::string> SqlStore::CompleteJob(const std::string& job_id, ModelRecord model,
+                                                  const JobProgressRecord& progress,
+                                                  const WidthHistoryRecord* history) {
   STORE_RETURN_IF_ERROR(CheckModelShapes(model));
   STORE_ASSIGN_OR_RETURN(model.id, NewRandomId(kModelIdPrefix));
   std::lock_guard<std::mutex> lock(impl_->mu);
-  SqliteDb& db = *impl_->db;
+  SqlDb& db = *impl_->db;
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
-  STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(job_id, nullptr));
+  STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(job_id, nullptr, /*lock_row=*/true));
   STORE_RETURN_IF_ERROR(CheckTransition(job, JobState::kSucceeded));
+  STORE_RETURN_IF_ERROR(impl_->RequireLease(job_id));
   STORE_RETURN_IF_ERROR(FillFromJob(&model.tenant, job.tenant, "tenant", job));
   STORE_RETURN_IF_ERROR(FillFromJob(&model.job_id, job.id, "job_id", job));
   STORE_RETURN_IF_ERROR(FillFromJob(&model.dataset_id, job.dataset_id, "dataset_id", job));
@@ -1214,17 +1261,22 @@ absl::StatusOr<std::string> Store::CompleteJob(const std::string& job_id, ModelR
   STORE_RETURN_IF_ERROR(impl_->WriteWarnings(job_id, model.warnings));
   if (history != nullptr) STORE_RETURN_IF_ERROR(impl_->WriteHistory(job_id, *history));
   STORE_RETURN_IF_ERROR(impl_->DeleteCheckpoint(job_id));
+  STORE_RETURN_IF_ERROR(impl_->ClearLease(job_id));
   STORE_RETURN_IF_ERROR(txn.Commit());
+  impl_->leases.erase(job_id);
   return model.id;
 }
 
-absl::Status Store::FailJob(const std::string& job_id, const std::string& error) {
+absl::Status SqlStore::FailJob(const std::string& job_id, const std::string& error) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  SqliteDb& db = *impl_->db;
+  SqlDb& db = *impl_->db;
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
-  STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(job_id, nullptr));
+  STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(job_id, nullptr, /*lock_row=*/true));
   STORE_RETURN_IF_ERROR(CheckTransition(job, JobState::kFailed));
+  STORE_RETURN_IF_ERROR(impl_->RequireLease(job_id));
   STORE_RETURN_IF_ERROR(impl_->SetJobState(job, JobState::kFailed, NowMs()));
+  STORE_RETURN_IF_ERROR(impl_->ClearLease(job_id));
+  impl_->leases.erase(job_id);  // whether or not the commit succeeds: not ours to renew
   {
     STORE_ASSIGN_OR_RETURN(Statement st, db.Prepare("UPDATE jobs SET error = ?1 WHERE id = ?2"));
     st.BindText(1, error).BindText(2, job_id);
@@ -1234,11 +1286,12 @@ absl::Status Store::FailJob(const std::string& job_id, const std::string& error)
   return txn.Commit();
 }
 
-absl::StatusOr<JobRecord> Store::RequestCancel(const std::string& tenant, const std::string& id) {
+absl::StatusOr<JobRecord> SqlStore::RequestCancel(const std::string& tenant,
+                                                  const std::string& id) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  SqliteDb& db = *impl_->db;
+  SqlDb& db = *impl_->db;
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
-  STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(id, &tenant));
+  STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(id, &tenant, /*lock_row=*/true));
   if (IsFinal(job.state)) {
     return absl::FailedPreconditionError(
         absl::StrCat("job ", job.id, " is already ", StateName(job.state),
@@ -1259,18 +1312,21 @@ absl::StatusOr<JobRecord> Store::RequestCancel(const std::string& tenant, const 
   return after;
 }
 
-absl::Status Store::MarkCancelled(const std::string& job_id) {
+absl::Status SqlStore::MarkCancelled(const std::string& job_id) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  SqliteDb& db = *impl_->db;
+  SqlDb& db = *impl_->db;
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
-  STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(job_id, nullptr));
+  STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(job_id, nullptr, /*lock_row=*/true));
   STORE_RETURN_IF_ERROR(CheckTransition(job, JobState::kCancelled));
+  STORE_RETURN_IF_ERROR(impl_->RequireLease(job_id));
   STORE_RETURN_IF_ERROR(impl_->SetJobState(job, JobState::kCancelled, NowMs()));
+  STORE_RETURN_IF_ERROR(impl_->ClearLease(job_id));
+  impl_->leases.erase(job_id);
   STORE_RETURN_IF_ERROR(impl_->DeleteCheckpoint(job_id));
   return txn.Commit();
 }
 
-absl::StatusOr<bool> Store::IsCancelRequested(const std::string& job_id) {
+absl::StatusOr<bool> SqlStore::IsCancelRequested(const std::string& job_id) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   STORE_ASSIGN_OR_RETURN(Statement st,
                          impl_->db->Prepare("SELECT cancel_requested FROM jobs WHERE id = ?1"));
@@ -1280,10 +1336,10 @@ absl::StatusOr<bool> Store::IsCancelRequested(const std::string& job_id) {
   return st.ColumnInt64(0) != 0;
 }
 
-absl::StatusOr<WidthHistoryRecord> Store::GetWidthHistory(const std::string& job_id,
-                                                          const std::string* tenant) {
+absl::StatusOr<WidthHistoryRecord> SqlStore::GetWidthHistory(const std::string& job_id,
+                                                             const std::string* tenant) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  SqliteDb& db = *impl_->db;
+  SqlDb& db = *impl_->db;
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kRead));
   STORE_RETURN_IF_ERROR(impl_->LoadJob(job_id, tenant).status());
   STORE_ASSIGN_OR_RETURN(WidthHistoryRecord history, impl_->ReadHistory(job_id));
@@ -1291,31 +1347,32 @@ absl::StatusOr<WidthHistoryRecord> Store::GetWidthHistory(const std::string& job
   return history;
 }
 
-absl::StatusOr<int> Store::RequeueRunningJobs() {
+absl::StatusOr<int> SqlStore::RequeueRunningJobs() {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  SqliteDb& db = *impl_->db;
+  SqlDb& db = *impl_->db;
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
   int64_t count = 0;
   {
-    STORE_ASSIGN_OR_RETURN(Statement st, db.Prepare("UPDATE jobs SET state = ?1 WHERE state = ?2"));
+    STORE_ASSIGN_OR_RETURN(Statement st, db.Prepare("UPDATE jobs SET state = ?1, lease_owner = '', "
+                                                    "lease_expires_ms = 0 WHERE state = ?2"));
     st.BindInt64(1, static_cast<int>(JobState::kQueued))
         .BindInt64(2, static_cast<int>(JobState::kRunning));
     STORE_RETURN_IF_ERROR(st.Run());
     count = db.Changes();
   }
   STORE_RETURN_IF_ERROR(txn.Commit());
+  impl_->leases.clear();
   return static_cast<int>(count);
 }
 
-absl::StatusOr<JobRecovery> Store::RecoverAbandonedJobs(int max_crashes) {
+absl::StatusOr<JobRecovery> SqlStore::RecoverAbandonedJobs(int max_crashes) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  SqliteDb& db = *impl_->db;
+  SqlDb& db = *impl_->db;
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
   JobRecovery recovery;
   {
     STORE_ASSIGN_OR_RETURN(
-        Statement st,
-        db.Prepare("UPDATE jobs SET crash_count = crash_count + 1 WHERE state = ?1"));
+        Statement st, db.Prepare("UPDATE jobs SET crash_count = crash_count + 1 WHERE state = ?1"));
     st.BindInt64(1, static_cast<int>(JobState::kRunning));
     STORE_RETURN_IF_ERROR(st.Run());
   }
@@ -1336,7 +1393,8 @@ absl::StatusOr<JobRecovery> Store::RecoverAbandonedJobs(int max_crashes) {
     {
       STORE_ASSIGN_OR_RETURN(
           Statement st,
-          db.Prepare("UPDATE jobs SET state = ?1, finished_ms = ?2, error = ?3 WHERE id = ?4"));
+          db.Prepare("UPDATE jobs SET state = ?1, finished_ms = ?2, error = ?3, lease_owner = '', "
+                     "lease_expires_ms = 0 WHERE id = ?4"));
       st.BindInt64(1, static_cast<int>(JobState::kFailed))
           .BindInt64(2, now)
           .BindText(3, absl::StrCat("crashed the server ", crashes,
@@ -1349,33 +1407,34 @@ absl::StatusOr<JobRecovery> Store::RecoverAbandonedJobs(int max_crashes) {
   }
   recovery.failed = static_cast<int>(poison.size());
   {
-    STORE_ASSIGN_OR_RETURN(Statement st, db.Prepare("UPDATE jobs SET state = ?1 WHERE state = ?2"));
+    STORE_ASSIGN_OR_RETURN(Statement st, db.Prepare("UPDATE jobs SET state = ?1, lease_owner = '', "
+                                                    "lease_expires_ms = 0 WHERE state = ?2"));
     st.BindInt64(1, static_cast<int>(JobState::kQueued))
         .BindInt64(2, static_cast<int>(JobState::kRunning));
     STORE_RETURN_IF_ERROR(st.Run());
     recovery.requeued = static_cast<int>(db.Changes());
   }
   STORE_RETURN_IF_ERROR(txn.Commit());
+  impl_->leases.clear();
   return recovery;
 }
 
-int64_t Store::MaxBlobBytes() {
+int64_t SqlStore::MaxBlobBytes() {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return sqlite3_limit(impl_->db->handle(), SQLITE_LIMIT_LENGTH, -1);
+  return impl_->db->MaxBlobBytes();
 }
 
-absl::Status Store::DeleteJob(const std::string& tenant, const std::string& id) {
+absl::Status SqlStore::DeleteJob(const std::string& tenant, const std::string& id) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  SqliteDb& db = *impl_->db;
+  SqlDb& db = *impl_->db;
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
   STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(id, &tenant));
   if (job.state == JobState::kQueued || job.state == JobState::kRunning) {
-    return WithMetadata(
-        WithReason(absl::FailedPreconditionError(absl::StrCat(
-                       "job ", id, " is ", StateName(job.state),
-                       "; cancel it or wait for it to finish")),
-                   kReasonJobState),
-        "job_id", id);
+    return WithMetadata(WithReason(absl::FailedPreconditionError(
+                                       absl::StrCat("job ", id, " is ", StateName(job.state),
+                                                    "; cancel it or wait for it to finish")),
+                                   kReasonJobState),
+                        "job_id", id);
   }
   {
     STORE_ASSIGN_OR_RETURN(Statement st, db.Prepare("SELECT id FROM models WHERE job_id = ?1"));
@@ -1413,9 +1472,9 @@ absl::Status Store::DeleteJob(const std::string& tenant, const std::string& id) 
 
 // ---- models
 
-absl::StatusOr<ModelRecord> Store::GetModel(const std::string& tenant, const std::string& id) {
+absl::StatusOr<ModelRecord> SqlStore::GetModel(const std::string& tenant, const std::string& id) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  SqliteDb& db = *impl_->db;
+  SqlDb& db = *impl_->db;
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kRead));
   ModelRecord model;
   {
@@ -1434,12 +1493,12 @@ absl::StatusOr<ModelRecord> Store::GetModel(const std::string& tenant, const std
   return model;
 }
 
-absl::StatusOr<Page<ModelRecord>> Store::ListModels(const std::string& tenant, int page_size,
-                                                    const std::string& page_token) {
+absl::StatusOr<Page<ModelRecord>> SqlStore::ListModels(const std::string& tenant, int page_size,
+                                                       const std::string& page_token) {
   STORE_ASSIGN_OR_RETURN(const int limit, NormalizePageSize(page_size));
   STORE_ASSIGN_OR_RETURN(const int64_t after, DecodePageToken(PageKind::kModels, page_token));
   std::lock_guard<std::mutex> lock(impl_->mu);
-  SqliteDb& db = *impl_->db;
+  SqlDb& db = *impl_->db;
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kRead));
   Page<ModelRecord> page;
   {
@@ -1468,9 +1527,9 @@ absl::StatusOr<Page<ModelRecord>> Store::ListModels(const std::string& tenant, i
   return page;
 }
 
-absl::Status Store::DeleteModel(const std::string& tenant, const std::string& id) {
+absl::Status SqlStore::DeleteModel(const std::string& tenant, const std::string& id) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  SqliteDb& db = *impl_->db;
+  SqlDb& db = *impl_->db;
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
   std::string model_dataset;
   {
@@ -1493,9 +1552,9 @@ absl::Status Store::DeleteModel(const std::string& tenant, const std::string& id
       const std::string derived = st.ColumnText(1);
       const auto state = static_cast<JobState>(st.ColumnInt64(2));  // 0: job deleted
       if (state == JobState::kQueued || state == JobState::kRunning) {
-        absl::Status refused = absl::FailedPreconditionError(absl::StrCat(
-            "model ", id, " has a ", StateName(state), " retraining, job ", job_id,
-            "; cancel the job or wait for it to finish"));
+        absl::Status refused = absl::FailedPreconditionError(
+            absl::StrCat("model ", id, " has a ", StateName(state), " retraining, job ", job_id,
+                         "; cancel the job or wait for it to finish"));
         refused = WithReason(std::move(refused), kReasonRetrainingInProgress);
         refused = WithMetadata(std::move(refused), "model_id", id);
         return WithMetadata(std::move(refused), "job_id", job_id);
@@ -1519,10 +1578,9 @@ absl::Status Store::DeleteModel(const std::string& tenant, const std::string& id
   // The legacy per-model privacy rows (schema 3) were moved to the dataset's
   // ledger by migration 6 and are no longer read; the dataset's ledger stays,
   // so a model trained again on the same data spends from the same budget.
-  for (const char* sql : {"DELETE FROM deletions WHERE model_id = ?1",
-                          "DELETE FROM retrainings WHERE model_id = ?1",
-                          "DELETE FROM privacy_budgets WHERE model_id = ?1",
-                          "DELETE FROM models WHERE id = ?1"}) {
+  for (const char* sql :
+       {"DELETE FROM deletions WHERE model_id = ?1", "DELETE FROM retrainings WHERE model_id = ?1",
+        "DELETE FROM privacy_budgets WHERE model_id = ?1", "DELETE FROM models WHERE id = ?1"}) {
     STORE_ASSIGN_OR_RETURN(Statement st, db.Prepare(sql));
     st.BindText(1, id);
     STORE_RETURN_IF_ERROR(st.Run());
@@ -1532,24 +1590,23 @@ absl::Status Store::DeleteModel(const std::string& tenant, const std::string& id
 
 // ---- unlearning
 
-absl::StatusOr<Store::DeletionAppend> Store::AppendDeletions(
-    const std::string& tenant, const std::string& model_id,
-    const std::vector<int>& budgets_sorted, const agt::BatchPlan& training,
-    const std::vector<int64_t>& row_ids, const std::string& requested_by, const RequestTag& tag,
-    const std::function<std::string(const agt::DeletionDecision&)>& answer_of) {
+absl::StatusOr<Store::DeletionWriteResult> SqlStore::AppendDeletions(
+    const std::string& tenant, const std::string& model_id, const std::string& requested_by,
+    const RequestTag& tag, const DeletionDecider& decide) {
   const int64_t now = NowMs();
   std::lock_guard<std::mutex> lock(impl_->mu);
-  SqliteDb& db = *impl_->db;
+  SqlDb& db = *impl_->db;
   // One write transaction from the read of the ledger to the insert: another
   // process cannot slip a deletion in between (BEGIN IMMEDIATE).
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
   STORE_RETURN_IF_ERROR(impl_->RequireModel(tenant, model_id));
-  DeletionAppend out;
+  DeletionWriteResult out;
   STORE_ASSIGN_OR_RETURN(std::optional<std::string> first,
                          impl_->FindRequest(tenant, RequestKind::kDeletion, tag));
   if (first.has_value()) {
     // A retry: the first answer, and nothing recorded again.
     out.answer = *std::move(first);
+    out.replayed = true;
     STORE_RETURN_IF_ERROR(txn.Commit());
     return out;
   }
@@ -1558,35 +1615,33 @@ absl::StatusOr<Store::DeletionAppend> Store::AppendDeletions(
   for (const DeletionRecord& r : ledger) {
     if (r.accepted) accepted.push_back(r.row_id);
   }
-  STORE_ASSIGN_OR_RETURN(agt::DeletionDecision decision,
-                         agt::DecideDeletion(budgets_sorted, training, accepted, row_ids));
+  STORE_ASSIGN_OR_RETURN(DeletionWrite write, decide(accepted));
   // A refused row (recorded past max N) becomes accepted when a later, smaller
-  // request fits; a refused request never downgrades an accepted row (those
-  // are not in new_rows).
+  // request fits; a refused request never downgrades an accepted row.
   STORE_ASSIGN_OR_RETURN(
       Statement st,
       db.Prepare("INSERT INTO deletions (model_id, tenant, row_id, requested_by, requested_ms, "
                  "accepted) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (model_id, row_id) DO "
-                 "UPDATE SET accepted = max(accepted, excluded.accepted)"));
-  for (int64_t row : decision.new_rows) {
+                 "UPDATE SET accepted = CASE WHEN excluded.accepted > deletions.accepted THEN "
+                 "excluded.accepted ELSE deletions.accepted END"));
+  for (int64_t row : write.rows) {
     st.BindText(1, model_id)
         .BindText(2, tenant)
         .BindInt64(3, row)
         .BindText(4, requested_by)
         .BindInt64(5, now)
-        .BindInt64(6, decision.accepted ? 1 : 0);
+        .BindInt64(6, write.accepted ? 1 : 0);
     STORE_RETURN_IF_ERROR(st.Run());
     st.Reset();
   }
-  if (answer_of) out.answer = answer_of(decision);
+  out.answer = std::move(write.answer);
   STORE_RETURN_IF_ERROR(impl_->SaveRequest(tenant, RequestKind::kDeletion, tag, out.answer));
   STORE_RETURN_IF_ERROR(txn.Commit());
-  out.decision = std::move(decision);
   return out;
 }
 
-absl::StatusOr<std::vector<DeletionRecord>> Store::ListDeletions(const std::string& tenant,
-                                                                 const std::string& model_id) {
+absl::StatusOr<std::vector<DeletionRecord>> SqlStore::ListDeletions(const std::string& tenant,
+                                                                    const std::string& model_id) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*impl_->db, Mode::kRead));
   STORE_RETURN_IF_ERROR(impl_->RequireModel(tenant, model_id));
@@ -1595,10 +1650,10 @@ absl::StatusOr<std::vector<DeletionRecord>> Store::ListDeletions(const std::stri
   return ledger;
 }
 
-absl::StatusOr<Page<DeletionRecord>> Store::ListDeletionPage(const std::string& tenant,
-                                                             const std::string& model_id,
-                                                             int page_size,
-                                                             const std::string& page_token) {
+absl::StatusOr<Page<DeletionRecord>> SqlStore::ListDeletionPage(const std::string& tenant,
+                                                                const std::string& model_id,
+                                                                int page_size,
+                                                                const std::string& page_token) {
   STORE_ASSIGN_OR_RETURN(const int limit, NormalizePageSize(page_size));
   STORE_ASSIGN_OR_RETURN(const int64_t first_row,
                          DecodePageToken(PageKind::kDeletions, page_token));
@@ -1618,10 +1673,10 @@ absl::StatusOr<Page<DeletionRecord>> Store::ListDeletionPage(const std::string& 
   return page;
 }
 
-absl::StatusOr<int64_t> Store::CountAcceptedDeletions(const std::string& tenant,
-                                                      const std::string& model_id) {
+absl::StatusOr<int64_t> SqlStore::CountAcceptedDeletions(const std::string& tenant,
+                                                         const std::string& model_id) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  SqliteDb& db = *impl_->db;
+  SqlDb& db = *impl_->db;
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kRead));
   STORE_RETURN_IF_ERROR(impl_->RequireModel(tenant, model_id));
   int64_t count = 0;
@@ -1637,17 +1692,19 @@ absl::StatusOr<int64_t> Store::CountAcceptedDeletions(const std::string& tenant,
   return count;
 }
 
-absl::Status Store::RecordRetraining(const std::string& tenant, const RetrainingRecord& record) {
+absl::Status SqlStore::RecordRetraining(const std::string& tenant, const RetrainingRecord& record) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  SqliteDb& db = *impl_->db;
+  SqlDb& db = *impl_->db;
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
   STORE_RETURN_IF_ERROR(impl_->RequireModel(tenant, record.model_id));
   STORE_RETURN_IF_ERROR(impl_->LoadJob(record.job_id, &tenant).status());
   {
     STORE_ASSIGN_OR_RETURN(
         Statement st,
-        db.Prepare("INSERT OR REPLACE INTO retrainings (model_id, tenant, job_id, dataset_id, "
-                   "requested_ms) VALUES (?1, ?2, ?3, ?4, ?5)"));
+        db.Prepare("INSERT INTO retrainings (model_id, tenant, job_id, dataset_id, requested_ms) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (model_id) DO UPDATE SET tenant = "
+                   "excluded.tenant, job_id = excluded.job_id, dataset_id = excluded.dataset_id, "
+                   "requested_ms = excluded.requested_ms"));
     st.BindText(1, record.model_id)
         .BindText(2, tenant)
         .BindText(3, record.job_id)
@@ -1658,10 +1715,10 @@ absl::Status Store::RecordRetraining(const std::string& tenant, const Retraining
   return txn.Commit();
 }
 
-absl::StatusOr<std::optional<RetrainingRecord>> Store::GetRetraining(const std::string& tenant,
-                                                                     const std::string& model_id) {
+absl::StatusOr<std::optional<RetrainingRecord>> SqlStore::GetRetraining(
+    const std::string& tenant, const std::string& model_id) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  SqliteDb& db = *impl_->db;
+  SqlDb& db = *impl_->db;
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kRead));
   STORE_RETURN_IF_ERROR(impl_->RequireModel(tenant, model_id));
   std::optional<RetrainingRecord> out;
@@ -1684,9 +1741,9 @@ absl::StatusOr<std::optional<RetrainingRecord>> Store::GetRetraining(const std::
   return out;
 }
 
-absl::StatusOr<std::optional<std::string>> Store::FindRequest(const std::string& tenant,
-                                                              RequestKind kind,
-                                                              const RequestTag& tag) {
+absl::StatusOr<std::optional<std::string>> SqlStore::FindRequest(const std::string& tenant,
+                                                                 RequestKind kind,
+                                                                 const RequestTag& tag) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*impl_->db, Mode::kRead));
   STORE_ASSIGN_OR_RETURN(std::optional<std::string> found, impl_->FindRequest(tenant, kind, tag));
@@ -1694,34 +1751,20 @@ absl::StatusOr<std::optional<std::string>> Store::FindRequest(const std::string&
   return found;
 }
 
-namespace {
-
-// Saturating: a budget's releases are a count for reporting.
-int64_t AddCount(int64_t a, int64_t b) {
-  return a > std::numeric_limits<int64_t>::max() - b ? std::numeric_limits<int64_t>::max() : a + b;
-}
-
-}  // namespace
-
-absl::StatusOr<PrivacySpendResult> Store::SpendPrivacyBudget(
-    const std::string& tenant, const std::string& model_id, const PrivacyCharge& charge,
+absl::StatusOr<PrivacyDebitResult> SqlStore::DebitPrivacyBudget(
+    const std::string& tenant, const std::string& model_id, const PrivacyDebit& debit,
     const RequestTag& tag, const std::function<std::string(const PrivacySpendRecord&)>& answer) {
-  if (charge.releases < 1 || charge.quanta < 1 || charge.total_quanta < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "privacy charge of ", charge.quanta, " quanta for ", charge.releases,
-        " releases against a total of ", charge.total_quanta,
-        " quanta: quanta and releases must be >= 1, the total >= 0"));
-  }
+  STORE_RETURN_IF_ERROR(CheckPrivacyDebit(debit));
   const int64_t now = NowMs();
   std::lock_guard<std::mutex> lock(impl_->mu);
-  SqliteDb& db = *impl_->db;
+  SqlDb& db = *impl_->db;
   // BEGIN IMMEDIATE: the lookup of the request, the read of `spent` and the
   // writes of the new sum and of the answer are one step for every
   // connection to the file.
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
   STORE_RETURN_IF_ERROR(impl_->RequireModel(tenant, model_id));
-  PrivacySpendResult out;
-  STORE_ASSIGN_OR_RETURN(out.record, impl_->LoadPrivacySpend(tenant, model_id, charge.client));
+  PrivacyDebitResult out;
+  STORE_ASSIGN_OR_RETURN(out.record, impl_->LoadPrivacySpend(tenant, model_id, debit.client));
   STORE_ASSIGN_OR_RETURN(std::optional<std::string> earlier,
                          impl_->FindRequest(tenant, RequestKind::kPrivatePredict, tag));
   if (earlier.has_value()) {
@@ -1730,48 +1773,20 @@ absl::StatusOr<PrivacySpendResult> Store::SpendPrivacyBudget(
     STORE_RETURN_IF_ERROR(txn.Commit());
     return out;
   }
-  PrivacySpendRecord& record = out.record;
-  STORE_ASSIGN_OR_RETURN(agt::PrivacyBudget budget,
-                         agt::PrivacyBudget::Create(charge.total_quanta, record.spent_quanta));
-  const std::string whose = absl::StrCat("privacy budget of tenant \"", Quoted(tenant), "\"",
-                                         " for dataset ", record.dataset_id,
-                                         " (every model trained on it, every token)");
-  if (record.spent_quanta > charge.total_quanta) {
-    // The total was lowered below what was spent: nothing is left.
-    return PrivacyBudgetRefusal(absl::ResourceExhaustedError(absl::StrCat(
-        whose, " is used up: spent epsilon ", agt::EpsilonOfQuantaUp(record.spent_quanta), " (",
-        record.spent_quanta, " quanta) of a total of ",
-        agt::EpsilonOfQuantaDown(charge.total_quanta), "; client \"", Quoted(charge.client), "\"",
-        " asked for ", agt::EpsilonOfQuantaUp(charge.quanta), "; nothing was spent")),
-        tenant, model_id, record);
-  }
-  if (absl::Status s = budget.Spend(charge.quanta); !s.ok()) {
-    if (!absl::IsResourceExhausted(s)) return s;
-    return PrivacyBudgetRefusal(absl::ResourceExhaustedError(absl::StrCat(
-        whose, " exceeded: client \"", Quoted(charge.client), "\" asked for epsilon ",
-        agt::EpsilonOfQuantaUp(charge.quanta), " (", charge.quanta, " quanta of 2^-40) but only ",
-        agt::EpsilonOfQuantaDown(budget.remaining_quanta()), " (", budget.remaining_quanta(),
-        " quanta) of ", agt::EpsilonOfQuantaDown(charge.total_quanta), " remains (spent ",
-        agt::EpsilonOfQuantaUp(record.spent_quanta), "); nothing was spent")),
-        tenant, model_id, record);
-  }
-  record.spent_quanta = budget.spent_quanta();
-  record.releases = AddCount(record.releases, charge.releases);
-  // The client's share never exceeds the budget's spent, which fits.
-  record.client_spent_quanta += charge.quanta;
-  record.client_releases = AddCount(record.client_releases, charge.releases);
-  record.updated_ms = now;
-  STORE_RETURN_IF_ERROR(impl_->StorePrivacySpend(tenant, record));
-  out.response = answer(record);
+  if (!DebitFits(out.record, debit)) return out;  // rolled back: nothing changed
+  ApplyDebit(debit, now, &out.record);
+  STORE_RETURN_IF_ERROR(impl_->StorePrivacySpend(tenant, out.record));
+  out.debited = true;
+  out.response = answer(out.record);
   STORE_RETURN_IF_ERROR(
       impl_->SaveRequest(tenant, RequestKind::kPrivatePredict, tag, out.response));
   STORE_RETURN_IF_ERROR(txn.Commit());
   return out;
 }
 
-absl::StatusOr<PrivacySpendRecord> Store::GetPrivacySpend(const std::string& tenant,
-                                                          const std::string& model_id,
-                                                          const std::string& client) {
+absl::StatusOr<PrivacySpendRecord> SqlStore::GetPrivacySpend(const std::string& tenant,
+                                                             const std::string& model_id,
+                                                             const std::string& client) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*impl_->db, Mode::kRead));
   STORE_RETURN_IF_ERROR(impl_->RequireModel(tenant, model_id));

@@ -1,23 +1,40 @@
-// The server's persistent store: one SQLite file in WAL mode holding datasets,
-// jobs (with checkpoints) and trained models, every record scoped to a tenant.
+// The server's persistent store: datasets, jobs (with checkpoints), trained
+// models and the ledgers (deletions, privacy budgets), every record scoped to
+// a tenant. `Store` is an interface with two implementations that know
+// nothing of each other: SQLite (server/store/sqlite_store.h, one file in WAL
+// mode, the embedded default) and PostgreSQL (server/store/postgres_store.h,
+// several server processes on one database). Store::Open picks one from the
+// --db argument.
 //
-// Contract: every state change is one transaction (a crash leaves either the
-// old or the new state, never a mix); schema migrations run on Open by
-// PRAGMA user_version; tensors are stored as versioned little-endian blobs
-// with shape and checksum (store/blob.h) and verified on read (a corrupt blob
-// is DataLossError, never silently wrong numbers). Lookups by id are scoped to
-// a tenant: another tenant's id is NotFound, exactly like an unknown id.
+// Contract of every implementation: every state change is one transaction (a
+// crash leaves either the old or the new state, never a mix); the schema is
+// migrated on Open (SQLite: PRAGMA user_version; PostgreSQL: a migration
+// table); tensors are stored as versioned little-endian blobs with shape and
+// checksum (store/blob.h) and verified on read (a corrupt blob is
+// DataLossError, never silently wrong numbers). Lookups by id are scoped to a
+// tenant: another tenant's id is NotFound, exactly like an unknown id.
 //
-// Thread-safety: all methods may be called concurrently (one connection
-// behind a mutex; SQLite busy timeout for other processes).
+// Isolation: each method is atomic and isolated from every other call on the
+// same database, from this process or another one: writes that read before
+// they decide exclude each other (SQLite: BEGIN IMMEDIATE; PostgreSQL: a
+// database-wide transaction-scoped advisory lock), reads see one snapshot,
+// and the job queue's claim relies on row locks (SKIP LOCKED) where the
+// engine has them (server/store/sql_store.h). The store makes no domain decisions: where a write
+// depends on what is stored (the deletion ledger, the privacy budget) it
+// offers one primitive whose read, check and write are one transaction, and
+// the domain layer (server/domain/ledgers.h) supplies the figures or the
+// decision.
+//
+// Thread-safety: all methods may be called concurrently.
 //
 // State machine of a job: QUEUED -> RUNNING -> SUCCEEDED | FAILED | CANCELLED,
 // plus QUEUED -> CANCELLED and RUNNING -> QUEUED (RequeueRunningJobs). Any other
 // move is FailedPrecondition naming the job and both states; nothing changes.
 // Methods that take a bare job_id (claim, progress, checkpoint, complete,
 // fail, cancel) are for the job runner and are not tenant-scoped; every method
-// that takes a tenant is. Errors from SQLite keep SQLite's message (BUSY ->
-// Unavailable, CORRUPT -> DataLoss, FULL -> ResourceExhausted, else Internal).
+// that takes a tenant is. Errors from the database keep its message (SQLite
+// BUSY -> Unavailable, CORRUPT -> DataLoss, FULL -> ResourceExhausted, else
+// Internal; PostgreSQL: a lost connection -> Unavailable, else Internal).
 #ifndef AGT_SERVER_STORE_STORE_H_
 #define AGT_SERVER_STORE_STORE_H_
 
@@ -35,7 +52,6 @@
 #include "core/data/dataset.h"
 #include "core/model/model.h"
 #include "core/train/train.h"
-#include "core/unlearn/unlearn.h"
 
 namespace agt::server {
 
@@ -216,30 +232,6 @@ struct PrivacySpendRecord {
   int64_t client_releases = 0;
 };
 
-// One private prediction's charge against its budget.
-struct PrivacyCharge {
-  std::string client;        // who asks (recorded in its share)
-  int64_t total_quanta = 0;  // the configured total, agt::TotalQuanta
-  int64_t quanta = 0;        // the charge, agt::ChargeQuanta (>= 1)
-  int64_t releases = 0;      // labels released (>= 1)
-};
-
-// A privacy budget refusal (ResourceExhausted) with its structured details:
-// reason PRIVACY_BUDGET_EXHAUSTED, quota subject
-// "tenant:<tenant>/dataset:<dataset>" (the budget is per tenant and training
-// dataset) and metadata model_id, dataset_id, client.
-absl::Status PrivacyBudgetRefusal(absl::Status status, const std::string& tenant,
-                                  const std::string& model_id, const PrivacySpendRecord& record);
-
-// The outcome of SpendPrivacyBudget: the budget after the charge and the
-// answer stored with it (replayed: a retry of an earlier request, whose
-// stored answer this is; nothing was charged now).
-struct PrivacySpendResult {
-  PrivacySpendRecord record;
-  std::string response;
-  bool replayed = false;
-};
-
 // ---- idempotent requests
 // The requests a client may retry with the same client-chosen request id: a
 // retry returns the first answer and changes nothing (nothing is stored,
@@ -278,16 +270,61 @@ struct Page {
   std::string next_page_token;
 };
 
+// What a deletion decider returns (Store::AppendDeletions): the rows to
+// record, whether they are accepted (counted in d), and the answer stored
+// with the request's tag.
+struct DeletionWrite {
+  std::vector<int64_t> rows;
+  bool accepted = false;
+  std::string answer;
+};
+// Decides a deletion request from the model's accepted rows (in row order).
+// Called inside the store's transaction, so it must not call the store; it
+// must be a pure function of its argument, because an implementation may
+// call it again when it retries the transaction (the last call's answer is
+// the one committed). An error aborts the transaction and is returned.
+using DeletionDecider =
+    std::function<absl::StatusOr<DeletionWrite>(const std::vector<int64_t>& accepted_rows)>;
+
+// A conditional debit of a privacy budget (Store::DebitPrivacyBudget). The
+// figures are the domain's (core/privacy/budget.h): the store only checks
+// spent + quanta <= limit_quanta, in integers, in the debit's transaction.
+struct PrivacyDebit {
+  std::string client;        // who asks (recorded in its share)
+  int64_t limit_quanta = 0;  // the total the sum may reach (>= 0)
+  int64_t quanta = 0;        // the debit (>= 1)
+  int64_t releases = 0;      // labels released (>= 1)
+};
+
+struct PrivacyDebitResult {
+  // debited: the budget after the debit; refused or replayed: as it is now.
+  PrivacySpendRecord record;
+  bool debited = false;   // false: it would not fit, and nothing changed
+  bool replayed = false;  // a retry of an earlier request; nothing changed
+  std::string response;   // the answer stored with the debit, or the earlier one
+};
+
+// A claim's lease unless Store::SetJobLease says otherwise.
+inline constexpr int64_t kDefaultJobLeaseMs = 60'000;
+
+// The interface of the store. Every method's guarantees hold for both
+// implementations; where they differ, the comment says so. Default arguments
+// are on the interface only (callers hold a Store).
 class Store {
  public:
-  // Opens (creating if needed) the SQLite file at `path`, enables WAL, and
-  // migrates the schema to the current version. A file written by a newer
-  // server (higher user_version) is FailedPrecondition and is left untouched,
-  // as is an SQLite file of another application (tables but no version).
-  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path);
-  ~Store();
+  // The factory: `target` "postgresql://..." or "postgres://..." (a libpq
+  // connection URI) opens PostgresStore; anything else is the path of an
+  // SQLite file (SqliteStore, created if needed). Either migrates the schema
+  // to the current version. A database written by a newer server is
+  // FailedPrecondition and is left untouched, as is an SQLite file of another
+  // application. A PostgreSQL URI on a build without libpq is
+  // FailedPrecondition saying so.
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& target);
+  // True when `target` names a PostgreSQL database (see Open).
+  static bool IsPostgresTarget(const std::string& target);
+  virtual ~Store() = default;
 
-  // The current schema version (PRAGMA user_version after Open).
+  // The current schema version (the same numbering in both implementations).
   static int SchemaVersion();
 
   // ---- datasets
@@ -308,14 +345,16 @@ class Store {
   // before the insert, so the doubles are not held twice with their blobs.
   absl::StatusOr<DatasetRecord> InsertDataset(DatasetRecord record, agt::Dataset&& data,
                                               const DatasetInsertOptions& options = {});
-  absl::StatusOr<DatasetRecord> GetDataset(const std::string& tenant, const std::string& id);
+  virtual absl::StatusOr<DatasetRecord> GetDataset(const std::string& tenant,
+                                                   const std::string& id) = 0;
   // DataLoss if a blob or the dataset checksum does not verify.
-  absl::StatusOr<agt::Dataset> LoadDatasetData(const std::string& tenant, const std::string& id);
-  absl::StatusOr<Page<DatasetRecord>> ListDatasets(const std::string& tenant, int page_size,
-                                                   const std::string& page_token);
+  virtual absl::StatusOr<agt::Dataset> LoadDatasetData(const std::string& tenant,
+                                                       const std::string& id) = 0;
+  virtual absl::StatusOr<Page<DatasetRecord>> ListDatasets(const std::string& tenant, int page_size,
+                                                           const std::string& page_token) = 0;
   // FailedPrecondition while a QUEUED or RUNNING job uses the dataset. Jobs
   // and models made from it keep its id.
-  absl::Status DeleteDataset(const std::string& tenant, const std::string& id);
+  virtual absl::Status DeleteDataset(const std::string& tenant, const std::string& id) = 0;
 
   // ---- jobs
   // Stores a new QUEUED job; id and created_ms are filled in and returned
@@ -329,11 +368,13 @@ class Store {
   // in the insert's transaction, so a crash leaves both or neither. The
   // per-tenant limit (ResourceExhausted naming the count and the limit) is
   // checked after the retry lookup: a retry is answered even at the limit.
-  absl::StatusOr<JobRecord> InsertJob(JobRecord record, const JobInsertOptions& options = {});
-  absl::StatusOr<JobRecord> GetJob(const std::string& tenant, const std::string& id);
+  virtual absl::StatusOr<JobRecord> InsertJob(JobRecord record,
+                                              const JobInsertOptions& options = {}) = 0;
+  virtual absl::StatusOr<JobRecord> GetJob(const std::string& tenant, const std::string& id) = 0;
   // state == nullopt: all states.
-  absl::StatusOr<Page<JobRecord>> ListJobs(const std::string& tenant, std::optional<JobState> state,
-                                           int page_size, const std::string& page_token);
+  virtual absl::StatusOr<Page<JobRecord>> ListJobs(const std::string& tenant,
+                                                   std::optional<JobState> state, int page_size,
+                                                   const std::string& page_token) = 0;
   // Deletes a finished job (SUCCEEDED, FAILED or CANCELLED) and its
   // checkpoint, in one transaction. NotFound for an unknown or foreign job.
   // FailedPrecondition, changing nothing, while it is QUEUED or RUNNING
@@ -342,31 +383,56 @@ class Store {
   // when the retraining was in place; one that trained on a compacted copy
   // stays (it is the privacy ledger's lineage, see DeleteModel). A retried
   // submission with the job's request id is then NotFound, as for datasets.
-  absl::Status DeleteJob(const std::string& tenant, const std::string& id);
+  virtual absl::Status DeleteJob(const std::string& tenant, const std::string& id) = 0;
   // Jobs of all tenants by state name (JobStateName), every state present
   // (0 when none), for the metrics' agt_jobs gauge.
-  absl::StatusOr<std::map<std::string, int64_t>> CountJobsByState();
-  // Atomically moves the oldest QUEUED job (any tenant) to RUNNING, setting
-  // started_ms, and returns it; nullopt when none is queued. Oldest = first
-  // inserted, so a requeued job keeps its place. Two callers, in this process
-  // or in another one on the same file, never get the same job.
-  absl::StatusOr<std::optional<JobRecord>> ClaimNextQueuedJob();
+  virtual absl::StatusOr<std::map<std::string, int64_t>> CountJobsByState() = 0;
+  // Atomically moves the oldest claimable job (any tenant) to RUNNING,
+  // setting started_ms and a lease held by this Store object, and returns
+  // it; nullopt when there is none. Claimable: QUEUED, or RUNNING with an
+  // expired lease (its worker stopped renewing it: it died); such a job is
+  // resumed from its last checkpoint, and its crash_count goes up by one,
+  // past SetJobLease's max_crashes it becomes FAILED (as in
+  // RecoverAbandonedJobs) and the next one is tried. Oldest = first
+  // inserted, so a requeued job keeps its place. Two callers, in this
+  // process or in another one on the same database, never get the same job
+  // (PostgreSQL: SELECT ... FOR UPDATE SKIP LOCKED, so claimers do not wait
+  // for each other).
+  virtual absl::StatusOr<std::optional<JobRecord>> ClaimNextQueuedJob() = 0;
+  // ---- job leases (several workers on one database)
+  // The lease of a claim lasts lease_ms (> 0; default kDefaultJobLeaseMs)
+  // and is renewed by every UpdateJobProgress and SaveCheckpoint of the job
+  // and by RenewJobLease. While this Store holds a job's lease, its worker
+  // calls on the job (progress, checkpoint, complete, fail, cancelled) are
+  // refused with Aborted, changing nothing, once another worker has claimed
+  // the job after the lease expired: a worker presumed dead cannot overwrite
+  // its successor's work.
+  virtual void SetJobLease(int64_t lease_ms, int max_crashes) = 0;
+  // Extends this Store's lease on a RUNNING job. Aborted when the lease was
+  // lost (another worker claimed the job), NotFound for an unknown job.
+  virtual absl::Status RenewJobLease(const std::string& job_id) = 0;
+  // A graceful stop of one worker among several: its leased RUNNING jobs go
+  // back to QUEUED, keeping their checkpoints (other workers' jobs are left
+  // alone, unlike RequeueRunningJobs). Returns how many.
+  virtual absl::StatusOr<int> ReleaseJobLeases() = 0;
   // Progress of a RUNNING job (not a state change of its own).
   // FailedPrecondition unless the job is RUNNING; NotFound for unknown ids.
   // A non-null `history` replaces the job's width history in the same
   // transaction (so the runner adds no write of its own for it).
-  absl::Status UpdateJobProgress(const std::string& job_id, const JobProgressRecord& progress,
-                                 int64_t dropped_rows_per_epoch,
-                                 const WidthHistoryRecord* history = nullptr);
+  virtual absl::Status UpdateJobProgress(const std::string& job_id,
+                                         const JobProgressRecord& progress,
+                                         int64_t dropped_rows_per_epoch,
+                                         const WidthHistoryRecord* history = nullptr) = 0;
   // Saves a checkpoint (replacing the previous one) and the progress, and a
   // non-null `history`, in one transaction. FailedPrecondition unless the job
   // is RUNNING.
-  absl::Status SaveCheckpoint(const std::string& job_id, const agt::TrainState& state,
-                              const JobProgressRecord& progress,
-                              const WidthHistoryRecord* history = nullptr);
+  virtual absl::Status SaveCheckpoint(const std::string& job_id, const agt::TrainState& state,
+                                      const JobProgressRecord& progress,
+                                      const WidthHistoryRecord* history = nullptr) = 0;
   // The last checkpoint of a job, if any. NotFound for an unknown job,
   // DataLoss if the stored state does not verify.
-  absl::StatusOr<std::optional<agt::TrainState>> LoadCheckpoint(const std::string& job_id);
+  virtual absl::StatusOr<std::optional<agt::TrainState>> LoadCheckpoint(
+      const std::string& job_id) = 0;
   // In one transaction: stores the model (id and created_ms filled in), marks
   // the job SUCCEEDED with its model_id and final progress, drops the
   // checkpoint. Returns the model id. The job must be RUNNING. model.tenant,
@@ -376,45 +442,47 @@ class Store {
   // model.warnings are stored as the job's warnings (read back on both the
   // job and the model), and a non-null `history` as its final width history,
   // in the same transaction.
-  absl::StatusOr<std::string> CompleteJob(const std::string& job_id, ModelRecord model,
-                                          const JobProgressRecord& progress,
-                                          const WidthHistoryRecord* history = nullptr);
+  virtual absl::StatusOr<std::string> CompleteJob(const std::string& job_id, ModelRecord model,
+                                                  const JobProgressRecord& progress,
+                                                  const WidthHistoryRecord* history = nullptr) = 0;
   // RUNNING -> FAILED with `error`; the checkpoint is dropped.
-  absl::Status FailJob(const std::string& job_id, const std::string& error);
+  virtual absl::Status FailJob(const std::string& job_id, const std::string& error) = 0;
   // QUEUED: becomes CANCELLED at once. RUNNING: cancel_requested is set (the
   // worker stops before its next step and calls MarkCancelled). Final states:
   // FailedPrecondition. Returns the job after the change (cancel_requested
   // is true in both cases).
-  absl::StatusOr<JobRecord> RequestCancel(const std::string& tenant, const std::string& id);
+  virtual absl::StatusOr<JobRecord> RequestCancel(const std::string& tenant,
+                                                  const std::string& id) = 0;
   // RUNNING (or QUEUED) -> CANCELLED; the checkpoint is dropped.
-  absl::Status MarkCancelled(const std::string& job_id);
+  virtual absl::Status MarkCancelled(const std::string& job_id) = 0;
   // NotFound for an unknown job.
-  absl::StatusOr<bool> IsCancelRequested(const std::string& job_id);
+  virtual absl::StatusOr<bool> IsCancelRequested(const std::string& job_id) = 0;
   // The job's width history (stride 1 and no points when none was written).
   // NotFound for an unknown job, or one of another tenant when `tenant` is
   // given; DataLoss if the stored blob does not verify or does not match.
-  absl::StatusOr<WidthHistoryRecord> GetWidthHistory(const std::string& job_id,
-                                                     const std::string* tenant);
+  virtual absl::StatusOr<WidthHistoryRecord> GetWidthHistory(const std::string& job_id,
+                                                             const std::string* tenant) = 0;
   // At startup: every RUNNING job (its worker died with the last process)
   // goes back to QUEUED, keeping its checkpoint. Returns how many.
   // Used by a graceful stop (the runner checkpointed its jobs); counts no
   // crash.
-  absl::StatusOr<int> RequeueRunningJobs();
+  virtual absl::StatusOr<int> RequeueRunningJobs() = 0;
   // At startup (poison-job guard): every RUNNING job was abandoned by a
   // process that died; its crash_count goes up by one, and a job whose count
   // now exceeds `max_crashes` becomes FAILED ("crashed the server N times;
   // resubmit with smaller settings", checkpoint dropped) instead of going
   // back to QUEUED. One transaction.
-  absl::StatusOr<JobRecovery> RecoverAbandonedJobs(int max_crashes);
+  virtual absl::StatusOr<JobRecovery> RecoverAbandonedJobs(int max_crashes) = 0;
   // The largest blob (or text) the database accepts, in bytes (SQLite's
-  // SQLITE_LIMIT_LENGTH); larger writes fail.
-  int64_t MaxBlobBytes();
+  // SQLITE_LIMIT_LENGTH; PostgreSQL's 1 GB field limit); larger writes fail.
+  virtual int64_t MaxBlobBytes() = 0;
 
   // ---- models
   // With its boxes, in budget order. DataLoss if a blob does not verify.
-  absl::StatusOr<ModelRecord> GetModel(const std::string& tenant, const std::string& id);
-  absl::StatusOr<Page<ModelRecord>> ListModels(const std::string& tenant, int page_size,
-                                               const std::string& page_token);
+  virtual absl::StatusOr<ModelRecord> GetModel(const std::string& tenant,
+                                               const std::string& id) = 0;
+  virtual absl::StatusOr<Page<ModelRecord>> ListModels(const std::string& tenant, int page_size,
+                                                       const std::string& page_token) = 0;
   // Deletes the model with its boxes, its deletion ledger and its retraining
   // record, in one transaction. What stays: the job that made it (its
   // model_id then names a deleted model) and the privacy ledger of its
@@ -424,103 +492,113 @@ class Store {
   // of the model is QUEUED or RUNNING, and for a model whose retraining
   // trained on a compacted copy of its dataset (servers before issue 17):
   // the copy's privacy budget is found through the model (RootDatasetOf).
-  absl::Status DeleteModel(const std::string& tenant, const std::string& id);
+  virtual absl::Status DeleteModel(const std::string& tenant, const std::string& id) = 0;
 
   // ---- unlearning (deletion ledger)
-  // Decides and records a deletion request for `row_ids` of model `model_id`
-  // in one write transaction: reads the accepted rows, decides with
-  // agt::DecideDeletion (budgets_sorted: the model's distinct removal budgets,
-  // ascending; training: the batches the model was trained on, i.e. its
-  // dataset's rows, batch size and the rows its training removed in place;
-  // deletions are counted per batch), and inserts the new rows, accepted iff
-  // the decision is. Concurrent calls (threads or processes) are serialised,
-  // so a row is never counted twice or lost. Rows already in the ledger are
-  // left as they are. NotFound for an unknown or foreign model;
-  // DecideDeletion's errors (InvalidArgument naming an unknown row id) leave
-  // the ledger unchanged.
+  // Records a deletion request in one write transaction: reads the model's
+  // accepted rows, calls `decide` with them (the domain's decision,
+  // server/domain/ledgers.h) and inserts the rows it returns, accepted iff it
+  // says so. A row already in the ledger is left as it is, except that a
+  // refused row becomes accepted when an accepted write names it again (an
+  // accepted row is never downgraded). Concurrent calls (threads,
+  // processes, replicas on one PostgreSQL) are serialised: the read, the
+  // decision and the write are one write transaction that excludes every
+  // other (SQLite: BEGIN IMMEDIATE; PostgreSQL: the database's write
+  // advisory lock), so the decision always sees every row committed before
+  // it and a row is never counted twice or lost.
+  // NotFound for an unknown or foreign model; an error of `decide` leaves the
+  // ledger unchanged and is returned.
   //
   // Idempotent with a non-empty `tag` (kind kDeletion): in the same
-  // transaction, an answer stored for tag.id is returned (decision unset) and
-  // nothing changes; otherwise answer_of(decision) is stored with the tag
-  // alongside the effect. InvalidArgument when tag.id was used with another
-  // fingerprint.
-  struct DeletionAppend {
-    std::optional<agt::DeletionDecision> decision;  // unset: a retried request
-    std::string answer;  // answer_of(decision), or the first answer of a retry
+  // transaction, an answer stored for tag.id is returned (replayed) without
+  // calling `decide`, and nothing changes; otherwise the decider's answer is
+  // stored with the tag alongside the effect. InvalidArgument when tag.id was
+  // used with another fingerprint.
+  struct DeletionWriteResult {
+    bool replayed = false;
+    std::string answer;  // the decider's, or the first answer of a retry
   };
-  absl::StatusOr<DeletionAppend> AppendDeletions(
-      const std::string& tenant, const std::string& model_id,
-      const std::vector<int>& budgets_sorted, const agt::BatchPlan& training,
-      const std::vector<int64_t>& row_ids, const std::string& requested_by,
-      const RequestTag& tag = {},
-      const std::function<std::string(const agt::DeletionDecision&)>& answer_of = nullptr);
+  virtual absl::StatusOr<DeletionWriteResult> AppendDeletions(const std::string& tenant,
+                                                              const std::string& model_id,
+                                                              const std::string& requested_by,
+                                                              const RequestTag& tag,
+                                                              const DeletionDecider& decide) = 0;
   // The model's ledger in row order. NotFound for an unknown or foreign model.
-  absl::StatusOr<std::vector<DeletionRecord>> ListDeletions(const std::string& tenant,
-                                                            const std::string& model_id);
+  virtual absl::StatusOr<std::vector<DeletionRecord>> ListDeletions(
+      const std::string& tenant, const std::string& model_id) = 0;
   // One page of the model's ledger in row order (page_size and page_token as
   // for the other listings; the token holds the next row id). NotFound as
   // ListDeletions.
-  absl::StatusOr<Page<DeletionRecord>> ListDeletionPage(const std::string& tenant,
-                                                        const std::string& model_id, int page_size,
-                                                        const std::string& page_token);
+  virtual absl::StatusOr<Page<DeletionRecord>> ListDeletionPage(const std::string& tenant,
+                                                                const std::string& model_id,
+                                                                int page_size,
+                                                                const std::string& page_token) = 0;
   // d: the number of accepted rows. NotFound as ListDeletions.
-  absl::StatusOr<int64_t> CountAcceptedDeletions(const std::string& tenant,
-                                                 const std::string& model_id);
+  virtual absl::StatusOr<int64_t> CountAcceptedDeletions(const std::string& tenant,
+                                                         const std::string& model_id) = 0;
   // Records (replacing any earlier one) the retraining job of a model.
   // NotFound unless the model and the job belong to `tenant`.
-  absl::Status RecordRetraining(const std::string& tenant, const RetrainingRecord& record);
+  virtual absl::Status RecordRetraining(const std::string& tenant,
+                                        const RetrainingRecord& record) = 0;
   // The model's retraining, if any. NotFound for an unknown or foreign model.
-  absl::StatusOr<std::optional<RetrainingRecord>> GetRetraining(const std::string& tenant,
-                                                                const std::string& model_id);
+  virtual absl::StatusOr<std::optional<RetrainingRecord>> GetRetraining(
+      const std::string& tenant, const std::string& model_id) = 0;
 
   // ---- idempotent requests
   // The answer stored for an earlier request of `kind` with tag.id, or
   // nullopt when there is none (or tag is empty). InvalidArgument when that
   // id was used for a request with another fingerprint. Methods that carry
   // out a request store its answer in the transaction of its effect
-  // (Impl::SaveRequest), so checking here first is only a fast path: the
+  // (the implementation's SaveRequest), so checking here first is only a fast path: the
   // effect's transaction checks again.
-  absl::StatusOr<std::optional<std::string>> FindRequest(const std::string& tenant,
-                                                         RequestKind kind, const RequestTag& tag);
+  virtual absl::StatusOr<std::optional<std::string>> FindRequest(const std::string& tenant,
+                                                                 RequestKind kind,
+                                                                 const RequestTag& tag) = 0;
 
   // ---- private prediction (privacy budget ledger)
-  // Charges `charge.quanta` for `charge.releases` labels to the budget of
-  // (tenant, root dataset of model `model_id`) and records the answer, in one
-  // write transaction:
+  // A conditional debit: adds debit.quanta and debit.releases to the budget
+  // of (tenant, root dataset of model `model_id`) and to the client's share
+  // iff spent + quanta <= debit.limit_quanta (integers; nothing rounds), and
+  // records the answer, in one write transaction:
   // - if `tag` names an earlier private prediction of the tenant (same id
   //   and fingerprint), returns its stored answer with replayed = true and
   //   changes nothing (the same id with another fingerprint is
   //   InvalidArgument);
-  // - else checks with agt::PrivacyBudget that spent + quanta <= total
-  //   (integers: nothing rounds); ResourceExhausted, naming the budget's
-  //   dataset, spent, requested and remaining (epsilon and quanta), when it
-  //   would not fit, and nothing changes;
-  // - else adds the charge (to the budget and to the client's share), calls
-  //   `answer` with the record after the charge and stores what it returns
-  //   as the answer to `tag` (if not empty), then commits.
-  // So a charge is on disk iff its answer is: a crash before the commit
-  // charges nothing and stores nothing. Concurrent calls (threads or
-  // processes) are serialised, so the total is never passed.
-  // InvalidArgument for quanta or releases < 1 or total < 0; NotFound for an
+  // - else, when the debit does not fit, returns debited = false with the
+  //   budget as it is, and changes nothing (the domain words the refusal);
+  // - else debits, calls `answer` with the record after the debit and stores
+  //   what it returns as the answer to `tag` (if not empty), then commits.
+  // So a debit is on disk iff its answer is: a crash before the commit
+  // debits nothing and stores nothing. Why a conditional debit rather than a
+  // read-decide-write callback (as AppendDeletions): the condition is one
+  // comparison of integers the caller computed, which any implementation can
+  // check on the row it writes in the transaction that writes it, whatever
+  // its locking (today both engines run it as one write transaction that
+  // excludes every other: SQLite's BEGIN IMMEDIATE, PostgreSQL's write
+  // advisory lock; a per-budget row lock or a single UPDATE ... WHERE spent
+  // + quanta <= limit would keep the same contract), so concurrent debits
+  // from any number of replicas never pass the limit, and the domain's
+  // arithmetic never runs inside the store.
+  // `answer` runs inside the transaction and must not call the store.
+  // InvalidArgument for quanta or releases < 1 or limit < 0; NotFound for an
   // unknown or foreign model.
-  absl::StatusOr<PrivacySpendResult> SpendPrivacyBudget(
-      const std::string& tenant, const std::string& model_id, const PrivacyCharge& charge,
-      const RequestTag& tag, const std::function<std::string(const PrivacySpendRecord&)>& answer);
+  virtual absl::StatusOr<PrivacyDebitResult> DebitPrivacyBudget(
+      const std::string& tenant, const std::string& model_id, const PrivacyDebit& debit,
+      const RequestTag& tag,
+      const std::function<std::string(const PrivacySpendRecord&)>& answer) = 0;
   // The budget that model `model_id` draws on, with `client`'s share (zeros
   // if nothing was spent yet). NotFound for an unknown or foreign model.
-  absl::StatusOr<PrivacySpendRecord> GetPrivacySpend(const std::string& tenant,
-                                                     const std::string& model_id,
-                                                     const std::string& client);
+  virtual absl::StatusOr<PrivacySpendRecord> GetPrivacySpend(const std::string& tenant,
+                                                             const std::string& model_id,
+                                                             const std::string& client) = 0;
 
- private:
-  struct Impl;
-  explicit Store(std::unique_ptr<Impl> impl);
+ protected:
   // InsertDataset; `release`, if set, is emptied once `data` (the same
   // object) is encoded.
-  absl::StatusOr<DatasetRecord> InsertDatasetImpl(DatasetRecord record, const agt::Dataset& data,
-                                                  agt::Dataset* release,
-                                                  const DatasetInsertOptions& options);
-  std::unique_ptr<Impl> impl_;
+  virtual absl::StatusOr<DatasetRecord> DoInsertDataset(DatasetRecord record,
+                                                        const agt::Dataset& data,
+                                                        agt::Dataset* release,
+                                                        const DatasetInsertOptions& options) = 0;
 };
 
 }  // namespace agt::server

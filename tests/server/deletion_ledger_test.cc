@@ -1,11 +1,14 @@
-// The store's ledgers. Deletions (Store::AppendDeletions and friends):
+// The ledgers (domain/ledgers.h over the store's primitives), on SQLite and on
+// PostgreSQL. Deletions (AppendDeletions and friends):
 // accepted up to max N then refused, refused rows stay recorded, bad ids
 // change nothing, the ledger survives a reopen, and concurrent requests never
 // double-count or lose a row nor push d past max N. Privacy budgets
-// (Store::SpendPrivacyBudget): exact quanta, all or nothing up to the total,
+// (SpendPrivacyBudget over Store::DebitPrivacyBudget): exact quanta, all or
+// nothing up to the total,
 // one budget per tenant and root dataset (shared by tokens, models and
 // retrainings on derived datasets), idempotent request ids, across a reopen,
-// and never overspent by concurrent spenders on two connections to the file.
+// and never overspent by concurrent spenders on two connections to the
+// database (two processes, or two replicas on one PostgreSQL).
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -23,7 +26,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/privacy/budget.h"
+#include "server/domain/ledgers.h"
 #include "server/store/store.h"
+#include "tests/server/postgres_fixture.h"
 
 namespace agt::server {
 namespace {
@@ -62,15 +67,23 @@ ModelRecord MakeModel() {
   return m;
 }
 
-class DeletionLedgerTest : public testing::Test {
+using testing_pg::Engine;
+
+// Every case runs on both engines (an SQLite file; a fresh schema of the
+// tests' PostgreSQL server, postgres_fixture.h), except the SQLite file
+// migrations.
+class DeletionLedgerTest : public testing::TestWithParam<Engine> {
  protected:
   void SetUp() override {
     const testing::TestInfo* info = testing::UnitTest::GetInstance()->current_test_info();
-    dir_ =
-        fs::path(testing::TempDir()) / absl::StrCat("agt_ledger_", info->name(), "_", ::getpid());
+    std::string name = absl::StrCat("agt_ledger_", info->name(), "_", ::getpid());
+    std::replace(name.begin(), name.end(), '/', '_');
+    dir_ = fs::path(testing::TempDir()) / name;
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    path_ = (dir_ / "agt.db").string();
+    std::string skip;
+    path_ = testing_pg::FreshStoreTarget(GetParam(), dir_.string(), &skip);
+    if (!skip.empty()) GTEST_SKIP() << skip;
     Reopen();
     DatasetRecord d;
     d.tenant = "t";
@@ -105,19 +118,19 @@ class DeletionLedgerTest : public testing::Test {
   absl::StatusOr<agt::DeletionDecision> Delete(const std::vector<int64_t>& rows,
                                                const std::vector<int>& budgets = {1, 2, 5},
                                                int batch_size = kRows) {
-    absl::StatusOr<Store::DeletionAppend> done =
+    absl::StatusOr<DeletionAppend> done =
         Append(rows, budgets, batch_size, RequestTag{}, nullptr);
     if (!done.ok()) return done.status();
     if (!done->decision.has_value()) return absl::InternalError("no decision without a tag");
     return *done->decision;
   }
-  absl::StatusOr<Store::DeletionAppend> Append(
+  absl::StatusOr<DeletionAppend> Append(
       const std::vector<int64_t>& rows, const std::vector<int>& budgets, int batch_size,
       const RequestTag& tag,
       const std::function<std::string(const agt::DeletionDecision&)>& answer_of) {
     absl::StatusOr<agt::BatchPlan> plan = agt::BatchPlan::Create(kRows, batch_size);
     if (!plan.ok()) return plan.status();
-    return store_->AppendDeletions("t", model_id_, budgets, *plan, rows, "alice", tag, answer_of);
+    return AppendDeletions(*store_, "t", model_id_, budgets, *plan, rows, "alice", tag, answer_of);
   }
   int64_t D() {
     absl::StatusOr<int64_t> d = store_->CountAcceptedDeletions("t", model_id_);
@@ -132,11 +145,13 @@ class DeletionLedgerTest : public testing::Test {
   std::string job_id_;
 };
 
-TEST_F(DeletionLedgerTest, SchemaVersionThreeHasBothLedgers) {
+TEST_P(DeletionLedgerTest, SchemaVersionThreeHasBothLedgers) {
+  if (GetParam() != Engine::kSqlite) GTEST_SKIP() << "an SQLite file migration";
   EXPECT_GE(Store::SchemaVersion(), 3);
 }
 
-TEST_F(DeletionLedgerTest, AVersionOneDatabaseMigratesAndKeepsItsModels) {
+TEST_P(DeletionLedgerTest, AVersionOneDatabaseMigratesAndKeepsItsModels) {
+  if (GetParam() != Engine::kSqlite) GTEST_SKIP() << "an SQLite file migration";
   store_.reset();
   sqlite3* raw = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &raw), SQLITE_OK);
@@ -147,13 +162,14 @@ TEST_F(DeletionLedgerTest, AVersionOneDatabaseMigratesAndKeepsItsModels) {
             SQLITE_OK);
   // And what later versions added, where this build has it (schema 5: the
   // requests; 6: the privacy ledgers; 7: crash counts; 8: job warnings and
-  // width histories; 9: dataset sample shapes; 10: model artifacts).
+  // width histories; 9: dataset sample shapes; 10: job leases; 11: model
+  // artifacts).
   for (const char* undo :
        {"DROP TABLE IF EXISTS requests", "DROP TABLE IF EXISTS privacy_spenders",
         "DROP TABLE IF EXISTS privacy_ledgers", "ALTER TABLE jobs DROP COLUMN crash_count",
         "DROP TABLE IF EXISTS job_warnings", "DROP TABLE IF EXISTS job_width_history",
-        "ALTER TABLE datasets DROP COLUMN sample_shape",
-        "DROP TABLE IF EXISTS model_artifacts"}) {
+        "ALTER TABLE datasets DROP COLUMN sample_shape", "ALTER TABLE jobs DROP COLUMN lease_owner",
+        "ALTER TABLE jobs DROP COLUMN lease_expires_ms", "DROP TABLE IF EXISTS model_artifacts"}) {
     sqlite3_exec(raw, undo, nullptr, nullptr, nullptr);
   }
   sqlite3_close(raw);
@@ -164,7 +180,7 @@ TEST_F(DeletionLedgerTest, AVersionOneDatabaseMigratesAndKeepsItsModels) {
   EXPECT_EQ(D(), 1);
 }
 
-TEST_F(DeletionLedgerTest, AcceptsUpToMaxNThenReportsRetrainingRequired) {
+TEST_P(DeletionLedgerTest, AcceptsUpToMaxNThenReportsRetrainingRequired) {
   absl::StatusOr<agt::DeletionDecision> first = Delete({3, 3, 7});
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_TRUE(first->accepted);
@@ -189,7 +205,7 @@ TEST_F(DeletionLedgerTest, AcceptsUpToMaxNThenReportsRetrainingRequired) {
   EXPECT_GT(ledger->front().requested_ms, 0);
 }
 
-TEST_F(DeletionLedgerTest, ARefusedRowIsAcceptedByALaterRequestThatFits) {
+TEST_P(DeletionLedgerTest, ARefusedRowIsAcceptedByALaterRequestThatFits) {
   ASSERT_TRUE(Delete({0, 1}, {3}).ok());
   absl::StatusOr<agt::DeletionDecision> refused = Delete({2, 3}, {3});
   ASSERT_TRUE(refused.ok());
@@ -205,7 +221,7 @@ TEST_F(DeletionLedgerTest, ARefusedRowIsAcceptedByALaterRequestThatFits) {
   EXPECT_TRUE((*ledger)[3].accepted);   // row 3
 }
 
-TEST_F(DeletionLedgerTest, AnUnknownRowIsInvalidArgumentAndChangesNothing) {
+TEST_P(DeletionLedgerTest, AnUnknownRowIsInvalidArgumentAndChangesNothing) {
   ASSERT_TRUE(Delete({4}).ok());
   absl::StatusOr<agt::DeletionDecision> bad = Delete({5, kRows});
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
@@ -217,10 +233,10 @@ TEST_F(DeletionLedgerTest, AnUnknownRowIsInvalidArgumentAndChangesNothing) {
   EXPECT_EQ(ledger->size(), 1u);
 }
 
-TEST_F(DeletionLedgerTest, AnotherTenantsModelIsNotFound) {
+TEST_P(DeletionLedgerTest, AnotherTenantsModelIsNotFound) {
   absl::StatusOr<agt::BatchPlan> plan = agt::BatchPlan::Create(kRows, 10);
   ASSERT_TRUE(plan.ok());
-  EXPECT_EQ(store_->AppendDeletions("u", model_id_, {1}, *plan, {1}, "x").status().code(),
+  EXPECT_EQ(AppendDeletions(*store_, "u", model_id_, {1}, *plan, {1}, "x").status().code(),
             absl::StatusCode::kNotFound);
 
   EXPECT_EQ(store_->ListDeletions("u", model_id_).status().code(), absl::StatusCode::kNotFound);
@@ -229,7 +245,7 @@ TEST_F(DeletionLedgerTest, AnotherTenantsModelIsNotFound) {
   EXPECT_EQ(store_->GetRetraining("u", model_id_).status().code(), absl::StatusCode::kNotFound);
 }
 
-TEST_F(DeletionLedgerTest, TheLedgerPagesInRowOrderWithoutRepeatsOrGaps) {
+TEST_P(DeletionLedgerTest, TheLedgerPagesInRowOrderWithoutRepeatsOrGaps) {
   ASSERT_TRUE(Delete({9, 0, 4, 150, 3, 2, 1, 8, 7, 6, 5, 199}, {10}).ok());  // 12 > 10: refused
   ASSERT_TRUE(Delete({0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {10}).ok());            // now fits: accepted
   std::vector<int64_t> rows;
@@ -276,7 +292,7 @@ TEST_F(DeletionLedgerTest, TheLedgerPagesInRowOrderWithoutRepeatsOrGaps) {
             absl::StatusCode::kNotFound);
 }
 
-TEST_F(DeletionLedgerTest, TheLedgerAndTheRetrainingSurviveAReopen) {
+TEST_P(DeletionLedgerTest, TheLedgerAndTheRetrainingSurviveAReopen) {
   ASSERT_TRUE(Delete({1, 2}).ok());
   ASSERT_TRUE(Delete({3, 4, 5, 6}).ok());  // refused: 2 + 4 > 5
   RetrainingRecord r;
@@ -297,7 +313,7 @@ TEST_F(DeletionLedgerTest, TheLedgerAndTheRetrainingSurviveAReopen) {
   EXPECT_EQ(store_->RecordRetraining("u", r).code(), absl::StatusCode::kNotFound);
 }
 
-TEST_F(DeletionLedgerTest, DeletionsCountPerBatchOfTheTraining) {
+TEST_P(DeletionLedgerTest, DeletionsCountPerBatchOfTheTraining) {
   // 10 batches of 20: two rows in each batch fit max N = 2, 20 rows in all.
   std::vector<int64_t> spread;
   for (int64_t k = 0; k < 10; ++k) spread.insert(spread.end(), {20 * k + 3, 20 * k + 11});
@@ -318,19 +334,19 @@ TEST_F(DeletionLedgerTest, DeletionsCountPerBatchOfTheTraining) {
   EXPECT_EQ(ledger->size(), 21u);
 }
 
-TEST_F(DeletionLedgerTest, ARetriedRequestIdReturnsTheFirstAnswerAndRecordsNothingTwice) {
+TEST_P(DeletionLedgerTest, ARetriedRequestIdReturnsTheFirstAnswerAndRecordsNothingTwice) {
   const RequestTag tag{"del-1", "fingerprint-a"};
   auto answer = [](const agt::DeletionDecision& d) {
     return absl::StrCat("accepted=", d.accepted, " total=", d.after.total);
   };
-  absl::StatusOr<Store::DeletionAppend> first = Append({1, 2, 3}, {5}, kRows, tag, answer);
+  absl::StatusOr<DeletionAppend> first = Append({1, 2, 3}, {5}, kRows, tag, answer);
   ASSERT_TRUE(first.ok()) << first.status();
   ASSERT_TRUE(first->decision.has_value());
   EXPECT_EQ(first->answer, "accepted=1 total=3");
   // Other rows were deleted in between: the retry still answers the first time.
   ASSERT_TRUE(Delete({4}, {5}).ok());
   Reopen();
-  absl::StatusOr<Store::DeletionAppend> again = Append({1, 2, 3}, {5}, kRows, tag, answer);
+  absl::StatusOr<DeletionAppend> again = Append({1, 2, 3}, {5}, kRows, tag, answer);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_FALSE(again->decision.has_value());
   EXPECT_EQ(again->answer, "accepted=1 total=3");
@@ -340,7 +356,7 @@ TEST_F(DeletionLedgerTest, ARetriedRequestIdReturnsTheFirstAnswerAndRecordsNothi
   ASSERT_TRUE(found.ok());
   EXPECT_EQ(found->value_or(""), "accepted=1 total=3");
   // The same id for another request is refused and changes nothing.
-  absl::StatusOr<Store::DeletionAppend> other =
+  absl::StatusOr<DeletionAppend> other =
       Append({7}, {5}, kRows, RequestTag{"del-1", "fingerprint-b"}, answer);
   EXPECT_EQ(other.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(D(), 4);
@@ -355,7 +371,7 @@ TEST_F(DeletionLedgerTest, ARetriedRequestIdReturnsTheFirstAnswerAndRecordsNothi
   EXPECT_FALSE(none->has_value());
 }
 
-TEST_F(DeletionLedgerTest, ConcurrentOverlappingRequestsCountEveryDistinctRowOnce) {
+TEST_P(DeletionLedgerTest, ConcurrentOverlappingRequestsCountEveryDistinctRowOnce) {
   constexpr int kThreads = 8;
   std::vector<std::thread> threads;
   std::atomic<int> failures{0};
@@ -377,7 +393,7 @@ TEST_F(DeletionLedgerTest, ConcurrentOverlappingRequestsCountEveryDistinctRowOnc
   EXPECT_EQ(D(), static_cast<int64_t>(distinct.size()));
 }
 
-TEST_F(DeletionLedgerTest, ConcurrentRequestsNeverAcceptPastMaxN) {
+TEST_P(DeletionLedgerTest, ConcurrentRequestsNeverAcceptPastMaxN) {
   constexpr int kThreads = 8;
   constexpr int kMaxN = 20;
   std::atomic<int64_t> newly_accepted{0};
@@ -431,11 +447,11 @@ class PrivacyLedgerTest : public DeletionLedgerTest {
     charge.quanta = *quanta;
     charge.releases = labels;
     ++answers_asked_;
-    return (store ? store : store_.get())
-        ->SpendPrivacyBudget(tenant, model.empty() ? model_id_ : model, charge, tag,
-                             [](const PrivacySpendRecord& r) {
-                               return absl::StrCat("answer after ", r.spent_quanta);
-                             });
+    return SpendPrivacyBudget(*(store ? store : store_.get()), tenant,
+                              model.empty() ? model_id_ : model, charge, tag,
+                              [](const PrivacySpendRecord& r) {
+                                return absl::StrCat("answer after ", r.spent_quanta);
+                              });
   }
   PrivacySpendRecord Get(const std::string& client, const std::string& model = "") {
     absl::StatusOr<PrivacySpendRecord> r =
@@ -462,7 +478,7 @@ class PrivacyLedgerTest : public DeletionLedgerTest {
   int answers_asked_ = 0;
 };
 
-TEST_F(PrivacyLedgerTest, SpendsAreAllOrNothingUpToTheExactTotal) {
+TEST_P(PrivacyLedgerTest, SpendsAreAllOrNothingUpToTheExactTotal) {
   PrivacySpendRecord r = Get("app");
   EXPECT_EQ(r.spent_quanta, 0);
   EXPECT_EQ(r.releases, 0);
@@ -498,7 +514,7 @@ TEST_F(PrivacyLedgerTest, SpendsAreAllOrNothingUpToTheExactTotal) {
   EXPECT_EQ(r.client_releases, 0);
 }
 
-TEST_F(PrivacyLedgerTest, TokensAndModelsOfOneDatasetShareOneBudgetAndTenantsDoNot) {
+TEST_P(PrivacyLedgerTest, TokensAndModelsOfOneDatasetShareOneBudgetAndTenantsDoNot) {
   const std::string second = AddModel(DatasetOf(model_id_));
   ASSERT_TRUE(Spend("app one", 1.0, 0.5, 1).ok());
   ASSERT_TRUE(Spend("app two", 1.0, 0.25, 1, {}, second).ok());
@@ -522,7 +538,7 @@ TEST_F(PrivacyLedgerTest, TokensAndModelsOfOneDatasetShareOneBudgetAndTenantsDoN
             absl::StatusCode::kNotFound);
 }
 
-TEST_F(PrivacyLedgerTest, ARetrainingOnADerivedDatasetDrawsOnTheRootBudget) {
+TEST_P(PrivacyLedgerTest, ARetrainingOnADerivedDatasetDrawsOnTheRootBudget) {
   // What servers before issue 17 did: the retraining of model_id_ trained
   // on a derived copy of its dataset; and a retraining of that successor.
   auto derive = [&](const std::string& parent_model) {
@@ -563,7 +579,7 @@ TEST_F(PrivacyLedgerTest, ARetrainingOnADerivedDatasetDrawsOnTheRootBudget) {
   EXPECT_EQ(Get("app", grandchild).dataset_id, DatasetOf(model_id_));
 }
 
-TEST_F(PrivacyLedgerTest, ARetriedRequestIdIsAnsweredFromTheLedgerAndChargedOnce) {
+TEST_P(PrivacyLedgerTest, ARetriedRequestIdIsAnsweredFromTheLedgerAndChargedOnce) {
   const RequestTag tag{"req-1", "fingerprint-a"};
   absl::StatusOr<PrivacySpendResult> first = Spend("app", 1.0, 0.125, 2, tag);
   ASSERT_TRUE(first.ok()) << first.status();
@@ -596,15 +612,14 @@ TEST_F(PrivacyLedgerTest, ARetriedRequestIdIsAnsweredFromTheLedgerAndChargedOnce
   EXPECT_EQ(Get("app").spent_quanta, Quanta(1.25));
 }
 
-TEST_F(PrivacyLedgerTest, BadSpendsChangeNothing) {
+TEST_P(PrivacyLedgerTest, BadSpendsChangeNothing) {
   PrivacyCharge charge;
   charge.client = "app";
   charge.total_quanta = int64_t{10} << 40;
   auto spend = [&](PrivacyCharge c, const std::string& tenant = "t",
                    const std::string& model = "") {
-    return store_
-        ->SpendPrivacyBudget(tenant, model.empty() ? model_id_ : model, c, {},
-                             [](const PrivacySpendRecord&) { return std::string("x"); })
+    return SpendPrivacyBudget(*store_, tenant, model.empty() ? model_id_ : model, c, {},
+                              [](const PrivacySpendRecord&) { return std::string("x"); })
         .status()
         .code();
   };
@@ -629,7 +644,7 @@ TEST_F(PrivacyLedgerTest, BadSpendsChangeNothing) {
   EXPECT_EQ(r.updated_ms, 0);
 }
 
-TEST_F(PrivacyLedgerTest, SpendsSurviveAReopenAndALoweredTotalLeavesNothing) {
+TEST_P(PrivacyLedgerTest, SpendsSurviveAReopenAndALoweredTotalLeavesNothing) {
   ASSERT_TRUE(Spend("app", 5.0, 0.375, 4).ok());
   Reopen();
   PrivacySpendRecord r = Get("app");
@@ -641,7 +656,7 @@ TEST_F(PrivacyLedgerTest, SpendsSurviveAReopenAndALoweredTotalLeavesNothing) {
   EXPECT_TRUE(absl::StrContains(lowered.message(), "used up")) << lowered;
 }
 
-TEST_F(PrivacyLedgerTest, ConcurrentSpendersOnTwoConnectionsNeverOverspend) {
+TEST_P(PrivacyLedgerTest, ConcurrentSpendersOnTwoConnectionsNeverOverspend) {
   // A second Store on the same file is a second SQLite connection, as
   // another process would have.
   absl::StatusOr<std::unique_ptr<Store>> second = Store::Open(path_);
@@ -680,7 +695,7 @@ TEST_F(PrivacyLedgerTest, ConcurrentSpendersOnTwoConnectionsNeverOverspend) {
 
 // ---- DeleteModel and DeleteJob: what a ledger keeps alive
 
-TEST_F(PrivacyLedgerTest, DeletingAModelKeepsItsDatasetsPrivacyBudget) {
+TEST_P(PrivacyLedgerTest, DeletingAModelKeepsItsDatasetsPrivacyBudget) {
   ASSERT_TRUE(Spend("app", 2.0, 0.5, 3).ok());  // 1.5 of 2.0
   const std::string dataset = DatasetOf(model_id_);
   ASSERT_TRUE(store_->DeleteModel("t", model_id_).ok());
@@ -698,7 +713,7 @@ TEST_F(PrivacyLedgerTest, DeletingAModelKeepsItsDatasetsPrivacyBudget) {
   EXPECT_TRUE(store_->GetJob("t", job_id_).ok());
 }
 
-TEST_F(PrivacyLedgerTest, AModelThatLinksACompactedCopyToItsRootBudgetCannotBeDeleted) {
+TEST_P(PrivacyLedgerTest, AModelThatLinksACompactedCopyToItsRootBudgetCannotBeDeleted) {
   // A retraining of servers before issue 17: the successor trained on a
   // compacted copy, whose budget is found through model_id_.
   DatasetRecord d;
@@ -749,7 +764,7 @@ class DeleteModelTest : public PrivacyLedgerTest {
   }
 };
 
-TEST_F(DeleteModelTest, ALiveRetrainingBlocksDeletingItsModelAndTheLedgerGoesWithIt) {
+TEST_P(DeleteModelTest, ALiveRetrainingBlocksDeletingItsModelAndTheLedgerGoesWithIt) {
   ASSERT_TRUE(Delete({1, 2}).ok());
   absl::StatusOr<JobRecord> job = AddInPlaceRetraining();
   ASSERT_TRUE(job.ok()) << job.status();
@@ -774,7 +789,7 @@ TEST_F(DeleteModelTest, ALiveRetrainingBlocksDeletingItsModelAndTheLedgerGoesWit
   EXPECT_EQ(store_->GetJob("t", job->id).status().code(), absl::StatusCode::kNotFound);
 }
 
-TEST_F(DeleteModelTest, DeletingAnInPlaceRetrainingJobDropsItsRecord) {
+TEST_P(DeleteModelTest, DeletingAnInPlaceRetrainingJobDropsItsRecord) {
   // The retraining failed: its record goes with the job, so the model has
   // no retraining and a later one can be recorded.
   absl::StatusOr<JobRecord> job = AddInPlaceRetraining();
@@ -785,6 +800,16 @@ TEST_F(DeleteModelTest, DeletingAnInPlaceRetrainingJobDropsItsRecord) {
   ASSERT_TRUE(store_->DeleteJob("t", job->id).ok());
   EXPECT_FALSE(store_->GetRetraining("t", model_id_)->has_value());
 }
+
+INSTANTIATE_TEST_SUITE_P(Engines, DeletionLedgerTest,
+                         testing::Values(Engine::kSqlite, Engine::kPostgres),
+                         testing_pg::EngineName);
+INSTANTIATE_TEST_SUITE_P(Engines, PrivacyLedgerTest,
+                         testing::Values(Engine::kSqlite, Engine::kPostgres),
+                         testing_pg::EngineName);
+INSTANTIATE_TEST_SUITE_P(Engines, DeleteModelTest,
+                         testing::Values(Engine::kSqlite, Engine::kPostgres),
+                         testing_pg::EngineName);
 
 }  // namespace
 }  // namespace agt::server

@@ -1,8 +1,11 @@
-// The SQLite store (server/store/store.h) on real files in a fresh temporary
-// directory per test: exact round trips, persistence across reopen, schema
-// versioning, tenant isolation, pagination, the job state machine, atomicity
-// of CompleteJob, concurrent claims, and corruption detection. A second raw
-// sqlite3 connection plays the part of the disk (or another process).
+// The store (server/store/store.h) on both engines: StoreTest runs every case
+// on an SQLite file in a fresh temporary directory and on a fresh schema of a
+// real PostgreSQL server the test starts (postgres_fixture.h; skipped when
+// PostgreSQL is not installed): exact round trips, persistence across
+// reopen, tenant isolation, pagination, the job state machine, concurrent
+// claims. SqliteStoreTest covers what only a file has (WAL, user_version,
+// migrations from old files, atomicity and corruption seen through a second
+// raw sqlite3 connection that plays the part of the disk).
 #include "server/store/store.h"
 
 #include <gtest/gtest.h>
@@ -12,6 +15,7 @@
 #include <algorithm>
 #include <atomic>
 #include <bit>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -24,7 +28,6 @@
 #include <string>
 #include <thread>
 #include <tuple>
-#include <chrono>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -32,7 +35,9 @@
 #include "absl/strings/str_cat.h"
 #include "agt/v1/training.pb.h"
 #include "core/privacy/budget.h"
+#include "server/domain/ledgers.h"
 #include "server/store/blob.h"
+#include "tests/server/postgres_fixture.h"
 
 namespace agt::server {
 namespace {
@@ -177,15 +182,25 @@ bool IsLowerHex(const std::string& s) {
                      [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
-class StoreTest : public testing::Test {
+using testing_pg::Engine;
+using testing_pg::EngineName;
+
+// path_ is the --db target: an SQLite file in a fresh directory, or a fresh
+// schema on the tests' PostgreSQL server (postgres_fixture.h).
+class StoreTestBase : public testing::Test {
  protected:
+  virtual Engine engine() const = 0;
   void SetUp() override {
     const testing::TestInfo* info = testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::path(testing::TempDir()) /
-           absl::StrCat("agt_store_", info->test_suite_name(), "_", info->name(), "_", ::getpid());
+    std::string name =
+        absl::StrCat("agt_store_", info->test_suite_name(), "_", info->name(), "_", ::getpid());
+    std::replace(name.begin(), name.end(), '/', '_');
+    dir_ = fs::path(testing::TempDir()) / name;
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    path_ = (dir_ / "agt.db").string();
+    std::string skip;
+    path_ = testing_pg::FreshStoreTarget(engine(), dir_.string(), &skip);
+    if (!skip.empty()) GTEST_SKIP() << skip;
     Reopen();
   }
   void TearDown() override {
@@ -250,6 +265,21 @@ class StoreTest : public testing::Test {
   std::unique_ptr<Store> store_;
 };
 
+// The contract of store.h, on both engines.
+class StoreTest : public StoreTestBase, public testing::WithParamInterface<Engine> {
+ protected:
+  Engine engine() const override { return GetParam(); }
+};
+INSTANTIATE_TEST_SUITE_P(Engines, StoreTest, testing::Values(Engine::kSqlite, Engine::kPostgres),
+                         EngineName);
+
+// What only an SQLite file has: WAL, PRAGMA user_version, a second raw
+// connection playing the disk, migrations from old files.
+class SqliteStoreTest : public StoreTestBase {
+ protected:
+  Engine engine() const override { return Engine::kSqlite; }
+};
+
 // ---- idempotent requests
 
 TEST(RequestIdTest, ValidIdsAreShortAndPlain) {
@@ -265,7 +295,7 @@ TEST(RequestIdTest, ValidIdsAreShortAndPlain) {
   EXPECT_EQ(ValidateRequestId(std::string("a\0b", 3)).code(), absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(StoreTest, AStoredAnswerIsFoundOnlyForItsTenantKindIdAndFingerprint) {
+TEST_F(SqliteStoreTest, AStoredAnswerIsFoundOnlyForItsTenantKindIdAndFingerprint) {
   const RequestTag tag{"retry-1", "fp-1"};
   absl::StatusOr<std::optional<std::string>> none =
       store_->FindRequest("t1", RequestKind::kSubmitJob, tag);
@@ -309,7 +339,7 @@ TEST_F(StoreTest, AStoredAnswerIsFoundOnlyForItsTenantKindIdAndFingerprint) {
 
 // ---- schema
 
-TEST_F(StoreTest, OpenCreatesAWalFileAtTheCurrentSchemaVersion) {
+TEST_F(SqliteStoreTest, OpenCreatesAWalFileAtTheCurrentSchemaVersion) {
   EXPECT_GE(Store::SchemaVersion(), 1);
   RawDb raw(path_);
   EXPECT_EQ(raw.Int("PRAGMA user_version"), Store::SchemaVersion());
@@ -324,7 +354,7 @@ TEST_F(StoreTest, OpenCreatesAWalFileAtTheCurrentSchemaVersion) {
   EXPECT_GE(raw.Int("SELECT count(*) FROM sqlite_schema WHERE type = 'index'"), 5);
 }
 
-TEST_F(StoreTest, ReopeningMigratesNothingTwice) {
+TEST_F(SqliteStoreTest, ReopeningMigratesNothingTwice) {
   const DatasetRecord d = AddDataset("t");
   for (int i = 0; i < 3; ++i) Reopen();
   RawDb raw(path_);
@@ -333,7 +363,7 @@ TEST_F(StoreTest, ReopeningMigratesNothingTwice) {
   EXPECT_TRUE(store_->GetDataset("t", d.id).ok());
 }
 
-TEST_F(StoreTest, ConcurrentFirstOpensOfOneFileBothSucceed) {
+TEST_F(SqliteStoreTest, ConcurrentFirstOpensOfOneFileBothSucceed) {
   store_.reset();
   const std::string fresh = (dir_ / "fresh.db").string();
   std::vector<absl::Status> results(4);
@@ -347,7 +377,7 @@ TEST_F(StoreTest, ConcurrentFirstOpensOfOneFileBothSucceed) {
   EXPECT_EQ(raw.Int("PRAGMA user_version"), Store::SchemaVersion());
 }
 
-TEST_F(StoreTest, AFileFromANewerServerIsRefusedAndLeftAlone) {
+TEST_F(SqliteStoreTest, AFileFromANewerServerIsRefusedAndLeftAlone) {
   store_.reset();
   const int newer = Store::SchemaVersion() + 1;
   {
@@ -361,7 +391,7 @@ TEST_F(StoreTest, AFileFromANewerServerIsRefusedAndLeftAlone) {
   EXPECT_EQ(raw.Int("PRAGMA user_version"), newer);
 }
 
-TEST_F(StoreTest, AnotherApplicationsDatabaseIsRefused) {
+TEST_F(SqliteStoreTest, AnotherApplicationsDatabaseIsRefused) {
   const std::string other = (dir_ / "other.db").string();
   {
     RawDb raw(other);
@@ -372,7 +402,7 @@ TEST_F(StoreTest, AnotherApplicationsDatabaseIsRefused) {
   EXPECT_EQ(raw.Int("SELECT count(*) FROM sqlite_schema"), 1) << "file was modified";
 }
 
-TEST_F(StoreTest, AFileThatIsNotSqliteIsAnError) {
+TEST_F(SqliteStoreTest, AFileThatIsNotSqliteIsAnError) {
   const std::string junk = (dir_ / "junk.db").string();
   {
     std::ofstream out(junk);
@@ -385,7 +415,7 @@ TEST_F(StoreTest, AFileThatIsNotSqliteIsAnError) {
 
 // ---- datasets
 
-TEST_F(StoreTest, DatasetRoundTripIsBitExact) {
+TEST_F(SqliteStoreTest, DatasetRoundTripIsBitExact) {
   agt::Dataset data = MakeData(5, 3, 3);
   data.x(0, 0) = -0.0;
   data.x(1, 1) = std::numeric_limits<double>::denorm_min();
@@ -433,7 +463,7 @@ TEST_F(StoreTest, DatasetRoundTripIsBitExact) {
   EXPECT_EQ(rec->size_bytes, static_cast<int64_t>(features.size() + labels.size()));
 }
 
-TEST_F(StoreTest, EmptyAndRegressionDatasetsRoundTrip) {
+TEST_P(StoreTest, EmptyAndRegressionDatasetsRoundTrip) {
   const DatasetRecord empty = AddDataset("t", "empty", MakeData(0, 4, 2));
   absl::StatusOr<agt::Dataset> e = store_->LoadDatasetData("t", empty.id);
   ASSERT_TRUE(e.ok()) << e.status();
@@ -446,14 +476,14 @@ TEST_F(StoreTest, EmptyAndRegressionDatasetsRoundTrip) {
   EXPECT_EQ(r->y[2], 1.0);
 }
 
-TEST_F(StoreTest, InconsistentDatasetIsRefused) {
+TEST_P(StoreTest, InconsistentDatasetIsRefused) {
   agt::Dataset data = MakeData(4, 2, 2);
   data.y.resize(3);
   ExpectStatus(store_->InsertDataset(DatasetRecord{}, data).status(),
                absl::StatusCode::kInvalidArgument, {"4", "3"});
 }
 
-TEST_F(StoreTest, DeleteDatasetIsBlockedByQueuedAndRunningJobs) {
+TEST_P(StoreTest, DeleteDatasetIsBlockedByQueuedAndRunningJobs) {
   const DatasetRecord d = AddDataset("t");
   const JobRecord queued = AddJob("t", d.id);
   ExpectStatus(store_->DeleteDataset("t", d.id), absl::StatusCode::kFailedPrecondition,
@@ -479,7 +509,7 @@ TEST_F(StoreTest, DeleteDatasetIsBlockedByQueuedAndRunningJobs) {
   ExpectStatus(store_->InsertJob(again).status(), absl::StatusCode::kNotFound, {d.id});
 }
 
-TEST_F(StoreTest, DeleteDatasetIsAllowedAfterSuccessAndCancel) {
+TEST_P(StoreTest, DeleteDatasetIsAllowedAfterSuccessAndCancel) {
   const DatasetRecord d = AddDataset("t");
   const std::string model_id = AddModel("t", d.id);
   const JobRecord cancelled = AddJob("t", d.id);
@@ -489,7 +519,7 @@ TEST_F(StoreTest, DeleteDatasetIsAllowedAfterSuccessAndCancel) {
   EXPECT_TRUE(store_->GetModel("t", model_id).ok());
 }
 
-TEST_F(StoreTest, DeleteJobTakesOnlyFinishedJobsWithoutAModel) {
+TEST_P(StoreTest, DeleteJobTakesOnlyFinishedJobsWithoutAModel) {
   const DatasetRecord d = AddDataset("t");
   const JobRecord queued = AddJob("t", d.id, "queued");
   const JobRecord running = AddJob("t", d.id, "running");
@@ -526,7 +556,7 @@ TEST_F(StoreTest, DeleteJobTakesOnlyFinishedJobsWithoutAModel) {
 
 // ---- tenants
 
-TEST_F(StoreTest, AnotherTenantsRecordsAreNotFoundExactlyLikeUnknownIds) {
+TEST_P(StoreTest, AnotherTenantsRecordsAreNotFoundExactlyLikeUnknownIds) {
   const DatasetRecord d = AddDataset("alpha");
   const std::string model_id = AddModel("alpha", d.id);
   const JobRecord job = AddJob("alpha", d.id);
@@ -576,7 +606,7 @@ TEST_F(StoreTest, AnotherTenantsRecordsAreNotFoundExactlyLikeUnknownIds) {
   EXPECT_TRUE(store_->GetModel("alpha", model_id).ok());
 }
 
-TEST_F(StoreTest, ListingsOfATenantSeeOnlyItsOwnRecords) {
+TEST_P(StoreTest, ListingsOfATenantSeeOnlyItsOwnRecords) {
   std::map<std::string, std::set<std::string>> mine;
   for (int i = 0; i < 6; ++i) {
     const std::string tenant = i % 2 == 0 ? "even" : "odd";
@@ -596,7 +626,7 @@ TEST_F(StoreTest, ListingsOfATenantSeeOnlyItsOwnRecords) {
 
 // ---- pagination
 
-TEST_F(StoreTest, DatasetSampleShapesAreStoredAndOldRowsReadAsFlat) {
+TEST_F(SqliteStoreTest, DatasetSampleShapesAreStoredAndOldRowsReadAsFlat) {
   DatasetRecord in;
   in.tenant = "t";
   in.name = "images";
@@ -625,7 +655,7 @@ TEST_F(StoreTest, DatasetSampleShapesAreStoredAndOldRowsReadAsFlat) {
   EXPECT_EQ(got->sample_shape, (std::vector<int>{4}));
 }
 
-TEST_F(StoreTest, DatasetPagesAreInCreationOrderAndComplete) {
+TEST_P(StoreTest, DatasetPagesAreInCreationOrderAndComplete) {
   std::vector<std::string> ids;
   for (int i = 0; i < 7; ++i) ids.push_back(AddDataset("t", absl::StrCat("d", i)).id);
   AddDataset("other");
@@ -644,7 +674,7 @@ TEST_F(StoreTest, DatasetPagesAreInCreationOrderAndComplete) {
   EXPECT_EQ(listed, ids);
 }
 
-TEST_F(StoreTest, AnExactMultipleOfThePageSizeEndsWithoutAnEmptyPage) {
+TEST_P(StoreTest, AnExactMultipleOfThePageSizeEndsWithoutAnEmptyPage) {
   for (int i = 0; i < 4; ++i) AddDataset("t");
   absl::StatusOr<Page<DatasetRecord>> first = store_->ListDatasets("t", 2, "");
   ASSERT_TRUE(first.ok());
@@ -655,7 +685,7 @@ TEST_F(StoreTest, AnExactMultipleOfThePageSizeEndsWithoutAnEmptyPage) {
   EXPECT_TRUE(second->next_page_token.empty());
 }
 
-TEST_F(StoreTest, PageTokensSurviveDeletionsInsertionsAndRestarts) {
+TEST_P(StoreTest, PageTokensSurviveDeletionsInsertionsAndRestarts) {
   std::vector<std::string> ids;
   for (int i = 0; i < 6; ++i) ids.push_back(AddDataset("t").id);
   absl::StatusOr<Page<DatasetRecord>> first = store_->ListDatasets("t", 2, "");
@@ -676,7 +706,7 @@ TEST_F(StoreTest, PageTokensSurviveDeletionsInsertionsAndRestarts) {
   EXPECT_EQ(rest, (std::vector<std::string>{ids[3], ids[4], ids[5], late}));
 }
 
-TEST_F(StoreTest, JobPagesFilterByState) {
+TEST_P(StoreTest, JobPagesFilterByState) {
   const DatasetRecord d = AddDataset("t");
   std::vector<JobRecord> jobs;
   for (int i = 0; i < 5; ++i) jobs.push_back(AddJob("t", d.id, absl::StrCat("j", i)));
@@ -711,7 +741,7 @@ TEST_F(StoreTest, JobPagesFilterByState) {
   EXPECT_TRUE(list_all(JobState::kSucceeded).empty());
 }
 
-TEST_F(StoreTest, ModelPagesCarryTheirBoxes) {
+TEST_P(StoreTest, ModelPagesCarryTheirBoxes) {
   const DatasetRecord d = AddDataset("t");
   std::vector<std::string> ids;
   for (int i = 0; i < 3; ++i) ids.push_back(AddModel("t", d.id));
@@ -728,7 +758,7 @@ TEST_F(StoreTest, ModelPagesCarryTheirBoxes) {
   for (const ModelRecord& m : first->items) EXPECT_EQ(m.boxes.size(), 3u);
 }
 
-TEST_F(StoreTest, BadPageArgumentsAreInvalidArgument) {
+TEST_P(StoreTest, BadPageArgumentsAreInvalidArgument) {
   const DatasetRecord d = AddDataset("t");
   AddDataset("t");
   AddJob("t", d.id);
@@ -757,7 +787,7 @@ TEST_F(StoreTest, BadPageArgumentsAreInvalidArgument) {
                {"page_size", "-1"});
 }
 
-TEST_F(StoreTest, PageSizeZeroIsTheDefaultAndLargeSizesAreCapped) {
+TEST_F(SqliteStoreTest, PageSizeZeroIsTheDefaultAndLargeSizesAreCapped) {
   RawDb raw(path_);
   // Bulk-insert cheap rows directly: more than both limits.
   const int rows = kMaxPageSize + 5;
@@ -782,7 +812,7 @@ TEST_F(StoreTest, PageSizeZeroIsTheDefaultAndLargeSizesAreCapped) {
 
 // ---- jobs
 
-TEST_F(StoreTest, TheFullJobLifecycle) {
+TEST_P(StoreTest, TheFullJobLifecycle) {
   const DatasetRecord d = AddDataset("t");
   JobRecord in;
   in.tenant = "t";
@@ -848,7 +878,7 @@ TEST_F(StoreTest, TheFullJobLifecycle) {
   EXPECT_FALSE(none->has_value());
 }
 
-TEST_F(StoreTest, ProgressScalarsKeepSignInfinityAndNan) {
+TEST_P(StoreTest, ProgressScalarsKeepSignInfinityAndNan) {
   const DatasetRecord d = AddDataset("t");
   const JobRecord job = AddJob("t", d.id);
   ClaimExpecting(job);
@@ -869,7 +899,7 @@ TEST_F(StoreTest, ProgressScalarsKeepSignInfinityAndNan) {
   EXPECT_EQ(Bits(got->progress.eta_seconds), Bits(std::numeric_limits<double>::denorm_min()));
 }
 
-TEST_F(StoreTest, ClaimsAreOldestFirstAcrossTenantsAndUnknownDatasetsAreRefused) {
+TEST_P(StoreTest, ClaimsAreOldestFirstAcrossTenantsAndUnknownDatasetsAreRefused) {
   const DatasetRecord dt = AddDataset("t");
   const DatasetRecord du = AddDataset("u");
   JobRecord orphan;
@@ -884,7 +914,7 @@ TEST_F(StoreTest, ClaimsAreOldestFirstAcrossTenantsAndUnknownDatasetsAreRefused)
   EXPECT_FALSE(none->has_value());
 }
 
-TEST_F(StoreTest, IllegalTransitionsNameTheJobAndBothStates) {
+TEST_P(StoreTest, IllegalTransitionsNameTheJobAndBothStates) {
   const DatasetRecord d = AddDataset("t");
   const JobRecord job = AddJob("t", d.id);
   // QUEUED: only RUNNING (claim) and CANCELLED are reachable.
@@ -931,7 +961,7 @@ TEST_F(StoreTest, IllegalTransitionsNameTheJobAndBothStates) {
   EXPECT_EQ(StateOf(job), JobState::kFailed);
 }
 
-TEST_F(StoreTest, WorkerCallsOnUnknownJobsAreNotFound) {
+TEST_P(StoreTest, WorkerCallsOnUnknownJobsAreNotFound) {
   const std::string id = "job-11111111111111111111";
   ExpectStatus(store_->UpdateJobProgress(id, MakeProgress(1), 0), absl::StatusCode::kNotFound,
                {id});
@@ -945,7 +975,7 @@ TEST_F(StoreTest, WorkerCallsOnUnknownJobsAreNotFound) {
   ExpectStatus(store_->IsCancelRequested(id).status(), absl::StatusCode::kNotFound, {id});
 }
 
-TEST_F(StoreTest, CancellingAQueuedJobIsImmediate) {
+TEST_P(StoreTest, CancellingAQueuedJobIsImmediate) {
   const DatasetRecord d = AddDataset("t");
   const JobRecord job = AddJob("t", d.id);
   absl::StatusOr<JobRecord> after = store_->RequestCancel("t", job.id);
@@ -960,7 +990,7 @@ TEST_F(StoreTest, CancellingAQueuedJobIsImmediate) {
                {job.id, "CANCELLED"});
 }
 
-TEST_F(StoreTest, CancellingARunningJobIsARequestTheWorkerCompletes) {
+TEST_P(StoreTest, CancellingARunningJobIsARequestTheWorkerCompletes) {
   const DatasetRecord d = AddDataset("t");
   const JobRecord job = AddJob("t", d.id);
   ClaimExpecting(job);
@@ -992,7 +1022,7 @@ TEST_F(StoreTest, CancellingARunningJobIsARequestTheWorkerCompletes) {
                absl::StatusCode::kFailedPrecondition, {job.id, "CANCELLED"});
 }
 
-TEST_F(StoreTest, CheckpointsReplaceEachOtherAndRoundTripExactly) {
+TEST_F(SqliteStoreTest, CheckpointsReplaceEachOtherAndRoundTripExactly) {
   const DatasetRecord d = AddDataset("t");
   const JobRecord job = AddJob("t", d.id);
   ClaimExpecting(job);
@@ -1027,7 +1057,7 @@ TEST_F(StoreTest, CheckpointsReplaceEachOtherAndRoundTripExactly) {
   EXPECT_EQ(stored->progress.iteration, 5);
 }
 
-TEST_F(StoreTest, RequeueSendsRunningJobsBackWithTheirCheckpoints) {
+TEST_P(StoreTest, RequeueSendsRunningJobsBackWithTheirCheckpoints) {
   const DatasetRecord d = AddDataset("t");
   const JobRecord a = AddJob("t", d.id, "a");
   const JobRecord b = AddJob("t", d.id, "b");
@@ -1058,13 +1088,14 @@ TEST_F(StoreTest, RequeueSendsRunningJobsBackWithTheirCheckpoints) {
 // Poison-job guard: RecoverAbandonedJobs counts a crash for every RUNNING
 // job; the third makes it FAILED (checkpoint dropped); a graceful requeue
 // counts nothing; jobs not running are not counted.
-TEST_F(StoreTest, AJobRunningInThreeCrashesIsFailedAndCleanRequeuesDoNotCount) {
+TEST_P(StoreTest, AJobRunningInThreeCrashesIsFailedAndCleanRequeuesDoNotCount) {
   const DatasetRecord d = AddDataset("t");
   const JobRecord poison = AddJob("t", d.id, "poison");
   const JobRecord queued = AddJob("t", d.id, "queued");
   for (int crash = 1; crash <= 3; ++crash) {
     ClaimExpecting(poison);
-    ASSERT_TRUE(store_->SaveCheckpoint(poison.id, MakeState(crash, 13, 2), MakeProgress(crash)).ok());
+    ASSERT_TRUE(
+        store_->SaveCheckpoint(poison.id, MakeState(crash, 13, 2), MakeProgress(crash)).ok());
     if (crash == 2) {  // a clean stop and restart in between
       ASSERT_TRUE(store_->RequeueRunningJobs().ok());
       ClaimExpecting(poison);
@@ -1097,7 +1128,7 @@ TEST_F(StoreTest, AJobRunningInThreeCrashesIsFailedAndCleanRequeuesDoNotCount) {
   ClaimExpecting(queued);  // the failed job is not claimed again
 }
 
-TEST_F(StoreTest, InsertJobWithARequestIdInsertsOnceAndTheTenantLimitCountsActiveJobs) {
+TEST_P(StoreTest, InsertJobWithARequestIdInsertsOnceAndTheTenantLimitCountsActiveJobs) {
   const DatasetRecord d = AddDataset("t");
   const DatasetRecord e = AddDataset("u");
   JobRecord j;
@@ -1145,7 +1176,7 @@ TEST_F(StoreTest, InsertJobWithARequestIdInsertsOnceAndTheTenantLimitCountsActiv
 
 // ---- models and CompleteJob
 
-TEST_F(StoreTest, ModelRoundTripIsBitExact) {
+TEST_P(StoreTest, ModelRoundTripIsBitExact) {
   const DatasetRecord d = AddDataset("t");
   const JobRecord job = AddJob("t", d.id);
   ClaimExpecting(job);
@@ -1178,7 +1209,7 @@ TEST_F(StoreTest, ModelRoundTripIsBitExact) {
   }
 }
 
-TEST_F(StoreTest, CompleteJobIsAllOrNothing) {
+TEST_F(SqliteStoreTest, CompleteJobIsAllOrNothing) {
   const DatasetRecord d = AddDataset("t");
   const JobRecord job = AddJob("t", d.id);
   ClaimExpecting(job);
@@ -1226,7 +1257,7 @@ TEST_F(StoreTest, CompleteJobIsAllOrNothing) {
   EXPECT_EQ(done->progress.iteration, 99);
 }
 
-TEST_F(StoreTest, ReopenKeepsEveryRecord) {
+TEST_P(StoreTest, ReopenKeepsEveryRecord) {
   const DatasetRecord d = AddDataset("t", "keep", MakeData(9, 3, 2));
   const std::string model_id = AddModel("t", d.id);
   const JobRecord queued = AddJob("t", d.id, "queued");
@@ -1251,14 +1282,15 @@ TEST_F(StoreTest, ReopenKeepsEveryRecord) {
 
 // ---- concurrency
 
-TEST_F(StoreTest, ConcurrentClaimsNeverHandOutAJobTwice) {
+TEST_P(StoreTest, ConcurrentClaimsNeverHandOutAJobTwice) {
   constexpr int kJobs = 48;
   constexpr int kThreads = 8;
   const DatasetRecord d = AddDataset("t");
   std::set<std::string> all;
   for (int i = 0; i < kJobs; ++i) all.insert(AddJob("t", d.id).id);
-  // Two stores over the same file: threads share a connection within a store
-  // and contend through SQLite's locks across the two.
+  // Two stores over the same database: threads share a connection within a
+  // store and contend through the engine's locks across the two (SQLite's
+  // write lock; PostgreSQL's row locks, SKIP LOCKED).
   absl::StatusOr<std::unique_ptr<Store>> second = Store::Open(path_);
   ASSERT_TRUE(second.ok()) << second.status();
   std::mutex mu;
@@ -1292,7 +1324,7 @@ TEST_F(StoreTest, ConcurrentClaimsNeverHandOutAJobTwice) {
 
 // ---- corruption
 
-TEST_F(StoreTest, CorruptedBlobsAreDataLossNotWrongNumbers) {
+TEST_F(SqliteStoreTest, CorruptedBlobsAreDataLossNotWrongNumbers) {
   const DatasetRecord d = AddDataset("t");
   const std::string model_id = AddModel("t", d.id);
   const JobRecord job = AddJob("t", d.id);
@@ -1322,7 +1354,7 @@ TEST_F(StoreTest, CorruptedBlobsAreDataLossNotWrongNumbers) {
   EXPECT_TRUE(store_->LoadDatasetData("t", fresh.id).ok());
 }
 
-TEST_F(StoreTest, BlobsThatDisagreeWithTheirRecordAreDataLoss) {
+TEST_F(SqliteStoreTest, BlobsThatDisagreeWithTheirRecordAreDataLoss) {
   const DatasetRecord d = AddDataset("t", "d", MakeData(6, 2, 2));
   const DatasetRecord other = AddDataset("t", "o", MakeData(5, 2, 2, 1.0));
   RawDb raw(path_);
@@ -1352,16 +1384,18 @@ agt::v1::TrainingJobSpec SpecWithBounds(int bound_method, int interval_product) 
 // they added; each later migration adds its undo here).
 void DowngradeToSchema3(const std::string& path) {
   RawDb raw(path);
-  raw.Exec("DROP TABLE requests");  // schema 5
+  raw.Exec("DROP TABLE requests");                                      // schema 5
   raw.Exec("DROP TABLE privacy_spenders; DROP TABLE privacy_ledgers");  // schema 6
-  raw.Exec("ALTER TABLE jobs DROP COLUMN crash_count");  // schema 7
-  raw.Exec("DROP TABLE job_warnings; DROP TABLE job_width_history");  // schema 8
-  raw.Exec("ALTER TABLE datasets DROP COLUMN sample_shape");          // schema 9
-  raw.Exec("DROP TABLE model_artifacts");                              // schema 10
+  raw.Exec("ALTER TABLE jobs DROP COLUMN crash_count");                 // schema 7
+  raw.Exec("DROP TABLE job_warnings; DROP TABLE job_width_history");    // schema 8
+  raw.Exec("ALTER TABLE datasets DROP COLUMN sample_shape");            // schema 9
+  raw.Exec("ALTER TABLE jobs DROP COLUMN lease_owner");                 // schema 10
+  raw.Exec("ALTER TABLE jobs DROP COLUMN lease_expires_ms");
+  raw.Exec("DROP TABLE model_artifacts");                              // schema 11
   raw.Exec("PRAGMA user_version = 3");
 }
 
-TEST_F(StoreTest, MigrationToSchema4RewritesLegacyBoundMethodsInJobsAndModels) {
+TEST_F(SqliteStoreTest, MigrationToSchema4RewritesLegacyBoundMethodsInJobsAndModels) {
   ASSERT_GE(Store::SchemaVersion(), 4);
   const DatasetRecord d = AddDataset("t");
   // What a schema-3 server stored: bound_method 2 (INTERVAL_EXACT) and 3
@@ -1441,7 +1475,7 @@ TEST_F(StoreTest, MigrationToSchema4RewritesLegacyBoundMethodsInJobsAndModels) {
 // migration charges each row, rounded up to quanta of 2^-40, to the budget
 // of (tenant, root dataset of its model): datasets a retraining derived
 // (table retrainings) count as their parent's.
-TEST_F(StoreTest, MigrationToSchema6MovesOldLedgersToTheRootDatasetRoundingUp) {
+TEST_F(SqliteStoreTest, MigrationToSchema6MovesOldLedgersToTheRootDatasetRoundingUp) {
   ASSERT_GE(Store::SchemaVersion(), 6);
   const DatasetRecord root = AddDataset("t", "root");
   const DatasetRecord other = AddDataset("t", "other");
@@ -1471,9 +1505,10 @@ TEST_F(StoreTest, MigrationToSchema6MovesOldLedgersToTheRootDatasetRoundingUp) {
     RawDb raw(path_);
     auto row = [&](const std::string& model, const std::string& client, const std::string& tenant,
                    const std::string& spent, int releases, int ms) {
-      raw.Exec(absl::StrCat("INSERT INTO privacy_budgets (model_id, client, tenant, spent, "
-                            "releases, updated_ms) VALUES ('", model, "', '", client, "', '",
-                            tenant, "', ", spent, ", ", releases, ", ", ms, ")"));
+      raw.Exec(absl::StrCat(
+          "INSERT INTO privacy_budgets (model_id, client, tenant, spent, "
+          "releases, updated_ms) VALUES ('",
+          model, "', '", client, "', '", tenant, "', ", spent, ", ", releases, ", ", ms, ")"));
     };
     row(m1, "app", "t", "0.5", 3, 100);
     row(m1b, "app", "t", "0.25", 1, 200);
@@ -1518,13 +1553,171 @@ TEST_F(StoreTest, MigrationToSchema6MovesOldLedgersToTheRootDatasetRoundingUp) {
   charge.quanta = quanta(0.125);
   charge.releases = 1;
   auto answer = [](const PrivacySpendRecord&) { return std::string(); };
-  ASSERT_TRUE(store_->SpendPrivacyBudget("t", m3, charge, {}, answer).ok());
+  ASSERT_TRUE(SpendPrivacyBudget(*store_, "t", m3, charge, {}, answer).ok());
   EXPECT_EQ(get("t", m1b, "x").spent_quanta, root_spent + quanta(0.125));
-  EXPECT_EQ(store_->SpendPrivacyBudget("t", m5, charge, {}, answer).status().code(),
+  EXPECT_EQ(SpendPrivacyBudget(*store_, "t", m5, charge, {}, answer).status().code(),
             absl::StatusCode::kResourceExhausted);
   RawDb raw(path_);
   EXPECT_EQ(raw.Int("PRAGMA user_version"), Store::SchemaVersion());
   EXPECT_EQ(raw.Int("SELECT count(*) FROM privacy_ledgers"), 4);
+}
+
+// ---- job leases (several workers on one database)
+
+TEST_P(StoreTest, AnExpiredLeaseIsClaimedAgainFromTheCheckpointAndTheOldWorkerIsFenced) {
+  const JobRecord job = AddJob("t", AddDataset("t").id);
+  absl::StatusOr<std::unique_ptr<Store>> other = Store::Open(path_);
+  ASSERT_TRUE(other.ok()) << other.status();
+  store_->SetJobLease(300, 5);
+  (*other)->SetJobLease(300, 5);
+  ClaimExpecting(job);
+  const agt::TrainState state = MakeState(4, 13, 3);
+  ASSERT_TRUE(store_->SaveCheckpoint(job.id, state, MakeProgress(4)).ok());
+  // While the lease holds, nobody else gets the job.
+  absl::StatusOr<std::optional<JobRecord>> early = (*other)->ClaimNextQueuedJob();
+  ASSERT_TRUE(early.ok()) << early.status();
+  EXPECT_FALSE(early->has_value());
+  std::this_thread::sleep_for(std::chrono::milliseconds(450));
+  absl::StatusOr<std::optional<JobRecord>> taken = (*other)->ClaimNextQueuedJob();
+  ASSERT_TRUE(taken.ok()) << taken.status();
+  ASSERT_TRUE(taken->has_value());
+  EXPECT_EQ((*taken)->id, job.id);
+  EXPECT_EQ((*taken)->crash_count, 1);
+  absl::StatusOr<std::optional<agt::TrainState>> resumed = (*other)->LoadCheckpoint(job.id);
+  ASSERT_TRUE(resumed.ok() && resumed->has_value());
+  EXPECT_EQ((*resumed)->step, state.step);
+  // The first worker wakes up: everything it writes is refused.
+  EXPECT_EQ(store_->SaveCheckpoint(job.id, MakeState(9, 13, 3), MakeProgress(9)).code(),
+            absl::StatusCode::kAborted);
+  EXPECT_EQ(store_->CompleteJob(job.id, MakeModel(13, 3), MakeProgress(9)).status().code(),
+            absl::StatusCode::kAborted);
+  EXPECT_EQ(store_->RenewJobLease(job.id).code(), absl::StatusCode::kAborted);
+  absl::StatusOr<std::optional<agt::TrainState>> kept = (*other)->LoadCheckpoint(job.id);
+  ASSERT_TRUE(kept.ok() && kept->has_value());
+  EXPECT_EQ((*kept)->step, state.step);
+  absl::StatusOr<std::string> model =
+      (*other)->CompleteJob(job.id, MakeModel(13, 3), MakeProgress(9));
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(StateOf(job), JobState::kSucceeded);
+}
+
+TEST_P(StoreTest, RenewedLeasesAreNotTakenOver) {
+  const JobRecord job = AddJob("t", AddDataset("t").id);
+  absl::StatusOr<std::unique_ptr<Store>> other = Store::Open(path_);
+  ASSERT_TRUE(other.ok()) << other.status();
+  store_->SetJobLease(300, 5);
+  ClaimExpecting(job);
+  for (int i = 0; i < 6; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ASSERT_TRUE(i % 2 == 0 ? store_->RenewJobLease(job.id).ok()
+                           : store_->UpdateJobProgress(job.id, MakeProgress(i), 0).ok());
+  }
+  absl::StatusOr<std::optional<JobRecord>> claimed = (*other)->ClaimNextQueuedJob();
+  ASSERT_TRUE(claimed.ok()) << claimed.status();
+  EXPECT_FALSE(claimed->has_value());
+}
+
+TEST_P(StoreTest, ReleasingLeasesRequeuesOnlyThisWorkersJobs) {
+  const DatasetRecord d = AddDataset("t");
+  const JobRecord mine = AddJob("t", d.id, "mine");
+  const JobRecord theirs = AddJob("t", d.id, "theirs");
+  absl::StatusOr<std::unique_ptr<Store>> other = Store::Open(path_);
+  ASSERT_TRUE(other.ok()) << other.status();
+  ClaimExpecting(mine);
+  absl::StatusOr<std::optional<JobRecord>> claimed = (*other)->ClaimNextQueuedJob();
+  ASSERT_TRUE(claimed.ok() && claimed->has_value());
+  EXPECT_EQ((*claimed)->id, theirs.id);
+  absl::StatusOr<int> released = store_->ReleaseJobLeases();
+  ASSERT_TRUE(released.ok()) << released.status();
+  EXPECT_EQ(*released, 1);
+  EXPECT_EQ(StateOf(mine), JobState::kQueued);
+  EXPECT_EQ(StateOf(theirs), JobState::kRunning);
+}
+
+TEST_P(StoreTest, AJobWhoseWorkersKeepDyingIsFailedInsteadOfClaimed) {
+  const JobRecord job = AddJob("t", AddDataset("t").id);
+  store_->SetJobLease(50, 1);
+  ClaimExpecting(job);
+  std::this_thread::sleep_for(std::chrono::milliseconds(120));
+  ClaimExpecting(job);  // crash 1 of at most 1
+  std::this_thread::sleep_for(std::chrono::milliseconds(120));
+  absl::StatusOr<std::optional<JobRecord>> claimed = store_->ClaimNextQueuedJob();
+  ASSERT_TRUE(claimed.ok()) << claimed.status();
+  EXPECT_FALSE(claimed->has_value());
+  absl::StatusOr<JobRecord> now = store_->GetJob("t", job.id);
+  ASSERT_TRUE(now.ok());
+  EXPECT_EQ(now->state, JobState::kFailed);
+  EXPECT_EQ(now->crash_count, 2);
+  EXPECT_TRUE(absl::StrContains(now->error, "died 2 times")) << now->error;
+}
+
+// ---- PostgreSQL only: the migration table, refusals, the factory
+
+class PostgresStoreTest : public StoreTestBase {
+ protected:
+  Engine engine() const override { return Engine::kPostgres; }
+  std::string Sql(const std::string& sql) { return testing_pg::PostgresServer::RunSql(path_, sql); }
+};
+
+TEST_F(PostgresStoreTest, EveryMigrationStepIsARowOfTheMigrationTable) {
+  EXPECT_EQ(Sql("SELECT count(*) FROM agt_schema_migrations"),
+            absl::StrCat(Store::SchemaVersion()));
+  EXPECT_EQ(Sql("SELECT max(version) FROM agt_schema_migrations"),
+            absl::StrCat(Store::SchemaVersion()));
+  for (int i = 0; i < 2; ++i) Reopen();
+  EXPECT_EQ(Sql("SELECT count(*) FROM agt_schema_migrations"),
+            absl::StrCat(Store::SchemaVersion()));
+  // Blobs are BYTEA, the creation order an identity column.
+  EXPECT_EQ(Sql("SELECT data_type FROM information_schema.columns WHERE table_schema = "
+                "current_schema() AND table_name = 'datasets' AND column_name = 'features'"),
+            "bytea");
+}
+
+TEST_F(PostgresStoreTest, ConcurrentFirstOpensOfOneDatabaseAllSucceed) {
+  const std::string fresh = testing_pg::PostgresServer::Get().NewStoreUri();
+  std::vector<absl::Status> results(4);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] { results[i] = Store::Open(fresh).status(); });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const absl::Status& s : results) EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(testing_pg::PostgresServer::RunSql(fresh, "SELECT count(*) FROM agt_schema_migrations"),
+            absl::StrCat(Store::SchemaVersion()));
+}
+
+TEST_F(PostgresStoreTest, ADatabaseFromANewerServerIsRefusedAndLeftAlone) {
+  store_.reset();
+  ASSERT_EQ(Sql("INSERT INTO agt_schema_migrations VALUES (99, 0)"), "");
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(path_);
+  ASSERT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition) << store.status();
+  EXPECT_TRUE(absl::StrContains(store.status().message(), "99")) << store.status();
+  EXPECT_EQ(Sql("SELECT count(*) FROM agt_schema_migrations"),
+            absl::StrCat(Store::SchemaVersion() + 1));
+}
+
+TEST_F(PostgresStoreTest, AnotherApplicationsTablesAreRefused) {
+  const std::string other = testing_pg::PostgresServer::Get().NewStoreUri();
+  ASSERT_EQ(testing_pg::PostgresServer::RunSql(other, "CREATE TABLE theirs (x int)"), "");
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(other);
+  ASSERT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition) << store.status();
+  EXPECT_TRUE(absl::StrContains(store.status().message(), "another application")) << store.status();
+  EXPECT_EQ(testing_pg::PostgresServer::RunSql(
+                other, "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"),
+            "1");
+}
+
+TEST_F(PostgresStoreTest, AnUnreachableServerIsUnavailable) {
+  absl::StatusOr<std::unique_ptr<Store>> store =
+      Store::Open("postgresql://agt@127.0.0.1:1/none?connect_timeout=2");
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kUnavailable) << store.status();
+}
+
+TEST(StoreFactoryTest, PostgresUrisAreRecognisedAndPathsAreSqlite) {
+  EXPECT_TRUE(Store::IsPostgresTarget("postgresql://u@h:5432/db"));
+  EXPECT_TRUE(Store::IsPostgresTarget("postgres://u@h/db"));
+  EXPECT_FALSE(Store::IsPostgresTarget("/var/lib/agt/agt.db"));
+  EXPECT_FALSE(Store::IsPostgresTarget("postgresql.db"));
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 // fits, no row left refused), the batches a stored model was trained on, and
 // accepted deletions counted per batch from a real store, conservatively once
 // the training dataset is deleted.
+#include "server/domain/ledgers.h"
 #include "server/domain/unlearning.h"
 
 #include <gtest/gtest.h>
@@ -171,8 +172,8 @@ TEST_F(DeletionCountTest, CountsPerTrainedBatchAndConservativelyWithoutTheDatase
   EXPECT_EQ(batches->RowsIn(0), 9);
   // Row 3 was removed by the training itself: a duplicate. Rows 91..93 are
   // the tail (never trained).
-  absl::StatusOr<Store::DeletionAppend> appended =
-      store_->AppendDeletions("t", model_.id, {1, 2}, *batches, {3, 4, 5, 17, 91, 92, 93}, "x");
+  absl::StatusOr<DeletionAppend> appended =
+      AppendDeletions(*store_, "t", model_.id, {1, 2}, *batches, {3, 4, 5, 17, 91, 92, 93}, "x");
   ASSERT_TRUE(appended.ok()) << appended.status();
   ASSERT_TRUE(appended->decision.has_value());
   EXPECT_TRUE(appended->decision->accepted);
