@@ -30,6 +30,10 @@ packages=(
   # private server from Debian's postgresql package (initdb into a temporary
   # directory; as the package's `postgres` user when the tests run as root).
   libpq-dev postgresql
+  # tests/deploy: deploy/k8s checked offline against the Kubernetes API
+  # schema of python3-kubernetes' generated models; docker-compose.yml (and
+  # its replicas profile) with `docker-compose config`.
+  python3-kubernetes python3-yaml docker-compose
 )
 
 missing=()
