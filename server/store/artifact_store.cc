@@ -64,7 +64,8 @@ absl::StatusOr<std::unique_ptr<ArtifactStore>> ArtifactStore::Open(const std::st
     absl::StatusOr<std::unique_ptr<PostgresDb>> db = PostgresDb::Open(target);
     if (!db.ok()) return db.status();
     absl::StatusOr<int64_t> tables = (*db)->QueryInt64(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'model_artifacts'");
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'model_artifacts' "
+        "AND table_schema = current_schema()");
     if (!tables.ok()) return tables.status();
     if (*tables == 0) {
       return absl::FailedPreconditionError(

@@ -1,4 +1,6 @@
-// ArtifactStore on a real SQLite file: records round-trip, tenants are
+// ArtifactStore on a real SQLite file and on the tests' PostgreSQL server
+// (postgres_fixture.h; every case but the raw SQLite corruption runs on
+// both): records round-trip, tenants are
 // scoped (another tenant's id is NotFound, like an unknown one), listings
 // page in creation order, the bytes are checked against their SHA-256 on
 // read (a corrupted blob is DataLoss), and deletion removes the record.
@@ -7,6 +9,9 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -15,21 +20,29 @@
 #include "absl/strings/str_cat.h"
 #include "server/store/blob.h"
 #include "server/store/store.h"
+#include "tests/server/postgres_fixture.h"
 
 namespace agt::server {
 namespace {
 
 namespace fs = std::filesystem;
 
-class ArtifactStoreTest : public testing::Test {
+using testing_pg::Engine;
+
+class ArtifactStoreTest : public testing::TestWithParam<Engine> {
  protected:
   void SetUp() override {
-    dir_ = fs::path(testing::TempDir()) /
-           absl::StrCat("artifact_store_", testing::UnitTest::GetInstance()->random_seed(), "_",
-                        testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::string name =
+        absl::StrCat("artifact_store_", testing::UnitTest::GetInstance()->random_seed(), "_",
+                     testing::UnitTest::GetInstance()->current_test_info()->name(), "_",
+                     ::getpid());
+    std::replace(name.begin(), name.end(), '/', '_');
+    dir_ = fs::path(testing::TempDir()) / name;
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    path_ = (dir_ / "agt.db").string();
+    std::string skip;
+    path_ = testing_pg::FreshStoreTarget(GetParam(), dir_.string(), &skip);
+    if (!skip.empty()) GTEST_SKIP() << skip;
     absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(path_);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
@@ -60,7 +73,7 @@ class ArtifactStoreTest : public testing::Test {
   std::unique_ptr<ArtifactStore> artifacts_;
 };
 
-TEST_F(ArtifactStoreTest, RecordsAndBytesRoundTripWithinTheirTenant) {
+TEST_P(ArtifactStoreTest, RecordsAndBytesRoundTripWithinTheirTenant) {
   const std::string content("\x08\x07\x00\xff onnx bytes", 16);
   const ArtifactRecord stored = Insert("acme", content);
   EXPECT_EQ(stored.id.rfind("art-", 0), 0u) << stored.id;
@@ -84,7 +97,7 @@ TEST_F(ArtifactStoreTest, RecordsAndBytesRoundTripWithinTheirTenant) {
   EXPECT_TRUE(foreign->items.empty());
 }
 
-TEST_F(ArtifactStoreTest, ListingsPageInCreationOrder) {
+TEST_P(ArtifactStoreTest, ListingsPageInCreationOrder) {
   std::vector<std::string> ids;
   for (int i = 0; i < 5; ++i) ids.push_back(Insert("acme", absl::StrCat("file ", i)).id);
   Insert("beta", "other tenant");
@@ -104,7 +117,8 @@ TEST_F(ArtifactStoreTest, ListingsPageInCreationOrder) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(ArtifactStoreTest, CorruptedBytesAreDataLossAndDeletionRemovesTheRecord) {
+TEST_P(ArtifactStoreTest, CorruptedBytesAreDataLossAndDeletionRemovesTheRecord) {
+  if (GetParam() != Engine::kSqlite) GTEST_SKIP() << "alters the SQLite file directly";
   const ArtifactRecord stored = Insert("acme", "the original bytes");
   {
     sqlite3* raw = nullptr;
@@ -125,7 +139,7 @@ TEST_F(ArtifactStoreTest, CorruptedBytesAreDataLossAndDeletionRemovesTheRecord) 
   EXPECT_EQ(artifacts_->Delete("acme", stored.id).code(), absl::StatusCode::kNotFound);
 }
 
-TEST_F(ArtifactStoreTest, ReopeningKeepsTheArtifacts) {
+TEST_P(ArtifactStoreTest, ReopeningKeepsTheArtifacts) {
   const ArtifactRecord stored = Insert("acme", "kept across restarts");
   artifacts_.reset();
   store_.reset();
@@ -137,6 +151,10 @@ TEST_F(ArtifactStoreTest, ReopeningKeepsTheArtifacts) {
   ASSERT_TRUE(bytes.ok()) << bytes.status();
   EXPECT_EQ(*bytes, "kept across restarts");
 }
+
+INSTANTIATE_TEST_SUITE_P(Engines, ArtifactStoreTest,
+                         testing::Values(Engine::kSqlite, Engine::kPostgres),
+                         testing_pg::EngineName);
 
 }  // namespace
 }  // namespace agt::server
