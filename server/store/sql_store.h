@@ -58,6 +58,17 @@ class SqlStore final : public Store {
   void SetJobLease(int64_t lease_ms, int max_crashes) override;
   absl::Status RenewJobLease(const std::string& job_id) override;
   absl::StatusOr<int> ReleaseJobLeases() override;
+  absl::Status SplitJob(const std::string& job_id,
+                        const std::vector<std::vector<int>>& groups) override;
+  absl::StatusOr<std::optional<JobUnitRecord>> ClaimNextJobUnit() override;
+  absl::Status UpdateJobUnitProgress(const std::string& job_id, int unit,
+                                     const JobProgressRecord& progress) override;
+  absl::Status SaveJobUnitCheckpoint(const std::string& job_id, int unit,
+                                     const agt::TrainState& state,
+                                     const JobProgressRecord& progress) override;
+  absl::StatusOr<bool> CompleteJobUnit(const std::string& job_id, int unit,
+                                       const agt::TrainState& state) override;
+  absl::StatusOr<std::vector<JobUnitResult>> LoadJobUnitResults(const std::string& job_id) override;
   absl::Status UpdateJobProgress(const std::string& job_id, const JobProgressRecord& progress,
                                  int64_t dropped_rows_per_epoch,
                                  const WidthHistoryRecord* history) override;
