@@ -609,8 +609,13 @@ void JobRunner::TrainJob(JobRecord job, const JobUnitRecord* unit, std::string* 
     history_written = history.version();
   }
   if (unit == nullptr) Publish(job);
-  LogJob(LogLevel::kInfo, checkpoint->has_value() ? "job_resumed" : "job_started", job,
-         {{"iteration", progress.iteration}, {"total_iterations", progress.total_iterations}});
+  {
+    nlohmann::json fields = {{"iteration", progress.iteration},
+                             {"total_iterations", progress.total_iterations}};
+    if (unit != nullptr) fields["unit"] = unit->unit;
+    LogJob(LogLevel::kInfo, checkpoint->has_value() ? "job_resumed" : "job_started", job,
+           std::move(fields));
+  }
   std::vector<MetricsBudget> metric_budgets;
   for (const agt::Budget& b : config.budgets) metric_budgets.push_back({b.n, b.label_n});
 
