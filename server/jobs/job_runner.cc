@@ -599,7 +599,10 @@ void JobRunner::TrainJob(JobRecord job, const JobUnitRecord* unit, std::string* 
   job.state = JobState::kRunning;
   // A unit writes its own progress (the store aggregates the job's).
   auto write_progress = [&]() -> absl::Status {
-    if (unit != nullptr) return store_->UpdateJobUnitProgress(job.id, unit->unit, progress);
+    if (unit != nullptr) {
+      return store_->UpdateJobUnitProgress(job.id, unit->unit, progress,
+                                           job.dropped_rows_per_epoch);
+    }
     return store_->UpdateJobProgress(job.id, progress, job.dropped_rows_per_epoch,
                                      history_to_write());
   };

@@ -62,7 +62,8 @@ class SqlStore final : public Store {
                         const std::vector<std::vector<int>>& groups) override;
   absl::StatusOr<std::optional<JobUnitRecord>> ClaimNextJobUnit() override;
   absl::Status UpdateJobUnitProgress(const std::string& job_id, int unit,
-                                     const JobProgressRecord& progress) override;
+                                     const JobProgressRecord& progress,
+                                     int64_t dropped_rows_per_epoch) override;
   absl::Status SaveJobUnitCheckpoint(const std::string& job_id, int unit,
                                      const agt::TrainState& state,
                                      const JobProgressRecord& progress) override;

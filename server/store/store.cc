@@ -2085,7 +2085,8 @@ absl::Status AggregateUnitProgress(SqlDb& db, const std::string& job_id,
 }  // namespace
 
 absl::Status SqlStore::UpdateJobUnitProgress(const std::string& job_id, int unit,
-                                             const JobProgressRecord& progress) {
+                                             const JobProgressRecord& progress,
+                                             int64_t dropped_rows_per_epoch) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   SqlDb& db = *impl_->db;
   STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
@@ -2103,6 +2104,12 @@ absl::Status SqlStore::UpdateJobUnitProgress(const std::string& job_id, int unit
     STORE_RETURN_IF_ERROR(st.Run());
   }
   STORE_RETURN_IF_ERROR(AggregateUnitProgress(db, job_id, progress));
+  {
+    STORE_ASSIGN_OR_RETURN(Statement st,
+                           db.Prepare("UPDATE jobs SET dropped_rows_per_epoch = ?1 WHERE id = ?2"));
+    st.BindInt64(1, dropped_rows_per_epoch).BindText(2, job_id);
+    STORE_RETURN_IF_ERROR(st.Run());
+  }
   return txn.Commit();
 }
 

@@ -461,11 +461,13 @@ class Store {
   // The unit's progress (progress.total_width: its own budgets, in its
   // order), renewing its lease; in the same transaction the job's progress
   // becomes the aggregate of its units' (iteration: the least; widths: each
-  // budget's from its unit, in the spec's order). NotFound when the unit is
-  // gone (its job ended: failed, cancelled by another worker), Aborted when
-  // its lease was lost (another worker claimed it), changing nothing.
+  // budget's from its unit, in the spec's order; dropped_rows_per_epoch as
+  // given, the same for every unit). NotFound when the unit is gone (its
+  // job ended: failed, cancelled by another worker), Aborted when its lease
+  // was lost (another worker claimed it), changing nothing.
   virtual absl::Status UpdateJobUnitProgress(const std::string& job_id, int unit,
-                                             const JobProgressRecord& progress) = 0;
+                                             const JobProgressRecord& progress,
+                                             int64_t dropped_rows_per_epoch) = 0;
   // The same, saving `state` as the unit's checkpoint too.
   virtual absl::Status SaveJobUnitCheckpoint(const std::string& job_id, int unit,
                                              const agt::TrainState& state,

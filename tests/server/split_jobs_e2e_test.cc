@@ -26,7 +26,7 @@ namespace {
 
 using agt::server::testing_pg::PostgresServer;
 
-constexpr int kRows = 400;
+constexpr int kRows = 410;  // 10 rows dropped per epoch (the incomplete batch)
 constexpr int kBatch = 50;
 constexpr int kEpochs = 150;
 constexpr int64_t kSteps = kRows / kBatch * kEpochs;
@@ -42,20 +42,23 @@ agt::v1::TrainingJobSpec EightBudgetSpec(const std::string& dataset_id) {
   return spec;
 }
 
-// A model as exported: nominal parameters and every box with its budget.
+// A model as exported: nominal parameters and every box with its budget,
+// and what the job reported.
 struct Bounds {
+  int64_t dropped_rows_per_epoch = -1;
   std::vector<double> nominal;
   std::vector<int> budgets;
   std::vector<std::vector<double>> lower, upper;
 };
 
-Bounds Exported(Client& client, const std::string& model_id) {
+Bounds Exported(Client& client, const agt::v1::Job& job) {
   agt::v1::ExportModelRequest request;
-  request.set_model_id(model_id);
+  request.set_model_id(job.model_id());
   agt::v1::ExportModelResponse response;
   const grpc::Status status = client.models->ExportModel(Ctx().get(), request, &response);
   EXPECT_TRUE(status.ok()) << status.error_message();
   Bounds b;
+  b.dropped_rows_per_epoch = job.dropped_rows_per_epoch();
   b.nominal = Flatten(response.model().nominal());
   for (const agt::v1::BudgetBox& box : response.boxes()) {
     b.budgets.push_back(box.budget().n());
@@ -67,6 +70,8 @@ Bounds Exported(Client& client, const std::string& model_id) {
 
 void ExpectBitIdentical(const Bounds& reference, const Bounds& got) {
   ASSERT_FALSE(reference.nominal.empty());
+  EXPECT_EQ(reference.dropped_rows_per_epoch, 10);
+  EXPECT_EQ(got.dropped_rows_per_epoch, reference.dropped_rows_per_epoch);
   EXPECT_TRUE(BitIdentical(reference.nominal, got.nominal)) << "nominal parameters differ";
   EXPECT_EQ(reference.budgets, got.budgets) << "boxes are not in the spec's budget order";
   ASSERT_EQ(reference.lower.size(), got.lower.size());
@@ -99,9 +104,11 @@ Bounds SingleProcessReference(const TempDir& dir, const std::string& name,
       << single.Stderr();
   Client client(single.address());
   const agt::v1::Dataset dataset = UploadMoons(client, kRows, 21);
-  const std::string model = TrainModel(client, EightBudgetSpec(dataset.id()));
-  EXPECT_FALSE(model.empty());
-  Bounds b = model.empty() ? Bounds{} : Exported(client, model);
+  agt::v1::Job job;
+  EXPECT_TRUE(Submit(client, EightBudgetSpec(dataset.id()), &job).ok());
+  const agt::v1::Job done = WaitForFinal(client, job.id(), "", std::chrono::seconds(120));
+  EXPECT_EQ(done.state(), agt::v1::JOB_STATE_SUCCEEDED) << done.error();
+  Bounds b = done.model_id().empty() ? Bounds{} : Exported(client, done);
   EXPECT_EQ(single.Signal(SIGTERM), 0);
   return b;
 }
@@ -135,7 +142,7 @@ TEST(SplitJobsE2eTest, ASplitJobOnOneSqliteProcessIsBitIdenticalToTheUnsplitJob)
   ASSERT_EQ(done.state(), agt::v1::JOB_STATE_SUCCEEDED) << done.error();
   EXPECT_EQ(done.progress().iteration(), kSteps);
   EXPECT_EQ(done.progress().total_width_size(), 8);
-  ExpectBitIdentical(reference, Exported(client, done.model_id()));
+  ExpectBitIdentical(reference, Exported(client, done));
   const std::string log = split.Stderr();
   EXPECT_EQ(CountEvents(log, "job_split", job.id()), 1);
   for (int unit = 0; unit < 3; ++unit) {  // {0,1,2}, {3,4,5}, {6,7}
@@ -144,6 +151,43 @@ TEST(SplitJobsE2eTest, ASplitJobOnOneSqliteProcessIsBitIdenticalToTheUnsplitJob)
   }
   EXPECT_EQ(CountEvents(log, "job_finished", job.id()), 1);
   std::printf("unsplit run (with server start) %.2f s\n", whole_seconds);
+}
+
+TEST(SplitJobsE2eTest, CancellingASplitJobStopsEveryUnit) {
+  TempDir dir;
+  ServerProcess server;
+  ASSERT_TRUE(server.Start(ServerArgs(dir.File("cancel.db"), {"--split-budgets-per-unit", "1",
+                                                              "--workers", "2",
+                                                              "--log-format", "json"}),
+                           dir.File("cancel.log")))
+      << server.Stderr();
+  Client client(server.address());
+  const agt::v1::Dataset dataset = UploadMoons(client, 200, 3);
+  agt::v1::TrainingJobSpec spec = LongRunningSpec(dataset.id());
+  spec.add_budgets()->set_n(2);
+  spec.add_budgets()->set_n(3);
+  agt::v1::Job job;
+  ASSERT_TRUE(Submit(client, spec, &job).ok());
+  // Both workers train a unit (two of the three) before the cancel.
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (Clock::now() < deadline &&
+         (CountEvents(server.Stderr(), "job_started", job.id(), 0) == 0 ||
+          CountEvents(server.Stderr(), "job_started", job.id(), 1) == 0)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(CountEvents(server.Stderr(), "job_started", job.id(), 1), 1);
+  agt::v1::CancelJobRequest request;
+  request.set_job_id(job.id());
+  agt::v1::CancelJobResponse response;
+  ASSERT_TRUE(client.training->CancelJob(Ctx().get(), request, &response).ok());
+  const agt::v1::Job done = WaitForFinal(client, job.id(), "", std::chrono::seconds(20));
+  EXPECT_EQ(done.state(), agt::v1::JOB_STATE_CANCELLED) << done.error();
+  // No unit goes on (nor the third starts) after the job ended.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(CountEvents(server.Stderr(), "job_unit_finished", job.id()), 0);
+  EXPECT_EQ(CountEvents(server.Stderr(), "job_started", job.id(), 2), 0);
+  const agt::v1::Job after = WaitForFinal(client, job.id());
+  EXPECT_EQ(after.state(), agt::v1::JOB_STATE_CANCELLED);
 }
 
 class SplitJobsOnPostgresTest : public testing::Test {
@@ -185,7 +229,7 @@ TEST_F(SplitJobsOnPostgresTest, ThreeWorkersTrainEachUnitOnceAndTheModelIsTheUns
   ASSERT_TRUE(Submit(client, EightBudgetSpec(dataset.id()), &job).ok());
   const agt::v1::Job done = WaitForFinal(client, job.id(), "", std::chrono::seconds(120));
   ASSERT_EQ(done.state(), agt::v1::JOB_STATE_SUCCEEDED) << done.error();
-  ExpectBitIdentical(reference, Exported(client, done.model_id()));
+  ExpectBitIdentical(reference, Exported(client, done));
   std::vector<std::string> logs;
   for (ServerProcess* w : workers) logs.push_back(w->Stderr());
   int splits = 0, finished = 0;
@@ -268,7 +312,7 @@ TEST_F(SplitJobsOnPostgresTest, AKilledWorkersUnitIsResumedByAnotherWithIdentica
   EXPECT_EQ(resumed, 1) << "unit " << victim_unit << " resumed from its checkpoint by a survivor";
   std::printf("killed the worker of unit %d at job iteration >= %lld of %lld\n", victim_unit,
               static_cast<long long>(seen), static_cast<long long>(kSteps));
-  ExpectBitIdentical(reference, Exported(client, done.model_id()));
+  ExpectBitIdentical(reference, Exported(client, done));
 }
 
 }  // namespace

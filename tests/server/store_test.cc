@@ -1702,15 +1702,16 @@ TEST_P(StoreTest, EachUnitOfASplitJobIsClaimedOnceAndTheJobIsNotClaimedAgain) {
   pb.total_width = {2.5};
   JobProgressRecord pc = MakeProgress(9);
   pc.total_width = {3.5, 4.5};
-  ASSERT_TRUE(store_->UpdateJobUnitProgress(job.id, 0, pa).ok());
-  ASSERT_TRUE((*other)->UpdateJobUnitProgress(job.id, 1, pb).ok());
-  ASSERT_TRUE(store_->UpdateJobUnitProgress(job.id, 2, pc).ok());
+  ASSERT_TRUE(store_->UpdateJobUnitProgress(job.id, 0, pa, 0).ok());
+  ASSERT_TRUE((*other)->UpdateJobUnitProgress(job.id, 1, pb, 0).ok());
+  ASSERT_TRUE(store_->UpdateJobUnitProgress(job.id, 2, pc, 3).ok());
   absl::StatusOr<JobRecord> now = store_->GetJob("t", job.id);
   ASSERT_TRUE(now.ok());
   EXPECT_EQ(now->progress.iteration, 4);
   EXPECT_EQ(now->progress.total_width, (std::vector<double>{0.5, 1.5, 2.5, 3.5, 4.5}));
+  EXPECT_EQ(now->dropped_rows_per_epoch, 3);
   // A unit's calls by a worker that does not hold it are refused.
-  EXPECT_EQ((*other)->UpdateJobUnitProgress(job.id, 0, pa).code(), absl::StatusCode::kAborted);
+  EXPECT_EQ((*other)->UpdateJobUnitProgress(job.id, 0, pa, 0).code(), absl::StatusCode::kAborted);
   // Completions: only the last one is told to complete the job.
   absl::StatusOr<bool> first = store_->CompleteJobUnit(job.id, 2, MakeState(9, 13, 2));
   ASSERT_TRUE(first.ok()) << first.status();
@@ -1730,7 +1731,7 @@ TEST_P(StoreTest, EachUnitOfASplitJobIsClaimedOnceAndTheJobIsNotClaimedAgain) {
   ASSERT_TRUE(store_->CompleteJob(job.id, MakeModel(13, 5), MakeProgress(9)).ok());
   EXPECT_EQ(StateOf(job), JobState::kSucceeded);
   // The units went with the job.
-  ExpectStatus(store_->UpdateJobUnitProgress(job.id, 0, pa), absl::StatusCode::kNotFound,
+  ExpectStatus(store_->UpdateJobUnitProgress(job.id, 0, pa, 0), absl::StatusCode::kNotFound,
                {job.id, "unit 0"});
   EXPECT_FALSE(ClaimUnit(other->get()).has_value());
 }
@@ -1753,7 +1754,7 @@ TEST_P(StoreTest, AnExpiredUnitLeaseIsClaimedAgainFromItsCheckpointAndTheOldWork
   std::this_thread::sleep_for(std::chrono::milliseconds(450));
   // `other` renews its own unit (nobody took it), so only the silent
   // worker's is taken.
-  ASSERT_TRUE((*other)->UpdateJobUnitProgress(job.id, second->unit, MakeProgress(2)).ok());
+  ASSERT_TRUE((*other)->UpdateJobUnitProgress(job.id, second->unit, MakeProgress(2), 0).ok());
   std::optional<JobUnitRecord> taken = ClaimUnit(other->get());
   ASSERT_TRUE(taken.has_value());
   EXPECT_EQ(taken->unit, mine->unit);
@@ -1768,7 +1769,7 @@ TEST_P(StoreTest, AnExpiredUnitLeaseIsClaimedAgainFromItsCheckpointAndTheOldWork
   // A failure of the job (any unit's) ends every unit.
   ASSERT_TRUE((*other)->FailJob(job.id, "unit failed").ok());
   EXPECT_EQ(StateOf(job), JobState::kFailed);
-  EXPECT_EQ((*other)->UpdateJobUnitProgress(job.id, taken->unit, MakeProgress(6)).code(),
+  EXPECT_EQ((*other)->UpdateJobUnitProgress(job.id, taken->unit, MakeProgress(6), 0).code(),
             absl::StatusCode::kNotFound);
 }
 
@@ -1809,7 +1810,7 @@ TEST_P(StoreTest, CancellingASplitJobEndsItsUnits) {
   ASSERT_TRUE(store_->MarkCancelled(job.id).ok());
   EXPECT_EQ(StateOf(job), JobState::kCancelled);
   EXPECT_FALSE(ClaimUnit(store_.get()).has_value());
-  EXPECT_EQ(store_->UpdateJobUnitProgress(job.id, u0->unit, MakeProgress(1)).code(),
+  EXPECT_EQ(store_->UpdateJobUnitProgress(job.id, u0->unit, MakeProgress(1), 0).code(),
             absl::StatusCode::kNotFound);
 }
 
