@@ -62,7 +62,8 @@ Settings ParseArgs(int argc, char** argv) {
                                         : nullptr;
     if (target == nullptr || i + 1 >= argc || !absl::SimpleAtoi(argv[i + 1], target) ||
         *target < 1) {
-      Die(absl::StrCat("usage: agt_replicas_bench [--epochs E] [--rows R] [--hidden H] "
+      Die(
+          absl::StrCat("usage: agt_replicas_bench [--epochs E] [--rows R] [--hidden H] "
                        "[--repeats K] (each >= 1); bad argument \"",
                        flag, "\""));
     }
@@ -154,9 +155,10 @@ int main(int argc, char** argv) {
   if (!pg.Available()) Die(absl::StrCat("PostgreSQL: ", pg.WhyNot()));
   const agt::e2e::TempDir dir;
   const unsigned cores = std::thread::hardware_concurrency();
-  std::printf("agt_replicas_bench: one job, 8 removal budgets, moons %d rows, MLP 2-%d-1, batch "
-              "50, %d epochs (%d steps); %u cores; best of %d\n",
-              s.rows, s.hidden, s.epochs, s.rows / 50 * s.epochs, cores, s.repeats);
+  std::printf(
+      "agt_replicas_bench: one job, 8 removal budgets, moons %d rows, MLP 2-%d-1, batch "
+      "50, %d epochs (%d steps); %u cores; best of %d\n",
+      s.rows, s.hidden, s.epochs, s.rows / 50 * s.epochs, cores, s.repeats);
   std::vector<double> best(4, 1e300);
   std::vector<double> baseline_model;
   bool identical = true;
@@ -176,9 +178,9 @@ int main(int argc, char** argv) {
   std::printf("%-8s %-22s %10s %14s\n", "workers", "split", "seconds", "vs 1 process");
   for (int workers = 1; workers <= 3; ++workers) {
     const std::string split =
-        workers == 1 ? "unsplit"
-                     : absl::StrCat(workers, " units of <= ", (8 + workers - 1) / workers,
-                                    " budgets");
+        workers == 1
+            ? "unsplit"
+            : absl::StrCat(workers, " units of <= ", (8 + workers - 1) / workers, " budgets");
     std::printf("%-8d %-22s %10.2f %13.2fx\n", workers, split.c_str(), best[workers],
                 best[1] / best[workers]);
   }

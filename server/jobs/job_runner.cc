@@ -416,8 +416,7 @@ void JobRunner::TrainJob(JobRecord job, const JobUnitRecord* unit, std::string* 
   // A unit registers under "<job>#<unit>": several units of one job may run
   // here, and the watch poller keeps following the job (its other units run
   // elsewhere). Cancel reaches units through the store (progress writes).
-  const std::string running_key =
-      unit == nullptr ? job.id : absl::StrCat(job.id, "#", unit->unit);
+  const std::string running_key = unit == nullptr ? job.id : absl::StrCat(job.id, "#", unit->unit);
   {
     std::lock_guard<std::mutex> lock(mu_);
     running_[running_key] = running;
@@ -669,8 +668,7 @@ void JobRunner::TrainJob(JobRecord job, const JobUnitRecord* unit, std::string* 
     const Clock::time_point step_start = Clock::now();
     absl::StatusOr<agt::ProgressEvent> ev = trainer.Step();
     if (ev.ok() && metrics != nullptr) {
-      metrics->TrainingIteration(job.id, SecondsSince(step_start), metric_budgets,
-                                          ev->total_width);
+      metrics->TrainingIteration(job.id, SecondsSince(step_start), metric_budgets, ev->total_width);
     }
     if (!ev.ok()) {
       return fail(absl::StrCat("training failed at iteration ", trainer.state().step + 1, ": ",
@@ -732,8 +730,8 @@ void JobRunner::TrainJob(JobRecord job, const JobUnitRecord* unit, std::string* 
       return lost_lease(last.status());
     }
     if (!last.ok()) {
-      return fail(absl::StrCat("storing the result of unit ", unit->unit, ": ",
-                               last.status().message()));
+      return fail(
+          absl::StrCat("storing the result of unit ", unit->unit, ": ", last.status().message()));
     }
     LogJob(LogLevel::kInfo, "job_unit_finished", job,
            {{"unit", unit->unit}, {"completes_job", *last}});
@@ -755,13 +753,15 @@ void JobRunner::TrainJob(JobRecord job, const JobUnitRecord* unit, std::string* 
           r.state.nominal.size() != assembled.nominal.size() ||
           std::memcmp(r.state.nominal.data(), assembled.nominal.data(),
                       sizeof(double) * static_cast<size_t>(assembled.nominal.size())) != 0) {
-        return fail("the units' results disagree (nominal parameters or box count): the units "
-                    "did not train the same trajectory");
+        return fail(
+            "the units' results disagree (nominal parameters or box count): the units "
+            "did not train the same trajectory");
       }
       for (size_t k = 0; k < r.budget_indices.size(); ++k) {
         const int index = r.budget_indices[k];
         if (index < 0 || static_cast<size_t>(index) >= all_budgets.size() || seen[index]) {
-          return fail(absl::StrCat("the units' results name budget index ", index, " twice or "
+          return fail(absl::StrCat("the units' results name budget index ", index,
+                                   " twice or "
                                    "out of range"));
         }
         seen[index] = true;
@@ -773,7 +773,8 @@ void JobRunner::TrainJob(JobRecord job, const JobUnitRecord* unit, std::string* 
     }
     config.budgets = all_budgets;
     progress.total_width.clear();
-    for (const agt::ParameterBox& b : assembled.boxes) progress.total_width.push_back(b.TotalWidth());
+    for (const agt::ParameterBox& b : assembled.boxes)
+      progress.total_width.push_back(b.TotalWidth());
   }
   const agt::TrainState& state = unit != nullptr ? assembled : trainer.state();
   *phase = "storing the model";
@@ -817,9 +818,8 @@ void JobRunner::TrainJob(JobRecord job, const JobUnitRecord* unit, std::string* 
   *phase = "storing the model";
   progress.eta_seconds = 0.0;
   history.Finish(PointOf(progress));
-  absl::StatusOr<std::string> model_id = RetryWhileBusy(
-      absl::StrCat("job ", job.id, ": storing the model"),
-      [&] {
+  absl::StatusOr<std::string> model_id =
+      RetryWhileBusy(absl::StrCat("job ", job.id, ": storing the model"), [&] {
         return store_->CompleteJob(job.id, model, progress,
                                    unit != nullptr ? nullptr : &history.record());
       });

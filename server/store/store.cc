@@ -1857,8 +1857,8 @@ absl::StatusOr<std::vector<int>> ParseUnitBudgets(const std::string& job_id, int
   for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
     int v = 0;
     if (!absl::SimpleAtoi(part, &v) || v < 0) {
-      return absl::DataLossError(absl::StrCat("job ", job_id, " unit ", unit,
-                                              ": stored budget list \"", text, "\" does not parse"));
+      return absl::DataLossError(absl::StrCat(
+          "job ", job_id, " unit ", unit, ": stored budget list \"", text, "\" does not parse"));
     }
     out.push_back(v);
   }
@@ -2076,8 +2076,8 @@ absl::Status AggregateUnitProgress(SqlDb& db, const std::string& job_id,
   }
   p.total_width.clear();
   for (const auto& [index, width] : widths) p.total_width.push_back(width);
-  STORE_ASSIGN_OR_RETURN(Statement up, db.Prepare(absl::StrCat("UPDATE jobs SET ", kSetProgress,
-                                                               " WHERE id = ?7")));
+  STORE_ASSIGN_OR_RETURN(
+      Statement up, db.Prepare(absl::StrCat("UPDATE jobs SET ", kSetProgress, " WHERE id = ?7")));
   BindProgress(up, p);
   up.BindText(7, job_id);
   return up.Run();
@@ -2093,9 +2093,9 @@ absl::Status SqlStore::UpdateJobUnitProgress(const std::string& job_id, int unit
   STORE_RETURN_IF_ERROR(
       RequireUnitLease(db, impl_->unit_leases, job_id, unit, NowMs() + impl_->lease_ms));
   {
-    STORE_ASSIGN_OR_RETURN(
-        Statement st, db.Prepare("UPDATE job_units SET iteration = ?1, nominal_loss = ?2, "
-                                 "widths = ?3 WHERE job_id = ?4 AND unit = ?5"));
+    STORE_ASSIGN_OR_RETURN(Statement st,
+                           db.Prepare("UPDATE job_units SET iteration = ?1, nominal_loss = ?2, "
+                                      "widths = ?3 WHERE job_id = ?4 AND unit = ?5"));
     st.BindInt64(1, progress.iteration)
         .BindDouble(2, progress.nominal_loss)
         .BindBlob(3, EncodeDoubles(progress.total_width))
@@ -2160,9 +2160,8 @@ absl::StatusOr<bool> SqlStore::CompleteJobUnit(const std::string& job_id, int un
   {
     // The last unit stays RUNNING under its lease until the job completes.
     STORE_ASSIGN_OR_RETURN(
-        Statement st,
-        db.Prepare("UPDATE job_units SET result = ?1, state = ?2, lease_owner = ?3, "
-                   "lease_expires_ms = ?4 WHERE job_id = ?5 AND unit = ?6"));
+        Statement st, db.Prepare("UPDATE job_units SET result = ?1, state = ?2, lease_owner = ?3, "
+                                 "lease_expires_ms = ?4 WHERE job_id = ?5 AND unit = ?6"));
     st.BindBlob(1, blob)
         .BindInt64(2, last ? kUnitRunning : kUnitDone)
         .BindText(3, last ? impl_->unit_leases[UnitKey(job_id, unit)] : std::string())

@@ -34,8 +34,7 @@ constexpr int64_t kSteps = kRows / kBatch * kEpochs;
 // 8 removal budgets, n = 1..8: long enough that units overlap in time on
 // several workers.
 agt::v1::TrainingJobSpec EightBudgetSpec(const std::string& dataset_id) {
-  agt::v1::TrainingJobSpec spec =
-      MoonsSpec(dataset_id, kEpochs, kBatch, {1, 2, 3, 4, 5, 6, 7, 8});
+  agt::v1::TrainingJobSpec spec = MoonsSpec(dataset_id, kEpochs, kBatch, {1, 2, 3, 4, 5, 6, 7, 8});
   spec.clear_hidden_widths();
   spec.add_hidden_widths(32);
   spec.mutable_optimizer()->set_learning_rate(0.02);
@@ -120,10 +119,10 @@ TEST(SplitJobsE2eTest, ASplitJobOnOneSqliteProcessIsBitIdenticalToTheUnsplitJob)
   const double whole_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
 
   ServerProcess split;
-  ASSERT_TRUE(split.Start(ServerArgs(dir.File("split.db"), {"--split-budgets-per-unit", "3",
-                                                            "--checkpoint-steps", "25",
-                                                            "--log-format", "json"}),
-                          dir.File("split.log")))
+  ASSERT_TRUE(split.Start(
+      ServerArgs(dir.File("split.db"), {"--split-budgets-per-unit", "3", "--checkpoint-steps", "25",
+                                        "--log-format", "json"}),
+      dir.File("split.log")))
       << split.Stderr();
   Client client(split.address());
   const agt::v1::Dataset dataset = UploadMoons(client, kRows, 21);
@@ -156,10 +155,10 @@ TEST(SplitJobsE2eTest, ASplitJobOnOneSqliteProcessIsBitIdenticalToTheUnsplitJob)
 TEST(SplitJobsE2eTest, CancellingASplitJobStopsEveryUnit) {
   TempDir dir;
   ServerProcess server;
-  ASSERT_TRUE(server.Start(ServerArgs(dir.File("cancel.db"), {"--split-budgets-per-unit", "1",
-                                                              "--workers", "2",
-                                                              "--log-format", "json"}),
-                           dir.File("cancel.log")))
+  ASSERT_TRUE(server.Start(
+      ServerArgs(dir.File("cancel.db"),
+                 {"--split-budgets-per-unit", "1", "--workers", "2", "--log-format", "json"}),
+      dir.File("cancel.log")))
       << server.Stderr();
   Client client(server.address());
   const agt::v1::Dataset dataset = UploadMoons(client, 200, 3);
@@ -219,8 +218,7 @@ TEST_F(SplitJobsOnPostgresTest, ThreeWorkersTrainEachUnitOnceAndTheModelIsTheUns
   const Bounds reference = SingleProcessReference(dir_, "whole");
   const std::vector<std::string> flags = {"--split-budgets-per-unit", "2"};
   ServerProcess* api = Start("api", "api");
-  std::vector<ServerProcess*> workers = {Start("worker", "w1", flags),
-                                         Start("worker", "w2", flags),
+  std::vector<ServerProcess*> workers = {Start("worker", "w1", flags), Start("worker", "w2", flags),
                                          Start("worker", "w3", flags)};
   ASSERT_TRUE(api && workers[0] && workers[1] && workers[2]);
   Client client(api->address());
@@ -260,11 +258,10 @@ TEST_F(SplitJobsOnPostgresTest, ThreeWorkersTrainEachUnitOnceAndTheModelIsTheUns
 TEST_F(SplitJobsOnPostgresTest, AKilledWorkersUnitIsResumedByAnotherWithIdenticalBounds) {
   const Bounds reference = SingleProcessReference(dir_, "whole");
   // Three units ({0,1,2}, {3,4,5}, {6,7}) on three workers: all run at once.
-  const std::vector<std::string> flags = {"--split-budgets-per-unit", "3", "--job-lease-seconds",
-                                          "2", "--checkpoint-steps", "10"};
+  const std::vector<std::string> flags = {
+      "--split-budgets-per-unit", "3", "--job-lease-seconds", "2", "--checkpoint-steps", "10"};
   ServerProcess* api = Start("api", "api");
-  std::vector<ServerProcess*> workers = {Start("worker", "w1", flags),
-                                         Start("worker", "w2", flags),
+  std::vector<ServerProcess*> workers = {Start("worker", "w1", flags), Start("worker", "w2", flags),
                                          Start("worker", "w3", flags)};
   ASSERT_TRUE(api && workers[0] && workers[1] && workers[2]);
   Client client(api->address());

@@ -1760,8 +1760,7 @@ TEST_P(StoreTest, AnExpiredUnitLeaseIsClaimedAgainFromItsCheckpointAndTheOldWork
   EXPECT_EQ(taken->unit, mine->unit);
   ASSERT_TRUE(taken->checkpoint.has_value());
   EXPECT_EQ(EncodeTrainState(*taken->checkpoint), EncodeTrainState(state));
-  EXPECT_EQ(store_->SaveJobUnitCheckpoint(job.id, mine->unit, MakeState(5, 13, 1),
-                                          MakeProgress(5))
+  EXPECT_EQ(store_->SaveJobUnitCheckpoint(job.id, mine->unit, MakeState(5, 13, 1), MakeProgress(5))
                 .code(),
             absl::StatusCode::kAborted);
   EXPECT_EQ(store_->CompleteJobUnit(job.id, mine->unit, MakeState(9, 13, 1)).status().code(),
@@ -1828,9 +1827,8 @@ TEST_F(SqliteStoreTest, ARestartSendsUnitsBackToTheQueueWithTheirJob) {
   SplitRunningJob(store_.get(), job, {{0}, {1}});
   std::optional<JobUnitRecord> u0 = ClaimUnit(store_.get());
   ASSERT_TRUE(u0.has_value());
-  ASSERT_TRUE(store_->SaveJobUnitCheckpoint(job.id, u0->unit, MakeState(3, 13, 1),
-                                            MakeProgress(3))
-                  .ok());
+  ASSERT_TRUE(
+      store_->SaveJobUnitCheckpoint(job.id, u0->unit, MakeState(3, 13, 1), MakeProgress(3)).ok());
   Reopen();
   absl::StatusOr<JobRecovery> recovered = store_->RecoverAbandonedJobs(5);
   ASSERT_TRUE(recovered.ok()) << recovered.status();
