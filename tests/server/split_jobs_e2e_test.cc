@@ -189,6 +189,59 @@ TEST(SplitJobsE2eTest, CancellingASplitJobStopsEveryUnit) {
   EXPECT_EQ(after.state(), agt::v1::JOB_STATE_CANCELLED);
 }
 
+// The job's iteration (its least advanced unit's), -1 when GetJob fails.
+int64_t IterationOf(Client& client, const std::string& job_id) {
+  agt::v1::GetJobRequest request;
+  request.set_job_id(job_id);
+  agt::v1::GetJobResponse response;
+  if (!client.training->GetJob(Ctx().get(), request, &response).ok()) return -1;
+  return response.job().progress().iteration();
+}
+
+// Waits (bounded) until every unit of the job is past `steps`.
+int64_t WaitForIteration(Client& client, const std::string& job_id, int64_t steps) {
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  int64_t seen = 0;
+  while (Clock::now() < deadline && (seen = IterationOf(client, job_id)) < steps) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return seen;
+}
+
+TEST(SplitJobsE2eTest, AfterAKillAndARestartTheUnitsResumeAndTheModelIsTheUnsplitOne) {
+  TempDir dir;
+  const Bounds reference = SingleProcessReference(dir, "whole");
+  const std::vector<std::string> flags = {"--split-budgets-per-unit", "3", "--workers", "3",
+                                          "--checkpoint-steps", "10", "--log-format", "json"};
+  std::string job_id;
+  {
+    ServerProcess first;
+    ASSERT_TRUE(first.Start(ServerArgs(dir.File("split.db"), flags), dir.File("first.log")))
+        << first.Stderr();
+    Client client(first.address());
+    const agt::v1::Dataset dataset = UploadMoons(client, kRows, 21);
+    agt::v1::Job job;
+    ASSERT_TRUE(Submit(client, EightBudgetSpec(dataset.id()), &job).ok());
+    job_id = job.id();
+    const int64_t seen = WaitForIteration(client, job_id, kSteps / 3);
+    ASSERT_GE(seen, kSteps / 3);
+    ASSERT_LT(seen, kSteps) << "the job ended before the kill; make it longer";
+    EXPECT_EQ(first.Signal(SIGKILL), 128 + SIGKILL);
+  }
+  ServerProcess second;
+  ASSERT_TRUE(second.Start(ServerArgs(dir.File("split.db"), flags), dir.File("second.log")))
+      << second.Stderr();
+  Client client(second.address());
+  const agt::v1::Job done = WaitForFinal(client, job_id, "", std::chrono::seconds(120));
+  ASSERT_EQ(done.state(), agt::v1::JOB_STATE_SUCCEEDED) << done.error();
+  const std::string log = second.Stderr();
+  for (int unit = 0; unit < 3; ++unit) {
+    EXPECT_EQ(CountEvents(log, "job_resumed", job_id, unit), 1) << "unit " << unit;
+    EXPECT_EQ(CountEvents(log, "job_started", job_id, unit), 0) << "unit " << unit;
+  }
+  ExpectBitIdentical(reference, Exported(client, done));
+}
+
 class SplitJobsOnPostgresTest : public testing::Test {
  protected:
   void SetUp() override {
@@ -270,18 +323,7 @@ TEST_F(SplitJobsOnPostgresTest, AKilledWorkersUnitIsResumedByAnotherWithIdentica
   ASSERT_TRUE(Submit(client, EightBudgetSpec(dataset.id()), &job).ok());
   // The job's iteration is its least advanced unit's: past a third, every
   // unit has checkpoints.
-  const auto deadline = Clock::now() + std::chrono::seconds(60);
-  int64_t seen = 0;
-  while (Clock::now() < deadline) {
-    agt::v1::GetJobRequest request;
-    request.set_job_id(job.id());
-    agt::v1::GetJobResponse response;
-    if (client.training->GetJob(Ctx().get(), request, &response).ok()) {
-      seen = response.job().progress().iteration();
-    }
-    if (seen >= kSteps / 3) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  const int64_t seen = WaitForIteration(client, job.id(), kSteps / 3);
   ASSERT_GE(seen, kSteps / 3);
   // The victim: a worker training a unit it has not finished.
   ServerProcess* victim = nullptr;
