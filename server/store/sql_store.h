@@ -14,6 +14,9 @@
 // ordered. Leases: each SqlStore is one worker (a random instance name); a
 // claim's token "<instance>:<n>" is stored in jobs.lease_owner and kept in
 // memory, and the worker's later writes to the job check it (store.h).
+// Units of split jobs (job_units) carry their own lease the same way; their
+// claim locks the unit row only (the job is read in a subquery), so workers
+// claiming units of one job skip each other's rows instead of the job's.
 //
 // Thread-safety: all methods may be called concurrently.
 #ifndef AGT_SERVER_STORE_SQL_STORE_H_
