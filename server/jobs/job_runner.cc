@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "agt/v1/training.pb.h"
 #include "core/data/dataset.h"
 #include "core/model/model.h"
@@ -440,7 +441,12 @@ void JobRunner::TrainJob(JobRecord job, const JobUnitRecord* unit, std::string* 
     if (metrics != nullptr) metrics->JobEnded(job.id);
   };
 
-  auto fail = [&](const std::string& why) {
+  auto fail = [&](const std::string& cause) {
+    // A unit's failure is the job's; the message says which unit (budgets).
+    const std::string why =
+        unit == nullptr ? cause
+                        : absl::StrCat("unit ", unit->unit, " (budget indices ",
+                                       absl::StrJoin(unit->budget_indices, ","), "): ", cause);
     end_metrics();
     LogJob(LogLevel::kError, "job_failed", job, {{"error", why}});
     if (absl::Status s = RetryWhileBusy(absl::StrCat("job ", job.id, ": FailJob"),
