@@ -219,6 +219,7 @@ CREATE INDEX model_artifacts_by_tenant ON model_artifacts (tenant, seq);
 CREATE TABLE job_units (
   job_id           TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
   unit             BIGINT NOT NULL CHECK (unit >= 0),
+  job_seq          BIGINT NOT NULL,
   budgets          TEXT NOT NULL,
   state            BIGINT NOT NULL,
   lease_owner      TEXT NOT NULL DEFAULT '',

@@ -272,11 +272,13 @@ CREATE INDEX model_artifacts_by_tenant ON model_artifacts (tenant, seq);
     // Jobs split per budget group (issue 19, Store::SplitJob): one row per
     // unit, the budget indices it trains ("0,1"), its own lease and
     // checkpoint, its progress and, once trained, its result (the unit's
-    // final TrainState). Dropped with the job's end (complete, fail, cancel).
+    // final TrainState), and the job's seq (claims take the oldest job's
+    // units first). Dropped with the job's end (complete, fail, cancel).
     {12, R"sql(
 CREATE TABLE job_units (
   job_id           TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
   unit             INTEGER NOT NULL CHECK (unit >= 0),
+  job_seq          INTEGER NOT NULL,
   budgets          TEXT NOT NULL,
   state            INTEGER NOT NULL,
   lease_owner      TEXT NOT NULL DEFAULT '',

@@ -1894,7 +1894,8 @@ absl::Status SqlStore::SplitJob(const std::string& job_id,
   if (existing == 0) {
     STORE_ASSIGN_OR_RETURN(
         Statement st,
-        db.Prepare("INSERT INTO job_units (job_id, unit, budgets, state) VALUES (?1, ?2, ?3, ?4)"));
+        db.Prepare("INSERT INTO job_units (job_id, unit, budgets, state, job_seq) VALUES (?1, ?2, "
+                   "?3, ?4, (SELECT seq FROM jobs WHERE id = ?1))"));
     for (size_t g = 0; g < groups.size(); ++g) {
       st.BindText(1, job_id)
           .BindInt64(2, static_cast<int64_t>(g))
@@ -1935,7 +1936,7 @@ absl::StatusOr<std::optional<JobUnitRecord>> SqlStore::ClaimNextJobUnit() {
               "CASE WHEN checkpoint IS NULL THEN 0 ELSE 1 END, "
               "CASE WHEN result IS NULL THEN 0 ELSE 1 END FROM job_units WHERE "
               "(state = ?1 OR (state = ?2 AND lease_expires_ms > 0 AND lease_expires_ms < ?3)) "
-              "AND job_id IN (SELECT id FROM jobs WHERE state = ?4) ORDER BY job_id, unit LIMIT 1",
+              "AND job_id IN (SELECT id FROM jobs WHERE state = ?4) ORDER BY job_seq, unit LIMIT 1",
               db.SkipLockedClause())));
       st.BindInt64(1, kUnitQueued)
           .BindInt64(2, kUnitRunning)

@@ -192,10 +192,10 @@ TEST(SplitJobsE2eTest, CancellingASplitJobStopsEveryUnit) {
 TEST(SplitJobsE2eTest, AFailingUnitFailsTheJobNamingTheUnit) {
   TempDir dir;
   ServerProcess server;
-  ASSERT_TRUE(server.Start(ServerArgs(dir.File("fail.db"), {"--split-budgets-per-unit", "1",
-                                                            "--workers", "2",
-                                                            "--log-format", "json"}),
-                           dir.File("fail.log")))
+  ASSERT_TRUE(server.Start(
+      ServerArgs(dir.File("fail.db"),
+                 {"--split-budgets-per-unit", "1", "--workers", "2", "--log-format", "json"}),
+      dir.File("fail.log")))
       << server.Stderr();
   Client client(server.address());
   const agt::v1::Dataset dataset = UploadMoons(client, 200, 3);
@@ -235,8 +235,8 @@ int64_t WaitForIteration(Client& client, const std::string& job_id, int64_t step
 TEST(SplitJobsE2eTest, AfterAKillAndARestartTheUnitsResumeAndTheModelIsTheUnsplitOne) {
   TempDir dir;
   const Bounds reference = SingleProcessReference(dir, "whole");
-  const std::vector<std::string> flags = {"--split-budgets-per-unit", "3", "--workers", "3",
-                                          "--checkpoint-steps", "10", "--log-format", "json"};
+  const std::vector<std::string> flags = {"--split-budgets-per-unit", "3",  "--workers",    "3",
+                                          "--checkpoint-steps",       "10", "--log-format", "json"};
   std::string job_id;
   {
     ServerProcess first;

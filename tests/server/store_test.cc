@@ -1813,6 +1813,27 @@ TEST_P(StoreTest, CancellingASplitJobEndsItsUnits) {
             absl::StatusCode::kNotFound);
 }
 
+TEST_P(StoreTest, UnitsOfTheOldestSplitJobAreClaimedFirst) {
+  const DatasetRecord d = AddDataset("t");
+  std::vector<JobRecord> jobs;
+  for (int i = 0; i < 6; ++i) jobs.push_back(AddJob("t", d.id, absl::StrCat("j", i)));
+  // Split in reverse order of creation; job ids are random, so neither
+  // the split order nor the ids give the creation order.
+  for (int i = 0; i < 6; ++i) {
+    absl::StatusOr<std::optional<JobRecord>> claimed = store_->ClaimNextQueuedJob();
+    ASSERT_TRUE(claimed.ok() && claimed->has_value());
+  }
+  for (int i = 5; i >= 0; --i) ASSERT_TRUE(store_->SplitJob(jobs[i].id, {{0}, {1}}).ok());
+  for (const JobRecord& job : jobs) {
+    for (int unit = 0; unit < 2; ++unit) {
+      std::optional<JobUnitRecord> claimed = ClaimUnit(store_.get());
+      ASSERT_TRUE(claimed.has_value());
+      EXPECT_EQ(claimed->job.id, job.id);
+      EXPECT_EQ(claimed->unit, unit);
+    }
+  }
+}
+
 TEST_P(StoreTest, SplitRefusesEmptyGroupsAndJobsNotRunning) {
   const JobRecord job = AddJob("t", AddDataset("t").id);
   ExpectStatus(store_->SplitJob(job.id, {{0}}), absl::StatusCode::kFailedPrecondition, {job.id});
