@@ -55,6 +55,13 @@ Serving:
                          long (default 60), renewed by its progress; a worker
                          that dies loses it, and another worker resumes the
                          job from its last checkpoint after that long.
+  --split-budgets-per-unit K
+                         Workers: a job with more than K budgets is split into
+                         units of K consecutive budgets when it is claimed;
+                         each unit (the nominal trajectory and its budgets'
+                         boxes) is claimed, leased and checkpointed like a job
+                         by any worker on the database, and the model is bit
+                         for bit the unsplit one (0..4096, default 0: off).
   --workers N            Jobs trained at the same time (1..64, default 1).
   --max-job-memory SIZE  Largest estimated peak memory of one job: bytes, or
                          with K, M, G, T (decimal) or KiB, MiB, GiB, TiB.
@@ -269,7 +276,8 @@ int Serve(const std::vector<std::string>& args) {
                                           "log-format",
                                           "audit-log",
                                           "role",
-                                          "job-lease-seconds"};
+                                          "job-lease-seconds",
+                                          "split-budgets-per-unit"};
   if (absl::Status s = ParseFlags(args, known, &flags); !s.ok()) {
     return UsageError(std::string(s.message()));
   }
@@ -317,7 +325,8 @@ int Serve(const std::vector<std::string>& args) {
         ParseNumber(flags, "shutdown-grace", &shutdown_grace_seconds),
         ParseNumber(flags, "max-request-mib", &max_request_mib),
         ParseNumber(flags, "max-jobs-per-tenant", &options.max_jobs_per_tenant),
-        ParseNumber(flags, "job-lease-seconds", &job_lease_seconds)}) {
+        ParseNumber(flags, "job-lease-seconds", &job_lease_seconds),
+        ParseNumber(flags, "split-budgets-per-unit", &options.split_budgets_per_unit)}) {
     if (!s.ok()) return UsageError(std::string(s.message()));
   }
   constexpr int64_t kMaxArtifactMib = 1024;
@@ -331,6 +340,11 @@ int Serve(const std::vector<std::string>& args) {
         absl::StrCat("--job-lease-seconds: ", job_lease_seconds, " must be 1..86400"));
   }
   options.job_lease_ms = static_cast<int64_t>(job_lease_seconds * 1000);
+  constexpr int kMaxSplitBudgets = 4096;
+  if (options.split_budgets_per_unit < 0 || options.split_budgets_per_unit > kMaxSplitBudgets) {
+    return UsageError(absl::StrCat("--split-budgets-per-unit: ", options.split_budgets_per_unit,
+                                   " must be 0..", kMaxSplitBudgets));
+  }
   constexpr int64_t kMaxDatasetMib = 64 * 1024;
   if (max_dataset_mib < 1 || max_dataset_mib > kMaxDatasetMib) {
     return UsageError(

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <new>
 #include <thread>
@@ -11,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "agt/v1/training.pb.h"
 #include "core/data/dataset.h"
 #include "core/model/model.h"
@@ -363,6 +365,14 @@ void JobRunner::WorkerLoop() {
       std::lock_guard<std::mutex> lock(mu_);
       generation = wake_generation_;
     }
+    // Units of split jobs first: they finish jobs already started.
+    absl::StatusOr<std::optional<JobUnitRecord>> unit = store_->ClaimNextJobUnit();
+    if (unit.ok() && unit->has_value()) {
+      const JobUnitRecord record = **std::move(unit);
+      RunJob(record.job, &record);
+      continue;
+    }
+    if (!unit.ok()) LogError(absl::StrCat("unit claim: ", unit.status().ToString()));
     absl::StatusOr<std::optional<JobRecord>> claimed = store_->ClaimNextQueuedJob();
     if (claimed.ok() && claimed->has_value()) {
       RunJob(**std::move(claimed));
@@ -374,12 +384,12 @@ void JobRunner::WorkerLoop() {
   }
 }
 
-void JobRunner::RunJob(JobRecord job) {
+void JobRunner::RunJob(JobRecord job, const JobUnitRecord* unit) {
   const std::string id = job.id, tenant = job.tenant;
   std::string why;
   std::string phase = "starting";
   try {
-    TrainJob(std::move(job), &phase);
+    TrainJob(std::move(job), unit, &phase);
     return;
   } catch (const std::bad_alloc&) {
     why = absl::StrCat(
@@ -402,29 +412,41 @@ void JobRunner::RunJob(JobRecord job) {
   if (now.ok()) Publish(*now);
 }
 
-void JobRunner::TrainJob(JobRecord job, std::string* phase) {
+void JobRunner::TrainJob(JobRecord job, const JobUnitRecord* unit, std::string* phase) {
   auto running = std::make_shared<RunningJob>();
+  // A unit registers under "<job>#<unit>": several units of one job may run
+  // here, and the watch poller keeps following the job (its other units run
+  // elsewhere). Cancel reaches units through the store (progress writes).
+  const std::string running_key = unit == nullptr ? job.id : absl::StrCat(job.id, "#", unit->unit);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    running_[job.id] = running;
+    running_[running_key] = running;
   }
   struct Unregister {
     JobRunner* runner;
+    const std::string& key;
     const std::string& id;
     ~Unregister() {
       std::lock_guard<std::mutex> lock(runner->mu_);
-      runner->running_.erase(id);
+      runner->running_.erase(key);
       if (runner->options_.metrics != nullptr) runner->options_.metrics->JobEnded(id);
     }
-  } unregister{this, job.id};
+  } unregister{this, running_key, job.id};
+  // Metrics are per job; a unit trains a part of its budgets.
+  Metrics* const metrics = unit == nullptr ? options_.metrics : nullptr;
   // Before any final state is stored: a client that sees the job end (and
   // then scrapes) finds no gauges of it. Unregister drops them again (a
   // no-op then) for the paths that end otherwise (stop, exceptions).
   auto end_metrics = [&] {
-    if (options_.metrics != nullptr) options_.metrics->JobEnded(job.id);
+    if (metrics != nullptr) metrics->JobEnded(job.id);
   };
 
-  auto fail = [&](const std::string& why) {
+  auto fail = [&](const std::string& cause) {
+    // A unit's failure is the job's; the message says which unit (budgets).
+    const std::string why =
+        unit == nullptr ? cause
+                        : absl::StrCat("unit ", unit->unit, " (budget indices ",
+                                       absl::StrJoin(unit->budget_indices, ","), "): ", cause);
     end_metrics();
     LogJob(LogLevel::kError, "job_failed", job, {{"error", why}});
     if (absl::Status s = RetryWhileBusy(absl::StrCat("job ", job.id, ": FailJob"),
@@ -468,6 +490,32 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
                                   admitted->work_ops)},
           {"threads", admitted->threads},
           {"factor_rows", admitted->factor_rows}});
+  const size_t num_budgets = resolved->config.budgets.size();
+  if (unit == nullptr && options_.split_budgets_per_unit > 0 &&
+      num_budgets > static_cast<size_t>(options_.split_budgets_per_unit)) {
+    *phase = "splitting the job into units";
+    std::vector<std::vector<int>> groups;
+    for (size_t j = 0; j < num_budgets; ++j) {
+      if (j % options_.split_budgets_per_unit == 0) groups.emplace_back();
+      groups.back().push_back(static_cast<int>(j));
+    }
+    if (absl::Status s = store_->SplitJob(job.id, groups); !s.ok()) {
+      if (absl::IsAborted(s)) return;  // another worker has the job now
+      return fail(absl::StrCat("splitting the job into units: ", s.message()));
+    }
+    LogJob(LogLevel::kInfo, "job_split", job,
+           {{"units", groups.size()}, {"budgets_per_unit", options_.split_budgets_per_unit}});
+    wake_cv_.notify_all();  // idle workers here take units at once
+    return;
+  }
+  if (unit != nullptr) {
+    for (int index : unit->budget_indices) {
+      if (index < 0 || static_cast<size_t>(index) >= num_budgets) {
+        return fail(absl::StrCat("unit ", unit->unit, " names budget index ", index,
+                                 " but the spec has ", num_budgets, " budgets"));
+      }
+    }
+  }
   *phase = "loading the dataset";
   absl::StatusOr<agt::Dataset> data = store_->LoadDatasetData(job.tenant, job.dataset_id);
   if (!data.ok()) {
@@ -488,6 +536,12 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
   // the same either way).
   config.threads = admitted->threads;
   config.factor_rows = admitted->factor_rows;
+  // A unit trains the nominal trajectory and its budgets' boxes only.
+  const std::vector<agt::Budget> all_budgets = config.budgets;
+  if (unit != nullptr) {
+    config.budgets.clear();
+    for (int index : unit->budget_indices) config.budgets.push_back(all_budgets[index]);
+  }
   // A fine-tuned artifact starts from the file's parameters (stored in the
   // spec at submit), anything else from the seeded initialisation.
   const agt::Vector init = resolved->initial_parameters.has_value()
@@ -497,7 +551,13 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
   if (!created.ok()) return fail(absl::StrCat("training setup: ", created.status().message()));
   agt::Trainer& trainer = **created;
 
-  absl::StatusOr<std::optional<agt::TrainState>> checkpoint = store_->LoadCheckpoint(job.id);
+  // A unit's checkpoint came with its claim; a unit trained already (its
+  // worker died before completing the job) restores its result and goes
+  // straight to the completion.
+  absl::StatusOr<std::optional<agt::TrainState>> checkpoint =
+      unit == nullptr ? store_->LoadCheckpoint(job.id)
+                      : absl::StatusOr<std::optional<agt::TrainState>>(
+                            unit->result.has_value() ? unit->result : unit->checkpoint);
   if (!checkpoint.ok()) {
     return fail(absl::StrCat("loading the checkpoint: ", checkpoint.status().message()));
   }
@@ -510,7 +570,9 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
   // The history goes on from the checkpoint (points recorded after it are
   // recorded again as the steps are redone); a fresh job starts empty.
   WidthHistory history;
-  {
+  if (unit != nullptr) {
+    history.Restore(WidthHistoryRecord{}, 0);  // a split job keeps none
+  } else {
     absl::StatusOr<WidthHistoryRecord> stored = store_->GetWidthHistory(job.id, nullptr);
     if (stored.ok()) {
       history.Restore(*std::move(stored), trainer.state().step);
@@ -540,16 +602,28 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
   }
   job.dropped_rows_per_epoch = trainer.dropped_rows_per_epoch();
   job.state = JobState::kRunning;
-  if (absl::Status s = store_->UpdateJobProgress(job.id, progress, job.dropped_rows_per_epoch,
-                                                 history_to_write());
-      !s.ok()) {
+  // A unit writes its own progress (the store aggregates the job's).
+  auto write_progress = [&]() -> absl::Status {
+    if (unit != nullptr) {
+      return store_->UpdateJobUnitProgress(job.id, unit->unit, progress,
+                                           job.dropped_rows_per_epoch);
+    }
+    return store_->UpdateJobProgress(job.id, progress, job.dropped_rows_per_epoch,
+                                     history_to_write());
+  };
+  if (absl::Status s = write_progress(); !s.ok()) {
     LogError(absl::StrCat("job ", job.id, ": progress: ", s.ToString()));
   } else {
     history_written = history.version();
   }
-  Publish(job);
-  LogJob(LogLevel::kInfo, checkpoint->has_value() ? "job_resumed" : "job_started", job,
-         {{"iteration", progress.iteration}, {"total_iterations", progress.total_iterations}});
+  if (unit == nullptr) Publish(job);
+  {
+    nlohmann::json fields = {{"iteration", progress.iteration},
+                             {"total_iterations", progress.total_iterations}};
+    if (unit != nullptr) fields["unit"] = unit->unit;
+    LogJob(LogLevel::kInfo, checkpoint->has_value() ? "job_resumed" : "job_started", job,
+           std::move(fields));
+  }
   std::vector<MetricsBudget> metric_budgets;
   for (const agt::Budget& b : config.budgets) metric_budgets.push_back({b.n, b.label_n});
 
@@ -562,7 +636,10 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
   auto save_checkpoint = [&]() -> absl::Status {
     *phase = absl::StrCat("saving the checkpoint at iteration ", trainer.state().step);
     const int64_t version = history.version();
-    absl::Status s = store_->SaveCheckpoint(job.id, trainer.state(), progress, history_to_write());
+    absl::Status s =
+        unit != nullptr
+            ? store_->SaveJobUnitCheckpoint(job.id, unit->unit, trainer.state(), progress)
+            : store_->SaveCheckpoint(job.id, trainer.state(), progress, history_to_write());
     if (s.ok()) history_written = version;
     last_checkpoint = Clock::now();
     last_progress = last_checkpoint;
@@ -596,9 +673,8 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
     *phase = absl::StrCat("training step ", trainer.state().step + 1);
     const Clock::time_point step_start = Clock::now();
     absl::StatusOr<agt::ProgressEvent> ev = trainer.Step();
-    if (ev.ok() && options_.metrics != nullptr) {
-      options_.metrics->TrainingIteration(job.id, SecondsSince(step_start), metric_budgets,
-                                          ev->total_width);
+    if (ev.ok() && metrics != nullptr) {
+      metrics->TrainingIteration(job.id, SecondsSince(step_start), metric_budgets, ev->total_width);
     }
     if (!ev.ok()) {
       return fail(absl::StrCat("training failed at iteration ", trainer.state().step + 1, ": ",
@@ -614,7 +690,7 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
     progress.eta_seconds =
         done_here > 0 ? elapsed / done_here * (ev->total_iterations - ev->iteration) : 0.0;
     history.Offer(PointOf(progress));
-    Publish(job);
+    if (unit == nullptr) Publish(job);  // a unit's watchers see the job (below)
 
     if (trainer.done()) break;
     const bool by_time = SecondsSince(last_checkpoint) >= options_.checkpoint_every_seconds;
@@ -624,7 +700,7 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
       // A checkpoint only bounds the work a crash can lose: when one cannot
       // be written (another process holding the file, a full disk), training
       // goes on from memory and the next interval tries again.
-      if (absl::Status s = save_checkpoint(); absl::IsAborted(s)) {
+      if (absl::Status s = save_checkpoint(); absl::IsAborted(s) || absl::IsNotFound(s)) {
         return lost_lease(s);
       } else if (!s.ok()) {
         LogError(absl::StrCat(
@@ -634,14 +710,13 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
     } else if (SecondsSince(last_progress) >= options_.progress_every_seconds) {
       last_progress = Clock::now();
       const int64_t version = history.version();
-      if (absl::Status s = store_->UpdateJobProgress(job.id, progress, job.dropped_rows_per_epoch,
-                                                     history_to_write());
-          absl::IsAborted(s)) {
+      if (absl::Status s = write_progress(); absl::IsAborted(s) || absl::IsNotFound(s)) {
         return lost_lease(s);
       } else if (!s.ok()) {
         LogError(absl::StrCat("job ", job.id, ": progress: ", s.ToString()));
       } else {
         history_written = version;
+        if (unit != nullptr) PublishFromStore(job);  // the aggregate
       }
       // Fallback for cancel requests that bypassed this runner.
       if (absl::StatusOr<bool> c = store_->IsCancelRequested(job.id); c.ok() && *c) {
@@ -651,7 +726,64 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
   }
 
   *phase = "storing the model";
-  const agt::TrainState& state = trainer.state();
+  agt::TrainState assembled;
+  if (unit != nullptr) {
+    *phase = "storing the unit's result";
+    absl::StatusOr<bool> last = RetryWhileBusy(
+        absl::StrCat("job ", job.id, " unit ", unit->unit, ": storing its result"),
+        [&] { return store_->CompleteJobUnit(job.id, unit->unit, trainer.state()); });
+    if (absl::IsAborted(last.status()) || absl::IsNotFound(last.status())) {
+      return lost_lease(last.status());
+    }
+    if (!last.ok()) {
+      return fail(
+          absl::StrCat("storing the result of unit ", unit->unit, ": ", last.status().message()));
+    }
+    LogJob(LogLevel::kInfo, "job_unit_finished", job,
+           {{"unit", unit->unit}, {"completes_job", *last}});
+    if (!*last) return PublishFromStore(job);
+    // The last unit: every box from its unit, in the spec's order. The
+    // nominal trajectory is deterministic, so every unit's is the same bits;
+    // one that is not means the runs were not the same training.
+    *phase = "assembling the units' results";
+    absl::StatusOr<std::vector<JobUnitResult>> results = store_->LoadJobUnitResults(job.id);
+    if (!results.ok()) {
+      return fail(absl::StrCat("loading the units' results: ", results.status().message()));
+    }
+    assembled.step = trainer.state().step;
+    assembled.nominal = trainer.state().nominal;
+    assembled.boxes.resize(all_budgets.size());
+    std::vector<bool> seen(all_budgets.size(), false);
+    for (const JobUnitResult& r : *results) {
+      if (r.state.boxes.size() != r.budget_indices.size() ||
+          r.state.nominal.size() != assembled.nominal.size() ||
+          std::memcmp(r.state.nominal.data(), assembled.nominal.data(),
+                      sizeof(double) * static_cast<size_t>(assembled.nominal.size())) != 0) {
+        return fail(
+            "the units' results disagree (nominal parameters or box count): the units "
+            "did not train the same trajectory");
+      }
+      for (size_t k = 0; k < r.budget_indices.size(); ++k) {
+        const int index = r.budget_indices[k];
+        if (index < 0 || static_cast<size_t>(index) >= all_budgets.size() || seen[index]) {
+          return fail(absl::StrCat("the units' results name budget index ", index,
+                                   " twice or "
+                                   "out of range"));
+        }
+        seen[index] = true;
+        assembled.boxes[index] = r.state.boxes[k];
+      }
+    }
+    if (std::find(seen.begin(), seen.end(), false) != seen.end()) {
+      return fail("the units' results miss a budget");
+    }
+    config.budgets = all_budgets;
+    progress.total_width.clear();
+    for (const agt::ParameterBox& b : assembled.boxes)
+      progress.total_width.push_back(b.TotalWidth());
+  }
+  const agt::TrainState& state = unit != nullptr ? assembled : trainer.state();
+  *phase = "storing the model";
   ModelRecord model;
   model.tenant = job.tenant;
   model.job_id = job.id;
@@ -692,9 +824,11 @@ void JobRunner::TrainJob(JobRecord job, std::string* phase) {
   *phase = "storing the model";
   progress.eta_seconds = 0.0;
   history.Finish(PointOf(progress));
-  absl::StatusOr<std::string> model_id = RetryWhileBusy(
-      absl::StrCat("job ", job.id, ": storing the model"),
-      [&] { return store_->CompleteJob(job.id, model, progress, &history.record()); });
+  absl::StatusOr<std::string> model_id =
+      RetryWhileBusy(absl::StrCat("job ", job.id, ": storing the model"), [&] {
+        return store_->CompleteJob(job.id, model, progress,
+                                   unit != nullptr ? nullptr : &history.record());
+      });
   if (!model_id.ok()) {
     return fail(absl::StrCat("storing the model: ", model_id.status().message()));
   }

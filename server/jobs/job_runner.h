@@ -32,6 +32,15 @@
 // warnings are stored with the model (Store::CompleteJob), so the final
 // snapshot watchers get carries them.
 //
+// Split jobs (JobRunnerOptions::split_budgets_per_unit): each budget's box is
+// independent of the others' and the nominal trajectory is deterministic, so
+// a job can be trained as units of budget groups by several workers; workers
+// take units before new jobs, so a split job's units finish first. A unit
+// is leased, checkpointed and resumed as a job is; the last unit to finish
+// assembles the model (checking that every unit's nominal parameters are
+// the same bits), a unit's failure fails the job, a cancel of the job stops
+// every unit at its next progress write.
+//
 // Thread-safety: all public methods may be called from any thread.
 #ifndef AGT_SERVER_JOBS_JOB_RUNNER_H_
 #define AGT_SERVER_JOBS_JOB_RUNNER_H_
@@ -91,6 +100,13 @@ struct JobRunnerOptions {
   // How long a claim holds without renewal (every progress write renews it):
   // a dead worker's job waits this long before another worker resumes it.
   int64_t lease_ms = kDefaultJobLeaseMs;
+  // > 0: a job with more budgets than this is split per budget group when
+  // it is claimed (Store::SplitJob): units of this many consecutive budgets
+  // (the last may have fewer), each trained by whichever worker claims it
+  // (this process's or another's on the same database); the worker that
+  // finishes the last unit stores the model, bit for bit the unsplit one.
+  // 0: jobs are trained whole. A split job keeps no width history.
+  int split_budgets_per_unit = 0;
 };
 
 // A stream of snapshots of one job for one watcher. The first snapshot is
@@ -200,9 +216,10 @@ class JobRunner {
   void WorkerLoop();
   void WatchPollLoop();
   // TrainJob behind the poison-job guard (exceptions mark the job FAILED).
-  void RunJob(JobRecord job);
+  // `unit`: one unit of a split job (null: the whole job).
+  void RunJob(JobRecord job, const JobUnitRecord* unit = nullptr);
   // *phase says what it is doing, for the guard's message.
-  void TrainJob(JobRecord job, std::string* phase);
+  void TrainJob(JobRecord job, const JobUnitRecord* unit, std::string* phase);
   // Publishes a snapshot to the job's watchers; a final snapshot also
   // removes them.
   void Publish(const JobRecord& snapshot);

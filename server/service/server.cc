@@ -217,6 +217,7 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
   runner_options.metrics = server->metrics_.get();
   runner_options.shared_database = shared_database;
   runner_options.lease_ms = options.job_lease_ms;
+  runner_options.split_budgets_per_unit = options.split_budgets_per_unit;
   // Started once the server serves (below).
   server->runner_ = std::make_unique<JobRunner>(server->store_.get(), runner_options);
 

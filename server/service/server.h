@@ -75,6 +75,9 @@ struct ServerOptions {
   // kWorker/kAll on PostgreSQL: how long a claimed job's lease holds without
   // renewal; a dead worker's job is resumed by another after this long.
   int64_t job_lease_ms = kDefaultJobLeaseMs;
+  // > 0: jobs with more budgets are split into units of this many
+  // (JobRunnerOptions::split_budgets_per_unit).
+  int split_budgets_per_unit = 0;
   // Empty: local single-user mode (loopback only).
   std::string tokens_path;
   // Both or neither: PEM certificate chain and private key for TLS.

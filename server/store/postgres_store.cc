@@ -214,6 +214,25 @@ CREATE TABLE model_artifacts (
 );
 CREATE INDEX model_artifacts_by_tenant ON model_artifacts (tenant, seq);
 )sql"},
+    // As schema.cc's 12: the units of jobs split per budget group.
+    {12, R"sql(
+CREATE TABLE job_units (
+  job_id           TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+  unit             BIGINT NOT NULL CHECK (unit >= 0),
+  job_seq          BIGINT NOT NULL,
+  budgets          TEXT NOT NULL,
+  state            BIGINT NOT NULL,
+  lease_owner      TEXT NOT NULL DEFAULT '',
+  lease_expires_ms BIGINT NOT NULL DEFAULT 0,
+  crash_count      BIGINT NOT NULL DEFAULT 0,
+  iteration        BIGINT NOT NULL DEFAULT 0,
+  nominal_loss     DOUBLE PRECISION NOT NULL DEFAULT 0,
+  widths           BYTEA,
+  checkpoint       BYTEA,
+  result           BYTEA,
+  PRIMARY KEY (job_id, unit)
+);
+)sql"},
 };
 
 static_assert(std::end(kMigrations)[-1].version > 0);

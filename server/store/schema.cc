@@ -269,6 +269,29 @@ CREATE TABLE model_artifacts (
 );
 CREATE INDEX model_artifacts_by_tenant ON model_artifacts (tenant, seq);
 )sql"},
+    // Jobs split per budget group (issue 19, Store::SplitJob): one row per
+    // unit, the budget indices it trains ("0,1"), its own lease and
+    // checkpoint, its progress and, once trained, its result (the unit's
+    // final TrainState), and the job's seq (claims take the oldest job's
+    // units first). Dropped with the job's end (complete, fail, cancel).
+    {12, R"sql(
+CREATE TABLE job_units (
+  job_id           TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+  unit             INTEGER NOT NULL CHECK (unit >= 0),
+  job_seq          INTEGER NOT NULL,
+  budgets          TEXT NOT NULL,
+  state            INTEGER NOT NULL,
+  lease_owner      TEXT NOT NULL DEFAULT '',
+  lease_expires_ms INTEGER NOT NULL DEFAULT 0,
+  crash_count      INTEGER NOT NULL DEFAULT 0,
+  iteration        INTEGER NOT NULL DEFAULT 0,
+  nominal_loss     REAL NOT NULL DEFAULT 0,
+  widths           BLOB,
+  checkpoint       BLOB,
+  result           BLOB,
+  PRIMARY KEY (job_id, unit)
+);
+)sql"},
 };
 
 absl::StatusOr<std::string> QueryText(SqliteDb& db, const std::string& sql) {

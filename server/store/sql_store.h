@@ -14,6 +14,9 @@
 // ordered. Leases: each SqlStore is one worker (a random instance name); a
 // claim's token "<instance>:<n>" is stored in jobs.lease_owner and kept in
 // memory, and the worker's later writes to the job check it (store.h).
+// Units of split jobs (job_units) carry their own lease the same way; their
+// claim locks the unit row only (the job is read in a subquery), so workers
+// claiming units of one job skip each other's rows instead of the job's.
 //
 // Thread-safety: all methods may be called concurrently.
 #ifndef AGT_SERVER_STORE_SQL_STORE_H_
@@ -58,6 +61,18 @@ class SqlStore final : public Store {
   void SetJobLease(int64_t lease_ms, int max_crashes) override;
   absl::Status RenewJobLease(const std::string& job_id) override;
   absl::StatusOr<int> ReleaseJobLeases() override;
+  absl::Status SplitJob(const std::string& job_id,
+                        const std::vector<std::vector<int>>& groups) override;
+  absl::StatusOr<std::optional<JobUnitRecord>> ClaimNextJobUnit() override;
+  absl::Status UpdateJobUnitProgress(const std::string& job_id, int unit,
+                                     const JobProgressRecord& progress,
+                                     int64_t dropped_rows_per_epoch) override;
+  absl::Status SaveJobUnitCheckpoint(const std::string& job_id, int unit,
+                                     const agt::TrainState& state,
+                                     const JobProgressRecord& progress) override;
+  absl::StatusOr<bool> CompleteJobUnit(const std::string& job_id, int unit,
+                                       const agt::TrainState& state) override;
+  absl::StatusOr<std::vector<JobUnitResult>> LoadJobUnitResults(const std::string& job_id) override;
   absl::Status UpdateJobProgress(const std::string& job_id, const JobProgressRecord& progress,
                                  int64_t dropped_rows_per_epoch,
                                  const WidthHistoryRecord* history) override;

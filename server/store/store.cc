@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -255,6 +256,8 @@ struct SqlStore::Impl {
   int64_t lease_ms = kDefaultJobLeaseMs;
   int max_crashes = 2;
   std::map<std::string, std::string> leases;
+  // The lease token of every job unit it holds ("<job>#<unit>" -> token).
+  std::map<std::string, std::string> unit_leases;
 
   // ---- helpers; the caller holds mu.
 
@@ -447,6 +450,30 @@ struct SqlStore::Impl {
     STORE_ASSIGN_OR_RETURN(Statement st, db->Prepare("DELETE FROM checkpoints WHERE job_id = ?1"));
     st.BindText(1, job_id);
     return st.Run();
+  }
+
+  // A split job's units end with it (complete, fail, cancel).
+  absl::Status DeleteUnits(const std::string& job_id) {
+    STORE_ASSIGN_OR_RETURN(Statement st, db->Prepare("DELETE FROM job_units WHERE job_id = ?1"));
+    st.BindText(1, job_id);
+    STORE_RETURN_IF_ERROR(st.Run());
+    for (auto it = unit_leases.lower_bound(absl::StrCat(job_id, "#"));
+         it != unit_leases.end() && absl::StartsWith(it->first, absl::StrCat(job_id, "#"));) {
+      it = unit_leases.erase(it);
+    }
+    return absl::OkStatus();
+  }
+
+  // Every RUNNING unit back to QUEUED (one server per database, at start
+  // and stop: no other worker holds them).
+  absl::Status RequeueAllUnits() {
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db->Prepare("UPDATE job_units SET state = 1, lease_owner = '', lease_expires_ms = 0 "
+                    "WHERE state = 2"));
+    STORE_RETURN_IF_ERROR(st.Run());
+    unit_leases.clear();
+    return absl::OkStatus();
   }
 
   absl::Status WriteProgress(const std::string& job_id, const JobProgressRecord& progress) {
@@ -741,8 +768,22 @@ absl::StatusOr<int> SqlStore::ReleaseJobLeases() {
     released += db.Changes();
     st.Reset();
   }
+  {
+    // This worker's units go back to QUEUED too, keeping their checkpoints.
+    STORE_ASSIGN_OR_RETURN(
+        Statement us,
+        db.Prepare("UPDATE job_units SET state = 1, lease_owner = '', lease_expires_ms = 0 "
+                   "WHERE state = 2 AND lease_owner = ?1"));
+    for (const auto& [key, token] : impl_->unit_leases) {
+      us.BindText(1, token);
+      STORE_RETURN_IF_ERROR(us.Run());
+      released += db.Changes();
+      us.Reset();
+    }
+  }
   STORE_RETURN_IF_ERROR(txn.Commit());
   impl_->leases.clear();
+  impl_->unit_leases.clear();
   return static_cast<int>(released);
 }
 SqlStore::~SqlStore() = default;
@@ -1261,6 +1302,7 @@ absl::StatusOr<std::string> SqlStore::CompleteJob(const std::string& job_id, Mod
   STORE_RETURN_IF_ERROR(impl_->WriteWarnings(job_id, model.warnings));
   if (history != nullptr) STORE_RETURN_IF_ERROR(impl_->WriteHistory(job_id, *history));
   STORE_RETURN_IF_ERROR(impl_->DeleteCheckpoint(job_id));
+  STORE_RETURN_IF_ERROR(impl_->DeleteUnits(job_id));
   STORE_RETURN_IF_ERROR(impl_->ClearLease(job_id));
   STORE_RETURN_IF_ERROR(txn.Commit());
   impl_->leases.erase(job_id);
@@ -1283,6 +1325,7 @@ absl::Status SqlStore::FailJob(const std::string& job_id, const std::string& err
     STORE_RETURN_IF_ERROR(st.Run());
   }
   STORE_RETURN_IF_ERROR(impl_->DeleteCheckpoint(job_id));
+  STORE_RETURN_IF_ERROR(impl_->DeleteUnits(job_id));
   return txn.Commit();
 }
 
@@ -1323,6 +1366,7 @@ absl::Status SqlStore::MarkCancelled(const std::string& job_id) {
   STORE_RETURN_IF_ERROR(impl_->ClearLease(job_id));
   impl_->leases.erase(job_id);
   STORE_RETURN_IF_ERROR(impl_->DeleteCheckpoint(job_id));
+  STORE_RETURN_IF_ERROR(impl_->DeleteUnits(job_id));
   return txn.Commit();
 }
 
@@ -1360,6 +1404,7 @@ absl::StatusOr<int> SqlStore::RequeueRunningJobs() {
     STORE_RETURN_IF_ERROR(st.Run());
     count = db.Changes();
   }
+  STORE_RETURN_IF_ERROR(impl_->RequeueAllUnits());
   STORE_RETURN_IF_ERROR(txn.Commit());
   impl_->leases.clear();
   return static_cast<int>(count);
@@ -1414,6 +1459,7 @@ absl::StatusOr<JobRecovery> SqlStore::RecoverAbandonedJobs(int max_crashes) {
     STORE_RETURN_IF_ERROR(st.Run());
     recovery.requeued = static_cast<int>(db.Changes());
   }
+  STORE_RETURN_IF_ERROR(impl_->RequeueAllUnits());
   STORE_RETURN_IF_ERROR(txn.Commit());
   impl_->leases.clear();
   return recovery;
@@ -1796,10 +1842,372 @@ absl::StatusOr<PrivacySpendRecord> SqlStore::GetPrivacySpend(const std::string& 
   return record;
 }
 
-}  // namespace agt::server
+// ---------------------------------------------------------------- job units
+// Unit states as stored in job_units.state.
+namespace {
+constexpr int kUnitQueued = 1;
+constexpr int kUnitRunning = 2;
+constexpr int kUnitDone = 3;
 
-#undef STORE_ASSIGN_OR_RETURN
-#undef STORE_ASSIGN_OR_RETURN_IMPL
-#undef STORE_RETURN_IF_ERROR
-#undef STORE_CONCAT
-#undef STORE_CONCAT_INNER
+std::string UnitKey(const std::string& job_id, int unit) { return absl::StrCat(job_id, "#", unit); }
+
+absl::StatusOr<std::vector<int>> ParseUnitBudgets(const std::string& job_id, int unit,
+                                                  const std::string& text) {
+  std::vector<int> out;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    int v = 0;
+    if (!absl::SimpleAtoi(part, &v) || v < 0) {
+      return absl::DataLossError(absl::StrCat(
+          "job ", job_id, " unit ", unit, ": stored budget list \"", text, "\" does not parse"));
+    }
+    out.push_back(v);
+  }
+  return out;
+}
+}  // namespace
+
+absl::Status SqlStore::SplitJob(const std::string& job_id,
+                                const std::vector<std::vector<int>>& groups) {
+  for (size_t g = 0; g < groups.size(); ++g) {
+    if (groups[g].empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("job ", job_id, ": unit ", g, " of the split has no budget"));
+    }
+  }
+  if (groups.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("job ", job_id, ": a split needs a unit"));
+  }
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqlDb& db = *impl_->db;
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
+  STORE_ASSIGN_OR_RETURN(const JobRecord job, impl_->LoadJob(job_id, nullptr, /*lock_row=*/true));
+  STORE_RETURN_IF_ERROR(RequireRunning(job, "splitting it into units"));
+  STORE_RETURN_IF_ERROR(impl_->RequireLease(job_id));
+  int64_t existing = 0;
+  {
+    STORE_ASSIGN_OR_RETURN(Statement st,
+                           db.Prepare("SELECT COUNT(*) FROM job_units WHERE job_id = ?1"));
+    st.BindText(1, job_id);
+    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+    if (row) existing = st.ColumnInt64(0);
+  }
+  if (existing == 0) {
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db.Prepare("INSERT INTO job_units (job_id, unit, budgets, state, job_seq) VALUES (?1, ?2, "
+                   "?3, ?4, (SELECT seq FROM jobs WHERE id = ?1))"));
+    for (size_t g = 0; g < groups.size(); ++g) {
+      st.BindText(1, job_id)
+          .BindInt64(2, static_cast<int64_t>(g))
+          .BindText(3, absl::StrJoin(groups[g], ","))
+          .BindInt64(4, kUnitQueued);
+      STORE_RETURN_IF_ERROR(st.Run());
+      st.Reset();
+    }
+  }
+  // The job keeps RUNNING without a lease (lease_expires_ms 0 is never
+  // "expired"), so ClaimNextQueuedJob leaves it to its units.
+  STORE_RETURN_IF_ERROR(impl_->ClearLease(job_id));
+  STORE_RETURN_IF_ERROR(txn.Commit());
+  impl_->leases.erase(job_id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<JobUnitRecord>> SqlStore::ClaimNextJobUnit() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqlDb& db = *impl_->db;
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kRowLocks));
+  const int64_t now = NowMs();
+  while (true) {
+    std::string job_id;
+    int unit = 0;
+    int state = kUnitQueued;
+    int64_t crashes = 0;
+    std::string budgets;
+    std::string checkpoint;
+    std::string result;
+    {
+      // The jobs are read in a subquery, so only the unit row is locked:
+      // claimers skip each other's units, not each other's jobs.
+      STORE_ASSIGN_OR_RETURN(
+          Statement st,
+          db.Prepare(absl::StrCat(
+              "SELECT job_id, unit, state, crash_count, budgets, checkpoint, result, "
+              "CASE WHEN checkpoint IS NULL THEN 0 ELSE 1 END, "
+              "CASE WHEN result IS NULL THEN 0 ELSE 1 END FROM job_units WHERE "
+              "(state = ?1 OR (state = ?2 AND lease_expires_ms > 0 AND lease_expires_ms < ?3)) "
+              "AND job_id IN (SELECT id FROM jobs WHERE state = ?4) ORDER BY job_seq, unit LIMIT 1",
+              db.SkipLockedClause())));
+      st.BindInt64(1, kUnitQueued)
+          .BindInt64(2, kUnitRunning)
+          .BindInt64(3, now)
+          .BindInt64(4, static_cast<int>(JobState::kRunning));
+      STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+      if (!row) {
+        STORE_RETURN_IF_ERROR(txn.Commit());  // keeps a poisoned job's FAILED
+        return std::optional<JobUnitRecord>();
+      }
+      job_id = st.ColumnText(0);
+      unit = static_cast<int>(st.ColumnInt64(1));
+      state = static_cast<int>(st.ColumnInt64(2));
+      crashes = st.ColumnInt64(3);
+      budgets = st.ColumnText(4);
+      if (st.ColumnInt64(7) != 0) checkpoint = std::string(st.ColumnBlob(5));
+      if (st.ColumnInt64(8) != 0) result = std::string(st.ColumnBlob(6));
+    }
+    const bool abandoned = state == kUnitRunning;
+    STORE_ASSIGN_OR_RETURN(JobRecord job, impl_->LoadJob(job_id, nullptr));
+    if (abandoned && crashes + 1 > impl_->max_crashes) {
+      // As ClaimNextQueuedJob's poison guard, for the whole job: a unit
+      // whose workers keep dying fails its job.
+      STORE_ASSIGN_OR_RETURN(
+          Statement st,
+          db.Prepare("UPDATE jobs SET state = ?1, finished_ms = ?2, error = ?3, lease_owner = '', "
+                     "lease_expires_ms = 0 WHERE id = ?4 AND state = ?5"));
+      st.BindInt64(1, static_cast<int>(JobState::kFailed))
+          .BindInt64(2, now)
+          .BindText(3, absl::StrCat("the worker of its unit ", unit, " died ", crashes + 1,
+                                    " times while running it (its lease expired each time); "
+                                    "not resumed: resubmit with smaller settings"))
+          .BindText(4, job_id)
+          .BindInt64(5, static_cast<int>(JobState::kRunning));
+      STORE_RETURN_IF_ERROR(st.Run());
+      STORE_RETURN_IF_ERROR(impl_->DeleteCheckpoint(job_id));
+      STORE_RETURN_IF_ERROR(impl_->DeleteUnits(job_id));
+      continue;
+    }
+    const std::string token = absl::StrCat(impl_->instance, ":", ++impl_->claims);
+    {
+      STORE_ASSIGN_OR_RETURN(
+          Statement st,
+          db.Prepare("UPDATE job_units SET state = ?1, lease_owner = ?2, lease_expires_ms = ?3, "
+                     "crash_count = crash_count + ?4 WHERE job_id = ?5 AND unit = ?6"));
+      st.BindInt64(1, kUnitRunning)
+          .BindText(2, token)
+          .BindInt64(3, now + impl_->lease_ms)
+          .BindInt64(4, abandoned ? 1 : 0)
+          .BindText(5, job_id)
+          .BindInt64(6, unit);
+      STORE_RETURN_IF_ERROR(st.Run());
+    }
+    JobUnitRecord out;
+    out.job = std::move(job);
+    out.unit = unit;
+    STORE_ASSIGN_OR_RETURN(out.budget_indices, ParseUnitBudgets(job_id, unit, budgets));
+    if (!checkpoint.empty()) {
+      absl::StatusOr<agt::TrainState> cp = DecodeTrainState(checkpoint);
+      if (!cp.ok()) {
+        return InRecord(cp.status(), absl::StrCat("checkpoint of job ", job_id, " unit ", unit));
+      }
+      out.checkpoint = *std::move(cp);
+    }
+    if (!result.empty()) {
+      absl::StatusOr<agt::TrainState> r = DecodeTrainState(result);
+      if (!r.ok()) {
+        return InRecord(r.status(), absl::StrCat("result of job ", job_id, " unit ", unit));
+      }
+      out.result = *std::move(r);
+    }
+    STORE_RETURN_IF_ERROR(txn.Commit());
+    impl_->unit_leases[UnitKey(job_id, unit)] = token;
+    return std::optional<JobUnitRecord>(std::move(out));
+  }
+}
+
+namespace {
+// The unit's lease check and renewal, in the caller's write transaction:
+// NotFound when the unit is gone (its job ended), Aborted when another
+// worker holds it now.
+absl::Status RequireUnitLease(SqlDb& db, const std::map<std::string, std::string>& unit_leases,
+                              const std::string& job_id, int unit, int64_t lease_until) {
+  auto it = unit_leases.find(UnitKey(job_id, unit));
+  STORE_ASSIGN_OR_RETURN(
+      Statement st,
+      db.Prepare(absl::StrCat("SELECT lease_owner FROM job_units WHERE job_id = ?1 AND unit = ?2",
+                              db.RowLockClause())));
+  st.BindText(1, job_id).BindInt64(2, unit);
+  STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+  if (!row) {
+    return absl::NotFoundError(absl::StrCat("job ", job_id, " has no unit ", unit,
+                                            " (the job ended: completed, failed or cancelled)"));
+  }
+  if (it == unit_leases.end() || st.ColumnText(0) != it->second) {
+    return absl::AbortedError(absl::StrCat(
+        "job ", job_id, " unit ", unit,
+        " was claimed by another worker after this worker's lease expired; this worker's work "
+        "on it is discarded"));
+  }
+  st.Reset();
+  STORE_ASSIGN_OR_RETURN(
+      Statement up,
+      db.Prepare("UPDATE job_units SET lease_expires_ms = ?1 WHERE job_id = ?2 AND unit = ?3"));
+  up.BindInt64(1, lease_until).BindText(2, job_id).BindInt64(3, unit);
+  return up.Run();
+}
+
+// The job's progress from its units' (store.h, UpdateJobUnitProgress).
+absl::Status AggregateUnitProgress(SqlDb& db, const std::string& job_id,
+                                   const JobProgressRecord& latest) {
+  STORE_ASSIGN_OR_RETURN(
+      Statement st,
+      db.Prepare("SELECT unit, budgets, iteration, nominal_loss, widths, "
+                 "CASE WHEN widths IS NULL THEN 0 ELSE 1 END FROM job_units WHERE job_id = ?1 "
+                 "ORDER BY unit"));
+  st.BindText(1, job_id);
+  JobProgressRecord p = latest;
+  p.iteration = latest.total_iterations;
+  std::map<int, double> widths;  // by budget index
+  while (true) {
+    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+    if (!row) break;
+    const int unit = static_cast<int>(st.ColumnInt64(0));
+    STORE_ASSIGN_OR_RETURN(std::vector<int> budgets,
+                           ParseUnitBudgets(job_id, unit, st.ColumnText(1)));
+    if (st.ColumnInt64(2) < p.iteration) {
+      p.iteration = st.ColumnInt64(2);
+      p.nominal_loss = st.ColumnDouble(3);
+    }
+    std::vector<double> w;
+    if (st.ColumnInt64(5) != 0) {
+      STORE_ASSIGN_OR_RETURN(w, DecodeDoubles(st.ColumnBlob(4)));
+    }
+    for (size_t k = 0; k < budgets.size(); ++k) {
+      widths[budgets[k]] = k < w.size() ? w[k] : 0.0;
+    }
+  }
+  p.total_width.clear();
+  for (const auto& [index, width] : widths) p.total_width.push_back(width);
+  STORE_ASSIGN_OR_RETURN(
+      Statement up, db.Prepare(absl::StrCat("UPDATE jobs SET ", kSetProgress, " WHERE id = ?7")));
+  BindProgress(up, p);
+  up.BindText(7, job_id);
+  return up.Run();
+}
+}  // namespace
+
+absl::Status SqlStore::UpdateJobUnitProgress(const std::string& job_id, int unit,
+                                             const JobProgressRecord& progress,
+                                             int64_t dropped_rows_per_epoch) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqlDb& db = *impl_->db;
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
+  STORE_RETURN_IF_ERROR(
+      RequireUnitLease(db, impl_->unit_leases, job_id, unit, NowMs() + impl_->lease_ms));
+  {
+    STORE_ASSIGN_OR_RETURN(Statement st,
+                           db.Prepare("UPDATE job_units SET iteration = ?1, nominal_loss = ?2, "
+                                      "widths = ?3 WHERE job_id = ?4 AND unit = ?5"));
+    st.BindInt64(1, progress.iteration)
+        .BindDouble(2, progress.nominal_loss)
+        .BindBlob(3, EncodeDoubles(progress.total_width))
+        .BindText(4, job_id)
+        .BindInt64(5, unit);
+    STORE_RETURN_IF_ERROR(st.Run());
+  }
+  STORE_RETURN_IF_ERROR(AggregateUnitProgress(db, job_id, progress));
+  {
+    STORE_ASSIGN_OR_RETURN(Statement st,
+                           db.Prepare("UPDATE jobs SET dropped_rows_per_epoch = ?1 WHERE id = ?2"));
+    st.BindInt64(1, dropped_rows_per_epoch).BindText(2, job_id);
+    STORE_RETURN_IF_ERROR(st.Run());
+  }
+  return txn.Commit();
+}
+
+absl::Status SqlStore::SaveJobUnitCheckpoint(const std::string& job_id, int unit,
+                                             const agt::TrainState& state,
+                                             const JobProgressRecord& progress) {
+  const std::string blob = EncodeTrainState(state);
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqlDb& db = *impl_->db;
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
+  STORE_RETURN_IF_ERROR(
+      RequireUnitLease(db, impl_->unit_leases, job_id, unit, NowMs() + impl_->lease_ms));
+  {
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db.Prepare("UPDATE job_units SET iteration = ?1, nominal_loss = ?2, widths = ?3, "
+                   "checkpoint = ?4 WHERE job_id = ?5 AND unit = ?6"));
+    st.BindInt64(1, progress.iteration)
+        .BindDouble(2, progress.nominal_loss)
+        .BindBlob(3, EncodeDoubles(progress.total_width))
+        .BindBlob(4, blob)
+        .BindText(5, job_id)
+        .BindInt64(6, unit);
+    STORE_RETURN_IF_ERROR(st.Run());
+  }
+  STORE_RETURN_IF_ERROR(AggregateUnitProgress(db, job_id, progress));
+  return txn.Commit();
+}
+
+absl::StatusOr<bool> SqlStore::CompleteJobUnit(const std::string& job_id, int unit,
+                                               const agt::TrainState& state) {
+  const std::string blob = EncodeTrainState(state);
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  SqlDb& db = *impl_->db;
+  STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kWrite));
+  STORE_RETURN_IF_ERROR(
+      RequireUnitLease(db, impl_->unit_leases, job_id, unit, NowMs() + impl_->lease_ms));
+  int64_t pending = 0;
+  {
+    STORE_ASSIGN_OR_RETURN(Statement st,
+                           db.Prepare("SELECT COUNT(*) FROM job_units WHERE job_id = ?1 AND "
+                                      "unit <> ?2 AND result IS NULL"));
+    st.BindText(1, job_id).BindInt64(2, unit);
+    STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+    if (row) pending = st.ColumnInt64(0);
+  }
+  const bool last = pending == 0;
+  {
+    // The last unit stays RUNNING under its lease until the job completes.
+    STORE_ASSIGN_OR_RETURN(
+        Statement st, db.Prepare("UPDATE job_units SET result = ?1, state = ?2, lease_owner = ?3, "
+                                 "lease_expires_ms = ?4 WHERE job_id = ?5 AND unit = ?6"));
+    st.BindBlob(1, blob)
+        .BindInt64(2, last ? kUnitRunning : kUnitDone)
+        .BindText(3, last ? impl_->unit_leases[UnitKey(job_id, unit)] : std::string())
+        .BindInt64(4, last ? NowMs() + impl_->lease_ms : 0)
+        .BindText(5, job_id)
+        .BindInt64(6, unit);
+    STORE_RETURN_IF_ERROR(st.Run());
+  }
+  STORE_RETURN_IF_ERROR(txn.Commit());
+  if (!last) impl_->unit_leases.erase(UnitKey(job_id, unit));
+  return last;
+}
+
+absl::StatusOr<std::vector<JobUnitResult>> SqlStore::LoadJobUnitResults(const std::string& job_id) {
+  std::vector<std::pair<std::vector<int>, std::string>> rows;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    SqlDb& db = *impl_->db;
+    STORE_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(db, Mode::kRead));
+    STORE_ASSIGN_OR_RETURN(
+        Statement st,
+        db.Prepare("SELECT unit, budgets, result, CASE WHEN result IS NULL THEN 0 ELSE 1 END "
+                   "FROM job_units WHERE job_id = ?1 ORDER BY unit"));
+    st.BindText(1, job_id);
+    while (true) {
+      STORE_ASSIGN_OR_RETURN(const bool row, st.Step());
+      if (!row) break;
+      const int unit = static_cast<int>(st.ColumnInt64(0));
+      if (st.ColumnInt64(3) == 0) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("job ", job_id, " unit ", unit, " has no result yet"));
+      }
+      STORE_ASSIGN_OR_RETURN(std::vector<int> budgets,
+                             ParseUnitBudgets(job_id, unit, st.ColumnText(1)));
+      rows.emplace_back(std::move(budgets), std::string(st.ColumnBlob(2)));
+    }
+    STORE_RETURN_IF_ERROR(txn.Commit());
+  }
+  std::vector<JobUnitResult> out;
+  for (auto& [budgets, blob] : rows) {
+    absl::StatusOr<agt::TrainState> state = DecodeTrainState(blob);
+    if (!state.ok()) return InRecord(state.status(), absl::StrCat("result of job ", job_id));
+    out.push_back(JobUnitResult{std::move(budgets), *std::move(state)});
+  }
+  return out;
+}
+
+}  // namespace agt::server

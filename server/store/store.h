@@ -304,6 +304,30 @@ struct PrivacyDebitResult {
   std::string response;   // the answer stored with the debit, or the earlier one
 };
 
+// ---- jobs split per budget group (issue 19)
+// Each budget's parameter box is independent of the others' and the nominal
+// trajectory is deterministic, so a job may be trained as units: unit u
+// trains the nominal trajectory and the boxes of its budget indices only.
+// Units are claimed and leased like jobs; the worker that finishes the last
+// unit assembles the model and completes the job (CompleteJob).
+struct JobUnitRecord {
+  JobRecord job;  // the job as claimed (RUNNING)
+  int unit = 0;
+  // Indices into the spec's budgets, increasing.
+  std::vector<int> budget_indices;
+  // The unit's last checkpoint (its TrainState has one box per index).
+  std::optional<agt::TrainState> checkpoint;
+  // Set when the unit was trained already and its worker died before it
+  // completed the job: the claimer goes straight to the completion.
+  std::optional<agt::TrainState> result;
+};
+
+// A trained unit's result (Store::LoadJobUnitResults).
+struct JobUnitResult {
+  std::vector<int> budget_indices;
+  agt::TrainState state;
+};
+
 // A claim's lease unless Store::SetJobLease says otherwise.
 inline constexpr int64_t kDefaultJobLeaseMs = 60'000;
 
@@ -415,6 +439,52 @@ class Store {
   // back to QUEUED, keeping their checkpoints (other workers' jobs are left
   // alone, unlike RequeueRunningJobs). Returns how many.
   virtual absl::StatusOr<int> ReleaseJobLeases() = 0;
+  // ---- units of a split job (JobUnitRecord)
+  // Splits a RUNNING job this Store claimed into units, one per group of
+  // budget indices (each non-empty, together every index once): in one
+  // transaction, inserts the units QUEUED (unless the job has units already,
+  // after a restart: they are kept, with their checkpoints and results) and
+  // gives up the job's lease, so that the job stays RUNNING, is not claimed
+  // as a job again, and ends only through its units (CompleteJob, FailJob,
+  // MarkCancelled, each of which drops them). Aborted as for the job's other
+  // worker calls; FailedPrecondition unless RUNNING; InvalidArgument for an
+  // empty group.
+  virtual absl::Status SplitJob(const std::string& job_id,
+                                const std::vector<std::vector<int>>& groups) = 0;
+  // Atomically claims the first claimable unit of a RUNNING job (QUEUED, or
+  // RUNNING with an expired lease: resumed from its checkpoint, one crash
+  // more; past SetJobLease's max_crashes its job becomes FAILED and the next
+  // unit is tried), leased as ClaimNextQueuedJob's claims, with the same
+  // guarantee: two callers never get the same unit (PostgreSQL: SKIP
+  // LOCKED). nullopt when there is none.
+  virtual absl::StatusOr<std::optional<JobUnitRecord>> ClaimNextJobUnit() = 0;
+  // The unit's progress (progress.total_width: its own budgets, in its
+  // order), renewing its lease; in the same transaction the job's progress
+  // becomes the aggregate of its units' (iteration: the least; widths: each
+  // budget's from its unit, in the spec's order; dropped_rows_per_epoch as
+  // given, the same for every unit). NotFound when the unit is gone (its
+  // job ended: failed, cancelled by another worker), Aborted when its lease
+  // was lost (another worker claimed it), changing nothing.
+  virtual absl::Status UpdateJobUnitProgress(const std::string& job_id, int unit,
+                                             const JobProgressRecord& progress,
+                                             int64_t dropped_rows_per_epoch) = 0;
+  // The same, saving `state` as the unit's checkpoint too.
+  virtual absl::Status SaveJobUnitCheckpoint(const std::string& job_id, int unit,
+                                             const agt::TrainState& state,
+                                             const JobProgressRecord& progress) = 0;
+  // Stores the unit's final state. Returns true when every other unit of the
+  // job has its result: this worker then completes the job (it keeps the
+  // unit's lease, so that if it dies another worker claims the unit, gets
+  // its result back and completes). Otherwise the unit is done and its lease
+  // is released. Concurrent completions are serialised, so exactly one
+  // caller gets true. NotFound / Aborted as UpdateJobUnitProgress.
+  virtual absl::StatusOr<bool> CompleteJobUnit(const std::string& job_id, int unit,
+                                               const agt::TrainState& state) = 0;
+  // Every unit's result, in unit order. FailedPrecondition when a unit has
+  // none yet; DataLoss if one does not verify.
+  virtual absl::StatusOr<std::vector<JobUnitResult>> LoadJobUnitResults(
+      const std::string& job_id) = 0;
+
   // Progress of a RUNNING job (not a state change of its own).
   // FailedPrecondition unless the job is RUNNING; NotFound for unknown ids.
   // A non-null `history` replaces the job's width history in the same

@@ -1392,6 +1392,7 @@ void DowngradeToSchema3(const std::string& path) {
   raw.Exec("ALTER TABLE jobs DROP COLUMN lease_owner");                 // schema 10
   raw.Exec("ALTER TABLE jobs DROP COLUMN lease_expires_ms");
   raw.Exec("DROP TABLE model_artifacts");                              // schema 11
+  raw.Exec("DROP TABLE job_units");                                    // schema 12
   raw.Exec("PRAGMA user_version = 3");
 }
 
@@ -1649,6 +1650,218 @@ TEST_P(StoreTest, AJobWhoseWorkersKeepDyingIsFailedInsteadOfClaimed) {
   EXPECT_EQ(now->state, JobState::kFailed);
   EXPECT_EQ(now->crash_count, 2);
   EXPECT_TRUE(absl::StrContains(now->error, "died 2 times")) << now->error;
+}
+
+// ---- jobs split per budget group (units)
+
+// Claims `job` (the next queued one) with `store` and splits it into
+// `groups`.
+void SplitRunningJob(Store* store, const JobRecord& job,
+                     const std::vector<std::vector<int>>& groups) {
+  absl::StatusOr<std::optional<JobRecord>> claimed = store->ClaimNextQueuedJob();
+  ASSERT_TRUE(claimed.ok() && claimed->has_value() && (*claimed)->id == job.id);
+  const absl::Status split = store->SplitJob(job.id, groups);
+  ASSERT_TRUE(split.ok()) << split;
+}
+
+std::optional<JobUnitRecord> ClaimUnit(Store* store) {
+  absl::StatusOr<std::optional<JobUnitRecord>> unit = store->ClaimNextJobUnit();
+  EXPECT_TRUE(unit.ok()) << unit.status();
+  return unit.ok() ? *unit : std::nullopt;
+}
+
+TEST_P(StoreTest, EachUnitOfASplitJobIsClaimedOnceAndTheJobIsNotClaimedAgain) {
+  const JobRecord job = AddJob("t", AddDataset("t").id);
+  absl::StatusOr<std::unique_ptr<Store>> other = Store::Open(path_);
+  ASSERT_TRUE(other.ok()) << other.status();
+  SplitRunningJob(store_.get(), job, {{0, 1}, {2}, {3, 4}});
+  EXPECT_EQ(StateOf(job), JobState::kRunning);
+  // Split, the job has no lease: it is not a job to claim any more, even
+  // once any lease would have expired.
+  absl::StatusOr<std::optional<JobRecord>> again = (*other)->ClaimNextQueuedJob();
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(again->has_value());
+  std::optional<JobUnitRecord> a = ClaimUnit(store_.get());
+  std::optional<JobUnitRecord> b = ClaimUnit(other->get());
+  std::optional<JobUnitRecord> c = ClaimUnit(store_.get());
+  ASSERT_TRUE(a && b && c);
+  EXPECT_FALSE(ClaimUnit(other->get()).has_value());
+  std::set<int> units = {a->unit, b->unit, c->unit};
+  EXPECT_EQ(units, (std::set<int>{0, 1, 2}));
+  EXPECT_EQ(a->budget_indices, (std::vector<int>{0, 1}));
+  EXPECT_EQ(b->budget_indices, (std::vector<int>{2}));
+  EXPECT_EQ(c->budget_indices, (std::vector<int>{3, 4}));
+  EXPECT_EQ(a->job.id, job.id);
+  EXPECT_FALSE(a->checkpoint.has_value());
+  EXPECT_FALSE(a->result.has_value());
+  // Progress is the units' aggregate: the least iteration, widths in the
+  // spec's budget order.
+  JobProgressRecord pa = MakeProgress(7);
+  pa.total_width = {0.5, 1.5};
+  JobProgressRecord pb = MakeProgress(4);
+  pb.total_width = {2.5};
+  JobProgressRecord pc = MakeProgress(9);
+  pc.total_width = {3.5, 4.5};
+  ASSERT_TRUE(store_->UpdateJobUnitProgress(job.id, 0, pa, 0).ok());
+  ASSERT_TRUE((*other)->UpdateJobUnitProgress(job.id, 1, pb, 0).ok());
+  ASSERT_TRUE(store_->UpdateJobUnitProgress(job.id, 2, pc, 3).ok());
+  absl::StatusOr<JobRecord> now = store_->GetJob("t", job.id);
+  ASSERT_TRUE(now.ok());
+  EXPECT_EQ(now->progress.iteration, 4);
+  EXPECT_EQ(now->progress.total_width, (std::vector<double>{0.5, 1.5, 2.5, 3.5, 4.5}));
+  EXPECT_EQ(now->dropped_rows_per_epoch, 3);
+  // A unit's calls by a worker that does not hold it are refused.
+  EXPECT_EQ((*other)->UpdateJobUnitProgress(job.id, 0, pa, 0).code(), absl::StatusCode::kAborted);
+  // Completions: only the last one is told to complete the job.
+  absl::StatusOr<bool> first = store_->CompleteJobUnit(job.id, 2, MakeState(9, 13, 2));
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_FALSE(*first);
+  ExpectStatus(store_->LoadJobUnitResults(job.id).status(), absl::StatusCode::kFailedPrecondition,
+               {job.id, "no result"});
+  absl::StatusOr<bool> second = (*other)->CompleteJobUnit(job.id, 1, MakeState(9, 13, 1));
+  ASSERT_TRUE(second.ok() && !*second);
+  absl::StatusOr<bool> last = store_->CompleteJobUnit(job.id, 0, MakeState(9, 13, 2));
+  ASSERT_TRUE(last.ok() && *last);
+  absl::StatusOr<std::vector<JobUnitResult>> results = store_->LoadJobUnitResults(job.id);
+  ASSERT_TRUE(results.ok()) << results.status();
+  ASSERT_EQ(results->size(), 3u);
+  EXPECT_EQ((*results)[1].budget_indices, (std::vector<int>{2}));
+  ASSERT_EQ((*results)[2].state.boxes.size(), 2u);
+  EXPECT_EQ(EncodeTrainState((*results)[2].state), EncodeTrainState(MakeState(9, 13, 2)));
+  ASSERT_TRUE(store_->CompleteJob(job.id, MakeModel(13, 5), MakeProgress(9)).ok());
+  EXPECT_EQ(StateOf(job), JobState::kSucceeded);
+  // The units went with the job.
+  ExpectStatus(store_->UpdateJobUnitProgress(job.id, 0, pa, 0), absl::StatusCode::kNotFound,
+               {job.id, "unit 0"});
+  EXPECT_FALSE(ClaimUnit(other->get()).has_value());
+}
+
+TEST_P(StoreTest, AnExpiredUnitLeaseIsClaimedAgainFromItsCheckpointAndTheOldWorkerIsFenced) {
+  const JobRecord job = AddJob("t", AddDataset("t").id);
+  absl::StatusOr<std::unique_ptr<Store>> other = Store::Open(path_);
+  ASSERT_TRUE(other.ok()) << other.status();
+  store_->SetJobLease(300, 5);
+  (*other)->SetJobLease(300, 5);
+  SplitRunningJob(store_.get(), job, {{0}, {1}});
+  std::optional<JobUnitRecord> mine = ClaimUnit(store_.get());
+  ASSERT_TRUE(mine.has_value());
+  const agt::TrainState state = MakeState(4, 13, 1);
+  ASSERT_TRUE(store_->SaveJobUnitCheckpoint(job.id, mine->unit, state, MakeProgress(4)).ok());
+  std::optional<JobUnitRecord> second = ClaimUnit(other->get());
+  ASSERT_TRUE(second.has_value());
+  EXPECT_NE(second->unit, mine->unit);
+  EXPECT_FALSE(ClaimUnit(other->get()).has_value()) << "the lease still holds";
+  std::this_thread::sleep_for(std::chrono::milliseconds(450));
+  // `other` renews its own unit (nobody took it), so only the silent
+  // worker's is taken.
+  ASSERT_TRUE((*other)->UpdateJobUnitProgress(job.id, second->unit, MakeProgress(2), 0).ok());
+  std::optional<JobUnitRecord> taken = ClaimUnit(other->get());
+  ASSERT_TRUE(taken.has_value());
+  EXPECT_EQ(taken->unit, mine->unit);
+  ASSERT_TRUE(taken->checkpoint.has_value());
+  EXPECT_EQ(EncodeTrainState(*taken->checkpoint), EncodeTrainState(state));
+  EXPECT_EQ(store_->SaveJobUnitCheckpoint(job.id, mine->unit, MakeState(5, 13, 1), MakeProgress(5))
+                .code(),
+            absl::StatusCode::kAborted);
+  EXPECT_EQ(store_->CompleteJobUnit(job.id, mine->unit, MakeState(9, 13, 1)).status().code(),
+            absl::StatusCode::kAborted);
+  // A failure of the job (any unit's) ends every unit.
+  ASSERT_TRUE((*other)->FailJob(job.id, "unit failed").ok());
+  EXPECT_EQ(StateOf(job), JobState::kFailed);
+  EXPECT_EQ((*other)->UpdateJobUnitProgress(job.id, taken->unit, MakeProgress(6), 0).code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_P(StoreTest, TheLastUnitKeepsItsLeaseUntilTheJobCompletesAndIsResumedWithItsResult) {
+  const JobRecord job = AddJob("t", AddDataset("t").id);
+  absl::StatusOr<std::unique_ptr<Store>> other = Store::Open(path_);
+  ASSERT_TRUE(other.ok()) << other.status();
+  store_->SetJobLease(300, 5);
+  (*other)->SetJobLease(300, 5);
+  SplitRunningJob(store_.get(), job, {{0}, {1}});
+  std::optional<JobUnitRecord> u0 = ClaimUnit(store_.get());
+  std::optional<JobUnitRecord> u1 = ClaimUnit(store_.get());
+  ASSERT_TRUE(u0 && u1);
+  ASSERT_TRUE(store_->CompleteJobUnit(job.id, u0->unit, MakeState(9, 13, 1)).ok());
+  absl::StatusOr<bool> last = store_->CompleteJobUnit(job.id, u1->unit, MakeState(9, 13, 1));
+  ASSERT_TRUE(last.ok() && *last);
+  // The worker dies before CompleteJob: after the lease, another worker
+  // gets the unit back with its result, and a done unit is never claimed.
+  EXPECT_FALSE(ClaimUnit(other->get()).has_value());
+  std::this_thread::sleep_for(std::chrono::milliseconds(450));
+  std::optional<JobUnitRecord> again = ClaimUnit(other->get());
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->unit, u1->unit);
+  ASSERT_TRUE(again->result.has_value());
+  EXPECT_EQ(EncodeTrainState(*again->result), EncodeTrainState(MakeState(9, 13, 1)));
+  EXPECT_FALSE(ClaimUnit(other->get()).has_value());
+  absl::StatusOr<bool> still_last = (*other)->CompleteJobUnit(job.id, again->unit, *again->result);
+  ASSERT_TRUE(still_last.ok() && *still_last);
+}
+
+TEST_P(StoreTest, CancellingASplitJobEndsItsUnits) {
+  const JobRecord job = AddJob("t", AddDataset("t").id);
+  SplitRunningJob(store_.get(), job, {{0}, {1}});
+  std::optional<JobUnitRecord> u0 = ClaimUnit(store_.get());
+  ASSERT_TRUE(u0.has_value());
+  absl::StatusOr<JobRecord> requested = store_->RequestCancel("t", job.id);
+  ASSERT_TRUE(requested.ok() && requested->cancel_requested);
+  ASSERT_TRUE(store_->MarkCancelled(job.id).ok());
+  EXPECT_EQ(StateOf(job), JobState::kCancelled);
+  EXPECT_FALSE(ClaimUnit(store_.get()).has_value());
+  EXPECT_EQ(store_->UpdateJobUnitProgress(job.id, u0->unit, MakeProgress(1), 0).code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_P(StoreTest, UnitsOfTheOldestSplitJobAreClaimedFirst) {
+  const DatasetRecord d = AddDataset("t");
+  std::vector<JobRecord> jobs;
+  for (int i = 0; i < 6; ++i) jobs.push_back(AddJob("t", d.id, absl::StrCat("j", i)));
+  // Split in reverse order of creation; job ids are random, so neither
+  // the split order nor the ids give the creation order.
+  for (int i = 0; i < 6; ++i) {
+    absl::StatusOr<std::optional<JobRecord>> claimed = store_->ClaimNextQueuedJob();
+    ASSERT_TRUE(claimed.ok() && claimed->has_value());
+  }
+  for (int i = 5; i >= 0; --i) ASSERT_TRUE(store_->SplitJob(jobs[i].id, {{0}, {1}}).ok());
+  for (const JobRecord& job : jobs) {
+    for (int unit = 0; unit < 2; ++unit) {
+      std::optional<JobUnitRecord> claimed = ClaimUnit(store_.get());
+      ASSERT_TRUE(claimed.has_value());
+      EXPECT_EQ(claimed->job.id, job.id);
+      EXPECT_EQ(claimed->unit, unit);
+    }
+  }
+}
+
+TEST_P(StoreTest, SplitRefusesEmptyGroupsAndJobsNotRunning) {
+  const JobRecord job = AddJob("t", AddDataset("t").id);
+  ExpectStatus(store_->SplitJob(job.id, {{0}}), absl::StatusCode::kFailedPrecondition, {job.id});
+  ClaimExpecting(job);
+  ExpectStatus(store_->SplitJob(job.id, {{0}, {}}), absl::StatusCode::kInvalidArgument,
+               {job.id, "unit 1"});
+  ExpectStatus(store_->SplitJob(job.id, {}), absl::StatusCode::kInvalidArgument, {job.id});
+}
+
+TEST_F(SqliteStoreTest, ARestartSendsUnitsBackToTheQueueWithTheirJob) {
+  const JobRecord job = AddJob("t", AddDataset("t").id);
+  SplitRunningJob(store_.get(), job, {{0}, {1}});
+  std::optional<JobUnitRecord> u0 = ClaimUnit(store_.get());
+  ASSERT_TRUE(u0.has_value());
+  ASSERT_TRUE(
+      store_->SaveJobUnitCheckpoint(job.id, u0->unit, MakeState(3, 13, 1), MakeProgress(3)).ok());
+  Reopen();
+  absl::StatusOr<JobRecovery> recovered = store_->RecoverAbandonedJobs(5);
+  ASSERT_TRUE(recovered.ok()) << recovered.status();
+  EXPECT_EQ(recovered->requeued, 1);
+  EXPECT_FALSE(ClaimUnit(store_.get()).has_value()) << "units wait for their job";
+  ClaimExpecting(job);
+  ASSERT_TRUE(store_->SplitJob(job.id, {{0}, {1}}).ok());
+  std::optional<JobUnitRecord> back = ClaimUnit(store_.get());
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->unit, u0->unit);
+  ASSERT_TRUE(back->checkpoint.has_value()) << "the split kept the units";
+  EXPECT_EQ(back->checkpoint->step, 3);
 }
 
 // ---- PostgreSQL only: the migration table, refusals, the factory
