@@ -86,7 +86,7 @@ struct JobRunnerOptions {
   // Checked again when a job is claimed (the server may have been restarted
   // with smaller limits since it was queued); threads_per_job is taken from
   // above. Default: no memory limit.
-  JobLimits limits;
+  JobLimits limits = {};
   // Optional (not owned, must outlive the runner): training iterations, step
   // times and the bound widths of running jobs (observability/metrics.h).
   Metrics* metrics = nullptr;

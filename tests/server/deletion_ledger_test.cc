@@ -770,7 +770,9 @@ TEST_P(DeleteModelTest, ALiveRetrainingBlocksDeletingItsModelAndTheLedgerGoesWit
   ASSERT_TRUE(job.ok()) << job.status();
 
   for (bool running : {false, true}) {
-    if (running) ASSERT_TRUE(store_->ClaimNextQueuedJob().ok());
+    if (running) {
+      ASSERT_TRUE(store_->ClaimNextQueuedJob().ok());
+    }
     const absl::Status refused = store_->DeleteModel("t", model_id_);
     EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
     EXPECT_TRUE(absl::StrContains(refused.message(), job->id)) << refused;
