@@ -163,13 +163,14 @@ TEST_P(DeletionLedgerTest, AVersionOneDatabaseMigratesAndKeepsItsModels) {
   // And what later versions added, where this build has it (schema 5: the
   // requests; 6: the privacy ledgers; 7: crash counts; 8: job warnings and
   // width histories; 9: dataset sample shapes; 10: job leases; 11: model
-  // artifacts).
+  // artifacts; 12: job units).
   for (const char* undo :
        {"DROP TABLE IF EXISTS requests", "DROP TABLE IF EXISTS privacy_spenders",
         "DROP TABLE IF EXISTS privacy_ledgers", "ALTER TABLE jobs DROP COLUMN crash_count",
         "DROP TABLE IF EXISTS job_warnings", "DROP TABLE IF EXISTS job_width_history",
         "ALTER TABLE datasets DROP COLUMN sample_shape", "ALTER TABLE jobs DROP COLUMN lease_owner",
-        "ALTER TABLE jobs DROP COLUMN lease_expires_ms", "DROP TABLE IF EXISTS model_artifacts"}) {
+        "ALTER TABLE jobs DROP COLUMN lease_expires_ms", "DROP TABLE IF EXISTS model_artifacts",
+        "DROP TABLE IF EXISTS job_units"}) {
     sqlite3_exec(raw, undo, nullptr, nullptr, nullptr);
   }
   sqlite3_close(raw);
