@@ -25,11 +25,11 @@
 #include "server/service/server.h"
 #include "tests/server/e2e_util.h"
 #include "tests/server/postgres_fixture.h"
+#include "tests/server/shared_db_servers.h"
 
 namespace agt::e2e {
 namespace {
 
-using agt::server::testing_pg::PostgresServer;
 
 // How many lines of a server's log name `event` for `job_id`.
 int CountEvents(const std::string& log, const std::string& event, const std::string& job_id) {
@@ -43,31 +43,7 @@ int CountEvents(const std::string& log, const std::string& event, const std::str
   return n;
 }
 
-class ReplicasE2eTest : public testing::Test {
- protected:
-  void SetUp() override {
-    PostgresServer& pg = PostgresServer::Get();
-    if (!pg.Available()) GTEST_SKIP() << "PostgreSQL: " << pg.WhyNot();
-    db_ = pg.NewStoreUri();
-  }
-
-  // Starts one more server on the shared database; `name` names its log.
-  ServerProcess* Start(const std::string& role, const std::string& name,
-                       std::vector<std::string> extra = {}) {
-    auto server = std::make_unique<ServerProcess>();
-    std::vector<std::string> args = {"--role", role, "--log-format", "json"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    const bool started = server->Start(ServerArgs(db_, args), dir_.File(name + ".log"));
-    EXPECT_TRUE(started) << server->Stderr();
-    if (!started) return nullptr;
-    servers_.push_back(std::move(server));
-    return servers_.back().get();
-  }
-
-  TempDir dir_;
-  std::string db_;
-  std::vector<std::unique_ptr<ServerProcess>> servers_;
-};
+class ReplicasE2eTest : public SharedDatabaseServers {};
 
 TEST_F(ReplicasE2eTest, JobsSubmittedToAnApiReplicaAreEachTrainedByExactlyOneWorker) {
   ServerProcess* api = Start("api", "api");

@@ -20,11 +20,11 @@
 #include "absl/strings/str_split.h"
 #include "tests/server/e2e_util.h"
 #include "tests/server/postgres_fixture.h"
+#include "tests/server/shared_db_servers.h"
 
 namespace agt::e2e {
 namespace {
 
-using agt::server::testing_pg::PostgresServer;
 
 constexpr int kRows = 410;  // 10 rows dropped per epoch (the incomplete batch)
 constexpr int kBatch = 50;
@@ -267,30 +267,7 @@ TEST(SplitJobsE2eTest, AfterAKillAndARestartTheUnitsResumeAndTheModelIsTheUnspli
   ExpectBitIdentical(reference, Exported(client, done));
 }
 
-class SplitJobsOnPostgresTest : public testing::Test {
- protected:
-  void SetUp() override {
-    PostgresServer& pg = PostgresServer::Get();
-    if (!pg.Available()) GTEST_SKIP() << "PostgreSQL: " << pg.WhyNot();
-    db_ = pg.NewStoreUri();
-  }
-
-  ServerProcess* Start(const std::string& role, const std::string& name,
-                       std::vector<std::string> extra = {}) {
-    auto server = std::make_unique<ServerProcess>();
-    std::vector<std::string> args = {"--role", role, "--log-format", "json"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    const bool started = server->Start(ServerArgs(db_, args), dir_.File(name + ".log"));
-    EXPECT_TRUE(started) << server->Stderr();
-    if (!started) return nullptr;
-    servers_.push_back(std::move(server));
-    return servers_.back().get();
-  }
-
-  TempDir dir_;
-  std::string db_;
-  std::vector<std::unique_ptr<ServerProcess>> servers_;
-};
+class SplitJobsOnPostgresTest : public SharedDatabaseServers {};
 
 TEST_F(SplitJobsOnPostgresTest, ThreeWorkersTrainEachUnitOnceAndTheModelIsTheUnsplitOne) {
   const Bounds reference = SingleProcessReference(dir_, "whole");
