@@ -25,7 +25,6 @@
 namespace agt::e2e {
 namespace {
 
-
 constexpr int kRows = 410;  // 10 rows dropped per epoch (the incomplete batch)
 constexpr int kBatch = 50;
 constexpr int kEpochs = 150;
