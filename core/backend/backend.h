@@ -73,6 +73,10 @@ class ComputeBackend {
   virtual void Aggregate(StepDirections* out) = 0;
   virtual void UpdateParameters(const OptimizerConfig& optimizer, int64_t step,
                                 const StepDirections& directions, TrainState* state) = 0;
+  // Not OK once a call failed on the device (a device backend's error, e.g.
+  // a CUDA fault): the trainer checks it after Aggregate and fails the step
+  // with it, leaving the state as it was. The CPU backend never fails.
+  virtual absl::Status status() const { return absl::OkStatus(); }
 };
 
 // The CPU backend (Eigen, a persistent thread pool); threads <= 0 means the

@@ -17,78 +17,12 @@
 
 #include "core/aggregate/aggregate.h"
 #include "core/backend/backend.h"
+#include "core/backend/factor_passes.h"
 #include "core/backend/simd/isa.h"
 #include "core/backend/thread_pool.h"
-#include "core/bounds/ibp.h"
 
 namespace agt {
 namespace {
-
-// Rows per chunk of the factored passes (a fixed number: see ComputeFactors).
-constexpr Index kChunkRows = 256;
-
-// The factors of consecutive row chunks of a batch, seen as one: a block of
-// rows is expanded by the chunks it overlaps.
-class ChunkedFactors : public GradientFactors {
- public:
-  explicit ChunkedFactors(std::vector<std::unique_ptr<GradientFactors>> chunks)
-      : chunks_(std::move(chunks)) {}
-
-  void ExpandWeightRows(int o0, int o1, Index r0, Index rows, double* lower, double* upper,
-                        Index ld) const override {
-    ForEachChunk(r0, rows, [&](const GradientFactors& f, Index local, Index n, Index done) {
-      f.ExpandWeightRows(o0, o1, local, n, lower + done * ld, upper ? upper + done * ld : nullptr,
-                         ld);
-    });
-  }
-  void ExpandBias(Index r0, Index rows, double* lower, double* upper, Index ld) const override {
-    ForEachChunk(r0, rows, [&](const GradientFactors& f, Index local, Index n, Index done) {
-      f.ExpandBias(local, n, lower + done * ld, upper ? upper + done * ld : nullptr, ld);
-    });
-  }
-  bool RumpWeightRow(int o, Index r, simd::RumpRow* out) const override {
-    const size_t c = static_cast<size_t>(r / kChunkRows);
-    return chunks_[c]->RumpWeightRow(o, r - static_cast<Index>(c) * kChunkRows, out);
-  }
-  void AccumulateNominalWeightRows(int o0, int o1, Index r0, Index rows, Index width, bool clip,
-                                   double gamma, double* sum, Matrix* scratch) const override {
-    // Chunk after chunk: the rows still reach the sum in order.
-    ForEachChunk(r0, rows, [&](const GradientFactors& f, Index local, Index n, Index) {
-      f.AccumulateNominalWeightRows(o0, o1, local, n, width, clip, gamma, sum, scratch);
-    });
-  }
-
- private:
-  template <typename Fn>
-  void ForEachChunk(Index r0, Index rows, Fn&& fn) const {
-    Index done = 0;
-    while (done < rows) {
-      const Index r = r0 + done;
-      const size_t c = static_cast<size_t>(r / kChunkRows);
-      const Index local = r - static_cast<Index>(c) * kChunkRows;
-      const Index n = std::min(rows - done, kChunkRows - local);
-      fn(*chunks_[c], local, n, done);
-      done += n;
-    }
-  }
-
-  std::vector<std::unique_ptr<GradientFactors>> chunks_;
-};
-
-// Per layer, the chunks' factors joined (a single chunk is used as it is).
-FactorList JoinChunks(std::vector<FactorList> chunks) {
-  FactorList out(chunks.front().size());
-  for (size_t k = 0; k < out.size(); ++k) {
-    if (chunks.size() == 1) {
-      out[k] = std::move(chunks[0][k]);
-      continue;
-    }
-    std::vector<std::unique_ptr<GradientFactors>> per_chunk;
-    for (FactorList& c : chunks) per_chunk.push_back(std::move(c[k]));
-    out[k] = std::make_unique<ChunkedFactors>(std::move(per_chunk));
-  }
-  return out;
-}
 
 AggregationKind AggregationOf(PerturbationKind kind) {
   switch (kind) {
@@ -130,118 +64,14 @@ class CpuBackend : public ComputeBackend {
                                 /*num_lanes=*/1);
     }
     nominal_aggregator_.emplace(p, config.batch_size, /*num_lanes=*/1);
-    factors_.clear();
-    factors_.resize(nb);
-    perturbed_factors_.clear();
-    perturbed_factors_.resize(nb);
+    passes_.Prepare(config, pool_.get());
     BuildTasks();
     return absl::OkStatus();
   }
 
   void ComputeFactors(const Eigen::Ref<const Matrix>& x, const Vector& y, const Vector& nominal,
                       const std::vector<ParameterBox>& boxes) override {
-    const TrainConfig& cfg = *config_;
-    const size_t nb = cfg.budgets.size();
-    const bool poisoning = cfg.perturbation.kind == PerturbationKind::kBoundedPoisoning;
-    // The batch through the frozen prefix, once for every budget.
-    features_ = FrozenFeatures(cfg.model, x);
-    if (poisoning) {
-      perturbed_ = FrozenFeatureBounds(cfg.model, IntervalMatrix::Ball(x, cfg.perturbation.epsilon),
-                                       cfg.bounds.interval);
-    }
-    boxed_.clear();
-    boxed_.reserve(nb);
-    for (size_t j = 0; j < nb; ++j) boxed_.emplace_back(cfg.model, boxes[j], cfg.bounds);
-    const Index b = features_.rows();
-    batch_rows_ = static_cast<int>(b);
-    losses_.resize(b);
-    // Whole batch (the default): every pass's factors now, reading the
-    // caller's labels and parameters, and the batch's copies released.
-    // Otherwise Aggregate builds them group by group from copies.
-    if (GroupRows() >= b) {
-      labels_ = &y;
-      nominal_ = &nominal;
-      BuildFactors(0, b);
-      ReleaseBatch();
-    } else {
-      labels_copy_ = y;
-      nominal_copy_ = nominal;
-      labels_ = &labels_copy_;
-      nominal_ = &nominal_copy_;
-    }
-  }
-
-  // Rows whose factors are held at once: config.factor_rows rounded up to
-  // whole chunks, or the whole batch.
-  Index GroupRows() const {
-    const Index b = batch_rows_;
-    if (config_->factor_rows <= 0) return b;
-    const Index rows = (config_->factor_rows + kChunkRows - 1) / kChunkRows * kChunkRows;
-    return std::min(b, rows);
-  }
-
-  void ReleaseBatch() {
-    features_.resize(0, 0);
-    perturbed_ = IntervalMatrix();
-    boxed_.clear();
-    labels_ = nullptr;
-    nominal_ = nullptr;
-    labels_copy_.resize(0);
-    nominal_copy_.resize(0);
-  }
-
-  // The factors of every pass for batch rows [g0, g0 + rows), as consecutive
-  // row chunks of kChunkRows. Rows are independent in the forward and
-  // backward passes, so a row's factors do not depend on the grouping.
-  void BuildFactors(Index g0, Index rows) {
-    const TrainConfig& cfg = *config_;
-    const size_t nb = cfg.budgets.size();
-    const bool poisoning = cfg.perturbation.kind == PerturbationKind::kBoundedPoisoning;
-    // Every pass runs on chunks of kChunkRows rows, so that the threads share
-    // the work even with one budget. The chunk size is fixed, never derived
-    // from the thread count: results do not depend on the threads.
-    group_rows_ = rows;
-    const size_t chunks = static_cast<size_t>((rows + kChunkRows - 1) / kChunkRows);
-    const size_t passes_per_budget = poisoning ? 2 : 1;
-    const size_t passes = 1 + nb * passes_per_budget;
-    std::vector<std::vector<FactorList>> parts(passes);
-    for (std::vector<FactorList>& p : parts) p.resize(chunks);
-    std::vector<Vector> chunk_losses(chunks);
-    const LabelPerturbation no_label;
-    pool_->ParallelFor(passes * chunks, [&](size_t task, int) {
-      const size_t pass = task / chunks, c = task % chunks;
-      const Index r0 = g0 + static_cast<Index>(c) * kChunkRows;
-      const Index n = std::min<Index>(kChunkRows, g0 + rows - r0);
-      const Vector yc = labels_->segment(r0, n);
-      if (pass == 0) {
-        NominalGradientFactors(cfg.model, *nominal_, features_.middleRows(r0, n), yc, cfg.loss,
-                               &parts[0][c], &chunk_losses[c]);
-        return;
-      }
-      const size_t j = (pass - 1) / passes_per_budget;
-      if ((pass - 1) % passes_per_budget == 0) {
-        boxed_[j].GradientFactors(IntervalMatrix::Point(features_.middleRows(r0, n)), yc,
-                                  cfg.loss, no_label, &parts[pass][c]);
-      } else {
-        // Labels move only for budgets that poison labels; epsilon applies to
-        // every row even with no feature budget, as in the reference (sound,
-        // and golden-compatible).
-        LabelPerturbation label = cfg.perturbation.label;
-        label.enabled = label.enabled && cfg.budgets[j].label_n > 0;
-        boxed_[j].GradientFactors(IntervalMatrix(perturbed_.lower.middleRows(r0, n),
-                                                 perturbed_.upper.middleRows(r0, n)),
-                                  yc, cfg.loss, label, &parts[pass][c]);
-      }
-    });
-    for (size_t c = 0; c < chunks; ++c) {
-      losses_.segment(g0 + static_cast<Index>(c) * kChunkRows, chunk_losses[c].size()) =
-          chunk_losses[c];
-    }
-    nominal_factors_ = JoinChunks(std::move(parts[0]));
-    for (size_t j = 0; j < nb; ++j) {
-      factors_[j] = JoinChunks(std::move(parts[1 + j * passes_per_budget]));
-      if (poisoning) perturbed_factors_[j] = JoinChunks(std::move(parts[2 + j * passes_per_budget]));
-    }
+    passes_.Begin(x, y, nominal, boxes);
   }
 
   void Aggregate(StepDirections* out) override {
@@ -249,23 +79,24 @@ class CpuBackend : public ComputeBackend {
     const size_t nb = cfg.budgets.size();
     // A batch with rows removed in place has fewer rows than batch_size;
     // every aggregation normalises by the rows the step actually has.
-    for (Aggregator& a : aggregators_) a.Reset(batch_rows_);
-    nominal_aggregator_->Reset(batch_rows_);
+    const int batch_rows = passes_.batch_rows();
+    for (Aggregator& a : aggregators_) a.Reset(batch_rows);
+    nominal_aggregator_->Reset(batch_rows);
     const auto run_tasks = [&] {
       pool_->ParallelFor(tasks_.size(),
                          [&](size_t ti, int w) { RunTask(tasks_[ti], &scratch_[w]); });
     };
-    const Index group = GroupRows();
-    if (group >= batch_rows_) {
+    const Index group = passes_.GroupRows();
+    if (passes_.whole_batch()) {
       run_tasks();  // ComputeFactors built the whole batch's factors
     } else {
       // Group by group in row order: every parameter still sees the batch's
       // rows in order, so the aggregation is the same, bit for bit.
-      for (Index g0 = 0; g0 < batch_rows_; g0 += group) {
-        BuildFactors(g0, std::min<Index>(group, batch_rows_ - g0));
+      for (Index g0 = 0; g0 < batch_rows; g0 += group) {
+        passes_.Build(g0, std::min<Index>(group, batch_rows - g0));
         run_tasks();
       }
-      ReleaseBatch();
+      passes_.Release();
     }
     out->nominal = nominal_aggregator_->Finish();
     out->lower.resize(nb);
@@ -275,7 +106,7 @@ class CpuBackend : public ComputeBackend {
       out->lower[j] = std::move(d.lower);
       out->upper[j] = std::move(d.upper);
     }
-    out->nominal_loss = losses_.sum() / batch_rows_;
+    out->nominal_loss = passes_.mean_loss();
   }
 
   void UpdateParameters(const OptimizerConfig& opt, int64_t step, const StepDirections& d,
@@ -325,16 +156,16 @@ class CpuBackend : public ComputeBackend {
   // time and folds each block into its aggregator while it is in cache.
   void RunTask(const Task& task, Scratch* sc) {
     const TrainConfig& cfg = *config_;
-    const Index b = group_rows_;  // rows of the factors held now
+    const Index b = passes_.group_rows();  // rows of the factors held now
     const size_t nb = cfg.budgets.size();
     const bool poisoning = cfg.perturbation.kind == PerturbationKind::kBoundedPoisoning;
     const ParamSlice& sl = layout_[task.layer];
     const bool nominal = task.stream == nb;
     const bool bias = task.o_begin < 0;
-    const GradientFactors& f =
-        nominal ? *nominal_factors_[task.layer] : *factors_[task.stream][task.layer];
+    const GradientFactors& f = nominal ? *passes_.nominal_factors()[task.layer]
+                                       : *passes_.bound_factors(task.stream)[task.layer];
     const GradientFactors* pf =
-        !nominal && poisoning ? perturbed_factors_[task.stream][task.layer].get() : nullptr;
+        !nominal && poisoning ? passes_.perturbed_factors(task.stream)[task.layer].get() : nullptr;
     if (!nominal && !bias && sl.in >= kFusedMinWidth) {
       simd::RumpRow row, prow;
       if (f.RumpWeightRow(task.o_begin, 0, &row) &&
@@ -420,7 +251,7 @@ class CpuBackend : public ComputeBackend {
     Aggregator& agg = aggregators_[task.stream];
     const bool clip = cfg.clip_gamma.has_value();
     const double gamma = cfg.clip_gamma.value_or(0.0);
-    const Index b = group_rows_;
+    const Index b = passes_.group_rows();
     simd::RumpRow row, prow;
     for (Index r0 = 0; r0 < b; r0 += kFusedRows) {
       const Index r1 = std::min<Index>(b, r0 + kFusedRows);
@@ -450,20 +281,7 @@ class CpuBackend : public ComputeBackend {
   std::vector<Task> tasks_;
   std::vector<Aggregator> aggregators_;  // one per budget
   std::optional<NominalAggregator> nominal_aggregator_;
-  FactorList nominal_factors_;
-  std::vector<FactorList> factors_;            // per budget
-  std::vector<FactorList> perturbed_factors_;  // per budget (poisoning)
-  Vector losses_;
-  int batch_rows_ = 0;  // rows of the current batch (ComputeFactors)
-  Index group_rows_ = 0;  // rows of the factors held now (all, or a group)
-  // The batch, kept from ComputeFactors to Aggregate only when factors are
-  // built group by group (config.factor_rows); released otherwise.
-  Matrix features_;
-  IntervalMatrix perturbed_;
-  std::vector<BoxedModel> boxed_;
-  const Vector* labels_ = nullptr;   // the caller's, or the copies below
-  const Vector* nominal_ = nullptr;
-  Vector labels_copy_, nominal_copy_;
+  FactorPasses passes_;
 };
 
 }  // namespace

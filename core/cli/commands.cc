@@ -65,7 +65,7 @@ exit codes: 0 success, 1 runtime failure, 2 usage or input error.
 )";
 
 constexpr char kTrainHelp[] =
-    R"(usage: agt train CONFIG.json [--out RESULTS.json] [--threads N] [--quiet]
+    R"(usage: agt train CONFIG.json [--out RESULTS.json] [--threads N] [--backend B] [--quiet]
 
 Runs AGT (paper Algorithm 1) as the config describes: one nominal SGD
 trajectory and, per budget, a parameter box containing every parameter vector
@@ -80,6 +80,10 @@ options:
                        .results.json, in the current directory)
   --threads N          worker threads (default 0 = all cores); results do not
                        depend on it
+  --backend B          auto (default: cuda when a GPU is visible, else cpu),
+                       cpu, cuda (an error without a GPU), or host-engine (the
+                       CUDA backend's device code run on the CPU, for checks);
+                       results agree bit for bit; the results file records it
   --quiet              no progress on stderr
   -h, --help           this help
 
@@ -140,7 +144,8 @@ Exit codes: 0 success, 1 the file could not be written, 2 bad arguments.
 )";
 
 constexpr char kGoldenHelp[] =
-    R"(usage: agt golden CASE_DIR [--out RESULT.json] [--run NAME] [--trace] [--threads N] [--quiet]
+    R"(usage: agt golden CASE_DIR [--out RESULT.json] [--run NAME] [--trace] [--threads N]
+                  [--backend B] [--quiet]
 
 Runs every run of a golden case directory (case.json, train.csv, test.csv,
 init.json; format: tests/data/goldens/README.md) and writes RESULT.json in the
@@ -157,6 +162,7 @@ options:
   --trace             record the parameters after every step; with trace.json
                       in the directory, report the first step that diverges
   --threads N         worker threads (default 0 = all cores)
+  --backend B         auto (default), cpu, cuda or host-engine (agt train --help)
   --quiet             no per-run progress on stderr
   -h, --help          this help
 
@@ -264,6 +270,15 @@ int StatusError(std::ostream& err, const std::string& command, const absl::Statu
   return ExitCodeFor(s);
 }
 
+absl::Status ParseBackend(const ParsedArgs& args, BackendChoice* backend) {
+  auto it = args.values.find("--backend");
+  if (it == args.values.end()) return absl::OkStatus();
+  absl::StatusOr<BackendChoice> choice = ParseBackendChoice(it->second);
+  if (!choice.ok()) return absl::InvalidArgumentError(absl::StrCat("--backend: ", choice.status().message()));
+  *backend = *choice;
+  return absl::OkStatus();
+}
+
 absl::Status ParseThreads(const ParsedArgs& args, int* threads) {
   auto it = args.values.find("--threads");
   if (it == args.values.end()) return absl::OkStatus();
@@ -347,7 +362,8 @@ void PrintCertificateLine(std::ostream& out, const std::string& label, const jso
 
 int RunTrain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   const std::string cmd = "train";
-  absl::StatusOr<ParsedArgs> parsed = ParseArgs(args, {"--out", "--threads"}, {"--quiet"});
+  absl::StatusOr<ParsedArgs> parsed =
+      ParseArgs(args, {"--out", "--threads", "--backend"}, {"--quiet"});
   if (!parsed.ok()) return UsageError(err, cmd, parsed.status().message());
   if (parsed->help) {
     out << kTrainHelp;
@@ -363,6 +379,10 @@ int RunTrain(const std::vector<std::string>& args, std::ostream& out, std::ostre
   if (absl::Status s = ParseThreads(*parsed, &threads); !s.ok()) {
     return UsageError(err, cmd, s.message());
   }
+  BackendChoice backend_choice = BackendChoice::kAuto;
+  if (absl::Status s = ParseBackend(*parsed, &backend_choice); !s.ok()) {
+    return UsageError(err, cmd, s.message());
+  }
   const bool quiet = parsed->flags.count("--quiet") > 0;
   const std::string config_path = parsed->positional[0];
   const std::string out_path =
@@ -374,8 +394,11 @@ int RunTrain(const std::vector<std::string>& args, std::ostream& out, std::ostre
   if (!run.ok()) return StatusError(err, cmd, run.status());
   run->train.threads = threads;
 
+  absl::StatusOr<std::unique_ptr<ComputeBackend>> backend = MakeBackend(backend_choice, threads);
+  if (!backend.ok()) return StatusError(err, cmd, backend.status());
+  const std::string backend_name = (*backend)->name();
   absl::StatusOr<std::unique_ptr<Trainer>> trainer =
-      Trainer::Create(run->train, run->train_data, run->init);
+      Trainer::Create(run->train, run->train_data, run->init, *std::move(backend));
   if (!trainer.ok()) {
     return StatusError(err, cmd,
                        absl::Status(trainer.status().code(),
@@ -387,11 +410,11 @@ int RunTrain(const std::vector<std::string>& args, std::ostream& out, std::ostre
     for (const Budget& b : tc.budgets) budgets.push_back(BudgetLabel(b, tc.perturbation));
     err << absl::StrFormat(
         "model %s, %d parameters, loss %s; %s perturbation, budgets {%s}\n"
-        "%d training rows: %d batches of %d per epoch, %d epochs = %d steps\n",
+        "%d training rows: %d batches of %d per epoch, %d epochs = %d steps; backend %s\n",
         tc.model.Describe(), tc.model.NumParameters(), LossKindName(tc.loss),
         PerturbationKindName(tc.perturbation.kind), absl::StrJoin(budgets, ", "),
         run->train_data.size(), (*trainer)->batches_per_epoch(), tc.batch_size, tc.epochs,
-        (*trainer)->total_steps());
+        (*trainer)->total_steps(), backend_name);
     if ((*trainer)->dropped_rows_per_epoch() > 0) {
       err << absl::StrFormat(
           "note: the last %d rows of every epoch are dropped (an incomplete "
@@ -425,6 +448,7 @@ int RunTrain(const std::vector<std::string>& args, std::ostream& out, std::ostre
                        : absl::StrCat("test_fraction ", config->dataset.test_fraction);
   in.train_rows = run->train_data.size();
   in.seconds = seconds;
+  in.backend = backend_name;
   const json results = MakeResultsJson(in);
   if (absl::Status s = WriteJsonFile(results, out_path); !s.ok()) {
     err << "agt train: " << s.message() << "\n";
@@ -668,7 +692,7 @@ int RunCertify(const std::vector<std::string>& args, std::ostream& out, std::ost
 int RunGolden(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   const std::string cmd = "golden";
   absl::StatusOr<ParsedArgs> parsed =
-      ParseArgs(args, {"--out", "--run", "--threads"}, {"--trace", "--quiet"});
+      ParseArgs(args, {"--out", "--run", "--threads", "--backend"}, {"--trace", "--quiet"});
   if (!parsed.ok()) return UsageError(err, cmd, parsed.status().message());
   if (parsed->help) {
     out << kGoldenHelp;
@@ -678,6 +702,9 @@ int RunGolden(const std::vector<std::string>& args, std::ostream& out, std::ostr
   const std::string dir = parsed->positional[0];
   GoldenOptions options;
   if (absl::Status s = ParseThreads(*parsed, &options.threads); !s.ok()) {
+    return UsageError(err, cmd, s.message());
+  }
+  if (absl::Status s = ParseBackend(*parsed, &options.backend); !s.ok()) {
     return UsageError(err, cmd, s.message());
   }
   if (auto it = parsed->values.find("--run"); it != parsed->values.end()) options.run = it->second;

@@ -289,7 +289,11 @@ absl::StatusOr<json> RunGoldenCase(const std::string& dir, const GoldenOptions& 
 
     absl::StatusOr<Vector> init = ParametersFromJson(config.model, *init_json, "init.json");
     if (!init.ok()) return init.status();
-    absl::StatusOr<std::unique_ptr<Trainer>> trainer = Trainer::Create(config, train, *init);
+    absl::StatusOr<std::unique_ptr<ComputeBackend>> backend =
+        MakeBackend(options.backend, config.threads);
+    if (!backend.ok()) return backend.status();
+    absl::StatusOr<std::unique_ptr<Trainer>> trainer =
+        Trainer::Create(config, train, *init, *std::move(backend));
     if (!trainer.ok()) {
       return absl::Status(trainer.status().code(),
                           absl::StrCat("run ", run->name, ": ", trainer.status().message()));

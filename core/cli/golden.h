@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/cuda/backends.h"
 #include "core/train/train.h"
 
 namespace agt::cli {
@@ -39,6 +40,9 @@ struct GoldenOptions {
   // Worker threads for training (0 = hardware concurrency); results do not
   // depend on it.
   int threads = 0;
+  // The compute backend (core/cuda/backends.h); results agree across
+  // backends bit for bit.
+  BackendChoice backend = BackendChoice::kAuto;
   // Receives one line per finished run (progress for people); may be empty.
   std::function<void(const std::string&)> log;
 };

@@ -146,7 +146,8 @@ json MakeResultsJson(const ResultsInput& in) {
                      {"batches_per_epoch", r.batches_per_epoch},
                      {"dropped_rows_per_epoch", r.dropped_rows_per_epoch},
                      {"train_rows", in.train_rows},
-                     {"seconds", in.seconds}};
+                     {"seconds", in.seconds},
+                     {"backend", in.backend}};
   if (in.test != nullptr) {
     out["test_set"] = {{"rows", in.test->size()}, {"source", in.test_source}};
   }

@@ -92,6 +92,7 @@ struct ResultsInput {
   std::string test_source;
   int64_t train_rows = 0;
   double seconds = 0.0;
+  std::string backend;  // the compute backend that ran ("cpu", "cuda", ...)
 };
 
 nlohmann::json MakeResultsJson(const ResultsInput& input);

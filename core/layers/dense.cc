@@ -145,6 +145,20 @@ bool DenseFactors::RumpWeightRow(int o, Index r, simd::RumpRow* out) const {
   return true;
 }
 
+bool DenseFactors::DenseRows(Index r0, Index rows, DenseFactorRows* out) const {
+  if (!nominal && method != MatMulMethod::kRump) return false;
+  const Index in = z_mid.cols(), width = d_mid.cols();
+  out->rows = std::min(rows, d_mid.rows() - r0);
+  out->out = static_cast<int>(width);
+  out->in = static_cast<int>(in);
+  out->m = d_mid.data() + r0 * width;
+  out->rad = nominal ? nullptr : d_rad.data() + r0 * width;
+  out->mz = z_mid.data() + r0 * in;
+  out->amz = nominal ? nullptr : z_mid_abs.data() + r0 * in;
+  out->rz = nominal || z_point ? nullptr : z_rad.data() + r0 * in;
+  return true;
+}
+
 void DenseFactors::AccumulateNominalWeightRows(int o0, int o1, Index r0, Index rows, Index width,
                                                bool clip, double gamma, double* sum,
                                                Matrix* scratch) const {

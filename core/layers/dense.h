@@ -40,6 +40,8 @@ struct DenseFactors : GradientFactors {
   // Interval factors under Rump's rule: d_mid/d_rad(r, o) and row r of
   // z_mid, z_mid_abs and z_rad (null for point inputs).
   bool RumpWeightRow(int o, Index r, simd::RumpRow* out) const override;
+  // Nominal factors, or interval factors under Rump's rule: the matrices.
+  bool DenseRows(Index r0, Index rows, DenseFactorRows* out) const override;
   // Nominal factors fold delta_ro * z_r into the sum directly (no scratch).
   void AccumulateNominalWeightRows(int o0, int o1, Index r0, Index rows, Index width, bool clip,
                                    double gamma, double* sum, Matrix* scratch) const override;

@@ -29,6 +29,20 @@
 
 namespace agt {
 
+// The factor matrices of a run of rows of a dense layer's per-sample
+// gradients (row-major, contiguous): the gradient of W(o, i) for sample r is
+// [m(r, o) +- rad(r, o)] * [mz(r, i) +- rz(r, i)] under Rump's rule, or
+// m(r, o) * mz(r, i) for nominal factors.
+struct DenseFactorRows {
+  Index rows = 0;
+  int out = 0, in = 0;
+  const double* m = nullptr;    // output gradients' midpoints, rows x out
+  const double* rad = nullptr;  // their radii; null for nominal factors
+  const double* mz = nullptr;   // inputs' midpoints, rows x in
+  const double* amz = nullptr;  // |mz|; null for nominal factors
+  const double* rz = nullptr;   // inputs' radii; null for point inputs
+};
+
 // Factored per-sample gradients of one layer's parameters for a fragment of
 // a batch (rows = samples): enough to produce any block of the per-sample
 // gradient bounds on demand, so that the N x P matrix is never materialised.
@@ -59,6 +73,15 @@ class GradientFactors {
   // live, and true; ExpandWeightRows gives exactly RumpScaleRow of them.
   // False otherwise (the default): then ExpandWeightRows is the only way.
   virtual bool RumpWeightRow(int /*o*/, Index /*r*/, simd::RumpRow* /*out*/) const { return false; }
+  // Nominal dense factors, or interval ones under Rump's rule (where
+  // RumpWeightRow answers): the factor matrices of rows [r0, r0 + out->rows),
+  // the longest run of at most `rows` rows held contiguously from r0 (at
+  // least one), valid while these factors live, and true; ExpandWeightRows
+  // gives exactly their products (RumpScaleRow, or scale_row for nominal
+  // factors). False otherwise (the default).
+  virtual bool DenseRows(Index /*r0*/, Index /*rows*/, DenseFactorRows* /*out*/) const {
+    return false;
+  }
 };
 
 // A layer whose parameters lie in a box, prepared once (midpoints, radii) for

@@ -96,6 +96,7 @@ absl::StatusOr<ProgressEvent> Trainer::Step() {
   // Clip and aggregate by the perturbation model (Theorems 6, 8, 9).
   StepDirections d;
   backend_->Aggregate(&d);
+  if (absl::Status s = backend_->status(); !s.ok()) return s;
   // Theta_{t+1}(n) = [thetaL - lr DeltaU, thetaU - lr DeltaL]; theta_{t+1}.
   backend_->UpdateParameters(cfg.optimizer, t, d, &state_);
 
