@@ -76,6 +76,33 @@ TEST_P(GoldenCaseTest, EveryRunMatchesTheReferenceWithinTolerances) {
   }
 }
 
+// The device backend's code (core/cuda/) on every golden case: the host
+// engine always (the per-parameter arithmetic the GPU runs), the CUDA engine
+// where a GPU is visible; each gives the CPU backend's parameters and bounds
+// bit for bit, so it matches the reference wherever the CPU backend does.
+TEST_P(GoldenCaseTest, TheDeviceBackendGivesTheCpuBackendsResultBitForBit) {
+  const fs::path dir = fs::path(kGoldens) / GetParam();
+  GoldenOptions cpu_options;
+  cpu_options.threads = 2;
+  cpu_options.backend = BackendChoice::kCpu;
+  absl::StatusOr<json> cpu = RunGoldenCase(dir.string(), cpu_options);
+  ASSERT_TRUE(cpu.ok()) << cpu.status();
+  std::vector<BackendChoice> device = {BackendChoice::kHostEngine};
+  if (ProbeCuda().devices > 0) device.push_back(BackendChoice::kCuda);
+  for (BackendChoice choice : device) {
+    GoldenOptions options = cpu_options;
+    options.backend = choice;
+    absl::StatusOr<json> result = RunGoldenCase(dir.string(), options);
+    ASSERT_TRUE(result.ok()) << result.status();
+    for (auto it = (*cpu)["runs"].begin(); it != (*cpu)["runs"].end(); ++it) {
+      for (const char* field : {"nominal", "lower", "upper"}) {
+        EXPECT_EQ((*result)["runs"][it.key()][field], it.value()[field])
+            << BackendChoiceName(choice) << ", run " << it.key() << ": " << field;
+      }
+    }
+  }
+}
+
 std::string CaseName(const testing::TestParamInfo<std::string>& info) {
   std::string name = info.param;
   for (char& c : name) {
