@@ -25,9 +25,12 @@
 #include <zlib.h>
 #endif
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "core/backend/simd/isa.h"
 #include "core/bounds/ibp.h"
 #include "core/common/rng.h"
+#include "core/cuda/backends.h"
 #include "core/data/dataset.h"
 #include "core/layers/conv2d.h"
 #include "core/layers/registry.h"
@@ -169,9 +172,17 @@ std::vector<Case> StandardCases() {
   return cases;
 }
 
-// The kernel variants timed for every certified case (--isa), one after the
-// other within a case so that the machine's load hits them alike.
-std::vector<simd::Isa> g_isas;
+// The variants timed for every certified case: a kernel variant of the CPU
+// backend (--isa) or another backend (--backends: cuda, host-engine), one
+// after the other within a case so that the machine's load hits them alike.
+struct Variant {
+  simd::Isa isa;
+  BackendChoice backend = BackendChoice::kCpu;
+  std::string Name() const {
+    return backend == BackendChoice::kCpu ? std::string(simd::IsaName(isa)) : BackendChoiceName(backend);
+  }
+};
+std::vector<Variant> g_variants;
 
 void RunModel(const std::string& title, const ModelSpec& spec, LossKind loss, int batch,
               const Dataset& data, const std::vector<Case>& cases, int repeats, int threads) {
@@ -214,29 +225,41 @@ void RunModel(const std::string& title, const ModelSpec& spec, LossKind loss, in
     // One trainer per kernel variant; the variants take turns, one step
     // each per round, so that the machine's load hits them alike.
     std::vector<std::unique_ptr<Trainer>> trainers;
-    for (size_t v = 0; v < g_isas.size(); ++v) {
-      auto trainer = Trainer::Create(cfg, data, init);
-      if (!trainer.ok()) break;
+    absl::Status error;
+    for (const Variant& v : g_variants) {
+      absl::StatusOr<std::unique_ptr<ComputeBackend>> backend = MakeBackend(v.backend, threads);
+      if (!backend.ok()) {
+        error = backend.status();
+        break;
+      }
+      auto trainer = Trainer::Create(cfg, data, init, *std::move(backend));
+      if (!trainer.ok()) {
+        error = trainer.status();
+        break;
+      }
       trainers.push_back(std::move(*trainer));
     }
-    if (trainers.size() != g_isas.size()) {
-      auto trainer = Trainer::Create(cfg, data, init);
-      std::printf("%-37s error: %s\n", c.name.c_str(), trainer.status().ToString().c_str());
+    if (!error.ok()) {
+      std::printf("%-37s error: %s\n", c.name.c_str(), error.ToString().c_str());
       continue;
     }
-    std::vector<double> best(g_isas.size(), 1e300);
+    std::vector<double> best(g_variants.size(), 1e300);
     for (int round = 0; round <= repeats; ++round) {  // round 0 warms up
-      for (size_t v = 0; v < g_isas.size(); ++v) {
-        (void)simd::SetIsaForTesting(g_isas[v]);  // main kept only supported variants
+      for (size_t v = 0; v < g_variants.size(); ++v) {
+        (void)simd::SetIsaForTesting(g_variants[v].isa);  // main kept only supported variants
         const auto t0 = Clock::now();
-        (void)trainers[v]->Step();
+        absl::StatusOr<ProgressEvent> ev = trainers[v]->Step();
         const double t = Seconds(t0, Clock::now());
+        if (!ev.ok()) {
+          std::printf("%-37s error: %s\n", c.name.c_str(), ev.status().ToString().c_str());
+          return;
+        }
         if (round > 0) best[v] = std::min(best[v], t);
       }
     }
-    for (size_t v = 0; v < g_isas.size(); ++v) {
+    for (size_t v = 0; v < g_variants.size(); ++v) {
       std::string name = c.name;
-      if (g_isas.size() > 1) name.append(" [").append(simd::IsaName(g_isas[v])).append("]");
+      if (g_variants.size() > 1) name.append(" [").append(g_variants[v].Name()).append("]");
       const double cert = best[v];
       std::printf("%-37s %12.5f %12.5f %12.5f %10.1f %10.2f %14.0f\n", name.c_str(), plain,
                   per_sample, cert, cert / plain, cert / per_sample, batch / cert);
@@ -408,6 +431,8 @@ int main(int argc, char** argv) {
   std::string models = "11-50-1,784-128-10,conv";
   std::string data_dir = agt::kFashionMnistDir;
   std::string isa_list;  // empty: the variant chosen at start-up
+  std::string backend_list = "cpu";
+  std::vector<int> batches = {1000};
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--repeats") && i + 1 < argc) {
       repeats = std::atoi(argv[++i]);
@@ -421,17 +446,35 @@ int main(int argc, char** argv) {
       data_dir = argv[++i];
     } else if (!std::strcmp(argv[i], "--isa") && i + 1 < argc) {
       isa_list = argv[++i];
+    } else if (!std::strcmp(argv[i], "--backends") && i + 1 < argc) {
+      backend_list = argv[++i];
+    } else if (!std::strcmp(argv[i], "--batches") && i + 1 < argc) {
+      batches.clear();
+      for (absl::string_view b : absl::StrSplit(argv[++i], ',')) {
+        int n = 0;
+        if (!absl::SimpleAtoi(b, &n) || n < 20) {
+          std::fprintf(stderr, "agt_bench: --batches: '%s' is not a batch size >= 20\n",
+                       std::string(b).c_str());
+          return 2;
+        }
+        batches.push_back(n);
+      }
     } else {
       std::printf(
           "usage: agt_bench [--repeats N] [--threads N] [--quick] [--models LIST]\n"
-          "                 [--fashion-mnist DIR] [--isa ISAS]\n"
+          "                 [--fashion-mnist DIR] [--isa ISAS] [--backends LIST]\n"
+          "                 [--batches LIST]\n"
           "Times plain SGD, per-sample SGD and certified AGT steps (best of N).\n"
           "LIST: comma-separated from 11-50-1, 784-128-10, conv (default: all;\n"
           "--quick: 11-50-1). DIR: the Fashion-MNIST IDX files (train-*-ubyte[.gz])\n"
           "for the conv model, default %s; random data of\n"
           "the same shape if they are absent. ISAS: comma-separated kernel variants\n"
           "from baseline, avx2, avx512, or all (those this CPU supports), each certified\n"
-          "case timed under each; default: the one chosen at start-up (AGT_ISA).\n",
+          "case timed under each; default: the one chosen at start-up (AGT_ISA).\n"
+          "--backends: comma-separated from cpu, cuda, host-engine (default cpu), each\n"
+          "certified case timed on each (the CPU under every ISA asked for).\n"
+          "--batches: comma-separated batch sizes (default 1000); the datasets hold\n"
+          "twice the largest. cert samples/s = batch / certified step.\n",
           agt::kFashionMnistDir);
       return std::strcmp(argv[i], "--help") == 0 ? 0 : 2;
     }
@@ -451,10 +494,11 @@ int main(int argc, char** argv) {
     b = e + 1;
   }
   namespace simd = agt::simd;
+  std::vector<simd::Isa> isas;
   if (isa_list.empty()) {
-    agt::g_isas = {simd::ActiveIsa()};
+    isas = {simd::ActiveIsa()};
   } else if (isa_list == "all") {
-    agt::g_isas = simd::SupportedIsas();
+    isas = simd::SupportedIsas();
   } else {
     for (size_t b = 0; b <= isa_list.size();) {
       const size_t e = std::min(isa_list.find(',', b), isa_list.size());
@@ -465,45 +509,65 @@ int main(int argc, char** argv) {
                      isa ? "not supported by this CPU" : "unknown (baseline, avx2, avx512, all)");
         return 2;
       }
-      agt::g_isas.push_back(*isa);
+      isas.push_back(*isa);
       b = e + 1;
     }
   }
+  for (absl::string_view name : absl::StrSplit(backend_list, ',')) {
+    absl::StatusOr<agt::BackendChoice> choice = agt::ParseBackendChoice(std::string(name));
+    if (!choice.ok()) {
+      std::fprintf(stderr, "agt_bench: --backends: %s\n", std::string(choice.status().message()).c_str());
+      return 2;
+    }
+    if (absl::StatusOr<std::string> usable = agt::ResolveBackend(*choice); !usable.ok()) {
+      std::fprintf(stderr, "agt_bench: --backends: %s\n", std::string(usable.status().message()).c_str());
+      return 2;
+    }
+    if (*choice == agt::BackendChoice::kCpu) {
+      for (simd::Isa isa : isas) agt::g_variants.push_back({isa, *choice});
+    } else {
+      agt::g_variants.push_back({simd::ActiveIsa(), *choice});
+    }
+  }
+  std::printf("%s\n", agt::ProbeCuda().description.c_str());
   std::string isa_names;
-  for (simd::Isa isa : agt::g_isas) {
+  for (simd::Isa isa : isas) {
     if (!isa_names.empty()) isa_names += ',';
     isa_names.append(simd::IsaName(isa));
   }
   using agt::ModelSpec;
   std::printf("AGT step benchmark (float64, best of %d, threads %s, kernels %s)\n", repeats,
               threads ? std::to_string(threads).c_str() : "auto", isa_names.c_str());
+  for (const int batch : batches) {
+  const int rows = 2 * batch;
   if (wanted("11-50-1")) {
-    agt::RunModel("11-50-1 ReLU MLP, MSE", ModelSpec::Mlp({11, 50, 1}), agt::LossKind::kMse, 1000,
-                  agt::RandomRegression(2000, 11, 1), agt::StandardCases(), repeats, threads);
+    agt::RunModel("11-50-1 ReLU MLP, MSE", ModelSpec::Mlp({11, 50, 1}), agt::LossKind::kMse, batch,
+                  agt::RandomRegression(rows, 11, 1), agt::StandardCases(), repeats, threads);
   }
   if (wanted("784-128-10")) {
     agt::RunModel("784-128-10 ReLU MLP, cross-entropy", ModelSpec::Mlp({784, 128, 10}),
-                  agt::LossKind::kCrossEntropy, 1000, agt::RandomClassification(2000, 784, 10, 2),
+                  agt::LossKind::kCrossEntropy, batch, agt::RandomClassification(rows, 784, 10, 2),
                   agt::StandardCases(), repeats, threads);
   }
   if (wanted("conv")) {
     std::string source;
-    std::optional<agt::Dataset> data = agt::LoadMnistFormat(data_dir, 2000, &source);
+    std::optional<agt::Dataset> data = agt::LoadMnistFormat(data_dir, rows, &source);
     std::string title = "[1, 28, 28] conv 16@3x3 stride 2, ReLU, flatten, dense 2704->10, CE, ";
     if (data) {
-      title += "Fashion-MNIST (" + source + ", first 2000)";
+      title += "Fashion-MNIST (" + source + ", first " + std::to_string(rows) + ")";
     } else {
       std::printf("\nFashion-MNIST not loaded (%s): RANDOM data of the same shape instead\n",
                   source.c_str());
-      data = agt::RandomClassification(2000, 784, 10, 3);
+      data = agt::RandomClassification(rows, 784, 10, 3);
       title += "random data";
     }
     std::vector<agt::Case> cases;
     for (const agt::Case& c : agt::StandardCases()) {
       if (c.name.rfind("removal", 0) == 0 || c.name.rfind("features", 0) == 0) cases.push_back(c);
     }
-    agt::RunModel(title, agt::FashionCnn(), agt::LossKind::kCrossEntropy, 1000, *data, cases,
+    agt::RunModel(title, agt::FashionCnn(), agt::LossKind::kCrossEntropy, batch, *data, cases,
                   repeats, threads);
+  }
   }
   return 0;
 }
