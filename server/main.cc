@@ -77,6 +77,10 @@ Serving:
                          16, 0 = no limit); more are RESOURCE_EXHAUSTED.
   --threads-per-job N    Threads inside one job (default 0 = all cores); results
                          do not depend on it.
+  --backend B            Where jobs train unless their spec says: auto (default:
+                         the GPU when one is visible, else the CPU), cpu, cuda
+                         (refused at start without a GPU). Every backend gives
+                         the same bounds; jobs and models record which one ran.
   --checkpoint-seconds S Checkpoint running jobs at least every S seconds
                          (default 2).
   --checkpoint-steps N   Also checkpoint every N steps (default 0 = by time only).
@@ -277,7 +281,8 @@ int Serve(const std::vector<std::string>& args) {
                                           "audit-log",
                                           "role",
                                           "job-lease-seconds",
-                                          "split-budgets-per-unit"};
+                                          "split-budgets-per-unit",
+                                          "backend"};
   if (absl::Status s = ParseFlags(args, known, &flags); !s.ok()) {
     return UsageError(std::string(s.message()));
   }
@@ -294,6 +299,14 @@ int Serve(const std::vector<std::string>& args) {
   options.metrics_listen = flags.count("metrics-listen") ? flags["metrics-listen"] : "";
   options.audit_log_path = flags.count("audit-log") ? flags["audit-log"] : "";
   options.db_path = flags["db"];
+  if (flags.count("backend")) {
+    absl::StatusOr<agt::BackendChoice> backend = agt::ParseBackendChoice(flags["backend"]);
+    if (!backend.ok()) return UsageError(absl::StrCat("--backend: ", backend.status().message()));
+    options.backend = *backend;
+    if (absl::StatusOr<std::string> usable = agt::ResolveBackend(*backend); !usable.ok()) {
+      return UsageError(absl::StrCat("--backend: ", usable.status().message()));
+    }
+  }
   if (flags.count("role")) {
     absl::StatusOr<agt::server::ServerRole> role = agt::server::ParseServerRole(flags["role"]);
     if (!role.ok()) return UsageError(std::string(role.status().message()));
@@ -408,6 +421,8 @@ int Serve(const std::vector<std::string>& args) {
        {"db", agt::server::RedactedDb(options.db_path)},
        {"role", flags.count("role") ? flags["role"] : "all"},
        {"workers", options.workers},
+       {"backend", agt::BackendChoiceName(options.backend)},
+       {"cuda", agt::ProbeCuda().description},
        {"tls", !options.tls_cert_path.empty()},
        {"audit_log", options.audit_log_path}});
   std::cout << "listening on " << (*server)->address() << std::endl;

@@ -44,6 +44,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/cuda/backends.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/train/config.h"
@@ -100,6 +101,13 @@ struct JobLimits {
 struct JobAdmission {
   JobLimits limits;
   int max_jobs_per_tenant = 0;  // QUEUED + RUNNING; 0 = no limit
+  // The compute backend of specs that leave it UNSPECIFIED (--backend).
+  agt::BackendChoice default_backend = agt::BackendChoice::kAuto;
+  // True when this process trains the jobs it accepts (--role all): a job
+  // that needs CUDA is then refused at submit when no GPU is visible here.
+  // An API-only server cannot see its workers' devices: a worker without a
+  // GPU fails such a job, saying so.
+  bool checks_backend_at_submit = true;
 };
 
 // The estimate for `config` (validated, dense or conv layers) trained on

@@ -406,8 +406,26 @@ absl::Status ValidateJobSpecShape(const agt::v1::TrainingJobSpec& spec) {
   if (absl::Status s = ValidateTraining(spec); !s.ok()) return s;
   if (absl::Status s = ValidatePerturbation(spec); !s.ok()) return s;
   if (absl::Status s = ValidateBudgetCount(spec); !s.ok()) return s;
+  if (!agt::v1::ComputeBackend_IsValid(spec.backend())) {
+    return Invalid("spec.backend", absl::StrCat(static_cast<int>(spec.backend()),
+                                                " is not a ComputeBackend (0-3)"));
+  }
   // Every rule of the training configuration itself is the core's.
   return InSpec(MapTraining(spec).ValidateTraining());
+}
+
+agt::BackendChoice BackendChoiceOf(agt::v1::ComputeBackend backend,
+                                   agt::BackendChoice server_default) {
+  switch (backend) {
+    case agt::v1::COMPUTE_BACKEND_AUTO:
+      return agt::BackendChoice::kAuto;
+    case agt::v1::COMPUTE_BACKEND_CPU:
+      return agt::BackendChoice::kCpu;
+    case agt::v1::COMPUTE_BACKEND_CUDA:
+      return agt::BackendChoice::kCuda;
+    default:
+      return server_default;
+  }
 }
 
 absl::StatusOr<ResolvedJob> ResolveJobSpec(const agt::v1::TrainingJobSpec& spec,

@@ -32,6 +32,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "agt/v1/training.pb.h"
+#include "core/cuda/backends.h"
 #include "core/train/train.h"
 #include "server/store/store.h"
 
@@ -75,6 +76,11 @@ struct ResolvedJob {
 // at most kMaxBudgets budgets, then TrainConfig::ValidateTraining on the
 // mapped spec (batch size, optimizer, clipping, perturbation, budgets).
 absl::Status ValidateJobSpecShape(const agt::v1::TrainingJobSpec& spec);
+
+// The compute backend a spec asks for (spec.backend; UNSPECIFIED: the
+// server's default). The value was checked by ValidateJobSpecShape.
+agt::BackendChoice BackendChoiceOf(agt::v1::ComputeBackend backend,
+                                   agt::BackendChoice server_default);
 
 // ValidateJobSpecShape, then the checks against the dataset (spec.dataset_id
 // must equal dataset.id; input width after polynomial expansion; a model

@@ -570,6 +570,7 @@ absl::StatusOr<agt::v1::Job> JobToProto(const JobRecord& record) {
   SetTimestamp(record.started_ms, [&] { return out.mutable_started(); });
   SetTimestamp(record.finished_ms, [&] { return out.mutable_finished(); });
   for (const JobWarningRecord& w : record.warnings) *out.add_warnings() = JobWarningToProto(w);
+  out.set_backend(record.progress.backend);
   return out;
 }
 
@@ -625,6 +626,7 @@ absl::StatusOr<agt::v1::Model> ModelToProto(const ModelRecord& record) {
   out.set_interval_product(IntervalProductToProto(bounds->interval.product));
   out.set_rounding(RoundingModeToProto(bounds->interval.rounding));
   for (const JobWarningRecord& w : record.warnings) *out.add_warnings() = JobWarningToProto(w);
+  out.set_backend(record.backend);
   return out;
 }
 

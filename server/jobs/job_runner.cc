@@ -547,7 +547,14 @@ void JobRunner::TrainJob(JobRecord job, const JobUnitRecord* unit, std::string* 
   const agt::Vector init = resolved->initial_parameters.has_value()
                                ? *resolved->initial_parameters
                                : agt::InitParameters(config.model, spec.seed());
-  absl::StatusOr<std::unique_ptr<agt::Trainer>> created = agt::Trainer::Create(config, *data, init);
+  // The compute backend: the spec's, or this server's --backend.
+  const agt::BackendChoice choice = BackendChoiceOf(spec.backend(), options_.backend);
+  absl::StatusOr<std::unique_ptr<agt::ComputeBackend>> backend =
+      agt::MakeBackend(choice, config.threads);
+  if (!backend.ok()) return fail(absl::StrCat("compute backend: ", backend.status().message()));
+  const std::string backend_name = (*backend)->name();
+  absl::StatusOr<std::unique_ptr<agt::Trainer>> created =
+      agt::Trainer::Create(config, *data, init, *std::move(backend));
   if (!created.ok()) return fail(absl::StrCat("training setup: ", created.status().message()));
   agt::Trainer& trainer = **created;
 
@@ -590,6 +597,7 @@ void JobRunner::TrainJob(JobRecord job, const JobUnitRecord* unit, std::string* 
 
   // Progress reflects the state the trainer is in (fresh or restored).
   JobProgressRecord& progress = job.progress;
+  progress.backend = backend_name;
   progress.iteration = trainer.state().step;
   progress.total_iterations = trainer.total_steps();
   progress.epoch = progress.iteration > 0
@@ -795,6 +803,7 @@ void JobRunner::TrainJob(JobRecord job, const JobUnitRecord* unit, std::string* 
   model.input_features = resolved->input_features;
   model.num_classes = resolved->num_classes;
   model.nominal = state.nominal;
+  model.backend = backend_name;
   for (size_t j = 0; j < config.budgets.size(); ++j) {
     BoxRecord box;
     box.budget = config.budgets[j];

@@ -57,6 +57,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/cuda/backends.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "server/domain/admission.h"
@@ -75,6 +76,9 @@ struct JobRunnerOptions {
   // Threads inside one job's trainer (TrainConfig::threads; 0 = hardware
   // concurrency). Results do not depend on it.
   int threads_per_job = 0;
+  // The compute backend of jobs whose spec leaves it UNSPECIFIED
+  // (--backend; core/cuda/backends.h).
+  agt::BackendChoice backend = agt::BackendChoice::kAuto;
   // Progress is written to the store at most this often (it is always written
   // with checkpoints and at the end); watchers get every step.
   double progress_every_seconds = 0.2;

@@ -195,11 +195,14 @@ absl::StatusOr<std::unique_ptr<AgtServer>> AgtServer::Start(const ServerOptions&
   JobRunnerOptions runner_options;
   runner_options.workers = options.workers;
   runner_options.threads_per_job = options.threads_per_job;
+  runner_options.backend = options.backend;
   runner_options.checkpoint_every_seconds = options.checkpoint_every_seconds;
   runner_options.checkpoint_every_steps = options.checkpoint_every_steps;
   JobAdmission admission;
   admission.max_jobs_per_tenant = options.max_jobs_per_tenant;
   admission.limits.threads_per_job = options.threads_per_job;
+  admission.default_backend = options.backend;
+  admission.checks_backend_at_submit = options.role == ServerRole::kAll;
   admission.limits.max_blob_bytes = server->store_->MaxBlobBytes();
   if (options.max_job_memory_bytes > 0) {
     admission.limits.max_job_memory_bytes = options.max_job_memory_bytes;

@@ -33,6 +33,7 @@
 #include <memory>
 #include <string>
 
+#include "core/cuda/backends.h"
 #include "absl/status/statusor.h"
 #include "server/auth/tokens.h"
 #include "server/domain/certifier.h"
@@ -85,6 +86,8 @@ struct ServerOptions {
   std::string tls_key_path;
   int workers = 1;          // jobs trained at once, 1..64
   int threads_per_job = 0;  // 0 = hardware concurrency
+  // Where jobs train unless their spec says (--backend auto|cpu|cuda).
+  agt::BackendChoice backend = agt::BackendChoice::kAuto;
   double checkpoint_every_seconds = 2.0;
   int64_t checkpoint_every_steps = 0;  // 0 = by time only
   int64_t max_dataset_bytes = int64_t{256} << 20;

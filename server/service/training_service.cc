@@ -110,6 +110,13 @@ absl::StatusOr<agt::v1::Job> TrainingServiceImpl::Submit(
       !admitted.ok()) {
     return admitted.status();
   }
+  if (admission_.checks_backend_at_submit) {
+    const agt::BackendChoice choice = BackendChoiceOf(spec.backend(), admission_.default_backend);
+    if (absl::StatusOr<std::string> usable = agt::ResolveBackend(choice); !usable.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("spec.backend: ", usable.status().message()));
+    }
+  }
   JobRecord record;
   record.tenant = caller.tenant;
   record.dataset_id = spec.dataset_id();

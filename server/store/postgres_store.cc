@@ -233,6 +233,11 @@ CREATE TABLE job_units (
   PRIMARY KEY (job_id, unit)
 );
 )sql"},
+    // As schema.cc's 13: the compute backend of jobs and models.
+    {13, R"sql(
+ALTER TABLE jobs ADD COLUMN backend TEXT NOT NULL DEFAULT '';
+ALTER TABLE models ADD COLUMN backend TEXT NOT NULL DEFAULT '';
+)sql"},
 };
 
 static_assert(std::end(kMigrations)[-1].version > 0);

@@ -292,6 +292,13 @@ CREATE TABLE job_units (
   PRIMARY KEY (job_id, unit)
 );
 )sql"},
+    // The compute backend that ran a job and trained a model (issue 16):
+    // "cpu", "cuda", ...; empty for jobs that never ran and for rows written
+    // before this schema.
+    {13, R"sql(
+ALTER TABLE jobs ADD COLUMN backend TEXT NOT NULL DEFAULT '';
+ALTER TABLE models ADD COLUMN backend TEXT NOT NULL DEFAULT '';
+)sql"},
 };
 
 absl::StatusOr<std::string> QueryText(SqliteDb& db, const std::string& sql) {

@@ -165,7 +165,7 @@ DatasetRecord ReadDataset(const Statement& st, int64_t* seq) {
 constexpr char kJobColumns[] =
     "seq, id, tenant, dataset_id, name, spec, state, iteration, total_iterations, epoch, "
     "nominal_loss, total_width, eta_seconds, error, model_id, dropped_rows_per_epoch, "
-    "cancel_requested, created_ms, started_ms, finished_ms, crash_count";
+    "cancel_requested, created_ms, started_ms, finished_ms, crash_count, backend";
 
 absl::StatusOr<JobRecord> ReadJob(const Statement& st, int64_t* seq) {
   *seq = st.ColumnInt64(0);
@@ -198,6 +198,7 @@ absl::StatusOr<JobRecord> ReadJob(const Statement& st, int64_t* seq) {
   j.started_ms = st.ColumnInt64(18);
   j.finished_ms = st.ColumnInt64(19);
   j.crash_count = static_cast<int>(st.ColumnInt64(20));
+  j.progress.backend = st.ColumnText(21);
   return j;
 }
 
@@ -219,7 +220,7 @@ constexpr char kSetProgress[] =
 
 constexpr char kModelColumns[] =
     "seq, id, tenant, job_id, dataset_id, name, spec, architecture, polynomial_degree, "
-    "input_features, num_classes, nominal, created_ms";
+    "input_features, num_classes, nominal, created_ms, backend";
 
 absl::StatusOr<ModelRecord> ReadModel(const Statement& st, int64_t* seq) {
   *seq = st.ColumnInt64(0);
@@ -240,6 +241,7 @@ absl::StatusOr<ModelRecord> ReadModel(const Statement& st, int64_t* seq) {
   if (!nominal.ok()) return InRecord(nominal.status(), absl::StrCat("model ", m.id, " nominal"));
   m.nominal = *std::move(nominal);
   m.created_ms = st.ColumnInt64(12);
+  m.backend = st.ColumnText(13);
   return m;
 }
 
@@ -481,7 +483,11 @@ struct SqlStore::Impl {
                                                                   " WHERE id = ?7")));
     BindProgress(st, progress);
     st.BindText(7, job_id);
-    return st.Run();
+    STORE_RETURN_IF_ERROR(st.Run());
+    if (progress.backend.empty()) return absl::OkStatus();
+    STORE_ASSIGN_OR_RETURN(Statement b, db->Prepare("UPDATE jobs SET backend = ?1 WHERE id = ?2"));
+    b.BindText(1, progress.backend).BindText(2, job_id);
+    return b.Run();
   }
 
   absl::Status LoadBoxes(ModelRecord* m) {
@@ -686,7 +692,8 @@ struct SqlStore::Impl {
           Statement st,
           db->Prepare("INSERT INTO models (id, tenant, job_id, dataset_id, name, spec, "
                       "architecture, polynomial_degree, input_features, num_classes, nominal, "
-                      "created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"));
+                      "created_ms, backend) "
+                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"));
       st.BindText(1, m.id)
           .BindText(2, m.tenant)
           .BindText(3, m.job_id)
@@ -698,7 +705,8 @@ struct SqlStore::Impl {
           .BindInt64(9, m.input_features)
           .BindInt64(10, m.num_classes)
           .BindBlob(11, EncodeVector(m.nominal))
-          .BindInt64(12, m.created_ms);
+          .BindInt64(12, m.created_ms)
+          .BindText(13, m.backend);
       STORE_RETURN_IF_ERROR(st.Run());
     }
     STORE_ASSIGN_OR_RETURN(

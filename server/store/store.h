@@ -96,6 +96,9 @@ struct JobProgressRecord {
   double nominal_loss = 0.0;
   std::vector<double> total_width;
   double eta_seconds = 0.0;
+  // The compute backend running the job ("cpu", "cuda"); stored when
+  // non-empty (jobs.backend), kept otherwise.
+  std::string backend;
 };
 
 // Why a finished job's certificates are probably vacuous (the same numbers
@@ -191,6 +194,8 @@ struct ModelRecord {
   int64_t created_ms = 0;
   // The training job's warnings (stored once, with the job, by CompleteJob).
   std::vector<JobWarningRecord> warnings;
+  // The compute backend that trained it ("cpu", "cuda"; empty before schema 13).
+  std::string backend;
 };
 
 // One training row in a model's deletion ledger (paper section 10.1).

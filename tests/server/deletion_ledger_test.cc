@@ -163,14 +163,15 @@ TEST_P(DeletionLedgerTest, AVersionOneDatabaseMigratesAndKeepsItsModels) {
   // And what later versions added, where this build has it (schema 5: the
   // requests; 6: the privacy ledgers; 7: crash counts; 8: job warnings and
   // width histories; 9: dataset sample shapes; 10: job leases; 11: model
-  // artifacts; 12: job units).
+  // artifacts; 12: job units; 13: the backends of jobs and models).
   for (const char* undo :
        {"DROP TABLE IF EXISTS requests", "DROP TABLE IF EXISTS privacy_spenders",
         "DROP TABLE IF EXISTS privacy_ledgers", "ALTER TABLE jobs DROP COLUMN crash_count",
         "DROP TABLE IF EXISTS job_warnings", "DROP TABLE IF EXISTS job_width_history",
         "ALTER TABLE datasets DROP COLUMN sample_shape", "ALTER TABLE jobs DROP COLUMN lease_owner",
         "ALTER TABLE jobs DROP COLUMN lease_expires_ms", "DROP TABLE IF EXISTS model_artifacts",
-        "DROP TABLE IF EXISTS job_units"}) {
+        "DROP TABLE IF EXISTS job_units", "ALTER TABLE jobs DROP COLUMN backend",
+        "ALTER TABLE models DROP COLUMN backend"}) {
     sqlite3_exec(raw, undo, nullptr, nullptr, nullptr);
   }
   sqlite3_close(raw);

@@ -844,9 +844,13 @@ TEST_P(StoreTest, TheFullJobLifecycle) {
   EXPECT_GE((*claimed)->started_ms, job->created_ms);
   EXPECT_EQ((*claimed)->spec, in.spec);
 
-  ASSERT_TRUE(store_->UpdateJobProgress(job->id, MakeProgress(3), 7).ok());
+  EXPECT_EQ((*claimed)->progress.backend, "");
+  JobProgressRecord with_backend = MakeProgress(3);
+  with_backend.backend = "cuda";
+  ASSERT_TRUE(store_->UpdateJobProgress(job->id, with_backend, 7).ok());
   absl::StatusOr<JobRecord> running = store_->GetJob("t", job->id);
   ASSERT_TRUE(running.ok());
+  EXPECT_EQ(running->progress.backend, "cuda");
   EXPECT_EQ(running->progress.iteration, 3);
   EXPECT_EQ(running->progress.total_iterations, 100);
   EXPECT_EQ(running->dropped_rows_per_epoch, 7);
@@ -855,10 +859,14 @@ TEST_P(StoreTest, TheFullJobLifecycle) {
   EXPECT_EQ(running->progress.total_width[2], kInf);
 
   ASSERT_TRUE(store_->SaveCheckpoint(job->id, MakeState(5, 13, 3), MakeProgress(5)).ok());
-  JobProgressRecord final_progress = MakeProgress(100);
-  absl::StatusOr<std::string> model_id =
-      store_->CompleteJob(job->id, MakeModel(13, 3), final_progress);
+  JobProgressRecord final_progress = MakeProgress(100);  // no backend: the stored one stays
+  ModelRecord trained = MakeModel(13, 3);
+  trained.backend = "cuda";
+  absl::StatusOr<std::string> model_id = store_->CompleteJob(job->id, trained, final_progress);
   ASSERT_TRUE(model_id.ok()) << model_id.status();
+  absl::StatusOr<ModelRecord> model = store_->GetModel("t", *model_id);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(model->backend, "cuda");
   EXPECT_TRUE(absl::StartsWith(*model_id, "mdl-"));
   EXPECT_EQ(model_id->size(), 24u);
 
@@ -867,6 +875,7 @@ TEST_P(StoreTest, TheFullJobLifecycle) {
   EXPECT_EQ(done->state, JobState::kSucceeded);
   EXPECT_EQ(done->model_id, *model_id);
   EXPECT_EQ(done->progress.iteration, 100);
+  EXPECT_EQ(done->progress.backend, "cuda");
   EXPECT_EQ(done->dropped_rows_per_epoch, 7);
   EXPECT_GE(done->finished_ms, done->started_ms);
   absl::StatusOr<std::optional<agt::TrainState>> cp = store_->LoadCheckpoint(job->id);
@@ -1393,6 +1402,8 @@ void DowngradeToSchema3(const std::string& path) {
   raw.Exec("ALTER TABLE jobs DROP COLUMN lease_expires_ms");
   raw.Exec("DROP TABLE model_artifacts");                              // schema 11
   raw.Exec("DROP TABLE job_units");                                    // schema 12
+  raw.Exec("ALTER TABLE jobs DROP COLUMN backend");                    // schema 13
+  raw.Exec("ALTER TABLE models DROP COLUMN backend");
   raw.Exec("PRAGMA user_version = 3");
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cuda/backends.h"
 #include "tests/server/e2e_util.h"
 
 namespace agt::e2e {
@@ -314,6 +315,52 @@ TEST_F(ValidationE2eTest, SubmitErrorsNameTheSpecField) {
   agt::v1::ListJobsResponse jobs;
   ASSERT_TRUE(client_->training->ListJobs(Ctx().get(), list, &jobs).ok());
   EXPECT_EQ(jobs.jobs_size(), 0);
+}
+
+// The compute backend: an unknown value is INVALID_ARGUMENT, CUDA on this
+// server without a GPU is FAILED_PRECONDITION (and queues nothing), and the
+// backend that ran is on the job and on its model.
+TEST_F(ValidationE2eTest, ComputeBackendIsCheckedAtSubmitAndRecorded) {
+  const bool gpu = agt::ProbeCuda().devices > 0;
+  agt::v1::GetJobRequest get_job;
+  agt::v1::GetJobResponse job;
+  get_job.set_job_id(*job_id_);
+  ASSERT_TRUE(client_->training->GetJob(Ctx().get(), get_job, &job).ok());
+  EXPECT_EQ(job.job().backend(), gpu ? "cuda" : "cpu");  // the default, auto
+  agt::v1::GetModelRequest get_model;
+  agt::v1::GetModelResponse model;
+  get_model.set_model_id(*model_id_);
+  ASSERT_TRUE(client_->models->GetModel(Ctx().get(), get_model, &model).ok());
+  EXPECT_EQ(model.model().backend(), job.job().backend());
+
+  agt::v1::TrainingJobSpec spec = MoonsSpec(*dataset_id_, 1);
+  spec.set_backend(static_cast<agt::v1::ComputeBackend>(42));
+  EXPECT_STATUS(Submit(*client_, spec, nullptr), kInvalid, "spec.backend");
+  if (!gpu) {
+    spec.set_backend(agt::v1::COMPUTE_BACKEND_CUDA);
+    EXPECT_STATUS(Submit(*client_, spec, nullptr), grpc::StatusCode::FAILED_PRECONDITION,
+                  "CUDA backend was asked for");
+  }
+  spec.set_backend(agt::v1::COMPUTE_BACKEND_CPU);
+  agt::v1::Job submitted;
+  ASSERT_TRUE(Submit(*client_, spec, &submitted).ok());
+  const agt::v1::Job done = WaitForFinal(*client_, submitted.id());
+  ASSERT_EQ(done.state(), agt::v1::JOB_STATE_SUCCEEDED) << done.error();
+  EXPECT_EQ(done.backend(), "cpu");
+  get_model.set_model_id(done.model_id());
+  ASSERT_TRUE(client_->models->GetModel(Ctx().get(), get_model, &model).ok());
+  EXPECT_EQ(model.model().backend(), "cpu");
+}
+
+// A server asked to train on CUDA without a GPU does not start, and says why.
+TEST(ComputeBackendFlag, CudaWithoutAGpuRefusesToStart) {
+  if (agt::ProbeCuda().devices > 0) GTEST_SKIP() << "a GPU is visible";
+  TempDir dir;
+  ServerProcess server;
+  EXPECT_FALSE(server.Start(ServerArgs(dir.File("b.db"), {"--backend", "cuda"}),
+                            dir.File("server.log")));
+  EXPECT_NE(server.Stderr().find("--backend: the CUDA backend was asked for"), std::string::npos)
+      << server.Stderr();
 }
 
 TEST_F(ValidationE2eTest, JobIdsStatesAndPages) {
