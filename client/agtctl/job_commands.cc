@@ -112,6 +112,18 @@ absl::Status ApplyOverrides(const ParsedArgs& args, agt::v1::TrainingJobSpec& sp
     if (!n.ok()) return n.status();
     spec.set_batch_size(static_cast<int>(*n));
   }
+  if (auto v = args.Get("backend")) {
+    if (*v == "auto") {
+      spec.set_backend(agt::v1::COMPUTE_BACKEND_AUTO);
+    } else if (*v == "cpu") {
+      spec.set_backend(agt::v1::COMPUTE_BACKEND_CPU);
+    } else if (*v == "cuda") {
+      spec.set_backend(agt::v1::COMPUTE_BACKEND_CUDA);
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--backend: \"", *v, "\" is not one of auto, cpu, cuda"));
+    }
+  }
   if (auto v = args.Get("seed")) {
     absl::StatusOr<uint64_t> n = ParseUint64("--seed", *v);
     if (!n.ok()) return n.status();
@@ -452,6 +464,7 @@ std::vector<Command> JobCommands() {
        {"epsilon", true, 0, "E", "perturbation.epsilon (poisoning feature radius)"},
        {"budgets", true, 0, "N1,N2", "budgets (rows per batch), e.g. 1,2,5,10"},
        {"seed", true, 0, "S", "seed"},
+       {"backend", true, 0, "B", "where to train: auto, cpu or cuda (default: the server's)"},
        {"bound-method", true, 0, "M",
         "ibp (interval bound propagation; interval_rump, interval_exact, interval_nguyen are "
         "deprecated aliases of ibp with that product)"},

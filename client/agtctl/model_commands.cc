@@ -41,6 +41,7 @@ void PrintModel(std::ostream& out, const agt::v1::Model& model) {
       {"classes", absl::StrCat(model.num_classes())},
       {"perturbation", DescribePerturbation(model.perturbation())},
       {"bounds", DescribeBounds(model.bound_method(), model.interval_product(), model.rounding())},
+      {"trained on", model.backend().empty() ? "-" : model.backend()},
       {"created", FormatTimestamp(model.created())},
   };
   if (model.momentum_caveat()) {

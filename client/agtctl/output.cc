@@ -64,6 +64,7 @@ KeyValues JobKeyValues(const agt::v1::Job& job) {
       {"perturbation", PerturbationName(spec.perturbation().kind())},
       {"budgets", absl::StrJoin(BudgetLabels(spec.budgets()), " ")},
       {"bounds", DescribeBounds(spec.bound_method(), spec.interval_product(), spec.rounding())},
+      {"backend", job.backend().empty() ? "-" : job.backend()},
       {"batch size", absl::StrCat(spec.batch_size())},
       {"epochs", absl::StrCat(spec.epochs())},
       {"seed", absl::StrCat(spec.seed())},
