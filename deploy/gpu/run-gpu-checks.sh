@@ -29,9 +29,11 @@ nvcc --version | tail -1
 
 gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
+hints=()
+[ -d "$prefix/usr/share/eigen3/cmake" ] && hints=(-DEigen3_DIR="$prefix/usr/share/eigen3/cmake")
 cmake -S . -B build-gpu "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DAGT_CORE_ONLY=ON \
-  -DAGT_WITH_ONNX=OFF -DAGT_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
-  -DEigen3_DIR="$prefix/usr/share/eigen3/cmake" >"$out/configure.log" 2>&1 ||
+  -DAGT_WITH_ONNX=OFF -DAGT_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 "${hints[@]}" \
+  >"$out/configure.log" 2>&1 ||
   { tail -30 "$out/configure.log"; exit 1; }
 cmake --build build-gpu -j"$(nproc)" --target core_device_backend_test cli_golden_cases_test \
   agt_bench >"$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
