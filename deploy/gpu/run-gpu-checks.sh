@@ -10,6 +10,8 @@
 #      batch 1000 and 10000 and the conv row, with samples/s.
 # Output goes to $OUT (or ./gpu-check-out): tests.log, bench.txt, nvidia-smi.txt.
 # Usage: bash deploy/gpu/run-gpu-checks.sh [--quick]   (--quick: batch 1000 only)
+# With the device tool: run(command="bash deploy/gpu/run-gpu-checks.sh",
+#   carry=["deploy/gpu/debs"], timeout_s=590); build ~3-5 min on 16 cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${OUT:-$PWD/gpu-check-out}
