@@ -49,7 +49,8 @@ if has avx2 fma avx512f avx512dq avx512vl avx512bw; then variants+=(avx512); fi
 unset 'variants[${#variants[@]}-1]'  # the best one: the run above
 per_variant=(core_isa_test core_golden_units_test core_golden_conv_units_test core_train_test
              core_aggregate_test core_factor_rows_test core_remove_in_place_test
-             core_soundness_test core_soundness_exhaustive_test core_soundness_conv_test)
+             core_soundness_test core_soundness_exhaustive_test core_soundness_conv_test
+             core_device_backend_test)
 for v in "${variants[@]}"; do
   echo "== golden, soundness and determinism tests with AGT_ISA=$v =="
   for t in "${per_variant[@]}"; do
