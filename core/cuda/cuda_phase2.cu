@@ -38,7 +38,8 @@ class CudaDevice {
     const size_t bytes = static_cast<size_t>(n > 0 ? n : 1) * sizeof(double);
     if (cudaError_t e = cudaMalloc(reinterpret_cast<void**>(p), bytes); e != cudaSuccess) {
       *p = nullptr;
-      return CudaError("cudaMalloc", e) + " for " + std::to_string(bytes) + " bytes";
+      return std::string(kOutOfDeviceMemory) + CudaError("cudaMalloc", e) + " for " +
+             std::to_string(bytes) + " bytes";
     }
     return "";
   }
@@ -61,7 +62,8 @@ class CudaDevice {
     // Keep a tenth of the free memory for the staging buffers.
     const double limit = 0.9 * static_cast<double>(free_bytes);
     if (static_cast<double>(bytes) > limit) {
-      return "the job's aggregation state needs " + std::to_string(bytes >> 20) +
+      return std::string(kOutOfDeviceMemory) + "the job's aggregation state needs " +
+             std::to_string(bytes >> 20) +
              " MiB of device memory; device " + std::to_string(device_) + " has " +
              std::to_string(free_bytes >> 20) + " MiB free (at most 90% of it is used)";
     }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/backend/factor_passes.h"
 #include "core/backend/simd/isa.h"
@@ -111,7 +112,11 @@ class DeviceBackend : public ComputeBackend {
  private:
   absl::Status Check(const std::string& error, const char* what) const {
     if (error.empty()) return absl::OkStatus();
-    return absl::InternalError(absl::StrCat(name_, " backend, ", what, ": ", error));
+    const std::string message = absl::StrCat(name_, " backend, ", what, ": ", error);
+    if (absl::StartsWith(error, cuda::kOutOfDeviceMemory)) {
+      return absl::ResourceExhaustedError(message);
+    }
+    return absl::InternalError(message);
   }
 
   // Every stream and layer of the factors held now, rows in order.

@@ -217,6 +217,10 @@ struct ZeroBody {
   AGT_HD void operator()(int64_t p) const { v[p] = 0.0; }
 };
 
+// Errors that start with this say the job does not fit the device's memory
+// (the backend reports them as RESOURCE_EXHAUSTED).
+inline constexpr char kOutOfDeviceMemory[] = "out of device memory: ";
+
 // What a backend holds: the phase-2 engine, on whichever device.
 class Phase2Api {
  public:

@@ -217,9 +217,13 @@ INSTANTIATE_TEST_SUITE_P(Engines, DeviceBackendTest, ::testing::Values(Engine::k
 // fails with the engine's message and the state stays where it was.
 class FailingEngine : public cuda::Phase2Api {
  public:
-  explicit FailingEngine(int fail_at) : inner_(cuda::MakeHostPhase2(1)), fail_at_(fail_at) {}
+  explicit FailingEngine(int fail_at, bool full = false)
+      : inner_(cuda::MakeHostPhase2(1)), fail_at_(fail_at), full_(full) {}
   std::string Describe() const override { return "failing"; }
-  std::string Prepare(const cuda::Phase2Job& job) override { return inner_->Prepare(job); }
+  std::string Prepare(const cuda::Phase2Job& job) override {
+    if (full_) return std::string(cuda::kOutOfDeviceMemory) + "an injected shortage";
+    return inner_->Prepare(job);
+  }
   std::string BeginBatch(int32_t rows) override { return inner_->BeginBatch(rows); }
   std::string AddDense(size_t stream, int64_t offset, const cuda::DenseBlock& b,
                        const cuda::DenseBlock* p) override {
@@ -239,8 +243,21 @@ class FailingEngine : public cuda::Phase2Api {
  private:
   std::unique_ptr<cuda::Phase2Api> inner_;
   int fail_at_;
+  bool full_;
   int calls_ = 0;
 };
+
+TEST(DeviceBackendErrors, AJobThatDoesNotFitTheDeviceIsResourceExhaustedAtCreation) {
+  TrainConfig c = BaseConfig(ModelSpec::Mlp({9, 80, 1}), LossKind::kBinaryCrossEntropy,
+                             PerturbationKind::kRemoval, 300);
+  auto trainer =
+      Trainer::Create(c, MoonsPoly(600, 14), InitParameters(c.model, 1),
+                      MakeDeviceBackend(std::make_unique<FailingEngine>(0, true), "test", 1));
+  ASSERT_FALSE(trainer.ok());
+  EXPECT_EQ(trainer.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(trainer.status().message().find("an injected shortage"), absl::string_view::npos)
+      << trainer.status();
+}
 
 TEST(DeviceBackendErrors, AnEngineFaultFailsTheStepAndLeavesTheState) {
   TrainConfig c = BaseConfig(ModelSpec::Mlp({9, 80, 1}), LossKind::kBinaryCrossEntropy,
