@@ -40,9 +40,11 @@ agt::v1::TrainingJobSpec Spec(const std::string& dataset_id, std::vector<int> bu
 }
 
 DatasetRecord Dataset(int64_t rows) {
+  // Strings assigned as std::string: operator=(const char*) here trips a GCC 12
+  // -Wrestrict false positive at -O3.
   DatasetRecord d;
-  d.id = "ds-1";
-  d.tenant = "t";
+  d.id = std::string("ds-1");
+  d.tenant = std::string("t");
   d.num_rows = rows;
   d.num_features = 2;
   d.num_classes = 2;
