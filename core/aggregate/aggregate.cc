@@ -206,7 +206,9 @@ struct Aggregator::Lane {
 
   Vector bound_sum_lower;  // sum of per-sample lower bounds
   Vector bound_sum_upper;
-  Vector value_sum_low;  // sum of the values fed to `low` (differences for poisoning)
+  // Sum of the values fed to `low` (differences for poisoning; AddRumpRow
+  // leaves them out when neither side's Result reads them).
+  Vector value_sum_low;
   Vector value_sum_high;
   StreamingExtremeSum low;
   StreamingExtremeSum high;
@@ -343,8 +345,11 @@ void Aggregator::AddRumpRow(int lane_index, Index offset, Index len, const simd:
     if (poison) a.perturbed = Advance(*perturbed, c0);
     a.bound_sum_low = lane.bound_sum_lower.data() + at;
     a.bound_sum_high = lane.bound_sum_upper.data() + at;
-    a.value_sum_low = lane.value_sum_low.data() + at;
-    a.value_sum_high = lane.value_sum_high.data() + at;
+    // Theorem 9's difference sums are Result's totals, read only when a
+    // side keeps its other extremes (k > b/2); otherwise they are not taken.
+    const bool value_sums = lane.low.uses_total() || lane.high.uses_total();
+    a.value_sum_low = value_sums ? lane.value_sum_low.data() + at : nullptr;
+    a.value_sum_high = value_sums ? lane.value_sum_high.data() + at : nullptr;
     a.thr_low = lane.low.thresholds() + at;
     a.thr_high = lane.high.thresholds() + at;
     int64_t count_low = 0, count_high = 0;

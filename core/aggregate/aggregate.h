@@ -72,6 +72,9 @@ class StreamingExtremeSum {
   // stored negated (stored = -value). Valid until the next insert.
   const double* thresholds() const { return threshold_.data(); }
   bool stores_negated() const;
+  // Whether Result reads its `total` (it keeps the other side's extremes and
+  // subtracts them); if not, the caller need not sum the values it feeds.
+  bool uses_total() const { return keep_opposite_; }
   // Inserts stored[w] into column column_offset + idx[w] for w < count; the
   // columns are distinct and each stored value exceeds the threshold that
   // thresholds() gave before this call.

@@ -1,5 +1,7 @@
 #include "core/cli/config.h"
 
+#include <sys/stat.h>
+
 #ifdef AGT_WITH_ONNX
 #include "core/onnx/import.h"
 #endif
@@ -9,13 +11,12 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <limits>
-#include <sstream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/cli/json_io.h"
 #include "core/loss/loss.h"
 
 namespace agt::cli {
@@ -55,34 +56,47 @@ std::string ResolvePath(const std::string& base_dir, const std::string& path) {
 // JSON files.
 
 absl::StatusOr<json> ReadJsonFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) {
     return absl::NotFoundError(absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
   }
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  try {
-    return json::parse(buffer.str());
-  } catch (const json::parse_error& e) {
-    // e.what() is "[json.exception.parse_error.101] parse error at line L, column C: ...".
-    std::string what = e.what();
-    const size_t bracket = what.find("] ");
-    if (bracket != std::string::npos) what = what.substr(bracket + 2);
-    return absl::InvalidArgumentError(absl::StrCat(path, ": invalid JSON: ", what));
+  std::string text;
+  struct stat info;
+  if (fstat(fileno(file), &info) == 0 && S_ISREG(info.st_mode)) {
+    text.reserve(static_cast<size_t>(info.st_size));
   }
+  char piece[1 << 16];
+  for (;;) {
+    const size_t got = std::fread(piece, 1, sizeof piece, file);
+    if (got == 0) break;
+    text.append(piece, got);
+  }
+  const bool failed = std::ferror(file) != 0;
+  const int read_errno = errno;
+  std::fclose(file);
+  if (failed) {
+    return absl::DataLossError(absl::StrCat(path, ": cannot read: ", std::strerror(read_errno)));
+  }
+  absl::StatusOr<json> value = ParseJson(text);
+  if (!value.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": invalid JSON: ", value.status().message()));
+  }
+  return value;
 }
 
 absl::Status WriteJsonFile(const json& value, const std::string& path, int indent) {
   const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) {
-      return absl::PermissionDeniedError(
-          absl::StrCat(path, ": cannot write: ", std::strerror(errno)));
-    }
-    out << value.dump(indent, ' ', false, json::error_handler_t::replace) << "\n";
-    out.flush();
-    if (!out) return absl::DataLossError(absl::StrCat(path, ": write failed"));
+  std::FILE* file = std::fopen(tmp.c_str(), "wb");
+  if (file == nullptr) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(path, ": cannot write: ", std::strerror(errno)));
+  }
+  const bool written = WriteJson(value, indent, file) && std::fputc('\n', file) != EOF;
+  const bool closed = std::fclose(file) == 0;
+  if (!written || !closed) {
+    std::remove(tmp.c_str());
+    return absl::DataLossError(absl::StrCat(path, ": write failed"));
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);

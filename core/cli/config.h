@@ -29,11 +29,13 @@
 
 namespace agt::cli {
 
-// Parses a whole file as JSON. NotFound if it cannot be opened; a syntax error
-// is InvalidArgument naming the file, line and column.
+// Parses a whole file as JSON (ParseJson, json_io.h: nlohmann's value, read
+// faster). NotFound if it cannot be opened; a syntax error is InvalidArgument
+// naming the file, line and column.
 absl::StatusOr<nlohmann::json> ReadJsonFile(const std::string& path);
-// Writes `value` (pretty-printed when indent >= 0) atomically enough for a CLI:
-// to a temporary file next to `path`, then renamed.
+// Writes `value` (pretty-printed when indent >= 0; WriteJson, json_io.h:
+// nlohmann's layout, doubles in their shortest round-trip digits) atomically
+// enough for a CLI: to a temporary file next to `path`, then renamed.
 absl::Status WriteJsonFile(const nlohmann::json& value, const std::string& path, int indent = 1);
 
 // Joins a field path: JoinPath("optimizer", "lr") = "optimizer.lr",

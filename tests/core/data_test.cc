@@ -222,6 +222,67 @@ TEST(ParseCsv, ShortestReprOfRandomDoublesReadsBackBitExactly) {
   EXPECT_EQ(mismatches, 0);
 }
 
+// The reader takes lines of plain numbers ([+-]digits[.digits][e..]) in one
+// pass, m / 10^f by one division when the digits m <= 2^53 and f <= 22, and
+// hands everything else to ParseDecimal: both sides of every limit must give
+// strtod's double.
+TEST(ParseCsv, PlainDecimalsAroundTheFastPathLimitsReadLikeStrtod) {
+  // clang-format off
+  std::vector<std::string> literals = {
+      "0", "-0", "0.0", "-0.0", "000.000", "007", "1", "-1", "+1", "0.5", "0.1", "0.2", "0.3",
+      "9007199254740992", "9007199254740993", "-9007199254740993", "9007199254740994",
+      "0.9007199254740993", "900719925474099.3", "18446744073709551615", "18446744073709551616",
+      "99999999999999999999", "1234567890123456789012345", "0.0000000000000000000001",
+      "0.00000000000000000000001", "0.0000000000000000000000123", "1.0000000000000000000001",
+      "0.00392156862745098", "0.10588235294117647", "0.996078431372549", "3.14159265358979323846",
+      "1e5", "1E-5", "2.5e+3", "-7e-300", "1e308", "1.7976931348623157e308", "4.9e-324",
+      "2.2250738585072014e-308", "2.2250738585072009e-308"};
+  // clang-format on
+  Rng rng(7);
+  for (int i = 0; i < 3000; ++i) {
+    // Random digit strings: 1..20 digits before the point, 0..25 after.
+    std::string s = rng.UniformInt(2) ? "-" : "";
+    const int before = 1 + static_cast<int>(rng.UniformInt(20));
+    const int after = static_cast<int>(rng.UniformInt(26));
+    for (int d = 0; d < before; ++d) s += static_cast<char>('0' + rng.UniformInt(10));
+    if (after > 0) s += '.';
+    for (int d = 0; d < after; ++d) s += static_cast<char>('0' + rng.UniformInt(10));
+    literals.push_back(s);
+  }
+  std::string text = "a,b,y\n";
+  for (size_t i = 0; i < literals.size(); ++i) {
+    // Blanks around some fields; the literal once as a feature, once as the label.
+    absl::StrAppend(&text, i % 3 == 0 ? " " : "", literals[i], i % 5 == 0 ? "\t" : "", ",1,",
+                    literals[i], "\n");
+  }
+  const absl::StatusOr<Dataset> data = ParseCsv(text, CsvOptions{.num_classes = 0});
+  ASSERT_TRUE(data.ok()) << data.status();
+  ASSERT_EQ(data->size(), static_cast<Index>(literals.size()));
+  for (size_t i = 0; i < literals.size(); ++i) {
+    const Index row = static_cast<Index>(i);
+    EXPECT_EQ(Bits(data->x(row, 0)), Bits(Strtod(literals[i]))) << literals[i];
+    EXPECT_EQ(Bits(data->y[row]), Bits(Strtod(literals[i]))) << literals[i];
+  }
+}
+
+TEST(ParseCsvErrors, AWideRowOfPlainNumbersNamesTheBadFieldsColumn) {
+  // 784 features as in Fashion-MNIST: the one bad field is found in a line
+  // that is otherwise read by the fast path.
+  std::string good, bad;
+  for (int c = 0; c < 784; ++c) {
+    absl::StrAppend(&good, c % 7 == 0 ? "0.0" : "0.00392156862745098", ",");
+    absl::StrAppend(&bad, c == 499 ? "0.0.1" : "0.5", ",");
+  }
+  good += "3\n";
+  bad += "3\n";
+  ExpectBadCsv(good + good + bad + good, "line 3, column 500:", "\"0.0.1\" is not a number");
+  // A label outside the classes on a plain line.
+  CsvOptions options;
+  options.num_classes = 3;
+  const std::string in_range = good.substr(0, good.size() - 2) + "1\n";
+  ExpectBadCsv(in_range + good, "line 2, column 785:", "outside the classes 0..2", options);
+}
+
 TEST(ReadCsv, GoldenMoonsTrainMatchesStrtodOnEveryField) {
   const std::string path = std::string(AGT_TEST_DATA_DIR) + "/goldens/moons_linear/train.csv";
   const absl::StatusOr<Dataset> data = ReadCsv(path);

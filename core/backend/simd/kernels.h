@@ -42,7 +42,9 @@ struct RumpSelectArgs {
   bool negate_low = false, negate_high = false;  // the selections' stored signs
   double* bound_sum_low = nullptr;               // += lo
   double* bound_sum_high = nullptr;              // += hi
-  double* value_sum_low = nullptr;               // poison only: += the clamped differences
+  // Poison only: += the clamped differences; both null: not summed (a
+  // selection that keeps the extremes it sums never reads their total).
+  double* value_sum_low = nullptr;
   double* value_sum_high = nullptr;
   const double* thr_low = nullptr;  // the selections' thresholds
   const double* thr_high = nullptr;
