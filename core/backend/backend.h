@@ -79,6 +79,12 @@ class ComputeBackend {
   virtual absl::Status status() const { return absl::OkStatus(); }
 };
 
+// theta_{t+1} and every Theta_{t+1}(n) from a step's directions, on the host
+// (ApplyBoxUpdate and ApplyNominalUpdate of train/update.h): what a backend's
+// UpdateParameters does when the state lives on the host.
+void ApplyDirections(const OptimizerConfig& optimizer, int64_t step,
+                     const StepDirections& directions, TrainState* state);
+
 // The CPU backend (Eigen, a persistent thread pool); threads <= 0 means the
 // hardware concurrency. Always available.
 std::unique_ptr<ComputeBackend> MakeCpuBackend(int threads);

@@ -100,11 +100,7 @@ class DeviceBackend : public ComputeBackend {
 
   void UpdateParameters(const OptimizerConfig& opt, int64_t step, const StepDirections& d,
                         TrainState* state) override {
-    for (size_t j = 0; j < state->boxes.size(); ++j) {
-      ApplyBoxUpdate(opt, step, d.lower[j], d.upper[j], &state->boxes[j],
-                     &state->velocity_lower[j], &state->velocity_upper[j]);
-    }
-    ApplyNominalUpdate(opt, step, d.nominal, &state->nominal, &state->velocity_nominal);
+    ApplyDirections(opt, step, d, state);
   }
 
   absl::Status status() const override { return status_; }
