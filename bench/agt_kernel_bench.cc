@@ -1,0 +1,206 @@
+// The certified step's innermost loop alone: Rump's per-sample product,
+// the plain sums and the selection's threshold filter fused (rump_select),
+// then the sorted insert of the winners (insert_sorted), one thread, on
+// synthetic factors of a dense layer's shape. Every kernel variant this CPU
+// supports is timed in the same run, the variants taking turns so that the
+// machine's load hits them alike; the ratio is against the baseline variant.
+//
+//   agt_kernel_bench [--cols N] [--rows N] [--weight-rows N] [--k N]
+//                    [--case removal|features] [--repeats N]
+//
+// Two figures per variant: the whole loop as a step runs it (thresholds
+// start at -infinity and rise, about k (1 + ln(rows / k)) / rows of the
+// values are inserted), and the loop with no winner at all (thresholds
+// +infinity, nothing inserted): the arithmetic and the filter alone.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/backend/simd/isa.h"
+#include "core/backend/simd/kernels.h"
+
+namespace {
+
+using agt::simd::Kernels;
+using agt::simd::RumpSelectArgs;
+
+struct Shape {
+  int cols = 784;        // inputs of the layer (a weight row's columns)
+  int rows = 1000;       // samples of the batch
+  int weight_rows = 20;  // weight rows of one task
+  int k = 10;
+  bool poison = true;  // features: Theorem 9's differences; removal: the bounds
+};
+
+// The factors of `rows` samples: input midpoints (a point input for the
+// bounds, a radius-0.01 box for the poisoned input) and output-gradient
+// midpoints and radii per weight row.
+struct Factors {
+  std::vector<double> mz, amz, rz, m, r;
+  explicit Factors(const Shape& s) {
+    std::mt19937_64 rng(7);
+    std::normal_distribution<double> normal;
+    const size_t n = static_cast<size_t>(s.rows) * s.cols;
+    mz.resize(n);
+    amz.resize(n);
+    rz.assign(n, 0.01);
+    for (size_t i = 0; i < n; ++i) {
+      mz[i] = normal(rng);
+      amz[i] = std::abs(mz[i]);
+    }
+    const size_t g = static_cast<size_t>(s.rows) * s.weight_rows;
+    m.resize(g);
+    r.resize(g);
+    for (size_t i = 0; i < g; ++i) {
+      m[i] = normal(rng);
+      r[i] = 0.1 * std::abs(normal(rng));
+    }
+  }
+};
+
+// One pass over the batch as the CPU backend's fused task takes it (blocks of
+// 16 samples, weight row after weight row); returns the seconds and adds the
+// inserted values to *inserted.
+double RunOnce(const Kernels& kern, const Shape& s, const Factors& f, bool winners,
+               long* inserted) {
+  const size_t params = static_cast<size_t>(s.weight_rows) * s.cols;
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<double> sum_lo(params, 0.0), sum_hi(params, 0.0);
+  std::vector<double> thr_lo(params, winners ? -inf : inf), thr_hi(params, winners ? -inf : inf);
+  std::vector<double> slots_lo(params * s.k, -inf), slots_hi(params * s.k, -inf);
+  std::vector<int32_t> idx_lo(s.cols + agt::simd::kFilterSlack),
+      idx_hi(s.cols + agt::simd::kFilterSlack);
+  std::vector<double> val_lo(s.cols + agt::simd::kFilterSlack),
+      val_hi(s.cols + agt::simd::kFilterSlack);
+  const auto t0 = std::chrono::steady_clock::now();
+  constexpr int kBlock = 16;
+  for (int r0 = 0; r0 < s.rows; r0 += kBlock) {
+    const int r1 = std::min(s.rows, r0 + kBlock);
+    for (int o = 0; o < s.weight_rows; ++o) {
+      const size_t at = static_cast<size_t>(o) * s.cols;
+      for (int row = r0; row < r1; ++row) {
+        const size_t in = static_cast<size_t>(row) * s.cols;
+        const size_t g = static_cast<size_t>(row) * s.weight_rows + o;
+        RumpSelectArgs a;
+        a.bound = {f.m[g], f.r[g], &f.mz[in], &f.amz[in], nullptr};
+        a.perturbed = {f.m[g], 1.1 * f.r[g], &f.mz[in], &f.amz[in], &f.rz[in]};
+        a.poison = s.poison;
+        a.n = s.cols;
+        // Removal keeps the k largest lower bounds and the k smallest upper
+        // bounds (stored negated); poisoning the k largest differences.
+        a.negate_low = s.poison;
+        a.negate_high = !s.poison;
+        a.bound_sum_low = &sum_lo[at];
+        a.bound_sum_high = &sum_hi[at];
+        a.thr_low = &thr_lo[at];
+        a.thr_high = &thr_hi[at];
+        a.idx_low = idx_lo.data();
+        a.val_low = val_lo.data();
+        a.idx_high = idx_hi.data();
+        a.val_high = val_hi.data();
+        int64_t count_lo = 0, count_hi = 0;
+        kern.rump_select(a, &count_lo, &count_hi);
+        *inserted += count_lo + count_hi;
+        kern.insert_sorted(&slots_lo[at * s.k], s.k, idx_lo.data(), val_lo.data(), count_lo,
+                           &thr_lo[at]);
+        kern.insert_sorted(&slots_hi[at * s.k], s.k, idx_hi.data(), val_hi.data(), count_hi,
+                           &thr_hi[at]);
+      }
+    }
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+int Usage(const char* prog, int code) {
+  std::printf(
+      "usage: %s [--cols N] [--rows N] [--weight-rows N] [--k N]\n"
+      "       [--case removal|features] [--repeats N]\n"
+      "Times the fused Rump product + sums + threshold filter (rump_select) and\n"
+      "the sorted insert of its winners, one thread, under every kernel variant\n"
+      "this CPU supports, best of N (default 9) passes over rows x weight-rows x\n"
+      "cols values (default 1000 x 20 x 784: one task of the 784-128-10 model),\n"
+      "k = 10 kept per side. Ratio: baseline variant / this variant.\n",
+      prog);
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Shape shape;
+  int repeats = 9;
+  for (int i = 1; i < argc; ++i) {
+    const bool has_value = i + 1 < argc;
+    auto number = [&](int* out, int min) {
+      *out = std::atoi(argv[++i]);
+      return *out >= min;
+    };
+    bool ok = true;
+    if (!std::strcmp(argv[i], "--cols") && has_value) {
+      ok = number(&shape.cols, 1) && shape.cols <= agt::simd::kFilterSpan;
+    } else if (!std::strcmp(argv[i], "--rows") && has_value) {
+      ok = number(&shape.rows, 1);
+    } else if (!std::strcmp(argv[i], "--weight-rows") && has_value) {
+      ok = number(&shape.weight_rows, 1);
+    } else if (!std::strcmp(argv[i], "--k") && has_value) {
+      ok = number(&shape.k, 1) && shape.k <= 32;
+    } else if (!std::strcmp(argv[i], "--repeats") && has_value) {
+      ok = number(&repeats, 1);
+    } else if (!std::strcmp(argv[i], "--case") && has_value) {
+      const std::string c = argv[++i];
+      ok = c == "removal" || c == "features";
+      shape.poison = c == "features";
+    } else {
+      return Usage(argv[0], std::strcmp(argv[i], "--help") == 0 ? 0 : 2);
+    }
+    if (!ok) {
+      std::fprintf(stderr,
+                   "%s: bad value '%s' for %s (cols 1..%ld, k 1..32, others >= 1; case removal "
+                   "or features)\n",
+                   argv[0], argv[i], argv[i - 1], static_cast<long>(agt::simd::kFilterSpan));
+      return 2;
+    }
+  }
+  const Factors factors(shape);
+  const std::vector<agt::simd::Isa> isas = agt::simd::SupportedIsas();
+  std::vector<double> best_all(isas.size(), 1e300), best_none(isas.size(), 1e300);
+  long inserted = 0;
+  for (int rep = 0; rep <= repeats; ++rep) {  // pass 0 warms up
+    for (size_t v = 0; v < isas.size(); ++v) {
+      (void)agt::simd::SetIsaForTesting(isas[v]);  // supported: SupportedIsas()
+      const Kernels& kern = agt::simd::ActiveKernels();
+      long ins = 0;
+      const double all = RunOnce(kern, shape, factors, /*winners=*/true, &ins);
+      long none_ins = 0;
+      const double none = RunOnce(kern, shape, factors, /*winners=*/false, &none_ins);
+      if (rep > 0) {
+        best_all[v] = std::min(best_all[v], all);
+        best_none[v] = std::min(best_none[v], none);
+      }
+      inserted = ins;
+    }
+  }
+  const double values = static_cast<double>(shape.rows) * shape.weight_rows * shape.cols;
+  std::printf(
+      "rump_select + insert_sorted, %s, %d cols x %d weight rows x %d rows, k=%d, one thread, "
+      "best of %d\n",
+      shape.poison ? "features (Theorem 9's differences)" : "removal (bounds)", shape.cols,
+      shape.weight_rows, shape.rows, shape.k, repeats);
+  std::printf("inserted: %.2f%% of the values per side\n", 100.0 * inserted / values / 2.0);
+  std::printf("%-10s %16s %10s %20s %10s\n", "variant", "step [ns/value]", "ratio",
+              "no winners [ns/value]", "ratio");
+  for (size_t v = 0; v < isas.size(); ++v) {
+    std::printf("%-10s %16.3f %10.2f %20.3f %10.2f\n",
+                std::string(agt::simd::IsaName(isas[v])).c_str(), best_all[v] / values * 1e9,
+                best_all[0] / best_all[v], best_none[v] / values * 1e9,
+                best_none[0] / best_none[v]);
+  }
+  return 0;
+}
