@@ -40,7 +40,7 @@ void StreamingExtremeSum::InsertWinners(Index column_offset, const int32_t* idx,
                                         count, threshold_.data() + column_offset);
     return;
   }
-  for (int64_t w = 0; w < count; ++w) Insert(column_offset + idx[w], stored[w]);
+  for (int64_t w = 0; w < count; ++w) Insert(column_offset + idx[w], stored[idx[w]]);
 }
 
 void StreamingExtremeSum::AddSpan(Index column_offset, Index len, const double* values,

@@ -75,8 +75,9 @@ class StreamingExtremeSum {
   // Whether Result reads its `total` (it keeps the other side's extremes and
   // subtracts them); if not, the caller need not sum the values it feeds.
   bool uses_total() const { return keep_opposite_; }
-  // Inserts stored[w] into column column_offset + idx[w] for w < count; the
-  // columns are distinct and each stored value exceeds the threshold that
+  // Inserts stored[idx[w]] into column column_offset + idx[w] for w < count
+  // (values by column, as the fused kernel writes them); the columns are
+  // distinct and each such stored value exceeds the threshold that
   // thresholds() gave before this call.
   void InsertWinners(Index column_offset, const int32_t* idx, const double* stored, int64_t count);
   // Folds another accumulator (same shape and m) into this one.

@@ -277,7 +277,7 @@ TEST_F(IsaTest, TheFusedRumpSelectEqualsExpandClampAndFilterOnEveryVariant) {
         k.rump_select(a, &count_low, &count_high);
 
         std::vector<int32_t> want_il, want_ih;
-        std::vector<double> want_vl, want_vh;
+        std::vector<double> want_vl(n), want_vh(n);  // every column's stored value
         const auto rump = [&](const simd::RumpRow& f, int i, double* lo, double* hi) {
           const double c = f.m * f.mz[i];
           const double rad = f.rz == nullptr
@@ -308,14 +308,10 @@ TEST_F(IsaTest, TheFusedRumpSelectEqualsExpandClampAndFilterOnEveryVariant) {
           }
           const double s_low = negate_low ? -v_low : v_low;
           const double s_high = negate_high ? -v_high : v_high;
-          if (s_low > thr_low[i]) {
-            want_il.push_back(i);
-            want_vl.push_back(s_low);
-          }
-          if (s_high > thr_high[i]) {
-            want_ih.push_back(i);
-            want_vh.push_back(s_high);
-          }
+          want_vl[i] = s_low;
+          want_vh[i] = s_high;
+          if (s_low > thr_low[i]) want_il.push_back(i);
+          if (s_high > thr_high[i]) want_ih.push_back(i);
         }
         const std::string what = std::string(simd::IsaName(isa)) + " n=" + std::to_string(n) +
                                  " variant=" + std::to_string(variant);
@@ -323,10 +319,10 @@ TEST_F(IsaTest, TheFusedRumpSelectEqualsExpandClampAndFilterOnEveryVariant) {
         ASSERT_EQ(count_high, static_cast<int64_t>(want_ih.size())) << what;
         EXPECT_EQ(std::vector<int32_t>(il.begin(), il.begin() + count_low), want_il) << what;
         EXPECT_EQ(std::vector<int32_t>(ih.begin(), ih.begin() + count_high), want_ih) << what;
-        ExpectSameBits(std::vector<double>(vl.begin(), vl.begin() + count_low), want_vl,
-                       "fused low winners", isa, n);
-        ExpectSameBits(std::vector<double>(vh.begin(), vh.begin() + count_high), want_vh,
-                       "fused high winners", isa, n);
+        ExpectSameBits(std::vector<double>(vl.begin(), vl.begin() + n), want_vl,
+                       "fused low stored values", isa, n);
+        ExpectSameBits(std::vector<double>(vh.begin(), vh.begin() + n), want_vh,
+                       "fused high stored values", isa, n);
         ExpectSameBits(bsl, want_bsl, "fused low bound sum", isa, n);
         ExpectSameBits(bsh, want_bsh, "fused high bound sum", isa, n);
         ExpectSameBits(vsl, want_vsl, "fused low value sum", isa, n);
@@ -357,7 +353,9 @@ TEST_F(IsaTest, TheSortedInsertEqualsTheScalarRuleOnEveryVariant) {
       }
       std::vector<double> want = slots, want_thr = threshold;
       std::vector<int32_t> idx;
-      std::vector<double> stored;
+      // By column, as rump_select writes them; columns not inserted hold a
+      // value that must not be read (NaN: it would show in the slots).
+      std::vector<double> stored(columns, std::numeric_limits<double>::quiet_NaN());
       for (int c = 0; c < columns; c += 1 + (c % 2)) {
         idx.push_back(c);
         // Above the smallest: a tie with a kept value, a new largest, +inf.
@@ -366,7 +364,7 @@ TEST_F(IsaTest, TheSortedInsertEqualsTheScalarRuleOnEveryVariant) {
                                low == -inf ? 0.0 : low + 1e-3};
         double v = pick[rng.UniformInt(4)];
         if (!(v > low)) v = 3.0;
-        stored.push_back(v);
+        stored[c] = v;
         double* heap = want.data() + c * keep;
         for (int j = 0; j < keep; ++j) {
           const double next = j + 1 < keep ? heap[j + 1] : inf;

@@ -48,10 +48,13 @@ struct RumpSelectArgs {
   double* value_sum_high = nullptr;
   const double* thr_low = nullptr;  // the selections' thresholds
   const double* thr_high = nullptr;
-  // The winners, in increasing column order: n + kFilterSlack slots each.
+  // The winners' columns, in increasing order: n + kFilterSlack slots each.
   int32_t* idx_low = nullptr;
-  double* val_low = nullptr;  // the stored (sign-applied) values
   int32_t* idx_high = nullptr;
+  // Every column's stored (sign-applied) value, winner or not, at its
+  // column: n + kFilterSlack slots each (one vector store per side, where
+  // packing the winners' values would cost a permute and a table load).
+  double* val_low = nullptr;
   double* val_high = nullptr;
 };
 
@@ -96,15 +99,17 @@ struct Kernels {
   // poison also computes [plo, phi] (perturbed, clamped alike) and filters
   // Theorem 9's differences v = min(plo - lo, 0) and max(phi - hi, 0)
   // (poison_filter's rule), added to value_sum_low/high. Each side's
-  // s * v > thr (s = -1 when negated) is a winner: c and s * v are written
-  // to idx/val; *count_low and *count_high say how many. Every double is
+  // s * v > thr (s = -1 when negated) is a winner: c is written to idx and
+  // *count_low / *count_high say how many; val[c] = s * v for every column
+  // (slots past n may be written too). Every double is
   // the one that expanding (rump_scale_row), clamping and filtering
   // (filter_above / poison_filter) would give.
   void (*rump_select)(const RumpSelectArgs& args, int64_t* count_low, int64_t* count_high);
   // The selection's sorted insert (StreamingExtremeSum, keep <= 32 values
   // per column held ascending): for w < count, column c = idx[w] (distinct
   // columns), slots c*keep .. c*keep + keep-1 drop their smallest and take
-  // stored[w] (which exceeds it) in order: new[j] = old[j+1] < v ? old[j+1]
+  // v = stored[c] (stored by column, as rump_select writes its values; v
+  // exceeds the smallest) in order: new[j] = old[j+1] < v ? old[j+1]
   // : (old[j] < v ? v : old[j]), old[keep] read as +infinity; then
   // threshold[c] = new[0]. slots and threshold start at the span's first
   // column.
