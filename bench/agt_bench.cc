@@ -436,9 +436,13 @@ ModelSpec FashionCnn() {
 }  // namespace agt
 
 int main(int argc, char** argv) {
-  // Certified steps allocate and free large buffers every step
-  // (core/common/allocator.h).
-  agt::KeepFreedMemoryForReuse();
+  // The allocator as agt and agt-server set it (core/common/allocator.h),
+  // for every step timed here, plain SGD included; --default-malloc keeps
+  // glibc's defaults (every large block mapped and unmapped per step), for
+  // comparison with figures measured before agt set it.
+  bool default_malloc = false;
+  for (int i = 1; i < argc; ++i) default_malloc |= std::strcmp(argv[i], "--default-malloc") == 0;
+  if (!default_malloc) agt::KeepFreedMemoryForReuse();
   int repeats = 5, threads = 0;
   std::string models = "11-50-1,784-128-10,conv";
   std::string data_dir = agt::kFashionMnistDir;
@@ -458,6 +462,8 @@ int main(int argc, char** argv) {
       data_dir = argv[++i];
     } else if (!std::strcmp(argv[i], "--isa") && i + 1 < argc) {
       isa_list = argv[++i];
+    } else if (!std::strcmp(argv[i], "--default-malloc")) {
+      // read above, before the first allocation of any size
     } else if (!std::strcmp(argv[i], "--cases") && i + 1 < argc) {
       for (absl::string_view c : absl::StrSplit(argv[++i], ',')) {
         if (c != "removal" && c != "substitution" && c != "features" && c != "labels") {
@@ -486,7 +492,7 @@ int main(int argc, char** argv) {
       std::printf(
           "usage: agt_bench [--repeats N] [--threads N] [--quick] [--models LIST]\n"
           "                 [--fashion-mnist DIR] [--isa ISAS] [--backends LIST]\n"
-          "                 [--batches LIST] [--cases CASES]\n"
+          "                 [--batches LIST] [--cases CASES] [--default-malloc]\n"
           "Times plain SGD, per-sample SGD and certified AGT steps (best of N).\n"
           "LIST: comma-separated from 11-50-1, 784-128-10, conv (default: all;\n"
           "--quick: 11-50-1). DIR: the Fashion-MNIST IDX files (train-*-ubyte[.gz])\n"
@@ -499,7 +505,9 @@ int main(int argc, char** argv) {
           "--batches: comma-separated batch sizes (default 1000); the datasets hold\n"
           "twice the largest. cert samples/s = batch / certified step.\n"
           "CASES: comma-separated from removal, substitution, features, labels\n"
-          "(default: all; the plain and per-sample baselines are always timed).\n",
+          "(default: all; the plain and per-sample baselines are always timed).\n"
+          "--default-malloc: glibc's allocator defaults instead of agt's (freed large\n"
+          "blocks kept for reuse, core/common/allocator.h), for every step timed.\n",
           agt::kFashionMnistDir);
       return std::strcmp(argv[i], "--help") == 0 ? 0 : 2;
     }
@@ -561,6 +569,8 @@ int main(int argc, char** argv) {
     isa_names.append(simd::IsaName(isa));
   }
   using agt::ModelSpec;
+  std::printf("allocator: %s\n", default_malloc ? "glibc defaults (--default-malloc)"
+                                               : "freed blocks kept for reuse, as agt sets it");
   std::printf("AGT step benchmark (float64, best of %d, threads %s, kernels %s)\n", repeats,
               threads ? std::to_string(threads).c_str() : "auto", isa_names.c_str());
   for (const int batch : batches) {
