@@ -54,18 +54,21 @@ void StreamingExtremeSum::AddSpan(Index column_offset, Index len, const double* 
   const double* thr = threshold_.data() + column_offset;
   // Most candidates lose against their column's threshold: a vectorised
   // compare finds the few winners (and the optional plain sum rides along in
-  // the same pass), then they are inserted one by one. Each column appears
+  // the same pass), then they are inserted in a batch. Each column appears
   // once in a span, so filtering the whole span first sees the same
   // thresholds as inserting as we go.
   int32_t winners[simd::kFilterSpan + simd::kFilterSlack];
+  double stored[simd::kFilterSpan];  // by column; only the winners' are written
   for (Index c0 = 0; c0 < len; c0 += simd::kFilterSpan) {
     const Index n = std::min<Index>(simd::kFilterSpan, len - c0);
     const int64_t count =
         k.filter_above(values + c0, thr + c0, n, negate, sum ? sum + c0 : nullptr, winners);
-    for (int64_t w = 0; w < count; ++w) {
-      const Index c = c0 + winners[w];
-      Insert(column_offset + c, negate ? -values[c] : values[c]);
+    if (!negate) {
+      InsertWinners(column_offset + c0, winners, values + c0, count);
+      continue;
     }
+    for (int64_t w = 0; w < count; ++w) stored[winners[w]] = -values[c0 + winners[w]];
+    InsertWinners(column_offset + c0, winners, stored, count);
   }
 }
 
@@ -79,6 +82,7 @@ void StreamingExtremeSum::AddClampedDifferenceSpan(Index column_offset, Index le
   const bool negate = StoredSign(which_, keep_opposite_) < 0;
   const double* thr = threshold_.data() + column_offset;
   int32_t winners[simd::kFilterSpan + simd::kFilterSlack];
+  double stored[simd::kFilterSpan];  // by column; only the winners' are written
   for (Index c0 = 0; c0 < len; c0 += simd::kFilterSpan) {
     const Index n = std::min<Index>(simd::kFilterSpan, len - c0);
     const int64_t count = k.poison_filter(bound + c0, perturbed + c0, n, upper, negate,
@@ -87,8 +91,9 @@ void StreamingExtremeSum::AddClampedDifferenceSpan(Index column_offset, Index le
       const Index c = c0 + winners[w];
       const double d = perturbed[c] - bound[c];
       const double v = upper ? std::max(d, 0.0) : std::min(d, 0.0);
-      Insert(column_offset + c, negate ? -v : v);
+      stored[winners[w]] = negate ? -v : v;
     }
+    InsertWinners(column_offset + c0, winners, stored, count);
   }
 }
 

@@ -26,7 +26,7 @@ namespace agt::simd {
 struct RumpRow {
   double m = 0.0, r = 0.0;      // the output gradient's midpoint and radius
   const double* mz = nullptr;   // the input's midpoints
-  const double* amz = nullptr;  // |mz|
+  const double* amz = nullptr;  // |mz| (rump_select clears mz's sign bit instead)
   const double* rz = nullptr;   // the input's radii; null: a point input
 };
 
