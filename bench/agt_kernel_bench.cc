@@ -1,6 +1,7 @@
 // The certified step's innermost loop alone: Rump's per-sample product,
 // the plain sums and the selection's threshold filter fused (rump_select),
-// then the sorted insert of the winners (insert_sorted), one thread, on
+// the winners' bitmaps decoded, then their sorted insert (insert_sorted),
+// one thread, on
 // synthetic factors of a dense layer's shape. Every kernel variant this CPU
 // supports is timed in the same run, the variants taking turns so that the
 // machine's load hits them alike; the ratio is against the baseline variant.
@@ -75,8 +76,8 @@ double RunOnce(const Kernels& kern, const Shape& s, const Factors& f, bool winne
   std::vector<double> sum_lo(params, 0.0), sum_hi(params, 0.0);
   std::vector<double> thr_lo(params, winners ? -inf : inf), thr_hi(params, winners ? -inf : inf);
   std::vector<double> slots_lo(params * s.k, -inf), slots_hi(params * s.k, -inf);
-  std::vector<int32_t> idx_lo(s.cols + agt::simd::kFilterSlack),
-      idx_hi(s.cols + agt::simd::kFilterSlack);
+  std::vector<uint64_t> win_lo((s.cols + 63) / 64), win_hi((s.cols + 63) / 64);
+  std::vector<int32_t> idx_lo(s.cols), idx_hi(s.cols);
   std::vector<double> val_lo(s.cols + agt::simd::kFilterSlack),
       val_hi(s.cols + agt::simd::kFilterSlack);
   const auto t0 = std::chrono::steady_clock::now();
@@ -101,12 +102,14 @@ double RunOnce(const Kernels& kern, const Shape& s, const Factors& f, bool winne
         a.bound_sum_high = &sum_hi[at];
         a.thr_low = &thr_lo[at];
         a.thr_high = &thr_hi[at];
-        a.idx_low = idx_lo.data();
+        a.win_low = win_lo.data();
         a.val_low = val_lo.data();
-        a.idx_high = idx_hi.data();
+        a.win_high = win_hi.data();
         a.val_high = val_hi.data();
-        int64_t count_lo = 0, count_hi = 0;
-        kern.rump_select(a, &count_lo, &count_hi);
+        kern.rump_select(a);
+        // As Aggregator::AddRumpRow: the bitmaps decoded, then inserted.
+        const int64_t count_lo = agt::simd::WinnerColumns(win_lo.data(), s.cols, idx_lo.data());
+        const int64_t count_hi = agt::simd::WinnerColumns(win_hi.data(), s.cols, idx_hi.data());
         *inserted += count_lo + count_hi;
         kern.insert_sorted(&slots_lo[at * s.k], s.k, idx_lo.data(), val_lo.data(), count_lo,
                            &thr_lo[at]);

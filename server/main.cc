@@ -19,7 +19,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agt/version.h"
-#include "core/common/allocator.h"
 #include "core/common/decimal.h"
 #include "server/auth/tokens.h"
 #include "server/domain/admission.h"
@@ -442,9 +441,6 @@ int Serve(const std::vector<std::string>& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Certified steps allocate and free large buffers every step
-  // (core/common/allocator.h).
-  agt::KeepFreedMemoryForReuse();
   std::vector<std::string> args(argv + 1, argv + argc);
   const bool help_command = !args.empty() && args[0] == "help";
   for (const std::string& arg : args) {

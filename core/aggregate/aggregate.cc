@@ -329,8 +329,10 @@ void Aggregator::AddRumpRow(int lane_index, Index offset, Index len, const simd:
   const simd::Kernels& k = simd::ActiveKernels();
   // Each column appears once in a row, so filtering the whole span before
   // inserting sees the thresholds that inserting as we go would (AddSpan).
-  int32_t idx_low[simd::kFilterSpan + simd::kFilterSlack];
-  int32_t idx_high[simd::kFilterSpan + simd::kFilterSlack];
+  constexpr Index kWords = (simd::kFilterSpan + 63) / 64;
+  uint64_t win_low[kWords], win_high[kWords];
+  int32_t idx_low[simd::kFilterSpan];
+  int32_t idx_high[simd::kFilterSpan];
   double val_low[simd::kFilterSpan + simd::kFilterSlack];
   double val_high[simd::kFilterSpan + simd::kFilterSlack];
   simd::RumpSelectArgs a;
@@ -339,9 +341,9 @@ void Aggregator::AddRumpRow(int lane_index, Index offset, Index len, const simd:
   a.gamma = gamma;
   a.negate_low = lane.low.stores_negated();
   a.negate_high = lane.high.stores_negated();
-  a.idx_low = idx_low;
+  a.win_low = win_low;
   a.val_low = val_low;
-  a.idx_high = idx_high;
+  a.win_high = win_high;
   a.val_high = val_high;
   for (Index c0 = 0; c0 < len; c0 += simd::kFilterSpan) {
     const Index at = offset + c0;
@@ -357,8 +359,9 @@ void Aggregator::AddRumpRow(int lane_index, Index offset, Index len, const simd:
     a.value_sum_high = value_sums ? lane.value_sum_high.data() + at : nullptr;
     a.thr_low = lane.low.thresholds() + at;
     a.thr_high = lane.high.thresholds() + at;
-    int64_t count_low = 0, count_high = 0;
-    k.rump_select(a, &count_low, &count_high);
+    k.rump_select(a);
+    const int64_t count_low = simd::WinnerColumns(win_low, a.n, idx_low);
+    const int64_t count_high = simd::WinnerColumns(win_high, a.n, idx_high);
     lane.low.InsertWinners(at, idx_low, val_low, count_low);
     lane.high.InsertWinners(at, idx_high, val_high, count_high);
   }

@@ -13,7 +13,10 @@ namespace agt {
 // threshold to its largest value and keeps freed memory in the heap instead
 // of returning it, so later steps reuse pages already mapped. Resident memory
 // then stays at the process's peak until it exits; the peak itself does not
-// change. Call once, at the start of main, before any thread starts. A no-op
+// change within one thread, but freed memory stays in each thread's arena, so
+// a process whose threads allocate concurrently peaks higher (agt-server
+// does not call this: its per-call memory bounds need freed memory back).
+// Call once, at the start of main, before any thread starts. A no-op
 // where the C library is not glibc; returns false if glibc refused a setting.
 bool KeepFreedMemoryForReuse();
 

@@ -267,14 +267,25 @@ TEST_F(IsaTest, TheFusedRumpSelectEqualsExpandClampAndFilterOnEveryVariant) {
         a.value_sum_high = value_sums ? vsh.data() : nullptr;
         a.thr_low = thr_low.data();
         a.thr_high = thr_high.data();
-        std::vector<int32_t> il(n + simd::kFilterSlack), ih(n + simd::kFilterSlack);
+        // Every word is written: start them with every bit set.
+        const size_t words = static_cast<size_t>((n + 63) / 64);
+        std::vector<uint64_t> wl(words, ~uint64_t{0}), wh(words, ~uint64_t{0});
         std::vector<double> vl(n + simd::kFilterSlack), vh(n + simd::kFilterSlack);
-        a.idx_low = il.data();
+        a.win_low = wl.data();
         a.val_low = vl.data();
-        a.idx_high = ih.data();
+        a.win_high = wh.data();
         a.val_high = vh.data();
-        int64_t count_low = -1, count_high = -1;
-        k.rump_select(a, &count_low, &count_high);
+        k.rump_select(a);
+        // No bit past column n may be set (the decoder would read it).
+        for (size_t w = 0; w < words; ++w) {
+          const int64_t bits_used = std::min<int64_t>(64, n - static_cast<int64_t>(w) * 64);
+          const uint64_t unused = bits_used == 64 ? 0 : ~uint64_t{0} << bits_used;
+          EXPECT_EQ(wl[w] & unused, 0u) << simd::IsaName(isa) << " n=" << n << " word " << w;
+          EXPECT_EQ(wh[w] & unused, 0u) << simd::IsaName(isa) << " n=" << n << " word " << w;
+        }
+        std::vector<int32_t> il(n + 1), ih(n + 1);
+        const int64_t count_low = simd::WinnerColumns(wl.data(), n, il.data());
+        const int64_t count_high = simd::WinnerColumns(wh.data(), n, ih.data());
 
         std::vector<int32_t> want_il, want_ih;
         std::vector<double> want_vl(n), want_vh(n);  // every column's stored value

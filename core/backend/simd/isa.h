@@ -17,6 +17,7 @@
 #ifndef AGT_CORE_BACKEND_SIMD_ISA_H_
 #define AGT_CORE_BACKEND_SIMD_ISA_H_
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -46,6 +47,11 @@ const Kernels& ActiveKernels();
 // False when AGT_ISA named a variant that could not be used (unknown or
 // unsupported); true when it is unset or honoured.
 bool RequestedIsaHonoured();
+
+// The columns whose bit is set in a winner bitmap of rump_select (bit c % 64
+// of word c / 64, n columns), written to idx in increasing order; returns
+// how many. Plain scalar code (a count-trailing-zeros per winner).
+int64_t WinnerColumns(const uint64_t* bits, int64_t n, int32_t* idx);
 
 // Switches every later kernel call to `isa`; FailedPrecondition when the CPU
 // does not support it. For tests and benchmarks that compare the variants.

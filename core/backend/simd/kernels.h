@@ -48,9 +48,10 @@ struct RumpSelectArgs {
   double* value_sum_high = nullptr;
   const double* thr_low = nullptr;  // the selections' thresholds
   const double* thr_high = nullptr;
-  // The winners' columns, in increasing order: n + kFilterSlack slots each.
-  int32_t* idx_low = nullptr;
-  int32_t* idx_high = nullptr;
+  // The winners as bitmaps: bit c % 64 of word c / 64 set when column c
+  // won; (n + 63) / 64 words each, every one written.
+  uint64_t* win_low = nullptr;
+  uint64_t* win_high = nullptr;
   // Every column's stored (sign-applied) value, winner or not, at its
   // column: n + kFilterSlack slots each (one vector store per side, where
   // packing the winners' values would cost a permute and a table load).
@@ -99,12 +100,13 @@ struct Kernels {
   // poison also computes [plo, phi] (perturbed, clamped alike) and filters
   // Theorem 9's differences v = min(plo - lo, 0) and max(phi - hi, 0)
   // (poison_filter's rule), added to value_sum_low/high. Each side's
-  // s * v > thr (s = -1 when negated) is a winner: c is written to idx and
-  // *count_low / *count_high say how many; val[c] = s * v for every column
-  // (slots past n may be written too). Every double is
+  // s * v > thr (s = -1 when negated) is a winner: its bit is set in
+  // win_low / win_high (a bit per column costs two instructions per vector
+  // where packing the winners' indices cost five or more); val[c] = s * v
+  // for every column (slots past n may be written too). Every double is
   // the one that expanding (rump_scale_row), clamping and filtering
   // (filter_above / poison_filter) would give.
-  void (*rump_select)(const RumpSelectArgs& args, int64_t* count_low, int64_t* count_high);
+  void (*rump_select)(const RumpSelectArgs& args);
   // The selection's sorted insert (StreamingExtremeSum, keep <= 32 values
   // per column held ascending): for w < count, column c = idx[w] (distinct
   // columns), slots c*keep .. c*keep + keep-1 drop their smallest and take
