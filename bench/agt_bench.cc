@@ -436,7 +436,8 @@ ModelSpec FashionCnn() {
 }  // namespace agt
 
 int main(int argc, char** argv) {
-  // The allocator as agt and agt-server set it (core/common/allocator.h),
+  // The allocator as agt sets it (core/common/allocator.h; agt-server keeps
+  // glibc's defaults),
   // for every step timed here, plain SGD included; --default-malloc keeps
   // glibc's defaults (every large block mapped and unmapped per step), for
   // comparison with figures measured before agt set it.
