@@ -8,11 +8,17 @@
 //
 //   agt_kernel_bench [--cols N] [--rows N] [--weight-rows N] [--k N]
 //                    [--case removal|features] [--repeats N]
+//   agt_kernel_bench --gemm MxKxN [--repeats N]
 //
 // Two figures per variant: the whole loop as a step runs it (thresholds
 // start at -infinity and rise, about k (1 + ln(rows / k)) / rows of the
 // values are inserted), and the loop with no winner at all (thresholds
 // +infinity, nothing inserted): the arithmetic and the filter alone.
+//
+// --gemm times the kernels' fixed-order product (gemm) of an M x K by a
+// K x N row-major matrix under every variant against Eigen's product of the
+// same matrices in the same run (Eigen as this build compiles it: no -march,
+// so SSE2), and checks that every variant gives the same bits.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -23,6 +29,8 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#include <Eigen/Dense>
 
 #include "core/backend/simd/isa.h"
 #include "core/backend/simd/kernels.h"
@@ -121,16 +129,69 @@ double RunOnce(const Kernels& kern, const Shape& s, const Factors& f, bool winne
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+template <typename Fn>
+double BestOf(int repeats, Fn&& fn) {
+  double best = 1e300;
+  for (int rep = 0; rep <= repeats; ++rep) {  // pass 0 warms up
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (rep > 0) best = std::min(best, t);
+  }
+  return best;
+}
+
+int RunGemm(int m, int k, int n, int repeats) {
+  std::mt19937_64 rng(11);
+  std::normal_distribution<double> normal;
+  RowMatrix a(m, k), b(k, n);
+  for (Eigen::Index i = 0; i < a.size(); ++i) a.data()[i] = normal(rng);
+  for (Eigen::Index i = 0; i < b.size(); ++i) b.data()[i] = normal(rng);
+  RowMatrix c(m, n);
+  const double eigen = BestOf(repeats, [&] { c.noalias() = a * b; });
+  const RowMatrix reference = c;
+  const std::vector<agt::simd::Isa> isas = agt::simd::SupportedIsas();
+  std::vector<RowMatrix> out(isas.size(), RowMatrix(m, n));
+  std::vector<double> best(isas.size());
+  for (size_t v = 0; v < isas.size(); ++v) {
+    (void)agt::simd::SetIsaForTesting(isas[v]);
+    const Kernels& kern = agt::simd::ActiveKernels();
+    best[v] = BestOf(repeats, [&] {
+      kern.gemm(m, n, k, a.data(), k, b.data(), n, out[v].data(), n, /*accumulate=*/false);
+    });
+  }
+  const double flop = 2.0 * m * k * n;
+  std::printf("gemm %d x %d times %d x %d, one thread, best of %d\n", m, k, k, n, repeats);
+  std::printf("%-16s %12s %10s %14s %s\n", "product", "time [ms]", "GFlop/s", "Eigen / this",
+              "max |this - Eigen|");
+  std::printf("%-16s %12.3f %10.2f %14.2f\n", "Eigen", eigen * 1e3, flop / eigen * 1e-9, 1.0);
+  bool same = true;
+  for (size_t v = 0; v < isas.size(); ++v) {
+    same = same && std::memcmp(out[v].data(), out[0].data(), sizeof(double) * out[0].size()) == 0;
+    std::printf("%-16s %12.3f %10.2f %14.2f %.3g\n",
+                ("gemm " + std::string(agt::simd::IsaName(isas[v]))).c_str(), best[v] * 1e3,
+                flop / best[v] * 1e-9, eigen / best[v], (out[v] - reference).cwiseAbs().maxCoeff());
+  }
+  std::printf("every variant the same bits: %s\n", same ? "yes" : "NO");
+  return same ? 0 : 1;
+}
+
 int Usage(const char* prog, int code) {
   std::printf(
       "usage: %s [--cols N] [--rows N] [--weight-rows N] [--k N]\n"
       "       [--case removal|features] [--repeats N]\n"
+      "       %s --gemm MxKxN [--repeats N]\n"
       "Times the fused Rump product + sums + threshold filter (rump_select) and\n"
       "the sorted insert of its winners, one thread, under every kernel variant\n"
       "this CPU supports, best of N (default 9) passes over rows x weight-rows x\n"
       "cols values (default 1000 x 20 x 784: one task of the 784-128-10 model),\n"
-      "k = 10 kept per side. Ratio: baseline variant / this variant.\n",
-      prog);
+      "k = 10 kept per side. Ratio: baseline variant / this variant.\n"
+      "--gemm: the kernels' fixed-order matrix product (M x K times K x N) under\n"
+      "every variant against Eigen's in the same run (e.g. 256x784x128: one row\n"
+      "chunk of the 784-128-10 model's first layer).\n",
+      prog, prog);
   return code;
 }
 
@@ -139,6 +200,7 @@ int Usage(const char* prog, int code) {
 int main(int argc, char** argv) {
   Shape shape;
   int repeats = 9;
+  int gemm_m = 0, gemm_k = 0, gemm_n = 0;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
     auto number = [&](int* out, int min) {
@@ -156,6 +218,9 @@ int main(int argc, char** argv) {
       ok = number(&shape.k, 1) && shape.k <= 32;
     } else if (!std::strcmp(argv[i], "--repeats") && has_value) {
       ok = number(&repeats, 1);
+    } else if (!std::strcmp(argv[i], "--gemm") && has_value) {
+      ok = std::sscanf(argv[++i], "%dx%dx%d", &gemm_m, &gemm_k, &gemm_n) == 3 && gemm_m >= 1 &&
+           gemm_k >= 1 && gemm_n >= 1;
     } else if (!std::strcmp(argv[i], "--case") && has_value) {
       const std::string c = argv[++i];
       ok = c == "removal" || c == "features";
@@ -165,12 +230,13 @@ int main(int argc, char** argv) {
     }
     if (!ok) {
       std::fprintf(stderr,
-                   "%s: bad value '%s' for %s (cols 1..%ld, k 1..32, others >= 1; case removal "
+                   "%s: bad value '%s' for %s (cols 1..%ld, k 1..32, gemm MxKxN, others >= 1; case removal "
                    "or features)\n",
                    argv[0], argv[i], argv[i - 1], static_cast<long>(agt::simd::kFilterSpan));
       return 2;
     }
   }
+  if (gemm_m > 0) return RunGemm(gemm_m, gemm_k, gemm_n, repeats);
   const Factors factors(shape);
   const std::vector<agt::simd::Isa> isas = agt::simd::SupportedIsas();
   std::vector<double> best_all(isas.size(), 1e300), best_none(isas.size(), 1e300);

@@ -129,16 +129,42 @@ class CpuBackend : public ComputeBackend {
   void BuildTasks() {
     tasks_.clear();
     const size_t nb = config_->budgets.size();
+    const int threads = pool_->size();
+    const bool poisoning = config_->perturbation.kind == PerturbationKind::kBoundedPoisoning;
+    // A task's work, roughly: its parameters times the streams of bounds it
+    // expands (the nominal stream one, a budget's two, four when poisoning).
+    std::vector<double> cost;
     for (size_t stream = 0; stream <= nb; ++stream) {
+      const double per_param = stream == nb ? 1.0 : poisoning ? 4.0 : 2.0;
       for (size_t k = 0; k < layout_.size(); ++k) {
         const ParamSlice& sl = layout_[k];
         tasks_.push_back({stream, k, -1, -1});
-        const int chunk = std::max(1, static_cast<int>(16384 / sl.in));
+        cost.push_back(per_param * sl.out);
+        // Weight rows of about 16384 parameters per task, and a layer in at
+        // least two tasks per thread, so that a narrow model's one large
+        // layer does not leave the other threads idle.
+        int chunk = std::max(1, static_cast<int>(16384 / sl.in));
+        if (threads > 1) {
+          chunk = std::min(chunk, std::max(1, (sl.out + 2 * threads - 1) / (2 * threads)));
+        }
         for (int o = 0; o < sl.out; o += chunk) {
-          tasks_.push_back({stream, k, o, std::min(sl.out, o + chunk)});
+          const int o_end = std::min(sl.out, o + chunk);
+          tasks_.push_back({stream, k, o, o_end});
+          cost.push_back(per_param * (o_end - o) * sl.in);
         }
       }
     }
+    // Largest first (the pool hands tasks out in order, so the threads end
+    // close together). Tasks own disjoint parameters: their order changes
+    // no result.
+    std::vector<size_t> order(tasks_.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return cost[a] > cost[b]; });
+    std::vector<Task> sorted;
+    sorted.reserve(tasks_.size());
+    for (size_t i : order) sorted.push_back(tasks_[i]);
+    tasks_ = std::move(sorted);
   }
 
   void Clamp(Matrix* m) const {
@@ -167,6 +193,21 @@ class CpuBackend : public ComputeBackend {
       if (f.RumpWeightRow(task.o_begin, 0, &row) &&
           (pf == nullptr || pf->RumpWeightRow(task.o_begin, 0, &prow))) {
         RunFusedTask(task, f, pf);
+        return;
+      }
+    }
+    if (nominal && !bias) {
+      DenseFactorRows dense;
+      if (f.DenseRows(0, 1, &dense)) {
+        // Dense factors fold the task's weight rows over all the rows at
+        // once (a product whose sums see the rows in order), without
+        // storing the per-sample gradients.
+        f.AccumulateNominalWeightRows(
+            task.o_begin, task.o_end, 0, b, static_cast<Index>(task.o_end - task.o_begin) * sl.in,
+            cfg.clip_gamma.has_value(), cfg.clip_gamma.value_or(0.0),
+            nominal_aggregator_->LaneSum(0) + sl.weight_offset +
+                static_cast<Index>(task.o_begin) * sl.in,
+            &sc->lower);
         return;
       }
     }

@@ -82,31 +82,48 @@ MidRadView MidRad::Block(Index offset, Index view_rows, Index view_cols) const {
                     ConstMatrixMap(g + offset, view_rows, view_cols), point};
 }
 
+void FixedOrderProduct(const double* a, const double* b, Index m, Index k, Index n, double* c,
+                       bool accumulate) {
+  simd::ActiveKernels().gemm(m, n, k, a, k, b, n, c, n, accumulate);
+}
+
+Matrix FixedOrderProduct(const Matrix& a, const Matrix& b) {
+  Matrix c(a.rows(), b.cols());
+  FixedOrderProduct(a.data(), b.data(), a.rows(), a.cols(), b.cols(), c.data(),
+                    /*accumulate=*/false);
+  return c;
+}
+
 void RumpMatMul(const MidRadView& a, const MidRadView& b, double* lower, double* upper,
                 Matrix* scratch, RoundingMode /*rounding: kNearest is the only mode*/) {
   MatrixMap lo(lower, a.rows(), b.cols());
   MatrixMap hi(upper, a.rows(), b.cols());
-  lo.noalias() = a.mid * b.mid;
+  FixedOrderProduct(a.mid, b.mid, lower, /*accumulate=*/false);
   if (a.point && b.point) {
     hi = lo;
     return;
   }
   Matrix& rad = *scratch;
+  rad.resize(a.rows(), b.cols());
   if (!b.point) {
-    rad.noalias() = a.mid_abs * b.rad;
-    if (!a.point) rad.noalias() += a.rad * b.mag;
+    FixedOrderProduct(a.mid_abs, b.rad, rad.data(), /*accumulate=*/false);
+    if (!a.point) FixedOrderProduct(a.rad, b.mag, rad.data(), /*accumulate=*/true);
   } else {
-    rad.noalias() = a.rad * b.mid_abs;
+    FixedOrderProduct(a.rad, b.mid_abs, rad.data(), /*accumulate=*/false);
   }
   hi = lo + rad;
   lo -= rad;
 }
 
 IntervalMatrix RumpMatMul(const MidRad& a, const MidRad& b, RoundingMode rounding) {
-  Matrix mid = a.mid * b.mid;
+  Matrix mid = FixedOrderProduct(a.mid, b.mid);
   if (a.point && b.point) return IntervalMatrix(mid, mid);
   Matrix rad = Matrix::Zero(mid.rows(), mid.cols());
-  if (!b.point) rad.noalias() += a.mid_abs * b.rad;
+  const auto add_product = [&](const Matrix& x, const Matrix& y) {
+    FixedOrderProduct(x.data(), y.data(), x.rows(), x.cols(), y.cols(), rad.data(),
+                      /*accumulate=*/true);
+  };
+  if (!b.point) add_product(a.mid_abs, b.rad);
   if (!a.point) {
     // A right factor made without mag (with_mag = false) gets it here.
     Matrix computed_mag;
@@ -115,7 +132,7 @@ IntervalMatrix RumpMatMul(const MidRad& a, const MidRad& b, RoundingMode roundin
     if (a.uniform) {
       rad.rowwise() += a.uniform_radius * b_mag.colwise().sum();
     } else {
-      rad.noalias() += a.rad * b_mag;
+      add_product(a.rad, b_mag);
     }
   }
   (void)rounding;

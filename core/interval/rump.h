@@ -64,6 +64,21 @@ struct MidRad {
   MidRadView Block(Index offset, Index view_rows, Index view_cols) const;
 };
 
+// c = a * b (accumulate: c += a * b) for row-major contiguous a (m x k), b
+// (k x n) and c (m x n), by the kernels' fixed-order product (simd gemm):
+// each element one running sum over k in order, so the same doubles under
+// every kernel variant, and a row's result does not depend on the other
+// rows of its batch. Every GEMM of the certified step's passes goes through
+// it.
+void FixedOrderProduct(const double* a, const double* b, Index m, Index k, Index n, double* c,
+                       bool accumulate);
+inline void FixedOrderProduct(const ConstMatrixMap& a, const ConstMatrixMap& b, double* c,
+                              bool accumulate) {
+  FixedOrderProduct(a.data(), b.data(), a.rows(), a.cols(), b.cols(), c, accumulate);
+}
+// a * b into a new matrix.
+Matrix FixedOrderProduct(const Matrix& a, const Matrix& b);
+
 // out = Rump enclosure of a * b (a: m x k, b: k x n), written to lower/upper
 // (m x n each, row-major, contiguous); scratch holds the radius (reused
 // across calls, no allocation once large enough). `rounding` is the

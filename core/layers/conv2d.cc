@@ -51,9 +51,11 @@ class ConvFactors : public GradientFactors {
       const Index r = r0 + i;
       const Index d_off = r * channels * p + o0 * p;
       if (nominal_) {
-        MatrixMap(lower + i * ld, width, k).noalias() =
-            ConstMatrixMap(d_.mid.data() + d_off, width, p) *
-            ConstMatrixMap(z_.mid.data() + r * p * k, p, k);
+        // The product RumpMatMul takes at point factors (the budget-0
+        // bounds are exactly these).
+        FixedOrderProduct(ConstMatrixMap(d_.mid.data() + d_off, width, p),
+                          ConstMatrixMap(z_.mid.data() + r * p * k, p, k), lower + i * ld,
+                          /*accumulate=*/false);
         continue;
       }
       switch (options_.conv_product) {
@@ -230,15 +232,20 @@ Matrix Conv2dLayer::ChannelsToPositions(const Matrix& by_channel) const {
 }
 
 Matrix Conv2dLayer::Forward(const double* params, const Matrix& x) const {
-  const ConstMatrixMap w(params, weight_rows(), weight_cols());
-  Matrix y = Im2Col(x) * w.transpose();
-  y.rowwise() += Eigen::Map<const RowVector>(params + w.size(), weight_rows());
+  // The fixed-order product, as the boxed layer's (so that budget-0 bounds
+  // are exactly the nominal values); it reads W^T row-major.
+  const Matrix wt = ConstMatrixMap(params, weight_rows(), weight_cols()).transpose();
+  Matrix y = FixedOrderProduct(Im2Col(x), wt);
+  y.rowwise() += Eigen::Map<const RowVector>(params + wt.size(), weight_rows());
   return PositionsToChannels(y, x.rows());
 }
 
 Matrix Conv2dLayer::Backward(const double* params, const Matrix& x, const Matrix& dy) const {
-  const ConstMatrixMap w(params, weight_rows(), weight_cols());
-  return Col2Im(ChannelsToPositions(dy) * w, x.rows());
+  const Matrix dp = ChannelsToPositions(dy);
+  Matrix dx(dp.rows(), weight_cols());
+  FixedOrderProduct(dp.data(), params, dp.rows(), weight_rows(), weight_cols(), dx.data(),
+                    /*accumulate=*/false);
+  return Col2Im(dx, x.rows());
 }
 
 std::unique_ptr<GradientFactors> Conv2dLayer::NominalFactors(Matrix x, Matrix dy) const {

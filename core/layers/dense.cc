@@ -169,6 +169,22 @@ void DenseFactors::AccumulateNominalWeightRows(int o0, int o1, Index r0, Index r
   }
   const Index in = z_mid.cols();
   const simd::Kernels& k = simd::ActiveKernels();
+  if (!clip) {
+    // sum(o, c) += d(r, o) z(r, c) for the rows in order: a product of d's
+    // columns (transposed into scratch) and z's rows, whose running sums
+    // are accumulate_scaled_rows' (s = s + d z, in row order), bit for bit,
+    // with each row of z read once for every weight row of the call.
+    const Index n_o = o1 - o0, out = d_mid.cols();
+    scratch->resize(n_o, rows);
+    const double* d = d_mid.data() + r0 * out + o0;
+    for (Index o = 0; o < n_o; ++o) {
+      double* t = scratch->data() + o * rows;
+      for (Index r = 0; r < rows; ++r) t[r] = d[r * out + o];
+    }
+    k.gemm(n_o, in, rows, scratch->data(), rows, z_mid.data() + r0 * in, in, sum, in,
+           /*accumulate=*/true);
+    return;
+  }
   for (int o = o0; o < o1; ++o) {
     k.accumulate_scaled_rows(d_mid.data() + r0 * d_mid.cols() + o, d_mid.cols(),
                              z_mid.data() + r0 * in, in, rows, in, clip, gamma,
@@ -194,14 +210,19 @@ DenseLayer::DenseLayer(const LayerSpec& spec, const Shape& input)
 
 Matrix DenseLayer::Forward(const double* params, const Matrix& x) const {
   const ConstMatrixMap w(params, spec().out, spec().in);
-  Matrix y = x * w.transpose();
+  // The fixed-order product reads W^T row-major (in x out): a copy of the
+  // weights, small beside the product for any batch.
+  const Matrix wt = w.transpose();
+  Matrix y = FixedOrderProduct(x, wt);
   y.rowwise() += Eigen::Map<const RowVector>(params + w.size(), spec().out);
   return y;
 }
 
 Matrix DenseLayer::Backward(const double* params, const Matrix& /*x*/, const Matrix& dy) const {
-  const ConstMatrixMap w(params, spec().out, spec().in);
-  return dy * w;
+  Matrix dx(dy.rows(), spec().in);
+  FixedOrderProduct(dy.data(), params, dy.rows(), spec().out, spec().in, dx.data(),
+                    /*accumulate=*/false);
+  return dx;
 }
 
 std::unique_ptr<GradientFactors> DenseLayer::NominalFactors(Matrix x, Matrix dy) const {

@@ -396,6 +396,59 @@ TEST_F(IsaTest, TheSortedInsertEqualsTheScalarRuleOnEveryVariant) {
   }
 }
 
+// The fixed-order product against its scalar definition (one running sum
+// per element, products in k order, no fused multiply-add), on every
+// variant: shapes around every tile edge (rows 1..13, columns 1..41 cross
+// the 2-, 4- and 8-lane vectors and the 3- and 4-vector panels), k = 0,
+// strided operands, accumulation into what C holds, and the awkward values
+// (infinities times zeros give NaN; signed zeros; subnormals).
+TEST_F(IsaTest, TheFixedOrderProductEqualsItsScalarDefinitionOnEveryVariant) {
+  struct Case {
+    int m, n, k;
+    bool accumulate, specials;
+  };
+  std::vector<Case> cases;
+  for (int m : {1, 2, 5, 6, 7, 13}) {
+    for (int n : {1, 2, 3, 7, 8, 9, 12, 16, 17, 24, 31, 32, 33, 41}) {
+      for (int k : {0, 1, 3, 19}) cases.push_back({m, n, k, (m + n + k) % 2 == 0, n % 3 == 0});
+    }
+  }
+  cases.push_back({100, 129, 70, false, false});  // past one block of rows
+  cases.push_back({97, 40, 300, true, true});
+  for (Isa isa : simd::SupportedIsas()) {
+    const Kernels& kern = TableOf(isa);
+    for (const Case& c : cases) {
+      // Rows further apart than the operands' widths: lda, ldb, ldc are read.
+      const int lda = c.k + 3, ldb = c.n + 2, ldc = c.n + 5;
+      const uint64_t seed = 1000u * c.m + 10u * c.n + c.k;
+      const std::vector<double> a = Awkward(c.m * lda, seed, c.specials);
+      const std::vector<double> b = Awkward(std::max(1, c.k) * ldb, seed + 1, c.specials);
+      std::vector<double> out = Awkward(c.m * ldc, seed + 2, c.specials);
+      std::vector<double> want = out;
+      for (int i = 0; i < c.m; ++i) {
+        for (int j = 0; j < c.n; ++j) {
+          double s = c.accumulate ? want[i * ldc + j] : 0.0;
+          for (int p = 0; p < c.k; ++p) {
+            const double prod = a[i * lda + p] * b[p * ldb + j];
+            s = s + prod;
+          }
+          want[i * ldc + j] = s;
+        }
+      }
+      kern.gemm(c.m, c.n, c.k, a.data(), lda, b.data(), ldb, out.data(), ldc, c.accumulate);
+      // A NaN's sign and payload are not fixed: x86 returns one operand's
+      // NaN when both are NaN, and compilers may swap the operands of a
+      // commutative add. Every NaN is a NaN in the same place, every other
+      // double the same bits.
+      for (size_t e = 0; e < out.size(); ++e) {
+        if (std::isnan(out[e]) && std::isnan(want[e])) out[e] = want[e];
+      }
+      const int id = 10000 * c.m + 100 * c.n + c.k;
+      ExpectSameBits(out, want, c.accumulate ? "gemm (accumulate)" : "gemm", isa, id);
+    }
+  }
+}
+
 Dataset Moons(int n, uint64_t seed) {
   Dataset d = MakeMoons(n, 0.1, seed);
   d.x = PolynomialFeatures(d.x, 3);

@@ -117,6 +117,17 @@ struct Kernels {
   // column.
   void (*insert_sorted)(double* slots, int64_t keep, const int32_t* idx, const double* stored,
                         int64_t count, double* threshold);
+  // C = A B, or C += A B when accumulate, all row-major: A is m x k (rows
+  // lda apart), B k x n (ldb), C m x n (ldc). Each element is one running
+  // sum in a fixed order: s = (accumulate ? C[i][j] : +0.0), then
+  // s = s + A[i][p] * B[p][j] for p = 0, 1, ..., k - 1, every product and
+  // sum rounded on its own. Eigen's GEMM blocks the sum in an order that
+  // depends on its vector width and cache sizes; this one is the same in
+  // every variant (the vectors run across j, one lane per element), but
+  // for which NaN a NaN sum carries (x86 returns one operand's NaN, and the
+  // compiler may swap an add's operands). C must not overlap A or B.
+  void (*gemm)(int64_t m, int64_t n, int64_t k, const double* a, int64_t lda, const double* b,
+               int64_t ldb, double* c, int64_t ldc, bool accumulate);
 };
 
 // The most values filter_above takes at once (the caller's index buffer).
