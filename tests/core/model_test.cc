@@ -5,13 +5,16 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "core/layers/relu.h"
 
 namespace agt {
 namespace {
@@ -230,6 +233,47 @@ TEST(ParameterBox, TotalWidthSumsAndMaxWidthTakesTheLargestSide) {
   EXPECT_EQ(empty.size(), 0);
   EXPECT_EQ(empty.TotalWidth(), 0.0);
   EXPECT_EQ(empty.MaxWidth(), 0.0);
+}
+
+// The boxed ReLU's backward (vector code) against its rule, element by
+// element: x > 0 keeps the bounds, !(upper > 0) (NaN included) zeroes them,
+// otherwise lower = std::min(lower, 0) and upper = std::max(upper, 0); odd
+// lengths reach the scalar tail; NaN and signed zeros in the gradients.
+TEST(ReluBackward, BoxedBackwardFollowsTheRuleOnEveryElement) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double pool[] = {-1.5, -0.0, 0.0, 2.0, nan, 1e-300, -3.0};
+  const ReluLayer relu(LayerSpec::Relu(), Shape::Flat(7));
+  const auto boxed = relu.Bind(nullptr, nullptr, IntervalOptions{});
+  for (int cols : {1, 2, 3, 7}) {
+    const int rows = 49;
+    IntervalMatrix x(Matrix(rows, cols), Matrix(rows, cols));
+    IntervalMatrix d(Matrix(rows, cols), Matrix(rows, cols));
+    for (int e = 0; e < rows * cols; ++e) {
+      // Every pairing of the pool's values over the four operands.
+      x.lower.data()[e] = pool[e % 7];
+      x.upper.data()[e] = pool[(e / 7) % 7];
+      d.lower.data()[e] = pool[(e * 3 + 1) % 7];
+      d.upper.data()[e] = pool[(e * 5 + 2) % 7];
+    }
+    IntervalMatrix got = d;
+    boxed->BackwardInPlace(x, &got);
+    for (int e = 0; e < rows * cols; ++e) {
+      const double xl = x.lower.data()[e], xu = x.upper.data()[e];
+      double lo = d.lower.data()[e], hi = d.upper.data()[e];
+      if (!(xl > 0.0)) {
+        if (!(xu > 0.0)) {
+          lo = 0.0;
+          hi = 0.0;
+        } else {
+          lo = std::min(lo, 0.0);
+          hi = std::max(hi, 0.0);
+        }
+      }
+      const double gl = got.lower.data()[e], gh = got.upper.data()[e];
+      EXPECT_EQ(std::memcmp(&gl, &lo, sizeof lo), 0) << "cols " << cols << " element " << e;
+      EXPECT_EQ(std::memcmp(&gh, &hi, sizeof hi), 0) << "cols " << cols << " element " << e;
+    }
+  }
 }
 
 }  // namespace
