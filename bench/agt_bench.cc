@@ -59,7 +59,9 @@ void SumRows(const Matrix& m, Eigen::Map<Eigen::VectorXd>* out) {
 // positions and patches, ChannelsToPositions(delta)^T * Im2Col(input), which
 // sums over samples and positions; biases: column sums), update. Input
 // gradients below the first layer with parameters are not computed; Flatten
-// is a view. Single-threaded Eigen, like the old dense-only baseline.
+// is a view. Single-threaded: Layer::Forward/Backward run the kernels'
+// fixed-order product (as the certified passes do), the weight gradients
+// Eigen's product.
 struct PlainSgd {
   explicit PlainSgd(const ModelSpec& spec) : spec(spec), net(spec.TrainedNetwork()) {
     for (size_t i = 0; i < net.size(); ++i) {

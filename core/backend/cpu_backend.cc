@@ -1,4 +1,6 @@
-// The CPU backend: Eigen GEMMs for the factored passes, the streaming
+// The CPU backend: the kernels' fixed-order GEMM for the factored passes
+// (FixedOrderProduct, interval/rump.h: the same bits under every variant, a
+// row's values independent of its batch), the streaming
 // aggregators of aggregate/, and a persistent thread pool. Scheduling, block
 // sizes and scratch buffers live here and nowhere else. The element loops
 // (expansion, clipping, sums, the selection's filter) run in the vector

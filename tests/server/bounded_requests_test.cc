@@ -58,9 +58,9 @@ agt::v1::CertifyPredictionsRequest Request(int rows, int cols, uint64_t seed) {
   return r;
 }
 
-// Decisions equal; bounds equal up to the last bits (Eigen's products sum in
-// an order that depends on the number of rows, as the guarantee text says:
-// float64 without directed rounding).
+// Decisions equal; bounds equal up to the last bits (float64 without
+// directed rounding, as the guarantee text says: the test does not rely on
+// a row's bits being independent of the rows computed with it).
 void ExpectSamePoints(const agt::v1::CertifyPredictionsResponse& a,
                       const agt::v1::CertifyPredictionsResponse& b) {
   ASSERT_EQ(a.points_size(), b.points_size());
