@@ -185,10 +185,18 @@ void DenseFactors::AccumulateNominalWeightRows(int o0, int o1, Index r0, Index r
            /*accumulate=*/true);
     return;
   }
-  for (int o = o0; o < o1; ++o) {
-    k.accumulate_scaled_rows(d_mid.data() + r0 * d_mid.cols() + o, d_mid.cols(),
-                             z_mid.data() + r0 * in, in, rows, in, clip, gamma,
-                             sum + static_cast<Index>(o - o0) * in);
+  // Clipped products are not a GEMM: blocks of rows, each read from cache
+  // by every weight row of the call (every element still sees its rows in
+  // order).
+  constexpr Index kBlockRows = 32;
+  for (Index b0 = 0; b0 < rows; b0 += kBlockRows) {
+    const Index n = std::min(kBlockRows, rows - b0);
+    const Index r = r0 + b0;
+    for (int o = o0; o < o1; ++o) {
+      k.accumulate_scaled_rows(d_mid.data() + r * d_mid.cols() + o, d_mid.cols(),
+                               z_mid.data() + r * in, in, n, in, clip, gamma,
+                               sum + static_cast<Index>(o - o0) * in);
+    }
   }
 }
 
