@@ -68,8 +68,10 @@ struct MidRad {
 // (k x n) and c (m x n), by the kernels' fixed-order product (simd gemm):
 // each element one running sum over k in order, so the same doubles under
 // every kernel variant, and a row's result does not depend on the other
-// rows of its batch. Every GEMM of the certified step's passes goes through
-// it.
+// rows of its batch. Rump's products and the nominal dense and conv layers'
+// go through it; the exact product (its own k-ordered loop, which at point
+// factors gives these same sums) and Nguyen's (Eigen GEMMs, compiled once
+// for the baseline, so also the same under every variant) do not.
 void FixedOrderProduct(const double* a, const double* b, Index m, Index k, Index n, double* c,
                        bool accumulate);
 inline void FixedOrderProduct(const ConstMatrixMap& a, const ConstMatrixMap& b, double* c,
