@@ -7,7 +7,7 @@
 // machine's load hits them alike; the ratio is against the baseline variant.
 //
 //   agt_kernel_bench [--cols N] [--rows N] [--weight-rows N] [--k N]
-//                    [--case removal|features] [--repeats N]
+//                    [--case removal|features] [--rows-per-call N] [--repeats N]
 //   agt_kernel_bench --gemm MxKxN [--repeats N]
 //
 // Two figures per variant: the whole loop as a step runs it (thresholds
@@ -46,6 +46,7 @@ struct Shape {
   int weight_rows = 20;  // weight rows of one task
   int k = 10;
   bool poison = true;  // features: Theorem 9's differences; removal: the bounds
+  int per_call = 16;   // sample rows per rump_select call (1 .. kSelectRows)
 };
 
 // The factors of `rows` samples: input midpoints (a point input for the
@@ -75,8 +76,8 @@ struct Factors {
 };
 
 // One pass over the batch as the CPU backend's fused task takes it (blocks of
-// 16 samples, weight row after weight row); returns the seconds and adds the
-// inserted values to *inserted.
+// 16 samples, weight row after weight row, s.per_call samples per kernel
+// call); returns the seconds and adds the inserted values to *inserted.
 double RunOnce(const Kernels& kern, const Shape& s, const Factors& f, bool winners,
                long* inserted) {
   const size_t params = static_cast<size_t>(s.weight_rows) * s.cols;
@@ -84,22 +85,29 @@ double RunOnce(const Kernels& kern, const Shape& s, const Factors& f, bool winne
   std::vector<double> sum_lo(params, 0.0), sum_hi(params, 0.0);
   std::vector<double> thr_lo(params, winners ? -inf : inf), thr_hi(params, winners ? -inf : inf);
   std::vector<double> slots_lo(params * s.k, -inf), slots_hi(params * s.k, -inf);
-  std::vector<uint64_t> win_lo((s.cols + 63) / 64), win_hi((s.cols + 63) / 64);
-  std::vector<int32_t> idx_lo(s.cols), idx_hi(s.cols);
-  std::vector<double> val_lo(s.cols + agt::simd::kFilterSlack),
-      val_hi(s.cols + agt::simd::kFilterSlack);
+  constexpr int64_t kWords = agt::simd::kSelectRows * agt::simd::kSelectWords;
+  std::vector<uint64_t> win_lo(kWords), win_hi(kWords);
+  std::vector<int32_t> idx(s.cols);
+  std::vector<double> val(s.cols);
+  agt::simd::RumpRow bound[agt::simd::kSelectRows], perturbed[agt::simd::kSelectRows];
   const auto t0 = std::chrono::steady_clock::now();
   constexpr int kBlock = 16;
   for (int r0 = 0; r0 < s.rows; r0 += kBlock) {
     const int r1 = std::min(s.rows, r0 + kBlock);
     for (int o = 0; o < s.weight_rows; ++o) {
       const size_t at = static_cast<size_t>(o) * s.cols;
-      for (int row = r0; row < r1; ++row) {
-        const size_t in = static_cast<size_t>(row) * s.cols;
-        const size_t g = static_cast<size_t>(row) * s.weight_rows + o;
+      for (int c0 = r0; c0 < r1; c0 += s.per_call) {
+        const int c1 = std::min(r1, c0 + s.per_call);
+        for (int row = c0; row < c1; ++row) {
+          const size_t in = static_cast<size_t>(row) * s.cols;
+          const size_t g = static_cast<size_t>(row) * s.weight_rows + o;
+          bound[row - c0] = {f.m[g], f.r[g], &f.mz[in], &f.amz[in], nullptr};
+          perturbed[row - c0] = {f.m[g], 1.1 * f.r[g], &f.mz[in], &f.amz[in], &f.rz[in]};
+        }
         RumpSelectArgs a;
-        a.bound = {f.m[g], f.r[g], &f.mz[in], &f.amz[in], nullptr};
-        a.perturbed = {f.m[g], 1.1 * f.r[g], &f.mz[in], &f.amz[in], &f.rz[in]};
+        a.bound = bound;
+        a.perturbed = perturbed;
+        a.rows = c1 - c0;
         a.poison = s.poison;
         a.n = s.cols;
         // Removal keeps the k largest lower bounds and the k smallest upper
@@ -111,18 +119,21 @@ double RunOnce(const Kernels& kern, const Shape& s, const Factors& f, bool winne
         a.thr_low = &thr_lo[at];
         a.thr_high = &thr_hi[at];
         a.win_low = win_lo.data();
-        a.val_low = val_lo.data();
         a.win_high = win_hi.data();
-        a.val_high = val_hi.data();
         kern.rump_select(a);
-        // As Aggregator::AddRumpRow: the bitmaps decoded, then inserted.
-        const int64_t count_lo = agt::simd::WinnerColumns(win_lo.data(), s.cols, idx_lo.data());
-        const int64_t count_hi = agt::simd::WinnerColumns(win_hi.data(), s.cols, idx_hi.data());
-        *inserted += count_lo + count_hi;
-        kern.insert_sorted(&slots_lo[at * s.k], s.k, idx_lo.data(), val_lo.data(), count_lo,
-                           &thr_lo[at]);
-        kern.insert_sorted(&slots_hi[at * s.k], s.k, idx_hi.data(), val_hi.data(), count_hi,
-                           &thr_hi[at]);
+        // As Aggregator::AddRumpRows: row by row, each bitmap decoded, its
+        // candidates' values recomputed against the thresholds as they are
+        // now, then inserted.
+        for (int i = 0; i < c1 - c0; ++i) {
+          for (const bool high : {false, true}) {
+            const uint64_t* bits = (high ? win_hi : win_lo).data() + i * agt::simd::kSelectWords;
+            int64_t count = agt::simd::WinnerColumns(bits, s.cols, idx.data());
+            count = kern.rump_winner_values(a, i, high, idx.data(), count, val.data());
+            *inserted += count;
+            kern.insert_sorted(&(high ? slots_hi : slots_lo)[at * s.k], s.k, idx.data(),
+                               val.data(), count, &(high ? thr_hi : thr_lo)[at]);
+          }
+        }
       }
     }
   }
@@ -181,13 +192,15 @@ int RunGemm(int m, int k, int n, int repeats) {
 int Usage(const char* prog, int code) {
   std::printf(
       "usage: %s [--cols N] [--rows N] [--weight-rows N] [--k N]\n"
-      "       [--case removal|features] [--repeats N]\n"
+      "       [--case removal|features] [--rows-per-call N] [--repeats N]\n"
       "       %s --gemm MxKxN [--repeats N]\n"
       "Times the fused Rump product + sums + threshold filter (rump_select) and\n"
       "the sorted insert of its winners, one thread, under every kernel variant\n"
       "this CPU supports, best of N (default 9) passes over rows x weight-rows x\n"
       "cols values (default 1000 x 20 x 784: one task of the 784-128-10 model),\n"
       "k = 10 kept per side. Ratio: baseline variant / this variant.\n"
+      "--rows-per-call: samples per rump_select call, 1..16 (default 16, as the\n"
+      "CPU backend calls it; 1 gives each sample its own call).\n"
       "--gemm: the kernels' fixed-order matrix product (M x K times K x N) under\n"
       "every variant against Eigen's in the same run (e.g. 256x784x128: one row\n"
       "chunk of the 784-128-10 model's first layer).\n",
@@ -216,6 +229,8 @@ int main(int argc, char** argv) {
       ok = number(&shape.weight_rows, 1);
     } else if (!std::strcmp(argv[i], "--k") && has_value) {
       ok = number(&shape.k, 1) && shape.k <= 32;
+    } else if (!std::strcmp(argv[i], "--rows-per-call") && has_value) {
+      ok = number(&shape.per_call, 1) && shape.per_call <= agt::simd::kSelectRows;
     } else if (!std::strcmp(argv[i], "--repeats") && has_value) {
       ok = number(&repeats, 1);
     } else if (!std::strcmp(argv[i], "--gemm") && has_value) {
@@ -230,8 +245,8 @@ int main(int argc, char** argv) {
     }
     if (!ok) {
       std::fprintf(stderr,
-                   "%s: bad value '%s' for %s (cols 1..%ld, k 1..32, gemm MxKxN, others >= 1; case removal "
-                   "or features)\n",
+                   "%s: bad value '%s' for %s (cols 1..%ld, k 1..32, rows-per-call 1..16, gemm MxKxN, "
+                   "others >= 1; case removal or features)\n",
                    argv[0], argv[i], argv[i - 1], static_cast<long>(agt::simd::kFilterSpan));
       return 2;
     }
@@ -258,10 +273,10 @@ int main(int argc, char** argv) {
   }
   const double values = static_cast<double>(shape.rows) * shape.weight_rows * shape.cols;
   std::printf(
-      "rump_select + insert_sorted, %s, %d cols x %d weight rows x %d rows, k=%d, one thread, "
-      "best of %d\n",
+      "rump_select + insert_sorted, %s, %d cols x %d weight rows x %d rows, k=%d, %d rows per "
+      "call, one thread, best of %d\n",
       shape.poison ? "features (Theorem 9's differences)" : "removal (bounds)", shape.cols,
-      shape.weight_rows, shape.rows, shape.k, repeats);
+      shape.weight_rows, shape.rows, shape.k, shape.per_call, repeats);
   std::printf("inserted: %.2f%% of the values per side\n", 100.0 * inserted / values / 2.0);
   std::printf("%-10s %16s %10s %20s %10s\n", "variant", "step [ns/value]", "ratio",
               "no winners [ns/value]", "ratio");

@@ -211,7 +211,7 @@ struct Aggregator::Lane {
 
   Vector bound_sum_lower;  // sum of per-sample lower bounds
   Vector bound_sum_upper;
-  // Sum of the values fed to `low` (differences for poisoning; AddRumpRow
+  // Sum of the values fed to `low` (differences for poisoning; AddRumpRows
   // leaves them out when neither side's Result reads them).
   Vector value_sum_low;
   Vector value_sum_high;
@@ -321,49 +321,62 @@ simd::RumpRow Advance(const simd::RumpRow& row, Index c0) {
 }
 }  // namespace
 
-void Aggregator::AddRumpRow(int lane_index, Index offset, Index len, const simd::RumpRow& bound,
-                            const simd::RumpRow* perturbed, bool clip, double gamma) {
+void Aggregator::AddRumpRows(int lane_index, Index offset, Index len, const simd::RumpRow* bound,
+                             const simd::RumpRow* perturbed, Index rows, bool clip,
+                             double gamma) {
   Lane& lane = *lanes_[lane_index];
   const bool poison = kind_ == AggregationKind::kBoundedPoisoning;
   assert(poison == (perturbed != nullptr));
+  assert(rows >= 0 && rows <= simd::kSelectRows);
+  if (rows == 0) return;
   const simd::Kernels& k = simd::ActiveKernels();
-  // Each column appears once in a row, so filtering the whole span before
-  // inserting sees the thresholds that inserting as we go would (AddSpan).
-  constexpr Index kWords = (simd::kFilterSpan + 63) / 64;
-  uint64_t win_low[kWords], win_high[kWords];
-  int32_t idx_low[simd::kFilterSpan];
-  int32_t idx_high[simd::kFilterSpan];
-  double val_low[simd::kFilterSpan + simd::kFilterSlack];
-  double val_high[simd::kFilterSpan + simd::kFilterSlack];
+  // The kernel flags every row's candidates against the thresholds at the
+  // call; rump_winner_values then keeps, row after row and after the rows
+  // before it are inserted, those above the thresholds as they are then.
+  // Thresholds only rise, so that is exactly the winners of adding the rows
+  // one by one (each column appears once in a row, so a row's own inserts
+  // never move a threshold it still compares with).
+  uint64_t win_low[simd::kSelectRows * simd::kSelectWords];
+  uint64_t win_high[simd::kSelectRows * simd::kSelectWords];
+  int32_t idx[simd::kFilterSpan];
+  double val[simd::kFilterSpan];  // by column; only the winners' are written
+  simd::RumpRow b[simd::kSelectRows], p[simd::kSelectRows];
   simd::RumpSelectArgs a;
+  a.bound = b;
+  a.perturbed = poison ? p : nullptr;
+  a.rows = rows;
   a.poison = poison;
   a.clip = clip;
   a.gamma = gamma;
   a.negate_low = lane.low.stores_negated();
   a.negate_high = lane.high.stores_negated();
   a.win_low = win_low;
-  a.val_low = val_low;
   a.win_high = win_high;
-  a.val_high = val_high;
+  // Theorem 9's difference sums are Result's totals, read only when a side
+  // keeps its other extremes (k > b/2); otherwise they are not taken.
+  const bool value_sums = lane.low.uses_total() || lane.high.uses_total();
   for (Index c0 = 0; c0 < len; c0 += simd::kFilterSpan) {
     const Index at = offset + c0;
     a.n = std::min<Index>(simd::kFilterSpan, len - c0);
-    a.bound = Advance(bound, c0);
-    if (poison) a.perturbed = Advance(*perturbed, c0);
+    for (Index i = 0; i < rows; ++i) {
+      b[i] = Advance(bound[i], c0);
+      if (poison) p[i] = Advance(perturbed[i], c0);
+    }
     a.bound_sum_low = lane.bound_sum_lower.data() + at;
     a.bound_sum_high = lane.bound_sum_upper.data() + at;
-    // Theorem 9's difference sums are Result's totals, read only when a
-    // side keeps its other extremes (k > b/2); otherwise they are not taken.
-    const bool value_sums = lane.low.uses_total() || lane.high.uses_total();
     a.value_sum_low = value_sums ? lane.value_sum_low.data() + at : nullptr;
     a.value_sum_high = value_sums ? lane.value_sum_high.data() + at : nullptr;
     a.thr_low = lane.low.thresholds() + at;
     a.thr_high = lane.high.thresholds() + at;
     k.rump_select(a);
-    const int64_t count_low = simd::WinnerColumns(win_low, a.n, idx_low);
-    const int64_t count_high = simd::WinnerColumns(win_high, a.n, idx_high);
-    lane.low.InsertWinners(at, idx_low, val_low, count_low);
-    lane.high.InsertWinners(at, idx_high, val_high, count_high);
+    for (Index i = 0; i < rows; ++i) {
+      int64_t count = simd::WinnerColumns(win_low + i * simd::kSelectWords, a.n, idx);
+      count = k.rump_winner_values(a, i, /*high=*/false, idx, count, val);
+      lane.low.InsertWinners(at, idx, val, count);
+      count = simd::WinnerColumns(win_high + i * simd::kSelectWords, a.n, idx);
+      count = k.rump_winner_values(a, i, /*high=*/true, idx, count, val);
+      lane.high.InsertWinners(at, idx, val, count);
+    }
   }
 }
 

@@ -67,7 +67,7 @@ class StreamingExtremeSum {
   void AddClampedDifferenceSpan(Index column_offset, Index len, const double* bound,
                                 const double* perturbed, bool upper, double* bound_sum,
                                 double* value_sum);
-  // For callers that filter values themselves (Aggregator::AddRumpRow): the
+  // For callers that filter values themselves (Aggregator::AddRumpRows): the
   // per-column thresholds a stored value must exceed, and whether values are
   // stored negated (stored = -value). Valid until the next insert.
   const double* thresholds() const { return threshold_.data(); }
@@ -149,14 +149,15 @@ class Aggregator {
   // path calls this per weight row so that everything stays in cache.
   void AddBlock(int lane, Index offset, Index len, Index rows, Index ld, const double* lower,
                 const double* upper, const double* perturbed_lower, const double* perturbed_upper);
-  // One sample row of parameters [offset, offset + len) given by its Rump
-  // factors (the bounds over the box, and for poisoning those that also
-  // cover the perturbation), each value first clamped to [-gamma, gamma]
-  // when clip: the same result, bit for bit, as expanding the row with
-  // RumpScaleRow, clamping it and calling AddBlock with one row, but without
-  // storing the bounds (the fused kernel, simd::Kernels::rump_select).
-  void AddRumpRow(int lane, Index offset, Index len, const simd::RumpRow& bound,
-                  const simd::RumpRow* perturbed, bool clip, double gamma);
+  // Sample rows bound[0 .. rows) (rows <= simd::kSelectRows) of parameters
+  // [offset, offset + len), each given by its Rump factors (the bounds over
+  // the box, and for poisoning perturbed[i], those that also cover the
+  // perturbation), each value first clamped to [-gamma, gamma] when clip:
+  // the same result, bit for bit, as expanding the rows with RumpScaleRow,
+  // clamping them and calling AddBlock row after row, but without storing
+  // the bounds (the fused kernel, simd::Kernels::rump_select).
+  void AddRumpRows(int lane, Index offset, Index len, const simd::RumpRow* bound,
+                   const simd::RumpRow* perturbed, Index rows, bool clip, double gamma);
   DescentBounds Finish();
   // Forgets every row (keeps the memory), ready for the next batch.
   void Reset();

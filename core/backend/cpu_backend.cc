@@ -7,7 +7,7 @@
 // kernels of simd/, chosen at start-up; every variant gives the same bits.
 // Dense interval factors under Rump's rule skip the stored block: each sample
 // row is expanded, clamped, summed and filtered in registers
-// (Aggregator::AddRumpRow, RunFusedTask), with the same bits as the block.
+// (Aggregator::AddRumpRows, RunFusedTask), with the same bits as the block.
 //
 // Determinism: phase 1 tasks are whole passes (independent); phase 2 tasks
 // own disjoint parameter ranges and feed each parameter its rows in order
@@ -280,10 +280,12 @@ class CpuBackend : public ComputeBackend {
     }
   }
 
-  // The task's weight rows through the fused kernel (Aggregator::AddRumpRow):
+  // The task's weight rows through the fused kernel (Aggregator::AddRumpRows):
   // no block of bounds is stored. Rows are taken in blocks, weight row after
   // weight row, so that a block's input rows are reused from cache by every
-  // weight row of the task; every parameter still sees its rows in order.
+  // weight row of the task, and a whole block goes to one kernel call, which
+  // keeps each column's sums and thresholds in registers while the block's
+  // rows pass; every parameter still sees its rows in order.
   void RunFusedTask(const Task& task, const GradientFactors& f, const GradientFactors* pf) {
     const TrainConfig& cfg = *config_;
     const ParamSlice& sl = layout_[task.layer];
@@ -291,16 +293,16 @@ class CpuBackend : public ComputeBackend {
     const bool clip = cfg.clip_gamma.has_value();
     const double gamma = cfg.clip_gamma.value_or(0.0);
     const Index b = passes_.group_rows();
-    simd::RumpRow row, prow;
+    simd::RumpRow rows[kFusedRows], prows[kFusedRows];
     for (Index r0 = 0; r0 < b; r0 += kFusedRows) {
       const Index r1 = std::min<Index>(b, r0 + kFusedRows);
       for (int o = task.o_begin; o < task.o_end; ++o) {
         const Index offset = sl.weight_offset + static_cast<Index>(o) * sl.in;
         for (Index r = r0; r < r1; ++r) {
-          f.RumpWeightRow(o, r, &row);
-          if (pf) pf->RumpWeightRow(o, r, &prow);
-          agg.AddRumpRow(0, offset, sl.in, row, pf ? &prow : nullptr, clip, gamma);
+          f.RumpWeightRow(o, r, &rows[r - r0]);
+          if (pf) pf->RumpWeightRow(o, r, &prows[r - r0]);
         }
+        agg.AddRumpRows(0, offset, sl.in, rows, pf ? prows : nullptr, r1 - r0, clip, gamma);
       }
     }
   }
@@ -309,8 +311,8 @@ class CpuBackend : public ComputeBackend {
   // weight rows side by side in blocks instead: one fused call per sample
   // and weight row would cost more in calls than it saves).
   static constexpr Index kFusedMinWidth = 64;
-  // Sample rows per block of the fused path.
-  static constexpr Index kFusedRows = 16;
+  // Sample rows per block of the fused path (one kernel call each).
+  static constexpr Index kFusedRows = simd::kSelectRows;
 
   int requested_threads_;
   const TrainConfig* config_ = nullptr;

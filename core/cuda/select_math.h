@@ -168,7 +168,7 @@ struct ParameterState {
 
 // One sample's bounds [lo, hi] of the parameter (already clipped) and, for
 // poisoning, its perturbed bounds [plo, phi] (clipped): the sums and both
-// selections, in Aggregator::AddBlock / AddRumpRow's order.
+// selections, in Aggregator::AddBlock / AddRumpRows' order.
 AGT_HD void OfferRow(const StreamShape& s, double lo, double hi, double plo, double phi,
                      ParameterState* p) {
   *p->bound_sum_low += lo;

@@ -551,10 +551,12 @@ void ExpandRumpRow(const RumpBatch& f, Index i, bool clip, double gamma, double*
 // The fused path (no stored bounds) against expanding each row and feeding
 // it to AddBlock: the same bits, for every kind, budgets on both sides of
 // b/2 (kept extremes or their complement), clipping, point and interval
-// inputs, and rows wider than one filter span.
-TEST(Aggregator, AddRumpRowIsBitIdenticalToExpandingTheRowsThenAddBlock) {
+// inputs, rows wider than one filter span, and calls of 1 to kSelectRows
+// rows (a later row of a call can be outbid by an earlier one's insert).
+TEST(Aggregator, AddRumpRowsIsBitIdenticalToExpandingTheRowsThenAddBlock) {
   Rng rng(203);
   const int b = 40;
+  const Index calls[] = {1, simd::kSelectRows, 5, simd::kSelectRows, 2};  // 40 rows
   for (Index p : {Index{5}, Index{131}, simd::kFilterSpan + 37}) {
     for (bool point : {false, true}) {
       const RumpBatch bound = RandomRumpBatch(b, p, point, 0.05, &rng);
@@ -577,22 +579,33 @@ TEST(Aggregator, AddRumpRowIsBitIdenticalToExpandingTheRowsThenAddBlock) {
             hi.setZero();
             plo.setZero();
             phi.setZero();
-            for (Index i = 0; i < b; ++i) {
-              const simd::RumpRow prow = perturbed.Row(i);
-              fused.AddRumpRow(0, offset, p, bound.Row(i), poisoning ? &prow : nullptr, clip,
-                               gamma);
-              ExpandRumpRow(bound, i, clip, gamma, lo.data() + offset, hi.data() + offset);
-              ExpandRumpRow(perturbed, i, clip, gamma, plo.data() + offset, phi.data() + offset);
-              expanded.AddBlock(0, offset, p, 1, p + offset, lo.data() + offset, hi.data() + offset,
-                                poisoning ? plo.data() + offset : nullptr,
-                                poisoning ? phi.data() + offset : nullptr);
-              // The first two parameters belong to no row here: both paths
-              // give them the same zeros.
-              fused.AddBlock(0, 0, offset, 1, p + offset, lo.data(), hi.data(),
-                             poisoning ? plo.data() : nullptr, poisoning ? phi.data() : nullptr);
-              expanded.AddBlock(0, 0, offset, 1, p + offset, lo.data(), hi.data(),
-                                poisoning ? plo.data() : nullptr, poisoning ? phi.data() : nullptr);
+            Index i0 = 0;
+            for (Index rows : calls) {
+              simd::RumpRow brows[simd::kSelectRows], prows[simd::kSelectRows];
+              for (Index j = 0; j < rows; ++j) {
+                brows[j] = bound.Row(i0 + j);
+                prows[j] = perturbed.Row(i0 + j);
+              }
+              fused.AddRumpRows(0, offset, p, brows, poisoning ? prows : nullptr, rows, clip,
+                                gamma);
+              for (Index i = i0; i < i0 + rows; ++i) {
+                ExpandRumpRow(bound, i, clip, gamma, lo.data() + offset, hi.data() + offset);
+                ExpandRumpRow(perturbed, i, clip, gamma, plo.data() + offset,
+                              phi.data() + offset);
+                expanded.AddBlock(0, offset, p, 1, p + offset, lo.data() + offset,
+                                  hi.data() + offset, poisoning ? plo.data() + offset : nullptr,
+                                  poisoning ? phi.data() + offset : nullptr);
+                // The first two parameters belong to no row here: both paths
+                // give them the same zeros.
+                fused.AddBlock(0, 0, offset, 1, p + offset, lo.data(), hi.data(),
+                               poisoning ? plo.data() : nullptr, poisoning ? phi.data() : nullptr);
+                expanded.AddBlock(0, 0, offset, 1, p + offset, lo.data(), hi.data(),
+                                  poisoning ? plo.data() : nullptr,
+                                  poisoning ? phi.data() : nullptr);
+              }
+              i0 += rows;
             }
+            ASSERT_EQ(i0, b);
             const DescentBounds want = expanded.Finish();
             const DescentBounds got = fused.Finish();
             const std::string what =

@@ -61,6 +61,18 @@ void ExpectSameBits(const std::vector<double>& a, const std::vector<double>& b, 
   }
 }
 
+// The same, but any NaN equals any NaN: for sums over several rows, where
+// two NaN operands meet and which one's sign survives depends on the operand
+// order the compiler picked for a scalar add (a finite sum has one answer).
+void ExpectSameBitsOrBothNaN(const std::vector<double>& a, const std::vector<double>& b,
+                             const char* what, Isa isa, int n) {
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::isnan(a[i]) && std::isnan(b[i])) continue;
+    ASSERT_TRUE(SameBits(a[i], b[i])) << what << " [" << simd::IsaName(isa) << "] n=" << n
+                                      << " element " << i << ": " << a[i] << " vs " << b[i];
+  }
+}
+
 TEST_F(IsaTest, NamesRoundTripAndUnknownNamesAreRejected) {
   for (Isa isa : {Isa::kBaseline, Isa::kAvx2, Isa::kAvx512}) {
     EXPECT_EQ(simd::ParseIsa(simd::IsaName(isa)), isa);
@@ -226,118 +238,185 @@ TEST_F(IsaTest, TheFusedDifferenceFilterEqualsDifferencesThenFilterOnEveryVarian
 }
 
 // The fused kernel against its definition written out in scalar code:
-// Rump's product, the clamp, the sums and the filter of each side.
+// Rump's product, the clamp, the sums (rows in order) and the filter of each
+// side, for calls of 1, 3 and kSelectRows rows with different factors per
+// row; then rump_winner_values on each row's candidates, with the thresholds
+// as at the call (every candidate kept) and raised (ties and +infinity
+// among them: those candidates dropped).
 TEST_F(IsaTest, TheFusedRumpSelectEqualsExpandClampAndFilterOnEveryVariant) {
   const double gamma = 0.5;
+  const double inf = std::numeric_limits<double>::infinity();
   for (Isa isa : simd::SupportedIsas()) {
     const Kernels& k = TableOf(isa);
-    for (int n : {0, 1, 3, 8, 13, 64, 1000}) {
-      const std::vector<double> mz = Awkward(n, 70 + n, true), pmz = Awkward(n, 71 + n, true);
-      std::vector<double> amz(n), pamz(n), rz = Awkward(n, 72 + n, false),
-                                           prz = Awkward(n, 73 + n, false);
-      for (int i = 0; i < n; ++i) {
-        amz[i] = std::abs(mz[i]);
-        pamz[i] = std::abs(pmz[i]);
-        rz[i] = std::abs(rz[i]);
-        prz[i] = std::abs(prz[i]);
-      }
-      const std::vector<double> thr_low = Awkward(n, 74 + n, true),
-                                thr_high = Awkward(n, 75 + n, true);
-      for (int variant = 0; variant < 64; ++variant) {
-        const bool poison = variant & 1, clip = variant & 2, point = variant & 4,
-                   negate_low = variant & 8, negate_high = variant & 16;
-        // Poison without the difference sums (null pointers): everything
-        // else the same.
-        const bool value_sums = !(variant & 32);
-        if (!poison && !value_sums) continue;
-        simd::RumpSelectArgs a;
-        a.bound = {-0.75, 0.125, mz.data(), amz.data(), point ? nullptr : rz.data()};
-        a.perturbed = {0.5, 0.25, pmz.data(), pamz.data(), prz.data()};
-        a.poison = poison;
-        a.clip = clip;
-        a.gamma = gamma;
-        a.n = n;
-        a.negate_low = negate_low;
-        a.negate_high = negate_high;
-        std::vector<double> bsl(n, 0.5), bsh(n, -0.5), vsl(n, 0.25), vsh(n, -0.25);
-        std::vector<double> want_bsl = bsl, want_bsh = bsh, want_vsl = vsl, want_vsh = vsh;
-        a.bound_sum_low = bsl.data();
-        a.bound_sum_high = bsh.data();
-        a.value_sum_low = value_sums ? vsl.data() : nullptr;
-        a.value_sum_high = value_sums ? vsh.data() : nullptr;
-        a.thr_low = thr_low.data();
-        a.thr_high = thr_high.data();
-        // Every word is written: start them with every bit set.
-        const size_t words = static_cast<size_t>((n + 63) / 64);
-        std::vector<uint64_t> wl(words, ~uint64_t{0}), wh(words, ~uint64_t{0});
-        std::vector<double> vl(n + simd::kFilterSlack), vh(n + simd::kFilterSlack);
-        a.win_low = wl.data();
-        a.val_low = vl.data();
-        a.win_high = wh.data();
-        a.val_high = vh.data();
-        k.rump_select(a);
-        // No bit past column n may be set (the decoder would read it).
-        for (size_t w = 0; w < words; ++w) {
-          const int64_t bits_used = std::min<int64_t>(64, n - static_cast<int64_t>(w) * 64);
-          const uint64_t unused = bits_used == 64 ? 0 : ~uint64_t{0} << bits_used;
-          EXPECT_EQ(wl[w] & unused, 0u) << simd::IsaName(isa) << " n=" << n << " word " << w;
-          EXPECT_EQ(wh[w] & unused, 0u) << simd::IsaName(isa) << " n=" << n << " word " << w;
-        }
-        std::vector<int32_t> il(n + 1), ih(n + 1);
-        const int64_t count_low = simd::WinnerColumns(wl.data(), n, il.data());
-        const int64_t count_high = simd::WinnerColumns(wh.data(), n, ih.data());
-
-        std::vector<int32_t> want_il, want_ih;
-        std::vector<double> want_vl(n), want_vh(n);  // every column's stored value
-        const auto rump = [&](const simd::RumpRow& f, int i, double* lo, double* hi) {
-          const double c = f.m * f.mz[i];
-          const double rad = f.rz == nullptr
-                                 ? f.r * f.amz[i]
-                                 : (std::abs(f.m) * f.rz[i] + f.r * f.amz[i]) + f.r * f.rz[i];
-          *lo = c - rad;
-          *hi = c + rad;
-          if (clip) {
-            *lo = std::min(std::max(*lo, -gamma), gamma);
-            *hi = std::min(std::max(*hi, -gamma), gamma);
+    for (int n : {0, 1, 3, 8, 13, 64, 1000, static_cast<int>(simd::kFilterSpan)}) {
+      for (int rows : {1, 3, static_cast<int>(simd::kSelectRows)}) {
+        // Row i's inputs and factors.
+        std::vector<std::vector<double>> mz(rows), amz(rows), rz(rows), pmz(rows), pamz(rows),
+            prz(rows);
+        for (int i = 0; i < rows; ++i) {
+          const uint64_t seed = 70 + n + 1000 * static_cast<uint64_t>(i);
+          mz[i] = Awkward(n, seed, true);
+          pmz[i] = Awkward(n, seed + 1, true);
+          rz[i] = Awkward(n, seed + 2, false);
+          prz[i] = Awkward(n, seed + 3, false);
+          amz[i].resize(n);
+          pamz[i].resize(n);
+          for (int c = 0; c < n; ++c) {
+            amz[i][c] = std::abs(mz[i][c]);
+            pamz[i][c] = std::abs(pmz[i][c]);
+            rz[i][c] = std::abs(rz[i][c]);
+            prz[i][c] = std::abs(prz[i][c]);
           }
-        };
-        for (int i = 0; i < n; ++i) {
-          double lo, hi;
-          rump(a.bound, i, &lo, &hi);
-          want_bsl[i] += lo;
-          want_bsh[i] += hi;
-          double v_low = lo, v_high = hi;
-          if (poison) {
-            double plo, phi;
-            rump(a.perturbed, i, &plo, &phi);
-            v_low = std::min(plo - lo, 0.0);
-            v_high = std::max(phi - hi, 0.0);
-            if (value_sums) {
-              want_vsl[i] += v_low;
-              want_vsh[i] += v_high;
+        }
+        const std::vector<double> thr_low0 = Awkward(n, 74 + n, true),
+                                  thr_high0 = Awkward(n, 75 + n, true);
+        for (int variant = 0; variant < 64; ++variant) {
+          const bool poison = variant & 1, clip = variant & 2, point = variant & 4,
+                     negate_low = variant & 8, negate_high = variant & 16;
+          // Poison without the difference sums (null pointers): everything
+          // else the same.
+          const bool value_sums = !(variant & 32);
+          if (!poison && !value_sums) continue;
+          simd::RumpRow bound[simd::kSelectRows], perturbed[simd::kSelectRows];
+          for (int i = 0; i < rows; ++i) {
+            bound[i] = {-0.75 + 0.1 * i, 0.125 * (1 + i % 3), mz[i].data(), amz[i].data(),
+                        point ? nullptr : rz[i].data()};
+            perturbed[i] = {0.5 - 0.05 * i, 0.25, pmz[i].data(), pamz[i].data(), prz[i].data()};
+          }
+          std::vector<double> thr_low = thr_low0, thr_high = thr_high0;
+          simd::RumpSelectArgs a;
+          a.bound = bound;
+          a.perturbed = perturbed;
+          a.rows = rows;
+          a.poison = poison;
+          a.clip = clip;
+          a.gamma = gamma;
+          a.n = n;
+          a.negate_low = negate_low;
+          a.negate_high = negate_high;
+          std::vector<double> bsl(n, 0.5), bsh(n, -0.5), vsl(n, 0.25), vsh(n, -0.25);
+          std::vector<double> want_bsl = bsl, want_bsh = bsh, want_vsl = vsl, want_vsh = vsh;
+          a.bound_sum_low = bsl.data();
+          a.bound_sum_high = bsh.data();
+          a.value_sum_low = value_sums ? vsl.data() : nullptr;
+          a.value_sum_high = value_sums ? vsh.data() : nullptr;
+          a.thr_low = thr_low.data();
+          a.thr_high = thr_high.data();
+          // Every word a row uses is written: start them with every bit set.
+          const size_t words = static_cast<size_t>((n + 63) / 64);
+          std::vector<uint64_t> wl(simd::kSelectRows * simd::kSelectWords, ~uint64_t{0}),
+              wh = wl;
+          a.win_low = wl.data();
+          a.win_high = wh.data();
+          k.rump_select(a);
+
+          const auto rump = [&](const simd::RumpRow& f, int c, double* lo, double* hi) {
+            const double center = f.m * f.mz[c];
+            const double rad = f.rz == nullptr
+                                   ? f.r * f.amz[c]
+                                   : (std::abs(f.m) * f.rz[c] + f.r * f.amz[c]) + f.r * f.rz[c];
+            *lo = center - rad;
+            *hi = center + rad;
+            if (clip) {
+              *lo = std::min(std::max(*lo, -gamma), gamma);
+              *hi = std::min(std::max(*hi, -gamma), gamma);
+            }
+          };
+          for (int i = 0; i < rows; ++i) {
+            const std::string what = std::string(simd::IsaName(isa)) + " n=" +
+                                     std::to_string(n) + " rows=" + std::to_string(rows) +
+                                     " row=" + std::to_string(i) +
+                                     " variant=" + std::to_string(variant);
+            const uint64_t* row_wl = wl.data() + i * simd::kSelectWords;
+            const uint64_t* row_wh = wh.data() + i * simd::kSelectWords;
+            // No bit past column n may be set (the decoder would read it).
+            for (size_t w = 0; w < words; ++w) {
+              const int64_t bits_used = std::min<int64_t>(64, n - static_cast<int64_t>(w) * 64);
+              const uint64_t unused = bits_used == 64 ? 0 : ~uint64_t{0} << bits_used;
+              EXPECT_EQ(row_wl[w] & unused, 0u) << what << " word " << w;
+              EXPECT_EQ(row_wh[w] & unused, 0u) << what << " word " << w;
+            }
+            std::vector<int32_t> want_il, want_ih;
+            std::vector<double> want_vl(n), want_vh(n);  // every column's stored value
+            for (int c = 0; c < n; ++c) {
+              double lo, hi;
+              rump(bound[i], c, &lo, &hi);
+              want_bsl[c] += lo;
+              want_bsh[c] += hi;
+              double v_low = lo, v_high = hi;
+              if (poison) {
+                double plo, phi;
+                rump(perturbed[i], c, &plo, &phi);
+                v_low = std::min(plo - lo, 0.0);
+                v_high = std::max(phi - hi, 0.0);
+                if (value_sums) {
+                  want_vsl[c] += v_low;
+                  want_vsh[c] += v_high;
+                }
+              }
+              want_vl[c] = negate_low ? -v_low : v_low;
+              want_vh[c] = negate_high ? -v_high : v_high;
+              if (want_vl[c] > thr_low0[c]) want_il.push_back(c);
+              if (want_vh[c] > thr_high0[c]) want_ih.push_back(c);
+            }
+            for (const bool high : {false, true}) {
+              const std::vector<int32_t>& want = high ? want_ih : want_il;
+              const std::vector<double>& want_val = high ? want_vh : want_vl;
+              std::vector<double>& thr = high ? thr_high : thr_low;
+              std::vector<int32_t> idx(n + 1);
+              const int64_t count = simd::WinnerColumns(high ? row_wh : row_wl, n, idx.data());
+              ASSERT_EQ(count, static_cast<int64_t>(want.size())) << what << " high=" << high;
+              ASSERT_EQ(std::vector<int32_t>(idx.begin(), idx.begin() + count), want)
+                  << what << " high=" << high;
+              // Thresholds as at the call: every candidate kept, its value
+              // the definition's.
+              std::vector<double> val(n, std::nan(""));
+              std::vector<int32_t> kept_idx = idx;
+              ASSERT_EQ(k.rump_winner_values(a, i, high, kept_idx.data(), count, val.data()),
+                        count)
+                  << what << " high=" << high;
+              EXPECT_EQ(kept_idx, idx) << what << " high=" << high;
+              for (int64_t w = 0; w < count; ++w) {
+                const int32_t c = idx[w];
+                ASSERT_TRUE(SameBits(val[c], want_val[c]))
+                    << what << " high=" << high << " column " << c << ": " << val[c] << " vs "
+                    << want_val[c];
+              }
+              // Raised thresholds (a tie, +infinity, a value just below):
+              // only the candidates still above them are left, in order.
+              for (int64_t w = 0; w < count; ++w) {
+                const int32_t c = idx[w];
+                switch (w % 4) {
+                  case 0: thr[c] = want_val[c]; break;
+                  case 1: thr[c] = inf; break;
+                  case 2: thr[c] = std::nextafter(want_val[c], -inf); break;
+                  default: break;  // unchanged
+                }
+              }
+              std::vector<int32_t> want_kept;
+              for (int64_t w = 0; w < count; ++w) {
+                if (want_val[idx[w]] > thr[idx[w]]) want_kept.push_back(idx[w]);
+              }
+              std::vector<double> val2(n, std::nan(""));
+              const int64_t kept =
+                  k.rump_winner_values(a, i, high, kept_idx.data(), count, val2.data());
+              ASSERT_EQ(kept, static_cast<int64_t>(want_kept.size())) << what << " high=" << high;
+              EXPECT_EQ(std::vector<int32_t>(kept_idx.begin(), kept_idx.begin() + kept), want_kept)
+                  << what << " high=" << high;
+              for (int32_t c : want_kept) {
+                ASSERT_TRUE(SameBits(val2[c], want_val[c])) << what << " column " << c;
+              }
+              // Back as at the call for the next row (the same buffer: a.thr_*).
+              const std::vector<double>& at_call = high ? thr_high0 : thr_low0;
+              std::copy(at_call.begin(), at_call.end(), thr.begin());
             }
           }
-          const double s_low = negate_low ? -v_low : v_low;
-          const double s_high = negate_high ? -v_high : v_high;
-          want_vl[i] = s_low;
-          want_vh[i] = s_high;
-          if (s_low > thr_low[i]) want_il.push_back(i);
-          if (s_high > thr_high[i]) want_ih.push_back(i);
+          const auto same = rows == 1 ? ExpectSameBits : ExpectSameBitsOrBothNaN;
+          same(bsl, want_bsl, "fused low bound sum", isa, n);
+          same(bsh, want_bsh, "fused high bound sum", isa, n);
+          same(vsl, want_vsl, "fused low value sum", isa, n);
+          same(vsh, want_vsh, "fused high value sum", isa, n);
         }
-        const std::string what = std::string(simd::IsaName(isa)) + " n=" + std::to_string(n) +
-                                 " variant=" + std::to_string(variant);
-        ASSERT_EQ(count_low, static_cast<int64_t>(want_il.size())) << what;
-        ASSERT_EQ(count_high, static_cast<int64_t>(want_ih.size())) << what;
-        EXPECT_EQ(std::vector<int32_t>(il.begin(), il.begin() + count_low), want_il) << what;
-        EXPECT_EQ(std::vector<int32_t>(ih.begin(), ih.begin() + count_high), want_ih) << what;
-        ExpectSameBits(std::vector<double>(vl.begin(), vl.begin() + n), want_vl,
-                       "fused low stored values", isa, n);
-        ExpectSameBits(std::vector<double>(vh.begin(), vh.begin() + n), want_vh,
-                       "fused high stored values", isa, n);
-        ExpectSameBits(bsl, want_bsl, "fused low bound sum", isa, n);
-        ExpectSameBits(bsh, want_bsh, "fused high bound sum", isa, n);
-        ExpectSameBits(vsl, want_vsl, "fused low value sum", isa, n);
-        ExpectSameBits(vsh, want_vsh, "fused high value sum", isa, n);
       }
     }
   }
@@ -364,7 +443,7 @@ TEST_F(IsaTest, TheSortedInsertEqualsTheScalarRuleOnEveryVariant) {
       }
       std::vector<double> want = slots, want_thr = threshold;
       std::vector<int32_t> idx;
-      // By column, as rump_select writes them; columns not inserted hold a
+      // By column, as rump_winner_values writes them; columns not inserted hold a
       // value that must not be read (NaN: it would show in the slots).
       std::vector<double> stored(columns, std::numeric_limits<double>::quiet_NaN());
       for (int c = 0; c < columns; c += 1 + (c % 2)) {

@@ -30,33 +30,40 @@ struct RumpRow {
   const double* rz = nullptr;   // the input's radii; null: a point input
 };
 
-// What rump_select reads and writes for one sample and n columns (n <=
-// kFilterSpan; every pointer already at the span's first column).
+// The most sample rows one rump_select call takes, and the words of one
+// row's winner bitmap.
+inline constexpr int64_t kSelectRows = 16;
+inline constexpr int64_t kSelectWords = 16;  // kFilterSpan / 64
+
+// What rump_select reads and writes for `rows` samples of one weight row and
+// n columns (n <= kFilterSpan; every pointer already at the span's first
+// column).
 struct RumpSelectArgs {
-  RumpRow bound;      // the bounds over the parameter box
-  RumpRow perturbed;  // poison only: the bounds that also cover the perturbation
+  const RumpRow* bound = nullptr;      // per row: the bounds over the parameter box
+  const RumpRow* perturbed = nullptr;  // poison only: the bounds that also cover the perturbation
+  int64_t rows = 1;                    // 1 .. kSelectRows
   bool poison = false;
   bool clip = false;
   double gamma = 0.0;
   int64_t n = 0;
   bool negate_low = false, negate_high = false;  // the selections' stored signs
-  double* bound_sum_low = nullptr;               // += lo
+  double* bound_sum_low = nullptr;               // += lo, row after row
   double* bound_sum_high = nullptr;              // += hi
   // Poison only: += the clamped differences; both null: not summed (a
   // selection that keeps the extremes it sums never reads their total).
   double* value_sum_low = nullptr;
   double* value_sum_high = nullptr;
-  const double* thr_low = nullptr;  // the selections' thresholds
+  // The selections' thresholds: rump_select compares every row with them as
+  // they are at the call (so a row may be flagged that an earlier row's
+  // insert has since outbid); rump_winner_values reads them as they are
+  // then, and drops those.
+  const double* thr_low = nullptr;
   const double* thr_high = nullptr;
-  // The winners as bitmaps: bit c % 64 of word c / 64 set when column c
-  // won; (n + 63) / 64 words each, every one written.
+  // The candidates as bitmaps, row i's at word i * kSelectWords: bit c % 64
+  // of word c / 64 set when column c's stored value exceeds its threshold;
+  // (n + 63) / 64 words per row, every one written.
   uint64_t* win_low = nullptr;
   uint64_t* win_high = nullptr;
-  // Every column's stored (sign-applied) value, winner or not, at its
-  // column: n + kFilterSlack slots each (one vector store per side, where
-  // packing the winners' values would cost a permute and a table load).
-  double* val_low = nullptr;
-  double* val_high = nullptr;
 };
 
 struct Kernels {
@@ -93,24 +100,32 @@ struct Kernels {
   int64_t (*poison_filter)(const double* bound, const double* perturbed, int64_t n, bool upper,
                            bool negate, double* bound_sum, double* value_sum, const double* thr,
                            int32_t* idx);
-  // Expansion, clipping, sums and the threshold filter of one sample row
-  // fused, no bound ever stored: per column c, [lo, hi] = Rump's product
-  // (bound), each clamped as by clamp when clip; bound_sum_low += lo,
-  // bound_sum_high += hi. Removal and substitution filter v = lo and v = hi;
-  // poison also computes [plo, phi] (perturbed, clamped alike) and filters
-  // Theorem 9's differences v = min(plo - lo, 0) and max(phi - hi, 0)
-  // (poison_filter's rule), added to value_sum_low/high. Each side's
-  // s * v > thr (s = -1 when negated) is a winner: its bit is set in
-  // win_low / win_high (a bit per column costs two instructions per vector
-  // where packing the winners' indices cost five or more); val[c] = s * v
-  // for every column (slots past n may be written too). Every double is
-  // the one that expanding (rump_scale_row), clamping and filtering
-  // (filter_above / poison_filter) would give.
+  // Expansion, clipping, sums and the threshold filter of `rows` sample
+  // rows fused, no bound ever stored: per row and column c, [lo, hi] =
+  // Rump's product (bound), each clamped as by clamp when clip;
+  // bound_sum_low += lo, bound_sum_high += hi, rows in order. Removal and
+  // substitution filter v = lo and v = hi; poison also computes [plo, phi]
+  // (perturbed, clamped alike) and filters Theorem 9's differences
+  // v = min(plo - lo, 0) and max(phi - hi, 0) (poison_filter's rule), added
+  // to value_sum_low/high. Each side's s * v > thr (s = -1 when negated) is a
+  // candidate: its bit is set in that row's win_low / win_high. Every double
+  // is the one that expanding (rump_scale_row), clamping and filtering
+  // (filter_above / poison_filter) would give. The stored values are not
+  // written: rump_winner_values recomputes the few that are needed.
   void (*rump_select)(const RumpSelectArgs& args);
+  // Row `row`'s stored values s * v (as rump_select computes them) of the
+  // columns idx[0 .. count) of one side (high: the upper one), kept only
+  // where they exceed the side's threshold as it is now: those columns
+  // stay in idx, in order, with val[c] = s * v (val by column); returns
+  // how many. Called with a row's candidates after the rows before it were
+  // inserted, it leaves exactly the winners that inserting row after row
+  // would see.
+  int64_t (*rump_winner_values)(const RumpSelectArgs& args, int64_t row, bool high, int32_t* idx,
+                                int64_t count, double* val);
   // The selection's sorted insert (StreamingExtremeSum, keep <= 32 values
   // per column held ascending): for w < count, column c = idx[w] (distinct
   // columns), slots c*keep .. c*keep + keep-1 drop their smallest and take
-  // v = stored[c] (stored by column, as rump_select writes its values; v
+  // v = stored[c] (stored by column, as rump_winner_values writes them; v
   // exceeds the smallest) in order: new[j] = old[j+1] < v ? old[j+1]
   // : (old[j] < v ? v : old[j]), old[keep] read as +infinity; then
   // threshold[c] = new[0]. slots and threshold start at the span's first
@@ -133,6 +148,7 @@ struct Kernels {
 // The most values filter_above takes at once (the caller's index buffer).
 inline constexpr int64_t kFilterSpan = 1024;
 inline constexpr int64_t kFilterSlack = 8;
+static_assert(kSelectWords * 64 == kFilterSpan);
 
 // The tables, one per variant (defined by the kernels_*.cc units; the AVX
 // ones exist on x86-64 only).
