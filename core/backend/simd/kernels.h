@@ -116,8 +116,8 @@ struct Kernels {
   // Row `row`'s stored values s * v (as rump_select computes them) of the
   // columns idx[0 .. count) of one side (high: the upper one), kept only
   // where they exceed the side's threshold as it is now: those columns
-  // stay in idx, in order, with val[c] = s * v (val by column); returns
-  // how many. Called with a row's candidates after the rows before it were
+  // stay in idx, in order, with val[c] = s * v (val by column; the slots
+  // of the columns dropped may be written too); returns how many. Called with a row's candidates after the rows before it were
   // inserted, it leaves exactly the winners that inserting row after row
   // would see.
   int64_t (*rump_winner_values)(const RumpSelectArgs& args, int64_t row, bool high, int32_t* idx,
