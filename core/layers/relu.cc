@@ -66,7 +66,24 @@ class BoxedRelu : public BoxedLayer {
 Matrix ReluLayer::Forward(const double*, const Matrix& x) const { return x.cwiseMax(0.0); }
 
 Matrix ReluLayer::Backward(const double*, const Matrix& x, const Matrix& dy) const {
-  return (x.array() > 0.0).select(dy, 0.0);
+  // dy where x > 0, else 0 (NaN included), without a branch: Eigen's select
+  // with a scalar runs element by element with one, mispredicted about half
+  // the time across a batch (half of a plain 11-50-1 step went there).
+  Matrix out(dy.rows(), dy.cols());
+  const Index n = dy.size();
+  const double* xs = x.data();
+  const double* d = dy.data();
+  double* o = out.data();
+  Index i = 0;
+#if defined(__SSE2__)
+  const __m128d zero = _mm_setzero_pd();
+  for (; i + 2 <= n; i += 2) {
+    const __m128d on = _mm_cmpgt_pd(_mm_loadu_pd(xs + i), zero);
+    _mm_storeu_pd(o + i, _mm_and_pd(on, _mm_loadu_pd(d + i)));
+  }
+#endif
+  for (; i < n; ++i) o[i] = xs[i] > 0.0 ? d[i] : 0.0;
+  return out;
 }
 
 std::unique_ptr<BoxedLayer> ReluLayer::Bind(const double*, const double*,

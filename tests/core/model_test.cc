@@ -276,5 +276,31 @@ TEST(ReluBackward, BoxedBackwardFollowsTheRuleOnEveryElement) {
   }
 }
 
+// The point ReLU's backward (vector code) against its rule: dy where x > 0,
+// else +0 (x NaN, -0 or +0 included), every bit of dy kept (NaN and -0
+// among them); odd lengths reach the scalar tail.
+TEST(ReluBackward, PointBackwardKeepsDyExactlyWherePositiveAndZeroElsewhere) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  const double pool[] = {-1.5, -0.0, 0.0, 2.0, nan, 1e-300, -inf, inf};
+  const ReluLayer relu(LayerSpec::Relu(), Shape::Flat(8));
+  for (int cols : {1, 2, 3, 8}) {
+    const int rows = 65;
+    Matrix x(rows, cols), dy(rows, cols);
+    for (int e = 0; e < rows * cols; ++e) {
+      x.data()[e] = pool[e % 8];
+      dy.data()[e] = pool[(e / 8) % 8];
+    }
+    const Matrix got = relu.Backward(nullptr, x, dy);
+    ASSERT_EQ(got.rows(), rows);
+    ASSERT_EQ(got.cols(), cols);
+    for (int e = 0; e < rows * cols; ++e) {
+      const double want = x.data()[e] > 0.0 ? dy.data()[e] : 0.0;
+      const double g = got.data()[e];
+      EXPECT_EQ(std::memcmp(&g, &want, sizeof g), 0) << "cols " << cols << " element " << e;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace agt
