@@ -87,7 +87,7 @@ double RunOnce(const Kernels& kern, const Shape& s, const Factors& f, bool winne
   std::vector<double> slots_lo(params * s.k, -inf), slots_hi(params * s.k, -inf);
   constexpr int64_t kWords = agt::simd::kSelectRows * agt::simd::kSelectWords;
   std::vector<uint64_t> win_lo(kWords), win_hi(kWords);
-  std::vector<int32_t> idx(s.cols + agt::simd::kDecodeSlack);
+  std::vector<int32_t> idx(s.cols);
   std::vector<double> val(s.cols);
   agt::simd::RumpRow bound[agt::simd::kSelectRows], perturbed[agt::simd::kSelectRows];
   const auto t0 = std::chrono::steady_clock::now();
@@ -127,7 +127,7 @@ double RunOnce(const Kernels& kern, const Shape& s, const Factors& f, bool winne
         for (int i = 0; i < c1 - c0; ++i) {
           for (const bool high : {false, true}) {
             const uint64_t* bits = (high ? win_hi : win_lo).data() + i * agt::simd::kSelectWords;
-            int64_t count = kern.winner_columns(bits, s.cols, idx.data());
+            int64_t count = agt::simd::WinnerColumns(bits, s.cols, idx.data());
             count = kern.rump_winner_values(a, i, high, idx.data(), count, val.data());
             *inserted += count;
             kern.insert_sorted(&(high ? slots_hi : slots_lo)[at * s.k], s.k, idx.data(),

@@ -338,7 +338,7 @@ void Aggregator::AddRumpRows(int lane_index, Index offset, Index len, const simd
   // never move a threshold it still compares with).
   uint64_t win_low[simd::kSelectRows * simd::kSelectWords];
   uint64_t win_high[simd::kSelectRows * simd::kSelectWords];
-  int32_t idx[simd::kFilterSpan + simd::kDecodeSlack];
+  int32_t idx[simd::kFilterSpan];
   double val[simd::kFilterSpan];  // by column; only the winners' are written
   simd::RumpRow b[simd::kSelectRows], p[simd::kSelectRows];
   simd::RumpSelectArgs a;
@@ -370,10 +370,10 @@ void Aggregator::AddRumpRows(int lane_index, Index offset, Index len, const simd
     a.thr_high = lane.high.thresholds() + at;
     k.rump_select(a);
     for (Index i = 0; i < rows; ++i) {
-      int64_t count = k.winner_columns(win_low + i * simd::kSelectWords, a.n, idx);
+      int64_t count = simd::WinnerColumns(win_low + i * simd::kSelectWords, a.n, idx);
       count = k.rump_winner_values(a, i, /*high=*/false, idx, count, val);
       lane.low.InsertWinners(at, idx, val, count);
-      count = k.winner_columns(win_high + i * simd::kSelectWords, a.n, idx);
+      count = simd::WinnerColumns(win_high + i * simd::kSelectWords, a.n, idx);
       count = k.rump_winner_values(a, i, /*high=*/true, idx, count, val);
       lane.high.InsertWinners(at, idx, val, count);
     }

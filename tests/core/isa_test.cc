@@ -363,9 +363,8 @@ TEST_F(IsaTest, TheFusedRumpSelectEqualsExpandClampAndFilterOnEveryVariant) {
               const std::vector<int32_t>& want = high ? want_ih : want_il;
               const std::vector<double>& want_val = high ? want_vh : want_vl;
               std::vector<double>& thr = high ? thr_high : thr_low;
-              std::vector<int32_t> idx(n + simd::kDecodeSlack);
-              const int64_t count = k.winner_columns(high ? row_wh : row_wl, n, idx.data());
-              idx.resize(n + 1);
+              std::vector<int32_t> idx(n + 1);
+              const int64_t count = simd::WinnerColumns(high ? row_wh : row_wl, n, idx.data());
               ASSERT_EQ(count, static_cast<int64_t>(want.size())) << what << " high=" << high;
               ASSERT_EQ(std::vector<int32_t>(idx.begin(), idx.begin() + count), want)
                   << what << " high=" << high;
@@ -417,38 +416,6 @@ TEST_F(IsaTest, TheFusedRumpSelectEqualsExpandClampAndFilterOnEveryVariant) {
           same(bsh, want_bsh, "fused high bound sum", isa, n);
           same(vsl, want_vsl, "fused low value sum", isa, n);
           same(vsh, want_vsh, "fused high value sum", isa, n);
-        }
-      }
-    }
-  }
-}
-
-// The bitmap decode against a test of every bit: densities from none to
-// all, widths that end inside a word and inside a 16-column group, and no
-// write past n + kDecodeSlack.
-TEST_F(IsaTest, TheWinnerDecodeListsEverySetBitInOrderOnEveryVariant) {
-  for (Isa isa : simd::SupportedIsas()) {
-    const Kernels& k = TableOf(isa);
-    for (int n : {0, 1, 15, 16, 17, 63, 64, 65, 200, 784, static_cast<int>(simd::kFilterSpan)}) {
-      for (int density : {0, 1, 5, 50, 100}) {  // percent of the columns set
-        Rng rng(900 + n * 7 + density);
-        std::vector<uint64_t> bits(simd::kSelectWords, 0);
-        std::vector<int32_t> want;
-        for (int c = 0; c < n; ++c) {
-          if (static_cast<int>(rng.UniformInt(100)) < density) {
-            bits[c / 64] |= uint64_t{1} << (c % 64);
-            want.push_back(c);
-          }
-        }
-        const int32_t guard = -7;
-        std::vector<int32_t> idx(n + simd::kDecodeSlack + 4, guard);
-        const int64_t count = k.winner_columns(bits.data(), n, idx.data());
-        const std::string what = std::string(simd::IsaName(isa)) + " n=" + std::to_string(n) +
-                                 " density=" + std::to_string(density);
-        ASSERT_EQ(count, static_cast<int64_t>(want.size())) << what;
-        EXPECT_EQ(std::vector<int32_t>(idx.begin(), idx.begin() + count), want) << what;
-        for (size_t i = n + simd::kDecodeSlack; i < idx.size(); ++i) {
-          EXPECT_EQ(idx[i], guard) << what << " slot " << i;
         }
       }
     }

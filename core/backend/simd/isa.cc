@@ -132,4 +132,14 @@ absl::Status SetIsaForTesting(Isa isa) {
   return absl::OkStatus();
 }
 
+int64_t WinnerColumns(const uint64_t* bits, int64_t n, int32_t* idx) {
+  int64_t count = 0;
+  for (int64_t w = 0; w * 64 < n; ++w) {
+    for (uint64_t word = bits[w]; word != 0; word &= word - 1) {
+      idx[count++] = static_cast<int32_t>(w * 64 + __builtin_ctzll(word));
+    }
+  }
+  return count;
+}
+
 }  // namespace agt::simd

@@ -48,6 +48,11 @@ const Kernels& ActiveKernels();
 // unsupported); true when it is unset or honoured.
 bool RequestedIsaHonoured();
 
+// The columns whose bit is set in a winner bitmap of rump_select (bit c % 64
+// of word c / 64, n columns), written to idx in increasing order; returns
+// how many. Plain scalar code (a count-trailing-zeros per winner).
+int64_t WinnerColumns(const uint64_t* bits, int64_t n, int32_t* idx);
+
 // Switches every later kernel call to `isa`; FailedPrecondition when the CPU
 // does not support it. For tests and benchmarks that compare the variants.
 absl::Status SetIsaForTesting(Isa isa);

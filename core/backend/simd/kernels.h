@@ -122,12 +122,6 @@ struct Kernels {
   // would see.
   int64_t (*rump_winner_values)(const RumpSelectArgs& args, int64_t row, bool high, int32_t* idx,
                                 int64_t count, double* val);
-  // The columns whose bit is set in one row's bitmap (bit c % 64 of word
-  // c / 64, n columns, no bit set past n), written to idx in increasing
-  // order; returns how many. idx has n + kDecodeSlack slots: the AVX-512
-  // variant writes 16 indices per 16 columns (a compress, no branch per
-  // bit), the others a count-trailing-zeros per set bit.
-  int64_t (*winner_columns)(const uint64_t* bits, int64_t n, int32_t* idx);
   // The selection's sorted insert (StreamingExtremeSum, keep <= 32 values
   // per column held ascending): for w < count, column c = idx[w] (distinct
   // columns), slots c*keep .. c*keep + keep-1 drop their smallest and take
@@ -154,8 +148,6 @@ struct Kernels {
 // The most values filter_above takes at once (the caller's index buffer).
 inline constexpr int64_t kFilterSpan = 1024;
 inline constexpr int64_t kFilterSlack = 8;
-// The index slots winner_columns may write past n.
-inline constexpr int64_t kDecodeSlack = 16;
 static_assert(kSelectWords * 64 == kFilterSpan);
 
 // The tables, one per variant (defined by the kernels_*.cc units; the AVX
