@@ -422,6 +422,33 @@ TEST_F(IsaTest, TheFusedRumpSelectEqualsExpandClampAndFilterOnEveryVariant) {
   }
 }
 
+// The bitmap decode against a test of every bit: densities from none to
+// all, widths that end inside a word, and no write past the count.
+TEST(WinnerColumns, ListsEverySetBitInOrder) {
+  for (int n : {0, 1, 15, 16, 17, 63, 64, 65, 200, 784, static_cast<int>(simd::kFilterSpan)}) {
+    for (int density : {0, 1, 5, 50, 100}) {  // percent of the columns set
+      Rng rng(900 + n * 7 + density);
+      std::vector<uint64_t> bits(simd::kSelectWords, 0);
+      std::vector<int32_t> want;
+      for (int c = 0; c < n; ++c) {
+        if (static_cast<int>(rng.UniformInt(100)) < density) {
+          bits[c / 64] |= uint64_t{1} << (c % 64);
+          want.push_back(c);
+        }
+      }
+      const int32_t guard = -7;
+      std::vector<int32_t> idx(n + 4, guard);
+      const int64_t count = simd::WinnerColumns(bits.data(), n, idx.data());
+      const std::string what = "n=" + std::to_string(n) + " density=" + std::to_string(density);
+      ASSERT_EQ(count, static_cast<int64_t>(want.size())) << what;
+      EXPECT_EQ(std::vector<int32_t>(idx.begin(), idx.begin() + count), want) << what;
+      for (size_t i = static_cast<size_t>(count); i < idx.size(); ++i) {
+        EXPECT_EQ(idx[i], guard) << what << " slot " << i;
+      }
+    }
+  }
+}
+
 // The vector insert against the scalar rule, for every kept count up to
 // 32 (chunk edges of every variant), ties with kept values, infinities.
 TEST_F(IsaTest, TheSortedInsertEqualsTheScalarRuleOnEveryVariant) {
