@@ -328,6 +328,12 @@ void Aggregator::AddRumpRows(int lane_index, Index offset, Index len, const simd
   const bool poison = kind_ == AggregationKind::kBoundedPoisoning;
   assert(poison == (perturbed != nullptr));
   assert(rows >= 0 && rows <= simd::kSelectRows);
+#ifndef NDEBUG
+  for (Index i = 1; i < rows; ++i) {  // the kernel reads row 0's pointness
+    assert((bound[i].rz == nullptr) == (bound[0].rz == nullptr));
+    assert(!poison || (perturbed[i].rz == nullptr) == (perturbed[0].rz == nullptr));
+  }
+#endif
   if (rows == 0) return;
   const simd::Kernels& k = simd::ActiveKernels();
   // The kernel flags every row's candidates against the thresholds at the

@@ -155,7 +155,9 @@ class Aggregator {
   // perturbation), each value first clamped to [-gamma, gamma] when clip:
   // the same result, bit for bit, as expanding the rows with RumpScaleRow,
   // clamping them and calling AddBlock row after row, but without storing
-  // the bounds (the fused kernel, simd::Kernels::rump_select).
+  // the bounds (the fused kernel, simd::Kernels::rump_select). The rows of
+  // one call are all point rows (rz null) or none is (one factors object's
+  // rows), and likewise the perturbed ones.
   void AddRumpRows(int lane, Index offset, Index len, const simd::RumpRow* bound,
                    const simd::RumpRow* perturbed, Index rows, bool clip, double gamma);
   DescentBounds Finish();

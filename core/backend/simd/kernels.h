@@ -39,7 +39,9 @@ inline constexpr int64_t kSelectWords = 16;  // kFilterSpan / 64
 // n columns (n <= kFilterSpan; every pointer already at the span's first
 // column).
 struct RumpSelectArgs {
-  const RumpRow* bound = nullptr;      // per row: the bounds over the parameter box
+  // Per row: the bounds over the parameter box. Every row of a call is a
+  // point row (rz null) or none is, and likewise for perturbed.
+  const RumpRow* bound = nullptr;
   const RumpRow* perturbed = nullptr;  // poison only: the bounds that also cover the perturbation
   int64_t rows = 1;                    // 1 .. kSelectRows
   bool poison = false;
@@ -117,9 +119,9 @@ struct Kernels {
   // columns idx[0 .. count) of one side (high: the upper one), kept only
   // where they exceed the side's threshold as it is now: those columns
   // stay in idx, in order, with val[c] = s * v (val by column; the slots
-  // of the columns dropped may be written too); returns how many. Called with a row's candidates after the rows before it were
-  // inserted, it leaves exactly the winners that inserting row after row
-  // would see.
+  // of the columns dropped may be written too); returns how many. Called
+  // with a row's candidates after the rows before it were inserted, it
+  // leaves exactly the winners that inserting row after row would see.
   int64_t (*rump_winner_values)(const RumpSelectArgs& args, int64_t row, bool high, int32_t* idx,
                                 int64_t count, double* val);
   // The selection's sorted insert (StreamingExtremeSum, keep <= 32 values
