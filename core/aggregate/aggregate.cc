@@ -345,7 +345,7 @@ void Aggregator::AddRumpRows(int lane_index, Index offset, Index len, const simd
   uint64_t win_low[simd::kSelectRows * simd::kSelectWords];
   uint64_t win_high[simd::kSelectRows * simd::kSelectWords];
   int32_t idx[simd::kFilterSpan];
-  double val[simd::kFilterSpan];  // by column; only the winners' are written
+  double val[simd::kFilterSpan];  // by column; only the candidates' are written
   simd::RumpRow b[simd::kSelectRows], p[simd::kSelectRows];
   simd::RumpSelectArgs a;
   a.bound = b;

@@ -418,6 +418,33 @@ TEST(PoisoningSoundness, PairedFeatureAndLabelBoundsContainEveryRetrainingOnTheS
 }
 
 // ---------------------------------------------------------------------------
+// Inputs at least 64 wide take the CPU backend's fused kernel: 16 sample rows
+// per call (a batch of 30 is a block of 16 and one of 14), a row's
+// candidates re-checked after the earlier rows' inserts. 75 inputs are 9
+// groups of 8 columns and a 3-column scalar tail. The same campaigns on it.
+
+ModelSpec WideMlp() { return ModelSpec::Mlp({75, 8, 3}); }
+
+TEST(WideInputSoundness, RemovalBoundsHoldThroughTheFusedKernel) {
+  Campaign c = RemovalCampaign("wide-mlp-ce", WideMlp(), LossKind::kCrossEntropy, Blobs(75), 30, 2,
+                               0.05);
+  RunCampaign(c);
+}
+
+TEST(WideInputSoundness, SubstitutionBoundsHoldThroughTheFusedKernel) {
+  Campaign c = SubstitutionCampaign("wide-mlp-ce", WideMlp(), LossKind::kCrossEntropy, Blobs(75),
+                                    30, 2, 0.05, 0.2);
+  RunCampaign(c);
+}
+
+TEST(WideInputSoundness, FeaturePoisoningBoundsHoldThroughTheFusedKernel) {
+  Campaign c = PoisoningCampaign("features/wide-mlp-ce", WideMlp(), LossKind::kCrossEntropy,
+                                 Blobs(75), 30, 2, 0.05);
+  FeaturesOnly(&c, 0.05);
+  RunCampaign(c);
+}
+
+// ---------------------------------------------------------------------------
 // A negative control: the adversaries have teeth. Shrunk towards the nominal
 // parameters to a quarter of its extent on each side, the final box of the
 // first non-zero budget no longer holds every attacked run, so the campaigns
