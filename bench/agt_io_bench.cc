@@ -10,6 +10,7 @@
 //              once, then written with WriteJsonFile and, as the in-run
 //              baseline, with nlohmann's dump() and an ofstream (what
 //              WriteJsonFile did before).
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +19,7 @@
 #include <fstream>
 #include <functional>
 #include <string>
+#include <thread>
 
 #include "core/cli/config.h"
 #include "core/data/dataset.h"
@@ -68,13 +70,23 @@ int main(int argc, char** argv) {
     return 2;
   }
   namespace fs = std::filesystem;
+  // One thread, then one per core (CsvOptions::threads, WriteJson's threads:
+  // the same values and bytes).
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (const char* file : {"train.csv", "test.csv"}) {
     const std::string path = (fs::path(dir) / file).string();
-    const double t = Best(repeats, [&] {
-      absl::StatusOr<agt::Dataset> d = agt::ReadCsv(path);
-      return Report(d.status());
-    });
-    Print((std::string("ReadCsv ") + file).c_str(), t, static_cast<double>(fs::file_size(path)));
+    for (int threads : {1, cores}) {
+      if (threads == cores && cores == 1) break;
+      agt::CsvOptions options;
+      options.threads = threads;
+      const double t = Best(repeats, [&] {
+        absl::StatusOr<agt::Dataset> d = agt::ReadCsv(path, options);
+        return Report(d.status());
+      });
+      const std::string label =
+          std::string("ReadCsv ") + file + " (" + std::to_string(threads) + " thread(s))";
+      Print(label.c_str(), t, static_cast<double>(fs::file_size(path)));
+    }
   }
   const std::string init = (fs::path(dir) / "init.json").string();
   const double t_init =
@@ -90,9 +102,13 @@ int main(int argc, char** argv) {
   const double bytes = static_cast<double>(fs::file_size(results));
   Print("ReadJsonFile results", t_read, bytes);
   const std::string out = (fs::temp_directory_path() / "agt_io_bench_out.json").string();
-  const double t_write =
-      Best(repeats, [&] { return Report(agt::cli::WriteJsonFile(*value, out)); });
-  Print("WriteJsonFile results", t_write, bytes);
+  for (int threads : {1, cores}) {
+    if (threads == cores && cores == 1) break;
+    const double t_write =
+        Best(repeats, [&] { return Report(agt::cli::WriteJsonFile(*value, out, 1, threads)); });
+    const std::string label = "WriteJsonFile results (" + std::to_string(threads) + " thread(s))";
+    Print(label.c_str(), t_write, bytes);
+  }
   const double t_dump = Best(repeats, [&] {
     std::ofstream o(out, std::ios::binary | std::ios::trunc);
     o << value->dump(1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";

@@ -93,8 +93,21 @@ void FactorPasses::Begin(const Eigen::Ref<const Matrix>& x, const Vector& y, con
   const TrainConfig& cfg = *config_;
   const size_t nb = cfg.budgets.size();
   const bool poisoning = cfg.perturbation.kind == PerturbationKind::kBoundedPoisoning;
-  // The batch through the frozen prefix, once for every budget.
-  features_ = FrozenFeatures(cfg.model, x);
+  const Index b = x.rows();
+  batch_rows_ = static_cast<int>(b);
+  // The batch through the frozen prefix, once for every budget; with no
+  // prefix and the whole batch built here, x is read where it is.
+  if (cfg.model.frozen.empty() && GroupRows() >= b) {
+    features_.resize(0, 0);
+    view_data_ = x.data();
+    view_stride_ = x.outerStride();
+  } else {
+    features_ = FrozenFeatures(cfg.model, x);
+    view_data_ = features_.data();
+    view_stride_ = features_.cols();
+  }
+  view_rows_ = b;
+  view_cols_ = cfg.model.frozen.empty() ? x.cols() : features_.cols();
   if (poisoning) {
     perturbed_ = FrozenFeatureBounds(cfg.model, IntervalMatrix::Ball(x, cfg.perturbation.epsilon),
                                      cfg.bounds.interval);
@@ -102,8 +115,6 @@ void FactorPasses::Begin(const Eigen::Ref<const Matrix>& x, const Vector& y, con
   boxed_.clear();
   boxed_.reserve(nb);
   for (size_t j = 0; j < nb; ++j) boxed_.emplace_back(cfg.model, boxes[j], cfg.bounds);
-  const Index b = features_.rows();
-  batch_rows_ = static_cast<int>(b);
   losses_.resize(b);
   // Whole batch (the default): every pass's factors now, reading the
   // caller's labels and parameters, and the batch's copies released.
@@ -130,6 +141,7 @@ Index FactorPasses::GroupRows() const {
 
 void FactorPasses::Release() {
   features_.resize(0, 0);
+  view_data_ = nullptr;
   perturbed_ = IntervalMatrix();
   boxed_.clear();
   labels_ = nullptr;
@@ -159,13 +171,13 @@ void FactorPasses::Build(Index g0, Index rows) {
     const Index n = std::min<Index>(kChunkRows, g0 + rows - r0);
     const Vector yc = labels_->segment(r0, n);
     if (pass == 0) {
-      NominalGradientFactors(cfg.model, *nominal_, features_.middleRows(r0, n), yc, cfg.loss,
+      NominalGradientFactors(cfg.model, *nominal_, Features().middleRows(r0, n), yc, cfg.loss,
                              &parts[0][c], &chunk_losses[c]);
       return;
     }
     const size_t j = (pass - 1) / passes_per_budget;
     if ((pass - 1) % passes_per_budget == 0) {
-      boxed_[j].GradientFactors(IntervalMatrix::Point(features_.middleRows(r0, n)), yc,
+      boxed_[j].GradientFactors(IntervalMatrix::Point(Features().middleRows(r0, n)), yc,
                                 cfg.loss, no_label, &parts[pass][c]);
     } else {
       // Labels move only for budgets that poison labels; epsilon applies to

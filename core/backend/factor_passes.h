@@ -68,8 +68,16 @@ class FactorPasses {
   std::vector<FactorList> factors_;            // per budget
   std::vector<FactorList> perturbed_factors_;  // per budget (poisoning)
   Vector losses_;
-  // The batch, kept from Begin to the last group only when factors are
-  // built group by group (config.factor_rows); released otherwise.
+  // The batch's features: the caller's x itself while Begin builds a whole
+  // batch with no frozen prefix (no copy), else features_, which is kept from
+  // Begin to the last group only when factors are built group by group
+  // (config.factor_rows).
+  using FeatureView = Eigen::Map<const Matrix, 0, Eigen::OuterStride<>>;
+  FeatureView Features() const {
+    return FeatureView(view_data_, view_rows_, view_cols_, Eigen::OuterStride<>(view_stride_));
+  }
+  const double* view_data_ = nullptr;
+  Index view_rows_ = 0, view_cols_ = 0, view_stride_ = 0;
   Matrix features_;
   IntervalMatrix perturbed_;
   std::vector<BoxedModel> boxed_;

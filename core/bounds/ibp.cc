@@ -1,6 +1,7 @@
 #include "core/bounds/ibp.h"
 
 #include <cassert>
+#include <utility>
 
 namespace agt {
 
@@ -14,11 +15,11 @@ Matrix FrozenFeatures(const ModelSpec& spec, const Eigen::Ref<const Matrix>& x) 
   return z;
 }
 
-IntervalMatrix FrozenFeatureBounds(const ModelSpec& spec, const IntervalMatrix& input,
+IntervalMatrix FrozenFeatureBounds(const ModelSpec& spec, IntervalMatrix input,
                                    const IntervalOptions& options) {
   if (spec.frozen.empty()) return input;
   const Network net = spec.FrozenNetwork();
-  IntervalMatrix z = input;
+  IntervalMatrix z = std::move(input);
   for (size_t i = 0; i < net.size(); ++i) {
     const double* p = spec.frozen.parameters.data() + net.param_offset(i);
     z = net.layer(i).Bind(p, p, options)->Forward(z);
@@ -57,7 +58,7 @@ IntervalMatrix BoxedModel::ForwardBounds(const IntervalMatrix& features,
   return z;
 }
 
-void BoxedModel::GradientFactors(const IntervalMatrix& features, const Vector& labels,
+void BoxedModel::GradientFactors(IntervalMatrix features, const Vector& labels,
                                  LossKind loss, const LabelPerturbation& label_perturbation,
                                  FactorList* factors) const {
   // values[input[li]] is layer li's input; layers that only reshape share
@@ -66,7 +67,7 @@ void BoxedModel::GradientFactors(const IntervalMatrix& features, const Vector& l
   const size_t n = layers_.size();
   std::vector<IntervalMatrix> values;
   values.reserve(n + 1);
-  values.push_back(features);
+  values.push_back(std::move(features));
   std::vector<size_t> input(n);
   for (size_t li = 0; li < n; ++li) {
     input[li] = values.size() - 1;

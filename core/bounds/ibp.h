@@ -47,7 +47,7 @@ using FactorList = std::vector<std::unique_ptr<GradientFactors>>;
 Matrix FrozenFeatures(const ModelSpec& spec, const Eigen::Ref<const Matrix>& x);
 // Sound bounds on the features of every input in `input` (IBP through the
 // frozen layers with point parameters).
-IntervalMatrix FrozenFeatureBounds(const ModelSpec& spec, const IntervalMatrix& input,
+IntervalMatrix FrozenFeatureBounds(const ModelSpec& spec, IntervalMatrix input,
                                    const IntervalOptions& options = {});
 
 // Nominal forward pass; returns the logits (N x OutputDim).
@@ -111,8 +111,9 @@ class BoxedModel {
   void PerSampleGradientBounds(const IntervalMatrix& features, const Vector& labels, LossKind loss,
                                const LabelPerturbation& label_perturbation, Matrix* lower,
                                Matrix* upper) const;
-  // The same bounds in factored form, one entry per layer with parameters.
-  void GradientFactors(const IntervalMatrix& features, const Vector& labels, LossKind loss,
+  // The same bounds in factored form, one entry per layer with parameters
+  // (features by value: a temporary moves into the first layer's factors).
+  void GradientFactors(IntervalMatrix features, const Vector& labels, LossKind loss,
                        const LabelPerturbation& label_perturbation, FactorList* factors) const;
 
  private:

@@ -1,8 +1,12 @@
 #include "core/certify/certify.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <cmath>
 #include <limits>
+#include <thread>
+#include <vector>
 
 #include "core/bounds/ibp.h"
 
@@ -18,11 +22,10 @@ int ArgMax(const Eigen::Ref<const Eigen::Matrix<double, 1, Eigen::Dynamic>>& row
   return best;
 }
 
-}  // namespace
-
-LogitBounds ComputeLogitBounds(const ModelSpec& spec, const Vector& nominal,
-                               const ParameterBox& box, const Eigen::Ref<const Matrix>& x,
-                               double test_epsilon, MatMulMethod method, bool margins) {
+// ComputeLogitBounds for one chunk of rows.
+LogitBounds ChunkLogitBounds(const ModelSpec& spec, const Vector& nominal, const ParameterBox& box,
+                             const Eigen::Ref<const Matrix>& x, double test_epsilon,
+                             MatMulMethod method, bool margins) {
   LogitBounds out;
   out.nominal = Forward(spec, nominal, x);
   const Matrix xm = x;
@@ -53,6 +56,53 @@ LogitBounds ComputeLogitBounds(const ModelSpec& spec, const Vector& nominal,
       }
       out.margin_lower(i, j) = lo;
     }
+  }
+  return out;
+}
+
+}  // namespace
+
+LogitBounds ComputeLogitBounds(const ModelSpec& spec, const Vector& nominal,
+                               const ParameterBox& box, const Eigen::Ref<const Matrix>& x,
+                               double test_epsilon, MatMulMethod method, bool margins,
+                               int threads) {
+  const Index n = x.rows();
+  if (n <= kLogitChunkRows) {
+    return ChunkLogitBounds(spec, nominal, box, x, test_epsilon, method, margins);
+  }
+  const size_t chunks = static_cast<size_t>((n + kLogitChunkRows - 1) / kLogitChunkRows);
+  std::vector<LogitBounds> parts(chunks);
+  std::atomic<size_t> next{0};
+  const auto work = [&] {
+    for (size_t c = next++; c < chunks; c = next++) {
+      const Index r0 = static_cast<Index>(c) * kLogitChunkRows;
+      parts[c] =
+          ChunkLogitBounds(spec, nominal, box, x.middleRows(r0, std::min(kLogitChunkRows, n - r0)),
+                           test_epsilon, method, margins);
+    }
+  };
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const size_t helpers = std::min(chunks, static_cast<size_t>(threads)) - 1;
+  std::vector<std::thread> workers;
+  for (size_t t = 0; t < helpers; ++t) workers.emplace_back(work);
+  work();
+  for (std::thread& w : workers) w.join();
+  // The chunks' rows, in order.
+  const Index c = parts[0].nominal.cols();
+  LogitBounds out;
+  out.nominal.resize(n, c);
+  out.bounds.lower.resize(n, c);
+  out.bounds.upper.resize(n, c);
+  const bool with_margins = parts[0].margin_lower.size() > 0;
+  if (with_margins) out.margin_lower.resize(n, c);
+  Index r0 = 0;
+  for (const LogitBounds& p : parts) {
+    const Index rows = p.nominal.rows();
+    out.nominal.middleRows(r0, rows) = p.nominal;
+    out.bounds.lower.middleRows(r0, rows) = p.bounds.lower;
+    out.bounds.upper.middleRows(r0, rows) = p.bounds.upper;
+    if (with_margins) out.margin_lower.middleRows(r0, rows) = p.margin_lower;
+    r0 += rows;
   }
   return out;
 }

@@ -43,11 +43,15 @@ enum class StabilityRule {
   kMargin,
 };
 
-// With margins = true (multi-class only), also fills margin_lower.
+// With margins = true (multi-class only), also fills margin_lower. Rows are
+// bounded in fixed chunks of kLogitChunkRows (the chunks on up to `threads`
+// threads; 0 = one per core), so the result does not depend on the thread
+// count, and memory grows with the chunk, not with the rows.
+inline constexpr Index kLogitChunkRows = 256;
 LogitBounds ComputeLogitBounds(const ModelSpec& spec, const Vector& nominal,
                                const ParameterBox& box, const Eigen::Ref<const Matrix>& x,
                                double test_epsilon = 0.0, MatMulMethod method = MatMulMethod::kRump,
-                               bool margins = false);
+                               bool margins = false, int threads = 1);
 
 // Predicted class per row from logits: binary (one column) = 1 iff logit > 0;
 // multi-class = arg-max, first index on ties.

@@ -19,10 +19,10 @@
 #include "absl/strings/str_join.h"
 #include "agt/version.h"
 #include "core/certify/certify.h"
-#include "core/common/decimal.h"
 #include "core/cli/config.h"
 #include "core/cli/golden.h"
 #include "core/cli/results.h"
+#include "core/common/decimal.h"
 #include "core/train/train.h"
 
 #ifdef AGT_WITH_ONNX
@@ -145,7 +145,7 @@ Exit codes: 0 success, 1 the file could not be written, 2 bad arguments.
 
 constexpr char kGoldenHelp[] =
     R"(usage: agt golden CASE_DIR [--out RESULT.json] [--run NAME] [--trace] [--threads N]
-                  [--backend B] [--quiet]
+                  [--backend B] [--timings] [--quiet]
 
 Runs every run of a golden case directory (case.json, train.csv, test.csv,
 init.json; format: tests/data/goldens/README.md) and writes RESULT.json in the
@@ -163,6 +163,8 @@ options:
                       in the directory, report the first step that diverges
   --threads N         worker threads (default 0 = all cores)
   --backend B         auto (default), cpu, cuda or host-engine (agt train --help)
+  --timings           print the wall time of each phase on stderr (reading,
+                      per run setup, training, certificates; writing)
   --quiet             no per-run progress on stderr
   -h, --help          this help
 
@@ -274,7 +276,8 @@ absl::Status ParseBackend(const ParsedArgs& args, BackendChoice* backend) {
   auto it = args.values.find("--backend");
   if (it == args.values.end()) return absl::OkStatus();
   absl::StatusOr<BackendChoice> choice = ParseBackendChoice(it->second);
-  if (!choice.ok()) return absl::InvalidArgumentError(absl::StrCat("--backend: ", choice.status().message()));
+  if (!choice.ok())
+    return absl::InvalidArgumentError(absl::StrCat("--backend: ", choice.status().message()));
   *backend = *choice;
   return absl::OkStatus();
 }
@@ -450,7 +453,7 @@ int RunTrain(const std::vector<std::string>& args, std::ostream& out, std::ostre
   in.seconds = seconds;
   in.backend = backend_name;
   const json results = MakeResultsJson(in);
-  if (absl::Status s = WriteJsonFile(results, out_path); !s.ok()) {
+  if (absl::Status s = WriteJsonFile(results, out_path, 1, threads); !s.ok()) {
     err << "agt train: " << s.message() << "\n";
     return kExitFailure;
   }
@@ -550,8 +553,9 @@ int RunCertify(const std::vector<std::string>& args, std::ostream& out, std::ost
   const size_t nb = model->budgets.size();
   std::vector<BudgetCertificate> certs(nb);
   for (size_t j = 0; j < nb; ++j) {
-    certs[j].logits = LogitBoundsWidened(model->spec, model->nominal, model->boxes[j], x, epsilon,
-                                         model->bounds.interval.product, rule == StabilityRule::kMargin);
+    certs[j].logits =
+        LogitBoundsWidened(model->spec, model->nominal, model->boxes[j], x, epsilon,
+                           model->bounds.interval.product, rule == StabilityRule::kMargin);
     if (classification) {
       certs[j].classification = CertifyClassification(certs[j].logits, data->y, rule);
     } else {
@@ -691,8 +695,8 @@ int RunCertify(const std::vector<std::string>& args, std::ostream& out, std::ost
 
 int RunGolden(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   const std::string cmd = "golden";
-  absl::StatusOr<ParsedArgs> parsed =
-      ParseArgs(args, {"--out", "--run", "--threads", "--backend"}, {"--trace", "--quiet"});
+  absl::StatusOr<ParsedArgs> parsed = ParseArgs(args, {"--out", "--run", "--threads", "--backend"},
+                                                {"--trace", "--timings", "--quiet"});
   if (!parsed.ok()) return UsageError(err, cmd, parsed.status().message());
   if (parsed->help) {
     out << kGoldenHelp;
@@ -709,6 +713,12 @@ int RunGolden(const std::vector<std::string>& args, std::ostream& out, std::ostr
   }
   if (auto it = parsed->values.find("--run"); it != parsed->values.end()) options.run = it->second;
   options.trace = parsed->flags.count("--trace") > 0;
+  const bool timings = parsed->flags.count("--timings") > 0;
+  if (timings) {
+    options.timing = [&err](const std::string& phase, double seconds) {
+      err << absl::StrFormat("timing: %-44s %7.3f s\n", phase, seconds);
+    };
+  }
   if (parsed->flags.count("--quiet") == 0) {
     options.log = [&err](const std::string& line) { err << line << "\n"; };
   }
@@ -719,9 +729,15 @@ int RunGolden(const std::vector<std::string>& args, std::ostream& out, std::ostr
   if (!result.ok()) return StatusError(err, cmd, result.status());
   for (const json& w : (*result)["warnings"]) err << "warning: " << w.get<std::string>() << "\n";
   if (auto it = parsed->values.find("--out"); it != parsed->values.end()) {
-    if (absl::Status s = WriteJsonFile(*result, it->second); !s.ok()) {
+    const auto write_start = std::chrono::steady_clock::now();
+    if (absl::Status s = WriteJsonFile(*result, it->second, 1, options.threads); !s.ok()) {
       err << "agt golden: " << s.message() << "\n";
       return kExitFailure;
+    }
+    if (timings) {
+      options.timing(
+          absl::StrCat("write ", it->second),
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - write_start).count());
     }
     out << "wrote " << it->second << "\n";
   }
@@ -821,7 +837,8 @@ int RunExportOnnx(const std::vector<std::string>& args, std::ostream& out, std::
     out << kExportOnnxHelp;
     return kExitOk;
   }
-  if (parsed->positional.size() != 2) return UsageError(err, cmd, "expected RESULTS.json and OUT.onnx");
+  if (parsed->positional.size() != 2)
+    return UsageError(err, cmd, "expected RESULTS.json and OUT.onnx");
 #ifdef AGT_WITH_ONNX
   const std::string& results_path = parsed->positional[0];
   const std::string& onnx_path = parsed->positional[1];
@@ -832,8 +849,9 @@ int RunExportOnnx(const std::vector<std::string>& args, std::ostream& out, std::
   options.producer_version = AGT_VERSION_STRING;
   absl::StatusOr<std::string> bytes = onnx::ExportOnnx(model->spec, model->nominal, options);
   if (!bytes.ok()) {
-    return StatusError(err, cmd, absl::InvalidArgumentError(
-                                     absl::StrCat(results_path, ": ", bytes.status().message())));
+    return StatusError(
+        err, cmd,
+        absl::InvalidArgumentError(absl::StrCat(results_path, ": ", bytes.status().message())));
   }
   if (model->polynomial_degree > 1) {
     err << "agt export-onnx: note: the model's inputs are polynomial features of degree "
@@ -855,15 +873,15 @@ int RunExportOnnx(const std::vector<std::string>& args, std::ostream& out, std::
     return kExitFailure;
   }
   out << "wrote " << onnx_path << ": " << model->spec.Describe() << ", "
-      << model->spec.frozen.layers.size() << " frozen layer(s), "
-      << model->spec.NumParameters() << " trained parameters, "
-      << (options.float32 ? "float32" : "float64") << ", " << bytes->size() << " bytes\n";
+      << model->spec.frozen.layers.size() << " frozen layer(s), " << model->spec.NumParameters()
+      << " trained parameters, " << (options.float32 ? "float32" : "float64") << ", "
+      << bytes->size() << " bytes\n";
   return kExitOk;
 #else
   (void)out;
-  return StatusError(err, cmd,
-                     absl::UnimplementedError(
-                         "this agt was built without ONNX support (-DAGT_WITH_ONNX=OFF)"));
+  return StatusError(
+      err, cmd,
+      absl::UnimplementedError("this agt was built without ONNX support (-DAGT_WITH_ONNX=OFF)"));
 #endif
 }
 

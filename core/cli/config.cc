@@ -6,12 +6,14 @@
 #include "core/onnx/import.h"
 #endif
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -85,14 +87,15 @@ absl::StatusOr<json> ReadJsonFile(const std::string& path) {
   return value;
 }
 
-absl::Status WriteJsonFile(const json& value, const std::string& path, int indent) {
+absl::Status WriteJsonFile(const json& value, const std::string& path, int indent, int threads) {
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const std::string tmp = path + ".tmp";
   std::FILE* file = std::fopen(tmp.c_str(), "wb");
   if (file == nullptr) {
     return absl::PermissionDeniedError(
         absl::StrCat(path, ": cannot write: ", std::strerror(errno)));
   }
-  const bool written = WriteJson(value, indent, file) && std::fputc('\n', file) != EOF;
+  const bool written = WriteJson(value, indent, file, threads) && std::fputc('\n', file) != EOF;
   const bool closed = std::fclose(file) == 0;
   if (!written || !closed) {
     std::remove(tmp.c_str());
@@ -548,10 +551,10 @@ absl::StatusOr<Vector> NetworkParametersFromJson(const Network& net, const json&
     if (net.layer(i).has_params()) with_params.push_back(i);
   }
   if (!layers.is_array() || layers.size() != with_params.size()) {
-    return Invalid(lpath, absl::StrCat("expected an array of ", with_params.size(),
-                                       " layers with parameters, got ",
-                                       layers.is_array() ? std::to_string(layers.size())
-                                                         : TypeName(layers)));
+    return Invalid(
+        lpath,
+        absl::StrCat("expected an array of ", with_params.size(), " layers with parameters, got ",
+                     layers.is_array() ? std::to_string(layers.size()) : TypeName(layers)));
   }
   Vector theta(net.num_params());
   for (size_t k = 0; k < with_params.size(); ++k) {
@@ -1190,8 +1193,8 @@ absl::StatusOr<PreparedRun> PrepareRun(const RunConfig& c) {
     t.model = imported->spec;
     onnx_init = std::move(imported->trained_parameters);
 #else
-    return fail(Invalid("model.onnx",
-                        "this agt was built without ONNX support (-DAGT_WITH_ONNX=OFF)"));
+    return fail(
+        Invalid("model.onnx", "this agt was built without ONNX support (-DAGT_WITH_ONNX=OFF)"));
 #endif
   } else if (c.model.layers.has_value()) {
     t.model = *c.model.layers;
@@ -1204,8 +1207,7 @@ absl::StatusOr<PreparedRun> PrepareRun(const RunConfig& c) {
       absl::StatusOr<Network> net = Network::Build(base.frozen.layers, in);
       if (!net.ok()) return fail(Invalid("model.frozen", net.status().message()));
     }
-    const int features =
-        base.frozen.empty() ? dim : static_cast<int>(base.FeatureShape().size());
+    const int features = base.frozen.empty() ? dim : static_cast<int>(base.FeatureShape().size());
     std::vector<int> widths = {features};
     widths.insert(widths.end(), c.model.hidden.begin(), c.model.hidden.end());
     widths.push_back(outputs);
@@ -1223,8 +1225,8 @@ absl::StatusOr<PreparedRun> PrepareRun(const RunConfig& c) {
   if (t.model.OutputDim() != outputs) {
     return fail(Invalid(
         "model.layers",
-        absl::StrCat("the last dense layer has out=", t.model.OutputDim(), "; ",
-                     LossKindName(loss), " with ", num_classes, " classes needs ", outputs)));
+        absl::StrCat("the last dense layer has out=", t.model.OutputDim(), "; ", LossKindName(loss),
+                     " with ", num_classes, " classes needs ", outputs)));
   }
 
   const LabelPerturbation& label = t.perturbation.label;

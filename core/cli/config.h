@@ -36,7 +36,9 @@ absl::StatusOr<nlohmann::json> ReadJsonFile(const std::string& path);
 // Writes `value` (pretty-printed when indent >= 0; WriteJson, json_io.h:
 // nlohmann's layout, doubles in their shortest round-trip digits) atomically
 // enough for a CLI: to a temporary file next to `path`, then renamed.
-absl::Status WriteJsonFile(const nlohmann::json& value, const std::string& path, int indent = 1);
+// threads: WriteJson's (0 = one per core).
+absl::Status WriteJsonFile(const nlohmann::json& value, const std::string& path, int indent = 1,
+                           int threads = 1);
 
 // Joins a field path: JoinPath("optimizer", "lr") = "optimizer.lr",
 // JoinPath("", "lr") = "lr".
@@ -209,7 +211,6 @@ nlohmann::json ModelToJson(const ModelSpec& spec);
 absl::StatusOr<ModelSpec> ModelFromJson(const nlohmann::json& value, const std::string& path);
 absl::StatusOr<Vector> ParametersFromJson(const ModelSpec& spec, const nlohmann::json& value,
                                           const std::string& path);
-
 
 // The number of classes a loss implies for a model with `output_dim` outputs:
 // 0 for mse, 2 for binary losses, output_dim for cross_entropy.

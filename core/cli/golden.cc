@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <future>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <set>
@@ -210,11 +211,13 @@ absl::StatusOr<GoldenRun> ResolveGoldenRun(const json& case_json, size_t index,
 
 namespace {
 
-// Loads a case's CSV with labels checked against `num_classes` (0 = regression).
+// Loads a case's CSV with labels checked against `num_classes` (0 = regression),
+// parsed on `threads` threads (CsvOptions::threads).
 absl::StatusOr<Dataset> LoadCaseCsv(const std::string& dir, const std::string& file,
-                                    int num_classes) {
+                                    int num_classes, int threads) {
   CsvOptions options;
   options.num_classes = num_classes;
+  options.threads = threads;
   return ReadCsv((std::filesystem::path(dir) / file).string(), options);
 }
 
@@ -239,6 +242,14 @@ json TraceEntry(const ModelSpec& spec, const TrainState& state) {
 
 absl::StatusOr<json> RunGoldenCase(const std::string& dir, const GoldenOptions& options) {
   namespace fs = std::filesystem;
+  // Phase timings: each call reports the time since the previous one.
+  auto phase_start = std::chrono::steady_clock::now();
+  const auto phase_done = [&](const std::string& phase) {
+    const auto now = std::chrono::steady_clock::now();
+    if (options.timing)
+      options.timing(phase, std::chrono::duration<double>(now - phase_start).count());
+    phase_start = now;
+  };
   absl::StatusOr<json> case_json = ReadJsonFile((fs::path(dir) / "case.json").string());
   if (!case_json.ok()) return case_json.status();
   if (!case_json->is_object() || !case_json->contains("runs") || !(*case_json)["runs"].is_array()) {
@@ -254,6 +265,7 @@ absl::StatusOr<json> RunGoldenCase(const std::string& dir, const GoldenOptions& 
   }
   absl::StatusOr<json> init_json = ReadJsonFile((fs::path(dir) / "init.json").string());
   if (!init_json.ok()) return init_json.status();
+  phase_done("read case.json and init.json");
 
   // Independent work (test.csv beside train.csv, the backdoor certificate
   // beside the plain one) runs on a second thread unless one thread is asked
@@ -261,6 +273,12 @@ absl::StatusOr<json> RunGoldenCase(const std::string& dir, const GoldenOptions& 
   const bool beside = options.threads != 1 && std::thread::hardware_concurrency() > 1;
   // The CSVs, read once per label interpretation.
   std::map<int, std::pair<Dataset, Dataset>> data_cache;
+  struct InitCacheEntry {
+    Shape features;
+    std::vector<LayerSpec> layers;
+    Vector theta;
+  };
+  std::vector<InitCacheEntry> init_cache;
   const size_t num_runs = (*case_json)["runs"].size();
   bool found = options.run.empty();
   result["runs"] = json::object();
@@ -279,12 +297,13 @@ absl::StatusOr<json> RunGoldenCase(const std::string& dir, const GoldenOptions& 
       const int classes = run->num_classes;
       std::future<absl::StatusOr<Dataset>> test_beside;
       if (beside) {
-        test_beside = std::async(std::launch::async,
-                                 [&dir, classes] { return LoadCaseCsv(dir, "test.csv", classes); });
+        test_beside = std::async(std::launch::async, [&dir, classes] {
+          return LoadCaseCsv(dir, "test.csv", classes, /*threads=*/1);
+        });
       }
-      absl::StatusOr<Dataset> train = LoadCaseCsv(dir, "train.csv", classes);
+      absl::StatusOr<Dataset> train = LoadCaseCsv(dir, "train.csv", classes, options.threads);
       absl::StatusOr<Dataset> test =
-          beside ? test_beside.get() : LoadCaseCsv(dir, "test.csv", classes);
+          beside ? test_beside.get() : LoadCaseCsv(dir, "test.csv", classes, options.threads);
       if (!train.ok()) return train.status();
       if (!test.ok()) return test.status();
       for (const auto& [key, rows] : {std::pair<const char*, Index>{"n_train", train->size()},
@@ -298,21 +317,35 @@ absl::StatusOr<json> RunGoldenCase(const std::string& dir, const GoldenOptions& 
       cached =
           data_cache.emplace(run->num_classes, std::make_pair(*std::move(train), *std::move(test)))
               .first;
+      phase_done("load train.csv and test.csv");
     }
     const Dataset& train = cached->second.first;
     const Dataset& test = cached->second.second;
 
-    absl::StatusOr<Vector> init = ParametersFromJson(config.model, *init_json, "init.json");
-    if (!init.ok()) return init.status();
+    // init.json's parameters, read once per trained network (runs that
+    // share the model share them; the function is pure in that network).
+    const Shape features = config.model.FeatureShape();
+    auto same_network = [&](const InitCacheEntry& e) {
+      return e.features == features && e.layers == config.model.layers;
+    };
+    auto init_it = std::find_if(init_cache.begin(), init_cache.end(), same_network);
+    if (init_it == init_cache.end()) {
+      absl::StatusOr<Vector> parsed = ParametersFromJson(config.model, *init_json, "init.json");
+      if (!parsed.ok()) return parsed.status();
+      init_cache.push_back({features, config.model.layers, *std::move(parsed)});
+      init_it = std::prev(init_cache.end());
+    }
+    const Vector& init = init_it->theta;
     absl::StatusOr<std::unique_ptr<ComputeBackend>> backend =
         MakeBackend(options.backend, config.threads);
     if (!backend.ok()) return backend.status();
     absl::StatusOr<std::unique_ptr<Trainer>> trainer =
-        Trainer::Create(config, train, *init, *std::move(backend));
+        Trainer::Create(config, train, init, *std::move(backend));
     if (!trainer.ok()) {
       return absl::Status(trainer.status().code(),
                           absl::StrCat("run ", run->name, ": ", trainer.status().message()));
     }
+    phase_done(absl::StrCat(run->name, ": setup"));
     const auto start = std::chrono::steady_clock::now();
     json trace = json::array();
     while (!(*trainer)->done()) {
@@ -326,8 +359,22 @@ absl::StatusOr<json> RunGoldenCase(const std::string& dir, const GoldenOptions& 
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
+    phase_done(absl::StrCat(run->name, ": training"));
     const TrainState& state = (*trainer)->state();
     const ParameterBox& box = state.boxes[0];
+    // The certificates bound the test rows in fixed chunks on the worker
+    // threads (ComputeLogitBounds), and the backdoor certificate starts first
+    // on a thread of its own, beside the parameters' JSON and the plain
+    // certificate: the same bits on any thread.
+    auto backdoor_certificate = [&] {
+      return CertificateJson(config.model, config.loss, state.nominal, box, test,
+                             config.bounds.interval.product, config.perturbation.epsilon,
+                             /*rows=*/true, StabilityRule::kSoftmax, options.threads);
+    };
+    const bool backdoor = config.perturbation.kind == PerturbationKind::kBoundedPoisoning &&
+                          config.perturbation.epsilon > 0;
+    std::future<json> backdoor_beside;
+    if (backdoor && beside) backdoor_beside = std::async(std::launch::async, backdoor_certificate);
     json out;
     out["nominal"] = ParametersToJson(config.model, state.nominal)["layers"];
     out["lower"] = ParametersToJson(config.model, box.lower)["layers"];
@@ -337,23 +384,14 @@ absl::StatusOr<json> RunGoldenCase(const std::string& dir, const GoldenOptions& 
     out["max_width"] = box.MaxWidth();
     out["steps"] = state.step;
     out["seconds"] = seconds;
-    // The backdoor certificate is the same computation on either thread, so
-    // the same bits.
-    auto backdoor_certificate = [&] {
-      return CertificateJson(config.model, config.loss, state.nominal, box, test,
-                             config.bounds.interval.product, config.perturbation.epsilon,
-                             /*rows=*/true);
-    };
-    const bool backdoor = config.perturbation.kind == PerturbationKind::kBoundedPoisoning &&
-                          config.perturbation.epsilon > 0;
-    std::future<json> backdoor_beside;
-    if (backdoor && beside) backdoor_beside = std::async(std::launch::async, backdoor_certificate);
     out["test"] = CertificateJson(config.model, config.loss, state.nominal, box, test,
-                                  config.bounds.interval.product, 0.0, /*rows=*/true);
+                                  config.bounds.interval.product, 0.0, /*rows=*/true,
+                                  StabilityRule::kSoftmax, options.threads);
     if (backdoor) {
       out["test_backdoor"] = beside ? backdoor_beside.get() : backdoor_certificate();
     }
     if (options.trace) out["trace"] = std::move(trace);
+    phase_done(absl::StrCat(run->name, ": parameters and certificates"));
     if (options.log) {
       options.log(absl::StrFormat("%s: %d steps, total width %.6g, %.2fs", run->name, state.step,
                                   box.TotalWidth(), seconds));

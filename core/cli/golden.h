@@ -46,6 +46,10 @@ struct GoldenOptions {
   BackendChoice backend = BackendChoice::kAuto;
   // Receives one line per finished run (progress for people); may be empty.
   std::function<void(const std::string&)> log;
+  // Receives the wall seconds of each phase as it ends ("read case.json",
+  // "load CSVs", per run "NAME: setup", "NAME: training", "NAME:
+  // certificates"); may be empty.
+  std::function<void(const std::string& phase, double seconds)> timing;
 };
 
 // One run of a case, resolved: its name and the core configuration.

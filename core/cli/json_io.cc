@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <cstring>
 #include <system_error>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -333,7 +335,19 @@ void WriteInteger(Int value, Output* out) {
   out->Commit(std::to_chars(at, at + 24, value).ptr);
 }
 
-void Dump(const json& value, int indent, int current, Output* out) {
+// Arrays of scalars formatted ahead of Dump, in Dump's order (WriteJson with
+// threads): Dump writes a piece's text when it reaches the piece's node.
+struct Piece {
+  const json* node;
+  int current;  // the indent Dump has at the node
+  std::string text;
+};
+struct Pieces {
+  std::vector<Piece> list;
+  size_t next = 0;
+};
+
+void Dump(const json& value, int indent, int current, Output* out, Pieces* pieces = nullptr) {
   switch (value.type()) {
     case json::value_t::object: {
       const json::object_t& object = value.get_ref<const json::object_t&>();
@@ -349,7 +363,7 @@ void Dump(const json& value, int indent, int current, Output* out) {
         if (pretty) out->Spaces(static_cast<size_t>(inner));
         WriteString(key, out);
         out->Write(": ", pretty ? 2 : 1);
-        Dump(element, indent, inner, out);
+        Dump(element, indent, inner, out, pieces);
         if (++i < object.size()) out->Write(",\n", pretty ? 2 : 1);
       }
       if (pretty) {
@@ -365,12 +379,18 @@ void Dump(const json& value, int indent, int current, Output* out) {
         out->Write("[]", 2);
         return;
       }
+      if (pieces != nullptr && pieces->next < pieces->list.size() &&
+          pieces->list[pieces->next].node == &value) {
+        const std::string& text = pieces->list[pieces->next++].text;
+        out->Write(text.data(), text.size());
+        return;
+      }
       const bool pretty = indent >= 0;
       const int inner = current + (pretty ? indent : 0);
       out->Write("[\n", pretty ? 2 : 1);
       for (size_t i = 0; i < array.size(); ++i) {
         if (pretty) out->Spaces(static_cast<size_t>(inner));
-        Dump(array[i], indent, inner, out);
+        Dump(array[i], indent, inner, out, pieces);
         if (i + 1 < array.size()) out->Write(",\n", pretty ? 2 : 1);
       }
       if (pretty) {
@@ -516,9 +536,75 @@ std::string SerializeJson(const json& value, int indent) {
   return text;
 }
 
-bool WriteJson(const json& value, int indent, std::FILE* file) {
+namespace {
+
+// The non-empty arrays of scalars under `value`, in Dump's order, with the
+// indent Dump reaches them at; `scalars` counts their elements.
+void CollectPieces(const json& value, int indent, int current, Pieces* pieces, size_t* scalars) {
+  const int inner = current + (indent >= 0 ? indent : 0);
+  if (value.is_object()) {
+    for (const auto& [key, element] : value.get_ref<const json::object_t&>()) {
+      CollectPieces(element, indent, inner, pieces, scalars);
+    }
+    return;
+  }
+  if (!value.is_array() || value.empty()) return;
+  const json::array_t& array = value.get_ref<const json::array_t&>();
+  bool leaf = true;
+  for (const json& element : array) {
+    if (element.is_structured()) {
+      leaf = false;
+      break;
+    }
+  }
+  if (leaf) {
+    pieces->list.push_back({&value, current, std::string()});
+    *scalars += array.size();
+    return;
+  }
+  for (const json& element : array) CollectPieces(element, indent, inner, pieces, scalars);
+}
+
+}  // namespace
+
+bool WriteJson(const json& value, int indent, std::FILE* file, int threads) {
   Output out(file);
-  Dump(value, indent, 0, &out);
+  Pieces pieces;
+  if (threads > 1) {
+    size_t scalars = 0;
+    CollectPieces(value, indent, 0, &pieces, &scalars);
+    if (scalars >= kParallelScalars) {
+      // Contiguous runs of pieces of about equal numbers of scalars, one per
+      // thread; each piece is Dump's own text of its node, so the file is
+      // the same bytes as the serial one.
+      std::vector<size_t> bounds = {0};
+      size_t seen = 0;
+      for (size_t i = 0; i < pieces.list.size(); ++i) {
+        seen += pieces.list[i].node->size();
+        const size_t part = bounds.size();
+        if (part < static_cast<size_t>(threads) && seen * threads >= scalars * part) {
+          bounds.push_back(i + 1);
+        }
+      }
+      if (bounds.back() != pieces.list.size()) bounds.push_back(pieces.list.size());
+      const auto format = [&](size_t begin, size_t end) {
+        for (size_t i = begin; i < end; ++i) {
+          Piece& piece = pieces.list[i];
+          Output text(&piece.text);
+          Dump(*piece.node, indent, piece.current, &text);
+        }
+      };
+      std::vector<std::thread> workers;
+      for (size_t t = 1; t + 1 < bounds.size(); ++t) {
+        workers.emplace_back(format, bounds[t], bounds[t + 1]);
+      }
+      format(bounds[0], bounds[1]);
+      for (std::thread& w : workers) w.join();
+    } else {
+      pieces.list.clear();
+    }
+  }
+  Dump(value, indent, 0, &out, pieces.list.empty() ? nullptr : &pieces);
   out.Flush();
   return out.ok();
 }

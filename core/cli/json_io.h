@@ -45,8 +45,11 @@ char* FormatJsonDouble(double value, char* out);
 // above. indent < 0: compact.
 std::string SerializeJson(const nlohmann::json& value, int indent);
 // The same written to `file` through a buffer; false on a write error
-// (errno says why).
-bool WriteJson(const nlohmann::json& value, int indent, std::FILE* file);
+// (errno says why). threads > 1: a value with at least kParallelScalars
+// elements in arrays of scalars has those arrays formatted on that many
+// threads first (the same bytes).
+inline constexpr size_t kParallelScalars = 65536;
+bool WriteJson(const nlohmann::json& value, int indent, std::FILE* file, int threads = 1);
 
 }  // namespace agt::cli
 

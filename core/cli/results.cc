@@ -37,8 +37,10 @@ json MatrixToJson(const Matrix& m) {
 
 LogitBounds LogitBoundsWidened(const ModelSpec& spec, const Vector& nominal,
                                const ParameterBox& box, const Eigen::Ref<const Matrix>& x,
-                               double test_epsilon, MatMulMethod matmul, bool margins) {
-  LogitBounds logits = ComputeLogitBounds(spec, nominal, box, x, test_epsilon, matmul, margins);
+                               double test_epsilon, MatMulMethod matmul, bool margins,
+                               int threads) {
+  LogitBounds logits =
+      ComputeLogitBounds(spec, nominal, box, x, test_epsilon, matmul, margins, threads);
   constexpr double kInf = std::numeric_limits<double>::infinity();
   logits.bounds.lower = logits.bounds.lower.unaryExpr([](double v) { return v != v ? -kInf : v; });
   logits.bounds.upper = logits.bounds.upper.unaryExpr([](double v) { return v != v ? kInf : v; });
@@ -51,10 +53,11 @@ std::string StabilityRuleName(StabilityRule rule) {
 
 json CertificateJson(const ModelSpec& spec, LossKind loss, const Vector& nominal,
                      const ParameterBox& box, const Dataset& data, MatMulMethod matmul,
-                     double test_epsilon, bool rows, StabilityRule rule) {
+                     double test_epsilon, bool rows, StabilityRule rule, int threads) {
   const bool multi_class = spec.OutputDim() > 1;
-  const LogitBounds logits = LogitBoundsWidened(spec, nominal, box, data.x, test_epsilon, matmul,
-                                                multi_class && rule == StabilityRule::kMargin);
+  const LogitBounds logits =
+      LogitBoundsWidened(spec, nominal, box, data.x, test_epsilon, matmul,
+                         multi_class && rule == StabilityRule::kMargin, threads);
   json out = json::object();
   if (test_epsilon > 0) out["epsilon"] = test_epsilon;
   if (IsClassification(loss)) {
@@ -162,13 +165,14 @@ json MakeResultsJson(const ResultsInput& in) {
     b["lower"] = ParametersToJson(t.model, box.lower);
     b["upper"] = ParametersToJson(t.model, box.upper);
     if (in.test != nullptr) {
-      b["test"] = CertificateJson(t.model, t.loss, r.state.nominal, box, *in.test, t.bounds.interval.product, 0.0,
+      b["test"] = CertificateJson(t.model, t.loss, r.state.nominal, box, *in.test,
+                                  t.bounds.interval.product, 0.0,
                                   /*rows=*/false, StabilityRule::kMargin);
       if (t.perturbation.kind == PerturbationKind::kBoundedPoisoning &&
           t.perturbation.epsilon > 0) {
-        b["test_backdoor"] =
-            CertificateJson(t.model, t.loss, r.state.nominal, box, *in.test, t.bounds.interval.product,
-                            t.perturbation.epsilon, /*rows=*/false, StabilityRule::kMargin);
+        b["test_backdoor"] = CertificateJson(t.model, t.loss, r.state.nominal, box, *in.test,
+                                             t.bounds.interval.product, t.perturbation.epsilon,
+                                             /*rows=*/false, StabilityRule::kMargin);
       }
     }
     budgets.push_back(std::move(b));

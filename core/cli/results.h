@@ -19,10 +19,10 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/bounds/bound_method.h"
 #include "core/certify/certify.h"
 #include "core/data/dataset.h"
 #include "core/loss/loss.h"
-#include "core/bounds/bound_method.h"
 #include "core/model/model.h"
 #include "core/train/train.h"
 
@@ -51,7 +51,8 @@ struct TrainedModel {
 // With margins (multi-class), also the margin bounds StabilityRule::kMargin needs.
 LogitBounds LogitBoundsWidened(const ModelSpec& spec, const Vector& nominal,
                                const ParameterBox& box, const Eigen::Ref<const Matrix>& x,
-                               double test_epsilon, MatMulMethod matmul, bool margins = false);
+                               double test_epsilon, MatMulMethod matmul, bool margins = false,
+                               int threads = 1);
 
 // Certificates of one parameter box on one labelled set. `rows` adds the
 // per-row arrays (stable flags, nominal / lower / upper logits).
@@ -62,11 +63,12 @@ LogitBounds LogitBoundsWidened(const ModelSpec& spec, const Vector& nominal,
 // (backdoor certificates; the radius is in the model's input space).
 // `rule` decides multi-class stability (kSoftmax: the reference's rule, for
 // golden comparisons; kMargin: tighter and sound); a multi-class result says
-// which rule made it in "stability_rule".
+// which rule made it in "stability_rule". threads: ComputeLogitBounds's
+// (the same result for every count).
 nlohmann::json CertificateJson(const ModelSpec& spec, LossKind loss, const Vector& nominal,
                                const ParameterBox& box, const Dataset& data, MatMulMethod matmul,
                                double test_epsilon, bool rows,
-                               StabilityRule rule = StabilityRule::kSoftmax);
+                               StabilityRule rule = StabilityRule::kSoftmax, int threads = 1);
 
 // "softmax" / "margin".
 std::string StabilityRuleName(StabilityRule rule);

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <system_error>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -343,14 +344,15 @@ absl::StatusOr<Dataset> ParseCsv(const std::string& text, const CsvOptions& opti
     return absl::InvalidArgumentError("line 1: the CSV is empty (no header and no data rows)");
   }
 
-  std::vector<absl::string_view> fields;
-  SplitFields(lines[0], &fields);
-  const size_t num_columns = fields.size();
+  std::vector<absl::string_view> header_fields;
+  SplitFields(lines[0], &header_fields);
+  const size_t num_columns = header_fields.size();
   // A header is a first line whose first field is text. An empty first field
   // is not taken as a header: it is a data row with a missing value.
   double ignored;
-  const absl::string_view first = Trim(fields[0]);
-  const bool has_header = !first.empty() && ParseDecimal(first, &ignored) == DecimalParse::kNotANumber;
+  const absl::string_view first = Trim(header_fields[0]);
+  const bool has_header =
+      !first.empty() && ParseDecimal(first, &ignored) == DecimalParse::kNotANumber;
   if (num_columns < 2) {
     return absl::InvalidArgumentError(absl::StrCat(
         "line 1: found 1 column; need at least one feature column and the label column"));
@@ -365,41 +367,68 @@ absl::StatusOr<Dataset> ParseCsv(const std::string& text, const CsvOptions& opti
   Dataset data;
   data.x.resize(static_cast<Index>(num_rows), static_cast<Index>(dim));
   data.y.resize(static_cast<Index>(num_rows));
-  for (size_t r = 0; r < num_rows; ++r) {
-    const size_t line = first_data + r + 1;
-    const absl::string_view text_line = lines[first_data + r];
-    const Index row = static_cast<Index>(r);
-    double label = 0.0;
-    if (ReadPlainRow(text_line, num_columns, &data.x(row, 0), &label) &&
-        (options.num_classes < 2 ||
-         (label == std::floor(label) && label >= 0 && label < options.num_classes))) {
+  // Rows [r_begin, r_end); the first error among them.
+  const auto parse_rows = [&](size_t r_begin, size_t r_end) -> absl::Status {
+    std::vector<absl::string_view> fields;
+    for (size_t r = r_begin; r < r_end; ++r) {
+      const size_t line = first_data + r + 1;
+      const absl::string_view text_line = lines[first_data + r];
+      const Index row = static_cast<Index>(r);
+      double label = 0.0;
+      if (ReadPlainRow(text_line, num_columns, &data.x(row, 0), &label) &&
+          (options.num_classes < 2 ||
+           (label == std::floor(label) && label >= 0 && label < options.num_classes))) {
+        data.y[row] = label;
+        continue;
+      }
+      // Not a line of plain numbers, or a bad one: read it field by field,
+      // which reads what the fast path refuses and names the line and column of
+      // what is wrong.
+      if (IsBlank(text_line)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("line ", line, ", column 1: blank line before the end of the data"));
+      }
+      SplitFields(text_line, &fields);
+      if (fields.size() != num_columns) {
+        const size_t column = std::min(fields.size(), num_columns) + 1;
+        return absl::InvalidArgumentError(absl::StrCat(
+            Where(line, column), "expected ", num_columns, " fields, found ", fields.size()));
+      }
+      for (size_t c = 0; c < dim; ++c) {
+        absl::Status status = ParseFiniteField(fields[c], line, c + 1, &data.x(row, Index(c)));
+        if (!status.ok()) return status;
+      }
+      absl::Status status = ParseFiniteField(fields[dim], line, num_columns, &label);
+      if (!status.ok()) return status;
+      if (options.num_classes >= 2) {
+        status = CheckClassLabel(label, options.num_classes, fields[dim], line, num_columns);
+        if (!status.ok()) return status;
+      }
       data.y[row] = label;
-      continue;
     }
-    // Not a line of plain numbers, or a bad one: read it field by field,
-    // which reads what the fast path refuses and names the line and column of
-    // what is wrong.
-    if (IsBlank(text_line)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("line ", line, ", column 1: blank line before the end of the data"));
+    return absl::OkStatus();
+  };
+  int threads = options.threads > 0
+                    ? options.threads
+                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  constexpr size_t kBytesPerThread = size_t{1} << 20;
+  threads = static_cast<int>(std::min<size_t>(
+      {static_cast<size_t>(threads), num_rows, body.size() / kBytesPerThread + 1}));
+  if (threads <= 1) {
+    if (absl::Status status = parse_rows(0, num_rows); !status.ok()) return status;
+  } else {
+    // Ranges in line order: the first range's error is the first error.
+    std::vector<absl::Status> status(static_cast<size_t>(threads));
+    std::vector<std::thread> workers;
+    const auto range_begin = [&](int t) { return num_rows * static_cast<size_t>(t) / threads; };
+    for (int t = 1; t < threads; ++t) {
+      workers.emplace_back([&, t] { status[t] = parse_rows(range_begin(t), range_begin(t + 1)); });
     }
-    SplitFields(text_line, &fields);
-    if (fields.size() != num_columns) {
-      const size_t column = std::min(fields.size(), num_columns) + 1;
-      return absl::InvalidArgumentError(absl::StrCat(Where(line, column), "expected ", num_columns,
-                                                     " fields, found ", fields.size()));
+    status[0] = parse_rows(0, range_begin(1));
+    for (std::thread& w : workers) w.join();
+    for (const absl::Status& s : status) {
+      if (!s.ok()) return s;
     }
-    for (size_t c = 0; c < dim; ++c) {
-      absl::Status status = ParseFiniteField(fields[c], line, c + 1, &data.x(row, Index(c)));
-      if (!status.ok()) return status;
-    }
-    absl::Status status = ParseFiniteField(fields[dim], line, num_columns, &label);
-    if (!status.ok()) return status;
-    if (options.num_classes >= 2) {
-      status = CheckClassLabel(label, options.num_classes, fields[dim], line, num_columns);
-      if (!status.ok()) return status;
-    }
-    data.y[row] = label;
   }
   if (options.num_classes >= 0) {
     data.num_classes = options.num_classes;

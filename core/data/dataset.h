@@ -43,6 +43,10 @@ struct CsvOptions {
   // 0 = regression (any finite label); C >= 2: labels must be integers 0..C-1.
   // -1 = infer (InferNumClasses).
   int num_classes = -1;
+  // Threads that parse the rows (each a contiguous range of lines; the same
+  // doubles, and the first error by line, whatever the count). 0 = one per
+  // core. A text under about a megabyte takes one.
+  int threads = 1;
 };
 
 // The label rule of CsvOptions{num_classes = -1}: integral labels all in

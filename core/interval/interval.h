@@ -9,6 +9,7 @@
 #define AGT_CORE_INTERVAL_INTERVAL_H_
 
 #include <string>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "core/common/types.h"
@@ -62,7 +63,12 @@ struct IntervalMatrix {
   IntervalMatrix() = default;
   IntervalMatrix(Matrix l, Matrix u) : lower(std::move(l)), upper(std::move(u)) {}
   // The zero-width interval [m, m].
-  static IntervalMatrix Point(const Matrix& m) { return {m, m}; }
+  static IntervalMatrix Point(Matrix m) {
+    IntervalMatrix out;
+    out.lower = m;
+    out.upper = std::move(m);
+    return out;
+  }
   // [c - radius, c + radius].
   static IntervalMatrix Ball(const Matrix& center, double radius);
 

@@ -330,6 +330,30 @@ TEST_F(AgtCliTest, GoldenRunsACaseAndFailsOnAWrongExpectation) {
   EXPECT_EQ(missing.exit_code, 2) << missing.output;
 }
 
+TEST_F(AgtCliTest, GoldenTimingsNameEveryPhaseAndThreadsDoNotChangeTheResult) {
+  const fs::path source = fs::path(AGT_TEST_DATA_DIR) / "goldens" / "moons_unlearning";
+  const fs::path one = dir_ / "one.json", all = dir_ / "all.json";
+  const AgtRun timed =
+      Agt("golden " + Quote(source) + " --out " + Quote(all) + " --timings --quiet");
+  ASSERT_EQ(timed.exit_code, 0) << timed.output;
+  for (const std::string& phase : std::vector<std::string>{
+           "read case.json and init.json", "load train.csv and test.csv", "k5: setup",
+           "k5: training", "k5: parameters and certificates", "write " + all.string()}) {
+    EXPECT_NE(timed.output.find("timing: " + phase), std::string::npos) << phase << "\n"
+                                                                        << timed.output;
+  }
+  const AgtRun serial =
+      Agt("golden " + Quote(source) + " --out " + Quote(one) + " --threads 1 --quiet");
+  ASSERT_EQ(serial.exit_code, 0) << serial.output;
+  EXPECT_EQ(serial.output.find("timing:"), std::string::npos) << serial.output;
+  // The same bytes but for the training seconds.
+  json a = ReadJson(one), b = ReadJson(all);
+  for (json* r : {&a, &b}) {
+    for (auto& [name, run] : (*r)["runs"].items()) run.erase("seconds");
+  }
+  EXPECT_EQ(a.dump(), b.dump());
+}
+
 }  // namespace
 
 namespace agt {
@@ -431,8 +455,8 @@ TEST_F(AgtCliTest, FrozenConvExtractorTrainsAndCertifies) {
   EXPECT_GE(r["budgets"][1]["total_width"].get<double>(),
             r["budgets"][0]["total_width"].get<double>());
 
-  const AgtRun as_json = Agt("certify " + Quote(results) + " " + Quote(dir_ / "test.csv") +
-                             " --json");
+  const AgtRun as_json =
+      Agt("certify " + Quote(results) + " " + Quote(dir_ / "test.csv") + " --json");
   ASSERT_EQ(as_json.exit_code, 0) << as_json.output;
   const json cert = json::parse(as_json.output);
   for (size_t j = 0; j < 2; ++j) {

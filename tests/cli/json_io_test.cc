@@ -179,6 +179,54 @@ TEST(WriteJsonFile, WritesWhatSerializeJsonGivesAndReadsBack) {
   std::filesystem::remove(path);
 }
 
+// A results-shaped value past kParallelScalars: nested objects of weight
+// rows (arrays of doubles), empty arrays and objects, arrays that mix
+// scalars with containers, strings, integers, booleans and nulls.
+json LargeValue() {
+  Rng rng(5);
+  json value = Tricky();
+  json runs = json::object();
+  for (const char* name : {"features", "removal", "unicode \u00e9"}) {
+    json run;
+    json layers = json::array();
+    for (int layer = 0; layer < 2; ++layer) {
+      json w = json::array();
+      for (int row = 0; row < 40; ++row) {
+        json r = json::array();
+        for (int c = 0; c < 300; ++c)
+          r.push_back(rng.Uniform(-1.0, 1.0) * std::pow(10.0, c % 9 - 4));
+        w.push_back(std::move(r));
+      }
+      layers.push_back({{"W", std::move(w)}, {"b", json::array({0.5, -0.0, 1e300, 3})}});
+    }
+    run["lower"] = std::move(layers);
+    run["empty"] = json::array();
+    run["none"] = json::object();
+    run["mixed"] = json::array({1, "two", json::array({3.5, 4}), json::object(), nullptr, true});
+    run["stable"] = json::array({true, false, true});
+    runs[name] = std::move(run);
+  }
+  value["runs"] = std::move(runs);
+  return value;
+}
+
+TEST(WriteJsonFile, ThreadsWriteTheSameBytes) {
+  const json value = LargeValue();
+  const std::string serial = SerializeJson(value, 1) + "\n";
+  const std::string path = ::testing::TempDir() + "/agt_json_io_test_threads.json";
+  for (int threads : {1, 2, 3, 7, 0}) {
+    for (int indent : {1, -1}) {
+      ASSERT_TRUE(WriteJsonFile(value, path, indent, threads).ok());
+      std::ifstream in(path, std::ios::binary);
+      const std::string text((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
+      EXPECT_EQ(text, (indent == 1 ? serial : SerializeJson(value, -1) + "\n"))
+          << threads << " threads, indent " << indent;
+    }
+  }
+  std::filesystem::remove(path);
+}
+
 // ---------------------------------------------------------------------------
 // Reading.
 

@@ -426,6 +426,49 @@ TEST(ComputeLogitBounds, TestEpsilonBoundsContainTheBoundsWithoutIt) {
   }
 }
 
+TEST(ComputeLogitBounds, RowsPastOneChunkAreEachChunksOwnBoundsWhateverTheThreads) {
+  // 2.5 chunks of rows: every row's bounds are those of its chunk bounded
+  // alone (so the chunks are joined in order), with margins, for every
+  // method and thread count; and sampled models stay inside.
+  Rng rng(35);
+  const Index rows = kLogitChunkRows * 5 / 2;
+  const MlpCase mc = RandomMlp({5, 9, 4}, static_cast<int>(rows), &rng);
+  for (MatMulMethod method : kMethods) {
+    for (double eps : {0.0, 0.05}) {
+      const LogitBounds one =
+          ComputeLogitBounds(mc.spec, mc.theta, mc.box, mc.x, eps, method, true, 1);
+      ASSERT_EQ(one.nominal.rows(), rows);
+      ASSERT_EQ(one.margin_lower.rows(), rows);
+      for (int threads : {2, 3, 0}) {
+        const LogitBounds many =
+            ComputeLogitBounds(mc.spec, mc.theta, mc.box, mc.x, eps, method, true, threads);
+        EXPECT_TRUE((many.nominal.array() == one.nominal.array()).all()) << threads;
+        EXPECT_TRUE((many.bounds.lower.array() == one.bounds.lower.array()).all()) << threads;
+        EXPECT_TRUE((many.bounds.upper.array() == one.bounds.upper.array()).all()) << threads;
+        EXPECT_TRUE((many.margin_lower.array() == one.margin_lower.array()).all()) << threads;
+      }
+      for (Index r0 = 0; r0 < rows; r0 += kLogitChunkRows) {
+        const Index n = std::min(kLogitChunkRows, rows - r0);
+        const LogitBounds alone = ComputeLogitBounds(mc.spec, mc.theta, mc.box,
+                                                     mc.x.middleRows(r0, n), eps, method, true);
+        EXPECT_TRUE((alone.nominal.array() == one.nominal.middleRows(r0, n).array()).all());
+        EXPECT_TRUE(
+            (alone.bounds.lower.array() == one.bounds.lower.middleRows(r0, n).array()).all());
+        EXPECT_TRUE(
+            (alone.bounds.upper.array() == one.bounds.upper.middleRows(r0, n).array()).all());
+        EXPECT_TRUE(
+            (alone.margin_lower.array() == one.margin_lower.middleRows(r0, n).array()).all());
+      }
+      const Matrix x_lo = (mc.x.array() - eps).matrix(), x_hi = (mc.x.array() + eps).matrix();
+      for (int s = 0; s < 10; ++s) {
+        const Vector theta = SampleIn(mc.box.lower, mc.box.upper, &rng);
+        const Matrix z = ReferenceForward(mc.spec, theta, SampleIn(x_lo, x_hi, &rng));
+        EXPECT_TRUE(one.bounds.Contains(z, 1e-12)) << static_cast<int>(method) << " " << eps;
+      }
+    }
+  }
+}
+
 // The certificates' promises, checked on models and inputs sampled from the
 // box and the ball: a stable row keeps its nominal prediction, and each
 // sampled model's accuracy / MSE lies between the worst and best case.

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "core/common/rng.h"
@@ -190,8 +191,8 @@ TEST(ParseCsv, SubnormalsAreKeptAndUnderflowToZeroIsRefused) {
 
 TEST(ParseCsv, HexadecimalFloatsAreNotNumbers) {
   for (const char* hex : {"0x1p3", "0X1.8P1", "-0x10", "+0x1p-2", "0x"}) {
-    ExpectBadCsv(absl::StrCat("1,", hex, ",0\n"), "line 1, column 2:",
-                 absl::StrCat("\"", hex, "\" is not a number"));
+    ExpectBadCsv(absl::StrCat("1,", hex, ",0\n"),
+                 "line 1, column 2:", absl::StrCat("\"", hex, "\" is not a number"));
   }
 }
 
@@ -281,6 +282,64 @@ TEST(ParseCsvErrors, AWideRowOfPlainNumbersNamesTheBadFieldsColumn) {
   options.num_classes = 3;
   const std::string in_range = good.substr(0, good.size() - 2) + "1\n";
   ExpectBadCsv(in_range + good, "line 2, column 785:", "outside the classes 0..2", options);
+}
+
+// A CSV of about `megabytes` MB: header, rows of 8 random features (some
+// written in exponent form) and a class label 0..2.
+std::string LargeCsv(double megabytes, uint64_t seed) {
+  Rng rng(seed);
+  std::string text = "a,b,c,d,e,f,g,h,y\n";
+  while (static_cast<double>(text.size()) < megabytes * 1e6) {
+    for (int c = 0; c < 8; ++c) {
+      const double v = rng.Uniform(-3.0, 3.0);
+      absl::StrAppend(&text, c == 5 ? absl::StrFormat("%.6e", v) : absl::StrFormat("%.17g", v),
+                      ",");
+    }
+    absl::StrAppend(&text, rng.UniformInt(3), "\n");
+  }
+  return text;
+}
+
+TEST(ParseCsv, ThreadsGiveTheSameDoublesAsOneThread) {
+  const std::string text = LargeCsv(4.5, 11);  // enough for four threads
+  CsvOptions one;
+  const absl::StatusOr<Dataset> serial = ParseCsv(text, one);
+  ASSERT_TRUE(serial.ok()) << serial.status();
+  ASSERT_GT(serial->size(), 25000);
+  for (int threads : {2, 3, 4, 0}) {
+    CsvOptions options;
+    options.threads = threads;
+    const absl::StatusOr<Dataset> parallel = ParseCsv(text, options);
+    ASSERT_TRUE(parallel.ok()) << parallel.status();
+    EXPECT_EQ(parallel->num_classes, serial->num_classes);
+    ASSERT_EQ(parallel->x.rows(), serial->x.rows());
+    // Bit for bit (NaN-free, so == is bitwise up to the sign of zero, which
+    // the generator does not produce).
+    EXPECT_TRUE((parallel->x.array() == serial->x.array()).all()) << threads;
+    EXPECT_TRUE((parallel->y.array() == serial->y.array()).all()) << threads;
+  }
+}
+
+TEST(ParseCsvErrors, WithThreadsTheFirstBadLineIsReported) {
+  // Bad lines near the end and in the middle: whichever thread reads the
+  // later one, the error names the earlier line, as one thread does.
+  const std::string good = LargeCsv(3.0, 12);
+  std::vector<size_t> starts = {0};
+  for (size_t i = 0; i + 1 < good.size(); ++i) {
+    if (good[i] == '\n') starts.push_back(i + 1);
+  }
+  const size_t middle = starts.size() / 2, late = starts.size() - 3;
+  // "#" after the first character of the middle line, "x" in place of the
+  // first character of the late one.
+  const std::string text = good.substr(0, starts[middle] + 1) + "#" +
+                           good.substr(starts[middle] + 1, starts[late] - starts[middle] - 1) +
+                           "x" + good.substr(starts[late] + 1);
+  for (int threads : {1, 2, 3, 8}) {
+    CsvOptions options;
+    options.threads = threads;
+    ExpectBadCsv(text, absl::StrCat("line ", middle + 1, ", column 1:"), "is not a number",
+                 options);
+  }
 }
 
 TEST(ReadCsv, GoldenMoonsTrainMatchesStrtodOnEveryField) {
@@ -490,7 +549,8 @@ TEST(CsvLabels, IntegralLabelsOutsideTheClassRangeAreNotGuessed) {
     EXPECT_TRUE(absl::StrContains(data.status().message(), "say num_classes")) << data.status();
   }
   const absl::StatusOr<Dataset> negative = ParseLabels({"0", "-1"});
-  EXPECT_TRUE(absl::StrContains(negative.status().message(), "row 1: label -1 ")) << negative.status();
+  EXPECT_TRUE(absl::StrContains(negative.status().message(), "row 1: label -1 "))
+      << negative.status();
   // Stated explicitly, the same labels are regression targets.
   CsvOptions regression;
   regression.num_classes = 0;
