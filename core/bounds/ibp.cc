@@ -42,13 +42,13 @@ BoxedModel::~BoxedModel() = default;
 BoxedModel::BoxedModel(BoxedModel&&) noexcept = default;
 BoxedModel& BoxedModel::operator=(BoxedModel&&) noexcept = default;
 
-IntervalMatrix BoxedModel::ForwardBounds(const IntervalMatrix& features,
+IntervalMatrix BoxedModel::ForwardBounds(IntervalMatrix features,
                                          std::vector<IntervalMatrix>* activations) const {
   if (activations) {
     activations->clear();
     activations->push_back(features);
   }
-  IntervalMatrix z = features;
+  IntervalMatrix z = std::move(features);
   for (const std::unique_ptr<BoxedLayer>& layer : layers_) {
     z = layer->Forward(z);
     // Overflow (huge boxes) must widen the bound, not turn it into NaN.
@@ -58,8 +58,8 @@ IntervalMatrix BoxedModel::ForwardBounds(const IntervalMatrix& features,
   return z;
 }
 
-void BoxedModel::GradientFactors(IntervalMatrix features, const Vector& labels,
-                                 LossKind loss, const LabelPerturbation& label_perturbation,
+void BoxedModel::GradientFactors(IntervalMatrix features, const Vector& labels, LossKind loss,
+                                 const LabelPerturbation& label_perturbation,
                                  FactorList* factors) const {
   // values[input[li]] is layer li's input; layers that only reshape share
   // their input's matrix. Each value is read by one layer with arithmetic

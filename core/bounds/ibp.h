@@ -104,7 +104,9 @@ class BoxedModel {
   const BoundOptions& options() const { return options_; }
   MatMulMethod method() const { return options_.interval.product; }
 
-  IntervalMatrix ForwardBounds(const IntervalMatrix& features,
+  // features by value: a temporary is moved through, not copied. Thread-safe
+  // (const): threads may bound different rows with one BoxedModel.
+  IntervalMatrix ForwardBounds(IntervalMatrix features,
                                std::vector<IntervalMatrix>* activations = nullptr) const;
   // Writes rows [0, N) of lower/upper (which must be at least N x P; extra
   // rows are left alone, so callers can reuse buffers).

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "core/bounds/ibp.h"
@@ -22,17 +23,20 @@ int ArgMax(const Eigen::Ref<const Eigen::Matrix<double, 1, Eigen::Dynamic>>& row
   return best;
 }
 
-// ComputeLogitBounds for one chunk of rows.
+// ComputeLogitBounds for one chunk of rows, through `boxed` (the box's
+// model, shared by the chunks).
 LogitBounds ChunkLogitBounds(const ModelSpec& spec, const Vector& nominal, const ParameterBox& box,
-                             const Eigen::Ref<const Matrix>& x, double test_epsilon,
-                             MatMulMethod method, bool margins) {
+                             const BoxedModel& boxed, const Eigen::Ref<const Matrix>& x,
+                             double test_epsilon, bool margins) {
   LogitBounds out;
   out.nominal = Forward(spec, nominal, x);
-  const Matrix xm = x;
-  const IntervalMatrix input =
-      test_epsilon > 0.0 ? IntervalMatrix::Ball(xm, test_epsilon) : IntervalMatrix::Point(xm);
+  IntervalMatrix input =
+      test_epsilon > 0.0 ? IntervalMatrix::Ball(x, test_epsilon) : IntervalMatrix::Point(x);
+  // The activations only for the margins.
   std::vector<IntervalMatrix> acts;
-  out.bounds = ForwardBounds(spec, box, input, method, &acts);
+  out.bounds =
+      boxed.ForwardBounds(FrozenFeatureBounds(spec, std::move(input), boxed.options().interval),
+                          margins ? &acts : nullptr);
   const Index c = out.nominal.cols();
   if (!margins || c < 2) return out;
   // The last dense layer's interval input, and its weight/bias intervals.
@@ -67,8 +71,9 @@ LogitBounds ComputeLogitBounds(const ModelSpec& spec, const Vector& nominal,
                                double test_epsilon, MatMulMethod method, bool margins,
                                int threads) {
   const Index n = x.rows();
+  const BoxedModel boxed(spec, box, BoundOptions{BoundMethod::kIbp, IntervalOptions{method}});
   if (n <= kLogitChunkRows) {
-    return ChunkLogitBounds(spec, nominal, box, x, test_epsilon, method, margins);
+    return ChunkLogitBounds(spec, nominal, box, boxed, x, test_epsilon, margins);
   }
   const size_t chunks = static_cast<size_t>((n + kLogitChunkRows - 1) / kLogitChunkRows);
   std::vector<LogitBounds> parts(chunks);
@@ -76,9 +81,9 @@ LogitBounds ComputeLogitBounds(const ModelSpec& spec, const Vector& nominal,
   const auto work = [&] {
     for (size_t c = next++; c < chunks; c = next++) {
       const Index r0 = static_cast<Index>(c) * kLogitChunkRows;
-      parts[c] =
-          ChunkLogitBounds(spec, nominal, box, x.middleRows(r0, std::min(kLogitChunkRows, n - r0)),
-                           test_epsilon, method, margins);
+      parts[c] = ChunkLogitBounds(spec, nominal, box, boxed,
+                                  x.middleRows(r0, std::min(kLogitChunkRows, n - r0)), test_epsilon,
+                                  margins);
     }
   };
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

@@ -68,7 +68,7 @@ void WidenNaNsToInfinity(IntervalMatrix* m) {
   m->upper = m->upper.array().isNaN().select(kInf, m->upper);
 }
 
-IntervalMatrix IntervalMatrix::Ball(const Matrix& center, double radius) {
+IntervalMatrix IntervalMatrix::Ball(const Eigen::Ref<const Matrix>& center, double radius) {
   return {center.array() - radius, center.array() + radius};
 }
 

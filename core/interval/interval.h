@@ -70,7 +70,7 @@ struct IntervalMatrix {
     return out;
   }
   // [c - radius, c + radius].
-  static IntervalMatrix Ball(const Matrix& center, double radius);
+  static IntervalMatrix Ball(const Eigen::Ref<const Matrix>& center, double radius);
 
   Index rows() const { return lower.rows(); }
   Index cols() const { return lower.cols(); }

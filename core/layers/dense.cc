@@ -14,8 +14,7 @@ class BoxedDense : public BoxedLayer {
  public:
   BoxedDense(const LayerSpec& spec, const double* lower, const double* upper,
              const IntervalOptions& options)
-      : options_(options),
-        w_(lower, upper, spec.out, spec.in, options.product, options.rounding) {}
+      : options_(options), w_(lower, upper, spec.out, spec.in, options.product, options.rounding) {}
 
   // [x] [W]^T + [b], eq. 21.
   IntervalMatrix Forward(const IntervalMatrix& x) const override { return w_.Apply(x); }
@@ -105,17 +104,16 @@ void ExpandWeightRow(const DenseFactors& f, int o, Index row_begin, Index rows, 
       case MatMulMethod::kNguyen: {
         const Matrix dl = Matrix::Constant(1, 1, f.d_lower(r, o));
         const Matrix du = Matrix::Constant(1, 1, f.d_upper(r, o));
-        const IntervalMatrix g =
-            MatMulNguyen(IntervalMatrix(dl, du), IntervalMatrix(f.z_lower.row(r), f.z_upper.row(r)),
-                         f.rounding);
+        const IntervalMatrix g = MatMulNguyen(
+            IntervalMatrix(dl, du), IntervalMatrix(f.z_lower.row(r), f.z_upper.row(r)), f.rounding);
         lo = g.lower;
         hi = g.upper;
         break;
       }
       case MatMulMethod::kRump:
-        RumpScaleRow(f.d_mid(r, o), f.d_rad(r, o), f.z_mid.row(r).data(),
-                     f.z_mid_abs.row(r).data(), f.z_point ? nullptr : f.z_rad.row(r).data(), in,
-                     lo.data(), hi.data(), f.rounding);
+        RumpScaleRow(f.d_mid(r, o), f.d_rad(r, o), f.z_mid.row(r).data(), f.z_mid_abs.row(r).data(),
+                     f.z_point ? nullptr : f.z_rad.row(r).data(), in, lo.data(), hi.data(),
+                     f.rounding);
         break;
     }
   }
@@ -124,6 +122,20 @@ void ExpandWeightRow(const DenseFactors& f, int o, Index row_begin, Index rows, 
 void DenseFactors::ExpandWeightRows(int o0, int o1, Index r0, Index rows, double* lower,
                                     double* upper, Index ld) const {
   const Index in = width();
+  if (!nominal && method == MatMulMethod::kRump) {
+    // A sample's weight rows o0..o1-1 are side by side in its row of the
+    // block: one kernel call per sample (RumpScaleRow for each weight row).
+    const simd::Kernels& k = simd::ActiveKernels();
+    const Index out = d_mid.cols();
+    for (Index i = 0; i < rows; ++i) {
+      const Index r = r0 + i;
+      k.rump_scale_rows(d_mid.data() + r * out + o0, d_rad.data() + r * out + o0, o1 - o0,
+                        z_mid.row(r).data(), z_mid_abs.row(r).data(),
+                        z_point ? nullptr : z_rad.row(r).data(), in, lower + i * ld,
+                        upper + i * ld);
+    }
+    return;
+  }
   for (int o = o0; o < o1; ++o) {
     const Index col = static_cast<Index>(o - o0) * in;
     if (nominal) {
@@ -200,8 +212,7 @@ void DenseFactors::AccumulateNominalWeightRows(int o0, int o1, Index r0, Index r
   }
 }
 
-void DenseFactors::ExpandBias(Index r0, Index rows, double* lower, double* upper,
-                              Index ld) const {
+void DenseFactors::ExpandBias(Index r0, Index rows, double* lower, double* upper, Index ld) const {
   const Index out = d_mid.cols();
   for (Index i = 0; i < rows; ++i) {
     if (nominal) {

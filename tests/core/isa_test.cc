@@ -135,6 +135,25 @@ TEST_F(IsaTest, ElementwiseKernelsMatchTheScalarRuleBitForBitOnEveryVariant) {
         }
         ExpectSameBits(lo, want_lo, "rump point lower", isa, n);
         ExpectSameBits(hi, want_hi, "rump point upper", isa, n);
+        // Several weight rows at once: each row is rump_scale_row's.
+        for (const double* rzp :
+             {static_cast<const double*>(rpos.data()), static_cast<const double*>(nullptr)}) {
+          const std::vector<double> ms = {m, -1.5, 0.0, 2.0e-300, 7.0};
+          const std::vector<double> rs = {r, 0.0, 0.25, 1.0e-300, 3.0};
+          const int rows = static_cast<int>(ms.size());
+          std::vector<double> lo_rows(rows * n), hi_rows(rows * n);
+          k.rump_scale_rows(ms.data(), rs.data(), rows, mz.data(), amz.data(), rzp, n,
+                            lo_rows.data(), hi_rows.data());
+          for (int o = 0; o < rows; ++o) {
+            k.rump_scale_row(ms[o], rs[o], mz.data(), amz.data(), rzp, n, lo.data(), hi.data());
+            ExpectSameBits(
+                std::vector<double>(lo_rows.begin() + o * n, lo_rows.begin() + (o + 1) * n), lo,
+                "rump rows lower", isa, n);
+            ExpectSameBits(
+                std::vector<double>(hi_rows.begin() + o * n, hi_rows.begin() + (o + 1) * n), hi,
+                "rump rows upper", isa, n);
+          }
+        }
         k.scale_row(m, mz.data(), n, lo.data());
         for (int i = 0; i < n; ++i) want_lo[i] = m * mz[i];
         ExpectSameBits(lo, want_lo, "scale", isa, n);
@@ -304,8 +323,7 @@ TEST_F(IsaTest, TheFusedRumpSelectEqualsExpandClampAndFilterOnEveryVariant) {
           a.thr_high = thr_high.data();
           // Every word a row uses is written: start them with every bit set.
           const size_t words = static_cast<size_t>((n + 63) / 64);
-          std::vector<uint64_t> wl(simd::kSelectRows * simd::kSelectWords, ~uint64_t{0}),
-              wh = wl;
+          std::vector<uint64_t> wl(simd::kSelectRows * simd::kSelectWords, ~uint64_t{0}), wh = wl;
           a.win_low = wl.data();
           a.win_high = wh.data();
           k.rump_select(a);
@@ -323,9 +341,8 @@ TEST_F(IsaTest, TheFusedRumpSelectEqualsExpandClampAndFilterOnEveryVariant) {
             }
           };
           for (int i = 0; i < rows; ++i) {
-            const std::string what = std::string(simd::IsaName(isa)) + " n=" +
-                                     std::to_string(n) + " rows=" + std::to_string(rows) +
-                                     " row=" + std::to_string(i) +
+            const std::string what = std::string(simd::IsaName(isa)) + " n=" + std::to_string(n) +
+                                     " rows=" + std::to_string(rows) + " row=" + std::to_string(i) +
                                      " variant=" + std::to_string(variant);
             const uint64_t* row_wl = wl.data() + i * simd::kSelectWords;
             const uint64_t* row_wh = wh.data() + i * simd::kSelectWords;
@@ -372,8 +389,7 @@ TEST_F(IsaTest, TheFusedRumpSelectEqualsExpandClampAndFilterOnEveryVariant) {
               // the definition's.
               std::vector<double> val(n, std::nan(""));
               std::vector<int32_t> kept_idx = idx;
-              ASSERT_EQ(k.rump_winner_values(a, i, high, kept_idx.data(), count, val.data()),
-                        count)
+              ASSERT_EQ(k.rump_winner_values(a, i, high, kept_idx.data(), count, val.data()), count)
                   << what << " high=" << high;
               EXPECT_EQ(kept_idx, idx) << what << " high=" << high;
               for (int64_t w = 0; w < count; ++w) {
@@ -387,10 +403,17 @@ TEST_F(IsaTest, TheFusedRumpSelectEqualsExpandClampAndFilterOnEveryVariant) {
               for (int64_t w = 0; w < count; ++w) {
                 const int32_t c = idx[w];
                 switch (w % 4) {
-                  case 0: thr[c] = want_val[c]; break;
-                  case 1: thr[c] = inf; break;
-                  case 2: thr[c] = std::nextafter(want_val[c], -inf); break;
-                  default: break;  // unchanged
+                  case 0:
+                    thr[c] = want_val[c];
+                    break;
+                  case 1:
+                    thr[c] = inf;
+                    break;
+                  case 2:
+                    thr[c] = std::nextafter(want_val[c], -inf);
+                    break;
+                  default:
+                    break;  // unchanged
                 }
               }
               std::vector<int32_t> want_kept;

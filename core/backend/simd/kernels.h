@@ -5,10 +5,10 @@
 //
 // Bit-identity: every kernel is element-wise (or, for the filter, a set of
 // exact comparisons; for gemm, one running sum per element), each element's
-// operations are written in one fixed order, and the units are compiled with -ffp-contract=off, so no variant
-// fuses a multiply and an add. So every variant returns the same doubles, bit
-// for bit (tests/core/isa_test.cc checks it, and CI runs the golden and
-// determinism tests under each variant).
+// operations are written in one fixed order, and the units are compiled with -ffp-contract=off, so
+// no variant fuses a multiply and an add. So every variant returns the same doubles, bit for bit
+// (tests/core/isa_test.cc checks it, and CI runs the golden and determinism tests under each
+// variant).
 //
 // This header is included by the per-ISA units: it declares only plain types
 // (no inline functions, nothing from Eigen), so that no inline definition is
@@ -74,6 +74,10 @@ struct Kernels {
   // (|m| rz + r |mz|) + r rz, for n values.
   void (*rump_scale_row)(double m, double r, const double* mz, const double* amz, const double* rz,
                          int64_t n, double* lo, double* hi);
+  // rump_scale_row(m[o], r[o], mz, amz, rz, n, lo + o n, hi + o n) for
+  // o = 0 .. rows-1: one sample's row of z against `rows` weight rows.
+  void (*rump_scale_rows)(const double* m, const double* r, int64_t rows, const double* mz,
+                          const double* amz, const double* rz, int64_t n, double* lo, double* hi);
   // out = m * z, for n values.
   void (*scale_row)(double m, const double* z, int64_t n, double* out);
   // v = min(max(v, -gamma), gamma) in std::max/std::min's order (a NaN stays).
