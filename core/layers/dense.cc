@@ -1,6 +1,7 @@
 #include "core/layers/dense.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/interval/rump.h"
 #include "core/layers/weight_box.h"
@@ -44,8 +45,27 @@ class BoxedDense : public BoxedLayer {
 }  // namespace
 
 void DenseFactors::Prepare() {
-  d_mid = (d_upper + d_lower) * 0.5;
-  d_rad = (d_upper - d_lower) * 0.5;
+  // One pass for d's midpoints and radii (point factors read the midpoints
+  // only; their d_upper may be left empty, meaning d_lower).
+  const Matrix& dl = d_lower;
+  const Matrix& du = nominal && d_upper.size() == 0 ? d_lower : d_upper;
+  d_mid.resize(dl.rows(), dl.cols());
+  if (!nominal) d_rad.resize(dl.rows(), dl.cols());
+  {
+    const Index n = dl.size();
+    const double* l = dl.data();
+    const double* u = du.data();
+    double* m = d_mid.data();
+    if (nominal) {
+      for (Index i = 0; i < n; ++i) m[i] = (u[i] + l[i]) * 0.5;
+    } else {
+      double* r = d_rad.data();
+      for (Index i = 0; i < n; ++i) {
+        m[i] = (u[i] + l[i]) * 0.5;
+        r[i] = (u[i] - l[i]) * 0.5;
+      }
+    }
+  }
   if (nominal) {
     // Point factors: only the midpoints are read (ExpandNominalWeightRow).
     z_mid = std::move(z_lower);
@@ -60,18 +80,20 @@ void DenseFactors::Prepare() {
   // Rump reads midpoints and radii only: compute them in the endpoints'
   // storage (these are whole activation matrices).
   const Index n = z_lower.size();
+  z_mid_abs.resize(z_lower.rows(), z_lower.cols());
   double* l = z_lower.data();
   double* u = z_upper.data();
+  double* a = z_mid_abs.data();
   bool point = true;
   for (Index i = 0; i < n; ++i) {
     const double m = (u[i] + l[i]) * 0.5, r = (u[i] - l[i]) * 0.5;
     l[i] = m;
     u[i] = r;
+    a[i] = std::abs(m);
     point = point && r == 0.0;
   }
   z_mid = std::move(z_lower);
   z_rad = std::move(z_upper);
-  z_mid_abs = z_mid.cwiseAbs();
   z_point = point;
 }
 
@@ -247,8 +269,7 @@ Matrix DenseLayer::Backward(const double* params, const Matrix& /*x*/, const Mat
 std::unique_ptr<GradientFactors> DenseLayer::NominalFactors(Matrix x, Matrix dy) const {
   auto f = std::make_unique<DenseFactors>();
   f->nominal = true;
-  f->d_lower = dy;
-  f->d_upper = std::move(dy);
+  f->d_lower = std::move(dy);  // d_upper empty: the same (Prepare)
   f->z_lower = std::move(x);
   f->Prepare();
   return f;

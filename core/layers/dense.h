@@ -17,10 +17,11 @@ namespace agt {
 // The factors of one fragment's per-sample gradients for one dense layer:
 // the loss gradient w.r.t. the layer's output (delta, R x out) and the
 // layer's input (z, R x in), as intervals (lower == upper for nominal
-// factors). Fill d_lower/d_upper/z_lower/z_upper, set nominal and method,
-// then Prepare(): it keeps what the expansion rule reads (nominal: z_mid;
-// Rump: z_mid, z_rad, z_mid_abs, computed in the endpoints' storage; exact
-// and Nguyen: z_lower, z_upper), and d_* in every form.
+// factors, which may leave d_upper empty). Fill d_lower/d_upper/z_lower/
+// z_upper, set nominal and method, then Prepare(): it keeps what the
+// expansion rule reads (nominal: z_mid and d_mid; Rump: z_mid, z_rad,
+// z_mid_abs, computed in the endpoints' storage; exact and Nguyen: z_lower,
+// z_upper), and d_* in every form.
 struct DenseFactors : GradientFactors {
   Matrix d_lower, d_upper;  // R x out
   Matrix z_lower, z_upper;  // R x in
