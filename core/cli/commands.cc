@@ -393,7 +393,7 @@ int RunTrain(const std::vector<std::string>& args, std::ostream& out, std::ostre
 
   absl::StatusOr<RunConfig> config = LoadRunConfig(config_path);
   if (!config.ok()) return StatusError(err, cmd, config.status());
-  absl::StatusOr<PreparedRun> run = PrepareRun(*config);
+  absl::StatusOr<PreparedRun> run = PrepareRun(*config, threads);
   if (!run.ok()) return StatusError(err, cmd, run.status());
   run->train.threads = threads;
 

@@ -1057,7 +1057,7 @@ absl::StatusOr<RunConfig> LoadRunConfig(const std::string& path) {
 
 namespace {
 
-absl::StatusOr<Dataset> LoadTrainData(const RunConfig& c, int num_classes) {
+absl::StatusOr<Dataset> LoadTrainData(const RunConfig& c, int num_classes, int threads) {
   if (c.dataset.generator.has_value()) {
     const GeneratorConfig& g = *c.dataset.generator;
     Dataset d = g.type == "moons"
@@ -1076,6 +1076,7 @@ absl::StatusOr<Dataset> LoadTrainData(const RunConfig& c, int num_classes) {
   }
   CsvOptions options;
   options.num_classes = num_classes;
+  options.threads = threads;
   absl::StatusOr<Dataset> d = ReadCsv(c.dataset.csv, options);
   if (!d.ok()) return Prefixed(d.status(), "dataset.csv");
   return d;
@@ -1083,7 +1084,7 @@ absl::StatusOr<Dataset> LoadTrainData(const RunConfig& c, int num_classes) {
 
 }  // namespace
 
-absl::StatusOr<PreparedRun> PrepareRun(const RunConfig& c) {
+absl::StatusOr<PreparedRun> PrepareRun(const RunConfig& c, int threads) {
   const std::string& src = c.source.empty() ? std::string("config") : c.source;
   auto fail = [&](const absl::Status& s) { return Prefixed(s, src); };
   const LossKind loss = c.train.loss;
@@ -1109,7 +1110,7 @@ absl::StatusOr<PreparedRun> PrepareRun(const RunConfig& c) {
   }
 
   PreparedRun run;
-  absl::StatusOr<Dataset> train = LoadTrainData(c, classes);
+  absl::StatusOr<Dataset> train = LoadTrainData(c, classes, threads);
   if (!train.ok()) return fail(train.status());
   run.train_data = *std::move(train);
   if (loss == LossKind::kCrossEntropy && run.train_data.num_classes < 2) {
@@ -1123,6 +1124,7 @@ absl::StatusOr<PreparedRun> PrepareRun(const RunConfig& c) {
   if (!c.dataset.test_csv.empty()) {
     CsvOptions options;
     options.num_classes = num_classes;
+    options.threads = threads;
     absl::StatusOr<Dataset> test = ReadCsv(c.dataset.test_csv, options);
     if (!test.ok()) return fail(Prefixed(test.status(), "dataset.test_csv"));
     if (test->dim() != run.train_data.dim()) {

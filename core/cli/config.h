@@ -166,8 +166,9 @@ struct PreparedRun {
 
 // Loads the data, applies the polynomial expansion, resolves the model and
 // the initial parameters, and validates everything against the data.
-// Messages start with config.source and name the field.
-absl::StatusOr<PreparedRun> PrepareRun(const RunConfig& config);
+// Messages start with config.source and name the field. threads: the CSVs'
+// parsing threads (CsvOptions::threads; the same data for every count).
+absl::StatusOr<PreparedRun> PrepareRun(const RunConfig& config, int threads = 1);
 
 // A double as JSON: a number when finite, else the string "inf", "-inf" or
 // "nan" (JSON has no such numbers; bounds of a diverged training can be
