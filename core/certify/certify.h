@@ -46,7 +46,8 @@ enum class StabilityRule {
 // With margins = true (multi-class only), also fills margin_lower. Rows are
 // bounded in fixed chunks of kLogitChunkRows (the chunks on up to `threads`
 // threads; 0 = one per core), so the result does not depend on the thread
-// count, and memory grows with the chunk, not with the rows.
+// count, and the intermediate matrices grow with the chunk, not with the
+// rows.
 inline constexpr Index kLogitChunkRows = 256;
 LogitBounds ComputeLogitBounds(const ModelSpec& spec, const Vector& nominal,
                                const ParameterBox& box, const Eigen::Ref<const Matrix>& x,

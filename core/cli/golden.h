@@ -37,9 +37,11 @@ struct GoldenOptions {
   // Record the parameters after every step under runs[NAME]["trace"] in the
   // layout of trace.json.
   bool trace = false;
-  // Worker threads for training (0 = hardware concurrency); unless 1, a
-  // second thread also reads test.csv beside train.csv and computes the
-  // backdoor certificate beside the plain one. Results do not depend on it.
+  // Worker threads (0 = hardware concurrency) for training, parsing
+  // train.csv, the certificates' row chunks and formatting the result's
+  // arrays; unless 1, a second thread also reads test.csv beside train.csv
+  // and computes the backdoor certificate beside the plain one. Results do
+  // not depend on it.
   int threads = 0;
   // The compute backend (core/cuda/backends.h); results agree across
   // backends bit for bit.
