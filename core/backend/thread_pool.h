@@ -5,9 +5,17 @@
 // An exception thrown by a task (std::bad_alloc when a job cannot get its
 // memory) never escapes a worker thread: the loop hands out no more tasks,
 // waits for the running ones, and rethrows the first exception in the caller.
+//
+// Hand-offs: a step runs a few loops of tens of microseconds each, close
+// together. Waking a sleeping thread costs about as much (on the 2-core
+// machine, 36 us for an empty loop of two tasks), so a worker that finished a
+// loop polls for the next one for up to kSpin before it sleeps, and the caller
+// polls for the workers' end for as long before it sleeps. Idle pools sleep.
 #ifndef AGT_CORE_BACKEND_THREAD_POOL_H_
 #define AGT_CORE_BACKEND_THREAD_POOL_H_
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <exception>
@@ -20,6 +28,9 @@ namespace agt {
 
 class ThreadPool {
  public:
+  // How long a thread polls before it sleeps.
+  static constexpr std::chrono::microseconds kSpin{200};
+
   // threads >= 1 in total, the calling thread included.
   explicit ThreadPool(int threads);
   ~ThreadPool();
@@ -38,15 +49,15 @@ class ThreadPool {
   void RunTasks(int worker);
 
   std::vector<std::thread> workers_;
-  std::mutex mu_;
+  std::mutex mu_;  // guards the sleeps, error_ and stop_
   std::condition_variable start_, done_;
-  const std::function<void(size_t, int)>* fn_ = nullptr;
-  size_t num_tasks_ = 0;
-  size_t next_task_ = 0;
-  int busy_ = 0;           // workers still inside the current loop
+  const std::function<void(size_t, int)>* fn_ = nullptr;  // set before generation_
+  size_t num_tasks_ = 0;                                   // set before generation_
+  std::atomic<size_t> next_task_{0};
+  std::atomic<int> busy_{0};  // workers still inside the current loop
   std::exception_ptr error_;  // the first exception of the current loop
-  unsigned generation_ = 0;
-  bool stop_ = false;
+  std::atomic<unsigned> generation_{0};
+  std::atomic<bool> stop_{false};
 };
 
 }  // namespace agt

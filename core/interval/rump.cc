@@ -9,23 +9,13 @@ MidRad::MidRad(const Matrix& lower, const Matrix& upper, bool with_mag) {
   mid.resize(lower.rows(), lower.cols());
   rad.resize(lower.rows(), lower.cols());
   mid_abs.resize(lower.rows(), lower.cols());
-  // One pass over the operands (this runs on whole activation matrices).
+  // One pass over the operands (this runs on whole activation matrices), in
+  // the vector kernel.
   const Index n = lower.size();
-  const double* l = lower.data();
-  const double* u = upper.data();
-  double* m = mid.data();
-  double* r = rad.data();
-  double* a = mid_abs.data();
-  double lo = std::numeric_limits<double>::infinity(), hi = 0.0;
-  bool nan = false;
-  for (Index i = 0; i < n; ++i) {
-    m[i] = (u[i] + l[i]) * 0.5;
-    r[i] = (u[i] - l[i]) * 0.5;
-    a[i] = std::abs(m[i]);
-    lo = std::min(lo, r[i]);
-    hi = std::max(hi, r[i]);
-    nan |= std::isnan(r[i]);
-  }
+  double lo, hi;
+  bool nan;
+  simd::ActiveKernels().mid_rad(lower.data(), upper.data(), n, mid.data(), rad.data(),
+                                mid_abs.data(), &lo, &hi, &nan);
   // Exactly zero radius everywhere (NaN or negative radii are not points).
   point = hi == 0.0 && lo >= 0.0 && !nan;
   if (point) {
@@ -40,18 +30,10 @@ MidRad::MidRad(const Matrix& lower, const Matrix& upper, bool with_mag) {
 MidRad MidRad::FromEndpoints(Matrix&& lower, Matrix&& upper, bool with_mag) {
   MidRad out;
   const Index n = lower.size();
-  double* l = lower.data();
-  double* u = upper.data();
-  double lo = std::numeric_limits<double>::infinity(), hi = 0.0;
-  bool nan = false;
-  for (Index i = 0; i < n; ++i) {
-    const double m = (u[i] + l[i]) * 0.5, r = (u[i] - l[i]) * 0.5;
-    l[i] = m;
-    u[i] = r;
-    lo = std::min(lo, r);
-    hi = std::max(hi, r);
-    nan |= std::isnan(r);
-  }
+  double lo, hi;
+  bool nan;
+  simd::ActiveKernels().mid_rad(lower.data(), upper.data(), n, lower.data(), upper.data(),
+                                /*a=*/nullptr, &lo, &hi, &nan);
   out.mid = std::move(lower);
   out.mid_abs = out.mid.cwiseAbs();
   out.point = hi == 0.0 && lo >= 0.0 && !nan;

@@ -49,22 +49,20 @@ void DenseFactors::Prepare() {
   // only; their d_upper may be left empty, meaning d_lower).
   const Matrix& dl = d_lower;
   const Matrix& du = nominal && d_upper.size() == 0 ? d_lower : d_upper;
+  const simd::Kernels& k = simd::ActiveKernels();
   d_mid.resize(dl.rows(), dl.cols());
   if (!nominal) d_rad.resize(dl.rows(), dl.cols());
-  {
+  if (nominal) {
     const Index n = dl.size();
     const double* l = dl.data();
     const double* u = du.data();
     double* m = d_mid.data();
-    if (nominal) {
-      for (Index i = 0; i < n; ++i) m[i] = (u[i] + l[i]) * 0.5;
-    } else {
-      double* r = d_rad.data();
-      for (Index i = 0; i < n; ++i) {
-        m[i] = (u[i] + l[i]) * 0.5;
-        r[i] = (u[i] - l[i]) * 0.5;
-      }
-    }
+    for (Index i = 0; i < n; ++i) m[i] = (u[i] + l[i]) * 0.5;
+  } else {
+    double r_min, r_max;
+    bool r_nan;
+    k.mid_rad(dl.data(), du.data(), dl.size(), d_mid.data(), d_rad.data(), /*a=*/nullptr, &r_min,
+              &r_max, &r_nan);
   }
   if (nominal) {
     // Point factors: only the midpoints are read (ExpandNominalWeightRow).
@@ -79,22 +77,15 @@ void DenseFactors::Prepare() {
   }
   // Rump reads midpoints and radii only: compute them in the endpoints'
   // storage (these are whole activation matrices).
-  const Index n = z_lower.size();
   z_mid_abs.resize(z_lower.rows(), z_lower.cols());
-  double* l = z_lower.data();
-  double* u = z_upper.data();
-  double* a = z_mid_abs.data();
-  bool point = true;
-  for (Index i = 0; i < n; ++i) {
-    const double m = (u[i] + l[i]) * 0.5, r = (u[i] - l[i]) * 0.5;
-    l[i] = m;
-    u[i] = r;
-    a[i] = std::abs(m);
-    point = point && r == 0.0;
-  }
+  double r_min, r_max;
+  bool r_nan;
+  k.mid_rad(z_lower.data(), z_upper.data(), z_lower.size(), z_lower.data(), z_upper.data(),
+            z_mid_abs.data(), &r_min, &r_max, &r_nan);
   z_mid = std::move(z_lower);
   z_rad = std::move(z_upper);
-  z_point = point;
+  // Every radius exactly zero (NaN radii are not).
+  z_point = !r_nan && r_min >= 0.0 && r_max == 0.0;
 }
 
 void ExpandNominalWeightRow(const DenseFactors& f, int o, Index row_begin, Index rows,

@@ -170,6 +170,60 @@ TEST_F(IsaTest, ElementwiseKernelsMatchTheScalarRuleBitForBitOnEveryVariant) {
   }
 }
 
+TEST_F(IsaTest, MidpointsRadiiAndTheirRangeMatchTheScalarRuleOnEveryVariant) {
+  const double inf = std::numeric_limits<double>::infinity();
+  for (Isa isa : simd::SupportedIsas()) {
+    const Kernels& k = TableOf(isa);
+    for (int n : {0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 64, 131}) {
+      for (int variant = 0; variant < 4; ++variant) {
+        // 0: awkward values (NaNs, infinities, both zeros, l > u);
+        // 1: ordinary intervals; 2: points but one NaN at the end;
+        // 3: ordinary intervals with one negative radius in the last lane.
+        std::vector<double> l = Awkward(n, 10 + n, variant == 0), u(n);
+        const std::vector<double> w = Awkward(n, 20 + n, false);
+        for (int i = 0; i < n; ++i) {
+          u[i] = variant == 0 ? Awkward(1, 30 + 7 * n + i, true)[0] : l[i] + std::abs(w[i]);
+          if (variant == 2) u[i] = l[i];
+        }
+        if (n > 0 && variant == 2) l[n - 1] = std::nan("");
+        if (n > 0 && variant == 3) u[n - 1] = l[n - 1] - 1.0;
+        std::vector<double> want_m(n), want_r(n), want_a(n);
+        double want_lo = inf, want_hi = 0.0;
+        bool want_nan = false;
+        for (int i = 0; i < n; ++i) {
+          want_m[i] = (u[i] + l[i]) * 0.5;
+          want_r[i] = (u[i] - l[i]) * 0.5;
+          want_a[i] = std::abs(want_m[i]);
+          want_lo = std::min(want_lo, want_r[i]);
+          want_hi = std::max(want_hi, want_r[i]);
+          want_nan = want_nan || std::isnan(want_r[i]);
+        }
+        std::vector<double> m(n), r(n), a(n);
+        double lo = -1.0, hi = -1.0;
+        bool nan = !want_nan;
+        k.mid_rad(l.data(), u.data(), n, m.data(), r.data(), a.data(), &lo, &hi, &nan);
+        ExpectSameBitsOrBothNaN(m, want_m, "mid_rad m", isa, n);
+        ExpectSameBitsOrBothNaN(r, want_r, "mid_rad r", isa, n);
+        ExpectSameBitsOrBothNaN(a, want_a, "mid_rad |m|", isa, n);
+        // A zero minimum may carry either sign; the maximum starts at +0.
+        EXPECT_EQ(lo, want_lo) << simd::IsaName(isa) << " n=" << n << " variant " << variant;
+        EXPECT_TRUE(SameBits(hi, want_hi)) << simd::IsaName(isa) << " n=" << n;
+        EXPECT_EQ(nan, want_nan) << simd::IsaName(isa) << " n=" << n << " variant " << variant;
+        // In place: midpoints over l, radii over u, no |m|.
+        std::vector<double> l2 = l, u2 = u;
+        double lo2 = -1.0, hi2 = -1.0;
+        bool nan2 = !want_nan;
+        k.mid_rad(l2.data(), u2.data(), n, l2.data(), u2.data(), nullptr, &lo2, &hi2, &nan2);
+        ExpectSameBitsOrBothNaN(l2, want_m, "mid_rad in place m", isa, n);
+        ExpectSameBitsOrBothNaN(u2, want_r, "mid_rad in place r", isa, n);
+        EXPECT_EQ(lo2, want_lo);
+        EXPECT_TRUE(SameBits(hi2, want_hi));
+        EXPECT_EQ(nan2, want_nan);
+      }
+    }
+  }
+}
+
 TEST_F(IsaTest, AccumulatedRowsEqualTheRowByRowSumBitForBitOnEveryVariant) {
   const int rows = 13, stride = 600;
   const std::vector<double> m = Awkward(rows * 3, 31, false), z = Awkward(rows * stride, 32, true);
