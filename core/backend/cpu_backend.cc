@@ -124,7 +124,10 @@ class CpuBackend : public ComputeBackend {
     size_t layer;        // index into layout_
     int o_begin, o_end;  // weight rows; o_begin == -1: the bias
   };
-  struct Scratch {
+  // One per worker, each on cache lines of its own: the matrices' headers
+  // are written as blocks are resized, and two workers' headers on one line
+  // would pass it back and forth.
+  struct alignas(64) Scratch {
     Matrix lower, upper, perturbed_lower, perturbed_upper;
   };
 

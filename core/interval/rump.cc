@@ -121,4 +121,99 @@ IntervalMatrix RumpMatMul(const MidRad& a, const MidRad& b, RoundingMode roundin
   return IntervalMatrix(mid - rad, mid + rad);
 }
 
+IntervalMatrix RumpMatMulRows(const Matrix& a_lower, const Matrix& a_upper, const MidRad& b,
+                              const double* bias_lower, const double* bias_upper) {
+  const Index n = a_lower.rows(), k = a_lower.cols(), c = b.cols();
+  const simd::Kernels& kern = simd::ActiveKernels();
+  // MidRad's point and uniform rules, from the radii's range over all of a.
+  double lo, hi;
+  bool nan;
+  kern.radius_range(a_lower.data(), a_upper.data(), a_lower.size(), &lo, &hi, &nan);
+  const bool a_point = hi == 0.0 && lo >= 0.0 && !nan;
+  const bool a_uniform = !a_point && a_lower.size() > 0 && lo >= hi * (1.0 - 1e-9);
+  IntervalMatrix out(Matrix(n, c), Matrix(n, c));
+  if (n == 0 || c == 0) return out;
+  // RumpMatMul's rA (|mB| + rB) term, for a non-point a.
+  Matrix computed_mag;
+  if (!a_point && !b.point && b.mag.size() == 0) computed_mag = b.mid_abs + b.rad;
+  const Matrix& b_mag = b.point ? b.mid_abs : b.mag.size() > 0 ? b.mag : computed_mag;
+  Eigen::Matrix<double, 1, Eigen::Dynamic> uniform_term;
+  if (!a_point && a_uniform) uniform_term = hi * b_mag.colwise().sum();
+  // Blocks of rows whose midpoints, radii and |midpoints| (3 k doubles a
+  // row) fit the L1 cache with room to spare: stores that
+  // leave it cost several times more (mid_rad on an AVX-512 machine: 0.44 ns
+  // a value in L1, 1.4 ns in L2). Multiples of 12 rows, whole tiles of every
+  // variant's GEMM (6 or 4 rows).
+  const Index fit = std::max<Index>(1, 1536 / std::max<Index>(k, 1)) / 12 * 12;
+  const Index block = std::min(n, std::clamp<Index>(fit, 12, 96));
+  // What the products read: |mA| only when b has radii, rA only when no
+  // point or uniform rule stands in for it.
+  const bool need_abs = !b.point;
+  const bool need_rad = !a_point && !a_uniform;
+  Matrix mid(block, k), rad(need_rad ? block : 1, k), mid_abs(need_abs ? block : 1, k);
+  Matrix mid_out(block, c), rad_out(block, c);
+  const double* bl = bias_lower;
+  const double* bu = bias_upper;
+  for (Index r0 = 0; r0 < n; r0 += block) {
+    const Index rows = std::min(block, n - r0);
+    double r_min, r_max;
+    bool r_nan;
+    kern.mid_rad(a_lower.data() + r0 * k, a_upper.data() + r0 * k, rows * k, mid.data(),
+                 need_rad ? rad.data() : nullptr, need_abs ? mid_abs.data() : nullptr, &r_min,
+                 &r_max, &r_nan);
+    double* lower = out.lower.data() + r0 * c;
+    double* upper = out.upper.data() + r0 * c;
+    double* m = mid_out.data();
+    double* r = rad_out.data();
+    FixedOrderProduct(mid.data(), b.mid.data(), rows, k, c, m, /*accumulate=*/false);
+    const bool point = a_point && b.point;
+    if (!point) {
+      // RumpMatMul's radius: from zero, |mA| rB, then rA |B| (or its
+      // uniform form), in that order.
+      if (!b.point) {
+        FixedOrderProduct(mid_abs.data(), b.rad.data(), rows, k, c, r, /*accumulate=*/false);
+      } else {
+        std::fill(r, r + rows * c, 0.0);
+      }
+      if (!a_point) {
+        if (a_uniform) {
+          MatrixMap(r, rows, c).rowwise() += uniform_term;
+        } else {
+          FixedOrderProduct(rad.data(), b_mag.data(), rows, k, c, r, /*accumulate=*/true);
+        }
+      }
+    }
+    // The bounds, each written once: mid -+ rad, then the bias (the order
+    // of RumpMatMul's result and WeightBox's row-wise bias addition).
+    for (Index i = 0; i < rows; ++i) {
+      const double* mi = m + i * c;
+      const double* ri = r + i * c;
+      double* li = lower + i * c;
+      double* ui = upper + i * c;
+      if (point) {
+        if (bl) {
+          for (Index j = 0; j < c; ++j) {
+            li[j] = mi[j] + bl[j];
+            ui[j] = mi[j] + bu[j];
+          }
+        } else {
+          std::copy(mi, mi + c, li);
+          std::copy(mi, mi + c, ui);
+        }
+      } else if (bl) {
+        for (Index j = 0; j < c; ++j) {
+          li[j] = (mi[j] - ri[j]) + bl[j];
+          ui[j] = (mi[j] + ri[j]) + bu[j];
+        }
+      } else {
+        for (Index j = 0; j < c; ++j) {
+          li[j] = mi[j] - ri[j];
+          ui[j] = mi[j] + ri[j];
+        }
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace agt

@@ -91,6 +91,16 @@ void RumpMatMul(const MidRadView& a, const MidRadView& b, double* lower, double*
 // (rA (|mB| + rB) <= c 1 (|mB| + rB): a row vector instead of a GEMM).
 IntervalMatrix RumpMatMul(const MidRad& a, const MidRad& b, RoundingMode rounding);
 
+// The same enclosure as RumpMatMul(MidRad(a_lower, a_upper, false), b),
+// then bias_lower / bias_upper (b.cols() values each, or null: none) added to
+// every row's lower / upper bound, bit for bit; but a's midpoints and radii
+// are made a block of rows at a time, in cache, and never stored whole, and
+// the bounds are written once (a layer's pass over a batch, where the whole
+// matrices cost more in memory traffic than their arithmetic). a's point and
+// uniform-radius cases are decided on the whole matrix, as MidRad does.
+IntervalMatrix RumpMatMulRows(const Matrix& a_lower, const Matrix& a_upper, const MidRad& b,
+                              const double* bias_lower, const double* bias_upper);
+
 // The rule for a 1 x 1 times 1 x n product, the per-sample outer product of
 // the factored gradients: [m +- r] * [mz +- rz] for n values, where amz =
 // |mz| and rz may be null (a point row). The hot loop of a certified step:

@@ -19,18 +19,19 @@ WeightBox::WeightBox(const double* lower, const double* upper, int rows, int col
 }
 
 IntervalMatrix WeightBox::Apply(const IntervalMatrix& x) const {
+  if (product_ == MatMulMethod::kRump) {
+    // The product and the bias by blocks of rows (RumpMatMulRows).
+    return RumpMatMulRows(x.lower, x.upper, wt_, b_lower_.data(), b_upper_.data());
+  }
   IntervalMatrix z =
-      product_ == MatMulMethod::kRump
-          ? RumpMatMul(MidRad(x, /*with_mag=*/false), wt_, rounding_)
-          : MatMul(x, IntervalMatrix(w_lower_.transpose(), w_upper_.transpose()), product_,
-                   rounding_);
+      MatMul(x, IntervalMatrix(w_lower_.transpose(), w_upper_.transpose()), product_, rounding_);
   z.lower.rowwise() += b_lower_;
   z.upper.rowwise() += b_upper_;
   return z;
 }
 
 IntervalMatrix WeightBox::Backward(const IntervalMatrix& d) const {
-  if (product_ == MatMulMethod::kRump) return RumpMatMul(MidRad(d, /*with_mag=*/false), w_, rounding_);
+  if (product_ == MatMulMethod::kRump) return RumpMatMulRows(d.lower, d.upper, w_, nullptr, nullptr);
   return MatMul(d, IntervalMatrix(w_lower_, w_upper_), product_, rounding_);
 }
 

@@ -17,6 +17,7 @@
 
 #include "core/common/rng.h"
 #include "core/data/dataset.h"
+#include "core/interval/rump.h"
 #include "core/train/train.h"
 
 namespace agt {
@@ -628,6 +629,88 @@ TEST_F(IsaTest, TheFixedOrderProductEqualsItsScalarDefinitionOnEveryVariant) {
       }
       const int id = 10000 * c.m + 100 * c.n + c.k;
       ExpectSameBits(out, want, c.accumulate ? "gemm (accumulate)" : "gemm", isa, id);
+    }
+  }
+}
+
+// What WeightBox computed before blocks of rows: the whole-matrix product of
+// MidRad(a) and b, then the bias added to every row.
+IntervalMatrix WholeMatrixProduct(const Matrix& lo, const Matrix& hi, const MidRad& b,
+                                  const Vector* bias_lo, const Vector* bias_hi) {
+  IntervalMatrix z = RumpMatMul(MidRad(lo, hi, /*with_mag=*/false), b, RoundingMode::kNearest);
+  if (bias_lo) {
+    z.lower.rowwise() += bias_lo->transpose();
+    z.upper.rowwise() += bias_hi->transpose();
+  }
+  return z;
+}
+
+void ExpectSameMatrixBits(const Matrix& got, const Matrix& want, const std::string& what) {
+  ASSERT_EQ(got.rows(), want.rows()) << what;
+  ASSERT_EQ(got.cols(), want.cols()) << what;
+  for (Index i = 0; i < got.size(); ++i) {
+    const double g = got.data()[i], w = want.data()[i];
+    if (std::isnan(g) && std::isnan(w)) continue;  // as for gemm: any NaN
+    ASSERT_TRUE(SameBits(g, w)) << what << " element " << i << ": " << g << " vs " << w;
+  }
+}
+
+TEST_F(IsaTest, RumpProductsByBlocksOfRowsEqualTheWholeMatrixProductOnEveryVariant) {
+  struct Shape {
+    int n, k, c;
+  };
+  // Rows below, at and past one block (96), and a chunk of 256.
+  const Shape shapes[] = {{1, 1, 1}, {5, 11, 50}, {95, 50, 1}, {96, 7, 9},
+                          {97, 11, 50}, {256, 50, 1}, {200, 33, 17}, {40, 784, 12}, {0, 4, 3}};
+  // a: 0 intervals of every kind, 1 a point, 2 a uniform ball x +- eps,
+  // 3 intervals with awkward values (NaN, infinities, signed zeros);
+  // b: 0 intervals, 1 a point, 2 intervals prepared without mag.
+  for (Isa isa : simd::SupportedIsas()) {
+    ASSERT_TRUE(simd::SetIsaForTesting(isa).ok());
+    for (const Shape& sh : shapes) {
+      for (int a_kind = 0; a_kind < 4; ++a_kind) {
+        for (int b_kind = 0; b_kind < 3; ++b_kind) {
+          const uint64_t seed = 7919u * sh.n + 131u * sh.k + 17u * sh.c + 5u * a_kind + b_kind;
+          Rng rng(seed);
+          Matrix lo(sh.n, sh.k), hi(sh.n, sh.k);
+          const std::vector<double> awkward = Awkward(sh.n * sh.k, seed, true);
+          for (Index i = 0; i < lo.size(); ++i) {
+            const double x = rng.Normal(), w = std::abs(rng.Normal()) * 0.1;
+            switch (a_kind) {
+              case 0: lo.data()[i] = x - w; hi.data()[i] = x + (i % 5 == 0 ? 0.0 : w); break;
+              case 1: lo.data()[i] = hi.data()[i] = x; break;
+              case 2: lo.data()[i] = x - 0.01; hi.data()[i] = x + 0.01; break;
+              default:
+                lo.data()[i] = awkward[i];
+                hi.data()[i] = std::isfinite(awkward[i]) ? awkward[i] + w : awkward[i];
+            }
+          }
+          Matrix bl(sh.k, sh.c), bu(sh.k, sh.c);
+          for (Index i = 0; i < bl.size(); ++i) {
+            const double x = rng.Normal(), w = b_kind == 1 ? 0.0 : std::abs(rng.Normal()) * 0.05;
+            bl.data()[i] = x - w;
+            bu.data()[i] = x + w;
+          }
+          const MidRad b(bl, bu, /*with_mag=*/b_kind != 2);
+          Vector bias_lo(sh.c), bias_hi(sh.c);
+          for (int j = 0; j < sh.c; ++j) {
+            bias_lo[j] = rng.Normal();
+            bias_hi[j] = bias_lo[j] + std::abs(rng.Normal());
+          }
+          const std::string what = std::string(simd::IsaName(isa)) + " " + std::to_string(sh.n) +
+                                   "x" + std::to_string(sh.k) + "x" + std::to_string(sh.c) +
+                                   " a" + std::to_string(a_kind) + " b" + std::to_string(b_kind);
+          for (bool with_bias : {true, false}) {
+            const IntervalMatrix want = WholeMatrixProduct(lo, hi, b, with_bias ? &bias_lo : nullptr,
+                                                           with_bias ? &bias_hi : nullptr);
+            const IntervalMatrix got =
+                RumpMatMulRows(lo, hi, b, with_bias ? bias_lo.data() : nullptr,
+                               with_bias ? bias_hi.data() : nullptr);
+            ExpectSameMatrixBits(got.lower, want.lower, what + " lower");
+            ExpectSameMatrixBits(got.upper, want.upper, what + " upper");
+          }
+        }
+      }
     }
   }
 }

@@ -150,13 +150,16 @@ struct Kernels {
   void (*gemm)(int64_t m, int64_t n, int64_t k, const double* a, int64_t lda, const double* b,
                int64_t ldb, double* c, int64_t ldc, bool accumulate);
   // Midpoints and radii of n intervals [l, u]: m = (u + l) * 0.5,
-  // r = (u - l) * 0.5 and, when a is not null, a = |m| (the sign bit
-  // cleared); *r_min and *r_max the smallest and largest r as running
+  // r = (u - l) * 0.5 (not stored when r is null) and, when a is not null,
+  // a = |m| (the sign bit cleared); *r_min and *r_max the smallest and largest r as running
   // std::min from +infinity and std::max from 0 would give them (NaNs enter
   // neither; a zero minimum may carry either sign), *r_nan whether an r is a
   // NaN. m and r may be l and u themselves, and overlap nothing else.
   void (*mid_rad)(const double* l, const double* u, int64_t n, double* m, double* r, double* a,
                   double* r_min, double* r_max, bool* r_nan);
+  // mid_rad's range of the radii alone (nothing stored).
+  void (*radius_range)(const double* l, const double* u, int64_t n, double* r_min, double* r_max,
+                       bool* r_nan);
 };
 
 // The most values filter_above takes at once (the caller's index buffer).
