@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <new>
+#include <thread>
 #include <vector>
 
 namespace agt {
@@ -26,6 +28,36 @@ TEST(ThreadPoolTest, EveryTaskRunsExactlyOnceInEveryLoop) {
         });
         for (size_t t = 0; t < n; ++t) ASSERT_EQ(runs[t].load(), 1) << threads << " " << n;
         EXPECT_FALSE(bad_worker.load());
+      }
+    }
+  }
+}
+
+// Workers poll for the next loop for a while (ThreadPool::kSpin) and then
+// sleep: loops that follow at once, within the polling time and well after
+// it all run every task once, and the caller waits for the last.
+TEST(ThreadPoolTest, LoopsRightAfterAndLongAfterThePreviousOneRunEveryTask) {
+  using std::chrono::microseconds;
+  for (int threads : {2, 3}) {
+    ThreadPool pool(threads);
+    for (microseconds pause : {microseconds(0), ThreadPool::kSpin / 4, ThreadPool::kSpin * 5}) {
+      for (int loop = 0; loop < 6; ++loop) {
+        std::this_thread::sleep_for(pause);
+        constexpr size_t kTasks = 64;
+        std::vector<std::atomic<int>> runs(kTasks);
+        std::vector<std::atomic<int>> by_worker(threads);
+        pool.ParallelFor(kTasks, [&](size_t task, int worker) {
+          std::this_thread::sleep_for(microseconds(50));
+          runs[task].fetch_add(1);
+          by_worker[worker].fetch_add(1);
+        });
+        for (size_t t = 0; t < kTasks; ++t) ASSERT_EQ(runs[t].load(), 1);
+        // (A worker that never woke would leave the caller waiting: the
+        // test would hang, not pass. Which worker took how many depends on
+        // the machine's load, so it is not asserted.)
+        int total = 0;
+        for (int w = 0; w < threads; ++w) total += by_worker[w].load();
+        EXPECT_EQ(total, static_cast<int>(kTasks));
       }
     }
   }
