@@ -201,6 +201,25 @@ class CpuBackend : public ComputeBackend {
         return;
       }
     }
+    if (bias && !cfg.clip_gamma.has_value() && pf == nullptr) {
+      // Dense factors hold the bias gradients' bounds as rows already
+      // (ExpandBias copies them): with nothing to clamp, the aggregator
+      // reads them where they are, run after run of contiguous rows.
+      DenseFactorRows dense;
+      if (f.DenseRows(0, 1, &dense)) {
+        for (Index r0 = 0; r0 < b; r0 += dense.rows) {
+          f.DenseRows(r0, b - r0, &dense);
+          if (nominal) {
+            nominal_aggregator_->AddBlock(0, sl.bias_offset, sl.out, dense.rows, sl.out,
+                                          dense.d_lower);
+          } else {
+            aggregators_[task.stream].AddBlock(0, sl.bias_offset, sl.out, dense.rows, sl.out,
+                                               dense.d_lower, dense.d_upper, nullptr, nullptr);
+          }
+        }
+        return;
+      }
+    }
     if (nominal && !bias) {
       DenseFactorRows dense;
       if (f.DenseRows(0, 1, &dense)) {

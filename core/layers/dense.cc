@@ -181,6 +181,8 @@ bool DenseFactors::DenseRows(Index r0, Index rows, DenseFactorRows* out) const {
   out->mz = z_mid.data() + r0 * in;
   out->amz = nominal ? nullptr : z_mid_abs.data() + r0 * in;
   out->rz = nominal || z_point ? nullptr : z_rad.data() + r0 * in;
+  out->d_lower = nominal ? out->m : d_lower.data() + r0 * width;
+  out->d_upper = nominal ? nullptr : d_upper.data() + r0 * width;
   return true;
 }
 

@@ -41,6 +41,11 @@ struct DenseFactorRows {
   const double* mz = nullptr;   // inputs' midpoints, rows x in
   const double* amz = nullptr;  // |mz|; null for nominal factors
   const double* rz = nullptr;   // inputs' radii; null for point inputs
+  // The bias gradients' bounds as ExpandBias writes them, rows x out:
+  // d_lower / d_upper for interval factors; for nominal factors d_lower is
+  // m and d_upper null.
+  const double* d_lower = nullptr;
+  const double* d_upper = nullptr;
 };
 
 // Factored per-sample gradients of one layer's parameters for a fragment of
