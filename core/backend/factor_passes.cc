@@ -108,7 +108,10 @@ void FactorPasses::Begin(const Eigen::Ref<const Matrix>& x, const Vector& y, con
   }
   view_rows_ = b;
   view_cols_ = cfg.model.frozen.empty() ? x.cols() : features_.cols();
-  if (poisoning) {
+  // The perturbed inputs through the frozen prefix, once for the batch; with
+  // no prefix, each chunk makes its own rows' ball (the same values, without
+  // a batch-sized copy made and then copied again chunk by chunk).
+  if (poisoning && !cfg.model.frozen.empty()) {
     perturbed_ = FrozenFeatureBounds(cfg.model, IntervalMatrix::Ball(x, cfg.perturbation.epsilon),
                                      cfg.bounds.interval);
   }
@@ -185,9 +188,12 @@ void FactorPasses::Build(Index g0, Index rows) {
       // and golden-compatible).
       LabelPerturbation label = cfg.perturbation.label;
       label.enabled = label.enabled && cfg.budgets[j].label_n > 0;
-      boxed_[j].GradientFactors(IntervalMatrix(perturbed_.lower.middleRows(r0, n),
-                                               perturbed_.upper.middleRows(r0, n)),
-                                yc, cfg.loss, label, &parts[pass][c]);
+      boxed_[j].GradientFactors(
+          cfg.model.frozen.empty()
+              ? IntervalMatrix::Ball(Features().middleRows(r0, n), cfg.perturbation.epsilon)
+              : IntervalMatrix(perturbed_.lower.middleRows(r0, n),
+                               perturbed_.upper.middleRows(r0, n)),
+          yc, cfg.loss, label, &parts[pass][c]);
     }
   });
   for (size_t c = 0; c < chunks; ++c) {
