@@ -140,12 +140,16 @@ IntervalMatrix RumpMatMulRows(const Matrix& a_lower, const Matrix& a_upper, cons
   Eigen::Matrix<double, 1, Eigen::Dynamic> uniform_term;
   if (!a_point && a_uniform) uniform_term = hi * b_mag.colwise().sum();
   // Blocks of rows whose midpoints, radii and |midpoints| (3 k doubles a
-  // row) fit the L1 cache with room to spare: stores that
-  // leave it cost several times more (mid_rad on an AVX-512 machine: 0.44 ns
-  // a value in L1, 1.4 ns in L2). Multiples of 12 rows, whole tiles of every
-  // variant's GEMM (6 or 4 rows).
+  // row) fit the L1 cache with room to spare: stores that leave it cost
+  // several times more (mid_rad on an AVX-512 machine: 0.44 ns a value in
+  // L1, 1.4 ns in L2). Multiples of 12 rows, whole tiles of every variant's
+  // GEMM (6 or 4 rows). But a large b is read again for every block: past
+  // 4096 values, blocks of 96 rows, the GEMM's own row block (784-128-10's
+  // first layer, b 800 kB: 12-row blocks made a feature-poisoning step
+  // 0.15 -> 0.17 s).
   const Index fit = std::max<Index>(1, 1536 / std::max<Index>(k, 1)) / 12 * 12;
-  const Index block = std::min(n, std::clamp<Index>(fit, 12, 96));
+  const Index rows_per_block = k * c > 4096 ? 96 : std::clamp<Index>(fit, 12, 96);
+  const Index block = std::min(n, rows_per_block);
   // What the products read: |mA| only when b has radii, rA only when no
   // point or uniform rule stands in for it.
   const bool need_abs = !b.point;

@@ -661,7 +661,7 @@ TEST_F(IsaTest, RumpProductsByBlocksOfRowsEqualTheWholeMatrixProductOnEveryVaria
   };
   // Rows below, at and past one block (96), and a chunk of 256.
   const Shape shapes[] = {{1, 1, 1}, {5, 11, 50}, {95, 50, 1}, {96, 7, 9},
-                          {97, 11, 50}, {256, 50, 1}, {200, 33, 17}, {40, 784, 12}, {0, 4, 3}};
+                          {97, 11, 50}, {256, 50, 1}, {200, 33, 17}, {40, 784, 12}, {200, 784, 10}, {0, 4, 3}};
   // a: 0 intervals of every kind, 1 a point, 2 a uniform ball x +- eps,
   // 3 intervals with awkward values (NaN, infinities, signed zeros);
   // b: 0 intervals, 1 a point, 2 intervals prepared without mag.
