@@ -31,7 +31,9 @@ IntervalMatrix WeightBox::Apply(const IntervalMatrix& x) const {
 }
 
 IntervalMatrix WeightBox::Backward(const IntervalMatrix& d) const {
-  if (product_ == MatMulMethod::kRump) return RumpMatMulRows(d.lower, d.upper, w_, nullptr, nullptr);
+  if (product_ == MatMulMethod::kRump) {
+    return RumpMatMulRows(d.lower, d.upper, w_, /*bias_lower=*/nullptr, /*bias_upper=*/nullptr);
+  }
   return MatMul(d, IntervalMatrix(w_lower_, w_upper_), product_, rounding_);
 }
 

@@ -660,8 +660,9 @@ TEST_F(IsaTest, RumpProductsByBlocksOfRowsEqualTheWholeMatrixProductOnEveryVaria
     int n, k, c;
   };
   // Rows below, at and past one block (96), and a chunk of 256.
-  const Shape shapes[] = {{1, 1, 1}, {5, 11, 50}, {95, 50, 1}, {96, 7, 9},
-                          {97, 11, 50}, {256, 50, 1}, {200, 33, 17}, {40, 784, 12}, {200, 784, 10}, {0, 4, 3}};
+  const Shape shapes[] = {{1, 1, 1},   {5, 11, 50},  {95, 50, 1},   {96, 7, 9},
+                          {97, 11, 50}, {256, 50, 1}, {200, 33, 17}, {40, 784, 12},
+                          {200, 784, 10}, {0, 4, 3}};
   // a: 0 intervals of every kind, 1 a point, 2 a uniform ball x +- eps,
   // 3 intervals with awkward values (NaN, infinities, signed zeros);
   // b: 0 intervals, 1 a point, 2 intervals prepared without mag.
@@ -701,8 +702,9 @@ TEST_F(IsaTest, RumpProductsByBlocksOfRowsEqualTheWholeMatrixProductOnEveryVaria
                                    "x" + std::to_string(sh.k) + "x" + std::to_string(sh.c) +
                                    " a" + std::to_string(a_kind) + " b" + std::to_string(b_kind);
           for (bool with_bias : {true, false}) {
-            const IntervalMatrix want = WholeMatrixProduct(lo, hi, b, with_bias ? &bias_lo : nullptr,
-                                                           with_bias ? &bias_hi : nullptr);
+            const IntervalMatrix want =
+                WholeMatrixProduct(lo, hi, b, with_bias ? &bias_lo : nullptr,
+                                   with_bias ? &bias_hi : nullptr);
             const IntervalMatrix got =
                 RumpMatMulRows(lo, hi, b, with_bias ? bias_lo.data() : nullptr,
                                with_bias ? bias_hi.data() : nullptr);
