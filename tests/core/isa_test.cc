@@ -172,6 +172,7 @@ TEST_F(IsaTest, ElementwiseKernelsMatchTheScalarRuleBitForBitOnEveryVariant) {
 }
 
 TEST_F(IsaTest, MidpointsRadiiAndTheirRangeMatchTheScalarRuleOnEveryVariant) {
+  // mid_rad, and radius_range (the same range, nothing stored).
   const double inf = std::numeric_limits<double>::infinity();
   for (Isa isa : simd::SupportedIsas()) {
     const Kernels& k = TableOf(isa);
@@ -220,6 +221,13 @@ TEST_F(IsaTest, MidpointsRadiiAndTheirRangeMatchTheScalarRuleOnEveryVariant) {
         EXPECT_EQ(lo2, want_lo);
         EXPECT_TRUE(SameBits(hi2, want_hi));
         EXPECT_EQ(nan2, want_nan);
+        // The range alone, nothing stored.
+        double lo3 = -1.0, hi3 = -1.0;
+        bool nan3 = !want_nan;
+        k.radius_range(l.data(), u.data(), n, &lo3, &hi3, &nan3);
+        EXPECT_EQ(lo3, want_lo) << simd::IsaName(isa) << " n=" << n << " variant " << variant;
+        EXPECT_TRUE(SameBits(hi3, want_hi)) << simd::IsaName(isa) << " n=" << n;
+        EXPECT_EQ(nan3, want_nan) << simd::IsaName(isa) << " n=" << n << " variant " << variant;
       }
     }
   }
