@@ -1,7 +1,6 @@
 #include "core/interval/rump.h"
 
 #include <algorithm>
-#include <limits>
 
 namespace agt {
 

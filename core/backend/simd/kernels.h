@@ -4,7 +4,8 @@
 // (isa.h). The table is what callers hold; they never see which variant runs.
 //
 // Bit-identity: every kernel is element-wise (or, for the filter, a set of
-// exact comparisons; for gemm, one running sum per element), each element's
+// exact comparisons; for gemm, one running sum per element; for mid_rad's
+// and radius_range's range, exact minima and maxima), each element's
 // operations are written in one fixed order, and the units are compiled with -ffp-contract=off, so
 // no variant fuses a multiply and an add. So every variant returns the same doubles, bit for bit
 // (tests/core/isa_test.cc checks it, and CI runs the golden and determinism tests under each
